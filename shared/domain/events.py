@@ -7,6 +7,7 @@ the rejected event's reason tells the alert source what to fix.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -154,7 +155,8 @@ def parse_time(value: Any, path: str) -> datetime | None:
     # Python 3.11 accepts at most 6 fractional digits; Go (Alertmanager) writes 9.
     if "." in text:
         head, _, rest = text.partition(".")
-        digits = "".join(ch for ch in rest if ch.isdigit())
+        # Only the digits right after the point: the offset that follows has digits too.
+        digits = "".join(itertools.takewhile(str.isdigit, rest))
         tail = rest[len(digits):]
         text = f"{head}.{digits[:6]}{tail}"
     try:
