@@ -17,3 +17,26 @@ def pytest_addoption(parser):
         default=False,
         help="rewrite the expected outputs of golden-file tests from the current code",
     )
+
+
+import itertools
+
+import pytest
+
+_prefixes = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def azurite():
+    """Azurite Table service, started once per test session from node_modules."""
+    from tests.support.azurite import Azurite
+
+    server = Azurite()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def table_prefix() -> str:
+    """A fresh table prefix per test, so tests sharing one Azurite never see each other's rows."""
+    return f"t{next(_prefixes)}x{__import__('os').getpid()}"

@@ -1,0 +1,171 @@
+"""Conversion between the domain records and flat table entities (shared by both stores,
+so the in-memory fake stores exactly what Table Storage would)."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime
+from typing import Any
+
+from shared.domain.model import AlertState, ConversationRecord, Delivery, RejectedEvent
+
+# Table Storage keys may not contain / \ # ? or control characters (Table service data
+# model docs); percent-encode those and '%' itself so every id round-trips.
+_KEY_UNSAFE = re.compile(r"[/\\#?%\x00-\x1f\x7f-\x9f]")
+
+# A string property holds at most 64 KiB (32K UTF-16 code units): Table service data model.
+MAX_STRING_PROPERTY_CHARS = 32_000
+
+
+def encode_key(value: str) -> str:
+    return _KEY_UNSAFE.sub(lambda m: "%{:02X}".format(ord(m.group(0))), value)
+
+
+def delivery_partition(tenant_id: str, alert_key: str) -> str:
+    return f"{tenant_id}|{alert_key}"
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
+
+
+def _dt(value: Any) -> datetime | None:
+    if value in (None, ""):
+        return None
+    if isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(value)
+
+
+def conversation_to_entity(record: ConversationRecord) -> dict:
+    return {
+        "PartitionKey": record.tenant_id,
+        "RowKey": encode_key(record.conversation_id),
+        "ConversationId": record.conversation_id,
+        "ConversationType": record.conversation_type,
+        "ServiceUrl": record.service_url,
+        "Reference": json.dumps(record.reference, separators=(",", ":")),
+        "Name": record.name,
+        "TeamId": record.team_id or "",
+        "ChannelId": record.channel_id or "",
+        "Updated": _iso(record.updated) or "",
+    }
+
+
+def conversation_from_entity(entity: dict) -> ConversationRecord:
+    return ConversationRecord(
+        tenant_id=entity["PartitionKey"],
+        conversation_id=entity["ConversationId"],
+        conversation_type=entity["ConversationType"],
+        service_url=entity["ServiceUrl"],
+        reference=json.loads(entity["Reference"]),
+        name=entity.get("Name", ""),
+        team_id=entity.get("TeamId") or None,
+        channel_id=entity.get("ChannelId") or None,
+        updated=_dt(entity.get("Updated")),
+    )
+
+
+def alert_to_entity(state: AlertState) -> dict:
+    return {
+        "PartitionKey": state.tenant_id,
+        "RowKey": state.key,
+        "AlertId": state.alert_id,
+        "Source": state.source,
+        "EventSource": state.event_source,
+        "Title": state.title,
+        "Status": state.status,
+        "Severity": state.severity,
+        "Kind": state.kind,
+        "Description": state.description[:MAX_STRING_PROPERTY_CHARS],
+        "Url": state.url or "",
+        "Labels": json.dumps(state.labels, separators=(",", ":")),
+        "Responders": json.dumps(list(state.responders)),
+        # Versions are epoch microseconds or counters: kept as strings so they stay exact
+        # (Table Storage's Int64 needs an explicit EDM type; ordering is done in Python).
+        "Version": str(state.version),
+        "Created": _iso(state.created) or "",
+        "Updated": _iso(state.updated) or "",
+        "StatusChanged": _iso(state.status_changed) or "",
+    }
+
+
+def alert_from_entity(entity: dict, etag: str | None) -> AlertState:
+    return AlertState(
+        tenant_id=entity["PartitionKey"],
+        key=entity["RowKey"],
+        alert_id=entity["AlertId"],
+        source=entity.get("Source", ""),
+        event_source=entity.get("EventSource", ""),
+        title=entity["Title"],
+        status=entity["Status"],
+        severity=entity["Severity"],
+        kind=entity.get("Kind", "alert"),
+        description=entity.get("Description", ""),
+        url=entity.get("Url") or None,
+        labels=json.loads(entity.get("Labels") or "{}"),
+        responders=tuple(json.loads(entity.get("Responders") or "[]")),
+        version=int(entity.get("Version") or 0),
+        created=_dt(entity.get("Created")),
+        updated=_dt(entity.get("Updated")),
+        status_changed=_dt(entity.get("StatusChanged")),
+        etag=etag,
+    )
+
+
+def delivery_to_entity(delivery: Delivery) -> dict:
+    return {
+        "PartitionKey": delivery_partition(delivery.tenant_id, delivery.alert_key),
+        "RowKey": encode_key(delivery.conversation_id),
+        "TenantId": delivery.tenant_id,
+        "AlertKey": delivery.alert_key,
+        "ConversationId": delivery.conversation_id,
+        "ActivityId": delivery.activity_id or "",
+        "RenderedVersion": str(delivery.rendered_version),
+        "Status": delivery.status,
+        "Failure": (delivery.failure or "")[:2000],
+        "ClaimedAt": _iso(delivery.claimed_at) or "",
+        "LastReminder": _iso(delivery.last_reminder) or "",
+    }
+
+
+def delivery_from_entity(entity: dict, etag: str | None) -> Delivery:
+    return Delivery(
+        tenant_id=entity["TenantId"],
+        alert_key=entity["AlertKey"],
+        conversation_id=entity["ConversationId"],
+        activity_id=entity.get("ActivityId") or None,
+        rendered_version=int(entity.get("RenderedVersion") or -1),
+        status=entity.get("Status", "posting"),
+        failure=entity.get("Failure") or None,
+        claimed_at=_dt(entity.get("ClaimedAt")),
+        last_reminder=_dt(entity.get("LastReminder")),
+        etag=etag,
+    )
+
+
+def rejected_to_entity(rejected: RejectedEvent) -> dict:
+    # Newest first within a day: an inverted timestamp sorts ascending = newest first.
+    inverted = f"{10**16 - int(rejected.received.timestamp() * 1_000_000):017d}"
+    return {
+        "PartitionKey": rejected.received.strftime("%Y%m%d"),
+        "RowKey": f"{inverted}-{encode_key(rejected.message_id)}"[:512],
+        "MessageId": rejected.message_id,
+        "Reason": rejected.reason[:2000],
+        "Field": rejected.field,
+        "EventId": rejected.event_id or "",
+        "Body": rejected.body[:MAX_STRING_PROPERTY_CHARS],
+        "Received": rejected.received.isoformat(),
+    }
+
+
+def rejected_from_entity(entity: dict) -> RejectedEvent:
+    return RejectedEvent(
+        message_id=entity["MessageId"],
+        reason=entity["Reason"],
+        field=entity.get("Field", ""),
+        event_id=entity.get("EventId") or None,
+        body=entity.get("Body", ""),
+        received=datetime.fromisoformat(entity["Received"]),
+    )

@@ -1,0 +1,327 @@
+"""The state store: conversations, alerts, deliveries, processed events, rejected events.
+
+All logic lives in :class:`TableStateStore`, written against a tiny entity-table interface
+with two backends: :class:`MemoryTables` (tests, and the honest fake) and
+:class:`AzureTables` (``azure-data-tables``: Azurite locally, identity-based in Azure). The
+same contract tests run against both.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import itertools
+from datetime import datetime, timezone
+from typing import Any, Iterable, Protocol
+
+from shared.adapters import records
+from shared.domain.model import AlertState, ConversationRecord, Delivery, RejectedEvent
+from shared.ports import ConcurrencyConflict, TransientError
+
+TABLES = ("conversations", "alerts", "deliveries", "events", "rejected")
+
+
+class EntityTable(Protocol):
+    async def get(self, pk: str, rk: str) -> tuple[dict, str] | None: ...
+    async def create(self, entity: dict) -> str: ...
+    async def replace(self, entity: dict, etag: str) -> str: ...
+    async def upsert(self, entity: dict) -> str: ...
+    async def delete(self, pk: str, rk: str) -> None: ...
+    async def query(self, partition: str | None = None, any_of: tuple[str, tuple[str, ...]] | None = None) -> list[tuple[dict, str]]: ...
+
+
+class Tables(Protocol):
+    async def table(self, name: str) -> EntityTable: ...
+    async def close(self) -> None: ...
+
+
+# ---------------------------------------------------------------------------- in memory
+
+
+class MemoryTable:
+    """Entities in a dict, with ETags, copy-on-read: behaves like a table, not like a mock."""
+
+    _etags = itertools.count(1)
+
+    def __init__(self) -> None:
+        self.rows: dict[tuple[str, str], tuple[dict, str]] = {}
+
+    def _etag(self) -> str:
+        return f'W/"{next(self._etags)}"'
+
+    async def get(self, pk: str, rk: str) -> tuple[dict, str] | None:
+        row = self.rows.get((pk, rk))
+        return (copy.deepcopy(row[0]), row[1]) if row else None
+
+    async def create(self, entity: dict) -> str:
+        key = (entity["PartitionKey"], entity["RowKey"])
+        if key in self.rows:
+            raise ConcurrencyConflict(f"entity {key} already exists")
+        etag = self._etag()
+        self.rows[key] = (copy.deepcopy(entity), etag)
+        return etag
+
+    async def replace(self, entity: dict, etag: str) -> str:
+        key = (entity["PartitionKey"], entity["RowKey"])
+        current = self.rows.get(key)
+        if current is None or current[1] != etag:
+            raise ConcurrencyConflict(f"entity {key} changed since it was read")
+        new = self._etag()
+        self.rows[key] = (copy.deepcopy(entity), new)
+        return new
+
+    async def upsert(self, entity: dict) -> str:
+        etag = self._etag()
+        self.rows[(entity["PartitionKey"], entity["RowKey"])] = (copy.deepcopy(entity), etag)
+        return etag
+
+    async def delete(self, pk: str, rk: str) -> None:
+        self.rows.pop((pk, rk), None)
+
+    async def query(self, partition: str | None = None, any_of: tuple[str, tuple[str, ...]] | None = None) -> list[tuple[dict, str]]:
+        found = []
+        for (pk, _rk), (entity, etag) in sorted(self.rows.items()):
+            if partition is not None and pk != partition:
+                continue
+            if any_of is not None and entity.get(any_of[0]) not in any_of[1]:
+                continue
+            found.append((copy.deepcopy(entity), etag))
+        return found
+
+
+class MemoryTables:
+    def __init__(self) -> None:
+        self._tables: dict[str, MemoryTable] = {}
+
+    async def table(self, name: str) -> MemoryTable:
+        return self._tables.setdefault(name, MemoryTable())
+
+    async def close(self) -> None:
+        return None
+
+
+# ---------------------------------------------------------------------------- Azure Tables
+
+
+class AzureTable:
+    """One Azure table through ``azure.data.tables.aio``; SDK errors become the port's."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+
+    @staticmethod
+    def _plain(entity: Any) -> dict:
+        return {k: v for k, v in dict(entity).items()}
+
+    async def _call(self, coro):
+        from azure.core.exceptions import (
+            ResourceExistsError,
+            ResourceModifiedError,
+            ResourceNotFoundError,
+            ServiceRequestError,
+            ServiceResponseError,
+        )
+
+        try:
+            return await coro
+        except (ResourceExistsError, ResourceModifiedError) as exc:
+            raise ConcurrencyConflict(str(exc).splitlines()[0]) from exc
+        except ResourceNotFoundError:
+            raise
+        except (ServiceRequestError, ServiceResponseError) as exc:
+            raise TransientError(f"Table Storage is unreachable: {str(exc).splitlines()[0]}") from exc
+
+    async def get(self, pk: str, rk: str) -> tuple[dict, str] | None:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        try:
+            entity = await self._call(self._client.get_entity(pk, rk))
+        except ResourceNotFoundError:
+            return None
+        return self._plain(entity), entity.metadata["etag"]
+
+    async def create(self, entity: dict) -> str:
+        result = await self._call(self._client.create_entity(entity))
+        return result["etag"]
+
+    async def replace(self, entity: dict, etag: str) -> str:
+        from azure.core import MatchConditions
+        from azure.core.exceptions import ResourceNotFoundError
+        from azure.data.tables import UpdateMode
+
+        try:
+            result = await self._call(
+                self._client.update_entity(entity, mode=UpdateMode.REPLACE, etag=etag, match_condition=MatchConditions.IfNotModified)
+            )
+        except ResourceNotFoundError as exc:
+            raise ConcurrencyConflict("entity was deleted since it was read") from exc
+        return result["etag"]
+
+    async def upsert(self, entity: dict) -> str:
+        from azure.data.tables import UpdateMode
+
+        result = await self._call(self._client.upsert_entity(entity, mode=UpdateMode.REPLACE))
+        return result["etag"]
+
+    async def delete(self, pk: str, rk: str) -> None:
+        await self._call(self._client.delete_entity(pk, rk))
+
+    async def query(self, partition: str | None = None, any_of: tuple[str, tuple[str, ...]] | None = None) -> list[tuple[dict, str]]:
+        clauses, params = [], {}
+        if partition is not None:
+            clauses.append("PartitionKey eq @pk")
+            params["pk"] = partition
+        if any_of is not None:
+            name, values = any_of
+            ors = []
+            for i, value in enumerate(values):
+                ors.append(f"{name} eq @v{i}")
+                params[f"v{i}"] = value
+            # The SDK substitutes @names only between spaces: keep the parentheses apart.
+            clauses.append("( " + " or ".join(ors) + " )")
+        if clauses:
+            pager = self._client.query_entities(" and ".join(clauses), parameters=params)
+        else:
+            pager = self._client.list_entities()
+        found = []
+        async for entity in pager:
+            found.append((self._plain(entity), entity.metadata["etag"]))
+        return found
+
+
+class AzureTables:
+    """Table clients built on first use; each table is created once per process if missing."""
+
+    def __init__(self, *, connection_string: str | None = None, endpoint: str | None = None, credential: Any = None, prefix: str = "tac") -> None:
+        if not connection_string and not endpoint:
+            raise ValueError("AzureTables needs a connection string or an endpoint")
+        self._connection_string = connection_string
+        self._endpoint = endpoint
+        self._credential = credential
+        self._prefix = prefix
+        self._service: Any = None
+        self._tables: dict[str, AzureTable] = {}
+        self._lock = asyncio.Lock()
+
+    def _service_client(self) -> Any:
+        from azure.data.tables.aio import TableServiceClient
+
+        if self._service is None:
+            if self._connection_string:
+                self._service = TableServiceClient.from_connection_string(self._connection_string)
+            else:
+                self._service = TableServiceClient(endpoint=self._endpoint, credential=self._credential)
+        return self._service
+
+    async def table(self, name: str) -> AzureTable:
+        if name in self._tables:
+            return self._tables[name]
+        async with self._lock:
+            if name not in self._tables:
+                full_name = f"{self._prefix}{name}"
+                try:
+                    client = await self._service_client().create_table_if_not_exists(full_name)
+                except Exception as exc:  # noqa: BLE001 - re-raised as the port's transient error
+                    from azure.core.exceptions import HttpResponseError, ServiceRequestError
+
+                    if isinstance(exc, (ServiceRequestError, HttpResponseError)):
+                        raise TransientError(f"cannot open table {full_name}: {str(exc).splitlines()[0]}") from exc
+                    raise
+                self._tables[name] = AzureTable(client)
+        return self._tables[name]
+
+    async def close(self) -> None:
+        for table in self._tables.values():
+            await table._client.close()
+        self._tables.clear()
+        if self._service is not None:
+            await self._service.close()
+            self._service = None
+
+
+# ---------------------------------------------------------------------------- the store
+
+
+class TableStateStore:
+    """Implements :class:`shared.ports.StateStore` over any :class:`Tables` backend."""
+
+    def __init__(self, tables: Tables) -> None:
+        self._tables = tables
+
+    async def _t(self, name: str) -> EntityTable:
+        return await self._tables.table(name)
+
+    # conversations
+    async def save_conversation(self, record: ConversationRecord) -> None:
+        await (await self._t("conversations")).upsert(records.conversation_to_entity(record))
+
+    async def remove_conversation(self, tenant_id: str, conversation_id: str) -> None:
+        await (await self._t("conversations")).delete(tenant_id, records.encode_key(conversation_id))
+
+    async def get_conversation(self, tenant_id: str, conversation_id: str) -> ConversationRecord | None:
+        row = await (await self._t("conversations")).get(tenant_id, records.encode_key(conversation_id))
+        return records.conversation_from_entity(row[0]) if row else None
+
+    async def list_conversations(self, tenant_id: str | None = None) -> list[ConversationRecord]:
+        rows = await (await self._t("conversations")).query(partition=tenant_id)
+        return [records.conversation_from_entity(entity) for entity, _ in rows]
+
+    # alerts
+    async def get_alert(self, tenant_id: str, key: str) -> AlertState | None:
+        row = await (await self._t("alerts")).get(tenant_id, key)
+        return records.alert_from_entity(*row) if row else None
+
+    async def save_alert(self, state: AlertState) -> AlertState:
+        table = await self._t("alerts")
+        entity = records.alert_to_entity(state)
+        etag = await (table.create(entity) if state.etag is None else table.replace(entity, state.etag))
+        return state.with_etag(etag)
+
+    async def list_alerts(self, tenant_id: str | None = None, statuses: tuple[str, ...] | None = None) -> list[AlertState]:
+        rows = await (await self._t("alerts")).query(partition=tenant_id, any_of=("Status", statuses) if statuses else None)
+        return [records.alert_from_entity(entity, etag) for entity, etag in rows]
+
+    # deliveries
+    async def get_delivery(self, tenant_id: str, alert_key: str, conversation_id: str) -> Delivery | None:
+        row = await (await self._t("deliveries")).get(records.delivery_partition(tenant_id, alert_key), records.encode_key(conversation_id))
+        return records.delivery_from_entity(*row) if row else None
+
+    async def list_deliveries(self, tenant_id: str, alert_key: str) -> list[Delivery]:
+        rows = await (await self._t("deliveries")).query(partition=records.delivery_partition(tenant_id, alert_key))
+        return [records.delivery_from_entity(entity, etag) for entity, etag in rows]
+
+    async def save_delivery(self, delivery: Delivery) -> Delivery:
+        table = await self._t("deliveries")
+        entity = records.delivery_to_entity(delivery)
+        etag = await (table.create(entity) if delivery.etag is None else table.replace(entity, delivery.etag))
+        return Delivery(**{**delivery.__dict__, "etag": etag})
+
+    # processed events (idempotency)
+    async def was_processed(self, dedupe_key: str) -> bool:
+        return await (await self._t("events")).get(dedupe_key[:2], dedupe_key) is not None
+
+    async def mark_processed(self, dedupe_key: str, event_id: str) -> None:
+        await (await self._t("events")).upsert(
+            {"PartitionKey": dedupe_key[:2], "RowKey": dedupe_key, "EventId": event_id[:1000], "Processed": datetime.now(timezone.utc).isoformat()}
+        )
+
+    # rejected events
+    async def record_rejected(self, rejected: RejectedEvent) -> None:
+        await (await self._t("rejected")).upsert(records.rejected_to_entity(rejected))
+
+    async def list_rejected(self, limit: int = 100) -> list[RejectedEvent]:
+        rows = await (await self._t("rejected")).query()
+        found = [records.rejected_from_entity(entity) for entity, _ in rows]
+        found.sort(key=lambda r: r.received, reverse=True)
+        return found[:limit]
+
+    async def close(self) -> None:
+        await self._tables.close()
+
+
+def memory_store() -> TableStateStore:
+    return TableStateStore(MemoryTables())
+
+
+def all_tables() -> Iterable[str]:
+    return TABLES
