@@ -1,0 +1,90 @@
+"""Alert cards: literal source text, size under the Teams limit, the right actions."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import replace
+
+from hypothesis import given, settings, strategies as st
+
+from shared import cards
+from shared.domain.model import AlertState
+
+STATE = AlertState(
+    tenant_id="t", key="k", alert_id="ALRT-1", source="Grafana", event_source="https://alerts.example.com",
+    title="High CPU", status="open", severity="critical", url="https://alerts.example.com/a/1", labels={"host": "web-03"},
+)
+
+_UNESCAPE = re.compile(r"\\(.)", re.DOTALL)
+
+
+def unescape(text: str) -> str:
+    """What a CommonMark renderer shows for backslash escapes (and the zero-width space)."""
+    return _UNESCAPE.sub(r"\1", text).replace("\u200b", "")
+
+
+def texts(card: dict) -> list[str]:
+    found = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key in ("text", "value", "title") and isinstance(value, str):
+                    found.append(value)
+                walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(card)
+    return found
+
+
+class TestSourceTextIsShownLiterally:
+    def test_markdown_and_mentions_in_a_title_are_escaped(self):
+        card = cards.alert_card(replace(STATE, title="**urgent** <at>Megan</at> [click](https://evil.example)"))
+        title = card["body"][0]["items"][1]["text"]
+        assert "<at>" not in title and "**" not in title and "](" not in title.replace("\\]", "")
+        assert unescape(title) == "**urgent** <at>Megan</at> [click](https://evil.example)"
+
+    def test_a_label_cannot_smuggle_a_template_function(self):
+        card = cards.alert_card(replace(STATE, labels={"x": "{{DATE(2020-01-01T00:00:00Z)}}"}))
+        assert not any("{{DATE(2020" in t for t in texts(card))
+
+    @given(st.text(max_size=300))
+    @settings(max_examples=300)
+    def test_escaping_round_trips_and_leaves_no_live_markup(self, text):
+        escaped = cards.escape_text(text)
+        clean = re.sub(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]", "", text)
+        assert unescape(escaped) == clean
+        # Every markup character is preceded by a backslash.
+        assert not re.search(r"(?<!\\)(?:\\\\)*[*_`\[\]<>~#&|]", escaped)
+
+
+class TestSize:
+    def test_a_huge_alert_still_fits_under_the_teams_limit(self):
+        huge = replace(STATE, title="T" * 5000, description="D" * 100_000, labels={f"label{i}": "v" * 5000 for i in range(64)})
+        card = cards.fit_card(huge)
+        assert cards.card_size(card) <= cards.MAX_CARD_BYTES
+        assert card["body"][0]["items"][1]["text"].endswith("…")
+
+    def test_labels_beyond_the_limit_are_counted_not_dropped_silently(self):
+        many = replace(STATE, labels={f"l{i:02d}": "v" for i in range(30)})
+        facts = cards.alert_card(many)["body"][-1]["facts"]
+        assert len(facts) == cards.MAX_FACTS + 1 and facts[-1]["value"] == "10 more labels"
+
+
+class TestActions:
+    def test_an_open_alert_offers_acknowledge_resolve_and_the_source_link(self):
+        actions = cards.alert_card(STATE)["actions"]
+        assert [a.get("verb") or a["type"] for a in actions] == ["acknowledge", "resolve", "Action.OpenUrl"]
+        assert actions[0]["data"] == {"verb": "acknowledge", "alertKey": "k", "tenantId": "t", "alertId": "ALRT-1"}
+
+    def test_an_acknowledged_alert_offers_only_resolve(self):
+        actions = cards.alert_card(replace(STATE, status="acknowledged"))["actions"]
+        assert [a.get("verb") for a in actions if a["type"] == "Action.Execute"] == ["resolve"]
+
+    def test_the_card_is_adaptive_card_1_5_and_serialisable(self):
+        card = cards.fit_card(STATE)
+        assert card["version"] == "1.5" and json.loads(json.dumps(card)) == card

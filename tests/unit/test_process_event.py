@@ -1,0 +1,180 @@
+"""process_message with the in-memory store and a recording messenger."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from shared.adapters.state_store import memory_store
+from shared.ports import DeliveryError, TransientError
+from shared.services.events import CLAIM_TIMEOUT, process_message
+from shared.services.periodic import run_periodic
+from tests.support.fakes import RecordingMessenger, conversation
+
+T0 = datetime(2026, 11, 1, 12, 0, tzinfo=timezone.utc)
+
+
+def event(type_="alert.created", version=1, event_id=None, title="High CPU on web-03", **data) -> str:
+    return json.dumps({
+        "specversion": "1.0", "id": event_id or f"evt-{type_}-{version}", "source": "https://alerts.example.com",
+        "type": type_, "subject": "ALRT-1", "tenantid": data.pop("tenantid", "tenant-a"),
+        "data": {"id": "ALRT-1", "title": title, "severity": "high", "version": version, "labels": {"host": "web-03"}, **data},
+    })
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+async def world():
+    store = memory_store()
+    await store.save_conversation(conversation())
+    messenger = RecordingMessenger()
+    clock = Clock()
+
+    async def send(body, message_id="m-1"):
+        return await process_message(body, message_id, store=store, messenger=messenger, clock=clock)
+
+    return store, messenger, clock, send
+
+
+def status_of(card: dict) -> str:
+    return next(f["value"] for f in card["body"][1]["facts"] if f["title"] == "Status")
+
+
+class TestNewAlerts:
+    async def test_a_created_alert_posts_one_card(self, world):
+        store, messenger, _, send = world
+        [outcome] = await send(event())
+        assert outcome.result == "processed" and outcome.posted == ["19:general@thread.tacv2"]
+        [card] = messenger.cards_in("19:general@thread.tacv2")
+        assert status_of(card.card) == "Open"
+
+    async def test_an_alert_for_another_tenant_does_not_reach_this_one(self, world):
+        store, messenger, _, send = world
+        await store.save_conversation(conversation("tenant-b", "19:other@thread.tacv2"))
+        await send(event(tenantid="tenant-b"))
+        assert messenger.cards_in("19:general@thread.tacv2") == []
+        assert len(messenger.cards_in("19:other@thread.tacv2")) == 1
+
+
+class TestChangesUpdateInPlace:
+    async def test_resolving_updates_the_same_card(self, world):
+        _, messenger, _, send = world
+        await send(event())
+        await send(event("alert.resolved", 2))
+        [card] = messenger.cards_in("19:general@thread.tacv2")
+        assert status_of(card.card) == "Resolved" and len(card.versions) == 2
+        assert [c for c, _ in messenger.calls] == ["post", "update"]
+
+    async def test_a_resolved_card_offers_no_buttons_to_act(self, world):
+        _, messenger, _, send = world
+        await send(event())
+        await send(event("alert.resolved", 2))
+        [card] = messenger.cards_in("19:general@thread.tacv2")
+        assert [a.get("verb") for a in card.card["actions"] if a["type"] == "Action.Execute"] == []
+
+
+class TestAtLeastOnceDelivery:
+    async def test_the_same_event_three_times_posts_once(self, world):
+        _, messenger, _, send = world
+        results = [await send(event()) for _ in range(3)]
+        assert [r[0].result for r in results] == ["processed", "duplicate", "duplicate"]
+        assert messenger.calls == [("post", "19:general@thread.tacv2")]
+
+    async def test_a_transient_failure_raises_and_the_retry_posts_once(self, world):
+        _, messenger, _, send = world
+        messenger.fail_next.append(DeliveryError("Teams answered 503", status=503))
+        with pytest.raises(TransientError):
+            await send(event())
+        await send(event())
+        assert len(messenger.cards_in("19:general@thread.tacv2")) == 1
+
+    async def test_a_worker_that_died_mid_post_is_taken_over_after_the_claim_times_out(self, world):
+        store, messenger, clock, send = world
+        from shared.domain.model import Delivery
+        from shared.domain.events import alert_key
+
+        await store.save_delivery(Delivery("tenant-a", alert_key("https://alerts.example.com", "ALRT-1"), "19:general@thread.tacv2", claimed_at=T0))
+        with pytest.raises(TransientError, match="another worker"):
+            await send(event())
+        clock.now = T0 + CLAIM_TIMEOUT + timedelta(seconds=1)
+        await send(event())
+        assert len(messenger.cards_in("19:general@thread.tacv2")) == 1
+
+
+class TestOrdering:
+    async def test_resolved_before_acknowledged_ends_resolved(self, world):
+        store, messenger, _, send = world
+        await send(event())
+        await send(event("alert.resolved", 3))
+        [outcome] = await send(event("alert.acknowledged", 2))
+        assert outcome.result == "stale"
+        [card] = messenger.cards_in("19:general@thread.tacv2")
+        assert status_of(card.card) == "Resolved"
+        [state] = await store.list_alerts("tenant-a")
+        assert state.status == "resolved" and state.version == 3
+
+
+class TestInvalidInput:
+    async def test_invalid_json_is_rejected_with_a_reason(self, world):
+        store, messenger, _, send = world
+        [outcome] = await send(b"{not json", "m-bad")
+        assert outcome.result == "rejected" and "not valid JSON" in outcome.detail
+        [rejected] = await store.list_rejected()
+        assert rejected.message_id == "m-bad" and rejected.body == "{not json"
+        assert messenger.calls == []
+
+    async def test_a_cloudevent_without_type_is_rejected_naming_type(self, world):
+        store, _, _, send = world
+        body = json.loads(event())
+        del body["type"]
+        [outcome] = await send(json.dumps(body))
+        assert outcome.result == "rejected" and outcome.detail.startswith("type:")
+        assert (await store.list_rejected())[0].field == "type"
+
+    async def test_an_event_with_no_tenant_when_two_are_known_is_rejected_naming_tenantid(self, world):
+        store, _, _, send = world
+        await store.save_conversation(conversation("tenant-b", "19:other@thread.tacv2"))
+        body = json.loads(event())
+        del body["tenantid"]
+        [outcome] = await send(json.dumps(body))
+        assert outcome.result == "rejected" and "tenantid" in outcome.detail
+
+
+class TestPermanentFailures:
+    async def test_a_403_is_recorded_and_other_conversations_still_get_the_card(self, world):
+        store, messenger, _, send = world
+        await store.save_conversation(conversation(conversation_id="a:personal-chat", kind="personal"))
+        messenger.fail_next.append(DeliveryError("Teams answered 403 (BotNotInConversationRoster)", status=403, permanent=True))
+        [outcome] = await send(event())
+        assert len(outcome.failed) == 1 and len(outcome.posted) == 1
+        deliveries = await store.list_deliveries("tenant-a", (await store.list_alerts())[0].key)
+        assert sorted(d.status for d in deliveries) == ["failed", "posted"]
+
+
+class TestReminders:
+    async def test_an_open_alert_gets_one_reminder_per_interval(self, world):
+        store, messenger, clock, send = world
+        await send(event())
+        [card] = messenger.cards_in("19:general@thread.tacv2")
+        for minutes in (10, 31, 40, 62):  # due at 30 and again at 60 (+ the interval)
+            clock.now = T0 + timedelta(minutes=minutes)
+            await run_periodic(store=store, messenger=messenger, reminder_after_minutes=30, clock=clock)
+        replies = messenger.replies_to(card.activity_id)
+        assert len(replies) == 2 and "31 min" in replies[0].text
+
+    async def test_an_acknowledged_alert_gets_no_reminder(self, world):
+        store, messenger, clock, send = world
+        await send(event())
+        await send(event("alert.acknowledged", 2))
+        clock.now = T0 + timedelta(hours=2)
+        report = await run_periodic(store=store, messenger=messenger, reminder_after_minutes=30, clock=clock)
+        assert report.reminders_sent == 0

@@ -1,0 +1,72 @@
+"""Settings: strict parsing, errors that name the setting, no anonymous bot in Azure."""
+
+from __future__ import annotations
+
+import pytest
+
+from shared.settings import DANGEROUS_ANONYMOUS_SETTING, SettingsError, check_startup_safety, load_settings
+
+LOCAL = {"STATE_TABLES_CONNECTION": "UseDevelopmentStorage=true", DANGEROUS_ANONYMOUS_SETTING: "true"}
+PRODUCTION = {
+    "STATE_TABLES_ENDPOINT": "https://acct.table.core.windows.net",
+    "BOT_APP_ID": "11111111-2222-3333-4444-555555555555",
+    "BOT_APP_PASSWORD": "from-key-vault",
+    "BOT_TENANT_ID": "tenant-a",
+}
+
+
+class TestDefaults:
+    def test_the_local_defaults_load(self):
+        settings = load_settings(LOCAL)
+        assert settings.alert_events_queue == "alert-events" and settings.reminder_after_minutes == 30
+        assert settings.allow_unauthenticated_bot_requests and not settings.running_in_azure
+
+    def test_the_secret_is_not_shown_in_the_repr(self):
+        assert "from-key-vault" not in repr(load_settings(PRODUCTION))
+
+
+class TestErrorsNameTheSetting:
+    @pytest.mark.parametrize(
+        "changes, named",
+        [
+            ({"REMINDER_AFTER_MINUTES": "ten"}, "REMINDER_AFTER_MINUTES"),
+            ({"REMINDER_AFTER_MINUTES": "0"}, "REMINDER_AFTER_MINUTES"),
+            ({DANGEROUS_ANONYMOUS_SETTING: "yes"}, DANGEROUS_ANONYMOUS_SETTING),
+            ({"BOT_APP_TYPE": "MultiTenant"}, "BOT_APP_TYPE"),
+            ({"STATE_TABLE_PREFIX": "bad-prefix"}, "STATE_TABLE_PREFIX"),
+            ({"STATE_TABLES_CONNECTION": ""}, "STATE_TABLES_ENDPOINT"),
+            ({"BOT_TOKEN_URL": "ftp://x"}, "BOT_TOKEN_URL"),
+        ],
+    )
+    def test_a_bad_value_is_refused_naming_it(self, changes, named):
+        with pytest.raises(SettingsError, match=named):
+            load_settings({**LOCAL, **changes})
+
+    def test_without_an_app_id_the_bot_needs_the_dangerous_switch(self):
+        with pytest.raises(SettingsError, match="BOT_APP_ID"):
+            load_settings({"STATE_TABLES_CONNECTION": "UseDevelopmentStorage=true"})
+
+    def test_a_single_tenant_bot_needs_its_secret(self):
+        env = {k: v for k, v in PRODUCTION.items() if k != "BOT_APP_PASSWORD"}
+        with pytest.raises(SettingsError, match="BOT_APP_PASSWORD"):
+            load_settings(env)
+
+
+class TestAzureRefusesAnonymousBots:
+    def test_the_dangerous_switch_stops_the_app_in_azure(self):
+        with pytest.raises(SettingsError, match=DANGEROUS_ANONYMOUS_SETTING):
+            check_startup_safety({**LOCAL, "WEBSITE_INSTANCE_ID": "abc123"})
+
+    def test_importing_the_function_app_in_azure_with_the_switch_fails(self, monkeypatch):
+        import importlib
+        import sys
+
+        monkeypatch.setenv("WEBSITE_INSTANCE_ID", "abc123")
+        monkeypatch.setenv(DANGEROUS_ANONYMOUS_SETTING, "true")
+        sys.modules.pop("function_app", None)
+        with pytest.raises(SettingsError):
+            importlib.import_module("function_app")
+        sys.modules.pop("function_app", None)
+
+    def test_locally_the_switch_is_allowed(self):
+        check_startup_safety(LOCAL)
