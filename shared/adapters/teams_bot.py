@@ -8,6 +8,7 @@ about half a second at cold start).
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import logging
 import time
@@ -186,32 +187,44 @@ class TeamsBot:
     async def update(self, conversation: ConversationRecord, activity_id: str, card: dict, summary: str) -> None:
         activity = MessageFactory.attachment(CardFactory.adaptive_card(card))
         activity.summary = summary
-        activity.id = activity_id
 
-        async def callback(turn_context: TurnContext) -> None:
-            await turn_context.update_activity(activity)
+        async def call(connector: Any, conversation_id: str, prepared: Activity) -> Any:
+            prepared.id = activity_id
+            return await connector.conversations.update_activity(conversation_id, activity_id, prepared)
 
-        await self._with_retries(conversation, lambda: self._continue(conversation, None, callback))
+        await self._call_connector(conversation, activity, call)
 
     async def _send(self, conversation: ConversationRecord, activity: Activity, reply_to: str | None) -> str:
-        sent: dict[str, str] = {}
+        async def call(connector: Any, conversation_id: str, prepared: Activity) -> Any:
+            if conversation.conversation_type == "channel" and reply_to:
+                # In a channel a reply goes to the thread "<channel id>;messageid=<root id>".
+                return await connector.conversations.send_to_conversation(f"{conversation_id};messageid={reply_to}", prepared)
+            if reply_to:
+                prepared.reply_to_id = reply_to
+                return await connector.conversations.reply_to_activity(conversation_id, reply_to, prepared)
+            return await connector.conversations.send_to_conversation(conversation_id, prepared)
+
+        response = await self._call_connector(conversation, activity, call)
+        return getattr(response, "id", None) or ""
+
+    async def _call_connector(self, conversation: ConversationRecord, activity: Activity, call: Callable[[Any, str, Activity], Awaitable[Any]]) -> Any:
+        """Run one Bot Connector call inside a proactive turn.
+
+        The connector client is used directly: TurnContext.send_activity would stamp every
+        proactive message as a reply to the turn's synthetic continuation activity.
+        """
+        reference = ConversationReference().deserialize(conversation.reference)
+        reference.activity_id = None
+        result: dict[str, Any] = {}
 
         async def callback(turn_context: TurnContext) -> None:
-            response = await turn_context.send_activity(activity)
-            sent["id"] = response.id if response else ""
+            connector = turn_context.turn_state[turn_context.adapter.BOT_CONNECTOR_CLIENT_KEY]
+            prepared = TurnContext.apply_conversation_reference(copy.deepcopy(activity), reference)
+            prepared.reply_to_id = None
+            result["response"] = await call(connector, reference.conversation.id, prepared)
 
-        await self._with_retries(conversation, lambda: self._continue(conversation, reply_to, callback))
-        return sent["id"]
-
-    async def _continue(self, conversation: ConversationRecord, reply_to: str | None, callback) -> None:
-        reference = ConversationReference().deserialize(conversation.reference)
-        if conversation.conversation_type == "channel" and reply_to:
-            # In a channel, a reply goes to the thread "<channel id>;messageid=<root id>".
-            reference.conversation.id = f"{conversation.conversation_id};messageid={reply_to}"
-            reference.activity_id = None
-        else:
-            reference.activity_id = reply_to  # botbuilder turns it into replyToId
-        await self._adapter.continue_conversation(reference, callback, bot_app_id=self._app_id)
+        await self._with_retries(conversation, lambda: self._adapter.continue_conversation(reference, callback, bot_app_id=self._app_id))
+        return result.get("response")
 
     async def _pace(self, conversation_id: str) -> None:
         window = self._recent_sends[conversation_id]

@@ -1,0 +1,43 @@
+# The two commands: `make run` (the connector locally, on its embedded defaults) and
+# `make test` (the whole test suite). Both install what they need first.
+
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP_PY := $(VENV)/.installed
+STAMP_NPM := node_modules/.installed
+
+.PHONY: run test setup publish package clean
+
+setup: $(STAMP_PY) $(STAMP_NPM)
+
+$(STAMP_PY): requirements.txt requirements-dev.txt
+	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is needed ($(PYTHON) not found); set PYTHON=/path/to/python3.11"; exit 1; }
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+$(STAMP_NPM): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+## Run the connector locally: Azurite + the local Functions host + Agents Playground.
+run: setup
+	$(PY) -m tools.run_local
+
+## Run every test (unit, integration on Azurite and the Teams simulator, e2e, infra checks).
+test: setup
+	bash tools/install_checkov.sh
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+## Publish an example to the running local host: make publish FILE=examples/alert-created.json
+publish: setup
+	$(PY) -m tools.publish $(FILE)
+
+## Build the Teams app package (appPackage.zip): make package BOT_APP_ID=<id>
+package: setup
+	$(PY) -m tools.build_app_package
+
+clean:
+	rm -rf $(VENV) node_modules .tools .local build .pytest_cache
