@@ -1,0 +1,411 @@
+"""The local host runs toy FunctionApps the way the Functions host would."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import json
+import logging
+import socket
+import threading
+from collections.abc import AsyncIterator
+from datetime import datetime, timezone
+
+import aiohttp
+import azure.functions as func
+import pytest
+from croniter import croniter
+
+from tools import publish
+from tools.localhost import (
+    COMPLETED,
+    DEAD_LETTERED,
+    MAX_DELIVERY_COUNT_EXCEEDED,
+    LocalHost,
+    NCrontab,
+    ScheduleError,
+    SettingsError,
+    load_settings,
+)
+from tools.localhost.routes import RouteTemplate
+
+FAST = {"redelivery_delay": 0.01}
+
+
+@contextlib.asynccontextmanager
+async def running(app: func.FunctionApp, **options) -> AsyncIterator[LocalHost]:
+    host = LocalHost(app, **{**FAST, **options})
+    await host.start()
+    try:
+        yield host
+    finally:
+        await host.stop()
+
+
+def http_app() -> func.FunctionApp:
+    app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
+
+    @app.route(route="items/{id}", methods=["GET", "POST"])
+    async def item(req: func.HttpRequest) -> func.HttpResponse:
+        payload = {
+            "id": req.route_params["id"],
+            "q": req.params.get("q"),
+            "method": req.method,
+            "body": req.get_body().decode(),
+            "header": req.headers.get("x-custom"),
+        }
+        return func.HttpResponse(json.dumps(payload), status_code=202, mimetype="application/json")
+
+    @app.route(route="sync/{name}", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+    def greet(req: func.HttpRequest) -> func.HttpResponse:
+        thread = threading.current_thread().name
+        return func.HttpResponse(f"hello {req.route_params['name']}", headers={"X-Thread": thread})
+
+    @app.route(route="broken")
+    def broken(req: func.HttpRequest) -> func.HttpResponse:
+        raise RuntimeError("the database is gone")
+
+    return app
+
+
+def queue_app(failures_before_success: int | None, seen: list[int]) -> func.FunctionApp:
+    """A queue function that fails the first N deliveries (None: always)."""
+    app = func.FunctionApp()
+
+    @app.service_bus_queue_trigger(arg_name="event", queue_name="%EVENTS_QUEUE%", connection="ServiceBusConnection")
+    @app.service_bus_queue_output(arg_name="outbox", queue_name="notifications", connection="ServiceBusConnection")
+    def handle(event: func.ServiceBusMessage, outbox: func.Out[str]) -> None:
+        seen.append(event.delivery_count)
+        if failures_before_success is None or event.delivery_count <= failures_before_success:
+            raise ValueError(f"downstream refused delivery {event.delivery_count}")
+        outbox.set("handled " + event.get_body().decode())
+
+    return app
+
+
+QUEUE_ENV = {"EVENTS_QUEUE": "alert-events"}
+
+
+class TestIndexing:
+    def test_binding_expressions_are_resolved_from_the_settings(self):
+        host = LocalHost(queue_app(0, []), env={"EVENTS_QUEUE": "incoming"})
+
+        assert [f.queue_name for f in host.functions] == ["incoming"]
+        assert host.queue_names == ["incoming", "notifications"]
+
+    def test_a_missing_setting_is_named_in_the_error(self, monkeypatch):
+        monkeypatch.delenv("EVENTS_QUEUE", raising=False)
+
+        with pytest.raises(SettingsError, match="EVENTS_QUEUE"):
+            LocalHost(queue_app(0, []))
+
+    async def test_the_functions_endpoint_lists_every_trigger(self):
+        async with running(http_app()) as host, aiohttp.ClientSession() as client:
+            async with client.get(f"{host.url}/_localhost/functions") as response:
+                functions = {f["name"]: f for f in await response.json()}
+
+        assert functions["item"]["methods"] == ["GET", "POST"]
+        assert functions["item"]["url"] == f"{host.url}/api/items/{{id}}"
+        assert functions["broken"]["route"] == "broken"  # a route defaults to the function name
+
+
+class TestSettings:
+    def test_local_settings_fill_the_environment_without_overriding_it(self, tmp_path):
+        (tmp_path / "local.settings.json").write_text(json.dumps({"Values": {"A": "file", "B": "file"}}))
+        (tmp_path / "local.settings.sample.json").write_text(json.dumps({"Values": {"A": "sample"}}))
+        environ = {"B": "already set"}
+
+        used, applied = load_settings(directory=tmp_path, environ=environ)
+
+        assert used.name == "local.settings.json"
+        assert environ == {"A": "file", "B": "already set"}
+        assert applied == {"A": "file"}
+
+    def test_the_sample_file_is_used_when_local_settings_is_absent(self, tmp_path):
+        (tmp_path / "local.settings.sample.json").write_text(json.dumps({"Values": {"A": "sample"}}))
+        environ: dict[str, str] = {}
+
+        load_settings(directory=tmp_path, environ=environ)
+
+        assert environ == {"A": "sample"}
+
+
+class TestHttp:
+    async def test_an_async_route_receives_route_params_query_headers_and_body(self):
+        async with running(http_app()) as host, aiohttp.ClientSession() as client:
+            async with client.post(
+                f"{host.url}/api/items/42?q=disk", data=b"payload", headers={"X-Custom": "yes"}
+            ) as response:
+                status, content_type, body = response.status, response.content_type, await response.json()
+
+        assert status == 202
+        assert content_type == "application/json"
+        assert body == {"id": "42", "q": "disk", "method": "POST", "body": "payload", "header": "yes"}
+
+    async def test_a_sync_route_runs_in_a_worker_thread(self):
+        async with running(http_app()) as host, aiohttp.ClientSession() as client:
+            async with client.get(f"{host.url}/api/sync/ada") as response:
+                status, text, thread = response.status, await response.text(), response.headers["X-Thread"]
+
+        assert (status, text) == (200, "hello ada")
+        assert thread != threading.main_thread().name
+
+    async def test_a_method_the_route_does_not_declare_is_refused_with_405(self):
+        async with running(http_app()) as host, aiohttp.ClientSession() as client:
+            async with client.delete(f"{host.url}/api/items/42") as response:
+                status, allow = response.status, response.headers.get("Allow")
+            async with client.get(f"{host.url}/api/nowhere") as response:
+                missing = response.status
+
+        assert status == 405
+        assert set(allow.split(",")) == {"GET", "POST"}
+        assert missing == 404
+
+    async def test_an_unhandled_exception_returns_500_and_logs_the_traceback(self, caplog):
+        caplog.set_level(logging.INFO, logger="tools.localhost")
+        async with running(http_app()) as host, aiohttp.ClientSession() as client:
+            async with client.get(f"{host.url}/api/broken") as response:
+                status = response.status
+
+        assert status == 500
+        [logged] = [r.getMessage() for r in caplog.records if "Exception while executing" in r.getMessage()]
+        assert 'raise RuntimeError("the database is gone")' in logged  # the user's frame
+        assert "tools/localhost" not in logged  # not the host's own frames
+        assert any("Executed 'Functions.broken' (Failed" in r.getMessage() for r in caplog.records)
+
+    def test_route_templates_support_constraints_and_catch_all(self):
+        assert RouteTemplate("items/{id:int}").match("items/abc") is None
+        assert RouteTemplate("items/{id:int}").match("items/7") == {"id": "7"}
+        assert RouteTemplate("files/{*path}").match("files/a/b") == {"path": "a/b"}
+
+
+class TestQueues:
+    async def test_a_message_failing_twice_is_completed_on_the_third_delivery(self, caplog):
+        caplog.set_level(logging.INFO, logger="tools.localhost")
+        seen: list[int] = []
+        async with running(queue_app(2, seen), env=QUEUE_ENV) as host:
+            message_id = await host.publish("alert-events", '{"alert": "disk"}', message_id="m-1")
+            await host.wait_idle(timeout=5)
+            [message] = host.messages("alert-events")
+            forwarded = host.messages("notifications")
+
+        assert seen == [1, 2, 3]
+        assert (message.message_id, message.state, message.delivery_count) == (message_id, COMPLETED, 3)
+        assert message.errors == ("downstream refused delivery 1", "downstream refused delivery 2")
+        assert host.dead_letters("alert-events") == []
+        assert [m.text for m in forwarded] == ['handled {"alert": "disk"}']
+        logged = [record.getMessage() for record in caplog.records]
+        executing = [line for line in logged if line.startswith("Executing 'Functions.handle'")]
+        assert len(executing) == 3
+
+    async def test_a_message_that_always_fails_is_dead_lettered_after_the_max_delivery_count(self):
+        seen: list[int] = []
+        async with running(queue_app(None, seen), env=QUEUE_ENV, max_delivery_count=4) as host:
+            await host.publish("alert-events", b"{}", application_properties={"source": "test"})
+            await host.wait_idle(timeout=5)
+            [dead] = host.dead_letters("alert-events")
+
+        assert seen == [1, 2, 3, 4]
+        assert dead.state == DEAD_LETTERED
+        assert dead.delivery_count == 4
+        assert dead.dead_letter_reason == MAX_DELIVERY_COUNT_EXCEEDED
+        assert dead.dead_letter_error_description == "downstream refused delivery 4"
+        assert host.messages("notifications") == []
+
+    async def test_the_management_api_publishes_and_reports_status_and_dead_letters(self):
+        async with running(queue_app(None, []), env=QUEUE_ENV, max_delivery_count=2) as host:
+            async with aiohttp.ClientSession() as client:
+                async with client.post(
+                    f"{host.url}/_localhost/queues/alert-events/messages",
+                    data=b'{"alert": 1}', headers={"x-message-id": "api-1", "content-type": "application/json"},
+                ) as response:
+                    created = (response.status, await response.json())
+                await host.wait_idle(timeout=5)
+                async with client.get(f"{host.url}/_localhost/queues/alert-events/messages/api-1") as response:
+                    status = await response.json()
+                async with client.get(f"{host.url}/_localhost/queues/alert-events/deadletter") as response:
+                    dead_letters = await response.json()
+                async with client.get(f"{host.url}/_localhost/queues/alert-events") as response:
+                    summary = await response.json()
+
+        assert created[0] == 201 and created[1]["messageId"] == "api-1"
+        assert (status["status"], status["deliveryCount"]) == ("deadlettered", 2)
+        assert status["lastError"] == "downstream refused delivery 2"
+        assert [(d["messageId"], d["body"], d["deadLetterReason"]) for d in dead_letters] == [
+            ("api-1", '{"alert": 1}', "MaxDeliveryCountExceeded")
+        ]
+        assert summary["deadLetterMessageCount"] == 1
+        assert [r["outcome"] for r in summary["recent"]] == ["failed", "deadlettered"]
+
+    async def test_duplicate_detection_drops_a_repeated_message_id(self):
+        seen: list[int] = []
+        async with running(queue_app(0, seen), env=QUEUE_ENV, duplicate_detection=["alert-events"]) as host:
+            await host.publish("alert-events", b"1", message_id="same")
+            await host.publish("alert-events", b"2", message_id="same")
+            await host.wait_idle(timeout=5)
+
+        assert [m.text for m in host.messages("alert-events")] == ["1"]
+        assert seen == [1]
+
+    async def test_concurrent_deliveries_are_bounded_by_max_concurrent_calls(self):
+        app = func.FunctionApp()
+        active, peak = 0, 0
+
+        @app.service_bus_queue_trigger(arg_name="msg", queue_name="work", connection="SB")
+        async def work(msg: func.ServiceBusMessage) -> None:
+            nonlocal active, peak
+            active += 1
+            peak = max(peak, active)
+            await asyncio.sleep(0.02)
+            active -= 1
+
+        host_json = {"extensions": {"serviceBus": {"maxConcurrentCalls": 3}}}
+        async with running(app, host_json=host_json) as host:
+            for number in range(10):
+                await host.publish("work", str(number))
+            await host.wait_idle(timeout=5)
+
+        assert peak == 3
+        assert all(m.state == COMPLETED for m in host.messages("work"))
+
+
+class TestTimers:
+    def test_ncrontab_reads_the_first_of_six_fields_as_seconds(self):
+        start = datetime(2024, 1, 1, 0, 0, 0, tzinfo=timezone.utc)
+
+        every_five_minutes = NCrontab("0 */5 * * * *").occurrences(start, 2)
+        weekday_mornings = NCrontab("30 0 9 * * Mon-Fri").occurrences(datetime(2024, 1, 5, 10, tzinfo=timezone.utc), 2)
+
+        assert [t.strftime("%H:%M:%S") for t in every_five_minutes] == ["00:05:00", "00:10:00"]
+        assert [t.strftime("%a %H:%M:%S") for t in weekday_mornings] == ["Mon 09:00:30", "Tue 09:00:30"]
+
+    def test_croniter_alone_would_read_the_last_field_as_seconds(self):
+        start = datetime(2024, 1, 1, tzinfo=timezone.utc)
+
+        plain = croniter("0 */5 * * * *", start).get_next(datetime)
+
+        assert plain != NCrontab("0 */5 * * * *").next_after(start)
+
+    def test_a_five_field_schedule_is_rejected_with_an_example(self):
+        with pytest.raises(ScheduleError, match="six"):
+            NCrontab("*/5 * * * *")
+
+    async def test_a_timer_runs_via_the_management_api_with_a_timer_request(self):
+        app = func.FunctionApp()
+        received: list[func.TimerRequest] = []
+
+        @app.timer_trigger(schedule="0 0 3 * * *", arg_name="timer")
+        def nightly(timer: func.TimerRequest) -> None:
+            received.append(timer)
+
+        async with running(app) as host, aiohttp.ClientSession() as client:
+            async with client.post(f"{host.url}/_localhost/timers/nightly") as response:
+                result = await response.json()
+            async with client.post(f"{host.url}/_localhost/timers/nope") as response:
+                unknown = response.status
+
+        assert result["status"] == "Succeeded"
+        assert len(received) == 1 and received[0].past_due is False
+        assert received[0].schedule_status["Next"].endswith("T03:00:00Z")
+        assert unknown == 404
+
+    async def test_a_timer_run_never_overlaps_itself(self):
+        app = func.FunctionApp()
+        active, peak = 0, 0
+
+        @app.timer_trigger(schedule="0 0 3 * * *", arg_name="timer")
+        async def slow(timer: func.TimerRequest) -> None:
+            nonlocal active, peak
+            active += 1
+            peak = max(peak, active)
+            await asyncio.sleep(0.05)
+            active -= 1
+
+        async with running(app) as host:
+            results = await asyncio.gather(host.run_timer("slow"), host.run_timer("slow"))
+
+        assert [r.succeeded for r in results] == [True, True]
+        assert peak == 1
+
+    async def test_run_on_startup_fires_once_and_the_schedule_fires_on_time(self):
+        app = func.FunctionApp()
+        fired: list[str] = []
+
+        @app.timer_trigger(schedule="0 0 3 * * *", arg_name="timer", run_on_startup=True)
+        def at_startup(timer: func.TimerRequest) -> None:
+            fired.append("startup")
+
+        @app.timer_trigger(schedule="* * * * * *", arg_name="timer")
+        def every_second(timer: func.TimerRequest) -> None:
+            fired.append("second")
+
+        async with running(app):
+            await asyncio.sleep(1.1)
+
+        assert fired.count("startup") == 1
+        assert fired.count("second") >= 1
+
+
+def closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class TestPublishCli:
+    async def test_publish_prints_the_message_id_and_the_outcome(self, tmp_path):
+        event = tmp_path / "event.json"
+        event.write_text('{"alert": "cpu"}')
+        out = io.StringIO()
+        async with running(queue_app(1, []), env=QUEUE_ENV) as host:
+            code = await asyncio.to_thread(
+                publish.main, [str(event), "--queue", "alert-events", "--host", host.url, "--wait", "5"], out
+            )
+            [message] = host.messages("alert-events")
+
+        lines = out.getvalue().splitlines()
+        assert code == 0
+        assert lines[0].endswith(f"sent to alert-events as message {message.message_id}")
+        assert lines[1].endswith(f"{message.message_id} completed after 2 deliveries")
+
+    async def test_publish_reports_a_dead_lettered_message_and_fails(self, tmp_path):
+        event = tmp_path / "event.json"
+        event.write_text("{}")
+        out = io.StringIO()
+        async with running(queue_app(None, []), env=QUEUE_ENV, max_delivery_count=2) as host:
+            code = await asyncio.to_thread(
+                publish.main, [str(event), "--queue", "alert-events", "--host", host.url], out
+            )
+
+        assert code == 1
+        outcome = "dead-lettered after 2 deliveries: MaxDeliveryCountExceeded (downstream refused delivery 2)"
+        assert outcome in out.getvalue()
+
+    def test_publish_names_a_missing_file(self, tmp_path):
+        err = io.StringIO()
+
+        code = publish.main([str(tmp_path / "absent.json")], io.StringIO(), err)
+
+        assert code == 2
+        assert "absent.json" in err.getvalue()
+
+    def test_publish_explains_when_the_host_is_not_running(self, tmp_path):
+        event = tmp_path / "event.json"
+        event.write_text("{}")
+        err = io.StringIO()
+
+        code = publish.main([str(event), "--host", f"http://127.0.0.1:{closed_port()}"], io.StringIO(), err)
+
+        assert code == 2
+        assert "is the local host running? start it with: python -m tools.localhost" in err.getvalue()
+
+    def test_the_default_queue_comes_from_the_settings_file(self, tmp_path, monkeypatch):
+        monkeypatch.delenv("ALERT_EVENTS_QUEUE", raising=False)
+        monkeypatch.chdir(tmp_path)
+        assert publish.default_queue() == "alert-events"
+
+        sample = {"Values": {"ALERT_EVENTS_QUEUE": "from-sample"}}
+        (tmp_path / "local.settings.sample.json").write_text(json.dumps(sample))
+
+        assert publish.default_queue() == "from-sample"

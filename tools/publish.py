@@ -1,0 +1,148 @@
+"""``python -m tools.publish``: send JSON files to a queue of the local host.
+
+    python -m tools.publish FILE [FILE...] [--queue NAME] [--host http://127.0.0.1:7071] [--wait SECONDS]
+
+Each file becomes one message; its id is printed, then (unless ``--wait 0``) the
+outcome: completed, dead-lettered with the reason, or still retrying with the last
+error. Exit code 0 when every message completed (or without waiting), 1 otherwise,
+2 for a usage error or an unreachable host.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import Any, TextIO
+
+from tools.localhost.settings import lookup_setting
+
+DEFAULT_HOST = "http://127.0.0.1:7071"
+#: The app setting naming the inbound queue, and its fallback.
+QUEUE_SETTING = "ALERT_EVENTS_QUEUE"
+DEFAULT_QUEUE = "alert-events"
+POLL_INTERVAL_SECONDS = 0.2
+REQUEST_TIMEOUT_SECONDS = 10
+START_HINT = "python -m tools.localhost"
+
+
+class PublishError(Exception):
+    """A file cannot be sent or the local host cannot be reached."""
+
+
+def default_queue() -> str:
+    """ALERT_EVENTS_QUEUE from the environment or local.settings(.sample).json, else alert-events."""
+    return lookup_setting(QUEUE_SETTING) or DEFAULT_QUEUE
+
+
+def _request(host: str, method: str, path: str, body: bytes | None = None,
+             headers: dict[str, str] | None = None) -> tuple[int, dict[str, Any]]:
+    request = urllib.request.Request(host.rstrip("/") + path, data=body, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=REQUEST_TIMEOUT_SECONDS) as response:
+            return response.status, json.loads(response.read() or b"{}")
+    except urllib.error.HTTPError as error:
+        try:
+            return error.code, json.loads(error.read() or b"{}")
+        except ValueError:
+            return error.code, {}
+    except (urllib.error.URLError, ConnectionError, TimeoutError) as error:
+        reason = getattr(error, "reason", error)
+        raise PublishError(
+            f"cannot reach the local host at {host} ({reason}): is the local host running? "
+            f"start it with: {START_HINT}"
+        ) from None
+
+
+def publish_file(path: Path, *, queue: str, host: str) -> str:
+    """Send one JSON file as a message and return its message id."""
+    try:
+        body = path.read_bytes()
+    except FileNotFoundError:
+        raise PublishError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise PublishError(f"{path}: is a directory, not a JSON file") from None
+    try:
+        json.loads(body)
+    except ValueError as error:
+        raise PublishError(f"{path}: not valid JSON ({error})") from None
+    status, answer = _request(
+        host, "POST", f"/_localhost/queues/{urllib.parse.quote(queue, safe='')}/messages",
+        body, {"content-type": "application/json"},
+    )
+    if status != 201 or "messageId" not in answer:
+        raise PublishError(f"{path}: the local host refused the message (HTTP {status}: {answer.get('error', answer)})")
+    return str(answer["messageId"])
+
+
+def describe_outcome(message: dict[str, Any], waited: float) -> str:
+    """One line for a message status returned by the management API."""
+    count = message.get("deliveryCount", 0)
+    deliveries = f"{count} deliver{'y' if count == 1 else 'ies'}"
+    if message.get("status") == "completed":
+        return f"completed after {deliveries}"
+    if message.get("status") == "deadlettered":
+        return (f"dead-lettered after {deliveries}: {message.get('deadLetterReason')} "
+                f"({message.get('deadLetterErrorDescription')})")
+    if message.get("lastError"):
+        return f"still retrying after {waited:.0f} s ({deliveries}, last error: {message['lastError']})"
+    if not message.get("hasTrigger", True):
+        return f"waiting: no function is triggered by queue {message.get('queue')!r}"
+    return f"not processed yet after {waited:.0f} s"
+
+
+def wait_for_outcome(message_id: str, *, queue: str, host: str, seconds: float) -> tuple[bool, str]:
+    """Poll the message status until it is settled or ``seconds`` pass; (completed, line)."""
+    path = f"/_localhost/queues/{urllib.parse.quote(queue, safe='')}/messages/{urllib.parse.quote(message_id, safe='')}"
+    started = time.monotonic()
+    while True:
+        status, message = _request(host, "GET", path)
+        if status != 200:
+            return False, f"unknown to the local host (HTTP {status}: {message.get('error', '')})"
+        waited = time.monotonic() - started
+        if message.get("status") in ("completed", "deadlettered") or waited >= seconds:
+            return message.get("status") == "completed", describe_outcome(message, waited)
+        time.sleep(POLL_INTERVAL_SECONDS)
+
+
+def main(argv: list[str] | None = None, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    """Publish the files; return the process exit code."""
+    out = out or sys.stdout
+    err = err or sys.stderr
+    parser = argparse.ArgumentParser(
+        prog="python -m tools.publish", description="Send JSON files to a queue of the local host."
+    )
+    parser.add_argument("files", nargs="+", type=Path, metavar="FILE", help="JSON file, one message each")
+    parser.add_argument(
+        "--queue", help=f"queue name (default: {QUEUE_SETTING} from the settings, else {DEFAULT_QUEUE})"
+    )
+    parser.add_argument("--host", default=DEFAULT_HOST, help=f"local host URL (default {DEFAULT_HOST})")
+    parser.add_argument("--wait", type=float, default=10.0, metavar="SECONDS",
+                        help="seconds to wait for each outcome (0: do not wait; default 10)")
+    arguments = parser.parse_args(argv)
+    queue = arguments.queue or default_queue()
+    all_completed = True
+    try:
+        missing = [str(path) for path in arguments.files if not path.is_file()]
+        if missing:
+            raise PublishError(f"no such file: {', '.join(missing)}")
+        for path in arguments.files:
+            message_id = publish_file(path, queue=queue, host=arguments.host)
+            print(f"{path}: sent to {queue} as message {message_id}", file=out, flush=True)
+            if arguments.wait > 0:
+                completed, line = wait_for_outcome(message_id, queue=queue, host=arguments.host, seconds=arguments.wait)
+                all_completed = all_completed and completed
+                print(f"{path}: {message_id} {line}", file=out, flush=True)
+    except PublishError as error:
+        print(f"error: {error}", file=err)
+        return 2
+    return 0 if all_completed else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
