@@ -61,3 +61,41 @@ class TeamsMessenger(Protocol):
     async def reply(self, conversation: ConversationRecord, activity_id: str, text: str) -> str:
         """Reply in the card's thread (channels) or after it (chats); returns the activity id."""
         ...
+
+
+class GraphError(Exception):
+    """Microsoft Graph refused a request. ``permission`` names the missing permission (403),
+    ``missing`` the object that was not found (404)."""
+
+    def __init__(self, message: str, *, status: int | None = None, code: str = "", permission: str | None = None, missing: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.permission = permission
+        self.missing = missing
+
+
+class ReconsentRequired(Exception):
+    """A delegated token can no longer be refreshed (invalid_grant / interaction_required)."""
+
+
+class Directory(Protocol):
+    """The Microsoft Graph operations the service layer needs, per tenant (shared/adapters/graph.py)."""
+
+    async def get_user(self, tenant_id: str, id_or_upn: str) -> dict | None:
+        """``{"id", "displayName", "userPrincipalName", "mail"}`` or None when not found."""
+        ...
+    async def find_user_by_email(self, tenant_id: str, email: str) -> dict | None: ...
+    async def list_teams(self, tenant_id: str) -> list[dict]: ...
+    async def list_channels(self, tenant_id: str, team_id: str) -> list[dict]: ...
+    async def channel_member_ids(self, tenant_id: str, team_id: str, channel_id: str) -> set[str]:
+        """AAD object ids of the channel's members."""
+        ...
+    async def create_channel(self, tenant_id: str, team_id: str, name: str, description: str, *, private: bool = False, owner_ids: tuple[str, ...] = ()) -> dict:
+        """``{"id", "displayName", "webUrl"}``; raises GraphError (status 409 on a name conflict)."""
+        ...
+    async def add_channel_member(self, tenant_id: str, team_id: str, channel_id: str, user_id: str, *, owner: bool = False) -> None: ...
+    async def create_chat(self, tenant_id: str, member_ids: tuple[str, ...], topic: str | None = None) -> dict: ...
+    async def create_meeting(self, tenant_id: str, organizer_id: str, subject: str, attendee_emails: tuple[str, ...], start: str, end: str, body_html: str = "") -> dict:
+        """Calendar event with a Teams online meeting: ``{"id", "joinUrl", "webLink"}``."""
+        ...
