@@ -1,0 +1,234 @@
+// Flex Consumption plan and the Python function app. Every connection the app makes (host
+// storage, state tables, Service Bus, Key Vault, Application Insights) uses the user-assigned
+// identity; no keys or connection strings with secrets are stored in app settings.
+param planName string
+param functionAppName string
+param location string = resourceGroup().location
+param tags object = {}
+
+param identityId string
+param identityClientId string
+
+param storageAccountName string
+param storageBlobEndpoint string
+param storageTableEndpoint string
+param deploymentContainerName string
+
+param applicationInsightsConnectionString string
+param serviceBusFullyQualifiedNamespace string
+param alertEventsQueueName string
+param teamsActionsQueueName string
+
+@description('Key Vault reference of the bot client secret, or empty (UserAssignedMSI needs none).')
+param botAppPasswordReference string
+
+@allowed([
+  'SingleTenant'
+  'UserAssignedMSI'
+])
+param botAppType string
+param botAppId string
+param defaultTenantId string
+param periodicSchedule string
+param stateTablePrefix string
+param reminderAfterMinutes int
+
+@description('Upper bound of Flex Consumption instances. Keeps fan-out inside the Teams per-tenant rate limits.')
+@minValue(40)
+@maxValue(1000)
+param maximumInstanceCount int = 40
+
+@description('Memory of one instance in MB.')
+@allowed([
+  512
+  2048
+  4096
+])
+param instanceMemoryMB int = 2048
+
+@description('Spread instances over availability zones (regions that support it for Flex Consumption).')
+param zoneRedundant bool = false
+
+resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
+  // checkov:skip=CKV_AZURE_225: zone redundancy is an opt-in (zoneRedundant parameter): on Flex Consumption it keeps at least two always-ready instances billed and exists only in some regions.
+  name: planName
+  location: location
+  tags: tags
+  kind: 'functionapp'
+  sku: {
+    tier: 'FlexConsumption'
+    name: 'FC1'
+  }
+  properties: {
+    reserved: true
+    zoneRedundant: zoneRedundant
+  }
+}
+
+resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
+  // checkov:skip=CKV_AZURE_222: the Bot Connector calls /api/messages and admins open /api/connect from the internet; every request is authenticated by the app (bot JWT, signed consent state).
+  // checkov:skip=CKV_AZURE_17: the Bot Connector does not present client certificates; inbound bot requests are authenticated by their JWT.
+  // checkov:skip=CKV_AZURE_212: numberOfWorkers does not apply to Flex Consumption, which scales instances per trigger on demand.
+  // checkov:skip=CKV_AZURE_213: App Service health check is not supported on Flex Consumption.
+  name: functionAppName
+  location: location
+  tags: tags
+  kind: 'functionapp,linux'
+  identity: {
+    type: 'UserAssigned'
+    userAssignedIdentities: {
+      '${identityId}': {}
+    }
+  }
+  properties: {
+    serverFarmId: plan.id
+    httpsOnly: true
+    clientCertEnabled: false
+    // Key Vault references resolve with the user-assigned identity (the default is the system one).
+    keyVaultReferenceIdentity: identityId
+    functionAppConfig: {
+      deployment: {
+        storage: {
+          type: 'blobContainer'
+          value: '${storageBlobEndpoint}${deploymentContainerName}'
+          authentication: {
+            type: 'UserAssignedIdentity'
+            userAssignedIdentityResourceId: identityId
+          }
+        }
+      }
+      scaleAndConcurrency: {
+        maximumInstanceCount: maximumInstanceCount
+        instanceMemoryMB: instanceMemoryMB
+      }
+      runtime: {
+        name: 'python'
+        version: '3.11'
+      }
+    }
+    siteConfig: {
+      minTlsVersion: '1.2'
+      ftpsState: 'Disabled'
+      http20Enabled: true
+      remoteDebuggingEnabled: false
+      detailedErrorLoggingEnabled: true
+      httpLoggingEnabled: true
+      requestTracingEnabled: true
+      // Teams and the Bot Connector call /api/messages from anywhere; the bot JWT is the guard.
+      cors: {
+        allowedOrigins: []
+      }
+      // Flex Consumption sets the runtime from functionAppConfig: FUNCTIONS_WORKER_RUNTIME and
+      // FUNCTIONS_EXTENSION_VERSION are rejected as app settings on this plan.
+      appSettings: [
+        // Functions host storage, identity-based.
+        {
+          name: 'AzureWebJobsStorage__accountName'
+          value: storageAccountName
+        }
+        {
+          name: 'AzureWebJobsStorage__credential'
+          value: 'managedidentity'
+        }
+        {
+          name: 'AzureWebJobsStorage__clientId'
+          value: identityClientId
+        }
+        {
+          name: 'APPLICATIONINSIGHTS_CONNECTION_STRING'
+          value: applicationInsightsConnectionString
+        }
+        // Application Insights has local auth disabled: telemetry is sent with the identity.
+        {
+          name: 'APPLICATIONINSIGHTS_AUTHENTICATION_STRING'
+          value: 'ClientId=${identityClientId};Authorization=AAD'
+        }
+        // Connection "ServiceBusConnection" of the queue trigger and of the actions sender.
+        {
+          name: 'ServiceBusConnection__fullyQualifiedNamespace'
+          value: serviceBusFullyQualifiedNamespace
+        }
+        {
+          name: 'ServiceBusConnection__credential'
+          value: 'managedidentity'
+        }
+        {
+          name: 'ServiceBusConnection__clientId'
+          value: identityClientId
+        }
+        {
+          name: 'ALERT_EVENTS_QUEUE'
+          value: alertEventsQueueName
+        }
+        {
+          name: 'TEAMS_ACTIONS_QUEUE'
+          value: teamsActionsQueueName
+        }
+        {
+          name: 'PERIODIC_SCHEDULE'
+          value: periodicSchedule
+        }
+        // State tables through the identity: no connection string in Azure.
+        {
+          name: 'STATE_TABLES_CONNECTION'
+          value: ''
+        }
+        {
+          name: 'STATE_TABLES_ENDPOINT'
+          value: storageTableEndpoint
+        }
+        {
+          name: 'STATE_TABLE_PREFIX'
+          value: stateTablePrefix
+        }
+        {
+          name: 'MANAGED_IDENTITY_CLIENT_ID'
+          value: identityClientId
+        }
+        {
+          name: 'BOT_APP_ID'
+          value: botAppId
+        }
+        {
+          name: 'BOT_APP_TYPE'
+          value: botAppType
+        }
+        {
+          name: 'BOT_APP_PASSWORD'
+          value: botAppPasswordReference
+        }
+        {
+          name: 'BOT_TENANT_ID'
+          value: tenant().tenantId
+        }
+        // Overrides for local simulators only: empty in Azure selects the Bot Framework defaults.
+        {
+          name: 'BOT_OPENID_METADATA_URL'
+          value: ''
+        }
+        {
+          name: 'BOT_TOKEN_URL'
+          value: ''
+        }
+        // Written out as 'false' so the switch is visibly off; the app refuses 'true' in Azure.
+        {
+          name: 'DANGEROUSLY_ALLOW_UNAUTHENTICATED_BOT_REQUESTS'
+          value: 'false'
+        }
+        {
+          name: 'DEFAULT_TENANT_ID'
+          value: defaultTenantId
+        }
+        {
+          name: 'REMINDER_AFTER_MINUTES'
+          value: string(reminderAfterMinutes)
+        }
+      ]
+    }
+  }
+}
+
+output name string = functionApp.name
+output id string = functionApp.id
+output defaultHostName string = functionApp.properties.defaultHostName
+output planName string = plan.name

@@ -1,0 +1,95 @@
+// Key Vault holding the connector's secrets; the app reads them through Key Vault references.
+param name string
+param location string = resourceGroup().location
+param tags object = {}
+
+@description('Client secret of the bot app registration (SingleTenant). Empty: leave the stored secret as it is.')
+@secure()
+param botAppPassword string = ''
+
+@description('Key that encrypts stored delegated token caches. Empty: leave the stored secret as it is.')
+@secure()
+param tokenEncryptionKey string = ''
+
+@description('Key that signs the consent state parameter. Empty: leave the stored secret as it is.')
+@secure()
+param stateSigningKey string = ''
+
+@description('Expiry written on secrets created or updated by this deployment (seconds since 1970); a reminder to rotate.')
+param secretsExpireAt int
+
+// Secret names: the app settings reference them as <vault uri>secrets/<name>.
+var botAppPasswordSecretName = 'bot-app-password'
+var tokenEncryptionKeySecretName = 'token-encryption-key'
+var stateSigningKeySecretName = 'state-signing-key'
+
+resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
+  // checkov:skip=CKV_AZURE_109: App Service resolves Key Vault references over the public endpoint unless the app has virtual network integration, and it is not a trusted service for the firewall bypass; access is by RBAC only.
+  // checkov:skip=CKV_AZURE_189: same reason as CKV_AZURE_109.
+  name: name
+  location: location
+  tags: tags
+  properties: {
+    tenantId: tenant().tenantId
+    sku: {
+      family: 'A'
+      name: 'standard'
+    }
+    // Access is granted with Azure RBAC (Key Vault Secrets User for the app), not access policies.
+    enableRbacAuthorization: true
+    enableSoftDelete: true
+    softDeleteRetentionInDays: 90
+    enablePurgeProtection: true
+    enabledForDeployment: false
+    enabledForDiskEncryption: false
+    enabledForTemplateDeployment: false
+    publicNetworkAccess: 'Enabled'
+    networkAcls: {
+      bypass: 'AzureServices'
+      defaultAction: 'Allow'
+    }
+  }
+}
+
+// Secrets are written only when a value is passed, so a redeploy without the values keeps
+// the stored ones (and the tokens encrypted with them) intact.
+module botAppPasswordSecret 'keyvault-secret.bicep' = if (!empty(botAppPassword)) {
+  name: 'secret-${botAppPasswordSecretName}'
+  params: {
+    keyVaultName: vault.name
+    name: botAppPasswordSecretName
+    value: botAppPassword
+    contentType: 'text/plain; bot client secret'
+    expiresAt: secretsExpireAt
+  }
+}
+
+module tokenEncryptionKeySecret 'keyvault-secret.bicep' = if (!empty(tokenEncryptionKey)) {
+  name: 'secret-${tokenEncryptionKeySecretName}'
+  params: {
+    keyVaultName: vault.name
+    name: tokenEncryptionKeySecretName
+    value: tokenEncryptionKey
+    contentType: 'text/plain; urlsafe base64 of 32 random bytes'
+    expiresAt: secretsExpireAt
+  }
+}
+
+module stateSigningKeySecret 'keyvault-secret.bicep' = if (!empty(stateSigningKey)) {
+  name: 'secret-${stateSigningKeySecretName}'
+  params: {
+    keyVaultName: vault.name
+    name: stateSigningKeySecretName
+    value: stateSigningKey
+    contentType: 'text/plain; urlsafe base64 of 32 random bytes'
+    expiresAt: secretsExpireAt
+  }
+}
+
+output name string = vault.name
+output id string = vault.id
+output vaultUri string = vault.properties.vaultUri
+// Versionless URIs: a Key Vault reference then follows rotation (App Service refreshes within 24 h).
+output botAppPasswordSecretUri string = '${vault.properties.vaultUri}secrets/${botAppPasswordSecretName}'
+output tokenEncryptionKeySecretUri string = '${vault.properties.vaultUri}secrets/${tokenEncryptionKeySecretName}'
+output stateSigningKeySecretUri string = '${vault.properties.vaultUri}secrets/${stateSigningKeySecretName}'

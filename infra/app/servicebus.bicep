@@ -1,0 +1,72 @@
+// Service Bus namespace with the two queues of the connector: alert events in, Teams actions out.
+param name string
+param location string = resourceGroup().location
+param tags object = {}
+
+param alertEventsQueueName string
+param teamsActionsQueueName string
+
+@description('Deliveries of an alert event before Service Bus dead-letters it (MaxDeliveryCountExceeded).')
+@minValue(1)
+@maxValue(100)
+param alertEventsMaxDeliveryCount int
+
+@description('How long Service Bus remembers a message id to drop a resent duplicate (ISO 8601, 20 s to 7 days).')
+param duplicateDetectionWindow string = 'PT1H'
+
+resource namespace 'Microsoft.ServiceBus/namespaces@2022-10-01-preview' = {
+  name: name
+  location: location
+  tags: tags
+  // Standard: duplicate detection and topics; Basic has neither.
+  sku: {
+    name: 'Standard'
+    tier: 'Standard'
+  }
+  properties: {
+    // Senders and the app authenticate with Entra ID only; no SAS keys to leak or rotate.
+    disableLocalAuth: true
+    minimumTlsVersion: '1.2'
+    publicNetworkAccess: 'Enabled'
+  }
+
+  resource alertEvents 'queues' = {
+    name: alertEventsQueueName
+    properties: {
+      // The trigger renews the lock while the function runs (host.json maxAutoLockRenewalDuration).
+      lockDuration: 'PT1M'
+      maxDeliveryCount: alertEventsMaxDeliveryCount
+      deadLetteringOnMessageExpiration: true
+      // Sources that resend an event with the same MessageId are absorbed here; the app
+      // also dedupes by CloudEvents id. Cannot be changed after the queue exists.
+      requiresDuplicateDetection: true
+      duplicateDetectionHistoryTimeWindow: duplicateDetectionWindow
+      defaultMessageTimeToLive: 'P7D'
+      maxSizeInMegabytes: 1024
+      enablePartitioning: false
+      requiresSession: false
+    }
+  }
+
+  resource teamsActions 'queues' = {
+    name: teamsActionsQueueName
+    properties: {
+      lockDuration: 'PT1M'
+      maxDeliveryCount: 10
+      deadLetteringOnMessageExpiration: true
+      requiresDuplicateDetection: true
+      duplicateDetectionHistoryTimeWindow: duplicateDetectionWindow
+      // Consumers of Teams actions may be offline for a while; keep two weeks.
+      defaultMessageTimeToLive: 'P14D'
+      maxSizeInMegabytes: 1024
+      enablePartitioning: false
+      requiresSession: false
+    }
+  }
+}
+
+output name string = namespace.name
+output id string = namespace.id
+output fullyQualifiedNamespace string = '${namespace.name}.servicebus.windows.net'
+output alertEventsQueueName string = namespace::alertEvents.name
+output teamsActionsQueueName string = namespace::teamsActions.name

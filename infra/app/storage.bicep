@@ -1,0 +1,99 @@
+// Storage for the Functions host (AzureWebJobsStorage), the deployment package and the
+// connector's state tables. Reached only with Entra identities: shared keys are disabled.
+param name string
+param location string = resourceGroup().location
+param tags object = {}
+
+@description('Blob container Flex Consumption deploys the app package from.')
+param deploymentContainerName string
+
+@description('Storage redundancy. Geo-redundant by default: the state tables hold the record of every delivered card.')
+@allowed([
+  'Standard_LRS'
+  'Standard_ZRS'
+  'Standard_GRS'
+  'Standard_GZRS'
+  'Standard_RAGRS'
+  'Standard_RAGZRS'
+])
+param skuName string = 'Standard_GRS'
+
+// Containers the Functions host uses for locks (timer singleton) and its key store; created
+// here so the app's identity only needs rights on these containers, not on the account.
+var hostContainerNames = [
+  'azure-webjobs-hosts'
+  'azure-webjobs-secrets'
+]
+
+resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
+  // checkov:skip=CKV_AZURE_35: Flex Consumption without virtual network integration reaches its host storage and the state tables over the public endpoint; the Functions host is not a trusted service for the firewall bypass. Shared keys are off, so only Entra identities with a role get in.
+  // checkov:skip=CKV_AZURE_59: same reason as CKV_AZURE_35; blob public access (anonymous reads) is disabled separately by allowBlobPublicAccess.
+  name: name
+  location: location
+  tags: tags
+  kind: 'StorageV2'
+  sku: {
+    name: skuName
+  }
+  properties: {
+    accessTier: 'Hot'
+    allowBlobPublicAccess: false
+    allowSharedKeyAccess: false
+    allowCrossTenantReplication: false
+    defaultToOAuthAuthentication: true
+    isLocalUserEnabled: false
+    isSftpEnabled: false
+    minimumTlsVersion: 'TLS1_2'
+    supportsHttpsTrafficOnly: true
+    publicNetworkAccess: 'Enabled'
+    networkAcls: {
+      bypass: 'AzureServices'
+      defaultAction: 'Allow'
+    }
+  }
+
+  resource blobServices 'blobServices' = {
+    name: 'default'
+    properties: {
+      deleteRetentionPolicy: {
+        enabled: true
+        days: 7
+      }
+      containerDeleteRetentionPolicy: {
+        enabled: true
+        days: 7
+      }
+    }
+
+    resource deploymentContainer 'containers' = {
+      name: deploymentContainerName
+      properties: {
+        publicAccess: 'None'
+      }
+    }
+  }
+
+  resource queueServices 'queueServices' = {
+    name: 'default'
+  }
+
+  resource tableServices 'tableServices' = {
+    name: 'default'
+  }
+}
+
+resource hostContainers 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = [for containerName in hostContainerNames: {
+  parent: storage::blobServices
+  name: containerName
+  properties: {
+    publicAccess: 'None'
+  }
+}]
+
+output name string = storage.name
+output id string = storage.id
+output blobEndpoint string = storage.properties.primaryEndpoints.blob
+output queueEndpoint string = storage.properties.primaryEndpoints.queue
+output tableEndpoint string = storage.properties.primaryEndpoints.table
+output deploymentContainerName string = deploymentContainerName
+output hostContainerNames array = hostContainerNames

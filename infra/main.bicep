@@ -1,0 +1,226 @@
+// Teams Alert Connector: everything one deployment needs in one resource group.
+//   az deployment group create -g <group> -f infra/main.bicep -p @infra/main.parameters.json ...
+// Every resource name has a default derived from the resource group and can be overridden.
+targetScope = 'resourceGroup'
+
+@minLength(1)
+@maxLength(20)
+@description('Short name of this deployment (e.g. prod); part of the default resource names.')
+param environmentName string
+
+@description('Region of every regional resource. Must offer Flex Consumption.')
+param location string = resourceGroup().location
+
+param tags object = {}
+
+// Names: override any of them; the defaults are unique per subscription, group and environment.
+var resourceToken = toLower(uniqueString(subscription().id, resourceGroup().id, environmentName))
+param identityName string = 'id-tac-${resourceToken}'
+param storageAccountName string = 'sttac${resourceToken}'
+param deploymentContainerName string = 'app-package-${resourceToken}'
+param serviceBusNamespaceName string = 'sb-tac-${resourceToken}'
+param keyVaultName string = 'kv-tac-${resourceToken}'
+param logAnalyticsName string = 'log-tac-${resourceToken}'
+param applicationInsightsName string = 'appi-tac-${resourceToken}'
+param planName string = 'plan-tac-${resourceToken}'
+param functionAppName string = 'func-tac-${resourceToken}'
+param botName string = 'bot-tac-${resourceToken}'
+param botDisplayName string = 'Teams Alert Connector'
+
+param alertEventsQueueName string = 'alert-events'
+param teamsActionsQueueName string = 'teams-actions'
+
+@description('Deliveries of an alert event before it is dead-lettered. Each delivery already retries Teams and Graph calls inside.')
+@minValue(1)
+@maxValue(100)
+param alertEventsMaxDeliveryCount int = 10
+
+@allowed([
+  'SingleTenant'
+  'UserAssignedMSI'
+])
+@description('SingleTenant: an app registration with a client secret in Key Vault. UserAssignedMSI: the managed identity is the bot.')
+param botAppType string = 'SingleTenant'
+
+@description('Application (client) id of the bot app registration. Ignored for UserAssignedMSI (the identity\'s client id is used).')
+param botAppId string = ''
+
+@secure()
+@description('Client secret of the bot app registration (SingleTenant). Empty keeps the secret already in Key Vault.')
+param botAppPassword string = ''
+
+@secure()
+@description('Key that encrypts stored delegated tokens (urlsafe base64 of 32 random bytes). Empty keeps the stored one.')
+param tokenEncryptionKey string = ''
+
+@secure()
+@description('Key that signs the consent state (urlsafe base64 of 32 random bytes). Empty keeps the stored one.')
+param stateSigningKey string = ''
+
+@description('Expiry set on secrets written by this deployment; by default one year from now.')
+param secretsExpireAt int = dateTimeToEpoch(dateTimeAdd(utcNow(), 'P1Y'))
+
+@description('NCRONTAB schedule (6 fields) of the periodic run.')
+param periodicSchedule string = '0 */5 * * * *'
+
+@description('Prefix of the state tables the app creates.')
+param stateTablePrefix string = 'tac'
+
+@minValue(1)
+param reminderAfterMinutes int = 30
+
+@description('Tenant used for events without a tenantid when several tenants are connected. Empty: none.')
+param defaultTenantId string = ''
+
+@description('Object ids allowed to send alert events (alert sources, the operator sending a first test alert).')
+param alertSenderPrincipalIds array = []
+
+@description('Upper bound of function app instances.')
+@minValue(40)
+@maxValue(1000)
+param maximumInstanceCount int = 40
+
+@description('Spread function app instances over availability zones (needs a region that supports it for Flex Consumption).')
+param zoneRedundant bool = false
+
+module identity 'app/identity.bicep' = {
+  name: 'identity'
+  params: {
+    name: identityName
+    location: location
+    tags: tags
+  }
+}
+
+module monitoring 'app/monitoring.bicep' = {
+  name: 'monitoring'
+  params: {
+    logAnalyticsName: logAnalyticsName
+    applicationInsightsName: applicationInsightsName
+    location: location
+    tags: tags
+  }
+}
+
+module storage 'app/storage.bicep' = {
+  name: 'storage'
+  params: {
+    name: storageAccountName
+    location: location
+    tags: tags
+    deploymentContainerName: deploymentContainerName
+  }
+}
+
+module serviceBus 'app/servicebus.bicep' = {
+  name: 'servicebus'
+  params: {
+    name: serviceBusNamespaceName
+    location: location
+    tags: tags
+    alertEventsQueueName: alertEventsQueueName
+    teamsActionsQueueName: teamsActionsQueueName
+    alertEventsMaxDeliveryCount: alertEventsMaxDeliveryCount
+  }
+}
+
+module keyVault 'app/keyvault.bicep' = {
+  name: 'keyvault'
+  params: {
+    name: keyVaultName
+    location: location
+    tags: tags
+    botAppPassword: botAppPassword
+    tokenEncryptionKey: tokenEncryptionKey
+    stateSigningKey: stateSigningKey
+    secretsExpireAt: secretsExpireAt
+  }
+}
+
+module rbac 'app/rbac.bicep' = {
+  name: 'rbac'
+  params: {
+    principalId: identity.outputs.principalId
+    storageAccountName: storage.outputs.name
+    deploymentContainerName: storage.outputs.deploymentContainerName
+    hostContainerNames: storage.outputs.hostContainerNames
+    serviceBusNamespaceName: serviceBus.outputs.name
+    alertEventsQueueName: serviceBus.outputs.alertEventsQueueName
+    teamsActionsQueueName: serviceBus.outputs.teamsActionsQueueName
+    keyVaultName: keyVault.outputs.name
+    applicationInsightsName: monitoring.outputs.applicationInsightsName
+    alertSenderPrincipalIds: alertSenderPrincipalIds
+  }
+}
+
+var effectiveBotAppId = botAppType == 'UserAssignedMSI' ? identity.outputs.clientId : botAppId
+
+module functionApp 'app/function.bicep' = {
+  name: 'function'
+  // The app starts with its roles in place: Key Vault references and the trigger work at once.
+  dependsOn: [
+    rbac
+  ]
+  params: {
+    planName: planName
+    functionAppName: functionAppName
+    location: location
+    tags: tags
+    identityId: identity.outputs.id
+    identityClientId: identity.outputs.clientId
+    storageAccountName: storage.outputs.name
+    storageBlobEndpoint: storage.outputs.blobEndpoint
+    storageTableEndpoint: storage.outputs.tableEndpoint
+    deploymentContainerName: storage.outputs.deploymentContainerName
+    applicationInsightsConnectionString: monitoring.outputs.applicationInsightsConnectionString
+    serviceBusFullyQualifiedNamespace: serviceBus.outputs.fullyQualifiedNamespace
+    alertEventsQueueName: serviceBus.outputs.alertEventsQueueName
+    teamsActionsQueueName: serviceBus.outputs.teamsActionsQueueName
+    botAppPasswordReference: botAppType == 'SingleTenant' ? '@Microsoft.KeyVault(SecretUri=${keyVault.outputs.botAppPasswordSecretUri})' : ''
+    botAppType: botAppType
+    botAppId: effectiveBotAppId
+    defaultTenantId: defaultTenantId
+    periodicSchedule: periodicSchedule
+    stateTablePrefix: stateTablePrefix
+    reminderAfterMinutes: reminderAfterMinutes
+    maximumInstanceCount: maximumInstanceCount
+    zoneRedundant: zoneRedundant
+  }
+}
+
+module bot 'app/bot.bicep' = {
+  name: 'bot'
+  params: {
+    name: botName
+    tags: tags
+    displayName: botDisplayName
+    appType: botAppType
+    appId: effectiveBotAppId
+    identityId: identity.outputs.id
+    messagingEndpoint: 'https://${functionApp.outputs.defaultHostName}/api/messages'
+  }
+}
+
+output AZURE_LOCATION string = location
+output AZURE_TENANT_ID string = tenant().tenantId
+output AZURE_RESOURCE_GROUP string = resourceGroup().name
+output FUNCTION_APP_NAME string = functionApp.outputs.name
+output FUNCTION_APP_HOST_NAME string = functionApp.outputs.defaultHostName
+output BOT_NAME string = bot.outputs.name
+output BOT_APP_ID string = effectiveBotAppId
+output BOT_APP_TYPE string = botAppType
+output BOT_MESSAGING_ENDPOINT string = 'https://${functionApp.outputs.defaultHostName}/api/messages'
+output MANAGED_IDENTITY_NAME string = identity.outputs.name
+output MANAGED_IDENTITY_CLIENT_ID string = identity.outputs.clientId
+output MANAGED_IDENTITY_PRINCIPAL_ID string = identity.outputs.principalId
+output STORAGE_ACCOUNT_NAME string = storage.outputs.name
+output STATE_TABLES_ENDPOINT string = storage.outputs.tableEndpoint
+output SERVICE_BUS_NAMESPACE string = serviceBus.outputs.fullyQualifiedNamespace
+output ALERT_EVENTS_QUEUE string = serviceBus.outputs.alertEventsQueueName
+output TEAMS_ACTIONS_QUEUE string = serviceBus.outputs.teamsActionsQueueName
+output KEY_VAULT_NAME string = keyVault.outputs.name
+output KEY_VAULT_URI string = keyVault.outputs.vaultUri
+output TOKEN_ENCRYPTION_KEY_SECRET_URI string = keyVault.outputs.tokenEncryptionKeySecretUri
+output STATE_SIGNING_KEY_SECRET_URI string = keyVault.outputs.stateSigningKeySecretUri
+output APPLICATIONINSIGHTS_NAME string = monitoring.outputs.applicationInsightsName
+output LOG_ANALYTICS_NAME string = monitoring.outputs.logAnalyticsName

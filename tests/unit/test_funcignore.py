@@ -1,0 +1,121 @@
+"""What `func azure functionapp publish` uploads: the app, and no tests, tools, local
+settings or secrets."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tools import funcignore
+
+ROOT = Path(__file__).resolve().parents[2]
+MUST_SHIP = ("function_app.py", "host.json", "requirements.txt")
+NEVER_SHIP_DIRS = ("tests", "tools", "node_modules", ".venv", ".tools", "docs", "infra", "appPackage", ".git")
+NEVER_SHIP_NAMES = ("local.settings.json", "local.settings.sample.json", "requirements-dev.txt", "package.json")
+RUNTIME_TOP_LEVEL = {"function_app.py", "host.json", "requirements.txt", "shared", "schemas"}
+SECRET_SUFFIXES = (".pem", ".key", ".pfx", ".p12")
+
+
+def assert_publishable(files: list[str]) -> None:
+    for path in files:
+        parts = Path(path).parts
+        assert not set(parts[:-1]) & set(NEVER_SHIP_DIRS), f"{path} would be published"
+        assert parts[-1] not in NEVER_SHIP_NAMES, f"{path} would be published"
+        assert not parts[-1].endswith(SECRET_SUFFIXES) and not parts[-1].startswith(".env"), f"{path} would be published"
+        assert "__pycache__" not in parts and not path.endswith((".pyc", ".md")), f"{path} would be published"
+
+
+@pytest.fixture(scope="module")
+def git_tree() -> list[str]:
+    if shutil.which("git") is None or not (ROOT / ".git").exists():
+        pytest.skip("needs git and the repository")
+    return funcignore.publish_tree_from_git(ROOT)
+
+
+class TestThePublishTree:
+    def test_from_git_holds_the_app_and_nothing_else(self, git_tree):
+        assert_publishable(git_tree)
+        for name in MUST_SHIP:
+            if (ROOT / name).exists():  # function_app.py arrives with the app code
+                assert name in git_tree
+        assert any(p.startswith("shared/") and p.endswith(".py") for p in git_tree)
+
+    def test_from_disk_is_what_core_tools_would_upload(self):
+        # Core Tools does not read .gitignore: .venv, node_modules and local settings on disk
+        # must be excluded by .funcignore itself.
+        tree = funcignore.publish_tree_from_disk(ROOT)
+        assert_publishable(tree)
+        assert "host.json" in tree and "requirements.txt" in tree
+        assert "shared/settings.py" in tree
+
+    def test_only_known_top_level_entries_are_published(self):
+        # Anything new at the top level must be a deliberate choice: runtime code, or .funcignore.
+        top = {Path(p).parts[0] for p in funcignore.publish_tree_from_disk(ROOT)}
+        assert top <= RUNTIME_TOP_LEVEL, f"add {sorted(top - RUNTIME_TOP_LEVEL)} to .funcignore, or here if the app needs it"
+
+
+class TestFuncignoreCatchesFilesThatDoNotExistYet:
+    FIXTURE = [
+        "function_app.py", "host.json", "requirements.txt", "shared/__init__.py", "shared/domain/model.py",
+        "schemas/alert-event.schema.json",
+        "tests/unit/test_x.py", "tools/localhost/run.py", "node_modules/a/index.js", ".venv/lib/site.py",
+        "local.settings.json", "docs/DEPLOY.md", "README.md", "certs/bot.pem", "shared/private.key", ".env",
+        "shared/__pycache__/model.cpython-311.pyc", "infra/main.bicep", "appPackage/manifest.json",
+        "requirements-dev.txt", ".tools/checkov/bin/checkov",
+    ]
+    SHIPPED = {
+        "function_app.py", "host.json", "requirements.txt", "shared/__init__.py", "shared/domain/model.py",
+        "schemas/alert-event.schema.json",
+    }
+
+    @pytest.fixture
+    def tree(self, tmp_path: Path) -> Path:
+        for rel in self.FIXTURE:
+            (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+            (tmp_path / rel).write_text("x")
+        shutil.copy(ROOT / ".funcignore", tmp_path / ".funcignore")
+        return tmp_path
+
+    def test_only_the_app_is_published(self, tree):
+        assert set(funcignore.publish_tree_from_disk(tree)) == self.SHIPPED
+
+    def test_the_matcher_agrees_with_git(self, tree):
+        # git implements gitignore semantics; our matcher must select the same files.
+        if shutil.which("git") is None:
+            pytest.skip("needs git")
+        subprocess.run(["git", "init", "-q"], cwd=tree, check=True)
+        listed = subprocess.run(
+            ["git", "ls-files", "--others", f"--exclude-from={tree / '.funcignore'}"],
+            cwd=tree, check=True, capture_output=True, text=True,
+        ).stdout.split()
+        assert set(listed) == set(funcignore.publish_tree_from_disk(tree))
+
+
+class TestGitignoreSemantics:
+    @pytest.mark.parametrize(
+        ("patterns", "path", "ignored"),
+        [
+            ("tests/", "tests/unit/a.py", True),
+            ("tests/", "shared/tests", False),  # a file, and the pattern names directories
+            ("/build", "build/x", True),
+            ("/build", "shared/build/x", False),
+            ("*.md", "docs/a/b.md", True),
+            ("docs/*.md", "docs/a/b.md", False),
+            ("**/cache", "a/b/cache/x", True),
+            ("a/**/b", "a/x/y/b", True),
+            ("*.key\n!public.key", "public.key", False),
+            ("secrets/\n!secrets/ok", "secrets/ok", True),  # no re-inclusion below an excluded directory
+            ("*.py[cod]", "x.pyc", True),
+        ],
+    )
+    def test_patterns(self, patterns, path, ignored):
+        assert funcignore.is_ignored(funcignore.parse(patterns), path) is ignored
+
+
+def test_requirements_do_not_pin_the_worker():
+    # The Functions host provides azure-functions-worker; listing it breaks the Python worker.
+    lines = (ROOT / "requirements.txt").read_text().lower().splitlines()
+    assert not any(line.strip().startswith("azure-functions-worker") for line in lines)

@@ -1,0 +1,183 @@
+"""Builds the Teams app package (manifest.json + icons, zipped) with the ids filled in.
+
+    python -m tools.build_app_package --bot-app-id <guid> --app-host <func>.azurewebsites.net \
+        --out build/appPackage.zip
+
+Every option can also come from the environment (BOT_APP_ID, APP_HOST, TEAMS_APP_ID,
+AAD_APP_ID, APP_VERSION). The manifest is validated against the Teams schema shipped in the
+pinned npm package @microsoft/app-manifest before it is zipped. Development-only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+import tomllib
+import uuid
+import zipfile
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+APP_PACKAGE = ROOT / "appPackage"
+ICONS = ("color.png", "outline.png")
+SCHEMAS = ROOT / "node_modules" / "@microsoft" / "app-manifest" / "build" / "json-schemas" / "teams"
+PLACEHOLDER = re.compile(r"\$\{\{([A-Z_]+)\}\}")
+GUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
+HOST = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9-]{1,63}\.)+[A-Za-z]{2,63}$")
+# Teams identifies an app by this id across versions: derive it from the bot id so every
+# rebuild for the same bot updates the same app instead of adding a second one.
+TEAMS_APP_ID_NAMESPACE = uuid.UUID("5f1f3c2e-8a47-4b8e-9c55-0d8f5a6b2c11")
+ZIP_TIMESTAMP = (2020, 1, 1, 0, 0, 0)  # fixed: the same inputs build the same bytes
+
+
+class PackageError(ValueError):
+    """An option is missing or invalid; the message says which and what to do."""
+
+
+def project_version() -> str:
+    with open(ROOT / "pyproject.toml", "rb") as f:
+        return tomllib.load(f)["project"]["version"]
+
+
+def schema_path(manifest_version: str) -> Path:
+    return SCHEMAS / f"v{manifest_version}" / "MicrosoftTeams.schema.json"
+
+
+def newest_schema_version() -> str:
+    versions = [p.name[1:] for p in SCHEMAS.glob("v[0-9]*") if re.fullmatch(r"v\d+\.\d+", p.name)]
+    if not versions:
+        raise PackageError(f"No Teams manifest schemas under {SCHEMAS}: run `npm ci`.")
+    return max(versions, key=lambda v: tuple(int(x) for x in v.split(".")))
+
+
+def manifest_validator(schema: dict[str, Any]):
+    """A validator for the schema's draft. The Teams schemas declare draft-04 but use the
+    draft-06 keyword `const` (manifestVersion); draft-04 would ignore it, so it is added."""
+    import jsonschema
+
+    base = jsonschema.validators.validator_for(schema)
+    if "const" not in base.VALIDATORS:
+        base = jsonschema.validators.extend(base, {"const": jsonschema.Draft6Validator.VALIDATORS["const"]})
+    return base(schema)
+
+
+def validation_errors(manifest: dict[str, Any]) -> list[str]:
+    path = schema_path(str(manifest.get("manifestVersion")))
+    if not path.exists():
+        return [f"No schema for manifestVersion {manifest.get('manifestVersion')!r} at {path}."]
+    validator = manifest_validator(json.loads(path.read_text(encoding="utf-8")))
+    return [
+        f"{'/'.join(str(p) for p in error.absolute_path) or '(root)'}: {error.message}"
+        for error in sorted(validator.iter_errors(manifest), key=lambda e: list(map(str, e.absolute_path)))
+    ]
+
+
+def _fill(value: Any, values: dict[str, str]) -> Any:
+    if isinstance(value, dict):
+        return {k: _fill(v, values) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_fill(v, values) for v in value]
+    if isinstance(value, str):
+        def replace(match: re.Match[str]) -> str:
+            if match.group(1) not in values:
+                raise PackageError(f"manifest.json uses ${{{{{match.group(1)}}}}}, which the build does not know.")
+            return values[match.group(1)]
+
+        return PLACEHOLDER.sub(replace, value)
+    return value
+
+
+def build_manifest(
+    *,
+    bot_app_id: str,
+    app_host: str,
+    teams_app_id: str | None = None,
+    aad_app_id: str | None = None,
+    version: str | None = None,
+    website_url: str | None = None,
+    privacy_url: str | None = None,
+    terms_of_use_url: str | None = None,
+) -> dict[str, Any]:
+    if not bot_app_id or not GUID.match(bot_app_id):
+        raise PackageError(f"--bot-app-id (or BOT_APP_ID) must be the bot's app id, a GUID; got {bot_app_id!r}.")
+    app_host = app_host.removeprefix("https://").rstrip("/")
+    if not HOST.match(app_host):
+        raise PackageError(f"--app-host (or APP_HOST) must be the function app's host name, e.g. func-x.azurewebsites.net; got {app_host!r}.")
+    teams_app_id = teams_app_id or str(uuid.uuid5(TEAMS_APP_ID_NAMESPACE, bot_app_id.lower()))
+    aad_app_id = aad_app_id or bot_app_id
+    for option, value in (("--teams-app-id", teams_app_id), ("--aad-app-id", aad_app_id)):
+        if not GUID.match(value):
+            raise PackageError(f"{option} must be a GUID; got {value!r}.")
+    home = f"https://{app_host}/"
+    values = {
+        "BOT_APP_ID": bot_app_id,
+        "TEAMS_APP_ID": teams_app_id,
+        "AAD_APP_ID": aad_app_id,
+        "APP_HOST": app_host,
+        "APP_VERSION": version or project_version(),
+        "WEBSITE_URL": website_url or home,
+        "PRIVACY_URL": privacy_url or home,
+        "TERMS_OF_USE_URL": terms_of_use_url or home,
+    }
+    template = json.loads((APP_PACKAGE / "manifest.json").read_text(encoding="utf-8"))
+    return _fill(template, values)
+
+
+def write_package(manifest: dict[str, Any], out: Path) -> Path:
+    errors = validation_errors(manifest)
+    if errors:
+        raise PackageError("The manifest does not match the Teams schema:\n  " + "\n  ".join(errors))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        entries = [("manifest.json", (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))]
+        entries += [(icon, (APP_PACKAGE / icon).read_bytes()) for icon in ICONS]
+        for name, data in entries:
+            info = zipfile.ZipInfo(name, date_time=ZIP_TIMESTAMP)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            zf.writestr(info, data)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    env = os.environ  # dev tool: its options may come from the shell
+    parser = argparse.ArgumentParser(prog="python -m tools.build_app_package", description=__doc__.splitlines()[0])
+    parser.add_argument("--bot-app-id", default=env.get("BOT_APP_ID", ""), help="the Azure Bot's Microsoft App ID (BOT_APP_ID)")
+    parser.add_argument(
+        "--app-host",
+        default=env.get("APP_HOST") or env.get("FUNCTION_APP_HOST_NAME", ""),
+        help="the function app's host name, output FUNCTION_APP_HOST_NAME of the deployment (APP_HOST)",
+    )
+    parser.add_argument("--teams-app-id", default=env.get("TEAMS_APP_ID"), help="Teams app id; default: derived from the bot id")
+    parser.add_argument("--aad-app-id", default=env.get("AAD_APP_ID"), help="app registration for webApplicationInfo; default: the bot id")
+    parser.add_argument("--version", default=env.get("APP_VERSION"), help="app version; default: pyproject.toml's")
+    parser.add_argument("--website-url")
+    parser.add_argument("--privacy-url")
+    parser.add_argument("--terms-of-use-url")
+    parser.add_argument("--out", type=Path, default=ROOT / "build" / "appPackage.zip")
+    args = parser.parse_args(argv)
+    try:
+        manifest = build_manifest(
+            bot_app_id=args.bot_app_id,
+            app_host=args.app_host,
+            teams_app_id=args.teams_app_id,
+            aad_app_id=args.aad_app_id,
+            version=args.version,
+            website_url=args.website_url,
+            privacy_url=args.privacy_url,
+            terms_of_use_url=args.terms_of_use_url,
+        )
+        out = write_package(manifest, args.out)
+    except PackageError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"wrote {out} (Teams app id {manifest['id']}, bot {manifest['bots'][0]['botId']}, version {manifest['version']})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
