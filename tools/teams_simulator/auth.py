@@ -219,11 +219,14 @@ def _client_credentials(request: web.Request, form: Any) -> tuple[str, str]:
     return str(client_id), str(client_secret)
 
 
-def add_routes(app: web.Application, auth: AuthService, base_url: Any) -> None:
-    """Register the token endpoint and OpenID routes. ``base_url()`` gives the public URL."""
+def add_routes(app: web.Application, auth: AuthService, base_url: Any, identity: Any = None) -> None:
+    """Register the token endpoint and OpenID routes. ``base_url()`` gives the public URL.
+    Token requests of the Graph app registration go to ``identity`` (identity.IdentityRoutes)."""
 
     async def token(request: web.Request) -> web.Response:
         form = await request.post()
+        if identity is not None and identity.handles(form):
+            return await identity.token(request, form)
         if form.get("grant_type") != "client_credentials":
             return _aad_error(
                 400, "unsupported_grant_type", "AADSTS70003",

@@ -15,7 +15,11 @@ from . import auth as auth_module
 from .activities import ActivityBuilder, Kind
 from .auth import AuthService, Signing
 from .connector import MAX_ACTIVITY_BYTES, ConnectorRoutes
+from .directory import Directory
 from .faults import Fault, FaultInjector
+from .graph import GRAPH_PREFIX, GraphRoutes, graph_error_body
+from .identity import IdentityRoutes
+from .tls import LocalCertificates
 from .state import Conversation, RequestRecord, SimulatorState
 
 HOST = "127.0.0.1"
@@ -42,6 +46,11 @@ class TeamsSimulator:
         self.faults = FaultInjector()
         self.require_connector_auth = True
         self.max_activity_bytes = MAX_ACTIVITY_BYTES
+        # Microsoft 365 behind the identity and Graph endpoints, served over TLS too (MSAL and
+        # azure-identity accept https authorities only): see tls.py.
+        self.directory = Directory()
+        self.tls: LocalCertificates | None = None
+        self._tls_port: int | None = None
         # Bot Framework caches OpenID metadata per URL for a day (JwtTokenExtractor); a
         # distinct query per instance keeps a new key from meeting a stale cache.
         self._instance = secrets.token_hex(4)
@@ -95,6 +104,10 @@ class TeamsSimulator:
         site = web.TCPSite(self._runner, self.host, self._requested_port)
         await site.start()
         self._port = self._runner.addresses[0][1]
+        self.tls = LocalCertificates()
+        tls_site = web.TCPSite(self._runner, self.host, 0, ssl_context=self.tls.server_context())
+        await tls_site.start()
+        self._tls_port = self._runner.addresses[1][1]
 
     def stop(self) -> None:
         """Stop the server and its thread."""
@@ -104,6 +117,9 @@ class TeamsSimulator:
         self._thread.join(timeout=10)
         self._thread = None
         self._loop = None
+        if self.tls is not None:
+            self.tls.cleanup()
+            self.tls = None
 
     def __enter__(self) -> "TeamsSimulator":
         return self.start()
@@ -122,6 +138,7 @@ class TeamsSimulator:
         self.state.reset()
         self.faults.clear()
         self.auth.reset()
+        self.directory.reset()
         self.require_connector_auth = True
         self.max_activity_bytes = MAX_ACTIVITY_BYTES
 
@@ -151,6 +168,30 @@ class TeamsSimulator:
     @property
     def jwks_url(self) -> str:
         return f"{self.url}{auth_module.JWKS_PATH}"
+
+    @property
+    def https_url(self) -> str:
+        """The TLS base URL (identity and Graph), e.g. ``https://127.0.0.1:54322``; trust ``ca_file``."""
+        if self._tls_port is None:
+            raise RuntimeError("the Teams simulator is not started: call start() first")
+        return f"https://{self.host}:{self._tls_port}"
+
+    @property
+    def ca_file(self) -> str:
+        """PEM file of the CA that signed the TLS certificate (made when the simulator started)."""
+        if self.tls is None:
+            raise RuntimeError("the Teams simulator is not started: call start() first")
+        return self.tls.ca_file
+
+    @property
+    def authority_host(self) -> str:
+        """For AUTHORITY_HOST: ``{https_url}/{tenant}/oauth2/v2.0/...`` are served."""
+        return self.https_url
+
+    @property
+    def graph_url(self) -> str:
+        """For GRAPH_BASE_URL: ``{https_url}/v1.0``."""
+        return self.https_url + GRAPH_PREFIX
 
     def token_url(self, tenant: str = auth_module.BOT_FRAMEWORK_TENANT) -> str:
         """The client-credentials token endpoint, e.g. ``{url}/botframework.com/oauth2/v2.0/token``."""
@@ -285,7 +326,11 @@ class TeamsSimulator:
         """The aiohttp application (exposed for embedding in another server)."""
         app = web.Application(middlewares=[self._middleware], client_max_size=4 * 1024 * 1024)
         ConnectorRoutes(self.state, self.auth, self).add_routes(app)
-        auth_module.add_routes(app, self.auth, lambda: self.url)
+        identity = IdentityRoutes(self.directory, self.auth.signing_key, lambda: self.https_url)
+        identity.add_routes(app)
+        auth_module.add_routes(app, self.auth, lambda: self.url, identity)
+        self.graph = GraphRoutes(self.directory, lambda: self.https_url)
+        self.graph.add_routes(app)
         app.router.add_get(SIM_PREFIX + "/conversations", self._sim_conversations)
         app.router.add_get(SIM_PREFIX + "/conversations/{conversationId}", self._sim_conversation)
         app.router.add_get(SIM_PREFIX + "/requests", self._sim_requests)
@@ -300,8 +345,11 @@ class TeamsSimulator:
         if fault is not None and fault.delay > 0:
             await asyncio.sleep(fault.delay)
         if fault is not None and fault.status is not None:
+            body = fault.response_body()
+            if fault.body is None and request.path.startswith(GRAPH_PREFIX + "/"):
+                body = graph_error_body(fault.status)  # Graph's error shape on Graph paths
             response: web.StreamResponse = web.json_response(
-                fault.response_body(), status=fault.status, headers=fault.response_headers()
+                body, status=fault.status, headers=fault.response_headers()
             )
         else:
             try:

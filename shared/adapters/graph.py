@@ -1,0 +1,497 @@
+"""Microsoft Graph helper on ``msgraph-sdk``: the only module that imports it.
+
+One :class:`GraphDirectory` serves every tenant. It builds a Graph client per tenant and kind
+of token on first use:
+- app-only (the bot-identity connection): a client secret, a certificate, or a user-assigned
+  managed identity used as a federated credential (``ClientAssertionCredential``), chosen by
+  ``GRAPH_CREDENTIAL_TYPE``;
+- delegated (the identity-provider connection): :class:`DelegatedCredential`, backed by the
+  connected user's MSAL token cache (shared/adapters/identity.py).
+
+The request adapter is built here (not by ``GraphServiceClient(credentials)``) so the base URL
+is configurable and a test CA can be trusted for a local simulator. The SDK's own retry
+middleware is switched off: :meth:`GraphDirectory._call` retries 429/503/504 itself, honouring
+``Retry-After`` with a bounded number of attempts and a bounded wait, and turns every failure
+into :class:`shared.ports.GraphError` (403 names the missing permission, 404 the missing object).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import json
+import logging
+import ssl
+import uuid
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable
+from urllib.parse import urlparse
+
+import httpx
+from azure.core.credentials import AccessToken
+from kiota_abstractions.api_error import APIError
+from kiota_abstractions.base_request_configuration import RequestConfiguration
+from kiota_authentication_azure.azure_identity_authentication_provider import AzureIdentityAuthenticationProvider
+from kiota_http.middleware.options import RetryHandlerOption
+from msgraph import GraphServiceClient
+from msgraph_core import BaseGraphRequestAdapter, GraphClientFactory
+
+from shared.permissions import GRAPH_DEFAULT_SCOPE, GRAPH_RESOURCE, OPERATIONS, permission_for
+from shared.ports import GraphError, ReconsentRequired
+
+log = logging.getLogger(__name__)
+
+# Graph throttling guidance: retry 429 after Retry-After, and 503/504 (Graph docs,
+# "Microsoft Graph throttling guidance"). Retry-After is sometimes missing on chat messages
+# (FACTS.md): then back off exponentially from ``backoff`` seconds.
+RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
+MAX_ATTEMPTS = 4
+# A longer Retry-After is not waited out inside one function run: the error is raised (a
+# transient failure, so the queue redelivers later) instead of holding the message lock.
+MAX_RETRY_AFTER_SECONDS = 30.0
+DEFAULT_BACKOFF_SECONDS = 1.0
+# Owner binding URLs are resource ids, not request URLs: always the public Graph host.
+BIND_BASE = f"{GRAPH_RESOURCE}/v1.0"
+ADAPTIVE_CARD = "application/vnd.microsoft.card.adaptive"
+# Client-assertion audience of a managed identity used as a federated credential (Entra docs,
+# "Configure an application to trust a managed identity").
+TOKEN_EXCHANGE_SCOPE = "api://AzureADTokenExchange/.default"
+
+CREDENTIAL_TYPES = ("secret", "certificate", "federated_managed_identity")
+
+
+@dataclass(frozen=True)
+class GraphConfig:
+    base_url: str
+    authority_host: str
+    app_id: str
+    credential_type: str = "secret"
+    client_secret: str | None = None
+    certificate_path: str | None = None
+    managed_identity_client_id: str | None = None
+    # A CA (PEM) trusted instead of the system store: only for a local simulator.
+    ca_file: str | None = None
+
+
+def app_credential(config: GraphConfig, tenant_id: str) -> Any:
+    """The app-only credential for one tenant (azure-identity, async)."""
+    kwargs: dict[str, Any] = {"authority": config.authority_host}
+    if config.ca_file:
+        kwargs["connection_verify"] = config.ca_file
+    if config.credential_type == "secret":
+        from azure.identity.aio import ClientSecretCredential
+
+        return ClientSecretCredential(tenant_id, config.app_id, config.client_secret or "", **kwargs)
+    if config.credential_type == "certificate":
+        from azure.identity.aio import CertificateCredential
+
+        return CertificateCredential(tenant_id, config.app_id, config.certificate_path, **kwargs)
+    if config.credential_type == "federated_managed_identity":
+        from azure.identity import ManagedIdentityCredential
+        from azure.identity.aio import ClientAssertionCredential
+
+        identity = ManagedIdentityCredential(client_id=config.managed_identity_client_id)
+        return ClientAssertionCredential(tenant_id, config.app_id, lambda: identity.get_token(TOKEN_EXCHANGE_SCOPE).token, **kwargs)
+    raise ValueError(f"unknown Graph credential type {config.credential_type!r}; use one of {', '.join(CREDENTIAL_TYPES)}")
+
+
+class DelegatedCredential:
+    """An async token credential over the connected user's token cache.
+
+    ``acquire(tenant_id)`` returns ``(access_token, expires_on)`` and raises
+    :class:`ReconsentRequired` when the refresh token is no longer accepted.
+    """
+
+    def __init__(self, tenant_id: str, acquire: Callable[[str], Awaitable[tuple[str, int]]]) -> None:
+        self._tenant_id = tenant_id
+        self._acquire = acquire
+
+    async def get_token(self, *scopes: str, claims: str | None = None, tenant_id: str | None = None, enable_cae: bool = False, **kwargs: Any) -> AccessToken:
+        token, expires_on = await self._acquire(self._tenant_id)
+        return AccessToken(token, expires_on)
+
+    async def close(self) -> None:
+        return None
+
+    async def __aenter__(self) -> "DelegatedCredential":
+        return self
+
+    async def __aexit__(self, *args: Any) -> None:
+        return None
+
+
+def _ssl_context(ca_file: str | None) -> ssl.SSLContext | bool:
+    return ssl.create_default_context(cafile=ca_file) if ca_file else True
+
+
+def _header(headers: Any, name: str) -> str | None:
+    if not headers:
+        return None
+    for key, value in dict(headers).items():
+        if key.lower() == name.lower():
+            return value if isinstance(value, str) else (value[0] if value else None)
+    return None
+
+
+def _retry_after(headers: Any) -> float | None:
+    raw = _header(headers, "Retry-After")
+    if raw is None:
+        return None
+    try:
+        return max(float(raw), 0.0)
+    except ValueError:
+        return None
+
+
+def _user(model: Any) -> dict:
+    return {"id": model.id, "displayName": model.display_name, "userPrincipalName": model.user_principal_name, "mail": model.mail}
+
+
+def _card_message(card: dict, summary: str) -> Any:
+    from msgraph.generated.models.body_type import BodyType
+    from msgraph.generated.models.chat_message import ChatMessage
+    from msgraph.generated.models.chat_message_attachment import ChatMessageAttachment
+    from msgraph.generated.models.item_body import ItemBody
+
+    attachment_id = uuid.uuid4().hex
+    return ChatMessage(
+        body=ItemBody(content_type=BodyType.Html, content=f'<attachment id="{attachment_id}"></attachment>'),
+        attachments=[ChatMessageAttachment(id=attachment_id, content_type=ADAPTIVE_CARD, content=json.dumps(card, separators=(",", ":")))],
+        summary=summary[:200] if summary else None,
+    )
+
+
+def _text_message(text: str) -> Any:
+    from msgraph.generated.models.body_type import BodyType
+    from msgraph.generated.models.chat_message import ChatMessage
+    from msgraph.generated.models.item_body import ItemBody
+
+    return ChatMessage(body=ItemBody(content_type=BodyType.Html, content=html.escape(text).replace("\n", "<br>")))
+
+
+def _member(user_id: str, owner: bool) -> Any:
+    from msgraph.generated.models.aad_user_conversation_member import AadUserConversationMember
+
+    return AadUserConversationMember(roles=["owner"] if owner else [], additional_data={"user@odata.bind": f"{BIND_BASE}/users('{user_id}')"})
+
+
+ModeLookup = Callable[[str], Awaitable[str]]  # tenant id -> "app" | "delegated"
+
+
+class GraphDirectory:
+    """Implements :class:`shared.ports.Directory` plus the delegated message operations."""
+
+    def __init__(
+        self,
+        config: GraphConfig,
+        *,
+        mode_for: ModeLookup | None = None,
+        delegated_tokens: Callable[[str], Awaitable[tuple[str, int]]] | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        backoff: float = DEFAULT_BACKOFF_SECONDS,
+        credential_factory: Callable[[GraphConfig, str], Any] = app_credential,
+    ) -> None:
+        self._config = config
+        self._mode_for = mode_for
+        self._delegated_tokens = delegated_tokens
+        self._sleep = sleep
+        self._backoff = backoff
+        self._credential_factory = credential_factory
+        self._clients: dict[tuple[str, str], tuple[GraphServiceClient, Any, httpx.AsyncClient, Any]] = {}
+
+    # ------------------------------------------------------------------ clients
+
+    async def _mode(self, tenant_id: str) -> str:
+        return await self._mode_for(tenant_id) if self._mode_for else "app"
+
+    def client(self, tenant_id: str, mode: str) -> GraphServiceClient:
+        """The tenant's Graph client for ``mode`` ("app" or "delegated"), built on first use."""
+        key = (tenant_id, mode)
+        if key not in self._clients:
+            if mode == "delegated":
+                if self._delegated_tokens is None:
+                    raise GraphError("delegated Graph calls are not configured", status=None, code="NotConfigured")
+                credential: Any = DelegatedCredential(tenant_id, self._delegated_tokens)
+            else:
+                credential = self._credential_factory(self._config, tenant_id)
+            http = httpx.AsyncClient(verify=_ssl_context(self._config.ca_file), timeout=httpx.Timeout(30.0))
+            # msgraph-core's AsyncGraphTransport does not close the transport it wraps: keep it.
+            transport = http._transport
+            http = GraphClientFactory.create_with_default_middleware(
+                client=http,
+                options={RetryHandlerOption.get_key(): RetryHandlerOption(max_retries=0, should_retry=False)},
+            )
+            http.base_url = self._config.base_url
+            host = urlparse(self._config.base_url).hostname or ""
+            auth = AzureIdentityAuthenticationProvider(credential, scopes=[GRAPH_DEFAULT_SCOPE], allowed_hosts=[host])
+            adapter = BaseGraphRequestAdapter(auth, http_client=http)
+            adapter.base_url = self._config.base_url
+            self._clients[key] = (GraphServiceClient(request_adapter=adapter), credential, http, transport)
+        return self._clients[key][0]
+
+    async def close(self) -> None:
+        for _client, credential, http, transport in self._clients.values():
+            await http.aclose()
+            await transport.aclose()
+            closer = getattr(credential, "close", None)
+            if closer is not None:
+                await closer()
+        self._clients.clear()
+
+    # ------------------------------------------------------------------ the call wrapper
+
+    async def _call(self, tenant_id: str, operation: str, missing: str, make: Callable[[GraphServiceClient], Awaitable[Any]], *, mode: str | None = None) -> Any:
+        mode = mode or await self._mode(tenant_id)
+        client = self.client(tenant_id, mode)
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            try:
+                return await make(client)
+            except ReconsentRequired:
+                raise
+            except APIError as exc:
+                status = exc.response_status_code
+                retry_after = _retry_after(exc.response_headers)
+                if status in RETRYABLE_STATUSES and attempt < MAX_ATTEMPTS:
+                    wait = retry_after if retry_after is not None else self._backoff * 2 ** (attempt - 1)
+                    if wait <= MAX_RETRY_AFTER_SECONDS:
+                        log.info("Graph answered %s to %s in tenant %s; retrying in %.1f s", status, operation, tenant_id, wait)
+                        await self._sleep(wait)
+                        continue
+                raise self._error(tenant_id, operation, missing, mode, exc, retry_after) from exc
+            except httpx.HTTPError as exc:
+                if attempt < MAX_ATTEMPTS:
+                    await self._sleep(self._backoff * 2 ** (attempt - 1))
+                    continue
+                raise GraphError(f"Microsoft Graph could not be reached to {OPERATIONS[operation][2]}: {type(exc).__name__}: {exc}", status=None, code="Unreachable") from exc
+            except GraphError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - token failures (azure-identity) and the like
+                from azure.core.exceptions import ClientAuthenticationError
+
+                if isinstance(exc, ClientAuthenticationError):
+                    first = str(exc.message if hasattr(exc, "message") else exc).splitlines()[0]
+                    raise GraphError(
+                        f"No app-only token for tenant {tenant_id}: {first}. Has an administrator of that tenant consented to the app?",
+                        status=401, code="TokenFailed",
+                    ) from exc
+                raise
+        raise AssertionError("unreachable")
+
+    @staticmethod
+    def _error(tenant_id: str, operation: str, missing: str, mode: str, exc: APIError, retry_after: float | None) -> GraphError:
+        status = exc.response_status_code
+        main = getattr(exc, "error", None)
+        code = str(getattr(main, "code", "") or "")
+        said = str(getattr(main, "message", "") or exc.message or "")
+        doing = OPERATIONS[operation][2]
+        if status == 403:
+            permission = permission_for(operation, mode == "delegated")
+            kind = "delegated" if mode == "delegated" else "application"
+            return GraphError(
+                f"Microsoft Graph refused to {doing} in tenant {tenant_id}: the connector needs the {kind} permission "
+                f"{permission}; grant it on the app registration and connect the tenant again. Graph said: {said}",
+                status=403, code=code, permission=permission,
+            )
+        if status == 404:
+            return GraphError(f"Microsoft Graph could not {doing}: {missing} was not found in tenant {tenant_id}. Graph said: {said}", status=404, code=code, missing=missing)
+        wait = f" (Retry-After {retry_after:g} s)" if retry_after is not None else ""
+        error = GraphError(f"Microsoft Graph answered {status} {code} to {doing} in tenant {tenant_id}{wait}: {said}", status=status, code=code)
+        error.retry_after = retry_after  # type: ignore[attr-defined]
+        return error
+
+    # ------------------------------------------------------------------ reads
+
+    async def organization(self, tenant_id: str, *, mode: str | None = None) -> dict:
+        """``{"id", "displayName"}`` of the tenant: a cheap read that proves the credential works."""
+        page = await self._call(tenant_id, "organization", f"organization {tenant_id}", lambda c: c.organization.get(), mode=mode)
+        org = (page.value or [None])[0] if page else None
+        return {"id": getattr(org, "id", tenant_id), "displayName": getattr(org, "display_name", None) or tenant_id}
+
+    async def me(self, tenant_id: str) -> dict:
+        """The connected user's profile (delegated)."""
+        return _user(await self._call(tenant_id, "me", "the signed-in user", lambda c: c.me.get(), mode="delegated"))
+
+    async def get_user(self, tenant_id: str, id_or_upn: str) -> dict | None:
+        try:
+            return _user(await self._call(tenant_id, "get_user", f"user {id_or_upn}", lambda c: c.users.by_user_id(id_or_upn).get()))
+        except GraphError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    async def find_user_by_email(self, tenant_id: str, email: str) -> dict | None:
+        from msgraph.generated.users.users_request_builder import UsersRequestBuilder
+
+        escaped = email.replace("'", "''")
+        config = RequestConfiguration(
+            query_parameters=UsersRequestBuilder.UsersRequestBuilderGetQueryParameters(filter=f"mail eq '{escaped}' or userPrincipalName eq '{escaped}'", top=2)
+        )
+        page = await self._call(tenant_id, "find_users", f"user {email}", lambda c: c.users.get(request_configuration=config))
+        users = page.value or []
+        return _user(users[0]) if users else None
+
+    async def search_users(self, tenant_id: str, text: str, limit: int = 25) -> list[dict]:
+        """Users whose name, mail or UPN contains ``text`` (``$search`` with ConsistencyLevel)."""
+        from msgraph.generated.users.users_request_builder import UsersRequestBuilder
+
+        cleaned = text.replace('"', "").strip()
+        query = UsersRequestBuilder.UsersRequestBuilderGetQueryParameters(
+            search=f'"displayName:{cleaned}" OR "mail:{cleaned}" OR "userPrincipalName:{cleaned}"', top=limit, count=True
+        )
+        config = RequestConfiguration(query_parameters=query)
+        config.headers.add("ConsistencyLevel", "eventual")
+        page = await self._call(tenant_id, "find_users", "users", lambda c: c.users.get(request_configuration=config))
+        return [_user(u) for u in (page.value or [])][:limit]
+
+    async def _all(self, first: Any, builder: Any) -> list[Any]:
+        items = list(first.value or []) if first else []
+        page = first
+        while page is not None and getattr(page, "odata_next_link", None):
+            page = await builder.with_url(page.odata_next_link).get()
+            items.extend(page.value or [])
+        return items
+
+    async def list_teams(self, tenant_id: str) -> list[dict]:
+        mode = await self._mode(tenant_id)
+
+        async def get(c: GraphServiceClient) -> list[Any]:
+            builder = c.me.joined_teams if mode == "delegated" else c.teams
+            return await self._all(await builder.get(), builder)
+
+        teams = await self._call(tenant_id, "list_teams", "teams", get, mode=mode)
+        return [{"id": t.id, "displayName": t.display_name, "description": t.description} for t in teams]
+
+    async def list_channels(self, tenant_id: str, team_id: str) -> list[dict]:
+        async def get(c: GraphServiceClient) -> list[Any]:
+            builder = c.teams.by_team_id(team_id).channels
+            return await self._all(await builder.get(), builder)
+
+        channels = await self._call(tenant_id, "list_channels", f"team {team_id}", get)
+        return [
+            {"id": ch.id, "displayName": ch.display_name, "description": ch.description, "membershipType": getattr(ch.membership_type, "value", None), "webUrl": ch.web_url}
+            for ch in channels
+        ]
+
+    async def channel_member_ids(self, tenant_id: str, team_id: str, channel_id: str) -> set[str]:
+        async def get(c: GraphServiceClient) -> list[Any]:
+            builder = c.teams.by_team_id(team_id).channels.by_channel_id(channel_id).members
+            return await self._all(await builder.get(), builder)
+
+        members = await self._call(tenant_id, "channel_members", f"channel {channel_id} of team {team_id}", get)
+        return {m.user_id for m in members if getattr(m, "user_id", None)}
+
+    # ------------------------------------------------------------------ writes
+
+    async def create_channel(self, tenant_id: str, team_id: str, name: str, description: str, *, private: bool = False, owner_ids: tuple[str, ...] = ()) -> dict:
+        from msgraph.generated.models.channel import Channel
+        from msgraph.generated.models.channel_membership_type import ChannelMembershipType
+
+        body = Channel(
+            display_name=name,
+            description=description,
+            membership_type=ChannelMembershipType.Private if private else ChannelMembershipType.Standard,
+            members=[_member(owner, True) for owner in owner_ids] if private else None,
+        )
+        created = await self._call(tenant_id, "create_channel", f"team {team_id}", lambda c: c.teams.by_team_id(team_id).channels.post(body))
+        return {"id": created.id, "displayName": created.display_name, "webUrl": created.web_url}
+
+    async def add_channel_member(self, tenant_id: str, team_id: str, channel_id: str, user_id: str, *, owner: bool = False) -> None:
+        body = _member(user_id, owner)
+        await self._call(
+            tenant_id, "add_channel_member", f"channel {channel_id} of team {team_id} or user {user_id}",
+            lambda c: c.teams.by_team_id(team_id).channels.by_channel_id(channel_id).members.post(body),
+        )
+
+    async def create_chat(self, tenant_id: str, member_ids: tuple[str, ...], topic: str | None = None) -> dict:
+        from msgraph.generated.models.chat import Chat
+        from msgraph.generated.models.chat_type import ChatType
+
+        one_on_one = len(member_ids) == 2 and not topic
+        body = Chat(
+            chat_type=ChatType.OneOnOne if one_on_one else ChatType.Group,
+            topic=None if one_on_one else topic,
+            members=[_member(user_id, True) for user_id in member_ids],
+        )
+        chat = await self._call(tenant_id, "create_chat", f"one of the users {', '.join(member_ids)}", lambda c: c.chats.post(body))
+        return {"id": chat.id, "chatType": getattr(chat.chat_type, "value", None), "webUrl": chat.web_url}
+
+    async def create_meeting(self, tenant_id: str, organizer_id: str, subject: str, attendee_emails: tuple[str, ...], start: str, end: str, body_html: str = "") -> dict:
+        from msgraph.generated.models.attendee import Attendee
+        from msgraph.generated.models.attendee_type import AttendeeType
+        from msgraph.generated.models.body_type import BodyType
+        from msgraph.generated.models.date_time_time_zone import DateTimeTimeZone
+        from msgraph.generated.models.email_address import EmailAddress
+        from msgraph.generated.models.event import Event
+        from msgraph.generated.models.item_body import ItemBody
+        from msgraph.generated.models.online_meeting_provider_type import OnlineMeetingProviderType
+
+        body = Event(
+            subject=subject,
+            body=ItemBody(content_type=BodyType.Html, content=body_html),
+            start=DateTimeTimeZone(date_time=start, time_zone="UTC"),
+            end=DateTimeTimeZone(date_time=end, time_zone="UTC"),
+            attendees=[Attendee(email_address=EmailAddress(address=e), type=AttendeeType.Required) for e in attendee_emails],
+            is_online_meeting=True,
+            online_meeting_provider=OnlineMeetingProviderType.TeamsForBusiness,
+        )
+        event = await self._call(tenant_id, "create_meeting", f"organizer {organizer_id}", lambda c: c.users.by_user_id(organizer_id).events.post(body))
+        join_url = event.online_meeting.join_url if event.online_meeting else None
+        return {"id": event.id, "joinUrl": join_url, "webLink": event.web_link}
+
+    async def install_app_for_user(self, tenant_id: str, user_id: str, teams_app_id: str) -> str:
+        """Install the Teams app for a user (if needed) and return the id of the app's 1:1 chat."""
+        from msgraph.generated.models.user_scope_teams_app_installation import UserScopeTeamsAppInstallation
+        from msgraph.generated.users.item.teamwork.installed_apps.installed_apps_request_builder import InstalledAppsRequestBuilder
+
+        body = UserScopeTeamsAppInstallation(additional_data={"teamsApp@odata.bind": f"{BIND_BASE}/appCatalogs/teamsApps/{teams_app_id}"})
+        try:
+            await self._call(tenant_id, "install_app", f"user {user_id} or app {teams_app_id}", lambda c: c.users.by_user_id(user_id).teamwork.installed_apps.post(body), mode="app")
+        except GraphError as exc:
+            if exc.status != 409:  # 409: already installed, which is what we want
+                raise
+        config = RequestConfiguration(
+            query_parameters=InstalledAppsRequestBuilder.InstalledAppsRequestBuilderGetQueryParameters(filter=f"teamsApp/id eq '{teams_app_id}'", expand=["teamsApp"])
+        )
+        page = await self._call(tenant_id, "install_app", f"installation of app {teams_app_id} for user {user_id}", lambda c: c.users.by_user_id(user_id).teamwork.installed_apps.get(request_configuration=config), mode="app")
+        if not page.value:
+            raise GraphError(f"app {teams_app_id} is not installed for user {user_id} in tenant {tenant_id}", status=404, code="NotFound", missing=f"installation of app {teams_app_id}")
+        installation_id = page.value[0].id
+        chat = await self._call(
+            tenant_id, "install_app", f"chat of installation {installation_id}",
+            lambda c: c.users.by_user_id(user_id).teamwork.installed_apps.by_user_scope_teams_app_installation_id(installation_id).chat.get(), mode="app",
+        )
+        return chat.id
+
+    # ------------------------------------------------------------------ delegated messages
+
+    async def post_channel_message(self, tenant_id: str, team_id: str, channel_id: str, card: dict, summary: str) -> str:
+        body = _card_message(card, summary)
+        sent = await self._call(tenant_id, "channel_message", f"channel {channel_id} of team {team_id}", lambda c: c.teams.by_team_id(team_id).channels.by_channel_id(channel_id).messages.post(body), mode="delegated")
+        return sent.id
+
+    async def update_channel_message(self, tenant_id: str, team_id: str, channel_id: str, message_id: str, card: dict, summary: str) -> None:
+        body = _card_message(card, summary)
+        await self._call(
+            tenant_id, "update_channel_message", f"message {message_id} in channel {channel_id}",
+            lambda c: c.teams.by_team_id(team_id).channels.by_channel_id(channel_id).messages.by_chat_message_id(message_id).patch(body), mode="delegated",
+        )
+
+    async def reply_channel_message(self, tenant_id: str, team_id: str, channel_id: str, message_id: str, text: str) -> str:
+        body = _text_message(text)
+        sent = await self._call(
+            tenant_id, "channel_message", f"message {message_id} in channel {channel_id}",
+            lambda c: c.teams.by_team_id(team_id).channels.by_channel_id(channel_id).messages.by_chat_message_id(message_id).replies.post(body), mode="delegated",
+        )
+        return sent.id
+
+    async def post_chat_message(self, tenant_id: str, chat_id: str, card: dict | None, summary: str = "", text: str | None = None) -> str:
+        body = _card_message(card, summary) if card is not None else _text_message(text or "")
+        sent = await self._call(tenant_id, "chat_message", f"chat {chat_id}", lambda c: c.chats.by_chat_id(chat_id).messages.post(body), mode="delegated")
+        return sent.id
+
+    async def update_chat_message(self, tenant_id: str, chat_id: str, message_id: str, card: dict, summary: str) -> None:
+        body = _card_message(card, summary)
+        await self._call(
+            tenant_id, "update_chat_message", f"message {message_id} in chat {chat_id}",
+            lambda c: c.chats.by_chat_id(chat_id).messages.by_chat_message_id(message_id).patch(body), mode="delegated",
+        )
