@@ -91,12 +91,28 @@ def action_data(state: AlertState, verb: str) -> dict:
     return {"verb": verb, "alertKey": state.key, "tenantId": state.tenant_id, "alertId": state.alert_id}
 
 
+def _execute(state: AlertState, verb: str, title: str) -> dict:
+    return {"type": "Action.Execute", "title": title, "verb": verb, "data": action_data(state, verb)}
+
+
 def alert_actions(state: AlertState) -> list[dict]:
+    """Buttons for what can be done now; links to the alert's channel and meeting once they exist."""
     actions: list[dict] = []
     if state.status == "open":
-        actions.append({"type": "Action.Execute", "title": "Acknowledge", "verb": "acknowledge", "data": action_data(state, "acknowledge")})
+        actions.append(_execute(state, "acknowledge", "Acknowledge"))
     if state.status in ("open", "acknowledged"):
-        actions.append({"type": "Action.Execute", "title": "Resolve", "verb": "resolve", "data": action_data(state, "resolve")})
+        actions.append(_execute(state, "resolve", "Resolve"))
+    if state.status == "resolved":
+        actions.append(_execute(state, "reopen", "Reopen"))
+    channel, meeting = state.channel or {}, state.meeting or {}
+    if channel.get("status") == "created" and channel.get("webUrl"):
+        actions.append({"type": "Action.OpenUrl", "title": "Open alert channel", "url": channel["webUrl"]})
+    elif state.status != "resolved":
+        actions.append(_execute(state, "create_channel", "Create channel"))
+    if meeting.get("status") == "created" and meeting.get("joinUrl"):
+        actions.append({"type": "Action.OpenUrl", "title": "Join meeting", "url": meeting["joinUrl"]})
+    elif state.status != "resolved":
+        actions.append(_execute(state, "create_meeting", "Create meeting"))
     if state.url:
         actions.append({"type": "Action.OpenUrl", "title": f"Open in {state.source or 'source'}"[:40], "url": state.url})
     return actions

@@ -8,7 +8,7 @@ import re
 from datetime import datetime
 from typing import Any
 
-from shared.domain.model import AlertState, ConversationRecord, Delivery, RejectedEvent
+from shared.domain.model import AccountLink, ActionRecord, AlertState, ConversationRecord, Delivery, RejectedEvent
 
 # Table Storage keys may not contain / \ # ? or control characters (Table service data
 # model docs); percent-encode those and '%' itself so every id round-trips.
@@ -50,6 +50,7 @@ def conversation_to_entity(record: ConversationRecord) -> dict:
         "TeamId": record.team_id or "",
         "ChannelId": record.channel_id or "",
         "Updated": _iso(record.updated) or "",
+        "AlertKey": record.alert_key or "",
     }
 
 
@@ -64,6 +65,7 @@ def conversation_from_entity(entity: dict) -> ConversationRecord:
         team_id=entity.get("TeamId") or None,
         channel_id=entity.get("ChannelId") or None,
         updated=_dt(entity.get("Updated")),
+        alert_key=entity.get("AlertKey") or None,
     )
 
 
@@ -85,9 +87,12 @@ def alert_to_entity(state: AlertState) -> dict:
         # Versions are epoch microseconds or counters: kept as strings so they stay exact
         # (Table Storage's Int64 needs an explicit EDM type; ordering is done in Python).
         "Version": str(state.version),
+        "Revision": str(state.revision),
         "Created": _iso(state.created) or "",
         "Updated": _iso(state.updated) or "",
         "StatusChanged": _iso(state.status_changed) or "",
+        "Channel": json.dumps(state.channel) if state.channel else "",
+        "Meeting": json.dumps(state.meeting) if state.meeting else "",
     }
 
 
@@ -107,9 +112,12 @@ def alert_from_entity(entity: dict, etag: str | None) -> AlertState:
         labels=json.loads(entity.get("Labels") or "{}"),
         responders=tuple(json.loads(entity.get("Responders") or "[]")),
         version=int(entity.get("Version") or 0),
+        revision=int(entity.get("Revision") or 0),
         created=_dt(entity.get("Created")),
         updated=_dt(entity.get("Updated")),
         status_changed=_dt(entity.get("StatusChanged")),
+        channel=json.loads(entity["Channel"]) if entity.get("Channel") else None,
+        meeting=json.loads(entity["Meeting"]) if entity.get("Meeting") else None,
         etag=etag,
     )
 
@@ -168,4 +176,52 @@ def rejected_from_entity(entity: dict) -> RejectedEvent:
         event_id=entity.get("EventId") or None,
         body=entity.get("Body", ""),
         received=datetime.fromisoformat(entity["Received"]),
+    )
+
+
+def action_to_entity(action: ActionRecord) -> dict:
+    return {
+        "PartitionKey": action.tenant_id,
+        "RowKey": action.action_id,
+        "Event": json.dumps(action.event, separators=(",", ":")),
+        "Status": action.status,
+        "Attempts": action.attempts,
+        "LastError": (action.last_error or "")[:2000],
+        "Created": _iso(action.created) or "",
+    }
+
+
+def action_from_entity(entity: dict, etag: str | None) -> ActionRecord:
+    return ActionRecord(
+        tenant_id=entity["PartitionKey"],
+        action_id=entity["RowKey"],
+        event=json.loads(entity["Event"]),
+        status=entity.get("Status", "pending"),
+        attempts=int(entity.get("Attempts") or 0),
+        last_error=entity.get("LastError") or None,
+        created=_dt(entity.get("Created")),
+        etag=etag,
+    )
+
+
+def link_to_entity(link: AccountLink) -> dict:
+    return {
+        "PartitionKey": link.tenant_id,
+        "RowKey": encode_key(link.aad_object_id),
+        "AadObjectId": link.aad_object_id,
+        "PlatformIdentity": link.platform_identity,
+        "Method": link.method,
+        "Upn": link.upn or "",
+        "Updated": _iso(link.updated) or "",
+    }
+
+
+def link_from_entity(entity: dict) -> AccountLink:
+    return AccountLink(
+        tenant_id=entity["PartitionKey"],
+        aad_object_id=entity["AadObjectId"],
+        platform_identity=entity["PlatformIdentity"],
+        method=entity.get("Method", "command"),
+        upn=entity.get("Upn") or None,
+        updated=_dt(entity.get("Updated")),
     )

@@ -40,6 +40,7 @@ def apply_event(current: AlertState | None, event: AlertEvent, tenant_id: str, n
         labels=dict(data.labels),
         responders=tuple(data.responders),
         version=data.version,
+        revision=(current.revision if current else 0) + 1,
         updated=data.updated or event.time or now,
         status_changed=now if changed else (base.status_changed or now),
     )

@@ -25,6 +25,8 @@ class ConversationRecord:
     team_id: str | None = None
     channel_id: str | None = None
     updated: datetime | None = None
+    # Set on an alert channel: it receives only that alert's card, not the tenant's others.
+    alert_key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -44,10 +46,15 @@ class AlertState:
     url: str | None = None
     labels: dict[str, str] = field(default_factory=dict)
     responders: tuple[str, ...] = ()
-    version: int = 0
+    version: int = 0  # the source's: orders source events (only a higher one applies)
+    revision: int = 0  # ours: +1 on every change, from the source or from Teams; cards track it
     created: datetime | None = None
     updated: datetime | None = None
     status_changed: datetime | None = None
+    # The alert's channel and meeting once created: {"status": "creating"|"created", "id",
+    # "name", "webUrl"} and {"status", "id", "joinUrl"}. "creating" is a claim (ETag-guarded).
+    channel: dict | None = None
+    meeting: dict | None = None
     etag: str | None = None
 
     def with_etag(self, etag: str | None) -> "AlertState":
@@ -59,7 +66,7 @@ class Delivery:
     """One alert's card in one conversation.
 
     ``activity_id`` is None while a post is in flight (a claim that stops two workers from
-    posting the same card twice). ``rendered_version`` is the alert version the card shows.
+    posting the same card twice). ``rendered_version`` is the alert revision the card shows.
     """
 
     tenant_id: str
@@ -84,3 +91,29 @@ class RejectedEvent:
     event_id: str | None
     body: str
     received: datetime
+
+
+@dataclass(frozen=True)
+class ActionRecord:
+    """Something a person did in Teams, kept until it is published to the source (outbox)."""
+
+    tenant_id: str
+    action_id: str
+    event: dict  # the outbound CloudEvent
+    status: str = "pending"  # pending | published
+    attempts: int = 0
+    last_error: str | None = None
+    created: datetime | None = None
+    etag: str | None = None
+
+
+@dataclass(frozen=True)
+class AccountLink:
+    """A Teams user's identity on the alerting platform."""
+
+    tenant_id: str
+    aad_object_id: str
+    platform_identity: str
+    method: str  # auto (UPN / e-mail from Graph) | command
+    upn: str | None = None
+    updated: datetime | None = None

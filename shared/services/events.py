@@ -165,7 +165,10 @@ async def sync_cards(
     transient ones are raised after every conversation has been tried.
     """
     outcome = outcome or Outcome(None, "processed")
-    targets = conversations if conversations is not None else await store.list_conversations(state.tenant_id)
+    if conversations is None:
+        # An alert channel shows only its own alert.
+        conversations = [c for c in await store.list_conversations(state.tenant_id) if c.alert_key in (None, state.key)]
+    targets = conversations
     card = cards.fit_card(state)
     summary = cards.summary_text(state)
     transient: list[str] = []
@@ -207,16 +210,16 @@ async def _sync_one(state, conversation, card, summary, store, messenger, outcom
             if not exc.permanent:
                 await store.save_delivery(replace(claim, claimed_at=None))  # release the claim for the retry
             raise
-        await store.save_delivery(replace(claim, activity_id=activity_id, rendered_version=state.version, status="posted"))
+        await store.save_delivery(replace(claim, activity_id=activity_id, rendered_version=state.revision, status="posted"))
         outcome.posted.append(conv_id)
         return
     if delivery.activity_id is None:
         raise TransientError("another worker is posting this card")
-    if delivery.rendered_version >= state.version:
-        return  # the card already shows this version (or a newer one)
+    if delivery.rendered_version >= state.revision:
+        return  # the card already shows this revision (or a newer one)
     await messenger.update(conversation, delivery.activity_id, card, summary)
     try:
-        await store.save_delivery(replace(delivery, rendered_version=state.version))
+        await store.save_delivery(replace(delivery, rendered_version=state.revision))
     except ConcurrencyConflict:
         pass  # another worker recorded a render at the same time; the next event reconciles
     outcome.updated.append(conv_id)

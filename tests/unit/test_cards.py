@@ -76,14 +76,23 @@ class TestSize:
 
 
 class TestActions:
-    def test_an_open_alert_offers_acknowledge_resolve_and_the_source_link(self):
+    def test_an_open_alert_offers_every_action_and_the_source_link(self):
         actions = cards.alert_card(STATE)["actions"]
-        assert [a.get("verb") or a["type"] for a in actions] == ["acknowledge", "resolve", "Action.OpenUrl"]
+        assert [a.get("verb") or a["type"] for a in actions] == ["acknowledge", "resolve", "create_channel", "create_meeting", "Action.OpenUrl"]
         assert actions[0]["data"] == {"verb": "acknowledge", "alertKey": "k", "tenantId": "t", "alertId": "ALRT-1"}
 
-    def test_an_acknowledged_alert_offers_only_resolve(self):
+    def test_once_created_the_channel_and_meeting_are_links(self):
+        state = replace(STATE, channel={"status": "created", "webUrl": "https://teams.example/c"}, meeting={"status": "created", "joinUrl": "https://teams.example/m"})
+        urls = [a["url"] for a in cards.alert_card(state)["actions"] if a["type"] == "Action.OpenUrl"]
+        assert urls == ["https://teams.example/c", "https://teams.example/m", "https://alerts.example.com/a/1"]
+
+    def test_a_resolved_alert_can_only_be_reopened(self):
+        actions = cards.alert_card(replace(STATE, status="resolved"))["actions"]
+        assert [a.get("verb") for a in actions if a["type"] == "Action.Execute"] == ["reopen"]
+
+    def test_an_acknowledged_alert_can_be_resolved_but_not_acknowledged_again(self):
         actions = cards.alert_card(replace(STATE, status="acknowledged"))["actions"]
-        assert [a.get("verb") for a in actions if a["type"] == "Action.Execute"] == ["resolve"]
+        assert [a.get("verb") for a in actions if a["type"] == "Action.Execute"] == ["resolve", "create_channel", "create_meeting"]
 
     def test_the_card_is_adaptive_card_1_5_and_serialisable(self):
         card = cards.fit_card(STATE)

@@ -74,12 +74,12 @@ class TestChangesUpdateInPlace:
         assert status_of(card.card) == "Resolved" and len(card.versions) == 2
         assert [c for c, _ in messenger.calls] == ["post", "update"]
 
-    async def test_a_resolved_card_offers_no_buttons_to_act(self, world):
+    async def test_a_resolved_card_offers_only_reopen(self, world):
         _, messenger, _, send = world
         await send(event())
         await send(event("alert.resolved", 2))
         [card] = messenger.cards_in("19:general@thread.tacv2")
-        assert [a.get("verb") for a in card.card["actions"] if a["type"] == "Action.Execute"] == []
+        assert [a.get("verb") for a in card.card["actions"] if a["type"] == "Action.Execute"] == ["reopen"]
 
 
 class TestAtLeastOnceDelivery:

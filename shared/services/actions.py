@@ -1,0 +1,407 @@
+"""What people do with alerts in Teams: acknowledge, resolve, reopen, create an alert channel
+or meeting; and sending each action back to the alert source.
+
+Every action that changes something is recorded (outbox) *before* it is published, with a
+stable id, so a publish failure is retried by the periodic run and no action is lost; a
+second click finds nothing to change and publishes nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta, timezone
+from typing import Any, Callable
+
+from shared import cards
+from shared.domain.channels import channel_name_from_template, clean_channel_name
+from shared.domain.model import AccountLink, ActionRecord, AlertState, ConversationRecord
+from shared.ports import ActionPublisher, ConcurrencyConflict, Directory, GraphError, StateStore, TeamsMessenger, TransientError
+from shared.services.events import sync_cards
+
+log = logging.getLogger(__name__)
+
+EVENT_SOURCE = "urn:teams-alert-connector"
+STATE_VERBS = {"acknowledge": "acknowledged", "resolve": "resolved", "reopen": "open"}
+# From which statuses each verb may act.
+ALLOWED_FROM = {"acknowledge": ("open",), "resolve": ("open", "acknowledged"), "reopen": ("resolved",)}
+OUTBOUND_TYPE = {"acknowledge": "teams.alert.acknowledged", "resolve": "teams.alert.resolved", "reopen": "teams.alert.reopened",
+                 "create_channel": "teams.alert.channel_created", "create_meeting": "teams.alert.meeting_created"}
+MEMBERSHIP_CACHE_SECONDS = 60
+MAX_CHANNEL_NAME_ATTEMPTS = 5
+MEETING_MINUTES = 30
+
+_membership_cache: dict[tuple[str, str, str], tuple[float, set[str]]] = {}
+
+
+@dataclass(frozen=True)
+class Actor:
+    """The Teams user who acted, as the Teams activity names them."""
+
+    tenant_id: str
+    aad_object_id: str
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class Where:
+    """Where the action came from: the conversation, and for channels the team's group id."""
+
+    conversation: ConversationRecord | None = None
+    team_group_id: str | None = None
+    channel_id: str | None = None
+    via: str = "card"  # card | command
+
+
+@dataclass
+class ActionResult:
+    state: AlertState | None
+    changed: bool
+    message: str  # one line for the person: what happened, or why not
+
+    def card(self) -> dict | None:
+        if self.state is None:
+            return None
+        card = cards.fit_card(self.state)
+        if self.message:
+            card["body"].append({"type": "TextBlock", "text": cards.escape_text(self.message), "wrap": True, "color": "Accent" if self.changed else "Attention", "spacing": "Medium"})
+        return card
+
+
+@dataclass
+class ActionContext:
+    store: StateStore
+    messenger: TeamsMessenger
+    publisher: ActionPublisher | None
+    directory: Directory | None
+    require_linked_account: bool = False
+    channel_team_id: str | None = None
+    channel_name_template: str = "{severity} {id} {title}"
+    meeting_organizer: str | None = None
+    clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)
+
+
+class Refused(Exception):
+    """The person may not do this; the message says why."""
+
+
+# ------------------------------------------------------------------------ authorisation
+
+
+async def authorize(ctx: ActionContext, state: AlertState | None, actor: Actor, where: Where) -> AccountLink | None:
+    """Refuse actions across tenants, by non-members of the card's channel, and (if configured)
+    by people without a linked platform account. Returns the actor's link, if any."""
+    if state is None or state.tenant_id != actor.tenant_id:
+        raise Refused("This alert belongs to another organisation, or no longer exists.")
+    if where.conversation is not None and where.conversation.conversation_type == "channel" and ctx.directory is not None:
+        if not where.team_group_id or not where.channel_id:
+            raise Refused("Your membership of this channel cannot be verified, so the action was not taken.")
+        members = await _channel_members(ctx.directory, actor.tenant_id, where.team_group_id, where.channel_id)
+        if actor.aad_object_id not in members:
+            raise Refused("Only members of this channel can act on its alerts.")
+    link = await ensure_link(ctx, actor)
+    if ctx.require_linked_account and link is None:
+        raise Refused("Link your alerting platform account first: send me 'link <your platform user name>'.")
+    return link
+
+
+async def _channel_members(directory: Directory, tenant_id: str, team_id: str, channel_id: str) -> set[str]:
+    key = (tenant_id, team_id, channel_id)
+    cached = _membership_cache.get(key)
+    if cached and time.monotonic() - cached[0] < MEMBERSHIP_CACHE_SECONDS:
+        return cached[1]
+    members = await directory.channel_member_ids(tenant_id, team_id, channel_id)
+    _membership_cache[key] = (time.monotonic(), members)
+    return members
+
+
+async def ensure_link(ctx: ActionContext, actor: Actor) -> AccountLink | None:
+    """The actor's platform link; made automatically from their UPN / e-mail when Graph can tell."""
+    link = await ctx.store.get_link(actor.tenant_id, actor.aad_object_id)
+    if link is not None or ctx.directory is None or not actor.aad_object_id:
+        return link
+    try:
+        user = await ctx.directory.get_user(actor.tenant_id, actor.aad_object_id)
+    except GraphError as exc:
+        log.info("No automatic account link for %s: %s", actor.aad_object_id, exc)
+        return None
+    identity = user and (user.get("mail") or user.get("userPrincipalName"))
+    if not identity:
+        return None
+    link = AccountLink(actor.tenant_id, actor.aad_object_id, identity.lower(), "auto", user.get("userPrincipalName"), ctx.clock())
+    await ctx.store.save_link(link)
+    return link
+
+
+# ------------------------------------------------------------------------ state changes
+
+
+async def change_state(ctx: ActionContext, verb: str, tenant_id: str, alert_key: str, actor: Actor, where: Where) -> ActionResult:
+    """Acknowledge, resolve or reopen. A stale click gets the current card, never an error."""
+    for _ in range(5):
+        state = await ctx.store.get_alert(actor.tenant_id, alert_key)
+        try:
+            link = await authorize(ctx, state, actor, where)
+        except Refused as refusal:
+            return ActionResult(state if state and state.tenant_id == actor.tenant_id else None, False, str(refusal))
+        assert state is not None
+        if state.status not in ALLOWED_FROM[verb]:
+            return ActionResult(state, False, f"This alert is already {cards.STATUS_LABEL.get(state.status, state.status).lower()}.")
+        now = ctx.clock()
+        # The source's version stays: only the source numbers its events. The revision moves
+        # so that every copy of the card is updated.
+        new = replace(state, status=STATE_VERBS[verb], revision=state.revision + 1, updated=now, status_changed=now)
+        try:
+            new = await ctx.store.save_alert(new)
+        except ConcurrencyConflict:
+            continue  # someone else changed it: decide again on what is there now
+        await record_and_publish(ctx, verb, new, actor, link, where)
+        await _sync_everywhere(ctx, new)
+        who = actor.name or "You"
+        return ActionResult(new, True, f"{cards.STATUS_LABEL[new.status]} by {who}.")
+    raise TransientError(f"alert {alert_key} kept changing while {verb} was applied")
+
+
+async def _sync_everywhere(ctx: ActionContext, state: AlertState) -> None:
+    try:
+        await sync_cards(state, store=ctx.store, messenger=ctx.messenger, clock=ctx.clock)
+    except TransientError as exc:
+        # The person's own card is refreshed by the invoke response; the other copies catch
+        # up with the next change. Not a reason to fail the click.
+        log.warning("Some copies of alert %s were not updated: %s", state.alert_id, exc)
+
+
+async def find_alert(store: StateStore, tenant_id: str, alert_id: str) -> AlertState | None:
+    """The newest alert with this id in the tenant (ids may repeat across sources)."""
+    matches = [a for a in await store.list_alerts(tenant_id) if a.alert_id.lower() == alert_id.lower()]
+    return max(matches, key=lambda a: a.updated or datetime.min.replace(tzinfo=timezone.utc), default=None)
+
+
+# ------------------------------------------------------------------------ back to the source
+
+
+def action_id(tenant_id: str, alert_key: str, verb: str, discriminator: str) -> str:
+    return hashlib.sha256(f"{tenant_id}\n{alert_key}\n{verb}\n{discriminator}".encode()).hexdigest()[:32]
+
+
+def outbound_event(verb: str, state: AlertState, actor: Actor, link: AccountLink | None, where: Where, identifier: str, now: datetime, extra: dict | None = None) -> dict:
+    return {
+        "specversion": "1.0",
+        "id": identifier,
+        "source": EVENT_SOURCE,
+        "type": OUTBOUND_TYPE[verb],
+        "subject": state.alert_id,
+        "time": now.isoformat(),
+        "datacontenttype": "application/json",
+        "tenantid": state.tenant_id,
+        "data": {
+            "alertId": state.alert_id,
+            "alertSource": state.event_source,
+            "status": state.status,
+            "version": state.version,
+            "actor": {"aadObjectId": actor.aad_object_id, "name": actor.name, "linkedIdentity": link.platform_identity if link else None},
+            "via": where.via,
+            "conversationId": where.conversation.conversation_id if where.conversation else None,
+            **(extra or {}),
+        },
+    }
+
+
+async def record_and_publish(ctx: ActionContext, verb: str, state: AlertState, actor: Actor, link: AccountLink | None, where: Where, discriminator: str | None = None, extra: dict | None = None) -> ActionRecord:
+    identifier = action_id(state.tenant_id, state.key, verb, discriminator or str(state.revision))
+    now = ctx.clock()
+    record = ActionRecord(state.tenant_id, identifier, outbound_event(verb, state, actor, link, where, identifier, now, extra), created=now)
+    try:
+        record = await ctx.store.save_action(record)
+    except ConcurrencyConflict:
+        return record  # already recorded (a retried request): published or pending
+    return await _publish(ctx, record)
+
+
+async def _publish(ctx: ActionContext, record: ActionRecord) -> ActionRecord:
+    if ctx.publisher is None:
+        log.warning("Action %s recorded; no outbound queue is configured to publish it", record.action_id)
+        return record
+    try:
+        await ctx.publisher.publish(record.action_id, record.event)
+    except Exception as exc:  # noqa: BLE001 - any failure leaves the action pending for the retry
+        log.warning("Publishing action %s failed (%s); the periodic run retries it", record.action_id, exc)
+        try:
+            return await ctx.store.save_action(replace(record, attempts=record.attempts + 1, last_error=str(exc)[:500]))
+        except ConcurrencyConflict:
+            return record
+    try:
+        return await ctx.store.save_action(replace(record, status="published", attempts=record.attempts + 1, last_error=None))
+    except ConcurrencyConflict:
+        return record  # a concurrent retry published it too; the stable message id dedupes
+
+
+async def publish_pending(ctx: ActionContext) -> int:
+    """Publish actions whose first publish failed. Returns how many were published now."""
+    published = 0
+    for record in await ctx.store.list_pending_actions():
+        if (await _publish(ctx, record)).status == "published":
+            published += 1
+    return published
+
+
+# ------------------------------------------------------------------------ channel and meeting
+
+
+async def create_alert_channel(ctx: ActionContext, tenant_id: str, alert_key: str, actor: Actor, where: Where, team_group_id: str | None = None) -> ActionResult:
+    """One channel per alert, whatever is clicked twice: the alert entity is claimed first."""
+    state = await ctx.store.get_alert(actor.tenant_id, alert_key)
+    try:
+        link = await authorize(ctx, state, actor, where)
+    except Refused as refusal:
+        return ActionResult(state if state and state.tenant_id == actor.tenant_id else None, False, str(refusal))
+    assert state is not None
+    if state.channel and state.channel.get("status") == "created":
+        return ActionResult(state, False, f"The alert channel already exists: {state.channel.get('name', '')}.")
+    if state.channel and state.channel.get("status") == "creating" and not _claim_expired(state.channel, ctx.clock()):
+        return ActionResult(state, False, "The alert channel is being created.")
+    if ctx.directory is None:
+        return ActionResult(state, False, "Creating channels needs the tenant connected to Microsoft Graph (see the README: Connecting a tenant).")
+    team_id = ctx.channel_team_id or team_group_id or where.team_group_id
+    if not team_id:
+        return ActionResult(state, False, "No team to create the channel in: set ALERT_CHANNEL_TEAM_ID, or use the button on a card in a team channel.")
+    try:
+        claimed = await ctx.store.save_alert(replace(state, channel={"status": "creating", "since": ctx.clock().isoformat()}))
+    except ConcurrencyConflict:
+        return ActionResult(await ctx.store.get_alert(actor.tenant_id, alert_key), False, "The alert channel is being created.")
+    try:
+        channel = await _create_channel_with_unique_name(ctx, claimed, team_id)
+    except GraphError as exc:
+        await _release(ctx, claimed, "channel")
+        reason = f"missing the Microsoft Graph permission {exc.permission}" if exc.permission else str(exc)
+        return ActionResult(claimed, False, f"The alert channel could not be created: {reason}.")
+    added, missing = await _add_responders(ctx, claimed, team_id, channel["id"])
+    done = await ctx.store.save_alert(replace(claimed, revision=claimed.revision + 1, channel={"status": "created", "id": channel["id"], "name": channel.get("displayName", ""), "webUrl": channel.get("webUrl"), "teamId": team_id}))
+    await _post_card_in_channel(ctx, done, where, team_id, channel["id"])
+    await record_and_publish(ctx, "create_channel", done, actor, link, where, discriminator=channel["id"],
+                             extra={"channel": {"id": channel["id"], "name": channel.get("displayName"), "webUrl": channel.get("webUrl"), "teamId": team_id}})
+    await _sync_everywhere(ctx, done)
+    note = f"Alert channel {channel.get('displayName', '')} created with {added} responder(s)."
+    if missing:
+        note += f" Not found in the directory: {', '.join(missing)}."
+    return ActionResult(done, True, note)
+
+
+def _claim_expired(claim: dict, now: datetime) -> bool:
+    since = claim.get("since")
+    return not since or now - datetime.fromisoformat(since) > timedelta(minutes=2)
+
+
+async def _release(ctx: ActionContext, state: AlertState, field: str) -> None:
+    try:
+        await ctx.store.save_alert(replace(state, **{field: None}))
+    except ConcurrencyConflict:
+        pass
+
+
+async def _create_channel_with_unique_name(ctx: ActionContext, state: AlertState, team_id: str) -> dict:
+    assert ctx.directory is not None
+    base = channel_name_from_template(ctx.channel_name_template, alert_id=state.alert_id, title=state.title, severity=state.severity)
+    for attempt in range(1, MAX_CHANNEL_NAME_ATTEMPTS + 1):
+        name = clean_channel_name(base, "" if attempt == 1 else f" {attempt}")
+        try:
+            return await ctx.directory.create_channel(state.tenant_id, team_id, name, f"Alert {state.alert_id}: {state.title}"[:1024])
+        except GraphError as exc:
+            if exc.status != 409 or attempt == MAX_CHANNEL_NAME_ATTEMPTS:
+                raise
+    raise AssertionError("unreachable")
+
+
+async def _add_responders(ctx: ActionContext, state: AlertState, team_id: str, channel_id: str) -> tuple[int, list[str]]:
+    assert ctx.directory is not None
+    added, missing = 0, []
+    for responder in state.responders:
+        user = await ctx.directory.get_user(state.tenant_id, responder)
+        if user is None:
+            user = await ctx.directory.find_user_by_email(state.tenant_id, responder)
+        if user is None:
+            missing.append(responder)
+            continue
+        try:
+            await ctx.directory.add_channel_member(state.tenant_id, team_id, channel_id, user["id"])
+            added += 1
+        except GraphError as exc:
+            if exc.status == 409:  # already a member (standard channels include the team)
+                added += 1
+            else:
+                missing.append(responder)
+    return added, missing
+
+
+async def _post_card_in_channel(ctx: ActionContext, state: AlertState, where: Where, team_id: str, channel_id: str) -> None:
+    """Remember the new channel as a conversation that shows only this alert, and post there."""
+    template = where.conversation or next(
+        (c for c in await ctx.store.list_conversations(state.tenant_id) if c.conversation_type == "channel"), None
+    )
+    if template is None:
+        log.warning("The bot is in no team of tenant %s: alert %s's card is not posted in its channel", state.tenant_id, state.alert_id)
+        return
+    reference = {**template.reference, "conversation": {**(template.reference.get("conversation") or {}), "id": channel_id, "conversationType": "channel"}}
+    record = replace(template, conversation_id=channel_id, conversation_type="channel", channel_id=channel_id, reference=reference,
+                     name=(state.channel or {}).get("name", ""), alert_key=state.key, updated=ctx.clock())
+    await ctx.store.save_conversation(record)
+
+
+async def create_alert_meeting(ctx: ActionContext, tenant_id: str, alert_key: str, actor: Actor, where: Where) -> ActionResult:
+    """One Teams meeting per alert, on the organiser's calendar, responders invited."""
+    state = await ctx.store.get_alert(actor.tenant_id, alert_key)
+    try:
+        link = await authorize(ctx, state, actor, where)
+    except Refused as refusal:
+        return ActionResult(state if state and state.tenant_id == actor.tenant_id else None, False, str(refusal))
+    assert state is not None
+    if state.meeting and state.meeting.get("status") == "created":
+        return ActionResult(state, False, "The alert meeting already exists.")
+    if state.meeting and state.meeting.get("status") == "creating" and not _claim_expired(state.meeting, ctx.clock()):
+        return ActionResult(state, False, "The alert meeting is being created.")
+    if ctx.directory is None:
+        return ActionResult(state, False, "Creating meetings needs the tenant connected to Microsoft Graph (see the README: Connecting a tenant).")
+    organizer = ctx.meeting_organizer or actor.aad_object_id
+    try:
+        claimed = await ctx.store.save_alert(replace(state, meeting={"status": "creating", "since": ctx.clock().isoformat()}))
+    except ConcurrencyConflict:
+        return ActionResult(await ctx.store.get_alert(actor.tenant_id, alert_key), False, "The alert meeting is being created.")
+    start = ctx.clock()
+    try:
+        meeting = await ctx.directory.create_meeting(
+            state.tenant_id, organizer, f"[{state.severity.upper()}] {state.title}"[:255], tuple(state.responders),
+            start.isoformat(), (start + timedelta(minutes=MEETING_MINUTES)).isoformat(),
+            f"<p>Alert {state.alert_id}</p>" + (f'<p><a href="{state.url}">Open the alert</a></p>' if state.url else ""),
+        )
+    except GraphError as exc:
+        await _release(ctx, claimed, "meeting")
+        reason = f"missing the Microsoft Graph permission {exc.permission}" if exc.permission else str(exc)
+        return ActionResult(claimed, False, f"The alert meeting could not be created: {reason}.")
+    done = await ctx.store.save_alert(replace(claimed, revision=claimed.revision + 1, meeting={"status": "created", "id": meeting.get("id"), "joinUrl": meeting.get("joinUrl")}))
+    await record_and_publish(ctx, "create_meeting", done, actor, link, where, discriminator=str(meeting.get("id")), extra={"meeting": {"id": meeting.get("id"), "joinUrl": meeting.get("joinUrl")}})
+    await _announce_meeting(ctx, done, where)
+    await _sync_everywhere(ctx, done)
+    return ActionResult(done, True, "Alert meeting created.")
+
+
+async def _announce_meeting(ctx: ActionContext, state: AlertState, where: Where) -> None:
+    """Post the join link in the thread of the card that was clicked."""
+    if where.conversation is None or not (state.meeting or {}).get("joinUrl"):
+        return
+    delivery = await ctx.store.get_delivery(state.tenant_id, state.key, where.conversation.conversation_id)
+    if delivery is None or not delivery.activity_id:
+        return
+    try:
+        await ctx.messenger.reply(where.conversation, delivery.activity_id, f"Alert meeting: {state.meeting['joinUrl']}")
+    except Exception as exc:  # noqa: BLE001 - the link is on the card as well
+        log.warning("Could not post the meeting link for %s: %s", state.alert_id, exc)
+
+
+def reset_membership_cache() -> None:
+    _membership_cache.clear()
+
+
+def summarize(result: ActionResult) -> dict[str, Any]:
+    return {"changed": result.changed, "message": result.message, "status": result.state.status if result.state else None}
