@@ -99,3 +99,11 @@ class Directory(Protocol):
     async def create_meeting(self, tenant_id: str, organizer_id: str, subject: str, attendee_emails: tuple[str, ...], start: str, end: str, body_html: str = "") -> dict:
         """Calendar event with a Teams online meeting: ``{"id", "joinUrl", "webLink"}``."""
         ...
+
+
+class ActionPublisher(Protocol):
+    """Sends what people did in Teams back to the alert source (queue %TEAMS_ACTIONS_QUEUE%)."""
+
+    async def publish(self, message_id: str, event: dict) -> None:
+        """Send one CloudEvent; ``message_id`` is stable so Service Bus drops a resend."""
+        ...
