@@ -7,23 +7,28 @@ the bot adapter sends whatever this returns.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 
 from shared import cards
-from shared.domain.model import ConversationRecord
+from shared.domain.model import AccountLink, AlertState, ConversationRecord
 from shared.ports import StateStore
+from shared.services import actions as action_service
+from shared.services.actions import ActionContext, ActionResult, Actor, Where
 
 COMMANDS: list[tuple[str, str]] = [
     ("help", "Show this list."),
     ("alerts", "List this tenant's open alerts, newest first."),
     ("ack <id>", "Acknowledge an alert."),
     ("resolve <id>", "Resolve an alert."),
-    ("link", "Link your Teams account to your alerting platform account."),
+    ("link [name]", "Link your Teams account to your alerting platform account (automatic from your e-mail without a name)."),
     ("whoami", "Show who you are to the connector."),
 ]
 
 _MENTION = re.compile(r"<at>.*?</at>", re.IGNORECASE | re.DOTALL)
+INVOKE_CARD_ACTION = "adaptiveCard/action"
+CARD_VERBS = ("acknowledge", "resolve", "reopen", "create_channel", "create_meeting")
+MAX_LISTED_ALERTS = 20
 
 
 @dataclass
@@ -32,6 +37,7 @@ class BotReply:
 
     texts: list[str] = field(default_factory=list)
     cards: list[dict] = field(default_factory=list)
+    invoke_response: tuple[int, dict] | None = None
 
 
 def conversation_record(activity: dict, reference: dict, now: datetime) -> ConversationRecord | None:
@@ -65,18 +71,112 @@ def conversation_record(activity: dict, reference: dict, now: datetime) -> Conve
 
 
 def command_text(activity: dict) -> str:
-    """The message text without @mentions of the bot, trimmed and lower-cased."""
+    """The message text without @mentions of the bot, with white space folded."""
     text = _MENTION.sub(" ", activity.get("text") or "")
-    return " ".join(text.split()).lower()
+    return " ".join(text.split())
 
 
-async def handle_activity(activity: dict, reference: dict, *, store: StateStore) -> BotReply:
-    """Remember where the bot is (every activity refreshes the conversation reference) and
-    answer messages."""
+def actor_of(activity: dict) -> Actor:
+    sender = activity.get("from") or {}
+    conversation = activity.get("conversation") or {}
+    tenant_id = conversation.get("tenantId") or ((activity.get("channelData") or {}).get("tenant") or {}).get("id") or ""
+    return Actor(tenant_id=tenant_id, aad_object_id=sender.get("aadObjectId") or "", name=sender.get("name") or "")
+
+
+def where_of(activity: dict, record: ConversationRecord | None, via: str) -> Where:
+    channel_data = activity.get("channelData") or {}
+    team = channel_data.get("team") or {}
+    return Where(conversation=record, team_group_id=team.get("aadGroupId"), channel_id=(channel_data.get("channel") or {}).get("id"), via=via)
+
+
+def card_invoke_response(card: dict) -> tuple[int, dict]:
+    """Universal Actions: the refreshed card goes back in the invoke response."""
+    return 200, {"statusCode": 200, "type": cards.CARD_CONTENT_TYPE, "value": card}
+
+
+def message_invoke_response(text: str) -> tuple[int, dict]:
+    return 200, {"statusCode": 200, "type": "application/vnd.microsoft.activity.message", "value": text}
+
+
+async def run_verb(ctx: ActionContext, verb: str, alert_key: str, actor: Actor, where: Where) -> ActionResult:
+    if verb in action_service.STATE_VERBS:
+        return await action_service.change_state(ctx, verb, actor.tenant_id, alert_key, actor, where)
+    if verb == "create_channel":
+        return await action_service.create_alert_channel(ctx, actor.tenant_id, alert_key, actor, where)
+    return await action_service.create_alert_meeting(ctx, actor.tenant_id, alert_key, actor, where)
+
+
+async def handle_card_action(activity: dict, record: ConversationRecord | None, ctx: ActionContext) -> BotReply:
+    action = (activity.get("value") or {}).get("action") or {}
+    verb = action.get("verb")
+    data = action.get("data") or {}
+    if verb not in CARD_VERBS or not isinstance(data.get("alertKey"), str):
+        return BotReply(invoke_response=message_invoke_response("This button is not recognised."))
+    result = await run_verb(ctx, verb, data["alertKey"], actor_of(activity), where_of(activity, record, "card"))
+    card = result.card()
+    if card is None:
+        return BotReply(invoke_response=message_invoke_response(result.message))
+    return BotReply(invoke_response=card_invoke_response(card))
+
+
+def alerts_card(alerts: list[AlertState]) -> dict:
+    rows = [
+        {"title": f"{a.severity.upper()} · {cards.STATUS_LABEL.get(a.status, a.status)}", "value": f"{cards.escape_text(a.alert_id, 60)} — {cards.escape_text(a.title, 120)}"}
+        for a in alerts[:MAX_LISTED_ALERTS]
+    ]
+    body: list[dict] = [{"type": "TextBlock", "text": f"Open alerts ({len(alerts)})", "weight": "Bolder", "size": "Medium", "wrap": True}]
+    body.append({"type": "FactSet", "facts": rows} if rows else {"type": "TextBlock", "text": "No open alerts. 🎉", "wrap": True})
+    if len(alerts) > MAX_LISTED_ALERTS:
+        body.append({"type": "TextBlock", "text": f"…and {len(alerts) - MAX_LISTED_ALERTS} more.", "isSubtle": True, "wrap": True})
+    return {"type": "AdaptiveCard", "$schema": "http://adaptivecards.io/schemas/adaptive-card.json", "version": cards.CARD_VERSION, "body": body}
+
+
+async def handle_command(text: str, activity: dict, record: ConversationRecord | None, store: StateStore, ctx: ActionContext | None) -> BotReply:
+    word, _, rest = text.partition(" ")
+    word, rest = word.lower(), rest.strip()
+    actor = actor_of(activity)
+    if word == "alerts":
+        alerts = await store.list_alerts(actor.tenant_id, statuses=("open", "acknowledged"))
+        alerts.sort(key=lambda a: a.updated or a.created or datetime.min.replace(tzinfo=timezone.utc), reverse=True)
+        return BotReply(cards=[alerts_card(alerts)])
+    if word in ("ack", "acknowledge", "resolve", "reopen") and ctx is not None:
+        if not rest:
+            return BotReply(texts=[f"Which alert? For example: {word} ALRT-1042"])
+        state = await action_service.find_alert(store, actor.tenant_id, rest.split()[0])
+        if state is None:
+            return BotReply(texts=[f"No alert {cards.escape_text(rest.split()[0], 100)} in this organisation."])
+        verb = "acknowledge" if word == "ack" else word
+        result = await run_verb(ctx, verb, state.key, actor, where_of(activity, record, "command"))
+        return BotReply(texts=[f"{cards.escape_text(state.alert_id, 100)}: {cards.escape_text(result.message)}"])
+    if word == "link":
+        return BotReply(texts=[await link_account(rest, actor, store, ctx)])
+    if word == "whoami":
+        link = await store.get_link(actor.tenant_id, actor.aad_object_id) if actor.aad_object_id else None
+        linked = f"linked to **{cards.escape_text(link.platform_identity, 200)}** ({link.method})" if link else "not linked to an alerting platform account (send 'link')"
+        return BotReply(texts=[f"You are {cards.escape_text(actor.name or 'unknown', 100)} (Microsoft Entra object id {actor.aad_object_id or 'unknown'}) in tenant {actor.tenant_id or 'unknown'}; {linked}."])
+    return BotReply(cards=[cards.help_card(COMMANDS)])
+
+
+async def link_account(name: str, actor: Actor, store: StateStore, ctx: ActionContext | None) -> str:
+    if not actor.aad_object_id:
+        return "Your Teams account has no Microsoft Entra id here, so it cannot be linked."
+    if name:
+        await store.save_link(AccountLink(actor.tenant_id, actor.aad_object_id, name[:200], "command", None, datetime.now(timezone.utc)))
+        return f"Linked to {cards.escape_text(name[:200], 200)}. Your actions on alerts now carry this identity."
+    link = await action_service.ensure_link(ctx, actor) if ctx is not None else None
+    if link is None:
+        return "I could not find your e-mail address to link automatically. Send 'link <your alerting platform user name>'."
+    return f"Linked to {cards.escape_text(link.platform_identity, 200)} (from your Microsoft 365 account)."
+
+
+async def handle_activity(activity: dict, reference: dict, *, store: StateStore, actions: ActionContext | None = None) -> BotReply:
+    """Remember where the bot is (every activity refreshes the conversation reference), answer
+    commands and card buttons."""
     now = datetime.now(timezone.utc)
     record = conversation_record(activity, reference, now)
     kind = activity.get("type")
     if record is not None:
+        existing = await store.get_conversation(record.tenant_id, record.conversation_id)
         removed = kind == "installationUpdate" and activity.get("action") in ("remove", "remove-upgrade")
         bot_left = kind == "conversationUpdate" and any(
             member.get("id") == (activity.get("recipient") or {}).get("id") for member in activity.get("membersRemoved") or []
@@ -84,10 +184,23 @@ async def handle_activity(activity: dict, reference: dict, *, store: StateStore)
         if removed or bot_left:
             await store.remove_conversation(record.tenant_id, record.conversation_id)
             return BotReply()
-        await store.save_conversation(record)
+        if existing is not None:
+            record = replace(record, alert_key=existing.alert_key, name=record.name or existing.name)
+        # Chats are enrolled by any activity (the bot is installed there). A team channel is
+        # enrolled when the bot is installed in the team; a message in another channel only
+        # refreshes a channel already known, so talking to the bot somewhere does not
+        # subscribe that channel to every alert.
+        enrol = record.conversation_type != "channel" or kind in ("installationUpdate", "conversationUpdate") or existing is not None
+        if enrol:
+            await store.save_conversation(record)
 
+    if kind == "invoke" and activity.get("name") == INVOKE_CARD_ACTION:
+        if actions is None:
+            return BotReply(invoke_response=message_invoke_response("Actions are not available."))
+        return await handle_card_action(activity, record, actions)
     if kind == "message":
-        return BotReply(cards=[cards.help_card(COMMANDS)]) if command_text(activity) else BotReply()
+        text = command_text(activity)
+        return await handle_command(text, activity, record, store, actions) if text else BotReply()
     if kind == "installationUpdate" and activity.get("action") in ("add", "add-upgrade"):
         return BotReply(texts=["Thanks for adding Teams Alert Connector. Alerts for this tenant will appear here. Type **help** for the commands."])
     return BotReply()

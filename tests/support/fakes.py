@@ -72,3 +72,75 @@ def conversation(tenant_id: str = "tenant-a", conversation_id: str = "19:general
         reference={"conversation": {"id": conversation_id, "conversationType": kind, "tenantId": tenant_id}, "channelId": "msteams"},
         name="General",
     )
+
+
+class FakeDirectory:
+    """A Directory (Microsoft Graph) that keeps teams, channels, members and meetings.
+
+    ``fail`` maps an operation name to a GraphError to raise on every call."""
+
+    def __init__(self, users: list[dict] | None = None) -> None:
+        self.users = {u["id"]: u for u in (users or [])}
+        self.channels: dict[str, list[dict]] = {}  # team id → channels
+        self.members: dict[tuple[str, str], set[str]] = {}  # (team, channel) → user ids
+        self.meetings: list[dict] = []
+        self.fail: dict[str, Exception] = {}
+        self._ids = itertools.count(1)
+
+    def _maybe_fail(self, operation: str) -> None:
+        if operation in self.fail:
+            raise self.fail[operation]
+
+    async def get_user(self, tenant_id: str, id_or_upn: str) -> dict | None:
+        self._maybe_fail("get_user")
+        return next((u for u in self.users.values() if id_or_upn.lower() in (u["id"].lower(), u.get("userPrincipalName", "").lower())), None)
+
+    async def find_user_by_email(self, tenant_id: str, email: str) -> dict | None:
+        return next((u for u in self.users.values() if (u.get("mail") or "").lower() == email.lower()), None)
+
+    async def list_teams(self, tenant_id: str) -> list[dict]:
+        return [{"id": team} for team in self.channels]
+
+    async def list_channels(self, tenant_id: str, team_id: str) -> list[dict]:
+        return list(self.channels.get(team_id, []))
+
+    async def channel_member_ids(self, tenant_id: str, team_id: str, channel_id: str) -> set[str]:
+        self._maybe_fail("channel_member_ids")
+        return set(self.members.get((team_id, channel_id), set()))
+
+    async def create_channel(self, tenant_id: str, team_id: str, name: str, description: str, *, private: bool = False, owner_ids: tuple[str, ...] = ()) -> dict:
+        from shared.ports import GraphError
+
+        self._maybe_fail("create_channel")
+        existing = self.channels.setdefault(team_id, [])
+        if any(c["displayName"].lower() == name.lower() for c in existing):
+            raise GraphError(f"Channel name already existed: {name}", status=409, code="NameAlreadyExists")
+        channel = {"id": f"19:alertchannel{next(self._ids)}@thread.tacv2", "displayName": name, "webUrl": f"https://teams.example/channel/{len(existing) + 1}"}
+        existing.append(channel)
+        return channel
+
+    async def add_channel_member(self, tenant_id: str, team_id: str, channel_id: str, user_id: str, *, owner: bool = False) -> None:
+        self.members.setdefault((team_id, channel_id), set()).add(user_id)
+
+    async def create_chat(self, tenant_id: str, member_ids: tuple[str, ...], topic: str | None = None) -> dict:
+        return {"id": f"19:chat{next(self._ids)}@thread.v2"}
+
+    async def create_meeting(self, tenant_id: str, organizer_id: str, subject: str, attendee_emails: tuple[str, ...], start: str, end: str, body_html: str = "") -> dict:
+        self._maybe_fail("create_meeting")
+        meeting = {"id": f"event-{next(self._ids)}", "joinUrl": f"https://teams.example/meet/{len(self.meetings) + 1}", "organizer": organizer_id, "subject": subject, "attendees": attendee_emails}
+        self.meetings.append(meeting)
+        return meeting
+
+
+class RecordingPublisher:
+    """An ActionPublisher that keeps what it sent; ``fail_next`` makes the next publishes fail."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, dict]] = []
+        self.fail_next = 0
+
+    async def publish(self, message_id: str, event: dict) -> None:
+        if self.fail_next:
+            self.fail_next -= 1
+            raise ConnectionError("Service Bus is unreachable")
+        self.sent.append((message_id, event))

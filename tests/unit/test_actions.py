@@ -1,0 +1,206 @@
+"""Acting on alerts from Teams: who may, what changes, what goes back to the source."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given, strategies as st
+
+from shared.adapters.state_store import memory_store
+from shared.domain.channels import MAX_CHANNEL_NAME, clean_channel_name, is_valid_channel_name
+from shared.ports import GraphError
+from shared.services import actions
+from shared.services.actions import ActionContext, Actor, Where
+from shared.services.bot import handle_activity
+from shared.services.events import process_message
+from tests.support.fakes import FakeDirectory, RecordingMessenger, RecordingPublisher, conversation
+
+TENANT = "tenant-a"
+ALICE = {"id": "aad-alice", "displayName": "Alice", "userPrincipalName": "alice@contoso.com", "mail": "alice@contoso.com"}
+BOB = {"id": "aad-bob", "displayName": "Bob", "userPrincipalName": "bob@contoso.com", "mail": "bob@contoso.com"}
+TEAM = "group-1"
+CHANNEL = "19:general@thread.tacv2"
+
+
+def created_event(responders=("bob@contoso.com",)) -> str:
+    return json.dumps({
+        "specversion": "1.0", "id": "evt-1", "source": "https://alerts.example.com", "type": "alert.created", "tenantid": TENANT,
+        "data": {"id": "ALRT-7", "title": "Disk full on db-01", "severity": "critical", "version": 1, "responders": list(responders)},
+    })
+
+
+@pytest.fixture
+async def world():
+    store = memory_store()
+    await store.save_conversation(conversation(TENANT, CHANNEL, "channel"))
+    messenger, publisher, directory = RecordingMessenger(), RecordingPublisher(), FakeDirectory([ALICE, BOB])
+    directory.members[(TEAM, CHANNEL)] = {"aad-alice"}
+    actions.reset_membership_cache()
+    ctx = ActionContext(store=store, messenger=messenger, publisher=publisher, directory=directory, channel_team_id=TEAM)
+    await process_message(created_event(), "m-1", store=store, messenger=messenger)
+    [state] = await store.list_alerts(TENANT)
+    return ctx, state
+
+
+def alice(tenant=TENANT) -> Actor:
+    return Actor(tenant, "aad-alice", "Alice")
+
+
+def in_channel() -> Where:
+    return Where(conversation=conversation(TENANT, CHANNEL, "channel"), team_group_id=TEAM, channel_id=CHANNEL)
+
+
+class TestStateChanges:
+    async def test_acknowledging_updates_every_copy_and_publishes_one_event(self, world):
+        ctx, state = world
+        result = await actions.change_state(ctx, "acknowledge", TENANT, state.key, alice(), in_channel())
+        assert result.changed and result.state.status == "acknowledged"
+        [(message_id, event)] = ctx.publisher.sent
+        assert event["type"] == "teams.alert.acknowledged" and event["id"] == message_id
+        assert event["data"]["actor"] == {"aadObjectId": "aad-alice", "name": "Alice", "linkedIdentity": "alice@contoso.com"}
+        [card] = ctx.messenger.cards_in(CHANNEL)
+        assert len(card.versions) == 2  # posted, then updated in place
+
+    async def test_a_double_click_publishes_once_and_says_it_is_done(self, world):
+        ctx, state = world
+        await actions.change_state(ctx, "acknowledge", TENANT, state.key, alice(), in_channel())
+        second = await actions.change_state(ctx, "acknowledge", TENANT, state.key, alice(), in_channel())
+        assert not second.changed and "already acknowledged" in second.message
+        assert len(ctx.publisher.sent) == 1
+
+    async def test_a_stale_card_gets_the_current_card(self, world):
+        ctx, state = world
+        await actions.change_state(ctx, "resolve", TENANT, state.key, alice(), in_channel())
+        stale = await actions.change_state(ctx, "acknowledge", TENANT, state.key, alice(), in_channel())
+        assert stale.state.status == "resolved"
+        assert [a.get("verb") for a in stale.card()["actions"] if a["type"] == "Action.Execute"] == ["reopen"]
+
+    async def test_the_source_version_is_kept_so_the_next_source_event_still_applies(self, world):
+        ctx, state = world
+        await actions.change_state(ctx, "acknowledge", TENANT, state.key, alice(), in_channel())
+        event = json.loads(created_event())
+        event.update(id="evt-2", type="alert.resolved")
+        event["data"]["version"] = 2
+        [outcome] = await process_message(json.dumps(event), "m-2", store=ctx.store, messenger=ctx.messenger)
+        assert outcome.result == "processed"
+        assert (await ctx.store.get_alert(TENANT, state.key)).status == "resolved"
+
+
+class TestWhoMayAct:
+    async def test_someone_from_another_tenant_is_refused(self, world):
+        ctx, state = world
+        result = await actions.change_state(ctx, "acknowledge", "tenant-b", state.key, alice("tenant-b"), Where())
+        assert not result.changed and "another organisation" in result.message and result.state is None
+        assert (await ctx.store.get_alert(TENANT, state.key)).status == "open"
+
+    async def test_a_non_member_of_the_channel_is_refused_on_the_card(self, world):
+        ctx, state = world
+        bob = Actor(TENANT, "aad-bob", "Bob")
+        result = await actions.change_state(ctx, "acknowledge", TENANT, state.key, bob, in_channel())
+        assert not result.changed and "Only members of this channel" in result.message
+        assert "Only members of this channel" in json.dumps(result.card())
+        assert ctx.publisher.sent == []
+
+    async def test_a_required_link_is_enforced(self, world):
+        ctx, state = world
+        ctx.require_linked_account = True
+        ctx.directory.users.pop("aad-alice")
+        ctx.directory.members[(TEAM, CHANNEL)] = {"aad-alice"}
+        result = await actions.change_state(ctx, "acknowledge", TENANT, state.key, alice(), in_channel())
+        assert not result.changed and "link" in result.message.lower()
+
+
+class TestNoActionIsLost:
+    async def test_a_failed_publish_is_kept_and_published_by_the_periodic_retry(self, world):
+        ctx, state = world
+        ctx.publisher.fail_next = 1
+        await actions.change_state(ctx, "acknowledge", TENANT, state.key, alice(), in_channel())
+        assert ctx.publisher.sent == [] and len(await ctx.store.list_pending_actions()) == 1
+        assert await actions.publish_pending(ctx) == 1
+        assert len(ctx.publisher.sent) == 1 and await ctx.store.list_pending_actions() == []
+
+
+class TestAlertChannel:
+    async def test_one_channel_per_alert_with_the_responders(self, world):
+        ctx, state = world
+        first = await actions.create_alert_channel(ctx, TENANT, state.key, alice(), in_channel())
+        second = await actions.create_alert_channel(ctx, TENANT, state.key, alice(), in_channel())
+        assert first.changed and not second.changed
+        [channel] = ctx.directory.channels[TEAM]
+        assert channel["displayName"] == "CRITICAL ALRT-7 Disk full on db-01"
+        assert ctx.directory.members[(TEAM, channel["id"])] == {"aad-bob"}
+        assert [e["type"] for _, e in ctx.publisher.sent] == ["teams.alert.channel_created"]
+
+    async def test_the_card_is_posted_in_the_new_channel_and_the_original_links_to_it(self, world):
+        ctx, state = world
+        await actions.create_alert_channel(ctx, TENANT, state.key, alice(), in_channel())
+        [channel] = ctx.directory.channels[TEAM]
+        assert len(ctx.messenger.cards_in(channel["id"])) == 1
+        [original] = ctx.messenger.cards_in(CHANNEL)
+        assert any(a.get("url") == channel["webUrl"] for a in original.card["actions"])
+
+    async def test_a_name_conflict_gets_a_suffix(self, world):
+        ctx, state = world
+        ctx.directory.channels[TEAM] = [{"id": "x", "displayName": "CRITICAL ALRT-7 Disk full on db-01"}]
+        await actions.create_alert_channel(ctx, TENANT, state.key, alice(), in_channel())
+        assert ctx.directory.channels[TEAM][-1]["displayName"] == "CRITICAL ALRT-7 Disk full on db-01 2"
+
+    async def test_a_missing_permission_is_named_on_the_card(self, world):
+        ctx, state = world
+        ctx.directory.fail["create_channel"] = GraphError("forbidden", status=403, permission="Channel.Create")
+        result = await actions.create_alert_channel(ctx, TENANT, state.key, alice(), in_channel())
+        assert "Channel.Create" in result.message and not result.changed
+        assert (await ctx.store.get_alert(TENANT, state.key)).channel is None  # the claim is released
+
+
+class TestAlertMeeting:
+    async def test_one_meeting_per_alert_and_its_link_in_the_thread(self, world):
+        ctx, state = world
+        first = await actions.create_alert_meeting(ctx, TENANT, state.key, alice(), in_channel())
+        await actions.create_alert_meeting(ctx, TENANT, state.key, alice(), in_channel())
+        assert first.changed and len(ctx.directory.meetings) == 1
+        assert ctx.directory.meetings[0]["attendees"] == ("bob@contoso.com",)
+        [card] = ctx.messenger.cards_in(CHANNEL)
+        [reply] = ctx.messenger.replies_to(card.activity_id)
+        assert ctx.directory.meetings[0]["joinUrl"] in reply.text
+
+
+class TestCommands:
+    def message(self, text: str) -> dict:
+        return {"type": "message", "text": text, "from": {"id": "29:alice", "aadObjectId": "aad-alice", "name": "Alice"},
+                "conversation": {"id": "a:alice-chat", "conversationType": "personal", "tenantId": TENANT},
+                "channelData": {"tenant": {"id": TENANT}}, "serviceUrl": "https://smba.example.invalid/teams/", "recipient": {"id": "28:bot"}}
+
+    async def test_alerts_lists_open_alerts(self, world):
+        ctx, _ = world
+        reply = await handle_activity(self.message("alerts"), {}, store=ctx.store, actions=ctx)
+        assert "ALRT-7" in json.dumps(reply.cards[0])
+
+    async def test_ack_by_id_acknowledges(self, world):
+        ctx, state = world
+        reply = await handle_activity(self.message("<at>Alert Connector</at> ack alrt-7"), {}, store=ctx.store, actions=ctx)
+        assert "Acknowledged" in reply.texts[0]
+        assert (await ctx.store.get_alert(TENANT, state.key)).status == "acknowledged"
+
+    async def test_link_and_whoami(self, world):
+        ctx, _ = world
+        await handle_activity(self.message("link alice.platform"), {}, store=ctx.store, actions=ctx)
+        reply = await handle_activity(self.message("whoami"), {}, store=ctx.store, actions=ctx)
+        assert "alice.platform" in reply.texts[0]
+
+    async def test_anything_else_gets_help(self, world):
+        ctx, _ = world
+        reply = await handle_activity(self.message("what can you do"), {}, store=ctx.store, actions=ctx)
+        assert "resolve" in json.dumps(reply.cards[0])
+
+
+class TestChannelNames:
+    @given(st.text(max_size=200), st.sampled_from(["", " 2", " 17"]))
+    def test_a_cleaned_name_is_always_valid_and_short_enough(self, raw, suffix):
+        name = clean_channel_name(raw, suffix)
+        assert is_valid_channel_name(name) and len(name) <= MAX_CHANNEL_NAME
+        assert name.endswith(suffix)
+
+    def test_forbidden_characters_are_removed(self):
+        assert clean_channel_name('_.CPU #1: "web/api" > 90%?') == "CPU 1 web api 90"
