@@ -53,6 +53,15 @@ async def _serve(host: LocalHost) -> None:
     finally:
         logger.info("Stopping the local host")
         await host.stop()
+        await _close_app_clients()
+
+
+async def _close_app_clients() -> None:
+    """Close the clients the app keeps for the process (its Table Storage client): the
+    Functions host just ends the worker, but here aiohttp would report them unclosed."""
+    reset = getattr(sys.modules.get("shared.bootstrap"), "reset", None)
+    if reset is not None:
+        await reset()
 
 
 def main(argv: list[str] | None = None) -> int:

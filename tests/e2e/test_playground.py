@@ -1,0 +1,141 @@
+"""The connector as `make run` runs it, with the real Microsoft 365 Agents Playground as the
+Teams client: the local Functions host serves function_app on a free port, Azurite keeps the
+state, and the Playground installs the bot, chats with it and shows the cards it posts."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from shared import bootstrap
+from tests.support.playground import Playground, StreamEvent
+from tools.localhost import COMPLETED, LocalHost
+
+pytestmark = [pytest.mark.e2e, pytest.mark.azurite, pytest.mark.playground]
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = ROOT / "examples"
+WAIT_SECONDS = 20.0
+
+
+def local_settings() -> dict[str, str]:
+    """The embedded local defaults, as Core Tools would load local.settings.json."""
+    values = json.loads((ROOT / "local.settings.sample.json").read_text())["Values"]
+    return {name: str(value) for name, value in values.items()}
+
+
+def fresh_app():
+    """A new FunctionApp from function_app.py: an app object can be indexed only once
+    (get_functions), and other tests index function_app.app itself."""
+    spec = importlib.util.spec_from_file_location("function_app_for_playground", ROOT / "function_app.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.app
+
+
+@pytest.fixture
+async def local_run(azurite, table_prefix, monkeypatch):
+    """The local host with function_app in-process, and the Playground pointed at its bot endpoint."""
+    env = {
+        **local_settings(),
+        "STATE_TABLES_CONNECTION": azurite.connection_string,
+        "STATE_TABLE_PREFIX": table_prefix,
+        "DANGEROUSLY_ALLOW_UNAUTHENTICATED_BOT_REQUESTS": "true",
+        "BOT_APP_ID": "",
+        "BOT_APP_PASSWORD": "",
+        "BOT_OPENID_METADATA_URL": "",
+        "BOT_TOKEN_URL": "",
+        "DEFAULT_TENANT_ID": "",
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)  # the app reads its settings from the environment
+    await bootstrap.reset()
+    host = LocalHost(fresh_app(), port=0, env=env, host_json=ROOT / "host.json", app_directory=ROOT)
+    await host.start()
+    try:
+        async with Playground(f"{host.url}/api/messages") as playground:
+            yield host, playground, env["ALERT_EVENTS_QUEUE"]
+            # The bot may still be answering the Playground (it streams a reply before the
+            # bot's HTTP response ends): let it finish before the Playground goes away.
+            await host.wait_idle(timeout=WAIT_SECONDS)
+    finally:
+        await host.stop()
+        await bootstrap.reset()
+
+
+def fact(card: dict[str, Any], title: str) -> str | None:
+    """The value of the first FactSet fact called ``title`` anywhere in the card."""
+    stack: list[Any] = [card]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if node.get("type") == "FactSet":
+                for item in node.get("facts", []):
+                    if item.get("title") == title:
+                        return item.get("value")
+            stack.extend(reversed(list(node.values())))
+        elif isinstance(node, list):
+            stack.extend(reversed(node))
+    return None
+
+
+def alert_card(event: StreamEvent) -> bool:
+    return any(fact(card, "Status") is not None for card in event.cards)
+
+
+def status(event: StreamEvent) -> str | None:
+    return next(fact(card, "Status") for card in event.cards)
+
+
+async def publish(host, queue: str, example: str) -> None:
+    message_id = await host.publish(queue, (EXAMPLES / example).read_bytes(), content_type="application/json")
+    await host.wait_idle(timeout=WAIT_SECONDS)
+    [message] = [m for m in host.messages(queue) if m.message_id == message_id]
+    assert message.state == COMPLETED, f"{example} was not processed: {message.state}, errors {message.errors}"
+
+
+async def install(playground: Playground) -> str:
+    chat = playground.personal_chat_id
+    await playground.install(chat)
+    await playground.wait_for("welcome message", lambda e: e.action == "createMessage" and "Thanks for adding" in (e.message.get("text") or ""), WAIT_SECONDS)
+    return chat
+
+
+class TestWithAgentsPlayground:
+    async def test_installing_the_bot_stores_the_playground_conversation(self, local_run):
+        host, playground, _ = local_run
+        chat = await install(playground)
+        store = (await bootstrap.container()).store
+        [record] = await store.list_conversations(playground.tenant_id)
+        assert record.conversation_id == chat and record.conversation_type == "personal"
+        assert record.service_url.rstrip("/").endswith("/_connector")
+
+    async def test_help_from_the_chat_answers_with_the_command_list(self, local_run):
+        host, playground, _ = local_run
+        chat = await install(playground)
+        await playground.send_message(chat, "help")
+        answer = await playground.wait_for(
+            "help card",
+            lambda e: e.action == "createMessage" and e.conversation_id == chat and any("help" in json.dumps(c) for c in e.cards),
+            WAIT_SECONDS,
+        )
+        assert answer.message["from"]["id"] == playground.config["bot"]["id"]
+
+    async def test_an_alert_is_posted_once_then_updated_in_place_when_resolved(self, local_run):
+        host, playground, queue = local_run
+        chat = await install(playground)
+
+        await publish(host, queue, "alert-created.json")
+        posted = await playground.wait_for("alert card", lambda e: e.action == "createMessage" and alert_card(e), WAIT_SECONDS)
+        assert posted.conversation_id == chat and status(posted) == "Open", playground.describe()
+
+        await publish(host, queue, "alert-resolved.json")
+        updated = await playground.wait_for("update of the alert card", lambda e: e.action == "updateMessage" and alert_card(e), WAIT_SECONDS)
+        assert updated.message_id == posted.message_id, playground.describe()
+        assert status(updated) == "Resolved", playground.describe()
+        created_cards = [e for e in playground.events if e.action == "createMessage" and alert_card(e)]
+        assert created_cards == [posted], f"expected exactly one alert card posted\n{playground.describe()}"
