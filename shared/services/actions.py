@@ -98,7 +98,10 @@ async def authorize(ctx: ActionContext, state: AlertState | None, actor: Actor, 
     if where.conversation is not None and where.conversation.conversation_type == "channel" and ctx.directory is not None:
         if not where.team_group_id or not where.channel_id:
             raise Refused("Your membership of this channel cannot be verified, so the action was not taken.")
-        members = await _channel_members(ctx.directory, actor.tenant_id, where.team_group_id, where.channel_id)
+        try:
+            members = await _channel_members(ctx.directory, actor.tenant_id, where.team_group_id, where.channel_id)
+        except GraphError as exc:
+            raise Refused(f"Your membership of this channel could not be verified ({exc}), so the action was not taken.") from exc
         if actor.aad_object_id not in members:
             raise Refused("Only members of this channel can act on its alerts.")
     link = await ensure_link(ctx, actor)
