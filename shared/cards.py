@@ -121,6 +121,8 @@ def alert_actions(state: AlertState) -> list[dict]:
 def alert_card(state: AlertState, *, include_description: bool = True, include_facts: bool = True) -> dict:
     """The alert card: title, severity, status, source, labels as facts, link and actions."""
     style, colour = SEVERITY_STYLE.get(state.severity, SEVERITY_STYLE["medium"])
+    if state.status == "resolved":
+        style = "good"
     status_label = STATUS_LABEL.get(state.status, state.status.title())
     header_facts = [
         {"title": "Severity", "value": state.severity.title()},

@@ -23,6 +23,9 @@ BIN = ROOT / "node_modules" / ".bin"
 STATE_DIR = ROOT / ".local"
 AZURITE_TABLE_PORT = 10002  # the port UseDevelopmentStorage=true expects
 PLAYGROUND_PORT = 56150
+# A fixed personal chat id: the Playground makes a new one at every start otherwise, and the
+# conversation the connector remembered from the last run would be gone.
+PLAYGROUND_CONVERSATION_ID = "local-personal-chat"
 
 
 def _port_open(port: int) -> bool:
@@ -73,11 +76,12 @@ def main(argv: list[str] | None = None) -> int:
         if not args.no_playground:
             env = {**os.environ, "TEAMSAPPTESTER_BROWSER": "none"}
             playground = start("Agents Playground", [str(BIN / "agentsplayground"), "-e", f"http://127.0.0.1:{args.port}/api/messages",
-                                                     "-c", "msteams", "--disable-telemetry"], env)
+                                                     "-c", "msteams", "--conversation-id", PLAYGROUND_CONVERSATION_ID, "--disable-telemetry"], env)
             _wait_for(PLAYGROUND_PORT, "Agents Playground", playground)
         print(
             "\nTeams Alert Connector is running locally.\n"
-            f"  Chat with the bot:   http://localhost:{PLAYGROUND_PORT}   (type 'help')\n"
+            f"  Chat with the bot:   http://localhost:{PLAYGROUND_PORT}   (opening it installs the bot; type 'help')\n"
+            "                       Open it before publishing: alerts go where the bot is installed.\n"
             "  Publish an alert:    make publish FILE=examples/alert-created.json\n"
             "                       make publish FILE=examples/alert-resolved.json\n"
             f"  Queue state:         http://127.0.0.1:{args.port}/_localhost/queues\n"
