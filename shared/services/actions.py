@@ -255,25 +255,13 @@ async def publish_pending(ctx: ActionContext) -> int:
 
 async def create_alert_channel(ctx: ActionContext, tenant_id: str, alert_key: str, actor: Actor, where: Where, team_group_id: str | None = None) -> ActionResult:
     """One channel per alert, whatever is clicked twice: the alert entity is claimed first."""
-    state = await ctx.store.get_alert(actor.tenant_id, alert_key)
-    try:
-        link = await authorize(ctx, state, actor, where)
-    except Refused as refusal:
-        return ActionResult(state if state and state.tenant_id == actor.tenant_id else None, False, str(refusal))
-    assert state is not None
-    if state.channel and state.channel.get("status") == "created":
-        return ActionResult(state, False, f"The alert channel already exists: {state.channel.get('name', '')}.")
-    if state.channel and state.channel.get("status") == "creating" and not _claim_expired(state.channel, ctx.clock()):
-        return ActionResult(state, False, "The alert channel is being created.")
-    if ctx.directory is None:
-        return ActionResult(state, False, "Creating channels needs the tenant connected to Microsoft Graph (see the README: Connecting a tenant).")
     team_id = ctx.channel_team_id or team_group_id or where.team_group_id
-    if not team_id:
-        return ActionResult(state, False, "No team to create the channel in: set ALERT_CHANNEL_TEAM_ID, or use the button on a card in a team channel.")
-    try:
-        claimed = await ctx.store.save_alert(replace(state, channel={"status": "creating", "since": ctx.clock().isoformat()}))
-    except ConcurrencyConflict:
-        return ActionResult(await ctx.store.get_alert(actor.tenant_id, alert_key), False, "The alert channel is being created.")
+    claim = await _claim(ctx, "channel", alert_key, actor, where, needs=None if team_id else
+                         "No team to create the channel in: set ALERT_CHANNEL_TEAM_ID, or use the button on a card in a team channel.")
+    if isinstance(claim, ActionResult):
+        return claim
+    claimed, link = claim
+    assert team_id is not None
     try:
         channel = await _create_channel_with_unique_name(ctx, claimed, team_id)
     except GraphError as exc:
@@ -290,6 +278,31 @@ async def create_alert_channel(ctx: ActionContext, tenant_id: str, alert_key: st
     if missing:
         note += f" Not found in the directory: {', '.join(missing)}."
     return ActionResult(done, True, note)
+
+
+async def _claim(ctx: ActionContext, field: str, alert_key: str, actor: Actor, where: Where, needs: str | None = None) -> ActionResult | tuple[AlertState, AccountLink | None]:
+    """Authorise, then claim the alert's ``field`` ("channel" or "meeting") with an
+    ETag-conditional write, so only one click creates it. An ActionResult means: stop here."""
+    state = await ctx.store.get_alert(actor.tenant_id, alert_key)
+    try:
+        link = await authorize(ctx, state, actor, where)
+    except Refused as refusal:
+        return ActionResult(state if state and state.tenant_id == actor.tenant_id else None, False, str(refusal))
+    assert state is not None
+    current = getattr(state, field) or {}
+    if current.get("status") == "created":
+        return ActionResult(state, False, f"The alert {field} already exists.")
+    if current.get("status") == "creating" and not _claim_expired(current, ctx.clock()):
+        return ActionResult(state, False, f"The alert {field} is being created.")
+    if ctx.directory is None:
+        return ActionResult(state, False, f"Creating a {field} needs the tenant connected to Microsoft Graph (see the README: Connecting a tenant).")
+    if needs:
+        return ActionResult(state, False, needs)
+    try:
+        claimed = await ctx.store.save_alert(replace(state, **{field: {"status": "creating", "since": ctx.clock().isoformat()}}))
+    except ConcurrencyConflict:
+        return ActionResult(await ctx.store.get_alert(actor.tenant_id, alert_key), False, f"The alert {field} is being created.")
+    return claimed, link
 
 
 def _claim_expired(claim: dict, now: datetime) -> bool:
@@ -354,23 +367,12 @@ async def _post_card_in_channel(ctx: ActionContext, state: AlertState, where: Wh
 
 async def create_alert_meeting(ctx: ActionContext, tenant_id: str, alert_key: str, actor: Actor, where: Where) -> ActionResult:
     """One Teams meeting per alert, on the organiser's calendar, responders invited."""
-    state = await ctx.store.get_alert(actor.tenant_id, alert_key)
-    try:
-        link = await authorize(ctx, state, actor, where)
-    except Refused as refusal:
-        return ActionResult(state if state and state.tenant_id == actor.tenant_id else None, False, str(refusal))
-    assert state is not None
-    if state.meeting and state.meeting.get("status") == "created":
-        return ActionResult(state, False, "The alert meeting already exists.")
-    if state.meeting and state.meeting.get("status") == "creating" and not _claim_expired(state.meeting, ctx.clock()):
-        return ActionResult(state, False, "The alert meeting is being created.")
-    if ctx.directory is None:
-        return ActionResult(state, False, "Creating meetings needs the tenant connected to Microsoft Graph (see the README: Connecting a tenant).")
+    claim = await _claim(ctx, "meeting", alert_key, actor, where)
+    if isinstance(claim, ActionResult):
+        return claim
+    claimed, link = claim
+    state = claimed
     organizer = ctx.meeting_organizer or actor.aad_object_id
-    try:
-        claimed = await ctx.store.save_alert(replace(state, meeting={"status": "creating", "since": ctx.clock().isoformat()}))
-    except ConcurrencyConflict:
-        return ActionResult(await ctx.store.get_alert(actor.tenant_id, alert_key), False, "The alert meeting is being created.")
     start = ctx.clock()
     try:
         meeting = await ctx.directory.create_meeting(
