@@ -32,3 +32,51 @@ async def periodic(timer: func.TimerRequest) -> None:
 async def health(req: func.HttpRequest) -> func.HttpResponse:
     """Liveness and configuration check."""
     return await entrypoints.health(req)
+
+
+@app.route(route="connect", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+async def connect(req: func.HttpRequest) -> func.HttpResponse:
+    """Start connecting a Microsoft tenant: ?method=bot|delegated (admin key required)."""
+    return await entrypoints.connect_start(req)
+
+
+@app.route(route="consent/callback", methods=["GET", "POST"], auth_level=func.AuthLevel.ANONYMOUS)
+async def consent_callback(req: func.HttpRequest) -> func.HttpResponse:
+    """Microsoft redirects here; the signed, single-use state is the authentication."""
+    return await entrypoints.consent_callback(req)
+
+
+@app.route(route="tenants/{tenant_id}", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+async def tenant_status(req: func.HttpRequest) -> func.HttpResponse:
+    """A connector's status (tenant admin key)."""
+    return await entrypoints.tenant_status(req)
+
+
+@app.route(route="tenants/{tenant_id}/disconnect", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+async def tenant_disconnect(req: func.HttpRequest) -> func.HttpResponse:
+    """Stop using a tenant's connection (tenant admin key)."""
+    return await entrypoints.tenant_disconnect(req)
+
+
+@app.route(route="tenants/{tenant_id}/admin-key", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+async def tenant_admin_key(req: func.HttpRequest) -> func.HttpResponse:
+    """Derive a tenant's admin key (ADMIN_API_KEY required)."""
+    return await entrypoints.tenant_admin_key(req)
+
+
+@app.route(route="tenants/{tenant_id}/teams", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+async def tenant_teams(req: func.HttpRequest) -> func.HttpResponse:
+    """Management read: the tenant's teams."""
+    return await entrypoints.tenant_teams(req)
+
+
+@app.route(route="tenants/{tenant_id}/teams/{team_id}/channels", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+async def tenant_channels(req: func.HttpRequest) -> func.HttpResponse:
+    """Management read: a team's channels."""
+    return await entrypoints.tenant_channels(req)
+
+
+@app.route(route="tenants/{tenant_id}/users", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+async def tenant_users(req: func.HttpRequest) -> func.HttpResponse:
+    """Management read: users matching ?search=."""
+    return await entrypoints.tenant_users(req)

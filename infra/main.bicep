@@ -57,6 +57,28 @@ param tokenEncryptionKey string = ''
 @description('Key that signs the consent state (urlsafe base64 of 32 random bytes). Empty keeps the stored one.')
 param stateSigningKey string = ''
 
+@secure()
+@description('Admin credential of /api/connect and the management routes (urlsafe base64 of 32 random bytes). Empty keeps the stored one.')
+param adminApiKey string = ''
+
+@description('App registration for Microsoft Graph and the consent flows. Empty: the bot app registration when botAppType is SingleTenant, else tenant connection stays off.')
+param graphAppId string = ''
+
+@allowed([
+  'secret'
+  'certificate'
+  'federated_managed_identity'
+])
+@description('How the Graph app authenticates: its client secret in Key Vault, a certificate, or the managed identity as a federated credential.')
+param graphCredentialType string = 'secret'
+
+@secure()
+@description('Client secret of a separate Graph app registration (graphAppId set, graphCredentialType secret). Empty keeps the stored one.')
+param graphClientSecret string = ''
+
+@description('Public https address of the function app (the consent redirect URI is <this>/api/consent/callback). Empty: https://<functionAppName>.azurewebsites.net.')
+param publicBaseUrl string = ''
+
 @description('Expiry set on secrets written by this deployment; by default one year from now.')
 param secretsExpireAt int = dateTimeToEpoch(dateTimeAdd(utcNow(), 'P1Y'))
 
@@ -133,6 +155,8 @@ module keyVault 'app/keyvault.bicep' = {
     botAppPassword: botAppPassword
     tokenEncryptionKey: tokenEncryptionKey
     stateSigningKey: stateSigningKey
+    adminApiKey: adminApiKey
+    graphClientSecret: graphClientSecret
     secretsExpireAt: secretsExpireAt
   }
 }
@@ -154,6 +178,9 @@ module rbac 'app/rbac.bicep' = {
 }
 
 var effectiveBotAppId = botAppType == 'UserAssignedMSI' ? identity.outputs.clientId : botAppId
+var effectiveGraphAppId = !empty(graphAppId) ? graphAppId : (botAppType == 'SingleTenant' ? botAppId : '')
+// The same app as the bot shares the bot's secret; a separate app has a secret of its own.
+var graphSecretUri = !empty(graphAppId) ? keyVault.outputs.graphClientSecretUri : keyVault.outputs.botAppPasswordSecretUri
 
 module functionApp 'app/function.bicep' = {
   name: 'function'
@@ -183,6 +210,13 @@ module functionApp 'app/function.bicep' = {
     periodicSchedule: periodicSchedule
     stateTablePrefix: stateTablePrefix
     reminderAfterMinutes: reminderAfterMinutes
+    graphAppId: effectiveGraphAppId
+    graphCredentialType: graphCredentialType
+    graphClientSecretReference: graphCredentialType == 'secret' && !empty(effectiveGraphAppId) ? '@Microsoft.KeyVault(SecretUri=${graphSecretUri})' : ''
+    tokenEncryptionKeyReference: '@Microsoft.KeyVault(SecretUri=${keyVault.outputs.tokenEncryptionKeySecretUri})'
+    stateSigningKeyReference: '@Microsoft.KeyVault(SecretUri=${keyVault.outputs.stateSigningKeySecretUri})'
+    adminApiKeyReference: '@Microsoft.KeyVault(SecretUri=${keyVault.outputs.adminApiKeySecretUri})'
+    publicBaseUrl: !empty(publicBaseUrl) ? publicBaseUrl : 'https://${functionAppName}.azurewebsites.net'
     maximumInstanceCount: maximumInstanceCount
     zoneRedundant: zoneRedundant
   }

@@ -19,10 +19,12 @@ class Container:
     settings: Settings
     store: Any  # shared.ports.StateStore
     bot: Any  # shared.adapters.teams_bot.TeamsBot (also the TeamsMessenger)
+    connect: Any = None  # _LazyConnect: consent flows and Graph (None while GRAPH_APP_ID is unset)
+    publisher: Any = None  # shared.ports.ActionPublisher, built on first use by action_context()
 
     @property
     def messenger(self) -> Any:
-        return self.bot
+        return self.connect.messenger(self.bot) if self.connect is not None else self.bot
 
 
 _container: Container | None = None
@@ -68,7 +70,9 @@ async def container() -> Container:
     async with _lock:
         if _container is None:
             settings = load_settings()
-            _container = Container(settings=settings, store=build_store(settings), bot=_LazyBot(settings))
+            store = build_store(settings)
+            connect = _LazyConnect(settings, store) if settings.graph is not None else None
+            _container = Container(settings=settings, store=store, bot=_LazyBot(settings), connect=connect)
     return _container
 
 
@@ -76,6 +80,125 @@ async def reset() -> None:
     """Forget the container (tests change settings between cases)."""
     global _container, _lock
     if _container is not None:
+        if _container.connect is not None:
+            await _container.connect.close()
         await _container.store.close()
     _container = None
     _lock = None
+
+
+class _LazyConnect:
+    """Consent flows, MSAL and the Graph helper, each built on first use: msgraph and msal are
+    imported only by a run that needs them."""
+
+    def __init__(self, settings: Settings, store: Any) -> None:
+        assert settings.graph is not None
+        self._settings = settings
+        self._graph = settings.graph
+        self._store = store
+        self._directory: Any = None
+        self._identity: Any = None
+        self._messenger: Any = None
+
+    @property
+    def cipher(self) -> Any:
+        from shared.security import TokenCipher
+
+        return TokenCipher.from_setting(self._graph.token_encryption_key)
+
+    @property
+    def identity(self) -> Any:
+        if self._identity is None:
+            from shared.adapters.identity import IdentityConfig, MsalIdentity
+
+            g = self._graph
+            self._identity = MsalIdentity(IdentityConfig(
+                app_id=g.app_id, authority_host=g.authority_host, redirect_uri=g.redirect_uri, credential_type=g.credential_type,
+                client_secret=g.client_secret, certificate_path=g.certificate_path,
+                managed_identity_client_id=g.managed_identity_client_id, ca_file=g.local_ca_cert_file,
+            ))
+        return self._identity
+
+    @property
+    def directory(self) -> Any:
+        """The Graph helper (shared.adapters.graph.GraphDirectory) for every tenant."""
+        if self._directory is None:
+            from shared.adapters.graph import GraphConfig, GraphDirectory
+            from shared.adapters.identity import DelegatedTokens
+            from shared.services.consent import mark_needs_reconsent
+
+            g = self._graph
+            store = self._store
+
+            async def mode_for(tenant_id: str) -> str:
+                connector = await store.get_connector(tenant_id)
+                return "delegated" if connector is not None and connector.method == "delegated" else "app"
+
+            async def on_reconsent(tenant_id: str, reason: str) -> None:
+                await mark_needs_reconsent(store, tenant_id, reason)
+
+            self._directory = GraphDirectory(
+                GraphConfig(
+                    base_url=g.base_url, authority_host=g.authority_host, app_id=g.app_id, credential_type=g.credential_type,
+                    client_secret=g.client_secret, certificate_path=g.certificate_path,
+                    managed_identity_client_id=g.managed_identity_client_id, ca_file=g.local_ca_cert_file,
+                ),
+                mode_for=mode_for,
+                delegated_tokens=DelegatedTokens(self.identity, store, self.cipher, on_reconsent),
+            )
+        return self._directory
+
+    @property
+    def consent(self) -> Any:
+        from shared.security import StateSigner
+        from shared.services.consent import ConsentService
+
+        return ConsentService(
+            store=self._store, signer=StateSigner(self._graph.state_signing_key), cipher=self.cipher,
+            identity=self.identity, directory=self.directory, app_id=self._graph.app_id,
+            authority_host=self._graph.authority_host, redirect_uri=self._graph.redirect_uri,
+        )
+
+    def messenger(self, bot: Any) -> Any:
+        if self._messenger is None:
+            from shared.adapters.delegated_messenger import GraphMessenger, RoutingMessenger
+
+            self._messenger = RoutingMessenger(bot, GraphMessenger(lambda: self.directory, self._store))
+        return self._messenger
+
+    async def close(self) -> None:
+        if self._directory is not None:
+            await self._directory.close()
+        if self._identity is not None:
+            self._identity.close()
+
+
+def build_publisher(settings: Settings) -> Any:
+    """Where actions go back to the source: Service Bus in Azure, the local host's queue locally."""
+    from shared.adapters.outbound import LocalQueuePublisher, ServiceBusPublisher
+
+    if settings.service_bus_namespace:
+        return ServiceBusPublisher(settings.service_bus_namespace, settings.teams_actions_queue, settings.managed_identity_client_id)
+    if settings.local_queue_host_url:
+        return LocalQueuePublisher(settings.local_queue_host_url, settings.teams_actions_queue)
+    return None
+
+
+async def action_context(c: Container, tenant_id: str | None) -> Any:
+    """What the card actions and commands need. Graph is offered only for a tenant whose
+    connection is up: an unconnected tenant gets no membership checks, channels or meetings."""
+    from shared.services.actions import ActionContext
+
+    if c.publisher is None:
+        c.publisher = build_publisher(c.settings)
+    directory = None
+    if c.connect is not None and tenant_id:
+        connector = await c.store.get_connector(tenant_id)
+        if connector is not None and connector.status == "connected":
+            directory = c.connect.directory
+    s = c.settings
+    return ActionContext(
+        store=c.store, messenger=c.messenger, publisher=c.publisher, directory=directory,
+        require_linked_account=s.require_linked_account, channel_team_id=s.alert_channel_team_id,
+        channel_name_template=s.alert_channel_name_template, meeting_organizer=s.meeting_organizer,
+    )

@@ -11,9 +11,11 @@ import logging
 import azure.functions as func
 
 from shared import bootstrap
+from shared.services import actions as action_service
 from shared.services import bot as bot_service
 from shared.services import events as event_service
 from shared.services import periodic as periodic_service
+from shared.ports import ReconsentRequired
 from shared.settings import SettingsError
 
 log = logging.getLogger(__name__)
@@ -33,7 +35,8 @@ async def bot_messages(req: func.HttpRequest) -> func.HttpResponse:
         return _json_response(500, {"error": "the connector is not configured; see its log"})
 
     async def handle(activity: dict, reference: dict):
-        return await bot_service.handle_activity(activity, reference, store=c.store)
+        actions = await bootstrap.action_context(c, bot_service.actor_of(activity).tenant_id)
+        return await bot_service.handle_activity(activity, reference, store=c.store, actions=actions)
 
     status, body = await c.bot.process(req.get_body(), req.headers.get("Authorization"), handle)
     return _json_response(status, body)
@@ -42,9 +45,15 @@ async def bot_messages(req: func.HttpRequest) -> func.HttpResponse:
 async def alert_event(msg: func.ServiceBusMessage) -> None:
     c = await bootstrap.container()
     message_id = msg.message_id or "(no message id)"
-    outcomes = await event_service.process_message(
-        msg.get_body(), message_id, store=c.store, messenger=c.messenger, default_tenant_id=c.settings.default_tenant_id
-    )
+    try:
+        outcomes = await event_service.process_message(
+            msg.get_body(), message_id, store=c.store, messenger=c.messenger, default_tenant_id=c.settings.default_tenant_id
+        )
+    except ReconsentRequired as exc:
+        # A delegated connection can no longer get tokens: retrying cannot help until an
+        # admin consents again. Record the message as rejected with that reason and complete it.
+        await _reject_for_reconsent(c.store, msg, message_id, str(exc), getattr(exc, "tenant_id", None))
+        return
     for outcome in outcomes:
         if outcome.result == "rejected":
             # Recorded in the rejected-events table with its reason; completing the message
@@ -52,11 +61,36 @@ async def alert_event(msg: func.ServiceBusMessage) -> None:
             log.error("Message %s rejected: %s", message_id, outcome.detail)
 
 
+async def _reject_for_reconsent(store, msg: func.ServiceBusMessage, message_id: str, reason: str, tenant_id: str | None) -> None:
+    from dataclasses import replace
+    from datetime import datetime, timezone
+
+    from shared.domain.model import RejectedEvent
+    from shared.ports import ConcurrencyConflict
+
+    body = msg.get_body().decode("utf-8", errors="replace")
+    await store.record_rejected(RejectedEvent(message_id=message_id, reason=reason, field="tenantid", event_id=None, body=body, received=datetime.now(timezone.utc)))
+    log.error("Message %s rejected: %s", message_id, reason)
+    if tenant_id:
+        # Release the claims taken before the refused post, so a replay after consent posts
+        # at once instead of waiting for the claim to time out.
+        for alert in await store.list_alerts(tenant_id, statuses=None):
+            for delivery in await store.list_deliveries(tenant_id, alert.key):
+                if delivery.activity_id is None and delivery.status == "posting" and delivery.claimed_at is not None:
+                    try:
+                        await store.save_delivery(replace(delivery, claimed_at=None))
+                    except ConcurrencyConflict:
+                        pass
+
+
 async def periodic(timer: func.TimerRequest) -> None:
     c = await bootstrap.container()
     if timer.past_due:
         log.info("The periodic run is late; running now")
     await periodic_service.run_periodic(store=c.store, messenger=c.messenger, reminder_after_minutes=c.settings.reminder_after_minutes)
+    published = await action_service.publish_pending(await bootstrap.action_context(c, None))
+    if published:
+        log.info("Published %d actions that had waited for the outbound queue", published)
 
 
 async def health(req: func.HttpRequest) -> func.HttpResponse:
@@ -65,3 +99,158 @@ async def health(req: func.HttpRequest) -> func.HttpResponse:
     except SettingsError as exc:
         return _json_response(503, {"status": "misconfigured", "error": str(exc)})
     return _json_response(200, {"status": "ok"})
+
+
+# ---------------------------------------------------------------- connecting a tenant
+# Admin routes are deployed with auth level FUNCTION (the Functions host checks the key in
+# Azure) and also require ADMIN_API_KEY in the X-Admin-Key header, because a local host does
+# not enforce function keys. Tenant-scoped routes take only that tenant's admin key
+# (shared.security.tenant_admin_key), so one tenant's key never reads another tenant.
+
+ADMIN_KEY_HEADER = "X-Admin-Key"
+# Only /api/connect is opened by a browser, which cannot add a header: it may carry the key
+# in the query, like a function key's ?code=.
+ADMIN_KEY_QUERY = "admin_key"
+
+
+def _html(status: int, title: str, message: str) -> func.HttpResponse:
+    import html
+
+    body = (
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+        f"<title>{html.escape(title)}</title></head><body style=\"font-family:sans-serif;max-width:40em;margin:3em auto\">"
+        f"<h1>{html.escape(title)}</h1><p>{html.escape(message)}</p>"
+        "<p><small>Teams Alert Connector</small></p></body></html>"
+    )
+    return func.HttpResponse(body, status_code=status, mimetype="text/html", headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"})
+
+
+async def _connect_container() -> tuple[object, func.HttpResponse | None]:
+    try:
+        c = await bootstrap.container()
+    except SettingsError as exc:
+        log.error("Configuration error: %s", exc)
+        return None, _json_response(500, {"error": "the connector is not configured; see its log"})
+    if c.connect is None:
+        return c, _json_response(503, {"error": "tenant connection is off: set GRAPH_APP_ID and the settings in docs/CONNECT.md"})
+    return c, None
+
+
+def _admin_refusal(req: func.HttpRequest, c, tenant_id: str | None = None, allow_query: bool = False) -> func.HttpResponse | None:
+    from shared.security import same_secret, tenant_admin_key
+
+    master = c.settings.admin_api_key
+    if not master:
+        return _json_response(503, {"error": "ADMIN_API_KEY is not set: admin routes are closed"})
+    presented = req.headers.get(ADMIN_KEY_HEADER) or (req.params.get(ADMIN_KEY_QUERY) if allow_query else None)
+    expected = tenant_admin_key(master, tenant_id) if tenant_id else master
+    if not same_secret(presented, expected):
+        what = f"the admin key of tenant {tenant_id}" if tenant_id else "the admin key"
+        return _json_response(401 if not presented else 403, {"error": f"{ADMIN_KEY_HEADER} must carry {what}"})
+    return None
+
+
+async def connect_start(req: func.HttpRequest) -> func.HttpResponse:
+    c, failed = await _connect_container()
+    if failed is not None:
+        return failed
+    if (refused := _admin_refusal(req, c, allow_query=True)) is not None:
+        return refused
+    from shared.services.consent import ConsentInputError, parse_targets
+
+    try:
+        targets = parse_targets(req.params)
+        url = await c.connect.consent.start(
+            req.params.get("method", ""), tenant=req.params.get("tenant") or None, targets=targets,
+            started_by=req.headers.get("X-MS-CLIENT-PRINCIPAL-NAME", ""),
+        )
+    except ConsentInputError as exc:
+        return _json_response(400, {"error": str(exc)})
+    return func.HttpResponse(status_code=302, headers={"Location": url, "Cache-Control": "no-store"})
+
+
+async def consent_callback(req: func.HttpRequest) -> func.HttpResponse:
+    c, failed = await _connect_container()
+    if failed is not None:
+        return failed
+    params = dict(req.params)
+    if req.method == "POST":  # response_mode=form_post (the delegated flow)
+        from urllib.parse import parse_qsl
+
+        params.update(parse_qsl(req.get_body().decode("utf-8", errors="replace")))
+    page = await c.connect.consent.complete(params)
+    return _html(page.status, page.title, page.message)
+
+
+async def _tenant_connector(req: func.HttpRequest, *, need_connected: bool) -> tuple[object, object, func.HttpResponse | None]:
+    c, failed = await _connect_container()
+    if failed is not None:
+        return c, None, failed
+    tenant_id = req.route_params.get("tenant_id", "")
+    if (refused := _admin_refusal(req, c, tenant_id=tenant_id)) is not None:
+        return c, None, refused
+    connector = await c.store.get_connector(tenant_id)
+    if connector is None:
+        return c, None, _json_response(404, {"error": f"tenant {tenant_id} is not connected"})
+    if need_connected and connector.status != "connected":
+        return c, connector, _json_response(409, {"error": f"tenant {tenant_id} is {connector.status}: {connector.status_reason}"})
+    return c, connector, None
+
+
+async def _graph_read(req: func.HttpRequest, read) -> func.HttpResponse:
+    from shared.ports import GraphError, ReconsentRequired
+
+    c, connector, failed = await _tenant_connector(req, need_connected=True)
+    if failed is not None:
+        return failed
+    try:
+        return _json_response(200, {"value": await read(c.connect.directory, connector.tenant_id)})
+    except ReconsentRequired as exc:
+        return _json_response(409, {"error": f"the connection needs consent again: {exc}"})
+    except GraphError as exc:
+        status = exc.status if exc.status in (403, 404) else 502
+        return _json_response(status, {"error": str(exc), "permission": exc.permission, "missing": exc.missing})
+
+
+async def tenant_teams(req: func.HttpRequest) -> func.HttpResponse:
+    return await _graph_read(req, lambda d, tid: d.list_teams(tid))
+
+
+async def tenant_channels(req: func.HttpRequest) -> func.HttpResponse:
+    team_id = req.route_params.get("team_id", "")
+    return await _graph_read(req, lambda d, tid: d.list_channels(tid, team_id))
+
+
+async def tenant_users(req: func.HttpRequest) -> func.HttpResponse:
+    search = (req.params.get("search") or "").strip()
+    if len(search) < 2:
+        return _json_response(400, {"error": "search must have at least 2 characters"})
+    return await _graph_read(req, lambda d, tid: d.search_users(tid, search[:100]))
+
+
+async def tenant_status(req: func.HttpRequest) -> func.HttpResponse:
+    _c, connector, failed = await _tenant_connector(req, need_connected=False)
+    if failed is not None:
+        return failed
+    return _json_response(200, connector.public())
+
+
+async def tenant_disconnect(req: func.HttpRequest) -> func.HttpResponse:
+    c, connector, failed = await _tenant_connector(req, need_connected=False)
+    if failed is not None:
+        return failed
+    saved = await c.connect.consent.disconnect(connector.tenant_id)
+    return _json_response(200, saved.public() if saved else None)
+
+
+async def tenant_admin_key(req: func.HttpRequest) -> func.HttpResponse:
+    """The tenant-bound admin key, for the holder of ADMIN_API_KEY to hand to that tenant's UI."""
+    from shared.security import tenant_admin_key as derive
+
+    c, failed = await _connect_container()
+    if failed is not None:
+        return failed
+    if (refused := _admin_refusal(req, c)) is not None:
+        return refused
+    tenant_id = req.route_params.get("tenant_id", "")
+    return _json_response(200, {"tenantId": tenant_id, "header": ADMIN_KEY_HEADER, "key": derive(c.settings.admin_api_key, tenant_id)})

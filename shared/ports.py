@@ -47,10 +47,12 @@ class StateStore(Protocol):
 class DeliveryError(Exception):
     """Teams refused or failed a send. ``permanent`` failures are recorded, not retried."""
 
-    def __init__(self, message: str, *, status: int | None = None, permanent: bool = False) -> None:
+    def __init__(self, message: str, *, status: int | None = None, permanent: bool = False, conversation_gone: bool = False) -> None:
         super().__init__(message)
         self.status = status
         self.permanent = permanent
+        # Teams no longer has this conversation, or the bot is no longer in it.
+        self.conversation_gone = conversation_gone
 
 
 class TeamsMessenger(Protocol):
@@ -99,6 +101,27 @@ class Directory(Protocol):
     async def create_meeting(self, tenant_id: str, organizer_id: str, subject: str, attendee_emails: tuple[str, ...], start: str, end: str, body_html: str = "") -> dict:
         """Calendar event with a Teams online meeting: ``{"id", "joinUrl", "webLink"}``."""
         ...
+
+
+class ConnectorStore(Protocol):
+    """Connectors (one per Microsoft tenant) and pending consent flows (shared/adapters/state_store.py)."""
+
+    async def get_connector(self, tenant_id: str) -> Connector | None: ...
+    async def save_connector(self, connector: Connector) -> Connector:
+        """Create when ``etag`` is None, else replace only if the ETag matches (ConcurrencyConflict)."""
+        ...
+    async def list_connectors(self) -> list[Connector]: ...
+    async def save_pending_flow(self, flow: PendingFlow) -> None: ...
+    async def take_pending_flow(self, flow_id: str) -> PendingFlow | None:
+        """The flow exactly once; None when unknown or already used."""
+        ...
+
+
+from shared.domain.connectors import Connector, PendingFlow  # noqa: E402 - pure Python, for the annotations above
+
+
+class ConsentFailed(Exception):
+    """A sign-in response could not be redeemed (shared/adapters/identity.py); the message says why."""
 
 
 class ActionPublisher(Protocol):

@@ -77,6 +77,24 @@ SETTINGS: tuple[SettingSpec, ...] = (
     ),
     SettingSpec("DEFAULT_TENANT_ID", "Tenant used for events without a tenantid when the bot is installed in several tenants."),
     SettingSpec("REMINDER_AFTER_MINUTES", "Minutes an alert may stay open and unacknowledged before a reminder, and between reminders.", "30"),
+    # Connecting a tenant (docs/CONNECT.md): consent flows and Microsoft Graph.
+    SettingSpec("GRAPH_APP_ID", "App registration used for Microsoft Graph and the consent flows (often the bot's app id). Empty: tenant connection is off."),
+    SettingSpec("GRAPH_CREDENTIAL_TYPE", "How the Graph app proves itself: secret, certificate, or federated_managed_identity (the managed identity as a federated credential).", "secret"),
+    SettingSpec("GRAPH_CLIENT_SECRET", "Client secret of the Graph app (GRAPH_CREDENTIAL_TYPE=secret); a Key Vault reference in Azure.", secret=True),
+    SettingSpec("GRAPH_CERTIFICATE_PATH", "PEM file with the Graph app's certificate and private key (GRAPH_CREDENTIAL_TYPE=certificate)."),
+    SettingSpec("GRAPH_BASE_URL", "Microsoft Graph endpoint. Change only for a national cloud or a local simulator.", "https://graph.microsoft.com/v1.0"),
+    SettingSpec("AUTHORITY_HOST", "Microsoft identity platform host for sign-in and tokens. Change only for a national cloud or a local simulator.", "https://login.microsoftonline.com"),
+    SettingSpec("PUBLIC_BASE_URL", "Public https address of the function app, e.g. https://<app>.azurewebsites.net; the consent redirect URI is <this>/api/consent/callback."),
+    SettingSpec("TOKEN_ENCRYPTION_KEY", "Key (urlsafe base64 of 32 bytes) that encrypts stored delegated token caches; comma-separated, newest first, to rotate. Key Vault reference in Azure.", secret=True),
+    SettingSpec("STATE_SIGNING_KEY", "Key (32+ characters) that signs the consent state parameter; a Key Vault reference in Azure.", secret=True),
+    SettingSpec("ADMIN_API_KEY", "Admin credential for /api/connect and the management routes (header X-Admin-Key), checked besides the function key; a Key Vault reference in Azure.", secret=True),
+    SettingSpec("LOCAL_CA_CERT_FILE", "PEM CA trusted instead of the system store for AUTHORITY_HOST and GRAPH_BASE_URL: a local simulator's only. Refused in Azure."),
+    # Acting on alerts from Teams.
+    SettingSpec("REQUIRE_LINKED_ACCOUNT", "Refuse card buttons and commands from people whose Teams account is not linked to an alerting platform account.", "false"),
+    SettingSpec("ALERT_CHANNEL_TEAM_ID", "Team (Microsoft 365 group id) where alert channels are created; empty: the team of the card that was clicked."),
+    SettingSpec("ALERT_CHANNEL_NAME_TEMPLATE", "Name of an alert channel, from {severity}, {id} and {title}; cleaned to Teams' rules (50 characters at most).", "{severity} {id} {title}"),
+    SettingSpec("MEETING_ORGANIZER", "User (id or UPN) on whose calendar alert meetings are created; empty: the person who clicked."),
+    SettingSpec("LOCAL_QUEUE_HOST_URL", "Local Functions host that receives outbound actions on its queue API (local development only; empty in Azure, where ServiceBusConnection__fullyQualifiedNamespace is used)."),
 )
 
 SETTING_NAMES = frozenset(spec.name for spec in SETTINGS)
@@ -103,9 +121,17 @@ class Settings:
     default_tenant_id: str | None
     reminder_after_minutes: int
     running_in_azure: bool
+    graph: "GraphSettings | None" = None  # None: GRAPH_APP_ID is not set (tenant connection off)
+    service_bus_namespace: str | None = None
+    local_queue_host_url: str | None = None
+    require_linked_account: bool = False
+    alert_channel_team_id: str | None = None
+    alert_channel_name_template: str = "{severity} {id} {title}"
+    meeting_organizer: str | None = None
+    admin_api_key: str | None = None
 
     def __repr__(self) -> str:  # never print secrets
-        shown = {k: ("***" if k in {"tables_connection", "bot_app_password"} and v else v) for k, v in vars(self).items()}
+        shown = {k: ("***" if k in {"tables_connection", "bot_app_password", "admin_api_key"} and v else v) for k, v in vars(self).items()}
         return f"Settings({shown})"
 
 
@@ -200,4 +226,94 @@ def load_settings(env: Mapping[str, str] = os.environ) -> Settings:
         default_tenant_id=_text(env, "DEFAULT_TENANT_ID"),
         reminder_after_minutes=_positive_int(env, "REMINDER_AFTER_MINUTES"),
         running_in_azure=bool(env.get(AZURE_INSTANCE_MARKER)),
+        graph=_graph_settings(env),
+        admin_api_key=_text(env, "ADMIN_API_KEY"),
+        service_bus_namespace=_text(env, "ServiceBusConnection__fullyQualifiedNamespace"),
+        local_queue_host_url=_optional_url(env, "LOCAL_QUEUE_HOST_URL"),
+        require_linked_account=_bool(env, "REQUIRE_LINKED_ACCOUNT"),
+        alert_channel_team_id=_text(env, "ALERT_CHANNEL_TEAM_ID"),
+        alert_channel_name_template=_text(env, "ALERT_CHANNEL_NAME_TEMPLATE") or "{severity} {id} {title}",
+        meeting_organizer=_text(env, "MEETING_ORGANIZER"),
+    )
+
+
+def _optional_url(env: Mapping[str, str], name: str) -> str | None:
+    value = _text(env, name)
+    if value and not value.startswith(("http://", "https://")):
+        raise SettingsError(f"{name} must be an http(s) URL, not {value!r}.")
+    return value
+
+
+GRAPH_CREDENTIAL_TYPES = ("secret", "certificate", "federated_managed_identity")
+
+
+@dataclass(frozen=True)
+class GraphSettings:
+    """Settings of the consent flows and the Graph helper (present when GRAPH_APP_ID is set)."""
+
+    app_id: str
+    credential_type: str
+    client_secret: str | None
+    certificate_path: str | None
+    managed_identity_client_id: str | None
+    base_url: str
+    authority_host: str
+    public_base_url: str
+    token_encryption_key: str
+    state_signing_key: str
+    local_ca_cert_file: str | None
+
+    @property
+    def redirect_uri(self) -> str:
+        return f"{self.public_base_url}/api/consent/callback"
+
+    def __repr__(self) -> str:  # never print secrets
+        hidden = {"client_secret", "token_encryption_key", "state_signing_key"}
+        return f"GraphSettings({ {k: ('***' if k in hidden and v else v) for k, v in vars(self).items()} })"
+
+
+def _https_url(env: Mapping[str, str], name: str, *, allow_local_http: bool = False) -> str:
+    value = (_text(env, name) or "").rstrip("/")
+    local = value.startswith(("http://localhost", "http://127.0.0.1"))
+    if not value.startswith("https://") and not (allow_local_http and local):
+        raise SettingsError(f"{name} must be an https:// URL, not {value!r}.")
+    return value
+
+
+def _graph_settings(env: Mapping[str, str]) -> GraphSettings | None:
+    app_id = _text(env, "GRAPH_APP_ID")
+    if not app_id:
+        return None
+    credential_type = _text(env, "GRAPH_CREDENTIAL_TYPE") or ""
+    if credential_type not in GRAPH_CREDENTIAL_TYPES:
+        raise SettingsError(f"GRAPH_CREDENTIAL_TYPE must be one of {', '.join(GRAPH_CREDENTIAL_TYPES)}, not {credential_type!r}.")
+    needed = {"secret": "GRAPH_CLIENT_SECRET", "certificate": "GRAPH_CERTIFICATE_PATH", "federated_managed_identity": "MANAGED_IDENTITY_CLIENT_ID"}[credential_type]
+    if not _text(env, needed):
+        raise SettingsError(f"{needed} must be set when GRAPH_CREDENTIAL_TYPE is {credential_type}.")
+    for name in ("PUBLIC_BASE_URL", "TOKEN_ENCRYPTION_KEY", "STATE_SIGNING_KEY"):
+        if not _text(env, name):
+            raise SettingsError(f"{name} must be set when GRAPH_APP_ID is set (the consent flow needs it).")
+    from shared.security import MIN_SIGNING_KEY_CHARS, parse_keys
+
+    try:
+        parse_keys(_text(env, "TOKEN_ENCRYPTION_KEY") or "")
+    except ValueError as exc:
+        raise SettingsError(str(exc) + ".") from None
+    if len(_text(env, "STATE_SIGNING_KEY") or "") < MIN_SIGNING_KEY_CHARS:
+        raise SettingsError(f"STATE_SIGNING_KEY must have at least {MIN_SIGNING_KEY_CHARS} characters (urlsafe base64 of 32 random bytes).")
+    ca_file = _text(env, "LOCAL_CA_CERT_FILE")
+    if ca_file and env.get(AZURE_INSTANCE_MARKER):
+        raise SettingsError("LOCAL_CA_CERT_FILE is for a local simulator only: remove it in Azure.")
+    return GraphSettings(
+        app_id=app_id,
+        credential_type=credential_type,
+        client_secret=_text(env, "GRAPH_CLIENT_SECRET"),
+        certificate_path=_text(env, "GRAPH_CERTIFICATE_PATH"),
+        managed_identity_client_id=_text(env, "MANAGED_IDENTITY_CLIENT_ID"),
+        base_url=_https_url(env, "GRAPH_BASE_URL"),
+        authority_host=_https_url(env, "AUTHORITY_HOST"),
+        public_base_url=_https_url(env, "PUBLIC_BASE_URL", allow_local_http=True),
+        token_encryption_key=_text(env, "TOKEN_ENCRYPTION_KEY") or "",
+        state_signing_key=_text(env, "STATE_SIGNING_KEY") or "",
+        local_ca_cert_file=ca_file,
     )

@@ -33,6 +33,29 @@ param periodicSchedule string
 param stateTablePrefix string
 param reminderAfterMinutes int
 
+@description('Refuse actions from people without a linked alerting platform account.')
+param requireLinkedAccount bool = false
+@description('Team (Microsoft 365 group id) for alert channels; empty: the team of the clicked card.')
+param alertChannelTeamId string = ''
+@description('Alert channel name template ({severity}, {id}, {title}).')
+param alertChannelNameTemplate string = '{severity} {id} {title}'
+@description('User (id or UPN) who organises alert meetings; empty: the person who clicked.')
+param meetingOrganizer string = ''
+
+@description('App registration for Graph and the consent flows; empty turns tenant connection off.')
+param graphAppId string
+param graphCredentialType string
+@description('Key Vault reference of the Graph client secret, or empty (certificate or federated credential).')
+param graphClientSecretReference string
+@description('Key Vault reference of the token-cache encryption key.')
+param tokenEncryptionKeyReference string
+@description('Key Vault reference of the consent state signing key.')
+param stateSigningKeyReference string
+@description('Key Vault reference of the admin API key.')
+param adminApiKeyReference string
+@description('Public https address of the app; the consent redirect URI is <this>/api/consent/callback.')
+param publicBaseUrl string
+
 @description('Upper bound of Flex Consumption instances. Keeps fan-out inside the Teams per-tenant rate limits.')
 @minValue(40)
 @maxValue(1000)
@@ -222,6 +245,75 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
         {
           name: 'REMINDER_AFTER_MINUTES'
           value: string(reminderAfterMinutes)
+        }
+        // Connecting tenants (docs/CONNECT.md): secrets are Key Vault references.
+        {
+          name: 'GRAPH_APP_ID'
+          value: graphAppId
+        }
+        {
+          name: 'GRAPH_CREDENTIAL_TYPE'
+          value: graphCredentialType
+        }
+        {
+          name: 'GRAPH_CLIENT_SECRET'
+          value: graphClientSecretReference
+        }
+        // The certificate option needs a file in the deployment package; empty by default.
+        {
+          name: 'GRAPH_CERTIFICATE_PATH'
+          value: ''
+        }
+        {
+          name: 'GRAPH_BASE_URL'
+          value: 'https://graph.microsoft.com/v1.0'
+        }
+        {
+          name: 'AUTHORITY_HOST'
+          value: 'https://login.microsoftonline.com'
+        }
+        {
+          name: 'PUBLIC_BASE_URL'
+          value: publicBaseUrl
+        }
+        {
+          name: 'TOKEN_ENCRYPTION_KEY'
+          value: tokenEncryptionKeyReference
+        }
+        {
+          name: 'STATE_SIGNING_KEY'
+          value: stateSigningKeyReference
+        }
+        {
+          name: 'ADMIN_API_KEY'
+          value: adminApiKeyReference
+        }
+        // For a local simulator only; the app refuses it in Azure.
+        {
+          name: 'LOCAL_CA_CERT_FILE'
+          value: ''
+        }
+        // Acting on alerts from Teams.
+        {
+          name: 'REQUIRE_LINKED_ACCOUNT'
+          value: string(requireLinkedAccount)
+        }
+        {
+          name: 'ALERT_CHANNEL_TEAM_ID'
+          value: alertChannelTeamId
+        }
+        {
+          name: 'ALERT_CHANNEL_NAME_TEMPLATE'
+          value: alertChannelNameTemplate
+        }
+        {
+          name: 'MEETING_ORGANIZER'
+          value: meetingOrganizer
+        }
+        // Local development only: in Azure actions go to Service Bus.
+        {
+          name: 'LOCAL_QUEUE_HOST_URL'
+          value: ''
         }
       ]
     }

@@ -15,6 +15,14 @@ param tokenEncryptionKey string = ''
 @secure()
 param stateSigningKey string = ''
 
+@description('Admin credential of /api/connect and the management routes. Empty: leave the stored secret as it is.')
+@secure()
+param adminApiKey string = ''
+
+@description('Client secret of a separate Graph app registration (GRAPH_APP_ID). Empty: leave the stored secret as it is.')
+@secure()
+param graphClientSecret string = ''
+
 @description('Expiry written on secrets created or updated by this deployment (seconds since 1970); a reminder to rotate.')
 param secretsExpireAt int
 
@@ -22,6 +30,8 @@ param secretsExpireAt int
 var botAppPasswordSecretName = 'bot-app-password'
 var tokenEncryptionKeySecretName = 'token-encryption-key'
 var stateSigningKeySecretName = 'state-signing-key'
+var adminApiKeySecretName = 'admin-api-key'
+var graphClientSecretName = 'graph-client-secret'
 
 resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
   // checkov:skip=CKV_AZURE_109: App Service resolves Key Vault references over the public endpoint unless the app has virtual network integration, and it is not a trusted service for the firewall bypass; access is by RBAC only.
@@ -86,6 +96,28 @@ module stateSigningKeySecret 'keyvault-secret.bicep' = if (!empty(stateSigningKe
   }
 }
 
+module adminApiKeySecret 'keyvault-secret.bicep' = if (!empty(adminApiKey)) {
+  name: 'secret-${adminApiKeySecretName}'
+  params: {
+    keyVaultName: vault.name
+    name: adminApiKeySecretName
+    value: adminApiKey
+    contentType: 'text/plain; urlsafe base64 of 32 random bytes'
+    expiresAt: secretsExpireAt
+  }
+}
+
+module graphClientSecretSecret 'keyvault-secret.bicep' = if (!empty(graphClientSecret)) {
+  name: 'secret-${graphClientSecretName}'
+  params: {
+    keyVaultName: vault.name
+    name: graphClientSecretName
+    value: graphClientSecret
+    contentType: 'text/plain; Graph app client secret'
+    expiresAt: secretsExpireAt
+  }
+}
+
 output name string = vault.name
 output id string = vault.id
 output vaultUri string = vault.properties.vaultUri
@@ -93,3 +125,5 @@ output vaultUri string = vault.properties.vaultUri
 output botAppPasswordSecretUri string = '${vault.properties.vaultUri}secrets/${botAppPasswordSecretName}'
 output tokenEncryptionKeySecretUri string = '${vault.properties.vaultUri}secrets/${tokenEncryptionKeySecretName}'
 output stateSigningKeySecretUri string = '${vault.properties.vaultUri}secrets/${stateSigningKeySecretName}'
+output adminApiKeySecretUri string = '${vault.properties.vaultUri}secrets/${adminApiKeySecretName}'
+output graphClientSecretUri string = '${vault.properties.vaultUri}secrets/${graphClientSecretName}'

@@ -34,10 +34,12 @@ from kiota_abstractions.base_request_configuration import RequestConfiguration
 from kiota_authentication_azure.azure_identity_authentication_provider import AzureIdentityAuthenticationProvider
 from kiota_http.middleware.options import RetryHandlerOption
 from msgraph import GraphServiceClient
+from msgraph.graph_request_adapter import options as MSGRAPH_OPTIONS
 from msgraph_core import BaseGraphRequestAdapter, GraphClientFactory
 
 from shared.permissions import GRAPH_DEFAULT_SCOPE, GRAPH_RESOURCE, OPERATIONS, permission_for
 from shared.ports import GraphError, ReconsentRequired
+from shared.security import unb64url
 
 log = logging.getLogger(__name__)
 
@@ -219,7 +221,9 @@ class GraphDirectory:
             transport = http._transport
             http = GraphClientFactory.create_with_default_middleware(
                 client=http,
-                options={RetryHandlerOption.get_key(): RetryHandlerOption(max_retries=0, should_retry=False)},
+                # msgraph's own options (``/users/me-token-to-replace`` -> ``/me``, telemetry),
+                # with the SDK's retries off: _call retries.
+                options={**MSGRAPH_OPTIONS, RetryHandlerOption.get_key(): RetryHandlerOption(max_retries=0, should_retry=False)},
             )
             http.base_url = self._config.base_url
             host = urlparse(self._config.base_url).hostname or ""
@@ -306,6 +310,18 @@ class GraphDirectory:
         page = await self._call(tenant_id, "organization", f"organization {tenant_id}", lambda c: c.organization.get(), mode=mode)
         org = (page.value or [None])[0] if page else None
         return {"id": getattr(org, "id", tenant_id), "displayName": getattr(org, "display_name", None) or tenant_id}
+
+    async def granted_app_roles(self, tenant_id: str) -> tuple[str, ...]:
+        """The application permissions in the tenant's app-only token (its ``roles`` claim)."""
+        self.client(tenant_id, "app")
+        credential = self._clients[(tenant_id, "app")][1]
+        try:
+            token = await credential.get_token(GRAPH_DEFAULT_SCOPE)
+            claims = json.loads(unb64url(token.token.split(".")[1]))
+        except Exception as exc:  # noqa: BLE001 - an opaque token or a token failure: no roles to report
+            log.info("Cannot read the roles of tenant %s's app-only token: %s", tenant_id, type(exc).__name__)
+            return ()
+        return tuple(sorted(claims.get("roles") or ()))
 
     async def me(self, tenant_id: str) -> dict:
         """The connected user's profile (delegated)."""

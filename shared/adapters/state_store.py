@@ -14,11 +14,14 @@ import itertools
 from datetime import datetime, timezone
 from typing import Any, Iterable, Protocol
 
-from shared.adapters import records
-from shared.domain.model import AlertState, ConversationRecord, Delivery, RejectedEvent
+from dataclasses import replace
+
+from shared.adapters import connector_records, records
+from shared.domain.connectors import Connector, PendingFlow
+from shared.domain.model import AccountLink, ActionRecord, AlertState, ConversationRecord, Delivery, RejectedEvent
 from shared.ports import ConcurrencyConflict, TransientError
 
-TABLES = ("conversations", "alerts", "deliveries", "events", "rejected")
+TABLES = ("conversations", "alerts", "deliveries", "events", "rejected", "connectors", "consentflows", "actions", "links")
 
 
 class EntityTable(Protocol):
@@ -314,6 +317,60 @@ class TableStateStore:
         found = [records.rejected_from_entity(entity) for entity, _ in rows]
         found.sort(key=lambda r: r.received, reverse=True)
         return found[:limit]
+
+    # connectors (one per Microsoft tenant) and pending consent flows
+    async def get_connector(self, tenant_id: str) -> Connector | None:
+        row = await (await self._t("connectors")).get(connector_records.CONNECTOR_PARTITION, tenant_id)
+        return connector_records.connector_from_entity(*row) if row else None
+
+    async def save_connector(self, connector: Connector) -> Connector:
+        """Create when ``etag`` is None, else replace only if the ETag still matches."""
+        table = await self._t("connectors")
+        entity = connector_records.connector_to_entity(connector)
+        etag = await (table.create(entity) if connector.etag is None else table.replace(entity, connector.etag))
+        return replace(connector, etag=etag)
+
+    async def list_connectors(self) -> list[Connector]:
+        rows = await (await self._t("connectors")).query(partition=connector_records.CONNECTOR_PARTITION)
+        return [connector_records.connector_from_entity(entity, etag) for entity, etag in rows]
+
+    async def save_pending_flow(self, flow: PendingFlow) -> None:
+        await (await self._t("consentflows")).create(connector_records.flow_to_entity(flow))
+
+    async def take_pending_flow(self, flow_id: str) -> PendingFlow | None:
+        """The flow, exactly once: a conditional write marks it used before it is removed, so
+        two callbacks racing with the same state cannot both get it."""
+        table = await self._t("consentflows")
+        row = await table.get(connector_records.FLOW_PARTITION, flow_id)
+        if row is None or row[0].get("Used"):
+            return None
+        flow = connector_records.flow_from_entity(*row)
+        try:
+            await table.replace(connector_records.flow_to_entity(flow, used=True), row[1])
+        except ConcurrencyConflict:
+            return None
+        await table.delete(connector_records.FLOW_PARTITION, flow_id)
+        return flow
+
+    # actions taken in Teams, kept until published (outbox)
+    async def save_action(self, action: ActionRecord) -> ActionRecord:
+        """Create when ``etag`` is None (ConcurrencyConflict if the action exists), else replace."""
+        table = await self._t("actions")
+        entity = records.action_to_entity(action)
+        etag = await (table.create(entity) if action.etag is None else table.replace(entity, action.etag))
+        return replace(action, etag=etag)
+
+    async def list_pending_actions(self) -> list[ActionRecord]:
+        rows = await (await self._t("actions")).query(any_of=("Status", ("pending",)))
+        return [records.action_from_entity(entity, etag) for entity, etag in rows]
+
+    # links between Teams users and their alerting platform identity
+    async def save_link(self, link: AccountLink) -> None:
+        await (await self._t("links")).upsert(records.link_to_entity(link))
+
+    async def get_link(self, tenant_id: str, aad_object_id: str) -> AccountLink | None:
+        row = await (await self._t("links")).get(tenant_id, records.encode_key(aad_object_id))
+        return records.link_from_entity(row[0]) if row else None
 
     async def close(self) -> None:
         await self._tables.close()

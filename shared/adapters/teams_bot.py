@@ -40,6 +40,9 @@ RETRYABLE_STATUSES = frozenset({412, 429, 502, 503, 504})
 MAX_SEND_ATTEMPTS = 4
 DEFAULT_RETRY_AFTER_SECONDS = 1.0
 MAX_RETRY_AFTER_SECONDS = 30.0
+# Bot Connector error codes that mean the bot can no longer post in the conversation (the
+# app was removed, or the chat deleted).
+GONE_CODES = frozenset({"ConversationNotFound", "BotNotInConversationRoster", "BotDisabledByAdmin"})
 # Per bot per conversation: 7 messages per second (Teams rate-limit docs). Pacing below it
 # avoids 429s instead of recovering from them.
 SENDS_PER_SECOND_PER_CONVERSATION = 7
@@ -249,7 +252,8 @@ class TeamsBot:
                     await asyncio.sleep(wait)
                     continue
                 permanent = status is not None and 400 <= status < 500 and status not in RETRYABLE_STATUSES and status != 401
-                raise DeliveryError(message, status=status, permanent=permanent) from exc
+                gone = permanent and any(code in message for code in GONE_CODES)
+                raise DeliveryError(message, status=status, permanent=permanent, conversation_gone=gone) from exc
 
 
 def _describe(exc: Exception) -> tuple[int | None, float | None, str]:

@@ -120,6 +120,7 @@ async def process_event(
     clock: Callable[[], datetime] = _now,
 ) -> Outcome:
     if await store.was_processed(event.dedupe_key):
+        log.info("Event %s (%s) for alert %s was processed before: ignored", event.event_id, event.type, event.data.id)
         return Outcome(event.event_id, "duplicate", "already processed")
     tenant_id = await resolve_tenant(event, store, default_tenant_id)
     state, applied = await _apply(event, tenant_id, store, clock())
@@ -182,6 +183,10 @@ async def sync_cards(
             outcome.failed.append(conversation.conversation_id)
             await _record_failure(state, conversation, store, str(exc), clock())
             log.warning("Cannot deliver alert %s to %s: %s", state.alert_id, conversation.conversation_id, exc)
+            if exc.conversation_gone:
+                # The bot was removed without telling us (or the chat is gone): stop sending there.
+                await store.remove_conversation(conversation.tenant_id, conversation.conversation_id)
+                log.warning("Forgot conversation %s: Teams says the bot can no longer post there", conversation.conversation_id)
         except TransientError as exc:
             transient.append(f"{conversation.conversation_id}: {exc}")
     if transient:

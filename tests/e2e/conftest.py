@@ -42,3 +42,22 @@ async def connector(simulator, azurite, table_prefix, monkeypatch):
     await bootstrap.reset()
     yield simulator
     await bootstrap.reset()
+
+
+@pytest.fixture(scope="session")
+def queue_sink():
+    from tests.support.queue_sink import QueueSink
+
+    sink = QueueSink().start()
+    yield sink
+    sink.stop()
+
+
+@pytest.fixture
+async def acting_connector(connector, queue_sink, monkeypatch):
+    """The connector with its outbound actions going to a recording queue."""
+    queue_sink.messages.clear()
+    queue_sink.fail_next = 0
+    monkeypatch.setenv("LOCAL_QUEUE_HOST_URL", queue_sink.url)
+    await bootstrap.reset()
+    yield connector

@@ -176,3 +176,16 @@ class TestReminders:
         thread = connector.conversation(conversation_id).thread(card.id)
         reminders = [a for a in thread if a.text and "Reminder" in a.text]
         assert len(reminders) == 1
+
+
+class TestConversationsThatAreGone:
+    async def test_a_conversation_the_bot_left_is_forgotten_and_the_others_still_get_the_card(self, connector):
+        channel_id = await install(connector, "channel")
+        personal_id = await install(connector, "personal")
+        connector.add_fault("POST", r"a%3A|a:", status=403, retry_after=None, times=1,
+                            body={"error": {"code": "BotNotInConversationRoster", "message": "The bot is not part of the conversation roster."}})
+        await deliver(example("alert-created.json"))
+        assert len(cards(connector, channel_id)) == 1
+        store = (await bootstrap.container()).store
+        assert [c.conversation_id for c in await store.list_conversations(TENANT_ID)] == [channel_id]
+        assert personal_id not in [c.conversation_id for c in await store.list_conversations(TENANT_ID)]

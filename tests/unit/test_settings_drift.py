@@ -120,12 +120,12 @@ class TestOtherDrift:
         settings = copy / "shared" / "settings.py"
         settings.write_text(settings.read_text().replace(
             "SETTINGS: tuple[SettingSpec, ...] = (\n",
-            'SETTINGS: tuple[SettingSpec, ...] = (\n    SettingSpec("TOKEN_ENCRYPTION_KEY", "Key of the token cache.", secret=True),\n',
+            'SETTINGS: tuple[SettingSpec, ...] = (\n    SettingSpec("EXAMPLE_NEW_KEY", "Key of an example feature.", secret=True),\n',
         ))
         found = problems(copy)
-        assert "Bicep app settings miss settings the code reads: TOKEN_ENCRYPTION_KEY" in found
-        assert "local.settings.sample.json misses: TOKEN_ENCRYPTION_KEY" in found
-        assert "README settings table misses: TOKEN_ENCRYPTION_KEY" in found
+        assert "Bicep app settings miss settings the code reads: EXAMPLE_NEW_KEY" in found
+        assert "local.settings.sample.json misses: EXAMPLE_NEW_KEY" in found
+        assert "README settings table misses: EXAMPLE_NEW_KEY" in found
 
     def test_a_changed_description_makes_the_tables_out_of_date(self, copy):
         settings = copy / "shared" / "settings.py"

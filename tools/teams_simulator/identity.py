@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import html
 import json
 import time
 import uuid
@@ -139,7 +140,7 @@ class IdentityRoutes:
         error = self._take_consent_error()
         if error is not None or signed_in is None:
             error = error or ("access_denied", "AADSTS65004: User declined to consent to access the app.")
-            raise web.HTTPFound(f"{redirect_uri}?{urlencode({'error': error[0], 'error_description': error[1], 'state': state})}")
+            return self._respond(query, redirect_uri, {"error": error[0], "error_description": error[1], "state": state})
         code = self.directory.new_id("code-")
         with self.directory.lock:
             self.directory.codes[code] = AuthorizationCode(
@@ -153,7 +154,19 @@ class IdentityRoutes:
                 expires_at=time.time() + CODE_LIFETIME_SECONDS,
             )
         params = {"code": code, "state": state, "session_state": str(uuid.uuid4())}
-        raise web.HTTPFound(f"{redirect_uri}?{urlencode(params)}")
+        return self._respond(query, redirect_uri, params)
+
+    @staticmethod
+    def _respond(query: Any, redirect_uri: str, params: dict[str, str]) -> web.Response:
+        """``response_mode=form_post``: a page that POSTs the response; else a redirect."""
+        if query.get("response_mode") != "form_post":
+            raise web.HTTPFound(f"{redirect_uri}?{urlencode(params)}")
+        inputs = "".join(f'<input type="hidden" name="{html.escape(k)}" value="{html.escape(v)}">' for k, v in params.items())
+        page = (
+            f'<html><body onload="document.forms[0].submit()"><form method="post" action="{html.escape(redirect_uri)}">'
+            f"{inputs}</form></body></html>"
+        )
+        return web.Response(text=page, content_type="text/html")
 
     # -- the token endpoint ---------------------------------------------------------------
 

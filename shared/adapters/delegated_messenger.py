@@ -1,0 +1,115 @@
+"""Teams messages through Microsoft Graph as the connected user (the delegated connection),
+and the messenger that chooses between it and the bot for each conversation.
+
+Both implement :class:`shared.ports.TeamsMessenger`, so alert processing is the same for both
+connection methods: the same deliveries table, the same claim-then-post, the same update in
+place (Graph ``PATCH`` instead of Bot Connector ``PUT``). No SDK import here: the Graph helper
+comes in as an object.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from shared.domain.model import ConversationRecord
+from shared.ports import DeliveryError, GraphError, ReconsentRequired
+from shared.services.consent import is_graph_delivery
+
+# Statuses worth another delivery later: throttling, timeouts, server errors, an expired token.
+TRANSIENT_STATUSES = frozenset({401, 408, 412, 429, 500, 502, 503, 504})
+
+
+def _reconsent(tenant_id: str, reason: str) -> ReconsentRequired:
+    error = ReconsentRequired(f"the Microsoft 365 connection of tenant {tenant_id} needs consent again ({reason})")
+    error.tenant_id = tenant_id  # type: ignore[attr-defined] - read by the queue entry point
+    return error
+
+
+def _delivery_error(exc: GraphError) -> DeliveryError:
+    permanent = exc.status is not None and 400 <= exc.status < 500 and exc.status not in TRANSIENT_STATUSES
+    return DeliveryError(str(exc), status=exc.status, permanent=permanent)
+
+
+class GraphMessenger:
+    """Posts, updates and replies through Graph for conversations of delegated connectors.
+
+    A connector that needs consent again raises :class:`ReconsentRequired` from ``post`` and
+    ``update``: the alert event is then recorded as rejected with that reason (the dead-letter
+    record) rather than retried until Service Bus gives up.
+    """
+
+    def __init__(self, directory: Callable[[], Any], store: Any) -> None:
+        self._directory = directory
+        self._store = store
+
+    async def _check(self, conversation: ConversationRecord) -> None:
+        connector = await self._store.get_connector(conversation.tenant_id)
+        if connector is None or connector.method != "delegated":
+            raise DeliveryError(f"tenant {conversation.tenant_id} has no delegated connection to post through", permanent=True)
+        if connector.status == "needs_reconsent":
+            raise _reconsent(conversation.tenant_id, connector.status_reason)
+        if connector.status == "disconnected":
+            raise DeliveryError(f"the Microsoft 365 connection of tenant {conversation.tenant_id} is disconnected", permanent=True)
+
+    @staticmethod
+    def _where(conversation: ConversationRecord) -> tuple[str | None, str | None, str | None]:
+        ref = conversation.reference or {}
+        return ref.get("teamId"), ref.get("channelId"), ref.get("chatId")
+
+    async def post(self, conversation: ConversationRecord, card: dict, summary: str) -> str:
+        await self._check(conversation)
+        team, channel, chat = self._where(conversation)
+        try:
+            if channel:
+                return await self._directory().post_channel_message(conversation.tenant_id, team, channel, card, summary)
+            return await self._directory().post_chat_message(conversation.tenant_id, chat, card, summary)
+        except ReconsentRequired as exc:
+            raise _reconsent(conversation.tenant_id, str(exc)) from exc
+        except GraphError as exc:
+            raise _delivery_error(exc) from exc
+
+    async def update(self, conversation: ConversationRecord, activity_id: str, card: dict, summary: str) -> None:
+        await self._check(conversation)
+        team, channel, chat = self._where(conversation)
+        try:
+            if channel:
+                await self._directory().update_channel_message(conversation.tenant_id, team, channel, activity_id, card, summary)
+            else:
+                await self._directory().update_chat_message(conversation.tenant_id, chat, activity_id, card, summary)
+        except ReconsentRequired as exc:
+            raise _reconsent(conversation.tenant_id, str(exc)) from exc
+        except GraphError as exc:
+            raise _delivery_error(exc) from exc
+
+    async def reply(self, conversation: ConversationRecord, activity_id: str, text: str) -> str:
+        team, channel, chat = self._where(conversation)
+        try:
+            await self._check(conversation)
+            if channel:
+                return await self._directory().reply_channel_message(conversation.tenant_id, team, channel, activity_id, text)
+            return await self._directory().post_chat_message(conversation.tenant_id, chat, None, text=text)
+        except ReconsentRequired as exc:
+            # Replies (reminders) are not tied to one queue message: record, do not raise.
+            raise DeliveryError(str(exc), permanent=True) from exc
+        except GraphError as exc:
+            raise _delivery_error(exc) from exc
+
+
+class RoutingMessenger:
+    """The bot for conversations the bot is in; Graph for a delegated connector's targets."""
+
+    def __init__(self, bot: Any, graph: GraphMessenger) -> None:
+        self._bot = bot
+        self._graph = graph
+
+    def _for(self, conversation: ConversationRecord) -> Any:
+        return self._graph if is_graph_delivery(conversation) else self._bot
+
+    async def post(self, conversation: ConversationRecord, card: dict, summary: str) -> str:
+        return await self._for(conversation).post(conversation, card, summary)
+
+    async def update(self, conversation: ConversationRecord, activity_id: str, card: dict, summary: str) -> None:
+        await self._for(conversation).update(conversation, activity_id, card, summary)
+
+    async def reply(self, conversation: ConversationRecord, activity_id: str, text: str) -> str:
+        return await self._for(conversation).reply(conversation, activity_id, text)
