@@ -80,3 +80,9 @@ async def tenant_channels(req: func.HttpRequest) -> func.HttpResponse:
 async def tenant_users(req: func.HttpRequest) -> func.HttpResponse:
     """Management read: users matching ?search=."""
     return await entrypoints.tenant_users(req)
+
+
+@app.route(route="events/rejected", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+async def rejected_events(req: func.HttpRequest) -> func.HttpResponse:
+    """Events that could not be processed as sent, with the reason (admin key)."""
+    return await entrypoints.rejected_events(req)

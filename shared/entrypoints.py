@@ -254,3 +254,20 @@ async def tenant_admin_key(req: func.HttpRequest) -> func.HttpResponse:
         return refused
     tenant_id = req.route_params.get("tenant_id", "")
     return _json_response(200, {"tenantId": tenant_id, "header": ADMIN_KEY_HEADER, "key": derive(c.settings.admin_api_key, tenant_id)})
+
+
+async def rejected_events(req: func.HttpRequest) -> func.HttpResponse:
+    """Events the connector could not process as sent, newest first, with the reason: the
+    connector's dead letters (the Service Bus trigger completes such messages)."""
+    c = await bootstrap.container()
+    if (refused := _admin_refusal(req, c)) is not None:
+        return refused
+    try:
+        limit = min(max(int(req.params.get("limit", "50")), 1), 500)
+    except ValueError:
+        return _json_response(400, {"error": "limit must be a whole number from 1 to 500"})
+    rejected = await c.store.list_rejected(limit)
+    return _json_response(200, {"count": len(rejected), "rejected": [
+        {"messageId": r.message_id, "eventId": r.event_id, "field": r.field, "reason": r.reason, "received": r.received.isoformat(), "body": r.body}
+        for r in rejected
+    ]})

@@ -189,3 +189,24 @@ class TestConversationsThatAreGone:
         store = (await bootstrap.container()).store
         assert [c.conversation_id for c in await store.list_conversations(TENANT_ID)] == [channel_id]
         assert personal_id not in [c.conversation_id for c in await store.list_conversations(TENANT_ID)]
+
+
+class TestRejectedEventsRoute:
+    async def test_an_admin_sees_rejected_events_with_their_reason_and_others_do_not(self, connector, monkeypatch):
+        import azure.functions as func
+
+        from tests.support.app import functions
+
+        monkeypatch.setenv("ADMIN_API_KEY", "an-admin-key-for-tests-only-0123456789")
+        await bootstrap.reset()
+        await install(connector)
+        await deliver(b'{"specversion": "1.0", "id": "x", "source": "s", "type": "alert.created", "data": {"id": "A-1", "title": "t", "severity": "urgent", "version": 1}}', message_id="bad-severity")
+
+        def get(headers):
+            return func.HttpRequest("GET", "http://localhost:7071/api/events/rejected", headers=headers, params={}, body=b"")
+
+        refused = await functions()["rejected_events"](get({}))
+        assert refused.status_code in (401, 403)
+        answer = await functions()["rejected_events"](get({"X-Admin-Key": "an-admin-key-for-tests-only-0123456789"}))
+        [rejected] = json.loads(answer.get_body())["rejected"]
+        assert rejected["messageId"] == "bad-severity" and rejected["field"] == "data.severity" and "urgent" in rejected["reason"]
