@@ -50,5 +50,8 @@ class QueueSink:
         return f"http://127.0.0.1:{self.port}"
 
     def stop(self) -> None:
+        """Close the listening socket and the loop (nothing is left for the garbage collector)."""
+        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(5)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)
+        self._loop.close()
