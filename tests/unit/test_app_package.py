@@ -85,7 +85,9 @@ class TestBuiltPackage:
         bot = manifest["bots"][0]
         assert set(bot["scopes"]) == {"personal", "team", "groupChat"}
         titles = {c["title"] for entry in bot["commandLists"] for c in entry["commands"]}
-        assert titles == {"help", "alerts", "ack", "resolve", "link"}
+        from shared.services.bot import COMMANDS
+
+        assert titles == {usage.split()[0] for usage, _ in COMMANDS}  # the commands the bot answers
 
     def test_colour_icon_is_192_square_and_opaque(self, package):
         data = package.read(package.getinfo("color.png"))
