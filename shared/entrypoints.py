@@ -132,7 +132,7 @@ async def _connect_container() -> tuple[object, func.HttpResponse | None]:
         log.error("Configuration error: %s", exc)
         return None, _json_response(500, {"error": "the connector is not configured; see its log"})
     if c.connect is None:
-        return c, _json_response(503, {"error": "tenant connection is off: set GRAPH_APP_ID and the settings in docs/CONNECT.md"})
+        return c, _json_response(503, {"error": "tenant connection is off: set GRAPH_APP_ID and the settings in the README's Connecting a tenant section"})
     return c, None
 
 

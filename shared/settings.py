@@ -77,7 +77,7 @@ SETTINGS: tuple[SettingSpec, ...] = (
     ),
     SettingSpec("DEFAULT_TENANT_ID", "Tenant used for events without a tenantid when the bot is installed in several tenants."),
     SettingSpec("REMINDER_AFTER_MINUTES", "Minutes an alert may stay open and unacknowledged before a reminder, and between reminders.", "30"),
-    # Connecting a tenant (docs/CONNECT.md): consent flows and Microsoft Graph.
+    # Connecting a tenant (the README's Connecting a tenant section): consent flows and Microsoft Graph.
     SettingSpec("GRAPH_APP_ID", "App registration used for Microsoft Graph and the consent flows (often the bot's app id). Empty: tenant connection is off."),
     SettingSpec("GRAPH_CREDENTIAL_TYPE", "How the Graph app proves itself: secret, certificate, or federated_managed_identity (the managed identity as a federated credential).", "secret"),
     SettingSpec("GRAPH_CLIENT_SECRET", "Client secret of the Graph app (GRAPH_CREDENTIAL_TYPE=secret); a Key Vault reference in Azure.", secret=True),

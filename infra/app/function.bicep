@@ -246,7 +246,7 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
           name: 'REMINDER_AFTER_MINUTES'
           value: string(reminderAfterMinutes)
         }
-        // Connecting tenants (docs/CONNECT.md): secrets are Key Vault references.
+        // Connecting tenants (README: Connecting a tenant): secrets are Key Vault references.
         {
           name: 'GRAPH_APP_ID'
           value: graphAppId
