@@ -37,6 +37,7 @@ from msgraph import GraphServiceClient
 from msgraph.graph_request_adapter import options as MSGRAPH_OPTIONS
 from msgraph_core import BaseGraphRequestAdapter, GraphClientFactory
 
+from shared.adapters.app_registration import AppRegistration
 from shared.permissions import GRAPH_DEFAULT_SCOPE, GRAPH_RESOURCE, OPERATIONS, permission_for
 from shared.ports import GraphError, ReconsentRequired
 from shared.security import unb64url
@@ -62,17 +63,9 @@ TOKEN_EXCHANGE_SCOPE = "api://AzureADTokenExchange/.default"
 CREDENTIAL_TYPES = ("secret", "certificate", "federated_managed_identity")
 
 
-@dataclass(frozen=True)
-class GraphConfig:
+@dataclass(frozen=True, kw_only=True)
+class GraphConfig(AppRegistration):
     base_url: str
-    authority_host: str
-    app_id: str
-    credential_type: str = "secret"
-    client_secret: str | None = None
-    certificate_path: str | None = None
-    managed_identity_client_id: str | None = None
-    # A CA (PEM) trusted instead of the system store: only for a local simulator.
-    ca_file: str | None = None
 
 
 def app_credential(config: GraphConfig, tenant_id: str) -> Any:

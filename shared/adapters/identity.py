@@ -28,6 +28,7 @@ from typing import Any, Awaitable, Callable
 import msal
 import requests
 
+from shared.adapters.app_registration import AppRegistration
 from shared.permissions import GRAPH_RESOURCE, delegated_scope_uris
 from shared.ports import ConcurrencyConflict, ConsentFailed, ReconsentRequired, TransientError
 from shared.security import TokenCipher, cache_associated_data
@@ -41,16 +42,9 @@ RECONSENT_ERRORS = frozenset({"invalid_grant", "interaction_required", "consent_
 MAX_CACHE_WRITES = 3
 
 
-@dataclass(frozen=True)
-class IdentityConfig:
-    app_id: str
-    authority_host: str
+@dataclass(frozen=True, kw_only=True)
+class IdentityConfig(AppRegistration):
     redirect_uri: str
-    credential_type: str = "secret"
-    client_secret: str | None = None
-    certificate_path: str | None = None
-    managed_identity_client_id: str | None = None
-    ca_file: str | None = None
 
 
 @dataclass(frozen=True)

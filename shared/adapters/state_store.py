@@ -12,7 +12,7 @@ import asyncio
 import copy
 import itertools
 from datetime import datetime, timezone
-from typing import Any, Iterable, Protocol
+from typing import Any, Protocol
 
 from dataclasses import replace
 
@@ -21,7 +21,6 @@ from shared.domain.connectors import Connector, PendingFlow
 from shared.domain.model import AccountLink, ActionRecord, AlertState, ConversationRecord, Delivery, RejectedEvent
 from shared.ports import ConcurrencyConflict, TransientError
 
-TABLES = ("conversations", "alerts", "deliveries", "events", "rejected", "connectors", "consentflows", "actions", "links")
 
 
 class EntityTable(Protocol):
@@ -378,7 +377,3 @@ class TableStateStore:
 
 def memory_store() -> TableStateStore:
     return TableStateStore(MemoryTables())
-
-
-def all_tables() -> Iterable[str]:
-    return TABLES

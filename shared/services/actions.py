@@ -13,7 +13,7 @@ import logging
 import time
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable
+from typing import Callable
 
 from shared import cards
 from shared.domain.channels import channel_name_from_template, clean_channel_name
@@ -406,7 +406,3 @@ async def _announce_meeting(ctx: ActionContext, state: AlertState, where: Where)
 
 def reset_membership_cache() -> None:
     _membership_cache.clear()
-
-
-def summarize(result: ActionResult) -> dict[str, Any]:
-    return {"changed": result.changed, "message": result.message, "status": result.state.status if result.state else None}
