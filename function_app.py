@@ -86,3 +86,33 @@ async def tenant_users(req: func.HttpRequest) -> func.HttpResponse:
 async def rejected_events(req: func.HttpRequest) -> func.HttpResponse:
     """Events that could not be processed as sent, with the reason (admin key)."""
     return await entrypoints.rejected_events(req)
+
+
+@app.route(route="tenants/{tenant_id}/workflows", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+async def workflows_list(req: func.HttpRequest) -> func.HttpResponse:
+    """The tenant's workflows (tenant admin key); none means broadcast."""
+    return await entrypoints.workflows_list(req)
+
+
+@app.route(route="tenants/{tenant_id}/workflows/test", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+async def workflow_test(req: func.HttpRequest) -> func.HttpResponse:
+    """Dry run: who an event would reach, through which workflow, and why not the others."""
+    return await entrypoints.workflow_test(req)
+
+
+@app.route(route="tenants/{tenant_id}/workflows/{workflow_id}", methods=["GET", "PUT", "DELETE"], auth_level=func.AuthLevel.FUNCTION)
+async def workflow_item(req: func.HttpRequest) -> func.HttpResponse:
+    """Read, create or replace, delete one workflow (tenant admin key)."""
+    return await entrypoints.workflow_item(req)
+
+
+@app.route(route="tenants/{tenant_id}/alerts/{alert_id}/send", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+async def alert_send(req: func.HttpRequest) -> func.HttpResponse:
+    """Send an alert's card with a comment to recipients (queued; tenant admin key)."""
+    return await entrypoints.alert_send(req)
+
+
+@app.route(route="tenants/{tenant_id}/undeliverable", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+async def undeliverable(req: func.HttpRequest) -> func.HttpResponse:
+    """Alerts that reached neither a recipient nor its fallback (tenant admin key)."""
+    return await entrypoints.undeliverable(req)

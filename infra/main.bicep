@@ -61,6 +61,12 @@ param stateSigningKey string = ''
 @description('Admin credential of /api/connect and the management routes (urlsafe base64 of 32 random bytes). Empty keeps the stored one.')
 param adminApiKey string = ''
 
+@description('The app\'s id in the organisation\'s Teams app catalog (Teams admin center > Manage apps > App ID), after the app is published; needed to reach people 1:1 and groups.')
+param teamsAppCatalogId string = ''
+
+@description('Comma-separated Microsoft Entra object ids or UPNs of people who may subscribe any channel or chat from Teams.')
+param connectorAdmins string = ''
+
 @description('App registration for Microsoft Graph and the consent flows. Empty: the bot app registration when botAppType is SingleTenant, else tenant connection stays off.')
 param graphAppId string = ''
 
@@ -219,6 +225,8 @@ module functionApp 'app/function.bicep' = {
     publicBaseUrl: !empty(publicBaseUrl) ? publicBaseUrl : 'https://${functionAppName}.azurewebsites.net'
     maximumInstanceCount: maximumInstanceCount
     zoneRedundant: zoneRedundant
+    teamsAppCatalogId: teamsAppCatalogId
+    connectorAdmins: connectorAdmins
   }
 }
 

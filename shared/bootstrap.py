@@ -21,6 +21,7 @@ class Container:
     bot: Any  # shared.adapters.teams_bot.TeamsBot (also the TeamsMessenger)
     connect: Any = None  # _LazyConnect: consent flows and Graph (None while GRAPH_APP_ID is unset)
     publisher: Any = None  # shared.ports.ActionPublisher, built on first use by action_context()
+    commands: Any = None  # the same kind of publisher, to the alert-events queue (commands)
 
     @property
     def messenger(self) -> Any:
@@ -173,15 +174,46 @@ class _LazyConnect:
             self._identity.close()
 
 
-def build_publisher(settings: Settings) -> Any:
-    """Where actions go back to the source: Service Bus in Azure, the local host's queue locally."""
+def build_publisher(settings: Settings, queue: str | None = None) -> Any:
+    """Where actions go back to the source (or, with ``queue``, where commands are queued):
+    Service Bus in Azure, the local host's queue locally."""
     from shared.adapters.outbound import LocalQueuePublisher, ServiceBusPublisher
 
+    queue = queue or settings.teams_actions_queue
     if settings.service_bus_namespace:
-        return ServiceBusPublisher(settings.service_bus_namespace, settings.teams_actions_queue, settings.managed_identity_client_id)
+        return ServiceBusPublisher(settings.service_bus_namespace, queue, settings.managed_identity_client_id)
     if settings.local_queue_host_url:
-        return LocalQueuePublisher(settings.local_queue_host_url, settings.teams_actions_queue)
+        return LocalQueuePublisher(settings.local_queue_host_url, queue)
     return None
+
+
+def command_queue(c: Container) -> Any:
+    """The publisher to the alert-events queue, for commands the connector gives itself."""
+    if c.commands is None:
+        c.commands = build_publisher(c.settings, c.settings.alert_events_queue)
+    return c.commands
+
+
+class _LazyDirectory:
+    """The Graph helper, built (and msgraph imported) only when a recipient needs Graph."""
+
+    def __init__(self, connect: _LazyConnect) -> None:
+        self._connect = connect
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._connect.directory, name)
+
+
+def delivering(c: Container) -> Any:
+    """What delivering an alert needs: the store, the messenger and the recipient resolver."""
+    from shared.services.events import Delivering
+    from shared.services.recipients import RecipientResolver
+
+    resolver = RecipientResolver(
+        c.store, directory=_LazyDirectory(c.connect) if c.connect is not None else None,
+        teams_app_catalog_id=c.settings.teams_app_catalog_id, bot_app_id=c.settings.bot_app_id or "",
+    )
+    return Delivering(c.store, c.messenger, resolver)
 
 
 async def action_context(c: Container, tenant_id: str | None) -> Any:
@@ -201,4 +233,5 @@ async def action_context(c: Container, tenant_id: str | None) -> Any:
         store=c.store, messenger=c.messenger, publisher=c.publisher, directory=directory,
         require_linked_account=s.require_linked_account, channel_team_id=s.alert_channel_team_id,
         channel_name_template=s.alert_channel_name_template, meeting_organizer=s.meeting_organizer,
+        connector_admins=s.connector_admins,
     )

@@ -118,8 +118,35 @@ def alert_actions(state: AlertState) -> list[dict]:
     return actions
 
 
-def alert_card(state: AlertState, *, include_description: bool = True, include_facts: bool = True) -> dict:
-    """The alert card: title, severity, status, source, labels as facts, link and actions."""
+MAX_COMMENT_CHARS = 1_000
+MAX_NOTE_CHARS = 500
+
+
+def context_blocks(context: dict | None) -> list[dict]:
+    """What a card says about why it is in this conversation: the workflows' comments, a
+    fallback note (who could not be reached, and why), and, small, the workflows that sent it.
+
+    ``context``: ``{"comments": [...], "workflows": [...], "note": str, "sentBy": str}``; all of
+    it is source or admin text and is escaped like the alert's own."""
+    if not context:
+        return []
+    blocks: list[dict] = []
+    for comment in context.get("comments") or []:
+        blocks.append(_text_block("\U0001f4ac " + escape_text(comment, MAX_COMMENT_CHARS), spacing="Medium"))
+    if context.get("note"):
+        blocks.append(_text_block("\u26a0\ufe0f " + escape_text(context["note"], MAX_NOTE_CHARS), color="Attention", spacing="Small"))
+    via = [escape_text(name, 80) for name in context.get("workflows") or []]
+    if via:
+        label = "via workflow" if len(via) == 1 else "via workflows"
+        blocks.append(_text_block(f"{label} " + ", ".join(f"_{name}_" for name in via), size="Small", isSubtle=True, spacing="Small"))
+    elif context.get("sentBy"):
+        blocks.append(_text_block(f"sent by {escape_text(context['sentBy'], 100)}", size="Small", isSubtle=True, spacing="Small"))
+    return blocks
+
+
+def alert_card(state: AlertState, *, include_description: bool = True, include_facts: bool = True, context: dict | None = None) -> dict:
+    """The alert card: title, severity, status, source, labels as facts, link and actions, and
+    what the conversation's ``context`` says (see :func:`context_blocks`)."""
     style, colour = SEVERITY_STYLE.get(state.severity, SEVERITY_STYLE["medium"])
     if state.status == "resolved":
         style = "good"
@@ -152,6 +179,7 @@ def alert_card(state: AlertState, *, include_description: bool = True, include_f
         facts = _facts(state)
         if facts:
             body.append(facts)
+    body.extend(context_blocks(context))
 
     card = {
         "type": "AdaptiveCard",
@@ -164,10 +192,10 @@ def alert_card(state: AlertState, *, include_description: bool = True, include_f
     return card
 
 
-def fit_card(state: AlertState) -> dict:
+def fit_card(state: AlertState, context: dict | None = None) -> dict:
     """The fullest alert card that stays under :data:`MAX_CARD_BYTES`."""
     for description, facts in ((True, True), (True, False), (False, False)):
-        card = alert_card(state, include_description=description, include_facts=facts)
+        card = alert_card(state, include_description=description, include_facts=facts, context=context)
         if card_size(card) <= MAX_CARD_BYTES:
             return card
     raise ValueError(f"the alert card for {state.alert_id!r} exceeds {MAX_CARD_BYTES} bytes even without details")
@@ -193,3 +221,26 @@ def help_card(commands: list[tuple[str, str]]) -> dict:
             {"type": "FactSet", "facts": [{"title": name, "value": text} for name, text in commands]},
         ],
     }
+
+
+MAX_DIGEST_ALERTS = 15
+
+
+def digest_card(title: str, alerts: list[AlertState], period: str, context: dict | None = None) -> dict:
+    """One card listing the open alerts a periodic workflow matches, most severe first, each
+    with its status and a link; the rest counted."""
+    rank = {name: i for i, name in enumerate(SEVERITY_STYLE)}
+    ordered = sorted(alerts, key=lambda a: (rank.get(a.severity, 9), -(a.created.timestamp() if a.created else 0.0)))
+    counts = ", ".join(f"{sum(1 for a in alerts if a.severity == s)} {s}" for s in SEVERITY_STYLE if any(a.severity == s for a in alerts))
+    body: list[dict] = [
+        _text_block(f"\U0001f4cb {escape_text(title, 120)}", size="Medium", weight="Bolder"),
+        _text_block(f"{len(alerts)} open alert(s): {counts}. {period}", isSubtle=True, spacing="Small"),
+    ]
+    facts = []
+    for alert in ordered[:MAX_DIGEST_ALERTS]:
+        facts.append({"title": f"{alert.severity.upper()} · {STATUS_LABEL.get(alert.status, alert.status)}", "value": f"{escape_text(alert.alert_id, 60)} — {escape_text(alert.title, 120)}"})
+    body.append({"type": "FactSet", "facts": facts})
+    if len(alerts) > MAX_DIGEST_ALERTS:
+        body.append(_text_block(f"…and {len(alerts) - MAX_DIGEST_ALERTS} more (send **alerts** to list them).", isSubtle=True))
+    body.extend(context_blocks(context))
+    return {"type": "AdaptiveCard", "$schema": "http://adaptivecards.io/schemas/adaptive-card.json", "version": CARD_VERSION, "msteams": {"width": "Full"}, "body": body}

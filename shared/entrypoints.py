@@ -46,8 +46,9 @@ async def alert_event(msg: func.ServiceBusMessage) -> None:
     c = await bootstrap.container()
     message_id = msg.message_id or "(no message id)"
     try:
+        d = bootstrap.delivering(c)
         outcomes = await event_service.process_message(
-            msg.get_body(), message_id, store=c.store, messenger=c.messenger, default_tenant_id=c.settings.default_tenant_id
+            msg.get_body(), message_id, store=c.store, messenger=c.messenger, resolver=d.resolver, default_tenant_id=c.settings.default_tenant_id
         )
     except ReconsentRequired as exc:
         # A delegated connection can no longer get tokens: retrying cannot help until an
@@ -88,6 +89,7 @@ async def periodic(timer: func.TimerRequest) -> None:
     if timer.past_due:
         log.info("The periodic run is late; running now")
     await periodic_service.run_periodic(store=c.store, messenger=c.messenger, reminder_after_minutes=c.settings.reminder_after_minutes)
+    await periodic_service.run_digests(bootstrap.delivering(c))
     published = await action_service.publish_pending(await bootstrap.action_context(c, None))
     if published:
         log.info("Published %d actions that had waited for the outbound queue", published)
@@ -270,4 +272,152 @@ async def rejected_events(req: func.HttpRequest) -> func.HttpResponse:
     return _json_response(200, {"count": len(rejected), "rejected": [
         {"messageId": r.message_id, "eventId": r.event_id, "field": r.field, "reason": r.reason, "received": r.received.isoformat(), "body": r.body}
         for r in rejected
+    ]})
+
+
+# ---------------------------------------------------------------- routing alerts: workflows
+# Tenant-scoped admin routes: the tenant's admin key (X-Admin-Key), like the management reads.
+# They need no Microsoft Graph connection: a workflow of channels and chats where the bot is
+# installed works without one.
+
+# A workflow definition or a send request is a few KiB; anything near this is a mistake.
+MAX_ADMIN_BODY_BYTES = 64 * 1024
+
+
+async def _tenant_admin(req: func.HttpRequest) -> tuple[object, str, func.HttpResponse | None]:
+    try:
+        c = await bootstrap.container()
+    except SettingsError as exc:
+        log.error("Configuration error: %s", exc)
+        return None, "", _json_response(500, {"error": "the connector is not configured; see its log"})
+    tenant_id = req.route_params.get("tenant_id", "")
+    return c, tenant_id, _admin_refusal(req, c, tenant_id=tenant_id)
+
+
+def _json_body(req: func.HttpRequest) -> tuple[object, func.HttpResponse | None]:
+    raw = req.get_body() or b""
+    if len(raw) > MAX_ADMIN_BODY_BYTES:
+        return None, _json_response(413, {"error": f"the request body is larger than {MAX_ADMIN_BODY_BYTES} bytes"})
+    try:
+        return json.loads(raw or b"null"), None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        return None, _json_response(400, {"error": f"the request body is not valid JSON ({exc})"})
+
+
+def _caller(req: func.HttpRequest) -> str:
+    return req.headers.get("X-MS-CLIENT-PRINCIPAL-NAME", "") or "admin API"
+
+
+async def workflows_list(req: func.HttpRequest) -> func.HttpResponse:
+    c, tenant_id, refused = await _tenant_admin(req)
+    if refused is not None:
+        return refused
+    found = sorted(await c.store.list_workflows(tenant_id), key=lambda w: w.id)
+    return _json_response(200, {"count": len(found), "broadcast": not found, "workflows": [w.public() for w in found]})
+
+
+async def workflow_item(req: func.HttpRequest) -> func.HttpResponse:
+    from shared.domain.workflows import InvalidWorkflow, parse_workflow
+    from shared.services import workflows as workflow_service
+
+    c, tenant_id, refused = await _tenant_admin(req)
+    if refused is not None:
+        return refused
+    workflow_id = req.route_params.get("workflow_id", "")
+    if req.method == "GET":
+        found = await c.store.get_workflow(tenant_id, workflow_id)
+        return _json_response(200, found.public()) if found else _json_response(404, {"error": f"tenant {tenant_id} has no workflow {workflow_id}"})
+    if req.method == "DELETE":
+        if await c.store.get_workflow(tenant_id, workflow_id) is None:
+            return _json_response(404, {"error": f"tenant {tenant_id} has no workflow {workflow_id}"})
+        await c.store.delete_workflow(tenant_id, workflow_id)
+        log.info("Workflow %s of tenant %s deleted by %s", workflow_id, tenant_id, _caller(req))
+        return _json_response(204, None)
+    body, failed = _json_body(req)
+    if failed is not None:
+        return failed
+    try:
+        workflow = parse_workflow(body, tenant_id, workflow_id)
+        saved = await workflow_service.put_workflow(c.store, tenant_id, workflow, updated_by=_caller(req), commands=bootstrap.command_queue(c))
+    except InvalidWorkflow as exc:
+        return _json_response(400, {"error": str(exc), "field": exc.field})
+    except workflow_service.WorkflowLimit as exc:
+        return _json_response(409, {"error": str(exc)})
+    status = 201 if saved.created else 200
+    return _json_response(status, {**saved.workflow.public(), "changed": saved.changed, "existingAlertsQueued": saved.existing_queued})
+
+
+async def workflow_test(req: func.HttpRequest) -> func.HttpResponse:
+    from shared.domain.events import InvalidEvent
+    from shared.services import workflows as workflow_service
+
+    c, tenant_id, refused = await _tenant_admin(req)
+    if refused is not None:
+        return refused
+    body, failed = _json_body(req)
+    if failed is not None:
+        return failed
+    try:
+        return _json_response(200, await workflow_service.dry_run(c.store, tenant_id, body))
+    except InvalidEvent as exc:
+        return _json_response(400, {"error": str(exc), "field": exc.field})
+
+
+async def alert_send(req: func.HttpRequest) -> func.HttpResponse:
+    """The manual "send to Teams": validated here, queued as a teams.message.send command."""
+    import uuid
+
+    from shared.domain.commands import SEND_TYPE, parse_command
+    from shared.domain.events import InvalidEvent
+    from shared.services.actions import find_alert
+
+    c, tenant_id, refused = await _tenant_admin(req)
+    if refused is not None:
+        return refused
+    body, failed = _json_body(req)
+    if failed is not None:
+        return failed
+    if not isinstance(body, dict):
+        return _json_response(400, {"error": "the body must be a JSON object with recipients (and comment, fallbackRecipients)", "field": ""})
+    alert_id = req.route_params.get("alert_id", "")
+    state = await find_alert(c.store, tenant_id, alert_id)
+    if state is None:
+        return _json_response(404, {"error": f"tenant {tenant_id} has no alert {alert_id}"})
+    event_id = body.get("id") if isinstance(body.get("id"), str) and body.get("id") else f"send-{uuid.uuid4()}"
+    command = {
+        "specversion": "1.0", "id": event_id, "source": "urn:teams-alert-connector:admin", "type": SEND_TYPE, "subject": state.alert_id,
+        "tenantid": tenant_id, "datacontenttype": "application/json",
+        "data": {
+            "alertId": state.alert_id, "alertSource": state.event_source, "recipients": body.get("recipients"),
+            "fallbackRecipients": body.get("fallbackRecipients") or [], "comment": body.get("comment") or "",
+            "requestedBy": body.get("requestedBy") or _caller(req),
+        },
+    }
+    try:
+        parse_command(command)
+    except InvalidEvent as exc:
+        field = exc.field.removeprefix("data.")
+        return _json_response(400, {"error": f"{field}: {exc.problem}", "field": field})
+    queue = bootstrap.command_queue(c)
+    if queue is None:
+        return _json_response(503, {"error": "no queue to send through: set ServiceBusConnection__fullyQualifiedNamespace (or LOCAL_QUEUE_HOST_URL locally)"})
+    import hashlib
+
+    await queue.publish(hashlib.sha256(f"{tenant_id}\n{event_id}".encode()).hexdigest()[:32], command)
+    return _json_response(202, {"eventId": event_id, "alertId": state.alert_id, "status": "queued"})
+
+
+async def undeliverable(req: func.HttpRequest) -> func.HttpResponse:
+    """Alerts that reached neither a recipient nor its fallback, newest first."""
+    c, tenant_id, refused = await _tenant_admin(req)
+    if refused is not None:
+        return refused
+    try:
+        limit = min(max(int(req.params.get("limit", "50")), 1), 500)
+    except ValueError:
+        return _json_response(400, {"error": "limit must be a whole number from 1 to 500"})
+    found = await c.store.list_undeliverable(tenant_id, limit)
+    return _json_response(200, {"count": len(found), "undeliverable": [
+        {"alertId": u.alert_id, "recipient": u.recipient, "reason": u.reason, "fallbackReason": u.fallback_reason, "recorded": u.recorded.isoformat()}
+        for u in found
     ]})

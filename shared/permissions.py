@@ -21,6 +21,7 @@ APPLICATION_PERMISSIONS: dict[str, str] = {
     "Chat.Create": "create the 1:1 or group chat of a notification",
     "Calendars.ReadWrite": "create the calendar event with a Teams meeting from a card",
     "TeamsAppInstallation.ReadWriteSelfForUser.All": "install the connector for a user, to message them 1:1 as the bot",
+    "TeamsAppInstallation.ReadWriteSelfForChat.All": "install the connector in the group chat it creates for a group of recipients, to post there as the bot",
 }
 
 # Identity provider (delegated): scopes the connected user consents to. MSAL adds openid,
@@ -57,6 +58,7 @@ OPERATIONS: dict[str, tuple[str | None, str | None, str]] = {
     "create_chat": ("Chat.Create", "Chat.Create", "create a chat"),
     "create_meeting": ("Calendars.ReadWrite", "Calendars.ReadWrite", "create a meeting"),
     "install_app": ("TeamsAppInstallation.ReadWriteSelfForUser.All", None, "install the app for a user"),
+    "install_app_in_chat": ("TeamsAppInstallation.ReadWriteSelfForChat.All", None, "install the app in a chat"),
     "channel_message": (None, "ChannelMessage.Send", "post a channel message"),
     "update_channel_message": (None, "ChannelMessage.ReadWrite", "update a channel message"),
     "chat_message": (None, "Chat.ReadWrite", "post a chat message"),

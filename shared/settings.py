@@ -94,6 +94,9 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec("ALERT_CHANNEL_TEAM_ID", "Team (Microsoft 365 group id) where alert channels are created; empty: the team of the card that was clicked."),
     SettingSpec("ALERT_CHANNEL_NAME_TEMPLATE", "Name of an alert channel, from {severity}, {id} and {title}; cleaned to Teams' rules (50 characters at most).", "{severity} {id} {title}"),
     SettingSpec("MEETING_ORGANIZER", "User (id or UPN) on whose calendar alert meetings are created; empty: the person who clicked."),
+    # Routing alerts: workflows (the README's Routing alerts section).
+    SettingSpec("TEAMS_APP_CATALOG_ID", "The connector's app id in your organisation's Teams app catalog (Teams admin center > Manage apps > the app > App ID); needed to reach people 1:1 and groups. Empty: person and group recipients fall back."),
+    SettingSpec("CONNECTOR_ADMINS", "Comma-separated Microsoft Entra object ids or UPNs of people who may subscribe any channel or chat from Teams (team owners may always subscribe their channels)."),
     SettingSpec("LOCAL_QUEUE_HOST_URL", "Local Functions host that receives outbound actions on its queue API (local development only; empty in Azure, where ServiceBusConnection__fullyQualifiedNamespace is used)."),
 )
 
@@ -129,6 +132,8 @@ class Settings:
     alert_channel_name_template: str = "{severity} {id} {title}"
     meeting_organizer: str | None = None
     admin_api_key: str | None = None
+    teams_app_catalog_id: str | None = None
+    connector_admins: tuple[str, ...] = ()
 
     def __repr__(self) -> str:  # never print secrets
         shown = {k: ("***" if k in {"tables_connection", "bot_app_password", "admin_api_key"} and v else v) for k, v in vars(self).items()}
@@ -234,6 +239,8 @@ def load_settings(env: Mapping[str, str] = os.environ) -> Settings:
         alert_channel_team_id=_text(env, "ALERT_CHANNEL_TEAM_ID"),
         alert_channel_name_template=_text(env, "ALERT_CHANNEL_NAME_TEMPLATE") or "{severity} {id} {title}",
         meeting_organizer=_text(env, "MEETING_ORGANIZER"),
+        teams_app_catalog_id=_text(env, "TEAMS_APP_CATALOG_ID"),
+        connector_admins=tuple(a.strip().lower() for a in (_text(env, "CONNECTOR_ADMINS") or "").split(",") if a.strip()),
     )
 
 

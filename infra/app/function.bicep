@@ -41,6 +41,10 @@ param alertChannelTeamId string = ''
 param alertChannelNameTemplate string = '{severity} {id} {title}'
 @description('User (id or UPN) who organises alert meetings; empty: the person who clicked.')
 param meetingOrganizer string = ''
+@description('The app\'s id in the organisation\'s Teams app catalog; needed to reach people 1:1 and groups.')
+param teamsAppCatalogId string = ''
+@description('Comma-separated Entra object ids or UPNs of people who may subscribe any conversation from Teams.')
+param connectorAdmins string = ''
 
 @description('App registration for Graph and the consent flows; empty turns tenant connection off.')
 param graphAppId string
@@ -309,6 +313,15 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
         {
           name: 'MEETING_ORGANIZER'
           value: meetingOrganizer
+        }
+        // Routing alerts: workflows.
+        {
+          name: 'TEAMS_APP_CATALOG_ID'
+          value: teamsAppCatalogId
+        }
+        {
+          name: 'CONNECTOR_ADMINS'
+          value: connectorAdmins
         }
         // Local development only: in Azure actions go to Service Bus.
         {

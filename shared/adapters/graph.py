@@ -381,13 +381,20 @@ class GraphDirectory:
             for ch in channels
         ]
 
-    async def channel_member_ids(self, tenant_id: str, team_id: str, channel_id: str) -> set[str]:
+    async def _channel_members(self, tenant_id: str, team_id: str, channel_id: str) -> list[Any]:
         async def get(c: GraphServiceClient) -> list[Any]:
             builder = c.teams.by_team_id(team_id).channels.by_channel_id(channel_id).members
             return await self._all(await builder.get(), builder)
 
-        members = await self._call(tenant_id, "channel_members", f"channel {channel_id} of team {team_id}", get)
-        return {m.user_id for m in members if getattr(m, "user_id", None)}
+        return await self._call(tenant_id, "channel_members", f"channel {channel_id} of team {team_id}", get)
+
+    async def channel_member_ids(self, tenant_id: str, team_id: str, channel_id: str) -> set[str]:
+        return {m.user_id for m in await self._channel_members(tenant_id, team_id, channel_id) if getattr(m, "user_id", None)}
+
+    async def channel_owner_ids(self, tenant_id: str, team_id: str, channel_id: str) -> set[str]:
+        """AAD object ids of the channel's owners (a standard channel lists the team's owners)."""
+        members = await self._channel_members(tenant_id, team_id, channel_id)
+        return {m.user_id for m in members if getattr(m, "user_id", None) and "owner" in (getattr(m, "roles", None) or [])}
 
     # ------------------------------------------------------------------ writes
 
@@ -470,6 +477,18 @@ class GraphDirectory:
             lambda c: c.users.by_user_id(user_id).teamwork.installed_apps.by_user_scope_teams_app_installation_id(installation_id).chat.get(), mode="app",
         )
         return chat.id
+
+    async def install_app_in_chat(self, tenant_id: str, chat_id: str, teams_app_id: str) -> None:
+        """Install the Teams app in a chat (the group chat created for a group of recipients) so
+        the bot can post there; an app already installed (409) is what we want."""
+        from msgraph.generated.models.teams_app_installation import TeamsAppInstallation
+
+        body = TeamsAppInstallation(additional_data={"teamsApp@odata.bind": f"{BIND_BASE}/appCatalogs/teamsApps/{teams_app_id}"})
+        try:
+            await self._call(tenant_id, "install_app_in_chat", f"chat {chat_id} or app {teams_app_id}", lambda c: c.chats.by_chat_id(chat_id).installed_apps.post(body), mode="app")
+        except GraphError as exc:
+            if exc.status != 409:
+                raise
 
     # ------------------------------------------------------------------ delegated messages
 

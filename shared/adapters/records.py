@@ -8,7 +8,8 @@ import re
 from datetime import datetime
 from typing import Any
 
-from shared.domain.model import AccountLink, ActionRecord, AlertState, ConversationRecord, Delivery, RejectedEvent
+from shared.domain.model import AccountLink, ActionRecord, AlertState, ConversationRecord, Delivery, RejectedEvent, Undeliverable
+from shared.domain.workflows import InvalidWorkflow, Workflow, parse_workflow
 
 # Table Storage keys may not contain / \ # ? or control characters (Table service data
 # model docs); percent-encode those and '%' itself so every id round-trips.
@@ -51,6 +52,7 @@ def conversation_to_entity(record: ConversationRecord) -> dict:
         "ChannelId": record.channel_id or "",
         "Updated": _iso(record.updated) or "",
         "AlertKey": record.alert_key or "",
+        "Origin": record.origin,
     }
 
 
@@ -66,6 +68,7 @@ def conversation_from_entity(entity: dict) -> ConversationRecord:
         channel_id=entity.get("ChannelId") or None,
         updated=_dt(entity.get("Updated")),
         alert_key=entity.get("AlertKey") or None,
+        origin=entity.get("Origin") or "teams",
     )
 
 
@@ -93,6 +96,8 @@ def alert_to_entity(state: AlertState) -> dict:
         "StatusChanged": _iso(state.status_changed) or "",
         "Channel": json.dumps(state.channel) if state.channel else "",
         "Meeting": json.dumps(state.meeting) if state.meeting else "",
+        "FirstEvent": state.first_event,
+        "LastEvent": state.last_event,
     }
 
 
@@ -118,6 +123,8 @@ def alert_from_entity(entity: dict, etag: str | None) -> AlertState:
         status_changed=_dt(entity.get("StatusChanged")),
         channel=json.loads(entity["Channel"]) if entity.get("Channel") else None,
         meeting=json.loads(entity["Meeting"]) if entity.get("Meeting") else None,
+        first_event=entity.get("FirstEvent", ""),
+        last_event=entity.get("LastEvent", ""),
         etag=etag,
     )
 
@@ -135,6 +142,9 @@ def delivery_to_entity(delivery: Delivery) -> dict:
         "Failure": (delivery.failure or "")[:2000],
         "ClaimedAt": _iso(delivery.claimed_at) or "",
         "LastReminder": _iso(delivery.last_reminder) or "",
+        "Recipient": delivery.recipient[:1000],
+        "Reason": delivery.reason[:2000],
+        "Context": json.dumps(delivery.context, separators=(",", ":")) if delivery.context else "",
     }
 
 
@@ -149,6 +159,9 @@ def delivery_from_entity(entity: dict, etag: str | None) -> Delivery:
         failure=entity.get("Failure") or None,
         claimed_at=_dt(entity.get("ClaimedAt")),
         last_reminder=_dt(entity.get("LastReminder")),
+        recipient=entity.get("Recipient", ""),
+        reason=entity.get("Reason", ""),
+        context=json.loads(entity["Context"]) if entity.get("Context") else None,
         etag=etag,
     )
 
@@ -224,4 +237,45 @@ def link_from_entity(entity: dict) -> AccountLink:
         method=entity.get("Method", "command"),
         upn=entity.get("Upn") or None,
         updated=_dt(entity.get("Updated")),
+    )
+
+
+def workflow_to_entity(workflow: Workflow) -> dict:
+    return {
+        "PartitionKey": workflow.tenant_id,
+        "RowKey": workflow.id,
+        "Definition": json.dumps(workflow.to_json(), separators=(",", ":")),
+        "Revision": str(workflow.revision),
+        "Updated": _iso(workflow.updated) or "",
+        "UpdatedBy": workflow.updated_by[:200],
+    }
+
+
+def workflow_from_entity(entity: dict, etag: str | None) -> Workflow:
+    try:
+        workflow = parse_workflow(json.loads(entity["Definition"]), entity["PartitionKey"], entity["RowKey"])
+    except (InvalidWorkflow, ValueError) as exc:  # written by this code, so only a hand edit breaks it
+        raise ValueError(f"stored workflow {entity['RowKey']} of tenant {entity['PartitionKey']} is invalid: {exc}") from exc
+    from dataclasses import replace
+
+    return replace(workflow, revision=int(entity.get("Revision") or 1), updated=_dt(entity.get("Updated")), updated_by=entity.get("UpdatedBy", ""), etag=etag)
+
+
+def undeliverable_to_entity(record: Undeliverable, row_key: str) -> dict:
+    return {
+        "PartitionKey": record.tenant_id,
+        "RowKey": row_key,
+        "AlertKey": record.alert_key,
+        "AlertId": record.alert_id,
+        "Recipient": record.recipient[:1000],
+        "Reason": record.reason[:2000],
+        "FallbackReason": record.fallback_reason[:2000],
+        "Recorded": record.recorded.isoformat(),
+    }
+
+
+def undeliverable_from_entity(entity: dict) -> Undeliverable:
+    return Undeliverable(
+        tenant_id=entity["PartitionKey"], alert_key=entity["AlertKey"], alert_id=entity["AlertId"], recipient=entity.get("Recipient", ""),
+        reason=entity.get("Reason", ""), fallback_reason=entity.get("FallbackReason", ""), recorded=datetime.fromisoformat(entity["Recorded"]),
     )

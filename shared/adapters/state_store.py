@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import hashlib
 import itertools
+from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Any, Protocol
 
-from dataclasses import replace
-
 from shared.adapters import connector_records, records
 from shared.domain.connectors import Connector, PendingFlow
-from shared.domain.model import AccountLink, ActionRecord, AlertState, ConversationRecord, Delivery, RejectedEvent
+from shared.domain.model import AccountLink, ActionRecord, AlertState, ConversationRecord, Delivery, RejectedEvent, Undeliverable
+from shared.domain.workflows import Workflow
 from shared.ports import ConcurrencyConflict, TransientError
 
 
@@ -298,6 +299,9 @@ class TableStateStore:
         etag = await (table.create(entity) if delivery.etag is None else table.replace(entity, delivery.etag))
         return Delivery(**{**delivery.__dict__, "etag": etag})
 
+    async def delete_delivery(self, tenant_id: str, alert_key: str, conversation_id: str) -> None:
+        await (await self._t("deliveries")).delete(records.delivery_partition(tenant_id, alert_key), records.encode_key(conversation_id))
+
     # processed events (idempotency)
     async def was_processed(self, dedupe_key: str) -> bool:
         return await (await self._t("events")).get(dedupe_key[:2], dedupe_key) is not None
@@ -370,6 +374,60 @@ class TableStateStore:
     async def get_link(self, tenant_id: str, aad_object_id: str) -> AccountLink | None:
         row = await (await self._t("links")).get(tenant_id, records.encode_key(aad_object_id))
         return records.link_from_entity(row[0]) if row else None
+
+    # workflows (routing), one partition per tenant
+    async def list_workflows(self, tenant_id: str) -> list[Workflow]:
+        rows = await (await self._t("workflows")).query(partition=tenant_id)
+        return [records.workflow_from_entity(entity, etag) for entity, etag in rows]
+
+    async def list_all_workflows(self) -> list[Workflow]:
+        """Every tenant's workflows (the periodic run's digests); a small table."""
+        rows = await (await self._t("workflows")).query()
+        return [records.workflow_from_entity(entity, etag) for entity, etag in rows]
+
+    async def get_workflow(self, tenant_id: str, workflow_id: str) -> Workflow | None:
+        row = await (await self._t("workflows")).get(tenant_id, workflow_id)
+        return records.workflow_from_entity(*row) if row else None
+
+    async def save_workflow(self, workflow: Workflow) -> Workflow:
+        """Create when ``etag`` is None (ConcurrencyConflict if it exists), else replace if unchanged."""
+        table = await self._t("workflows")
+        entity = records.workflow_to_entity(workflow)
+        etag = await (table.create(entity) if workflow.etag is None else table.replace(entity, workflow.etag))
+        return replace(workflow, etag=etag)
+
+    async def delete_workflow(self, tenant_id: str, workflow_id: str) -> None:
+        await (await self._t("workflows")).delete(tenant_id, workflow_id)
+
+    # recipients resolved to conversations (so the next alert costs no Graph call)
+    @staticmethod
+    def _recipient_row(recipient_key: str) -> str:
+        return hashlib.sha256(recipient_key.encode()).hexdigest()[:40]
+
+    async def get_recipient(self, tenant_id: str, recipient_key: str) -> dict | None:
+        """``{"conversationId", "failure", "until"}`` recorded for a recipient, or None."""
+        row = await (await self._t("recipients")).get(tenant_id, self._recipient_row(recipient_key))
+        if row is None:
+            return None
+        entity = row[0]
+        return {"conversationId": entity.get("ConversationId") or None, "failure": entity.get("Failure") or None, "until": records._dt(entity.get("Until"))}
+
+    async def save_recipient(self, tenant_id: str, recipient_key: str, conversation_id: str | None, failure: str | None = None, until: datetime | None = None) -> None:
+        await (await self._t("recipients")).upsert({
+            "PartitionKey": tenant_id, "RowKey": self._recipient_row(recipient_key), "Recipient": recipient_key[:1000],
+            "ConversationId": conversation_id or "", "Failure": (failure or "")[:2000], "Until": until.isoformat() if until else "",
+        })
+
+    # alerts that reached no one (recipient and fallback failed)
+    async def record_undeliverable(self, record: Undeliverable) -> None:
+        row = hashlib.sha256(f"{record.alert_key}\n{record.recipient}".encode()).hexdigest()[:40]
+        await (await self._t("undeliverable")).upsert(records.undeliverable_to_entity(record, row))
+
+    async def list_undeliverable(self, tenant_id: str, limit: int = 100) -> list[Undeliverable]:
+        rows = await (await self._t("undeliverable")).query(partition=tenant_id)
+        found = [records.undeliverable_from_entity(entity) for entity, _ in rows]
+        found.sort(key=lambda r: r.recorded, reverse=True)
+        return found[:limit]
 
     async def close(self) -> None:
         await self._tables.close()

@@ -16,7 +16,11 @@ def parse_message(body: bytes | str) -> list[AlertEvent]:
 
     Raises :class:`InvalidEvent` naming the field when the body is neither, or is invalid.
     """
-    obj = decode_json(body)
+    return parse_events(decode_json(body))
+
+
+def parse_events(obj: Any) -> list[AlertEvent]:
+    """:func:`parse_message` on a body already decoded from JSON."""
     if isinstance(obj, dict) and "specversion" in obj:
         return [parse_cloudevent(obj)]
     if is_alertmanager_payload(obj):

@@ -27,6 +27,9 @@ class ConversationRecord:
     updated: datetime | None = None
     # Set on an alert channel: it receives only that alert's card, not the tenant's others.
     alert_key: str | None = None
+    # "teams": the bot learned of it from Teams (installed there); "routed": made by the
+    # connector to reach a workflow recipient. Only "teams" conversations get broadcast alerts.
+    origin: str = "teams"
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,10 @@ class AlertState:
     # "name", "webUrl"} and {"status", "id", "joinUrl"}. "creating" is a claim (ETag-guarded).
     channel: dict | None = None
     meeting: dict | None = None
+    # The dedupe keys of the event that created the alert and of the event whose version is
+    # applied: a redelivered event is recognised and routed exactly as the first time.
+    first_event: str = ""
+    last_event: str = ""
     etag: str | None = None
 
     def with_etag(self, etag: str | None) -> "AlertState":
@@ -78,6 +85,12 @@ class Delivery:
     failure: str | None = None
     claimed_at: datetime | None = None
     last_reminder: datetime | None = None
+    # Who this card is for and why: the recipient as the workflow named it, the reason (the
+    # workflows, a manual send, a fallback) and what the card says about it (comments, the
+    # workflow names, a fallback note), so every later render shows the same.
+    recipient: str = ""
+    reason: str = ""
+    context: dict | None = None
     etag: str | None = None
 
 
@@ -117,3 +130,16 @@ class AccountLink:
     method: str  # auto (UPN / e-mail from Graph) | command
     upn: str | None = None
     updated: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Undeliverable:
+    """An alert that reached neither a recipient nor its fallback: both reasons, for operators."""
+
+    tenant_id: str
+    alert_key: str
+    alert_id: str
+    recipient: str
+    reason: str
+    fallback_reason: str
+    recorded: datetime

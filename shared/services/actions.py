@@ -80,6 +80,7 @@ class ActionContext:
     channel_team_id: str | None = None
     channel_name_template: str = "{severity} {id} {title}"
     meeting_organizer: str | None = None
+    connector_admins: tuple[str, ...] = ()  # Entra object ids / UPNs, lower case (CONNECTOR_ADMINS)
     clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)
 
 

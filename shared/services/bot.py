@@ -23,6 +23,9 @@ COMMANDS: list[tuple[str, str]] = [
     ("resolve <id>", "Resolve an alert."),
     ("link [name]", "Link your Teams account to your alerting platform account (automatic from your e-mail without a name)."),
     ("whoami", "Show who you are to the connector."),
+    ("subscribe [filters]", "Send this conversation the alerts that match, e.g. subscribe severity>=high source=prometheus label env=prod."),
+    ("unsubscribe", "Stop this conversation's subscription."),
+    ("subscriptions", "List what sends alerts to this conversation."),
 ]
 
 _MENTION = re.compile(r"<at>.*?</at>", re.IGNORECASE | re.DOTALL)
@@ -148,6 +151,8 @@ async def handle_command(text: str, activity: dict, record: ConversationRecord |
         verb = "acknowledge" if word == "ack" else word
         result = await run_verb(ctx, verb, state.key, actor, where_of(activity, record, "command"))
         return BotReply(texts=[f"{cards.escape_text(state.alert_id, 100)}: {cards.escape_text(result.message)}"])
+    if word in ("subscribe", "unsubscribe", "subscriptions"):
+        return BotReply(texts=[await subscription_command(word, rest, activity, record, store, ctx)])
     if word == "link":
         return BotReply(texts=[await link_account(rest, actor, store, ctx)])
     if word == "whoami":
@@ -155,6 +160,66 @@ async def handle_command(text: str, activity: dict, record: ConversationRecord |
         linked = f"linked to **{cards.escape_text(link.platform_identity, 200)}** ({link.method})" if link else "not linked to an alerting platform account (send 'link')"
         return BotReply(texts=[f"You are {cards.escape_text(actor.name or 'unknown', 100)} (Microsoft Entra object id {actor.aad_object_id or 'unknown'}) in tenant {actor.tenant_id or 'unknown'}; {linked}."])
     return BotReply(cards=[cards.help_card(COMMANDS)])
+
+
+async def may_subscribe(record: ConversationRecord, actor: Actor, activity: dict, ctx: ActionContext | None) -> str | None:
+    """Who may change what reaches a conversation: anyone their own personal chat; a
+    connector admin (CONNECTOR_ADMINS) anywhere; an owner of the team its channel (checked
+    with Microsoft Graph, so the tenant must be connected). None: allowed, else why not."""
+    if record.conversation_type == "personal":
+        return None
+    admins = ctx.connector_admins if ctx is not None else ()
+    if actor.aad_object_id and actor.aad_object_id.lower() in admins:
+        return None
+    if record.conversation_type == "channel" and ctx is not None and ctx.directory is not None:
+        where = where_of(activity, record, "command")
+        if where.team_group_id and where.channel_id:
+            try:
+                if actor.aad_object_id in await ctx.directory.channel_owner_ids(actor.tenant_id, where.team_group_id, where.channel_id):
+                    return None
+            except Exception as exc:  # noqa: BLE001 - a Graph failure is a refusal with its reason
+                return f"Your ownership of this team could not be verified ({exc})."
+        return "Only the team's owners and the connector's admins can subscribe this channel."
+    if record.conversation_type == "channel":
+        return "Only the connector's admins can subscribe this channel while the tenant is not connected to Microsoft Graph (team owners can once it is)."
+    return "Only the connector's admins (CONNECTOR_ADMINS) can subscribe a group chat."
+
+
+async def subscription_command(word: str, rest: str, activity: dict, record: ConversationRecord | None, store: StateStore, ctx: ActionContext | None) -> str:
+    from shared.domain.workflows import InvalidWorkflow, subscription_id
+    from shared.services import workflows as workflow_service
+
+    if record is None:
+        return "This conversation names no organisation, so it cannot be subscribed."
+    workflows = await store.list_workflows(record.tenant_id)
+    if word == "subscriptions":
+        reaching = [w for w in workflows if w.reaches(record.conversation_id)]
+        if not workflows:
+            return "This organisation has no workflows: every conversation where I am installed gets every alert. Send 'subscribe' to choose what comes here."
+        if not reaching:
+            return f"No workflow sends alerts here ({len(workflows)} workflow(s) send them elsewhere). Send 'subscribe [filters]' to change that."
+        return "Alerts come here from: " + "; ".join(cards.escape_text(workflow_service.describe(w), 300) for w in sorted(reaching, key=lambda w: w.name)) + "."
+    actor = actor_of(activity)
+    refusal = await may_subscribe(record, actor, activity, ctx)
+    if refusal is not None:
+        return refusal
+    if word == "unsubscribe":
+        mine = subscription_id(record.conversation_id)
+        if not any(w.id == mine for w in workflows):
+            others = [w.name for w in workflows if w.reaches(record.conversation_id)]
+            extra = f" Alerts still come here from {', '.join(others)}, which an admin manages." if others else ""
+            return "This conversation has no subscription." + cards.escape_text(extra)
+        await store.delete_workflow(record.tenant_id, mine)
+        return "Unsubscribed: this conversation gets no new alerts from its subscription. Cards already here still update."
+    try:
+        match = workflow_service.parse_subscription(rest)
+    except InvalidWorkflow as exc:
+        return cards.escape_text(f"{exc.field}: {exc.problem}", 500)
+    workflow = workflow_service.subscription(record, match, actor.aad_object_id, actor.name)
+    saved = await workflow_service.put_workflow(store, record.tenant_id, workflow, updated_by=actor.name or actor.aad_object_id)
+    first = " This is the organisation's first workflow: from now on only subscribed conversations get alerts." if saved.created and len(workflows) == 0 else ""
+    verb = "Subscribed" if saved.created else ("Subscription changed" if saved.changed else "Already subscribed")
+    return f"{verb}: this conversation gets {cards.escape_text(match.describe(), 300)}, as they are created and change.{first}"
 
 
 async def link_account(name: str, actor: Actor, store: StateStore, ctx: ActionContext | None) -> str:

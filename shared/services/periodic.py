@@ -1,4 +1,5 @@
-"""run_periodic: reminders for alerts left open and unacknowledged."""
+"""run_periodic: reminders for alerts left open and unacknowledged; run_digests: the digests of
+periodic workflows."""
 
 from __future__ import annotations
 
@@ -7,8 +8,14 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Callable
 
+from shared import cards
+from shared.domain import workflows as routing
 from shared.domain.alerts import needs_reminder
-from shared.ports import ConcurrencyConflict, DeliveryError, StateStore, TeamsMessenger
+from shared.domain.model import Delivery, Undeliverable
+from shared.domain.workflows import Recipient, Workflow
+from shared.ports import ConcurrencyConflict, DeliveryError, ReconsentRequired, StateStore, TeamsMessenger
+from shared.services.events import Delivering
+from shared.services.recipients import Unreachable
 
 log = logging.getLogger(__name__)
 
@@ -69,3 +76,88 @@ async def run_periodic(
                     await store.save_delivery(replace(claimed, last_reminder=delivery.last_reminder))
     log.info("Periodic run: %d open alerts checked, %d reminders sent, %d failures", report.alerts_checked, report.reminders_sent, len(report.failures))
     return report
+
+
+# ---------------------------------------------------------------------------- digests
+
+
+@dataclass
+class DigestReport:
+    workflows: int = 0
+    posted: int = 0
+    fallback: int = 0
+    undeliverable: list[str] = field(default_factory=list)
+
+
+async def run_digests(ctx: Delivering) -> DigestReport:
+    """One digest card per recipient of each periodic workflow, once per its interval.
+
+    A digest is a **new message** each period, not one card updated in place: it is a report
+    of what was open at that moment, it notifies the people it is for (an edit does not), and
+    the previous digests stay readable as history. A period with nothing open posts nothing.
+    Each (workflow, period, conversation) is claimed with a conditional insert before the
+    post, so overlapping or retried runs post a period's digest once."""
+    report = DigestReport()
+    now = ctx.clock()
+    open_by_tenant: dict[str, list] = {}
+    for workflow in await ctx.store.list_all_workflows():
+        if not workflow.enabled or workflow.trigger != "periodic":
+            continue
+        report.workflows += 1
+        if workflow.tenant_id not in open_by_tenant:
+            open_by_tenant[workflow.tenant_id] = await ctx.store.list_alerts(workflow.tenant_id, statuses=("open", "acknowledged"))
+        alerts = [a for a in open_by_tenant[workflow.tenant_id] if workflow.match.why_not(a) is None]
+        if not alerts:
+            continue
+        key = f"digest:{workflow.id}:{routing.periodic_slot(workflow, now)}"
+        period = f"Every {workflow.interval_minutes} minutes."
+        context = {"workflows": [workflow.name], **({"comments": [workflow.comment]} if workflow.comment else {})}
+        for recipient in workflow.recipients:
+            if recipient.kind == "responders":
+                continue  # a digest covers many alerts: it has no single set of responders
+            reason = await _post_digest(ctx, workflow, key, recipient, cards.digest_card(workflow.name, alerts, period, context), report)
+            if reason is None:
+                continue
+            note = f"Sent here because {recipient.label()} could not be reached: {reason}"
+            fallback_reasons = []
+            for fallback in workflow.fallback_recipients:
+                if fallback.kind == "responders":
+                    continue
+                failed = await _post_digest(ctx, workflow, key, fallback, cards.digest_card(workflow.name, alerts, period, {**context, "note": note}), report)
+                if failed is None:
+                    report.fallback += 1
+                    break
+                fallback_reasons.append(f"{fallback.label()}: {failed}")
+            else:
+                report.undeliverable.append(recipient.label())
+                await ctx.store.record_undeliverable(Undeliverable(
+                    workflow.tenant_id, key, f"digest of {workflow.name}", recipient.label(), reason, "; ".join(fallback_reasons) or "no fallback recipients", now,
+                ))
+    if report.workflows:
+        log.info("Digests: %d periodic workflows, %d posted, %d to a fallback, %d undeliverable", report.workflows, report.posted, report.fallback, len(report.undeliverable))
+    return report
+
+
+async def _post_digest(ctx: Delivering, workflow: Workflow, key: str, recipient: Recipient, card: dict, report: DigestReport) -> str | None:
+    """Post the period's digest to one recipient; None when posted (or posted before), else why not."""
+    assert ctx.resolver is not None
+    try:
+        conversation = await ctx.resolver.resolve(workflow.tenant_id, recipient, workflow.delivery)
+    except Unreachable as exc:
+        return str(exc)
+    try:
+        claim = await ctx.store.save_delivery(Delivery(workflow.tenant_id, key, conversation.conversation_id, claimed_at=ctx.clock(), recipient=recipient.label(), reason=f"workflow {workflow.name}"))
+    except ConcurrencyConflict:
+        return None  # this period's digest is there (or being posted) already
+    try:
+        activity_id = await ctx.messenger.post(conversation, card, f"Digest: {workflow.name}")
+    except (DeliveryError, ReconsentRequired) as exc:
+        if isinstance(exc, DeliveryError) and not exc.permanent:
+            await ctx.store.delete_delivery(workflow.tenant_id, key, conversation.conversation_id)
+            log.warning("Digest of %s to %s failed for now (%s); the next run tries again", workflow.name, recipient.label(), exc)
+            return None
+        await ctx.store.save_delivery(replace(claim, status="failed", failure=str(exc)[:2000]))
+        return f"Teams refused the digest ({exc})"
+    await ctx.store.save_delivery(replace(claim, activity_id=activity_id, status="posted", rendered_version=0))
+    report.posted += 1
+    return None

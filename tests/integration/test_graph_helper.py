@@ -96,6 +96,13 @@ class TestWrites:
         second = await graph.install_app_for_user(TENANT, tenant.ada.id, "teams-app-1")
         assert first == second and tenant.ada.id in first
 
+    async def test_the_app_is_installed_in_a_group_chat_and_a_second_install_is_fine(self, graph, tenant, sim):
+        chat = await graph.create_chat(TENANT, (tenant.ada.id, tenant.bob.id), topic="inc-42")
+        await graph.install_app_in_chat(TENANT, chat["id"], "teams-app-1")
+        await graph.install_app_in_chat(TENANT, chat["id"], "teams-app-1")
+        assert sim.directory.chat(TENANT, chat["id"]).installed_apps == {"teams-app-1"}
+        assert [r.status for r in sim.requests if r.path.endswith("/installedApps")] == [201, 409]
+
 
 class TestErrors:
     async def test_a_403_names_the_missing_permission(self, sim, tenant, graph):
@@ -105,6 +112,20 @@ class TestErrors:
             await graph.create_channel(TENANT, tenant.ops.id, "inc-1", "")
         assert caught.value.status == 403 and caught.value.permission == "Channel.Create"
         assert "Channel.Create" in str(caught.value)
+
+    async def test_installing_in_a_chat_without_the_role_names_that_permission(self, sim, tenant, graph):
+        sim.directory.app_roles.discard("TeamsAppInstallation.ReadWriteSelfForChat.All")
+        sim.directory.grant_admin_consent(TENANT, APP_ID)
+        chat = await graph.create_chat(TENANT, (tenant.ada.id, tenant.bob.id), topic="inc-42")
+        with pytest.raises(GraphError) as caught:
+            await graph.install_app_in_chat(TENANT, chat["id"], "teams-app-1")
+        assert caught.value.status == 403 and caught.value.permission == "TeamsAppInstallation.ReadWriteSelfForChat.All"
+        assert "install the app in a chat" in str(caught.value)
+
+    async def test_installing_in_an_unknown_chat_names_the_chat(self, graph, tenant):
+        with pytest.raises(GraphError) as caught:
+            await graph.install_app_in_chat(TENANT, "19:nosuchchat@thread.v2", "teams-app-1")
+        assert caught.value.status == 404 and caught.value.missing == "chat 19:nosuchchat@thread.v2 or app teams-app-1"
 
     async def test_a_404_names_the_missing_object(self, graph, tenant):
         with pytest.raises(GraphError) as caught:

@@ -84,6 +84,11 @@ class FakeDirectory:
         self.channels: dict[str, list[dict]] = {}  # team id → channels
         self.members: dict[tuple[str, str], set[str]] = {}  # (team, channel) → user ids
         self.meetings: list[dict] = []
+        self.owners: dict[tuple[str, str], set[str]] = {}  # (team, channel) → owner ids
+        self.installed_for: dict[str, str] = {}  # user id → the app's 1:1 chat id
+        self.chats: dict[str, tuple[str, ...]] = {}  # chat id → member ids
+        self.chat_installs: set[str] = set()
+        self.graph_calls: list[str] = []
         self.fail: dict[str, Exception] = {}
         self._ids = itertools.count(1)
 
@@ -92,6 +97,7 @@ class FakeDirectory:
             raise self.fail[operation]
 
     async def get_user(self, tenant_id: str, id_or_upn: str) -> dict | None:
+        self.graph_calls.append("get_user")
         self._maybe_fail("get_user")
         return next((u for u in self.users.values() if id_or_upn.lower() in (u["id"].lower(), u.get("userPrincipalName", "").lower())), None)
 
@@ -123,7 +129,24 @@ class FakeDirectory:
         self.members.setdefault((team_id, channel_id), set()).add(user_id)
 
     async def create_chat(self, tenant_id: str, member_ids: tuple[str, ...], topic: str | None = None) -> dict:
-        return {"id": f"19:chat{next(self._ids)}@thread.v2"}
+        self.graph_calls.append("create_chat")
+        self._maybe_fail("create_chat")
+        chat_id = f"19:chat{next(self._ids)}@thread.v2"
+        self.chats[chat_id] = member_ids
+        return {"id": chat_id}
+
+    async def channel_owner_ids(self, tenant_id: str, team_id: str, channel_id: str) -> set[str]:
+        return set(self.owners.get((team_id, channel_id), set()))
+
+    async def install_app_for_user(self, tenant_id: str, user_id: str, teams_app_id: str) -> str:
+        self.graph_calls.append("install_app_for_user")
+        self._maybe_fail("install_app_for_user")
+        return self.installed_for.setdefault(user_id, f"19:{user_id}_{teams_app_id}@unq.gbl.spaces")
+
+    async def install_app_in_chat(self, tenant_id: str, chat_id: str, teams_app_id: str) -> None:
+        self.graph_calls.append("install_app_in_chat")
+        self._maybe_fail("install_app_in_chat")
+        self.chat_installs.add(chat_id)
 
     async def create_meeting(self, tenant_id: str, organizer_id: str, subject: str, attendee_emails: tuple[str, ...], start: str, end: str, body_html: str = "") -> dict:
         self._maybe_fail("create_meeting")

@@ -26,6 +26,11 @@ from tools.teams_simulator import TeamsSimulator
 BOT_APP_ID = "9c1d4c1e-5a0b-4f3e-8a52-3f0e6b7d2a11"
 BOT_SECRET = "simulated-secret"
 BOT_SCOPE = "https://api.botframework.com/.default"
+GRAPH_APP_ID = "3f1c2a9e-0000-4000-8000-00000000b772"
+GRAPH_SECRET = "graph-simulator-secret"
+GRAPH_SCOPE = "https://graph.microsoft.com/.default"
+TENANT = "11111111-aaaa-4000-8000-0000000000c3"
+TEAMS_APP_ID = "teams-app-1"
 
 
 @pytest.fixture(scope="module")
@@ -402,3 +407,89 @@ class TestInspection:
 
         assert (sim.conversations(), sim.requests, sim.faults.pending()) == ([], [], [])
         assert sim.require_connector_auth is True
+
+
+class TestGraphChatInstallations:
+    """``/chats/{chat}/installedApps``: how the connector gets the bot into a group chat it made."""
+
+    @pytest.fixture
+    def graph(self, sim):
+        """A tenant with two users and a group chat; ``graph(method, path, json=...)`` calls
+        Graph with an app-only token minted after the test narrowed ``directory.app_roles``."""
+        sim.directory.register_app(GRAPH_APP_ID, GRAPH_SECRET)
+        tenant = sim.directory.add_tenant(TENANT, "Contoso Ops")
+        ada = tenant.add_user("Ada Lovelace", "ada@contoso.test")
+        bob = tenant.add_user("Bob Builder", "bob@contoso.test")
+        tokens: list[str] = []
+        session = requests.Session()
+
+        def call(method: str, path: str, **kwargs) -> requests.Response:
+            if not tokens:
+                sim.directory.grant_admin_consent(TENANT, GRAPH_APP_ID)
+                answer = session.post(
+                    f"{sim.authority_host}/{TENANT}/oauth2/v2.0/token",
+                    data={"grant_type": "client_credentials", "client_id": GRAPH_APP_ID, "client_secret": GRAPH_SECRET, "scope": GRAPH_SCOPE},
+                    verify=sim.ca_file,
+                    timeout=5,
+                )
+                answer.raise_for_status()
+                tokens.append(answer.json()["access_token"])
+            headers = {"Authorization": f"Bearer {tokens[0]}"}
+            return session.request(method, sim.graph_url + path, headers=headers, verify=sim.ca_file, timeout=5, **kwargs)
+
+        call.users = (ada.id, bob.id)
+        with session:
+            yield call
+
+    @staticmethod
+    def group_chat(graph) -> str:
+        members = [
+            {"@odata.type": "#microsoft.graph.aadUserConversationMember", "roles": ["owner"], "user@odata.bind": f"https://graph.microsoft.com/v1.0/users('{user}')"}
+            for user in graph.users
+        ]
+        created = graph("POST", "/chats", json={"chatType": "group", "topic": "inc-42", "members": members})
+        assert created.status_code == 201
+        return created.json()["id"]
+
+    @staticmethod
+    def install(graph, chat_id: str, app_id: str = TEAMS_APP_ID) -> requests.Response:
+        bind = f"https://graph.microsoft.com/v1.0/appCatalogs/teamsApps/{app_id}"
+        return graph("POST", f"/chats/{quoted(chat_id)}/installedApps", json={"teamsApp@odata.bind": bind})
+
+    def test_the_app_is_installed_once_then_409(self, sim, graph):
+        chat_id = self.group_chat(graph)
+
+        first = self.install(graph, chat_id)
+        second = self.install(graph, chat_id)
+
+        assert (first.status_code, first.content) == (201, b"")
+        assert second.status_code == 409 and second.json()["error"]["code"] == "Conflict"
+        assert sim.directory.chat(TENANT, chat_id).installed_apps == {TEAMS_APP_ID}
+        assert sim.graph.chat_installation_id(TENANT, chat_id, TEAMS_APP_ID) is not None
+
+    def test_an_unknown_chat_is_a_graph_404(self, sim, graph):
+        answer = self.install(graph, "19:nosuchchat@thread.v2")
+
+        assert answer.status_code == 404 and answer.json()["error"]["code"] == "NotFound"
+
+    def test_without_the_chat_installation_role_the_install_is_refused(self, sim, graph):
+        sim.directory.app_roles.discard("TeamsAppInstallation.ReadWriteSelfForChat.All")
+        chat_id = self.group_chat(graph)
+
+        answer = self.install(graph, chat_id)
+
+        assert answer.status_code == 403
+        assert "TeamsAppInstallation.ReadWriteSelfForChat.All" in answer.json()["error"]["message"]
+        assert sim.graph.chat_installation_id(TENANT, chat_id, TEAMS_APP_ID) is None
+
+    def test_the_installation_is_listed_with_a_filter_on_the_app_id(self, sim, graph):
+        chat_id = self.group_chat(graph)
+        self.install(graph, chat_id)
+        self.install(graph, chat_id, "another-app")
+        path = f"/chats/{quoted(chat_id)}/installedApps"
+
+        everything = graph("GET", path, params={"$expand": "teamsApp"}).json()["value"]
+        ours = graph("GET", path, params={"$expand": "teamsApp", "$filter": f"teamsApp/id eq '{TEAMS_APP_ID}'"}).json()["value"]
+
+        assert {i["teamsApp"]["id"] for i in everything} == {TEAMS_APP_ID, "another-app"}
+        assert ours == [{"id": sim.graph.chat_installation_id(TENANT, chat_id, TEAMS_APP_ID), "teamsApp": {"id": TEAMS_APP_ID}}]

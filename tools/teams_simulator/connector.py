@@ -42,7 +42,7 @@ def bot_connector_error(
 def conversation_kind(conversation_id: str) -> str:
     """Guess a conversation's type from the shape of its Teams id."""
     base, _ = split_conversation_id(conversation_id)
-    if base.startswith("a:") or base.startswith("8:"):
+    if base.startswith("a:") or base.startswith("8:") or base.endswith("@unq.gbl.spaces"):
         return "personal"
     if base.endswith("@thread.v2"):
         return "groupChat"

@@ -24,6 +24,7 @@ DEFAULT_APP_ROLES = frozenset(
         "Chat.Create",
         "Calendars.ReadWrite",
         "TeamsAppInstallation.ReadWriteSelfForUser.All",
+        "TeamsAppInstallation.ReadWriteSelfForChat.All",
     }
 )
 
@@ -97,6 +98,7 @@ class Chat:
     topic: str | None
     members: list[str]
     messages: dict[str, Message] = field(default_factory=dict)
+    installed_apps: set[str] = field(default_factory=set)  # Teams app catalog ids installed in the chat
 
 
 @dataclass

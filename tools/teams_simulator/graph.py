@@ -78,11 +78,22 @@ PERMISSIONS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "events.create": (("Calendars.ReadWrite",), ("Calendars.ReadWrite",)),
     "installedApps.write": (("TeamsAppInstallation.ReadWriteSelfForUser.All", "TeamsAppInstallation.ReadWriteForUser.All"), ()),
     "installedApps.read": (("TeamsAppInstallation.ReadWriteSelfForUser.All", "TeamsAppInstallation.ReadForUser.All"), ()),
+    "chatInstalledApps.write": (("TeamsAppInstallation.ReadWriteSelfForChat.All", "TeamsAppInstallation.ReadWriteForChat.All"), ()),
+    "chatInstalledApps.read": (("TeamsAppInstallation.ReadWriteSelfForChat.All", "TeamsAppInstallation.ReadForChat.All", "TeamsAppInstallation.ReadWriteForChat.All"), ()),
 }
 
 
 def _new_message_id() -> str:
     return str(int(time.time() * 1000)) + uuid.uuid4().hex[:4]
+
+
+def _bound_app_id(body: dict[str, Any]) -> str:
+    """The catalog app id of ``teamsApp@odata.bind`` (``.../appCatalogs/teamsApps/{id}``)."""
+    return str(body.get("teamsApp@odata.bind", "")).rstrip("')").split("/")[-1]
+
+
+def _chat_installation_id(chat_id: str, app_id: str) -> str:
+    return uuid.uuid5(uuid.NAMESPACE_OID, f"{chat_id}/{app_id}").hex
 
 
 class GraphRoutes:
@@ -112,6 +123,8 @@ class GraphRoutes:
         r.add_post(p + "/teams/{team}/channels/{channel}/messages/{message}/replies", self.reply_channel_message)
         r.add_post(p + "/chats", self.create_chat)
         r.add_post(p + "/chats/{chat}/messages", self.post_chat_message)
+        r.add_post(p + "/chats/{chat}/installedApps", self.install_app_in_chat)
+        r.add_get(p + "/chats/{chat}/installedApps", self.list_chat_installations)
         r.add_patch(p + "/chats/{chat}/messages/{message}", self.update_chat_message)
 
     # -- helpers --------------------------------------------------------------------------
@@ -156,6 +169,12 @@ class GraphRoutes:
         if channel is None:
             return graph_error(404, "NotFound", f"Channel {channel_id} not found in team {team_id}.")
         return channel
+
+    def _chat(self, tenant: Tenant, chat_id: str) -> Chat | web.Response:
+        chat = tenant.chats.get(chat_id)
+        if chat is None:
+            return graph_error(404, "NotFound", f"Chat {chat_id} not found.")
+        return chat
 
     @staticmethod
     def _user_missing(user: str) -> web.Response:
@@ -509,12 +528,12 @@ class GraphRoutes:
             user = tenant.find_user(request.match_info["user"])
             if user is None:
                 return self._user_missing(request.match_info["user"])
-            app_id = str(body.get("teamsApp@odata.bind", "")).rstrip("')").split("/")[-1]
+            app_id = _bound_app_id(body)
             installs = tenant.installations.setdefault(user.id, {})
             if any(i["teamsAppId"] == app_id for i in installs.values()):
                 return graph_error(409, "Conflict", "App is already installed.")
             installation_id = uuid.uuid4().hex
-            chat = Chat(f"19:{user.id}_{app_id}@unq.gbl.spaces", "oneOnOne", None, [user.id])
+            chat = Chat(f"19:{user.id}_{app_id}@unq.gbl.spaces", "oneOnOne", None, [user.id], installed_apps={app_id})
             tenant.chats[chat.id] = chat
             installs[installation_id] = {"id": installation_id, "teamsAppId": app_id, "chatId": chat.id}
             return web.Response(status=201)
@@ -554,3 +573,46 @@ class GraphRoutes:
         with self.directory.lock:
             installs = self.directory.tenants[tenant_id].installations.get(user_id, {})
             return next((i for i, v in installs.items() if v["teamsAppId"] == app_id), None)
+
+    async def install_app_in_chat(self, request: web.Request) -> web.Response:
+        """``POST /chats/{chat}/installedApps``: 201 with no body, 409 when already installed."""
+        token = self._authorize(request, "chatInstalledApps.write")
+        if isinstance(token, web.Response):
+            return token
+        body = await self._body(request)
+        if isinstance(body, web.Response):
+            return body
+        app_id = _bound_app_id(body)
+        if not app_id:
+            return graph_error(400, "BadRequest", "teamsApp@odata.bind is required.")
+        with self.directory.lock:
+            chat = self._chat(self._tenant(token), request.match_info["chat"])
+            if isinstance(chat, web.Response):
+                return chat
+            if app_id in chat.installed_apps:
+                return graph_error(409, "Conflict", "App is already installed in this chat.")
+            chat.installed_apps.add(app_id)
+            return web.Response(status=201)
+
+    async def list_chat_installations(self, request: web.Request) -> web.Response:
+        """``GET /chats/{chat}/installedApps``, with ``$filter=teamsApp/id eq '{id}'``."""
+        token = self._authorize(request, "chatInstalledApps.read")
+        if isinstance(token, web.Response):
+            return token
+        match = re.search(r"teamsApp/id eq '([^']*)'", request.query.get("$filter", ""))
+        with self.directory.lock:
+            chat = self._chat(self._tenant(token), request.match_info["chat"])
+            if isinstance(chat, web.Response):
+                return chat
+            items = [
+                {"id": _chat_installation_id(chat.id, app_id), "teamsApp": {"id": app_id}}
+                for app_id in sorted(chat.installed_apps)
+                if match is None or app_id == match.group(1)
+            ]
+            return self._collection(request, items)
+
+    def chat_installation_id(self, tenant_id: str, chat_id: str, app_id: str) -> str | None:
+        """The id of the app's installation in the chat, None when it is not installed there."""
+        with self.directory.lock:
+            chat = self.directory.tenants[tenant_id].chats[chat_id]
+            return _chat_installation_id(chat_id, app_id) if app_id in chat.installed_apps else None

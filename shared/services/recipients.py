@@ -1,0 +1,175 @@
+"""Reaching a workflow recipient: turn a :class:`Recipient` into a conversation to post in.
+
+- a channel or chat: the conversation the bot already knows, or one made from the tenant's
+  service URL (the bot must be in that team or chat; Teams refuses the post otherwise);
+- a person: install the app for the user through Graph and use the app's 1:1 chat;
+- a group: create the group chat through Graph, install the app in it, post as the bot;
+- with the delegated method: the chat or channel through Graph as the connected user, a
+  person or group as a chat the connected user creates.
+
+Every resolved recipient is cached in Table Storage (recipient → conversation id), so the next
+alert costs no Graph call; a recipient that cannot be reached is cached with its reason for
+:data:`FAILURE_CACHE` so a broken recipient does not cost Graph calls on every event.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Callable
+
+from shared.domain.connectors import DeliveryTarget
+from shared.domain.model import ConversationRecord
+from shared.domain.workflows import Recipient
+from shared.ports import Directory, GraphError, ReconsentRequired, StateStore, TransientError
+from shared.services.consent import delivery_conversation, is_graph_delivery
+
+log = logging.getLogger(__name__)
+
+# Teams' global Bot Connector endpoint for proactive messages when the bot has not yet heard
+# from the tenant (Teams docs, "Send proactive messages": the service URL).
+DEFAULT_SERVICE_URL = "https://smba.trafficmanager.net/teams/"
+# How long "this person could not be found / the app could not be installed" is believed.
+FAILURE_CACHE = timedelta(minutes=30)
+
+
+class Unreachable(Exception):
+    """The recipient cannot be reached; the message says why, for the fallback note."""
+
+
+def _unreachable(exc: GraphError, prefix: str = "") -> Exception:
+    """A Graph failure that may pass (throttled beyond the retries, unavailable, unreachable)
+    is transient: the queue redelivers. Anything else makes the recipient unreachable."""
+    if exc.status is None or exc.status == 429 or exc.status >= 500:
+        return TransientError(f"Microsoft Graph failed for now: {exc}")
+    return Unreachable(f"{prefix}{exc}")
+
+
+@dataclass
+class RecipientResolver:
+    store: StateStore
+    directory: Directory | None = None  # None: the tenant connection is off (GRAPH_APP_ID unset)
+    teams_app_catalog_id: str | None = None
+    bot_app_id: str = ""
+    clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)
+
+    async def resolve(self, tenant_id: str, recipient: Recipient, delivery: str = "bot") -> ConversationRecord:
+        """The conversation for ``recipient``; raises :class:`Unreachable` with the reason."""
+        if recipient.kind == "responders":
+            raise Unreachable("'responders' is expanded into people before delivery")
+        if delivery == "delegated":
+            await self._connected(tenant_id, delegated=True)
+        if recipient.kind in ("channel", "chat"):
+            return await self._conversation(tenant_id, recipient, delivery)
+        cache_key = f"{delivery}|{recipient.key}"
+        cached = await self.store.get_recipient(tenant_id, cache_key)
+        now = self.clock()
+        if cached and cached["conversationId"]:
+            known = await self.store.get_conversation(tenant_id, cached["conversationId"])
+            if known is not None:
+                return known
+        if cached and cached["failure"] and cached["until"] and cached["until"] > now:
+            raise Unreachable(cached["failure"])
+        try:
+            record = await (self._person(tenant_id, recipient, delivery) if recipient.kind == "person" else self._group(tenant_id, recipient, delivery))
+        except Unreachable as exc:
+            await self.store.save_recipient(tenant_id, cache_key, None, str(exc), now + FAILURE_CACHE)
+            raise
+        await self.store.save_conversation(record)
+        await self.store.save_recipient(tenant_id, cache_key, record.conversation_id)
+        return record
+
+    # ------------------------------------------------------------------ channels and chats
+
+    async def _conversation(self, tenant_id: str, recipient: Recipient, delivery: str) -> ConversationRecord:
+        conversation_id = recipient.channel_id or recipient.chat_id or ""
+        known = await self.store.get_conversation(tenant_id, conversation_id)
+        if known is not None and (delivery == "delegated") == is_graph_delivery(known):
+            return known
+        now = self.clock()
+        if delivery == "delegated":
+            target = DeliveryTarget(team_id=recipient.team_id, channel_id=recipient.channel_id) if recipient.kind == "channel" else DeliveryTarget(chat_id=recipient.chat_id)
+            record = delivery_conversation(tenant_id, target, now)
+        else:
+            kind = "channel" if recipient.kind == "channel" else ("personal" if conversation_id.startswith("a:") else "groupChat")
+            record = await self._bot_conversation(tenant_id, conversation_id, kind, recipient.label())
+            if recipient.kind == "channel":
+                record = ConversationRecord(**{**record.__dict__, "team_id": recipient.team_id, "channel_id": recipient.channel_id})
+        record = ConversationRecord(**{**record.__dict__, "origin": "routed", "name": recipient.name or record.name})
+        await self.store.save_conversation(record)
+        return record
+
+    async def _bot_conversation(self, tenant_id: str, conversation_id: str, kind: str, name: str) -> ConversationRecord:
+        """A conversation reference the bot can post to, built from what the bot knows of the
+        tenant (its service URL and its own id in a conversation it was installed in)."""
+        template = next((c for c in await self.store.list_conversations(tenant_id) if c.origin == "teams" and c.service_url and not is_graph_delivery(c)), None)
+        service_url = template.service_url if template else DEFAULT_SERVICE_URL
+        bot = (template.reference.get("bot") if template else None) or {"id": f"28:{self.bot_app_id}", "name": "Teams Alert Connector"}
+        reference = {
+            "bot": bot, "channelId": "msteams", "serviceUrl": service_url,
+            "conversation": {"id": conversation_id, "conversationType": kind, "tenantId": tenant_id, "isGroup": kind != "personal"},
+        }
+        return ConversationRecord(tenant_id, conversation_id, kind, service_url, reference, name=name, updated=self.clock(), origin="routed")
+
+    # ------------------------------------------------------------------ people and groups
+
+    async def _connected(self, tenant_id: str, *, delegated: bool = False) -> Directory:
+        connector = await self.store.get_connector(tenant_id)
+        if self.directory is None:
+            raise Unreachable("the connector's Microsoft Graph connection is off (GRAPH_APP_ID is not set), so people and groups cannot be reached")
+        if connector is None:
+            raise Unreachable(f"tenant {tenant_id} is not connected to Microsoft Graph (see the README: Connecting a tenant)")
+        if connector.status == "needs_reconsent":
+            raise Unreachable(f"the tenant's Microsoft 365 connection needs consent again ({connector.status_reason})")
+        if connector.status != "connected":
+            raise Unreachable(f"the tenant's Microsoft 365 connection is {connector.status}")
+        if delegated and connector.method != "delegated":
+            raise Unreachable("the workflow delivers as the connected user, but the tenant is connected with the bot method")
+        return self.directory
+
+    async def _user(self, directory: Directory, tenant_id: str, who: str) -> dict:
+        user = await directory.get_user(tenant_id, who)
+        if user is None and "@" in who:
+            user = await directory.find_user_by_email(tenant_id, who)
+        if user is None:
+            raise Unreachable(f"{who} was not found in the organisation's directory")
+        return user
+
+    async def _person(self, tenant_id: str, recipient: Recipient, delivery: str) -> ConversationRecord:
+        directory = await self._connected(tenant_id, delegated=delivery == "delegated")
+        who = recipient.user or ""
+        try:
+            user = await self._user(directory, tenant_id, who)
+            if delivery == "delegated":
+                me = await directory.me(tenant_id)  # type: ignore[attr-defined]
+                chat = await directory.create_chat(tenant_id, (me["id"], user["id"]))
+                return delivery_conversation(tenant_id, DeliveryTarget(chat_id=chat["id"]), self.clock())
+            if not self.teams_app_catalog_id:
+                raise Unreachable("TEAMS_APP_CATALOG_ID is not set, so the app cannot be installed for a person to message them 1:1")
+            chat_id = await directory.install_app_for_user(tenant_id, user["id"], self.teams_app_catalog_id)
+        except GraphError as exc:
+            raise _unreachable(exc) from exc
+        except ReconsentRequired as exc:
+            raise Unreachable(f"the tenant's Microsoft 365 connection needs consent again ({exc})") from exc
+        record = await self._bot_conversation(tenant_id, chat_id, "personal", user.get("displayName") or who)
+        return ConversationRecord(**{**record.__dict__, "reference": {**record.reference, "user": {"id": user["id"], "aadObjectId": user["id"]}}})
+
+    async def _group(self, tenant_id: str, recipient: Recipient, delivery: str) -> ConversationRecord:
+        directory = await self._connected(tenant_id, delegated=delivery == "delegated")
+        topic = (recipient.name or "Alerts")[:250]
+        try:
+            ids = [(await self._user(directory, tenant_id, who))["id"] for who in recipient.users]
+            if delivery == "delegated":
+                me = await directory.me(tenant_id)  # type: ignore[attr-defined]
+                chat = await directory.create_chat(tenant_id, tuple(dict.fromkeys([me["id"], *ids])), topic)
+                return delivery_conversation(tenant_id, DeliveryTarget(chat_id=chat["id"]), self.clock())
+            if not self.teams_app_catalog_id:
+                raise Unreachable("TEAMS_APP_CATALOG_ID is not set, so the app cannot be added to a group chat")
+            chat = await directory.create_chat(tenant_id, tuple(dict.fromkeys(ids)), topic)
+            await directory.install_app_in_chat(tenant_id, chat["id"], self.teams_app_catalog_id)
+        except GraphError as exc:
+            raise _unreachable(exc, "the group chat could not be set up: ") from exc
+        except ReconsentRequired as exc:
+            raise Unreachable(f"the tenant's Microsoft 365 connection needs consent again ({exc})") from exc
+        return await self._bot_conversation(tenant_id, chat["id"], "groupChat", topic)
