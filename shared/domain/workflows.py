@@ -319,8 +319,12 @@ def parse_recipient(obj: Any, path: str) -> Recipient:
     if kind == "person":
         return Recipient("person", user=_str(obj, "user", f"{path}.user", required=True, max_chars=320), name=name)
     if kind == "group":
-        users = _str_list(obj, "users", f"{path}.users", max_items=MAX_GROUP_MEMBERS)
-        if len({u.lower() for u in users}) < 2:
+        # One seat per person, whatever the case the workflow wrote them in.
+        first: dict[str, str] = {}
+        for user in _str_list(obj, "users", f"{path}.users", max_items=MAX_GROUP_MEMBERS):
+            first.setdefault(user.lower(), user)
+        users = tuple(first.values())
+        if len(users) < 2:
             raise InvalidWorkflow(f"{path}.users", "must name at least 2 different people (one person is a person recipient)")
         return Recipient("group", users=users, name=name)
     return Recipient("responders", name=name)
@@ -373,7 +377,9 @@ def parse_match(obj: Any, path: str = "match") -> Match:
     if not isinstance(obj, dict):
         raise InvalidWorkflow(path, "must be an object")
     _known_fields(obj, path, ("kinds", "minSeverity", "severities", "sources", "labels", "titleContains"))
-    labels_in = obj.get("labels") or []
+    labels_in = obj.get("labels")
+    if labels_in is None:
+        labels_in = []
     if not isinstance(labels_in, list):
         raise InvalidWorkflow(f"{path}.labels", "must be a list of label selectors")
     if len(labels_in) > MAX_SELECTORS:
