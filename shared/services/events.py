@@ -330,7 +330,9 @@ async def _fallback(state: AlertState, unreachable: list[tuple[routing.Target, s
         fallback_reasons: list[str] = []
         for fallback in target.fallback:
             try:
-                conversation = await ctx.resolver.resolve(state.tenant_id, fallback, target.delivery)
+                # Fallbacks go through the bot whatever the workflow's method: the bot needs no
+                # user's token, so a broken delegated connection still reaches them.
+                conversation = await ctx.resolver.resolve(state.tenant_id, fallback, "bot")
             except Unreachable as exc:
                 fallback_reasons.append(f"{fallback.label()}: {exc}")
                 continue

@@ -123,7 +123,7 @@ async def run_digests(ctx: Delivering) -> DigestReport:
             for fallback in workflow.fallback_recipients:
                 if fallback.kind == "responders":
                     continue
-                failed = await _post_digest(ctx, workflow, key, fallback, cards.digest_card(workflow.name, alerts, period, {**context, "note": note}), report)
+                failed = await _post_digest(ctx, workflow, key, fallback, cards.digest_card(workflow.name, alerts, period, {**context, "note": note}), report, "bot")
                 if failed is None:
                     report.fallback += 1
                     break
@@ -138,11 +138,11 @@ async def run_digests(ctx: Delivering) -> DigestReport:
     return report
 
 
-async def _post_digest(ctx: Delivering, workflow: Workflow, key: str, recipient: Recipient, card: dict, report: DigestReport) -> str | None:
+async def _post_digest(ctx: Delivering, workflow: Workflow, key: str, recipient: Recipient, card: dict, report: DigestReport, delivery: str | None = None) -> str | None:
     """Post the period's digest to one recipient; None when posted (or posted before), else why not."""
     assert ctx.resolver is not None
     try:
-        conversation = await ctx.resolver.resolve(workflow.tenant_id, recipient, workflow.delivery)
+        conversation = await ctx.resolver.resolve(workflow.tenant_id, recipient, delivery or workflow.delivery)
     except Unreachable as exc:
         return str(exc)
     try:
