@@ -3,7 +3,7 @@ layer never imports an SDK."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from shared.domain.model import AlertState, ConversationRecord, Delivery, RejectedEvent, Undeliverable
@@ -54,6 +54,9 @@ class StateStore(Protocol):
 
     async def get_recipient(self, tenant_id: str, recipient_key: str) -> dict | None:
         """What a recipient resolved to: ``{"conversationId", "failure", "until"}``."""
+        ...
+    async def claim_recipient(self, tenant_id: str, recipient_key: str, now: datetime, hold: timedelta) -> bool:
+        """Claim setting a recipient up; False while another worker's claim is younger than ``hold``."""
         ...
     async def save_recipient(self, tenant_id: str, recipient_key: str, conversation_id: str | None, failure: str | None = None, until: datetime | None = None) -> None: ...
 

@@ -13,7 +13,7 @@ import copy
 import hashlib
 import itertools
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, Protocol
 
 from shared.adapters import connector_records, records
@@ -417,6 +417,25 @@ class TableStateStore:
             "PartitionKey": tenant_id, "RowKey": self._recipient_row(recipient_key), "Recipient": recipient_key[:1000],
             "ConversationId": conversation_id or "", "Failure": (failure or "")[:2000], "Until": until.isoformat() if until else "",
         })
+
+    async def claim_recipient(self, tenant_id: str, recipient_key: str, now: datetime, hold: timedelta) -> bool:
+        """Claim setting up a recipient (a conditional write), so two workers never create two
+        group chats for one group; False while another worker's claim is younger than ``hold``."""
+        table = await self._t("recipients")
+        row_key = self._recipient_row(recipient_key)
+        entity = {"PartitionKey": tenant_id, "RowKey": row_key, "Recipient": recipient_key[:1000], "ConversationId": "", "Failure": "", "Until": "", "Claimed": now.isoformat()}
+        row = await table.get(tenant_id, row_key)
+        try:
+            if row is None:
+                await table.create(entity)
+                return True
+            claimed = records._dt(row[0].get("Claimed"))
+            if claimed is not None and now - claimed < hold:
+                return False
+            await table.replace(entity, row[1])
+            return True
+        except ConcurrencyConflict:
+            return False
 
     # alerts that reached no one (recipient and fallback failed)
     async def record_undeliverable(self, record: Undeliverable) -> None:

@@ -61,10 +61,11 @@ class ActionResult:
     changed: bool
     message: str  # one line for the person: what happened, or why not
 
-    def card(self) -> dict | None:
+    def card(self, context: dict | None = None) -> dict | None:
+        """The refreshed card, with what this conversation's copy says about why it is there."""
         if self.state is None:
             return None
-        card = cards.fit_card(self.state)
+        card = cards.fit_card(self.state, context)
         if self.message:
             card["body"].append({"type": "TextBlock", "text": cards.escape_text(self.message), "wrap": True, "color": "Accent" if self.changed else "Attention", "spacing": "Medium"})
         return card

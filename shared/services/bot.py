@@ -116,7 +116,10 @@ async def handle_card_action(activity: dict, record: ConversationRecord | None, 
     if verb not in CARD_VERBS or not isinstance(data.get("alertKey"), str):
         return BotReply(invoke_response=message_invoke_response("This button is not recognised."))
     result = await run_verb(ctx, verb, data["alertKey"], actor_of(activity), where_of(activity, record, "card"))
-    card = result.card()
+    shown = None
+    if record is not None and result.state is not None:
+        shown = await ctx.store.get_delivery(result.state.tenant_id, result.state.key, record.conversation_id)
+    card = result.card(shown.context if shown else None)
     if card is None:
         return BotReply(invoke_response=message_invoke_response(result.message))
     return BotReply(invoke_response=card_invoke_response(card))

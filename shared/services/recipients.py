@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 DEFAULT_SERVICE_URL = "https://smba.trafficmanager.net/teams/"
 # How long "this person could not be found / the app could not be installed" is believed.
 FAILURE_CACHE = timedelta(minutes=30)
+# How long a worker setting up a group chat holds its claim (longer than the Graph calls take).
+SETUP_CLAIM = timedelta(minutes=2)
 
 
 class Unreachable(Exception):
@@ -71,6 +73,9 @@ class RecipientResolver:
                 return known
         if cached and cached["failure"] and cached["until"] and cached["until"] > now:
             raise Unreachable(cached["failure"])
+        if recipient.kind == "group" and not await self.store.claim_recipient(tenant_id, cache_key, now, SETUP_CLAIM):
+            # Another worker is creating this group's chat: wait for it rather than make a second.
+            raise TransientError(f"the group chat of {recipient.label()} is being set up by another worker")
         try:
             record = await (self._person(tenant_id, recipient, delivery) if recipient.kind == "person" else self._group(tenant_id, recipient, delivery))
         except Unreachable as exc:

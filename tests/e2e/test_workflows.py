@@ -351,3 +351,19 @@ class TestSubscribeFromTeams:
         assert "Only the team's owners and the connector's admins" in reply
         listed = json.loads((await admin("workflows_list", "GET", f"tenants/{TENANT_ID}/workflows")).get_body())
         assert listed["count"] == 0
+
+
+class TestCardsOfRoutedAlerts:
+    async def test_a_click_keeps_the_comment_and_the_workflow_on_the_refreshed_card(self, routed, queue_sink):
+        sim, t = routed, routed.m365
+        await put_workflow("prod", name="Prod", recipients=[channel_recipient(t.oncall)], fallbackRecipients=[channel_recipient(t.sre)], comment="Runbook: wiki/disk")
+        await deliver(alert())
+        [card] = cards(sim, t.oncall.id)
+        data = next(a for a in card.attachments[0]["content"]["actions"] if a.get("verb") == "acknowledge")["data"]
+        activity = sim.invoke_adaptive_card_action(
+            "acknowledge", data, "channel", reply_to_id=card.id, bot_app_id=BOT_APP_ID, tenant_id=TENANT_ID, team=sim.team, channel=sim.channel,
+            user={"id": "29:grace", "name": "Grace Hopper", "aadObjectId": t.admin.id},
+        )
+        response = await post_activity(activity, sim.auth_header(BOT_APP_ID, activity["serviceUrl"]))
+        refreshed = json.dumps(json.loads(response.get_body())["value"])
+        assert "Acknowledged by Grace Hopper" in refreshed and "Runbook: wiki/disk" in refreshed and "_Prod_" in refreshed

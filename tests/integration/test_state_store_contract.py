@@ -64,10 +64,11 @@ class TestConversations:
 
 class TestAlerts:
     async def test_an_alert_round_trips_every_field(self, store):
-        saved = await store.save_alert(alert())
+        full = alert(first_event="e1", last_event="e2", channel={"status": "created", "id": "19:c"}, revision=4)
+        saved = await store.save_alert(full)
         assert saved.etag
         again = await store.get_alert("tenant-a", "k1")
-        assert replace(again, etag=None) == alert()
+        assert replace(again, etag=None) == full
 
     async def test_creating_an_alert_that_exists_is_a_conflict(self, store):
         await store.save_alert(alert())
@@ -129,3 +130,62 @@ class TestEventsAndRejections:
         rejected = await store.list_rejected()
         assert [r.message_id for r in rejected] == ["m-new", "m-old"]
         assert rejected[0].reason == "type: is required" and rejected[0].field == "type"
+
+
+def workflow(wid="w1", tenant="tenant-a", **fields):
+    from shared.domain.workflows import parse_workflow
+
+    body = {"name": wid, "trigger": "new_or_updated", "recipients": [{"kind": "channel", "teamId": "t", "channelId": "19:c@thread.tacv2"}],
+            "fallbackRecipients": [{"kind": "person", "user": "a@contoso.com"}], **fields}
+    return parse_workflow(body, tenant, wid)
+
+
+class TestWorkflows:
+    async def test_a_workflow_round_trips_with_its_revision(self, store):
+        saved = await store.save_workflow(replace(workflow(comment="hi", match={"minSeverity": "high"}), revision=3, updated=NOW, updated_by="grace"))
+        again = await store.get_workflow("tenant-a", "w1")
+        assert again.to_json() == saved.to_json() and (again.revision, again.updated, again.updated_by) == (3, NOW, "grace")
+
+    async def test_a_stale_workflow_write_is_refused(self, store):
+        first = await store.save_workflow(workflow())
+        await store.save_workflow(replace(first, comment="one"))
+        with pytest.raises(ConcurrencyConflict):
+            await store.save_workflow(replace(first, comment="two"))
+
+    async def test_workflows_are_listed_per_tenant_and_deleted(self, store):
+        await store.save_workflow(workflow("a"))
+        await store.save_workflow(workflow("b", tenant="tenant-b"))
+        assert [w.id for w in await store.list_workflows("tenant-a")] == ["a"]
+        assert sorted(w.id for w in await store.list_all_workflows()) == ["a", "b"]
+        await store.delete_workflow("tenant-a", "a")
+        assert await store.list_workflows("tenant-a") == []
+
+
+class TestRecipientsAndUndeliverable:
+    async def test_a_resolved_recipient_and_a_failure_with_its_expiry(self, store):
+        await store.save_recipient("tenant-a", "person:a@contoso.com", "19:chat@unq.gbl.spaces")
+        await store.save_recipient("tenant-a", "person:ghost@contoso.com", None, "not found", NOW)
+        assert (await store.get_recipient("tenant-a", "person:a@contoso.com"))["conversationId"] == "19:chat@unq.gbl.spaces"
+        assert await store.get_recipient("tenant-a", "person:ghost@contoso.com") == {"conversationId": None, "failure": "not found", "until": NOW}
+        assert await store.get_recipient("tenant-b", "person:a@contoso.com") is None
+
+    async def test_a_recipient_claim_holds_until_it_expires(self, store):
+        hold = timedelta(minutes=2)
+        assert await store.claim_recipient("tenant-a", "group:x", NOW, hold)
+        assert not await store.claim_recipient("tenant-a", "group:x", NOW + timedelta(minutes=1), hold)
+        assert await store.claim_recipient("tenant-a", "group:x", NOW + timedelta(minutes=3), hold)
+
+    async def test_undeliverable_alerts_are_listed_newest_first_per_tenant(self, store):
+        from shared.domain.model import Undeliverable
+
+        await store.record_undeliverable(Undeliverable("tenant-a", "k1", "ALRT-1", "ghost", "not found", "no fallback", NOW))
+        await store.record_undeliverable(Undeliverable("tenant-a", "k2", "ALRT-2", "ghost", "not found", "no fallback", NOW + timedelta(minutes=1)))
+        await store.record_undeliverable(Undeliverable("tenant-b", "k3", "ALRT-3", "ghost", "not found", "no fallback", NOW))
+        assert [u.alert_id for u in await store.list_undeliverable("tenant-a")] == ["ALRT-2", "ALRT-1"]
+
+    async def test_a_delivery_keeps_who_it_is_for_and_why(self, store):
+        saved = await store.save_delivery(Delivery("tenant-a", "k1", "c1", recipient="Ops", reason="workflow Prod", context={"comments": ["hi"], "workflows": ["Prod"]}))
+        again = await store.get_delivery("tenant-a", "k1", "c1")
+        assert (again.recipient, again.reason, again.context) == ("Ops", "workflow Prod", {"comments": ["hi"], "workflows": ["Prod"]})
+        await store.delete_delivery("tenant-a", "k1", "c1")
+        assert await store.get_delivery("tenant-a", "k1", "c1") is None and saved.etag

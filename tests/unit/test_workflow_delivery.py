@@ -305,3 +305,18 @@ class TestDigests:
         await world.send(event())
         report = await run_digests(world.ctx)
         assert report.fallback == 1 and "ghost@contoso.com could not be reached" in json.dumps(world.texts(SRE))
+
+
+class TestGroupChatOnce:
+    async def test_a_second_worker_waits_for_the_first_ones_group_chat(self, world):
+        from shared.domain.workflows import Recipient
+
+        await world.connect()
+        group = Recipient("group", users=("bob@contoso.com", "carol@contoso.com"))
+        assert await world.store.claim_recipient(TENANT, f"bot|{group.key}", world.clock(), timedelta(minutes=2))  # another worker is on it
+        with pytest.raises(TransientError, match="being set up"):
+            await world.resolver.resolve(TENANT, group)
+        assert world.directory.chats == {}
+        world.clock.now = T0 + timedelta(minutes=3)  # that worker died: its claim expires
+        record = await world.resolver.resolve(TENANT, group)
+        assert list(world.directory.chats) == [record.conversation_id]
