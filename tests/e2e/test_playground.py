@@ -142,15 +142,17 @@ class TestWithAgentsPlayground:
 
     async def test_a_subscribed_chat_gets_the_alerts_and_an_unsubscribed_one_does_not(self, local_run):
         host, playground, queue = local_run
-        personal = await install(playground)
+        personal = await install(playground)  # installed: without workflows it would get every alert
         [group] = [c["id"] for c in playground.config["groupChats"]][:1]
-        await playground.install(group)  # installed too: without workflows it would get every alert
-        await playground.send_message(personal, "subscribe severity>=high")
-        await playground.wait_for("subscription reply", lambda e: e.conversation_id == personal and (e.message.get("text") or "").startswith("Subscribed"), WAIT_SECONDS)
+        await playground.install(group)
+        # A group chat may be subscribed by a connector admin: the local settings make the
+        # Playground's user one.
+        await playground.send_message(group, "subscribe severity>=high", mention_bot=True)
+        await playground.wait_for("subscription reply", lambda e: e.conversation_id == group and (e.message.get("text") or "").startswith("Subscribed"), WAIT_SECONDS)
 
         await publish(host, queue, "alert-created.json")  # severity high
         posted = await playground.wait_for("alert card", lambda e: e.action == "createMessage" and alert_card(e), WAIT_SECONDS)
-        assert posted.conversation_id == personal, playground.describe()
+        assert posted.conversation_id == group, playground.describe()
         assert "via workflow" in json.dumps(posted.cards), playground.describe()
         await host.wait_idle(timeout=WAIT_SECONDS)
-        assert [e for e in playground.events if alert_card(e) and e.conversation_id == group] == [], playground.describe()
+        assert [e for e in playground.events if alert_card(e) and e.conversation_id == personal] == [], playground.describe()

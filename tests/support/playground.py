@@ -180,12 +180,14 @@ class Playground:
         """Install the bot in a conversation, as the web client does when a chat is opened."""
         await self._post(f"/_debug/conversation/{conversation_id}/installation", {})
 
-    async def send_message(self, conversation_id: str, text: str) -> dict[str, Any]:
-        """Send a message as the current user; returns the Playground's answer."""
-        return await self._post(
-            f"/_conversation/v1/conversations/{conversation_id}/messages",
-            {"from": {"id": self.user_id}, "text": text, "textFormat": "plain"},
-        )
+    async def send_message(self, conversation_id: str, text: str, *, mention_bot: bool = False) -> dict[str, Any]:
+        """Send a message as the current user; returns the Playground's answer. In a group chat
+        or channel the bot hears only messages that @mention it: ``mention_bot`` does that."""
+        body: dict[str, Any] = {"from": {"id": self.user_id}, "text": text, "textFormat": "plain"}
+        if mention_bot:
+            at = f"<at>{self.config['bot']['name']}</at>"
+            body = {**body, "text": f"{at} {text}", "mentions": [{"mentioned": {"id": self.config["bot"]["id"]}, "text": at}]}
+        return await self._post(f"/_conversation/v1/conversations/{conversation_id}/messages", body)
 
     async def _post(self, path: str, body: dict[str, Any]) -> Any:
         async with self._http.post(self.url + path, json=body) as response:
