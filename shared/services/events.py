@@ -325,7 +325,7 @@ async def _fallback(state: AlertState, unreachable: list[tuple[routing.Target, s
         label = target.recipient.label()
         log.warning("Alert %s could not reach %s: %s", state.alert_id, label, reason)
         if not target.fallback:
-            nobody.append((target, reason, "the workflow has no fallback recipients"))
+            nobody.append((target, reason, "no fallback recipients were given"))
             continue
         fallback_reasons: list[str] = []
         for fallback in target.fallback:
