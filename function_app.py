@@ -22,6 +22,14 @@ async def alert_events(msg: func.ServiceBusMessage) -> None:
     await entrypoints.alert_event(msg)
 
 
+@app.service_bus_queue_trigger(
+    arg_name="messages", queue_name="%DELIVERY_QUEUE%", connection="ServiceBusConnection", is_sessions_enabled=True, cardinality="many",
+)
+async def deliveries(messages: list[func.ServiceBusMessage]) -> None:
+    """Delivery jobs: one Service Bus session per conversation, so one consumer at a time."""
+    await entrypoints.deliveries(messages)
+
+
 @app.timer_trigger(arg_name="timer", schedule="%PERIODIC_SCHEDULE%", run_on_startup=False)
 async def periodic(timer: func.TimerRequest) -> None:
     """Reminders for alerts left open."""

@@ -30,6 +30,9 @@ param botDisplayName string = 'Teams Alert Connector'
 param alertEventsQueueName string = 'alert-events'
 param teamsActionsQueueName string = 'teams-actions'
 
+@description('Internal queue of delivery jobs (sessions: one per Teams conversation).')
+param deliveryQueueName string = 'teams-deliveries'
+
 @description('Deliveries of an alert event before it is dead-lettered. Each delivery already retries Teams and Graph calls inside.')
 @minValue(1)
 @maxValue(100)
@@ -148,6 +151,7 @@ module serviceBus 'app/servicebus.bicep' = {
     tags: tags
     alertEventsQueueName: alertEventsQueueName
     teamsActionsQueueName: teamsActionsQueueName
+    deliveryQueueName: deliveryQueueName
     alertEventsMaxDeliveryCount: alertEventsMaxDeliveryCount
   }
 }
@@ -177,6 +181,7 @@ module rbac 'app/rbac.bicep' = {
     serviceBusNamespaceName: serviceBus.outputs.name
     alertEventsQueueName: serviceBus.outputs.alertEventsQueueName
     teamsActionsQueueName: serviceBus.outputs.teamsActionsQueueName
+    deliveryQueueName: serviceBus.outputs.deliveryQueueName
     keyVaultName: keyVault.outputs.name
     applicationInsightsName: monitoring.outputs.applicationInsightsName
     alertSenderPrincipalIds: alertSenderPrincipalIds
@@ -209,6 +214,7 @@ module functionApp 'app/function.bicep' = {
     serviceBusFullyQualifiedNamespace: serviceBus.outputs.fullyQualifiedNamespace
     alertEventsQueueName: serviceBus.outputs.alertEventsQueueName
     teamsActionsQueueName: serviceBus.outputs.teamsActionsQueueName
+    deliveryQueueName: serviceBus.outputs.deliveryQueueName
     botAppPasswordReference: botAppType == 'SingleTenant' ? '@Microsoft.KeyVault(SecretUri=${keyVault.outputs.botAppPasswordSecretUri})' : ''
     botAppType: botAppType
     botAppId: effectiveBotAppId
@@ -260,6 +266,7 @@ output STATE_TABLES_ENDPOINT string = storage.outputs.tableEndpoint
 output SERVICE_BUS_NAMESPACE string = serviceBus.outputs.fullyQualifiedNamespace
 output ALERT_EVENTS_QUEUE string = serviceBus.outputs.alertEventsQueueName
 output TEAMS_ACTIONS_QUEUE string = serviceBus.outputs.teamsActionsQueueName
+output DELIVERY_QUEUE string = serviceBus.outputs.deliveryQueueName
 output KEY_VAULT_NAME string = keyVault.outputs.name
 output KEY_VAULT_URI string = keyVault.outputs.vaultUri
 output TOKEN_ENCRYPTION_KEY_SECRET_URI string = keyVault.outputs.tokenEncryptionKeySecretUri

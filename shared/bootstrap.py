@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import Any
+from datetime import datetime
+from typing import Any, Awaitable, Callable
 
-from shared.settings import Settings, load_settings
+from shared.settings import Settings, SettingsError, load_settings
 
 
 @dataclass
@@ -22,6 +23,8 @@ class Container:
     connect: Any = None  # _LazyConnect: consent flows and Graph (None while GRAPH_APP_ID is unset)
     publisher: Any = None  # shared.ports.ActionPublisher, built on first use by action_context()
     commands: Any = None  # the same kind of publisher, to the alert-events queue (commands)
+    jobs: Any = None  # shared.ports.JobQueue: the deliveries queue, built on first use
+    tenant_rate: Any = None  # shared.services.delivery.TenantRate: this process's share of each tenant's budget
 
     @property
     def messenger(self) -> Any:
@@ -30,6 +33,15 @@ class Container:
 
 _container: Container | None = None
 _lock: asyncio.Lock | None = None
+# Tests drive the app's clock and waits (delivery pacing, Retry-After, schedules) with these;
+# None: the real ones.
+_time: tuple[Callable[[], datetime], Callable[[float], Awaitable[None]]] | None = None
+
+
+def use_time(clock: Callable[[], datetime] | None, sleep: Callable[[float], Awaitable[None]] | None = None) -> None:
+    """Tests: the clock and the sleep the app's delivery uses (None: the real ones)."""
+    global _time
+    _time = (clock, sleep or asyncio.sleep) if clock is not None else None
 
 
 def build_store(settings: Settings) -> Any:
@@ -60,6 +72,10 @@ class _LazyBot:
             self._bot = TeamsBot(self._settings)
         return getattr(self._bot, name)
 
+    async def close(self) -> None:
+        if self._bot is not None:
+            await self._bot.close()
+
 
 async def container() -> Container:
     """The process-wide container, built on first call."""
@@ -83,6 +99,10 @@ async def reset() -> None:
     if _container is not None:
         if _container.connect is not None:
             await _container.connect.close()
+        await _container.bot.close()
+        for closable in (_container.jobs, _container.commands, _container.publisher):
+            if closable is not None:
+                await closable.close()
         await _container.store.close()
     _container = None
     _lock = None
@@ -204,16 +224,40 @@ class _LazyDirectory:
         return getattr(self._connect.directory, name)
 
 
+def build_job_queue(settings: Settings) -> Any:
+    """The deliveries queue: Service Bus in Azure, the local host's queue locally."""
+    from shared.adapters.job_queue import LocalJobQueue, ServiceBusJobQueue
+
+    if settings.service_bus_namespace:
+        return ServiceBusJobQueue(settings.service_bus_namespace, settings.delivery_queue, settings.managed_identity_client_id)
+    if settings.local_queue_host_url:
+        return LocalJobQueue(settings.local_queue_host_url, settings.delivery_queue)
+    raise SettingsError(
+        "no deliveries queue: set ServiceBusConnection__fullyQualifiedNamespace (in Azure) or LOCAL_QUEUE_HOST_URL (locally) "
+        f"so alerts can be delivered through the {settings.delivery_queue} queue"
+    )
+
+
 def delivering(c: Container) -> Any:
-    """What delivering an alert needs: the store, the messenger and the recipient resolver."""
+    """What delivering an alert needs: the store, the deliveries queue, the messenger, the
+    recipient resolver and this process's share of the tenants' send budgets."""
+    from shared.services.delivery import TenantRate
     from shared.services.events import Delivering
     from shared.services.recipients import RecipientResolver
 
+    if c.jobs is None:
+        c.jobs = build_job_queue(c.settings)
+    if c.tenant_rate is None:
+        c.tenant_rate = TenantRate(c.settings.tenant_sends_per_second)
     resolver = RecipientResolver(
         c.store, directory=_LazyDirectory(c.connect) if c.connect is not None else None,
         teams_app_catalog_id=c.settings.teams_app_catalog_id, bot_app_id=c.settings.bot_app_id or "",
     )
-    return Delivering(c.store, c.messenger, resolver)
+    if _time is not None:
+        clock, sleep = _time
+        resolver.clock = clock
+        return Delivering(c.store, c.messenger, c.jobs, resolver, clock=clock, tenant_rate=c.tenant_rate, sleep=sleep)
+    return Delivering(c.store, c.messenger, c.jobs, resolver, tenant_rate=c.tenant_rate)
 
 
 async def action_context(c: Container, tenant_id: str | None) -> Any:
@@ -233,5 +277,5 @@ async def action_context(c: Container, tenant_id: str | None) -> Any:
         store=c.store, messenger=c.messenger, publisher=c.publisher, directory=directory,
         require_linked_account=s.require_linked_account, channel_team_id=s.alert_channel_team_id,
         channel_name_template=s.alert_channel_name_template, meeting_organizer=s.meeting_organizer,
-        connector_admins=s.connector_admins,
+        connector_admins=s.connector_admins, delivering=delivering(c),
     )

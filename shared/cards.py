@@ -244,3 +244,45 @@ def digest_card(title: str, alerts: list[AlertState], period: str, context: dict
         body.append(_text_block(f"…and {len(alerts) - MAX_DIGEST_ALERTS} more (send **alerts** to list them).", isSubtle=True))
     body.extend(context_blocks(context))
     return {"type": "AdaptiveCard", "$schema": "http://adaptivecards.io/schemas/adaptive-card.json", "version": CARD_VERSION, "msteams": {"width": "Full"}, "body": body}
+
+
+MAX_SUMMARY_ALERTS = 10
+
+
+def summary_card(summary: dict) -> dict:
+    """The storm summary of one conversation: how many alerts are open by severity and status,
+    the most severe by name (linked to their source), "and N more", and the time window."""
+    counts: dict[str, int] = summary.get("counts") or {}
+    open_total = sum(n for key, n in counts.items() if not key.startswith("resolved:"))
+    resolved = sum(n for key, n in counts.items() if key.startswith("resolved:"))
+    by_severity = [(sev, sum(counts.get(f"{st}:{sev}", 0) for st in ("open", "acknowledged"))) for sev in SEVERITY_STYLE]
+    body: list[dict] = [
+        _text_block(f"\u26a1 Alert storm: {open_total:,} alerts in this summary", size="Medium", weight="Bolder"),
+        _text_block(
+            "So many alerts arrived that they are listed here instead of as separate cards. Individual cards resume when the storm passes. "
+            "Send **alerts** for the full list.", isSubtle=True, spacing="Small",
+        ),
+        {"type": "FactSet", "facts": [{"title": sev.title(), "value": f"{n:,}"} for sev, n in by_severity if n]
+         + [{"title": "Acknowledged", "value": f"{sum(n for k, n in counts.items() if k.startswith('acknowledged:')):,}"},
+            {"title": "Resolved since", "value": f"{resolved:,}"}]},
+    ]
+    top = [e for e in summary.get("top") or [] if e.get("status") != "resolved"][:MAX_SUMMARY_ALERTS]
+    for entry in top:
+        title = escape_text(entry.get("title", ""), 120)
+        line = f"**{entry.get('severity', '').upper()}** {escape_text(entry.get('id', ''), 60)} — {title}"
+        if entry.get("url"):
+            line += f" ([open]({_safe_url(entry['url'])}))"
+        body.append(_text_block(line, spacing="Small"))
+    more = open_total - len(top)
+    if more > 0:
+        body.append(_text_block(f"…and {more:,} more.", isSubtle=True))
+    if summary.get("first"):
+        body.append(_text_block(f"From {_when(datetime.fromisoformat(summary['first']))} to {_when(datetime.fromisoformat(summary['last']))}", size="Small", isSubtle=True))
+    return {"type": "AdaptiveCard", "$schema": "http://adaptivecards.io/schemas/adaptive-card.json", "version": CARD_VERSION, "msteams": {"width": "Full"}, "body": body}
+
+
+def _safe_url(url: str) -> str:
+    """An http(s) URL that cannot end the Markdown link it sits in."""
+    from urllib.parse import quote
+
+    return quote(url, safe=":/?#[]@!$&'*+,;=%~-._")

@@ -15,7 +15,6 @@ from shared.services import actions as action_service
 from shared.services import bot as bot_service
 from shared.services import events as event_service
 from shared.services import periodic as periodic_service
-from shared.ports import ReconsentRequired
 from shared.settings import SettingsError
 
 log = logging.getLogger(__name__)
@@ -45,16 +44,7 @@ async def bot_messages(req: func.HttpRequest) -> func.HttpResponse:
 async def alert_event(msg: func.ServiceBusMessage) -> None:
     c = await bootstrap.container()
     message_id = msg.message_id or "(no message id)"
-    try:
-        d = bootstrap.delivering(c)
-        outcomes = await event_service.process_message(
-            msg.get_body(), message_id, store=c.store, messenger=c.messenger, resolver=d.resolver, default_tenant_id=c.settings.default_tenant_id
-        )
-    except ReconsentRequired as exc:
-        # A delegated connection can no longer get tokens: retrying cannot help until an
-        # admin consents again. Record the message as rejected with that reason and complete it.
-        await _reject_for_reconsent(c.store, msg, message_id, str(exc), getattr(exc, "tenant_id", None))
-        return
+    outcomes = await event_service.process_message(msg.get_body(), message_id, bootstrap.delivering(c), default_tenant_id=c.settings.default_tenant_id)
     for outcome in outcomes:
         if outcome.result == "rejected":
             # Recorded in the rejected-events table with its reason; completing the message
@@ -62,26 +52,23 @@ async def alert_event(msg: func.ServiceBusMessage) -> None:
             log.error("Message %s rejected: %s", message_id, outcome.detail)
 
 
-async def _reject_for_reconsent(store, msg: func.ServiceBusMessage, message_id: str, reason: str, tenant_id: str | None) -> None:
-    from dataclasses import replace
-    from datetime import datetime, timezone
+async def deliveries(messages: list[func.ServiceBusMessage]) -> None:
+    """One batch of delivery jobs of one conversation (a Service Bus session), in order."""
+    from shared.domain.jobs import job_from_json
+    from shared.services.delivery import run_jobs
 
-    from shared.domain.model import RejectedEvent
-    from shared.ports import ConcurrencyConflict
-
-    body = msg.get_body().decode("utf-8", errors="replace")
-    await store.record_rejected(RejectedEvent(message_id=message_id, reason=reason, field="tenantid", event_id=None, body=body, received=datetime.now(timezone.utc)))
-    log.error("Message %s rejected: %s", message_id, reason)
-    if tenant_id:
-        # Release the claims taken before the refused post, so a replay after consent posts
-        # at once instead of waiting for the claim to time out.
-        for alert in await store.list_alerts(tenant_id, statuses=None):
-            for delivery in await store.list_deliveries(tenant_id, alert.key):
-                if delivery.activity_id is None and delivery.status == "posting" and delivery.claimed_at is not None:
-                    try:
-                        await store.save_delivery(replace(delivery, claimed_at=None))
-                    except ConcurrencyConflict:
-                        pass
+    c = await bootstrap.container()
+    jobs = []
+    for msg in messages:
+        try:
+            jobs.append(job_from_json(json.loads(msg.get_body())))
+        except (ValueError, KeyError, TypeError) as exc:
+            # Only the connector writes this queue: a job it cannot read is a bug, not input.
+            log.error("Delivery job %s cannot be read and is dropped: %s", msg.message_id, exc)
+    if jobs:
+        report = await run_jobs(jobs, bootstrap.delivering(c))
+        log.info("Delivered %d job(s) for one conversation: posted %d, updated %d, folded into the summary %d, rescheduled %d, failed %d",
+                 len(jobs), len(report.posted), len(report.updated), len(report.folded), report.rescheduled, len(report.failed))
 
 
 async def periodic(timer: func.TimerRequest) -> None:

@@ -60,6 +60,11 @@ class StateStore(Protocol):
         ...
     async def save_recipient(self, tenant_id: str, recipient_key: str, conversation_id: str | None, failure: str | None = None, until: datetime | None = None) -> None: ...
 
+    async def get_pacing(self, tenant_id: str, conversation_id: str) -> tuple[str | None, dict | None]:
+        """A conversation's send window (JSON) and storm summary, as last saved."""
+        ...
+    async def save_pacing(self, tenant_id: str, conversation_id: str, window: str, summary: dict | None) -> None: ...
+
     async def record_undeliverable(self, record: Undeliverable) -> None: ...
     async def list_undeliverable(self, tenant_id: str, limit: int = 100) -> list[Undeliverable]: ...
 
@@ -69,10 +74,12 @@ class StateStore(Protocol):
 class DeliveryError(Exception):
     """Teams refused or failed a send. ``permanent`` failures are recorded, not retried."""
 
-    def __init__(self, message: str, *, status: int | None = None, permanent: bool = False, conversation_gone: bool = False) -> None:
+    def __init__(self, message: str, *, status: int | None = None, permanent: bool = False, conversation_gone: bool = False, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.permanent = permanent
+        # Seconds Teams asked to wait (Retry-After), when it said.
+        self.retry_after = retry_after
         # Teams no longer has this conversation, or the bot is no longer in it.
         self.conversation_gone = conversation_gone
 
@@ -161,3 +168,15 @@ class ActionPublisher(Protocol):
     async def publish(self, message_id: str, event: dict) -> None:
         """Send one CloudEvent; ``message_id`` is stable so Service Bus drops a resend."""
         ...
+
+
+class JobQueue(Protocol):
+    """The internal deliveries queue (%DELIVERY_QUEUE%): session id = conversation."""
+
+    async def send(self, jobs: list[DeliveryJob]) -> None:
+        """Enqueue the jobs; a job's ``not_before`` makes it a scheduled message. The message id
+        is the job's stable id, so a resend within the duplicate-detection window is dropped."""
+        ...
+
+
+from shared.domain.jobs import DeliveryJob  # noqa: E402 - pure Python, for the annotation above

@@ -41,6 +41,8 @@ class SettingSpec:
 SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec("ALERT_EVENTS_QUEUE", "Service Bus queue the alert events arrive on.", "alert-events", binding=True),
     SettingSpec("TEAMS_ACTIONS_QUEUE", "Service Bus queue that receives what people did in Teams.", "teams-actions"),
+    SettingSpec("DELIVERY_QUEUE", "Internal Service Bus queue of delivery jobs (sessions on: one session per conversation).", "teams-deliveries", binding=True),
+    SettingSpec("TEAMS_TENANT_SENDS_PER_SECOND", "Messages per second the whole app sends to one tenant, across every instance (Teams allows 50 per app per tenant).", "45"),
     SettingSpec("PERIODIC_SCHEDULE", "NCRONTAB schedule (6 fields) of the periodic run: reminders and maintenance.", "0 */5 * * * *", binding=True),
     SettingSpec(
         "ServiceBusConnection__fullyQualifiedNamespace",
@@ -134,6 +136,8 @@ class Settings:
     admin_api_key: str | None = None
     teams_app_catalog_id: str | None = None
     connector_admins: tuple[str, ...] = ()
+    delivery_queue: str = "teams-deliveries"
+    tenant_sends_per_second: int = 45
 
     def __repr__(self) -> str:  # never print secrets
         shown = {k: ("***" if k in {"tables_connection", "bot_app_password", "admin_api_key"} and v else v) for k, v in vars(self).items()}
@@ -240,6 +244,8 @@ def load_settings(env: Mapping[str, str] = os.environ) -> Settings:
         alert_channel_name_template=_text(env, "ALERT_CHANNEL_NAME_TEMPLATE") or "{severity} {id} {title}",
         meeting_organizer=_text(env, "MEETING_ORGANIZER"),
         teams_app_catalog_id=_text(env, "TEAMS_APP_CATALOG_ID"),
+        delivery_queue=_text(env, "DELIVERY_QUEUE") or "",
+        tenant_sends_per_second=_positive_int(env, "TEAMS_TENANT_SENDS_PER_SECOND"),
         connector_admins=tuple(a.strip().lower() for a in (_text(env, "CONNECTOR_ADMINS") or "").split(",") if a.strip()),
     )
 

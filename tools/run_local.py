@@ -71,7 +71,9 @@ def main(argv: list[str] | None = None) -> int:
         azurite = start("Azurite (tables)", [str(BIN / "azurite-table"), "--tableHost", "127.0.0.1", "--tablePort", str(AZURITE_TABLE_PORT),
                                               "--location", str(STATE_DIR / "azurite"), "--skipApiVersionCheck", "--disableTelemetry", "--silent"])
         _wait_for(AZURITE_TABLE_PORT, "Azurite", azurite)
-        host = start("local Functions host", [sys.executable, "-m", "tools.localhost", "--port", str(args.port)])
+        # The queues drop a resent message id, as the deployed ones do (infra/app/servicebus.bicep).
+        dedupe = [arg for queue in ("alert-events", "teams-deliveries", "teams-actions") for arg in ("--duplicate-detection", queue)]
+        host = start("local Functions host", [sys.executable, "-m", "tools.localhost", "--port", str(args.port), *dedupe])
         _wait_for(args.port, "the local Functions host", host)
         if not args.no_playground:
             env = {**os.environ, "TEAMSAPPTESTER_BROWSER": "none"}

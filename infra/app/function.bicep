@@ -18,6 +18,9 @@ param applicationInsightsConnectionString string
 param serviceBusFullyQualifiedNamespace string
 param alertEventsQueueName string
 param teamsActionsQueueName string
+param deliveryQueueName string
+@description('Messages per second the app sends to one tenant across every instance (Teams allows 50).')
+param tenantSendsPerSecond int = 45
 
 @description('Key Vault reference of the bot client secret, or empty (UserAssignedMSI needs none).')
 param botAppPasswordReference string
@@ -186,6 +189,14 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
         {
           name: 'ALERT_EVENTS_QUEUE'
           value: alertEventsQueueName
+        }
+        {
+          name: 'DELIVERY_QUEUE'
+          value: deliveryQueueName
+        }
+        {
+          name: 'TEAMS_TENANT_SENDS_PER_SECOND'
+          value: string(tenantSendsPerSecond)
         }
         {
           name: 'TEAMS_ACTIONS_QUEUE'

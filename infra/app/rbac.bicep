@@ -7,6 +7,7 @@ param hostContainerNames array
 param serviceBusNamespaceName string
 param alertEventsQueueName string
 param teamsActionsQueueName string
+param deliveryQueueName string
 param keyVaultName string
 param applicationInsightsName string
 
@@ -47,6 +48,10 @@ resource serviceBus 'Microsoft.ServiceBus/namespaces@2022-10-01-preview' existin
 
   resource teamsActions 'queues' existing = {
     name: teamsActionsQueueName
+  }
+
+  resource deliveries 'queues' existing = {
+    name: deliveryQueueName
   }
 }
 
@@ -95,6 +100,38 @@ resource hostContainerRoles 'Microsoft.Authorization/roleAssignments@2022-04-01'
 resource alertEventsReceiverRole 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   name: guid(serviceBus::alertEvents.id, principalId, serviceBusDataReceiver)
   scope: serviceBus::alertEvents
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', serviceBusDataReceiver)
+    principalId: principalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+// The admin routes queue commands (manual send, a workflow's open alerts) on the same queue.
+resource alertEventsSenderRole 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(serviceBus::alertEvents.id, principalId, serviceBusDataSender)
+  scope: serviceBus::alertEvents
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', serviceBusDataSender)
+    principalId: principalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+// The app both queues delivery jobs and consumes them (sessions).
+resource deliveriesSenderRole 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(serviceBus::deliveries.id, principalId, serviceBusDataSender)
+  scope: serviceBus::deliveries
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', serviceBusDataSender)
+    principalId: principalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+resource deliveriesReceiverRole 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(serviceBus::deliveries.id, principalId, serviceBusDataReceiver)
+  scope: serviceBus::deliveries
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', serviceBusDataReceiver)
     principalId: principalId

@@ -1,10 +1,12 @@
-// Service Bus namespace with the two queues of the connector: alert events in, Teams actions out.
+// Service Bus namespace with the connector's queues: alert events in, delivery jobs (internal,
+// one session per Teams conversation), Teams actions out.
 param name string
 param location string = resourceGroup().location
 param tags object = {}
 
 param alertEventsQueueName string
 param teamsActionsQueueName string
+param deliveryQueueName string
 
 @description('Deliveries of an alert event before Service Bus dead-letters it (MaxDeliveryCountExceeded).')
 @minValue(1)
@@ -48,6 +50,25 @@ resource namespace 'Microsoft.ServiceBus/namespaces@2022-10-01-preview' = {
     }
   }
 
+  // Delivery jobs: the session id is the Teams conversation, so one consumer at a time handles
+  // a conversation's jobs, in order, however many instances run. Duplicate detection drops a
+  // job resent by a redelivered event. A job is rescheduled (a new scheduled message) when
+  // Teams is busy, so maxDeliveryCount counts only failures of the app itself.
+  resource deliveries 'queues' = {
+    name: deliveryQueueName
+    properties: {
+      lockDuration: 'PT1M'
+      maxDeliveryCount: 10
+      deadLetteringOnMessageExpiration: true
+      requiresDuplicateDetection: true
+      duplicateDetectionHistoryTimeWindow: duplicateDetectionWindow
+      defaultMessageTimeToLive: 'P2D'
+      maxSizeInMegabytes: 1024
+      enablePartitioning: false
+      requiresSession: true
+    }
+  }
+
   resource teamsActions 'queues' = {
     name: teamsActionsQueueName
     properties: {
@@ -70,3 +91,4 @@ output id string = namespace.id
 output fullyQualifiedNamespace string = '${namespace.name}.servicebus.windows.net'
 output alertEventsQueueName string = namespace::alertEvents.name
 output teamsActionsQueueName string = namespace::teamsActions.name
+output deliveryQueueName string = namespace::deliveries.name

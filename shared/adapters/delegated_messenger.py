@@ -20,9 +20,7 @@ TRANSIENT_STATUSES = frozenset({401, 408, 412, 429, 500, 502, 503, 504})
 
 
 def _reconsent(tenant_id: str, reason: str) -> ReconsentRequired:
-    error = ReconsentRequired(f"the Microsoft 365 connection of tenant {tenant_id} needs consent again ({reason})")
-    error.tenant_id = tenant_id  # type: ignore[attr-defined] - read by the queue entry point
-    return error
+    return ReconsentRequired(f"the Microsoft 365 connection of tenant {tenant_id} needs consent again ({reason})")
 
 
 def _delivery_error(exc: GraphError) -> DeliveryError:
@@ -34,8 +32,8 @@ class GraphMessenger:
     """Posts, updates and replies through Graph for conversations of delegated connectors.
 
     A connector that needs consent again raises :class:`ReconsentRequired` from ``post`` and
-    ``update``: the alert event is then recorded as rejected with that reason (the dead-letter
-    record) rather than retried until Service Bus gives up.
+    ``update``: the delivery job sends the card to its fallback recipients, or records the
+    alert as undeliverable with that reason, rather than retrying until Service Bus gives up.
     """
 
     def __init__(self, directory: Callable[[], Any], store: Any) -> None:

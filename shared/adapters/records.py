@@ -145,6 +145,7 @@ def delivery_to_entity(delivery: Delivery) -> dict:
         "Recipient": delivery.recipient[:1000],
         "Reason": delivery.reason[:2000],
         "Context": json.dumps(delivery.context, separators=(",", ":")) if delivery.context else "",
+        "Conversation": json.dumps(delivery.conversation, separators=(",", ":"))[:MAX_STRING_PROPERTY_CHARS] if delivery.conversation else "",
     }
 
 
@@ -162,6 +163,7 @@ def delivery_from_entity(entity: dict, etag: str | None) -> Delivery:
         recipient=entity.get("Recipient", ""),
         reason=entity.get("Reason", ""),
         context=json.loads(entity["Context"]) if entity.get("Context") else None,
+        conversation=json.loads(entity["Conversation"]) if entity.get("Conversation") else None,
         etag=etag,
     )
 

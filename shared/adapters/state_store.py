@@ -12,6 +12,7 @@ import asyncio
 import copy
 import hashlib
 import itertools
+import json
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from typing import Any, Protocol
@@ -436,6 +437,20 @@ class TableStateStore:
             return True
         except ConcurrencyConflict:
             return False
+
+    # a conversation's send window and storm summary (written only by its session's holder)
+    async def get_pacing(self, tenant_id: str, conversation_id: str) -> tuple[str | None, dict | None]:
+        row = await (await self._t("pacing")).get(tenant_id, records.encode_key(conversation_id))
+        if row is None:
+            return None, None
+        entity = row[0]
+        return entity.get("Window") or None, json.loads(entity["Summary"]) if entity.get("Summary") else None
+
+    async def save_pacing(self, tenant_id: str, conversation_id: str, window: str, summary: dict | None) -> None:
+        await (await self._t("pacing")).upsert({
+            "PartitionKey": tenant_id, "RowKey": records.encode_key(conversation_id), "Window": window,
+            "Summary": json.dumps(summary, separators=(",", ":")) if summary else "",
+        })
 
     # alerts that reached no one (recipient and fallback failed)
     async def record_undeliverable(self, record: Undeliverable) -> None:

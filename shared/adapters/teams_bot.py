@@ -8,18 +8,18 @@ about half a second at cold start).
 from __future__ import annotations
 
 import asyncio
-import copy
 import json
 import logging
 import time
-from collections import defaultdict, deque
 from types import SimpleNamespace
 from typing import Any, Awaitable, Callable
+from urllib.parse import quote
 
+import aiohttp
 import requests
 from botbuilder.core import CardFactory, MessageFactory, TurnContext
 from botbuilder.integration.aiohttp import CloudAdapter, ConfigurationBotFrameworkAuthentication
-from botbuilder.schema import Activity, ActivityTypes, ConversationReference
+from botbuilder.schema import Activity, ActivityTypes
 from botframework.connector.auth import (
     AppCredentials,
     AuthenticationConstants,
@@ -37,15 +37,14 @@ log = logging.getLogger(__name__)
 # Teams asks bots to retry these (rate-limit docs): 412 precondition, 429 throttled,
 # 502/503/504 gateway and availability errors.
 RETRYABLE_STATUSES = frozenset({412, 429, 502, 503, 504})
-MAX_SEND_ATTEMPTS = 4
-DEFAULT_RETRY_AFTER_SECONDS = 1.0
-MAX_RETRY_AFTER_SECONDS = 30.0
+# A bot token is valid for an hour or more; asking botbuilder's credentials again after this
+# long keeps a refresh well before expiry without a call per message.
+TOKEN_REUSE_SECONDS = 600.0
+SEND_TIMEOUT_SECONDS = 30.0
+CARD_CONTENT_TYPE = "application/vnd.microsoft.card.adaptive"
 # Bot Connector error codes that mean the bot can no longer post in the conversation (the
 # app was removed, or the chat deleted).
 GONE_CODES = frozenset({"ConversationNotFound", "BotNotInConversationRoster", "BotDisabledByAdmin"})
-# Per bot per conversation: 7 messages per second (Teams rate-limit docs). Pacing below it
-# avoids 429s instead of recovering from them.
-SENDS_PER_SECOND_PER_CONVERSATION = 7
 
 
 class TokenUrlAppCredentials(AppCredentials):
@@ -135,7 +134,7 @@ class TeamsBot:
         self._allow_anonymous = settings.allow_unauthenticated_bot_requests and not settings.bot_app_id
         self._auth = ConfigurationBotFrameworkAuthentication(auth_configuration(settings), credentials_factory=credentials_factory(settings))
         self._adapter = CloudAdapter(self._auth)
-        self._recent_sends: dict[str, deque[float]] = defaultdict(deque)
+        self._connector = BotConnector(settings)
 
     # ------------------------------------------------------------------ inbound
 
@@ -180,99 +179,129 @@ class TeamsBot:
     # ------------------------------------------------------------------ outbound
 
     async def post(self, conversation: ConversationRecord, card: dict, summary: str) -> str:
-        activity = MessageFactory.attachment(CardFactory.adaptive_card(card))
-        activity.summary = summary
-        return await self._send(conversation, activity, reply_to=None)
+        return await self._connector.post(conversation, card, summary)
 
     async def reply(self, conversation: ConversationRecord, activity_id: str, text: str) -> str:
-        return await self._send(conversation, MessageFactory.text(text), reply_to=activity_id)
+        return await self._connector.reply(conversation, activity_id, text)
 
     async def update(self, conversation: ConversationRecord, activity_id: str, card: dict, summary: str) -> None:
-        activity = MessageFactory.attachment(CardFactory.adaptive_card(card))
-        activity.summary = summary
+        await self._connector.update(conversation, activity_id, card, summary)
 
-        async def call(connector: Any, conversation_id: str, prepared: Activity) -> Any:
-            prepared.id = activity_id
-            return await connector.conversations.update_activity(conversation_id, activity_id, prepared)
+    async def close(self) -> None:
+        await self._connector.close()
 
-        await self._call_connector(conversation, activity, call)
 
-    async def _send(self, conversation: ConversationRecord, activity: Activity, reply_to: str | None) -> str:
-        async def call(connector: Any, conversation_id: str, prepared: Activity) -> Any:
-            if conversation.conversation_type == "channel" and reply_to:
-                # In a channel a reply goes to the thread "<channel id>;messageid=<root id>".
-                return await connector.conversations.send_to_conversation(f"{conversation_id};messageid={reply_to}", prepared)
-            if reply_to:
-                prepared.reply_to_id = reply_to
-                return await connector.conversations.reply_to_activity(conversation_id, reply_to, prepared)
-            return await connector.conversations.send_to_conversation(conversation_id, prepared)
+class BotConnector:
+    """The Bot Connector REST calls the connector makes — post, reply, update — as plain JSON
+    over one aiohttp session shared by every service URL and message.
 
-        response = await self._call_connector(conversation, activity, call)
-        return getattr(response, "id", None) or ""
+    botbuilder's ``continue_conversation`` builds two msrest clients and a new HTTP session
+    (a new TCP and TLS connection) for every message; this keeps one pooled session and a
+    cached token instead. Only the token comes from botbuilder (its credentials factory).
+    Nothing here waits or retries: a throttled or failing call raises :class:`DeliveryError`
+    with the status and ``Retry-After``, and the delivery job is rescheduled by the queue.
+    """
 
-    async def _call_connector(self, conversation: ConversationRecord, activity: Activity, call: Callable[[Any, str, Activity], Awaitable[Any]]) -> Any:
-        """Run one Bot Connector call inside a proactive turn.
+    def __init__(self, settings: Settings) -> None:
+        self._app_id = settings.bot_app_id or ""
+        self._factory = credentials_factory(settings)
+        self._login_url = settings.bot_token_url or AuthenticationConstants.TO_CHANNEL_FROM_BOT_LOGIN_URL
+        self._credentials: AppCredentials | None = None
+        self._token: tuple[str, float] | None = None
+        self._session: aiohttp.ClientSession | None = None
 
-        The connector client is used directly: TurnContext.send_activity would stamp every
-        proactive message as a reply to the turn's synthetic continuation activity.
-        """
-        reference = ConversationReference().deserialize(conversation.reference)
-        reference.activity_id = None
-        result: dict[str, Any] = {}
-
-        async def callback(turn_context: TurnContext) -> None:
-            connector = turn_context.turn_state[turn_context.adapter.BOT_CONNECTOR_CLIENT_KEY]
-            prepared = TurnContext.apply_conversation_reference(copy.deepcopy(activity), reference)
-            prepared.reply_to_id = None
-            result["response"] = await call(connector, reference.conversation.id, prepared)
-
-        await self._with_retries(conversation, lambda: self._adapter.continue_conversation(reference, callback, bot_app_id=self._app_id))
-        return result.get("response")
-
-    async def _pace(self, conversation_id: str) -> None:
-        window = self._recent_sends[conversation_id]
+    async def _headers(self) -> dict[str, str]:
+        headers = {"Content-Type": "application/json"}
+        if not self._app_id:
+            return headers  # local development without a bot identity
         now = time.monotonic()
-        while window and now - window[0] > 1.0:
-            window.popleft()
-        if len(window) >= SENDS_PER_SECOND_PER_CONVERSATION:
-            await asyncio.sleep(1.0 - (now - window[0]))
-        window.append(time.monotonic())
+        if self._token is None or now - self._token[1] > TOKEN_REUSE_SECONDS:
+            if self._credentials is None:
+                self._credentials = await self._factory.create_credentials(
+                    self._app_id, AuthenticationConstants.TO_CHANNEL_FROM_BOT_OAUTH_SCOPE, self._login_url, True
+                )
+            # botbuilder's credentials are synchronous (MSAL or requests): keep them off the loop.
+            token = await asyncio.to_thread(self._credentials.get_access_token)
+            self._token = (token, now)
+        return {**headers, "Authorization": f"Bearer {self._token[0]}"}
 
-    async def _with_retries(self, conversation: ConversationRecord, attempt: Callable[[], Awaitable[None]]) -> None:
-        for number in range(1, MAX_SEND_ATTEMPTS + 1):
-            await self._pace(conversation.conversation_id)
-            try:
-                await attempt()
-                return
-            except Exception as exc:  # noqa: BLE001 - classified below
-                status, retry_after, message = _describe(exc)
-                if status in RETRYABLE_STATUSES and number < MAX_SEND_ATTEMPTS:
-                    wait = min(retry_after if retry_after is not None else DEFAULT_RETRY_AFTER_SECONDS * number, MAX_RETRY_AFTER_SECONDS)
-                    log.info("Teams answered %s for %s; retrying in %.1f s", status, conversation.conversation_id, wait)
-                    await asyncio.sleep(wait)
-                    continue
-                permanent = status is not None and 400 <= status < 500 and status not in RETRYABLE_STATUSES and status != 401
-                gone = permanent and any(code in message for code in GONE_CODES)
-                raise DeliveryError(message, status=status, permanent=permanent, conversation_gone=gone) from exc
+    def _http(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=SEND_TIMEOUT_SECONDS))
+        return self._session
 
+    @staticmethod
+    def _activity(conversation: ConversationRecord, **fields: Any) -> dict:
+        reference = conversation.reference or {}
+        activity = {"type": "message", "channelId": reference.get("channelId", "msteams"), "conversation": {"id": conversation.conversation_id}, **fields}
+        if reference.get("bot"):
+            activity["from"] = reference["bot"]
+        return activity
 
-def _describe(exc: Exception) -> tuple[int | None, float | None, str]:
-    """HTTP status, Retry-After seconds and a one-line message from a connector error."""
-    response = getattr(exc, "response", None)
-    status = getattr(response, "status_code", None) or getattr(response, "status", None)
-    headers = getattr(response, "headers", None) or {}
-    retry_after: float | None = None
-    raw = headers.get("Retry-After") if hasattr(headers, "get") else None
-    if raw is not None:
+    @staticmethod
+    def _card(card: dict, summary: str) -> dict:
+        return {"attachments": [{"contentType": CARD_CONTENT_TYPE, "content": card}], "summary": summary}
+
+    async def post(self, conversation: ConversationRecord, card: dict, summary: str) -> str:
+        url = f"{_base(conversation)}/v3/conversations/{quote(conversation.conversation_id, safe='')}/activities"
+        return await self._send("POST", url, conversation, self._activity(conversation, **self._card(card, summary)))
+
+    async def update(self, conversation: ConversationRecord, activity_id: str, card: dict, summary: str) -> None:
+        url = f"{_base(conversation)}/v3/conversations/{quote(conversation.conversation_id, safe='')}/activities/{quote(activity_id, safe='')}"
+        await self._send("PUT", url, conversation, self._activity(conversation, id=activity_id, **self._card(card, summary)))
+
+    async def reply(self, conversation: ConversationRecord, activity_id: str, text: str) -> str:
+        base = f"{_base(conversation)}/v3/conversations"
+        activity = self._activity(conversation, text=text, textFormat="markdown", replyToId=activity_id)
+        if conversation.conversation_type == "channel":
+            # In a channel a reply goes to the thread "<channel id>;messageid=<root id>".
+            url = f"{base}/{quote(f'{conversation.conversation_id};messageid={activity_id}', safe='')}/activities"
+        else:
+            url = f"{base}/{quote(conversation.conversation_id, safe='')}/activities/{quote(activity_id, safe='')}"
+        return await self._send("POST", url, conversation, activity)
+
+    async def _send(self, method: str, url: str, conversation: ConversationRecord, activity: dict) -> str:
         try:
-            retry_after = max(float(raw), 0.0)
-        except ValueError:
-            retry_after = None
-    if status is None:
-        return None, None, f"Teams could not be reached: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            async with self._http().request(method, url, data=json.dumps(activity, separators=(",", ":")), headers=await self._headers()) as response:
+                text = await response.text()
+                if response.status < 300:
+                    try:
+                        return str((json.loads(text) if text else {}).get("id") or "")
+                    except ValueError:
+                        return ""
+                raise _error(response.status, response.headers.get("Retry-After"), text)
+        except DeliveryError:
+            raise
+        except PermissionError as exc:  # the bot's own token request failed
+            raise DeliveryError(f"the bot could not get a token: {exc}", status=401) from exc
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            raise DeliveryError(f"Teams could not be reached: {type(exc).__name__}: {exc}") from exc
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
+def _base(conversation: ConversationRecord) -> str:
+    return (conversation.service_url or (conversation.reference or {}).get("serviceUrl") or "").rstrip("/")
+
+
+def _error(status: int, retry_after: str | None, body: str) -> DeliveryError:
+    """A Bot Connector error as the port's :class:`DeliveryError`, with Retry-After."""
     code = ""
-    error = getattr(exc, "error", None)
-    inner = getattr(error, "error", None)
-    if inner is not None:
-        code = f"{getattr(inner, 'code', '') or ''}: {getattr(inner, 'message', '') or ''}".strip(": ")
-    return int(status), retry_after, f"Teams answered {status}" + (f" ({code})" if code else "")
+    try:
+        error = (json.loads(body) or {}).get("error") or {}
+        code = f"{error.get('code', '') or ''}: {error.get('message', '') or ''}".strip(": ")
+    except (ValueError, AttributeError):
+        pass
+    wait: float | None = None
+    if retry_after is not None:
+        try:
+            wait = max(float(retry_after), 0.0)
+        except ValueError:
+            wait = None
+    message = f"Teams answered {status}" + (f" ({code[:300]})" if code else "")
+    permanent = 400 <= status < 500 and status not in RETRYABLE_STATUSES and status != 401
+    gone = permanent and any(gone_code in code for gone_code in GONE_CODES)
+    return DeliveryError(message, status=status, permanent=permanent, conversation_gone=gone, retry_after=wait)

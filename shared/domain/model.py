@@ -91,6 +91,9 @@ class Delivery:
     recipient: str = ""
     reason: str = ""
     context: dict | None = None
+    # The conversation (its reference, as JSON) the card is in, so updating every card of an
+    # alert needs one query, not a read per conversation.
+    conversation: dict | None = None
     etag: str | None = None
 
 

@@ -13,7 +13,7 @@ import logging
 import time
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
-from typing import Callable
+from typing import Any, Callable
 
 from shared import cards
 from shared.domain.channels import channel_name_from_template, clean_channel_name
@@ -82,6 +82,7 @@ class ActionContext:
     channel_name_template: str = "{severity} {id} {title}"
     meeting_organizer: str | None = None
     connector_admins: tuple[str, ...] = ()  # Entra object ids / UPNs, lower case (CONNECTOR_ADMINS)
+    delivering: Any = None  # shared.services.events.Delivering: the other copies of a card go through its queue
     clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)
 
 
@@ -163,19 +164,35 @@ async def change_state(ctx: ActionContext, verb: str, tenant_id: str, alert_key:
         except ConcurrencyConflict:
             continue  # someone else changed it: decide again on what is there now
         await record_and_publish(ctx, verb, new, actor, link, where)
-        await _sync_everywhere(ctx, new)
+        await _sync_everywhere(ctx, new, where)
         who = actor.name or "You"
         return ActionResult(new, True, f"{cards.STATUS_LABEL[new.status]} by {who}.")
     raise TransientError(f"alert {alert_key} kept changing while {verb} was applied")
 
 
-async def _sync_everywhere(ctx: ActionContext, state: AlertState) -> None:
+async def _sync_everywhere(ctx: ActionContext, state: AlertState, where: Where) -> None:
+    """Every other copy of the card is updated through the deliveries queue; the clicked copy
+    is answered in the invoke response only, so its render is recorded here (conditionally:
+    if that fails, it gets a job like the others)."""
+    clicked = where.conversation.conversation_id if where.via == "card" and where.conversation is not None else None
+    if clicked is not None:
+        shown = await ctx.store.get_delivery(state.tenant_id, state.key, clicked)
+        try:
+            if shown is None or not shown.activity_id or shown.rendered_version >= state.revision:
+                clicked = None
+            else:
+                await ctx.store.save_delivery(replace(shown, rendered_version=state.revision))
+        except ConcurrencyConflict:
+            clicked = None
+    if ctx.delivering is None:
+        log.warning("No deliveries queue: the other copies of alert %s are not updated", state.alert_id)
+        return
     try:
-        await sync_cards(state, store=ctx.store, messenger=ctx.messenger, clock=ctx.clock)
+        await sync_cards(state, ctx.delivering, except_conversation=clicked)
     except TransientError as exc:
         # The person's own card is refreshed by the invoke response; the other copies catch
         # up with the next change. Not a reason to fail the click.
-        log.warning("Some copies of alert %s were not updated: %s", state.alert_id, exc)
+        log.warning("Some copies of alert %s were not queued for update: %s", state.alert_id, exc)
 
 
 async def find_alert(store: StateStore, tenant_id: str, alert_id: str) -> AlertState | None:
@@ -275,7 +292,7 @@ async def create_alert_channel(ctx: ActionContext, tenant_id: str, alert_key: st
     await _post_card_in_channel(ctx, done, where, team_id, channel["id"])
     await record_and_publish(ctx, "create_channel", done, actor, link, where, discriminator=channel["id"],
                              extra={"channel": {"id": channel["id"], "name": channel.get("displayName"), "webUrl": channel.get("webUrl"), "teamId": team_id}})
-    await _sync_everywhere(ctx, done)
+    await _sync_everywhere(ctx, done, where)
     note = f"Alert channel {channel.get('displayName', '')} created with {added} responder(s)."
     if missing:
         note += f" Not found in the directory: {', '.join(missing)}."
@@ -389,7 +406,7 @@ async def create_alert_meeting(ctx: ActionContext, tenant_id: str, alert_key: st
     done = await ctx.store.save_alert(replace(claimed, revision=claimed.revision + 1, meeting={"status": "created", "id": meeting.get("id"), "joinUrl": meeting.get("joinUrl")}))
     await record_and_publish(ctx, "create_meeting", done, actor, link, where, discriminator=str(meeting.get("id")), extra={"meeting": {"id": meeting.get("id"), "joinUrl": meeting.get("joinUrl")}})
     await _announce_meeting(ctx, done, where)
-    await _sync_everywhere(ctx, done)
+    await _sync_everywhere(ctx, done, where)
     return ActionResult(done, True, "Alert meeting created.")
 
 

@@ -14,10 +14,12 @@ A card already delivered is always kept current, whether or not a workflow still
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
-from typing import Callable
+from typing import Awaitable, Callable
 
 from shared import cards
 from shared.domain import workflows as routing
@@ -25,8 +27,10 @@ from shared.domain.alerts import apply_event
 from shared.domain.commands import COMMAND_TYPES, ExistingCommand, SendCommand, parse_command
 from shared.domain.events import AlertEvent, InvalidEvent, alert_key, decode_json
 from shared.domain.inbound import parse_events
-from shared.domain.model import AlertState, ConversationRecord, Delivery, RejectedEvent, Undeliverable
-from shared.ports import ConcurrencyConflict, DeliveryError, ReconsentRequired, StateStore, TeamsMessenger, TransientError
+from shared.domain.jobs import CARD, COMMENT, DeliveryJob, conversation_from_json
+from shared.domain.model import AlertState, ConversationRecord, RejectedEvent
+from shared.ports import ConcurrencyConflict, JobQueue, StateStore, TeamsMessenger, TransientError
+from shared.services.delivery import TenantRate, send_to_fallback
 from shared.services.recipients import RecipientResolver, Unreachable
 
 log = logging.getLogger(__name__)
@@ -53,9 +57,12 @@ class Outcome:
     failed: list[str] = field(default_factory=list)
     fallback: list[str] = field(default_factory=list)  # conversations that got a card for someone unreachable
     undeliverable: list[str] = field(default_factory=list)  # recipients reached by nobody
+    queued: list[str] = field(default_factory=list)  # conversations a delivery job was queued for
 
     def summary(self) -> str:
-        parts = [f"posted {len(self.posted)}", f"updated {len(self.updated)}", f"failed {len(self.failed)}"]
+        parts = [f"queued {len(self.queued)} delivery job(s)"]
+        if self.posted or self.updated or self.failed:
+            parts += [f"posted {len(self.posted)}", f"updated {len(self.updated)}", f"failed {len(self.failed)}"]
         if self.fallback:
             parts.append(f"fallback {len(self.fallback)}")
         if self.undeliverable:
@@ -73,31 +80,38 @@ def _now() -> datetime:
 
 @dataclass
 class Delivering:
-    """What delivery needs besides the alert: the store, the messenger, the recipient resolver."""
+    """What delivery needs besides the alert: the store, the deliveries queue, the messenger
+    (for the queue's consumer), the recipient resolver, the tenant's send budget, a clock."""
 
     store: StateStore
     messenger: TeamsMessenger
+    jobs: JobQueue
     resolver: RecipientResolver | None = None
     clock: Callable[[], datetime] = _now
+    tenant_rate: TenantRate | None = None
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+    # How long a tenant's list of conversations (the broadcast default) is reused in this
+    # process before it is read again: installs show within this time.
+    conversations_ttl: float = 10.0
+    _conversations: dict[str, tuple[float, list[ConversationRecord]]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.resolver is None:
             self.resolver = RecipientResolver(self.store, clock=self.clock)
 
+    async def tenant_conversations(self, tenant_id: str) -> list[ConversationRecord]:
+        cached = self._conversations.get(tenant_id)
+        now = time.monotonic()
+        if cached is None or now - cached[0] > self.conversations_ttl:
+            cached = (now, await self.store.list_conversations(tenant_id))
+            self._conversations[tenant_id] = cached
+        return cached[1]
 
-async def process_message(
-    body: bytes | str,
-    message_id: str,
-    *,
-    store: StateStore,
-    messenger: TeamsMessenger,
-    resolver: RecipientResolver | None = None,
-    default_tenant_id: str | None = None,
-    clock: Callable[[], datetime] = _now,
-) -> list[Outcome]:
+
+async def process_message(body: bytes | str, message_id: str, ctx: Delivering, *, default_tenant_id: str | None = None) -> list[Outcome]:
     """Process one queue message. Invalid input is recorded as rejected and never raises;
     transient failures raise :class:`TransientError` so Service Bus redelivers."""
-    ctx = Delivering(store, messenger, resolver, clock)
+    store, clock = ctx.store, ctx.clock
     try:
         obj = decode_json(body)
         if isinstance(obj, dict) and obj.get("type") in COMMAND_TYPES and "specversion" in obj:
@@ -152,38 +166,49 @@ async def resolve_tenant(tenant_id: str | None, event_id: str, store: StateStore
 
 
 async def process_event(event: AlertEvent, ctx: Delivering, *, default_tenant_id: str | None = None) -> Outcome:
+    """Apply the event to its alert, route the change, queue the delivery jobs.
+
+    No separate processed-events record is needed: the alert remembers the event whose
+    version it holds, so a redelivered event is either older (nothing to do) or that very
+    event (routed again the same way; its jobs have the same message ids, which Service Bus
+    drops as duplicates, and a job never renders a revision the card already shows)."""
     store = ctx.store
-    if await store.was_processed(event.dedupe_key):
-        log.info("Event %s (%s) for alert %s was processed before: ignored", event.event_id, event.type, event.data.id)
-        return Outcome(event.event_id, "duplicate", "already processed")
     tenant_id = await resolve_tenant(event.tenant_id, event.event_id, store, default_tenant_id)
-    state, change = await _apply(event, tenant_id, store, ctx.clock())
+    state, change, created = await _apply(event, tenant_id, store, ctx.clock())
     outcome = Outcome(event.event_id, "processed" if change else "stale", "" if change else f"version {event.data.version} is not newer than {state.version}")
-    # Only a change routes: a stale event syncs the cards already delivered (it costs reads
-    # only, and heals a card whose update failed earlier).
+    # Only a change routes: a stale event syncs the cards already delivered (it heals a card
+    # whose update failed earlier).
     plan = routing.plan(state, change, await store.list_workflows(tenant_id)) if change else None
-    await deliver(state, plan, ctx, outcome)
-    await store.mark_processed(event.dedupe_key, event.event_id)
+    await deliver(state, plan, ctx, outcome, request=event.dedupe_key[:16], new=created)
     log.info("Event %s (%s) for alert %s: %s; %s", event.event_id, event.type, event.data.id, outcome.result, outcome.summary())
     return outcome
 
 
-async def _apply(event: AlertEvent, tenant_id: str, store: StateStore, now: datetime) -> tuple[AlertState, str | None]:
-    """Apply the event; returns the state and the change it made: "new", "updated", or None
-    when it is older than what is held. An event applied before (the message is redelivered
-    after a failure) returns the change it made then, so it is routed again the same way."""
+async def _apply(event: AlertEvent, tenant_id: str, store: StateStore, now: datetime) -> tuple[AlertState, str | None, bool]:
+    """Apply the event; returns the state, the change it made ("new", "updated", or None when
+    it is older than what is held) and whether this call created the alert. An event applied
+    before (redelivered after a failure) returns the change it made then, so it is routed
+    again the same way."""
     key = alert_key(event.source, event.data.id)
+    if event.type.endswith(".created"):
+        # Most "created" events name a new alert: try the insert first (one request, not two).
+        first = apply_event(None, event, tenant_id, now)
+        assert first is not None
+        try:
+            return await store.save_alert(replace(first, first_event=event.dedupe_key, last_event=event.dedupe_key)), "new", True
+        except ConcurrencyConflict:
+            pass  # it exists: decide on what is there
     for _ in range(MAX_STATE_ATTEMPTS):
         current = await store.get_alert(tenant_id, key)
         if current is not None and current.last_event == event.dedupe_key:
-            return current, "new" if current.first_event == event.dedupe_key else "updated"
+            return current, "new" if current.first_event == event.dedupe_key else "updated", False
         new = apply_event(current, event, tenant_id, now)
         if new is None:
             assert current is not None
-            return current, None
+            return current, None, False
         new = replace(new, last_event=event.dedupe_key, first_event=current.first_event if current else event.dedupe_key)
         try:
-            return await store.save_alert(new), "new" if current is None else "updated"
+            return await store.save_alert(new), "new" if current is None else "updated", current is None
         except ConcurrencyConflict:
             continue  # another worker changed the alert: read again and re-decide
     raise TransientError(f"alert {event.data.id} kept changing under concurrent updates")
@@ -194,17 +219,17 @@ async def _apply(event: AlertEvent, tenant_id: str, store: StateStore, now: date
 
 @dataclass
 class _Slot:
-    """One conversation to bring up to date, and what its card says about why it is there."""
+    """One conversation that should show the alert, and what its card says about why."""
 
     conversation: ConversationRecord
     recipient: str
     reason: str
     context: dict | None = None
-    targets: list[routing.Target] = field(default_factory=list)  # plan targets that chose it (for fallback)
+    fallback: dict[str, dict] = field(default_factory=dict)  # recipient key -> recipient JSON
 
     def merge(self, context: dict | None, target: routing.Target | None) -> None:
         if target is not None:
-            self.targets.append(target)
+            self.fallback.update({r.key: r.to_json() for r in target.fallback})
         if not context:
             return
         mine = self.context or {}
@@ -227,30 +252,35 @@ def target_context(target: routing.Target, note: str = "") -> dict | None:
     return context or None
 
 
-async def deliver(state: AlertState, plan: routing.Plan | None, ctx: Delivering, outcome: Outcome | None = None) -> Outcome:
-    """Make every conversation that should show ``state`` show it: the plan's recipients (or,
-    broadcast, every conversation where the bot is installed), the alert's own channel, and
-    every conversation that already has its card. ``plan`` None: only the cards that exist.
+async def deliver(
+    state: AlertState, plan: routing.Plan | None, ctx: Delivering, outcome: Outcome | None = None, *, request: str = "", new: bool = False,
+    except_conversation: str | None = None,
+) -> Outcome:
+    """Queue a delivery job for every conversation that should show ``state``: the plan's
+    recipients (or, broadcast, every conversation where the bot is installed), the alert's own
+    channel, and every conversation that already has its card. ``plan`` None: only the cards
+    that exist. ``new``: the alert was just created, so no card of it exists yet.
 
-    A recipient that cannot be reached, or whose post fails for good, sends the card to the
-    fallback recipients with a note saying who could not be reached and why; if those fail
-    too, the alert is recorded as undeliverable for that recipient. Transient failures are
-    raised (after everything else was tried) so the queue redelivers."""
+    A recipient that cannot be reached sends the card to its fallback recipients with a note
+    (or records the alert as undeliverable); a refusal by Teams is handled the same way by the
+    job. Sending happens in the deliveries queue's consumer (:mod:`shared.services.delivery`)."""
     outcome = outcome or Outcome(None, "processed")
     store = ctx.store
     slots: dict[str, _Slot] = {}
-    unreachable: list[tuple[routing.Target, str]] = []
+    unreachable: list[tuple[str, str, tuple[dict, ...], dict | None]] = []
 
     def add(conversation: ConversationRecord, recipient: str, reason: str, context: dict | None = None, target: routing.Target | None = None) -> None:
         slot = slots.get(conversation.conversation_id)
         if slot is None:
-            slots[conversation.conversation_id] = _Slot(conversation, recipient, reason, context, [target] if target else [])
+            slot = slots[conversation.conversation_id] = _Slot(conversation, recipient, reason, context)
+            if target is not None:
+                slot.fallback.update({r.key: r.to_json() for r in target.fallback})
         else:
             slot.merge(context, target)
 
-    existing = {d.conversation_id: d for d in await store.list_deliveries(state.tenant_id, state.key)}
+    existing = {} if new else {d.conversation_id: d for d in await store.list_deliveries(state.tenant_id, state.key)}
     if plan is not None and plan.broadcast:
-        for conversation in await store.list_conversations(state.tenant_id):
+        for conversation in await ctx.tenant_conversations(state.tenant_id):
             if conversation.origin == "teams" and conversation.alert_key in (None, state.key):
                 add(conversation, conversation.name or conversation.conversation_id, "broadcast: the tenant has no workflows")
     elif plan is not None:
@@ -259,7 +289,7 @@ async def deliver(state: AlertState, plan: routing.Plan | None, ctx: Delivering,
             try:
                 conversation = await ctx.resolver.resolve(state.tenant_id, target.recipient, target.delivery)
             except Unreachable as exc:
-                unreachable.append((target, str(exc)))
+                unreachable.append((target.recipient.label(), str(exc), tuple(r.to_json() for r in target.fallback), target_context(target)))
                 continue
             add(conversation, target.recipient.label(), target.reason, target_context(target), target)
     channel = state.channel or {}
@@ -268,162 +298,30 @@ async def deliver(state: AlertState, plan: routing.Plan | None, ctx: Delivering,
         if record is not None:
             add(record, record.name, "the alert's own channel")
     for conversation_id, delivery in existing.items():
-        if conversation_id not in slots:
-            record = await store.get_conversation(state.tenant_id, conversation_id)
-            if record is not None:
-                add(record, delivery.recipient, delivery.reason, delivery.context)
+        if conversation_id in slots:
+            continue
+        record = conversation_from_json(delivery.conversation) if delivery.conversation else await store.get_conversation(state.tenant_id, conversation_id)
+        if record is not None:
+            add(record, delivery.recipient, delivery.reason, delivery.context)
 
-    transient = await _sync_slots(state, slots, existing, ctx, outcome, unreachable)
+    jobs = [
+        DeliveryJob(
+            slot.conversation, CARD, state, recipient=slot.recipient, reason=slot.reason, context=slot.context,
+            fallback=tuple(slot.fallback.values()), new=conversation_id not in existing, request=request,
+        )
+        for conversation_id, slot in slots.items()
+        if conversation_id != except_conversation and (existing.get(conversation_id) is None or existing[conversation_id].status != "failed")
+    ]
+    await ctx.jobs.send(jobs)
+    outcome.queued.extend(job.conversation_id for job in jobs)
     if unreachable:
-        transient += await _fallback(state, unreachable, ctx, outcome)
-    if transient:
-        raise TransientError("delivery will be retried: " + "; ".join(transient))
+        await send_to_fallback(state, unreachable, ctx, outcome, request=request)
     return outcome
 
 
-async def _sync_slots(
-    state: AlertState, slots: dict[str, _Slot], existing: dict[str, Delivery], ctx: Delivering, outcome: Outcome,
-    unreachable: list[tuple[routing.Target, str]] | None,
-) -> list[str]:
-    """Post or update each slot. Permanent failures of plan targets go to ``unreachable`` (for
-    the fallback pass) when it is given; returns the transient failures."""
-    transient: list[str] = []
-    summary = cards.summary_text(state)
-    for conversation_id, slot in slots.items():
-        card = cards.fit_card(state, slot.context)
-        try:
-            await _sync_one(state, slot, card, summary, existing.get(conversation_id), ctx, outcome)
-        except DeliveryError as exc:
-            if not exc.permanent:
-                transient.append(f"{conversation_id}: {exc}")
-                continue
-            outcome.failed.append(conversation_id)
-            await _record_failure(state, slot, ctx.store, str(exc), ctx.clock())
-            log.warning("Cannot deliver alert %s to %s: %s", state.alert_id, conversation_id, exc)
-            if exc.conversation_gone:
-                # The bot was removed without telling us (or the chat is gone): stop sending there.
-                await ctx.store.remove_conversation(slot.conversation.tenant_id, conversation_id)
-                log.warning("Forgot conversation %s: Teams says the bot can no longer post there", conversation_id)
-            if unreachable is not None:
-                unreachable.extend((t, f"Teams refused the card ({exc})") for t in slot.targets)
-        except ReconsentRequired as exc:
-            if unreachable is None or not slot.targets:
-                raise  # broadcast: the queue entry point records the event with this reason
-            unreachable.extend((t, str(exc)) for t in slot.targets)
-        except TransientError as exc:
-            transient.append(f"{conversation_id}: {exc}")
-    return transient
-
-
-async def _fallback(state: AlertState, unreachable: list[tuple[routing.Target, str]], ctx: Delivering, outcome: Outcome) -> list[str]:
-    """Send the card to the fallback recipients of everyone who could not be reached."""
-    assert ctx.resolver is not None
-    slots: dict[str, _Slot] = {}
-    reached_by: dict[str, list[tuple[routing.Target, str]]] = {}
-    nobody: list[tuple[routing.Target, str, str]] = []
-    for target, reason in unreachable:
-        label = target.recipient.label()
-        log.warning("Alert %s could not reach %s: %s", state.alert_id, label, reason)
-        if not target.fallback:
-            nobody.append((target, reason, "no fallback recipients were given"))
-            continue
-        fallback_reasons: list[str] = []
-        for fallback in target.fallback:
-            try:
-                # Fallbacks go through the bot whatever the workflow's method: the bot needs no
-                # user's token, so a broken delegated connection still reaches them.
-                conversation = await ctx.resolver.resolve(state.tenant_id, fallback, "bot")
-            except Unreachable as exc:
-                fallback_reasons.append(f"{fallback.label()}: {exc}")
-                continue
-            note = f"Sent here because {label} could not be reached: {reason}"
-            context = target_context(target, note)
-            slot = slots.get(conversation.conversation_id)
-            if slot is None:
-                slots[conversation.conversation_id] = _Slot(conversation, fallback.label(), f"fallback for {label}: {reason}", context)
-            elif note not in (slot.context or {}).get("note", ""):
-                slot.context = {**(slot.context or {}), "note": f"{(slot.context or {}).get('note', '')} {note}".strip()}
-            reached_by.setdefault(conversation.conversation_id, []).append((target, reason))
-        if not any(target in [t for t, _ in v] for v in reached_by.values()):
-            nobody.append((target, reason, "; ".join(fallback_reasons) or "no fallback recipient could be reached"))
-    if slots:
-        existing = {d.conversation_id: d for d in await ctx.store.list_deliveries(state.tenant_id, state.key)}
-        failed_before = set(outcome.failed)
-        transient = await _sync_slots(state, slots, existing, ctx, outcome, None)
-        for conversation_id in slots:
-            if conversation_id in outcome.failed and conversation_id not in failed_before:
-                nobody.extend((t, r, f"the fallback {slots[conversation_id].recipient} failed too") for t, r in reached_by[conversation_id])
-            elif not any(conversation_id in t for t in transient):
-                outcome.fallback.append(conversation_id)
-    else:
-        transient = []
-    for target, reason, fallback_reason in nobody:
-        label = target.recipient.label()
-        outcome.undeliverable.append(label)
-        await ctx.store.record_undeliverable(Undeliverable(state.tenant_id, state.key, state.alert_id, label, reason, fallback_reason, ctx.clock()))
-        log.error("Alert %s reached neither %s (%s) nor a fallback (%s)", state.alert_id, label, reason, fallback_reason)
-    return transient
-
-
-async def _sync_one(state: AlertState, slot: _Slot, card: dict, summary: str, delivery: Delivery | None, ctx: Delivering, outcome: Outcome) -> None:
-    store, messenger = ctx.store, ctx.messenger
-    conversation = slot.conversation
-    conv_id = conversation.conversation_id
-    now = ctx.clock()
-    if delivery is not None and delivery.status == "failed":
-        return  # recorded as permanently failed for this conversation
-    claim_free = delivery is None or (
-        delivery.activity_id is None and (delivery.claimed_at is None or now - delivery.claimed_at > CLAIM_TIMEOUT)
-    )
-    if claim_free:
-        claim = Delivery(
-            state.tenant_id, state.key, conv_id, status="posting", claimed_at=now, recipient=slot.recipient, reason=slot.reason,
-            context=slot.context, etag=delivery.etag if delivery else None,
-        )
-        try:
-            claim = await store.save_delivery(claim)
-        except ConcurrencyConflict:
-            raise TransientError("another worker is posting this card") from None
-        try:
-            activity_id = await messenger.post(conversation, card, summary)
-        except Exception as exc:
-            if not (isinstance(exc, DeliveryError) and exc.permanent):
-                await store.save_delivery(replace(claim, claimed_at=None))  # release the claim for the retry
-            raise
-        await store.save_delivery(replace(claim, activity_id=activity_id, rendered_version=state.revision, status="posted"))
-        outcome.posted.append(conv_id)
-        return
-    assert delivery is not None
-    if delivery.activity_id is None:
-        raise TransientError("another worker is posting this card")
-    context_changed = (slot.context or None) != (delivery.context or None)
-    if delivery.rendered_version >= state.revision and not context_changed:
-        return  # the card already shows this revision (or a newer one)
-    await messenger.update(conversation, delivery.activity_id, card, summary)
-    try:
-        await store.save_delivery(replace(delivery, rendered_version=max(state.revision, delivery.rendered_version), context=slot.context))
-    except ConcurrencyConflict:
-        pass  # another worker recorded a render at the same time; the next event reconciles
-    outcome.updated.append(conv_id)
-
-
-async def _record_failure(state: AlertState, slot: _Slot, store: StateStore, reason: str, now: datetime) -> None:
-    current = await store.get_delivery(state.tenant_id, state.key, slot.conversation.conversation_id)
-    if current is not None and current.activity_id:
-        return  # the card exists; a failed update will be retried by the next change
-    failed = Delivery(
-        state.tenant_id, state.key, slot.conversation.conversation_id, status="failed", failure=reason, claimed_at=now,
-        recipient=slot.recipient, reason=slot.reason, context=slot.context, etag=current.etag if current else None,
-    )
-    try:
-        await store.save_delivery(failed)
-    except ConcurrencyConflict:
-        pass
-
-
-async def sync_cards(state: AlertState, *, store: StateStore, messenger: TeamsMessenger, clock: Callable[[], datetime] = _now, outcome: Outcome | None = None) -> Outcome:
-    """Bring every card ``state`` already has (and its alert channel's) up to date."""
-    return await deliver(state, None, Delivering(store, messenger, None, clock), outcome)
+async def sync_cards(state: AlertState, ctx: Delivering, *, except_conversation: str | None = None) -> Outcome:
+    """Queue updates of every card ``state`` already has (and of its alert channel's)."""
+    return await deliver(state, None, ctx, request=f"sync-{state.revision}", except_conversation=except_conversation)
 
 
 # ---------------------------------------------------------------------------- commands
@@ -452,10 +350,12 @@ async def send_to_recipients(command: SendCommand, ctx: Delivering, default_tena
         raise InvalidEvent("subject", f"no alert {command.alert_id} from source {command.alert_source} in tenant {tenant_id}", command.event_id)
     outcome = Outcome(command.event_id, "processed")
     plan = routing.manual_plan(state, command.recipients, command.fallback, command.comment, command.requested_by)
+    request = command.dedupe_key[:24]
     if command.comment:
         existing = {d.conversation_id: d for d in await ctx.store.list_deliveries(tenant_id, state.key)}
         assert ctx.resolver is not None
-        remaining = []
+        remaining, comments = [], []
+        who = f" ({cards.escape_text(command.requested_by, 100)})" if command.requested_by else ""
         for target in plan.targets:
             try:
                 conversation = await ctx.resolver.resolve(tenant_id, target.recipient, target.delivery)
@@ -464,30 +364,16 @@ async def send_to_recipients(command: SendCommand, ctx: Delivering, default_tena
                 continue
             shown = existing.get(conversation.conversation_id)
             if shown is not None and shown.activity_id:
-                await _comment_once(state, conversation, shown.activity_id, command, ctx)
-                outcome.updated.append(conversation.conversation_id)
+                text = f"\U0001f4ac {cards.escape_text(command.comment, cards.MAX_COMMENT_CHARS)}{who}"
+                comments.append(DeliveryJob(conversation, COMMENT, state, text=text, request=request))
             else:
                 remaining.append(target)
+        await ctx.jobs.send(comments)
+        outcome.queued.extend(j.conversation_id for j in comments)
         plan = routing.Plan(targets=tuple(remaining))
-    await deliver(state, plan, ctx, outcome)
+    await deliver(state, plan, ctx, outcome, request=request)
     log.info("Sent alert %s to %d recipient(s) for %s: %s", state.alert_id, len(command.recipients), command.requested_by or "-", outcome.summary())
     return outcome
-
-
-async def _comment_once(state: AlertState, conversation: ConversationRecord, activity_id: str, command: SendCommand, ctx: Delivering) -> None:
-    """Reply with the comment in the card's thread, once per command (a claim row first)."""
-    claim_key = f"{state.key}:send:{command.dedupe_key[:24]}"
-    try:
-        claim = await ctx.store.save_delivery(Delivery(state.tenant_id, claim_key, conversation.conversation_id, claimed_at=ctx.clock()))
-    except ConcurrencyConflict:
-        return  # this command's comment was posted here already
-    who = f" ({cards.escape_text(command.requested_by, 100)})" if command.requested_by else ""
-    try:
-        reply_id = await ctx.messenger.reply(conversation, activity_id, f"\U0001f4ac {cards.escape_text(command.comment, cards.MAX_COMMENT_CHARS)}{who}")
-    except Exception:
-        await ctx.store.delete_delivery(state.tenant_id, claim_key, conversation.conversation_id)
-        raise
-    await ctx.store.save_delivery(replace(claim, activity_id=reply_id, status="posted"))
 
 
 async def deliver_existing(command: ExistingCommand, ctx: Delivering) -> Outcome:
@@ -502,7 +388,7 @@ async def deliver_existing(command: ExistingCommand, ctx: Delivering) -> Outcome
     transient: list[str] = []
     for state in alerts[:MAX_EXISTING_ALERTS]:
         try:
-            await deliver(state, routing.plan(state, "existing", [workflow]), ctx, outcome)
+            await deliver(state, routing.plan(state, "existing", [workflow]), ctx, outcome, request=command.dedupe_key[:16])
         except TransientError as exc:
             transient.append(f"{state.alert_id}: {exc}")
     skipped = max(len(alerts) - MAX_EXISTING_ALERTS, 0)

@@ -22,8 +22,18 @@ def simulator():
 
 
 @pytest.fixture
-async def connector(simulator, azurite, table_prefix, monkeypatch):
-    """Settings as a deployment would have them, pointed at the local parts."""
+async def connector(simulator, azurite, table_prefix, queue_sink, monkeypatch):
+    """Settings as a deployment would have them, pointed at the local parts; the app's queues
+    (deliveries, commands, actions) are the recording queue sink."""
+    from tests.support import app
+
+    queue_sink.messages.clear()
+    queue_sink.jobs.clear()
+    queue_sink.job_ids.clear()
+    queue_sink.fail_next = 0
+    app.SINK = queue_sink
+    app.CLOCK = app.TestClock()
+    bootstrap.use_time(app.CLOCK, app.CLOCK.sleep)
     simulator.reset()
     simulator.register_bot(BOT_APP_ID, BOT_SECRET)
     env = {
@@ -35,6 +45,7 @@ async def connector(simulator, azurite, table_prefix, monkeypatch):
         "BOT_OPENID_METADATA_URL": simulator.openid_metadata_url,
         "BOT_TOKEN_URL": simulator.token_url(),
         "REMINDER_AFTER_MINUTES": "30",
+        "LOCAL_QUEUE_HOST_URL": queue_sink.url,
     }
     for name, value in env.items():
         monkeypatch.setenv(name, value)
@@ -42,6 +53,7 @@ async def connector(simulator, azurite, table_prefix, monkeypatch):
     await bootstrap.reset()
     yield simulator
     await bootstrap.reset()
+    bootstrap.use_time(None)
 
 
 @pytest.fixture(scope="session")

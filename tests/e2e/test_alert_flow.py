@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import copy
 import json
-import time
 from pathlib import Path
 
 import pytest
@@ -133,11 +132,14 @@ class TestAlertCards:
         assert title.replace("\\", "") == "**Disk full** on <at>db-01</at> _now_"
 
     async def test_a_429_with_retry_after_on_the_first_post_is_delivered_once_after_the_wait(self, connector):
+        from tests.support import app
+
         conversation_id = await install(connector)
-        connector.add_fault("POST", r"/activities$", status=429, retry_after=1, times=1)
-        started = time.monotonic()
+        connector.add_fault("POST", r"/activities$", status=429, retry_after=30, times=1)
+        started = app.CLOCK.now
         await deliver(example("alert-created.json"))
-        assert time.monotonic() - started >= 1.0
+        # The job was rescheduled for when Teams said (a scheduled message), not waited out.
+        assert (app.CLOCK.now - started).total_seconds() >= 30
         assert len(cards(connector, conversation_id)) == 1
         statuses = [r.status for r in connector.requests if r.method == "POST" and r.path.endswith("/activities")]
         assert statuses[-2:] == [429, 200] or statuses[-2:] == [429, 201]

@@ -186,7 +186,7 @@ class TestDelegated:
 
 
 class TestLifecycle:
-    async def test_invalid_grant_moves_to_needs_reconsent_and_dead_letters_the_alert(self, m365):
+    async def test_invalid_grant_moves_to_needs_reconsent_and_records_the_alert_as_undeliverable(self, m365):
         m365.directory.delegated_token_lifetime = 60  # every Graph call needs a refresh
         await connect_delegated(m365, team=m365.m365.ops.id, channel=m365.m365.oncall.id)
         m365.directory.refresh_error = ("invalid_grant", "AADSTS50173: The provided grant has expired due to it being revoked.")
@@ -196,8 +196,8 @@ class TestLifecycle:
         connector = await stored_connector()
         assert connector.status == "needs_reconsent" and "invalid_grant" in connector.status_reason
         store = (await bootstrap.container()).store
-        [rejected] = await store.list_rejected()
-        assert rejected.message_id == "needs-consent-1" and "invalid_grant" in rejected.reason
+        [undeliverable] = await store.list_undeliverable(TENANT_ID)
+        assert undeliverable.alert_id == "ALRT-1042" and "invalid_grant" in undeliverable.reason
         await deliver(event, message_id="needs-consent-1")  # a redelivery does not try the refresh token again
         assert len([r for r in m365.directory.token_requests if r["grant_type"] == "refresh_token"]) == before + 1
         assert m365.directory.channel(TENANT_ID, m365.m365.ops.id, m365.m365.oncall.id).messages == {}

@@ -54,8 +54,11 @@ async def local_run(azurite, table_prefix, monkeypatch):
     for name, value in env.items():
         monkeypatch.setenv(name, value)  # the app reads its settings from the environment
     await bootstrap.reset()
-    host = LocalHost(fresh_app(), port=0, env=env, host_json=ROOT / "host.json", app_directory=ROOT)
+    host = LocalHost(fresh_app(), port=0, env=env, host_json=ROOT / "host.json", app_directory=ROOT,
+                     duplicate_detection=(env["ALERT_EVENTS_QUEUE"], env["DELIVERY_QUEUE"], env["TEAMS_ACTIONS_QUEUE"]))
     await host.start()
+    # The app's own queues (deliveries, actions) are this host's, on the port it got.
+    monkeypatch.setenv("LOCAL_QUEUE_HOST_URL", host.url)
     try:
         async with Playground(f"{host.url}/api/messages") as playground:
             yield host, playground, env["ALERT_EVENTS_QUEUE"]

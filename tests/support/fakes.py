@@ -167,3 +167,81 @@ class RecordingPublisher:
             self.fail_next -= 1
             raise ConnectionError("Service Bus is unreachable")
         self.sent.append((message_id, event))
+
+
+class MemoryJobQueue:
+    """The deliveries queue as Service Bus keeps it: a job id seen before is dropped (duplicate
+    detection), a scheduled job waits for its time, and :meth:`drain` hands the jobs to the
+    consumer one session (conversation) at a time, in order."""
+
+    def __init__(self) -> None:
+        self.jobs: list = []
+        self.seen: set[str] = set()
+        self.sent: list = []  # every job accepted, in order
+
+    async def send(self, jobs: list) -> None:
+        for job in jobs:
+            if job.message_id in self.seen:
+                continue
+            self.seen.add(job.message_id)
+            self.jobs.append(job)
+            self.sent.append(job)
+
+    async def close(self) -> None:
+        return None
+
+    async def drain(self, ctx, *, advance: bool = True, max_rounds: int = 200):
+        """Run every ready job; with ``advance``, move ``ctx.clock`` (a test clock with a
+        ``now``) to each scheduled job's time when nothing else is ready."""
+        from shared.services.delivery import JobReport, run_jobs
+
+        total = JobReport()
+        for _ in range(max_rounds):
+            now = ctx.clock()
+            ready = [j for j in self.jobs if j.not_before is None or j.not_before <= now]
+            if not ready:
+                if not self.jobs or not advance:
+                    return total
+                ctx.clock.now = min(j.not_before for j in self.jobs)
+                continue
+            self.jobs = [j for j in self.jobs if j not in ready]
+            sessions: dict[str, list] = {}
+            for job in ready:
+                sessions.setdefault(job.session_id, []).append(job)
+            for batch in sessions.values():
+                report = await run_jobs(batch, ctx)
+                for name in ("posted", "updated", "folded", "failed", "fallback", "undeliverable"):
+                    getattr(total, name).extend(getattr(report, name))
+                total.rescheduled += report.rescheduled
+                total.sends += report.sends
+        raise AssertionError(f"delivery jobs kept coming after {max_rounds} rounds")
+
+
+def delivering(store, messenger, *, resolver=None, clock=None, jobs: MemoryJobQueue | None = None):
+    """The app's Delivering with an in-memory deliveries queue and a test clock that the
+    app's short waits advance (no real sleeping)."""
+    from shared.services.events import Delivering
+
+    async def sleep(seconds: float) -> None:
+        if clock is not None and hasattr(clock, "now"):
+            from datetime import timedelta
+
+            clock.now += timedelta(seconds=seconds)
+
+    kwargs = {"clock": clock} if clock is not None else {}
+    return Delivering(store, messenger, jobs or MemoryJobQueue(), resolver, sleep=sleep, **kwargs)
+
+
+async def process_and_deliver(body, message_id: str, ctx, **kwargs) -> list:
+    """process_message, then the delivery jobs it queued (and any they queue), like the two
+    triggers would. What the jobs did is added to the last outcome (posted, updated, failed,
+    fallback, undeliverable), so a test reads one result."""
+    from shared.services.events import process_message
+
+    outcomes = await process_message(body, message_id, ctx, **kwargs)
+    report = await ctx.jobs.drain(ctx)
+    if outcomes:
+        last = outcomes[-1]
+        for name in ("posted", "updated", "failed", "fallback", "undeliverable"):
+            getattr(last, name).extend(getattr(report, name))
+    return outcomes

@@ -10,10 +10,16 @@ from aiohttp import web
 
 
 class QueueSink:
-    """``POST /_localhost/queues/{queue}/messages`` → recorded; ``fail_next`` answers 503."""
+    """``POST /_localhost/queues/{queue}/messages`` → recorded; ``fail_next`` answers 503.
+
+    Delivery jobs (a message with a session id) are kept apart in :attr:`jobs`, with their
+    session and scheduled time, and a resend of a job id is dropped like Service Bus's
+    duplicate detection would."""
 
     def __init__(self) -> None:
         self.messages: list[tuple[str, str, dict]] = []  # (queue, message id, body)
+        self.jobs: list[dict] = []  # {"queue", "messageId", "sessionId", "scheduled", "body"}
+        self.job_ids: set[str] = set()
         self.fail_next = 0
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
@@ -37,7 +43,14 @@ class QueueSink:
             self.fail_next -= 1
             return web.Response(status=503, text="queue unavailable")
         body = json.loads(await request.read())
-        self.messages.append((request.match_info["queue"], request.headers.get("x-message-id", ""), body))
+        message_id = request.headers.get("x-message-id", "")
+        if request.headers.get("x-session-id"):
+            if message_id not in self.job_ids:
+                self.job_ids.add(message_id)
+                self.jobs.append({"queue": request.match_info["queue"], "messageId": message_id, "sessionId": request.headers["x-session-id"],
+                                  "scheduled": request.headers.get("x-scheduled-enqueue-time"), "body": body})
+        else:
+            self.messages.append((request.match_info["queue"], message_id, body))
         return web.json_response({"messageId": request.headers.get("x-message-id")}, status=201)
 
     def start(self) -> "QueueSink":

@@ -13,8 +13,7 @@ from shared.ports import GraphError
 from shared.services import actions
 from shared.services.actions import ActionContext, Actor, Where
 from shared.services.bot import handle_activity
-from shared.services.events import process_message
-from tests.support.fakes import FakeDirectory, RecordingMessenger, RecordingPublisher, conversation
+from tests.support.fakes import FakeDirectory, RecordingMessenger, RecordingPublisher, conversation, delivering, process_and_deliver
 
 TENANT = "tenant-a"
 ALICE = {"id": "aad-alice", "displayName": "Alice", "userPrincipalName": "alice@contoso.com", "mail": "alice@contoso.com"}
@@ -37,8 +36,9 @@ async def world():
     messenger, publisher, directory = RecordingMessenger(), RecordingPublisher(), FakeDirectory([ALICE, BOB])
     directory.members[(TEAM, CHANNEL)] = {"aad-alice"}
     actions.reset_membership_cache()
-    ctx = ActionContext(store=store, messenger=messenger, publisher=publisher, directory=directory, channel_team_id=TEAM)
-    await process_message(created_event(), "m-1", store=store, messenger=messenger)
+    deliver = delivering(store, messenger)
+    ctx = ActionContext(store=store, messenger=messenger, publisher=publisher, directory=directory, channel_team_id=TEAM, delivering=deliver)
+    await process_and_deliver(created_event(), "m-1", deliver)
     [state] = await store.list_alerts(TENANT)
     return ctx, state
 
@@ -59,8 +59,10 @@ class TestStateChanges:
         [(message_id, event)] = ctx.publisher.sent
         assert event["type"] == "teams.alert.acknowledged" and event["id"] == message_id
         assert event["data"]["actor"] == {"aadObjectId": "aad-alice", "name": "Alice", "linkedIdentity": "alice@contoso.com"}
+        await ctx.delivering.jobs.drain(ctx.delivering)
         [card] = ctx.messenger.cards_in(CHANNEL)
-        assert len(card.versions) == 2  # posted, then updated in place
+        assert len(card.versions) == 1  # the clicked card is answered in the invoke response, not written twice
+        assert (await ctx.store.get_delivery(TENANT, state.key, CHANNEL)).rendered_version == result.state.revision
 
     async def test_a_double_click_publishes_once_and_says_it_is_done(self, world):
         ctx, state = world
@@ -82,7 +84,7 @@ class TestStateChanges:
         event = json.loads(created_event())
         event.update(id="evt-2", type="alert.resolved")
         event["data"]["version"] = 2
-        [outcome] = await process_message(json.dumps(event), "m-2", store=ctx.store, messenger=ctx.messenger)
+        [outcome] = await process_and_deliver(json.dumps(event), "m-2", ctx.delivering)
         assert outcome.result == "processed"
         assert (await ctx.store.get_alert(TENANT, state.key)).status == "resolved"
 
@@ -134,11 +136,12 @@ class TestAlertChannel:
 
     async def test_the_card_is_posted_in_the_new_channel_and_the_original_links_to_it(self, world):
         ctx, state = world
-        await actions.create_alert_channel(ctx, TENANT, state.key, alice(), in_channel())
+        result = await actions.create_alert_channel(ctx, TENANT, state.key, alice(), in_channel())
+        await ctx.delivering.jobs.drain(ctx.delivering)
         [channel] = ctx.directory.channels[TEAM]
         assert len(ctx.messenger.cards_in(channel["id"])) == 1
-        [original] = ctx.messenger.cards_in(CHANNEL)
-        assert any(a.get("url") == channel["webUrl"] for a in original.card["actions"])
+        # The clicked card links to it through the invoke response (not a second write).
+        assert any(a.get("url") == channel["webUrl"] for a in result.card()["actions"])
 
     async def test_a_name_conflict_gets_a_suffix(self, world):
         ctx, state = world

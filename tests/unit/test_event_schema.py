@@ -35,7 +35,7 @@ from shared.domain.events import EVENT_TYPES, KINDS, MAX_ID_LENGTH, SEVERITIES, 
 from shared.domain.inbound import parse_events, parse_message
 from shared.domain.workflows import MAX_COMMENT_CHARS, MAX_GROUP_MEMBERS, MAX_NAME_CHARS, MAX_RECIPIENTS, RECIPIENT_KINDS
 from shared.services.events import process_message
-from tests.support.fakes import RecordingMessenger, conversation
+from tests.support.fakes import RecordingMessenger, conversation, delivering
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schemas" / "alert-event.schema.json"
 SCHEMA = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
@@ -563,7 +563,7 @@ class TestCommandsOnTheQueue:
         await store.save_conversation(conversation())
 
         async def send(instance: dict):
-            outcomes = await process_message(json.dumps(instance), "m-1", store=store, messenger=RecordingMessenger())
+            outcomes = await process_message(json.dumps(instance), "m-1", delivering(store, RecordingMessenger()))
             return outcomes, await store.list_rejected()
 
         return send

@@ -128,8 +128,9 @@ class TestTemplates:
 
     def test_queues_dead_letter_and_drop_duplicates(self):
         bus = _bicep("app/servicebus.bicep")
-        assert bus.count("requiresDuplicateDetection: true") == 2
-        assert bus.count("deadLetteringOnMessageExpiration: true") == 2
+        assert bus.count("requiresDuplicateDetection: true") == 3
+        assert bus.count("deadLetteringOnMessageExpiration: true") == 3
+        assert bus.count("requiresSession: true") == 1  # the deliveries queue: one session per conversation
         assert "maxDeliveryCount: alertEventsMaxDeliveryCount" in bus
         assert "disableLocalAuth: true" in bus
 

@@ -270,6 +270,68 @@ class TestQueues:
         assert all(m.state == COMPLETED for m in host.messages("work"))
 
 
+def session_app(calls: list[tuple[str, list[str]]], running_now: set[str], overlaps: list[str]) -> func.FunctionApp:
+    """A session-enabled batch trigger that records each batch and notices if one session
+    ever runs in two invocations at once."""
+    app = func.FunctionApp()
+
+    @app.service_bus_queue_trigger(arg_name="batch", queue_name="jobs", connection="ServiceBusConnection", is_sessions_enabled=True, cardinality="many")
+    async def work(batch: list[func.ServiceBusMessage]) -> None:
+        session = batch[0].session_id
+        if session in running_now:
+            overlaps.append(session)
+        running_now.add(session)
+        await asyncio.sleep(0.01)  # let other sessions' batches interleave
+        calls.append((session, [m.get_body().decode() for m in batch]))
+        running_now.discard(session)
+
+    return app
+
+
+class TestSessions:
+    async def test_each_session_gets_its_messages_in_order_and_never_two_receivers_at_once(self):
+        calls: list[tuple[str, list[str]]] = []
+        overlaps: list[str] = []
+        async with running(session_app(calls, set(), overlaps), host_json={"extensions": {"serviceBus": {"maxMessageBatchSize": 2}}}) as host:
+            for i in range(6):
+                for session in ("a", "b"):
+                    host.queue("jobs").send(f"{session}{i}".encode(), session_id=session)
+            await host.wait_idle(timeout=5)
+        assert overlaps == []
+        for session in ("a", "b"):
+            bodies = [body for s, batch in calls if s == session for body in batch]
+            assert bodies == [f"{session}{i}" for i in range(6)]
+        assert max(len(batch) for _, batch in calls) == 2  # maxMessageBatchSize
+
+    async def test_a_scheduled_message_appears_at_its_time(self):
+        from datetime import timedelta
+
+        calls: list[tuple[str, list[str]]] = []
+        async with running(session_app(calls, set(), []), env={}) as host:
+            queue = host.queue("jobs")
+            queue.send(b"later", session_id="a", scheduled_enqueue_time=datetime.now(timezone.utc) + timedelta(seconds=0.2))
+            queue.send(b"now", session_id="a")
+            await asyncio.wait_for(_until(lambda: calls), 5)
+            assert calls == [("a", ["now"])] and queue.counts()["scheduledMessageCount"] == 1
+            await host.wait_idle(timeout=5)
+        assert calls == [("a", ["now"]), ("a", ["later"])]
+
+    async def test_the_publish_api_takes_the_session_and_the_schedule(self):
+        calls: list[tuple[str, list[str]]] = []
+        async with running(session_app(calls, set(), []), env={}) as host:
+            async with aiohttp.ClientSession() as http:
+                async with http.post(f"{host.url}/_localhost/queues/jobs/messages", data=b"x", headers={"x-session-id": "s-1"}) as response:
+                    assert response.status == 201
+            await host.wait_idle(timeout=5)
+            [message] = host.messages("jobs")
+        assert calls == [("s-1", ["x"])] and message.session_id == "s-1"
+
+
+async def _until(condition) -> None:
+    while not condition():
+        await asyncio.sleep(0.005)
+
+
 class TestTimers:
     def test_ncrontab_reads_the_first_of_six_fields_as_seconds(self):
         start = datetime(2024, 1, 1, 0, 0, 0, tzinfo=timezone.utc)

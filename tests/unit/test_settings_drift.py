@@ -22,6 +22,9 @@ app = func.FunctionApp()
 @app.service_bus_queue_trigger(arg_name="msg", queue_name="%ALERT_EVENTS_QUEUE%", connection="ServiceBusConnection")
 def alert_events(msg): ...
 
+@app.service_bus_queue_trigger(arg_name="m", queue_name="%DELIVERY_QUEUE%", connection="ServiceBusConnection", is_sessions_enabled=True)
+def deliveries(m): ...
+
 @app.timer_trigger(arg_name="timer", schedule="%PERIODIC_SCHEDULE%")
 def periodic(timer): ...
 '''

@@ -36,6 +36,10 @@ DEFAULT_ROUTE_PREFIX = "api"
 #: host.json extensions.serviceBus.maxConcurrentCalls default (extension 5.x: 16 x cores;
 #: a fixed 16 keeps local runs comparable across machines).
 DEFAULT_MAX_CONCURRENT_CALLS = 16
+# Service Bus extension defaults (host.json reference): sessions handled at once per
+# instance, and the largest batch a "many" trigger gets.
+DEFAULT_MAX_CONCURRENT_SESSIONS = 8
+DEFAULT_MAX_MESSAGE_BATCH_SIZE = 1000
 #: Service Bus default lock duration, reported as LockedUntilUtc.
 LOCK_DURATION = timedelta(minutes=1)
 #: A timer invocation later than this after its schedule is reported as past due.
@@ -176,6 +180,8 @@ class LocalHost:
             or service_bus.get("messageHandlerOptions", {}).get("maxConcurrentCalls")
             or DEFAULT_MAX_CONCURRENT_CALLS
         )
+        self.max_concurrent_sessions = int(service_bus.get("maxConcurrentSessions") or DEFAULT_MAX_CONCURRENT_SESSIONS)
+        self.max_message_batch_size = int(service_bus.get("maxMessageBatchSize") or DEFAULT_MAX_MESSAGE_BATCH_SIZE)
         self._duplicate_detection = set(duplicate_detection)
         self._queues: dict[str, MemoryQueue] = {}
         self._changed = asyncio.Event()
@@ -218,7 +224,7 @@ class LocalHost:
         self._log_functions()
         for function in self.functions:
             if isinstance(function, QueueFunction):
-                worker = self._consume(function)
+                worker = self._consume_sessions(function) if function.is_sessions_enabled else self._consume(function)
             elif isinstance(function, TimerFunction):
                 worker = self._schedule(function)
             else:
@@ -339,6 +345,43 @@ class LocalHost:
             task = asyncio.create_task(self._deliver(function, queue, message, slots))
             self._deliveries.add(task)
             task.add_done_callback(self._deliveries.discard)
+
+    async def _consume_sessions(self, function: QueueFunction) -> None:
+        """Session receivers: at most ``maxConcurrentSessions`` sessions at once, each locked
+        while its batch runs, so one conversation's messages never run in parallel."""
+        queue = self._queues[function.queue_name]
+        slots = asyncio.Semaphore(self.max_concurrent_sessions)
+        batch_size = self.max_message_batch_size if function.cardinality == "many" else 1
+        while True:
+            await queue.wait_for_session()
+            await slots.acquire()
+            taken = queue.receive_session(batch_size)
+            if taken is None:
+                slots.release()
+                continue
+            task = asyncio.create_task(self._deliver_session(function, queue, *taken, slots))
+            self._deliveries.add(task)
+            task.add_done_callback(self._deliveries.discard)
+
+    async def _deliver_session(
+        self, function: QueueFunction, queue: MemoryQueue, session: str, messages: list[QueuedMessage], slots: asyncio.Semaphore
+    ) -> None:
+        try:
+            arguments = [_service_bus_message(m) for m in messages]
+            details = f"Trigger Details: SessionId: {session}, MessageCount: {len(messages)}, FirstMessageId: {messages[0].message_id}"
+            value = arguments if function.cardinality == "many" else arguments[0]
+            result = await self._invoke(function, {function.arg_name: value}, "(null)", details)
+            for message in messages:
+                if result.succeeded:
+                    queue.complete(message, result.duration_ms)
+                elif queue.abandon(message, result.error_message or "", delay=self.redelivery_delay, duration_ms=result.duration_ms):
+                    logger.warning(
+                        "Message %s on queue %s moved to the dead-letter queue after %d deliveries (MaxDeliveryCountExceeded): %s",
+                        message.message_id, queue.name, message.delivery_count, result.error_message,
+                    )
+        finally:
+            queue.release_session(session)
+            slots.release()
 
     async def _deliver(
         self, function: QueueFunction, queue: MemoryQueue, message: QueuedMessage, slots: asyncio.Semaphore
@@ -540,9 +583,6 @@ class LocalHost:
                 )
             lines.append("")
         logger.info("\n".join(lines))
-        for function in self.functions:
-            if isinstance(function, QueueFunction) and function.is_sessions_enabled:
-                logger.warning("Function %s: sessions are not emulated; messages arrive in send order", function.name)
         if any(isinstance(f, HttpFunction) and f.auth_level != "anonymous" for f in self.functions):
             logger.info("Function keys are not enforced by the local host (as with Core Tools)")
 
@@ -604,12 +644,19 @@ class LocalHost:
                 raise ValueError("not a JSON object")
         except ValueError as error:
             return web.json_response({"error": f"x-application-properties must be a JSON object: {error}"}, status=400)
+        scheduled = request.headers.get("x-scheduled-enqueue-time")
+        try:
+            at = datetime.fromisoformat(scheduled) if scheduled else None
+        except ValueError:
+            return web.json_response({"error": f"x-scheduled-enqueue-time must be an ISO 8601 time, not {scheduled!r}"}, status=400)
         queue = self.queue(name)
         message_id, duplicate = queue.send(
             await request.read(),
             message_id=request.headers.get("x-message-id") or None,
             content_type=request.headers.get("content-type"),
             application_properties=properties,
+            session_id=request.headers.get("x-session-id") or None,
+            scheduled_enqueue_time=at,
         )
         body = {"messageId": message_id, "queue": name, "hasTrigger": queue.has_trigger}
         if duplicate:
@@ -658,6 +705,7 @@ def _service_bus_message(message: QueuedMessage) -> ServiceBusMessage:
         lock_token=str(uuid.uuid4()),
         locked_until=_utcnow() + LOCK_DURATION,
         dead_letter_source=None,
+        session_id=message.session_id,
     )
 
 

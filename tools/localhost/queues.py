@@ -5,11 +5,17 @@ first delivery has count 1), success completes the message, failure abandons it 
 is delivered again, and once the delivery count reaches the queue's maximum delivery
 count the message moves to the dead-letter sub-queue with reason
 ``MaxDeliveryCountExceeded`` (Service Bus docs, "Service Bus dead-letter queues").
+
+Sessions (Service Bus docs, "Message sessions"): a message may carry a session id; a
+session receiver locks one session and gets its messages in order, and no other receiver
+gets that session's messages until the lock is released. Scheduled messages
+(``scheduled_enqueue_time``) become visible at that time.
 """
 
 from __future__ import annotations
 
 import asyncio
+import bisect
 import collections
 import itertools
 import uuid
@@ -54,6 +60,8 @@ class MessageInfo:
     errors: tuple[str, ...]
     dead_letter_reason: str | None
     dead_letter_error_description: str | None
+    session_id: str | None = None
+    scheduled_enqueue_time: datetime | None = None
 
     @property
     def text(self) -> str:
@@ -77,6 +85,8 @@ class MessageInfo:
             "sequenceNumber": self.sequence_number,
             "enqueuedTimeUtc": self.enqueued_time.isoformat(),
             "deliveryCount": self.delivery_count,
+            "sessionId": self.session_id,
+            "scheduledEnqueueTimeUtc": self.scheduled_enqueue_time.isoformat() if self.scheduled_enqueue_time else None,
             "lastError": self.last_error,
             "deadLetterReason": self.dead_letter_reason,
             "deadLetterErrorDescription": self.dead_letter_error_description,
@@ -99,6 +109,11 @@ class QueuedMessage:
     errors: list[str] = field(default_factory=list)
     dead_letter_reason: str | None = None
     dead_letter_error_description: str | None = None
+    session_id: str | None = None
+    scheduled_enqueue_time: datetime | None = None
+
+    def __lt__(self, other: "QueuedMessage") -> bool:  # ready lists stay in sequence order
+        return self.sequence_number < other.sequence_number
 
     def snapshot(self) -> MessageInfo:
         """An immutable copy of the message's current state."""
@@ -115,6 +130,8 @@ class QueuedMessage:
             errors=tuple(self.errors),
             dead_letter_reason=self.dead_letter_reason,
             dead_letter_error_description=self.dead_letter_error_description,
+            session_id=self.session_id,
+            scheduled_enqueue_time=self.scheduled_enqueue_time,
         )
 
 
@@ -139,9 +156,11 @@ class MemoryQueue:
         self.has_trigger = False
         self._on_change = on_change
         self._sequence = itertools.count(1)
-        self._ready: collections.deque[QueuedMessage] = collections.deque()
+        self._ready: list[QueuedMessage] = []  # in sequence order
         self._available = asyncio.Event()
         self._locked = 0
+        self._locked_sessions: set[str] = set()
+        self._scheduled: dict[asyncio.TimerHandle, QueuedMessage] = {}
         self._redeliveries: dict[asyncio.TimerHandle, QueuedMessage] = {}
         self._records: dict[int, QueuedMessage] = {}
         self._seen_ids: dict[str, datetime] = {}
@@ -159,6 +178,8 @@ class MemoryQueue:
         message_id: str | None = None,
         content_type: str | None = None,
         application_properties: dict[str, Any] | None = None,
+        session_id: str | None = None,
+        scheduled_enqueue_time: datetime | None = None,
     ) -> tuple[str, bool]:
         """Enqueue a message; return its id and whether it was dropped as a duplicate."""
         message_id = message_id or uuid.uuid4().hex
@@ -179,14 +200,28 @@ class MemoryQueue:
             application_properties=dict(application_properties or {}),
             sequence_number=next(self._sequence),
             enqueued_time=now,
+            session_id=session_id,
+            scheduled_enqueue_time=scheduled_enqueue_time,
         )
         self._records[message.sequence_number] = message
         self._prune()
-        self._make_ready(message)
+        delay = (scheduled_enqueue_time - now).total_seconds() if scheduled_enqueue_time else 0.0
+        if delay > 0:
+            handle: asyncio.TimerHandle | None = None
+
+            def appear() -> None:
+                self._scheduled.pop(handle, None)  # type: ignore[arg-type]
+                self._make_ready(message)
+
+            handle = asyncio.get_running_loop().call_later(delay, appear)
+            self._scheduled[handle] = message
+            self._on_change()
+        else:
+            self._make_ready(message)
         return message_id, False
 
     def _make_ready(self, message: QueuedMessage) -> None:
-        self._ready.append(message)
+        bisect.insort(self._ready, message)
         self._available.set()
         self._on_change()
 
@@ -209,10 +244,38 @@ class MemoryQueue:
         """Lock the next ready message and count the delivery."""
         if not self._ready:
             return None
-        message = self._ready.popleft()
+        message = self._ready.pop(0)
         message.delivery_count += 1
         self._locked += 1
         return message
+
+    async def wait_for_session(self) -> None:
+        """Return when a message of a session nobody holds is ready."""
+        while not any(m.session_id not in self._locked_sessions for m in self._ready):
+            self._available.clear()
+            await self._available.wait()
+
+    def receive_session(self, max_count: int) -> tuple[str, list[QueuedMessage]] | None:
+        """Lock the session of the oldest ready message no receiver holds, and take up to
+        ``max_count`` of its ready messages, in order."""
+        first = next((m for m in self._ready if m.session_id not in self._locked_sessions), None)
+        if first is None:
+            return None
+        session = first.session_id or ""
+        batch = [m for m in self._ready if m.session_id == first.session_id][:max_count]
+        taken = set(map(id, batch))
+        self._ready = [m for m in self._ready if id(m) not in taken]
+        self._locked_sessions.add(session)
+        for message in batch:
+            message.delivery_count += 1
+            self._locked += 1
+        return session, batch
+
+    def release_session(self, session: str) -> None:
+        """Give the session's lock back: its next messages may go to any receiver."""
+        self._locked_sessions.discard(session)
+        self._available.set()
+        self._on_change()
 
     def complete(self, message: QueuedMessage, duration_ms: float = 0.0) -> None:
         """Settle a delivery that succeeded."""
@@ -272,17 +335,18 @@ class MemoryQueue:
 
     def close(self) -> None:
         """Cancel pending redeliveries; their messages go back to the ready list."""
-        for handle, message in list(self._redeliveries.items()):
-            handle.cancel()
-            self._ready.append(message)
-        self._redeliveries.clear()
+        for pending in (self._redeliveries, self._scheduled):
+            for handle, message in list(pending.items()):
+                handle.cancel()
+                bisect.insort(self._ready, message)
+            pending.clear()
 
     # Inspection
 
     @property
     def busy(self) -> bool:
         """True while a message is ready, locked or waiting to be redelivered."""
-        return bool(self._ready or self._locked or self._redeliveries)
+        return bool(self._ready or self._locked or self._redeliveries or self._scheduled)
 
     def messages(self) -> list[MessageInfo]:
         """Every retained message, oldest first."""
@@ -307,6 +371,8 @@ class MemoryQueue:
             "readyMessageCount": len(self._ready),
             "lockedMessageCount": self._locked,
             "scheduledRedeliveryCount": len(self._redeliveries),
+            "scheduledMessageCount": len(self._scheduled),
+            "lockedSessionCount": len(self._locked_sessions),
             "deadLetterMessageCount": len(self._dead_letter),
             "completedMessageCount": self._completed,
             "failedDeliveryCount": self._failed_deliveries,

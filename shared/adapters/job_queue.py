@@ -1,0 +1,96 @@
+"""The deliveries queue: Service Bus in Azure (sessions, scheduled messages, duplicate
+detection), the local Functions host's queue API locally. No SDK import at module level."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from shared.domain.jobs import DeliveryJob
+from shared.ports import TransientError
+
+JOB_CONTENT_TYPE = "application/json"
+# Service Bus accepts at most this many messages in one send call in practice (a batch is also
+# bounded by 256 KB on Standard); larger lists are sent in chunks.
+SEND_CHUNK = 50
+
+
+class ServiceBusJobQueue:
+    """``azure-servicebus`` sender with the managed identity, built on first use."""
+
+    def __init__(self, namespace: str, queue: str, managed_identity_client_id: str | None = None) -> None:
+        self._namespace = namespace
+        self._queue = queue
+        self._client_id = managed_identity_client_id
+        self._client: Any = None
+        self._credential: Any = None
+        self._sender: Any = None
+
+    async def send(self, jobs: list[DeliveryJob]) -> None:
+        from azure.servicebus import ServiceBusMessage
+        from azure.servicebus.aio import ServiceBusClient
+
+        if not jobs:
+            return
+        if self._client is None:
+            from azure.identity.aio import ManagedIdentityCredential
+
+            self._credential = ManagedIdentityCredential(client_id=self._client_id) if self._client_id else ManagedIdentityCredential()
+            self._client = ServiceBusClient(self._namespace, self._credential)
+            self._sender = self._client.get_queue_sender(self._queue)
+        from azure.servicebus.exceptions import ServiceBusError
+
+        now_jobs = [j for j in jobs if j.not_before is None]
+        try:
+            for start in range(0, len(now_jobs), SEND_CHUNK):
+                await self._sender.send_messages([self._message(ServiceBusMessage, j) for j in now_jobs[start:start + SEND_CHUNK]])
+            for job in (j for j in jobs if j.not_before is not None):
+                await self._sender.schedule_messages(self._message(ServiceBusMessage, job), job.not_before)
+        except ServiceBusError as exc:
+            raise TransientError(f"the deliveries queue refused the jobs: {exc}") from exc
+
+    @staticmethod
+    def _message(factory: Any, job: DeliveryJob) -> Any:
+        return factory(job.body(), message_id=job.message_id, session_id=job.session_id, content_type=JOB_CONTENT_TYPE, subject=job.kind)
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._sender.close()
+            await self._client.close()
+            await self._credential.close()
+            self._client = None
+
+
+class LocalJobQueue:
+    """The local host's queue API (``POST /_localhost/queues/{queue}/messages``) with the
+    session id and the scheduled time as headers; one HTTP session for every message."""
+
+    def __init__(self, host_url: str, queue: str) -> None:
+        self._url = f"{host_url.rstrip('/')}/_localhost/queues/{queue}/messages"
+        self._session: Any = None
+
+    async def send(self, jobs: list[DeliveryJob]) -> None:
+        import aiohttp
+
+        if not jobs:
+            return
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
+
+        async def one(job: DeliveryJob) -> None:
+            headers = {"x-message-id": job.message_id, "x-session-id": job.session_id, "content-type": JOB_CONTENT_TYPE}
+            if job.not_before is not None:
+                headers["x-scheduled-enqueue-time"] = job.not_before.isoformat()
+            try:
+                async with self._session.post(self._url, data=job.body(), headers=headers) as response:
+                    if response.status >= 300:
+                        raise TransientError(f"the local deliveries queue answered {response.status}: {(await response.text())[:200]}")
+            except aiohttp.ClientError as exc:
+                raise TransientError(f"the local deliveries queue is unreachable: {exc}") from exc
+
+        await asyncio.gather(*(one(job) for job in jobs))
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None

@@ -1,0 +1,484 @@
+"""run_jobs: the deliveries queue's consumer. One batch holds the jobs of one conversation (its
+Service Bus session), in order; nobody else works on that conversation meanwhile.
+
+For each job:
+- a card job renders the alert snapshot it carries and posts it, or updates the card in place
+  when this revision is newer than the one the card shows (recorded with an ETag-conditional
+  write; a conflict is resolved, never ignored);
+- every send is paced under Teams' per-conversation limits (the window kept in Table Storage)
+  and the tenant's budget (:class:`TenantRate`); a send that does not fit soon is rescheduled
+  as a scheduled message, never waited out inside the invocation;
+- in a storm (no room for another individual card soon) a new alert is folded into the
+  conversation's **summary card**, updated in place: no alert is lost, every one is its own
+  card or counted in the summary;
+- Teams' ``Retry-After`` blocks the conversation's window and reschedules the job; a permanent
+  refusal records the failure and sends the card to the job's fallback recipients.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta, timezone
+from typing import Any, Awaitable, Callable
+
+from shared import cards
+from shared.domain import pacing
+from shared.domain.jobs import CARD, COMMENT, SUMMARY, DeliveryJob
+from shared.domain.model import AlertState, Delivery, Undeliverable
+from shared.domain.workflows import InvalidWorkflow, parse_recipient
+from shared.ports import ConcurrencyConflict, DeliveryError, ReconsentRequired, TransientError
+
+log = logging.getLogger(__name__)
+
+# A send that fits within this many seconds waits for it in the invocation; later ones are
+# rescheduled (a scheduled message) so no invocation is held for long.
+MAX_WAIT_SECONDS = 1.0
+# A new alert whose individual card would have to wait longer than this is folded into the
+# storm summary instead.
+FOLD_AFTER_SECONDS = 1.0
+# The summary card is updated at most this often, so its updates leave room for cards.
+SUMMARY_MIN_INTERVAL = timedelta(seconds=5)
+# Transient failures without Retry-After: back off 2, 4, 8 … seconds, at most this long.
+MAX_BACKOFF_SECONDS = 300.0
+# After this many reschedules of one job for transient failures (about a day at the longest
+# backoff), the conversation is treated as unreachable: fallback, never a silent drop.
+MAX_ATTEMPTS = 300
+# A claim older than this belongs to a consumer that died between claiming and recording.
+CLAIM_TIMEOUT = timedelta(minutes=2)
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class TenantRate:
+    """This instance's share of a tenant's send budget (Teams: 50 requests per second per app
+    per tenant). The whole app stays under the budget when every instance keeps its share:
+    ``TEAMS_TENANT_SENDS_PER_SECOND / MAX_INSTANCES`` (the README's arithmetic)."""
+
+    def __init__(self, per_second: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.interval = 1.0 / per_second if per_second > 0 else 0.0
+        self._next: dict[str, float] = {}
+        self._clock = clock
+
+    def reserve(self, tenant_id: str) -> float:
+        """Seconds to wait before this send may go (the slot is taken)."""
+        if not self.interval:
+            return 0.0
+        now = self._clock()
+        slot = max(now, self._next.get(tenant_id, 0.0))
+        self._next[tenant_id] = slot + self.interval
+        return slot - now
+
+
+@dataclass
+class JobReport:
+    posted: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    folded: list[str] = field(default_factory=list)
+    rescheduled: int = 0
+    failed: list[str] = field(default_factory=list)
+    fallback: list[str] = field(default_factory=list)
+    undeliverable: list[str] = field(default_factory=list)
+    sends: int = 0
+
+
+class _Conversation:
+    """The batch's view of one conversation: its send window and its storm summary."""
+
+    def __init__(self, job: DeliveryJob, window: pacing.Window, summary: dict | None) -> None:
+        self.record = job.conversation
+        self.window = window
+        self.summary = summary
+        self.summary_dirty = False
+        self.limits = pacing.limits_for((job.conversation.reference or {}).get("delivery") == "graph" and job.conversation.channel_id is not None)
+
+
+async def run_jobs(jobs: list[DeliveryJob], ctx: Any) -> JobReport:
+    """Run the jobs of one session batch (they share a conversation), in order."""
+    report = JobReport()
+    by_conversation: dict[tuple[str, str], list[DeliveryJob]] = {}
+    for job in jobs:
+        by_conversation.setdefault((job.tenant_id, job.conversation_id), []).append(job)
+    for (tenant_id, conversation_id), group in by_conversation.items():
+        window_text, summary = await ctx.store.get_pacing(tenant_id, conversation_id)
+        conversation = _Conversation(group[0], pacing.Window.from_json(window_text), summary)
+        later: list[DeliveryJob] = []
+        try:
+            for job in group:
+                await _run_job(job, conversation, ctx, report, later)
+            if conversation.summary_dirty or any(j.kind == SUMMARY for j in group):
+                await _refresh_summary(conversation, ctx, report, later)
+        finally:
+            await ctx.store.save_pacing(tenant_id, conversation_id, conversation.window.to_json(), conversation.summary)
+            if later:
+                report.rescheduled += len(later)
+                await ctx.jobs.send(later)
+    return report
+
+
+async def _run_job(job: DeliveryJob, conv: _Conversation, ctx: Any, report: JobReport, later: list[DeliveryJob]) -> None:
+    try:
+        if job.kind == CARD:
+            await _card(job, conv, ctx, report, later)
+        elif job.kind == COMMENT:
+            await _comment(job, conv, ctx, report, later)
+    except DeliveryError as exc:
+        if not exc.permanent:
+            _reschedule(job, conv, ctx, later, exc)
+            return
+        await _refused(job, conv, ctx, report, f"Teams refused the card ({exc})", gone=exc.conversation_gone)
+    except ReconsentRequired as exc:
+        await _refused(job, conv, ctx, report, str(exc), gone=False, record=False)
+
+
+def _reschedule(job: DeliveryJob, conv: _Conversation, ctx: Any, later: list[DeliveryJob], exc: DeliveryError) -> None:
+    now = ctx.clock()
+    if exc.retry_after is not None:
+        wait = exc.retry_after
+        conv.window.block(now.timestamp() + wait)  # nothing else goes to this conversation meanwhile
+    else:
+        wait = min(2.0 ** (job.attempt + 1), MAX_BACKOFF_SECONDS)
+    if job.attempt >= MAX_ATTEMPTS:
+        log.error("Giving up on %s in %s after %d attempts: %s", job.alert_key or job.kind, job.conversation_id, job.attempt, exc)
+        return
+    log.info("Teams is busy for %s (%s); the job runs again in %.1f s", job.conversation_id, exc, wait)
+    later.append(job.again(now + timedelta(seconds=wait)))
+
+
+async def _wait_for_send(job: DeliveryJob, conv: _Conversation, ctx: Any, later: list[DeliveryJob], *, reserve: bool = False) -> bool:
+    """Wait (briefly) until a send fits the conversation's window and the tenant's budget and
+    take the slot; False when the job was rescheduled instead."""
+    now = ctx.clock().timestamp()
+    at = conv.window.next_send(now, conv.limits, reserve=reserve)
+    if at - now > MAX_WAIT_SECONDS:
+        later.append(job.again(datetime.fromtimestamp(at, timezone.utc)))
+        return False
+    wait = max(at - now, 0.0)
+    if ctx.tenant_rate is not None:
+        wait = max(wait, ctx.tenant_rate.reserve(job.tenant_id))
+    if wait > 0:
+        await ctx.sleep(wait)
+    conv.window.record(ctx.clock().timestamp())
+    return True
+
+
+async def _card(job: DeliveryJob, conv: _Conversation, ctx: Any, report: JobReport, later: list[DeliveryJob]) -> None:
+    store = ctx.store
+    state = job.alert
+    if state is None:  # a re-render of whatever is current
+        if not job.extra.get("alertKey"):
+            return
+        state = await store.get_alert(job.tenant_id, job.extra["alertKey"])
+        if state is None:
+            return
+    # A first attempt of a job made for a new alert needs no look: no card of it exists yet.
+    fresh = job.new and job.attempt == 0
+    delivery = None if fresh else await store.get_delivery(job.tenant_id, state.key, job.conversation_id)
+    now = ctx.clock()
+    if delivery is not None and delivery.status == "failed":
+        return
+    if delivery is not None and delivery.status == "summarised":
+        await _summary_change(conv, delivery, state, ctx)
+        return
+    if delivery is not None and delivery.activity_id:
+        await _update(job, state, delivery, conv, ctx, report, later)
+        return
+    if delivery is not None and delivery.claimed_at is not None and now - delivery.claimed_at <= CLAIM_TIMEOUT:
+        later.append(job.again(now + timedelta(seconds=5)))  # another consumer is posting it right now
+        return
+    # A new card: individually while the window has room, else into the storm summary. A
+    # Retry-After is not a storm: the job waits for it.
+    if conv.window.blocked_until - now.timestamp() > MAX_WAIT_SECONDS:
+        later.append(job.again(datetime.fromtimestamp(conv.window.blocked_until, timezone.utc)))
+        return
+    at = conv.window.next_send(now.timestamp(), conv.limits, reserve=True, ignore_block=True)
+    if at - now.timestamp() > FOLD_AFTER_SECONDS:
+        await _fold(job, state, delivery, conv, ctx, report)
+        return
+    claim = Delivery(
+        job.tenant_id, state.key, job.conversation_id, status="posting", claimed_at=now, recipient=job.recipient, reason=job.reason,
+        context=job.context, conversation=_conversation_json(job), etag=delivery.etag if delivery else None,
+    )
+    try:
+        claim = await store.save_delivery(claim)
+    except ConcurrencyConflict:
+        if fresh:  # the row exists after all (a redelivered job): decide on what it says
+            await _card(replace(job, new=False), conv, ctx, report, later)
+        else:
+            later.append(job.again(now + timedelta(seconds=5)))  # another consumer claimed it: look again soon
+        return
+    if not await _wait_for_send(job, conv, ctx, later, reserve=True):
+        await store.save_delivery(replace(claim, claimed_at=None))
+        return
+    try:
+        activity_id = await ctx.messenger.post(conv.record, cards.fit_card(state, job.context), cards.summary_text(state))
+    except Exception as exc:
+        if not (isinstance(exc, DeliveryError) and exc.permanent):
+            await store.save_delivery(replace(claim, claimed_at=None))  # release the claim for the retry
+        raise
+    report.sends += 1
+    await _record_render(replace(claim, activity_id=activity_id, status="posted", rendered_version=-1), state, job, ctx)
+    report.posted.append(job.conversation_id)
+
+
+async def _update(job: DeliveryJob, state: AlertState, delivery: Delivery, conv: _Conversation, ctx: Any, report: JobReport, later: list[DeliveryJob]) -> None:
+    context = job.context if job.context is not None else delivery.context
+    if delivery.rendered_version >= state.revision and (context or None) == (delivery.context or None):
+        return  # the card shows this revision, or a newer one
+    if not await _wait_for_send(job, conv, ctx, later):
+        return
+    assert delivery.activity_id is not None
+    await ctx.messenger.update(conv.record, delivery.activity_id, cards.fit_card(state, context), cards.summary_text(state))
+    report.sends += 1
+    await _record_render(replace(delivery, context=context), state, job, ctx)
+    report.updated.append(job.conversation_id)
+
+
+async def _record_render(delivery: Delivery, state: AlertState, job: DeliveryJob, ctx: Any) -> None:
+    """Record that the card shows ``state.revision``, ETag-conditionally. On a conflict the
+    record is read again: a newer render recorded meanwhile means this send may have put an
+    older card over it, so the current state is rendered again (a follow-up job)."""
+    for _ in range(5):
+        try:
+            await ctx.store.save_delivery(replace(delivery, rendered_version=max(state.revision, delivery.rendered_version), claimed_at=None))
+            return
+        except ConcurrencyConflict:
+            current = await ctx.store.get_delivery(delivery.tenant_id, delivery.alert_key, delivery.conversation_id)
+            if current is None:
+                return
+            if current.rendered_version > state.revision:
+                await ctx.jobs.send([DeliveryJob(job.conversation, CARD, None, extra={"alertKey": state.key}, request=f"rerender-{current.rendered_version}")])
+                return
+            delivery = replace(current, activity_id=delivery.activity_id or current.activity_id, status=delivery.status, context=delivery.context)
+    raise TransientError(f"the delivery record of {state.alert_id} in {delivery.conversation_id} kept changing")
+
+
+async def _comment(job: DeliveryJob, conv: _Conversation, ctx: Any, report: JobReport, later: list[DeliveryJob]) -> None:
+    """Reply with a comment in the alert card's thread, once per request (a claim row)."""
+    assert job.alert is not None
+    shown = await ctx.store.get_delivery(job.tenant_id, job.alert.key, job.conversation_id)
+    if shown is None or not shown.activity_id:
+        return
+    claim_key = f"{job.alert.key}:send:{job.request[:24]}"
+    try:
+        claim = await ctx.store.save_delivery(Delivery(job.tenant_id, claim_key, job.conversation_id, claimed_at=ctx.clock()))
+    except ConcurrencyConflict:
+        return  # posted already
+    if not await _wait_for_send(job, conv, ctx, later):
+        await ctx.store.delete_delivery(job.tenant_id, claim_key, job.conversation_id)
+        return
+    try:
+        reply_id = await ctx.messenger.reply(conv.record, shown.activity_id, job.text)
+    except Exception:
+        await ctx.store.delete_delivery(job.tenant_id, claim_key, job.conversation_id)
+        raise
+    report.sends += 1
+    await ctx.store.save_delivery(replace(claim, activity_id=reply_id, status="posted"))
+
+
+def _conversation_json(job: DeliveryJob) -> dict:
+    from shared.domain.jobs import conversation_to_json
+
+    return conversation_to_json(job.conversation)
+
+
+# ---------------------------------------------------------------------------- refusals
+
+
+async def _refused(job: DeliveryJob, conv: _Conversation, ctx: Any, report: JobReport, reason: str, *, gone: bool, record: bool = True) -> None:
+    """Teams (or the delegated connection) refused the card for good: record it, forget a
+    conversation that is gone, and send the card to the fallback recipients."""
+    report.failed.append(job.conversation_id)
+    log.warning("Cannot deliver %s to %s: %s", job.alert.alert_id if job.alert else job.kind, job.conversation_id, reason)
+    if record and job.kind == CARD and job.alert is not None:
+        current = await ctx.store.get_delivery(job.tenant_id, job.alert.key, job.conversation_id)
+        if current is None or not current.activity_id:
+            failed = Delivery(job.tenant_id, job.alert.key, job.conversation_id, status="failed", failure=reason[:2000], claimed_at=ctx.clock(),
+                              recipient=job.recipient, reason=job.reason, context=job.context, etag=current.etag if current else None)
+            try:
+                await ctx.store.save_delivery(failed)
+            except ConcurrencyConflict:
+                pass
+    if gone:
+        await ctx.store.remove_conversation(job.tenant_id, job.conversation_id)
+        log.warning("Forgot conversation %s: Teams says the bot can no longer post there", job.conversation_id)
+    if job.kind != CARD or job.alert is None:
+        return
+    label = job.recipient or conv.record.name or job.conversation_id
+    await send_to_fallback(job.alert, [(label, reason, job.fallback, job.context)], ctx, report, request=job.request)
+
+
+async def send_to_fallback(
+    state: AlertState, unreachable: list[tuple[str, str, tuple[dict, ...], dict | None]], ctx: Any, report: Any, *, request: str = "",
+) -> None:
+    """Jobs for the fallback recipients of everyone who could not be reached, with a note
+    saying who and why; the alert is recorded as undeliverable for anyone with no reachable
+    fallback. Fallbacks are reached as the bot (it needs no user's token)."""
+    jobs: dict[str, DeliveryJob] = {}
+    for label, reason, fallback, context in unreachable:
+        if not fallback:
+            await _undeliverable(state, label, reason, "no fallback recipients were given", ctx, report)
+            continue
+        reasons: list[str] = []
+        reached = False
+        for raw in fallback:
+            try:
+                recipient = parse_recipient(raw, "fallback")
+            except InvalidWorkflow as exc:
+                reasons.append(str(exc))
+                continue
+            try:
+                conversation = await ctx.resolver.resolve(state.tenant_id, recipient, "bot")
+            except Exception as exc:  # noqa: BLE001 - Unreachable, or a transient Graph failure
+                from shared.services.recipients import Unreachable
+
+                if not isinstance(exc, Unreachable):
+                    raise
+                reasons.append(f"{recipient.label()}: {exc}")
+                continue
+            reached = True
+            note = f"Sent here because {label} could not be reached: {reason}"
+            base = {k: v for k, v in (context or {}).items() if k != "note"}
+            existing = jobs.get(conversation.conversation_id)
+            if existing is not None:
+                merged = dict(existing.context or {})
+                merged["note"] = f"{merged.get('note', '')} {note}".strip()
+                jobs[conversation.conversation_id] = replace(existing, context=merged)
+            else:
+                jobs[conversation.conversation_id] = DeliveryJob(
+                    conversation, CARD, state, recipient=recipient.label(), reason=f"fallback for {label}: {reason}"[:2000],
+                    context={**base, "note": note}, request=request or "fallback",
+                )
+        if not reached:
+            await _undeliverable(state, label, reason, "; ".join(reasons) or "no fallback recipient could be reached", ctx, report)
+    if jobs:
+        report.fallback.extend(jobs)
+        await ctx.jobs.send(list(jobs.values()))
+
+
+async def _undeliverable(state: AlertState, label: str, reason: str, fallback_reason: str, ctx: Any, report: Any) -> None:
+    report.undeliverable.append(label)
+    await ctx.store.record_undeliverable(Undeliverable(state.tenant_id, state.key, state.alert_id, label, reason, fallback_reason, ctx.clock()))
+    log.error("Alert %s reached neither %s (%s) nor a fallback (%s)", state.alert_id, label, reason, fallback_reason)
+
+
+# ---------------------------------------------------------------------------- storm summary
+
+
+def _empty_summary() -> dict:
+    return {"counts": {}, "top": [], "folded": 0, "first": None, "last": None, "activityId": None, "renderedAt": None, "seq": 0, "rendered": -1}
+
+
+def _entry(state: AlertState) -> dict:
+    return {"key": state.key, "id": state.alert_id, "title": state.title[:200], "severity": state.severity, "status": state.status, "url": state.url,
+            "created": state.created.isoformat() if state.created else None}
+
+
+def _count(summary: dict, severity: str, status: str, delta: int) -> None:
+    key = f"{status}:{severity}"
+    summary["counts"][key] = max(summary["counts"].get(key, 0) + delta, 0)
+    if not summary["counts"][key]:
+        del summary["counts"][key]
+
+
+def _place(summary: dict, state: AlertState) -> None:
+    """Keep the summary's named alerts: the most severe open ones, newest first among equals."""
+    top = [e for e in summary["top"] if e["key"] != state.key]
+    if state.status != "resolved":
+        top.append(_entry(state))
+    rank = {name: i for i, name in enumerate(cards.SEVERITY_STYLE)}
+    top.sort(key=lambda e: (rank.get(e["severity"], 9), -(datetime.fromisoformat(e["created"]).timestamp() if e.get("created") else 0.0)))
+    summary["top"] = top[: cards.MAX_SUMMARY_ALERTS * 2]
+
+
+async def _fold(job: DeliveryJob, state: AlertState, delivery: Delivery | None, conv: _Conversation, ctx: Any, report: JobReport) -> None:
+    """Count a new alert in the conversation's summary instead of posting its own card. The
+    delivery row (status "summarised", with what was counted) is what later changes of the
+    alert find, so they move the counts; the `alerts` command lists it like any alert."""
+    record = Delivery(
+        job.tenant_id, state.key, job.conversation_id, status="summarised", recipient=job.recipient, reason=job.reason,
+        context={**(job.context or {}), "folded": {"severity": state.severity, "status": state.status}}, rendered_version=state.revision,
+        conversation=_conversation_json(job), etag=delivery.etag if delivery else None,
+    )
+    try:
+        await ctx.store.save_delivery(record)
+    except ConcurrencyConflict:
+        return  # someone recorded this alert here meanwhile: its own job will follow it
+    summary = conv.summary or _empty_summary()
+    now = ctx.clock().isoformat()
+    _count(summary, state.severity, state.status, +1)
+    _place(summary, state)
+    summary["folded"] += 1
+    summary["seq"] += 1
+    summary["first"] = summary["first"] or now
+    summary["last"] = now
+    conv.summary = summary
+    conv.summary_dirty = True
+    report.folded.append(state.key)
+
+
+async def _summary_change(conv: _Conversation, delivery: Delivery, state: AlertState, ctx: Any) -> None:
+    if delivery.rendered_version >= state.revision:
+        return
+    folded = (delivery.context or {}).get("folded") or {}
+    summary = conv.summary or _empty_summary()
+    _count(summary, folded.get("severity", state.severity), folded.get("status", state.status), -1)
+    _count(summary, state.severity, state.status, +1)
+    _place(summary, state)
+    summary["seq"] += 1
+    conv.summary = summary
+    conv.summary_dirty = True
+    context = {**(delivery.context or {}), "folded": {"severity": state.severity, "status": state.status}}
+    try:
+        await ctx.store.save_delivery(replace(delivery, rendered_version=state.revision, context=context))
+    except ConcurrencyConflict:
+        pass  # a newer change of this alert is being counted: its job follows this one
+
+
+async def _refresh_summary(conv: _Conversation, ctx: Any, report: JobReport, later: list[DeliveryJob]) -> None:
+    """Post or update the summary card when the window allows, else schedule its update."""
+    summary = conv.summary
+    if summary is None:
+        return
+    now = ctx.clock()
+    due = now
+    if summary.get("renderedAt"):
+        due = max(due, datetime.fromisoformat(summary["renderedAt"]) + SUMMARY_MIN_INTERVAL)
+    at = conv.window.next_send(max(now, due).timestamp(), conv.limits)
+    if at - now.timestamp() > MAX_WAIT_SECONDS:
+        slot = int(at // SUMMARY_MIN_INTERVAL.total_seconds())
+        later.append(DeliveryJob(conv.record, SUMMARY, None, request=f"summary-{slot}", not_before=datetime.fromtimestamp(at, timezone.utc)))
+        return
+    if summary["seq"] == summary.get("rendered") and summary.get("activityId"):
+        return
+    job = DeliveryJob(conv.record, SUMMARY)
+    if not await _wait_for_send(job, conv, ctx, later):
+        return
+    card = cards.summary_card(summary)
+    text = f"Alert storm: {sum(summary['counts'].get(k, 0) for k in summary['counts'] if not k.startswith('resolved:'))} alerts open in one summary"
+    try:
+        if summary.get("activityId"):
+            await ctx.messenger.update(conv.record, summary["activityId"], card, text)
+        else:
+            summary["activityId"] = await ctx.messenger.post(conv.record, card, text)
+    except DeliveryError as exc:
+        if exc.permanent:
+            log.error("The storm summary of %s was refused: %s", conv.record.conversation_id, exc)
+            return
+        _reschedule(job, conv, ctx, later, exc)
+        return
+    report.sends += 1
+    summary["renderedAt"] = ctx.clock().isoformat()
+    summary["rendered"] = summary["seq"]
+    conv.summary_dirty = False
+
+
+SleepFn = Callable[[float], Awaitable[None]]
+
+
+def default_sleep() -> SleepFn:
+    return asyncio.sleep
