@@ -24,7 +24,7 @@ class Container:
     publisher: Any = None  # shared.ports.ActionPublisher, built on first use by action_context()
     commands: Any = None  # the same kind of publisher, to the alert-events queue (commands)
     jobs: Any = None  # shared.ports.JobQueue: the deliveries queue, built on first use
-    tenant_rate: Any = None  # shared.services.delivery.TenantRate: this process's share of each tenant's budget
+    tenant_rate: Any = None  # shared.services.delivery.TenantBudget: this process's share of each tenant's budget
 
     @property
     def messenger(self) -> Any:
@@ -36,6 +36,12 @@ _lock: asyncio.Lock | None = None
 # Tests drive the app's clock and waits (delivery pacing, Retry-After, schedules) with these;
 # None: the real ones.
 _time: tuple[Callable[[], datetime], Callable[[float], Awaitable[None]]] | None = None
+
+
+def _now_utc() -> datetime:
+    from datetime import timezone
+
+    return datetime.now(timezone.utc)
 
 
 def use_time(clock: Callable[[], datetime] | None, sleep: Callable[[float], Awaitable[None]] | None = None) -> None:
@@ -241,14 +247,19 @@ def build_job_queue(settings: Settings) -> Any:
 def delivering(c: Container) -> Any:
     """What delivering an alert needs: the store, the deliveries queue, the messenger, the
     recipient resolver and this process's share of the tenants' send budgets."""
-    from shared.services.delivery import TenantRate
+    from shared.services.delivery import TenantBudget
     from shared.services.events import Delivering
     from shared.services.recipients import RecipientResolver
 
     if c.jobs is None:
         c.jobs = build_job_queue(c.settings)
     if c.tenant_rate is None:
-        c.tenant_rate = TenantRate(c.settings.tenant_sends_per_second)
+        import os
+        import uuid
+
+        # One holder id per process: slots leased by this process are its own.
+        instance = f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
+        c.tenant_rate = TenantBudget(c.store, c.settings.tenant_sends_per_second, instance, clock=_time[0] if _time else _now_utc)
     resolver = RecipientResolver(
         c.store, directory=_LazyDirectory(c.connect) if c.connect is not None else None,
         teams_app_catalog_id=c.settings.teams_app_catalog_id, bot_app_id=c.settings.bot_app_id or "",

@@ -452,6 +452,17 @@ class TableStateStore:
             "Summary": json.dumps(summary, separators=(",", ":")) if summary else "",
         })
 
+    # each tenant's send budget, leased in slots by the instances (shared.services.delivery.TenantBudget)
+    async def list_budget_slots(self, tenant_id: str) -> list[tuple[int, str, datetime | None, str]]:
+        rows = await (await self._t("budget")).query(partition=tenant_id)
+        return [(int(e["RowKey"]), e.get("Holder", ""), records._dt(e.get("Until")), etag) for e, etag in rows]
+
+    async def save_budget_slot(self, tenant_id: str, slot: int, holder: str, until: datetime, etag: str | None) -> None:
+        """Lease a slot: create it, or replace it only if unchanged since read (ConcurrencyConflict)."""
+        table = await self._t("budget")
+        entity = {"PartitionKey": tenant_id, "RowKey": str(slot), "Holder": holder, "Until": until.isoformat()}
+        await (table.create(entity) if etag is None else table.replace(entity, etag))
+
     # alerts that reached no one (recipient and fallback failed)
     async def record_undeliverable(self, record: Undeliverable) -> None:
         row = hashlib.sha256(f"{record.alert_key}\n{record.recipient}".encode()).hexdigest()[:40]

@@ -6,7 +6,7 @@ For each job:
   when this revision is newer than the one the card shows (recorded with an ETag-conditional
   write; a conflict is resolved, never ignored);
 - every send is paced under Teams' per-conversation limits (the window kept in Table Storage)
-  and the tenant's budget (:class:`TenantRate`); a send that does not fit soon is rescheduled
+  and the tenant's budget (:class:`TenantBudget`); a send that does not fit soon is rescheduled
   as a scheduled message, never waited out inside the invocation;
 - in a storm (no room for another individual card soon) a new alert is folded into the
   conversation's **summary card**, updated in place: no alert is lost, every one is its own
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
+import math
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any, Awaitable, Callable
@@ -54,24 +54,84 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-class TenantRate:
-    """This instance's share of a tenant's send budget (Teams: 50 requests per second per app
-    per tenant). The whole app stays under the budget when every instance keeps its share:
-    ``TEAMS_TENANT_SENDS_PER_SECOND / MAX_INSTANCES`` (the README's arithmetic)."""
+T_MIN = datetime.min.replace(tzinfo=timezone.utc)
 
-    def __init__(self, per_second: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self.interval = 1.0 / per_second if per_second > 0 else 0.0
-        self._next: dict[str, float] = {}
+
+class TenantBudget:
+    """This instance's share of each tenant's send budget, which holds across instances.
+
+    Teams allows a bot 50 requests per second per tenant. The app's budget
+    (``TEAMS_TENANT_SENDS_PER_SECOND``, 45 by default) is cut into :data:`SLOTS` slots; an
+    instance leases slots in Table Storage (an ETag-conditional write per slot, for
+    :data:`LEASE` seconds, renewed while it sends) and sends at most ``slots × rate per slot``
+    per second to that tenant. Slots are exclusive, so however many instances run, the
+    tenant never gets more than the whole budget; an idle instance lets its slots lapse and a
+    busy one takes the free ones."""
+
+    SLOTS = 9
+    LEASE = timedelta(seconds=15)
+    RENEW_BEFORE = timedelta(seconds=5)
+    SAFETY = timedelta(seconds=1)  # stop using a lease this long before it ends (clock skew)
+
+    def __init__(self, store: Any, per_second: float, instance_id: str, clock: Callable[[], datetime] = _now) -> None:
+        self._store = store
+        self._per_slot = per_second / self.SLOTS
+        self._instance = instance_id
         self._clock = clock
+        self._held: dict[str, tuple[int, datetime]] = {}  # tenant -> (slots, lease end)
+        self._next: dict[str, float] = {}  # tenant -> earliest time (epoch s) of the next send
+        self._demand: dict[str, list[float]] = {}  # tenant -> recent reserve times
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._tried: dict[str, datetime] = {}
 
-    def reserve(self, tenant_id: str) -> float:
-        """Seconds to wait before this send may go (the slot is taken)."""
-        if not self.interval:
-            return 0.0
+    async def reserve(self, tenant_id: str, max_wait: float) -> float | None:
+        """Take the next send slot for the tenant: the seconds to wait for it, or None when it
+        is further away than ``max_wait`` (nothing is taken then)."""
         now = self._clock()
-        slot = max(now, self._next.get(tenant_id, 0.0))
-        self._next[tenant_id] = slot + self.interval
-        return slot - now
+        held, until = self._held.get(tenant_id, (0, now))
+        demand = self._demand.setdefault(tenant_id, [])
+        demand.append(now.timestamp())
+        self._demand[tenant_id] = [t for t in demand if t > now.timestamp() - 2.0]
+        # Lease again when the lease runs out, or (at most once a second) when this instance
+        # wants to send faster than its slots allow.
+        wants_more = len(self._demand[tenant_id]) / 2.0 > held * self._per_slot and held < self.SLOTS
+        if held == 0 or until - now < self.RENEW_BEFORE or (wants_more and now - self._tried.get(tenant_id, T_MIN) >= timedelta(seconds=1)):
+            async with self._locks.setdefault(tenant_id, asyncio.Lock()):
+                held, until = self._held.get(tenant_id, (0, now))
+                if held == 0 or until - now < self.RENEW_BEFORE or (wants_more and now - self._tried.get(tenant_id, T_MIN) >= timedelta(seconds=1)):
+                    self._tried[tenant_id] = now
+                    held, until = await self._lease(tenant_id, now)
+        if held == 0:
+            return None if max_wait < 1.0 else 1.0  # every slot is leased elsewhere: try again soon
+        interval = 1.0 / (held * self._per_slot)
+        slot = max(now.timestamp(), self._next.get(tenant_id, 0.0))
+        if slot - now.timestamp() > max_wait or slot > (until - self.SAFETY).timestamp():
+            return None
+        self._next[tenant_id] = slot + interval
+        return slot - now.timestamp()
+
+    async def _lease(self, tenant_id: str, now: datetime) -> tuple[int, datetime]:
+        """Renew this instance's slots and take free ones, up to what the recent demand needs."""
+        want = max(1, min(self.SLOTS, math.ceil(len(self._demand.get(tenant_id, [])) / 2.0 / self._per_slot)))
+        until = now + self.LEASE
+        rows = {slot: (holder, ends, etag) for slot, holder, ends, etag in await self._store.list_budget_slots(tenant_id)}
+        mine = [slot for slot in range(self.SLOTS) if rows.get(slot, ("",))[0] == self._instance]
+        held = 0
+        for slot in mine + [slot for slot in range(self.SLOTS) if slot not in mine]:
+            if held >= want:
+                break
+            holder, ends, etag = rows.get(slot, ("", None, None))
+            if holder != self._instance and ends is not None and ends > now:
+                continue  # another instance's lease
+            try:
+                await self._store.save_budget_slot(tenant_id, slot, self._instance, until, etag)
+                held += 1
+            except ConcurrencyConflict:
+                continue  # taken meanwhile
+        self._held[tenant_id] = (held, until)
+        if held:
+            log.debug("Holding %d of %d send slots of tenant %s until %s", held, self.SLOTS, tenant_id, until.isoformat())
+        return held, until
 
 
 @dataclass
@@ -159,7 +219,11 @@ async def _wait_for_send(job: DeliveryJob, conv: _Conversation, ctx: Any, later:
         return False
     wait = max(at - now, 0.0)
     if ctx.tenant_rate is not None:
-        wait = max(wait, ctx.tenant_rate.reserve(job.tenant_id))
+        budget_wait = await ctx.tenant_rate.reserve(job.tenant_id, MAX_WAIT_SECONDS)
+        if budget_wait is None:  # the tenant's budget is spoken for: try again in a moment
+            later.append(job.again(ctx.clock() + timedelta(seconds=1)))
+            return False
+        wait = max(wait, budget_wait)
     if wait > 0:
         await ctx.sleep(wait)
     conv.window.record(ctx.clock().timestamp())

@@ -30,7 +30,7 @@ from shared.domain.inbound import parse_events
 from shared.domain.jobs import CARD, COMMENT, DeliveryJob, conversation_from_json
 from shared.domain.model import AlertState, ConversationRecord, RejectedEvent
 from shared.ports import ConcurrencyConflict, JobQueue, StateStore, TeamsMessenger, TransientError
-from shared.services.delivery import TenantRate, send_to_fallback
+from shared.services.delivery import TenantBudget, send_to_fallback
 from shared.services.recipients import RecipientResolver, Unreachable
 
 log = logging.getLogger(__name__)
@@ -88,7 +88,7 @@ class Delivering:
     jobs: JobQueue
     resolver: RecipientResolver | None = None
     clock: Callable[[], datetime] = _now
-    tenant_rate: TenantRate | None = None
+    tenant_rate: TenantBudget | None = None
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
     # How long a tenant's list of conversations (the broadcast default) is reused in this
     # process before it is read again: installs show within this time.

@@ -1,0 +1,249 @@
+"""The deliveries queue's consumer with the in-memory store, a recording messenger and a test
+clock: pacing under Teams' limits, the storm summary, Retry-After, the tenant budget leased
+across instances, and out-of-order updates that never leave an older card."""
+
+from __future__ import annotations
+
+import json
+import random
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from shared.adapters.state_store import memory_store
+from shared.domain import pacing
+from shared.domain.jobs import CARD, DeliveryJob
+from shared.domain.model import AlertState
+from shared.ports import DeliveryError
+from shared.services.delivery import TenantBudget
+from tests.support.fakes import RecordingMessenger, conversation, delivering, process_and_deliver
+
+T0 = datetime(2026, 11, 1, 12, 0, tzinfo=timezone.utc)
+TENANT = "tenant-a"
+CHANNEL = "19:storm@thread.tacv2"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def alert(n: int, severity: str = "high", status: str = "open", revision: int = 1) -> AlertState:
+    return AlertState(tenant_id=TENANT, key=f"k{n:05d}", alert_id=f"A-{n}", source="prom", event_source="https://am", title=f"Alert {n}",
+                      status=status, severity=severity, revision=revision, created=T0 + timedelta(milliseconds=n), updated=T0)
+
+
+def sends(messenger: RecordingMessenger) -> int:
+    return sum(1 for kind, _ in messenger.calls if kind in ("post", "update", "reply"))
+
+
+@pytest.fixture
+def world():
+    store, messenger, clock = memory_store(), RecordingMessenger(), Clock()
+    ctx = delivering(store, messenger, clock=clock)
+    record = conversation(TENANT, CHANNEL)
+    return store, messenger, clock, ctx, record
+
+
+class TestPacing:
+    def test_the_window_says_when_the_next_send_fits(self):
+        window = pacing.Window()
+        for i in range(7):
+            window.record(100.0 + i * 0.1)
+        assert window.next_send(100.65, pacing.BOT_LIMITS) == pytest.approx(101.0)  # the 8th waits for the first to leave the second
+        for i in range(53):
+            window.record(102.0 + i * 0.5)
+        assert window.next_send(128.5, pacing.BOT_LIMITS) >= 130.0  # 60 in 30 s: wait for the oldest
+
+    def test_the_reserve_keeps_room_for_the_summary(self):
+        window = pacing.Window()
+        for i in range(50):
+            window.record(100.0 + i * 0.3)
+        assert window.next_send(115.0, pacing.BOT_LIMITS) == 115.0
+        assert window.next_send(115.0, pacing.BOT_LIMITS, reserve=True) > 115.0
+
+    def test_a_retry_after_blocks_every_send(self):
+        window = pacing.Window()
+        window.block(200.0)
+        assert window.next_send(100.0, pacing.BOT_LIMITS) == 200.0
+        assert window.next_send(100.0, pacing.BOT_LIMITS, ignore_block=True) == 100.0
+
+    def test_the_window_survives_a_round_trip(self):
+        window = pacing.Window()
+        for t in (1.0, 2.0, 3.5):
+            window.record(t)
+        window.block(9.0)
+        again = pacing.Window.from_json(window.to_json())
+        assert again.next_send(3.6, pacing.BOT_LIMITS) == window.next_send(3.6, pacing.BOT_LIMITS) == 9.0
+
+
+def windows(messenger_times: list[float]) -> dict[float, int]:
+    times = sorted(messenger_times)
+    out = {}
+    for span in (1.0, 30.0, 3600.0):
+        best, start = 0, 0
+        for end, t in enumerate(times):
+            while t - times[start] >= span:
+                start += 1
+            best = max(best, end - start + 1)
+        out[span] = best
+    return out
+
+
+class TimedMessenger(RecordingMessenger):
+    """Records the test clock's time of every send."""
+
+    def __init__(self, clock: Clock) -> None:
+        super().__init__()
+        self.clock = clock
+        self.times: list[float] = []
+
+    async def post(self, conversation, card, summary):
+        self.times.append(self.clock().timestamp())
+        return await super().post(conversation, card, summary)
+
+    async def update(self, conversation, activity_id, card, summary):
+        self.times.append(self.clock().timestamp())
+        await super().update(conversation, activity_id, card, summary)
+
+
+class TestStorm:
+    async def _storm(self, count: int):
+        store, clock = memory_store(), Clock()
+        messenger = TimedMessenger(clock)
+        ctx = delivering(store, messenger, clock=clock)
+        record = conversation(TENANT, CHANNEL)
+        jobs = [DeliveryJob(record, CARD, alert(n, severity=("critical", "high", "low")[n % 3]), new=True, request=f"e{n}") for n in range(count)]
+        await ctx.jobs.send(jobs)
+        report = await ctx.jobs.drain(ctx)
+        return store, messenger, clock, ctx, report
+
+    async def test_a_storm_becomes_cards_within_the_budget_and_one_summary_for_the_rest(self):
+        store, messenger, clock, ctx, report = await self._storm(500)
+        individual = [m for m in messenger.messages.values() if "Alert storm" not in json.dumps(m.card)]
+        [summary] = [m for m in messenger.messages.values() if "Alert storm" in json.dumps(m.card)]
+        assert len(individual) + len(report.folded) == 500  # no alert lost: its own card or counted
+        assert len(individual) <= 60 - pacing.SUMMARY_RESERVE[30.0]
+        assert "500 alerts" not in json.dumps(summary.card) and f"{len(report.folded)} alerts in this summary" in json.dumps(summary.card)
+        assert windows(messenger.times)[1.0] <= 7 and windows(messenger.times)[30.0] <= 60
+        assert "CRITICAL" in json.dumps(summary.card) and "more." in json.dumps(summary.card)
+
+    async def test_a_resolved_alert_leaves_the_summary(self):
+        store, messenger, clock, ctx, report = await self._storm(200)
+        folded_key = report.folded[0]
+        state = alert(int(folded_key[1:]), status="resolved", revision=2)
+        clock.now += timedelta(minutes=5)
+        await ctx.jobs.send([DeliveryJob(conversation(TENANT, CHANNEL), CARD, state, request="resolve")])
+        await ctx.jobs.drain(ctx)
+        [summary] = [m for m in messenger.messages.values() if "Alert storm" in json.dumps(m.card)]
+        assert f"{len(report.folded) - 1} alerts in this summary" in json.dumps(summary.card)
+        assert "Resolved since" in json.dumps(summary.card)
+
+    async def test_individual_cards_resume_when_the_storm_passes(self):
+        store, messenger, clock, ctx, report = await self._storm(100)
+        clock.now += timedelta(hours=1)
+        await ctx.jobs.send([DeliveryJob(conversation(TENANT, CHANNEL), CARD, alert(9999), new=True, request="after")])
+        after = await ctx.jobs.drain(ctx)
+        assert after.posted == [CHANNEL] and after.folded == []
+
+    async def test_every_alert_of_a_storm_is_listed_by_the_alerts_command(self):
+        from shared.services.bot import handle_command
+
+        store, messenger, clock, ctx = memory_store(), RecordingMessenger(), Clock(), None
+        ctx = delivering(store, messenger, clock=clock)
+        await store.save_conversation(conversation(TENANT, CHANNEL))
+        for n in range(80):
+            body = json.dumps({"specversion": "1.0", "id": f"e{n}", "source": "https://am", "type": "alert.created", "tenantid": TENANT,
+                               "data": {"id": f"A-{n}", "title": f"Alert {n}", "severity": "high", "version": 1}})
+            await process_and_deliver(body, f"m{n}", ctx)
+        reply = await handle_command("alerts", {"conversation": {"tenantId": TENANT}, "from": {}}, None, store, None)
+        assert "Open alerts (80)" in json.dumps(reply.cards[0])
+
+
+class TestRetryAfter:
+    async def test_a_429_blocks_the_conversation_and_the_job_runs_when_teams_said(self, world):
+        store, messenger, clock, ctx, record = world
+        messenger.fail_next = [DeliveryError("Teams answered 429", status=429, retry_after=20.0)]
+        await ctx.jobs.send([DeliveryJob(record, CARD, alert(1), new=True), DeliveryJob(record, CARD, alert(2), new=True)])
+        report = await ctx.jobs.drain(ctx)
+        assert len(messenger.cards_in(CHANNEL)) == 2 and report.folded == []  # waiting is not a storm
+        assert clock.now >= T0 + timedelta(seconds=20)
+        assert [c for c, _ in messenger.calls] == ["post", "post", "post"]  # the refused one, then both after the wait
+
+    async def test_a_job_is_never_dead_lettered_because_teams_was_busy(self, world):
+        store, messenger, clock, ctx, record = world
+        messenger.fail_next = [DeliveryError("Teams answered 503", status=503) for _ in range(8)]
+        await ctx.jobs.send([DeliveryJob(record, CARD, alert(1), new=True)])
+        await ctx.jobs.drain(ctx)
+        assert len(messenger.cards_in(CHANNEL)) == 1
+
+
+class TestOrdering:
+    @pytest.mark.parametrize("seed", range(5))
+    async def test_out_of_order_and_concurrent_updates_end_on_the_newest_card(self, seed):
+        """Jobs for revisions 1..6 of 40 alerts, shuffled, some of them twice, with injected
+        failures: every card ends showing its alert's last revision."""
+        rng = random.Random(seed)
+        store, messenger, clock = memory_store(), RecordingMessenger(), Clock()
+        ctx = delivering(store, messenger, clock=clock)
+        record = conversation(TENANT, CHANNEL)
+        statuses = ["open", "acknowledged", "open", "acknowledged", "resolved", "resolved"]
+        jobs = [DeliveryJob(record, CARD, alert(n, status=statuses[r - 1], revision=r), request=f"r{r}") for n in range(40) for r in range(1, 7)]
+        rng.shuffle(jobs)
+        jobs += rng.sample(jobs, 30)
+        messenger.fail_next = [DeliveryError("Teams answered 502", status=502) if rng.random() < 0.5 else DeliveryError("Teams answered 429", status=429, retry_after=2.0)
+                               for _ in range(15)]
+        for start in range(0, len(jobs), 25):  # batches as sessions hand them out
+            await ctx.jobs.send(jobs[start:start + 25])
+        clock.now += timedelta(hours=2)  # no storm: the budget is fresh for every card
+        await ctx.jobs.drain(ctx)
+        for n in range(40):
+            delivery = await store.get_delivery(TENANT, f"k{n:05d}", CHANNEL)
+            assert delivery.rendered_version == 6
+            if delivery.status == "summarised":  # updates used the budget: this one was counted in the summary
+                assert delivery.context["folded"]["status"] == "resolved"
+                continue
+            [card] = [m for m in messenger.messages.values() if m.activity_id == delivery.activity_id]
+            assert "Resolved" in json.dumps(card.card)
+
+
+class TestTenantBudget:
+    async def test_two_instances_never_send_more_than_the_budget_together(self):
+        store, clock = memory_store(), Clock()
+        a = TenantBudget(store, 45, "instance-a", clock=clock)
+        b = TenantBudget(store, 45, "instance-b", clock=clock)
+        sent: list[float] = []
+        for step in range(200):  # 10 s in 50 ms steps, both instances as busy as they can be
+            clock.now = T0 + timedelta(milliseconds=50 * step)
+            for budget in (a, b):
+                while (wait := await budget.reserve(TENANT, 0.05)) is not None:
+                    sent.append(clock.now.timestamp() + wait)
+        assert windows(sent)[1.0] <= 50  # Teams allows 50; the budget of 45 leaves room for handovers between instances
+        assert len(sent) >= 40 * 9  # and the budget is used, not starved
+
+    async def test_a_lone_instance_gets_the_whole_budget(self):
+        store, clock = memory_store(), Clock()
+        a = TenantBudget(store, 45, "instance-a", clock=clock)
+        sent: list[float] = []
+        for step in range(200):  # 4 s in 20 ms steps
+            clock.now = T0 + timedelta(milliseconds=20 * step)
+            while (wait := await a.reserve(TENANT, 0.02)) is not None:
+                sent.append(clock.now.timestamp() + wait)
+        last_second = [t for t in sent if t >= (T0 + timedelta(seconds=3)).timestamp()]
+        assert 40 <= len(last_second) <= 46  # once its leases have grown, about the whole 45 per second
+
+    async def test_an_idle_instance_lets_its_slots_lapse(self):
+        store, clock = memory_store(), Clock()
+        a = TenantBudget(store, 45, "instance-a", clock=clock)
+        b = TenantBudget(store, 45, "instance-b", clock=clock)
+        for _ in range(100):
+            await a.reserve(TENANT, 1.0)
+        clock.now += TenantBudget.LEASE + timedelta(seconds=1)
+        for _ in range(200):
+            await b.reserve(TENANT, 10.0)
+        holders = {holder for _, holder, ends, _ in await store.list_budget_slots(TENANT) if ends and ends > clock.now}
+        assert holders == {"instance-b"}
+
