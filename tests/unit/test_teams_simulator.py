@@ -21,7 +21,7 @@ from botframework.connector.aio import ConnectorClient
 from botframework.connector.auth import AppCredentials, PasswordServiceClientCredentialFactory
 from botframework.connector.models import ErrorResponseException
 
-from tools.teams_simulator import TeamsSimulator
+from tools.teams_simulator import RateLimits, TeamsSimulator
 
 BOT_APP_ID = "9c1d4c1e-5a0b-4f3e-8a52-3f0e6b7d2a11"
 BOT_SECRET = "simulated-secret"
@@ -493,3 +493,312 @@ class TestGraphChatInstallations:
 
         assert {i["teamsApp"]["id"] for i in everything} == {TEAMS_APP_ID, "another-app"}
         assert ours == [{"id": sim.graph.chat_installation_id(TENANT, chat_id, TEAMS_APP_ID), "teamsApp": {"id": TEAMS_APP_ID}}]
+
+
+class FakeClock:
+    """The rate limits' clock: tests move it instead of sleeping."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+class TestRateLimits:
+    """Teams' documented bot limits: 7 / 1 s, 8 / 2 s, 60 / 30 s, 1,800 / 3,600 s per bot per
+    conversation and 50 / 1 s per bot per tenant, enforced when asked to."""
+
+    @pytest.fixture
+    def clock(self):
+        return FakeClock()
+
+    @pytest.fixture
+    def limits(self, sim, clock):
+        return sim.enforce_limits(clock)
+
+    @pytest.fixture
+    def bot(self, sim):
+        """``bot(method, conversation, activity=None, body=...)``: a raw Bot Connector call
+        with the bot's token (requests does not retry, unlike msrest on a PUT with Retry-After)."""
+        token = SimulatorCredentials(sim.token_url(), BOT_APP_ID, BOT_SECRET).get_access_token()
+        session = requests.Session()
+        session.headers["Authorization"] = f"Bearer {token}"
+
+        def call(method: str, conversation_id: str, activity_id: str | None = None, body=None):
+            url = f"{sim.service_url}v3/conversations/{quoted(conversation_id)}/activities"
+            if activity_id is not None:
+                url += f"/{activity_id}"
+            return session.request(method, url, json=body or {"type": "message"}, timeout=5)
+
+        with session:
+            yield call
+
+    async def test_seven_sends_in_a_second_pass_and_the_eighth_is_throttled_and_not_stored(
+        self, sim, clock, limits
+    ):
+        async with connector(sim) as client:
+            for n in range(7):
+                await client.conversations.send_to_conversation(
+                    "a:1chat", Activity(type="message", text=f"m{n}")
+                )
+                clock.advance(0.1)
+            with pytest.raises(ErrorResponseException) as throttled:
+                await client.conversations.send_to_conversation(
+                    "a:1chat", Activity(type="message", text="one too many")
+                )
+
+        response = throttled.value.response
+        assert response.status_code == 429
+        assert float(response.headers["Retry-After"]) >= 1
+        assert response.json()["error"]["code"] == "Throttled"
+        assert sim.conversation("a:1chat").texts == [f"m{n}" for n in range(7)]
+        assert (limits.refused, limits.refusals) == (1, {"a:1chat": 1})
+        assert [c for _, _, c in limits.sends] == ["a:1chat"] * 7
+
+    def test_a_throttled_send_is_accepted_once_its_window_has_passed(self, sim, clock, bot):
+        sim.enforce_limits(clock)
+        statuses = [bot("POST", "a:1chat").status_code for _ in range(7)]
+        clock.advance(0.5)
+        refused = bot("POST", "a:1chat")
+        clock.advance(0.5)  # the seven sends leave the 1 s window: the 8 / 2 s one has room
+        eighth = bot("POST", "a:1chat")
+        ninth = bot("POST", "a:1chat")
+        clock.advance(1.0)  # and now they leave the 2 s window too
+        tenth = bot("POST", "a:1chat")
+
+        assert statuses == [201] * 7
+        assert (refused.status_code, refused.headers["Retry-After"]) == (429, "1")
+        assert (eighth.status_code, ninth.status_code, tenth.status_code) == (201, 429, 201)
+        assert ninth.headers["Retry-After"] == "1"
+        assert len(sim.conversation("a:1chat").activities) == 9
+
+    def test_retry_after_is_the_time_until_the_oldest_send_leaves_the_full_window(
+        self, sim, clock, bot
+    ):
+        sim.enforce_limits(clock)
+        for _ in range(60):  # 0.25 s apart: under 7 / 1 s and 8 / 2 s, and 60 in 14.75 s
+            assert bot("POST", "a:1chat").status_code == 201
+            clock.advance(0.25)
+
+        refused = bot("POST", "a:1chat")  # 15 s after the first send: 15 s until it is 30 s old
+
+        assert (refused.status_code, refused.headers["Retry-After"]) == (429, "15")
+        assert sim.limits.max_in_window(30.0) == 60
+        clock.advance(15.0)
+        assert bot("POST", "a:1chat").status_code == 201
+
+    def test_each_conversation_has_its_own_budget(self, sim, clock, bot):
+        sim.enforce_limits(clock)
+
+        first = [bot("POST", "a:1one").status_code for _ in range(8)]
+        second = [bot("POST", "a:1two").status_code for _ in range(8)]
+
+        assert first == second == [201] * 7 + [429]
+        assert sim.limits.refusals == {"a:1one": 1, "a:1two": 1}
+
+    def test_the_tenant_allows_fifty_sends_a_second_across_conversations(self, sim, clock, bot):
+        sim.enforce_limits(clock)
+        sim.state.ensure_conversation("a:1known", tenant_id=TENANT)  # the tenant the simulator knows
+
+        def in_tenant(n: int, tenant: str = TENANT) -> dict:
+            return {"type": "message", "conversation": {"id": f"a:1c{n}", "tenantId": tenant}}
+
+        statuses = []
+        for n in range(50):  # 1/64 s apart (exact in binary): 50 sends in 0.77 s
+            statuses.append(bot("POST", f"a:1c{n}", body=in_tenant(n)).status_code)
+            clock.advance(1 / 64)
+        fifty_first = bot("POST", "a:1known")
+        elsewhere = bot("POST", "a:1c99", body=in_tenant(99, "another-tenant"))
+        stored_before_retry = len(sim.conversation("a:1known").activities)
+        clock.advance(1 - 50 / 64)  # one second after the first send, which leaves the window
+        retried = bot("POST", "a:1known")
+
+        assert statuses == [201] * 50
+        assert (fifty_first.status_code, fifty_first.headers["Retry-After"]) == (429, "1")
+        assert fifty_first.json()["error"]["code"] == "Throttled"
+        assert stored_before_retry == 0
+        assert retried.status_code == 201
+        assert [a.id for a in sim.conversation("a:1known").activities] == [retried.json()["id"]]
+        assert elsewhere.status_code == 201
+        assert sim.limits.max_in_window(1.0, tenant_id=TENANT) == 50
+        assert sim.limits.refusals == {"a:1known": 1}
+
+    def test_a_tenant_an_activity_names_is_remembered_for_its_conversation(self, sim, clock, bot):
+        sim.enforce_limits(clock)
+        named = {"type": "message", "channelData": {"tenant": {"id": TENANT}}}
+
+        bot("POST", "a:1chat", body=named)
+        bot("POST", "a:1chat")
+
+        assert sim.conversation("a:1chat").tenant_id == TENANT
+        assert [tenant for _, tenant, _ in sim.limits.sends] == [TENANT, TENANT]
+
+    def test_updates_replies_and_created_conversations_count_as_sends(self, sim, clock, bot):
+        sim.enforce_limits(clock)
+        sent = bot("POST", "a:1chat").json()["id"]
+        updates = [
+            bot("PUT", "a:1chat", sent, {"type": "message", "text": f"v{n}"}).status_code
+            for n in range(5)
+        ]
+        reply = bot("POST", "a:1chat", sent)
+        refused_update = bot("PUT", "a:1chat", sent, {"type": "message", "text": "too many"})
+
+        assert updates == [200] * 5 and reply.status_code == 201
+        assert refused_update.status_code == 429
+        assert [v.get("text") for v in sim.conversation("a:1chat").activity(sent).versions] == [
+            None, "v0", "v1", "v2", "v3", "v4"
+        ]
+
+    async def test_creating_a_conversation_counts_against_it(self, sim, clock, limits):
+        parameters = ConversationParameters(
+            bot=ChannelAccount(id=f"28:{BOT_APP_ID}"),
+            members=[ChannelAccount(id="29:1user")],
+            tenant_id=TENANT,
+        )
+        async with connector(sim) as client:
+            created = await client.conversations.create_conversation(parameters)
+            for n in range(6):
+                await client.conversations.send_to_conversation(
+                    created.id, Activity(type="message", text=f"m{n}")
+                )
+            with pytest.raises(ErrorResponseException) as throttled:
+                await client.conversations.create_conversation(parameters)
+
+        assert throttled.value.response.status_code == 429
+        assert {(tenant, c) for _, tenant, c in limits.sends} == {(TENANT, created.id)}
+        assert len(limits.sends) == 7
+
+    async def test_a_channels_threads_share_the_channels_budget(self, sim, clock, limits):
+        install = sim.installation_update("channel", bot_app_id=BOT_APP_ID)
+        channel_id = install["channelData"]["settings"]["selectedChannel"]["id"]
+        tenant_id = install["conversation"]["tenantId"]
+
+        def new_thread(text: str) -> ConversationParameters:
+            return ConversationParameters(
+                is_group=True,
+                bot=ChannelAccount(id=f"28:{BOT_APP_ID}"),
+                channel_data=TeamsChannelData(channel=ChannelInfo(id=channel_id)).serialize(),
+                activity=Activity(type="message", text=text),
+                tenant_id=tenant_id,
+            )
+
+        async with connector(sim) as client:
+            thread = await client.conversations.create_conversation(new_thread("alert 1"))
+            for n in range(5):
+                await client.conversations.send_to_conversation(
+                    thread.id, Activity(type="message", text=f"update {n}")
+                )
+            other = await client.conversations.create_conversation(new_thread("alert 2"))
+            with pytest.raises(ErrorResponseException) as throttled:
+                await client.conversations.reply_to_activity(
+                    other.id, other.activity_id, Activity(type="message", text="one too many")
+                )
+
+        assert throttled.value.response.status_code == 429
+        assert len(sim.conversation(channel_id).activities) == 7
+        assert {(tenant, c) for _, tenant, c in limits.sends} == {(tenant_id, channel_id)}
+
+    def test_max_in_window_reports_the_busiest_sliding_window(self, sim, clock, bot):
+        sim.enforce_limits(clock)
+        for _ in range(5):
+            bot("POST", "a:1one")
+        clock.advance(0.9)
+        for _ in range(2):
+            bot("POST", "a:1one")
+            bot("POST", "a:1two")
+        clock.advance(0.2)  # the first five have left the 1 s window
+        bot("POST", "a:1two")
+
+        limits = sim.limits
+        assert limits.max_in_window(1.0) == 9
+        assert limits.max_in_window(1.0, conversation_id="a:1one") == 7
+        assert limits.max_in_window(1.0, conversation_id="a:1two") == 3
+        assert limits.max_in_window(0.5) == 5
+        assert limits.max_in_window(2.0) == 10
+        assert limits.max_in_window(2.0, tenant_id="no-such-tenant") == 0
+
+    def test_a_fault_answers_first_and_is_not_counted(self, sim, clock, bot):
+        sim.enforce_limits(clock)
+        sim.add_fault("POST", r"/activities$", status=503, retry_after=5)
+
+        statuses = [bot("POST", "a:1chat").status_code for _ in range(9)]
+
+        assert statuses == [503] + [201] * 7 + [429]
+        assert len(sim.limits.sends) == 7
+
+    def test_without_enforcement_nothing_is_refused(self, sim, bot):
+        statuses = [bot("POST", "a:1chat").status_code for _ in range(20)]
+
+        assert statuses == [201] * 20
+        assert sim.limits is None
+
+    def test_reset_forgets_the_sends_and_turns_enforcement_off(self, sim, clock, bot):
+        sim.enforce_limits(clock)
+        bot("POST", "a:1chat")
+
+        sim.reset()
+
+        assert sim.limits is None and TeamsSimulator().limits is None
+        with TeamsSimulator(enforce_limits=True, limits_clock=clock) as limited:
+            assert limited.limits is not None
+            limited.limits.check_and_record(BOT_APP_ID, TENANT, "a:1chat")
+            limited.reset()
+            assert limited.limits is not None and limited.limits.sends == []
+
+    def test_the_send_log_is_served_for_a_benchmark_in_another_process(self, sim, clock, bot):
+        assert requests.get(f"{sim.url}/_sim/limits", timeout=5).json() == {"enforced": False}
+        sim.enforce_limits(clock)
+        for _ in range(8):
+            bot("POST", "a:1chat")
+
+        served = requests.get(f"{sim.url}/_sim/limits", timeout=5).json()
+
+        assert served["enforced"] is True and served["refused"] == 1
+        assert served["sends"][0] == {"time": clock.now, "tenantId": "", "conversationId": "a:1chat"}
+        assert len(served["sends"]) == 7
+
+
+class TestRateLimitWindows:
+    """``RateLimits`` on its own: the hour window holds 1,800 sends per conversation."""
+
+    def test_the_hour_allows_1800_sends_to_a_conversation(self):
+        clock = FakeClock()
+        limits = RateLimits(clock)
+        for _ in range(1800):  # 1.5 s apart: under every shorter window
+            assert limits.check_and_record(BOT_APP_ID, TENANT, "a:1chat") is None
+            clock.advance(1.5)
+
+        retry_after = limits.check_and_record(BOT_APP_ID, TENANT, "a:1chat")  # at 2,700 s
+
+        assert retry_after == 900.0
+        assert limits.max_in_window(3600.0) == 1800 and limits.refused == 1
+        clock.advance(900.0)
+        assert limits.check_and_record(BOT_APP_ID, TENANT, "a:1chat") is None
+
+    def test_each_bot_has_its_own_budget_and_a_short_wait_rounds_up_to_a_second(self):
+        clock = FakeClock()
+        limits = RateLimits(clock)
+        for _ in range(7):
+            limits.check_and_record(BOT_APP_ID, TENANT, "a:1chat")
+        clock.advance(0.999)
+
+        assert limits.check_and_record(BOT_APP_ID, TENANT, "a:1chat") == 1.0
+        assert limits.check_and_record("another-bot", TENANT, "a:1chat") is None
+
+    def test_with_several_windows_full_retry_after_waits_for_the_last_to_free_up(self):
+        clock = FakeClock()
+        limits = RateLimits(clock)
+        for _ in range(53):  # 0.25 s apart, from 0 to 13 s
+            limits.check_and_record(BOT_APP_ID, TENANT, "a:1chat")
+            clock.advance(0.25)
+        clock.now += 20 - 13.25
+        for _ in range(7):  # at 20 s: the 1 s window is full, and so is the 30 s one (60 sends)
+            assert limits.check_and_record(BOT_APP_ID, TENANT, "a:1chat") is None
+        clock.advance(0.5)
+
+        # The 1 s window frees up in 0.5 s, the 30 s one only in 9.5 s (at 30 s).
+        assert limits.check_and_record(BOT_APP_ID, TENANT, "a:1chat") == 10.0

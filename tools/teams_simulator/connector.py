@@ -7,13 +7,16 @@ and activity ids arrive URL-encoded (Teams ids contain ``:``, ``;``, ``@`` and `
 from __future__ import annotations
 
 import json
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from aiohttp import web
 
 from .auth import CALLER_APP_ID, AuthService
 from .faults import error_body
 from .state import SimulatorState, split_conversation_id
+
+if TYPE_CHECKING:
+    from .limits import RateLimits
 
 # Teams rejects larger bot messages with 413 MessageSizeTooBig (Teams docs, "Format your bot
 # messages": keep bot messages under about 80 KB including the JSON envelope).
@@ -29,14 +32,35 @@ class ConnectorOptions(Protocol):
     @property
     def service_url(self) -> str: ...
 
+    @property
+    def limits(self) -> RateLimits | None: ...
+
 
 def bot_connector_error(
-    status: int, code: str | None = None, message: str | None = None
+    status: int,
+    code: str | None = None,
+    message: str | None = None,
+    headers: dict[str, str] | None = None,
 ) -> web.Response:
     """A JSON error response shaped as Bot Connector's ``{"error": {"code", "message"}}``."""
     default = error_body(status)["error"]
     body = {"error": {"code": code or default["code"], "message": message or default["message"]}}
-    return web.json_response(body, status=status)
+    return web.json_response(body, status=status, headers=headers)
+
+
+def _tenant_in(source: Any) -> str | None:
+    """The tenant id a conversation-parameters or activity body names, if any."""
+    if not isinstance(source, dict):
+        return None
+    conversation = source.get("conversation")
+    channel_data = source.get("channelData")
+    tenant = channel_data.get("tenant") if isinstance(channel_data, dict) else None
+    return (
+        source.get("tenantId")
+        or source.get("tenantID")  # how botbuilder serializes ConversationParameters.tenant_id
+        or (conversation.get("tenantId") if isinstance(conversation, dict) else None)
+        or (tenant.get("id") if isinstance(tenant, dict) else None)
+    )
 
 
 def conversation_kind(conversation_id: str) -> str:
@@ -96,6 +120,30 @@ class ConnectorRoutes:
             return bot_connector_error(400, "BadArgument", "The request body must be a JSON object.")
         return body
 
+    def _throttled(
+        self, request: web.Request, conversation_id: str, *sources: Any
+    ) -> web.Response | None:
+        """With limits enforced, count one send to the conversation, or answer 429 Throttled
+        with Retry-After when it would go beyond Teams' limits (then nothing is counted).
+
+        Counted per conversation without a thread's ``;messageid=`` suffix (a channel's
+        threads share the channel's budget) and per tenant: the one the simulator knows for
+        the conversation, else the first that ``sources`` (request bodies) name, else "".
+        """
+        limits = self.options.limits
+        if limits is None:
+            return None
+        base, _ = split_conversation_id(conversation_id)
+        known = self.state.get_conversation(base)
+        tenant_id = (known.tenant_id if known else None) or next(
+            (t for t in map(_tenant_in, sources) if t), ""
+        )
+        retry_after = limits.check_and_record(request.get(CALLER_APP_ID), tenant_id, base)
+        if retry_after is None:
+            return None
+        seconds = int(retry_after) if float(retry_after).is_integer() else retry_after
+        return bot_connector_error(429, headers={"Retry-After": str(seconds)})
+
     def _store(
         self,
         request: web.Request,
@@ -106,7 +154,7 @@ class ConnectorRoutes:
         thread_root: str | None = None,
     ) -> str:
         kind = conversation_kind(conversation_id)
-        self.state.ensure_conversation(conversation_id, kind=kind)
+        self.state.ensure_conversation(conversation_id, kind=kind, tenant_id=_tenant_in(activity))
         activity_id = self.state.new_message_id()
         if kind == "channel" and thread_root is None:
             thread_root = activity_id  # a top-level channel post starts its own thread
@@ -130,7 +178,7 @@ class ConnectorRoutes:
             return params
         channel_data = params.get("channelData") or {}
         channel_id = (channel_data.get("channel") or {}).get("id")
-        tenant_id = params.get("tenantId") or (channel_data.get("tenant") or {}).get("id")
+        tenant_id = _tenant_in(params)
         activity = params.get("activity")
         service_url = self.options.service_url
 
@@ -139,6 +187,8 @@ class ConnectorRoutes:
                 return bot_connector_error(
                     400, "BadArgument", "Activity is required to start a conversation in a channel."
                 )
+            if (throttled := self._throttled(request, channel_id, params, activity)) is not None:
+                return throttled
             self.state.ensure_conversation(channel_id, kind="channel", tenant_id=tenant_id)
             root = self._store(request, channel_id, activity)
             return web.json_response(
@@ -160,6 +210,9 @@ class ConnectorRoutes:
         key = (tenant_id, members[0]["id"], bot_id)
         with self.state.lock:
             conversation_id = self._personal.get(key) or self.state.new_personal_conversation_id()
+            throttled = self._throttled(request, conversation_id, params, activity)
+            if throttled is not None:
+                return throttled
             self._personal[key] = conversation_id
             self.state.ensure_conversation(
                 conversation_id, kind="personal", tenant_id=tenant_id, members=[dict(members[0])]
@@ -185,6 +238,8 @@ class ConnectorRoutes:
             return activity
         conversation_id = request.match_info["conversationId"]
         _, root = split_conversation_id(conversation_id)
+        if (throttled := self._throttled(request, conversation_id, activity)) is not None:
+            return throttled
         activity_id = self._store(
             request,
             conversation_id,
@@ -206,6 +261,8 @@ class ConnectorRoutes:
         if conversation_kind(conversation_id) == "channel":
             known = self.state.find_activity(conversation_id, replied_to)
             root = root or (known.thread_root if known else None) or replied_to
+        if (throttled := self._throttled(request, conversation_id, activity)) is not None:
+            return throttled
         activity_id = self._store(
             request, conversation_id, activity, reply_to_id=replied_to, thread_root=root
         )
@@ -225,6 +282,9 @@ class ConnectorRoutes:
                     404, "ActivityNotFoundInConversation",
                     f"Activity {activity_id} was not found in the conversation.",
                 )
+            throttled = self._throttled(request, request.match_info["conversationId"], activity)
+            if throttled is not None:
+                return throttled
             version = dict(activity)
             version["id"] = activity_id
             if sent.reply_to_id and "replyToId" not in version:

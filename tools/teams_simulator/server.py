@@ -7,7 +7,7 @@ import json
 import secrets
 import threading
 import time
-from typing import Any
+from typing import Any, Callable
 
 from aiohttp import web
 
@@ -19,6 +19,7 @@ from .directory import Directory
 from .faults import Fault, FaultInjector
 from .graph import GRAPH_PREFIX, GraphRoutes, graph_error_body
 from .identity import IdentityRoutes
+from .limits import RateLimits
 from .tls import LocalCertificates
 from .state import Conversation, RequestRecord, SimulatorState
 
@@ -35,9 +36,20 @@ class TeamsSimulator:
     ``openid_metadata_url``, then assert on what the bot sent (``conversation``) and how
     (``requests``). The server runs on its own thread and event loop, so it serves sync and
     async tests alike.
+
+    ``enforce_limits`` answers bot sends beyond Teams' documented rate limits with 429 (see
+    :meth:`enforce_limits` and limits.py); ``limits_clock`` is its clock (default
+    ``time.monotonic``).
     """
 
-    def __init__(self, port: int = 0, *, host: str = HOST) -> None:
+    def __init__(
+        self,
+        port: int = 0,
+        *,
+        host: str = HOST,
+        enforce_limits: bool = False,
+        limits_clock: Callable[[], float] | None = None,
+    ) -> None:
         self.host = host
         self._requested_port = port
         self._port: int | None = None
@@ -46,6 +58,9 @@ class TeamsSimulator:
         self.faults = FaultInjector()
         self.require_connector_auth = True
         self.max_activity_bytes = MAX_ACTIVITY_BYTES
+        self._enforce_limits_by_default = enforce_limits
+        self._limits_clock = limits_clock
+        self._limits: RateLimits | None = RateLimits(limits_clock) if enforce_limits else None
         # Microsoft 365 behind the identity and Graph endpoints, served over TLS too (MSAL and
         # azure-identity accept https authorities only): see tls.py.
         self.directory = Directory()
@@ -134,13 +149,19 @@ class TeamsSimulator:
         self.stop()
 
     def reset(self) -> None:
-        """Forget conversations, requests, faults and issued tokens; keep registered bots."""
+        """Forget conversations, requests, faults and issued tokens; keep registered bots.
+
+        Rate limits go back to the constructor's choice, with no sends counted.
+        """
         self.state.reset()
         self.faults.clear()
         self.auth.reset()
         self.directory.reset()
         self.require_connector_auth = True
         self.max_activity_bytes = MAX_ACTIVITY_BYTES
+        self._limits = (
+            RateLimits(self._limits_clock) if self._enforce_limits_by_default else None
+        )
 
     # -- addresses ------------------------------------------------------------------------
 
@@ -260,6 +281,26 @@ class TeamsSimulator:
             times=times, delay=delay, body=body, headers=headers,
         )
 
+    # -- rate limits ----------------------------------------------------------------------
+
+    def enforce_limits(self, clock: Callable[[], float] | None = None) -> RateLimits:
+        """From now on, answer bot sends beyond Teams' rate limits with 429 Throttled.
+
+        Every send, reply, update and conversation creation is counted per bot per
+        conversation (7 / 1 s, 8 / 2 s, 60 / 30 s, 1,800 / 3,600 s) and per bot per tenant
+        (50 / 1 s) before it is stored; one beyond a limit gets Retry-After and is not stored
+        or counted. Faults answer first and are not counted. Counting starts afresh;
+        ``clock`` defaults to the constructor's ``limits_clock``, then ``time.monotonic``.
+        :meth:`reset` goes back to the constructor's choice.
+        """
+        self._limits = RateLimits(clock or self._limits_clock)
+        return self._limits
+
+    @property
+    def limits(self) -> RateLimits | None:
+        """The enforced limits with the log of accepted sends, or None when not enforced."""
+        return self._limits
+
     # -- inspection -----------------------------------------------------------------------
 
     def conversation(self, conversation_id: str) -> Conversation:
@@ -334,6 +375,7 @@ class TeamsSimulator:
         app.router.add_get(SIM_PREFIX + "/conversations", self._sim_conversations)
         app.router.add_get(SIM_PREFIX + "/conversations/{conversationId}", self._sim_conversation)
         app.router.add_get(SIM_PREFIX + "/requests", self._sim_requests)
+        app.router.add_get(SIM_PREFIX + "/limits", self._sim_limits)
         return app
 
     @web.middleware
@@ -399,4 +441,20 @@ class TeamsSimulator:
                  "appId": r.app_id, "fault": r.fault}
                 for r in self.state.requests()
             ]
+        )
+
+    async def _sim_limits(self, request: web.Request) -> web.Response:
+        limits = self._limits
+        if limits is None:
+            return web.json_response({"enforced": False})
+        return web.json_response(
+            {
+                "enforced": True,
+                "sends": [
+                    {"time": t, "tenantId": tenant, "conversationId": conversation}
+                    for t, tenant, conversation in limits.sends
+                ],
+                "refusals": limits.refusals,
+                "refused": limits.refused,
+            }
         )
