@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP_PY := $(VENV)/.installed
 STAMP_NPM := node_modules/.installed
 
-.PHONY: run test setup publish package clean
+.PHONY: run test bench setup publish package clean
 
 setup: $(STAMP_PY) $(STAMP_NPM)
 
@@ -30,6 +30,10 @@ run: setup
 test: setup
 	bash tools/install_checkov.sh
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+## The delivery benchmark (Azurite, the Teams simulator with Teams' limits enforced, two app processes); prints figures.
+bench: setup
+	$(PY) -m tools.bench $(BENCH_ARGS)
 
 ## Publish an example to the running local host: make publish FILE=examples/alert-created.json
 publish: setup

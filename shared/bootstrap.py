@@ -51,7 +51,7 @@ def use_time(clock: Callable[[], datetime] | None, sleep: Callable[[float], Awai
 
 
 def build_store(settings: Settings) -> Any:
-    from shared.adapters.state_store import AzureTables, TableStateStore
+    from shared.adapters.state_store import AzureTables, CachedStore, TableStateStore
 
     if settings.tables_connection:
         tables = AzureTables(connection_string=settings.tables_connection, prefix=settings.table_prefix)
@@ -60,7 +60,7 @@ def build_store(settings: Settings) -> Any:
 
         credential = ManagedIdentityCredential(client_id=settings.managed_identity_client_id) if settings.managed_identity_client_id else ManagedIdentityCredential()
         tables = AzureTables(endpoint=settings.tables_endpoint, credential=credential, prefix=settings.table_prefix)
-    return TableStateStore(tables)
+    return CachedStore(TableStateStore(tables))
 
 
 class _LazyBot:

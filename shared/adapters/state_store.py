@@ -492,3 +492,60 @@ class TableStateStore:
 
 def memory_store() -> TableStateStore:
     return TableStateStore(MemoryTables())
+
+
+class CachedStore:
+    """The store, with a tenant's conversations and workflows kept for :attr:`ttl` seconds.
+
+    Every event reads both (the broadcast default and routing); they change rarely. Writes made
+    through this object drop the tenant's entries at once; a change made by another instance
+    shows within ``ttl`` seconds (README: Routing alerts). Everything else goes straight to the
+    store."""
+
+    def __init__(self, store: TableStateStore, ttl: float = 10.0, clock=None) -> None:
+        import time
+
+        self._store = store
+        self.ttl = ttl
+        self._clock = clock or time.monotonic
+        self._conversations: dict[str, tuple[float, list[ConversationRecord]]] = {}
+        self._workflows: dict[str, tuple[float, list[Workflow]]] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    def _fresh(self, cache: dict, tenant_id: str) -> Any:
+        entry = cache.get(tenant_id)
+        return entry[1] if entry is not None and self._clock() - entry[0] < self.ttl else None
+
+    async def list_conversations(self, tenant_id: str | None = None) -> list[ConversationRecord]:
+        if tenant_id is None:
+            return await self._store.list_conversations(None)
+        found = self._fresh(self._conversations, tenant_id)
+        if found is None:
+            found = await self._store.list_conversations(tenant_id)
+            self._conversations[tenant_id] = (self._clock(), found)
+        return list(found)
+
+    async def list_workflows(self, tenant_id: str) -> list[Workflow]:
+        found = self._fresh(self._workflows, tenant_id)
+        if found is None:
+            found = await self._store.list_workflows(tenant_id)
+            self._workflows[tenant_id] = (self._clock(), found)
+        return list(found)
+
+    async def save_conversation(self, record: ConversationRecord) -> None:
+        self._conversations.pop(record.tenant_id, None)
+        await self._store.save_conversation(record)
+
+    async def remove_conversation(self, tenant_id: str, conversation_id: str) -> None:
+        self._conversations.pop(tenant_id, None)
+        await self._store.remove_conversation(tenant_id, conversation_id)
+
+    async def save_workflow(self, workflow: Workflow) -> Workflow:
+        self._workflows.pop(workflow.tenant_id, None)
+        return await self._store.save_workflow(workflow)
+
+    async def delete_workflow(self, tenant_id: str, workflow_id: str) -> None:
+        self._workflows.pop(tenant_id, None)
+        await self._store.delete_workflow(tenant_id, workflow_id)

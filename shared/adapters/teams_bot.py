@@ -233,7 +233,10 @@ class BotConnector:
     @staticmethod
     def _activity(conversation: ConversationRecord, **fields: Any) -> dict:
         reference = conversation.reference or {}
-        activity = {"type": "message", "channelId": reference.get("channelId", "msteams"), "conversation": {"id": conversation.conversation_id}, **fields}
+        activity = {
+            "type": "message", "channelId": reference.get("channelId", "msteams"),
+            "conversation": {"id": conversation.conversation_id, "tenantId": conversation.tenant_id}, **fields,
+        }
         if reference.get("bot"):
             activity["from"] = reference["bot"]
         return activity

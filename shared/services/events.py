@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Awaitable, Callable
@@ -90,22 +89,10 @@ class Delivering:
     clock: Callable[[], datetime] = _now
     tenant_rate: TenantBudget | None = None
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
-    # How long a tenant's list of conversations (the broadcast default) is reused in this
-    # process before it is read again: installs show within this time.
-    conversations_ttl: float = 10.0
-    _conversations: dict[str, tuple[float, list[ConversationRecord]]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.resolver is None:
             self.resolver = RecipientResolver(self.store, clock=self.clock)
-
-    async def tenant_conversations(self, tenant_id: str) -> list[ConversationRecord]:
-        cached = self._conversations.get(tenant_id)
-        now = time.monotonic()
-        if cached is None or now - cached[0] > self.conversations_ttl:
-            cached = (now, await self.store.list_conversations(tenant_id))
-            self._conversations[tenant_id] = cached
-        return cached[1]
 
 
 async def process_message(body: bytes | str, message_id: str, ctx: Delivering, *, default_tenant_id: str | None = None) -> list[Outcome]:
@@ -280,7 +267,7 @@ async def deliver(
 
     existing = {} if new else {d.conversation_id: d for d in await store.list_deliveries(state.tenant_id, state.key)}
     if plan is not None and plan.broadcast:
-        for conversation in await ctx.tenant_conversations(state.tenant_id):
+        for conversation in await store.list_conversations(state.tenant_id):
             if conversation.origin == "teams" and conversation.alert_key in (None, state.key):
                 add(conversation, conversation.name or conversation.conversation_id, "broadcast: the tenant has no workflows")
     elif plan is not None:

@@ -1,0 +1,98 @@
+"""One app process of the benchmark: function_app's queue triggers fed by the shared broker,
+the way a Functions instance is fed by Service Bus (16 concurrent alert events, 8 sessions
+of delivery jobs in batches of up to 100). Settings come from the environment.
+
+stdin commands, one per line: ``stats`` prints {"cpu": seconds, "tables": requests} (CPU of
+every thread of this process, from getrusage); ``stop`` ends it. Development tool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import resource
+import sys
+import uuid
+
+import aiohttp
+from azure.functions.servicebus import ServiceBusMessage
+
+EVENT_CONCURRENCY = 16
+SESSION_CONCURRENCY = 8
+BATCH = 100
+
+
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _message(item: dict) -> ServiceBusMessage:
+    return ServiceBusMessage(
+        body=base64.b64decode(item["body"]), message_id=item["messageId"], session_id=item.get("sessionId"), delivery_count=item["deliveryCount"],
+        application_properties={}, user_properties={}, content_type="application/json", lock_token=str(uuid.uuid4()),
+    )
+
+
+async def consume(http: aiohttp.ClientSession, broker: str, queue: str, function, *, sessions: bool) -> None:
+    while True:
+        async with http.post(f"{broker}/_broker/queues/{queue}/receive", json={"sessions": sessions, "max": BATCH if sessions else 1}) as response:
+            taken = await response.json()
+        items = taken["messages"]
+        if not items:
+            continue
+        ok, error = True, ""
+        try:
+            if sessions:
+                await function([_message(i) for i in items])
+            else:
+                await function(_message(items[0]))
+        except Exception as exc:  # noqa: BLE001 - the broker redelivers, as Service Bus would
+            ok, error = False, f"{type(exc).__name__}: {exc}"
+            print(json.dumps({"error": error[:300]}), file=sys.stderr, flush=True)
+        async with http.post(f"{broker}/_broker/settle", json={"tokens": [i["token"] for i in items], "ok": ok, "error": error}) as response:
+            await response.read()
+
+
+async def main() -> None:
+    sys.path.insert(0, os.getcwd())
+    import function_app
+    from shared import bootstrap
+    from shared.adapters.state_store import table_requests
+
+    functions = {f.get_function_name(): f.get_user_function() for f in function_app.app.get_functions()}
+    broker = os.environ["LOCAL_QUEUE_HOST_URL"]
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as http:
+        tasks = [asyncio.create_task(consume(http, broker, os.environ["ALERT_EVENTS_QUEUE"], functions["alert_events"], sessions=False)) for _ in range(EVENT_CONCURRENCY)]
+        tasks += [asyncio.create_task(consume(http, broker, os.environ["DELIVERY_QUEUE"], functions["deliveries"], sessions=True)) for _ in range(SESSION_CONCURRENCY)]
+        reader = asyncio.StreamReader()
+        await asyncio.get_running_loop().connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+        print(json.dumps({"ready": True}), flush=True)
+        while True:
+            line = (await reader.readline()).decode().strip()
+            if line == "stats":
+                print(json.dumps({"cpu": _cpu(), "tables": table_requests()}), flush=True)
+            elif line in ("stop", ""):
+                break
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await bootstrap.reset()
+
+
+if __name__ == "__main__":
+    profile = os.environ.get("BENCH_PROFILE")  # a file: write a cProfile of this process there at the end
+    if profile:
+        import cProfile
+
+        profiler = cProfile.Profile()
+        profiler.enable()
+        try:
+            asyncio.run(main())
+        finally:
+            profiler.disable()
+            profiler.dump_stats(profile)
+    else:
+        asyncio.run(main())
