@@ -32,12 +32,18 @@ class EntityTable(Protocol):
     async def upsert(self, entity: dict) -> str: ...
     async def delete(self, pk: str, rk: str) -> None: ...
     async def query(self, partition: str | None = None, any_of: tuple[str, tuple[str, ...]] | None = None) -> list[tuple[dict, str]]: ...
+    async def upsert_many(self, entities: list[dict]) -> None:
+        """Upsert entities of ONE partition in one request (an entity group transaction)."""
+        ...
 
 
 class Tables(Protocol):
     async def table(self, name: str) -> EntityTable: ...
     async def close(self) -> None: ...
 
+
+# Table Storage: an entity group transaction holds at most 100 operations, all in one partition.
+MAX_TRANSACTION = 100
 
 # ---------------------------------------------------------------------------- in memory
 
@@ -81,6 +87,12 @@ class MemoryTable:
 
     async def delete(self, pk: str, rk: str) -> None:
         self.rows.pop((pk, rk), None)
+
+    async def upsert_many(self, entities: list[dict]) -> None:
+        if len({e["PartitionKey"] for e in entities}) > 1 or len(entities) > MAX_TRANSACTION:
+            raise ValueError(f"a transaction holds at most {MAX_TRANSACTION} entities of one partition")
+        for entity in entities:
+            await self.upsert(entity)
 
     async def query(self, partition: str | None = None, any_of: tuple[str, tuple[str, ...]] | None = None) -> list[tuple[dict, str]]:
         found = []
@@ -180,6 +192,11 @@ class AzureTable:
 
     async def delete(self, pk: str, rk: str) -> None:
         await self._call(self._client.delete_entity(pk, rk))
+
+    async def upsert_many(self, entities: list[dict]) -> None:
+        from azure.data.tables import UpdateMode
+
+        await self._call(self._client.submit_transaction([("upsert", entity, {"mode": UpdateMode.REPLACE}) for entity in entities]))
 
     async def query(self, partition: str | None = None, any_of: tuple[str, tuple[str, ...]] | None = None) -> list[tuple[dict, str]]:
         clauses, params = [], {}
@@ -474,6 +491,27 @@ class TableStateStore:
         table = await self._t("budget")
         entity = {"PartitionKey": tenant_id, "RowKey": str(slot), "Holder": holder, "Until": until.isoformat()}
         await (table.create(entity) if etag is None else table.replace(entity, etag))
+
+    # alerts counted in a conversation's storm summary (one partition per conversation)
+    @staticmethod
+    def _members_partition(tenant_id: str, conversation_id: str) -> str:
+        return f"{tenant_id}|{records.encode_key(conversation_id)}"[:1000]
+
+    async def save_summary_members(self, tenant_id: str, conversation_id: str, members: list[dict]) -> None:
+        """Record alerts as counted in the summary: ``{"alertKey", "severity", "status", "revision"}``,
+        written in transactions of up to 100."""
+        table = await self._t("summarymembers")
+        partition = self._members_partition(tenant_id, conversation_id)
+        entities = [{"PartitionKey": partition, "RowKey": m["alertKey"], "Severity": m["severity"], "Status": m["status"], "Revision": str(m["revision"])}
+                    for m in members]
+        await asyncio.gather(*(table.upsert_many(entities[start:start + MAX_TRANSACTION]) for start in range(0, len(entities), MAX_TRANSACTION)))
+
+    async def get_summary_member(self, tenant_id: str, conversation_id: str, alert_key: str) -> dict | None:
+        row = await (await self._t("summarymembers")).get(self._members_partition(tenant_id, conversation_id), alert_key)
+        if row is None:
+            return None
+        e = row[0]
+        return {"alertKey": alert_key, "severity": e["Severity"], "status": e["Status"], "revision": int(e["Revision"])}
 
     # alerts that reached no one (recipient and fallback failed)
     async def record_undeliverable(self, record: Undeliverable) -> None:

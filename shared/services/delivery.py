@@ -39,8 +39,9 @@ MAX_WAIT_SECONDS = 1.0
 # A new alert whose individual card would have to wait longer than this is folded into the
 # storm summary instead.
 FOLD_AFTER_SECONDS = 1.0
-# The summary card is updated at most this often, so its updates leave room for cards.
-SUMMARY_MIN_INTERVAL = timedelta(seconds=5)
+# The summary card is updated at most this often: 10 updates per 30 s, the sends the window
+# keeps back from individual cards (pacing.SUMMARY_RESERVE).
+SUMMARY_MIN_INTERVAL = timedelta(seconds=3)
 # Transient failures without Retry-After: back off 2, 4, 8 … seconds, at most this long.
 MAX_BACKOFF_SECONDS = 300.0
 # After this many reschedules of one job for transient failures (about a day at the longest
@@ -112,7 +113,11 @@ class TenantBudget:
 
     async def _lease(self, tenant_id: str, now: datetime) -> tuple[int, datetime]:
         """Renew this instance's slots and take free ones, up to what the recent demand needs."""
-        want = max(1, min(self.SLOTS, math.ceil(len(self._demand.get(tenant_id, [])) / 2.0 / self._per_slot)))
+        held_now = self._held.get(tenant_id, (0, now))[0]
+        demand = math.ceil(len(self._demand.get(tenant_id, [])) / 2.0 / self._per_slot)
+        # More demand than slots: take every free slot (an idle instance's lapse within LEASE);
+        # otherwise keep what the recent demand needs.
+        want = self.SLOTS if demand > held_now else max(1, min(self.SLOTS, demand))
         until = now + self.LEASE
         rows = {slot: (holder, ends, etag) for slot, holder, ends, etag in await self._store.list_budget_slots(tenant_id)}
         mine = [slot for slot in range(self.SLOTS) if rows.get(slot, ("",))[0] == self._instance]
@@ -154,6 +159,8 @@ class _Conversation:
         self.window = window
         self.summary = summary
         self.summary_dirty = False
+        # Alerts folded into the summary in this batch, recorded together at the end of it.
+        self.folds: dict[str, dict] = {}  # alert key -> {"alertKey", "severity", "status", "revision"}
         self.limits = pacing.limits_for((job.conversation.reference or {}).get("delivery") == "graph" and job.conversation.channel_id is not None)
 
 
@@ -170,8 +177,10 @@ async def run_jobs(jobs: list[DeliveryJob], ctx: Any) -> JobReport:
         try:
             for job in group:
                 await _run_job(job, conversation, ctx, report, later)
-            if conversation.summary_dirty or any(j.kind == SUMMARY for j in group):
-                await _refresh_summary(conversation, ctx, report, later)
+            await _write_folds(conversation, ctx, report)
+            summary_jobs = [j for j in group if j.kind == SUMMARY]
+            if conversation.summary_dirty or summary_jobs:
+                await _refresh_summary(conversation, ctx, report, later, summary_jobs[-1] if summary_jobs else None)
         finally:
             await ctx.store.save_pacing(tenant_id, conversation_id, conversation.window.to_json(), conversation.summary)
             if later:
@@ -239,15 +248,21 @@ async def _card(job: DeliveryJob, conv: _Conversation, ctx: Any, report: JobRepo
         state = await store.get_alert(job.tenant_id, job.extra["alertKey"])
         if state is None:
             return
+    if state.key in conv.folds:  # folded earlier in this batch: count the change there
+        await _member_change(conv, conv.folds[state.key], state, ctx)
+        return
     # A first attempt of a job made for a new alert needs no look: no card of it exists yet.
     fresh = job.new and job.attempt == 0
     delivery = None if fresh else await store.get_delivery(job.tenant_id, state.key, job.conversation_id)
     now = ctx.clock()
     if delivery is not None and delivery.status == "failed":
         return
-    if delivery is not None and delivery.status == "summarised":
-        await _summary_change(conv, delivery, state, ctx)
-        return
+    if not fresh and (delivery is None or not delivery.activity_id):
+        # An alert is either its own card here or counted in the summary, never both.
+        member = await store.get_summary_member(job.tenant_id, job.conversation_id, state.key)
+        if member is not None:
+            await _member_change(conv, member, state, ctx)
+            return
     if delivery is not None and delivery.activity_id:
         await _update(job, state, delivery, conv, ctx, report, later)
         return
@@ -261,7 +276,9 @@ async def _card(job: DeliveryJob, conv: _Conversation, ctx: Any, report: JobRepo
         return
     at = conv.window.next_send(now.timestamp(), conv.limits, reserve=True, ignore_block=True)
     if at - now.timestamp() > FOLD_AFTER_SECONDS:
-        await _fold(job, state, delivery, conv, ctx, report)
+        if delivery is not None:  # a post that was put off earlier: it is counted instead
+            await store.delete_delivery(job.tenant_id, state.key, job.conversation_id)
+        _fold(state, conv, ctx, report)
         return
     claim = Delivery(
         job.tenant_id, state.key, job.conversation_id, status="posting", claimed_at=now, recipient=job.recipient, reason=job.reason,
@@ -459,19 +476,11 @@ def _place(summary: dict, state: AlertState) -> None:
     summary["top"] = top[: cards.MAX_SUMMARY_ALERTS * 2]
 
 
-async def _fold(job: DeliveryJob, state: AlertState, delivery: Delivery | None, conv: _Conversation, ctx: Any, report: JobReport) -> None:
-    """Count a new alert in the conversation's summary instead of posting its own card. The
-    delivery row (status "summarised", with what was counted) is what later changes of the
-    alert find, so they move the counts; the `alerts` command lists it like any alert."""
-    record = Delivery(
-        job.tenant_id, state.key, job.conversation_id, status="summarised", recipient=job.recipient, reason=job.reason,
-        context={**(job.context or {}), "folded": {"severity": state.severity, "status": state.status}}, rendered_version=state.revision,
-        conversation=_conversation_json(job), etag=delivery.etag if delivery else None,
-    )
-    try:
-        await ctx.store.save_delivery(record)
-    except ConcurrencyConflict:
-        return  # someone recorded this alert here meanwhile: its own job will follow it
+def _fold(state: AlertState, conv: _Conversation, ctx: Any, report: JobReport) -> None:
+    """Count a new alert in the conversation's summary instead of posting its own card. It is
+    recorded as a member of the summary (the conversation's partition, written in batches at
+    the end of the batch of jobs); later changes of the alert find it there and move the
+    counts. The `alerts` command lists it like any alert."""
     summary = conv.summary or _empty_summary()
     now = ctx.clock().isoformat()
     _count(summary, state.severity, state.status, +1)
@@ -482,29 +491,38 @@ async def _fold(job: DeliveryJob, state: AlertState, delivery: Delivery | None, 
     summary["last"] = now
     conv.summary = summary
     conv.summary_dirty = True
+    conv.folds[state.key] = {"alertKey": state.key, "severity": state.severity, "status": state.status, "revision": state.revision}
     report.folded.append(state.key)
 
 
-async def _summary_change(conv: _Conversation, delivery: Delivery, state: AlertState, ctx: Any) -> None:
-    if delivery.rendered_version >= state.revision:
+async def _write_folds(conv: _Conversation, ctx: Any, report: JobReport) -> None:
+    folds, conv.folds = conv.folds, {}
+    if folds:
+        await ctx.store.save_summary_members(conv.record.tenant_id, conv.record.conversation_id, list(folds.values()))
+
+
+async def _member_change(conv: _Conversation, member: dict, state: AlertState, ctx: Any) -> None:
+    """A change of an alert counted in the summary: move its count, keep the newest revision."""
+    if member["revision"] >= state.revision:
         return
-    folded = (delivery.context or {}).get("folded") or {}
     summary = conv.summary or _empty_summary()
-    _count(summary, folded.get("severity", state.severity), folded.get("status", state.status), -1)
+    _count(summary, member["severity"], member["status"], -1)
     _count(summary, state.severity, state.status, +1)
     _place(summary, state)
     summary["seq"] += 1
     conv.summary = summary
     conv.summary_dirty = True
-    context = {**(delivery.context or {}), "folded": {"severity": state.severity, "status": state.status}}
-    try:
-        await ctx.store.save_delivery(replace(delivery, rendered_version=state.revision, context=context))
-    except ConcurrencyConflict:
-        pass  # a newer change of this alert is being counted: its job follows this one
+    changed = {**member, "severity": state.severity, "status": state.status, "revision": state.revision}
+    if state.key in conv.folds:
+        conv.folds[state.key] = changed
+    else:
+        await ctx.store.save_summary_members(conv.record.tenant_id, conv.record.conversation_id, [changed])
 
 
-async def _refresh_summary(conv: _Conversation, ctx: Any, report: JobReport, later: list[DeliveryJob]) -> None:
-    """Post or update the summary card when the window allows, else schedule its update."""
+async def _refresh_summary(conv: _Conversation, ctx: Any, report: JobReport, later: list[DeliveryJob], trigger: DeliveryJob | None = None) -> None:
+    """Post or update the summary card when the window allows, else schedule its update.
+    A follow-up continues ``trigger`` (the summary job being run), so each reschedule is a new
+    message rather than a duplicate of one already handled."""
     summary = conv.summary
     if summary is None:
         return
@@ -514,12 +532,12 @@ async def _refresh_summary(conv: _Conversation, ctx: Any, report: JobReport, lat
         due = max(due, datetime.fromisoformat(summary["renderedAt"]) + SUMMARY_MIN_INTERVAL)
     at = conv.window.next_send(max(now, due).timestamp(), conv.limits)
     if at - now.timestamp() > MAX_WAIT_SECONDS:
-        slot = int(at // SUMMARY_MIN_INTERVAL.total_seconds())
-        later.append(DeliveryJob(conv.record, SUMMARY, None, request=f"summary-{slot}", not_before=datetime.fromtimestamp(at, timezone.utc)))
+        # One follow-up per state of the summary: a duplicate of it is dropped, a newer one is not.
+        later.append(DeliveryJob(conv.record, SUMMARY, None, request=f"summary-{summary['seq']}", not_before=datetime.fromtimestamp(at, timezone.utc)))
         return
     if summary["seq"] == summary.get("rendered") and summary.get("activityId"):
         return
-    job = DeliveryJob(conv.record, SUMMARY)
+    job = trigger or DeliveryJob(conv.record, SUMMARY, request=f"summary-{summary['seq']}")
     if not await _wait_for_send(job, conv, ctx, later):
         return
     card = cards.summary_card(summary)

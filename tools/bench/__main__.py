@@ -232,11 +232,18 @@ class Bench:
         last = self.publish([event(tenant, f"S-{i:05d}", 1, severity=severities[i % 5]) for i in range(count)])
         visible_at = None
         deadline = last + STORM_TIMEOUT_SECONDS
+        shown = last
         while time.monotonic() < deadline:
-            if visible_at is None and self._visible(channel) >= count:
+            visible = self._visible(channel)
+            if visible_at is None and visible >= count:
                 visible_at = time.monotonic()
             if visible_at is not None and self.broker.idle():
                 break
+            if time.monotonic() - shown >= 10:
+                shown = time.monotonic()
+                queues = self.broker.counts()
+                print(f"           … {shown - last:5.0f} s: {visible} of {count} visible; events waiting {queues['alert-events']['readyMessageCount']}, "
+                      f"jobs waiting {queues.get('teams-deliveries', {}).get('readyMessageCount', 0)}", flush=True)
             await asyncio.sleep(0.25)
         assert self.sim.limits is not None
         limits = self.sim.limits

@@ -86,8 +86,9 @@ class Broker:
                 session, messages = taken
             else:
                 await asyncio.wait_for(queue.wait_for_message(), RECEIVE_WAIT_SECONDS)
-                message = queue.receive()
-                session, messages = None, [message] if message is not None else []
+                session, messages = None, []
+                while len(messages) < int(options.get("max", 1)) and (message := queue.receive()) is not None:
+                    messages.append(message)
         except asyncio.TimeoutError:
             return web.json_response({"messages": []})
         out = []

@@ -1,6 +1,6 @@
 """One app process of the benchmark: function_app's queue triggers fed by the shared broker,
 the way a Functions instance is fed by Service Bus (16 concurrent alert events, 8 sessions
-of delivery jobs in batches of up to 100). Settings come from the environment.
+of delivery jobs in batches, as host.json says). Settings come from the environment.
 
 stdin commands, one per line: ``stats`` prints {"cpu": seconds, "tables": requests} (CPU of
 every thread of this process, from getrusage); ``stop`` ends it. Development tool.
@@ -15,13 +15,17 @@ import os
 import resource
 import sys
 import uuid
+from pathlib import Path
 
 import aiohttp
 from azure.functions.servicebus import ServiceBusMessage
 
-EVENT_CONCURRENCY = 16
-SESSION_CONCURRENCY = 8
-BATCH = 100
+# As host.json sets them for the Functions host.
+_SERVICE_BUS = json.loads((Path(__file__).resolve().parents[2] / "host.json").read_text())["extensions"]["serviceBus"]
+EVENT_CONCURRENCY = int(_SERVICE_BUS["maxConcurrentCalls"])
+SESSION_CONCURRENCY = int(_SERVICE_BUS["maxConcurrentSessions"])
+BATCH = int(_SERVICE_BUS["maxMessageBatchSize"])
+EVENTS_PER_RECEIVE = 8
 
 
 def _cpu() -> float:
@@ -36,24 +40,38 @@ def _message(item: dict) -> ServiceBusMessage:
     )
 
 
-async def consume(http: aiohttp.ClientSession, broker: str, queue: str, function, *, sessions: bool) -> None:
+async def _settle(http: aiohttp.ClientSession, broker: str, tokens: list[str], ok: bool, error: str = "") -> None:
+    if tokens:
+        async with http.post(f"{broker}/_broker/settle", json={"tokens": tokens, "ok": ok, "error": error}) as response:
+            await response.read()
+
+
+async def consume(http: aiohttp.ClientSession, broker: str, queue: str, function, *, sessions: bool, at_once: int = 1) -> None:
+    """Receive and settle the way the Functions host's Service Bus link does: messages come
+    several to a round trip (``at_once`` for single-message triggers, run concurrently, each
+    settled by its own outcome), a session's batch comes whole."""
     while True:
-        async with http.post(f"{broker}/_broker/queues/{queue}/receive", json={"sessions": sessions, "max": BATCH if sessions else 1}) as response:
+        async with http.post(f"{broker}/_broker/queues/{queue}/receive", json={"sessions": sessions, "max": BATCH if sessions else at_once}) as response:
             taken = await response.json()
         items = taken["messages"]
         if not items:
             continue
-        ok, error = True, ""
-        try:
-            if sessions:
+        if sessions:
+            try:
                 await function([_message(i) for i in items])
-            else:
-                await function(_message(items[0]))
-        except Exception as exc:  # noqa: BLE001 - the broker redelivers, as Service Bus would
-            ok, error = False, f"{type(exc).__name__}: {exc}"
-            print(json.dumps({"error": error[:300]}), file=sys.stderr, flush=True)
-        async with http.post(f"{broker}/_broker/settle", json={"tokens": [i["token"] for i in items], "ok": ok, "error": error}) as response:
-            await response.read()
+            except Exception as exc:  # noqa: BLE001 - the broker redelivers, as Service Bus would
+                error = f"{type(exc).__name__}: {exc}"
+                print(json.dumps({"error": error[:300]}), file=sys.stderr, flush=True)
+                await _settle(http, broker, [i["token"] for i in items], False, error)
+                continue
+            await _settle(http, broker, [i["token"] for i in items], True)
+            continue
+        outcomes = await asyncio.gather(*(function(_message(i)) for i in items), return_exceptions=True)
+        failed = [(i["token"], o) for i, o in zip(items, outcomes) if isinstance(o, BaseException)]
+        await _settle(http, broker, [i["token"] for i, o in zip(items, outcomes) if not isinstance(o, BaseException)], True)
+        for token, error in failed:
+            print(json.dumps({"error": f"{type(error).__name__}: {error}"[:300]}), file=sys.stderr, flush=True)
+            await _settle(http, broker, [token], False, f"{type(error).__name__}: {error}")
 
 
 async def main() -> None:
@@ -65,7 +83,8 @@ async def main() -> None:
     functions = {f.get_function_name(): f.get_user_function() for f in function_app.app.get_functions()}
     broker = os.environ["LOCAL_QUEUE_HOST_URL"]
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as http:
-        tasks = [asyncio.create_task(consume(http, broker, os.environ["ALERT_EVENTS_QUEUE"], functions["alert_events"], sessions=False)) for _ in range(EVENT_CONCURRENCY)]
+        tasks = [asyncio.create_task(consume(http, broker, os.environ["ALERT_EVENTS_QUEUE"], functions["alert_events"], sessions=False, at_once=EVENTS_PER_RECEIVE))
+                 for _ in range(EVENT_CONCURRENCY // EVENTS_PER_RECEIVE)]
         tasks += [asyncio.create_task(consume(http, broker, os.environ["DELIVERY_QUEUE"], functions["deliveries"], sessions=True)) for _ in range(SESSION_CONCURRENCY)]
         reader = asyncio.StreamReader()
         await asyncio.get_running_loop().connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)

@@ -156,7 +156,8 @@ class MemoryQueue:
         self.has_trigger = False
         self._on_change = on_change
         self._sequence = itertools.count(1)
-        self._ready: list[QueuedMessage] = []  # in sequence order
+        self._ready: list[QueuedMessage] = []  # messages without a session, in sequence order
+        self._sessions: dict[str, list[QueuedMessage]] = {}  # session id -> its ready messages, in order
         self._available = asyncio.Event()
         self._locked = 0
         self._locked_sessions: set[str] = set()
@@ -221,7 +222,10 @@ class MemoryQueue:
         return message_id, False
 
     def _make_ready(self, message: QueuedMessage) -> None:
-        bisect.insort(self._ready, message)
+        if message.session_id is None:
+            bisect.insort(self._ready, message)
+        else:
+            bisect.insort(self._sessions.setdefault(message.session_id, []), message)
         self._available.set()
         self._on_change()
 
@@ -249,22 +253,26 @@ class MemoryQueue:
         self._locked += 1
         return message
 
+    def _open_sessions(self) -> list[str]:
+        return [sid for sid, ready in self._sessions.items() if ready and sid not in self._locked_sessions]
+
     async def wait_for_session(self) -> None:
         """Return when a message of a session nobody holds is ready."""
-        while not any(m.session_id not in self._locked_sessions for m in self._ready):
+        while not self._open_sessions():
             self._available.clear()
             await self._available.wait()
 
     def receive_session(self, max_count: int) -> tuple[str, list[QueuedMessage]] | None:
-        """Lock the session of the oldest ready message no receiver holds, and take up to
-        ``max_count`` of its ready messages, in order."""
-        first = next((m for m in self._ready if m.session_id not in self._locked_sessions), None)
-        if first is None:
+        """Lock the session whose oldest ready message is the oldest among sessions no receiver
+        holds, and take up to ``max_count`` of its ready messages, in order."""
+        open_sessions = self._open_sessions()
+        if not open_sessions:
             return None
-        session = first.session_id or ""
-        batch = [m for m in self._ready if m.session_id == first.session_id][:max_count]
-        taken = set(map(id, batch))
-        self._ready = [m for m in self._ready if id(m) not in taken]
+        session = min(open_sessions, key=lambda sid: self._sessions[sid][0].sequence_number)
+        ready = self._sessions[session]
+        batch, self._sessions[session] = ready[:max_count], ready[max_count:]
+        if not self._sessions[session]:
+            del self._sessions[session]
         self._locked_sessions.add(session)
         for message in batch:
             message.delivery_count += 1
@@ -338,7 +346,10 @@ class MemoryQueue:
         for pending in (self._redeliveries, self._scheduled):
             for handle, message in list(pending.items()):
                 handle.cancel()
-                bisect.insort(self._ready, message)
+                if message.session_id is None:
+                    bisect.insort(self._ready, message)
+                else:
+                    bisect.insort(self._sessions.setdefault(message.session_id, []), message)
             pending.clear()
 
     # Inspection
@@ -346,7 +357,7 @@ class MemoryQueue:
     @property
     def busy(self) -> bool:
         """True while a message is ready, locked or waiting to be redelivered."""
-        return bool(self._ready or self._locked or self._redeliveries or self._scheduled)
+        return bool(self._ready or self._sessions or self._locked or self._redeliveries or self._scheduled)
 
     def messages(self) -> list[MessageInfo]:
         """Every retained message, oldest first."""
@@ -368,7 +379,7 @@ class MemoryQueue:
         active = sum(1 for m in self._records.values() if m.state == ACTIVE)
         return {
             "activeMessageCount": active,
-            "readyMessageCount": len(self._ready),
+            "readyMessageCount": len(self._ready) + sum(len(ready) for ready in self._sessions.values()),
             "lockedMessageCount": self._locked,
             "scheduledRedeliveryCount": len(self._redeliveries),
             "scheduledMessageCount": len(self._scheduled),
