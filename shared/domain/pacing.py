@@ -36,10 +36,17 @@ class Window:
     minutes: dict[int, int] = field(default_factory=dict)  # minute number -> sends
     days: dict[int, int] = field(default_factory=dict)  # day number -> sends
     blocked_until: float = 0.0
+    # Sends promised to jobs that were put off to a later slot: they count like sends, so a
+    # burst is spread over the window (and its excess folded) instead of all being put off to
+    # the same moment.
+    promised: list[float] = field(default_factory=list)
+
+    def _times(self) -> list[float]:
+        return sorted(self.recent + self.promised) if self.promised else self.recent
 
     def _count(self, span: float, at: float) -> int:
         if span <= MAX_EXACT_SPAN:
-            return sum(1 for t in self.recent if at - span < t <= at)
+            return sum(1 for t in self._times() if at - span < t <= at)
         if span <= 3600.0:
             first = math.floor((at - span) / 60.0) + 1
             return sum(n for minute, n in self.minutes.items() if minute >= first)
@@ -50,7 +57,7 @@ class Window:
         if self._count(span, at) < limit:
             return at
         if span <= MAX_EXACT_SPAN:
-            inside = sorted(t for t in self.recent if at - span < t <= at)
+            inside = sorted(t for t in self._times() if at - span < t <= at)
             return inside[len(inside) - limit] + span  # when enough old sends leave the window
         unit = 60.0 if span <= 3600.0 else 86400.0
         return (math.floor(at / unit) + 1) * unit  # the next bucket boundary (a conservative step)
@@ -79,11 +86,24 @@ class Window:
         self.days[day] = self.days.get(day, 0) + 1
         self.days = {d: n for d, n in self.days.items() if d > day - 2}
 
+    def promise(self, at: float) -> None:
+        """Hold the slot at ``at`` for a job put off until then."""
+        self.promised.append(at)
+
+    def redeem(self, now: float) -> None:
+        """A put-off job runs: give back its promise (the earliest due), and forget promises
+        long past (their jobs went elsewhere: folded, or gone)."""
+        self.promised = sorted(t for t in self.promised if t > now - MAX_EXACT_SPAN)
+        due = [t for t in self.promised if t <= now + 1.0]
+        if due:
+            self.promised.remove(due[0])
+
     def block(self, until: float) -> None:
         self.blocked_until = max(self.blocked_until, until)
 
     def to_json(self) -> str:
-        return json.dumps({"r": [round(t, 3) for t in self.recent], "m": self.minutes, "d": self.days, "b": self.blocked_until}, separators=(",", ":"))
+        return json.dumps({"r": [round(t, 3) for t in self.recent], "m": self.minutes, "d": self.days, "b": self.blocked_until,
+                           "p": [round(t, 3) for t in self.promised]}, separators=(",", ":"))
 
     @classmethod
     def from_json(cls, text: str | None) -> "Window":
@@ -91,4 +111,5 @@ class Window:
             return cls()
         data: dict[str, Any] = json.loads(text)
         return cls(recent=[float(t) for t in data.get("r", [])], minutes={int(k): int(v) for k, v in (data.get("m") or {}).items()},
-                   days={int(k): int(v) for k, v in (data.get("d") or {}).items()}, blocked_until=float(data.get("b", 0.0)))
+                   days={int(k): int(v) for k, v in (data.get("d") or {}).items()}, blocked_until=float(data.get("b", 0.0)),
+                   promised=[float(t) for t in data.get("p", [])])

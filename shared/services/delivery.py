@@ -37,8 +37,8 @@ log = logging.getLogger(__name__)
 # rescheduled (a scheduled message) so no invocation is held for long.
 MAX_WAIT_SECONDS = 1.0
 # A new alert whose individual card would have to wait longer than this is folded into the
-# storm summary instead.
-FOLD_AFTER_SECONDS = 1.0
+# storm summary instead (a burst that fits the 30 s window waits for its turn: rescheduled).
+FOLD_AFTER_SECONDS = 10.0
 # The summary card is updated at most this often: 10 updates per 30 s, the sends the window
 # keeps back from individual cards (pacing.SUMMARY_RESERVE).
 SUMMARY_MIN_INTERVAL = timedelta(seconds=3)
@@ -218,12 +218,14 @@ def _reschedule(job: DeliveryJob, conv: _Conversation, ctx: Any, later: list[Del
     later.append(job.again(now + timedelta(seconds=wait)))
 
 
-async def _wait_for_send(job: DeliveryJob, conv: _Conversation, ctx: Any, later: list[DeliveryJob], *, reserve: bool = False) -> bool:
+async def _wait_for_send(job: DeliveryJob, conv: _Conversation, ctx: Any, later: list[DeliveryJob], *, reserve: bool = False, hold: bool = False) -> bool:
     """Wait (briefly) until a send fits the conversation's window and the tenant's budget and
-    take the slot; False when the job was rescheduled instead."""
+    take the slot; False when the job was rescheduled instead (``hold``: with its slot held)."""
     now = ctx.clock().timestamp()
     at = conv.window.next_send(now, conv.limits, reserve=reserve)
     if at - now > MAX_WAIT_SECONDS:
+        if hold:
+            conv.window.promise(at)
         later.append(job.again(datetime.fromtimestamp(at, timezone.utc)))
         return False
     wait = max(at - now, 0.0)
@@ -255,6 +257,8 @@ async def _card(job: DeliveryJob, conv: _Conversation, ctx: Any, report: JobRepo
     fresh = job.new and job.attempt == 0
     delivery = None if fresh else await store.get_delivery(job.tenant_id, state.key, job.conversation_id)
     now = ctx.clock()
+    log.debug("Job for %s r%d in %s (attempt %d%s): the card %s", state.alert_id, state.revision, job.conversation_id, job.attempt,
+              ", new" if fresh else "", f"shows r{delivery.rendered_version}" if delivery and delivery.activity_id else "is not there")
     if delivery is not None and delivery.status == "failed":
         return
     if not fresh and (delivery is None or not delivery.activity_id):
@@ -274,8 +278,12 @@ async def _card(job: DeliveryJob, conv: _Conversation, ctx: Any, report: JobRepo
     if conv.window.blocked_until - now.timestamp() > MAX_WAIT_SECONDS:
         later.append(job.again(datetime.fromtimestamp(conv.window.blocked_until, timezone.utc)))
         return
+    if job.attempt > 0:
+        conv.window.redeem(now.timestamp())  # this job was put off to a slot held for it
     at = conv.window.next_send(now.timestamp(), conv.limits, reserve=True, ignore_block=True)
-    if at - now.timestamp() > FOLD_AFTER_SECONDS:
+    # A card that already waited its turn once and still finds no room goes into the summary:
+    # no alert waits in line for long while others are counted.
+    if at - now.timestamp() > (MAX_WAIT_SECONDS if job.attempt > 0 else FOLD_AFTER_SECONDS):
         if delivery is not None:  # a post that was put off earlier: it is counted instead
             await store.delete_delivery(job.tenant_id, state.key, job.conversation_id)
         _fold(state, conv, ctx, report)
@@ -292,7 +300,7 @@ async def _card(job: DeliveryJob, conv: _Conversation, ctx: Any, report: JobRepo
         else:
             later.append(job.again(now + timedelta(seconds=5)))  # another consumer claimed it: look again soon
         return
-    if not await _wait_for_send(job, conv, ctx, later, reserve=True):
+    if not await _wait_for_send(job, conv, ctx, later, reserve=True, hold=True):
         await store.save_delivery(replace(claim, claimed_at=None))
         return
     try:

@@ -294,7 +294,9 @@ async def deliver(
     jobs = [
         DeliveryJob(
             slot.conversation, CARD, state, recipient=slot.recipient, reason=slot.reason, context=slot.context,
-            fallback=tuple(slot.fallback.values()), new=conversation_id not in existing, request=request,
+            # Only the event that created the alert can promise no card of it exists anywhere: a
+            # later event may run before the first card's job has recorded it.
+            fallback=tuple(slot.fallback.values()), new=new, request=request,
         )
         for conversation_id, slot in slots.items()
         if conversation_id != except_conversation and (existing.get(conversation_id) is None or existing[conversation_id].status != "failed")

@@ -71,6 +71,16 @@ class TestPacing:
         assert window.next_send(100.0, pacing.BOT_LIMITS) == 200.0
         assert window.next_send(100.0, pacing.BOT_LIMITS, ignore_block=True) == 100.0
 
+    def test_slots_promised_to_put_off_jobs_count_so_a_burst_beyond_the_window_waits_longer(self):
+        window = pacing.Window()
+        for i in range(6):
+            window.record(100.0 + i * 0.01)
+        for _ in range(44):  # 44 new cards put off: each holds the next free slot
+            window.promise(window.next_send(100.1, pacing.BOT_LIMITS, reserve=True))
+        assert window.next_send(100.1, pacing.BOT_LIMITS, reserve=True) >= 130.0  # the 30 s window is spoken for
+        window.redeem(window.promised[0])
+        assert len(window.promised) == 43
+
     def test_the_window_survives_a_round_trip(self):
         window = pacing.Window()
         for t in (1.0, 2.0, 3.5):

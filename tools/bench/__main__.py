@@ -49,12 +49,16 @@ def event(tenant: str, alert: str, version: int, kind: str = "alert.created", se
 
 
 class Worker:
-    """One app process (tools/bench/worker.py)."""
+    """One app process (tools/bench/worker.py); its log (errors, warnings) goes to a file."""
+
+    started: list["Worker"] = []
 
     def __init__(self, env: dict[str, str]) -> None:
+        self.log = open(Path(env.get("BENCH_LOG_DIR", "/tmp")) / f"bench-worker-{len(Worker.started)}.log", "w")  # noqa: SIM115 - closed in stop()
+        Worker.started.append(self)
         self.process = subprocess.Popen(
             [sys.executable, "-m", "tools.bench.worker"], cwd=ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL, text=True, bufsize=1,
+            stderr=self.log, text=True, bufsize=1,
         )
 
     def _line(self) -> dict:
@@ -79,6 +83,7 @@ class Worker:
                 self.process.wait(20)
             except (BrokenPipeError, subprocess.TimeoutExpired):
                 self.process.kill()
+        self.log.close()
 
 
 class Bench:

@@ -75,6 +75,10 @@ async def consume(http: aiohttp.ClientSession, broker: str, queue: str, function
 
 
 async def main() -> None:
+    import logging
+
+    logging.basicConfig(level=os.environ.get("BENCH_LOG_LEVEL", "WARNING"), format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("azure").setLevel(logging.WARNING)
     sys.path.insert(0, os.getcwd())
     import function_app
     from shared import bootstrap
