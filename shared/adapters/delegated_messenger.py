@@ -25,7 +25,8 @@ def _reconsent(tenant_id: str, reason: str) -> ReconsentRequired:
 
 def _delivery_error(exc: GraphError) -> DeliveryError:
     permanent = exc.status is not None and 400 <= exc.status < 500 and exc.status not in TRANSIENT_STATUSES
-    return DeliveryError(str(exc), status=exc.status, permanent=permanent)
+    # Graph's Retry-After reaches the delivery job, which is rescheduled for then.
+    return DeliveryError(str(exc), status=exc.status, permanent=permanent, retry_after=getattr(exc, "retry_after", None))
 
 
 class GraphMessenger:

@@ -99,7 +99,7 @@ class DeliveryJob:
 
     @property
     def alert_key(self) -> str:
-        return self.alert.key if self.alert else ""
+        return self.alert.key if self.alert else str(self.extra.get("alertKey", ""))
 
     @property
     def session_id(self) -> str:

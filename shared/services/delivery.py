@@ -34,8 +34,10 @@ from shared.ports import ConcurrencyConflict, DeliveryError, ReconsentRequired, 
 log = logging.getLogger(__name__)
 
 # A send that fits within this many seconds waits for it in the invocation; later ones are
-# rescheduled (a scheduled message) so no invocation is held for long.
+# rescheduled (a scheduled message) so no invocation is held for long. One batch of jobs
+# waits at most MAX_BATCH_WAIT_SECONDS in all: the rest of it is not held up behind pacing.
 MAX_WAIT_SECONDS = 1.0
+MAX_BATCH_WAIT_SECONDS = 1.0
 # A new alert whose individual card would have to wait longer than this is folded into the
 # storm summary instead (a burst that fits the 30 s window waits for its turn: rescheduled).
 FOLD_AFTER_SECONDS = 10.0
@@ -161,6 +163,7 @@ class _Conversation:
         self.summary_dirty = False
         # Alerts folded into the summary in this batch, recorded together at the end of it.
         self.folds: dict[str, dict] = {}  # alert key -> {"alertKey", "severity", "status", "revision"}
+        self.waited = 0.0  # seconds this batch has waited for sends
         self.limits = pacing.limits_for((job.conversation.reference or {}).get("delivery") == "graph" and job.conversation.channel_id is not None)
 
 
@@ -223,7 +226,7 @@ async def _wait_for_send(job: DeliveryJob, conv: _Conversation, ctx: Any, later:
     take the slot; False when the job was rescheduled instead (``hold``: with its slot held)."""
     now = ctx.clock().timestamp()
     at = conv.window.next_send(now, conv.limits, reserve=reserve)
-    if at - now > MAX_WAIT_SECONDS:
+    if at - now > MAX_WAIT_SECONDS or conv.waited + (at - now) > MAX_BATCH_WAIT_SECONDS:
         if hold:
             conv.window.promise(at)
         later.append(job.again(datetime.fromtimestamp(at, timezone.utc)))
@@ -236,6 +239,7 @@ async def _wait_for_send(job: DeliveryJob, conv: _Conversation, ctx: Any, later:
             return False
         wait = max(wait, budget_wait)
     if wait > 0:
+        conv.waited += wait
         await ctx.sleep(wait)
     conv.window.record(ctx.clock().timestamp())
     return True

@@ -281,3 +281,17 @@ class TestSummaryFollowUps:
         [summary] = [m for m in messenger.messages.values() if "Alert storm" in json.dumps(m.card)]
         assert f"{len(report.folded)} alerts in this summary" in json.dumps(summary.card)
         assert len(report.folded) + len(report.posted) == 120
+
+
+class TestJobIds:
+    def test_re_renders_of_two_alerts_are_two_messages(self):
+        record = conversation(TENANT, CHANNEL)
+        first = DeliveryJob(record, CARD, None, extra={"alertKey": "k1"}, request="rerender-3")
+        second = DeliveryJob(record, CARD, None, extra={"alertKey": "k2"}, request="rerender-3")
+        assert first.message_id != second.message_id
+
+    def test_the_same_job_sent_twice_has_one_id_and_a_reschedule_another(self):
+        record = conversation(TENANT, CHANNEL)
+        job = DeliveryJob(record, CARD, alert(1), request="e1")
+        assert job.message_id == DeliveryJob(record, CARD, alert(1), request="e1").message_id
+        assert job.again(T0).message_id != job.message_id
