@@ -285,12 +285,15 @@ async def _card(job: DeliveryJob, conv: _Conversation, ctx: Any, report: JobRepo
     if job.attempt > 0:
         conv.window.redeem(now.timestamp())  # this job was put off to a slot held for it
     at = conv.window.next_send(now.timestamp(), conv.limits, reserve=True, ignore_block=True)
-    # A card that already waited its turn once and still finds no room goes into the summary:
-    # no alert waits in line for long while others are counted.
-    if at - now.timestamp() > (MAX_WAIT_SECONDS if job.attempt > 0 else FOLD_AFTER_SECONDS):
+    if at - now.timestamp() > FOLD_AFTER_SECONDS:
         if delivery is not None:  # a post that was put off earlier: it is counted instead
             await store.delete_delivery(job.tenant_id, state.key, job.conversation_id)
         _fold(state, conv, ctx, report)
+        return
+    wait = max(at - now.timestamp(), 0.0)
+    if wait > MAX_WAIT_SECONDS or conv.waited + wait > MAX_BATCH_WAIT_SECONDS:
+        conv.window.promise(at)  # its turn comes later: hold that slot, claim nothing yet
+        later.append(job.again(datetime.fromtimestamp(at, timezone.utc)))
         return
     claim = Delivery(
         job.tenant_id, state.key, job.conversation_id, status="posting", claimed_at=now, recipient=job.recipient, reason=job.reason,
@@ -531,6 +534,12 @@ async def _member_change(conv: _Conversation, member: dict, state: AlertState, c
         await ctx.store.save_summary_members(conv.record.tenant_id, conv.record.conversation_id, [changed])
 
 
+def _summary_request(summary: dict, now: datetime) -> str:
+    """Each chain of summary follow-ups gets its own message ids: a follow-up is never taken
+    for a duplicate of an earlier chain's (a refresh is idempotent, so extra ones are harmless)."""
+    return f"summary-{summary['seq']}-{int(now.timestamp() * 1000)}"
+
+
 async def _refresh_summary(conv: _Conversation, ctx: Any, report: JobReport, later: list[DeliveryJob], trigger: DeliveryJob | None = None) -> None:
     """Post or update the summary card when the window allows, else schedule its update.
     A follow-up continues ``trigger`` (the summary job being run), so each reschedule is a new
@@ -545,11 +554,11 @@ async def _refresh_summary(conv: _Conversation, ctx: Any, report: JobReport, lat
     at = conv.window.next_send(max(now, due).timestamp(), conv.limits)
     if at - now.timestamp() > MAX_WAIT_SECONDS:
         # One follow-up per state of the summary: a duplicate of it is dropped, a newer one is not.
-        later.append(DeliveryJob(conv.record, SUMMARY, None, request=f"summary-{summary['seq']}", not_before=datetime.fromtimestamp(at, timezone.utc)))
+        later.append(DeliveryJob(conv.record, SUMMARY, None, request=_summary_request(summary, now), not_before=datetime.fromtimestamp(at, timezone.utc)))
         return
     if summary["seq"] == summary.get("rendered") and summary.get("activityId"):
         return
-    job = trigger or DeliveryJob(conv.record, SUMMARY, request=f"summary-{summary['seq']}")
+    job = trigger or DeliveryJob(conv.record, SUMMARY, request=_summary_request(summary, now))
     if not await _wait_for_send(job, conv, ctx, later):
         return
     card = cards.summary_card(summary)
