@@ -291,6 +291,15 @@ def _json_body(req: func.HttpRequest) -> tuple[object, func.HttpResponse | None]
         return None, _json_response(400, {"error": f"the request body is not valid JSON ({exc})"})
 
 
+async def _tenant_admin_body(req: func.HttpRequest) -> tuple[object, str, object, func.HttpResponse | None]:
+    """The tenant admin check, then the JSON body (size-limited)."""
+    c, tenant_id, refused = await _tenant_admin(req)
+    if refused is not None:
+        return c, tenant_id, None, refused
+    body, failed = _json_body(req)
+    return c, tenant_id, body, failed
+
+
 def _caller(req: func.HttpRequest) -> str:
     return req.headers.get("X-MS-CLIENT-PRINCIPAL-NAME", "") or "admin API"
 
@@ -338,10 +347,7 @@ async def workflow_test(req: func.HttpRequest) -> func.HttpResponse:
     from shared.domain.events import InvalidEvent
     from shared.services import workflows as workflow_service
 
-    c, tenant_id, refused = await _tenant_admin(req)
-    if refused is not None:
-        return refused
-    body, failed = _json_body(req)
+    c, tenant_id, body, failed = await _tenant_admin_body(req)
     if failed is not None:
         return failed
     try:
@@ -358,10 +364,7 @@ async def alert_send(req: func.HttpRequest) -> func.HttpResponse:
     from shared.domain.events import InvalidEvent
     from shared.services.actions import find_alert
 
-    c, tenant_id, refused = await _tenant_admin(req)
-    if refused is not None:
-        return refused
-    body, failed = _json_body(req)
+    c, tenant_id, body, failed = await _tenant_admin_body(req)
     if failed is not None:
         return failed
     if not isinstance(body, dict):
