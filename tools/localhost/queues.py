@@ -207,19 +207,23 @@ class MemoryQueue:
         self._records[message.sequence_number] = message
         self._prune()
         delay = (scheduled_enqueue_time - now).total_seconds() if scheduled_enqueue_time else 0.0
-        if delay > 0:
-            handle: asyncio.TimerHandle | None = None
-
-            def appear() -> None:
-                self._scheduled.pop(handle, None)  # type: ignore[arg-type]
-                self._make_ready(message)
-
-            handle = asyncio.get_running_loop().call_later(delay, appear)
-            self._scheduled[handle] = message
-            self._on_change()
-        else:
-            self._make_ready(message)
+        self._ready_after(message, delay, self._scheduled)
         return message_id, False
+
+    def _ready_after(self, message: QueuedMessage, delay: float, pending: dict[asyncio.TimerHandle, QueuedMessage]) -> None:
+        """Make the message ready now, or after ``delay`` seconds (kept in ``pending`` meanwhile)."""
+        if delay <= 0:
+            self._make_ready(message)
+            return
+        handle: asyncio.TimerHandle | None = None
+
+        def ready() -> None:
+            pending.pop(handle, None)  # type: ignore[arg-type]
+            self._make_ready(message)
+
+        handle = asyncio.get_running_loop().call_later(delay, ready)
+        pending[handle] = message
+        self._on_change()
 
     def _make_ready(self, message: QueuedMessage) -> None:
         if message.session_id is None:
@@ -309,17 +313,7 @@ class MemoryQueue:
             self._on_change()
             return True
         self._record(message, "failed", error, duration_ms)
-        if delay > 0:
-            handle: asyncio.TimerHandle | None = None
-
-            def redeliver() -> None:
-                self._redeliveries.pop(handle, None)  # type: ignore[arg-type]
-                self._make_ready(message)
-
-            handle = asyncio.get_running_loop().call_later(delay, redeliver)
-            self._redeliveries[handle] = message
-        else:
-            self._make_ready(message)
+        self._ready_after(message, delay, self._redeliveries)
         self._on_change()
         return False
 
