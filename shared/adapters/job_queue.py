@@ -28,15 +28,13 @@ class ServiceBusJobQueue:
 
     async def send(self, jobs: list[DeliveryJob]) -> None:
         from azure.servicebus import ServiceBusMessage
-        from azure.servicebus.aio import ServiceBusClient
+
+        from shared.adapters.outbound import service_bus_client
 
         if not jobs:
             return
         if self._client is None:
-            from azure.identity.aio import ManagedIdentityCredential
-
-            self._credential = ManagedIdentityCredential(client_id=self._client_id) if self._client_id else ManagedIdentityCredential()
-            self._client = ServiceBusClient(self._namespace, self._credential)
+            self._client, self._credential = service_bus_client(self._namespace, self._client_id)
             self._sender = self._client.get_queue_sender(self._queue)
         from azure.servicebus.exceptions import ServiceBusError
 

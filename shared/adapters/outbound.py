@@ -12,6 +12,15 @@ from typing import Any
 CLOUDEVENTS_JSON = "application/cloudevents+json; charset=utf-8"
 
 
+def service_bus_client(namespace: str, managed_identity_client_id: str | None) -> tuple[Any, Any]:
+    """An ``azure-servicebus`` client on the managed identity, and the credential to close with it."""
+    from azure.identity.aio import ManagedIdentityCredential
+    from azure.servicebus.aio import ServiceBusClient
+
+    credential = ManagedIdentityCredential(client_id=managed_identity_client_id) if managed_identity_client_id else ManagedIdentityCredential()
+    return ServiceBusClient(namespace, credential), credential
+
+
 class ServiceBusPublisher:
     """``azure-servicebus`` sender; the message id is the action id, so Service Bus duplicate
     detection drops a resend."""
@@ -25,13 +34,9 @@ class ServiceBusPublisher:
 
     async def publish(self, message_id: str, event: dict) -> None:
         from azure.servicebus import ServiceBusMessage
-        from azure.servicebus.aio import ServiceBusClient
 
         if self._client is None:
-            from azure.identity.aio import ManagedIdentityCredential
-
-            self._credential = ManagedIdentityCredential(client_id=self._client_id) if self._client_id else ManagedIdentityCredential()
-            self._client = ServiceBusClient(self._namespace, self._credential)
+            self._client, self._credential = service_bus_client(self._namespace, self._client_id)
         async with self._client.get_queue_sender(self._queue) as sender:
             await sender.send_messages(ServiceBusMessage(json.dumps(event), message_id=message_id, content_type=CLOUDEVENTS_JSON, subject=event.get("type")))
 

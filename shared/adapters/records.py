@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -258,8 +259,6 @@ def workflow_from_entity(entity: dict, etag: str | None) -> Workflow:
         workflow = parse_workflow(json.loads(entity["Definition"]), entity["PartitionKey"], entity["RowKey"])
     except (InvalidWorkflow, ValueError) as exc:  # written by this code, so only a hand edit breaks it
         raise ValueError(f"stored workflow {entity['RowKey']} of tenant {entity['PartitionKey']} is invalid: {exc}") from exc
-    from dataclasses import replace
-
     return replace(workflow, revision=int(entity.get("Revision") or 1), updated=_dt(entity.get("Updated")), updated_by=entity.get("UpdatedBy", ""), etag=etag)
 
 

@@ -22,11 +22,11 @@ import logging
 import math
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
-from typing import Any, Awaitable, Callable
+from typing import Any, Callable
 
 from shared import cards
 from shared.domain import pacing
-from shared.domain.jobs import CARD, COMMENT, SUMMARY, DeliveryJob
+from shared.domain.jobs import CARD, COMMENT, SUMMARY, DeliveryJob, conversation_to_json
 from shared.domain.model import AlertState, Delivery, Undeliverable
 from shared.domain.workflows import InvalidWorkflow, parse_recipient
 from shared.ports import ConcurrencyConflict, DeliveryError, ReconsentRequired, TransientError
@@ -97,11 +97,14 @@ class TenantBudget:
         self._demand[tenant_id] = [t for t in demand if t > now.timestamp() - 2.0]
         # Lease again when the lease runs out, or (at most once a second) when this instance
         # wants to send faster than its slots allow.
-        wants_more = len(self._demand[tenant_id]) / 2.0 > held * self._per_slot and held < self.SLOTS
-        if held == 0 or until - now < self.RENEW_BEFORE or (wants_more and now - self._tried.get(tenant_id, T_MIN) >= timedelta(seconds=1)):
+        def lease_due(held: int, until: datetime) -> bool:
+            wants_more = len(self._demand[tenant_id]) / 2.0 > held * self._per_slot and held < self.SLOTS
+            return held == 0 or until - now < self.RENEW_BEFORE or (wants_more and now - self._tried.get(tenant_id, T_MIN) >= timedelta(seconds=1))
+
+        if lease_due(held, until):
             async with self._locks.setdefault(tenant_id, asyncio.Lock()):
                 held, until = self._held.get(tenant_id, (0, now))
-                if held == 0 or until - now < self.RENEW_BEFORE or (wants_more and now - self._tried.get(tenant_id, T_MIN) >= timedelta(seconds=1)):
+                if lease_due(held, until):  # another task may have leased meanwhile
                     self._tried[tenant_id] = now
                     held, until = await self._lease(tenant_id, now)
         if held == 0:
@@ -297,7 +300,7 @@ async def _card(job: DeliveryJob, conv: _Conversation, ctx: Any, report: JobRepo
         return
     claim = Delivery(
         job.tenant_id, state.key, job.conversation_id, status="posting", claimed_at=now, recipient=job.recipient, reason=job.reason,
-        context=job.context, conversation=_conversation_json(job), etag=delivery.etag if delivery else None,
+        context=job.context, conversation=conversation_to_json(job.conversation), etag=delivery.etag if delivery else None,
     )
     try:
         claim = await store.save_delivery(claim)
@@ -374,12 +377,6 @@ async def _comment(job: DeliveryJob, conv: _Conversation, ctx: Any, report: JobR
         raise
     report.sends += 1
     await ctx.store.save_delivery(replace(claim, activity_id=reply_id, status="posted"))
-
-
-def _conversation_json(job: DeliveryJob) -> dict:
-    from shared.domain.jobs import conversation_to_json
-
-    return conversation_to_json(job.conversation)
 
 
 # ---------------------------------------------------------------------------- refusals
@@ -578,10 +575,3 @@ async def _refresh_summary(conv: _Conversation, ctx: Any, report: JobReport, lat
     summary["renderedAt"] = ctx.clock().isoformat()
     summary["rendered"] = summary["seq"]
     conv.summary_dirty = False
-
-
-SleepFn = Callable[[float], Awaitable[None]]
-
-
-def default_sleep() -> SleepFn:
-    return asyncio.sleep

@@ -17,7 +17,7 @@ from typing import Any, Callable
 from shared.domain import workflows as routing
 from shared.domain.alerts import apply_event
 from shared.domain.commands import existing_command
-from shared.domain.events import SEVERITIES, InvalidEvent, alert_key
+from shared.domain.events import SEVERITIES, alert_key
 from shared.domain.inbound import parse_events
 from shared.domain.model import ConversationRecord
 from shared.domain.workflows import InvalidWorkflow, LabelSelector, Match, Recipient, Workflow

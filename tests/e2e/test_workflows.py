@@ -238,7 +238,6 @@ class TestFallback:
         assert "not connected to Microsoft Graph" in self.note(sim, t)
 
     async def test_when_the_fallback_fails_too_an_operator_sees_both_reasons(self, routed):
-        sim, t = routed, routed.m365
         await put_workflow("ghosts", recipients=[person("ghost@contoso.com")], fallbackRecipients=[person("nobody@contoso.com")])
         await deliver(alert())
         response = await admin("undeliverable", "GET", f"tenants/{TENANT_ID}/undeliverable")

@@ -86,7 +86,7 @@ async def run_deliveries() -> list[dict]:
         sessions: dict[str, list[dict]] = {}
         for job in ready:
             sessions.setdefault(job["sessionId"], []).append(job)
-        for session, jobs in sessions.items():
+        for jobs in sessions.values():
             messages = [queue_message(j["body"], j["messageId"]) for j in jobs]
             await functions()["deliveries"](messages)
             ran.extend(jobs)
