@@ -100,6 +100,22 @@ param stateTablePrefix string = 'tac'
 @minValue(1)
 param reminderAfterMinutes int = 30
 
+@description('Days a resolved alert and its card records are kept (at least 8: an event may wait 7 days in the queue).')
+@minValue(8)
+param resolvedAlertRetentionDays int = 30
+
+@description('Days a published action (what people did in Teams) is kept.')
+@minValue(1)
+param actionRetentionDays int = 30
+
+@description('Days a rejected event is kept with its reason.')
+@minValue(1)
+param rejectedEventRetentionDays int = 14
+
+@description('Days the record of an alert that reached no recipient is kept.')
+@minValue(1)
+param undeliverableRetentionDays int = 30
+
 @description('Tenant used for events without a tenantid when several tenants are connected. Empty: none.')
 param defaultTenantId string = ''
 
@@ -222,6 +238,12 @@ module functionApp 'app/function.bicep' = {
     periodicSchedule: periodicSchedule
     stateTablePrefix: stateTablePrefix
     reminderAfterMinutes: reminderAfterMinutes
+    retentionDays: {
+      resolvedAlerts: resolvedAlertRetentionDays
+      actions: actionRetentionDays
+      rejectedEvents: rejectedEventRetentionDays
+      undeliverable: undeliverableRetentionDays
+    }
     graphAppId: effectiveGraphAppId
     graphCredentialType: graphCredentialType
     graphClientSecretReference: graphCredentialType == 'secret' && !empty(effectiveGraphAppId) ? '@Microsoft.KeyVault(SecretUri=${graphSecretUri})' : ''

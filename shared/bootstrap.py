@@ -44,6 +44,11 @@ def _now_utc() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def clock() -> datetime:
+    """The app's current time (a test's clock when one is set)."""
+    return _time[0]() if _time is not None else _now_utc()
+
+
 def use_time(clock: Callable[[], datetime] | None, sleep: Callable[[float], Awaitable[None]] | None = None) -> None:
     """Tests: the clock and the sleep the app's delivery uses (None: the real ones)."""
     global _time
@@ -60,7 +65,7 @@ def build_store(settings: Settings) -> Any:
 
         credential = ManagedIdentityCredential(client_id=settings.managed_identity_client_id) if settings.managed_identity_client_id else ManagedIdentityCredential()
         tables = AzureTables(endpoint=settings.tables_endpoint, credential=credential, prefix=settings.table_prefix)
-    return CachedStore(TableStateStore(tables))
+    return CachedStore(TableStateStore(tables, settings.retention, clock=lambda: clock()))
 
 
 class _LazyBot:

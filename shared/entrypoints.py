@@ -75,11 +75,7 @@ async def periodic(timer: func.TimerRequest) -> None:
     c = await bootstrap.container()
     if timer.past_due:
         log.info("The periodic run is late; running now")
-    await periodic_service.run_periodic(store=c.store, messenger=c.messenger, reminder_after_minutes=c.settings.reminder_after_minutes)
-    await periodic_service.run_digests(bootstrap.delivering(c))
-    published = await action_service.publish_pending(await bootstrap.action_context(c, None))
-    if published:
-        log.info("Published %d actions that had waited for the outbound queue", published)
+    await periodic_service.run_timer(bootstrap.delivering(c), await bootstrap.action_context(c, None), c.settings.reminder_after_minutes)
 
 
 async def health(req: func.HttpRequest) -> func.HttpResponse:

@@ -14,6 +14,8 @@ import os
 from dataclasses import dataclass
 from typing import Mapping
 
+from shared.domain.retention import MIN_RESOLVED_ALERT_DAYS, Retention
+
 # Set by App Service / Functions on every Azure instance (never locally): used to refuse
 # development-only switches in Azure.
 AZURE_INSTANCE_MARKER = "WEBSITE_INSTANCE_ID"
@@ -79,6 +81,11 @@ SETTINGS: tuple[SettingSpec, ...] = (
     ),
     SettingSpec("DEFAULT_TENANT_ID", "Tenant used for events without a tenantid when the bot is installed in several tenants."),
     SettingSpec("REMINDER_AFTER_MINUTES", "Minutes an alert may stay open and unacknowledged before a reminder, and between reminders.", "30"),
+    # Data retention (the README's Data retention section): removal runs with the periodic run.
+    SettingSpec("RESOLVED_ALERT_RETENTION_DAYS", f"Days a resolved alert, its card records and its storm-summary count are kept (it can be reopened and its cards updated meanwhile); at least {MIN_RESOLVED_ALERT_DAYS}.", "30"),
+    SettingSpec("ACTION_RETENTION_DAYS", "Days an action taken in Teams is kept once published to the source (an unpublished one is never removed).", "30"),
+    SettingSpec("REJECTED_EVENT_RETENTION_DAYS", "Days a rejected event is kept with its reason and body (GET /api/events/rejected).", "14"),
+    SettingSpec("UNDELIVERABLE_RETENTION_DAYS", "Days the record of an alert that reached no recipient is kept (GET /api/tenants/{tenant}/undeliverable).", "30"),
     # Connecting a tenant (the README's Connecting a tenant section): consent flows and Microsoft Graph.
     SettingSpec("GRAPH_APP_ID", "App registration used for Microsoft Graph and the consent flows (often the bot's app id). Empty: tenant connection is off."),
     SettingSpec("GRAPH_CREDENTIAL_TYPE", "How the Graph app proves itself: secret, certificate, or federated_managed_identity (the managed identity as a federated credential).", "secret"),
@@ -126,6 +133,7 @@ class Settings:
     default_tenant_id: str | None
     reminder_after_minutes: int
     running_in_azure: bool
+    retention: Retention = Retention()
     graph: "GraphSettings | None" = None  # None: GRAPH_APP_ID is not set (tenant connection off)
     service_bus_namespace: str | None = None
     local_queue_host_url: str | None = None
@@ -162,7 +170,7 @@ def _bool(env: Mapping[str, str], name: str) -> bool:
 def _positive_int(env: Mapping[str, str], name: str) -> int:
     value = _text(env, name) or ""
     if not value.isdigit() or int(value) <= 0:
-        raise SettingsError(f"{name} must be a whole number of minutes above 0, not {value!r}.")
+        raise SettingsError(f"{name} must be a whole number above 0, not {value!r}.")
     return int(value)
 
 
@@ -234,6 +242,7 @@ def load_settings(env: Mapping[str, str] = os.environ) -> Settings:
         allow_unauthenticated_bot_requests=allow_anonymous,
         default_tenant_id=_text(env, "DEFAULT_TENANT_ID"),
         reminder_after_minutes=_positive_int(env, "REMINDER_AFTER_MINUTES"),
+        retention=_retention(env),
         running_in_azure=bool(env.get(AZURE_INSTANCE_MARKER)),
         graph=_graph_settings(env),
         admin_api_key=_text(env, "ADMIN_API_KEY"),
@@ -247,6 +256,21 @@ def load_settings(env: Mapping[str, str] = os.environ) -> Settings:
         delivery_queue=_text(env, "DELIVERY_QUEUE") or "",
         tenant_sends_per_second=_positive_int(env, "TEAMS_TENANT_SENDS_PER_SECOND"),
         connector_admins=tuple(a.strip().lower() for a in (_text(env, "CONNECTOR_ADMINS") or "").split(",") if a.strip()),
+    )
+
+
+def _retention(env: Mapping[str, str]) -> Retention:
+    resolved = _positive_int(env, "RESOLVED_ALERT_RETENTION_DAYS")
+    if resolved < MIN_RESOLVED_ALERT_DAYS:
+        raise SettingsError(
+            f"RESOLVED_ALERT_RETENTION_DAYS must be at least {MIN_RESOLVED_ALERT_DAYS}, not {resolved}: "
+            "an event may wait 7 days in the queue, and an alert removed sooner would be recreated by it."
+        )
+    return Retention(
+        resolved_alert_days=resolved,
+        action_days=_positive_int(env, "ACTION_RETENTION_DAYS"),
+        rejected_event_days=_positive_int(env, "REJECTED_EVENT_RETENTION_DAYS"),
+        undeliverable_days=_positive_int(env, "UNDELIVERABLE_RETENTION_DAYS"),
     )
 
 

@@ -36,6 +36,14 @@ param periodicSchedule string
 param stateTablePrefix string
 param reminderAfterMinutes int
 
+@description('Retention in days (README: Data retention): resolved alerts, published actions, rejected events, undeliverable records.')
+param retentionDays object = {
+  resolvedAlerts: 30
+  actions: 30
+  rejectedEvents: 14
+  undeliverable: 30
+}
+
 @description('Refuse actions from people without a linked alerting platform account.')
 param requireLinkedAccount bool = false
 @description('Team (Microsoft 365 group id) for alert channels; empty: the team of the clicked card.')
@@ -260,6 +268,22 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
         {
           name: 'REMINDER_AFTER_MINUTES'
           value: string(reminderAfterMinutes)
+        }
+        {
+          name: 'RESOLVED_ALERT_RETENTION_DAYS'
+          value: string(retentionDays.resolvedAlerts)
+        }
+        {
+          name: 'ACTION_RETENTION_DAYS'
+          value: string(retentionDays.actions)
+        }
+        {
+          name: 'REJECTED_EVENT_RETENTION_DAYS'
+          value: string(retentionDays.rejectedEvents)
+        }
+        {
+          name: 'UNDELIVERABLE_RETENTION_DAYS'
+          value: string(retentionDays.undeliverable)
         }
         // Connecting tenants (README: Connecting a tenant): secrets are Key Vault references.
         {

@@ -28,6 +28,15 @@ def delivery_partition(tenant_id: str, alert_key: str) -> str:
     return f"{tenant_id}|{alert_key}"
 
 
+# Each alert is its own partition (README: Data retention and scale): one tenant's storm
+# spreads over as many partitions as it has alerts instead of queueing on one.
+ALERT_ROW = "alert"
+
+
+def alert_partition(tenant_id: str, alert_key: str) -> str:
+    return f"{tenant_id}|{alert_key}"
+
+
 def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment else None
 
@@ -75,8 +84,10 @@ def conversation_from_entity(entity: dict) -> ConversationRecord:
 
 def alert_to_entity(state: AlertState) -> dict:
     return {
-        "PartitionKey": state.tenant_id,
-        "RowKey": state.key,
+        "PartitionKey": alert_partition(state.tenant_id, state.key),
+        "RowKey": ALERT_ROW,
+        "TenantId": state.tenant_id,
+        "AlertKey": state.key,
         "AlertId": state.alert_id,
         "Source": state.source,
         "EventSource": state.event_source,
@@ -104,8 +115,8 @@ def alert_to_entity(state: AlertState) -> dict:
 
 def alert_from_entity(entity: dict, etag: str | None) -> AlertState:
     return AlertState(
-        tenant_id=entity["PartitionKey"],
-        key=entity["RowKey"],
+        tenant_id=entity["TenantId"],
+        key=entity["AlertKey"],
         alert_id=entity["AlertId"],
         source=entity.get("Source", ""),
         event_source=entity.get("EventSource", ""),
@@ -127,6 +138,7 @@ def alert_from_entity(entity: dict, etag: str | None) -> AlertState:
         first_event=entity.get("FirstEvent", ""),
         last_event=entity.get("LastEvent", ""),
         etag=etag,
+        stored_status=entity["Status"],
     )
 
 
@@ -169,11 +181,16 @@ def delivery_from_entity(entity: dict, etag: str | None) -> Delivery:
     )
 
 
+def rejected_partition(day: datetime) -> str:
+    """One partition per day, the newest day first (Table Storage returns keys in ascending order)."""
+    return f"{99_999_999 - int(day.strftime('%Y%m%d')):08d}"
+
+
 def rejected_to_entity(rejected: RejectedEvent) -> dict:
     # Newest first within a day: an inverted timestamp sorts ascending = newest first.
     inverted = f"{10**16 - int(rejected.received.timestamp() * 1_000_000):017d}"
     return {
-        "PartitionKey": rejected.received.strftime("%Y%m%d"),
+        "PartitionKey": rejected_partition(rejected.received),
         "RowKey": f"{inverted}-{encode_key(rejected.message_id)}"[:512],
         "MessageId": rejected.message_id,
         "Reason": rejected.reason[:2000],

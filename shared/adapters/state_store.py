@@ -13,13 +13,16 @@ import copy
 import hashlib
 import itertools
 import json
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
 from shared.adapters import connector_records, records
 from shared.domain.connectors import Connector, PendingFlow
+from shared.domain import retention
+from shared.domain.events import UNRESOLVED
 from shared.domain.model import AccountLink, ActionRecord, AlertState, ConversationRecord, Delivery, RejectedEvent, Undeliverable
+from shared.domain.retention import Retention
 from shared.domain.workflows import Workflow
 from shared.ports import ConcurrencyConflict, TransientError
 
@@ -30,10 +33,21 @@ class EntityTable(Protocol):
     async def create(self, entity: dict) -> str: ...
     async def replace(self, entity: dict, etag: str) -> str: ...
     async def upsert(self, entity: dict) -> str: ...
-    async def delete(self, pk: str, rk: str) -> None: ...
-    async def query(self, partition: str | None = None, any_of: tuple[str, tuple[str, ...]] | None = None) -> list[tuple[dict, str]]: ...
+    async def delete(self, pk: str, rk: str, etag: str | None = None) -> None:
+        """Delete if present; with ``etag``, only if unchanged since read (else ConcurrencyConflict)."""
+        ...
+    async def query(
+        self, partition: str | None = None, any_of: tuple[str, tuple[str, ...]] | None = None, *,
+        rows: tuple[str, str] | None = None, partitions_below: str | None = None, limit: int | None = None,
+    ) -> list[tuple[dict, str]]:
+        """Entities by key: one partition, or every partition below a key (a range: only the
+        rows in it are read), optionally a RowKey range [from, to) and at most ``limit``."""
+        ...
     async def upsert_many(self, entities: list[dict]) -> None:
         """Upsert entities of ONE partition in one request (an entity group transaction)."""
+        ...
+    async def delete_many(self, pk: str, rks: list[str]) -> None:
+        """Delete rows of one partition, a transaction of up to 100 at a time."""
         ...
 
 
@@ -45,25 +59,36 @@ class Tables(Protocol):
 # Table Storage: an entity group transaction holds at most 100 operations, all in one partition.
 MAX_TRANSACTION = 100
 
+# Point reads in flight at once when a list is read through an index.
+READ_CONCURRENCY = 50
+
 # ---------------------------------------------------------------------------- in memory
 
 
 class MemoryTable:
-    """Entities in a dict, with ETags, copy-on-read: behaves like a table, not like a mock."""
+    """Entities in a dict, with ETags, copy-on-read: behaves like a table, not like a mock.
+
+    Counts what it is asked for as Table Storage would bill and serve it: every request, and
+    every entity a read returns (:class:`ReadCounter`)."""
 
     _etags = itertools.count(1)
 
-    def __init__(self) -> None:
+    def __init__(self, counter: "ReadCounter | None" = None) -> None:
         self.rows: dict[tuple[str, str], tuple[dict, str]] = {}
+        self.counter = counter or ReadCounter()
 
     def _etag(self) -> str:
         return f'W/"{next(self._etags)}"'
 
     async def get(self, pk: str, rk: str) -> tuple[dict, str] | None:
+        self.counter.requests += 1
         row = self.rows.get((pk, rk))
+        if row:
+            self.counter.entities += 1
         return (copy.deepcopy(row[0]), row[1]) if row else None
 
     async def create(self, entity: dict) -> str:
+        self.counter.requests += 1
         key = (entity["PartitionKey"], entity["RowKey"])
         if key in self.rows:
             raise ConcurrencyConflict(f"entity {key} already exists")
@@ -72,6 +97,7 @@ class MemoryTable:
         return etag
 
     async def replace(self, entity: dict, etag: str) -> str:
+        self.counter.requests += 1
         key = (entity["PartitionKey"], entity["RowKey"])
         current = self.rows.get(key)
         if current is None or current[1] != etag:
@@ -81,36 +107,74 @@ class MemoryTable:
         return new
 
     async def upsert(self, entity: dict) -> str:
+        self.counter.requests += 1
         etag = self._etag()
         self.rows[(entity["PartitionKey"], entity["RowKey"])] = (copy.deepcopy(entity), etag)
         return etag
 
-    async def delete(self, pk: str, rk: str) -> None:
+    async def delete(self, pk: str, rk: str, etag: str | None = None) -> None:
+        self.counter.requests += 1
+        current = self.rows.get((pk, rk))
+        if current is not None and etag is not None and current[1] != etag:
+            raise ConcurrencyConflict(f"entity {(pk, rk)} changed since it was read")
         self.rows.pop((pk, rk), None)
 
     async def upsert_many(self, entities: list[dict]) -> None:
         if len({e["PartitionKey"] for e in entities}) > 1 or len(entities) > MAX_TRANSACTION:
             raise ValueError(f"a transaction holds at most {MAX_TRANSACTION} entities of one partition")
+        self.counter.requests += 1
         for entity in entities:
-            await self.upsert(entity)
+            self.rows[(entity["PartitionKey"], entity["RowKey"])] = (copy.deepcopy(entity), self._etag())
 
-    async def query(self, partition: str | None = None, any_of: tuple[str, tuple[str, ...]] | None = None) -> list[tuple[dict, str]]:
+    async def delete_many(self, pk: str, rks: list[str]) -> None:
+        for start in range(0, len(rks), MAX_TRANSACTION):
+            self.counter.requests += 1
+            for rk in rks[start:start + MAX_TRANSACTION]:
+                self.rows.pop((pk, rk), None)
+
+    async def query(
+        self, partition: str | None = None, any_of: tuple[str, tuple[str, ...]] | None = None, *,
+        rows: tuple[str, str] | None = None, partitions_below: str | None = None, limit: int | None = None,
+    ) -> list[tuple[dict, str]]:
+        self.counter.requests += 1
         found = []
-        for (pk, _rk), (entity, etag) in sorted(self.rows.items()):
+        for (pk, rk), (entity, etag) in sorted(self.rows.items()):
             if partition is not None and pk != partition:
                 continue
+            if partitions_below is not None and pk >= partitions_below:
+                continue
+            if rows is not None and not rows[0] <= rk < rows[1]:
+                continue
+            # A filter on other properties is applied by the service to every entity of the
+            # key range: those count as read even when they do not match.
+            self.counter.entities += 1
             if any_of is not None and entity.get(any_of[0]) not in any_of[1]:
                 continue
             found.append((copy.deepcopy(entity), etag))
+            if limit is not None and len(found) >= limit:
+                break
         return found
+
+
+@dataclass
+class ReadCounter:
+    """Requests made and entities read (scanned) by the in-memory tables."""
+
+    requests: int = 0
+    entities: int = 0
 
 
 class MemoryTables:
     def __init__(self) -> None:
         self._tables: dict[str, MemoryTable] = {}
+        self.counter = ReadCounter()
 
     async def table(self, name: str) -> MemoryTable:
-        return self._tables.setdefault(name, MemoryTable())
+        return self._tables.setdefault(name, MemoryTable(self.counter))
+
+    def rows(self, name: str) -> dict[tuple[str, str], tuple[dict, str]]:
+        """Every row of a table (tests look at what is stored)."""
+        return self._tables.setdefault(name, MemoryTable(self.counter)).rows
 
     async def close(self) -> None:
         return None
@@ -190,19 +254,45 @@ class AzureTable:
         result = await self._call(self._client.upsert_entity(entity, mode=UpdateMode.REPLACE))
         return result["etag"]
 
-    async def delete(self, pk: str, rk: str) -> None:
-        await self._call(self._client.delete_entity(pk, rk))
+    async def delete(self, pk: str, rk: str, etag: str | None = None) -> None:
+        if etag is None:
+            await self._call(self._client.delete_entity(pk, rk))  # a missing entity is no error (the SDK ignores 404)
+            return
+        from azure.core import MatchConditions
+
+        await self._call(self._client.delete_entity(pk, rk, etag=etag, match_condition=MatchConditions.IfNotModified))
 
     async def upsert_many(self, entities: list[dict]) -> None:
         from azure.data.tables import UpdateMode
 
         await self._call(self._client.submit_transaction([("upsert", entity, {"mode": UpdateMode.REPLACE}) for entity in entities]))
 
-    async def query(self, partition: str | None = None, any_of: tuple[str, tuple[str, ...]] | None = None) -> list[tuple[dict, str]]:
+    async def delete_many(self, pk: str, rks: list[str]) -> None:
+        from azure.data.tables import TableTransactionError
+
+        for start in range(0, len(rks), MAX_TRANSACTION):
+            chunk = rks[start:start + MAX_TRANSACTION]
+            try:
+                await self._call(self._client.submit_transaction([("delete", {"PartitionKey": pk, "RowKey": rk}) for rk in chunk]))
+            except TableTransactionError:
+                # One row was gone already (a transaction fails whole): delete them one by one.
+                for rk in chunk:
+                    await self.delete(pk, rk)
+
+    async def query(
+        self, partition: str | None = None, any_of: tuple[str, tuple[str, ...]] | None = None, *,
+        rows: tuple[str, str] | None = None, partitions_below: str | None = None, limit: int | None = None,
+    ) -> list[tuple[dict, str]]:
         clauses, params = [], {}
         if partition is not None:
             clauses.append("PartitionKey eq @pk")
             params["pk"] = partition
+        if partitions_below is not None:
+            clauses.append("PartitionKey lt @pb")
+            params["pb"] = partitions_below
+        if rows is not None:
+            clauses.append("RowKey ge @r0 and RowKey lt @r1")
+            params["r0"], params["r1"] = rows
         if any_of is not None:
             name, values = any_of
             ors = []
@@ -211,14 +301,25 @@ class AzureTable:
                 params[f"v{i}"] = value
             # The SDK substitutes @names only between spaces: keep the parentheses apart.
             clauses.append("( " + " or ".join(ors) + " )")
-        _counted[0] += 1
+        per_page = min(limit, 1000) if limit else None
         if clauses:
-            pager = self._client.query_entities(" and ".join(clauses), parameters=params)
+            pager = self._client.query_entities(" and ".join(clauses), parameters=params, results_per_page=per_page)
         else:
-            pager = self._client.list_entities()
-        found = []
-        async for entity in pager:
-            found.append((self._plain(entity), entity.metadata["etag"]))
+            pager = self._client.list_entities(results_per_page=per_page)
+        found: list[tuple[dict, str]] = []
+        try:
+            async for page in pager.by_page():
+                _counted[0] += 1  # each page is one request
+                async for entity in page:
+                    found.append((self._plain(entity), entity.metadata["etag"]))
+                    if limit is not None and len(found) >= limit:
+                        return found
+        except Exception as exc:
+            from azure.core.exceptions import ServiceRequestError, ServiceResponseError
+
+            if isinstance(exc, (ServiceRequestError, ServiceResponseError)):
+                raise TransientError(f"Table Storage is unreachable: {str(exc).splitlines()[0]}") from exc
+            raise
         return found
 
 
@@ -276,10 +377,23 @@ class AzureTables:
 
 
 class TableStateStore:
-    """Implements :class:`shared.ports.StateStore` over any :class:`Tables` backend."""
+    """Implements :class:`shared.ports.StateStore` over any :class:`Tables` backend.
 
-    def __init__(self, tables: Tables) -> None:
+    Besides the records, it keeps two indexes and a removal schedule, each written *before*
+    the record it serves (a crash leaves a harmless extra row, never a missing one):
+
+    - ``openalerts`` (partition: tenant; row: alert key): every alert not resolved. The
+      periodic work reads it, so it costs O(open alerts), not O(every alert ever stored).
+    - ``alertids`` (partition: tenant + hash of the alert id): finds an alert by the id people
+      type (``ack ALRT-1042``) with one partition read.
+    - ``expiry`` (partition: due hour + shard): what becomes removable when (module
+      :mod:`shared.domain.retention`); :meth:`remove_due` reads only the due rows.
+    """
+
+    def __init__(self, tables: Tables, retention: Retention | None = None, clock: Callable[[], datetime] | None = None) -> None:
         self._tables = tables
+        self.retention = retention or Retention()
+        self._clock = clock or (lambda: datetime.now(timezone.utc))
 
     async def _t(self, name: str) -> EntityTable:
         return await self._tables.table(name)
@@ -301,18 +415,77 @@ class TableStateStore:
 
     # alerts
     async def get_alert(self, tenant_id: str, key: str) -> AlertState | None:
-        row = await (await self._t("alerts")).get(tenant_id, key)
+        row = await (await self._t("alerts")).get(records.alert_partition(tenant_id, key), records.ALERT_ROW)
         return records.alert_from_entity(*row) if row else None
 
     async def save_alert(self, state: AlertState) -> AlertState:
+        """Create (``etag`` None) or replace if unchanged; first the index and schedule rows
+        the transition needs: into open or acknowledged → the open-alert index; a new alert →
+        its id index; into resolved → its removal, due after the retention period."""
+        was = state.stored_status
+        ahead = []
+        if state.status in UNRESOLVED and was not in UNRESOLVED:
+            ahead.append(self._index_open(state))
+        if state.etag is None:
+            ahead.append(self._index_alert_id(state))
+        if state.status == "resolved" and was != "resolved":
+            since = state.status_changed or self._clock()
+            ahead.append(self._schedule("alert", {"t": state.tenant_id, "k": state.key}, since + self.retention.resolved_alert))
+        if ahead:
+            await asyncio.gather(*ahead)
         table = await self._t("alerts")
         entity = records.alert_to_entity(state)
         etag = await (table.create(entity) if state.etag is None else table.replace(entity, state.etag))
-        return state.with_etag(etag)
+        return replace(state, etag=etag, stored_status=state.status)
 
-    async def list_alerts(self, tenant_id: str | None = None, statuses: tuple[str, ...] | None = None) -> list[AlertState]:
-        rows = await (await self._t("alerts")).query(partition=tenant_id, any_of=("Status", statuses) if statuses else None)
-        return [records.alert_from_entity(entity, etag) for entity, etag in rows]
+    async def _index_open(self, state: AlertState) -> None:
+        await (await self._t("openalerts")).upsert(
+            {"PartitionKey": state.tenant_id, "RowKey": state.key, "AlertId": state.alert_id[:1000], "Written": self._clock().isoformat()}
+        )
+
+    @staticmethod
+    def _id_partition(tenant_id: str, alert_id: str) -> str:
+        return f"{tenant_id}|{hashlib.sha256(alert_id.strip().lower().encode()).hexdigest()[:32]}"
+
+    async def _index_alert_id(self, state: AlertState) -> None:
+        await (await self._t("alertids")).upsert({"PartitionKey": self._id_partition(state.tenant_id, state.alert_id), "RowKey": state.key})
+
+    async def _alerts(self, keys: list[tuple[str, str]]) -> list[AlertState]:
+        """Point reads, a bounded number at a time."""
+        found: list[AlertState] = []
+        for start in range(0, len(keys), READ_CONCURRENCY):
+            chunk = await asyncio.gather(*(self.get_alert(t, k) for t, k in keys[start:start + READ_CONCURRENCY]))
+            found.extend(a for a in chunk if a is not None)
+        return found
+
+    async def list_open_alerts(self, tenant_id: str | None = None, *, prune_before: datetime | None = None) -> list[AlertState]:
+        """The alerts not resolved (one tenant's, or all), read through the open-alert index.
+
+        With ``prune_before``, index rows of alerts resolved (or removed) and written before
+        that moment are deleted, if unchanged since read: an alert reopened meanwhile rewrote
+        its row, so it keeps it."""
+        table = await self._t("openalerts")
+        rows = await table.query(partition=tenant_id)
+        alerts = await self._alerts([(e["PartitionKey"], e["RowKey"]) for e, _ in rows])
+        by_key = {(a.tenant_id, a.key): a for a in alerts}
+        if prune_before is not None:
+            for entity, etag in rows:
+                state = by_key.get((entity["PartitionKey"], entity["RowKey"]))
+                written = records._dt(entity.get("Written"))
+                if state is not None and (state.status in UNRESOLVED or (state.status_changed and state.status_changed >= prune_before)):
+                    continue
+                if written is None or written < prune_before:
+                    try:
+                        await table.delete(entity["PartitionKey"], entity["RowKey"], etag)
+                    except ConcurrencyConflict:
+                        pass  # rewritten just now: the alert is being reopened
+        return [a for a in alerts if a.status in UNRESOLVED]
+
+    async def find_alerts(self, tenant_id: str, alert_id: str) -> list[AlertState]:
+        """The tenant's alerts with this id (any status; the same id may come from two sources)."""
+        rows = await (await self._t("alertids")).query(partition=self._id_partition(tenant_id, alert_id))
+        found = await self._alerts([(tenant_id, e["RowKey"]) for e, _ in rows])
+        return [a for a in found if a.alert_id.strip().lower() == alert_id.strip().lower()]
 
     # deliveries
     async def get_delivery(self, tenant_id: str, alert_key: str, conversation_id: str) -> Delivery | None:
@@ -337,19 +510,21 @@ class TableStateStore:
         return await (await self._t("events")).get(dedupe_key[:2], dedupe_key) is not None
 
     async def mark_processed(self, dedupe_key: str, event_id: str) -> None:
-        await (await self._t("events")).upsert(
-            {"PartitionKey": dedupe_key[:2], "RowKey": dedupe_key, "EventId": event_id[:1000], "Processed": datetime.now(timezone.utc).isoformat()}
-        )
+        now = self._clock()
+        await self._schedule("event", {"d": dedupe_key}, now + retention.PROCESSED_COMMAND)
+        await (await self._t("events")).upsert({"PartitionKey": dedupe_key[:2], "RowKey": dedupe_key, "EventId": event_id[:1000], "Processed": now.isoformat()})
 
-    # rejected events
+    # rejected events, one partition per day
     async def record_rejected(self, rejected: RejectedEvent) -> None:
-        await (await self._t("rejected")).upsert(records.rejected_to_entity(rejected))
+        entity = records.rejected_to_entity(rejected)
+        day_end = rejected.received.astimezone(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
+        await self._schedule("rejected", {"day": entity["PartitionKey"]}, day_end + self.retention.rejected_event)
+        await (await self._t("rejected")).upsert(entity)
 
     async def list_rejected(self, limit: int = 100) -> list[RejectedEvent]:
-        rows = await (await self._t("rejected")).query()
-        found = [records.rejected_from_entity(entity) for entity, _ in rows]
-        found.sort(key=lambda r: r.received, reverse=True)
-        return found[:limit]
+        """Newest first; reads ``limit`` entities at most (keys sort newest first)."""
+        rows = await (await self._t("rejected")).query(limit=limit)
+        return [records.rejected_from_entity(entity) for entity, _ in rows]
 
     # connectors (one per Microsoft tenant) and pending consent flows
     async def get_connector(self, tenant_id: str) -> Connector | None:
@@ -368,6 +543,7 @@ class TableStateStore:
         return [connector_records.connector_from_entity(entity, etag) for entity, etag in rows]
 
     async def save_pending_flow(self, flow: PendingFlow) -> None:
+        await self._schedule("flow", {"f": flow.flow_id}, (flow.created or self._clock()) + retention.CONSENT_FLOW)
         await (await self._t("consentflows")).create(connector_records.flow_to_entity(flow))
 
     async def take_pending_flow(self, flow_id: str) -> PendingFlow | None:
@@ -387,15 +563,47 @@ class TableStateStore:
 
     # actions taken in Teams, kept until published (outbox)
     async def save_action(self, action: ActionRecord) -> ActionRecord:
-        """Create when ``etag`` is None (ConcurrencyConflict if the action exists), else replace."""
+        """Create when ``etag`` is None (ConcurrencyConflict if the action exists), else replace.
+
+        A new action is first put in the ``outbox`` (the pending ones, which the periodic run
+        retries) and given its removal; a published one leaves the outbox."""
+        if action.etag is None:
+            created = action.created or self._clock()
+            await asyncio.gather(
+                self._schedule("action", {"t": action.tenant_id, "a": action.action_id}, created + self.retention.action),
+                (await self._t("outbox")).upsert({"PartitionKey": action.tenant_id, "RowKey": action.action_id, "Written": self._clock().isoformat()}),
+            )
         table = await self._t("actions")
         entity = records.action_to_entity(action)
         etag = await (table.create(entity) if action.etag is None else table.replace(entity, action.etag))
+        if action.status != "pending":
+            await (await self._t("outbox")).delete(action.tenant_id, action.action_id)
         return replace(action, etag=etag)
 
+    async def _get_action(self, tenant_id: str, action_id: str) -> ActionRecord | None:
+        row = await (await self._t("actions")).get(tenant_id, action_id)
+        return records.action_from_entity(*row) if row else None
+
     async def list_pending_actions(self) -> list[ActionRecord]:
-        rows = await (await self._t("actions")).query(any_of=("Status", ("pending",)))
-        return [records.action_from_entity(entity, etag) for entity, etag in rows]
+        """The actions not yet published, read through the outbox (O(pending), not O(all))."""
+        outbox = await self._t("outbox")
+        rows = await outbox.query()
+        found = []
+        for entity, etag in rows:
+            action = await self._get_action(entity["PartitionKey"], entity["RowKey"])
+            if action is not None and action.status == "pending":
+                found.append(action)
+            elif action is not None or self._written_before(entity):
+                try:  # published (its outbox row outlived a crash), or never created
+                    await outbox.delete(entity["PartitionKey"], entity["RowKey"], etag)
+                except ConcurrencyConflict:
+                    pass
+        return found
+
+    def _written_before(self, entity: dict) -> bool:
+        """An index row older than the grace period (its record's own write cannot be in flight)."""
+        written = records._dt(entity.get("Written"))
+        return written is None or written < self._clock() - retention.STALE_INDEX_GRACE
 
     # links between Teams users and their alerting platform identity
     async def save_link(self, link: AccountLink) -> None:
@@ -497,11 +705,15 @@ class TableStateStore:
     def _members_partition(tenant_id: str, conversation_id: str) -> str:
         return f"{tenant_id}|{records.encode_key(conversation_id)}"[:1000]
 
-    async def save_summary_members(self, tenant_id: str, conversation_id: str, members: list[dict]) -> None:
+    async def save_summary_members(self, tenant_id: str, conversation_id: str, members: list[dict], *, first: bool = True) -> None:
         """Record alerts as counted in the summary: ``{"alertKey", "severity", "status", "revision"}``,
-        written in transactions of up to 100."""
+        written in transactions of up to 100. ``first``: newly counted, so each gets its removal
+        check (a member is removed with its alert, after the resolved-alert retention)."""
         table = await self._t("summarymembers")
         partition = self._members_partition(tenant_id, conversation_id)
+        if first:
+            due = self._clock() + self.retention.resolved_alert
+            await self._schedule_many("member", [{"t": tenant_id, "c": conversation_id, "k": m["alertKey"]} for m in members], due, shard_of=partition)
         entities = [{"PartitionKey": partition, "RowKey": m["alertKey"], "Severity": m["severity"], "Status": m["status"], "Revision": str(m["revision"])}
                     for m in members]
         await asyncio.gather(*(table.upsert_many(entities[start:start + MAX_TRANSACTION]) for start in range(0, len(entities), MAX_TRANSACTION)))
@@ -516,6 +728,7 @@ class TableStateStore:
     # alerts that reached no one (recipient and fallback failed)
     async def record_undeliverable(self, record: Undeliverable) -> None:
         row = hashlib.sha256(f"{record.alert_key}\n{record.recipient}".encode()).hexdigest()[:40]
+        await self._schedule("undeliverable", {"t": record.tenant_id, "r": row}, record.recorded + self.retention.undeliverable)
         await (await self._t("undeliverable")).upsert(records.undeliverable_to_entity(record, row))
 
     async def list_undeliverable(self, tenant_id: str, limit: int = 100) -> list[Undeliverable]:
@@ -524,8 +737,160 @@ class TableStateStore:
         found.sort(key=lambda r: r.recorded, reverse=True)
         return found[:limit]
 
+    # digests: a period's claim, removed once no run can post that period again
+    async def claim_digest(self, delivery: Delivery) -> Delivery:
+        """Create the claim of a period's digest (ConcurrencyConflict when it exists)."""
+        target = {"t": delivery.tenant_id, "k": delivery.alert_key, "c": delivery.conversation_id}
+        await self._schedule("delivery", target, (delivery.claimed_at or self._clock()) + retention.DIGEST_CLAIM)
+        return await self.save_delivery(delivery)
+
+    # ------------------------------------------------------------------ removal schedule
+
+    @staticmethod
+    def _schedule_row(kind: str, target: dict, due: datetime, shard_of: str | None = None) -> dict:
+        text = json.dumps(target, sort_keys=True, separators=(",", ":"))
+        digest = hashlib.sha256(f"{kind}\n{text}".encode()).hexdigest()
+        shard = hashlib.sha256(shard_of.encode()).hexdigest()[0] if shard_of else digest[0]
+        return {"PartitionKey": f"{due.astimezone(timezone.utc):%Y%m%d%H}|{shard}", "RowKey": f"{kind}|{digest[:40]}",
+                "Kind": kind, "Target": text, "Due": due.isoformat()}
+
+    async def _schedule(self, kind: str, target: dict, due: datetime) -> None:
+        await (await self._t("expiry")).upsert(self._schedule_row(kind, target, due))
+
+    async def _schedule_many(self, kind: str, targets: list[dict], due: datetime, *, shard_of: str) -> None:
+        """Rows that share ``shard_of`` share a partition: written 100 to a request."""
+        table = await self._t("expiry")
+        entities = [self._schedule_row(kind, target, due, shard_of) for target in targets]
+        await asyncio.gather(*(table.upsert_many(entities[start:start + MAX_TRANSACTION]) for start in range(0, len(entities), MAX_TRANSACTION)))
+
+    async def remove_due(self, now: datetime | None = None, max_removals: int = retention.MAX_REMOVALS_PER_RUN) -> RemovalReport:
+        """Remove what is due (due in an hour before ``now``'s), at most ``max_removals``
+        schedule rows, a page of :data:`retention.REMOVAL_PAGE` at a time. Each row's record is
+        checked again first; a row whose record must stay is dropped (a later transition
+        schedules it again) or moved to the record's new due time. Idempotent: a run that
+        stops half-way leaves rows that the next run finishes."""
+        now = now or self._clock()
+        report = RemovalReport()
+        table = await self._t("expiry")
+        below = f"{now.astimezone(timezone.utc):%Y%m%d%H}"
+        while report.handled < max_removals:
+            page = await table.query(partitions_below=below, limit=min(retention.REMOVAL_PAGE, max_removals - report.handled))
+            if not page:
+                return report
+            outcomes = await asyncio.gather(*(self._remove_one(entity, now) for entity, _ in page), return_exceptions=True)
+            done: dict[str, list[str]] = {}
+            for (entity, _), outcome in zip(page, outcomes):
+                report.handled += 1
+                if isinstance(outcome, BaseException):
+                    if not isinstance(outcome, Exception):
+                        raise outcome
+                    report.failures.append(f"{entity['Kind']} {entity['Target']}: {outcome}")
+                    # Looked at again in an hour, so one bad row never blocks the rest.
+                    await self._schedule(entity["Kind"], json.loads(entity["Target"]), now + timedelta(hours=1))
+                elif outcome == "again":
+                    continue  # more of the same to do (a large day of rejected events): keep the row
+                else:
+                    report.count(entity["Kind"], outcome)
+                done.setdefault(entity["PartitionKey"], []).append(entity["RowKey"])
+            await asyncio.gather(*(table.delete_many(pk, rks) for pk, rks in done.items()))
+        report.more = True
+        return report
+
+    async def _remove_one(self, entity: dict, now: datetime) -> str:
+        """Remove one scheduled record: "removed", "kept" (it must stay; scheduled again if it
+        becomes due later) or "again" (part done, keep the schedule row)."""
+        kind, target = entity["Kind"], json.loads(entity["Target"])
+        if kind == "alert":
+            return await self._remove_alert(target, now)
+        if kind == "member":
+            return await self._remove_member(target, now)
+        if kind == "action":
+            action = await self._get_action(target["t"], target["a"])
+            if action is not None and action.status == "pending":
+                await self._schedule("action", target, now + retention.PENDING_ACTION_RECHECK)  # never dropped unpublished
+                return "kept"
+            await (await self._t("actions")).delete(target["t"], target["a"])
+            return "removed"
+        if kind == "rejected":
+            table = await self._t("rejected")
+            rows = await table.query(partition=target["day"], limit=retention.REMOVAL_PAGE)
+            await table.delete_many(target["day"], [e["RowKey"] for e, _ in rows])
+            return "again" if len(rows) == retention.REMOVAL_PAGE else "removed"
+        single = {
+            "event": ("events", lambda t: (t["d"][:2], t["d"])),
+            "undeliverable": ("undeliverable", lambda t: (t["t"], t["r"])),
+            "flow": ("consentflows", lambda t: (connector_records.FLOW_PARTITION, t["f"])),
+            "delivery": ("deliveries", lambda t: (records.delivery_partition(t["t"], t["k"]), records.encode_key(t["c"]))),
+        }
+        if kind not in single:
+            raise ValueError(f"unknown kind of scheduled removal {kind!r}")
+        name, key = single[kind]
+        await (await self._t(name)).delete(*key(target))
+        return "removed"
+
+    async def _remove_alert(self, target: dict, now: datetime) -> str:
+        """A resolved alert past its retention, with its deliveries, its id index row and its
+        alert channel's conversation record; nothing of an alert that is open again."""
+        state = await self.get_alert(target["t"], target["k"])
+        if state is not None:
+            if state.status != "resolved":
+                return "kept"  # reopened: its next resolution schedules it again
+            due = (state.status_changed or now) + self.retention.resolved_alert
+            if due > now:
+                await self._schedule("alert", target, due)
+                return "kept"
+            assert state.etag is not None
+            # The alert first, if unchanged: an event that reopens it now wins.
+            await (await self._t("alerts")).delete(records.alert_partition(state.tenant_id, state.key), records.ALERT_ROW, state.etag)
+            await (await self._t("alertids")).delete(self._id_partition(state.tenant_id, state.alert_id), state.key)
+            channel = state.channel or {}
+            if channel.get("id"):
+                record = await self.get_conversation(state.tenant_id, channel["id"])
+                if record is not None and record.alert_key == state.key:
+                    await self.remove_conversation(state.tenant_id, channel["id"])
+        deliveries = await self._t("deliveries")
+        partition = records.delivery_partition(target["t"], target["k"])
+        await deliveries.delete_many(partition, [e["RowKey"] for e, _ in await deliveries.query(partition=partition)])
+        return "removed"
+
+    async def _remove_member(self, target: dict, now: datetime) -> str:
+        """An alert's count in a storm summary goes with the alert."""
+        state = await self.get_alert(target["t"], target["k"])
+        if state is not None:
+            if state.status != "resolved":
+                await self._schedule("member", target, now + self.retention.resolved_alert)
+                return "kept"
+            due = (state.status_changed or now) + self.retention.resolved_alert
+            if due > now:
+                await self._schedule("member", target, due)
+                return "kept"
+        await (await self._t("summarymembers")).delete(self._members_partition(target["t"], target["c"]), target["k"])
+        return "removed"
+
     async def close(self) -> None:
         await self._tables.close()
+
+
+@dataclass
+class RemovalReport:
+    """What one :meth:`TableStateStore.remove_due` run did, per kind of record."""
+
+    handled: int = 0
+    removed: dict[str, int] = field(default_factory=dict)
+    kept: dict[str, int] = field(default_factory=dict)
+    failures: list[str] = field(default_factory=list)
+    more: bool = False  # stopped at its limit: more is due
+
+    def count(self, kind: str, outcome: str) -> None:
+        bucket = self.removed if outcome == "removed" else self.kept
+        bucket[kind] = bucket.get(kind, 0) + 1
+
+    def summary(self) -> str:
+        def show(counts: dict[str, int]) -> str:
+            return ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items())) or "nothing"
+
+        text = f"removed {show(self.removed)}; kept {show(self.kept)}; {len(self.failures)} failed"
+        return text + ("; more is due, the next run goes on" if self.more else "")
 
 
 def memory_store() -> TableStateStore:

@@ -26,6 +26,8 @@ EVENT_TYPES = ALERT_EVENT_TYPES + ISSUE_EVENT_TYPES
 
 SEVERITIES = ("critical", "high", "medium", "low", "info")
 STATUSES = ("open", "acknowledged", "resolved")
+# An alert in one of these is "open" for reminders, digests and the alerts command.
+UNRESOLVED = ("open", "acknowledged")
 KINDS = ("alert", "issue")
 
 # The status an event type implies; `None`: keep the status the data gives (or the current one).

@@ -63,6 +63,9 @@ class AlertState:
     first_event: str = ""
     last_event: str = ""
     etag: str | None = None
+    # The status as last read from or written to the store (None: never stored): the store
+    # keeps its open-alert index and removal schedule by the transitions it sees.
+    stored_status: str | None = field(default=None, compare=False, repr=False)
 
     def with_etag(self, etag: str | None) -> "AlertState":
         return replace(self, etag=etag)

@@ -197,7 +197,7 @@ async def _sync_everywhere(ctx: ActionContext, state: AlertState, where: Where) 
 
 async def find_alert(store: StateStore, tenant_id: str, alert_id: str) -> AlertState | None:
     """The newest alert with this id in the tenant (ids may repeat across sources)."""
-    matches = [a for a in await store.list_alerts(tenant_id) if a.alert_id.lower() == alert_id.lower()]
+    matches = await store.find_alerts(tenant_id, alert_id)
     return max(matches, key=lambda a: a.updated or datetime.min.replace(tzinfo=timezone.utc), default=None)
 
 

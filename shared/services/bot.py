@@ -142,7 +142,7 @@ async def handle_command(text: str, activity: dict, record: ConversationRecord |
     word, rest = word.lower(), rest.strip()
     actor = actor_of(activity)
     if word == "alerts":
-        alerts = await store.list_alerts(actor.tenant_id, statuses=("open", "acknowledged"))
+        alerts = await store.list_open_alerts(actor.tenant_id)
         alerts.sort(key=lambda a: a.updated or a.created or datetime.min.replace(tzinfo=timezone.utc), reverse=True)
         return BotReply(cards=[alerts_card(alerts)])
     if word in ("ack", "acknowledge", "resolve", "reopen") and ctx is not None:

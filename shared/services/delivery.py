@@ -528,7 +528,7 @@ async def _member_change(conv: _Conversation, member: dict, state: AlertState, c
     if state.key in conv.folds:
         conv.folds[state.key] = changed
     else:
-        await ctx.store.save_summary_members(conv.record.tenant_id, conv.record.conversation_id, [changed])
+        await ctx.store.save_summary_members(conv.record.tenant_id, conv.record.conversation_id, [changed], first=False)
 
 
 def _summary_request(summary: dict, now: datetime) -> str:

@@ -372,7 +372,7 @@ async def deliver_existing(command: ExistingCommand, ctx: Delivering) -> Outcome
     if workflow is None or workflow.revision != command.revision or not workflow.enabled:
         outcome.detail = "the workflow was deleted, disabled or changed again since; nothing to do"
         return outcome
-    alerts = [a for a in await ctx.store.list_alerts(command.tenant_id, statuses=("open", "acknowledged")) if workflow.match.why_not(a) is None]
+    alerts = [a for a in await ctx.store.list_open_alerts(command.tenant_id) if workflow.match.why_not(a) is None]
     alerts.sort(key=lambda a: a.updated or a.created or datetime.min.replace(tzinfo=timezone.utc), reverse=True)
     transient: list[str] = []
     for state in alerts[:MAX_EXISTING_ALERTS]:

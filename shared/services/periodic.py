@@ -6,9 +6,10 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
-from typing import Callable
+from typing import Any, Callable
 
 from shared import cards
+from shared.domain import retention
 from shared.domain import workflows as routing
 from shared.domain.alerts import needs_reminder
 from shared.domain.model import Delivery, Undeliverable
@@ -49,7 +50,11 @@ async def run_periodic(
     report = PeriodicReport()
     now = clock()
     interval = timedelta(minutes=reminder_after_minutes)
-    for state in await store.list_alerts(statuses=("open",)):
+    # Read through the open-alert index (O(open alerts)); its rows of alerts resolved a while
+    # ago are dropped on the way.
+    for state in await store.list_open_alerts(prune_before=now - retention.STALE_INDEX_GRACE):
+        if state.status != "open":
+            continue
         report.alerts_checked += 1
         if not needs_reminder(state, now, reminder_after_minutes):
             continue
@@ -75,6 +80,33 @@ async def run_periodic(
                 if not exc.permanent:  # try again next run
                     await store.save_delivery(replace(claimed, last_reminder=delivery.last_reminder))
     log.info("Periodic run: %d open alerts checked, %d reminders sent, %d failures", report.alerts_checked, report.reminders_sent, len(report.failures))
+    return report
+
+
+async def run_timer(ctx: Delivering, actions: Any, reminder_after_minutes: int) -> None:
+    """Everything the timer does: reminders, digests, actions waiting to be published, and
+    removal of what has outlived its retention. Each part reads an index or schedule of what
+    is open, due or pending, so a run costs the same however much history is stored."""
+    from shared.services.actions import publish_pending
+
+    await run_periodic(store=ctx.store, messenger=ctx.messenger, reminder_after_minutes=reminder_after_minutes, clock=ctx.clock)
+    await run_digests(ctx)
+    published = await publish_pending(actions)
+    if published:
+        log.info("Published %d actions that had waited for the outbound queue", published)
+    await run_removals(ctx.store, ctx.clock())
+
+
+# ---------------------------------------------------------------------------- retention
+
+
+async def run_removals(store: StateStore, now: datetime) -> Any:
+    """Remove what has outlived its retention (shared.domain.retention), a bounded amount per run."""
+    report = await store.remove_due(now)
+    if report.handled or report.failures:
+        log.info("Retention: %s", report.summary())
+    for failure in report.failures[:10]:
+        log.warning("Retention: could not remove %s; trying again in an hour", failure)
     return report
 
 
@@ -105,7 +137,7 @@ async def run_digests(ctx: Delivering) -> DigestReport:
             continue
         report.workflows += 1
         if workflow.tenant_id not in open_by_tenant:
-            open_by_tenant[workflow.tenant_id] = await ctx.store.list_alerts(workflow.tenant_id, statuses=("open", "acknowledged"))
+            open_by_tenant[workflow.tenant_id] = await ctx.store.list_open_alerts(workflow.tenant_id)
         alerts = [a for a in open_by_tenant[workflow.tenant_id] if workflow.match.why_not(a) is None]
         if not alerts:
             continue
@@ -146,7 +178,7 @@ async def _post_digest(ctx: Delivering, workflow: Workflow, key: str, recipient:
     except Unreachable as exc:
         return str(exc)
     try:
-        claim = await ctx.store.save_delivery(Delivery(workflow.tenant_id, key, conversation.conversation_id, claimed_at=ctx.clock(), recipient=recipient.label(), reason=f"workflow {workflow.name}"))
+        claim = await ctx.store.claim_digest(Delivery(workflow.tenant_id, key, conversation.conversation_id, claimed_at=ctx.clock(), recipient=recipient.label(), reason=f"workflow {workflow.name}"))
     except ConcurrencyConflict:
         return None  # this period's digest is there (or being posted) already
     try:

@@ -167,7 +167,7 @@ class TestReminders:
         event = example("alert-created.json")
         await deliver(event)
         store = (await bootstrap.container()).store
-        [state] = await store.list_alerts(TENANT_ID)
+        [state] = await store.list_open_alerts(TENANT_ID)
         from dataclasses import replace
         from datetime import datetime, timedelta, timezone
 

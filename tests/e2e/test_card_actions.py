@@ -52,7 +52,7 @@ class TestVerbs:
         [(queue, message_id, event)] = queue_sink.messages
         assert queue == "teams-actions" and event["type"] == f"teams.alert.{'acknowledged' if verb == 'acknowledge' else 'resolved'}"
         assert event["id"] == message_id and event["data"]["actor"]["aadObjectId"]
-        [state] = await (await bootstrap.container()).store.list_alerts(TENANT_ID)
+        [state] = await (await bootstrap.container()).store.find_alerts(TENANT_ID, example("alert-created.json")["data"]["id"])
         assert state.status == status.lower()
 
     async def test_reopen_on_a_resolved_card(self, acting_connector, queue_sink):
@@ -77,7 +77,7 @@ class TestVerbs:
         body = await click(sim, "acknowledge", alert["data"], channel_id, alert["card_id"], tenant_id="another-tenant")
         assert "another organisation" in json.dumps(body)
         assert queue_sink.messages == []
-        [state] = await (await bootstrap.container()).store.list_alerts(TENANT_ID)
+        [state] = await (await bootstrap.container()).store.list_open_alerts(TENANT_ID)
         assert state.status == "open"
 
     async def test_an_action_whose_publish_failed_is_published_by_the_timer(self, acting_connector, queue_sink):

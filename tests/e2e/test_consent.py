@@ -260,7 +260,7 @@ class TestDelegatedDelivery:
         assert message.attachments[0]["contentType"] == "application/vnd.microsoft.card.adaptive"
         assert "Resolved" in json.dumps(card)
         store = (await bootstrap.container()).store
-        [alert] = await store.list_alerts(TENANT_ID)
+        [alert] = await store.find_alerts(TENANT_ID, _example("alert-created.json")["data"]["id"])
         [delivery] = await store.list_deliveries(TENANT_ID, alert.key)
         assert delivery.activity_id == message.id and delivery.status == "posted"
 

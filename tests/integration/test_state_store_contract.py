@@ -9,20 +9,34 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from shared.adapters.state_store import AzureTables, MemoryTables, TableStateStore
-from shared.domain.model import AlertState, Delivery, RejectedEvent
+from shared.domain.connectors import PendingFlow
+from shared.domain.model import ActionRecord, AlertState, Delivery, RejectedEvent, Undeliverable
 from shared.ports import ConcurrencyConflict
 from tests.support.fakes import conversation
 
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=timezone.utc)
 
 
+class Clock:
+    def __init__(self) -> None:
+        self.now = NOW
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
 @pytest.fixture(params=["memory", pytest.param("azurite", marks=pytest.mark.azurite)])
-async def store(request, table_prefix):
+async def store(request, table_prefix, clock):
     if request.param == "memory":
-        s = TableStateStore(MemoryTables())
+        s = TableStateStore(MemoryTables(), clock=clock)
     else:
         azurite = request.getfixturevalue("azurite")
-        s = TableStateStore(AzureTables(connection_string=azurite.connection_string, prefix=table_prefix))
+        s = TableStateStore(AzureTables(connection_string=azurite.connection_string, prefix=table_prefix), clock=clock)
     yield s
     await s.close()
 
@@ -91,12 +105,41 @@ class TestAlerts:
         )
         assert sum(isinstance(r, ConcurrencyConflict) for r in results) == 1
 
-    async def test_alerts_are_filtered_by_status_and_tenant(self, store):
+    async def test_open_alerts_are_listed_per_tenant_and_across_tenants(self, store):
         await store.save_alert(alert(key="k1"))
         await store.save_alert(alert(key="k2", status="resolved"))
-        await store.save_alert(alert(tenant="tenant-b", key="k3"))
-        assert {a.key for a in await store.list_alerts(statuses=("open",))} == {"k1", "k3"}
-        assert {a.key for a in await store.list_alerts("tenant-a")} == {"k1", "k2"}
+        await store.save_alert(alert(tenant="tenant-b", key="k3", status="acknowledged"))
+        later = await store.save_alert(alert(key="k4"))
+        await store.save_alert(replace(later, status="resolved"))
+        assert {a.key for a in await store.list_open_alerts()} == {"k1", "k3"}
+        assert {a.key for a in await store.list_open_alerts("tenant-a")} == {"k1"}
+
+    async def test_a_reopened_alert_is_open_again_after_its_index_row_was_pruned(self, store, clock):
+        first = await store.save_alert(alert(key="k1"))
+        resolved = await store.save_alert(replace(first, status="resolved", status_changed=NOW))
+        clock.now = NOW + timedelta(hours=1)
+        assert await store.list_open_alerts(prune_before=clock.now - timedelta(minutes=15)) == []
+        assert await store.list_open_alerts(prune_before=clock.now - timedelta(minutes=15)) == []  # the row is gone
+        await store.save_alert(replace(resolved, status="open", status_changed=clock.now))
+        assert [a.key for a in await store.list_open_alerts("tenant-a")] == ["k1"]
+
+    async def test_pruning_keeps_the_row_of_an_alert_resolved_or_indexed_recently(self, store, clock):
+        first = await store.save_alert(alert(key="k1"))
+        await store.save_alert(replace(first, status="resolved", status_changed=NOW))
+        clock.now = NOW + timedelta(minutes=5)
+        await store.list_open_alerts(prune_before=clock.now - timedelta(minutes=15))
+        # Reopened now: the index row must still be there when the write lands.
+        current = await store.get_alert("tenant-a", "k1")
+        await store.save_alert(replace(current, status="open", status_changed=clock.now))
+        assert [a.key for a in await store.list_open_alerts()] == ["k1"]
+
+    async def test_an_alert_is_found_by_its_id_whatever_its_status_and_case(self, store):
+        await store.save_alert(alert(key="k1", alert_id="ALRT-7"))
+        await store.save_alert(alert(key="k2", alert_id="alrt-7", source="other", status="resolved"))
+        await store.save_alert(alert(key="k3", alert_id="ALRT-8"))
+        await store.save_alert(alert(tenant="tenant-b", key="k4", alert_id="ALRT-7"))
+        assert {a.key for a in await store.find_alerts("tenant-a", "alrt-7")} == {"k1", "k2"}
+        assert await store.find_alerts("tenant-a", "ALRT-9") == []
 
     async def test_the_other_tenants_alert_is_invisible(self, store):
         await store.save_alert(alert(tenant="tenant-b"))
@@ -119,6 +162,14 @@ class TestDeliveries:
 
 
 class TestEventsAndRejections:
+    async def test_rejected_events_of_several_days_are_listed_newest_first_up_to_the_limit(self, store):
+        for day in range(3):
+            for minute in range(3):
+                at = NOW + timedelta(days=day, minutes=minute)
+                await store.record_rejected(RejectedEvent(f"m-{day}-{minute}", "bad", "type", None, "{}", at))
+        listed = await store.list_rejected(limit=4)
+        assert [r.message_id for r in listed] == ["m-2-2", "m-2-1", "m-2-0", "m-1-2"]
+
     async def test_an_event_is_processed_once_marked(self, store):
         assert not await store.was_processed("ab" * 32)
         await store.mark_processed("ab" * 32, "evt-1")
@@ -199,3 +250,115 @@ class TestSummaryMembers:
         assert await store.get_summary_member("tenant-a", "19:c@thread.tacv2", "k0007") == {"alertKey": "k0007", "severity": "high", "status": "resolved", "revision": 3}
         assert await store.get_summary_member("tenant-a", "19:c@thread.tacv2", "k0249") is not None
         assert await store.get_summary_member("tenant-a", "19:other@thread.tacv2", "k0007") is None
+
+
+class TestRetention:
+    """Removal: what is due goes, with everything that belongs to it; what is still needed stays."""
+
+    async def _alert_with_cards(self, store, key, **changes):
+        saved = await store.save_alert(alert(key=key, alert_id=f"ALRT-{key}", **changes))
+        for conversation_id in ("19:a@thread.tacv2", "19:b@thread.tacv2"):
+            await store.save_delivery(Delivery("tenant-a", key, conversation_id, activity_id="1", status="posted"))
+        return saved
+
+    async def test_a_resolved_alert_goes_after_its_retention_with_its_cards_and_id(self, store, clock):
+        first = await self._alert_with_cards(store, "gone")
+        await store.save_alert(replace(first, status="resolved", status_changed=NOW))
+        clock.now = NOW + timedelta(days=29)
+        report = await store.remove_due()
+        assert report.removed == {} and await store.get_alert("tenant-a", "gone") is not None
+        clock.now = NOW + timedelta(days=30, hours=2)
+        report = await store.remove_due()
+        assert report.removed == {"alert": 1}, report.summary()
+        assert await store.get_alert("tenant-a", "gone") is None
+        assert await store.list_deliveries("tenant-a", "gone") == []
+        assert await store.find_alerts("tenant-a", "ALRT-gone") == []
+        assert (await store.remove_due()).handled == 0  # the schedule row went too
+
+    async def test_nothing_an_open_alert_needs_is_removed(self, store, clock):
+        # Resolved (its removal scheduled), then reopened: it stays with its cards and counts.
+        first = await self._alert_with_cards(store, "again")
+        resolved = await store.save_alert(replace(first, status="resolved", status_changed=NOW))
+        await store.save_alert(replace(resolved, status="open", status_changed=NOW + timedelta(days=1)))
+        await self._alert_with_cards(store, "open")
+        await store.save_summary_members("tenant-a", "19:a@thread.tacv2", [{"alertKey": k, "severity": "high", "status": "open", "revision": 1} for k in ("again", "open")])
+        clock.now = NOW + timedelta(days=400)
+        report = await store.remove_due()
+        assert report.removed == {}, report.summary()
+        for key in ("again", "open"):
+            assert (await store.get_alert("tenant-a", key)).status == "open"
+            assert len(await store.list_deliveries("tenant-a", key)) == 2
+            assert await store.get_summary_member("tenant-a", "19:a@thread.tacv2", key) is not None
+            assert [a.key for a in await store.find_alerts("tenant-a", f"ALRT-{key}")] == [key]
+        assert {a.key for a in await store.list_open_alerts(prune_before=clock.now)} == {"again", "open"}
+
+    async def test_a_summary_count_goes_with_its_alert(self, store, clock):
+        first = await store.save_alert(alert(key="k1"))
+        await store.save_summary_members("tenant-a", "19:a@thread.tacv2", [{"alertKey": "k1", "severity": "high", "status": "open", "revision": 1}])
+        clock.now = NOW + timedelta(days=31)
+        await store.remove_due()
+        assert await store.get_summary_member("tenant-a", "19:a@thread.tacv2", "k1") is not None  # still open
+        await store.save_alert(replace(first, status="resolved", status_changed=clock.now))
+        clock.now += timedelta(days=61)
+        report = await store.remove_due()
+        assert report.removed == {"alert": 1, "member": 1}, report.summary()
+        assert await store.get_summary_member("tenant-a", "19:a@thread.tacv2", "k1") is None
+
+    async def test_an_alert_channel_record_goes_with_its_alert(self, store, clock):
+        first = await store.save_alert(alert(key="k1", channel={"status": "created", "id": "19:alert-k1@thread.tacv2", "name": "HIGH ALRT-1"}))
+        await store.save_conversation(replace(conversation(conversation_id="19:alert-k1@thread.tacv2"), alert_key="k1"))
+        await store.save_conversation(conversation())
+        await store.save_alert(replace(first, status="resolved", status_changed=NOW))
+        clock.now = NOW + timedelta(days=31)
+        await store.remove_due()
+        assert [c.conversation_id for c in await store.list_conversations("tenant-a")] == ["19:general@thread.tacv2"]
+
+    async def test_a_pending_action_is_never_removed_and_a_published_one_is(self, store, clock):
+        pending = await store.save_action(ActionRecord("tenant-a", "a-pending", {"id": "a-pending"}, created=NOW))
+        published = await store.save_action(ActionRecord("tenant-a", "a-published", {"id": "a-published"}, created=NOW))
+        await store.save_action(replace(published, status="published"))
+        assert [a.action_id for a in await store.list_pending_actions()] == ["a-pending"]
+        clock.now = NOW + timedelta(days=45)
+        report = await store.remove_due()
+        assert report.removed == {"action": 1} and report.kept == {"action": 1}, report.summary()
+        assert [a.action_id for a in await store.list_pending_actions()] == ["a-pending"]
+        await store.save_action(replace(pending, status="published"))
+        assert await store.list_pending_actions() == []
+        clock.now += timedelta(days=2)
+        assert (await store.remove_due()).removed == {"action": 1}
+
+    async def test_operator_records_processed_keys_digests_and_flows_expire(self, store, clock):
+        await store.mark_processed("cd" * 32, "evt-1")
+        await store.record_rejected(RejectedEvent("m-1", "bad", "type", None, "{}", NOW))
+        await store.record_undeliverable(Undeliverable("tenant-a", "k1", "ALRT-1", "person:x", "not found", "no fallback", NOW))
+        await store.claim_digest(Delivery("tenant-a", "digest:w1:42", "19:a@thread.tacv2", claimed_at=NOW))
+        await store.save_pending_flow(PendingFlow("flow-1", "bot", None, "", created=NOW))
+        clock.now = NOW + timedelta(days=7)
+        assert await store.was_processed("cd" * 32) and await store.list_rejected()
+        report = await store.remove_due()
+        assert report.removed == {"flow": 1}, report.summary()
+        clock.now = NOW + timedelta(days=60)
+        report = await store.remove_due()
+        assert report.removed == {"event": 1, "rejected": 1, "undeliverable": 1, "delivery": 1}, report.summary()
+        assert not await store.was_processed("cd" * 32)
+        assert await store.list_rejected() == [] and await store.list_undeliverable("tenant-a") == []
+        assert await store.get_delivery("tenant-a", "digest:w1:42", "19:a@thread.tacv2") is None
+        assert await store.take_pending_flow("flow-1") is None
+
+    async def test_a_large_day_of_rejected_events_is_removed_page_by_page(self, store, clock):
+        for i in range(250):
+            await store.record_rejected(RejectedEvent(f"m-{i}", "bad", "type", None, "{}", NOW + timedelta(seconds=i)))
+        clock.now = NOW + timedelta(days=20)
+        await store.remove_due()
+        assert await store.list_rejected() == []
+
+    async def test_each_run_removes_at_most_its_limit_and_the_next_goes_on(self, store, clock):
+        for i in range(5):
+            saved = await store.save_alert(alert(key=f"k{i}", status="resolved", status_changed=NOW))
+            assert saved.status == "resolved"
+        clock.now = NOW + timedelta(days=31)
+        first = await store.remove_due(max_removals=3)
+        assert first.handled == 3 and first.more and "more is due" in first.summary()
+        second = await store.remove_due(max_removals=3)
+        assert second.removed == {"alert": 2} and not second.more
+        assert [await store.get_alert("tenant-a", f"k{i}") for i in range(5)] == [None] * 5

@@ -39,7 +39,7 @@ async def world():
     deliver = delivering(store, messenger)
     ctx = ActionContext(store=store, messenger=messenger, publisher=publisher, directory=directory, channel_team_id=TEAM, delivering=deliver)
     await process_and_deliver(created_event(), "m-1", deliver)
-    [state] = await store.list_alerts(TENANT)
+    [state] = await store.list_open_alerts(TENANT)
     return ctx, state
 
 

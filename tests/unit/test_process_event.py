@@ -122,7 +122,7 @@ class TestOrdering:
         assert outcome.result == "stale"
         [card] = messenger.cards_in("19:general@thread.tacv2")
         assert status_of(card.card) == "Resolved"
-        [state] = await store.list_alerts("tenant-a")
+        [state] = await store.find_alerts("tenant-a", "ALRT-1")
         assert state.status == "resolved" and state.version == 3
 
 
@@ -159,7 +159,7 @@ class TestPermanentFailures:
         messenger.fail_next.append(DeliveryError("Teams answered 403 (BotNotInConversationRoster)", status=403, permanent=True))
         [outcome] = await send(event())
         assert len(outcome.failed) == 1 and len(outcome.posted) == 1
-        deliveries = await store.list_deliveries("tenant-a", (await store.list_alerts())[0].key)
+        deliveries = await store.list_deliveries("tenant-a", (await store.list_open_alerts())[0].key)
         assert sorted(d.status for d in deliveries) == ["failed", "posted"]
 
 

@@ -109,7 +109,7 @@ class TestRoutedDelivery:
     async def test_the_delivery_record_says_who_and_why(self, world):
         await world.workflow(name="Prod")
         await world.send(event())
-        [delivery] = [d for d in await world.store.list_deliveries(TENANT, (await world.store.list_alerts(TENANT))[0].key)]
+        [delivery] = [d for d in await world.store.list_deliveries(TENANT, (await world.store.list_open_alerts(TENANT))[0].key)]
         assert delivery.recipient == "Ops" and delivery.reason.startswith("workflow Prod")
 
 
@@ -178,7 +178,7 @@ class TestFallback:
         [outcome] = await world.send(event())
         assert outcome.fallback == [SRE]
         assert "ghost@contoso.com could not be reached" in await self._note(world) and "not found" in await self._note(world)
-        alert = (await world.store.list_alerts(TENANT))[0]
+        alert = (await world.store.list_open_alerts(TENANT))[0]
         [delivery] = await world.store.list_deliveries(TENANT, alert.key)
         assert delivery.reason.startswith("fallback for ghost@contoso.com")
 

@@ -1,0 +1,113 @@
+"""The timer's cost follows what is open, due or pending, not how much history is stored; and
+the retention settings are checked."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from shared.adapters.state_store import MemoryTables, TableStateStore
+from shared.domain.workflows import parse_workflow
+from shared.domain.model import ActionRecord, AlertState, Delivery
+from shared.services.actions import ActionContext
+from shared.services.periodic import run_timer
+from shared.services.workflows import put_workflow
+from shared.settings import SettingsError, load_settings
+from tests.support.fakes import RecordingMessenger, RecordingPublisher, conversation, delivering
+
+T0 = datetime(2026, 11, 1, 12, 0, tzinfo=timezone.utc)
+TENANT = "tenant-a"
+OPS = "19:ops@thread.tacv2"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def alert(key: str, status: str, at: datetime) -> AlertState:
+    return AlertState(TENANT, key, f"ALRT-{key}", "alerts.example.com", "https://alerts.example.com", f"Problem {key}", status, "high",
+                      created=at, updated=at, status_changed=at)
+
+
+async def world(resolved: int) -> tuple[TableStateStore, MemoryTables, RecordingMessenger, Clock, object, object]:
+    """A tenant with a channel, a digest workflow, three open alerts (one due a reminder), an
+    action waiting to be published, and ``resolved`` resolved alerts with a card each."""
+    tables, clock, messenger = MemoryTables(), Clock(), RecordingMessenger()
+    store = TableStateStore(tables, clock=clock)
+    await store.save_conversation(conversation(TENANT, OPS))
+    definition = {"name": "Hourly digest", "trigger": "periodic", "intervalMinutes": 60, "recipients": [{"kind": "channel", "teamId": "team-1", "channelId": OPS}], "fallbackRecipients": [{"kind": "channel", "teamId": "team-1", "channelId": "19:sre@thread.tacv2"}]}
+    await put_workflow(store, TENANT, parse_workflow(definition, TENANT, "digest"), clock=clock)
+    for i in range(resolved):
+        at = T0 - timedelta(days=2, minutes=i % 1000)
+        await store.save_alert(alert(f"old{i}", "resolved", at))
+        await store.save_delivery(Delivery(TENANT, f"old{i}", OPS, activity_id=f"a-old{i}", status="posted", rendered_version=1))
+    for i, status in enumerate(("open", "open", "acknowledged")):
+        await store.save_alert(alert(f"now{i}", status, T0 - timedelta(minutes=45 if i == 0 else 5)))
+        await store.save_delivery(Delivery(TENANT, f"now{i}", OPS, activity_id=f"a-now{i}", status="posted", rendered_version=1))
+    await store.save_action(ActionRecord(TENANT, "act-1", {"id": "act-1"}, created=T0))
+    ctx = delivering(store, messenger, clock=clock)
+    actions = ActionContext(store=store, messenger=messenger, publisher=RecordingPublisher(), directory=None, clock=clock)
+    return store, tables, messenger, clock, ctx, actions
+
+
+async def timer_cost(resolved: int) -> tuple[int, int, RecordingMessenger, RecordingPublisher]:
+    store, tables, messenger, clock, ctx, actions = await world(resolved)
+    clock.now = T0 + timedelta(hours=1)
+    before = (tables.counter.requests, tables.counter.entities)
+    await run_timer(ctx, actions, reminder_after_minutes=30)
+    return tables.counter.requests - before[0], tables.counter.entities - before[1], messenger, actions.publisher
+
+
+class TestTheTimerCostsWhatIsOpen:
+    async def test_the_same_reads_with_10_and_with_10000_resolved_alerts_stored(self):
+        small_requests, small_entities, small_messenger, small_publisher = await timer_cost(10)
+        large_requests, large_entities, large_messenger, large_publisher = await timer_cost(10_000)
+        assert (large_requests, large_entities) == (small_requests, small_entities)
+        # ...and the run did its work: a reminder, a digest of the three open alerts, the action.
+        for messenger, publisher in ((small_messenger, small_publisher), (large_messenger, large_publisher)):
+            assert any("Reminder" in (m.text or "") for m in messenger.messages.values())
+            [digest] = messenger.cards_in(OPS)
+            assert "3 open alert(s)" in str(digest.card)
+            assert [message_id for message_id, _ in publisher.sent] == ["act-1"]
+        assert small_entities < 60, small_entities
+
+    async def test_the_counter_sees_a_filter_scan(self):
+        # What the index replaced: a status filter reads every alert stored. If the counter
+        # missed that, the test above could not fail.
+        store, tables, *_ = await world(200)
+        before = tables.counter.entities
+        alerts = await (await tables.table("alerts")).query(any_of=("Status", ("open",)))
+        assert len(alerts) == 2 and tables.counter.entities - before == 203
+
+
+class TestRemovalOnTheTimer:
+    async def test_expired_records_go_and_what_open_alerts_need_stays(self):
+        store, tables, messenger, clock, ctx, actions = await world(20)
+        first = await store.get_alert(TENANT, "now1")
+        await store.save_alert(replace(first, status="resolved", status_changed=T0))
+        await store.save_alert(replace(await store.get_alert(TENANT, "now1"), status="open", status_changed=T0 + timedelta(days=1)))
+        clock.now = T0 + timedelta(days=40)
+        await run_timer(ctx, actions, reminder_after_minutes=30)
+        assert [key for (_, _), (entity, _) in tables.rows("alerts").items() for key in [entity["AlertKey"]]] == ["now0", "now1", "now2"]
+        assert {entity["AlertKey"] for entity, _ in tables.rows("deliveries").values() if not entity["AlertKey"].startswith("digest:")} == {"now0", "now1", "now2"}
+        assert {key for (_, key) in tables.rows("openalerts")} == {"now0", "now1", "now2"}
+        assert len(tables.rows("alertids")) == 3
+
+
+class TestRetentionSettings:
+    def test_defaults(self):
+        settings = load_settings({"DANGEROUSLY_ALLOW_UNAUTHENTICATED_BOT_REQUESTS": "true", "STATE_TABLES_CONNECTION": "UseDevelopmentStorage=true"})
+        assert (settings.retention.resolved_alert_days, settings.retention.action_days, settings.retention.rejected_event_days,
+                settings.retention.undeliverable_days) == (30, 30, 14, 30)
+
+    @pytest.mark.parametrize("value, says", [("7", "at least 8"), ("0", "above 0"), ("a month", "whole number")])
+    def test_a_resolved_alert_retention_shorter_than_a_message_can_wait_is_refused(self, value, says):
+        with pytest.raises(SettingsError, match=says):
+            load_settings({"DANGEROUSLY_ALLOW_UNAUTHENTICATED_BOT_REQUESTS": "true", "STATE_TABLES_CONNECTION": "UseDevelopmentStorage=true",
+                           "RESOLVED_ALERT_RETENTION_DAYS": value})
