@@ -185,19 +185,25 @@ class MemoryTables:
 
 # Table Storage requests this process made (each entity operation and each query call): what
 # the benchmark reports per event.
-_counted = [0]
+_counted: dict[str, int] = {}
 
 
 def table_requests() -> int:
     """Table Storage requests made by this process so far."""
-    return _counted[0]
+    return sum(_counted.values())
+
+
+def table_requests_by_table() -> dict[str, int]:
+    """Table Storage requests made by this process so far, per table (without the prefix)."""
+    return dict(_counted)
 
 
 class AzureTable:
     """One Azure table through ``azure.data.tables.aio``; SDK errors become the port's."""
 
-    def __init__(self, client: Any) -> None:
+    def __init__(self, client: Any, name: str = "") -> None:
         self._client = client
+        self._name = name
 
     @staticmethod
     def _plain(entity: Any) -> dict:
@@ -212,7 +218,7 @@ class AzureTable:
             ServiceResponseError,
         )
 
-        _counted[0] += 1
+        _counted[self._name] = _counted.get(self._name, 0) + 1
         try:
             return await coro
         except (ResourceExistsError, ResourceModifiedError) as exc:
@@ -309,7 +315,7 @@ class AzureTable:
         found: list[tuple[dict, str]] = []
         try:
             async for page in pager.by_page():
-                _counted[0] += 1  # each page is one request
+                _counted[self._name] = _counted.get(self._name, 0) + 1  # each page is one request
                 async for entity in page:
                     found.append((self._plain(entity), entity.metadata["etag"]))
                     if limit is not None and len(found) >= limit:
@@ -361,7 +367,7 @@ class AzureTables:
                     if isinstance(exc, (ServiceRequestError, HttpResponseError)):
                         raise TransientError(f"cannot open table {full_name}: {str(exc).splitlines()[0]}") from exc
                     raise
-                self._tables[name] = AzureTable(client)
+                self._tables[name] = AzureTable(client, name)
         return self._tables[name]
 
     async def close(self) -> None:
@@ -922,12 +928,12 @@ class CachedStore:
         return entry[1] if entry is not None and self._clock() - entry[0] < self.ttl else None
 
     async def list_conversations(self, tenant_id: str | None = None) -> list[ConversationRecord]:
-        if tenant_id is None:
-            return await self._store.list_conversations(None)
-        found = self._fresh(self._conversations, tenant_id)
+        # None: every tenant's (an event that names no tenant, when DEFAULT_TENANT_ID is unset).
+        key = tenant_id if tenant_id is not None else "\x00all"
+        found = self._fresh(self._conversations, key)
         if found is None:
             found = await self._store.list_conversations(tenant_id)
-            self._conversations[tenant_id] = (self._clock(), found)
+            self._conversations[key] = (self._clock(), found)
         return list(found)
 
     async def list_workflows(self, tenant_id: str) -> list[Workflow]:
@@ -939,10 +945,12 @@ class CachedStore:
 
     async def save_conversation(self, record: ConversationRecord) -> None:
         self._conversations.pop(record.tenant_id, None)
+        self._conversations.pop("\x00all", None)
         await self._store.save_conversation(record)
 
     async def remove_conversation(self, tenant_id: str, conversation_id: str) -> None:
         self._conversations.pop(tenant_id, None)
+        self._conversations.pop("\x00all", None)
         await self._store.remove_conversation(tenant_id, conversation_id)
 
     async def save_workflow(self, workflow: Workflow) -> Workflow:

@@ -5,7 +5,9 @@ rate limits **enforced** (429 + Retry-After beyond them), a loopback broker with
 semantics (sessions, scheduled messages, duplicate detection, dead-lettering), and app
 processes that run function_app's queue triggers the way Functions instances do.
 
-1. CPU and Table Storage requests per event (one process): created, updated, duplicate.
+1. CPU and Table Storage requests per event (one process): created, updated, resolved,
+   duplicate, per table; then what keeping state small costs: the timer's read of the open
+   alerts and the removal of resolved ones (a clock 31 days on).
 2. Fan-out of one alert to 500 conversations (two processes): seconds, requests per second.
 3. A storm of 10,000 alerts into one channel (two processes): what Teams received, the busiest
    windows against Teams' limits, 429s, seconds until every alert is visible (its own card or
@@ -176,7 +178,8 @@ class Bench:
         for phase, make in (
             ("created", lambda t, i: event(t, f"A-{i:03d}", 1)),
             ("updated", lambda t, i: event(t, f"A-{i:03d}", 2, "alert.acknowledged")),
-            ("duplicate", lambda t, i: event(t, f"A-{i:03d}", 2, "alert.acknowledged") | {"id": f"{t}-A-{i:03d}-v2"}),
+            ("resolved", lambda t, i: event(t, f"A-{i:03d}", 3, "alert.resolved")),
+            ("duplicate", lambda t, i: event(t, f"A-{i:03d}", 3, "alert.resolved") | {"id": f"{t}-A-{i:03d}-v3"}),
         ):
             bodies = [make(t, i) for i in range(per_tenant) for t in tenants]
             if phase == "duplicate":
@@ -193,11 +196,43 @@ class Bench:
             await self.idle()
             after = await worker.stats()
             n = len(bodies)
-            figures[phase] = ((after["cpu"] - before["cpu"]) * 1000 / n, (after["tables"] - before["tables"]) / n)
-        for phase, (cpu, tables) in figures.items():
-            print(f"{phase:>9} event: {cpu:5.2f} ms CPU (app, all threads), {tables:4.1f} Table Storage requests", flush=True)
+            by_table = {name: (count - before["by_table"].get(name, 0)) / n for name, count in after["by_table"].items()}
+            figures[phase] = ((after["cpu"] - before["cpu"]) * 1000 / n, (after["tables"] - before["tables"]) / n, {k: v for k, v in by_table.items() if v})
+        for phase, (cpu, tables, by_table) in figures.items():
+            detail = ", ".join(f"{name} {count:.2f}" for name, count in sorted(by_table.items(), key=lambda kv: -kv[1]))
+            print(f"{phase:>9} event: {cpu:5.2f} ms CPU (app, all threads), {tables:4.1f} Table Storage requests ({detail})", flush=True)
         self.results["cpu_ms_per_event"] = round(figures["created"][0], 2)
         self.results["table_requests_per_event"] = {k: round(v[1], 2) for k, v in figures.items()}
+        self.results["table_requests_per_event_by_table"] = {k: {name: round(c, 2) for name, c in v[2].items()} for k, v in figures.items()}
+
+    async def lifecycle(self) -> None:
+        """What keeping state small costs, against the alerts the events above left: the timer's
+        read of the open alerts (first with the index rows of the just-resolved ones to drop,
+        then as every later run), and the removal of the resolved ones once due."""
+        from datetime import datetime, timedelta, timezone
+
+        from shared.adapters.state_store import AzureTables, TableStateStore, table_requests
+        from shared.domain.retention import STALE_INDEX_GRACE
+
+        later = datetime.now(timezone.utc) + timedelta(days=31)
+        store = TableStateStore(AzureTables(connection_string=self.azurite.connection_string, prefix=self.env["STATE_TABLE_PREFIX"]), clock=lambda: later)
+        try:
+            figures = []
+            for _ in range(2):
+                before = table_requests()
+                found = await store.list_open_alerts(prune_before=later - STALE_INDEX_GRACE)
+                figures.append((len(found), table_requests() - before))
+            before = table_requests()
+            report = await store.remove_due(later)
+            removal = table_requests() - before
+        finally:
+            await store.close()
+        removed = report.removed.get("alert", 0)
+        print(f" lifecycle: the timer's open-alert read: {figures[0][0]} open, {figures[0][1]} requests with {removed} resolved to drop from the index, "
+              f"{figures[1][1]} requests after; removing {removed} resolved alerts and their cards: {removal} requests ({removal / max(removed, 1):.2f} per alert)", flush=True)
+        self.results["timer_open_read_requests"] = figures[1][1]
+        self.results["index_prune_requests_per_alert"] = round((figures[0][1] - figures[1][1]) / max(removed, 1), 2)
+        self.results["removal_requests_per_alert"] = round(removal / max(removed, 1), 2)
 
     async def fanout(self) -> None:
         await self.start_workers(self.args.processes)
@@ -310,6 +345,7 @@ async def main() -> int:
     sys.path.insert(0, str(ROOT))
     async with Bench(args) as bench:
         await bench.cpu_per_event()
+        await bench.lifecycle()
         await bench.fanout()
         await bench.race()
         await bench.storm()

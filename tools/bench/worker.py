@@ -82,7 +82,7 @@ async def main() -> None:
     sys.path.insert(0, os.getcwd())
     import function_app
     from shared import bootstrap
-    from shared.adapters.state_store import table_requests
+    from shared.adapters.state_store import table_requests, table_requests_by_table
 
     functions = {f.get_function_name(): f.get_user_function() for f in function_app.app.get_functions()}
     broker = os.environ["LOCAL_QUEUE_HOST_URL"]
@@ -96,7 +96,7 @@ async def main() -> None:
         while True:
             line = (await reader.readline()).decode().strip()
             if line == "stats":
-                print(json.dumps({"cpu": _cpu(), "tables": table_requests()}), flush=True)
+                print(json.dumps({"cpu": _cpu(), "tables": table_requests(), "by_table": table_requests_by_table()}), flush=True)
             elif line in ("stop", ""):
                 break
         for task in tasks:
