@@ -38,6 +38,13 @@ param deliveryQueueName string = 'teams-deliveries'
 @maxValue(100)
 param alertEventsMaxDeliveryCount int = 10
 
+@description('Service Bus tier: Standard (1,000 credits per second, enough for about 850,000 alerts a day) or Premium (docs/SCALE.md).')
+@allowed([
+  'Standard'
+  'Premium'
+])
+param serviceBusSku string = 'Standard'
+
 @allowed([
   'SingleTenant'
   'UserAssignedMSI'
@@ -168,6 +175,7 @@ module serviceBus 'app/servicebus.bicep' = {
     alertEventsQueueName: alertEventsQueueName
     teamsActionsQueueName: teamsActionsQueueName
     deliveryQueueName: deliveryQueueName
+    sku: serviceBusSku
     alertEventsMaxDeliveryCount: alertEventsMaxDeliveryCount
   }
 }

@@ -25,9 +25,10 @@ class StateStore(Protocol):
     async def list_conversations(self, tenant_id: str | None = None) -> list[ConversationRecord]: ...
 
     async def get_alert(self, tenant_id: str, key: str) -> AlertState | None: ...
-    async def save_alert(self, state: AlertState) -> AlertState:
+    async def save_alert(self, state: AlertState, *, every_attempt: bool = False) -> AlertState:
         """Create when ``state.etag`` is None, else replace only if the ETag still matches.
-        Returns the state with its new ETag; raises :class:`ConcurrencyConflict`."""
+        Returns the state with its new ETag; raises :class:`ConcurrencyConflict`.
+        ``every_attempt``: the caller repeats this create on every attempt of its message."""
         ...
     async def list_open_alerts(self, tenant_id: str | None = None, *, prune_before: datetime | None = None) -> list[AlertState]:
         """Alerts not resolved (one tenant's or all), read through the open-alert index: the cost

@@ -16,14 +16,25 @@ param alertEventsMaxDeliveryCount int
 @description('How long Service Bus remembers a message id to drop a resent duplicate (ISO 8601, 20 s to 7 days).')
 param duplicateDetectionWindow string = 'PT1H'
 
+@description('Standard (1,000 credits per second, shared) or Premium (dedicated messaging units): docs/SCALE.md.')
+@allowed([
+  'Standard'
+  'Premium'
+])
+param sku string = 'Standard'
+
+@description('Messaging units of a Premium namespace (1, 2, 4, 8 or 16).')
+param premiumMessagingUnits int = 1
+
 resource namespace 'Microsoft.ServiceBus/namespaces@2022-10-01-preview' = {
   name: name
   location: location
   tags: tags
-  // Standard: duplicate detection and topics; Basic has neither.
+  // Standard or Premium: sessions and duplicate detection; Basic has neither.
   sku: {
-    name: 'Standard'
-    tier: 'Standard'
+    name: sku
+    tier: sku
+    capacity: sku == 'Premium' ? premiumMessagingUnits : null
   }
   properties: {
     // Senders and the app authenticate with Entra ID only; no SAS keys to leak or rotate.

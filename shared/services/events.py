@@ -182,7 +182,8 @@ async def _apply(event: AlertEvent, tenant_id: str, store: StateStore, now: date
         first = apply_event(None, event, tenant_id, now)
         assert first is not None
         try:
-            return await store.save_alert(replace(first, first_event=event.dedupe_key, last_event=event.dedupe_key)), "new", True
+            saved = await store.save_alert(replace(first, first_event=event.dedupe_key, last_event=event.dedupe_key), every_attempt=True)
+            return saved, "new", True
         except ConcurrencyConflict:
             pass  # it exists: decide on what is there
     for _ in range(MAX_STATE_ATTEMPTS):

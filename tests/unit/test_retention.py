@@ -111,3 +111,48 @@ class TestRetentionSettings:
         with pytest.raises(SettingsError, match=says):
             load_settings({"DANGEROUSLY_ALLOW_UNAUTHENTICATED_BOT_REQUESTS": "true", "STATE_TABLES_CONNECTION": "UseDevelopmentStorage=true",
                            "RESOLVED_ALERT_RETENTION_DAYS": value})
+
+
+class FlakyTables(MemoryTables):
+    """Memory tables whose next writes to one table fail as Table Storage's would."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fail: dict[str, int] = {}
+
+    async def table(self, name: str):
+        table = await super().table(name)
+        tables = self
+
+        class Flaky(type(table)):  # type: ignore[misc]
+            async def upsert(self, entity: dict) -> str:
+                if tables.fail.get(name):
+                    tables.fail[name] -= 1
+                    from shared.ports import TransientError
+
+                    raise TransientError(f"{name} is unreachable")
+                return await super().upsert(entity)
+
+        table.__class__ = Flaky
+        return table
+
+
+class TestTheIndexSurvivesAFailedWrite:
+    @pytest.mark.parametrize("kind", ["alert.created", "alert.updated"])
+    async def test_an_alert_whose_index_write_failed_is_indexed_by_the_retry(self, kind):
+        import json
+
+        from shared.ports import TransientError
+        from tests.support.fakes import process_and_deliver
+
+        tables, clock = FlakyTables(), Clock()
+        store = TableStateStore(tables, clock=clock)
+        await store.save_conversation(conversation(TENANT, OPS))
+        ctx = delivering(store, RecordingMessenger(), clock=clock)
+        body = json.dumps({"specversion": "1.0", "id": "evt-1", "source": "https://alerts.example.com", "type": kind, "subject": "ALRT-9",
+                           "tenantid": TENANT, "data": {"id": "ALRT-9", "title": "Disk full", "severity": "high", "version": 1}})
+        tables.fail["openalerts"] = 1
+        with pytest.raises(TransientError):
+            await process_and_deliver(body, "m-1", ctx)
+        await process_and_deliver(body, "m-1", ctx)  # Service Bus delivers it again
+        assert [a.alert_id for a in await store.list_open_alerts(TENANT)] == ["ALRT-9"]
