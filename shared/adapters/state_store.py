@@ -725,13 +725,13 @@ class TableStateStore:
 
     async def save_summary_members(self, tenant_id: str, conversation_id: str, members: list[dict], *, first: bool = True) -> None:
         """Record alerts as counted in the summary: ``{"alertKey", "severity", "status", "revision"}``,
-        written in transactions of up to 100. ``first``: newly counted, so each gets its removal
-        check (a member is removed with its alert, after the resolved-alert retention)."""
+        written in transactions of up to 100. ``first``: newly counted, so the conversation's
+        sweep is scheduled (one schedule row, not one per member): a member goes once its alert
+        is removed."""
         table = await self._t("summarymembers")
         partition = self._members_partition(tenant_id, conversation_id)
         if first:
-            due = self._clock() + self.retention.resolved_alert
-            await self._schedule_many("member", [{"t": tenant_id, "c": conversation_id, "k": m["alertKey"]} for m in members], due, shard_of=partition)
+            await self._schedule("members", {"t": tenant_id, "c": conversation_id}, self._clock() + self.retention.resolved_alert)
         entities = [{"PartitionKey": partition, "RowKey": m["alertKey"], "Severity": m["severity"], "Status": m["status"], "Revision": str(m["revision"])}
                     for m in members]
         await asyncio.gather(*(table.upsert_many(entities[start:start + MAX_TRANSACTION]) for start in range(0, len(entities), MAX_TRANSACTION)))
@@ -775,12 +775,6 @@ class TableStateStore:
     async def _schedule(self, kind: str, target: dict, due: datetime) -> None:
         await (await self._t("expiry")).upsert(self._schedule_row(kind, target, due))
 
-    async def _schedule_many(self, kind: str, targets: list[dict], due: datetime, *, shard_of: str) -> None:
-        """Rows that share ``shard_of`` share a partition: written 100 to a request."""
-        table = await self._t("expiry")
-        entities = [self._schedule_row(kind, target, due, shard_of) for target in targets]
-        await asyncio.gather(*(table.upsert_many(entities[start:start + MAX_TRANSACTION]) for start in range(0, len(entities), MAX_TRANSACTION)))
-
     async def remove_due(self, now: datetime | None = None, max_removals: int = retention.MAX_REMOVALS_PER_RUN) -> RemovalReport:
         """Remove what is due (due in an hour before ``now``'s), at most ``max_removals``
         schedule rows, a page of :data:`retention.REMOVAL_PAGE` at a time. Each row's record is
@@ -805,35 +799,37 @@ class TableStateStore:
                     report.failures.append(f"{entity['Kind']} {entity['Target']}: {outcome}")
                     # Looked at again in an hour, so one bad row never blocks the rest.
                     await self._schedule(entity["Kind"], json.loads(entity["Target"]), now + timedelta(hours=1))
-                elif outcome == "again":
-                    continue  # more of the same to do (a large day of rejected events): keep the row
                 else:
-                    report.count(entity["Kind"], outcome)
+                    verdict, records_done = outcome
+                    report.count(entity["Kind"], verdict, records_done)
+                    if verdict == "again":
+                        continue  # more of the same to do (a large day of rejected events): keep the row
                 done.setdefault(entity["PartitionKey"], []).append(entity["RowKey"])
             await asyncio.gather(*(table.delete_many(pk, rks) for pk, rks in done.items()))
         report.more = True
         return report
 
-    async def _remove_one(self, entity: dict, now: datetime) -> str:
-        """Remove one scheduled record: "removed", "kept" (it must stay; scheduled again if it
-        becomes due later) or "again" (part done, keep the schedule row)."""
+    async def _remove_one(self, entity: dict, now: datetime) -> tuple[str, int]:
+        """Remove one scheduled record (or a page of a day's or a conversation's): "removed",
+        "kept" (it must stay; scheduled again if it becomes due later) or "again" (a page done,
+        keep the schedule row), with how many records."""
         kind, target = entity["Kind"], json.loads(entity["Target"])
         if kind == "alert":
             return await self._remove_alert(target, now)
-        if kind == "member":
-            return await self._remove_member(target, now)
+        if kind == "members":
+            return await self._sweep_members(target, now)
         if kind == "action":
             action = await self._get_action(target["t"], target["a"])
             if action is not None and action.status == "pending":
                 await self._schedule("action", target, now + retention.PENDING_ACTION_RECHECK)  # never dropped unpublished
-                return "kept"
+                return "kept", 1
             await (await self._t("actions")).delete(target["t"], target["a"])
-            return "removed"
+            return "removed", 1
         if kind == "rejected":
             table = await self._t("rejected")
             rows = await table.query(partition=target["day"], limit=retention.REMOVAL_PAGE)
             await table.delete_many(target["day"], [e["RowKey"] for e, _ in rows])
-            return "again" if len(rows) == retention.REMOVAL_PAGE else "removed"
+            return ("again" if len(rows) == retention.REMOVAL_PAGE else "removed"), len(rows)
         single = {
             "event": ("events", lambda t: (t["d"][:2], t["d"])),
             "undeliverable": ("undeliverable", lambda t: (t["t"], t["r"])),
@@ -844,7 +840,7 @@ class TableStateStore:
             raise ValueError(f"unknown kind of scheduled removal {kind!r}")
         name, key = single[kind]
         await (await self._t(name)).delete(*key(target))
-        return "removed"
+        return "removed", 1
 
     async def _remove_alert(self, target: dict, now: datetime) -> str:
         """A resolved alert past its retention, with its deliveries, its id index row and its
@@ -852,11 +848,11 @@ class TableStateStore:
         state = await self.get_alert(target["t"], target["k"])
         if state is not None:
             if state.status != "resolved":
-                return "kept"  # reopened: its next resolution schedules it again
+                return "kept", 1  # reopened: its next resolution schedules it again
             due = (state.status_changed or now) + self.retention.resolved_alert
             if due > now:
                 await self._schedule("alert", target, due)
-                return "kept"
+                return "kept", 1
             assert state.etag is not None
             # The alert first, if unchanged: an event that reopens it now wins.
             await (await self._t("alerts")).delete(records.alert_partition(state.tenant_id, state.key), records.ALERT_ROW, state.etag)
@@ -869,21 +865,26 @@ class TableStateStore:
         deliveries = await self._t("deliveries")
         partition = records.delivery_partition(target["t"], target["k"])
         await deliveries.delete_many(partition, [e["RowKey"] for e, _ in await deliveries.query(partition=partition)])
-        return "removed"
+        return "removed", 1
 
-    async def _remove_member(self, target: dict, now: datetime) -> str:
-        """An alert's count in a storm summary goes with the alert."""
-        state = await self.get_alert(target["t"], target["k"])
-        if state is not None:
-            if state.status != "resolved":
-                await self._schedule("member", target, now + self.retention.resolved_alert)
-                return "kept"
-            due = (state.status_changed or now) + self.retention.resolved_alert
-            if due > now:
-                await self._schedule("member", target, due)
-                return "kept"
-        await (await self._t("summarymembers")).delete(self._members_partition(target["t"], target["c"]), target["k"])
-        return "removed"
+    async def _sweep_members(self, target: dict, now: datetime) -> str:
+        """A conversation's storm-summary members whose alerts are gone or past retention, a
+        page at a time (``after``: where the previous page stopped). While members of alerts
+        still open or recently resolved remain, the sweep comes back a day later."""
+        table = await self._t("summarymembers")
+        partition = self._members_partition(target["t"], target["c"])
+        after = target.get("after", "")
+        # Members are alert keys (40 hex digits): every key after ``after`` sorts at or above after + " ".
+        rows = await table.query(partition=partition, rows=(after + " ", "~") if after else None, limit=retention.REMOVAL_PAGE)
+        alerts = await asyncio.gather(*(self.get_alert(target["t"], e["RowKey"]) for e, _ in rows))
+        gone = [e["RowKey"] for (e, _), state in zip(rows, alerts)
+                if state is None or (state.status == "resolved" and (state.status_changed or now) + self.retention.resolved_alert <= now)]
+        await table.delete_many(partition, gone)
+        if len(rows) == retention.REMOVAL_PAGE:
+            await self._schedule("members", {**target, "after": rows[-1][0]["RowKey"]}, now)  # the next page, within the hour
+        elif len(gone) < len(rows) or after:
+            await self._schedule("members", {"t": target["t"], "c": target["c"]}, now + timedelta(days=1))
+        return ("removed", len(gone)) if gone else ("kept", 1)
 
     async def close(self) -> None:
         await self._tables.close()
@@ -899,9 +900,9 @@ class RemovalReport:
     failures: list[str] = field(default_factory=list)
     more: bool = False  # stopped at its limit: more is due
 
-    def count(self, kind: str, outcome: str) -> None:
-        bucket = self.removed if outcome == "removed" else self.kept
-        bucket[kind] = bucket.get(kind, 0) + 1
+    def count(self, kind: str, outcome: str, records: int = 1) -> None:
+        bucket = self.kept if outcome == "kept" else self.removed
+        bucket[kind] = bucket.get(kind, 0) + records
 
     def summary(self) -> str:
         def show(counts: dict[str, int]) -> str:

@@ -301,8 +301,20 @@ class TestRetention:
         await store.save_alert(replace(first, status="resolved", status_changed=clock.now))
         clock.now += timedelta(days=61)
         report = await store.remove_due()
-        assert report.removed == {"alert": 1, "member": 1}, report.summary()
+        assert report.removed == {"alert": 1, "members": 1}, report.summary()
         assert await store.get_summary_member("tenant-a", "19:a@thread.tacv2", "k1") is None
+
+    async def test_a_conversations_members_are_swept_page_by_page_and_the_open_ones_stay(self, store, clock):
+        keys = [f"{i:040x}" for i in range(230)]
+        for i, key in enumerate(keys):
+            open_now = i % 50 == 0
+            await store.save_alert(alert(key=key, status="open" if open_now else "resolved", status_changed=NOW))
+        await store.save_summary_members("tenant-a", "19:a@thread.tacv2", [{"alertKey": k, "severity": "high", "status": "open", "revision": 1} for k in keys])
+        for hours in (31 * 24, 31 * 24 + 1, 31 * 24 + 2, 31 * 24 + 3):
+            clock.now = NOW + timedelta(hours=hours)
+            await store.remove_due()
+        left = [k for k in keys if await store.get_summary_member("tenant-a", "19:a@thread.tacv2", k) is not None]
+        assert left == [k for i, k in enumerate(keys) if i % 50 == 0]
 
     async def test_an_alert_channel_record_goes_with_its_alert(self, store, clock):
         first = await store.save_alert(alert(key="k1", channel={"status": "created", "id": "19:alert-k1@thread.tacv2", "name": "HIGH ALRT-1"}))

@@ -34,6 +34,10 @@ class Azurite:
         )
         self._wait_ready()
 
+    @property
+    def pid(self) -> int:
+        return self._process.pid
+
     def _wait_ready(self, timeout: float = 20.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
