@@ -54,14 +54,14 @@ async def alert_event(msg: func.ServiceBusMessage) -> None:
 
 async def deliveries(messages: list[func.ServiceBusMessage]) -> None:
     """One batch of delivery jobs of one conversation (a Service Bus session), in order."""
-    from shared.domain.jobs import job_from_json
+    from shared.domain.jobs import job_from_message
     from shared.services.delivery import run_jobs
 
     c = await bootstrap.container()
     jobs = []
     for msg in messages:
         try:
-            jobs.append(job_from_json(json.loads(msg.get_body())))
+            jobs.append(job_from_message(msg.get_body(), msg.delivery_count or 1))
         except (ValueError, KeyError, TypeError) as exc:
             # Only the connector writes this queue: a job it cannot read is a bug, not input.
             log.error("Delivery job %s cannot be read and is dropped: %s", msg.message_id, exc)

@@ -138,6 +138,16 @@ class DeliveryJob:
         return json.dumps(self.to_json(), separators=(",", ":"))
 
 
+def job_from_message(body: bytes | str, delivery_count: int) -> DeliveryJob:
+    """The job in a deliveries-queue message. A message delivered before (its batch failed
+    part-way) is no longer "new": what the earlier attempt posted or counted is looked up, so
+    an alert never ends both as its own card and in the storm summary."""
+    import json
+
+    job = job_from_json(json.loads(body))
+    return replace(job, new=False) if delivery_count > 1 and job.new else job
+
+
 def job_from_json(data: dict[str, Any]) -> DeliveryJob:
     kind = data.get("kind")
     if kind not in KINDS:

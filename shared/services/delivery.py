@@ -17,6 +17,8 @@ For each job:
 
 from __future__ import annotations
 
+import copy
+
 import asyncio
 import logging
 import math
@@ -180,6 +182,7 @@ async def run_jobs(jobs: list[DeliveryJob], ctx: Any) -> JobReport:
         window_text, summary = await ctx.store.get_pacing(tenant_id, conversation_id)
         conversation = _Conversation(group[0], pacing.Window.from_json(window_text), summary)
         later: list[DeliveryJob] = []
+        summary_before = copy.deepcopy(summary)
         try:
             for job in group:
                 await _run_job(job, conversation, ctx, report, later)
@@ -187,6 +190,16 @@ async def run_jobs(jobs: list[DeliveryJob], ctx: Any) -> JobReport:
             summary_jobs = [j for j in group if j.kind == SUMMARY]
             if conversation.summary_dirty or summary_jobs:
                 await _refresh_summary(conversation, ctx, report, later, summary_jobs[-1] if summary_jobs else None)
+        except BaseException:
+            # Service Bus delivers the batch again, its jobs no longer "new" (jobs.job_from_message):
+            # they look up what this attempt did. So what it sent stays in the window, and the
+            # alerts it counted are recorded as members before the summary that counts them is
+            # saved; if even that fails, the summary is saved without this attempt's counts.
+            try:
+                await _write_folds(conversation, ctx, report)
+            except Exception:
+                conversation.summary = summary_before
+            raise
         finally:
             await ctx.store.save_pacing(tenant_id, conversation_id, conversation.window.to_json(), conversation.summary)
             if later:
@@ -508,9 +521,9 @@ def _fold(state: AlertState, conv: _Conversation, ctx: Any, report: JobReport) -
 
 
 async def _write_folds(conv: _Conversation, ctx: Any, report: JobReport) -> None:
-    folds, conv.folds = conv.folds, {}
-    if folds:
-        await ctx.store.save_summary_members(conv.record.tenant_id, conv.record.conversation_id, list(folds.values()))
+    if conv.folds:
+        await ctx.store.save_summary_members(conv.record.tenant_id, conv.record.conversation_id, list(conv.folds.values()))
+        conv.folds = {}
 
 
 async def _member_change(conv: _Conversation, member: dict, state: AlertState, ctx: Any) -> None:

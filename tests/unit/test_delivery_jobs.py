@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -295,3 +296,50 @@ class TestJobIds:
         job = DeliveryJob(record, CARD, alert(1), request="e1")
         assert job.message_id == DeliveryJob(record, CARD, alert(1), request="e1").message_id
         assert job.again(T0).message_id != job.message_id
+
+
+class FailingOnce:
+    """The store, whose next write of a summary's members fails (after the batch sent and
+    counted)."""
+
+    def __init__(self, store) -> None:
+        self._store = store
+        self.fail = 1
+
+    def __getattr__(self, name):
+        return getattr(self._store, name)
+
+    async def save_summary_members(self, *args, **kwargs):
+        if self.fail:
+            self.fail -= 1
+            from shared.ports import TransientError
+
+            raise TransientError("Table Storage is unreachable")
+        return await self._store.save_summary_members(*args, **kwargs)
+
+
+class TestARedeliveredBatch:
+    async def test_a_batch_that_failed_after_sending_is_never_counted_twice(self):
+        from shared.domain.jobs import job_from_message
+
+        store, clock = memory_store(), Clock()
+        messenger = TimedMessenger(clock)
+        flaky = FailingOnce(store)
+        ctx = delivering(flaky, messenger, clock=clock)
+        record = conversation(TENANT, CHANNEL)
+        bodies = [json.dumps(DeliveryJob(record, CARD, alert(n), new=True, request=f"e{n}").to_json()) for n in range(300)]
+        with pytest.raises(Exception, match="unreachable"):
+            await run_batch([job_from_message(body, delivery_count=1) for body in bodies], ctx)
+        # Service Bus delivers the batch again (its messages' delivery count is now 2).
+        await run_batch([job_from_message(body, delivery_count=2) for body in bodies], ctx)
+        await ctx.jobs.drain(ctx)
+        own = [m for m in messenger.messages.values() if m.card and "Alert storm" not in json.dumps(m.card)]
+        [summary] = [m for m in messenger.messages.values() if m.card and "Alert storm" in json.dumps(m.card)]
+        counted = int(re.search(r"([\d,]+) alerts in this summary", json.dumps(summary.card)).group(1).replace(",", ""))
+        assert len(own) + counted == 300  # each alert its own card or counted, never both
+
+
+async def run_batch(jobs, ctx):
+    from shared.services.delivery import run_jobs
+
+    return await run_jobs(jobs, ctx)
