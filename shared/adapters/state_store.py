@@ -732,16 +732,19 @@ class TableStateStore:
         partition = self._members_partition(tenant_id, conversation_id)
         if first:
             await self._schedule("members", {"t": tenant_id, "c": conversation_id}, self._clock() + self.retention.resolved_alert)
-        entities = [{"PartitionKey": partition, "RowKey": m["alertKey"], "Severity": m["severity"], "Status": m["status"], "Revision": str(m["revision"])}
-                    for m in members]
+        entities = [{"PartitionKey": partition, "RowKey": m["alertKey"], "Severity": m["severity"], "Status": m["status"], "Revision": str(m["revision"]),
+                     "Seq": str(m.get("seq", 0))} for m in members]
         await asyncio.gather(*(table.upsert_many(entities[start:start + MAX_TRANSACTION]) for start in range(0, len(entities), MAX_TRANSACTION)))
+
+    async def delete_summary_member(self, tenant_id: str, conversation_id: str, alert_key: str) -> None:
+        await (await self._t("summarymembers")).delete(self._members_partition(tenant_id, conversation_id), alert_key)
 
     async def get_summary_member(self, tenant_id: str, conversation_id: str, alert_key: str) -> dict | None:
         row = await (await self._t("summarymembers")).get(self._members_partition(tenant_id, conversation_id), alert_key)
         if row is None:
             return None
         e = row[0]
-        return {"alertKey": alert_key, "severity": e["Severity"], "status": e["Status"], "revision": int(e["Revision"])}
+        return {"alertKey": alert_key, "severity": e["Severity"], "status": e["Status"], "revision": int(e["Revision"]), "seq": int(e.get("Seq") or 0)}
 
     # alerts that reached no one (recipient and fallback failed)
     async def record_undeliverable(self, record: Undeliverable) -> None:

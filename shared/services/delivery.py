@@ -42,6 +42,8 @@ MAX_WAIT_SECONDS = 1.0
 MAX_BATCH_WAIT_SECONDS = 1.0
 # A new alert whose individual card would have to wait longer than this is folded into the
 # storm summary instead (a burst that fits the 30 s window waits for its turn: rescheduled).
+# Tries of the write that records a posted card (its activity id), beyond the first.
+RECORD_RETRIES = 3
 FOLD_AFTER_SECONDS = 10.0
 # The summary card is updated at most this often: 10 updates per 30 s, the sends the window
 # keeps back from individual cards (pacing.SUMMARY_RESERVE).
@@ -166,8 +168,11 @@ class _Conversation:
         self.window = window
         self.summary = summary
         self.summary_dirty = False
+        # The summary's sequence as saved: a member recorded with a higher one was counted by
+        # an attempt whose summary was never saved, so it is not in these counts.
+        self.saved_seq = summary["seq"] if summary else 0
         # Alerts folded into the summary in this batch, recorded together at the end of it.
-        self.folds: dict[str, dict] = {}  # alert key -> {"alertKey", "severity", "status", "revision"}
+        self.folds: dict[str, dict] = {}  # alert key -> {"alertKey", "severity", "status", "revision", "seq"}
         self.waited = 0.0  # seconds this batch has waited for sends
         self.limits = pacing.limits_for((job.conversation.reference or {}).get("delivery") == "graph" and job.conversation.channel_id is not None)
 
@@ -284,9 +289,13 @@ async def _card(job: DeliveryJob, conv: _Conversation, ctx: Any, report: JobRepo
     if not fresh and (delivery is None or not delivery.activity_id):
         # An alert is either its own card here or counted in the summary, never both.
         member = await store.get_summary_member(job.tenant_id, job.conversation_id, state.key)
-        if member is not None:
+        if member is not None and member["seq"] <= conv.saved_seq:
             await _member_change(conv, member, state, ctx)
             return
+        if member is not None:
+            # Recorded by an attempt whose summary was never saved: not counted. Decided afresh,
+            # and the record goes, so that no later job takes it for a counted one.
+            await store.delete_summary_member(job.tenant_id, job.conversation_id, state.key)
     if delivery is not None and delivery.activity_id:
         await _update(job, state, delivery, conv, ctx, report, later)
         return
@@ -354,10 +363,18 @@ async def _record_render(delivery: Delivery, state: AlertState, job: DeliveryJob
     """Record that the card shows ``state.revision``, ETag-conditionally. On a conflict the
     record is read again: a newer render recorded meanwhile means this send may have put an
     older card over it, so the current state is rendered again (a follow-up job)."""
-    for _ in range(5):
+    transient = 0
+    for _ in range(5 + RECORD_RETRIES):
         try:
             await ctx.store.save_delivery(replace(delivery, rendered_version=max(state.revision, delivery.rendered_version), claimed_at=None))
             return
+        except TransientError:
+            # The card is in Teams already: losing its activity id would make a retry post it
+            # again. Table Storage gets a few more tries here before the batch fails.
+            transient += 1
+            if transient > RECORD_RETRIES:
+                raise
+            await ctx.sleep(0.2 * 2 ** transient)
         except ConcurrencyConflict:
             current = await ctx.store.get_delivery(delivery.tenant_id, delivery.alert_key, delivery.conversation_id)
             if current is None:
@@ -516,7 +533,7 @@ def _fold(state: AlertState, conv: _Conversation, ctx: Any, report: JobReport) -
     summary["last"] = now
     conv.summary = summary
     conv.summary_dirty = True
-    conv.folds[state.key] = {"alertKey": state.key, "severity": state.severity, "status": state.status, "revision": state.revision}
+    conv.folds[state.key] = {"alertKey": state.key, "severity": state.severity, "status": state.status, "revision": state.revision, "seq": summary["seq"]}
     report.folded.append(state.key)
 
 

@@ -246,8 +246,8 @@ class TestSummaryMembers:
     async def test_members_are_written_in_batches_and_read_back_per_conversation(self, store):
         members = [{"alertKey": f"k{i:04d}", "severity": "high", "status": "open", "revision": 1} for i in range(250)]
         await store.save_summary_members("tenant-a", "19:c@thread.tacv2", members)
-        await store.save_summary_members("tenant-a", "19:c@thread.tacv2", [{**members[7], "status": "resolved", "revision": 3}])
-        assert await store.get_summary_member("tenant-a", "19:c@thread.tacv2", "k0007") == {"alertKey": "k0007", "severity": "high", "status": "resolved", "revision": 3}
+        await store.save_summary_members("tenant-a", "19:c@thread.tacv2", [{**members[7], "status": "resolved", "revision": 3, "seq": 12}])
+        assert await store.get_summary_member("tenant-a", "19:c@thread.tacv2", "k0007") == {"alertKey": "k0007", "severity": "high", "status": "resolved", "revision": 3, "seq": 12}
         assert await store.get_summary_member("tenant-a", "19:c@thread.tacv2", "k0249") is not None
         assert await store.get_summary_member("tenant-a", "19:other@thread.tacv2", "k0007") is None
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from shared.domain.model import ConversationRecord
-from shared.ports import DeliveryError
+from shared.ports import DeliveryError, TransientError
 
 
 @dataclass
@@ -178,6 +178,7 @@ class MemoryJobQueue:
         self.jobs: list = []
         self.seen: set[str] = set()
         self.sent: list = []  # every job accepted, in order
+        self.redelivered = 0  # jobs handed out again after their batch failed
 
     async def send(self, jobs: list) -> None:
         for job in jobs:
@@ -209,7 +210,13 @@ class MemoryJobQueue:
             for job in ready:
                 sessions.setdefault(job.session_id, []).append(job)
             for batch in sessions.values():
-                report = await run_jobs(batch, ctx)
+                try:
+                    report = await run_jobs(batch, ctx)
+                except TransientError:
+                    # Service Bus delivers the batch again (delivery count + 1: no longer new).
+                    self.redelivered += len(batch)
+                    self.jobs[:0] = [replace(job, new=False) for job in batch]
+                    continue
                 for name in ("posted", "updated", "folded", "failed", "fallback", "undeliverable"):
                     getattr(total, name).extend(getattr(report, name))
                 total.rescheduled += report.rescheduled

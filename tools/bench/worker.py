@@ -84,6 +84,24 @@ async def main() -> None:
     from shared import bootstrap
     from shared.adapters.state_store import table_requests, table_requests_by_table
 
+    faults = float(os.environ.get("BENCH_TABLE_FAULTS", "0") or 0)
+    if faults:
+        # Table Storage requests that fail as a connection reset would, at this rate: the
+        # storm's count must hold when batches fail part-way and are delivered again.
+        import random
+
+        from shared.adapters.state_store import AzureTable
+        from shared.ports import TransientError
+
+        real_call = AzureTable._call
+
+        async def flaky_call(self, coro):
+            if random.random() < faults:
+                coro.close()
+                raise TransientError("Table Storage is unreachable: injected fault")
+            return await real_call(self, coro)
+
+        AzureTable._call = flaky_call  # type: ignore[method-assign]
     functions = {f.get_function_name(): f.get_user_function() for f in function_app.app.get_functions()}
     broker = os.environ["LOCAL_QUEUE_HOST_URL"]
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as http:
