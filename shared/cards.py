@@ -45,6 +45,9 @@ _LIST_MARKER = re.compile(r"^(\s*)([-+]|\d+[.)])(?=\s)", re.MULTILINE)
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
+_DOUBLE_BRACE = re.compile(r"\{(?=\{)")
+
+
 def escape_text(text: str, limit: int | None = None) -> str:
     """Make source text show literally in a TextBlock or fact.
 
@@ -58,7 +61,9 @@ def escape_text(text: str, limit: int | None = None) -> str:
         text = text[: max(limit - 1, 0)] + "\u2026"
     text = _MARKDOWN_SPECIALS.sub(r"\\\1", text)
     text = _LIST_MARKER.sub(lambda m: m.group(1) + m.group(2)[:-1] + "\\" + m.group(2)[-1], text)
-    return text.replace("{{", "{\u200b{")
+    # Every "{" followed by another gets a zero-width space after it, so no run of braces
+    # ("{{{DATE(", "{{{{") leaves a "{{" that a template engine would read.
+    return _DOUBLE_BRACE.sub("{\u200b", text)
 
 
 def _text_block(text: str, **props: Any) -> dict:

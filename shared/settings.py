@@ -16,11 +16,17 @@ from typing import Mapping
 
 from shared.domain.retention import MIN_RESOLVED_ALERT_DAYS, Retention
 
-# Set by App Service / Functions on every Azure instance (never locally): used to refuse
-# development-only switches in Azure.
-AZURE_INSTANCE_MARKER = "WEBSITE_INSTANCE_ID"
+# Set by App Service / Functions on Azure instances; which ones a plan sets varies (Flex and
+# Linux Consumption may not set WEBSITE_INSTANCE_ID), so any of them means "in Azure".
+AZURE_INSTANCE_MARKERS = ("WEBSITE_INSTANCE_ID", "WEBSITE_SITE_NAME", "WEBSITE_HOSTNAME", "CONTAINER_NAME", "WEBSITE_POD_NAME")
+AZURE_INSTANCE_MARKER = AZURE_INSTANCE_MARKERS[0]
 
+# The development-only switches work only where the process positively knows it runs on a
+# developer's machine: this setting is true (the local host and local.settings.json set it)
+# and no Azure marker is present. A missing marker never makes a process "local".
+LOCAL_DEVELOPMENT_SETTING = "LOCAL_DEVELOPMENT"
 DANGEROUS_ANONYMOUS_SETTING = "DANGEROUSLY_ALLOW_UNAUTHENTICATED_BOT_REQUESTS"
+LOCAL_CA_SETTING = "LOCAL_CA_CERT_FILE"
 
 BOT_APP_TYPES = ("SingleTenant", "UserAssignedMSI")
 
@@ -77,6 +83,11 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec(
         DANGEROUS_ANONYMOUS_SETTING,
         "Accept bot requests without a token. Local development only; the app refuses to start with it in Azure.",
+        "false",
+    ),
+    SettingSpec(
+        LOCAL_DEVELOPMENT_SETTING,
+        f"true only on a developer's machine (the local host sets it; so does local.settings.sample.json): {DANGEROUS_ANONYMOUS_SETTING} and {LOCAL_CA_SETTING} work only with it, and never in Azure.",
         "false",
     ),
     SettingSpec("DEFAULT_TENANT_ID", "Tenant used for events without a tenantid when the bot is installed in several tenants."),
@@ -174,12 +185,27 @@ def _positive_int(env: Mapping[str, str], name: str) -> int:
     return int(value)
 
 
+def azure_markers(env: Mapping[str, str]) -> list[str]:
+    """The Azure instance markers present in ``env``."""
+    return [name for name in AZURE_INSTANCE_MARKERS if env.get(name)]
+
+
 def check_startup_safety(env: Mapping[str, str] = os.environ) -> None:
-    """Refuse development-only switches when running in Azure. Cheap: safe at import."""
-    if env.get(AZURE_INSTANCE_MARKER) and _bool(env, DANGEROUS_ANONYMOUS_SETTING):
+    """Refuse development-only switches unless this process is known to run locally. Fails
+    closed: the switches need LOCAL_DEVELOPMENT=true *and* no Azure marker. Cheap: safe at import."""
+    switches = [name for name in (DANGEROUS_ANONYMOUS_SETTING, LOCAL_CA_SETTING) if (_bool(env, name) if name == DANGEROUS_ANONYMOUS_SETTING else _text(env, name))]
+    if not switches:
+        return
+    markers = azure_markers(env)
+    if markers:
         raise SettingsError(
-            f"{DANGEROUS_ANONYMOUS_SETTING} is on, but this instance runs in Azure "
-            f"({AZURE_INSTANCE_MARKER} is set): remove the setting; bot requests must be authenticated."
+            f"{' and '.join(switches)} {'is' if len(switches) == 1 else 'are'} set, but this instance runs in Azure "
+            f"({', '.join(markers)} set): remove {'it' if len(switches) == 1 else 'them'}; they are for local development only."
+        )
+    if not _bool(env, LOCAL_DEVELOPMENT_SETTING):
+        raise SettingsError(
+            f"{' and '.join(switches)} {'is' if len(switches) == 1 else 'are'} for local development only and need "
+            f"{LOCAL_DEVELOPMENT_SETTING}=true (the local host and local.settings.json set it). Nothing says this process is local, so it refuses to start."
         )
 
 
@@ -243,7 +269,7 @@ def load_settings(env: Mapping[str, str] = os.environ) -> Settings:
         default_tenant_id=_text(env, "DEFAULT_TENANT_ID"),
         reminder_after_minutes=_positive_int(env, "REMINDER_AFTER_MINUTES"),
         retention=_retention(env),
-        running_in_azure=bool(env.get(AZURE_INSTANCE_MARKER)),
+        running_in_azure=bool(azure_markers(env)),
         graph=_graph_settings(env),
         admin_api_key=_text(env, "ADMIN_API_KEY"),
         service_bus_namespace=_text(env, "ServiceBusConnection__fullyQualifiedNamespace"),
@@ -338,9 +364,7 @@ def _graph_settings(env: Mapping[str, str]) -> GraphSettings | None:
         raise SettingsError(str(exc) + ".") from None
     if len(_text(env, "STATE_SIGNING_KEY") or "") < MIN_SIGNING_KEY_CHARS:
         raise SettingsError(f"STATE_SIGNING_KEY must have at least {MIN_SIGNING_KEY_CHARS} characters (urlsafe base64 of 32 random bytes).")
-    ca_file = _text(env, "LOCAL_CA_CERT_FILE")
-    if ca_file and env.get(AZURE_INSTANCE_MARKER):
-        raise SettingsError("LOCAL_CA_CERT_FILE is for a local simulator only: remove it in Azure.")
+    ca_file = _text(env, LOCAL_CA_SETTING)  # allowed by check_startup_safety only on a known-local process
     return GraphSettings(
         app_id=app_id,
         credential_type=credential_type,

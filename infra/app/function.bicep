@@ -265,6 +265,11 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
           name: 'DEFAULT_TENANT_ID'
           value: defaultTenantId
         }
+        // Development-only switches (anonymous bot requests, a local CA) never work in Azure.
+        {
+          name: 'LOCAL_DEVELOPMENT'
+          value: 'false'
+        }
         {
           name: 'REMINDER_AFTER_MINUTES'
           value: string(reminderAfterMinutes)

@@ -36,6 +36,7 @@ async def m365(connector, monkeypatch):
         "GRAPH_BASE_URL": sim.graph_url,
         "AUTHORITY_HOST": sim.authority_host,
         "LOCAL_CA_CERT_FILE": sim.ca_file,
+        "LOCAL_DEVELOPMENT": "true",
         "PUBLIC_BASE_URL": "http://localhost:7071",
         "TOKEN_ENCRYPTION_KEY": new_key(),
         "STATE_SIGNING_KEY": STATE_KEY,

@@ -6,6 +6,7 @@ import json
 import re
 from dataclasses import replace
 
+import pytest
 from hypothesis import given, settings, strategies as st
 
 from shared import cards
@@ -57,9 +58,19 @@ class TestSourceTextIsShownLiterally:
     def test_escaping_round_trips_and_leaves_no_live_markup(self, text):
         escaped = cards.escape_text(text)
         clean = re.sub(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]", "", text)
-        assert unescape(escaped) == clean
+        # What a person sees: zero-width spaces show as nothing, the source's own included.
+        assert unescape(escaped) == clean.replace("\u200b", "")
+        assert "{{" not in escaped  # no template function, whatever the run of braces
         # Every markup character is preceded by a backslash.
         assert not re.search(r"(?<!\\)(?:\\\\)*[*_`\[\]<>~#&|]", escaped)
+
+
+class TestTemplates:
+    @pytest.mark.parametrize("text", ["{{DATE(2017-02-14T06:08:39Z, SHORT)}}", "{{{DATE(2017-02-14T06:08:39Z)}}}", "{{{{TIME(x)}}}}", "a{\u200b{{b"])
+    def test_no_run_of_braces_leaves_a_template_function(self, text):
+        escaped = cards.escape_text(text)
+        assert "{{" not in escaped
+        assert unescape(escaped) == text.replace("\u200b", "")
 
 
 class TestSize:

@@ -102,14 +102,14 @@ class TestRemovalOnTheTimer:
 
 class TestRetentionSettings:
     def test_defaults(self):
-        settings = load_settings({"DANGEROUSLY_ALLOW_UNAUTHENTICATED_BOT_REQUESTS": "true", "STATE_TABLES_CONNECTION": "UseDevelopmentStorage=true"})
+        settings = load_settings({"DANGEROUSLY_ALLOW_UNAUTHENTICATED_BOT_REQUESTS": "true", "LOCAL_DEVELOPMENT": "true", "STATE_TABLES_CONNECTION": "UseDevelopmentStorage=true"})
         assert (settings.retention.resolved_alert_days, settings.retention.action_days, settings.retention.rejected_event_days,
                 settings.retention.undeliverable_days) == (30, 30, 14, 30)
 
     @pytest.mark.parametrize("value, says", [("7", "at least 8"), ("0", "above 0"), ("a month", "whole number")])
     def test_a_resolved_alert_retention_shorter_than_a_message_can_wait_is_refused(self, value, says):
         with pytest.raises(SettingsError, match=says):
-            load_settings({"DANGEROUSLY_ALLOW_UNAUTHENTICATED_BOT_REQUESTS": "true", "STATE_TABLES_CONNECTION": "UseDevelopmentStorage=true",
+            load_settings({"DANGEROUSLY_ALLOW_UNAUTHENTICATED_BOT_REQUESTS": "true", "LOCAL_DEVELOPMENT": "true", "STATE_TABLES_CONNECTION": "UseDevelopmentStorage=true",
                            "RESOLVED_ALERT_RETENTION_DAYS": value})
 
 

@@ -6,7 +6,7 @@ import pytest
 
 from shared.settings import DANGEROUS_ANONYMOUS_SETTING, SettingsError, check_startup_safety, load_settings
 
-LOCAL = {"STATE_TABLES_CONNECTION": "UseDevelopmentStorage=true", DANGEROUS_ANONYMOUS_SETTING: "true"}
+LOCAL = {"STATE_TABLES_CONNECTION": "UseDevelopmentStorage=true", DANGEROUS_ANONYMOUS_SETTING: "true", "LOCAL_DEVELOPMENT": "true"}
 PRODUCTION = {
     "STATE_TABLES_ENDPOINT": "https://acct.table.core.windows.net",
     "BOT_APP_ID": "11111111-2222-3333-4444-555555555555",
@@ -70,3 +70,26 @@ class TestAzureRefusesAnonymousBots:
 
     def test_locally_the_switch_is_allowed(self):
         check_startup_safety(LOCAL)
+
+    @pytest.mark.parametrize("marker", ["WEBSITE_SITE_NAME", "WEBSITE_HOSTNAME", "CONTAINER_NAME", "WEBSITE_POD_NAME"])
+    def test_any_azure_marker_refuses_the_switches_even_with_the_local_setting(self, marker):
+        with pytest.raises(SettingsError, match=marker):
+            check_startup_safety({**LOCAL, marker: "tac-func-abc"})
+
+    @pytest.mark.parametrize("switch, value", [(DANGEROUS_ANONYMOUS_SETTING, "true"), ("LOCAL_CA_CERT_FILE", "/tmp/ca.pem")])
+    def test_without_a_positive_local_setting_the_switches_are_refused(self, switch, value):
+        # No Azure marker at all (as on a plan that sets none): still refused, naming what is missing.
+        with pytest.raises(SettingsError, match="LOCAL_DEVELOPMENT=true"):
+            check_startup_safety({"STATE_TABLES_CONNECTION": "UseDevelopmentStorage=true", switch: value})
+
+    def test_importing_the_function_app_without_the_local_setting_fails(self, monkeypatch):
+        import importlib
+        import sys
+
+        for marker in ("WEBSITE_INSTANCE_ID", "WEBSITE_SITE_NAME", "WEBSITE_HOSTNAME", "CONTAINER_NAME", "WEBSITE_POD_NAME", "LOCAL_DEVELOPMENT"):
+            monkeypatch.delenv(marker, raising=False)
+        monkeypatch.setenv(DANGEROUS_ANONYMOUS_SETTING, "true")
+        sys.modules.pop("function_app", None)
+        with pytest.raises(SettingsError, match="LOCAL_DEVELOPMENT"):
+            importlib.import_module("function_app")
+        sys.modules.pop("function_app", None)

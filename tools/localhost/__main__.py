@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import os
 import sys
 from pathlib import Path
 
@@ -76,6 +77,9 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(Path.cwd()))
     try:
         settings_file, _ = load_settings(arguments.settings)
+        # This process is the local host: the app's development-only switches may work here
+        # (shared.settings.check_startup_safety), unless the settings say otherwise.
+        os.environ.setdefault("LOCAL_DEVELOPMENT", "true")
         if settings_file:
             logger.info("Settings loaded from %s", settings_file)
         app = load_app(arguments.app)
