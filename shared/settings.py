@@ -18,7 +18,7 @@ from shared.domain.retention import MIN_RESOLVED_ALERT_DAYS, Retention
 
 # Set by App Service / Functions on Azure instances; which ones a plan sets varies (Flex and
 # Linux Consumption may not set WEBSITE_INSTANCE_ID), so any of them means "in Azure".
-AZURE_INSTANCE_MARKERS = ("WEBSITE_INSTANCE_ID", "WEBSITE_SITE_NAME", "WEBSITE_HOSTNAME", "CONTAINER_NAME", "WEBSITE_POD_NAME")
+AZURE_INSTANCE_MARKERS = ("WEBSITE_INSTANCE_ID", "WEBSITE_SITE_NAME", "WEBSITE_HOSTNAME", "WEBSITE_POD_NAME")
 AZURE_INSTANCE_MARKER = AZURE_INSTANCE_MARKERS[0]
 
 # The development-only switches work only where the process positively knows it runs on a

@@ -42,7 +42,7 @@ PLATFORM_PREFIXES: tuple[str, ...] = ("AzureWebJobsStorage__",)
 # Flex Consumption rejects these as app settings (the runtime is in functionAppConfig).
 FLEX_REJECTED = ("FUNCTIONS_WORKER_RUNTIME", "FUNCTIONS_EXTENSION_VERSION", "WEBSITE_RUN_FROM_PACKAGE")
 # Read by shared/settings.py but set by App Service itself, never configured.
-RUNTIME_MARKERS = frozenset({"WEBSITE_INSTANCE_ID", "WEBSITE_SITE_NAME", "WEBSITE_HOSTNAME", "CONTAINER_NAME", "WEBSITE_POD_NAME"})
+RUNTIME_MARKERS = frozenset({"WEBSITE_INSTANCE_ID", "WEBSITE_SITE_NAME", "WEBSITE_HOSTNAME", "WEBSITE_POD_NAME"})
 # Identity-based connection properties a binding's `connection` name may carry.
 CONNECTION_PROPERTIES = ("fullyQualifiedNamespace", "credential", "clientId")
 # Values a secret setting may have in the local sample: none at all, or the emulator's.

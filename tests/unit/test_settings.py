@@ -71,7 +71,7 @@ class TestAzureRefusesAnonymousBots:
     def test_locally_the_switch_is_allowed(self):
         check_startup_safety(LOCAL)
 
-    @pytest.mark.parametrize("marker", ["WEBSITE_SITE_NAME", "WEBSITE_HOSTNAME", "CONTAINER_NAME", "WEBSITE_POD_NAME"])
+    @pytest.mark.parametrize("marker", ["WEBSITE_SITE_NAME", "WEBSITE_HOSTNAME", "WEBSITE_POD_NAME"])
     def test_any_azure_marker_refuses_the_switches_even_with_the_local_setting(self, marker):
         with pytest.raises(SettingsError, match=marker):
             check_startup_safety({**LOCAL, marker: "tac-func-abc"})
@@ -86,7 +86,7 @@ class TestAzureRefusesAnonymousBots:
         import importlib
         import sys
 
-        for marker in ("WEBSITE_INSTANCE_ID", "WEBSITE_SITE_NAME", "WEBSITE_HOSTNAME", "CONTAINER_NAME", "WEBSITE_POD_NAME", "LOCAL_DEVELOPMENT"):
+        for marker in ("WEBSITE_INSTANCE_ID", "WEBSITE_SITE_NAME", "WEBSITE_HOSTNAME", "WEBSITE_POD_NAME", "LOCAL_DEVELOPMENT"):
             monkeypatch.delenv(marker, raising=False)
         monkeypatch.setenv(DANGEROUS_ANONYMOUS_SETTING, "true")
         sys.modules.pop("function_app", None)
