@@ -167,11 +167,23 @@ async def consent_callback(req: func.HttpRequest) -> func.HttpResponse:
     return _html(page.status, page.title, page.message)
 
 
+def _route_tenant(req: func.HttpRequest) -> tuple[str, func.HttpResponse | None]:
+    """The route's {tenant_id}, checked before it is used as a key: 400 when it is not one."""
+    from shared.domain.tenants import InvalidTenantId, tenant_id
+
+    try:
+        return tenant_id(req.route_params.get("tenant_id", "")), None
+    except InvalidTenantId as exc:
+        return "", _json_response(400, {"error": f"the tenant in the address {exc}"})
+
+
 async def _tenant_connector(req: func.HttpRequest, *, need_connected: bool) -> tuple[object, object, func.HttpResponse | None]:
     c, failed = await _connect_container()
     if failed is not None:
         return c, None, failed
-    tenant_id = req.route_params.get("tenant_id", "")
+    tenant_id, bad = _route_tenant(req)
+    if bad is not None:
+        return c, None, bad
     if (refused := _admin_refusal(req, c, tenant_id=tenant_id)) is not None:
         return c, None, refused
     connector = await c.store.get_connector(tenant_id)
@@ -237,7 +249,9 @@ async def tenant_admin_key(req: func.HttpRequest) -> func.HttpResponse:
         return failed
     if (refused := _admin_refusal(req, c)) is not None:
         return refused
-    tenant_id = req.route_params.get("tenant_id", "")
+    tenant_id, bad = _route_tenant(req)
+    if bad is not None:
+        return bad
     return _json_response(200, {"tenantId": tenant_id, "header": ADMIN_KEY_HEADER, "key": derive(c.settings.admin_api_key, tenant_id)})
 
 
@@ -273,7 +287,9 @@ async def _tenant_admin(req: func.HttpRequest) -> tuple[object, str, func.HttpRe
     except SettingsError as exc:
         log.error("Configuration error: %s", exc)
         return None, "", _json_response(500, {"error": "the connector is not configured; see its log"})
-    tenant_id = req.route_params.get("tenant_id", "")
+    tenant_id, bad = _route_tenant(req)
+    if bad is not None:
+        return c, "", bad
     return c, tenant_id, _admin_refusal(req, c, tenant_id=tenant_id)
 
 

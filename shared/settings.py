@@ -266,7 +266,7 @@ def load_settings(env: Mapping[str, str] = os.environ) -> Settings:
         bot_openid_metadata_url=_text(env, "BOT_OPENID_METADATA_URL"),
         bot_token_url=_text(env, "BOT_TOKEN_URL"),
         allow_unauthenticated_bot_requests=allow_anonymous,
-        default_tenant_id=_text(env, "DEFAULT_TENANT_ID"),
+        default_tenant_id=_tenant(env, "DEFAULT_TENANT_ID"),
         reminder_after_minutes=_positive_int(env, "REMINDER_AFTER_MINUTES"),
         retention=_retention(env),
         running_in_azure=bool(azure_markers(env)),
@@ -283,6 +283,18 @@ def load_settings(env: Mapping[str, str] = os.environ) -> Settings:
         tenant_sends_per_second=_positive_int(env, "TEAMS_TENANT_SENDS_PER_SECOND"),
         connector_admins=tuple(a.strip().lower() for a in (_text(env, "CONNECTOR_ADMINS") or "").split(",") if a.strip()),
     )
+
+
+def _tenant(env: Mapping[str, str], name: str) -> str | None:
+    from shared.domain.tenants import InvalidTenantId, tenant_id
+
+    value = _text(env, name)
+    if not value:
+        return None
+    try:
+        return tenant_id(value)
+    except InvalidTenantId as exc:
+        raise SettingsError(f"{name} {exc}.") from None
 
 
 def _retention(env: Mapping[str, str]) -> Retention:

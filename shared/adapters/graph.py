@@ -306,15 +306,19 @@ class GraphDirectory:
 
     async def granted_app_roles(self, tenant_id: str) -> tuple[str, ...]:
         """The application permissions in the tenant's app-only token (its ``roles`` claim)."""
+        return tuple(sorted((await self.app_token_claims(tenant_id)).get("roles") or ()))
+
+    async def app_token_claims(self, tenant_id: str) -> dict:
+        """The claims of an app-only token Microsoft issues for the tenant (``tid``: the tenant
+        it was issued in, which proves the app's consent there); {} when they cannot be read."""
         self.client(tenant_id, "app")
         credential = self._clients[(tenant_id, "app")][1]
         try:
             token = await credential.get_token(GRAPH_DEFAULT_SCOPE)
-            claims = json.loads(unb64url(token.token.split(".")[1]))
-        except Exception as exc:  # noqa: BLE001 - an opaque token or a token failure: no roles to report
-            log.info("Cannot read the roles of tenant %s's app-only token: %s", tenant_id, type(exc).__name__)
-            return ()
-        return tuple(sorted(claims.get("roles") or ()))
+            return dict(json.loads(unb64url(token.token.split(".")[1])))
+        except Exception as exc:  # noqa: BLE001 - an opaque token or a token failure: nothing to read
+            log.info("Cannot read tenant %s's app-only token: %s", tenant_id, type(exc).__name__)
+            return {}
 
     async def me(self, tenant_id: str) -> dict:
         """The connected user's profile (delegated)."""

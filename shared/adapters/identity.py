@@ -31,7 +31,7 @@ import requests
 from shared.adapters.app_registration import AppRegistration
 from shared.permissions import GRAPH_RESOURCE, delegated_scope_uris
 from shared.ports import ConcurrencyConflict, ConsentFailed, ReconsentRequired, TransientError
-from shared.security import TokenCipher, cache_associated_data
+from shared.security import DecryptionError, TokenCipher, cache_associated_data
 
 log = logging.getLogger(__name__)
 
@@ -196,7 +196,15 @@ class DelegatedTokens:
         if connector.status == "disconnected":
             raise ReconsentRequired("the connection was disconnected")
         associated = cache_associated_data(tenant_id)
-        cache_text = self._cipher.decrypt(connector.token_cache, associated)
+        try:
+            cache_text = self._cipher.decrypt(connector.token_cache, associated)
+        except DecryptionError:
+            # Not an outage: the key that sealed it is gone (TOKEN_ENCRYPTION_KEY changed without
+            # keeping the old key) or the record was altered. Only a new sign-in helps.
+            reason = "the stored sign-in cannot be read with TOKEN_ENCRYPTION_KEY (was the key replaced instead of rotated?); connect the tenant again"
+            log.error("Tenant %s: %s", tenant_id, reason)
+            await self._on_reconsent(tenant_id, reason)
+            raise ReconsentRequired(reason) from None
         try:
             token, expires_on, new_cache = await self._identity.refresh(tenant_id, cache_text, connector.account_id)
         except ReconsentRequired as exc:

@@ -47,6 +47,35 @@ CARD_CONTENT_TYPE = "application/vnd.microsoft.card.adaptive"
 GONE_CODES = frozenset({"ConversationNotFound", "BotNotInConversationRoster", "BotDisabledByAdmin"})
 
 
+
+# Teams sends messages of up to about 100 KB (Teams limits); an activity larger than this is
+# not from Teams.
+MAX_ACTIVITY_BYTES = 256 * 1024
+
+
+def activity_problem(payload: dict) -> str | None:
+    """What makes ``payload`` unusable as a Teams activity, or None. Checked before botbuilder
+    sees it (it raises on a missing conversation or sender) and before any id becomes a key."""
+    from shared.domain.tenants import is_tenant_id
+
+    conversation = payload.get("conversation")
+    if not isinstance(conversation, dict) or not isinstance(conversation.get("id"), str) or not conversation["id"]:
+        return "the activity has no conversation id"
+    sender = payload.get("from")
+    if not isinstance(sender, dict) or not isinstance(sender.get("id"), str) or not sender["id"]:
+        return "the activity has no sender (from.id)"
+    if not isinstance(payload.get("serviceUrl"), str) or not payload["serviceUrl"].startswith(("https://", "http://")):
+        return "the activity has no serviceUrl"
+    channel_data = payload.get("channelData") if isinstance(payload.get("channelData"), dict) else {}
+    tenant = (channel_data.get("tenant") or {}).get("id") if isinstance(channel_data.get("tenant"), dict) else None
+    tenant = tenant or conversation.get("tenantId")
+    if tenant is not None and not is_tenant_id(tenant):
+        return "the activity's tenant id is not a Microsoft tenant id (a GUID)"
+    for name, value in (("conversation.id", conversation["id"]), ("from.id", sender["id"])):
+        if len(value) > 1024:
+            return f"the activity's {name} is longer than 1024 characters"
+    return None
+
 class TokenUrlAppCredentials(AppCredentials):
     """Client-credentials token from an explicitly configured token URL.
 
@@ -140,12 +169,19 @@ class TeamsBot:
 
     async def process(self, body: bytes, auth_header: str | None, handler: Handler) -> tuple[int, Any]:
         """Authenticate and run one inbound activity; returns (HTTP status, JSON body or None)."""
+        if len(body or b"") > MAX_ACTIVITY_BYTES:
+            log.warning("Refused a bot request of %d bytes (at most %d)", len(body), MAX_ACTIVITY_BYTES)
+            return 413, {"error": f"an activity is at most {MAX_ACTIVITY_BYTES} bytes"}
         try:
             payload = json.loads(body or b"{}")
         except json.JSONDecodeError:
             return 400, {"error": "the request body is not JSON"}
         if not isinstance(payload, dict) or not payload.get("type"):
             return 400, {"error": "the request body is not a Bot Framework activity (no type)"}
+        problem = activity_problem(payload)
+        if problem is not None:
+            log.warning("Refused a bot request: %s", problem)
+            return 400, {"error": problem}
         activity = Activity().deserialize(payload)
 
         if not auth_header and not self._allow_anonymous:

@@ -23,6 +23,7 @@ import json
 from datetime import datetime, timezone
 from typing import Any
 
+from shared.domain import tenants
 from shared.domain.events import (
     MAX_DESCRIPTION_LENGTH,
     MAX_ID_LENGTH,
@@ -164,6 +165,11 @@ def _parse_alert(alert: Any, path: str, *, event_source: str, data_source: str, 
     url = generator_url if generator_url and generator_url.startswith(("https://", "http://")) else None
 
     tenant_id = _first_nonblank(labels.get(TENANT_KEY), annotations.get(TENANT_KEY))
+    if tenant_id is not None:
+        try:
+            tenant_id = tenants.tenant_id(tenant_id)
+        except tenants.InvalidTenantId as exc:
+            raise InvalidEvent(f"{path}.labels.{TENANT_KEY}", str(exc)) from None
     responders = tuple(r.strip() for r in annotations.get(RESPONDERS_ANNOTATION, "").split(",") if r.strip())
     if len(responders) > MAX_RESPONDERS:
         raise InvalidEvent(f"{path}.annotations.{RESPONDERS_ANNOTATION}", f"has more than {MAX_RESPONDERS} entries")

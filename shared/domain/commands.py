@@ -13,6 +13,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
+from shared.domain import tenants
 from shared.domain.events import MAX_ID_LENGTH, InvalidEvent
 from shared.domain.workflows import MAX_COMMENT_CHARS, MAX_RECIPIENTS, InvalidWorkflow, Recipient, parse_recipient
 
@@ -90,6 +91,11 @@ def parse_command(obj: dict[str, Any]) -> Command:
         eid = _text(obj, "id", "id", required=True)
         source = _text(obj, "source", "source", required=True, max_chars=1024)
         tenant = _text(obj, "tenantid", "tenantid") or None
+        if tenant is not None:
+            try:
+                tenant = tenants.tenant_id(tenant)
+            except tenants.InvalidTenantId as exc:
+                raise InvalidEvent("tenantid", str(exc)) from None
         data = obj.get("data")
         if not isinstance(data, dict):
             raise InvalidEvent("data", "must be a JSON object")

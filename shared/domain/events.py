@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from shared.domain import tenants
+
 ALERT_EVENT_TYPES = (
     "alert.created",
     "alert.updated",
@@ -94,8 +96,10 @@ class AlertEvent:
 
     @property
     def dedupe_key(self) -> str:
-        """CloudEvents make (source, id) unique; hashed to a safe, bounded table key."""
-        return hashlib.sha256(f"{self.source}\n{self.event_id}".encode()).hexdigest()
+        """CloudEvents make (source, id) unique within a sender; the tenant is part of the key,
+        so two tenants' sources that reuse ids never look like one event. Hashed to a safe,
+        bounded table key."""
+        return hashlib.sha256(f"{self.tenant_id or ''}\n{self.source}\n{self.event_id}".encode()).hexdigest()
 
     @property
     def new_status(self) -> str | None:
@@ -255,6 +259,11 @@ def parse_cloudevent(obj: Any) -> AlertEvent:
             raise InvalidEvent("data", "is required")
         time = parse_time(obj.get("time"), "time")
         tenant_id = _string(obj, "tenantid", "tenantid")
+        if tenant_id is not None:
+            try:
+                tenant_id = tenants.tenant_id(tenant_id)
+            except tenants.InvalidTenantId as exc:
+                raise InvalidEvent("tenantid", str(exc)) from None
         subject = _string(obj, "subject", "subject")
         data = parse_alert_data(obj["data"], event_time=time, subject=subject)
     except InvalidEvent as exc:

@@ -24,6 +24,7 @@ from datetime import datetime, timezone
 from typing import Any, Callable, Mapping
 from urllib.parse import urlencode
 
+from shared.domain import tenants
 from shared.domain.connectors import METHODS, Connector, DeliveryTarget, PendingFlow
 from shared.domain.model import ConversationRecord
 from shared.permissions import APPLICATION_PERMISSIONS, GRAPH_DEFAULT_SCOPE
@@ -138,6 +139,11 @@ class ConsentService:
         """Store a pending flow and return the Microsoft URL to send the admin's browser to."""
         if method not in METHODS:
             raise ConsentInputError(f"method must be one of {', '.join(METHODS)}, not {method!r}")
+        if tenant is not None:
+            try:
+                tenant = tenants.tenant_id(tenant)
+            except tenants.InvalidTenantId as exc:
+                raise ConsentInputError(f"tenant {exc}") from None
         if targets and method != "delegated":
             raise ConsentInputError("delivery targets (team/channel/chat) apply to the delegated method only; the bot posts where it is installed")
         now = self._clock()
@@ -207,15 +213,35 @@ class ConsentService:
         tenant_id = params.get("tenant", "")
         if params.get("admin_consent", "").lower() != "true" or not tenant_id:
             return ConsentPage(400, "The tenant was not connected", "Microsoft did not confirm admin consent. Nothing was changed. Open the connect link again.")
+        try:
+            tenant_id = tenants.tenant_id(tenant_id)
+        except tenants.InvalidTenantId:
+            log.warning("Consent callback refused: its tenant parameter is not a tenant id")
+            return ConsentPage(400, "The tenant was not connected", "Microsoft's answer did not name a tenant id. Nothing was changed. Open the connect link again.")
         if flow.tenant_hint and flow.tenant_hint.lower() != tenant_id.lower():
             return ConsentPage(400, "The tenant was not connected", f"Consent was given in tenant {tenant_id}, but the link was for tenant {flow.tenant_hint}. Nothing was changed.")
+        existing = await self._store.get_connector(tenant_id)
+        if existing is not None and existing.status == "disconnected" and not flow.tenant_hint:
+            # The callback's tenant parameter is not proof of who consented: a link made for no
+            # tenant never brings back one that an administrator disconnected.
+            log.warning("Refused to reconnect disconnected tenant %s from a consent link made for no tenant", tenant_id)
+            return ConsentPage(
+                403, "The tenant was not connected",
+                f"Tenant {tenant_id} was disconnected. Reconnecting it needs a connect link made for it "
+                f"(/api/connect?method=bot&tenant={tenant_id}). Nothing was changed.",
+            )
         try:
+            claims = await self._directory.app_token_claims(tenant_id)
+            if claims.get("tid", "").lower() != tenant_id.lower():
+                return ConsentPage(
+                    403, "The tenant was not connected",
+                    f"Microsoft did not issue the connector a token for tenant {tenant_id}, so its consent there is not proven. Nothing was changed.",
+                )
             organisation = await self._directory.organization(tenant_id, mode="app")
-            roles = await self._directory.granted_app_roles(tenant_id)
+            roles = tuple(sorted(claims.get("roles") or ()))
         except GraphError as exc:
             return ConsentPage(502, "The tenant was not connected", f"Consent was recorded by Microsoft, but the connector could not use it: {exc}")
         now = self._clock()
-        existing = await self._store.get_connector(tenant_id)
         connector = Connector(
             tenant_id=tenant_id,
             method="bot",

@@ -74,7 +74,7 @@ class TestVerbs:
     async def test_a_click_from_another_tenant_is_refused(self, acting_connector, queue_sink):
         sim = acting_connector
         channel_id, _, alert = await setup_alert(sim)
-        body = await click(sim, "acknowledge", alert["data"], channel_id, alert["card_id"], tenant_id="another-tenant")
+        body = await click(sim, "acknowledge", alert["data"], channel_id, alert["card_id"], tenant_id="0f0f0f0f-0000-4000-8000-0000000000ff")
         assert "another organisation" in json.dumps(body)
         assert queue_sink.messages == []
         [state] = await (await bootstrap.container()).store.list_open_alerts(TENANT_ID)

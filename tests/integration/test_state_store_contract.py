@@ -41,7 +41,7 @@ async def store(request, table_prefix, clock):
     await s.close()
 
 
-def alert(tenant="tenant-a", key="k1", **changes) -> AlertState:
+def alert(tenant="aaaaaaaa-0000-4000-8000-00000000000a", key="k1", **changes) -> AlertState:
     base = AlertState(
         tenant_id=tenant, key=key, alert_id="ALRT-1", source="grafana", event_source="https://alerts.example.com",
         title="High CPU", status="open", severity="high", labels={"host": "web-03", "team": "sre"},
@@ -54,26 +54,26 @@ class TestConversations:
     async def test_a_saved_conversation_reads_back_with_its_reference(self, store):
         record = conversation(conversation_id="19:abc/def#x?y@thread.tacv2")
         await store.save_conversation(record)
-        again = await store.get_conversation("tenant-a", record.conversation_id)
+        again = await store.get_conversation("aaaaaaaa-0000-4000-8000-00000000000a", record.conversation_id)
         assert again.reference == record.reference
         assert again.conversation_id == record.conversation_id
 
     async def test_saving_twice_refreshes_instead_of_duplicating(self, store):
         await store.save_conversation(conversation())
         await store.save_conversation(replace(conversation(), name="Renamed"))
-        listed = await store.list_conversations("tenant-a")
+        listed = await store.list_conversations("aaaaaaaa-0000-4000-8000-00000000000a")
         assert [c.name for c in listed] == ["Renamed"]
 
     async def test_conversations_are_listed_per_tenant(self, store):
-        await store.save_conversation(conversation("tenant-a", "a1"))
-        await store.save_conversation(conversation("tenant-b", "b1"))
-        assert [c.conversation_id for c in await store.list_conversations("tenant-b")] == ["b1"]
+        await store.save_conversation(conversation("aaaaaaaa-0000-4000-8000-00000000000a", "a1"))
+        await store.save_conversation(conversation("bbbbbbbb-0000-4000-8000-00000000000b", "b1"))
+        assert [c.conversation_id for c in await store.list_conversations("bbbbbbbb-0000-4000-8000-00000000000b")] == ["b1"]
         assert len(await store.list_conversations()) == 2
 
     async def test_a_removed_conversation_is_gone(self, store):
         await store.save_conversation(conversation())
-        await store.remove_conversation("tenant-a", conversation().conversation_id)
-        assert await store.get_conversation("tenant-a", conversation().conversation_id) is None
+        await store.remove_conversation("aaaaaaaa-0000-4000-8000-00000000000a", conversation().conversation_id)
+        assert await store.get_conversation("aaaaaaaa-0000-4000-8000-00000000000a", conversation().conversation_id) is None
 
 
 class TestAlerts:
@@ -81,7 +81,7 @@ class TestAlerts:
         full = alert(first_event="e1", last_event="e2", channel={"status": "created", "id": "19:c"}, revision=4)
         saved = await store.save_alert(full)
         assert saved.etag
-        again = await store.get_alert("tenant-a", "k1")
+        again = await store.get_alert("aaaaaaaa-0000-4000-8000-00000000000a", "k1")
         assert replace(again, etag=None) == full
 
     async def test_creating_an_alert_that_exists_is_a_conflict(self, store):
@@ -94,7 +94,7 @@ class TestAlerts:
         await store.save_alert(replace(first, status="acknowledged"))
         with pytest.raises(ConcurrencyConflict):
             await store.save_alert(replace(first, status="resolved"))
-        assert (await store.get_alert("tenant-a", "k1")).status == "acknowledged"
+        assert (await store.get_alert("aaaaaaaa-0000-4000-8000-00000000000a", "k1")).status == "acknowledged"
 
     async def test_of_two_racing_writers_exactly_one_wins(self, store):
         first = await store.save_alert(alert())
@@ -108,11 +108,11 @@ class TestAlerts:
     async def test_open_alerts_are_listed_per_tenant_and_across_tenants(self, store):
         await store.save_alert(alert(key="k1"))
         await store.save_alert(alert(key="k2", status="resolved"))
-        await store.save_alert(alert(tenant="tenant-b", key="k3", status="acknowledged"))
+        await store.save_alert(alert(tenant="bbbbbbbb-0000-4000-8000-00000000000b", key="k3", status="acknowledged"))
         later = await store.save_alert(alert(key="k4"))
         await store.save_alert(replace(later, status="resolved"))
         assert {a.key for a in await store.list_open_alerts()} == {"k1", "k3"}
-        assert {a.key for a in await store.list_open_alerts("tenant-a")} == {"k1"}
+        assert {a.key for a in await store.list_open_alerts("aaaaaaaa-0000-4000-8000-00000000000a")} == {"k1"}
 
     async def test_a_reopened_alert_is_open_again_after_its_index_row_was_pruned(self, store, clock):
         first = await store.save_alert(alert(key="k1"))
@@ -121,7 +121,7 @@ class TestAlerts:
         assert await store.list_open_alerts(prune_before=clock.now - timedelta(minutes=15)) == []
         assert await store.list_open_alerts(prune_before=clock.now - timedelta(minutes=15)) == []  # the row is gone
         await store.save_alert(replace(resolved, status="open", status_changed=clock.now))
-        assert [a.key for a in await store.list_open_alerts("tenant-a")] == ["k1"]
+        assert [a.key for a in await store.list_open_alerts("aaaaaaaa-0000-4000-8000-00000000000a")] == ["k1"]
 
     async def test_pruning_keeps_the_row_of_an_alert_resolved_or_indexed_recently(self, store, clock):
         first = await store.save_alert(alert(key="k1"))
@@ -129,7 +129,7 @@ class TestAlerts:
         clock.now = NOW + timedelta(minutes=5)
         await store.list_open_alerts(prune_before=clock.now - timedelta(minutes=15))
         # Reopened now: the index row must still be there when the write lands.
-        current = await store.get_alert("tenant-a", "k1")
+        current = await store.get_alert("aaaaaaaa-0000-4000-8000-00000000000a", "k1")
         await store.save_alert(replace(current, status="open", status_changed=clock.now))
         assert [a.key for a in await store.list_open_alerts()] == ["k1"]
 
@@ -137,28 +137,28 @@ class TestAlerts:
         await store.save_alert(alert(key="k1", alert_id="ALRT-7"))
         await store.save_alert(alert(key="k2", alert_id="alrt-7", source="other", status="resolved"))
         await store.save_alert(alert(key="k3", alert_id="ALRT-8"))
-        await store.save_alert(alert(tenant="tenant-b", key="k4", alert_id="ALRT-7"))
-        assert {a.key for a in await store.find_alerts("tenant-a", "alrt-7")} == {"k1", "k2"}
-        assert await store.find_alerts("tenant-a", "ALRT-9") == []
+        await store.save_alert(alert(tenant="bbbbbbbb-0000-4000-8000-00000000000b", key="k4", alert_id="ALRT-7"))
+        assert {a.key for a in await store.find_alerts("aaaaaaaa-0000-4000-8000-00000000000a", "alrt-7")} == {"k1", "k2"}
+        assert await store.find_alerts("aaaaaaaa-0000-4000-8000-00000000000a", "ALRT-9") == []
 
     async def test_the_other_tenants_alert_is_invisible(self, store):
-        await store.save_alert(alert(tenant="tenant-b"))
-        assert await store.get_alert("tenant-a", "k1") is None
+        await store.save_alert(alert(tenant="bbbbbbbb-0000-4000-8000-00000000000b"))
+        assert await store.get_alert("aaaaaaaa-0000-4000-8000-00000000000a", "k1") is None
 
 
 class TestDeliveries:
     async def test_a_claim_can_be_taken_once(self, store):
-        claim = Delivery("tenant-a", "k1", "19:c@thread", claimed_at=NOW)
+        claim = Delivery("aaaaaaaa-0000-4000-8000-00000000000a", "k1", "19:c@thread", claimed_at=NOW)
         await store.save_delivery(claim)
         with pytest.raises(ConcurrencyConflict):
             await store.save_delivery(claim)
 
     async def test_a_posted_delivery_records_its_activity_and_version(self, store):
-        claim = await store.save_delivery(Delivery("tenant-a", "k1", "19:c@thread", claimed_at=NOW))
+        claim = await store.save_delivery(Delivery("aaaaaaaa-0000-4000-8000-00000000000a", "k1", "19:c@thread", claimed_at=NOW))
         await store.save_delivery(replace(claim, activity_id="1700000000001", rendered_version=3, status="posted", last_reminder=NOW + timedelta(minutes=1)))
-        got = await store.get_delivery("tenant-a", "k1", "19:c@thread")
+        got = await store.get_delivery("aaaaaaaa-0000-4000-8000-00000000000a", "k1", "19:c@thread")
         assert (got.activity_id, got.rendered_version, got.status, got.last_reminder) == ("1700000000001", 3, "posted", NOW + timedelta(minutes=1))
-        assert [d.conversation_id for d in await store.list_deliveries("tenant-a", "k1")] == ["19:c@thread"]
+        assert [d.conversation_id for d in await store.list_deliveries("aaaaaaaa-0000-4000-8000-00000000000a", "k1")] == ["19:c@thread"]
 
 
 class TestEventsAndRejections:
@@ -183,7 +183,7 @@ class TestEventsAndRejections:
         assert rejected[0].reason == "type: is required" and rejected[0].field == "type"
 
 
-def workflow(wid="w1", tenant="tenant-a", **fields):
+def workflow(wid="w1", tenant="aaaaaaaa-0000-4000-8000-00000000000a", **fields):
     from shared.domain.workflows import parse_workflow
 
     body = {"name": wid, "trigger": "new_or_updated", "recipients": [{"kind": "channel", "teamId": "t", "channelId": "19:c@thread.tacv2"}],
@@ -194,7 +194,7 @@ def workflow(wid="w1", tenant="tenant-a", **fields):
 class TestWorkflows:
     async def test_a_workflow_round_trips_with_its_revision(self, store):
         saved = await store.save_workflow(replace(workflow(comment="hi", match={"minSeverity": "high"}), revision=3, updated=NOW, updated_by="grace"))
-        again = await store.get_workflow("tenant-a", "w1")
+        again = await store.get_workflow("aaaaaaaa-0000-4000-8000-00000000000a", "w1")
         assert again.to_json() == saved.to_json() and (again.revision, again.updated, again.updated_by) == (3, NOW, "grace")
 
     async def test_a_stale_workflow_write_is_refused(self, store):
@@ -205,51 +205,51 @@ class TestWorkflows:
 
     async def test_workflows_are_listed_per_tenant_and_deleted(self, store):
         await store.save_workflow(workflow("a"))
-        await store.save_workflow(workflow("b", tenant="tenant-b"))
-        assert [w.id for w in await store.list_workflows("tenant-a")] == ["a"]
+        await store.save_workflow(workflow("b", tenant="bbbbbbbb-0000-4000-8000-00000000000b"))
+        assert [w.id for w in await store.list_workflows("aaaaaaaa-0000-4000-8000-00000000000a")] == ["a"]
         assert sorted(w.id for w in await store.list_all_workflows()) == ["a", "b"]
-        await store.delete_workflow("tenant-a", "a")
-        assert await store.list_workflows("tenant-a") == []
+        await store.delete_workflow("aaaaaaaa-0000-4000-8000-00000000000a", "a")
+        assert await store.list_workflows("aaaaaaaa-0000-4000-8000-00000000000a") == []
 
 
 class TestRecipientsAndUndeliverable:
     async def test_a_resolved_recipient_and_a_failure_with_its_expiry(self, store):
-        await store.save_recipient("tenant-a", "person:a@contoso.com", "19:chat@unq.gbl.spaces")
-        await store.save_recipient("tenant-a", "person:ghost@contoso.com", None, "not found", NOW)
-        assert (await store.get_recipient("tenant-a", "person:a@contoso.com"))["conversationId"] == "19:chat@unq.gbl.spaces"
-        assert await store.get_recipient("tenant-a", "person:ghost@contoso.com") == {"conversationId": None, "failure": "not found", "until": NOW}
-        assert await store.get_recipient("tenant-b", "person:a@contoso.com") is None
+        await store.save_recipient("aaaaaaaa-0000-4000-8000-00000000000a", "person:a@contoso.com", "19:chat@unq.gbl.spaces")
+        await store.save_recipient("aaaaaaaa-0000-4000-8000-00000000000a", "person:ghost@contoso.com", None, "not found", NOW)
+        assert (await store.get_recipient("aaaaaaaa-0000-4000-8000-00000000000a", "person:a@contoso.com"))["conversationId"] == "19:chat@unq.gbl.spaces"
+        assert await store.get_recipient("aaaaaaaa-0000-4000-8000-00000000000a", "person:ghost@contoso.com") == {"conversationId": None, "failure": "not found", "until": NOW}
+        assert await store.get_recipient("bbbbbbbb-0000-4000-8000-00000000000b", "person:a@contoso.com") is None
 
     async def test_a_recipient_claim_holds_until_it_expires(self, store):
         hold = timedelta(minutes=2)
-        assert await store.claim_recipient("tenant-a", "group:x", NOW, hold)
-        assert not await store.claim_recipient("tenant-a", "group:x", NOW + timedelta(minutes=1), hold)
-        assert await store.claim_recipient("tenant-a", "group:x", NOW + timedelta(minutes=3), hold)
+        assert await store.claim_recipient("aaaaaaaa-0000-4000-8000-00000000000a", "group:x", NOW, hold)
+        assert not await store.claim_recipient("aaaaaaaa-0000-4000-8000-00000000000a", "group:x", NOW + timedelta(minutes=1), hold)
+        assert await store.claim_recipient("aaaaaaaa-0000-4000-8000-00000000000a", "group:x", NOW + timedelta(minutes=3), hold)
 
     async def test_undeliverable_alerts_are_listed_newest_first_per_tenant(self, store):
         from shared.domain.model import Undeliverable
 
-        await store.record_undeliverable(Undeliverable("tenant-a", "k1", "ALRT-1", "ghost", "not found", "no fallback", NOW))
-        await store.record_undeliverable(Undeliverable("tenant-a", "k2", "ALRT-2", "ghost", "not found", "no fallback", NOW + timedelta(minutes=1)))
-        await store.record_undeliverable(Undeliverable("tenant-b", "k3", "ALRT-3", "ghost", "not found", "no fallback", NOW))
-        assert [u.alert_id for u in await store.list_undeliverable("tenant-a")] == ["ALRT-2", "ALRT-1"]
+        await store.record_undeliverable(Undeliverable("aaaaaaaa-0000-4000-8000-00000000000a", "k1", "ALRT-1", "ghost", "not found", "no fallback", NOW))
+        await store.record_undeliverable(Undeliverable("aaaaaaaa-0000-4000-8000-00000000000a", "k2", "ALRT-2", "ghost", "not found", "no fallback", NOW + timedelta(minutes=1)))
+        await store.record_undeliverable(Undeliverable("bbbbbbbb-0000-4000-8000-00000000000b", "k3", "ALRT-3", "ghost", "not found", "no fallback", NOW))
+        assert [u.alert_id for u in await store.list_undeliverable("aaaaaaaa-0000-4000-8000-00000000000a")] == ["ALRT-2", "ALRT-1"]
 
     async def test_a_delivery_keeps_who_it_is_for_and_why(self, store):
-        saved = await store.save_delivery(Delivery("tenant-a", "k1", "c1", recipient="Ops", reason="workflow Prod", context={"comments": ["hi"], "workflows": ["Prod"]}))
-        again = await store.get_delivery("tenant-a", "k1", "c1")
+        saved = await store.save_delivery(Delivery("aaaaaaaa-0000-4000-8000-00000000000a", "k1", "c1", recipient="Ops", reason="workflow Prod", context={"comments": ["hi"], "workflows": ["Prod"]}))
+        again = await store.get_delivery("aaaaaaaa-0000-4000-8000-00000000000a", "k1", "c1")
         assert (again.recipient, again.reason, again.context) == ("Ops", "workflow Prod", {"comments": ["hi"], "workflows": ["Prod"]})
-        await store.delete_delivery("tenant-a", "k1", "c1")
-        assert await store.get_delivery("tenant-a", "k1", "c1") is None and saved.etag
+        await store.delete_delivery("aaaaaaaa-0000-4000-8000-00000000000a", "k1", "c1")
+        assert await store.get_delivery("aaaaaaaa-0000-4000-8000-00000000000a", "k1", "c1") is None and saved.etag
 
 
 class TestSummaryMembers:
     async def test_members_are_written_in_batches_and_read_back_per_conversation(self, store):
         members = [{"alertKey": f"k{i:04d}", "severity": "high", "status": "open", "revision": 1} for i in range(250)]
-        await store.save_summary_members("tenant-a", "19:c@thread.tacv2", members)
-        await store.save_summary_members("tenant-a", "19:c@thread.tacv2", [{**members[7], "status": "resolved", "revision": 3, "seq": 12}])
-        assert await store.get_summary_member("tenant-a", "19:c@thread.tacv2", "k0007") == {"alertKey": "k0007", "severity": "high", "status": "resolved", "revision": 3, "seq": 12}
-        assert await store.get_summary_member("tenant-a", "19:c@thread.tacv2", "k0249") is not None
-        assert await store.get_summary_member("tenant-a", "19:other@thread.tacv2", "k0007") is None
+        await store.save_summary_members("aaaaaaaa-0000-4000-8000-00000000000a", "19:c@thread.tacv2", members)
+        await store.save_summary_members("aaaaaaaa-0000-4000-8000-00000000000a", "19:c@thread.tacv2", [{**members[7], "status": "resolved", "revision": 3, "seq": 12}])
+        assert await store.get_summary_member("aaaaaaaa-0000-4000-8000-00000000000a", "19:c@thread.tacv2", "k0007") == {"alertKey": "k0007", "severity": "high", "status": "resolved", "revision": 3, "seq": 12}
+        assert await store.get_summary_member("aaaaaaaa-0000-4000-8000-00000000000a", "19:c@thread.tacv2", "k0249") is not None
+        assert await store.get_summary_member("aaaaaaaa-0000-4000-8000-00000000000a", "19:other@thread.tacv2", "k0007") is None
 
 
 class TestRetention:
@@ -258,7 +258,7 @@ class TestRetention:
     async def _alert_with_cards(self, store, key, **changes):
         saved = await store.save_alert(alert(key=key, alert_id=f"ALRT-{key}", **changes))
         for conversation_id in ("19:a@thread.tacv2", "19:b@thread.tacv2"):
-            await store.save_delivery(Delivery("tenant-a", key, conversation_id, activity_id="1", status="posted"))
+            await store.save_delivery(Delivery("aaaaaaaa-0000-4000-8000-00000000000a", key, conversation_id, activity_id="1", status="posted"))
         return saved
 
     async def test_a_resolved_alert_goes_after_its_retention_with_its_cards_and_id(self, store, clock):
@@ -266,13 +266,13 @@ class TestRetention:
         await store.save_alert(replace(first, status="resolved", status_changed=NOW))
         clock.now = NOW + timedelta(days=29)
         report = await store.remove_due()
-        assert report.removed == {} and await store.get_alert("tenant-a", "gone") is not None
+        assert report.removed == {} and await store.get_alert("aaaaaaaa-0000-4000-8000-00000000000a", "gone") is not None
         clock.now = NOW + timedelta(days=30, hours=2)
         report = await store.remove_due()
         assert report.removed == {"alert": 1}, report.summary()
-        assert await store.get_alert("tenant-a", "gone") is None
-        assert await store.list_deliveries("tenant-a", "gone") == []
-        assert await store.find_alerts("tenant-a", "ALRT-gone") == []
+        assert await store.get_alert("aaaaaaaa-0000-4000-8000-00000000000a", "gone") is None
+        assert await store.list_deliveries("aaaaaaaa-0000-4000-8000-00000000000a", "gone") == []
+        assert await store.find_alerts("aaaaaaaa-0000-4000-8000-00000000000a", "ALRT-gone") == []
         assert (await store.remove_due()).handled == 0  # the schedule row went too
 
     async def test_nothing_an_open_alert_needs_is_removed(self, store, clock):
@@ -281,39 +281,39 @@ class TestRetention:
         resolved = await store.save_alert(replace(first, status="resolved", status_changed=NOW))
         await store.save_alert(replace(resolved, status="open", status_changed=NOW + timedelta(days=1)))
         await self._alert_with_cards(store, "open")
-        await store.save_summary_members("tenant-a", "19:a@thread.tacv2", [{"alertKey": k, "severity": "high", "status": "open", "revision": 1} for k in ("again", "open")])
+        await store.save_summary_members("aaaaaaaa-0000-4000-8000-00000000000a", "19:a@thread.tacv2", [{"alertKey": k, "severity": "high", "status": "open", "revision": 1} for k in ("again", "open")])
         clock.now = NOW + timedelta(days=400)
         report = await store.remove_due()
         assert report.removed == {}, report.summary()
         for key in ("again", "open"):
-            assert (await store.get_alert("tenant-a", key)).status == "open"
-            assert len(await store.list_deliveries("tenant-a", key)) == 2
-            assert await store.get_summary_member("tenant-a", "19:a@thread.tacv2", key) is not None
-            assert [a.key for a in await store.find_alerts("tenant-a", f"ALRT-{key}")] == [key]
+            assert (await store.get_alert("aaaaaaaa-0000-4000-8000-00000000000a", key)).status == "open"
+            assert len(await store.list_deliveries("aaaaaaaa-0000-4000-8000-00000000000a", key)) == 2
+            assert await store.get_summary_member("aaaaaaaa-0000-4000-8000-00000000000a", "19:a@thread.tacv2", key) is not None
+            assert [a.key for a in await store.find_alerts("aaaaaaaa-0000-4000-8000-00000000000a", f"ALRT-{key}")] == [key]
         assert {a.key for a in await store.list_open_alerts(prune_before=clock.now)} == {"again", "open"}
 
     async def test_a_summary_count_goes_with_its_alert(self, store, clock):
         first = await store.save_alert(alert(key="k1"))
-        await store.save_summary_members("tenant-a", "19:a@thread.tacv2", [{"alertKey": "k1", "severity": "high", "status": "open", "revision": 1}])
+        await store.save_summary_members("aaaaaaaa-0000-4000-8000-00000000000a", "19:a@thread.tacv2", [{"alertKey": "k1", "severity": "high", "status": "open", "revision": 1}])
         clock.now = NOW + timedelta(days=31)
         await store.remove_due()
-        assert await store.get_summary_member("tenant-a", "19:a@thread.tacv2", "k1") is not None  # still open
+        assert await store.get_summary_member("aaaaaaaa-0000-4000-8000-00000000000a", "19:a@thread.tacv2", "k1") is not None  # still open
         await store.save_alert(replace(first, status="resolved", status_changed=clock.now))
         clock.now += timedelta(days=61)
         report = await store.remove_due()
         assert report.removed == {"alert": 1, "members": 1}, report.summary()
-        assert await store.get_summary_member("tenant-a", "19:a@thread.tacv2", "k1") is None
+        assert await store.get_summary_member("aaaaaaaa-0000-4000-8000-00000000000a", "19:a@thread.tacv2", "k1") is None
 
     async def test_a_conversations_members_are_swept_page_by_page_and_the_open_ones_stay(self, store, clock):
         keys = [f"{i:040x}" for i in range(230)]
         for i, key in enumerate(keys):
             open_now = i % 50 == 0
             await store.save_alert(alert(key=key, status="open" if open_now else "resolved", status_changed=NOW))
-        await store.save_summary_members("tenant-a", "19:a@thread.tacv2", [{"alertKey": k, "severity": "high", "status": "open", "revision": 1} for k in keys])
+        await store.save_summary_members("aaaaaaaa-0000-4000-8000-00000000000a", "19:a@thread.tacv2", [{"alertKey": k, "severity": "high", "status": "open", "revision": 1} for k in keys])
         for hours in (31 * 24, 31 * 24 + 1, 31 * 24 + 2, 31 * 24 + 3):
             clock.now = NOW + timedelta(hours=hours)
             await store.remove_due()
-        left = [k for k in keys if await store.get_summary_member("tenant-a", "19:a@thread.tacv2", k) is not None]
+        left = [k for k in keys if await store.get_summary_member("aaaaaaaa-0000-4000-8000-00000000000a", "19:a@thread.tacv2", k) is not None]
         assert left == [k for i, k in enumerate(keys) if i % 50 == 0]
 
     async def test_an_alert_channel_record_goes_with_its_alert(self, store, clock):
@@ -323,11 +323,11 @@ class TestRetention:
         await store.save_alert(replace(first, status="resolved", status_changed=NOW))
         clock.now = NOW + timedelta(days=31)
         await store.remove_due()
-        assert [c.conversation_id for c in await store.list_conversations("tenant-a")] == ["19:general@thread.tacv2"]
+        assert [c.conversation_id for c in await store.list_conversations("aaaaaaaa-0000-4000-8000-00000000000a")] == ["19:general@thread.tacv2"]
 
     async def test_a_pending_action_is_never_removed_and_a_published_one_is(self, store, clock):
-        pending = await store.save_action(ActionRecord("tenant-a", "a-pending", {"id": "a-pending"}, created=NOW))
-        published = await store.save_action(ActionRecord("tenant-a", "a-published", {"id": "a-published"}, created=NOW))
+        pending = await store.save_action(ActionRecord("aaaaaaaa-0000-4000-8000-00000000000a", "a-pending", {"id": "a-pending"}, created=NOW))
+        published = await store.save_action(ActionRecord("aaaaaaaa-0000-4000-8000-00000000000a", "a-published", {"id": "a-published"}, created=NOW))
         await store.save_action(replace(published, status="published"))
         assert [a.action_id for a in await store.list_pending_actions()] == ["a-pending"]
         clock.now = NOW + timedelta(days=45)
@@ -342,8 +342,8 @@ class TestRetention:
     async def test_operator_records_processed_keys_digests_and_flows_expire(self, store, clock):
         await store.mark_processed("cd" * 32, "evt-1")
         await store.record_rejected(RejectedEvent("m-1", "bad", "type", None, "{}", NOW))
-        await store.record_undeliverable(Undeliverable("tenant-a", "k1", "ALRT-1", "person:x", "not found", "no fallback", NOW))
-        await store.claim_digest(Delivery("tenant-a", "digest:w1:42", "19:a@thread.tacv2", claimed_at=NOW))
+        await store.record_undeliverable(Undeliverable("aaaaaaaa-0000-4000-8000-00000000000a", "k1", "ALRT-1", "person:x", "not found", "no fallback", NOW))
+        await store.claim_digest(Delivery("aaaaaaaa-0000-4000-8000-00000000000a", "digest:w1:42", "19:a@thread.tacv2", claimed_at=NOW))
         await store.save_pending_flow(PendingFlow("flow-1", "bot", None, "", created=NOW))
         clock.now = NOW + timedelta(days=7)
         assert await store.was_processed("cd" * 32) and await store.list_rejected()
@@ -353,8 +353,8 @@ class TestRetention:
         report = await store.remove_due()
         assert report.removed == {"event": 1, "rejected": 1, "undeliverable": 1, "delivery": 1}, report.summary()
         assert not await store.was_processed("cd" * 32)
-        assert await store.list_rejected() == [] and await store.list_undeliverable("tenant-a") == []
-        assert await store.get_delivery("tenant-a", "digest:w1:42", "19:a@thread.tacv2") is None
+        assert await store.list_rejected() == [] and await store.list_undeliverable("aaaaaaaa-0000-4000-8000-00000000000a") == []
+        assert await store.get_delivery("aaaaaaaa-0000-4000-8000-00000000000a", "digest:w1:42", "19:a@thread.tacv2") is None
         assert await store.take_pending_flow("flow-1") is None
 
     async def test_a_large_day_of_rejected_events_is_removed_page_by_page(self, store, clock):
@@ -373,4 +373,4 @@ class TestRetention:
         assert first.handled == 3 and first.more and "more is due" in first.summary()
         second = await store.remove_due(max_removals=3)
         assert second.removed == {"alert": 2} and not second.more
-        assert [await store.get_alert("tenant-a", f"k{i}") for i in range(5)] == [None] * 5
+        assert [await store.get_alert("aaaaaaaa-0000-4000-8000-00000000000a", f"k{i}") for i in range(5)] == [None] * 5

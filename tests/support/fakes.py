@@ -63,7 +63,7 @@ class RecordingMessenger:
         return [m for m in self.messages.values() if m.reply_to == activity_id]
 
 
-def conversation(tenant_id: str = "tenant-a", conversation_id: str = "19:general@thread.tacv2", kind: str = "channel") -> ConversationRecord:
+def conversation(tenant_id: str = "aaaaaaaa-0000-4000-8000-00000000000a", conversation_id: str = "19:general@thread.tacv2", kind: str = "channel") -> ConversationRecord:
     return ConversationRecord(
         tenant_id=tenant_id,
         conversation_id=conversation_id,

@@ -15,7 +15,7 @@ from shared.services.actions import ActionContext, Actor, Where
 from shared.services.bot import handle_activity
 from tests.support.fakes import FakeDirectory, RecordingMessenger, RecordingPublisher, conversation, delivering, process_and_deliver
 
-TENANT = "tenant-a"
+TENANT = "aaaaaaaa-0000-4000-8000-00000000000a"
 ALICE = {"id": "aad-alice", "displayName": "Alice", "userPrincipalName": "alice@contoso.com", "mail": "alice@contoso.com"}
 BOB = {"id": "aad-bob", "displayName": "Bob", "userPrincipalName": "bob@contoso.com", "mail": "bob@contoso.com"}
 TEAM = "group-1"
@@ -92,7 +92,7 @@ class TestStateChanges:
 class TestWhoMayAct:
     async def test_someone_from_another_tenant_is_refused(self, world):
         ctx, state = world
-        result = await actions.change_state(ctx, "acknowledge", "tenant-b", state.key, alice("tenant-b"), Where())
+        result = await actions.change_state(ctx, "acknowledge", "bbbbbbbb-0000-4000-8000-00000000000b", state.key, alice("bbbbbbbb-0000-4000-8000-00000000000b"), Where())
         assert not result.changed and "another organisation" in result.message and result.state is None
         assert (await ctx.store.get_alert(TENANT, state.key)).status == "open"
 

@@ -20,7 +20,7 @@ from shared.services.delivery import TenantBudget
 from tests.support.fakes import RecordingMessenger, conversation, delivering, process_and_deliver
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=timezone.utc)
-TENANT = "tenant-a"
+TENANT = "aaaaaaaa-0000-4000-8000-00000000000a"
 CHANNEL = "19:storm@thread.tacv2"
 
 

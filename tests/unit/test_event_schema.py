@@ -121,6 +121,9 @@ INVALID_CASES = {
     "data not an object": (event() | {"data": "High CPU"}, "data"),
     "time not a timestamp": (event(time="yesterday"), "time"),
     "tenantid not a string": (event(tenantid=42), "tenantid"),
+    "tenantid not a GUID": (event(tenantid="contoso.onmicrosoft.com"), "tenantid"),
+    "tenantid that would break a table key": (event(tenantid="72f988bf-86f1-41af-91ab-2d7cd011db47#x"), "tenantid"),
+    "tenantid of 2,000 characters": (event(tenantid="a" * 2000), "tenantid"),
     "subject not a string": (event(subject=1042), "subject"),
     "no alert id at all": (event(subject=_DROP, data={"id": _DROP}), "data.id"),
     "empty alert id without subject": (event(subject=_DROP, data={"id": ""}), "data.id"),
@@ -243,6 +246,7 @@ INVALID_COMMANDS: dict[str, tuple[dict, str]] = {
     "no source": (command(source=_DROP), "source"),
     "source too long": (command(source="https://alerts.example.com/" + "s" * 1000), "source"),
     "tenantid not a string": (command(tenantid=42), "tenantid"),
+    "tenantid not a GUID": (command(tenantid="../../x"), "tenantid"),
     "no data": ({k: v for k, v in SEND_BASE.items() if k != "data"}, "data"),
     "data null": (command() | {"data": None}, "data"),
     "data not an object": (command() | {"data": [CHANNEL]}, "data"),
@@ -456,7 +460,7 @@ def valid_events(draw) -> dict:
     else:
         instance["time"] = draw(_timestamps)
     if draw(st.booleans()):
-        instance["tenantid"] = draw(st.uuids()).hex
+        instance["tenantid"] = str(draw(st.uuids()))
     return instance
 
 
@@ -575,12 +579,12 @@ class TestCommandsOnTheQueue:
         assert rejected.field == field, rejected.reason
 
     async def test_a_valid_command_for_an_unknown_alert_is_rejected_naming_subject(self, send):
-        instance = command(id="send-404", subject="ALRT-404", tenantid="tenant-a")
+        instance = command(id="send-404", subject="ALRT-404", tenantid="aaaaaaaa-0000-4000-8000-00000000000a")
         assert schema_accepts(instance)
         [outcome], [rejected] = await send(instance)
         assert outcome.result == "rejected" and outcome.event_id == "send-404"
         assert rejected.field == "subject"
-        assert rejected.reason == "subject: no alert ALRT-404 from source https://alerts.example.com in tenant tenant-a"
+        assert rejected.reason == "subject: no alert ALRT-404 from source https://alerts.example.com in tenant aaaaaaaa-0000-4000-8000-00000000000a"
 
 
 _recipients = st.one_of(

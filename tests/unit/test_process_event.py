@@ -19,7 +19,7 @@ T0 = datetime(2026, 11, 1, 12, 0, tzinfo=timezone.utc)
 def event(type_="alert.created", version=1, event_id=None, title="High CPU on web-03", **data) -> str:
     return json.dumps({
         "specversion": "1.0", "id": event_id or f"evt-{type_}-{version}", "source": "https://alerts.example.com",
-        "type": type_, "subject": "ALRT-1", "tenantid": data.pop("tenantid", "tenant-a"),
+        "type": type_, "subject": "ALRT-1", "tenantid": data.pop("tenantid", "aaaaaaaa-0000-4000-8000-00000000000a"),
         "data": {"id": "ALRT-1", "title": title, "severity": "high", "version": version, "labels": {"host": "web-03"}, **data},
     })
 
@@ -61,8 +61,8 @@ class TestNewAlerts:
 
     async def test_an_alert_for_another_tenant_does_not_reach_this_one(self, world):
         store, messenger, _, send = world
-        await store.save_conversation(conversation("tenant-b", "19:other@thread.tacv2"))
-        await send(event(tenantid="tenant-b"))
+        await store.save_conversation(conversation("bbbbbbbb-0000-4000-8000-00000000000b", "19:other@thread.tacv2"))
+        await send(event(tenantid="bbbbbbbb-0000-4000-8000-00000000000b"))
         assert messenger.cards_in("19:general@thread.tacv2") == []
         assert len(messenger.cards_in("19:other@thread.tacv2")) == 1
 
@@ -105,9 +105,9 @@ class TestAtLeastOnceDelivery:
 
         await send(event())  # the alert exists; now pretend its card's post was claimed and never finished
         key = alert_key("https://alerts.example.com", "ALRT-1")
-        await store.delete_delivery("tenant-a", key, "19:general@thread.tacv2")
+        await store.delete_delivery("aaaaaaaa-0000-4000-8000-00000000000a", key, "19:general@thread.tacv2")
         messenger.messages.clear()
-        await store.save_delivery(Delivery("tenant-a", key, "19:general@thread.tacv2", claimed_at=clock.now))
+        await store.save_delivery(Delivery("aaaaaaaa-0000-4000-8000-00000000000a", key, "19:general@thread.tacv2", claimed_at=clock.now))
         await send(event("alert.updated", 2))
         assert len(messenger.cards_in("19:general@thread.tacv2")) == 1
         assert clock.now - T0 > CLAIM_TIMEOUT  # it waited out the claim (scheduled retries)
@@ -122,7 +122,7 @@ class TestOrdering:
         assert outcome.result == "stale"
         [card] = messenger.cards_in("19:general@thread.tacv2")
         assert status_of(card.card) == "Resolved"
-        [state] = await store.find_alerts("tenant-a", "ALRT-1")
+        [state] = await store.find_alerts("aaaaaaaa-0000-4000-8000-00000000000a", "ALRT-1")
         assert state.status == "resolved" and state.version == 3
 
 
@@ -145,7 +145,7 @@ class TestInvalidInput:
 
     async def test_an_event_with_no_tenant_when_two_are_known_is_rejected_naming_tenantid(self, world):
         store, _, _, send = world
-        await store.save_conversation(conversation("tenant-b", "19:other@thread.tacv2"))
+        await store.save_conversation(conversation("bbbbbbbb-0000-4000-8000-00000000000b", "19:other@thread.tacv2"))
         body = json.loads(event())
         del body["tenantid"]
         [outcome] = await send(json.dumps(body))
@@ -159,7 +159,7 @@ class TestPermanentFailures:
         messenger.fail_next.append(DeliveryError("Teams answered 403 (BotNotInConversationRoster)", status=403, permanent=True))
         [outcome] = await send(event())
         assert len(outcome.failed) == 1 and len(outcome.posted) == 1
-        deliveries = await store.list_deliveries("tenant-a", (await store.list_open_alerts())[0].key)
+        deliveries = await store.list_deliveries("aaaaaaaa-0000-4000-8000-00000000000a", (await store.list_open_alerts())[0].key)
         assert sorted(d.status for d in deliveries) == ["failed", "posted"]
 
 

@@ -18,7 +18,7 @@ from shared.settings import SettingsError, load_settings
 from tests.support.fakes import RecordingMessenger, RecordingPublisher, conversation, delivering
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=timezone.utc)
-TENANT = "tenant-a"
+TENANT = "aaaaaaaa-0000-4000-8000-00000000000a"
 OPS = "19:ops@thread.tacv2"
 
 

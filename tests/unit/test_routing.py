@@ -10,7 +10,7 @@ from shared.domain.model import AlertState
 from shared.domain.workflows import InvalidWorkflow, Recipient, manual_plan, parse_workflow, periodic_slot, plan
 from shared.services.workflows import parse_subscription
 
-TENANT = "tenant-a"
+TENANT = "aaaaaaaa-0000-4000-8000-00000000000a"
 CHANNEL = {"kind": "channel", "teamId": "team-1", "channelId": "19:ops@thread.tacv2", "name": "Ops"}
 PERSON = {"kind": "person", "user": "adele@contoso.com"}
 

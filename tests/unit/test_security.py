@@ -90,8 +90,8 @@ class TestCipher:
 
 class TestAdminKeys:
     def test_a_tenant_key_opens_only_its_tenant(self):
-        a, b = tenant_admin_key(KEY, "tenant-a"), tenant_admin_key(KEY, "tenant-b")
-        assert a != b and same_secret(a, tenant_admin_key(KEY, "TENANT-A")) and not same_secret(a, b)
+        a, b = tenant_admin_key(KEY, "aaaaaaaa-0000-4000-8000-00000000000a"), tenant_admin_key(KEY, "bbbbbbbb-0000-4000-8000-00000000000b")
+        assert a != b and same_secret(a, tenant_admin_key(KEY, "AAAAAAAA-0000-4000-8000-00000000000A")) and not same_secret(a, b)
 
     def test_a_missing_key_never_matches(self):
         assert not same_secret(None, "x") and not same_secret("", "")

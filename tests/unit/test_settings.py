@@ -11,7 +11,7 @@ PRODUCTION = {
     "STATE_TABLES_ENDPOINT": "https://acct.table.core.windows.net",
     "BOT_APP_ID": "11111111-2222-3333-4444-555555555555",
     "BOT_APP_PASSWORD": "from-key-vault",
-    "BOT_TENANT_ID": "tenant-a",
+    "BOT_TENANT_ID": "aaaaaaaa-0000-4000-8000-00000000000a",
 }
 
 

@@ -222,7 +222,7 @@ class TestConnectorClient:
         parameters = ConversationParameters(
             bot=ChannelAccount(id=f"28:{BOT_APP_ID}"),
             members=[ChannelAccount(id="29:1user")],
-            tenant_id="tenant-1",
+            tenant_id="11111111-0000-4000-8000-000000000001",
         )
         async with connector(sim) as client:
             first = await client.conversations.create_conversation(parameters)

@@ -19,7 +19,7 @@ from shared.services.workflows import put_workflow
 from tests.support.fakes import FakeDirectory, RecordingMessenger, conversation, delivering, process_and_deliver
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=timezone.utc)
-TENANT = "tenant-a"
+TENANT = "aaaaaaaa-0000-4000-8000-00000000000a"
 OPS = "19:ops@thread.tacv2"
 SRE = "19:sre@thread.tacv2"
 ADELE = {"id": "u-adele", "displayName": "Adele Vance", "userPrincipalName": "adele@contoso.com", "mail": "adele@contoso.com"}

@@ -1,0 +1,152 @@
+"""Holes an attack review found, each closed where it was and tested through the app's own
+entry points (the queue trigger, the bot route, the consent callback, the admin routes)."""
+
+from __future__ import annotations
+
+import json
+
+from tests.e2e.conftest import BOT_APP_ID, TENANT_ID
+from tests.e2e.test_alert_flow import cards, example, install
+from tests.support.app import deliver, post_activity
+
+OTHER_TENANT = "0b5d2c1a-0000-4000-8000-0000000000b2"
+
+
+async def install_in(sim, tenant_id: str, conversation_id: str) -> str:
+    """The bot in a 1:1 chat of another tenant (conversation ids are unique across tenants)."""
+    activity = sim.installation_update("personal", bot_app_id=BOT_APP_ID, tenant_id=tenant_id, conversation_id=conversation_id)
+    response = await post_activity(activity, sim.auth_header(BOT_APP_ID, activity["serviceUrl"]))
+    assert response.status_code in (200, 201), response.get_body()
+    return activity["conversation"]["id"]
+
+
+def strings(node) -> list[str]:
+    if isinstance(node, dict):
+        return [s for value in node.values() for s in strings(value)]
+    if isinstance(node, list):
+        return [s for value in node for s in strings(value)]
+    return [node] if isinstance(node, str) else []
+
+
+class TestTemplates:
+    async def test_a_run_of_braces_in_alert_text_reaches_the_card_as_text(self, connector):
+        sim = connector
+        channel = await install(sim, "channel")
+        event = example("alert-created.json")
+        event["data"]["title"] = "Disk {{{DATE(2017-02-14T06:08:39Z, SHORT)}}} full"
+        event["data"]["labels"] = {"when": "{{{{TIME(2017-02-14T06:08:39Z)}}}}"}
+        await deliver(event)
+        [card] = cards(sim, channel)
+        # The card's own {{DATE()}} timestamps are meant; what came from the alert must be text.
+        from_alert = [t for t in strings(card.attachments[0]["content"]) if "2017-02-14" in t]
+        assert len(from_alert) == 2 and all("{{" not in t for t in from_alert), from_alert
+
+
+class TestTenantsNeverShareEvents:
+    async def test_the_same_source_and_id_in_two_tenants_are_two_events(self, connector):
+        sim = connector
+        mine = await install(sim, "channel")
+        theirs = await install_in(sim, OTHER_TENANT, "a:1other-tenant-chat")
+        event = example("alert-created.json")
+        await deliver({**event, "tenantid": TENANT_ID})
+        await deliver({**event, "tenantid": OTHER_TENANT})
+        assert len(cards(sim, mine)) == 1 and len(cards(sim, theirs)) == 1
+
+
+# ---------------------------------------------------------------- connecting tenants
+
+from tests.e2e.test_consent import (  # noqa: E402 - the consent tests' fixture and helpers
+    OTHER_TENANT as FABRIKAM,
+    browser,
+    call,
+    callback,
+    m365,  # noqa: F401 - a fixture
+    request,
+    start,
+    stored_connector,
+    tenant_headers,
+)
+
+
+class TestConsentProvesTheTenant:
+    async def test_a_link_for_no_tenant_never_reconnects_a_disconnected_one(self, m365):
+        assert (await callback(browser(m365, await start("bot")))).status_code == 200
+        response = await call("tenant_disconnect", request("POST", "t", headers=tenant_headers(), route_params={"tenant_id": TENANT_ID}))
+        assert response.status_code == 200
+        params = browser(m365, await start("bot"))  # made for no tenant
+        params["tenant"] = TENANT_ID  # whoever holds the link names the disconnected tenant
+        response = await callback(params)
+        page = response.get_body().decode()
+        assert response.status_code == 403 and "was disconnected" in page and f"tenant={TENANT_ID}" in page
+        assert (await stored_connector()).status == "disconnected"
+        # An administrator's explicit reconnect (a link made for the tenant) works.
+        response = await callback(browser(m365, await start("bot", tenant=TENANT_ID)))
+        assert response.status_code == 200 and (await stored_connector()).status == "connected"
+
+    async def test_a_tenant_where_the_app_has_no_consent_is_not_connected(self, m365):
+        params = browser(m365, await start("bot"))
+        params["tenant"] = "44444444-dddd-4000-8000-0000000000d4"  # consent exists nowhere there
+        response = await callback(params)
+        assert response.status_code in (403, 502) and "Nothing was changed" in response.get_body().decode()
+        assert await stored_connector("44444444-dddd-4000-8000-0000000000d4") is None
+
+    async def test_a_callback_whose_tenant_is_not_a_tenant_id_is_refused_cleanly(self, m365):
+        params = browser(m365, await start("bot"))
+        params["tenant"] = "../../v2.0/x"
+        response = await callback(params)
+        assert response.status_code == 400 and "did not name a tenant id" in response.get_body().decode()
+
+    async def test_a_connect_link_for_a_malformed_tenant_is_refused(self, m365):
+        response = await call("connect", request("GET", "connect", params={"method": "bot", "tenant": "x#y"}, headers={"X-Admin-Key": __import__("tests.e2e.test_consent", fromlist=["ADMIN_KEY"]).ADMIN_KEY}))
+        assert response.status_code == 400 and "tenant" in json.loads(response.get_body())["error"]
+
+
+class TestTenantRoutes:
+    async def test_a_route_tenant_that_is_not_a_tenant_id_is_a_400(self, m365):
+        for bad in ("x" * 2000, "abc#def", "../../etc"):
+            response = await call("tenant_teams", request("GET", "t", headers=tenant_headers(), route_params={"tenant_id": bad}))
+            assert response.status_code == 400 and "tenant" in json.loads(response.get_body())["error"]
+
+    async def test_an_unreadable_token_cache_is_a_clear_409_and_the_tenant_needs_consent_again(self, m365):
+        from dataclasses import replace
+
+        from tests.e2e.test_consent import connect_delegated
+
+        await connect_delegated(m365)
+        store = (await bootstrap_store())
+        connector = await store.get_connector(TENANT_ID)
+        await store.save_connector(replace(connector, token_cache="v1." + "A" * 80))  # sealed by no key we hold
+        response = await call("tenant_teams", request("GET", "t", headers=tenant_headers(), route_params={"tenant_id": TENANT_ID}))
+        body = json.loads(response.get_body())
+        assert response.status_code == 409 and "TOKEN_ENCRYPTION_KEY" in body["error"]
+        assert (await stored_connector()).status == "needs_reconsent"
+
+
+async def bootstrap_store():
+    from shared import bootstrap
+
+    return (await bootstrap.container()).store
+
+
+# ---------------------------------------------------------------- bad input never crashes
+
+
+class TestBadActivities:
+    async def test_an_activity_without_a_conversation_or_sender_is_a_400(self, connector):
+        sim = connector
+        good = sim.installation_update("channel", bot_app_id=BOT_APP_ID, tenant_id=TENANT_ID)
+        for broken in ({k: v for k, v in good.items() if k != "conversation"}, {k: v for k, v in good.items() if k != "from"},
+                       {**good, "conversation": {**good["conversation"], "tenantId": "x" * 2000}, "channelData": {}}):
+            response = await post_activity(broken, sim.auth_header(BOT_APP_ID, good["serviceUrl"]))
+            assert response.status_code == 400 and json.loads(response.get_body())["error"], broken.keys()
+
+
+class TestBadTenantsInEvents:
+    async def test_an_event_with_a_malformed_tenant_is_rejected_with_the_field_named(self, connector):
+        from shared import bootstrap
+
+        await install(connector, "channel")
+        for bad in ("a" * 2000, f"{TENANT_ID}#x"):
+            await deliver({**example("alert-created.json"), "tenantid": bad})
+        rejected = await (await bootstrap.container()).store.list_rejected()
+        assert len(rejected) == 2 and all(r.field == "tenantid" and "GUID" in r.reason for r in rejected)
