@@ -2,9 +2,10 @@
 
 import azure.functions as func
 
-from shared import entrypoints
+from shared import entrypoints, logsafety
 from shared.settings import check_startup_safety
 
+logsafety.install()  # no log line shows a secret, at any level
 check_startup_safety()  # refuse development-only switches in Azure before serving anything
 
 app = func.FunctionApp()

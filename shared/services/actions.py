@@ -9,6 +9,7 @@ second click finds nothing to change and publishes nothing.
 from __future__ import annotations
 
 import hashlib
+import html
 import logging
 import time
 from dataclasses import dataclass, replace
@@ -384,6 +385,15 @@ async def _post_card_in_channel(ctx: ActionContext, state: AlertState, where: Wh
     await ctx.store.save_conversation(record)
 
 
+def meeting_body(state: AlertState) -> str:
+    """The invitation's HTML body. Everything from the alert source is escaped, and the link is
+    kept only when it is an http(s) URL, so alert text can never become markup in a calendar."""
+    body = f"<p>Alert {html.escape(state.alert_id)}: {html.escape(state.title)}</p>"
+    if state.url and state.url.lower().startswith(("https://", "http://")):
+        body += f'<p><a href="{html.escape(state.url, quote=True)}">Open the alert</a></p>'
+    return body
+
+
 async def create_alert_meeting(ctx: ActionContext, tenant_id: str, alert_key: str, actor: Actor, where: Where) -> ActionResult:
     """One Teams meeting per alert, on the organiser's calendar, responders invited."""
     claim = await _claim(ctx, "meeting", alert_key, actor, where)
@@ -397,7 +407,7 @@ async def create_alert_meeting(ctx: ActionContext, tenant_id: str, alert_key: st
         meeting = await ctx.directory.create_meeting(
             state.tenant_id, organizer, f"[{state.severity.upper()}] {state.title}"[:255], tuple(state.responders),
             start.isoformat(), (start + timedelta(minutes=MEETING_MINUTES)).isoformat(),
-            f"<p>Alert {state.alert_id}</p>" + (f'<p><a href="{state.url}">Open the alert</a></p>' if state.url else ""),
+            meeting_body(state),
         )
     except GraphError as exc:
         await _release(ctx, claimed, "meeting")

@@ -55,6 +55,7 @@ class TestTenantsNeverShareEvents:
 
 # ---------------------------------------------------------------- connecting tenants
 
+from tests.e2e.test_card_actions_graph import connected as connected_graph  # noqa: E402,F401 - a fixture
 from tests.e2e.test_consent import (  # noqa: E402 - the consent tests' fixture and helpers
     OTHER_TENANT as FABRIKAM,
     browser,
@@ -150,3 +151,49 @@ class TestBadTenantsInEvents:
             await deliver({**example("alert-created.json"), "tenantid": bad})
         rejected = await (await bootstrap.container()).store.list_rejected()
         assert len(rejected) == 2 and all(r.field == "tenantid" and "GUID" in r.reason for r in rejected)
+
+
+# ---------------------------------------------------------------- logs
+
+
+class TestNoSecretInLogs:
+    async def test_a_delegated_sign_in_at_debug_logs_no_code_verifier_or_token(self, m365, caplog):
+        import logging
+        import re
+
+        import function_app  # noqa: F401 - installs the log redaction, as the host's import does
+
+        caplog.set_level(logging.DEBUG)
+        params = browser(m365, await start("delegated"))
+        code = params["code"]
+        caplog.clear()  # from here on, what the connector and its libraries log
+        response = await callback(params)
+        assert response.status_code == 200
+        text = "\n".join(record.getMessage() for record in caplog.records)
+        assert any("code_verifier" in line for line in text.splitlines())  # MSAL did log the request...
+        assert code not in text  # ...but not the authorization code,
+        assert not re.search(r'"code_verifier":\s*"(?!\*\*\*)', text)  # the verifier,
+        assert not re.search(r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.", text)  # or any token
+
+
+# ---------------------------------------------------------------- the meeting invitation
+
+
+class TestMeetingInvitation:
+    async def test_hostile_id_and_url_do_not_become_markup(self, connected_graph):
+        sim = connected_graph
+        hostile = example("alert-created.json") | {"tenantid": TENANT_ID, "id": "evt-hostile", "subject": None}
+        hostile["data"] = {**hostile["data"], "id": "A-<img src=x onerror=alert(1)>", "title": "<b>bold</b>",
+                           "url": 'https://alerts.example.com/a?x="><script>alert(1)</script>'}
+        await deliver(hostile)
+        card = next(c for c in cards(sim, sim.m365.oncall.id) if "onerror" in json.dumps(c.attachments[0]["content"]))
+        data = next(a for a in card.attachments[0]["content"]["actions"] if a.get("verb") == "acknowledge")["data"]
+        activity = sim.invoke_adaptive_card_action(
+            "create_meeting", {**data, "verb": "create_meeting"}, "channel", reply_to_id=card.id, bot_app_id=BOT_APP_ID,
+            tenant_id=TENANT_ID, team=sim.team, channel=sim.channel, user={"id": "29:grace", "name": "Grace Hopper", "aadObjectId": sim.m365.admin.id},
+        )
+        assert (await post_activity(activity, sim.auth_header(BOT_APP_ID, activity["serviceUrl"]))).status_code == 200
+        [event] = sim.m365.events[sim.m365.admin.id]
+        body = event["body"]["content"]
+        assert "<img" not in body and "<script" not in body and "<b>" not in body
+        assert "&lt;img src=x onerror=alert(1)&gt;" in body and '&quot;&gt;&lt;script&gt;' in body
