@@ -63,6 +63,7 @@ def conversation_to_entity(record: ConversationRecord) -> dict:
         "Updated": _iso(record.updated) or "",
         "AlertKey": record.alert_key or "",
         "Origin": record.origin,
+        "TeamGroupId": record.team_group_id or "",
     }
 
 
@@ -79,6 +80,7 @@ def conversation_from_entity(entity: dict) -> ConversationRecord:
         updated=_dt(entity.get("Updated")),
         alert_key=entity.get("AlertKey") or None,
         origin=entity.get("Origin") or "teams",
+        team_group_id=entity.get("TeamGroupId") or None,
     )
 
 

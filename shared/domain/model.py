@@ -30,6 +30,8 @@ class ConversationRecord:
     # "teams": the bot learned of it from Teams (installed there); "routed": made by the
     # connector to reach a workflow recipient. Only "teams" conversations get broadcast alerts.
     origin: str = "teams"
+    # A channel's team as a Microsoft 365 group (Graph's team id): what membership checks need.
+    team_group_id: str | None = None
 
 
 @dataclass(frozen=True)

@@ -95,23 +95,74 @@ class Refused(Exception):
 
 
 async def authorize(ctx: ActionContext, state: AlertState | None, actor: Actor, where: Where) -> AccountLink | None:
-    """Refuse actions across tenants, by non-members of the card's channel, and (if configured)
-    by people without a linked platform account. Returns the actor's link, if any."""
+    """The one rule for acting on an alert, whatever the way (a card button, a command in any
+    chat): the person must be able to see the alert in Teams (README: Who may act on an alert).
+
+    - never across tenants;
+    - a connector admin (CONNECTOR_ADMINS) may act on any alert of the tenant;
+    - from a conversation that shows the alert's card: in a channel, its members (checked with
+      Microsoft Graph when the tenant is connected; without a connection, Teams shows the card
+      only to the channel's members); in a 1:1 or group chat, whoever is in it;
+    - from anywhere else (a command in a 1:1 chat, say): someone the alert was sent to in a 1:1
+      chat, or a member of a channel that shows it (checked with Graph);
+    - and, with REQUIRE_LINKED_ACCOUNT, only people whose platform account is linked.
+    Returns the actor's link, if any."""
     if state is None or state.tenant_id != actor.tenant_id:
         raise Refused("This alert belongs to another organisation, or no longer exists.")
-    if where.conversation is not None and where.conversation.conversation_type == "channel" and ctx.directory is not None:
-        if not where.team_group_id or not where.channel_id:
-            raise Refused("Your membership of this channel cannot be verified, so the action was not taken.")
-        try:
-            members = await _channel_members(ctx.directory, actor.tenant_id, where.team_group_id, where.channel_id)
-        except GraphError as exc:
-            raise Refused(f"Your membership of this channel could not be verified ({exc}), so the action was not taken.") from exc
-        if actor.aad_object_id not in members:
-            raise Refused("Only members of this channel can act on its alerts.")
+    if not (actor.aad_object_id and actor.aad_object_id.lower() in ctx.connector_admins):
+        await _may_see(ctx, state, actor, where)
     link = await ensure_link(ctx, actor)
     if ctx.require_linked_account and link is None:
         raise Refused("Link your alerting platform account first: send me 'link <your platform user name>'.")
     return link
+
+
+async def _may_see(ctx: ActionContext, state: AlertState, actor: Actor, where: Where) -> None:
+    conversation = where.conversation
+    if conversation is not None and await _shows(ctx, state, conversation):
+        if conversation.conversation_type == "channel" and ctx.directory is not None:
+            if not where.team_group_id or not where.channel_id:
+                raise Refused("Your membership of this channel cannot be verified, so the action was not taken.")
+            try:
+                members = await _channel_members(ctx.directory, actor.tenant_id, where.team_group_id, where.channel_id)
+            except GraphError as exc:
+                raise Refused(f"Your membership of this channel could not be verified ({exc}), so the action was not taken.") from exc
+            if actor.aad_object_id not in members:
+                raise Refused("Only members of this channel can act on its alerts.")
+        return
+    # Not where the alert is shown: it must have been sent to this person, or to a channel
+    # they are a member of.
+    unverified = []
+    for delivery in await ctx.store.list_deliveries(state.tenant_id, state.key):
+        if not delivery.activity_id:
+            continue
+        record = await ctx.store.get_conversation(state.tenant_id, delivery.conversation_id)
+        if record is None:
+            continue
+        if record.conversation_type == "personal" and _user_of(record) == actor.aad_object_id:
+            return
+        if record.conversation_type == "channel" and ctx.directory is not None and record.team_group_id and record.channel_id:
+            try:
+                if actor.aad_object_id in await _channel_members(ctx.directory, state.tenant_id, record.team_group_id, record.channel_id):
+                    return
+            except GraphError as exc:
+                unverified.append(str(exc))
+    why = f" (membership could not be checked: {unverified[0]})" if unverified else ""
+    raise Refused(f"You can act on this alert where you can see it: on its card, or from a chat it was sent to{why}.")
+
+
+async def _shows(ctx: ActionContext, state: AlertState, conversation: ConversationRecord) -> bool:
+    """Whether the alert's card is in this conversation (or it is the alert's own channel)."""
+    if conversation.alert_key == state.key:
+        return True
+    delivery = await ctx.store.get_delivery(state.tenant_id, state.key, conversation.conversation_id)
+    return delivery is not None and bool(delivery.activity_id)
+
+
+def _user_of(record: ConversationRecord) -> str:
+    """The Entra object id of the person in a 1:1 conversation (from its reference)."""
+    user = (record.reference or {}).get("user") or {}
+    return str(user.get("aadObjectId") or "")
 
 
 async def _channel_members(directory: Directory, tenant_id: str, team_id: str, channel_id: str) -> set[str]:
@@ -381,7 +432,7 @@ async def _post_card_in_channel(ctx: ActionContext, state: AlertState, where: Wh
         return
     reference = {**template.reference, "conversation": {**(template.reference.get("conversation") or {}), "id": channel_id, "conversationType": "channel"}}
     record = replace(template, conversation_id=channel_id, conversation_type="channel", channel_id=channel_id, reference=reference,
-                     name=(state.channel or {}).get("name", ""), alert_key=state.key, updated=ctx.clock())
+                     name=(state.channel or {}).get("name", ""), alert_key=state.key, updated=ctx.clock(), team_group_id=team_id)
     await ctx.store.save_conversation(record)
 
 

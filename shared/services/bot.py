@@ -70,6 +70,7 @@ def conversation_record(activity: dict, reference: dict, now: datetime) -> Conve
         team_id=team.get("id"),
         channel_id=channel.get("id") or (conversation_id if kind == "channel" else None),
         updated=now,
+        team_group_id=team.get("aadGroupId") or None,
     )
 
 

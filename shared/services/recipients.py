@@ -100,7 +100,7 @@ class RecipientResolver:
             kind = "channel" if recipient.kind == "channel" else ("personal" if conversation_id.startswith("a:") else "groupChat")
             record = await self._bot_conversation(tenant_id, conversation_id, kind, recipient.label())
             if recipient.kind == "channel":
-                record = ConversationRecord(**{**record.__dict__, "team_id": recipient.team_id, "channel_id": recipient.channel_id})
+                record = ConversationRecord(**{**record.__dict__, "team_id": recipient.team_id, "channel_id": recipient.channel_id, "team_group_id": recipient.team_id})
         record = ConversationRecord(**{**record.__dict__, "origin": "routed", "name": recipient.name or record.name})
         await self.store.save_conversation(record)
         return record

@@ -197,3 +197,34 @@ class TestMeetingInvitation:
         body = event["body"]["content"]
         assert "<img" not in body and "<script" not in body and "<b>" not in body
         assert "&lt;img src=x onerror=alert(1)&gt;" in body and '&quot;&gt;&lt;script&gt;' in body
+
+
+# ---------------------------------------------------------------- who may act
+
+
+class TestOneRuleForActing:
+    async def test_refused_on_the_channel_card_is_refused_from_a_chat_too(self, connected_graph, queue_sink):
+        sim = connected_graph
+        outsider = sim.m365.add_user("Mallory", "mallory@contoso.test")
+        mallory = {"id": "29:mallory", "name": "Mallory", "aadObjectId": outsider.id}
+        chat = "a:1mallory-bot-chat"
+        install = sim.installation_update("personal", bot_app_id=BOT_APP_ID, tenant_id=TENANT_ID, conversation_id=chat, user=mallory)
+        assert (await post_activity(install, sim.auth_header(BOT_APP_ID, install["serviceUrl"]))).status_code in (200, 201)
+        for text in ("ack ALRT-1042", "resolve ALRT-1042"):
+            message = sim.message(text, "personal", tenant_id=TENANT_ID, bot_app_id=BOT_APP_ID, user=mallory, conversation_id=chat)
+            assert (await post_activity(message, sim.auth_header(BOT_APP_ID, message["serviceUrl"]))).status_code == 200
+            assert "where you can see it" in (sim.conversation(chat).activities[-1].text or "")
+        assert queue_sink.messages == []
+        [state] = await (await bootstrap_store()).find_alerts(TENANT_ID, "ALRT-1042")
+        assert state.status == "open"
+
+    async def test_a_channel_member_may_ack_from_a_chat(self, connected_graph, queue_sink):
+        sim = connected_graph
+        grace = {"id": "29:grace", "name": "Grace Hopper", "aadObjectId": sim.m365.admin.id}
+        chat = "a:1grace-bot-chat"
+        install = sim.installation_update("personal", bot_app_id=BOT_APP_ID, tenant_id=TENANT_ID, conversation_id=chat, user=grace)
+        assert (await post_activity(install, sim.auth_header(BOT_APP_ID, install["serviceUrl"]))).status_code in (200, 201)
+        message = sim.message("ack ALRT-1042", "personal", tenant_id=TENANT_ID, bot_app_id=BOT_APP_ID, user=grace, conversation_id=chat)
+        await post_activity(message, sim.auth_header(BOT_APP_ID, message["serviceUrl"]))
+        [state] = await (await bootstrap_store()).find_alerts(TENANT_ID, "ALRT-1042")
+        assert state.status == "acknowledged"

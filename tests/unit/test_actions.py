@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 from hypothesis import given, strategies as st
@@ -32,7 +33,7 @@ def created_event(responders=("bob@contoso.com",)) -> str:
 @pytest.fixture
 async def world():
     store = memory_store()
-    await store.save_conversation(conversation(TENANT, CHANNEL, "channel"))
+    await store.save_conversation(replace(conversation(TENANT, CHANNEL, "channel"), team_group_id=TEAM, channel_id=CHANNEL))
     messenger, publisher, directory = RecordingMessenger(), RecordingPublisher(), FakeDirectory([ALICE, BOB])
     directory.members[(TEAM, CHANNEL)] = {"aad-alice"}
     actions.reset_membership_cache()
@@ -184,6 +185,22 @@ class TestCommands:
         ctx, state = world
         reply = await handle_activity(self.message("<at>Alert Connector</at> ack alrt-7"), {}, store=ctx.store, actions=ctx)
         assert "Acknowledged" in reply.texts[0]
+        assert (await ctx.store.get_alert(TENANT, state.key)).status == "acknowledged"
+
+    async def test_someone_who_cannot_see_the_alert_cannot_ack_it_from_a_chat(self, world):
+        ctx, state = world
+        bob = self.message("ack ALRT-7")
+        bob["from"] = {"id": "29:bob", "aadObjectId": "aad-bob", "name": "Bob"}
+        reply = await handle_activity(bob, {}, store=ctx.store, actions=ctx)
+        assert "where you can see it" in reply.texts[0]
+        assert (await ctx.store.get_alert(TENANT, state.key)).status == "open"
+
+    async def test_a_connector_admin_may_act_from_anywhere(self, world):
+        ctx, state = world
+        ctx.connector_admins = ("aad-bob",)
+        bob = self.message("ack ALRT-7")
+        bob["from"] = {"id": "29:bob", "aadObjectId": "aad-bob", "name": "Bob"}
+        await handle_activity(bob, {}, store=ctx.store, actions=ctx)
         assert (await ctx.store.get_alert(TENANT, state.key)).status == "acknowledged"
 
     async def test_link_and_whoami(self, world):
