@@ -125,3 +125,15 @@ async def alert_send(req: func.HttpRequest) -> func.HttpResponse:
 async def undeliverable(req: func.HttpRequest) -> func.HttpResponse:
     """Alerts that reached neither a recipient nor its fallback (tenant admin key)."""
     return await entrypoints.undeliverable(req)
+
+
+@app.route(route="tenants/{tenant_id}/links", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+async def tenant_links(req: func.HttpRequest) -> func.HttpResponse:
+    """The tenant's account links (tenant admin key)."""
+    return await entrypoints.links(req)
+
+
+@app.route(route="tenants/{tenant_id}/links/{aad_object_id}", methods=["PUT"], auth_level=func.AuthLevel.FUNCTION)
+async def tenant_link(req: func.HttpRequest) -> func.HttpResponse:
+    """Set or approve a person's platform identity (tenant admin key)."""
+    return await entrypoints.put_link(req)

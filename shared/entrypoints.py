@@ -167,6 +167,12 @@ async def consent_callback(req: func.HttpRequest) -> func.HttpResponse:
     return _html(page.status, page.title, page.message)
 
 
+def is_tenant_id(value: str) -> bool:
+    from shared.domain.tenants import is_tenant_id as check
+
+    return check(value)
+
+
 def _route_tenant(req: func.HttpRequest) -> tuple[str, func.HttpResponse | None]:
     """The route's {tenant_id}, checked before it is used as a key: 400 when it is not one."""
     from shared.domain.tenants import InvalidTenantId, tenant_id
@@ -423,3 +429,39 @@ async def undeliverable(req: func.HttpRequest) -> func.HttpResponse:
         {"alertId": u.alert_id, "recipient": u.recipient, "reason": u.reason, "fallbackReason": u.fallback_reason, "recorded": u.recorded.isoformat()}
         for u in found
     ]})
+
+
+# ---------------------------------------------------------------- account links
+
+
+def _link_json(link) -> dict:
+    return {"aadObjectId": link.aad_object_id, "platformIdentity": link.platform_identity, "method": link.method,
+            "verified": link.verified, "updated": link.updated.isoformat() if link.updated else None}
+
+
+async def links(req: func.HttpRequest) -> func.HttpResponse:
+    """The tenant's account links, the ones waiting for approval first."""
+    c, tenant_id, refused = await _tenant_admin(req)
+    if refused is not None:
+        return refused
+    found = sorted(await c.store.list_links(tenant_id), key=lambda link: (link.verified, link.aad_object_id))
+    return _json_response(200, {"count": len(found), "links": [_link_json(link) for link in found]})
+
+
+async def put_link(req: func.HttpRequest) -> func.HttpResponse:
+    """A connector admin sets (or approves) a person's platform identity: {"platformIdentity"}."""
+    from shared.domain.model import AccountLink
+
+    c, tenant_id, body, refused = await _tenant_admin_body(req)
+    if refused is not None:
+        return refused
+    aad_object_id = req.route_params.get("aad_object_id", "")
+    if not is_tenant_id(aad_object_id):  # Entra object ids are GUIDs too
+        return _json_response(400, {"error": "the person in the address must be a Microsoft Entra object id (a GUID)"})
+    identity = body.get("platformIdentity") if isinstance(body, dict) else None
+    if not isinstance(identity, str) or not identity.strip() or len(identity) > 200:
+        return _json_response(400, {"error": "platformIdentity must be the person's user name on the alerting platform (1 to 200 characters)", "field": "platformIdentity"})
+    link = AccountLink(tenant_id, aad_object_id.lower(), identity.strip(), "admin", None, bootstrap.clock())
+    await c.store.save_link(link)
+    log.info("Account link of %s in tenant %s set by %s", aad_object_id, tenant_id, _caller(req))
+    return _json_response(200, _link_json(link))

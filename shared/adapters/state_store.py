@@ -627,6 +627,10 @@ class TableStateStore:
     async def save_link(self, link: AccountLink) -> None:
         await (await self._t("links")).upsert(records.link_to_entity(link))
 
+    async def list_links(self, tenant_id: str) -> list[AccountLink]:
+        rows = await (await self._t("links")).query(partition=tenant_id)
+        return [records.link_from_entity(entity) for entity, _ in rows]
+
     async def get_link(self, tenant_id: str, aad_object_id: str) -> AccountLink | None:
         row = await (await self._t("links")).get(tenant_id, records.encode_key(aad_object_id))
         return records.link_from_entity(row[0]) if row else None

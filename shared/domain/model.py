@@ -128,6 +128,11 @@ class ActionRecord:
     etag: str | None = None
 
 
+# Links whose identity the connector checked (or an admin set): only these are sent to the
+# source and count for REQUIRE_LINKED_ACCOUNT.
+VERIFIED_LINK_METHODS = ("auto", "directory", "admin")
+
+
 @dataclass(frozen=True)
 class AccountLink:
     """A Teams user's identity on the alerting platform."""
@@ -135,9 +140,16 @@ class AccountLink:
     tenant_id: str
     aad_object_id: str
     platform_identity: str
-    method: str  # auto (UPN / e-mail from Graph) | command
+    # How it was made: "auto" (the person's own mail or UPN, read from Microsoft Graph),
+    # "directory" (asked for with `link`, and it is the person's own mail or UPN), "admin"
+    # (set by a connector admin), or "requested" (asked for, not verified: not used).
+    method: str
     upn: str | None = None
     updated: datetime | None = None
+
+    @property
+    def verified(self) -> bool:
+        return self.method in VERIFIED_LINK_METHODS
 
 
 @dataclass(frozen=True)

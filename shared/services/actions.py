@@ -112,8 +112,10 @@ async def authorize(ctx: ActionContext, state: AlertState | None, actor: Actor, 
     if not (actor.aad_object_id and actor.aad_object_id.lower() in ctx.connector_admins):
         await _may_see(ctx, state, actor, where)
     link = await ensure_link(ctx, actor)
+    if link is not None and not link.verified:
+        link = None  # asked for but not verified: the action carries no platform identity
     if ctx.require_linked_account and link is None:
-        raise Refused("Link your alerting platform account first: send me 'link <your platform user name>'.")
+        raise Refused("Link your alerting platform account first: send me 'link' (your Microsoft 365 account), or ask a connector admin to approve another.")
     return link
 
 
@@ -175,10 +177,14 @@ async def _channel_members(directory: Directory, tenant_id: str, team_id: str, c
     return members
 
 
+# How a link sent to the source was verified (outbound event: data.actor.linkVerifiedBy).
+LINK_VERIFIED_BY = {"auto": "directory", "directory": "directory", "admin": "admin"}
+
+
 async def ensure_link(ctx: ActionContext, actor: Actor) -> AccountLink | None:
     """The actor's platform link; made automatically from their UPN / e-mail when Graph can tell."""
     link = await ctx.store.get_link(actor.tenant_id, actor.aad_object_id)
-    if link is not None or ctx.directory is None or not actor.aad_object_id:
+    if (link is not None and link.verified) or ctx.directory is None or not actor.aad_object_id:
         return link
     try:
         user = await ctx.directory.get_user(actor.tenant_id, actor.aad_object_id)
@@ -188,9 +194,10 @@ async def ensure_link(ctx: ActionContext, actor: Actor) -> AccountLink | None:
     identity = user and (user.get("mail") or user.get("userPrincipalName"))
     if not identity:
         return None
-    link = AccountLink(actor.tenant_id, actor.aad_object_id, identity.lower(), "auto", user.get("userPrincipalName"), ctx.clock())
-    await ctx.store.save_link(link)
-    return link
+    auto = AccountLink(actor.tenant_id, actor.aad_object_id, identity.lower(), "auto", user.get("userPrincipalName"), ctx.clock())
+    if link is None:  # a requested link stays for an admin to approve; meanwhile the own account is used
+        await ctx.store.save_link(auto)
+    return auto
 
 
 # ------------------------------------------------------------------------ state changes
@@ -275,7 +282,8 @@ def outbound_event(verb: str, state: AlertState, actor: Actor, link: AccountLink
             "alertSource": state.event_source,
             "status": state.status,
             "version": state.version,
-            "actor": {"aadObjectId": actor.aad_object_id, "name": actor.name, "linkedIdentity": link.platform_identity if link else None},
+            "actor": {"aadObjectId": actor.aad_object_id, "name": actor.name, "linkedIdentity": link.platform_identity if link else None,
+                      "linkVerifiedBy": LINK_VERIFIED_BY.get(link.method) if link else None},
             "via": where.via,
             "conversationId": where.conversation.conversation_id if where.conversation else None,
             **(extra or {}),

@@ -6,6 +6,7 @@ the bot adapter sends whatever this returns.
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
@@ -15,6 +16,8 @@ from shared.domain.model import AccountLink, AlertState, ConversationRecord
 from shared.ports import StateStore
 from shared.services import actions as action_service
 from shared.services.actions import ActionContext, ActionResult, Actor, Where
+
+log = logging.getLogger(__name__)
 
 COMMANDS: list[tuple[str, str]] = [
     ("help", "Show this list."),
@@ -161,7 +164,12 @@ async def handle_command(text: str, activity: dict, record: ConversationRecord |
         return BotReply(texts=[await link_account(rest, actor, store, ctx)])
     if word == "whoami":
         link = await store.get_link(actor.tenant_id, actor.aad_object_id) if actor.aad_object_id else None
-        linked = f"linked to **{cards.escape_text(link.platform_identity, 200)}** ({link.method})" if link else "not linked to an alerting platform account (send 'link')"
+        if link is None:
+            linked = "not linked to an alerting platform account (send 'link')"
+        elif link.verified:
+            linked = f"linked to **{cards.escape_text(link.platform_identity, 200)}** (verified: {action_service.LINK_VERIFIED_BY[link.method]})"
+        else:
+            linked = f"your link to **{cards.escape_text(link.platform_identity, 200)}** waits for a connector admin's approval"
         return BotReply(texts=[f"You are {cards.escape_text(actor.name or 'unknown', 100)} (Microsoft Entra object id {actor.aad_object_id or 'unknown'}) in tenant {actor.tenant_id or 'unknown'}; {linked}."])
     return BotReply(cards=[cards.help_card(COMMANDS)])
 
@@ -226,12 +234,34 @@ async def subscription_command(word: str, rest: str, activity: dict, record: Con
     return f"{verb}: this conversation gets {cards.escape_text(match.describe(), 300)}, as they are created and change.{first}"
 
 
+async def _own_identities(ctx: ActionContext | None, actor: Actor) -> set[str]:
+    """The person's own mail and UPN (lower case) from Microsoft Graph; empty when unknown."""
+    if ctx is None or ctx.directory is None:
+        return set()
+    try:
+        user = await ctx.directory.get_user(actor.tenant_id, actor.aad_object_id)
+    except Exception as exc:  # noqa: BLE001 - not verifiable now: the link waits for an admin
+        log.info("Cannot read the account of %s to verify a link: %s", actor.aad_object_id, exc)
+        return set()
+    return {str(v).lower() for v in ((user or {}).get("mail"), (user or {}).get("userPrincipalName")) if v}
+
+
 async def link_account(name: str, actor: Actor, store: StateStore, ctx: ActionContext | None) -> str:
+    """`link <name>`: a link to a name is verified against the person's own Microsoft Entra
+    account (mail or UPN); any other name waits for a connector admin's approval and, until
+    then, no action carries it. `link` alone links the person's own account."""
     if not actor.aad_object_id:
         return "Your Teams account has no Microsoft Entra id here, so it cannot be linked."
     if name:
-        await store.save_link(AccountLink(actor.tenant_id, actor.aad_object_id, name[:200], "command", None, datetime.now(timezone.utc)))
-        return f"Linked to {cards.escape_text(name[:200], 200)}. Your actions on alerts now carry this identity."
+        name = name[:200]
+        own = await _own_identities(ctx, actor)
+        if name.lower() in own:
+            await store.save_link(AccountLink(actor.tenant_id, actor.aad_object_id, name.lower(), "directory", None, datetime.now(timezone.utc)))
+            return f"Linked to {cards.escape_text(name, 200)} (your Microsoft 365 account). Your actions on alerts now carry this identity."
+        await store.save_link(AccountLink(actor.tenant_id, actor.aad_object_id, name, "requested", None, datetime.now(timezone.utc)))
+        why = "it is not your Microsoft 365 account's mail or user name" if own else "your Microsoft 365 account cannot be read to check it"
+        return (f"Link to {cards.escape_text(name, 200)} requested, not made: {why}. A connector admin can approve it "
+                f"(PUT /api/tenants/{actor.tenant_id}/links/{actor.aad_object_id}); until then your actions carry no platform identity.")
     link = await action_service.ensure_link(ctx, actor) if ctx is not None else None
     if link is None:
         return "I could not find your e-mail address to link automatically. Send 'link <your alerting platform user name>'."

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+import azure.functions as func
+
 from tests.e2e.conftest import BOT_APP_ID, TENANT_ID
 from tests.e2e.test_alert_flow import cards, example, install
 from tests.support.app import deliver, post_activity
@@ -228,3 +230,33 @@ class TestOneRuleForActing:
         await post_activity(message, sim.auth_header(BOT_APP_ID, message["serviceUrl"]))
         [state] = await (await bootstrap_store()).find_alerts(TENANT_ID, "ALRT-1042")
         assert state.status == "acknowledged"
+
+
+# ---------------------------------------------------------------- account links
+
+
+class TestLinksAreVerified:
+    async def test_a_self_asserted_link_is_not_sent_until_an_admin_approves_it(self, connected_graph, queue_sink):
+        from tests.e2e.test_card_actions_graph import click
+
+        sim = connected_graph
+        grace = {"id": "29:grace", "name": "Grace Hopper", "aadObjectId": sim.m365.admin.id}
+        chat = "a:1grace-link-chat"
+        install = sim.installation_update("personal", bot_app_id=BOT_APP_ID, tenant_id=TENANT_ID, conversation_id=chat, user=grace)
+        await post_activity(install, sim.auth_header(BOT_APP_ID, install["serviceUrl"]))
+        message = sim.message("link ceo@contoso.test", "personal", tenant_id=TENANT_ID, bot_app_id=BOT_APP_ID, user=grace, conversation_id=chat)
+        await post_activity(message, sim.auth_header(BOT_APP_ID, message["serviceUrl"]))
+        assert "requested, not made" in (sim.conversation(chat).activities[-1].text or "")
+        await click(sim, "acknowledge")
+        [(_, _, event)] = queue_sink.messages
+        assert event["data"]["actor"]["linkedIdentity"] == "grace@contoso.test"  # her own account, never the claimed one
+        assert event["data"]["actor"]["linkVerifiedBy"] == "directory"
+        listed = json.loads((await call("tenant_links", request("GET", "t", headers=tenant_headers(), route_params={"tenant_id": TENANT_ID}))).get_body())
+        assert [(l["platformIdentity"], l["verified"]) for l in listed["links"]] == [("ceo@contoso.test", False)]
+        approve = func.HttpRequest(
+            "PUT", "http://localhost:7071/api/t", headers=tenant_headers(), route_params={"tenant_id": TENANT_ID, "aad_object_id": sim.m365.admin.id},
+            body=json.dumps({"platformIdentity": "ceo@contoso.test"}).encode())
+        assert (await call("tenant_link", approve)).status_code == 200
+        await click(sim, "resolve")
+        event = queue_sink.messages[-1][2]
+        assert (event["data"]["actor"]["linkedIdentity"], event["data"]["actor"]["linkVerifiedBy"]) == ("ceo@contoso.test", "admin")

@@ -59,7 +59,7 @@ class TestStateChanges:
         assert result.changed and result.state.status == "acknowledged"
         [(message_id, event)] = ctx.publisher.sent
         assert event["type"] == "teams.alert.acknowledged" and event["id"] == message_id
-        assert event["data"]["actor"] == {"aadObjectId": "aad-alice", "name": "Alice", "linkedIdentity": "alice@contoso.com"}
+        assert event["data"]["actor"] == {"aadObjectId": "aad-alice", "name": "Alice", "linkedIdentity": "alice@contoso.com", "linkVerifiedBy": "directory"}
         await ctx.delivering.jobs.drain(ctx.delivering)
         [card] = ctx.messenger.cards_in(CHANNEL)
         assert len(card.versions) == 1  # the clicked card is answered in the invoke response, not written twice
