@@ -207,7 +207,10 @@ def fit_card(state: AlertState, context: dict | None = None) -> dict:
 
 
 def card_size(card: dict) -> int:
-    return len(json.dumps(card, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
+    """The card's size as it is sent: the Bot Connector client (and Graph's) write JSON with
+    non-ASCII characters as \\u escapes, so a CJK character costs 6 bytes and an emoji 12,
+    not the 3 or 4 of UTF-8."""
+    return len(json.dumps(card, ensure_ascii=True, separators=(",", ":")))
 
 
 def summary_text(state: AlertState) -> str:

@@ -44,13 +44,24 @@ STATUS_BY_TYPE: dict[str, str | None] = {
     "issue.updated": None,
 }
 
-# Bounds that keep one event's state entity well inside Table Storage's 1 MiB entity and
-# 64 KiB string property limits (Table Storage data model docs).
-MAX_ID_LENGTH = 256
-MAX_TITLE_LENGTH = 1024
-MAX_DESCRIPTION_LENGTH = 16_000
+# Every field's limit, and why. An alert's state is one Table Storage entity (at most 1 MiB,
+# each string property at most 64 KiB = 32K characters: Table service data model), and its
+# card must fit a Teams message (about 28 KB: Teams limits). Over a limit, an event is
+# rejected naming the field; only the title and description are trimmed (with "…"), because
+# a shortened text still says what it said, where a shortened URL, id or label does not.
+MAX_EVENT_BYTES = 256 * 1024  # a Service Bus Standard message (the alert-events queue)
+MAX_ID_LENGTH = 256  # event id, alert id, subject: keys of the alert
+MAX_SOURCE_LENGTH = 1024  # the event's source (a URI reference): part of the alert's key
+MAX_TITLE_LENGTH = 1024  # trimmed
+MAX_DESCRIPTION_LENGTH = 16_000  # trimmed
+MAX_DISPLAY_SOURCE_LENGTH = 256  # data.source, the system's display name
+MAX_URL_LENGTH = 2048  # data.url: links longer than this are not opened by every browser
 MAX_LABELS = 64
+MAX_LABEL_NAME_LENGTH = 256
+MAX_LABEL_VALUE_LENGTH = 1024
+MAX_LABELS_CHARS = 16_000  # all names and values together: one table property
 MAX_RESPONDERS = 50
+MAX_RESPONDER_LENGTH = 320  # an e-mail address (RFC 3696) or user principal name
 
 
 class InvalidEvent(ValueError):
@@ -80,7 +91,33 @@ class AlertData:
     created: datetime | None = None
     updated: datetime | None = None
     version: int = 0
-    actions: tuple[str, ...] = ()
+
+
+def check_limits(data: AlertData, prefix: str) -> None:
+    """Reject ``data`` when a field is over its limit (see MAX_*), naming the field with
+    ``prefix`` ("data." for a CloudEvent, "alerts[2]." for an Alertmanager alert)."""
+    if len(data.id) > MAX_ID_LENGTH:
+        raise InvalidEvent(f"{prefix}id", f"is longer than {MAX_ID_LENGTH} characters")
+    if len(data.source) > MAX_DISPLAY_SOURCE_LENGTH:
+        raise InvalidEvent(f"{prefix}source", f"is longer than {MAX_DISPLAY_SOURCE_LENGTH} characters")
+    if data.url is not None and len(data.url) > MAX_URL_LENGTH:
+        raise InvalidEvent(f"{prefix}url", f"is longer than {MAX_URL_LENGTH} characters")
+    if len(data.labels) > MAX_LABELS:
+        raise InvalidEvent(f"{prefix}labels", f"has more than {MAX_LABELS} entries")
+    total = 0
+    for name, value in data.labels.items():
+        if len(name) > MAX_LABEL_NAME_LENGTH:
+            raise InvalidEvent(f"{prefix}labels", f"has a label name longer than {MAX_LABEL_NAME_LENGTH} characters ({name[:40]}…)")
+        if len(value) > MAX_LABEL_VALUE_LENGTH:
+            raise InvalidEvent(f"{prefix}labels.{name}", f"is longer than {MAX_LABEL_VALUE_LENGTH} characters")
+        total += len(name) + len(value)
+    if total > MAX_LABELS_CHARS:
+        raise InvalidEvent(f"{prefix}labels", f"are longer than {MAX_LABELS_CHARS} characters together")
+    if len(data.responders) > MAX_RESPONDERS:
+        raise InvalidEvent(f"{prefix}responders", f"has more than {MAX_RESPONDERS} entries")
+    for responder in data.responders:
+        if len(responder) > MAX_RESPONDER_LENGTH:
+            raise InvalidEvent(f"{prefix}responders", f"has an entry longer than {MAX_RESPONDER_LENGTH} characters")
 
 
 @dataclass(frozen=True)
@@ -112,7 +149,10 @@ def alert_key(source: str, alert_id: str) -> str:
 
 
 def decode_json(body: bytes | str) -> Any:
-    """Decode a message body, naming the problem when it is not JSON."""
+    """Decode a message body, naming the problem when it is not JSON or too large."""
+    size = len(body.encode("utf-8") if isinstance(body, str) else body)
+    if size > MAX_EVENT_BYTES:
+        raise InvalidEvent("", f"the message is {size:,} bytes; at most {MAX_EVENT_BYTES:,} are accepted")
     try:
         text = body.decode("utf-8") if isinstance(body, (bytes, bytearray)) else body
     except UnicodeDecodeError as exc:
@@ -202,10 +242,6 @@ def parse_alert_data(data: Any, *, event_time: datetime | None, subject: str | N
     if len(responders_in) > MAX_RESPONDERS:
         raise InvalidEvent("data.responders", f"has more than {MAX_RESPONDERS} entries")
 
-    actions_in = data.get("actions") or []
-    if not isinstance(actions_in, list) or not all(isinstance(a, str) for a in actions_in):
-        raise InvalidEvent("data.actions", "must be a list of action names")
-
     url = _string(data, "url", "data.url")
     if url is not None and not url.startswith(("https://", "http://")):
         raise InvalidEvent("data.url", f"must be an http(s) URL, not {url!r}")
@@ -234,7 +270,6 @@ def parse_alert_data(data: Any, *, event_time: datetime | None, subject: str | N
         created=parse_time(data.get("created"), "data.created"),
         updated=updated,
         version=version,
-        actions=tuple(actions_in),
     )
 
 
@@ -248,7 +283,7 @@ def parse_cloudevent(obj: Any) -> AlertEvent:
         if spec != "1.0":
             raise InvalidEvent("specversion", f"must be '1.0', not {spec!r}")
         _string(obj, "id", "id", required=True, max_length=MAX_ID_LENGTH)
-        source = _string(obj, "source", "source", required=True)
+        source = _string(obj, "source", "source", required=True, max_length=MAX_SOURCE_LENGTH)
         event_type = _string(obj, "type", "type", required=True)
         if event_type not in EVENT_TYPES:
             raise InvalidEvent("type", f"must be one of {', '.join(EVENT_TYPES)}, not {event_type!r}")

@@ -260,3 +260,40 @@ class TestLinksAreVerified:
         await click(sim, "resolve")
         event = queue_sink.messages[-1][2]
         assert (event["data"]["actor"]["linkedIdentity"], event["data"]["actor"]["linkVerifiedBy"]) == ("ceo@contoso.test", "admin")
+
+
+# ---------------------------------------------------------------- field limits and card size
+
+
+class TestFieldLimits:
+    async def test_oversized_fields_are_rejected_naming_the_field_and_never_crash(self, connector):
+        from shared import bootstrap
+
+        await install(connector, "channel")
+        base = example("alert-created.json")
+        oversized = {
+            "data.labels.big": {**base, "id": "e-1", "data": {**base["data"], "labels": {"big": "v" * 100_000}}},
+            "source": {**base, "id": "e-2", "source": "https://alerts.example.com/" + "s" * 100_000},
+            "data.url": {**base, "id": "e-3", "data": {**base["data"], "url": "https://alerts.example.com/" + "u" * 30_000}},
+            "data.source": {**base, "id": "e-4", "data": {**base["data"], "source": "S" * 100_000}},
+            "": {**base, "id": "e-5", "data": {**base["data"], "description": "d" * 1_000_000}},  # the whole message
+        }
+        for body in oversized.values():
+            await deliver(body)  # the trigger returns: nothing for Service Bus to retry ten times
+        rejected = await (await bootstrap.container()).store.list_rejected()
+        assert sorted(r.field for r in rejected) == sorted(oversized)
+        assert all("characters" in r.reason or "bytes" in r.reason for r in rejected)
+
+    async def test_a_cjk_and_emoji_alert_fits_the_teams_message_limit_as_sent(self, connector):
+        from shared import cards as card_module
+
+        sim = connector
+        sim.max_activity_bytes = card_module.MAX_MESSAGE_BYTES  # Teams' limit, enforced by the simulator (413 above it)
+        channel = await install(sim, "channel")
+        event = example("alert-created.json")
+        event["data"] = {**event["data"], "title": "磁盘空间不足 🔥" * 60, "description": "数据库服务器的磁盘空间即将耗尽 🚨。" * 800,
+                         "labels": {f"标签{i}": "值" * 200 for i in range(20)}}
+        await deliver(event)
+        [card] = cards(sim, channel)
+        sent = json.dumps(card.attachments[0]["content"], separators=(",", ":"))  # as the client sends it: \\u escapes
+        assert len(sent) <= card_module.MAX_CARD_BYTES

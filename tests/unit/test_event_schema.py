@@ -146,7 +146,12 @@ INVALID_CASES = {
     "no version and no timestamps": (event(time=_DROP), "data.version"),
     "updated not a timestamp": (event(data={"updated": "2024-13-45"}), "data.updated"),
     "created not a timestamp": (event(data={"created": 1715675506}), "data.created"),
-    "actions not a list of strings": (event(data={"actions": [{"name": "ack"}]}), "data.actions"),
+    "source over 1024 characters": (event(source="https://alerts.example.com/" + "s" * 1100), "source"),
+    "data.source over 256 characters": (event(data={"source": "S" * 300}), "data.source"),
+    "url over 2048 characters": (event(data={"url": "https://alerts.example.com/" + "u" * 2100}), "data.url"),
+    "a label value over 1024 characters": (event(data={"labels": {"big": "v" * 1100}}), "data.labels.big"),
+    "a label name over 256 characters": (event(data={"labels": {"n" * 300: "v"}}), "data.labels"),
+    "a responder over 320 characters": (event(data={"responders": ["r" * 330 + "@contoso.com"]}), "data.responders"),
 }
 
 # Where the parser is deliberately more forgiving than the contract: publishers should follow
