@@ -62,7 +62,12 @@ def conversation_record(activity: dict, reference: dict, now: datetime) -> Conve
         conversation_id = conversation_id.split(";messageid=")[0]
         reference = {**reference, "conversation": {**(reference.get("conversation") or {}), "id": conversation_id}}
         reference.pop("activityId", None)
-    name = channel.get("name") or team.get("name") or conversation.get("name") or (activity.get("from") or {}).get("name") or ""
+    # A channel is named by Teams' channel (or team) data only: a message or click that carries
+    # none must not rename it after its sender. A chat is named by its topic, or the person.
+    if kind == "channel":
+        name = channel.get("name") or team.get("name") or ""
+    else:
+        name = conversation.get("name") or (activity.get("from") or {}).get("name") or ""
     return ConversationRecord(
         tenant_id=tenant_id,
         conversation_id=conversation_id,
@@ -268,12 +273,52 @@ async def link_account(name: str, actor: Actor, store: StateStore, ctx: ActionCo
     return f"Linked to {cards.escape_text(link.platform_identity, 200)} (from your Microsoft 365 account)."
 
 
+# Teams' channelData.eventType of a conversationUpdate about the team's channels and the team
+# itself: the activity's conversation is then the team (its General channel), and
+# channelData.channel the channel the event is about (Teams docs: conversation events).
+CHANNEL_EVENTS = ("channelCreated", "channelRenamed", "channelDeleted", "channelRestored", "channelShared", "channelUnshared")
+TEAM_GONE_EVENTS = ("teamDeleted", "teamHardDeleted", "teamArchived")
+
+
+async def _team_event(activity: dict, store: StateStore, now: datetime) -> bool:
+    """Keep the stored conversations true to a channel or team event; True when the activity
+    was one (nothing else to do with it)."""
+    channel_data = activity.get("channelData") or {}
+    event = channel_data.get("eventType")
+    if event not in CHANNEL_EVENTS + TEAM_GONE_EVENTS:
+        return False
+    conversation = activity.get("conversation") or {}
+    tenant_id = conversation.get("tenantId") or (channel_data.get("tenant") or {}).get("id")
+    if not tenant_id:
+        return True
+    team = channel_data.get("team") or {}
+    if event in TEAM_GONE_EVENTS:
+        # A deleted or archived team's channels get no more alerts (unarchived: installing
+        # the app again, or any message to the bot there, enrols it again).
+        for record in await store.list_conversations(tenant_id):
+            if record.conversation_type == "channel" and ((team.get("id") and record.team_id == team.get("id")) or (team.get("aadGroupId") and record.team_group_id == team.get("aadGroupId"))):
+                await store.remove_conversation(tenant_id, record.conversation_id)
+        log.info("Team %s of tenant %s: %s; its channels were removed", team.get("name") or team.get("id"), tenant_id, event)
+        return True
+    channel = channel_data.get("channel") or {}
+    known = await store.get_conversation(tenant_id, channel["id"]) if channel.get("id") else None
+    if known is None:
+        return True  # a channel the connector does not post to (created ones are not enrolled)
+    if event == "channelDeleted":
+        await store.remove_conversation(tenant_id, known.conversation_id)
+    elif event == "channelRenamed" and channel.get("name"):
+        await store.save_conversation(replace(known, name=channel["name"], updated=now))
+    return True
+
+
 async def handle_activity(activity: dict, reference: dict, *, store: StateStore, actions: ActionContext | None = None) -> BotReply:
     """Remember where the bot is (every activity refreshes the conversation reference), answer
     commands and card buttons."""
     now = datetime.now(timezone.utc)
-    record = conversation_record(activity, reference, now)
     kind = activity.get("type")
+    if kind == "conversationUpdate" and await _team_event(activity, store, now):
+        return BotReply()
+    record = conversation_record(activity, reference, now)
     if record is not None:
         existing = await store.get_conversation(record.tenant_id, record.conversation_id)
         removed = kind == "installationUpdate" and activity.get("action") in ("remove", "remove-upgrade")
@@ -284,7 +329,8 @@ async def handle_activity(activity: dict, reference: dict, *, store: StateStore,
             await store.remove_conversation(record.tenant_id, record.conversation_id)
             return BotReply()
         if existing is not None:
-            record = replace(record, alert_key=existing.alert_key, name=record.name or existing.name)
+            record = replace(record, alert_key=existing.alert_key, name=record.name or existing.name,
+                             team_group_id=record.team_group_id or existing.team_group_id)
         # Chats are enrolled by any activity (the bot is installed there). A team channel is
         # enrolled when the bot is installed in the team; a message in another channel only
         # refreshes a channel already known, so talking to the bot somewhere does not

@@ -162,6 +162,12 @@ async def process_event(event: AlertEvent, ctx: Delivering, *, default_tenant_id
     store = ctx.store
     tenant_id = await resolve_tenant(event.tenant_id, event.event_id, store, default_tenant_id)
     state, change, created = await _apply(event, tenant_id, store, ctx.clock())
+    if created and state.status == "resolved":
+        # First seen resolved (its firing never reached the connector, or came before it was
+        # connected): kept, so a later reopen has its history, but no card. An on-call channel
+        # does not want a card for an alert it never saw open.
+        log.info("Event %s: alert %s first seen resolved; recorded, no card", event.event_id, event.data.id)
+        return Outcome(event.event_id, "processed", "the alert was first seen resolved: recorded, no card")
     outcome = Outcome(event.event_id, "processed" if change else "stale", "" if change else f"version {event.data.version} is not newer than {state.version}")
     # Only a change routes: a stale event syncs the cards already delivered (it heals a card
     # whose update failed earlier).

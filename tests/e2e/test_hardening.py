@@ -297,3 +297,64 @@ class TestFieldLimits:
         [card] = cards(sim, channel)
         sent = json.dumps(card.attachments[0]["content"], separators=(",", ":"))  # as the client sends it: \\u escapes
         assert len(sent) <= card_module.MAX_CARD_BYTES
+
+
+# ---------------------------------------------------------------- conversation records stay true
+
+
+async def stored_channels(tenant_id: str = TENANT_ID) -> dict[str, str]:
+    return {c.conversation_id: c.name for c in await (await bootstrap_store()).list_conversations(tenant_id) if c.conversation_type == "channel"}
+
+
+async def send(sim, activity: dict) -> None:
+    response = await post_activity(activity, sim.auth_header(BOT_APP_ID, activity["serviceUrl"]))
+    assert response.status_code in (200, 201), response.get_body()
+
+
+class TestConversationRecordsStayTrue:
+    async def test_a_message_without_channel_names_does_not_rename_the_channel(self, connector):
+        sim = connector
+        channel = await install(sim, "channel")
+        before = await stored_channels()
+        message = sim.message("help", "channel", tenant_id=TENANT_ID, bot_app_id=BOT_APP_ID, mention_bot=True, conversation_id=channel,
+                              user={"id": "29:mallory", "name": "Mallory Sender", "aadObjectId": "00000000-0000-4000-8000-0000000000ab"})
+        message["channelData"].pop("channel", None)
+        message["channelData"]["team"] = {"id": message["channelData"]["team"]["id"]}  # ids only, no names
+        await send(sim, message)
+        assert await stored_channels() == before and "Mallory Sender" not in (await stored_channels()).values()
+
+    async def test_channel_events_keep_the_general_channel_and_follow_renames_and_deletes(self, connector):
+        sim = connector
+        channel = await install(sim, "channel")
+        before = await stored_channels()
+        created = sim.conversation_update("channel", event_type="channelCreated", tenant_id=TENANT_ID, bot_app_id=BOT_APP_ID,
+                                          conversation_id=channel, channel={"id": "19:new-incidents@thread.tacv2", "name": "Incidents"}, members_added=[])
+        await send(sim, created)
+        assert await stored_channels() == before  # General is not stored under the new channel's name or id
+        renamed = sim.conversation_update("channel", event_type="channelRenamed", tenant_id=TENANT_ID, bot_app_id=BOT_APP_ID,
+                                          conversation_id=channel, channel={"id": channel, "name": "On call (renamed)"}, members_added=[])
+        await send(sim, renamed)
+        assert (await stored_channels())[channel] == "On call (renamed)"
+        deleted = sim.conversation_update("channel", event_type="channelDeleted", tenant_id=TENANT_ID, bot_app_id=BOT_APP_ID,
+                                          conversation_id=channel, channel={"id": channel, "name": "On call (renamed)"}, members_added=[])
+        await send(sim, deleted)
+        assert channel not in await stored_channels()
+
+    async def test_a_deleted_or_archived_team_gets_no_more_alerts(self, connector):
+        for event in ("teamArchived", "teamDeleted"):
+            sim = connector
+            channel = await install(sim, "channel")
+            assert channel in await stored_channels()
+            gone = sim.conversation_update("channel", event_type=event, tenant_id=TENANT_ID, bot_app_id=BOT_APP_ID, members_added=[])
+            await send(sim, gone)
+            assert await stored_channels() == {}, event
+        await deliver(example("alert-created.json") | {"id": "after-archive"})
+        assert cards(sim, channel) == []
+
+    async def test_a_resolution_of_an_alert_never_seen_open_posts_no_card(self, connector):
+        sim = connector
+        channel = await install(sim, "channel")
+        await deliver(example("alert-resolved.json"))
+        assert cards(sim, channel) == []
+        [state] = await (await bootstrap_store()).find_alerts(TENANT_ID, example("alert-resolved.json")["data"]["id"])
+        assert state.status == "resolved"  # recorded, so a reopen has its history
