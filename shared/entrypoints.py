@@ -11,7 +11,6 @@ import logging
 import azure.functions as func
 
 from shared import bootstrap
-from shared.services import actions as action_service
 from shared.services import bot as bot_service
 from shared.services import events as event_service
 from shared.services import periodic as periodic_service

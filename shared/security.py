@@ -23,8 +23,8 @@ from typing import Callable
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-# The consent state expires after ten minutes (the requirement; Entra's own
-# authorization codes live about as long).
+# The consent state expires after ten minutes (Entra's own authorization codes live about as
+# long).
 STATE_TTL_SECONDS = 600
 STATE_VERSION = 1
 CIPHER_VERSION = "v1"

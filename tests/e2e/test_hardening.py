@@ -59,7 +59,6 @@ class TestTenantsNeverShareEvents:
 
 from tests.e2e.test_card_actions_graph import connected as connected_graph  # noqa: E402,F401 - a fixture
 from tests.e2e.test_consent import (  # noqa: E402 - the consent tests' fixture and helpers
-    OTHER_TENANT as FABRIKAM,
     browser,
     call,
     callback,
@@ -252,7 +251,7 @@ class TestLinksAreVerified:
         assert event["data"]["actor"]["linkedIdentity"] == "grace@contoso.test"  # her own account, never the claimed one
         assert event["data"]["actor"]["linkVerifiedBy"] == "directory"
         listed = json.loads((await call("tenant_links", request("GET", "t", headers=tenant_headers(), route_params={"tenant_id": TENANT_ID}))).get_body())
-        assert [(l["platformIdentity"], l["verified"]) for l in listed["links"]] == [("ceo@contoso.test", False)]
+        assert [(link["platformIdentity"], link["verified"]) for link in listed["links"]] == [("ceo@contoso.test", False)]
         approve = func.HttpRequest(
             "PUT", "http://localhost:7071/api/t", headers=tenant_headers(), route_params={"tenant_id": TENANT_ID, "aad_object_id": sim.m365.admin.id},
             body=json.dumps({"platformIdentity": "ceo@contoso.test"}).encode())
