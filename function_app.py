@@ -137,3 +137,15 @@ async def tenant_links(req: func.HttpRequest) -> func.HttpResponse:
 async def tenant_link(req: func.HttpRequest) -> func.HttpResponse:
     """Set or approve a person's platform identity (tenant admin key)."""
     return await entrypoints.put_link(req)
+
+
+@app.route(route="events/{format}", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+async def ingest(req: func.HttpRequest) -> func.HttpResponse:
+    """Webhooks from alert sources (the source's key): checked, then queued as alert events."""
+    return await entrypoints.ingest(req)
+
+
+@app.route(route="tenants/{tenant_id}/sources/{source}", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+async def ingest_source(req: func.HttpRequest) -> func.HttpResponse:
+    """A source's ingest key and URLs (tenant admin key)."""
+    return await entrypoints.ingest_setup(req)

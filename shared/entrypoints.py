@@ -464,3 +464,84 @@ async def put_link(req: func.HttpRequest) -> func.HttpResponse:
     await c.store.save_link(link)
     log.info("Account link of %s in tenant %s set by %s", aad_object_id, tenant_id, _caller(req))
     return _json_response(200, _link_json(link))
+
+
+# ---------------------------------------------------------------- ingest: webhooks from alert sources
+# POST /api/events/{format}?tenant=<tenant id>&source=<source name>, with the source's key in
+# X-Ingest-Key (or ?key=, for senders that cannot set headers). The payload is checked here
+# (400 naming the field, 413 over the size limit) and put on the alert-events queue as one
+# CloudEvent per alert; the queue trigger does the rest, so a burst of webhooks never holds
+# requests open while Teams is slow.
+
+INGEST_KEY_HEADER = "X-Ingest-Key"
+_SOURCE_NAME = __import__("re").compile(r"[a-z0-9][a-z0-9-]{0,62}")
+
+
+async def ingest(req: func.HttpRequest) -> func.HttpResponse:
+    import hashlib
+
+    from shared.domain.events import MAX_EVENT_BYTES, InvalidEvent, decode_json, to_cloudevent
+    from shared.domain.inbound import FORMAT_NAMES, format_named, parse_as
+    from shared.domain.tenants import InvalidTenantId, tenant_id as parse_tenant
+    from shared.security import ingest_key, same_secret
+
+    try:
+        c = await bootstrap.container()
+    except SettingsError as exc:
+        log.error("Configuration error: %s", exc)
+        return _json_response(500, {"error": "the connector is not configured; see its log"})
+    fmt = format_named(req.route_params.get("format", ""))
+    if fmt is None:
+        return _json_response(404, {"error": f"unknown format; the connector reads {', '.join(FORMAT_NAMES)}"})
+    if not c.settings.admin_api_key:
+        return _json_response(503, {"error": "ingest is off: set ADMIN_API_KEY (source keys are derived from it)"})
+    try:
+        tenant = parse_tenant(req.params.get("tenant", ""))
+    except InvalidTenantId as exc:
+        return _json_response(400, {"error": f"tenant {exc}", "field": "tenant"})
+    source = req.params.get("source", "")
+    if not _SOURCE_NAME.fullmatch(source):
+        return _json_response(400, {"error": "source must name the alert source: 1 to 63 lower-case letters, digits or dashes", "field": "source"})
+    presented = req.headers.get(INGEST_KEY_HEADER) or req.params.get("key")
+    if not same_secret(presented, ingest_key(c.settings.admin_api_key, tenant, source)):
+        log.warning("Ingest refused for source %s of tenant %s: %s", source, tenant, "no key" if not presented else "wrong key")
+        return _json_response(401, {"error": f"a valid key for this tenant and source is required ({INGEST_KEY_HEADER} header or key parameter)"})
+    raw = req.get_body() or b""
+    if len(raw) > MAX_EVENT_BYTES:
+        return _json_response(413, {"error": f"the payload is {len(raw):,} bytes; at most {MAX_EVENT_BYTES:,} are accepted"})
+    try:
+        events = parse_as(fmt, decode_json(raw))
+        for event in events:
+            if event.tenant_id and event.tenant_id != tenant:
+                raise InvalidEvent("tenantid", f"names tenant {event.tenant_id}, but this source posts to tenant {tenant}", event.event_id)
+    except InvalidEvent as exc:
+        log.info("Ingest of %s from source %s of tenant %s refused: %s", fmt.name, source, tenant, exc)
+        return _json_response(400, {"error": str(exc), "field": exc.field, "eventId": exc.event_id})
+    queue = bootstrap.command_queue(c)
+    if queue is None:
+        return _json_response(503, {"error": "no queue to send through: set ServiceBusConnection__fullyQualifiedNamespace (or LOCAL_QUEUE_HOST_URL locally)"})
+    for event in events:
+        # A stable message id: a webhook sent again within the duplicate-detection window is dropped.
+        message_id = hashlib.sha256(f"{tenant}\n{event.source}\n{event.event_id}".encode()).hexdigest()[:32]
+        await queue.publish(message_id, to_cloudevent(event, tenant))
+    log.info("Ingest: %d event(s) in %s from source %s of tenant %s queued", len(events), fmt.name, source, tenant)
+    return _json_response(202, {"status": "queued", "format": fmt.name, "tenant": tenant, "eventIds": [e.event_id for e in events]})
+
+
+async def ingest_setup(req: func.HttpRequest) -> func.HttpResponse:
+    """A source's key and ready URLs, one per format (the tenant's admin key)."""
+    from shared.domain.inbound import FORMAT_NAMES
+    from shared.security import ingest_key
+
+    c, tenant_id, refused = await _tenant_admin(req)
+    if refused is not None:
+        return refused
+    source = req.route_params.get("source", "")
+    if not _SOURCE_NAME.fullmatch(source):
+        return _json_response(400, {"error": "source must be 1 to 63 lower-case letters, digits or dashes", "field": "source"})
+    key = ingest_key(c.settings.admin_api_key, tenant_id, source)
+    base = (c.settings.graph.public_base_url if c.settings.graph else "") or "https://<your function app>"
+    return _json_response(200, {
+        "tenant": tenant_id, "source": source, "header": INGEST_KEY_HEADER, "key": key,
+        "urls": {name: f"{base}/api/events/{name}?tenant={tenant_id}&source={source}&key={key}" for name in FORMAT_NAMES},
+    })

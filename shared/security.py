@@ -160,6 +160,13 @@ def tenant_admin_key(admin_api_key: str, tenant_id: str) -> str:
     return b64url(hmac.new(admin_api_key.encode(), f"tenant-admin-key/v1/{tenant_id.lower()}".encode(), hashlib.sha256).digest())
 
 
+def ingest_key(admin_api_key: str, tenant_id: str, source: str) -> str:
+    """The key of one alert source of one tenant for ``POST /api/events/{format}``: HMAC of
+    both under ``ADMIN_API_KEY``. It names the tenant its events go to, so a source can never
+    post into another tenant, and one source's key can be replaced without touching others'."""
+    return b64url(hmac.new(admin_api_key.encode(), f"ingest-key/v1/{tenant_id.lower()}/{source}".encode(), hashlib.sha256).digest())
+
+
 def same_secret(presented: str | None, expected: str) -> bool:
     """Constant-time comparison (a missing value never matches)."""
     if not presented or not expected:

@@ -216,6 +216,26 @@ def epoch_micros(moment: datetime) -> int:
     return int(moment.timestamp() * 1_000_000)
 
 
+def to_cloudevent(event: AlertEvent, tenant_id: str) -> dict[str, Any]:
+    """The event as a structured CloudEvent of this connector's schema, for the tenant: what
+    the HTTP ingest route puts on the alert-events queue, whatever format it arrived in.
+    Parsing it again gives the same event (the same alert key, version and dedupe key)."""
+    data = event.data
+    body: dict[str, Any] = {
+        "id": data.id, "title": data.title, "kind": data.kind, "severity": data.severity, "version": data.version,
+        "labels": dict(data.labels), "responders": list(data.responders),
+    }
+    for name, value in (("description", data.description or None), ("status", data.status), ("source", data.source or None), ("url", data.url),
+                        ("created", data.created.isoformat() if data.created else None), ("updated", data.updated.isoformat() if data.updated else None)):
+        if value is not None:
+            body[name] = value
+    out: dict[str, Any] = {"specversion": "1.0", "id": event.event_id, "source": event.source, "type": event.type, "subject": data.id,
+                           "datacontenttype": "application/json", "tenantid": tenant_id, "data": body}
+    if event.time is not None:
+        out["time"] = event.time.isoformat()
+    return out
+
+
 def parse_alert_data(data: Any, *, event_time: datetime | None, subject: str | None) -> AlertData:
     if not isinstance(data, dict):
         raise InvalidEvent("data", "must be a JSON object")
