@@ -116,12 +116,12 @@ def parse_alertmanager(obj: dict) -> list[AlertEvent]:
     event_source = external_url.strip() if external_url and external_url.strip() else DEFAULT_EVENT_SOURCE
     data_source = f"{DATA_SOURCE}/{receiver.strip()}" if receiver and receiver.strip() else DATA_SOURCE
     return [
-        _parse_alert(alert, f"alerts[{index}]", event_source=event_source, data_source=data_source, group_status=group_status)
+        parse_alert(alert, f"alerts[{index}]", event_source=event_source, data_source=data_source, group_status=group_status)
         for index, alert in enumerate(alerts)
     ]
 
 
-def _parse_alert(alert: Any, path: str, *, event_source: str, data_source: str, group_status: str | None) -> AlertEvent:
+def parse_alert(alert: Any, path: str, *, event_source: str, data_source: str, group_status: str | None) -> AlertEvent:
     if not isinstance(alert, dict):
         raise InvalidEvent(path, "must be a JSON object")
 

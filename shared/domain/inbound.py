@@ -39,6 +39,18 @@ def _parse_cloudevent(obj: Any) -> list[AlertEvent]:
     return [parse_cloudevent(obj)]
 
 
+def _parse_grafana(obj: Any) -> list[AlertEvent]:
+    from shared.domain.grafana import parse_grafana
+
+    return parse_grafana(obj)
+
+
+def _is_grafana(obj: Any) -> bool:
+    from shared.domain.grafana import is_grafana_payload
+
+    return is_grafana_payload(obj)
+
+
 def _parse_alertmanager(obj: Any) -> list[AlertEvent]:
     from shared.domain.alertmanager import parse_alertmanager
 
@@ -48,6 +60,7 @@ def _parse_alertmanager(obj: Any) -> list[AlertEvent]:
 FORMATS: tuple[Format, ...] = (
     Format("cloudevents", "CloudEvents (structured JSON, specversion 1.0)", _is_cloudevent, _parse_cloudevent, lambda i: "data."),
     Format("alertmanager", "Prometheus Alertmanager webhook (version 4)", is_alertmanager_payload, _parse_alertmanager, lambda i: f"alerts[{i}]."),
+    Format("grafana", "Grafana alerting webhook contact point (version 1)", _is_grafana, _parse_grafana, lambda i: f"alerts[{i}]."),
 )
 FORMAT_NAMES = tuple(f.name for f in FORMATS)
 

@@ -18,7 +18,10 @@ TENANT = "aaaaaaaa-0000-4000-8000-00000000000a"
 
 
 def expected_format(path: Path) -> str:
-    return "alertmanager" if "alertmanager" in path.parts or path.name.startswith("alertmanager") else "cloudevents"
+    for name in ("alertmanager", "grafana"):
+        if name in path.parts or path.name.startswith(name):
+            return name
+    return "cloudevents"
 
 
 class TestRegistry:

@@ -1,0 +1,64 @@
+"""Grafana alerting's webhook contact point → alert events. Pure Python.
+
+Grafana sends an Alertmanager-shaped payload (docs: "Configure the webhook notifier for
+Alerting"): ``version: "1"``, ``orgId``, ``alerts[]`` each with ``status``, ``labels``,
+``annotations``, ``startsAt``/``endsAt``, ``fingerprint``, ``generatorURL`` (the rule),
+``values`` (what the rule's queries returned) and deprecated ``dashboardURL``/``panelURL``.
+Each alert is read with the Alertmanager rules (shared.domain.alertmanager: id = fingerprint,
+firing → ``alert.created`` at ``startsAt``, resolved → ``alert.resolved`` at ``endsAt``,
+severity from the ``severity`` label), and in addition:
+
+- the event source is Grafana's ``externalURL`` (else ``grafana``), the card's source
+  ``grafana/<receiver>``, and the event ids start with ``grafana-``;
+- each of ``values`` becomes a label ``value.<query>``, so the card shows what fired.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from shared.domain import alertmanager
+from shared.domain.events import AlertEvent, InvalidEvent
+
+WEBHOOK_VERSION = "1"
+DEFAULT_EVENT_SOURCE = "grafana"
+DATA_SOURCE = "grafana"
+VALUE_LABEL_PREFIX = "value."
+
+
+def is_grafana_payload(obj: Any) -> bool:
+    """Grafana's webhook: Alertmanager's shape with the organisation id Grafana adds."""
+    return isinstance(obj, dict) and isinstance(obj.get("alerts"), list) and "orgId" in obj and "specversion" not in obj
+
+
+def parse_grafana(obj: Any) -> list[AlertEvent]:
+    if not isinstance(obj, dict):
+        raise InvalidEvent("", "a Grafana webhook payload must be a JSON object")
+    version = obj.get("version")
+    if version != WEBHOOK_VERSION:
+        raise InvalidEvent("version", f"must be {WEBHOOK_VERSION!r} (Grafana's webhook format), not {version!r}")
+    alerts = obj.get("alerts")
+    if not isinstance(alerts, list) or not alerts:
+        raise InvalidEvent("alerts", "must be a list of at least one alert")
+    receiver = obj.get("receiver") if isinstance(obj.get("receiver"), str) else ""
+    external = obj.get("externalURL") if isinstance(obj.get("externalURL"), str) else ""
+    group_status = obj.get("status") if isinstance(obj.get("status"), str) else None
+    event_source = external.strip() or DEFAULT_EVENT_SOURCE
+    data_source = f"{DATA_SOURCE}/{receiver.strip()}" if receiver.strip() else DATA_SOURCE
+    events = []
+    for index, alert in enumerate(alerts):
+        path = f"alerts[{index}]"
+        event = alertmanager.parse_alert(alert, path, event_source=event_source, data_source=data_source, group_status=group_status)
+        values = alert.get("values") or {}
+        if not isinstance(values, dict):
+            raise InvalidEvent(f"{path}.values", "must be an object of query values")
+        labels = {**event.data.labels, **{f"{VALUE_LABEL_PREFIX}{name}": _value(v) for name, v in values.items()}}
+        events.append(replace(event, event_id="grafana-" + event.event_id.removeprefix("alertmanager-"), data=replace(event.data, labels=labels)))
+    return events
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
