@@ -51,6 +51,18 @@ def _is_grafana(obj: Any) -> bool:
     return is_grafana_payload(obj)
 
 
+def _is_azure_monitor(obj: Any) -> bool:
+    from shared.domain.azure_monitor import is_azure_monitor_payload
+
+    return is_azure_monitor_payload(obj)
+
+
+def _parse_azure_monitor(obj: Any) -> list[AlertEvent]:
+    from shared.domain.azure_monitor import parse_azure_monitor
+
+    return parse_azure_monitor(obj)
+
+
 def _parse_alertmanager(obj: Any) -> list[AlertEvent]:
     from shared.domain.alertmanager import parse_alertmanager
 
@@ -61,6 +73,7 @@ FORMATS: tuple[Format, ...] = (
     Format("cloudevents", "CloudEvents (structured JSON, specversion 1.0)", _is_cloudevent, _parse_cloudevent, lambda i: "data."),
     Format("alertmanager", "Prometheus Alertmanager webhook (version 4)", is_alertmanager_payload, _parse_alertmanager, lambda i: f"alerts[{i}]."),
     Format("grafana", "Grafana alerting webhook contact point (version 1)", _is_grafana, _parse_grafana, lambda i: f"alerts[{i}]."),
+    Format("azure-monitor", "Azure Monitor common alert schema (an action group's webhook)", _is_azure_monitor, _parse_azure_monitor, lambda i: ""),
 )
 FORMAT_NAMES = tuple(f.name for f in FORMATS)
 
@@ -87,7 +100,7 @@ def parse_events(obj: Any) -> list[AlertEvent]:
         return parse_as(found[0], obj)
     if len(found) > 1:  # a payload two formats claim: refuse rather than guess
         raise InvalidEvent("", f"the message looks like more than one format ({', '.join(f.name for f in found)}); send it to the route of its format")
-    if isinstance(obj, dict) and ("type" in obj or "id" in obj or "data" in obj) and "alerts" not in obj:
+    if isinstance(obj, dict) and ("type" in obj or "id" in obj or "data" in obj) and "alerts" not in obj and "schemaId" not in obj:
         # Looks like a CloudEvent that forgot its specversion: say so rather than "unknown format".
         return parse_as(FORMATS[0], obj)
     raise InvalidEvent("", "the message is in no format the connector reads: " + "; ".join(f.title for f in FORMATS))

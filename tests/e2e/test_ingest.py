@@ -52,6 +52,10 @@ def alertmanager_payload() -> dict:
     return json.loads((ROOT / "tests/golden/alertmanager/firing-node-filesystem-group.json").read_text())
 
 
+def azure_monitor_payload() -> dict:
+    return json.loads((ROOT / "tests/golden/azure-monitor/metric-dynamic-fired.json").read_text())
+
+
 def grafana_payload() -> dict:
     return json.loads((ROOT / "tests/golden/grafana/firing-docs-example.json").read_text())
 
@@ -61,6 +65,7 @@ class TestIngest:
         ("cloudevents", lambda: example("alert-created.json"), True),
         ("alertmanager", alertmanager_payload, False),  # Alertmanager sends the key in the URL
         ("grafana", grafana_payload, True),
+        ("azure-monitor", azure_monitor_payload, True),
     ])
     async def test_a_webhook_becomes_cards(self, ingesting, queue_sink, fmt, payload, header):
         sim = ingesting
@@ -94,4 +99,4 @@ class TestIngest:
         response = await functions()["ingest_source"](req)
         body = json.loads(response.get_body())
         assert response.status_code == 200 and body["key"] == ingest_key(ADMIN_KEY, TENANT_ID, SOURCE)
-        assert set(body["urls"]) == {"cloudevents", "alertmanager", "grafana"} and f"tenant={TENANT_ID}" in body["urls"]["alertmanager"]
+        assert set(body["urls"]) == {"cloudevents", "alertmanager", "grafana", "azure-monitor"} and f"tenant={TENANT_ID}" in body["urls"]["alertmanager"]
