@@ -62,7 +62,13 @@ SEVERITY_MAP: dict[str, str] = {
     "info": "info",
     "informational": "info",
     "none": "info",
+    # Priorities and syslog levels that sources put in a severity label.
+    "p1": "critical", "p2": "high", "p3": "medium", "p4": "low", "p5": "info",
+    "sev0": "critical", "sev1": "high", "sev2": "medium", "sev3": "low", "sev4": "info",
+    "emergency": "critical", "fatal": "critical", "alert": "critical", "notice": "info", "debug": "info",
 }
+# The label that says how an unknown severity was shown (never silently).
+SEVERITY_NOTE_LABEL = "severity.note"
 DEFAULT_SEVERITY = "medium"
 
 # Go's zero time.Time: Alertmanager sends it as endsAt of every firing alert.
@@ -115,10 +121,38 @@ def parse_alertmanager(obj: dict) -> list[AlertEvent]:
 
     event_source = external_url.strip() if external_url and external_url.strip() else DEFAULT_EVENT_SOURCE
     data_source = f"{DATA_SOURCE}/{receiver.strip()}" if receiver and receiver.strip() else DATA_SOURCE
-    return [
+    return distinguish_titles([
         parse_alert(alert, f"alerts[{index}]", event_source=event_source, data_source=data_source, group_status=group_status)
         for index, alert in enumerate(alerts)
-    ]
+    ])
+
+
+# Labels that never tell two alerts of a group apart on a card.
+_NOT_DISTINGUISHING = ("annotation.", "value.")
+MAX_DISTINGUISHING_LABELS = 3
+
+
+def distinguish_titles(events: list[AlertEvent]) -> list[AlertEvent]:
+    """Alerts of one notification that would read the same (one summary for the group) get the
+    labels that differ between them in their titles, e.g. "Filesystem almost full
+    (mountpoint=/, instance=db-01)", so two cards never read the same."""
+    from dataclasses import replace
+
+    by_title: dict[str, list[int]] = {}
+    for index, event in enumerate(events):
+        by_title.setdefault(event.data.title, []).append(index)
+    out = list(events)
+    for title, indexes in by_title.items():
+        if len(indexes) < 2:
+            continue
+        group = [events[i].data.labels for i in indexes]
+        names = sorted({name for labels in group for name in labels if not name.startswith(_NOT_DISTINGUISHING) and name != TENANT_KEY})
+        differing = [name for name in names if len({labels.get(name, "") for labels in group}) > 1][:MAX_DISTINGUISHING_LABELS]
+        for i in indexes:
+            labels = events[i].data.labels
+            suffix = ", ".join(f"{name}={labels.get(name, '')}" for name in differing) or events[i].data.id
+            out[i] = replace(events[i], data=replace(events[i].data, title=f"{title} ({suffix})"[:MAX_TITLE_LENGTH]))
+    return out
 
 
 def parse_alert(alert: Any, path: str, *, event_source: str, data_source: str, group_status: str | None) -> AlertEvent:
@@ -174,6 +208,12 @@ def parse_alert(alert: Any, path: str, *, event_source: str, data_source: str, g
     if len(responders) > MAX_RESPONDERS:
         raise InvalidEvent(f"{path}.annotations.{RESPONDERS_ANNOTATION}", f"has more than {MAX_RESPONDERS} entries")
 
+    merged = _merge_labels(labels, annotations)
+    given = (labels.get("severity") or "").strip()
+    if given and given.lower() not in SEVERITY_MAP:
+        if len(merged) >= MAX_LABELS:  # room for the note: the last annotation makes way
+            merged.pop(next(reversed(merged)))
+        merged[SEVERITY_NOTE_LABEL] = f"{given[:100]!r} is not a severity the connector knows: shown as {DEFAULT_SEVERITY}"
     data = AlertData(
         id=alert_id,
         title=_title(labels, annotations, alert_id)[:MAX_TITLE_LENGTH],
@@ -183,7 +223,7 @@ def parse_alert(alert: Any, path: str, *, event_source: str, data_source: str, g
         status=data_status,
         source=data_source,
         url=url,
-        labels=_merge_labels(labels, annotations),
+        labels=merged,
         responders=responders,
         created=starts_at,
         updated=moment,

@@ -55,7 +55,7 @@ def parse_grafana(obj: Any) -> list[AlertEvent]:
             raise InvalidEvent(f"{path}.values", "must be an object of query values")
         labels = {**event.data.labels, **{f"{VALUE_LABEL_PREFIX}{name}": _value(v) for name, v in values.items()}}
         events.append(replace(event, event_id="grafana-" + event.event_id.removeprefix("alertmanager-"), data=replace(event.data, labels=labels)))
-    return events
+    return alertmanager.distinguish_titles(events)
 
 
 def _value(value: Any) -> str:

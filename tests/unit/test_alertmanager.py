@@ -328,3 +328,20 @@ class TestInvalidPayloads:
 
     def test_the_events_are_alert_events(self):
         assert all(isinstance(e, AlertEvent) for e in parse_alertmanager(load("resolved-node-filesystem.json")))
+
+
+class TestTitlesTellAlertsApart:
+    def test_alerts_of_a_group_with_one_summary_get_the_labels_that_differ(self):
+        payload = load("firing-node-filesystem-group.json")
+        for alert in payload["alerts"]:
+            alert["annotations"]["summary"] = "Filesystem is almost full"
+        first, second = parse_alertmanager(payload)
+        assert first.data.title != second.data.title
+        assert first.data.title.startswith("Filesystem is almost full (") and "=" in first.data.title
+        differing = [name for name in first.data.labels if first.data.labels[name] != second.data.labels.get(name) and not name.startswith("annotation.")]
+        assert any(f"{name}={first.data.labels[name]}" in first.data.title for name in differing)
+
+    def test_a_title_of_its_own_is_left_alone(self):
+        payload = load("firing-node-filesystem-group.json")
+        events = parse_alertmanager(payload)
+        assert [e.data.title for e in events] == [a["annotations"]["summary"] for a in payload["alerts"]]
