@@ -1,6 +1,11 @@
-"""``python -m tools.publish``: send JSON files to a queue of the local host.
+"""``python -m tools.publish``: send JSON files to a queue of the local host, or post them
+to the connector's ingest route as an alert source would.
 
     python -m tools.publish FILE [FILE...] [--queue NAME] [--host http://127.0.0.1:7071] [--wait SECONDS]
+    python -m tools.publish FILE [FILE...] --http FORMAT --tenant TENANT [--source NAME] [--key KEY] [--host URL]
+
+With ``--http`` each file is posted to ``/api/events/FORMAT``; the key is ``--key``, else it is
+derived from ``ADMIN_API_KEY`` (environment or local settings) for the tenant and source.
 
 Each file becomes one message; its id is printed, then (unless ``--wait 0``) the
 outcome: completed, dead-lettered with the reason, or still retrying with the last
@@ -110,6 +115,30 @@ def wait_for_outcome(message_id: str, *, queue: str, host: str, seconds: float) 
         time.sleep(POLL_INTERVAL_SECONDS)
 
 
+def post_file(path: Path, *, fmt: str, tenant: str, source: str, key: str, host: str) -> tuple[bool, str]:
+    """Post one JSON file to the ingest route; (accepted, one line saying what happened)."""
+    try:
+        body = path.read_bytes()
+    except OSError as error:
+        raise PublishError(f"{path}: cannot be read ({error})") from None
+    query = urllib.parse.urlencode({"tenant": tenant, "source": source})
+    status, answer = _request(host, "POST", f"/api/events/{urllib.parse.quote(fmt, safe='')}?{query}", body,
+                              {"content-type": "application/json", "X-Ingest-Key": key})
+    if status == 202:
+        return True, f"accepted (HTTP 202): {len(answer.get('eventIds', []))} event(s) queued: {', '.join(answer.get('eventIds', []))}"
+    field = f" [{answer['field']}]" if answer.get("field") else ""
+    return False, f"refused (HTTP {status}){field}: {answer.get('error', answer)}"
+
+
+def ingest_key_for(tenant: str, source: str) -> str:
+    from shared.security import ingest_key
+
+    admin = lookup_setting("ADMIN_API_KEY")
+    if not admin:
+        raise PublishError("no --key given and ADMIN_API_KEY is not set (environment or local settings) to derive it")
+    return ingest_key(admin, tenant, source)
+
+
 def main(argv: list[str] | None = None, out: TextIO | None = None, err: TextIO | None = None) -> int:
     """Publish the files; return the process exit code."""
     out = out or sys.stdout
@@ -124,7 +153,26 @@ def main(argv: list[str] | None = None, out: TextIO | None = None, err: TextIO |
     parser.add_argument("--host", default=DEFAULT_HOST, help=f"local host URL (default {DEFAULT_HOST})")
     parser.add_argument("--wait", type=float, default=10.0, metavar="SECONDS",
                         help="seconds to wait for each outcome (0: do not wait; default 10)")
+    parser.add_argument("--http", metavar="FORMAT", help="post to the ingest route /api/events/FORMAT instead of a queue")
+    parser.add_argument("--tenant", help="with --http: the tenant id the source posts to")
+    parser.add_argument("--source", default="local", help="with --http: the source name (default: local)")
+    parser.add_argument("--key", help="with --http: the source's key (default: derived from ADMIN_API_KEY)")
     arguments = parser.parse_args(argv)
+    if arguments.http:
+        if not arguments.tenant:
+            print("error: --http needs --tenant (the tenant id the source posts to)", file=err)
+            return 2
+        try:
+            key = arguments.key or ingest_key_for(arguments.tenant, arguments.source)
+            accepted_all = True
+            for path in arguments.files:
+                accepted, line = post_file(path, fmt=arguments.http, tenant=arguments.tenant, source=arguments.source, key=key, host=arguments.host)
+                accepted_all = accepted_all and accepted
+                print(f"{path}: {line}", file=out, flush=True)
+        except PublishError as error:
+            print(f"error: {error}", file=err)
+            return 2
+        return 0 if accepted_all else 1
     queue = arguments.queue or default_queue()
     all_completed = True
     try:

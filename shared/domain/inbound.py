@@ -63,6 +63,18 @@ def _parse_azure_monitor(obj: Any) -> list[AlertEvent]:
     return parse_azure_monitor(obj)
 
 
+def _is_pagerduty(obj: Any) -> bool:
+    from shared.domain.pagerduty import is_pagerduty_payload
+
+    return is_pagerduty_payload(obj)
+
+
+def _parse_pagerduty(obj: Any) -> list[AlertEvent]:
+    from shared.domain.pagerduty import parse_pagerduty
+
+    return parse_pagerduty(obj)
+
+
 def _parse_alertmanager(obj: Any) -> list[AlertEvent]:
     from shared.domain.alertmanager import parse_alertmanager
 
@@ -74,6 +86,7 @@ FORMATS: tuple[Format, ...] = (
     Format("alertmanager", "Prometheus Alertmanager webhook (version 4)", is_alertmanager_payload, _parse_alertmanager, lambda i: f"alerts[{i}]."),
     Format("grafana", "Grafana alerting webhook contact point (version 1)", _is_grafana, _parse_grafana, lambda i: f"alerts[{i}]."),
     Format("azure-monitor", "Azure Monitor common alert schema (an action group's webhook)", _is_azure_monitor, _parse_azure_monitor, lambda i: ""),
+    Format("pagerduty", "PagerDuty v3 webhook (incident events)", _is_pagerduty, _parse_pagerduty, lambda i: ""),
 )
 FORMAT_NAMES = tuple(f.name for f in FORMATS)
 

@@ -56,6 +56,10 @@ def azure_monitor_payload() -> dict:
     return json.loads((ROOT / "tests/golden/azure-monitor/metric-dynamic-fired.json").read_text())
 
 
+def pagerduty_payload() -> dict:
+    return json.loads((ROOT / "tests/golden/pagerduty/incident-triggered-2025.json").read_text())
+
+
 def grafana_payload() -> dict:
     return json.loads((ROOT / "tests/golden/grafana/firing-docs-example.json").read_text())
 
@@ -66,6 +70,7 @@ class TestIngest:
         ("alertmanager", alertmanager_payload, False),  # Alertmanager sends the key in the URL
         ("grafana", grafana_payload, True),
         ("azure-monitor", azure_monitor_payload, True),
+        ("pagerduty", pagerduty_payload, True),
     ])
     async def test_a_webhook_becomes_cards(self, ingesting, queue_sink, fmt, payload, header):
         sim = ingesting
@@ -99,4 +104,4 @@ class TestIngest:
         response = await functions()["ingest_source"](req)
         body = json.loads(response.get_body())
         assert response.status_code == 200 and body["key"] == ingest_key(ADMIN_KEY, TENANT_ID, SOURCE)
-        assert set(body["urls"]) == {"cloudevents", "alertmanager", "grafana", "azure-monitor"} and f"tenant={TENANT_ID}" in body["urls"]["alertmanager"]
+        assert set(body["urls"]) == {"cloudevents", "alertmanager", "grafana", "azure-monitor", "pagerduty"} and f"tenant={TENANT_ID}" in body["urls"]["alertmanager"]

@@ -18,7 +18,7 @@ TENANT = "aaaaaaaa-0000-4000-8000-00000000000a"
 
 
 def expected_format(path: Path) -> str:
-    for name in ("alertmanager", "grafana", "azure-monitor"):
+    for name in ("alertmanager", "grafana", "azure-monitor", "pagerduty"):
         if name in path.parts or path.name.startswith(name):
             return name
     return "cloudevents"

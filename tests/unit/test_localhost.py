@@ -471,3 +471,26 @@ class TestPublishCli:
         (tmp_path / "local.settings.sample.json").write_text(json.dumps(sample))
 
         assert publish.default_queue() == "from-sample"
+
+
+class TestPublishToTheIngestRoute:
+    async def test_publish_http_posts_with_the_key_and_reports_the_answer(self, tmp_path):
+        seen: list[tuple[str, str, str, str]] = []
+        app = func.FunctionApp()
+
+        @app.route(route="events/{format}", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+        def ingest(req: func.HttpRequest) -> func.HttpResponse:
+            seen.append((req.route_params["format"], req.params.get("tenant", ""), req.params.get("source", ""), req.headers.get("X-Ingest-Key", "")))
+            if req.headers.get("X-Ingest-Key") != "right-key":
+                return func.HttpResponse('{"error": "a valid key is required"}', status_code=401, mimetype="application/json")
+            return func.HttpResponse('{"status": "queued", "eventIds": ["e-1", "e-2"]}', status_code=202, mimetype="application/json")
+
+        payload = tmp_path / "am.json"
+        payload.write_text('{"version": "4", "alerts": []}')
+        out = io.StringIO()
+        async with running(app) as host:
+            ok = await asyncio.to_thread(publish.main, [str(payload), "--http", "alertmanager", "--tenant", "t-1", "--source", "prod", "--key", "right-key", "--host", host.url], out)
+            bad = await asyncio.to_thread(publish.main, [str(payload), "--http", "alertmanager", "--tenant", "t-1", "--key", "wrong", "--host", host.url], out)
+        assert (ok, bad) == (0, 1)
+        assert seen[0] == ("alertmanager", "t-1", "prod", "right-key")
+        assert "accepted (HTTP 202): 2 event(s) queued: e-1, e-2" in out.getvalue() and "refused (HTTP 401)" in out.getvalue()
