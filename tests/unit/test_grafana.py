@@ -6,32 +6,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
 
-from shared.domain.events import InvalidEvent
 from shared.domain.inbound import claimants, parse_message
-from tests.unit.test_alertmanager import check_golden, expected_path, render
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "grafana"
 VALID = sorted(p for p in GOLDEN.glob("*.json") if not p.name.endswith(".expected.json"))
 INVALID = sorted(p for p in (GOLDEN / "invalid").glob("*.json") if not p.name.endswith(".expected.json"))
-
-
-class TestGoldenPayloads:
-    @pytest.mark.parametrize("payload", VALID, ids=lambda p: p.stem)
-    def test_payload_normalises_to_the_expected_events(self, request, payload):
-        check_golden(request, payload, render(parse_message(payload.read_bytes())))
-
-    @pytest.mark.parametrize("payload", INVALID, ids=lambda p: p.stem)
-    def test_invalid_payload_is_rejected_naming_the_field(self, request, payload):
-        with pytest.raises(InvalidEvent) as caught:
-            parse_message(payload.read_bytes())
-        check_golden(request, payload, {"field": caught.value.field, "message": str(caught.value)})
-
-    def test_every_golden_payload_has_an_expected_file(self):
-        assert len(VALID) >= 2 and len(INVALID) >= 2
-        for payload in VALID + INVALID:
-            assert expected_path(payload).exists(), payload.name
 
 
 class TestGrafanaRules:

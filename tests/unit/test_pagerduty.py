@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 
 from shared.domain.events import InvalidEvent
-from shared.domain.inbound import claimants, parse_message
-from tests.unit.test_alertmanager import check_golden, expected_path, render
+from shared.domain.inbound import parse_message
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "pagerduty"
 VALID = sorted(p for p in GOLDEN.glob("*.json") if not p.name.endswith(".expected.json"))
@@ -18,25 +17,6 @@ VALID = sorted(p for p in GOLDEN.glob("*.json") if not p.name.endswith(".expecte
 
 def load(name: str) -> dict:
     return json.loads((GOLDEN / name).read_text())
-
-
-class TestGoldenPayloads:
-    @pytest.mark.parametrize("path", VALID, ids=lambda p: p.stem)
-    def test_payload_normalises_to_the_expected_events_or_is_refused_naming_the_field(self, request, path):
-        try:
-            result = render(parse_message(path.read_bytes()))
-        except InvalidEvent as exc:
-            result = {"field": exc.field, "message": str(exc)}
-        check_golden(request, path, result)
-
-    @pytest.mark.parametrize("path", VALID, ids=lambda p: p.stem)
-    def test_it_is_pagerdutys_only(self, path):
-        assert [f.name for f in claimants(json.loads(path.read_text()))] == ["pagerduty"]
-
-    def test_there_are_golden_payloads_with_expected_files(self):
-        assert len(VALID) >= 4
-        for path in VALID:
-            assert expected_path(path).exists(), path.name
 
 
 class TestMapping:
