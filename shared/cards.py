@@ -46,6 +46,7 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 _DOUBLE_BRACE = re.compile(r"\{(?=\{)")
+_NEWLINES = re.compile(r"(?:\r?\n)+")
 
 
 def escape_text(text: str, limit: int | None = None) -> str:
@@ -163,7 +164,9 @@ def alert_card(state: AlertState, *, include_description: bool = True, include_f
     if state.source:
         header_facts.append({"title": "Source", "value": escape_text(state.source, 100)})
     header_facts.append({"title": "Alert", "value": escape_text(state.alert_id, 100)})
-    if state.updated:
+    if state.created:  # when it first fired: kept on every update, so its age is plain
+        header_facts.append({"title": "Fired", "value": _when(state.created)})
+    if state.updated and state.updated != state.created:
         header_facts.append({"title": "Updated", "value": _when(state.updated)})
 
     body: list[dict] = [
@@ -179,7 +182,8 @@ def alert_card(state: AlertState, *, include_description: bool = True, include_f
         {"type": "FactSet", "facts": header_facts},
     ]
     if include_description and state.description:
-        body.append(_text_block(escape_text(state.description, MAX_DESCRIPTION_CHARS), isSubtle=True, spacing="Medium"))
+        # Each line of the source's text stays a line: Markdown would join single newlines.
+        body.append(_text_block(_NEWLINES.sub("\n\n", escape_text(state.description, MAX_DESCRIPTION_CHARS)), isSubtle=True, spacing="Medium"))
     if include_facts:
         facts = _facts(state)
         if facts:

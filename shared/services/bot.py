@@ -22,9 +22,11 @@ log = logging.getLogger(__name__)
 COMMANDS: list[tuple[str, str]] = [
     ("help", "Show this list."),
     ("alerts", "List this tenant's open alerts, newest first."),
-    ("ack <id>", "Acknowledge an alert."),
-    ("resolve <id>", "Resolve an alert."),
-    ("link [name]", "Link your Teams account to your alerting platform account (automatic from your e-mail without a name)."),
+    # Placeholders in capitals: Teams reads "<id>" as markup and shows nothing.
+    ("ack ID", "Acknowledge an alert, e.g. ack ALRT-1042."),
+    ("resolve ID", "Resolve an alert."),
+    ("reopen ID", "Reopen a resolved alert."),
+    ("link [NAME]", "Link your Teams account to your alerting platform account: without a name, your Microsoft 365 account; another name waits for an admin's approval."),
     ("whoami", "Show who you are to the connector."),
     ("subscribe [filters]", "Send this conversation the alerts that match, e.g. subscribe severity>=high source=prometheus label env=prod."),
     ("unsubscribe", "Stop this conversation's subscription."),
@@ -269,7 +271,7 @@ async def link_account(name: str, actor: Actor, store: StateStore, ctx: ActionCo
                 f"(PUT /api/tenants/{actor.tenant_id}/links/{actor.aad_object_id}); until then your actions carry no platform identity.")
     link = await action_service.ensure_link(ctx, actor) if ctx is not None else None
     if link is None:
-        return "I could not find your e-mail address to link automatically. Send 'link <your alerting platform user name>'."
+        return "I could not find your e-mail address to link automatically. Send link followed by your alerting platform user name, e.g. link alex.wilber."
     return f"Linked to {cards.escape_text(link.platform_identity, 200)} (from your Microsoft 365 account)."
 
 

@@ -108,3 +108,24 @@ class TestActions:
     def test_the_card_is_adaptive_card_1_5_and_serialisable(self):
         card = cards.fit_card(STATE)
         assert card["version"] == "1.5" and json.loads(json.dumps(card)) == card
+
+
+class TestText:
+    def test_each_line_of_a_description_stays_a_line(self):
+        state = replace(STATE, description="Disk almost full.\n- bullet a\r\n- bullet b")
+        [text] = [b["text"] for b in cards.alert_card(state)["body"] if b.get("type") == "TextBlock" and "bullet a" in b.get("text", "")]
+        assert text.split("\n\n") == ["Disk almost full.", "\\- bullet a", "\\- bullet b"]
+
+    def test_the_help_card_shows_no_placeholder_teams_would_read_as_markup(self):
+        from shared.services.bot import COMMANDS
+
+        card = cards.help_card(COMMANDS)
+        titles = [fact["title"] for fact in card["body"][-1]["facts"]]
+        assert "ack ID" in titles and "resolve ID" in titles and not any("<" in t or ">" in t for t in titles)
+
+    def test_the_first_firing_time_stays_when_the_alert_is_updated(self):
+        from datetime import datetime, timezone
+
+        fired, later = datetime(2026, 11, 1, 8, 0, tzinfo=timezone.utc), datetime(2026, 11, 1, 10, 14, tzinfo=timezone.utc)
+        facts = {f["title"]: f["value"] for f in cards.alert_card(replace(STATE, created=fired, updated=later))["body"][1]["facts"]}
+        assert "2026-11-01T08:00:00" in facts["Fired"] and "2026-11-01T10:14:00" in facts["Updated"]
