@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 
 import azure.functions as func
 
@@ -25,12 +26,19 @@ def _json_response(status: int, body: object | None) -> func.HttpResponse:
     return func.HttpResponse(json.dumps(body), status_code=status, mimetype="application/json")
 
 
-async def bot_messages(req: func.HttpRequest) -> func.HttpResponse:
+async def _configured() -> tuple[object, func.HttpResponse | None]:
+    """The container, or the 500 a misconfigured app answers (the reason goes to the log)."""
     try:
-        c = await bootstrap.container()
+        return await bootstrap.container(), None
     except SettingsError as exc:
         log.error("Configuration error: %s", exc)
-        return _json_response(500, {"error": "the connector is not configured; see its log"})
+        return None, _json_response(500, {"error": "the connector is not configured; see its log"})
+
+
+async def bot_messages(req: func.HttpRequest) -> func.HttpResponse:
+    c, failed = await _configured()
+    if failed is not None:
+        return failed
 
     async def handle(activity: dict, reference: dict):
         actions = await bootstrap.action_context(c, bot_service.actor_of(activity).tenant_id)
@@ -110,11 +118,9 @@ def _html(status: int, title: str, message: str) -> func.HttpResponse:
 
 
 async def _connect_container() -> tuple[object, func.HttpResponse | None]:
-    try:
-        c = await bootstrap.container()
-    except SettingsError as exc:
-        log.error("Configuration error: %s", exc)
-        return None, _json_response(500, {"error": "the connector is not configured; see its log"})
+    c, failed = await _configured()
+    if failed is not None:
+        return None, failed
     if c.connect is None:
         return c, _json_response(503, {"error": "tenant connection is off: set GRAPH_APP_ID and the settings in the README's Connecting a tenant section"})
     return c, None
@@ -164,12 +170,6 @@ async def consent_callback(req: func.HttpRequest) -> func.HttpResponse:
         params.update(parse_qsl(req.get_body().decode("utf-8", errors="replace")))
     page = await c.connect.consent.complete(params)
     return _html(page.status, page.title, page.message)
-
-
-def is_tenant_id(value: str) -> bool:
-    from shared.domain.tenants import is_tenant_id as check
-
-    return check(value)
 
 
 def _route_tenant(req: func.HttpRequest) -> tuple[str, func.HttpResponse | None]:
@@ -287,11 +287,9 @@ MAX_ADMIN_BODY_BYTES = 64 * 1024
 
 
 async def _tenant_admin(req: func.HttpRequest) -> tuple[object, str, func.HttpResponse | None]:
-    try:
-        c = await bootstrap.container()
-    except SettingsError as exc:
-        log.error("Configuration error: %s", exc)
-        return None, "", _json_response(500, {"error": "the connector is not configured; see its log"})
+    c, failed = await _configured()
+    if failed is not None:
+        return None, "", failed
     tenant_id, bad = _route_tenant(req)
     if bad is not None:
         return c, "", bad
@@ -450,6 +448,7 @@ async def links(req: func.HttpRequest) -> func.HttpResponse:
 async def put_link(req: func.HttpRequest) -> func.HttpResponse:
     """A connector admin sets (or approves) a person's platform identity: {"platformIdentity"}."""
     from shared.domain.model import AccountLink
+    from shared.domain.tenants import is_tenant_id
 
     c, tenant_id, body, refused = await _tenant_admin_body(req)
     if refused is not None:
@@ -474,7 +473,7 @@ async def put_link(req: func.HttpRequest) -> func.HttpResponse:
 # requests open while Teams is slow.
 
 INGEST_KEY_HEADER = "X-Ingest-Key"
-_SOURCE_NAME = __import__("re").compile(r"[a-z0-9][a-z0-9-]{0,62}")
+_SOURCE_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 
 
 async def ingest(req: func.HttpRequest) -> func.HttpResponse:
@@ -485,11 +484,9 @@ async def ingest(req: func.HttpRequest) -> func.HttpResponse:
     from shared.domain.tenants import InvalidTenantId, tenant_id as parse_tenant
     from shared.security import ingest_key, same_secret
 
-    try:
-        c = await bootstrap.container()
-    except SettingsError as exc:
-        log.error("Configuration error: %s", exc)
-        return _json_response(500, {"error": "the connector is not configured; see its log"})
+    c, failed = await _configured()
+    if failed is not None:
+        return failed
     fmt = format_named(req.route_params.get("format", ""))
     if fmt is None:
         return _json_response(404, {"error": f"unknown format; the connector reads {', '.join(FORMAT_NAMES)}"})

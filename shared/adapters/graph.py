@@ -304,10 +304,6 @@ class GraphDirectory:
         org = (page.value or [None])[0] if page else None
         return {"id": getattr(org, "id", tenant_id), "displayName": getattr(org, "display_name", None) or tenant_id}
 
-    async def granted_app_roles(self, tenant_id: str) -> tuple[str, ...]:
-        """The application permissions in the tenant's app-only token (its ``roles`` claim)."""
-        return tuple(sorted((await self.app_token_claims(tenant_id)).get("roles") or ()))
-
     async def app_token_claims(self, tenant_id: str) -> dict:
         """The claims of an app-only token Microsoft issues for the tenant (``tid``: the tenant
         it was issued in, which proves the app's consent there); {} when they cannot be read."""

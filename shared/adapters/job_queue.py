@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from shared.adapters.outbound import ServiceBusQueue
 from shared.domain.jobs import DeliveryJob
 from shared.ports import TransientError
 
@@ -15,27 +16,18 @@ JOB_CONTENT_TYPE = "application/json"
 SEND_CHUNK = 50
 
 
-class ServiceBusJobQueue:
-    """``azure-servicebus`` sender with the managed identity, built on first use."""
+class ServiceBusJobQueue(ServiceBusQueue):
+    """The deliveries queue's sender (kept open between sends), built on first use."""
 
-    def __init__(self, namespace: str, queue: str, managed_identity_client_id: str | None = None) -> None:
-        self._namespace = namespace
-        self._queue = queue
-        self._client_id = managed_identity_client_id
-        self._client: Any = None
-        self._credential: Any = None
-        self._sender: Any = None
+    _sender: Any = None
 
     async def send(self, jobs: list[DeliveryJob]) -> None:
         from azure.servicebus import ServiceBusMessage
 
-        from shared.adapters.outbound import service_bus_client
-
         if not jobs:
             return
-        if self._client is None:
-            self._client, self._credential = service_bus_client(self._namespace, self._client_id)
-            self._sender = self._client.get_queue_sender(self._queue)
+        if self._sender is None:
+            self._sender = self._connected().get_queue_sender(self._queue)
         from azure.servicebus.exceptions import ServiceBusError
 
         now_jobs = [j for j in jobs if j.not_before is None]
@@ -52,11 +44,10 @@ class ServiceBusJobQueue:
         return factory(job.body(), message_id=job.message_id, session_id=job.session_id, content_type=JOB_CONTENT_TYPE, subject=job.kind)
 
     async def close(self) -> None:
-        if self._client is not None:
+        if self._sender is not None:
             await self._sender.close()
-            await self._client.close()
-            await self._credential.close()
-            self._client = None
+            self._sender = None
+        await super().close()
 
 
 class LocalJobQueue:

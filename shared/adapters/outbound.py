@@ -12,18 +12,9 @@ from typing import Any
 CLOUDEVENTS_JSON = "application/cloudevents+json; charset=utf-8"
 
 
-def service_bus_client(namespace: str, managed_identity_client_id: str | None) -> tuple[Any, Any]:
-    """An ``azure-servicebus`` client on the managed identity, and the credential to close with it."""
-    from azure.identity.aio import ManagedIdentityCredential
-    from azure.servicebus.aio import ServiceBusClient
-
-    credential = ManagedIdentityCredential(client_id=managed_identity_client_id) if managed_identity_client_id else ManagedIdentityCredential()
-    return ServiceBusClient(namespace, credential), credential
-
-
-class ServiceBusPublisher:
-    """``azure-servicebus`` sender; the message id is the action id, so Service Bus duplicate
-    detection drops a resend."""
+class ServiceBusQueue:
+    """One queue of a Service Bus namespace, reached with the managed identity; the
+    ``azure-servicebus`` client is built on first use (no SDK import before)."""
 
     def __init__(self, namespace: str, queue: str, managed_identity_client_id: str | None = None) -> None:
         self._namespace = namespace
@@ -32,19 +23,31 @@ class ServiceBusPublisher:
         self._client: Any = None
         self._credential: Any = None
 
-    async def publish(self, message_id: str, event: dict) -> None:
-        from azure.servicebus import ServiceBusMessage
-
+    def _connected(self) -> Any:
         if self._client is None:
-            self._client, self._credential = service_bus_client(self._namespace, self._client_id)
-        async with self._client.get_queue_sender(self._queue) as sender:
-            await sender.send_messages(ServiceBusMessage(json.dumps(event), message_id=message_id, content_type=CLOUDEVENTS_JSON, subject=event.get("type")))
+            from azure.identity.aio import ManagedIdentityCredential
+            from azure.servicebus.aio import ServiceBusClient
+
+            self._credential = ManagedIdentityCredential(client_id=self._client_id) if self._client_id else ManagedIdentityCredential()
+            self._client = ServiceBusClient(self._namespace, self._credential)
+        return self._client
 
     async def close(self) -> None:
         if self._client is not None:
             await self._client.close()
             await self._credential.close()
             self._client = None
+
+
+class ServiceBusPublisher(ServiceBusQueue):
+    """``azure-servicebus`` sender; the message id is the action id, so Service Bus duplicate
+    detection drops a resend."""
+
+    async def publish(self, message_id: str, event: dict) -> None:
+        from azure.servicebus import ServiceBusMessage
+
+        async with self._connected().get_queue_sender(self._queue) as sender:
+            await sender.send_messages(ServiceBusMessage(json.dumps(event), message_id=message_id, content_type=CLOUDEVENTS_JSON, subject=event.get("type")))
 
 
 class LocalQueuePublisher:

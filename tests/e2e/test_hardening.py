@@ -59,6 +59,7 @@ class TestTenantsNeverShareEvents:
 
 from tests.e2e.test_card_actions_graph import connected as connected_graph  # noqa: E402,F401 - a fixture
 from tests.e2e.test_consent import (  # noqa: E402 - the consent tests' fixture and helpers
+    ADMIN_KEY,
     browser,
     call,
     callback,
@@ -99,7 +100,7 @@ class TestConsentProvesTheTenant:
         assert response.status_code == 400 and "did not name a tenant id" in response.get_body().decode()
 
     async def test_a_connect_link_for_a_malformed_tenant_is_refused(self, m365):
-        response = await call("connect", request("GET", "connect", params={"method": "bot", "tenant": "x#y"}, headers={"X-Admin-Key": __import__("tests.e2e.test_consent", fromlist=["ADMIN_KEY"]).ADMIN_KEY}))
+        response = await call("connect", request("GET", "connect", params={"method": "bot", "tenant": "x#y"}, headers={"X-Admin-Key": ADMIN_KEY}))
         assert response.status_code == 400 and "tenant" in json.loads(response.get_body())["error"]
 
 

@@ -12,17 +12,10 @@ from shared.adapters.state_store import AzureTables, MemoryTables, TableStateSto
 from shared.domain.connectors import PendingFlow
 from shared.domain.model import ActionRecord, AlertState, Delivery, RejectedEvent, Undeliverable
 from shared.ports import ConcurrencyConflict
-from tests.support.fakes import conversation
+from tests.support.fakes import Clock, conversation
 
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=timezone.utc)
 
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = NOW
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 @pytest.fixture

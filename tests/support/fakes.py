@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from datetime import datetime, timezone
 from dataclasses import dataclass, field, replace
 
 from shared.domain.model import ConversationRecord
@@ -17,6 +18,20 @@ class SentMessage:
     text: str | None = None
     reply_to: str | None = None
     versions: list[dict] = field(default_factory=list)
+
+
+# The time every unit test starts at.
+T0 = datetime(2026, 11, 1, 12, 0, tzinfo=timezone.utc)
+
+
+class Clock:
+    """A test clock: it moves only when a test (or a short wait in the app) moves ``now``."""
+
+    def __init__(self, start: datetime = T0) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
 
 
 class RecordingMessenger:

@@ -17,19 +17,12 @@ from shared.domain.jobs import CARD, DeliveryJob
 from shared.domain.model import AlertState
 from shared.ports import DeliveryError
 from shared.services.delivery import TenantBudget
-from tests.support.fakes import RecordingMessenger, conversation, delivering, process_and_deliver
+from tests.support.fakes import Clock, RecordingMessenger, conversation, delivering, process_and_deliver
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=timezone.utc)
 TENANT = "aaaaaaaa-0000-4000-8000-00000000000a"
 CHANNEL = "19:storm@thread.tacv2"
 
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 def alert(n: int, severity: str = "high", status: str = "open", revision: int = 1) -> AlertState:

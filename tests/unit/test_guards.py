@@ -18,7 +18,7 @@ from shared.domain.events import alert_key
 from shared.domain.jobs import CARD, DeliveryJob
 from shared.domain.model import AlertState, Delivery
 from shared.ports import DeliveryError
-from tests.support.fakes import FakeDirectory, RecordingMessenger, conversation, delivering, process_and_deliver
+from tests.support.fakes import Clock, FakeDirectory, RecordingMessenger, conversation, delivering, process_and_deliver
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=timezone.utc)
 TENANT = "aaaaaaaa-0000-4000-8000-00000000000a"
@@ -26,13 +26,6 @@ OTHER_TENANT = "bbbbbbbb-0000-4000-8000-00000000000b"
 SOURCE = "https://alerts.example.com"
 GENERAL = "19:general@thread.tacv2"
 
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 class TimedMessenger(RecordingMessenger):

@@ -11,7 +11,7 @@ from shared.adapters.state_store import memory_store
 from shared.ports import DeliveryError
 from shared.services.delivery import CLAIM_TIMEOUT
 from shared.services.periodic import run_periodic
-from tests.support.fakes import RecordingMessenger, conversation, delivering, process_and_deliver
+from tests.support.fakes import Clock, RecordingMessenger, conversation, delivering, process_and_deliver
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=timezone.utc)
 
@@ -23,13 +23,6 @@ def event(type_="alert.created", version=1, event_id=None, title="High CPU on we
         "data": {"id": "ALRT-1", "title": title, "severity": "high", "version": version, "labels": {"host": "web-03"}, **data},
     })
 
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 @pytest.fixture

@@ -15,19 +15,12 @@ from shared.services.actions import ActionContext
 from shared.services.periodic import run_timer
 from shared.services.workflows import put_workflow
 from shared.settings import SettingsError, load_settings
-from tests.support.fakes import RecordingMessenger, RecordingPublisher, conversation, delivering
+from tests.support.fakes import Clock, RecordingMessenger, RecordingPublisher, conversation, delivering
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=timezone.utc)
 TENANT = "aaaaaaaa-0000-4000-8000-00000000000a"
 OPS = "19:ops@thread.tacv2"
 
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 def alert(key: str, status: str, at: datetime) -> AlertState:

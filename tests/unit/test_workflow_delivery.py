@@ -16,7 +16,7 @@ from shared.ports import DeliveryError, GraphError, TransientError
 from shared.services.periodic import run_digests
 from shared.services.recipients import RecipientResolver
 from shared.services.workflows import put_workflow
-from tests.support.fakes import FakeDirectory, RecordingMessenger, conversation, delivering, process_and_deliver
+from tests.support.fakes import Clock, FakeDirectory, RecordingMessenger, conversation, delivering, process_and_deliver
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=timezone.utc)
 TENANT = "aaaaaaaa-0000-4000-8000-00000000000a"
@@ -42,13 +42,6 @@ def event(type_="alert.created", version=1, alert="ALRT-1", severity="high", res
         "data": {"id": alert, "title": f"Problem {alert}", "severity": severity, "version": version, "labels": {"env": "prod"}, "responders": list(responders)},
     })
 
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 class World:
