@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -26,15 +27,23 @@ MAX_DESCRIPTION_CHARS = 2_000
 MAX_FACTS = 20
 MAX_FACT_CHARS = 200
 
-SEVERITY_STYLE = {  # container style, text colour
-    "critical": ("attention", "Attention"),
-    "high": ("warning", "Warning"),
-    "medium": ("warning", "Default"),
-    "low": ("default", "Default"),
-    "info": ("default", "Accent"),
-}
+# The palette. Every text is the host's default colour, plain or subtle: in Teams' light and
+# dark host configs no other text colour reaches WCAG's 4.5:1 on every container style (the
+# yellow "warning" text measures 1.1:1 on the warning background), while default text measures
+# 5.4:1 or more on all of them. Colour is carried by container styles instead (badges), always
+# with a word, so no one needs the colour to read the card. tests/unit/test_card_design.py
+# measures every text of every card kind against the host configs.
+SEVERITY_STYLE = {"critical": "attention", "high": "warning", "medium": "warning", "low": "emphasis", "info": "emphasis"}
+SEVERITY_MARK = {"critical": "\U0001f534", "high": "\U0001f7e0", "medium": "\U0001f7e1", "low": "\U0001f535", "info": "\u26aa"}
+SEVERITIES = tuple(SEVERITY_STYLE)  # most severe first
 STATUS_LABEL = {"open": "Open", "acknowledged": "Acknowledged", "resolved": "Resolved"}
-STATUS_COLOUR = {"open": "Attention", "acknowledged": "Warning", "resolved": "Good"}
+# Status badges use the styles severity does not (accent, emphasis, good), so the two never read alike.
+# Severity is in capitals, status in words: "🔴 CRITICAL" beside "✓ Acknowledged".
+STATUS_BADGE = {"open": ("accent", "\u25cf Open"), "reopened": ("accent", "\u21bb Reopened"), "acknowledged": ("emphasis", "\u2713 Acknowledged"),
+                "resolved": ("good", "\u2714 Resolved")}
+STEP_LABEL = {"acknowledged": "Acknowledged", "resolved": "Resolved", "reopened": "Reopened", "open": "Opened again"}
+MAX_SHOWN_STEPS = 3
+MAX_BUTTON_TITLE_CHARS = 20  # five buttons fit side by side in a 640 px wide card
 
 # Characters that start Markdown the Teams renderers honour (emphasis, links, code, strike,
 # headings, quotes), HTML entities, and the angle brackets of <at> mentions. Backslash
@@ -71,25 +80,110 @@ def _text_block(text: str, **props: Any) -> dict:
     return {"type": "TextBlock", "text": text, "wrap": True, **props}
 
 
-def _facts(state: AlertState) -> dict | None:
-    facts = [
-        {"title": escape_text(name, 60), "value": escape_text(value, MAX_FACT_CHARS)}
-        for name, value in sorted(state.labels.items())[:MAX_FACTS]
-    ]
-    if not facts:
-        return None
-    block: dict = {"type": "FactSet", "facts": facts}
-    if len(state.labels) > MAX_FACTS:
-        block["facts"].append({"title": "…", "value": f"{len(state.labels) - MAX_FACTS} more labels"})
-    return block
+def _card(body: list[dict], actions: list[dict] | None = None) -> dict:
+    """The envelope every card shares: Adaptive Card 1.5, full width in Teams."""
+    card: dict = {"type": "AdaptiveCard", "$schema": "http://adaptivecards.io/schemas/adaptive-card.json", "version": CARD_VERSION,
+                  "msteams": {"width": "Full"}, "body": body}
+    if actions:
+        card["actions"] = actions
+    return card
 
 
-def _when(moment: datetime | None) -> str:
+def _badge(style: str, text: str, element_id: str | None = None) -> dict:
+    """A word on a coloured ground: the colour helps, the word says it."""
+    block = _text_block(text, size="Small", weight="Bolder", wrap=False)
+    if element_id:
+        block["id"] = element_id
+    return {"type": "Column", "width": "auto", "style": style, "verticalContentAlignment": "Center", "items": [block]}
+
+
+def severity_badge(severity: str, element_id: str | None = None) -> dict:
+    return _badge(SEVERITY_STYLE.get(severity, "emphasis"), f"{SEVERITY_MARK.get(severity, '')} {severity.upper()}".strip(), element_id)
+
+
+def shown_status(state: AlertState) -> str:
+    """The status as the card names it: "reopened" is an open alert that was resolved before."""
+    return "reopened" if state.reopened else state.status
+
+
+def status_badge(state: AlertState, element_id: str | None = None) -> dict:
+    style, text = STATUS_BADGE.get(shown_status(state), ("emphasis", state.status.title()))
+    return _badge(style, text, element_id)
+
+
+def _badges(state: AlertState, trailer: str = "") -> dict:
+    columns = [severity_badge(state.severity, "severity"), status_badge(state, "status")]
+    if trailer:
+        columns.append({"type": "Column", "width": "stretch", "verticalContentAlignment": "Center",
+                        "items": [_text_block(trailer, size="Small", isSubtle=True)]})
+    return {"type": "ColumnSet", "columns": columns}
+
+
+def duration(seconds: float) -> str:
+    """ "2 h 14 m", "3 d 4 h", "12 m", "less than a minute"."""
+    minutes = int(seconds // 60)
+    if minutes < 1:
+        return "less than a minute"
+    days, rest = divmod(minutes, 24 * 60)
+    hours, minutes = divmod(rest, 60)
+    if days:
+        return f"{days} d {hours} h" if hours else f"{days} d"
+    if hours:
+        return f"{hours} h {minutes} m" if minutes else f"{hours} h"
+    return f"{minutes} m"
+
+
+def age_line(state: AlertState, now: datetime | None = None) -> str:
+    """When it first fired and how long it has been open: up to ``now`` when the card is made
+    for the moment (a command's answer), else up to the last change the card shows."""
+    if state.created is None:
+        return ""
+    line = f"Fired {_when(state.created)}"
+    if state.status == "resolved":
+        end = state.status_changed or state.updated
+        if end is not None and end > state.created:
+            line += f" \u00b7 resolved after {duration((end - state.created).total_seconds())}"
+        return line
+    end = now or state.updated
+    if end is not None and (end - state.created).total_seconds() >= 60:
+        line += f" \u00b7 open for {duration((end - state.created).total_seconds())}"
+        if now is None:
+            line += f" at {_when(end, date=False)}"
+    return line
+
+
+def step_lines(state: AlertState) -> list[dict]:
+    """Who did what and when, the last few changes, on every copy of the card."""
+    blocks = []
+    for step in state.steps[-MAX_SHOWN_STEPS:]:
+        who = f"by {escape_text(step.by, 100)}" if step.by else f"in {escape_text(step.via, 100)}"
+        blocks.append(_text_block(f"{STEP_LABEL.get(step.status, step.status.title())} {who} \u00b7 {_when(step.at)}", size="Small", spacing="None"))
+    if blocks:
+        blocks[0]["spacing"] = "Small"
+    return blocks
+
+
+def _labels(state: AlertState) -> list[dict]:
+    """Each label on its own line, the name in bold: a long name or value wraps between words
+    (a FactSet's narrow title column breaks names mid-word)."""
+    items = sorted(state.labels.items())
+    blocks = [_text_block(f"**{escape_text(name, 60)}**: {escape_text(value, MAX_FACT_CHARS)}", size="Small", spacing="None")
+              for name, value in items[:MAX_FACTS]]
+    if len(items) > MAX_FACTS:
+        blocks.append(_text_block(f"\u2026 {len(items) - MAX_FACTS} more labels", size="Small", isSubtle=True, spacing="None"))
+    if blocks:
+        blocks[0]["spacing"] = "Medium"
+        blocks[0]["separator"] = True
+    return blocks
+
+
+def _when(moment: datetime | None, date: bool = True) -> str:
     # Adaptive Cards format {{DATE()}}/{{TIME()}} in the reader's time zone.
     if moment is None:
         return ""
     stamp = moment.strftime("%Y-%m-%dT%H:%M:%SZ")
-    return f"{{{{DATE({stamp}, SHORT)}}}} {{{{TIME({stamp})}}}}"
+    time = f"{{{{TIME({stamp})}}}}"
+    return f"{{{{DATE({stamp}, SHORT)}}}} {time}" if date else time
 
 
 def action_data(state: AlertState, verb: str) -> dict:
@@ -97,8 +191,13 @@ def action_data(state: AlertState, verb: str) -> dict:
     return {"verb": verb, "alertKey": state.key, "tenantId": state.tenant_id, "alertId": state.alert_id}
 
 
-def _execute(state: AlertState, verb: str, title: str) -> dict:
-    return {"type": "Action.Execute", "title": title, "verb": verb, "data": action_data(state, verb)}
+def _execute(state: AlertState, verb: str, title: str, **data: Any) -> dict:
+    return {"type": "Action.Execute", "title": title, "verb": verb, "data": {**action_data(state, verb), **data}}
+
+
+def source_button_title(source: str | None) -> str:
+    title = f"Open in {source}" if source else "Open source"
+    return title if len(title) <= MAX_BUTTON_TITLE_CHARS else "Open source"
 
 
 def alert_actions(state: AlertState) -> list[dict]:
@@ -112,7 +211,7 @@ def alert_actions(state: AlertState) -> list[dict]:
         actions.append(_execute(state, "reopen", "Reopen"))
     channel, meeting = state.channel or {}, state.meeting or {}
     if channel.get("status") == "created" and channel.get("webUrl"):
-        actions.append({"type": "Action.OpenUrl", "title": "Open alert channel", "url": channel["webUrl"]})
+        actions.append({"type": "Action.OpenUrl", "title": "Open channel", "url": channel["webUrl"]})
     elif state.status != "resolved":
         actions.append(_execute(state, "create_channel", "Create channel"))
     if meeting.get("status") == "created" and meeting.get("joinUrl"):
@@ -120,7 +219,7 @@ def alert_actions(state: AlertState) -> list[dict]:
     elif state.status != "resolved":
         actions.append(_execute(state, "create_meeting", "Create meeting"))
     if state.url:
-        actions.append({"type": "Action.OpenUrl", "title": f"Open in {state.source or 'source'}"[:40], "url": state.url})
+        actions.append({"type": "Action.OpenUrl", "title": source_button_title(state.source), "url": state.url})
     return actions
 
 
@@ -140,7 +239,7 @@ def context_blocks(context: dict | None) -> list[dict]:
     for comment in context.get("comments") or []:
         blocks.append(_text_block("\U0001f4ac " + escape_text(comment, MAX_COMMENT_CHARS), spacing="Medium"))
     if context.get("note"):
-        blocks.append(_text_block("\u26a0\ufe0f " + escape_text(context["note"], MAX_NOTE_CHARS), color="Attention", spacing="Small"))
+        blocks.append(_text_block("\u26a0\ufe0f " + escape_text(context["note"], MAX_NOTE_CHARS), weight="Bolder", spacing="Small"))
     via = [escape_text(name, 80) for name in context.get("workflows") or []]
     if via:
         label = "via workflow" if len(via) == 1 else "via workflows"
@@ -151,53 +250,33 @@ def context_blocks(context: dict | None) -> list[dict]:
 
 
 def alert_card(state: AlertState, *, include_description: bool = True, include_facts: bool = True, context: dict | None = None) -> dict:
-    """The alert card: title, severity, status, source, labels as facts, link and actions, and
-    what the conversation's ``context`` says (see :func:`context_blocks`)."""
-    style, colour = SEVERITY_STYLE.get(state.severity, SEVERITY_STYLE["medium"])
-    if state.status == "resolved":
-        style = "good"
-    status_label = STATUS_LABEL.get(state.status, state.status.title())
-    header_facts = [
-        {"title": "Severity", "value": state.severity.title()},
-        {"title": "Status", "value": status_label},
-    ]
-    if state.source:
-        header_facts.append({"title": "Source", "value": escape_text(state.source, 100)})
-    header_facts.append({"title": "Alert", "value": escape_text(state.alert_id, 100)})
-    if state.created:  # when it first fired: kept on every update, so its age is plain
-        header_facts.append({"title": "Fired", "value": _when(state.created)})
-    if state.updated and state.updated != state.created:
-        header_facts.append({"title": "Updated", "value": _when(state.updated)})
-
+    """The alert card: severity and status badges, the title, when it fired and for how long it
+    has been open, who changed it, the description, labels, why it is here, and its buttons."""
+    trailer = escape_text(state.source, 60) if state.source else ""
+    if state.kind != "alert":
+        trailer = f"{state.kind.title()} \u00b7 {trailer}" if trailer else state.kind.title()
     body: list[dict] = [
-        {
-            "type": "Container",
-            "style": style,
-            "bleed": True,
-            "items": [
-                _text_block(f"{state.kind.title()} · {state.severity.upper()} · {status_label.upper()}", size="Small", weight="Bolder", color=STATUS_COLOUR.get(state.status, colour)),
-                _text_block(escape_text(state.title, MAX_TITLE_CHARS), size="Large", weight="Bolder"),
-            ],
-        },
-        {"type": "FactSet", "facts": header_facts},
+        _badges(state, trailer),
+        _text_block(escape_text(state.title, MAX_TITLE_CHARS), id="title", size="Large", weight="Bolder", spacing="Small"),
     ]
+    age = age_line(state)
+    if age:
+        body.append(_text_block(age, id="age", size="Small", isSubtle=True, spacing="None"))
+    body.extend(step_lines(state))
+    body.append({"type": "FactSet", "facts": [{"title": "Alert", "value": escape_text(state.alert_id, 100)}], "spacing": "Small"})
     if include_description and state.description:
         # Each line of the source's text stays a line: Markdown would join single newlines.
-        body.append(_text_block(_NEWLINES.sub("\n\n", escape_text(state.description, MAX_DESCRIPTION_CHARS)), isSubtle=True, spacing="Medium"))
+        body.append(_text_block(_NEWLINES.sub("\n\n", escape_text(state.description, MAX_DESCRIPTION_CHARS)), id="description", spacing="Medium"))
     if include_facts:
-        facts = _facts(state)
-        if facts:
-            body.append(facts)
+        body.extend(_labels(state))
     body.extend(context_blocks(context))
+    return _card(body, alert_actions(state))
 
-    card = {
-        "type": "AdaptiveCard",
-        "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
-        "version": CARD_VERSION,
-        "msteams": {"width": "Full"},
-        "body": body,
-        "actions": alert_actions(state),
-    }
+
+def with_note(card: dict, message: str, done: bool) -> dict:
+    """The card with one line under it for the person who pressed a button: what happened, or why not."""
+    mark = "\u2705" if done else "\u26a0\ufe0f"
+    card["body"].append(_text_block(f"{mark} {escape_text(message)}", id="note", weight="Bolder", spacing="Medium", separator=True))
     return card
 
 
@@ -223,16 +302,74 @@ def summary_text(state: AlertState) -> str:
 
 
 def help_card(commands: list[tuple[str, str]]) -> dict:
-    return {
-        "type": "AdaptiveCard",
-        "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
-        "version": CARD_VERSION,
-        "body": [
-            _text_block("Teams Alert Connector", weight="Bolder", size="Medium"),
-            _text_block("I post alerts from your alerting platforms here and keep each card up to date. Commands:"),
-            {"type": "FactSet", "facts": [{"title": name, "value": text} for name, text in commands]},
-        ],
-    }
+    rows = [{"type": "ColumnSet", "spacing": "Small", "columns": [
+        {"type": "Column", "width": 1, "items": [_text_block(f"**{name}**")]},
+        {"type": "Column", "width": 3, "items": [_text_block(text)]},
+    ]} for name, text in commands]
+    return _card([
+        _text_block("Teams Alert Connector", weight="Bolder", size="Medium"),
+        _text_block("I post alerts from your alerting platforms here and keep each card up to date. Commands:", spacing="Small"),
+        *rows,
+    ])
+
+
+def _counts_row(counts: dict[str, int]) -> dict | None:
+    """Open alerts by severity, as badges: "🔴 CRITICAL 3", "🟠 HIGH 12"."""
+    columns = [severity_badge(severity) for severity in SEVERITIES if counts.get(severity)]
+    for column, severity in zip(columns, [s for s in SEVERITIES if counts.get(s)]):
+        column["items"][0]["text"] += f" {counts[severity]:,}"
+    return {"type": "ColumnSet", "columns": columns, "spacing": "Small"} if columns else None
+
+
+def _alert_row(index: int, alert: AlertState, now: datetime | None = None, buttons: bool = False) -> dict:
+    """One alert in a list: badges, id and title, its age; with ``buttons``, what can be done now.
+    Its badges have the ids ``severity-N`` and ``status-N`` (ids are unique in a card)."""
+    title = f"**{escape_text(alert.alert_id, 60)}** {escape_text(alert.title, 120)}"
+    items: list[dict] = [
+        {"type": "ColumnSet", "columns": [severity_badge(alert.severity, f"severity-{index}"), status_badge(alert, f"status-{index}"),
+                                          {"type": "Column", "width": "stretch", "verticalContentAlignment": "Center", "items": [_text_block(title)]}]},
+    ]
+    age = age_line(alert, now)
+    if age:
+        items.append(_text_block(age, size="Small", isSubtle=True, spacing="None"))
+    if alert.steps:
+        items.extend(step_lines(replace(alert, steps=alert.steps[-1:])))
+    if buttons:
+        actions = [_execute(alert, "acknowledge", "Acknowledge", list=True)] if alert.status == "open" else []
+        actions.append(_execute(alert, "resolve", "Resolve", list=True))
+        if alert.url:
+            actions.append({"type": "Action.OpenUrl", "title": source_button_title(alert.source), "url": alert.url})
+        items.append({"type": "ActionSet", "actions": actions, "spacing": "Small"})
+    elif alert.url:
+        items.append({"type": "ActionSet", "actions": [{"type": "Action.OpenUrl", "title": source_button_title(alert.source), "url": alert.url}], "spacing": "Small"})
+    return {"type": "Container", "separator": True, "spacing": "Medium", "items": items}
+
+
+def _most_severe_first(alerts: list[AlertState]) -> list[AlertState]:
+    rank = {name: i for i, name in enumerate(SEVERITIES)}
+    return sorted(alerts, key=lambda a: (rank.get(a.severity, 9), -(a.created.timestamp() if a.created else 0.0)))
+
+
+MAX_LISTED_ALERTS = 10
+
+
+def alerts_card(alerts: list[AlertState], now: datetime, note: str = "", done: bool = True) -> dict:
+    """The answer to ``alerts``: the tenant's open and acknowledged alerts, most severe first,
+    each with its badges, age and buttons; the rest counted."""
+    counts = {severity: sum(1 for a in alerts if a.severity == severity) for severity in SEVERITIES}
+    body: list[dict] = [_text_block(f"Open alerts ({len(alerts)})", weight="Bolder", size="Medium")]
+    if not alerts:
+        body.append(_text_block("No open alerts. \U0001f389"))
+    row = _counts_row(counts)
+    if row:
+        body.append(row)
+    body.extend(_alert_row(i, alert, now, buttons=True) for i, alert in enumerate(_most_severe_first(alerts)[:MAX_LISTED_ALERTS]))
+    if len(alerts) > MAX_LISTED_ALERTS:
+        body.append(_text_block(f"\u2026and {len(alerts) - MAX_LISTED_ALERTS} more.", isSubtle=True))
+    card = _card(body)
+    if note:
+        with_note(card, note, done)
+    return card
 
 
 MAX_DIGEST_ALERTS = 15
@@ -240,22 +377,20 @@ MAX_DIGEST_ALERTS = 15
 
 def digest_card(title: str, alerts: list[AlertState], period: str, context: dict | None = None) -> dict:
     """One card listing the open alerts a periodic workflow matches, most severe first, each
-    with its status and a link; the rest counted."""
-    rank = {name: i for i, name in enumerate(SEVERITY_STYLE)}
-    ordered = sorted(alerts, key=lambda a: (rank.get(a.severity, 9), -(a.created.timestamp() if a.created else 0.0)))
-    counts = ", ".join(f"{sum(1 for a in alerts if a.severity == s)} {s}" for s in SEVERITY_STYLE if any(a.severity == s for a in alerts))
+    with its badges, age and a link; the rest counted."""
+    counts = {severity: sum(1 for a in alerts if a.severity == severity) for severity in SEVERITIES}
     body: list[dict] = [
         _text_block(f"\U0001f4cb {escape_text(title, 120)}", size="Medium", weight="Bolder"),
-        _text_block(f"{len(alerts)} open alert(s): {counts}. {period}", isSubtle=True, spacing="Small"),
+        _text_block(f"{len(alerts)} open alert(s). {period}", isSubtle=True, spacing="Small"),
     ]
-    facts = []
-    for alert in ordered[:MAX_DIGEST_ALERTS]:
-        facts.append({"title": f"{alert.severity.upper()} · {STATUS_LABEL.get(alert.status, alert.status)}", "value": f"{escape_text(alert.alert_id, 60)} — {escape_text(alert.title, 120)}"})
-    body.append({"type": "FactSet", "facts": facts})
+    row = _counts_row(counts)
+    if row:
+        body.append(row)
+    body.extend(_alert_row(i, alert) for i, alert in enumerate(_most_severe_first(alerts)[:MAX_DIGEST_ALERTS]))
     if len(alerts) > MAX_DIGEST_ALERTS:
-        body.append(_text_block(f"…and {len(alerts) - MAX_DIGEST_ALERTS} more (send **alerts** to list them).", isSubtle=True))
+        body.append(_text_block(f"\u2026and {len(alerts) - MAX_DIGEST_ALERTS} more (send **alerts** to list them).", isSubtle=True))
     body.extend(context_blocks(context))
-    return {"type": "AdaptiveCard", "$schema": "http://adaptivecards.io/schemas/adaptive-card.json", "version": CARD_VERSION, "msteams": {"width": "Full"}, "body": body}
+    return _card(body)
 
 
 MAX_SUMMARY_ALERTS = 10
@@ -267,30 +402,35 @@ def summary_card(summary: dict) -> dict:
     counts: dict[str, int] = summary.get("counts") or {}
     open_total = sum(n for key, n in counts.items() if not key.startswith("resolved:"))
     resolved = sum(n for key, n in counts.items() if key.startswith("resolved:"))
-    by_severity = [(sev, sum(counts.get(f"{st}:{sev}", 0) for st in ("open", "acknowledged"))) for sev in SEVERITY_STYLE]
+    acknowledged = sum(n for key, n in counts.items() if key.startswith("acknowledged:"))
+    by_severity = {sev: sum(counts.get(f"{st}:{sev}", 0) for st in ("open", "acknowledged")) for sev in SEVERITIES}
     body: list[dict] = [
-        _text_block(f"\u26a1 Alert storm: {open_total:,} alerts in this summary", size="Medium", weight="Bolder"),
+        {"type": "ColumnSet", "columns": [_badge("attention", "\u26a1 SUMMARY"), {"type": "Column", "width": "stretch", "verticalContentAlignment": "Center", "items": [
+            _text_block(f"Alert storm: {open_total:,} alerts in this summary", id="storm", weight="Bolder")]}]},
         _text_block(
             "So many alerts arrived that they are listed here instead of as separate cards. Individual cards resume when the storm passes. "
             "Send **alerts** for the full list.", isSubtle=True, spacing="Small",
         ),
-        {"type": "FactSet", "facts": [{"title": sev.title(), "value": f"{n:,}"} for sev, n in by_severity if n]
-         + [{"title": "Acknowledged", "value": f"{sum(n for k, n in counts.items() if k.startswith('acknowledged:')):,}"},
-            {"title": "Resolved since", "value": f"{resolved:,}"}]},
     ]
+    row = _counts_row(by_severity)
+    if row:
+        body.append(row)
+    body.append({"type": "FactSet", "spacing": "Small", "facts": [{"title": "Acknowledged", "value": f"{acknowledged:,}"},
+                                                                 {"title": "Resolved since", "value": f"{resolved:,}"}]})
     top = [e for e in summary.get("top") or [] if e.get("status") != "resolved"][:MAX_SUMMARY_ALERTS]
     for entry in top:
-        title = escape_text(entry.get("title", ""), 120)
-        line = f"**{entry.get('severity', '').upper()}** {escape_text(entry.get('id', ''), 60)} — {title}"
+        title = f"**{escape_text(entry.get('id', ''), 60)}** {escape_text(entry.get('title', ''), 120)}"
         if entry.get("url"):
-            line += f" ([open]({_safe_url(entry['url'])}))"
-        body.append(_text_block(line, spacing="Small"))
+            title += f" ([open]({_safe_url(entry['url'])}))"
+        body.append({"type": "ColumnSet", "spacing": "Small", "columns": [
+            severity_badge(str(entry.get("severity", "medium"))),
+            {"type": "Column", "width": "stretch", "verticalContentAlignment": "Center", "items": [_text_block(title)]}]})
     more = open_total - len(top)
     if more > 0:
-        body.append(_text_block(f"…and {more:,} more.", isSubtle=True))
+        body.append(_text_block(f"\u2026and {more:,} more.", isSubtle=True))
     if summary.get("first"):
         body.append(_text_block(f"From {_when(datetime.fromisoformat(summary['first']))} to {_when(datetime.fromisoformat(summary['last']))}", size="Small", isSubtle=True))
-    return {"type": "AdaptiveCard", "$schema": "http://adaptivecards.io/schemas/adaptive-card.json", "version": CARD_VERSION, "msteams": {"width": "Full"}, "body": body}
+    return _card(body)
 
 
 def _safe_url(url: str) -> str:

@@ -9,7 +9,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from shared.domain.model import AccountLink, ActionRecord, AlertState, ConversationRecord, Delivery, RejectedEvent, Undeliverable
+from shared.domain.model import AccountLink, ActionRecord, AlertState, ConversationRecord, Delivery, RejectedEvent, StatusStep, Undeliverable
 from shared.domain.workflows import InvalidWorkflow, Workflow, parse_workflow
 
 # Table Storage keys may not contain / \ # ? or control characters (Table service data
@@ -108,6 +108,7 @@ def alert_to_entity(state: AlertState) -> dict:
         "Created": _iso(state.created) or "",
         "Updated": _iso(state.updated) or "",
         "StatusChanged": _iso(state.status_changed) or "",
+        "Steps": json.dumps([step.to_json() for step in state.steps], separators=(",", ":")) if state.steps else "",
         "Channel": json.dumps(state.channel) if state.channel else "",
         "Meeting": json.dumps(state.meeting) if state.meeting else "",
         "FirstEvent": state.first_event,
@@ -135,6 +136,7 @@ def alert_from_entity(entity: dict, etag: str | None) -> AlertState:
         created=_dt(entity.get("Created")),
         updated=_dt(entity.get("Updated")),
         status_changed=_dt(entity.get("StatusChanged")),
+        steps=tuple(StatusStep.from_json(step) for step in json.loads(entity.get("Steps") or "[]")),
         channel=json.loads(entity["Channel"]) if entity.get("Channel") else None,
         meeting=json.loads(entity["Meeting"]) if entity.get("Meeting") else None,
         first_event=entity.get("FirstEvent", ""),

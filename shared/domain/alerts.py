@@ -6,7 +6,7 @@ from dataclasses import replace
 from datetime import datetime
 
 from shared.domain.events import AlertEvent, alert_key
-from shared.domain.model import AlertState
+from shared.domain.model import AlertState, StatusStep
 
 
 def apply_event(current: AlertState | None, event: AlertEvent, tenant_id: str, now: datetime) -> AlertState | None:
@@ -28,6 +28,11 @@ def apply_event(current: AlertState | None, event: AlertEvent, tenant_id: str, n
         severity=data.severity,
         created=data.created or event.time or now,
     )
+    moment = data.updated or event.time or now
+    if current is not None and changed:
+        # The source changed the status: every copy of the card says so, as for a change in Teams.
+        step = "reopened" if current.status == "resolved" and status == "open" else status
+        base = base.with_step(StatusStep(step, moment, via=data.source or base.source or "the source"))
     return replace(
         base,
         title=data.title,
@@ -41,7 +46,7 @@ def apply_event(current: AlertState | None, event: AlertEvent, tenant_id: str, n
         responders=tuple(data.responders),
         version=data.version,
         revision=(current.revision if current else 0) + 1,
-        updated=data.updated or event.time or now,
+        updated=moment,
         status_changed=now if changed else (base.status_changed or now),
     )
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from shared.domain.model import AlertState, ConversationRecord
+from shared.domain.model import AlertState, ConversationRecord, StatusStep
 
 CARD = "card"  # bring the alert's card in this conversation to the job's revision
 COMMENT = "comment"  # reply in the thread of the alert's card (a manual send's comment)
@@ -42,7 +42,8 @@ def alert_to_json(state: AlertState) -> dict[str, Any]:
         "title": state.title, "status": state.status, "severity": state.severity, "kind": state.kind, "description": state.description,
         "url": state.url, "labels": state.labels, "responders": list(state.responders), "version": state.version, "revision": state.revision,
         "created": state.created.isoformat() if state.created else None, "updated": state.updated.isoformat() if state.updated else None,
-        "statusChanged": state.status_changed.isoformat() if state.status_changed else None, "channel": state.channel, "meeting": state.meeting,
+        "statusChanged": state.status_changed.isoformat() if state.status_changed else None,
+        "steps": [step.to_json() for step in state.steps], "channel": state.channel, "meeting": state.meeting,
     }
 
 
@@ -52,7 +53,8 @@ def alert_from_json(data: dict[str, Any]) -> AlertState:
         title=data["title"], status=data["status"], severity=data["severity"], kind=data.get("kind", "alert"), description=data.get("description", ""),
         url=data.get("url"), labels=dict(data.get("labels") or {}), responders=tuple(data.get("responders") or ()), version=int(data.get("version", 0)),
         revision=int(data.get("revision", 0)), created=_dt(data.get("created")), updated=_dt(data.get("updated")),
-        status_changed=_dt(data.get("statusChanged")), channel=data.get("channel"), meeting=data.get("meeting"),
+        status_changed=_dt(data.get("statusChanged")),
+        steps=tuple(StatusStep.from_json(step) for step in data.get("steps") or ()), channel=data.get("channel"), meeting=data.get("meeting"),
     )
 
 

@@ -35,6 +35,27 @@ class ConversationRecord:
 
 
 @dataclass(frozen=True)
+class StatusStep:
+    """One change of an alert's status, shown on every copy of its card: what happened, who did
+    it in Teams (``by``, a display name) or which source reported it (``via``), and when."""
+
+    status: str  # "acknowledged" | "resolved" | "reopened" | "open"
+    at: datetime
+    by: str = ""
+    via: str = ""
+
+    def to_json(self) -> dict[str, str]:
+        return {"status": self.status, "at": self.at.isoformat(), "by": self.by, "via": self.via}
+
+    @staticmethod
+    def from_json(data: dict[str, str]) -> "StatusStep":
+        return StatusStep(data["status"], datetime.fromisoformat(data["at"]), data.get("by", ""), data.get("via", ""))
+
+
+MAX_STATUS_STEPS = 5  # the card shows the last few; older ones are dropped
+
+
+@dataclass(frozen=True)
 class AlertState:
     """The connector's current view of one alert."""
 
@@ -56,6 +77,8 @@ class AlertState:
     created: datetime | None = None
     updated: datetime | None = None
     status_changed: datetime | None = None
+    # The last MAX_STATUS_STEPS status changes, oldest first.
+    steps: tuple[StatusStep, ...] = ()
     # The alert's channel and meeting once created: {"status": "creating"|"created", "id",
     # "name", "webUrl"} and {"status", "id", "joinUrl"}. "creating" is a claim (ETag-guarded).
     channel: dict | None = None
@@ -71,6 +94,14 @@ class AlertState:
 
     def with_etag(self, etag: str | None) -> "AlertState":
         return replace(self, etag=etag)
+
+    def with_step(self, step: StatusStep) -> "AlertState":
+        return replace(self, steps=(*self.steps, step)[-MAX_STATUS_STEPS:])
+
+    @property
+    def reopened(self) -> bool:
+        """Open again after it was resolved (the last change says so)."""
+        return self.status == "open" and bool(self.steps) and self.steps[-1].status == "reopened"
 
 
 @dataclass(frozen=True)

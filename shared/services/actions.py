@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 from shared import cards
 from shared.domain.channels import channel_name_from_template, clean_channel_name
-from shared.domain.model import AccountLink, ActionRecord, AlertState, ConversationRecord
+from shared.domain.model import AccountLink, ActionRecord, AlertState, ConversationRecord, StatusStep
 from shared.ports import ActionPublisher, ConcurrencyConflict, Directory, GraphError, StateStore, TeamsMessenger, TransientError
 from shared.services.events import sync_cards
 
@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 
 EVENT_SOURCE = "urn:teams-alert-connector"
 STATE_VERBS = {"acknowledge": "acknowledged", "resolve": "resolved", "reopen": "open"}
+STEP_OF_VERB = {"acknowledge": "acknowledged", "resolve": "resolved", "reopen": "reopened"}
 # From which statuses each verb may act.
 ALLOWED_FROM = {"acknowledge": ("open",), "resolve": ("open", "acknowledged"), "reopen": ("resolved",)}
 OUTBOUND_TYPE = {"acknowledge": "teams.alert.acknowledged", "resolve": "teams.alert.resolved", "reopen": "teams.alert.reopened",
@@ -67,9 +68,7 @@ class ActionResult:
         if self.state is None:
             return None
         card = cards.fit_card(self.state, context)
-        if self.message:
-            card["body"].append({"type": "TextBlock", "text": cards.escape_text(self.message), "wrap": True, "color": "Accent" if self.changed else "Attention", "spacing": "Medium"})
-        return card
+        return cards.with_note(card, self.message, self.changed) if self.message else card
 
 
 @dataclass
@@ -218,6 +217,7 @@ async def change_state(ctx: ActionContext, verb: str, tenant_id: str, alert_key:
         # The source's version stays: only the source numbers its events. The revision moves
         # so that every copy of the card is updated.
         new = replace(state, status=STATE_VERBS[verb], revision=state.revision + 1, updated=now, status_changed=now)
+        new = new.with_step(StatusStep(STEP_OF_VERB[verb], now, by=actor.name or "someone in Teams"))
         try:
             new = await ctx.store.save_alert(new)
         except ConcurrencyConflict:
@@ -225,7 +225,7 @@ async def change_state(ctx: ActionContext, verb: str, tenant_id: str, alert_key:
         await record_and_publish(ctx, verb, new, actor, link, where)
         await _sync_everywhere(ctx, new, where)
         who = actor.name or "You"
-        return ActionResult(new, True, f"{cards.STATUS_LABEL[new.status]} by {who}.")
+        return ActionResult(new, True, f"{cards.STEP_LABEL[STEP_OF_VERB[verb]]} by {who}.")
     raise TransientError(f"alert {alert_key} kept changing while {verb} was applied")
 
 

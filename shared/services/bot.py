@@ -36,7 +36,6 @@ COMMANDS: list[tuple[str, str]] = [
 _MENTION = re.compile(r"<at>.*?</at>", re.IGNORECASE | re.DOTALL)
 INVOKE_CARD_ACTION = "adaptiveCard/action"
 CARD_VERBS = ("acknowledge", "resolve", "reopen", "create_channel", "create_meeting")
-MAX_LISTED_ALERTS = 20
 
 
 @dataclass
@@ -130,22 +129,18 @@ async def handle_card_action(activity: dict, record: ConversationRecord | None, 
     shown = None
     if record is not None and result.state is not None:
         shown = await ctx.store.get_delivery(result.state.tenant_id, result.state.key, record.conversation_id)
+    if data.get("list") is True:
+        # Pressed in the answer to "alerts": the list stays, refreshed, with what happened under it.
+        return BotReply(invoke_response=card_invoke_response(await open_alerts_card(ctx.store, actor_of(activity).tenant_id, ctx, result.message, result.changed)))
     card = result.card(shown.context if shown else None)
     if card is None:
         return BotReply(invoke_response=message_invoke_response(result.message))
     return BotReply(invoke_response=card_invoke_response(card))
 
 
-def alerts_card(alerts: list[AlertState]) -> dict:
-    rows = [
-        {"title": f"{a.severity.upper()} · {cards.STATUS_LABEL.get(a.status, a.status)}", "value": f"{cards.escape_text(a.alert_id, 60)} — {cards.escape_text(a.title, 120)}"}
-        for a in alerts[:MAX_LISTED_ALERTS]
-    ]
-    body: list[dict] = [{"type": "TextBlock", "text": f"Open alerts ({len(alerts)})", "weight": "Bolder", "size": "Medium", "wrap": True}]
-    body.append({"type": "FactSet", "facts": rows} if rows else {"type": "TextBlock", "text": "No open alerts. 🎉", "wrap": True})
-    if len(alerts) > MAX_LISTED_ALERTS:
-        body.append({"type": "TextBlock", "text": f"…and {len(alerts) - MAX_LISTED_ALERTS} more.", "isSubtle": True, "wrap": True})
-    return {"type": "AdaptiveCard", "$schema": "http://adaptivecards.io/schemas/adaptive-card.json", "version": cards.CARD_VERSION, "body": body}
+async def open_alerts_card(store: StateStore, tenant_id: str, ctx: ActionContext | None, note: str = "", done: bool = True) -> dict:
+    now = ctx.clock() if ctx is not None else datetime.now(timezone.utc)
+    return cards.alerts_card(await store.list_open_alerts(tenant_id), now, note, done)
 
 
 async def handle_command(text: str, activity: dict, record: ConversationRecord | None, store: StateStore, ctx: ActionContext | None) -> BotReply:
@@ -153,9 +148,7 @@ async def handle_command(text: str, activity: dict, record: ConversationRecord |
     word, rest = word.lower(), rest.strip()
     actor = actor_of(activity)
     if word == "alerts":
-        alerts = await store.list_open_alerts(actor.tenant_id)
-        alerts.sort(key=lambda a: a.updated or a.created or datetime.min.replace(tzinfo=timezone.utc), reverse=True)
-        return BotReply(cards=[alerts_card(alerts)])
+        return BotReply(cards=[await open_alerts_card(store, actor.tenant_id, ctx)])
     if word in ("ack", "acknowledge", "resolve", "reopen") and ctx is not None:
         if not rest:
             return BotReply(texts=[f"Which alert? For example: {word} ALRT-1042"])

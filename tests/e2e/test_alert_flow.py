@@ -12,6 +12,7 @@ import pytest
 from shared import bootstrap
 from tests.e2e.conftest import BOT_APP_ID, TENANT_ID
 from tests.support.app import deliver, post_activity, tick
+from tests.support.cards import status_of, text_of
 
 pytestmark = [pytest.mark.e2e, pytest.mark.azurite]
 
@@ -36,12 +37,11 @@ def cards(sim, conversation_id):
 
 
 def card_status(activity) -> str:
-    facts = activity.attachments[0]["content"]["body"][1]["facts"]
-    return next(f["value"] for f in facts if f["title"] == "Status")
+    return status_of(activity.attachments[0]["content"])
 
 
 def card_title(activity) -> str:
-    return activity.attachments[0]["content"]["body"][0]["items"][1]["text"]
+    return text_of(activity.attachments[0]["content"], "title")
 
 
 class TestInstallation:

@@ -11,6 +11,7 @@ from shared import bootstrap
 from tests.e2e.conftest import BOT_APP_ID, TENANT_ID
 from tests.e2e.test_alert_flow import card_status, cards, example, install
 from tests.support.app import deliver, post_activity, tick
+from tests.support.cards import status_of, text_of, texts, walk
 
 pytestmark = [pytest.mark.e2e, pytest.mark.azurite]
 
@@ -36,8 +37,7 @@ async def click(sim, verb: str, data: dict, channel_id: str, card_id: str, tenan
 
 
 def status_in(invoke_body: dict) -> str:
-    facts = invoke_body["value"]["body"][1]["facts"]
-    return next(f["value"] for f in facts if f["title"] == "Status")
+    return status_of(invoke_body["value"])
 
 
 class TestVerbs:
@@ -60,7 +60,10 @@ class TestVerbs:
         channel_id, _, alert = await setup_alert(sim)
         await click(sim, "resolve", alert["data"], channel_id, alert["card_id"])
         body = await click(sim, "reopen", alert["data"], channel_id, alert["card_id"])
-        assert status_in(body) == "Open"
+        assert status_in(body) == "Reopened"
+        # Who did what stays on the card: the reopen is not shown as a plain "Open".
+        lines = [t.split(" \u00b7 ")[0] for t in texts(body["value"]) if " \u00b7 {{DATE(" in t]
+        assert lines[-2:] == ["Resolved by Alex Wilber", "Reopened by Alex Wilber"] and "Reopened by Alex Wilber." in text_of(body["value"], "note")
         assert [e["type"] for _, _, e in queue_sink.messages] == ["teams.alert.resolved", "teams.alert.reopened"]
 
     async def test_a_double_click_publishes_one_event(self, acting_connector, queue_sink):
@@ -106,3 +109,12 @@ class TestCommands:
         await post_activity(activity, sim.auth_header(BOT_APP_ID, activity["serviceUrl"]))
         listing = sim.conversation(channel_id).activities[-1].attachments[0]["content"]
         assert "ALRT-1042" in json.dumps(listing) and "Open alerts (1)" in json.dumps(listing)
+        # Each alert in the list has its badges, age and buttons; a press answers with the list, refreshed.
+        row = [n for n in walk(listing) if n.get("type") == "Container"][0]
+        assert status_of(row, "status-0") == "Open" and text_of(row, "severity-0").endswith("HIGH")
+        [ack] = [n for n in walk(row) if n.get("type") == "Action.Execute" and n["verb"] == "acknowledge"]
+        listing_id = sim.conversation(channel_id).activities[-1].id
+        body = await click(sim, "acknowledge", ack["data"], channel_id, listing_id)
+        assert "Open alerts (1)" in json.dumps(body["value"]) and status_of(body["value"], "status-0") == "Acknowledged"
+        assert text_of(body["value"], "note").endswith("Acknowledged by Alex Wilber.")
+        assert not [n for n in walk(body["value"]) if n.get("type") == "Action.Execute" and n["verb"] == "acknowledge"]

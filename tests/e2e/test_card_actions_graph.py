@@ -71,7 +71,7 @@ class TestAlertChannel:
         assert [e["type"] for _, _, e in queue_sink.messages] == ["teams.alert.channel_created"]
         # The alert's card is posted in the new channel, and the original links to it.
         assert len(cards(sim, channel.id)) == 1
-        assert any(a.get("title") == "Open alert channel" for a in first["value"]["actions"])
+        assert any(a.get("title") == "Open channel" for a in first["value"]["actions"])
 
     @pytest.mark.parametrize("connected", [{"without": "Channel.Create"}], indirect=True)
     async def test_a_missing_graph_permission_is_named_on_the_card(self, connected, queue_sink):

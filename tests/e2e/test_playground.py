@@ -13,6 +13,7 @@ import pytest
 
 from shared import bootstrap
 from tests.support.playground import Playground, StreamEvent
+from tests.support.cards import status_of, walk
 from tools.localhost import COMPLETED, LocalHost
 
 pytestmark = [pytest.mark.e2e, pytest.mark.azurite, pytest.mark.playground]
@@ -70,28 +71,18 @@ async def local_run(azurite, table_prefix, monkeypatch):
         await bootstrap.reset()
 
 
-def fact(card: dict[str, Any], title: str) -> str | None:
-    """The value of the first FactSet fact called ``title`` anywhere in the card."""
-    stack: list[Any] = [card]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, dict):
-            if node.get("type") == "FactSet":
-                for item in node.get("facts", []):
-                    if item.get("title") == title:
-                        return item.get("value")
-            stack.extend(reversed(list(node.values())))
-        elif isinstance(node, list):
-            stack.extend(reversed(node))
-    return None
+def _status(card: dict[str, Any]) -> str | None:
+    """The status badge's word, or None when the card has none (not an alert card)."""
+    badges = [node for node in walk(card) if node.get("id") == "status"]
+    return status_of(card) if badges else None
 
 
 def alert_card(event: StreamEvent) -> bool:
-    return any(fact(card, "Status") is not None for card in event.cards)
+    return any(_status(card) is not None for card in event.cards)
 
 
 def status(event: StreamEvent) -> str | None:
-    return next(fact(card, "Status") for card in event.cards)
+    return next(_status(card) for card in event.cards)
 
 
 async def publish(host, queue: str, example: str) -> None:

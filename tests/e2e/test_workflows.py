@@ -152,7 +152,7 @@ class TestChannelsAndTriggers:
         await tick()
         await tick()
         [digest] = texts(sim, t.sre.id)
-        assert "2 open alert(s)" in digest and "1 critical" in digest
+        assert "2 open alert(s)" in digest and "CRITICAL 1" in digest and "MEDIUM 1" in digest
 
     async def test_two_workflows_to_one_channel_give_one_card(self, routed):
         sim, t = routed, routed.m365

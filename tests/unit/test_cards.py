@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import replace
+from datetime import datetime, timezone
 
 import pytest
 from hypothesis import given, settings, strategies as st
 
 from shared import cards
-from shared.domain.model import AlertState
+from shared.domain.model import AlertState, StatusStep
+from tests.support.cards import status_of, text_of, texts
 
 STATE = AlertState(
     tenant_id="t", key="k", alert_id="ALRT-1", source="Grafana", event_source="https://alerts.example.com",
@@ -25,27 +27,10 @@ def unescape(text: str) -> str:
     return _UNESCAPE.sub(r"\1", text).replace("\u200b", "")
 
 
-def texts(card: dict) -> list[str]:
-    found = []
-
-    def walk(node):
-        if isinstance(node, dict):
-            for key, value in node.items():
-                if key in ("text", "value", "title") and isinstance(value, str):
-                    found.append(value)
-                walk(value)
-        elif isinstance(node, list):
-            for item in node:
-                walk(item)
-
-    walk(card)
-    return found
-
-
 class TestSourceTextIsShownLiterally:
     def test_markdown_and_mentions_in_a_title_are_escaped(self):
         card = cards.alert_card(replace(STATE, title="**urgent** <at>Megan</at> [click](https://evil.example)"))
-        title = card["body"][0]["items"][1]["text"]
+        title = text_of(card, "title")
         assert "<at>" not in title and "**" not in title and "](" not in title.replace("\\]", "")
         assert unescape(title) == "**urgent** <at>Megan</at> [click](https://evil.example)"
 
@@ -78,12 +63,12 @@ class TestSize:
         huge = replace(STATE, title="T" * 5000, description="D" * 100_000, labels={f"label{i}": "v" * 5000 for i in range(64)})
         card = cards.fit_card(huge)
         assert cards.card_size(card) <= cards.MAX_CARD_BYTES
-        assert card["body"][0]["items"][1]["text"].endswith("…")
+        assert text_of(card, "title").endswith("…")
 
     def test_labels_beyond_the_limit_are_counted_not_dropped_silently(self):
         many = replace(STATE, labels={f"l{i:02d}": "v" for i in range(30)})
-        facts = cards.alert_card(many)["body"][-1]["facts"]
-        assert len(facts) == cards.MAX_FACTS + 1 and facts[-1]["value"] == "10 more labels"
+        lines = [t for t in texts(cards.alert_card(many)) if t.startswith("**l") or "more labels" in t]
+        assert len(lines) == cards.MAX_FACTS + 1 and lines[-1] == "… 10 more labels"
 
 
 class TestActions:
@@ -113,19 +98,71 @@ class TestActions:
 class TestText:
     def test_each_line_of_a_description_stays_a_line(self):
         state = replace(STATE, description="Disk almost full.\n- bullet a\r\n- bullet b")
-        [text] = [b["text"] for b in cards.alert_card(state)["body"] if b.get("type") == "TextBlock" and "bullet a" in b.get("text", "")]
+        text = text_of(cards.alert_card(state), "description")
         assert text.split("\n\n") == ["Disk almost full.", "\\- bullet a", "\\- bullet b"]
 
     def test_the_help_card_shows_no_placeholder_teams_would_read_as_markup(self):
         from shared.services.bot import COMMANDS
 
         card = cards.help_card(COMMANDS)
-        titles = [fact["title"] for fact in card["body"][-1]["facts"]]
+        titles = [t.strip("*") for t in texts(card) if t.startswith("**")]
         assert "ack ID" in titles and "resolve ID" in titles and not any("<" in t or ">" in t for t in titles)
 
     def test_the_first_firing_time_stays_when_the_alert_is_updated(self):
-        from datetime import datetime, timezone
-
         fired, later = datetime(2026, 11, 1, 8, 0, tzinfo=timezone.utc), datetime(2026, 11, 1, 10, 14, tzinfo=timezone.utc)
-        facts = {f["title"]: f["value"] for f in cards.alert_card(replace(STATE, created=fired, updated=later))["body"][1]["facts"]}
-        assert "2026-11-01T08:00:00" in facts["Fired"] and "2026-11-01T10:14:00" in facts["Updated"]
+        age = text_of(cards.alert_card(replace(STATE, created=fired, updated=later)), "age")
+        assert "DATE(2026-11-01T08:00:00Z" in age and "open for 2 h 14 m at {{TIME(2026-11-01T10:14:00Z)}}" in age
+
+    def test_a_resolved_alert_says_how_long_it_was_open(self):
+        fired, resolved = datetime(2026, 11, 1, 8, 0, tzinfo=timezone.utc), datetime(2026, 11, 2, 9, 30, tzinfo=timezone.utc)
+        age = text_of(cards.alert_card(replace(STATE, status="resolved", created=fired, updated=resolved, status_changed=resolved)), "age")
+        assert age.endswith("resolved after 1 d 1 h")
+
+    @pytest.mark.parametrize("seconds, text", [(30, "less than a minute"), (60, "1 m"), (3600, "1 h"), (8040, "2 h 14 m"), (86400 * 3 + 3600 * 4 + 59, "3 d 4 h")])
+    def test_durations_read_as_people_say_them(self, seconds, text):
+        assert cards.duration(seconds) == text
+
+
+class TestWhoDidWhat:
+    def test_a_reopened_alert_says_reopened_and_who_did_it(self):
+        at = datetime(2026, 11, 1, 9, 0, tzinfo=timezone.utc)
+        state = replace(STATE, steps=(StatusStep("acknowledged", at, by="Megan Bowen"), StatusStep("resolved", at, via="Grafana"), StatusStep("reopened", at, by="Alex Wilber")))
+        card = cards.alert_card(state)
+        assert status_of(card) == "Reopened"
+        lines = [t for t in texts(card) if " \u00b7 {{DATE(" in t]
+        assert [line.split(" · ")[0] for line in lines] == ["Acknowledged by Megan Bowen", "Resolved in Grafana", "Reopened by Alex Wilber"]
+
+    def test_the_steps_stay_when_the_source_updates_the_alert(self):
+        from shared.domain.alerts import apply_event
+        from shared.domain.events import parse_cloudevent as parse_event
+
+        at = datetime(2026, 11, 1, 9, 0, tzinfo=timezone.utc)
+        acked = replace(STATE, status="acknowledged", version=1, event_source="https://alerts.example.com",
+                        steps=(StatusStep("acknowledged", at, by="Megan Bowen"),))
+        event = parse_event({"specversion": "1.0", "id": "e2", "source": "https://alerts.example.com", "type": "alert.updated", "time": "2026-11-01T09:05:00Z",
+                             "data": {"id": "ALRT-1", "title": "High CPU (95%)", "severity": "critical", "version": 2}})
+        updated = apply_event(acked, event, "t", at)
+        assert updated is not None and updated.steps == acked.steps
+        assert "Acknowledged by Megan Bowen" in " ".join(texts(cards.alert_card(updated)))
+
+    def test_a_status_the_source_changes_is_a_step_naming_the_source(self):
+        from shared.domain.alerts import apply_event
+        from shared.domain.events import parse_cloudevent as parse_event
+
+        at = datetime(2026, 11, 1, 9, 0, tzinfo=timezone.utc)
+        event = parse_event({"specversion": "1.0", "id": "e2", "source": "https://alerts.example.com", "type": "alert.resolved", "time": "2026-11-01T09:05:00Z",
+                             "data": {"id": "ALRT-1", "title": "High CPU", "severity": "critical", "source": "Grafana", "version": 2}})
+        resolved = apply_event(replace(STATE, version=1), event, "t", at)
+        assert resolved is not None and [(s.status, s.via) for s in resolved.steps] == [("resolved", "Grafana")]
+
+
+class TestLongText:
+    def test_a_long_source_name_gives_a_short_button_title(self):
+        actions = cards.alert_card(replace(STATE, source="Azure Monitor Log Search Alerts"))["actions"]
+        assert actions[-1]["title"] == "Open source"
+        assert all(len(a["title"]) <= cards.MAX_BUTTON_TITLE_CHARS for a in actions)
+
+    def test_labels_are_lines_that_wrap_between_words_not_a_narrow_fact_column(self):
+        card = cards.alert_card(replace(STATE, labels={"annotation.runbook_url": "https://runbooks.example.com/" + "x" * 80}))
+        [line] = [t for t in texts(card) if "runbook" in t]
+        assert line.startswith("**annotation.runbook\\_url**: https") and not any(n.get("type") == "FactSet" and "runbook" in str(n) for n in card["body"])

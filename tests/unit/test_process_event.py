@@ -12,6 +12,7 @@ from shared.ports import DeliveryError
 from shared.services.delivery import CLAIM_TIMEOUT
 from shared.services.periodic import run_periodic
 from tests.support.fakes import Clock, RecordingMessenger, conversation, delivering, process_and_deliver
+from tests.support.cards import status_of
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=timezone.utc)
 
@@ -38,10 +39,6 @@ async def world():
         return await process_and_deliver(body, message_id, ctx)
 
     return store, messenger, clock, send
-
-
-def status_of(card: dict) -> str:
-    return next(f["value"] for f in card["body"][1]["facts"] if f["title"] == "Status")
 
 
 class TestNewAlerts:
