@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 
 from shared import cards
-from shared.domain.model import AccountLink, AlertState, ConversationRecord
+from shared.domain.model import AccountLink, ConversationRecord
 from shared.ports import StateStore
 from shared.services import actions as action_service
 from shared.services.actions import ActionContext, ActionResult, Actor, Where
