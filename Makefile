@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP_PY := $(VENV)/.installed
 STAMP_NPM := node_modules/.installed
 
-.PHONY: run test bench setup publish package clean
+.PHONY: run test bench setup publish package gallery reset clean
 
 setup: $(STAMP_PY) $(STAMP_NPM)
 
@@ -29,11 +29,17 @@ run: setup
 ## Run every test (unit, integration on Azurite and the Teams simulator, e2e, infra checks).
 test: setup
 	bash tools/install_checkov.sh
+	bash tools/install_chromium.sh
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 ## The delivery benchmark (Azurite, the Teams simulator with Teams' limits enforced, two app processes); prints figures.
 bench: setup
 	$(PY) -m tools.bench $(BENCH_ARGS)
+
+## Render every card kind and state to docs/cards/ (PNG, Teams' light, dark and high-contrast themes) and check them.
+gallery: setup
+	bash tools/install_chromium.sh
+	$(PY) -m tools.gallery
 
 ## Publish an example to the running local host: make publish FILE=examples/alert-created.json
 publish: setup

@@ -33,7 +33,7 @@ MAX_FACT_CHARS = 200
 # 5.4:1 or more on all of them. Colour is carried by container styles instead (badges), always
 # with a word, so no one needs the colour to read the card. tests/unit/test_card_design.py
 # measures every text of every card kind against the host configs.
-SEVERITY_STYLE = {"critical": "attention", "high": "warning", "medium": "warning", "low": "emphasis", "info": "emphasis"}
+SEVERITY_STYLE = {"critical": "attention", "high": "warning", "medium": "warning", "low": "default", "info": "default"}
 SEVERITY_MARK = {"critical": "\U0001f534", "high": "\U0001f7e0", "medium": "\U0001f7e1", "low": "\U0001f535", "info": "\u26aa"}
 SEVERITIES = tuple(SEVERITY_STYLE)  # most severe first
 STATUS_LABEL = {"open": "Open", "acknowledged": "Acknowledged", "resolved": "Resolved"}
@@ -284,6 +284,11 @@ def fit_card(state: AlertState, context: dict | None = None) -> dict:
     """The fullest alert card that stays under :data:`MAX_CARD_BYTES`."""
     for description, facts in ((True, True), (True, False), (False, False)):
         card = alert_card(state, include_description=description, include_facts=facts, context=context)
+        left_out = [name for name, kept, present in (("the description", description, state.description), ("the labels", facts, state.labels)) if present and not kept]
+        if left_out:  # said where it was, so nobody takes the card for the whole alert
+            where = f"in {escape_text(state.source, 60)}" if state.source else "in its source"
+            card["body"].insert(-len(context_blocks(context)) or len(card["body"]), _text_block(
+                f"{' and '.join(left_out).capitalize()} did not fit in a Teams message; open the alert {where} to see them.", id="trimmed", size="Small", isSubtle=True))
         if card_size(card) <= MAX_CARD_BYTES:
             return card
     raise ValueError(f"the alert card for {state.alert_id!r} exceeds {MAX_CARD_BYTES} bytes even without details")
