@@ -13,7 +13,8 @@ from shared.domain.inbound import FORMATS, claimants, parse_events, parse_messag
 from shared.security import ingest_key
 
 ROOT = Path(__file__).resolve().parents[2]
-PAYLOADS = sorted(p for p in [*ROOT.glob("examples/*.json"), *ROOT.glob("tests/golden/*/*.json")] if not p.name.endswith(".expected.json"))
+# Source payloads only: tests/golden/cards holds card inputs, not events.
+PAYLOADS = sorted(p for p in [*ROOT.glob("examples/*.json"), *ROOT.glob("tests/golden/*/*.json")] if not p.name.endswith(".expected.json") and p.parent.name != "cards")
 TENANT = "aaaaaaaa-0000-4000-8000-00000000000a"
 
 
