@@ -51,12 +51,9 @@ async def bot_messages(req: func.HttpRequest) -> func.HttpResponse:
 async def alert_event(msg: func.ServiceBusMessage) -> None:
     c = await bootstrap.container()
     message_id = msg.message_id or "(no message id)"
-    outcomes = await event_service.process_message(msg.get_body(), message_id, bootstrap.delivering(c), default_tenant_id=c.settings.default_tenant_id)
-    for outcome in outcomes:
-        if outcome.result == "rejected":
-            # Recorded in the rejected-events table with its reason; completing the message
-            # (returning normally) keeps an invalid event from being retried.
-            log.error("Message %s rejected: %s", message_id, outcome.detail)
+    # An invalid event is recorded in the rejected-events table with its reason and logged
+    # once; completing the message (returning normally) keeps it from being retried.
+    await event_service.process_message(msg.get_body(), message_id, bootstrap.delivering(c), default_tenant_id=c.settings.default_tenant_id)
 
 
 async def deliveries(messages: list[func.ServiceBusMessage]) -> None:

@@ -7,10 +7,12 @@ to the connector's ingest route as an alert source would.
 With ``--http`` each file is posted to ``/api/events/FORMAT``; the key is ``--key``, else it is
 derived from ``ADMIN_API_KEY`` (environment or local settings) for the tenant and source.
 
-Each file becomes one message; its id is printed, then (unless ``--wait 0``) the
-outcome: completed, dead-lettered with the reason, or still retrying with the last
-error. Exit code 0 when every message completed (or without waiting), 1 otherwise,
-2 for a usage error or an unreachable host.
+Each file becomes one message; its id is printed, then (unless ``--wait 0``) what became of
+it, as the connector reported it: for each event, processed / duplicate / stale / rejected
+with the reason, and then each card it led to (posted or updated, and where; or refused by
+Teams, with the reason), or why no card was sent. Exit code 0 when every event was processed
+(or without waiting), 1 when an event was rejected, a message was dead-lettered or did not
+finish in time, or a card was refused; 2 for a usage error or an unreachable host.
 """
 
 from __future__ import annotations
@@ -31,6 +33,9 @@ DEFAULT_HOST = "http://127.0.0.1:7071"
 #: The app setting naming the inbound queue, and its fallback.
 QUEUE_SETTING = "ALERT_EVENTS_QUEUE"
 DEFAULT_QUEUE = "alert-events"
+DELIVERY_QUEUE_SETTING = "DELIVERY_QUEUE"
+DEFAULT_DELIVERY_QUEUE = "teams-deliveries"
+SETTLED = ("completed", "deadlettered")
 POLL_INTERVAL_SECONDS = 0.2
 REQUEST_TIMEOUT_SECONDS = 10
 START_HINT = "python -m tools.localhost"
@@ -101,18 +106,105 @@ def describe_outcome(message: dict[str, Any], waited: float) -> str:
     return f"not processed yet after {waited:.0f} s"
 
 
-def wait_for_outcome(message_id: str, *, queue: str, host: str, seconds: float) -> tuple[bool, str]:
-    """Poll the message status until it is settled or ``seconds`` pass; (completed, line)."""
+def wait_for_message(message_id: str, *, queue: str, host: str, seconds: float) -> tuple[dict[str, Any] | None, float]:
+    """Poll the message status until it is settled or ``seconds`` pass: (its status, seconds waited)."""
     path = f"/_localhost/queues/{urllib.parse.quote(queue, safe='')}/messages/{urllib.parse.quote(message_id, safe='')}"
     started = time.monotonic()
     while True:
         status, message = _request(host, "GET", path)
         if status != 200:
-            return False, f"unknown to the local host (HTTP {status}: {message.get('error', '')})"
+            return None, time.monotonic() - started
         waited = time.monotonic() - started
-        if message.get("status") in ("completed", "deadlettered") or waited >= seconds:
-            return message.get("status") == "completed", describe_outcome(message, waited)
+        if message.get("status") in SETTLED or waited >= seconds:
+            return message, waited
         time.sleep(POLL_INTERVAL_SECONDS)
+
+
+def event_lines(message: dict[str, Any]) -> tuple[list[str], bool]:
+    """What the connector said of each event in a settled message: (lines, all processed)."""
+    lines, ok = [], True
+    for outcome in message.get("outcomes") or []:
+        if outcome.get("kind") != "event":
+            continue
+        what = f"event {outcome.get('eventId') or '(no id)'}" + (f" for alert {outcome['alertId']}" if outcome.get("alertId") else "")
+        result = outcome.get("result")
+        if result == "rejected":
+            ok = False
+            lines.append(f"{what}: REJECTED: {outcome.get('detail')}")
+        elif result in ("duplicate", "stale"):
+            lines.append(f"{what}: {result}: {outcome.get('detail') or 'nothing to do'}")
+        else:
+            detail = f"; {outcome['detail']}" if outcome.get("detail") else ""
+            lines.append(f"{what}: processed, {outcome.get('queued', 0)} delivery job(s) queued{detail}")
+            for unreachable in outcome.get("undeliverable") or []:
+                ok = False
+                lines.append(f"  undeliverable: {unreachable}")
+    return lines, ok
+
+
+def follow_cards(alert_ids: set[str], since: str, *, host: str, queue: str, seconds: float) -> tuple[list[str], bool]:
+    """The cards the delivery jobs of these alerts (queued at or after ``since``) sent: waits
+    until every such job is settled or ``seconds`` pass. (lines, no card refused)."""
+    path = f"/_localhost/queues/{urllib.parse.quote(queue, safe='')}/messages"
+    started = time.monotonic()
+    while True:
+        status, found = _request(host, "GET", path)
+        if status != 200:
+            return [f"  cards: the deliveries queue {queue!r} is unknown to the local host"], False
+        jobs = [m for m in found if m.get("enqueuedTimeUtc", "") >= since and _job_alert(m) in alert_ids]
+        if all(m.get("status") in SETTLED for m in jobs) or time.monotonic() - started >= seconds:
+            break
+        time.sleep(POLL_INTERVAL_SECONDS)
+    lines, ok, seen = [], True, set()
+    for job in jobs:
+        for outcome in job.get("outcomes") or []:
+            key = (outcome.get("result"), outcome.get("conversationId"), outcome.get("revision"))
+            if outcome.get("kind") != "card" or outcome.get("alertId") not in alert_ids or key in seen:
+                continue
+            seen.add(key)
+            if outcome.get("result") == "refused":
+                ok = False
+                lines.append(f"  card REFUSED in {outcome.get('conversation')}: {outcome.get('reason')}")
+            else:
+                lines.append(f"  card of {outcome['alertId']} {outcome['result']} in {outcome.get('conversation')} ({outcome.get('status')})")
+        if job.get("status") == "deadlettered":
+            ok = False
+            lines.append(f"  delivery job {job.get('messageId')} dead-lettered: {job.get('deadLetterErrorDescription')}")
+        elif job.get("status") not in SETTLED:
+            when = f" (scheduled for {job['scheduledEnqueueTimeUtc']})" if job.get("scheduledEnqueueTimeUtc") else ""
+            lines.append(f"  delivery job {job.get('messageId')} still waiting{when}")
+    if jobs and not lines:
+        lines.append("  cards: already up to date (nothing sent)")
+    return lines, ok
+
+
+def _job_alert(message: dict[str, Any]) -> str | None:
+    try:
+        return (json.loads(message.get("body") or "{}").get("alert") or {}).get("alertId")
+    except (ValueError, AttributeError):
+        return None
+
+
+def report_message(path: Path, message_id: str, *, queue: str, host: str, seconds: float, out: TextIO) -> bool:
+    """Wait for one message and print what became of it; True when all went well."""
+    message, waited = wait_for_message(message_id, queue=queue, host=host, seconds=seconds)
+    if message is None:
+        print(f"{path}: {message_id} unknown to the local host", file=out, flush=True)
+        return False
+    if message.get("status") != "completed":
+        print(f"{path}: {message_id} {describe_outcome(message, waited)}", file=out, flush=True)
+        return False
+    lines, ok = event_lines(message)
+    for line in lines or [f"{message_id} {describe_outcome(message, waited)}; no event outcome was reported"]:
+        print(f"{path}: {line}", file=out, flush=True)
+    alerts = {o["alertId"] for o in message.get("outcomes") or [] if o.get("kind") == "event" and o.get("queued") and o.get("alertId")}
+    if alerts:
+        deliveries = lookup_setting(DELIVERY_QUEUE_SETTING) or DEFAULT_DELIVERY_QUEUE
+        card_lines, cards_ok = follow_cards(alerts, message.get("enqueuedTimeUtc", ""), host=host, queue=deliveries, seconds=seconds)
+        for line in card_lines:
+            print(f"{path}: {line}", file=out, flush=True)
+        ok = ok and cards_ok
+    return ok
 
 
 def post_file(path: Path, *, fmt: str, tenant: str, source: str, key: str, host: str) -> tuple[bool, str]:
@@ -183,9 +275,7 @@ def main(argv: list[str] | None = None, out: TextIO | None = None, err: TextIO |
             message_id = publish_file(path, queue=queue, host=arguments.host)
             print(f"{path}: sent to {queue} as message {message_id}", file=out, flush=True)
             if arguments.wait > 0:
-                completed, line = wait_for_outcome(message_id, queue=queue, host=arguments.host, seconds=arguments.wait)
-                all_completed = all_completed and completed
-                print(f"{path}: {message_id} {line}", file=out, flush=True)
+                all_completed = report_message(path, message_id, queue=queue, host=arguments.host, seconds=arguments.wait, out=out) and all_completed
     except PublishError as error:
         print(f"error: {error}", file=err)
         return 2

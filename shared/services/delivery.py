@@ -344,6 +344,7 @@ async def _card(job: DeliveryJob, conv: _Conversation, ctx: Any, report: JobRepo
     report.sends += 1
     await _record_render(replace(claim, activity_id=activity_id, status="posted", rendered_version=-1), state, job, ctx)
     report.posted.append(job.conversation_id)
+    _log_card("posted", state, conv.record)
 
 
 async def _update(job: DeliveryJob, state: AlertState, delivery: Delivery, conv: _Conversation, ctx: Any, report: JobReport, later: list[DeliveryJob]) -> None:
@@ -357,6 +358,15 @@ async def _update(job: DeliveryJob, state: AlertState, delivery: Delivery, conv:
     report.sends += 1
     await _record_render(replace(delivery, context=context), state, job, ctx)
     report.updated.append(job.conversation_id)
+    _log_card("updated", state, conv.record)
+
+
+def _log_card(result: str, state: AlertState, record: Any) -> None:
+    """One line per card sent, with a structured ``outcome`` (the local host shows it per message)."""
+    where = record.name or record.conversation_type
+    log.info("Card of alert %s %s in %s (%s)", state.alert_id, result, where, record.conversation_id,
+             extra={"outcome": {"kind": "card", "result": result, "alertId": state.alert_id, "status": state.status, "revision": state.revision,
+                                "conversationId": record.conversation_id, "conversation": where}})
 
 
 async def _record_render(delivery: Delivery, state: AlertState, job: DeliveryJob, ctx: Any) -> None:
@@ -416,7 +426,9 @@ async def _refused(job: DeliveryJob, conv: _Conversation, ctx: Any, report: JobR
     """Teams (or the delegated connection) refused the card for good: record it, forget a
     conversation that is gone, and send the card to the fallback recipients."""
     report.failed.append(job.conversation_id)
-    log.warning("Cannot deliver %s to %s: %s", job.alert.alert_id if job.alert else job.kind, job.conversation_id, reason)
+    log.warning("Cannot deliver %s to %s: %s", job.alert.alert_id if job.alert else job.kind, job.conversation_id, reason,
+                extra={"outcome": {"kind": "card", "result": "refused", "alertId": job.alert.alert_id if job.alert else None, "reason": reason,
+                                   "conversationId": job.conversation_id, "conversation": conv.record.name or job.conversation_id}})
     if record and job.kind == CARD and job.alert is not None:
         current = await ctx.store.get_delivery(job.tenant_id, job.alert.key, job.conversation_id)
         if current is None or not current.activity_id:

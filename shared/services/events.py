@@ -18,7 +18,7 @@ import asyncio
 import logging
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
-from typing import Awaitable, Callable
+from typing import Any, Awaitable, Callable
 
 from shared import cards
 from shared.domain import workflows as routing
@@ -51,6 +51,7 @@ class Outcome:
     event_id: str | None
     result: str  # processed | duplicate | stale | rejected
     detail: str = ""
+    alert_id: str | None = None
     posted: list[str] = field(default_factory=list)
     updated: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
@@ -67,6 +68,11 @@ class Outcome:
         if self.undeliverable:
             parts.append(f"undeliverable {len(self.undeliverable)} ({'; '.join(self.undeliverable)})")
         return ", ".join(parts)
+
+    def to_json(self) -> dict[str, Any]:
+        """The structured form logged with the outcome (``extra={"outcome": ...}``)."""
+        return {"kind": "event", "eventId": self.event_id, "alertId": self.alert_id, "result": self.result, "detail": self.detail,
+                "queued": len(self.queued), "undeliverable": list(self.undeliverable)}
 
 
 class UnroutableEvent(InvalidEvent):
@@ -126,8 +132,10 @@ async def _reject(store: StateStore, message_id: str, body: bytes | str, exc: In
     text = body.decode("utf-8", errors="replace") if isinstance(body, (bytes, bytearray)) else body
     reason = str(exc)
     await store.record_rejected(RejectedEvent(message_id=message_id, reason=reason, field=exc.field, event_id=exc.event_id, body=text, received=now))
-    log.error("Rejected message %s (event %s): %s", message_id, exc.event_id or "-", reason)
-    return Outcome(event_id=exc.event_id, result="rejected", detail=reason)
+    outcome = Outcome(event_id=exc.event_id, result="rejected", detail=reason)
+    # Bad input, not a fault of the connector: a warning, once; the message is completed.
+    log.warning("Rejected message %s (event %s): %s", message_id, exc.event_id or "-", reason, extra={"outcome": outcome.to_json()})
+    return outcome
 
 
 async def resolve_tenant(tenant_id: str | None, event_id: str, store: StateStore, default_tenant_id: str | None) -> str:
@@ -166,14 +174,17 @@ async def process_event(event: AlertEvent, ctx: Delivering, *, default_tenant_id
         # First seen resolved (its firing never reached the connector, or came before it was
         # connected): kept, so a later reopen has its history, but no card. An on-call channel
         # does not want a card for an alert it never saw open.
-        log.info("Event %s: alert %s first seen resolved; recorded, no card", event.event_id, event.data.id)
-        return Outcome(event.event_id, "processed", "the alert was first seen resolved: recorded, no card")
-    outcome = Outcome(event.event_id, "processed" if change else "stale", "" if change else f"version {event.data.version} is not newer than {state.version}")
+        first = Outcome(event.event_id, "processed", "the alert was first seen resolved: recorded, no card", alert_id=event.data.id)
+        log.info("Event %s: alert %s first seen resolved; recorded, no card", event.event_id, event.data.id, extra={"outcome": first.to_json()})
+        return first
+    outcome = Outcome(event.event_id, "processed" if change else "stale", "" if change else f"version {event.data.version} is not newer than {state.version}",
+                      alert_id=event.data.id)
     # Only a change routes: a stale event syncs the cards already delivered (it heals a card
     # whose update failed earlier).
     plan = routing.plan(state, change, await store.list_workflows(tenant_id)) if change else None
     await deliver(state, plan, ctx, outcome, request=event.dedupe_key[:16], new=created)
-    log.info("Event %s (%s) for alert %s: %s; %s", event.event_id, event.type, event.data.id, outcome.result, outcome.summary())
+    log.info("Event %s (%s) for alert %s: %s; %s", event.event_id, event.type, event.data.id, outcome.result, outcome.summary(),
+             extra={"outcome": outcome.to_json()})
     return outcome
 
 
@@ -312,6 +323,10 @@ async def deliver(
     outcome.queued.extend(job.conversation_id for job in jobs)
     if unreachable:
         await send_to_fallback(state, unreachable, ctx, outcome, request=request)
+    if not jobs and not unreachable and plan is not None and not outcome.detail:
+        # Say why nothing is sent: the usual first-run surprise is a tenant with no bot.
+        outcome.detail = (f"no card: the bot is installed in no Teams conversation of tenant {state.tenant_id}" if plan.broadcast
+                          else "no card: no workflow recipient takes this alert")
     return outcome
 
 
@@ -326,8 +341,9 @@ async def sync_cards(state: AlertState, ctx: Delivering, *, except_conversation:
 async def process_command(command: SendCommand | ExistingCommand, ctx: Delivering, *, default_tenant_id: str | None = None) -> Outcome:
     store = ctx.store
     if await store.was_processed(command.dedupe_key):
-        log.info("Command %s was processed before: ignored", command.event_id)
-        return Outcome(command.event_id, "duplicate", "already processed")
+        duplicate = Outcome(command.event_id, "duplicate", "already processed")
+        log.info("Command %s was processed before: ignored", command.event_id, extra={"outcome": duplicate.to_json()})
+        return duplicate
     if isinstance(command, ExistingCommand):
         outcome = await deliver_existing(command, ctx)
     else:
@@ -368,7 +384,9 @@ async def send_to_recipients(command: SendCommand, ctx: Delivering, default_tena
         outcome.queued.extend(j.conversation_id for j in comments)
         plan = routing.Plan(targets=tuple(remaining))
     await deliver(state, plan, ctx, outcome, request=request)
-    log.info("Sent alert %s to %d recipient(s) for %s: %s", state.alert_id, len(command.recipients), command.requested_by or "-", outcome.summary())
+    outcome.alert_id = state.alert_id
+    log.info("Sent alert %s to %d recipient(s) for %s: %s", state.alert_id, len(command.recipients), command.requested_by or "-", outcome.summary(),
+             extra={"outcome": outcome.to_json()})
     return outcome
 
 

@@ -150,3 +150,30 @@ class TestWithAgentsPlayground:
         assert "via workflow" in json.dumps(posted.cards), playground.describe()
         await host.wait_idle(timeout=WAIT_SECONDS)
         assert [e for e in playground.events if alert_card(e) and e.conversation_id == personal] == [], playground.describe()
+
+    async def test_the_publisher_tells_what_became_of_each_event(self, local_run, tmp_path):
+        """make publish: posted and where, updated, rejected with the reason (exit code 1), and
+        every example reaches the Playground."""
+        import asyncio
+        import io
+
+        from tools import publish as publisher
+
+        host, playground, queue = local_run
+        await install(playground)
+
+        async def run(*files: Path) -> tuple[int, str]:
+            out = io.StringIO()
+            code = await asyncio.to_thread(publisher.main, [*map(str, files), "--queue", queue, "--host", host.url, "--wait", str(WAIT_SECONDS)], out)
+            return code, out.getvalue()
+
+        code, said = await run(EXAMPLES / "alert-created.json")
+        assert code == 0 and "for alert ALRT-1042: processed, 1 delivery job(s) queued" in said and "card of ALRT-1042 posted in" in said, said
+        code, said = await run(EXAMPLES / "alert-resolved.json")
+        assert code == 0 and "card of ALRT-1042 updated in" in said and "(resolved)" in said, said
+        code, said = await run(EXAMPLES / "issue-created.json")  # names the Playground's tenant
+        assert code == 0 and "posted in" in said, said
+        bad = tmp_path / "bad.json"
+        bad.write_text(json.dumps({"specversion": "1.0", "id": "e-bad", "source": "x", "type": "alert.created", "data": {"id": "A-1"}}))
+        code, said = await run(bad)
+        assert code == 1 and "REJECTED" in said and "title" in said, said

@@ -13,6 +13,7 @@ import time
 import traceback
 import uuid
 from collections.abc import Iterable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -28,6 +29,29 @@ from .indexing import HttpFunction, IndexedFunction, QueueFunction, TimerFunctio
 from .queues import DEFAULT_MAX_DELIVERY_COUNT, MemoryQueue, MessageInfo, QueuedMessage
 
 logger = logging.getLogger("tools.localhost")
+
+# What the app logged during the invocation running in this context (asyncio tasks and
+# asyncio.to_thread copy the context, so the app's own tasks are included).
+_INVOCATION_LOG: ContextVar[list[dict[str, Any]] | None] = ContextVar("invocation_log", default=None)
+MAX_LOG_RECORDS = 50
+
+
+class InvocationLog(logging.Handler):
+    """Keeps each invocation's log records (the app's, not the host's), with the structured
+    ``outcome`` a record may carry, for the message status of the management API."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        records = _INVOCATION_LOG.get()
+        if records is None or record.name.startswith("tools.localhost") or len(records) >= MAX_LOG_RECORDS:
+            return
+        entry: dict[str, Any] = {"level": record.levelname, "logger": record.name, "message": record.getMessage()}
+        outcome = getattr(record, "outcome", None)
+        if isinstance(outcome, dict):
+            entry["outcome"] = outcome
+        records.append(entry)
+
+
+_CAPTURE = InvocationLog(level=logging.INFO)
 
 #: Core Tools' default port.
 DEFAULT_PORT = 7071
@@ -63,6 +87,7 @@ class InvocationResult:
     duration_ms: float
     value: Any = None
     error: BaseException | None = None
+    log: tuple[dict[str, Any], ...] = ()
 
     @property
     def error_message(self) -> str | None:
@@ -193,6 +218,7 @@ class LocalHost:
         self._deliveries: set[asyncio.Task[None]] = set()
         self._runner: web.AppRunner | None = None
         self._started = False
+        self._root_level: int | None = None
         for function in self.functions:
             if isinstance(function, QueueFunction):
                 self.queue(function.queue_name).has_trigger = True
@@ -215,6 +241,14 @@ class LocalHost:
         server = web.Application(client_max_size=100 * 1024 * 1024)
         self._add_management_routes(server)
         server.router.add_route("*", "/{tail:.*}", self._handle_function)
+        root = logging.getLogger()
+        if _CAPTURE not in root.handlers:
+            root.addHandler(_CAPTURE)
+        # The Functions host passes the app's Information records on (host.json's default
+        # level); so does this one, whatever the level of the process that embeds it.
+        self._root_level = root.level
+        if root.level > logging.INFO:
+            root.setLevel(logging.INFO)
         self._runner = web.AppRunner(server, access_log=None, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
@@ -248,6 +282,11 @@ class LocalHost:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        root = logging.getLogger()
+        root.removeHandler(_CAPTURE)
+        if self._root_level is not None:
+            root.setLevel(self._root_level)
+            self._root_level = None
 
     async def __aenter__(self) -> LocalHost:
         await self.start()
@@ -373,8 +412,8 @@ class LocalHost:
             result = await self._invoke(function, {function.arg_name: value}, "(null)", details)
             for message in messages:
                 if result.succeeded:
-                    queue.complete(message, result.duration_ms)
-                elif queue.abandon(message, result.error_message or "", delay=self.redelivery_delay, duration_ms=result.duration_ms):
+                    queue.complete(message, result.duration_ms, log=result.log)
+                elif queue.abandon(message, result.error_message or "", delay=self.redelivery_delay, duration_ms=result.duration_ms, log=result.log):
                     logger.warning(
                         "Message %s on queue %s moved to the dead-letter queue after %d deliveries (MaxDeliveryCountExceeded): %s",
                         message.message_id, queue.name, message.delivery_count, result.error_message,
@@ -397,9 +436,9 @@ class LocalHost:
             value = [argument] if function.cardinality == "many" else argument
             result = await self._invoke(function, {function.arg_name: value}, "(null)", details)
             if result.succeeded:
-                queue.complete(message, result.duration_ms)
+                queue.complete(message, result.duration_ms, log=result.log)
             elif queue.abandon(
-                message, result.error_message or "", delay=self.redelivery_delay, duration_ms=result.duration_ms
+                message, result.error_message or "", delay=self.redelivery_delay, duration_ms=result.duration_ms, log=result.log
             ):
                 logger.warning(
                     "Message %s on queue %s moved to the dead-letter queue after %d deliveries "
@@ -501,6 +540,8 @@ class LocalHost:
         self._running += 1
         self._changed.set()
         started = time.perf_counter()
+        records: list[dict[str, Any]] = []
+        token = _INVOCATION_LOG.set(records)
         try:
             if function.is_async:
                 value = await function.user_function(**arguments)
@@ -519,15 +560,16 @@ class LocalHost:
                 "Exception: %s: %s\nStack: %s",
                 function.name, type(error).__name__, error, _user_traceback(error),
             )
-            return InvocationResult(function.name, invocation_id, False, duration, error=error)
+            return InvocationResult(function.name, invocation_id, False, duration, error=error, log=tuple(records))
         finally:
+            _INVOCATION_LOG.reset(token)
             self._running -= 1
             self._changed.set()
         duration = (time.perf_counter() - started) * 1000
         logger.info(
             "Executed 'Functions.%s' (Succeeded, Id=%s, Duration=%dms)", function.name, invocation_id, duration
         )
-        return InvocationResult(function.name, invocation_id, True, duration, value=value)
+        return InvocationResult(function.name, invocation_id, True, duration, value=value, log=tuple(records))
 
     def _send_output(self, function: IndexedFunction, queue: str, value: Any) -> None:
         if value is None:

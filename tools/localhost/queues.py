@@ -62,6 +62,7 @@ class MessageInfo:
     dead_letter_error_description: str | None
     session_id: str | None = None
     scheduled_enqueue_time: datetime | None = None
+    log: tuple[dict[str, Any], ...] = ()  # what the app logged during the last delivery
 
     @property
     def text(self) -> str:
@@ -90,6 +91,8 @@ class MessageInfo:
             "lastError": self.last_error,
             "deadLetterReason": self.dead_letter_reason,
             "deadLetterErrorDescription": self.dead_letter_error_description,
+            "log": list(self.log),
+            "outcomes": [entry["outcome"] for entry in self.log if "outcome" in entry],
         }
 
 
@@ -111,6 +114,7 @@ class QueuedMessage:
     dead_letter_error_description: str | None = None
     session_id: str | None = None
     scheduled_enqueue_time: datetime | None = None
+    log: tuple[dict[str, Any], ...] = ()
 
     def __lt__(self, other: "QueuedMessage") -> bool:  # ready lists stay in sequence order
         return self.sequence_number < other.sequence_number
@@ -132,6 +136,7 @@ class QueuedMessage:
             dead_letter_error_description=self.dead_letter_error_description,
             session_id=self.session_id,
             scheduled_enqueue_time=self.scheduled_enqueue_time,
+            log=self.log,
         )
 
 
@@ -289,22 +294,24 @@ class MemoryQueue:
         self._available.set()
         self._on_change()
 
-    def complete(self, message: QueuedMessage, duration_ms: float = 0.0) -> None:
+    def complete(self, message: QueuedMessage, duration_ms: float = 0.0, log: tuple[dict[str, Any], ...] = ()) -> None:
         """Settle a delivery that succeeded."""
         self._locked -= 1
+        message.log = log
         message.state = COMPLETED
         self._completed += 1
         self._record(message, COMPLETED, None, duration_ms)
         self._on_change()
 
     def abandon(
-        self, message: QueuedMessage, error: str, *, delay: float = 0.0, duration_ms: float = 0.0
+        self, message: QueuedMessage, error: str, *, delay: float = 0.0, duration_ms: float = 0.0, log: tuple[dict[str, Any], ...] = ()
     ) -> bool:
         """Settle a failed delivery: redeliver after ``delay`` seconds or dead-letter.
 
         Returns True when the message was dead-lettered.
         """
         self._locked -= 1
+        message.log = log
         self._failed_deliveries += 1
         message.errors.append(error)
         if message.delivery_count >= self.max_delivery_count:
