@@ -1,16 +1,21 @@
-"""Run the connector locally on its embedded defaults: Azurite, the local Functions host and
-Microsoft 365 Agents Playground, all on loopback. Ctrl-C stops everything.
+"""Run the connector locally on its embedded defaults: Azurite, the local Functions host,
+Microsoft 365 Agents Playground and the Teams simulator's Microsoft 365 (identity and Graph),
+all on loopback. Ctrl-C stops everything.
 
-    python -m tools.run_local            (what `make run` does)
+    python -m tools.run_local [--keep] [--port 7071] [--playground-port 56150] [--azurite-port 10002]
 
-Then open http://localhost:56150 to chat with the bot, and publish an example in another
-terminal:  make publish FILE=examples/alert-created.json
+Each run starts from an empty local state (the Playground forgets its messages too), unless
+``--keep`` (``make run KEEP=1``). Then open http://localhost:56150 to chat with the bot, and
+publish an example in another terminal:  make publish FILE=examples/alert-created.json
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -21,8 +26,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 BIN = ROOT / "node_modules" / ".bin"
 STATE_DIR = ROOT / ".local"
+# What a run keeps for the next one with --keep, and what `make publish` reads to find the
+# host and its admin key: keys are made for each fresh run, never written to the repo.
+RUN_FILE = STATE_DIR / "run.json"
 AZURITE_TABLE_PORT = 10002  # the port UseDevelopmentStorage=true expects
 PLAYGROUND_PORT = 56150
+# Azurite's well-known development account (public, documented by Microsoft for the emulator).
+_AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 # A fixed personal chat id: the Playground makes a new one at every start otherwise, and the
 # conversation the connector remembered from the last run would be gone.
 PLAYGROUND_CONVERSATION_ID = "local-personal-chat"
@@ -45,21 +55,77 @@ def _wait_for(port: int, name: str, process: subprocess.Popen, timeout: float = 
     raise SystemExit(f"{name} did not listen on port {port} within {timeout:.0f} s")
 
 
+def run_keys(keep: bool) -> dict[str, str]:
+    """The local run's keys: new for a fresh run; the last run's with --keep (stored tokens
+    stay readable). ADMIN_API_KEY from the environment or local.settings.json wins."""
+    from shared.security import new_key
+    from tools.localhost.settings import lookup_setting
+
+    previous: dict[str, str] = {}
+    if keep and RUN_FILE.exists():
+        previous = json.loads(RUN_FILE.read_text(encoding="utf-8")).get("keys", {})
+    keys = {
+        "ADMIN_API_KEY": lookup_setting("ADMIN_API_KEY") or previous.get("ADMIN_API_KEY") or secrets.token_urlsafe(24),
+        "TOKEN_ENCRYPTION_KEY": previous.get("TOKEN_ENCRYPTION_KEY") or new_key(),
+        "STATE_SIGNING_KEY": previous.get("STATE_SIGNING_KEY") or new_key(),
+        "GRAPH_CLIENT_SECRET": previous.get("GRAPH_CLIENT_SECRET") or secrets.token_urlsafe(24),
+    }
+    return keys
+
+
+def reset_state() -> None:
+    """Forget everything a local run stored (make reset; every run without --keep)."""
+    shutil.rmtree(STATE_DIR, ignore_errors=True)
+
+
+def _connect_playground_tenant(simulator, playground_url: str, host_url: str, admin_key: str) -> str:
+    """Seed the simulator with the Playground's organisation and connect it (admin consent)."""
+    from tools.local_m365 import connect_tenant, playground_config, seed
+
+    try:
+        config = playground_config(playground_url)
+        seed(simulator.directory, config)
+        answer = connect_tenant(host_url, admin_key, simulator.ca_file)
+    except (OSError, RuntimeError, KeyError, ValueError) as exc:
+        return f"the Playground's tenant could not be connected: {exc} (Create channel and Create meeting will say so)"
+    return f"{answer}: the Playground's tenant, by admin consent to the local identity simulator (Graph at {simulator.graph_url})"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=7071, help="local Functions host port (default 7071)")
+    parser.add_argument("--playground-port", type=int, default=PLAYGROUND_PORT, help=f"Agents Playground port (default {PLAYGROUND_PORT})")
+    parser.add_argument("--azurite-port", type=int, default=AZURITE_TABLE_PORT, help=f"Azurite table port (default {AZURITE_TABLE_PORT})")
+    parser.add_argument("--keep", action="store_true", help="keep the last run's state (alerts, conversations, keys) instead of starting empty")
     parser.add_argument("--no-playground", action="store_true", help="do not start Agents Playground")
+    parser.add_argument("--reset", action="store_true", help="delete the local state (.local/) and exit")
     args = parser.parse_args(argv)
+    if args.reset:
+        reset_state()
+        print(f"Local state removed ({STATE_DIR}).")
+        return 0
 
     for tool in ("azurite-table", "agentsplayground"):
         if not (BIN / tool).exists():
             raise SystemExit(f"{BIN / tool} is missing: run 'npm ci' first (make run does it)")
-    busy = [p for p in (AZURITE_TABLE_PORT, args.port) + (() if args.no_playground else (PLAYGROUND_PORT,)) if _port_open(p)]
+    ports = {"Azurite": args.azurite_port, "the local Functions host": args.port}
+    if not args.no_playground:
+        ports["Agents Playground"] = args.playground_port
+    busy = [f"{port} ({name})" for name, port in ports.items() if _port_open(port)]
     if busy:
-        raise SystemExit(f"port(s) {', '.join(map(str, busy))} already in use: is the connector already running?")
+        raise SystemExit(f"port(s) {', '.join(busy)} already in use: is the connector already running? "
+                         "(--port, --playground-port and --azurite-port choose others)")
 
+    keys = run_keys(args.keep)
+    if not args.keep:
+        # The Playground keeps no messages between runs: neither does the connector, or the
+        # walkthrough's alert would be "processed before" and its card's update would fail.
+        reset_state()
     (STATE_DIR / "azurite").mkdir(parents=True, exist_ok=True)
+    host_url = f"http://127.0.0.1:{args.port}"
+    playground_url = f"http://localhost:{args.playground_port}"
     processes: list[tuple[str, subprocess.Popen]] = []
+    simulator = None
 
     def start(name: str, command: list[str], env: dict | None = None) -> subprocess.Popen:
         print(f"» starting {name}: {' '.join(command)}", flush=True)
@@ -68,26 +134,49 @@ def main(argv: list[str] | None = None) -> int:
         return process
 
     try:
-        azurite = start("Azurite (tables)", [str(BIN / "azurite-table"), "--tableHost", "127.0.0.1", "--tablePort", str(AZURITE_TABLE_PORT),
+        azurite = start("Azurite (tables)", [str(BIN / "azurite-table"), "--tableHost", "127.0.0.1", "--tablePort", str(args.azurite_port),
                                               "--location", str(STATE_DIR / "azurite"), "--skipApiVersionCheck", "--disableTelemetry", "--silent"])
-        _wait_for(AZURITE_TABLE_PORT, "Azurite", azurite)
+        _wait_for(args.azurite_port, "Azurite", azurite)
+
+        # Microsoft 365 on loopback: the identity platform and Graph of the Teams simulator.
+        from tools.local_m365 import LOCAL_GRAPH_APP_ID
+        from tools.teams_simulator import TeamsSimulator
+
+        simulator = TeamsSimulator().start()
+        simulator.directory.register_app(LOCAL_GRAPH_APP_ID, keys["GRAPH_CLIENT_SECRET"])
+        env = {
+            **os.environ, **keys,
+            "GRAPH_APP_ID": LOCAL_GRAPH_APP_ID, "GRAPH_CREDENTIAL_TYPE": "secret", "GRAPH_BASE_URL": simulator.graph_url,
+            "AUTHORITY_HOST": simulator.authority_host, "LOCAL_CA_CERT_FILE": simulator.ca_file,
+            "PUBLIC_BASE_URL": f"http://localhost:{args.port}", "LOCAL_QUEUE_HOST_URL": host_url,
+        }
+        if args.azurite_port != AZURITE_TABLE_PORT:
+            tables = (f"DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={_AZURITE_KEY};"
+                      f"TableEndpoint=http://127.0.0.1:{args.azurite_port}/devstoreaccount1;")
+            env |= {"STATE_TABLES_CONNECTION": tables, "AzureWebJobsStorage": tables}
         # The queues drop a resent message id, as the deployed ones do (infra/app/servicebus.bicep).
         dedupe = [arg for queue in ("alert-events", "teams-deliveries", "teams-actions") for arg in ("--duplicate-detection", queue)]
-        host = start("local Functions host", [sys.executable, "-m", "tools.localhost", "--port", str(args.port), *dedupe])
+        host = start("local Functions host", [sys.executable, "-m", "tools.localhost", "--port", str(args.port), *dedupe], env)
         _wait_for(args.port, "the local Functions host", host)
+        RUN_FILE.write_text(json.dumps({"host": host_url, "playground": playground_url, "keys": keys}, indent=2), encoding="utf-8")
+        RUN_FILE.chmod(0o600)
+        connected = "not connected (no Playground)"
         if not args.no_playground:
-            env = {**os.environ, "TEAMSAPPTESTER_BROWSER": "none"}
-            playground = start("Agents Playground", [str(BIN / "agentsplayground"), "-e", f"http://127.0.0.1:{args.port}/api/messages",
-                                                     "-c", "msteams", "--conversation-id", PLAYGROUND_CONVERSATION_ID, "--disable-telemetry"], env)
-            _wait_for(PLAYGROUND_PORT, "Agents Playground", playground)
+            playground_env = {**os.environ, "TEAMSAPPTESTER_BROWSER": "none"}
+            playground = start("Agents Playground", [str(BIN / "agentsplayground"), "-e", f"{host_url}/api/messages", "-p", str(args.playground_port),
+                                                     "-c", "msteams", "--conversation-id", PLAYGROUND_CONVERSATION_ID, "--disable-telemetry"], playground_env)
+            _wait_for(args.playground_port, "Agents Playground", playground)
+            connected = _connect_playground_tenant(simulator, f"http://127.0.0.1:{args.playground_port}", host_url, keys["ADMIN_API_KEY"])
         print(
-            "\nTeams Alert Connector is running locally.\n"
-            f"  Chat with the bot:   http://localhost:{PLAYGROUND_PORT}   (opening it installs the bot; type 'help')\n"
+            "\nTeams Alert Connector is running locally" + (" (state kept from the last run)" if args.keep else " (fresh state)") + ".\n"
+            f"  Chat with the bot:   {playground_url}   (opening it installs the bot; type 'help')\n"
             "                       Open it before publishing: alerts go where the bot is installed.\n"
             "  Publish an alert:    make publish FILE=examples/alert-created.json\n"
             "                       make publish FILE=examples/alert-resolved.json\n"
-            f"  Queue state:         http://127.0.0.1:{args.port}/_localhost/queues\n"
-            "  Stop:                Ctrl-C\n",
+            f"  Console:             {host_url}/_localhost/console   (queues, message bodies, outcomes, rejected events)\n"
+            f"  Microsoft 365:       {connected}\n"
+            f"  Admin key:           {keys['ADMIN_API_KEY']}   (X-Admin-Key for the operator routes; in {RUN_FILE.relative_to(ROOT)})\n"
+            "  Stop:                Ctrl-C   (make run KEEP=1 keeps this run's state for the next)\n",
             flush=True,
         )
         while all(p.poll() is None for _, p in processes):
@@ -98,6 +187,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 0
     finally:
+        if simulator is not None:
+            simulator.stop()
         for _, process in reversed(processes):
             if process.poll() is None:
                 process.send_signal(signal.SIGINT)

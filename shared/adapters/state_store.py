@@ -953,7 +953,11 @@ class CachedStore:
         found = self._fresh(self._conversations, key)
         if found is None:
             found = await self._store.list_conversations(tenant_id)
-            self._conversations[key] = (self._clock(), found)
+            # An empty list is not kept: the bot may have been installed a moment ago (by this
+            # instance's other client, or another instance), and "nowhere to post" must not
+            # outlive that by the cache's age.
+            if found:
+                self._conversations[key] = (self._clock(), found)
         return list(found)
 
     async def list_workflows(self, tenant_id: str) -> list[Workflow]:

@@ -99,7 +99,10 @@ def actor_of(activity: dict) -> Actor:
 def where_of(activity: dict, record: ConversationRecord | None, via: str) -> Where:
     channel_data = activity.get("channelData") or {}
     team = channel_data.get("team") or {}
-    return Where(conversation=record, team_group_id=team.get("aadGroupId"), channel_id=(channel_data.get("channel") or {}).get("id"), via=via)
+    # Teams does not always put the team's group id on a click or message; the channel's stored
+    # record has it from when the bot was installed in the team.
+    group = team.get("aadGroupId") or (record.team_group_id if record is not None and record.conversation_type == "channel" else None)
+    return Where(conversation=record, team_group_id=group, channel_id=(channel_data.get("channel") or {}).get("id"), via=via)
 
 
 def card_invoke_response(card: dict) -> tuple[int, dict]:

@@ -13,7 +13,7 @@ import pytest
 
 from shared import bootstrap
 from tests.support.playground import Playground, StreamEvent
-from tests.support.cards import status_of, walk
+from tests.support.cards import status_of, text_of, texts, walk
 from tools.localhost import COMPLETED, LocalHost
 
 pytestmark = [pytest.mark.e2e, pytest.mark.azurite, pytest.mark.playground]
@@ -92,10 +92,12 @@ async def publish(host, queue: str, example: str) -> None:
     assert message.state == COMPLETED, f"{example} was not processed: {message.state}, errors {message.errors}"
 
 
-async def install(playground: Playground) -> str:
-    chat = playground.personal_chat_id
+async def install(playground: Playground, conversation_id: str | None = None) -> str:
+    """Install the bot (the personal chat by default) and wait for its welcome: by then the
+    connector has stored the conversation."""
+    chat = conversation_id or playground.personal_chat_id
     await playground.install(chat)
-    await playground.wait_for("welcome message", lambda e: e.action == "createMessage" and "Thanks for adding" in (e.message.get("text") or ""), WAIT_SECONDS)
+    await playground.wait_for("welcome message", lambda e: e.action == "createMessage" and e.conversation_id == chat and "Thanks for adding" in (e.message.get("text") or ""), WAIT_SECONDS)
     return chat
 
 
@@ -177,3 +179,73 @@ class TestWithAgentsPlayground:
         bad.write_text(json.dumps({"specversion": "1.0", "id": "e-bad", "source": "x", "type": "alert.created", "data": {"id": "A-1"}}))
         code, said = await run(bad)
         assert code == 1 and "REJECTED" in said and "title" in said, said
+
+
+@pytest.fixture
+async def local_run_with_m365(azurite, table_prefix, monkeypatch):
+    """What `make run` starts: the local host, the Playground, and the simulator's Microsoft 365
+    seeded with the Playground's organisation, the tenant connected by admin consent."""
+    import asyncio
+
+    from shared.security import new_key
+    from tools.local_m365 import LOCAL_GRAPH_APP_ID, connect_tenant, seed
+    from tools.teams_simulator import TeamsSimulator
+
+    simulator = TeamsSimulator().start()
+    secret, admin_key = new_key(), new_key()
+    simulator.directory.register_app(LOCAL_GRAPH_APP_ID, secret)
+    env = {
+        **local_settings(), "STATE_TABLES_CONNECTION": azurite.connection_string, "STATE_TABLE_PREFIX": table_prefix,
+        "BOT_APP_ID": "", "BOT_APP_PASSWORD": "", "BOT_OPENID_METADATA_URL": "", "BOT_TOKEN_URL": "", "DEFAULT_TENANT_ID": "",
+        "GRAPH_APP_ID": LOCAL_GRAPH_APP_ID, "GRAPH_CLIENT_SECRET": secret, "GRAPH_BASE_URL": simulator.graph_url,
+        "AUTHORITY_HOST": simulator.authority_host, "LOCAL_CA_CERT_FILE": simulator.ca_file, "ADMIN_API_KEY": admin_key,
+        "TOKEN_ENCRYPTION_KEY": new_key(), "STATE_SIGNING_KEY": new_key(),
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    await bootstrap.reset()
+    host = LocalHost(fresh_app(), port=0, env=env, host_json=ROOT / "host.json", app_directory=ROOT,
+                     duplicate_detection=(env["ALERT_EVENTS_QUEUE"], env["DELIVERY_QUEUE"], env["TEAMS_ACTIONS_QUEUE"]))
+    await host.start()
+    monkeypatch.setenv("LOCAL_QUEUE_HOST_URL", host.url)
+    monkeypatch.setenv("PUBLIC_BASE_URL", host.url)
+    try:
+        async with Playground(f"{host.url}/api/messages") as playground:
+            tenant = seed(simulator.directory, playground.config)
+            answer = await asyncio.to_thread(connect_tenant, host.url, admin_key, simulator.ca_file)
+            assert answer.startswith("Connected"), answer
+            yield host, playground, env["ALERT_EVENTS_QUEUE"], tenant
+            await host.wait_idle(timeout=WAIT_SECONDS)
+    finally:
+        await host.stop()
+        await bootstrap.reset()  # the app's Graph and identity clients, before their server goes
+        simulator.stop()
+
+
+class TestButtonsThatNeedMicrosoft365:
+    async def test_create_channel_and_meeting_from_a_card_in_the_playground_team(self, local_run_with_m365):
+        host, playground, queue, tenant = local_run_with_m365
+        [team] = playground.config["teams"]
+        general = team["channels"][0]["id"]
+        await install(playground, general)
+        await publish(host, queue, "alert-created.json")
+        posted = await playground.wait_for("alert card", lambda e: e.action == "createMessage" and alert_card(e) and e.conversation_id == general, WAIT_SECONDS)
+        # The card's id in the conversation, as the Playground's page knows it (the stream's
+        # messageId is the Playground's timestamp): the activity id the connector recorded.
+        store = (await bootstrap.container()).store
+        [state] = await store.find_alerts(playground.tenant_id, "ALRT-1042")
+        card_id = (await store.get_delivery(playground.tenant_id, state.key, general)).activity_id
+        buttons = {a.get("verb"): a for a in posted.cards[0]["actions"] if a["type"] == "Action.Execute"}
+
+        answer = await playground.press(f"{general};messageid={card_id}", card_id, buttons["create_channel"])
+        card = answer["value"]
+        assert any(a.get("title") == "Open channel" for a in card["actions"]), [t for t in texts(card) if "\u26a0" in t or "\u2705" in t or "hannel" in t]
+        [made] = [c for c in tenant.teams[team["aadGroupId"]].channels.values() if "ALRT-1042" in c.display_name]
+        assert "created" in text_of(card, "note")
+
+        answer = await playground.press(f"{general};messageid={card_id}", card_id, buttons["create_meeting"])
+        card = answer["value"]
+        assert any(a.get("title") == "Join meeting" for a in card["actions"]), json.dumps(card)[:2000]
+        organiser = playground.config["currentUser"]["aadObjectId"]
+        [meeting] = tenant.events[organiser]  # on the calendar of the person who pressed it
+        assert "High CPU" in meeting["subject"]

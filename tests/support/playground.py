@@ -9,6 +9,8 @@ client is a browser page; these tests drive the same HTTP API the page uses:
   conversationUpdate (membersAdded), as when the page opens a chat;
 - ``POST /_conversation/v1/conversations/{id}/messages`` with
   ``{"from": {"id": user}, "text": ..., "textFormat": "plain"}``: a user message;
+- ``POST /_conversation/v1/invoke`` with ``{"name": "adaptiveCard/action", "value", "from",
+  "conversation", "replyToId"}``: a card button pressed;
 - websocket ``/_ws_conversation/v1/conversations/stream``: every message the bot posts or
   updates, as ``{"action": "createMessage" | "updateMessage" | "typing",
   "actionConversationId": id, "message": {"messageId", "from", "text", "attachments", ...}}``.
@@ -188,6 +190,13 @@ class Playground:
             at = f"<at>{self.config['bot']['name']}</at>"
             body = {**body, "text": f"{at} {text}", "mentions": [{"mentioned": {"id": self.config["bot"]["id"]}, "text": at}]}
         return await self._post(f"/_conversation/v1/conversations/{conversation_id}/messages", body)
+
+    async def press(self, conversation_id: str, card_message_id: str, action: dict[str, Any]) -> Any:
+        """Press an Action.Execute button of a card, as the web client does: the bot gets an
+        ``adaptiveCard/action`` invoke; returns the bot's invoke response."""
+        value = {"action": {"type": "Action.Execute", "verb": action["verb"], "data": action.get("data", {})}, "trigger": "manual"}
+        return await self._post("/_conversation/v1/invoke", {"name": "adaptiveCard/action", "value": value, "from": {"id": self.user_id},
+                                                             "conversation": {"id": conversation_id}, "replyToId": card_message_id})
 
     async def _post(self, path: str, body: dict[str, Any]) -> Any:
         async with self._http.post(self.url + path, json=body) as response:

@@ -34,6 +34,8 @@ logger = logging.getLogger("tools.localhost")
 # asyncio.to_thread copy the context, so the app's own tasks are included).
 _INVOCATION_LOG: ContextVar[list[dict[str, Any]] | None] = ContextVar("invocation_log", default=None)
 MAX_LOG_RECORDS = 50
+# Loggers whose INFO records are the app's own story; other loggers are kept from WARNING up.
+APP_LOGGERS = ("shared", "function_app")
 
 
 class InvocationLog(logging.Handler):
@@ -44,6 +46,8 @@ class InvocationLog(logging.Handler):
         records = _INVOCATION_LOG.get()
         if records is None or record.name.startswith("tools.localhost") or len(records) >= MAX_LOG_RECORDS:
             return
+        if record.levelno < logging.WARNING and not record.name.startswith(APP_LOGGERS):
+            return  # a library's chatter (the Azure SDK logs every request at INFO)
         entry: dict[str, Any] = {"level": record.levelname, "logger": record.name, "message": record.getMessage()}
         outcome = getattr(record, "outcome", None)
         if isinstance(outcome, dict):

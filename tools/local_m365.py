@@ -1,0 +1,86 @@
+"""Microsoft 365 for `make run`: the Teams simulator's identity and Graph endpoints seeded with
+the Agents Playground's tenant, users, team and channels, and the tenant connected to the local
+connector through the real admin-consent round trip (the connector's /api/connect, the
+simulator's consent page, the connector's callback).
+
+With it, the card buttons that need Microsoft Graph (Create channel, Create meeting) and the
+membership checks work under `make run` as they do against Microsoft 365, on loopback.
+"""
+
+from __future__ import annotations
+
+import json
+import ssl
+import urllib.parse
+import urllib.request
+from typing import Any
+
+# The local Graph app registration (loopback only; nothing to protect).
+LOCAL_GRAPH_APP_ID = "0c7a9d55-0000-4000-8000-0000000000ca"
+
+
+def playground_config(playground_url: str) -> dict[str, Any]:
+    """The Playground's tenant, users, chats and team (GET /_internal/v1/config)."""
+    with urllib.request.urlopen(f"{playground_url}/_internal/v1/config", timeout=10) as answer:
+        document = json.loads(answer.read())
+    return document.get("config", document)
+
+
+def seed(directory: Any, config: dict[str, Any]) -> Any:
+    """The Playground's organisation in the simulator's directory: the same user object ids, the
+    team as a Microsoft 365 group (its aadGroupId) with the same channel ids, everyone a member.
+    The Playground's user signs in for the consent (they are the tenant's admin here)."""
+    tenant = directory.add_tenant(config["tenantId"], "Agents Playground (local)")
+    people = [config["currentUser"], *config.get("users", [])]
+    for person in people:
+        upn = person.get("userPrincipleName") or person.get("userPrincipalName") or person.get("email") or f"{person['id']}@example.com"
+        tenant.add_user(person["name"], upn, mail=person.get("email") or upn, user_id=person["aadObjectId"])
+    members = tuple(person["aadObjectId"] for person in people)
+    for team in config.get("teams", []):
+        group = tenant.add_team(team["name"], team_id=team.get("aadGroupId") or team["id"], members=members)
+        group.channels.clear()  # the Playground's own channel ids, not made-up ones
+        for channel in team.get("channels", []):
+            tenant.add_channel(group, channel["name"], channel_id=channel["id"], members=members)
+    directory.sign_in(config["tenantId"], config["currentUser"]["aadObjectId"])
+    return tenant
+
+
+def connect_tenant(host_url: str, admin_key: str, ca_file: str) -> str:
+    """Connect the signed-in tenant by admin consent, as an administrator would in a browser.
+    Returns the connector's answer (its page title), or raises RuntimeError saying where it stopped."""
+    start = urllib.request.Request(f"{host_url}/api/connect?method=bot", headers={"X-Admin-Key": admin_key})
+    location = _redirect(start, None)
+    if not location:
+        raise RuntimeError("the connector's /api/connect did not redirect to the consent page")
+    consent = _redirect(urllib.request.Request(location), ssl.create_default_context(cafile=ca_file))
+    if not consent:
+        raise RuntimeError("the local consent page did not redirect back to the connector")
+    # The callback is on the connector's public base URL (localhost): call it on this host.
+    parts = urllib.parse.urlsplit(consent)
+    callback = f"{host_url}{parts.path}?{parts.query}"
+    try:
+        with urllib.request.urlopen(callback, timeout=30) as answer:
+            page = answer.read().decode("utf-8", errors="replace")
+    except urllib.error.HTTPError as error:
+        raise RuntimeError(f"the consent callback answered {error.code}: {error.read().decode('utf-8', errors='replace')[:300]}") from None
+    title = page.split("<title>", 1)[-1].split("</title>", 1)[0] if "<title>" in page else page[:120]
+    return title.strip()
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+def _redirect(request: urllib.request.Request, context: ssl.SSLContext | None) -> str | None:
+    handlers: list[Any] = [_NoRedirect()]
+    if context is not None:
+        handlers.append(urllib.request.HTTPSHandler(context=context))
+    opener = urllib.request.build_opener(*handlers)
+    try:
+        with opener.open(request, timeout=30) as answer:
+            return answer.headers.get("Location")
+    except urllib.error.HTTPError as error:
+        if error.code in (301, 302, 303, 307, 308):
+            return error.headers.get("Location")
+        raise RuntimeError(f"{request.full_url.split('?')[0]} answered {error.code}: {error.read().decode('utf-8', errors='replace')[:300]}") from None
