@@ -22,9 +22,15 @@ $(STAMP_NPM): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-## Run the connector locally: Azurite + the local Functions host + Agents Playground.
+## Run the connector locally: Azurite + the local Functions host + Agents Playground + Microsoft 365 (simulated).
+## A fresh local state each run; KEEP=1 keeps the last run's. PORT, PLAYGROUND_PORT, AZURITE_PORT choose the ports.
+RUN_ARGS = $(if $(KEEP),--keep) $(if $(PORT),--port $(PORT)) $(if $(PLAYGROUND_PORT),--playground-port $(PLAYGROUND_PORT)) $(if $(AZURITE_PORT),--azurite-port $(AZURITE_PORT))
 run: setup
-	$(PY) -m tools.run_local
+	$(PY) -m tools.run_local $(RUN_ARGS)
+
+## Forget what local runs stored (.local/: alerts, conversations, keys).
+reset:
+	$(PYTHON) -m tools.run_local --reset
 
 ## Run every test (unit, integration on Azurite and the Teams simulator, e2e, infra checks).
 test: setup

@@ -196,8 +196,8 @@ def _execute(state: AlertState, verb: str, title: str, **data: Any) -> dict:
 
 
 def source_button_title(source: str | None) -> str:
-    title = f"Open in {source}" if source else "Open source"
-    return title if len(title) <= MAX_BUTTON_TITLE_CHARS else "Open source"
+    title = f"Open in {source}" if source else "Open in source"
+    return title if len(title) <= MAX_BUTTON_TITLE_CHARS else "Open in source"
 
 
 def alert_actions(state: AlertState) -> list[dict]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import ssl
+import time
 import urllib.parse
 import urllib.request
 from typing import Any
@@ -19,11 +20,19 @@ from typing import Any
 LOCAL_GRAPH_APP_ID = "0c7a9d55-0000-4000-8000-0000000000ca"
 
 
-def playground_config(playground_url: str) -> dict[str, Any]:
-    """The Playground's tenant, users, chats and team (GET /_internal/v1/config)."""
-    with urllib.request.urlopen(f"{playground_url}/_internal/v1/config", timeout=10) as answer:
-        document = json.loads(answer.read())
-    return document.get("config", document)
+def playground_config(playground_url: str, timeout: float = 60.0) -> dict[str, Any]:
+    """The Playground's tenant, users, chats and team (GET /_internal/v1/config); it answers a
+    few seconds after it starts listening."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(f"{playground_url}/_internal/v1/config", timeout=5) as answer:
+                document = json.loads(answer.read())
+            return document.get("config", document)
+        except (OSError, ValueError) as exc:
+            if time.monotonic() >= deadline:
+                raise RuntimeError(f"Agents Playground did not give its configuration within {timeout:.0f} s: {exc}") from None
+            time.sleep(0.5)
 
 
 def seed(directory: Any, config: dict[str, Any]) -> Any:

@@ -30,6 +30,20 @@ from typing import Any, TextIO
 from tools.localhost.settings import lookup_setting
 
 DEFAULT_HOST = "http://127.0.0.1:7071"
+# Written by `make run`: the host it started and its keys (see tools/run_local.py).
+RUN_FILE = Path(__file__).resolve().parents[1] / ".local" / "run.json"
+
+
+def _run_file() -> dict[str, Any]:
+    try:
+        return json.loads(RUN_FILE.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def default_host() -> str:
+    """The host `make run` started (its port may be another than 7071), else 127.0.0.1:7071."""
+    return _run_file().get("host") or DEFAULT_HOST
 #: The app setting naming the inbound queue, and its fallback.
 QUEUE_SETTING = "ALERT_EVENTS_QUEUE"
 DEFAULT_QUEUE = "alert-events"
@@ -225,7 +239,7 @@ def post_file(path: Path, *, fmt: str, tenant: str, source: str, key: str, host:
 def ingest_key_for(tenant: str, source: str) -> str:
     from shared.security import ingest_key
 
-    admin = lookup_setting("ADMIN_API_KEY")
+    admin = lookup_setting("ADMIN_API_KEY") or _run_file().get("keys", {}).get("ADMIN_API_KEY")
     if not admin:
         raise PublishError("no --key given and ADMIN_API_KEY is not set (environment or local settings) to derive it")
     return ingest_key(admin, tenant, source)
@@ -242,7 +256,7 @@ def main(argv: list[str] | None = None, out: TextIO | None = None, err: TextIO |
     parser.add_argument(
         "--queue", help=f"queue name (default: {QUEUE_SETTING} from the settings, else {DEFAULT_QUEUE})"
     )
-    parser.add_argument("--host", default=DEFAULT_HOST, help=f"local host URL (default {DEFAULT_HOST})")
+    parser.add_argument("--host", default=None, help=f"local host URL (default: the one `make run` started, else {DEFAULT_HOST})")
     parser.add_argument("--wait", type=float, default=10.0, metavar="SECONDS",
                         help="seconds to wait for each outcome (0: do not wait; default 10)")
     parser.add_argument("--http", metavar="FORMAT", help="post to the ingest route /api/events/FORMAT instead of a queue")
@@ -250,6 +264,7 @@ def main(argv: list[str] | None = None, out: TextIO | None = None, err: TextIO |
     parser.add_argument("--source", default="local", help="with --http: the source name (default: local)")
     parser.add_argument("--key", help="with --http: the source's key (default: derived from ADMIN_API_KEY)")
     arguments = parser.parse_args(argv)
+    arguments.host = arguments.host or default_host()
     if arguments.http:
         if not arguments.tenant:
             print("error: --http needs --tenant (the tenant id the source posts to)", file=err)

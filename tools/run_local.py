@@ -36,6 +36,10 @@ _AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K
 # A fixed personal chat id: the Playground makes a new one at every start otherwise, and the
 # conversation the connector remembered from the last run would be gone.
 PLAYGROUND_CONVERSATION_ID = "local-personal-chat"
+# The Microsoft 365 group id of the Playground's built-in team ("My Team") in the pinned
+# @microsoft/m365agentsplayground (package.json); the run checks it against the Playground's
+# configuration and says so if a new version changed it.
+PLAYGROUND_TEAM_GROUP_ID = "00000000-0000-0000-0000-000000000031"
 
 
 def _port_open(port: int) -> bool:
@@ -78,7 +82,7 @@ def reset_state() -> None:
     shutil.rmtree(STATE_DIR, ignore_errors=True)
 
 
-def _connect_playground_tenant(simulator, playground_url: str, host_url: str, admin_key: str) -> str:
+def _connect_playground_tenant(simulator, playground_url: str, host_url: str, admin_key: str, channel_team: str) -> str:
     """Seed the simulator with the Playground's organisation and connect it (admin consent)."""
     from tools.local_m365 import connect_tenant, playground_config, seed
 
@@ -88,6 +92,9 @@ def _connect_playground_tenant(simulator, playground_url: str, host_url: str, ad
         answer = connect_tenant(host_url, admin_key, simulator.ca_file)
     except (OSError, RuntimeError, KeyError, ValueError) as exc:
         return f"the Playground's tenant could not be connected: {exc} (Create channel and Create meeting will say so)"
+    groups = [team.get("aadGroupId") for team in config.get("teams") or []]
+    if channel_team not in groups:
+        answer += f"; note: ALERT_CHANNEL_TEAM_ID {channel_team} is not the Playground's team ({', '.join(map(str, groups)) or 'none'})"
     return f"{answer}: the Playground's tenant, by admin consent to the local identity simulator (Graph at {simulator.graph_url})"
 
 
@@ -154,6 +161,8 @@ def main(argv: list[str] | None = None) -> int:
             tables = (f"DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={_AZURITE_KEY};"
                       f"TableEndpoint=http://127.0.0.1:{args.azurite_port}/devstoreaccount1;")
             env |= {"STATE_TABLES_CONNECTION": tables, "AzureWebJobsStorage": tables}
+        # Create channel makes alert channels in the Playground's team (from a personal chat too).
+        env.setdefault("ALERT_CHANNEL_TEAM_ID", PLAYGROUND_TEAM_GROUP_ID)
         # The queues drop a resent message id, as the deployed ones do (infra/app/servicebus.bicep).
         dedupe = [arg for queue in ("alert-events", "teams-deliveries", "teams-actions") for arg in ("--duplicate-detection", queue)]
         host = start("local Functions host", [sys.executable, "-m", "tools.localhost", "--port", str(args.port), *dedupe], env)
@@ -166,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
             playground = start("Agents Playground", [str(BIN / "agentsplayground"), "-e", f"{host_url}/api/messages", "-p", str(args.playground_port),
                                                      "-c", "msteams", "--conversation-id", PLAYGROUND_CONVERSATION_ID, "--disable-telemetry"], playground_env)
             _wait_for(args.playground_port, "Agents Playground", playground)
-            connected = _connect_playground_tenant(simulator, f"http://127.0.0.1:{args.playground_port}", host_url, keys["ADMIN_API_KEY"])
+            connected = _connect_playground_tenant(simulator, f"http://127.0.0.1:{args.playground_port}", host_url, keys["ADMIN_API_KEY"], env["ALERT_CHANNEL_TEAM_ID"])
         print(
             "\nTeams Alert Connector is running locally" + (" (state kept from the last run)" if args.keep else " (fresh state)") + ".\n"
             f"  Chat with the bot:   {playground_url}   (opening it installs the bot; type 'help')\n"

@@ -128,7 +128,10 @@ async def handle_card_action(activity: dict, record: ConversationRecord | None, 
     data = action.get("data") or {}
     if verb not in CARD_VERBS or not isinstance(data.get("alertKey"), str):
         return BotReply(invoke_response=message_invoke_response("This button is not recognised."))
-    result = await run_verb(ctx, verb, data["alertKey"], actor_of(activity), where_of(activity, record, "card"))
+    actor = actor_of(activity)
+    result = await run_verb(ctx, verb, data["alertKey"], actor, where_of(activity, record, "card"))
+    log.info("Button %s on alert %s pressed by %s (%s) in %s: %s", verb, data.get("alertId") or data["alertKey"], actor.name or "-",
+             actor.aad_object_id or "-", record.name if record is not None else "-", result.message)
     shown = None
     if record is not None and result.state is not None:
         shown = await ctx.store.get_delivery(result.state.tenant_id, result.state.key, record.conversation_id)
@@ -150,6 +153,9 @@ async def handle_command(text: str, activity: dict, record: ConversationRecord |
     word, _, rest = text.partition(" ")
     word, rest = word.lower(), rest.strip()
     actor = actor_of(activity)
+    # The command word and its first argument (an alert id, a name), never a whole message.
+    log.info("Command %r from %s (%s) in %s", " ".join([word, *rest.split()[:1]])[:80], actor.name or "-", actor.aad_object_id or "-",
+             record.name if record is not None else "-")
     if word == "alerts":
         return BotReply(cards=[await open_alerts_card(store, actor.tenant_id, ctx)])
     if word in ("ack", "acknowledge", "resolve", "reopen") and ctx is not None:

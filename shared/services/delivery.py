@@ -363,7 +363,7 @@ async def _update(job: DeliveryJob, state: AlertState, delivery: Delivery, conv:
 
 def _log_card(result: str, state: AlertState, record: Any) -> None:
     """One line per card sent, with a structured ``outcome`` (the local host shows it per message)."""
-    where = record.name or record.conversation_type
+    where = record.name or {"personal": "a personal chat", "groupChat": "a group chat", "channel": "a channel"}.get(record.conversation_type, "a conversation")
     log.info("Card of alert %s %s in %s (%s)", state.alert_id, result, where, record.conversation_id,
              extra={"outcome": {"kind": "card", "result": result, "alertId": state.alert_id, "status": state.status, "revision": state.revision,
                                 "conversationId": record.conversation_id, "conversation": where}})

@@ -118,3 +118,20 @@ class TestCommands:
         assert "Open alerts (1)" in json.dumps(body["value"]) and status_of(body["value"], "status-0") == "Acknowledged"
         assert text_of(body["value"], "note").endswith("Acknowledged by Alex Wilber.")
         assert not [n for n in walk(body["value"]) if n.get("type") == "Action.Execute" and n["verb"] == "acknowledge"]
+
+
+class TestTrace:
+    async def test_a_button_press_and_a_command_are_logged_once_with_who_and_what(self, acting_connector, caplog):
+        import logging
+
+        sim = acting_connector
+        channel_id, _, alert = await setup_alert(sim)
+        caplog.set_level(logging.INFO, logger="shared.services.bot")
+        await click(sim, "acknowledge", alert["data"], channel_id, alert["card_id"])
+        activity = sim.message("alerts", "channel", mention_bot=True, bot_app_id=BOT_APP_ID, tenant_id=TENANT_ID, channel={"id": channel_id, "name": "General"})
+        await post_activity(activity, sim.auth_header(BOT_APP_ID, activity["serviceUrl"]))
+        lines = [r.getMessage() for r in caplog.records if r.name == "shared.services.bot"]
+        [button] = [line for line in lines if line.startswith("Button ")]
+        [command] = [line for line in lines if line.startswith("Command ")]
+        assert "acknowledge on alert ALRT-1042 pressed by" in button and button.endswith("Acknowledged by Alex Wilber.")
+        assert command.startswith("Command 'alerts' from")

@@ -180,6 +180,14 @@ class TestWithAgentsPlayground:
         code, said = await run(bad)
         assert code == 1 and "REJECTED" in said and "title" in said, said
 
+        # The console page shows the same: bodies, what became of them, escaped.
+        import aiohttp
+
+        async with aiohttp.ClientSession() as http, http.get(f"{host.url}/_localhost/console") as answer:
+            page = await answer.text()
+        assert answer.status == 200 and "card of ALRT-1042 posted in" in page and "rejected: data.title" in page, page[:3000]
+        assert "&quot;specversion&quot;" in page and '"specversion"' not in page  # bodies shown, escaped
+
 
 @pytest.fixture
 async def local_run_with_m365(azurite, table_prefix, monkeypatch):

@@ -159,7 +159,7 @@ class TestWhoDidWhat:
 class TestLongText:
     def test_a_long_source_name_gives_a_short_button_title(self):
         actions = cards.alert_card(replace(STATE, source="Azure Monitor Log Search Alerts"))["actions"]
-        assert actions[-1]["title"] == "Open source"
+        assert actions[-1]["title"] == "Open in source"
         assert all(len(a["title"]) <= cards.MAX_BUTTON_TITLE_CHARS for a in actions)
 
     def test_labels_are_lines_that_wrap_between_words_not_a_narrow_fact_column(self):

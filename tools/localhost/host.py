@@ -642,6 +642,16 @@ class LocalHost:
         server.router.add_post(f"{base}/queues/{{queue}}/messages", self._api_publish)
         server.router.add_get(f"{base}/queues/{{queue}}/messages/{{message_id}}", self._api_message)
         server.router.add_post(f"{base}/timers/{{name}}", self._api_run_timer)
+        server.router.add_get(f"{base}/console", self._console)
+
+    async def _console(self, request: web.Request) -> web.Response:
+        from .console import render
+
+        names = self.queue_names
+        page = render([self._queue_summary(self._queues[n]) for n in names],
+                      {n: [m.to_json() for m in self._queues[n].messages()] for n in names},
+                      {n: [m.to_json() for m in self._queues[n].dead_letters()] for n in names})
+        return web.Response(text=page, content_type="text/html", charset="utf-8")
 
     def _api_queue_or_404(self, request: web.Request) -> MemoryQueue:
         name = request.match_info["queue"]
