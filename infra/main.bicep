@@ -14,7 +14,10 @@ param location string = resourceGroup().location
 param tags object = {}
 
 // Names: override any of them; the defaults are unique per subscription, group and environment.
-var resourceToken = toLower(uniqueString(subscription().id, resourceGroup().id, environmentName))
+// A parameter, not a variable: a parameter's default may use only parameters and functions
+// (Bicep BCP072; docs: "Parameters in Bicep", default value).
+@description('Suffix of the default resource names; by default unique per subscription, resource group and environment.')
+param resourceToken string = toLower(uniqueString(subscription().id, resourceGroup().id, environmentName))
 param identityName string = 'id-tac-${resourceToken}'
 param storageAccountName string = 'sttac${resourceToken}'
 param deploymentContainerName string = 'app-package-${resourceToken}'
@@ -200,8 +203,6 @@ module rbac 'app/rbac.bicep' = {
   params: {
     principalId: identity.outputs.principalId
     storageAccountName: storage.outputs.name
-    deploymentContainerName: storage.outputs.deploymentContainerName
-    hostContainerNames: storage.outputs.hostContainerNames
     serviceBusNamespaceName: serviceBus.outputs.name
     alertEventsQueueName: serviceBus.outputs.alertEventsQueueName
     teamsActionsQueueName: serviceBus.outputs.teamsActionsQueueName

@@ -2,8 +2,6 @@
 param principalId string
 
 param storageAccountName string
-param deploymentContainerName string
-param hostContainerNames array
 param serviceBusNamespaceName string
 param alertEventsQueueName string
 param teamsActionsQueueName string
@@ -19,40 +17,31 @@ var storageTableDataContributor = '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'
 var storageBlobDataOwner = 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
 var serviceBusDataReceiver = '4f6d3b9b-027b-4f4c-9142-0e5a2a2247e0'
 var serviceBusDataSender = '69a216fc-b8fb-44d8-bc22-1f3c2cd27a39'
+var serviceBusDataOwner = '090c5cfd-751d-490a-894a-3ce6f1109419'
 var keyVaultSecretsUser = '4633458b-17de-408a-b874-0445c86b69e6'
 var monitoringMetricsPublisher = '3913510d-42f4-4e42-8a64-420c390055eb'
 
 resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
   name: storageAccountName
-
-  resource blobServices 'blobServices' existing = {
-    name: 'default'
-
-    resource deploymentContainer 'containers' existing = {
-      name: deploymentContainerName
-    }
-  }
 }
-
-resource hostContainers 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' existing = [for containerName in hostContainerNames: {
-  parent: storage::blobServices
-  name: containerName
-}]
 
 resource serviceBus 'Microsoft.ServiceBus/namespaces@2022-10-01-preview' existing = {
   name: serviceBusNamespaceName
+}
 
-  resource alertEvents 'queues' existing = {
-    name: alertEventsQueueName
-  }
+resource alertEvents 'Microsoft.ServiceBus/namespaces/queues@2022-10-01-preview' existing = {
+  parent: serviceBus
+  name: alertEventsQueueName
+}
 
-  resource teamsActions 'queues' existing = {
-    name: teamsActionsQueueName
-  }
+resource teamsActions 'Microsoft.ServiceBus/namespaces/queues@2022-10-01-preview' existing = {
+  parent: serviceBus
+  name: teamsActionsQueueName
+}
 
-  resource deliveries 'queues' existing = {
-    name: deliveryQueueName
-  }
+resource deliveries 'Microsoft.ServiceBus/namespaces/queues@2022-10-01-preview' existing = {
+  parent: serviceBus
+  name: deliveryQueueName
 }
 
 resource vault 'Microsoft.KeyVault/vaults@2023-07-01' existing = {
@@ -75,10 +64,14 @@ resource tablesRole 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   }
 }
 
-// Flex Consumption reads the app package from this container.
-resource deploymentContainerRole 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(storage::blobServices::deploymentContainer.id, principalId, storageBlobDataOwner)
-  scope: storage::blobServices::deploymentContainer
+// The host's storage (AzureWebJobsStorage__blobServiceUri: timer locks, host keys) and the
+// deployment container Flex Consumption reads the package from: Storage Blob Data Owner on the
+// account, as Microsoft's Flex Consumption docs and templates grant it ("Use managed identity
+// for AzureWebJobsStorage": the host creates and leases containers of its own; a role on two
+// named containers breaks when the host needs another). The account holds nothing else.
+resource blobOwnerRole 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(storage.id, principalId, storageBlobDataOwner)
+  scope: storage
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageBlobDataOwner)
     principalId: principalId
@@ -86,20 +79,33 @@ resource deploymentContainerRole 'Microsoft.Authorization/roleAssignments@2022-0
   }
 }
 
-// The Functions host's own containers (timer locks, host keys), not the whole account.
-resource hostContainerRoles 'Microsoft.Authorization/roleAssignments@2022-04-01' = [for (containerName, i) in hostContainerNames: {
-  name: guid(hostContainers[i].id, principalId, storageBlobDataOwner)
-  scope: hostContainers[i]
+// The two triggered queues: Data Receiver to receive, and Data Owner so that target-based
+// scaling can read the queue's message count with the app's identity (Functions docs, Service
+// Bus bindings, identity-based connections: the trigger lists Data Receiver and Data Owner).
+// Scoped to each queue, not the namespace.
+resource alertEventsOwnerRole 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(alertEvents.id, principalId, serviceBusDataOwner)
+  scope: alertEvents
   properties: {
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageBlobDataOwner)
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', serviceBusDataOwner)
     principalId: principalId
     principalType: 'ServicePrincipal'
   }
-}]
+}
+
+resource deliveriesOwnerRole 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(deliveries.id, principalId, serviceBusDataOwner)
+  scope: deliveries
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', serviceBusDataOwner)
+    principalId: principalId
+    principalType: 'ServicePrincipal'
+  }
+}
 
 resource alertEventsReceiverRole 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(serviceBus::alertEvents.id, principalId, serviceBusDataReceiver)
-  scope: serviceBus::alertEvents
+  name: guid(alertEvents.id, principalId, serviceBusDataReceiver)
+  scope: alertEvents
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', serviceBusDataReceiver)
     principalId: principalId
@@ -109,8 +115,8 @@ resource alertEventsReceiverRole 'Microsoft.Authorization/roleAssignments@2022-0
 
 // The admin routes queue commands (manual send, a workflow's open alerts) on the same queue.
 resource alertEventsSenderRole 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(serviceBus::alertEvents.id, principalId, serviceBusDataSender)
-  scope: serviceBus::alertEvents
+  name: guid(alertEvents.id, principalId, serviceBusDataSender)
+  scope: alertEvents
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', serviceBusDataSender)
     principalId: principalId
@@ -120,8 +126,8 @@ resource alertEventsSenderRole 'Microsoft.Authorization/roleAssignments@2022-04-
 
 // The app both queues delivery jobs and consumes them (sessions).
 resource deliveriesSenderRole 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(serviceBus::deliveries.id, principalId, serviceBusDataSender)
-  scope: serviceBus::deliveries
+  name: guid(deliveries.id, principalId, serviceBusDataSender)
+  scope: deliveries
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', serviceBusDataSender)
     principalId: principalId
@@ -130,8 +136,8 @@ resource deliveriesSenderRole 'Microsoft.Authorization/roleAssignments@2022-04-0
 }
 
 resource deliveriesReceiverRole 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(serviceBus::deliveries.id, principalId, serviceBusDataReceiver)
-  scope: serviceBus::deliveries
+  name: guid(deliveries.id, principalId, serviceBusDataReceiver)
+  scope: deliveries
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', serviceBusDataReceiver)
     principalId: principalId
@@ -140,8 +146,8 @@ resource deliveriesReceiverRole 'Microsoft.Authorization/roleAssignments@2022-04
 }
 
 resource teamsActionsSenderRole 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(serviceBus::teamsActions.id, principalId, serviceBusDataSender)
-  scope: serviceBus::teamsActions
+  name: guid(teamsActions.id, principalId, serviceBusDataSender)
+  scope: teamsActions
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', serviceBusDataSender)
     principalId: principalId
@@ -172,8 +178,8 @@ resource telemetryRole 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
 }
 
 resource alertSenderRoles 'Microsoft.Authorization/roleAssignments@2022-04-01' = [for senderId in alertSenderPrincipalIds: {
-  name: guid(serviceBus::alertEvents.id, senderId, serviceBusDataSender)
-  scope: serviceBus::alertEvents
+  name: guid(alertEvents.id, senderId, serviceBusDataSender)
+  scope: alertEvents
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', serviceBusDataSender)
     principalId: senderId

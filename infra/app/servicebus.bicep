@@ -42,64 +42,69 @@ resource namespace 'Microsoft.ServiceBus/namespaces@2022-10-01-preview' = {
     minimumTlsVersion: '1.2'
     publicNetworkAccess: 'Enabled'
   }
+}
 
-  resource alertEvents 'queues' = {
-    name: alertEventsQueueName
-    properties: {
-      // The trigger renews the lock while the function runs (host.json maxAutoLockRenewalDuration).
-      lockDuration: 'PT1M'
-      maxDeliveryCount: alertEventsMaxDeliveryCount
-      deadLetteringOnMessageExpiration: true
-      // Sources that resend an event with the same MessageId are absorbed here; the app
-      // also dedupes by CloudEvents id. Cannot be changed after the queue exists.
-      requiresDuplicateDetection: true
-      duplicateDetectionHistoryTimeWindow: duplicateDetectionWindow
-      defaultMessageTimeToLive: 'P7D'
-      maxSizeInMegabytes: 1024
-      enablePartitioning: false
-      requiresSession: false
-    }
+// Sibling queues are top-level resources with a parent, not nested in the namespace: every
+// reader of the template (checkov's parser among them) sees all three.
+resource alertEvents 'Microsoft.ServiceBus/namespaces/queues@2022-10-01-preview' = {
+  parent: namespace
+  name: alertEventsQueueName
+  properties: {
+    // The trigger renews the lock while the function runs (host.json maxAutoLockRenewalDuration).
+    lockDuration: 'PT1M'
+    maxDeliveryCount: alertEventsMaxDeliveryCount
+    deadLetteringOnMessageExpiration: true
+    // Sources that resend an event with the same MessageId are absorbed here; the app
+    // also dedupes by CloudEvents id. Cannot be changed after the queue exists.
+    requiresDuplicateDetection: true
+    duplicateDetectionHistoryTimeWindow: duplicateDetectionWindow
+    defaultMessageTimeToLive: 'P7D'
+    maxSizeInMegabytes: 1024
+    enablePartitioning: false
+    requiresSession: false
   }
+}
 
-  // Delivery jobs: the session id is the Teams conversation, so one consumer at a time handles
-  // a conversation's jobs, in order, however many instances run. Duplicate detection drops a
-  // job resent by a redelivered event. A job is rescheduled (a new scheduled message) when
-  // Teams is busy, so maxDeliveryCount counts only failures of the app itself.
-  resource deliveries 'queues' = {
-    name: deliveryQueueName
-    properties: {
-      lockDuration: 'PT1M'
-      maxDeliveryCount: 10
-      deadLetteringOnMessageExpiration: true
-      requiresDuplicateDetection: true
-      duplicateDetectionHistoryTimeWindow: duplicateDetectionWindow
-      defaultMessageTimeToLive: 'P2D'
-      maxSizeInMegabytes: 1024
-      enablePartitioning: false
-      requiresSession: true
-    }
+// Delivery jobs: the session id is the Teams conversation, so one consumer at a time handles
+// a conversation's jobs, in order, however many instances run. Duplicate detection drops a
+// job resent by a redelivered event. A job is rescheduled (a new scheduled message) when
+// Teams is busy, so maxDeliveryCount counts only failures of the app itself.
+resource deliveries 'Microsoft.ServiceBus/namespaces/queues@2022-10-01-preview' = {
+  parent: namespace
+  name: deliveryQueueName
+  properties: {
+    lockDuration: 'PT1M'
+    maxDeliveryCount: 10
+    deadLetteringOnMessageExpiration: true
+    requiresDuplicateDetection: true
+    duplicateDetectionHistoryTimeWindow: duplicateDetectionWindow
+    defaultMessageTimeToLive: 'P2D'
+    maxSizeInMegabytes: 1024
+    enablePartitioning: false
+    requiresSession: true
   }
+}
 
-  resource teamsActions 'queues' = {
-    name: teamsActionsQueueName
-    properties: {
-      lockDuration: 'PT1M'
-      maxDeliveryCount: 10
-      deadLetteringOnMessageExpiration: true
-      requiresDuplicateDetection: true
-      duplicateDetectionHistoryTimeWindow: duplicateDetectionWindow
-      // Consumers of Teams actions may be offline for a while; keep two weeks.
-      defaultMessageTimeToLive: 'P14D'
-      maxSizeInMegabytes: 1024
-      enablePartitioning: false
-      requiresSession: false
-    }
+resource teamsActions 'Microsoft.ServiceBus/namespaces/queues@2022-10-01-preview' = {
+  parent: namespace
+  name: teamsActionsQueueName
+  properties: {
+    lockDuration: 'PT1M'
+    maxDeliveryCount: 10
+    deadLetteringOnMessageExpiration: true
+    requiresDuplicateDetection: true
+    duplicateDetectionHistoryTimeWindow: duplicateDetectionWindow
+    // Consumers of Teams actions may be offline for a while; keep two weeks.
+    defaultMessageTimeToLive: 'P14D'
+    maxSizeInMegabytes: 1024
+    enablePartitioning: false
+    requiresSession: false
   }
 }
 
 output name string = namespace.name
 output id string = namespace.id
 output fullyQualifiedNamespace string = '${namespace.name}.servicebus.windows.net'
-output alertEventsQueueName string = namespace::alertEvents.name
-output teamsActionsQueueName string = namespace::teamsActions.name
-output deliveryQueueName string = namespace::deliveries.name
+output alertEventsQueueName string = alertEvents.name
+output teamsActionsQueueName string = teamsActions.name
+output deliveryQueueName string = deliveries.name

@@ -159,8 +159,16 @@ class TestTemplates:
         rbac = _bicep("app/rbac.bicep")
         for role in ("storageTableDataContributor", "storageBlobDataOwner", "serviceBusDataReceiver", "serviceBusDataSender", "keyVaultSecretsUser"):
             assert re.search(rf"^var {role} = '[0-9a-f-]{{36}}'", rbac, re.M)
-        assert "scope: serviceBus::alertEvents" in rbac and "scope: serviceBus::teamsActions" in rbac
-        assert "scope: storage::blobServices::deploymentContainer" in rbac
+        for role in ("serviceBusDataOwner", "monitoringMetricsPublisher"):
+            assert re.search(rf"^var {role} = '[0-9a-f-]{{36}}'", rbac, re.M)
+        # Service Bus roles on queues, never the namespace; the triggered queues also get Data
+        # Owner (target-based scaling reads their length); Blob Data Owner on the account (the
+        # host's containers and the deployment container, as Microsoft's Flex templates do).
+        scopes = re.findall(r"^\s*scope: (\w+)$", rbac, re.M)
+        assert "serviceBus" not in scopes and {"alertEvents", "teamsActions", "deliveries", "storage", "vault"} <= set(scopes)
+        for queue in ("alertEvents", "deliveries"):
+            assert re.search(rf"name: guid\({queue}\.id, principalId, serviceBusDataOwner\)\n  scope: {queue}\n", rbac)
+        assert "name: guid(storage.id, principalId, storageBlobDataOwner)" in rbac
         names = re.findall(r"^\s*name: (.+)$", rbac, re.M)
         assignments = [n for n in names if n.startswith("guid(")]
         assert len(assignments) == rbac.count("Microsoft.Authorization/roleAssignments@")
@@ -192,3 +200,28 @@ class TestHostJson:
         sampling = logging["applicationInsights"]["samplingSettings"]
         assert sampling["isEnabled"] is True
         assert "Exception" in sampling["excludedTypes"], "exceptions are never sampled away"
+
+
+class TestCheckovSeesEveryResource:
+    """checkov's Bicep parser keeps only the last of sibling nested resources (it read one
+    Service Bus queue of three): the templates declare siblings at the top level with `parent`,
+    and checkov's parser must find every resource the reference check finds."""
+
+    def test_checkov_parses_each_resource_of_each_file(self):
+        from tools.bicep_refs import resources
+
+        python = CHECKOV.parent / "python"
+        if not python.exists():
+            message = f"checkov is not installed at {CHECKOV}: run tools/install_checkov.sh"
+            if os.environ.get("CI"):
+                pytest.fail(message)
+            pytest.skip(message)
+        script = ("import json, sys\nfrom pathlib import Path\nfrom checkov.bicep.parser import Parser\n"
+                  "out = {}\nfor f in sys.argv[1:]:\n    t, _ = Parser().parse(Path(f))\n    out[Path(f).name] = sorted((t or {}).get('resources', {}))\n"
+                  "print(json.dumps(out))")
+        done = subprocess.run([str(python), "-c", script, *map(str, BICEP_FILES)], capture_output=True, text=True, timeout=300, cwd=ROOT)
+        seen = json.loads(done.stdout.strip().splitlines()[-1])
+        expected: dict[str, list[str]] = {}
+        for path in BICEP_FILES:
+            expected[path.name] = sorted({symbol for file, symbol, _ in resources(path) if file == path.name})
+        assert seen == expected
