@@ -209,9 +209,28 @@ def check_startup_safety(env: Mapping[str, str] = os.environ) -> None:
         )
 
 
+# What App Service leaves in a setting whose Key Vault reference it could not resolve: the
+# reference itself (docs: "Use Key Vault references", troubleshooting). Taken as a value it would
+# make "@Microsoft.KeyVault(...)" the admin key or a signing key.
+_UNRESOLVED_REFERENCE = "@microsoft.keyvault("
+
+
+def check_references_resolved(env: Mapping[str, str]) -> None:
+    """Refuse to start when a setting is still a Key Vault reference (the secret is missing, or
+    the identity cannot read it yet: role assignments take a few minutes to apply)."""
+    unresolved = sorted(spec.name for spec in SETTINGS if (env.get(spec.name) or "").strip().lower().startswith(_UNRESOLVED_REFERENCE))
+    if unresolved:
+        raise SettingsError(
+            f"{', '.join(unresolved)} {'is' if len(unresolved) == 1 else 'are'} an unresolved Key Vault reference: the secret does not exist "
+            "or the app's identity cannot read it yet (Key Vault Secrets User; allow a few minutes after deployment, then restart the app). "
+            "See the portal's Environment variables page for the reference's status."
+        )
+
+
 def load_settings(env: Mapping[str, str] = os.environ) -> Settings:
     """Read and validate every setting; raise :class:`SettingsError` naming the first problem."""
     check_startup_safety(env)
+    check_references_resolved(env)
     allow_anonymous = _bool(env, DANGEROUS_ANONYMOUS_SETTING)
 
     tables_connection = _text(env, "STATE_TABLES_CONNECTION")

@@ -93,3 +93,16 @@ class TestAzureRefusesAnonymousBots:
         with pytest.raises(SettingsError, match="LOCAL_DEVELOPMENT"):
             importlib.import_module("function_app")
         sys.modules.pop("function_app", None)
+
+
+class TestUnresolvedKeyVaultReferences:
+    def test_a_reference_app_service_could_not_resolve_is_refused_not_used_as_the_key(self):
+        reference = "@Microsoft.KeyVault(SecretUri=https://kv-tac.vault.azure.net/secrets/admin-api-key)"
+        with pytest.raises(SettingsError) as refused:
+            load_settings({**PRODUCTION, "ADMIN_API_KEY": reference, "BOT_APP_PASSWORD": reference.lower()})
+        message = str(refused.value)
+        assert message.startswith("ADMIN_API_KEY, BOT_APP_PASSWORD are an unresolved Key Vault reference") and "Key Vault Secrets User" in message
+        assert "kv-tac" not in message  # names the settings, not where the secrets are
+
+    def test_a_resolved_value_loads(self):
+        assert load_settings({**PRODUCTION, "ADMIN_API_KEY": "resolved-secret-value"}).admin_api_key == "resolved-secret-value"
