@@ -95,7 +95,7 @@ param graphCredentialType string = 'secret'
 @description('Client secret of a separate Graph app registration (graphAppId set, graphCredentialType secret). Empty keeps the stored one.')
 param graphClientSecret string = ''
 
-@description('Public https address of the function app (the consent redirect URI is <this>/api/consent/callback). Empty: https://<functionAppName>.azurewebsites.net.')
+@description('Public https address of the function app when it has a custom domain (the consent redirect URI is <this>/api/consent/callback). Empty: the app uses its real host name (WEBSITE_HOSTNAME, set by the platform).')
 param publicBaseUrl string = ''
 
 @description('Expiry set on secrets written by this deployment; by default one year from now.')
@@ -259,7 +259,7 @@ module functionApp 'app/function.bicep' = {
     tokenEncryptionKeyReference: '@Microsoft.KeyVault(SecretUri=${keyVault.outputs.tokenEncryptionKeySecretUri})'
     stateSigningKeyReference: '@Microsoft.KeyVault(SecretUri=${keyVault.outputs.stateSigningKeySecretUri})'
     adminApiKeyReference: '@Microsoft.KeyVault(SecretUri=${keyVault.outputs.adminApiKeySecretUri})'
-    publicBaseUrl: !empty(publicBaseUrl) ? publicBaseUrl : 'https://${functionAppName}.azurewebsites.net'
+    publicBaseUrl: publicBaseUrl
     maximumInstanceCount: maximumInstanceCount
     zoneRedundant: zoneRedundant
     teamsAppCatalogId: teamsAppCatalogId

@@ -104,7 +104,7 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec("GRAPH_CERTIFICATE_PATH", "PEM file with the Graph app's certificate and private key (GRAPH_CREDENTIAL_TYPE=certificate)."),
     SettingSpec("GRAPH_BASE_URL", "Microsoft Graph endpoint. Change only for a national cloud or a local simulator.", "https://graph.microsoft.com/v1.0"),
     SettingSpec("AUTHORITY_HOST", "Microsoft identity platform host for sign-in and tokens. Change only for a national cloud or a local simulator.", "https://login.microsoftonline.com"),
-    SettingSpec("PUBLIC_BASE_URL", "Public https address of the function app, e.g. https://<app>.azurewebsites.net; the consent redirect URI is <this>/api/consent/callback."),
+    SettingSpec("PUBLIC_BASE_URL", "Public https address of the function app (a custom domain); the consent redirect URI is <this>/api/consent/callback. Empty in Azure: https://<WEBSITE_HOSTNAME>, the app's real host name."),
     SettingSpec("TOKEN_ENCRYPTION_KEY", "Key (urlsafe base64 of 32 bytes) that encrypts stored delegated token caches; comma-separated, newest first, to rotate. Key Vault reference in Azure.", secret=True),
     SettingSpec("STATE_SIGNING_KEY", "Key (32+ characters) that signs the consent state parameter; a Key Vault reference in Azure.", secret=True),
     SettingSpec("ADMIN_API_KEY", "Admin credential for /api/connect and the management routes (header X-Admin-Key), checked besides the function key; a Key Vault reference in Azure.", secret=True),
@@ -384,6 +384,11 @@ def _graph_settings(env: Mapping[str, str]) -> GraphSettings | None:
     needed = {"secret": "GRAPH_CLIENT_SECRET", "certificate": "GRAPH_CERTIFICATE_PATH", "federated_managed_identity": "MANAGED_IDENTITY_CLIENT_ID"}[credential_type]
     if not _text(env, needed):
         raise SettingsError(f"{needed} must be set when GRAPH_CREDENTIAL_TYPE is {credential_type}.")
+    host_name = (env.get("WEBSITE_HOSTNAME") or "").strip()
+    if not _text(env, "PUBLIC_BASE_URL") and host_name:
+        # In Azure the platform names the app's real host (WEBSITE_HOSTNAME, set by App Service):
+        # the default, rather than a name guessed at deployment.
+        env = {**env, "PUBLIC_BASE_URL": f"https://{host_name}"}
     for name in ("PUBLIC_BASE_URL", "TOKEN_ENCRYPTION_KEY", "STATE_SIGNING_KEY"):
         if not _text(env, name):
             raise SettingsError(f"{name} must be set when GRAPH_APP_ID is set (the consent flow needs it).")

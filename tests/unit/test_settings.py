@@ -106,3 +106,17 @@ class TestUnresolvedKeyVaultReferences:
 
     def test_a_resolved_value_loads(self):
         assert load_settings({**PRODUCTION, "ADMIN_API_KEY": "resolved-secret-value"}).admin_api_key == "resolved-secret-value"
+
+
+class TestPublicBaseUrl:
+    GRAPH = {**PRODUCTION, "GRAPH_APP_ID": "11111111-2222-3333-4444-555555555555", "GRAPH_CLIENT_SECRET": "s",
+             "TOKEN_ENCRYPTION_KEY": "", "STATE_SIGNING_KEY": "x" * 43}
+
+    def test_in_azure_it_is_the_real_host_name_the_platform_gives(self):
+        from shared.security import new_key
+
+        env = {**self.GRAPH, "TOKEN_ENCRYPTION_KEY": new_key(), "WEBSITE_HOSTNAME": "func-tac-abc.azurewebsites.net"}
+        settings = load_settings(env)
+        assert settings.graph is not None and settings.graph.public_base_url == "https://func-tac-abc.azurewebsites.net"
+        custom = load_settings({**env, "PUBLIC_BASE_URL": "https://alerts.contoso.com"})
+        assert custom.graph is not None and custom.graph.public_base_url == "https://alerts.contoso.com"
