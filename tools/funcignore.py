@@ -1,9 +1,22 @@
 """The files `func azure functionapp publish` would upload: the project tree minus .funcignore.
 
-Core Tools reads ``.funcignore`` with gitignore semantics. This module implements those
-semantics (anchoring, ``*``/``**``/``?``/``[...]``, trailing ``/`` for directories, ``!``
-negation, no re-inclusion below an excluded directory) so a test can list the publish tree
-without Core Tools. Development-only: excluded from the package by .funcignore itself.
+Core Tools does NOT read ``.funcignore`` with git's semantics. Its parser
+(``src/Azure.Functions.Cli/Common/GitIgnoreParser.cs``, a port of the npm package
+codemix/gitignore-parser) turns each line into a regular expression anchored at the START of
+the file's path relative to the project, with no end anchor and no basename matching:
+
+- ``*`` is ``[^/]+`` (one or more characters, not a slash), ``**`` is ``.+``;
+- ``?``, ``[`` and ``]`` are literal characters, not wildcards;
+- a leading ``/`` is dropped; a trailing ``/`` stays a literal slash;
+- ``!pattern`` lines form a second expression, and a path it matches is kept whatever else
+  matches; every file path is tested whole (``Denies(relative/path)``), so a pattern is a
+  prefix of the path.
+
+So ``*.pem`` excludes ``bot.pem`` but ships ``certs/bot.pem``, and ``__pycache__/`` only the
+top-level one. :class:`CoreToolsIgnore` reproduces that reading, and the publish tree is computed
+with it: what this module lists is what Core Tools uploads. The gitignore reading
+(:func:`parse`, :func:`is_ignored`) stays to check that .funcignore means the same to both, so
+no one is misled reading it as a gitignore file.
 
     python -m tools.funcignore            # print the files a publish would upload
 """
@@ -112,41 +125,88 @@ def is_ignored(patterns: list[Pattern], path: str, is_dir: bool = False) -> bool
     return _ignored_here(patterns, "/".join(parts), is_dir)
 
 
+class CoreToolsIgnore:
+    """.funcignore as Core Tools reads it (see the module docstring)."""
+
+    _SPECIAL = re.compile(r"[\-\[\]/{}()+?.\\^$|]")
+
+    def __init__(self, text: str) -> None:
+        positive: list[str] = []
+        negative: list[str] = []
+        for raw in text.split("\n"):
+            line = raw.strip()
+            if not line or line.startswith("#"):
+                continue
+            negated = line.startswith("!")
+            if negated:
+                line = line[1:]
+            if line.startswith("/"):
+                line = line[1:]
+            (negative if negated else positive).append(line)
+        self._positive = self._compile(sorted(positive))
+        self._negative = self._compile(sorted(negative))
+
+    @classmethod
+    def _pattern(cls, line: str) -> str:
+        escaped = cls._SPECIAL.sub(lambda m: "\\" + m.group(), line)
+        return escaped.replace("**", "(.+)").replace("*", "([^\\/]+)")
+
+    @classmethod
+    def _compile(cls, lines: list[str]) -> re.Pattern[str]:
+        if not lines:
+            return re.compile(r"$^")
+        return re.compile("^((" + ")|(".join(cls._pattern(line) for line in lines) + "))")
+
+    def denies(self, path: str) -> bool:
+        """Whether Core Tools leaves ``path`` (relative, with ``/``) out of the package."""
+        return not (bool(self._negative.match(path)) or not self._positive.match(path))
+
+
+def load_core_tools(root: Path) -> CoreToolsIgnore:
+    funcignore = root / ".funcignore"
+    return CoreToolsIgnore(funcignore.read_text(encoding="utf-8") if funcignore.exists() else "")
+
+
 def load(root: Path) -> list[Pattern]:
     funcignore = root / ".funcignore"
     return parse(funcignore.read_text(encoding="utf-8")) if funcignore.exists() else []
 
 
 def publish_tree_from_disk(root: Path) -> list[str]:
-    """What Core Tools uploads: every file under ``root`` not excluded by .funcignore."""
+    """What Core Tools uploads: every file under ``root`` its reading of .funcignore keeps."""
+    ignore = load_core_tools(root)
+    kept: list[str] = []
+    for dirpath, _dirnames, filenames in os.walk(root):
+        rel_dir = Path(dirpath).relative_to(root).as_posix()
+        prefix = "" if rel_dir == "." else rel_dir + "/"
+        kept += [prefix + name for name in filenames if not ignore.denies(prefix + name)]
+    return sorted(kept)
+
+
+def gitignore_tree_from_disk(root: Path) -> list[str]:
+    """The same tree read with git's semantics (to check .funcignore means the same to both)."""
     patterns = load(root)
     kept: list[str] = []
     for dirpath, dirnames, filenames in os.walk(root):
         rel_dir = Path(dirpath).relative_to(root).as_posix()
         prefix = "" if rel_dir == "." else rel_dir + "/"
         # An excluded directory is never entered: nothing below it can be re-included.
-        dirnames[:] = sorted(d for d in dirnames if not _excluded_dir(patterns, prefix + d))
-        for name in sorted(filenames):
-            if not is_ignored(patterns, prefix + name):
-                kept.append(prefix + name)
+        dirnames[:] = sorted(d for d in dirnames if not is_ignored(patterns, prefix + d, is_dir=True))
+        kept += [prefix + name for name in sorted(filenames) if not is_ignored(patterns, prefix + name)]
     return sorted(kept)
 
 
-def _excluded_dir(patterns: list[Pattern], path: str) -> bool:
-    return is_ignored(patterns, path, is_dir=True)
-
-
 def publish_tree_from_git(root: Path) -> list[str]:
-    """The files git knows about (tracked, plus untracked ones not git-ignored) minus .funcignore."""
+    """The files git knows about (tracked, plus untracked ones not git-ignored) that Core Tools would upload."""
     listed = subprocess.run(
         ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
         cwd=root,
         check=True,
         capture_output=True,
     ).stdout.decode("utf-8")
-    patterns = load(root)
+    ignore = load_core_tools(root)
     files = {p for p in listed.split("\0") if p and (root / p).is_file()}
-    return sorted(p for p in files if not is_ignored(patterns, p))
+    return sorted(p for p in files if not ignore.denies(p))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -65,6 +65,10 @@ class TestFuncignoreCatchesFilesThatDoNotExistYet:
         "local.settings.json", "docs/DEPLOY.md", "README.md", "certs/bot.pem", "shared/private.key", ".env",
         "shared/__pycache__/model.cpython-311.pyc", "infra/main.bicep", "appPackage/manifest.json",
         "requirements-dev.txt", ".tools/checkov/bin/checkov",
+        # Nested: Core Tools matches from the start of the path, so these need "**/" patterns.
+        "shared/adapters/certs/graph.pem", "schemas/private.key", "shared/bot.pfx", "shared/domain/client.p12", "shared/ca.crt",
+        "shared/.env", "shared/.env.local", "shared/local.settings.json", "shared/domain/__pycache__/x.cpython-311.pyc",
+        "shared/stray.pyc", "shared/NOTES.md", "shared/debug.log",
     ]
     SHIPPED = {
         "function_app.py", "host.json", "requirements.txt", "shared/__init__.py", "shared/domain/model.py",
@@ -82,6 +86,11 @@ class TestFuncignoreCatchesFilesThatDoNotExistYet:
     def test_only_the_app_is_published(self, tree):
         assert set(funcignore.publish_tree_from_disk(tree)) == self.SHIPPED
 
+    def test_core_tools_and_git_read_funcignore_alike(self, tree):
+        """What ships (Core Tools' reading) is what a reader who takes .funcignore for a
+        gitignore file expects."""
+        assert funcignore.publish_tree_from_disk(tree) == funcignore.gitignore_tree_from_disk(tree)
+
     def test_the_matcher_agrees_with_git(self, tree):
         # git implements gitignore semantics; our matcher must select the same files.
         if shutil.which("git") is None:
@@ -91,7 +100,36 @@ class TestFuncignoreCatchesFilesThatDoNotExistYet:
             ["git", "ls-files", "--others", f"--exclude-from={tree / '.funcignore'}"],
             cwd=tree, check=True, capture_output=True, text=True,
         ).stdout.split()
-        assert set(listed) == set(funcignore.publish_tree_from_disk(tree))
+        assert set(listed) == set(funcignore.gitignore_tree_from_disk(tree))
+
+
+class TestCoreToolsSemantics:
+    """Core Tools' own reading (GitIgnoreParser.cs, from codemix/gitignore-parser)."""
+
+    @pytest.mark.parametrize(
+        ("patterns", "path", "denied"),
+        [
+            ("*.pem", "bot.pem", True),
+            ("*.pem", "certs/bot.pem", False),  # no basename matching: from the start of the path only
+            ("**/*.pem", "certs/bot.pem", True),
+            ("**/*.pem", "bot.pem", False),  # "**" is one or more characters, then the slash
+            ("__pycache__/", "shared/__pycache__/x.pyc", False),
+            ("**/__pycache__/", "shared/__pycache__/x.pyc", True),
+            ("tests", "tests_data/x.json", True),  # a prefix: no end anchor
+            ("/build", "build/x", True),
+            ("*.py[cod]", "x.pyc", False),  # brackets are literal characters
+            ("file?.txt", "file1.txt", False),  # so is "?"
+            ("*.key\n!public.key", "public.key", False),  # a negation wins, whatever the order
+            ("!public.key\n*.key", "public.key", False),
+            ("secrets/\n!secrets/ok", "secrets/ok", False),  # unlike git, re-included below an excluded folder
+        ],
+    )
+    def test_patterns(self, patterns, path, denied):
+        assert funcignore.CoreToolsIgnore(patterns).denies(path) is denied
+
+
+def test_the_repository_means_the_same_to_core_tools_and_to_git():
+    assert funcignore.publish_tree_from_disk(ROOT) == funcignore.gitignore_tree_from_disk(ROOT)
 
 
 class TestGitignoreSemantics:
