@@ -235,6 +235,19 @@ class _LazyDirectory:
         return getattr(self._connect.directory, name)
 
 
+def queue_probes(settings: Settings) -> list[Any]:
+    """What the deep health check reads of each queue (depth, dead letters): the events and
+    deliveries queues, which the app consumes (the actions queue's consumers are the sources')."""
+    from shared.adapters.queue_probe import LocalQueueProbe, ServiceBusQueueProbe
+
+    queues = (settings.alert_events_queue, settings.delivery_queue)
+    if settings.service_bus_namespace:
+        return [ServiceBusQueueProbe(settings.service_bus_namespace, q, settings.managed_identity_client_id) for q in queues]
+    if settings.local_queue_host_url:
+        return [LocalQueueProbe(settings.local_queue_host_url, q) for q in queues]
+    return []
+
+
 def build_job_queue(settings: Settings) -> Any:
     """The deliveries queue: Service Bus in Azure, the local host's queue locally."""
     from shared.adapters.job_queue import LocalJobQueue, ServiceBusJobQueue

@@ -83,11 +83,33 @@ async def periodic(timer: func.TimerRequest) -> None:
 
 
 async def health(req: func.HttpRequest) -> func.HttpResponse:
+    """``/api/health``: the settings parse. ``?deep=1`` (with the admin key): every dependency is
+    tried (Table Storage, the queues and their dead letters, the bot's token, each connected
+    tenant's Graph credential); 200 when all are well, else 503, each check saying what it saw."""
     try:
-        await bootstrap.container()
+        c = await bootstrap.container()
     except SettingsError as exc:
         return _json_response(503, {"status": "misconfigured", "error": str(exc)})
-    return _json_response(200, {"status": "ok"})
+    if req.params.get("deep", "").lower() not in ("1", "true", "yes"):
+        return _json_response(200, {"status": "ok"})
+    refused = _admin_refusal(req, c)
+    if refused is not None:
+        return refused
+    from shared.services import health as checks
+
+    todo: dict[str, checks.Check] = {"Table Storage": checks.tables_check(c.store), "bot token": checks.bot_token_check(c.bot)}
+    for probe in bootstrap.queue_probes(c.settings):
+        todo[f"queue {probe.queue}"] = checks.queue_check(probe)
+    if c.connect is not None:
+        for connector in await c.store.list_connectors():
+            if connector.status == "connected":
+                todo[f"tenant {connector.tenant_id} ({connector.method})"] = checks.tenant_check(c.connect.directory, connector)
+    results = await checks.run_checks(todo)
+    healthy = all(r.ok for r in results)
+    for result in results:
+        if not result.ok:
+            log.warning("Health check %s failed: %s", result.name, result.detail)
+    return _json_response(200 if healthy else 503, {"status": "ok" if healthy else "unwell", "checks": [r.to_json() for r in results]})
 
 
 # ---------------------------------------------------------------- connecting a tenant

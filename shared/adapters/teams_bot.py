@@ -223,6 +223,9 @@ class TeamsBot:
     async def update(self, conversation: ConversationRecord, activity_id: str, card: dict, summary: str) -> None:
         await self._connector.update(conversation, activity_id, card, summary)
 
+    async def check_token(self) -> str:
+        return await self._connector.check_token()
+
     async def close(self) -> None:
         await self._connector.close()
 
@@ -315,6 +318,14 @@ class BotConnector:
             raise DeliveryError(f"the bot could not get a token: {exc}", status=401) from exc
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             raise DeliveryError(f"Teams could not be reached: {type(exc).__name__}: {exc}") from exc
+
+    async def check_token(self) -> str:
+        """Get the bot's Bot Connector token (the deep health check)."""
+        if not self._app_id:
+            return "no bot identity (local development)"
+        self._token = None
+        await self._headers()
+        return "token issued"
 
     async def close(self) -> None:
         if self._session is not None:

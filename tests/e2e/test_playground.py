@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -222,6 +223,7 @@ async def local_run_with_m365(azurite, table_prefix, monkeypatch):
             tenant = seed(simulator.directory, playground.config)
             answer = await asyncio.to_thread(connect_tenant, host.url, admin_key, simulator.ca_file)
             assert answer.startswith("Connected"), answer
+            host.m365 = simulator  # the revocation test reaches the identity side through it
             yield host, playground, env["ALERT_EVENTS_QUEUE"], tenant
             await host.wait_idle(timeout=WAIT_SECONDS)
     finally:
@@ -257,3 +259,33 @@ class TestButtonsThatNeedMicrosoft365:
         organiser = playground.config["currentUser"]["aadObjectId"]
         [meeting] = tenant.events[organiser]  # on the calendar of the person who pressed it
         assert "High CPU" in meeting["subject"]
+
+
+class TestDeepHealth:
+    async def test_every_dependency_is_tried_and_a_problem_is_named(self, local_run_with_m365):
+        import aiohttp
+
+        host, playground, queue, tenant = local_run_with_m365
+        key = {"X-Admin-Key": os.environ["ADMIN_API_KEY"]}
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"{host.url}/api/health?deep=1") as answer:
+                assert answer.status == 401  # the admin key is required
+            async with http.get(f"{host.url}/api/health?deep=1", headers=key) as answer:
+                body = await answer.json()
+            assert answer.status == 200 and body["status"] == "ok", body
+            names = {c["name"] for c in body["checks"]}
+            assert {"Table Storage", "bot token", "queue alert-events", "queue teams-deliveries", f"tenant {playground.tenant_id} (bot)"} <= names
+
+            # A dead letter and a revoked consent: 503, each named.
+            from tools.localhost.queues import QueuedMessage
+
+            stuck = QueuedMessage("teams-deliveries", "stuck", b"{}", None, {}, 10**6, state="deadlettered", dead_letter_reason="MaxDeliveryCountExceeded")
+            host.queue("teams-deliveries")._dead_letter.append(stuck)
+            tenant.app_grants.clear()  # consent revoked: the tokens issued before stop working too
+            host.m365.directory.access_tokens.clear()
+            async with http.get(f"{host.url}/api/health?deep=1", headers=key) as answer:
+                body = await answer.json()
+        assert answer.status == 503 and body["status"] == "unwell"
+        failed = {c["name"]: c["detail"] for c in body["checks"] if not c["ok"]}
+        assert "1 dead-lettered" in failed["queue teams-deliveries"]
+        assert f"tenant {playground.tenant_id} (bot)" in failed
