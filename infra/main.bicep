@@ -137,6 +137,9 @@ param alertSenderPrincipalIds array = []
 @maxValue(1000)
 param maximumInstanceCount int = 40
 
+@description('E-mail address of the operator the connector\'s alerts go to (dead letters, function failures, a secret near expiry). Empty: the alerts fire in the portal only.')
+param alertEmail string = ''
+
 @description('Spread function app instances over availability zones (needs a region that supports it for Flex Consumption).')
 param zoneRedundant bool = false
 
@@ -280,6 +283,20 @@ module bot 'app/bot.bicep' = {
   }
 }
 
+module operations 'app/operations.bicep' = {
+  name: 'operations'
+  params: {
+    namePrefix: 'tac-${resourceToken}'
+    tags: tags
+    alertEmail: alertEmail
+    logAnalyticsWorkspaceId: monitoring.outputs.logAnalyticsId
+    serviceBusNamespaceName: serviceBus.outputs.name
+    applicationInsightsName: monitoring.outputs.applicationInsightsName
+    keyVaultName: keyVault.outputs.name
+    storageAccountName: storage.outputs.name
+  }
+}
+
 output AZURE_LOCATION string = location
 output AZURE_TENANT_ID string = tenant().tenantId
 output AZURE_RESOURCE_GROUP string = resourceGroup().name
@@ -304,3 +321,4 @@ output TOKEN_ENCRYPTION_KEY_SECRET_URI string = keyVault.outputs.tokenEncryption
 output STATE_SIGNING_KEY_SECRET_URI string = keyVault.outputs.stateSigningKeySecretUri
 output APPLICATIONINSIGHTS_NAME string = monitoring.outputs.applicationInsightsName
 output LOG_ANALYTICS_NAME string = monitoring.outputs.logAnalyticsName
+output ALERTS_ACTION_GROUP_ID string = operations.outputs.actionGroupId

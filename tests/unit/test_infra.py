@@ -95,7 +95,20 @@ class TestBicepStaysParseable:
 class TestTemplates:
     def test_main_names_every_module_under_app(self):
         modules = set(re.findall(r"^module \w+ '([^']+)'", _bicep("main.bicep"), re.M))
-        assert modules == {f"app/{n}.bicep" for n in ("identity", "monitoring", "storage", "servicebus", "keyvault", "rbac", "function", "bot")}
+        assert modules == {f"app/{n}.bicep" for n in ("identity", "monitoring", "storage", "servicebus", "keyvault", "rbac", "function", "bot", "operations")}
+
+    def test_ops_are_told_when_the_connector_is_unwell(self):
+        from tools.bicep_refs import resources
+
+        ops = _bicep("app/operations.bicep")
+        types = [t for f, _, t in resources(INFRA / "main.bicep") if f == "operations.bicep"]
+        assert types.count("Microsoft.Insights/metricAlerts") == 2 and "Microsoft.EventGrid/systemTopics/eventSubscriptions" in types
+        assert "metricName: 'DeadletteredMessages'" in ops and "metricName: 'exceptions/count'" in ops
+        assert "'Microsoft.KeyVault.SecretNearExpiry'" in ops and "endpointType: 'MonitorAlert'" in ops
+        assert ops.count("actionGroupId: actionGroup.id") == 2 and "emailAddress: alertEmail" in ops
+        scopes = re.findall(r"^  scope: (\w+)$", ops, re.M)
+        assert {"serviceBus", "vault", "storage", "tableServices", "blobServices"} <= set(scopes)
+        assert "alertEmail: alertEmail" in _bicep("main.bicep")
 
     def test_every_resource_name_is_a_parameter(self):
         params = set(re.findall(r"^param (\w+Name) string = ", _bicep("main.bicep"), re.M))
