@@ -74,6 +74,16 @@ param stateSigningKey string = ''
 @description('Admin credential of /api/connect and the management routes (urlsafe base64 of 32 random bytes). Empty keeps the stored one.')
 param adminApiKey string = ''
 
+@description('Object id of whoever deploys (azd fills it in): may write the generated keys into Key Vault. Empty: no role.')
+param deployerPrincipalId string = ''
+
+@description('recover: restore the soft-deleted Key Vault of this name (an environment deleted and created again within 90 days); default: create it.')
+@allowed([
+  'default'
+  'recover'
+])
+param keyVaultCreateMode string = 'default'
+
 @description('The app\'s id in the organisation\'s Teams app catalog (Teams admin center > Manage apps > App ID), after the app is published; needed to reach people 1:1 and groups.')
 param teamsAppCatalogId string = ''
 
@@ -198,6 +208,8 @@ module keyVault 'app/keyvault.bicep' = {
     adminApiKey: adminApiKey
     graphClientSecret: graphClientSecret
     secretsExpireAt: secretsExpireAt
+    deployerPrincipalId: deployerPrincipalId
+    createMode: keyVaultCreateMode
   }
 }
 

@@ -140,7 +140,10 @@ def age_line(state: AlertState, now: datetime | None = None) -> str:
         return ""
     line = f"Fired {_when(state.created)}"
     if state.status == "resolved":
-        end = state.status_changed or state.updated
+        # When it was resolved: the step says (the source's own time for a source's change);
+        # status_changed is when the connector processed it.
+        resolved = [step.at for step in state.steps if step.status == "resolved"]
+        end = resolved[-1] if resolved else state.status_changed or state.updated
         if end is not None and end > state.created:
             line += f" \u00b7 resolved after {duration((end - state.created).total_seconds())}"
         return line

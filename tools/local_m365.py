@@ -10,6 +10,7 @@ membership checks work under `make run` as they do against Microsoft 365, on loo
 from __future__ import annotations
 
 import json
+from pathlib import Path
 import ssl
 import time
 import urllib.parse
@@ -35,6 +36,31 @@ def playground_config(playground_url: str, timeout: float = 60.0) -> dict[str, A
             time.sleep(0.5)
 
 
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def example_responders() -> list[str]:
+    """Every responder (e-mail or UPN) the examples name, in ``data.responders``."""
+    found: set[str] = set()
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == "responders" and isinstance(value, list):
+                    found.update(v for v in value if isinstance(v, str) and "@" in v)
+                walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    for path in sorted(EXAMPLES.glob("*.json")):
+        try:
+            walk(json.loads(path.read_text(encoding="utf-8")))
+        except ValueError:
+            continue
+    return sorted(found)
+
+
 def seed(directory: Any, config: dict[str, Any]) -> Any:
     """The Playground's organisation in the simulator's directory: the same user object ids, the
     team as a Microsoft 365 group (its aadGroupId) with the same channel ids, everyone a member.
@@ -44,6 +70,10 @@ def seed(directory: Any, config: dict[str, Any]) -> Any:
     for person in people:
         upn = person.get("userPrincipleName") or person.get("userPrincipalName") or person.get("email") or f"{person['id']}@example.com"
         tenant.add_user(person["name"], upn, mail=person.get("email") or upn, user_id=person["aadObjectId"])
+    # The examples' responders, so Create channel can add them (they are not Playground users).
+    for upn in example_responders():
+        if tenant.find_user(upn) is None:
+            tenant.add_user(upn.split("@")[0].replace(".", " ").title(), upn)
     members = tuple(person["aadObjectId"] for person in people)
     for team in config.get("teams", []):
         group = tenant.add_team(team["name"], team_id=team.get("aadGroupId") or team["id"], members=members)

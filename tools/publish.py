@@ -52,7 +52,7 @@ DEFAULT_DELIVERY_QUEUE = "teams-deliveries"
 SETTLED = ("completed", "deadlettered")
 POLL_INTERVAL_SECONDS = 0.2
 REQUEST_TIMEOUT_SECONDS = 10
-START_HINT = "python -m tools.localhost"
+START_HINT = "make run"
 
 
 class PublishError(Exception):

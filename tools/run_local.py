@@ -108,8 +108,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reset", action="store_true", help="delete the local state (.local/) and exit")
     args = parser.parse_args(argv)
     if args.reset:
+        existed = STATE_DIR.exists()
         reset_state()
-        print(f"Local state removed ({STATE_DIR}).")
+        print(f"Local state removed ({STATE_DIR})." if existed else f"No local state to remove ({STATE_DIR} does not exist).")
         return 0
 
     for tool in ("azurite-table", "agentsplayground"):
@@ -136,7 +137,9 @@ def main(argv: list[str] | None = None) -> int:
 
     def start(name: str, command: list[str], env: dict | None = None) -> subprocess.Popen:
         print(f"» starting {name}: {' '.join(command)}", flush=True)
-        process = subprocess.Popen(command, cwd=ROOT, env=env)
+        # Its own session: Ctrl-C reaches this process only, which then stops the others in
+        # order (a child that died of the same Ctrl-C first would read as a failure).
+        process = subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True)
         processes.append((name, process))
         return process
 

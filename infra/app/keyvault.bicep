@@ -23,6 +23,16 @@ param adminApiKey string = ''
 @secure()
 param graphClientSecret string = ''
 
+@description('Object id of whoever deploys (azd sets AZURE_PRINCIPAL_ID): Key Vault Secrets Officer, so the deployment can write the generated keys (tools/deploy_keys.py). Empty: no such role.')
+param deployerPrincipalId string = ''
+
+@description('default: create the vault. recover: restore a soft-deleted vault of this name (purge protection keeps a deleted vault for 90 days, so re-creating an environment must recover it).')
+@allowed([
+  'default'
+  'recover'
+])
+param createMode string = 'default'
+
 @description('Expiry written on secrets created or updated by this deployment (seconds since 1970); a reminder to rotate.')
 param secretsExpireAt int
 
@@ -40,6 +50,9 @@ resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
   location: location
   tags: tags
   properties: {
+    // Bicep reference (Microsoft.KeyVault/vaults): createMode 'recover' restores a soft-deleted
+    // vault instead of failing on its name; 'default' creates one.
+    createMode: createMode
     tenantId: tenant().tenantId
     sku: {
       family: 'A'
@@ -115,6 +128,18 @@ module graphClientSecretSecret 'keyvault-secret.bicep' = if (!empty(graphClientS
     value: graphClientSecret
     contentType: 'text/plain; Graph app client secret'
     expiresAt: secretsExpireAt
+  }
+}
+
+// Key Vault Secrets Officer (built-in role) for the deployer: writes the generated keys.
+var keyVaultSecretsOfficer = 'b86a8fe4-44ce-4948-aee5-eccb2c155cd7'
+
+resource deployerRole 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(deployerPrincipalId)) {
+  name: guid(vault.id, deployerPrincipalId, keyVaultSecretsOfficer)
+  scope: vault
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', keyVaultSecretsOfficer)
+    principalId: deployerPrincipalId
   }
 }
 

@@ -55,6 +55,9 @@ class Where:
     team_group_id: str | None = None
     channel_id: str | None = None
     via: str = "card"  # card | command
+    # The message whose button was pressed (the invoke's replyToId): the alert's own card, or
+    # another card that carries its buttons (the `alerts` list).
+    card_activity_id: str | None = None
 
 
 @dataclass
@@ -237,7 +240,10 @@ async def _sync_everywhere(ctx: ActionContext, state: AlertState, where: Where) 
     if clicked is not None:
         shown = await ctx.store.get_delivery(state.tenant_id, state.key, clicked)
         try:
-            if shown is None or not shown.activity_id or shown.rendered_version >= state.revision:
+            # Only the alert's own card is refreshed by the invoke response; a button on another
+            # card (the `alerts` list) leaves the alert's card to the queue like every other copy.
+            pressed_elsewhere = where.card_activity_id is not None and shown is not None and shown.activity_id != where.card_activity_id
+            if shown is None or not shown.activity_id or shown.rendered_version >= state.revision or pressed_elsewhere:
                 clicked = None
             else:
                 await ctx.store.save_delivery(replace(shown, rendered_version=state.revision))

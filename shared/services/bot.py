@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 
 COMMANDS: list[tuple[str, str]] = [
     ("help", "Show this list."),
-    ("alerts", "List this tenant's open alerts, newest first."),
+    ("alerts", "List this organisation's open and acknowledged alerts, most severe first, with their buttons."),
     # Placeholders in capitals: Teams reads "<id>" as markup and shows nothing.
     ("ack ID", "Acknowledge an alert, e.g. ack ALRT-1042."),
     ("resolve ID", "Resolve an alert."),
@@ -64,11 +64,14 @@ def conversation_record(activity: dict, reference: dict, now: datetime) -> Conve
         reference = {**reference, "conversation": {**(reference.get("conversation") or {}), "id": conversation_id}}
         reference.pop("activityId", None)
     # A channel is named by Teams' channel (or team) data only: a message or click that carries
-    # none must not rename it after its sender. A chat is named by its topic, or the person.
+    # none must not rename it after its sender. A personal chat is named by the person, a group
+    # chat by its topic (none: unnamed).
     if kind == "channel":
         name = channel.get("name") or team.get("name") or ""
-    else:
+    elif kind == "personal":
         name = conversation.get("name") or (activity.get("from") or {}).get("name") or ""
+    else:  # a group chat is named by its topic only: its sender is one member among several
+        name = conversation.get("name") or ""
     return ConversationRecord(
         tenant_id=tenant_id,
         conversation_id=conversation_id,
@@ -102,7 +105,8 @@ def where_of(activity: dict, record: ConversationRecord | None, via: str) -> Whe
     # Teams does not always put the team's group id on a click or message; the channel's stored
     # record has it from when the bot was installed in the team.
     group = team.get("aadGroupId") or (record.team_group_id if record is not None and record.conversation_type == "channel" else None)
-    return Where(conversation=record, team_group_id=group, channel_id=(channel_data.get("channel") or {}).get("id"), via=via)
+    return Where(conversation=record, team_group_id=group, channel_id=(channel_data.get("channel") or {}).get("id"), via=via,
+                 card_activity_id=activity.get("replyToId") if via == "card" else None)
 
 
 def card_invoke_response(card: dict) -> tuple[int, dict]:

@@ -104,7 +104,7 @@ class TestCommands:
 
     async def test_alerts_with_an_at_mention_in_a_channel(self, acting_connector):
         sim = acting_connector
-        channel_id, _, _ = await setup_alert(sim)
+        channel_id, _, alert = await setup_alert(sim)
         activity = sim.message("alerts", "channel", mention_bot=True, bot_app_id=BOT_APP_ID, tenant_id=TENANT_ID, channel={"id": channel_id, "name": "General"})
         await post_activity(activity, sim.auth_header(BOT_APP_ID, activity["serviceUrl"]))
         listing = sim.conversation(channel_id).activities[-1].attachments[0]["content"]
@@ -118,6 +118,9 @@ class TestCommands:
         assert "Open alerts (1)" in json.dumps(body["value"]) and status_of(body["value"], "status-0") == "Acknowledged"
         assert text_of(body["value"], "note").endswith("Acknowledged by Alex Wilber.")
         assert not [n for n in walk(body["value"]) if n.get("type") == "Action.Execute" and n["verb"] == "acknowledge"]
+        # The alert's own card in the same channel is updated too: the press was on the list.
+        [own] = [a for a in cards(sim, channel_id) if a.id == alert["card_id"]]
+        assert card_status(own) == "Acknowledged" and own.updates == 1
 
 
 class TestTrace:

@@ -118,6 +118,12 @@ class TestText:
         age = text_of(cards.alert_card(replace(STATE, status="resolved", created=fired, updated=resolved, status_changed=resolved)), "age")
         assert age.endswith("resolved after 1 d 1 h")
 
+    def test_resolved_after_counts_to_the_resolution_not_to_when_it_was_processed(self):
+        fired = datetime(2024, 5, 14, 8, 31, 46, tzinfo=timezone.utc)
+        resolved_at, processed = datetime(2024, 5, 14, 8, 52, 30, tzinfo=timezone.utc), datetime(2026, 11, 23, 9, 0, tzinfo=timezone.utc)
+        state = replace(STATE, status="resolved", created=fired, updated=resolved_at, status_changed=processed, steps=(StatusStep("resolved", resolved_at, via="Grafana"),))
+        assert text_of(cards.alert_card(state), "age").endswith("resolved after 20 m")
+
     @pytest.mark.parametrize("seconds, text", [(30, "less than a minute"), (60, "1 m"), (3600, "1 h"), (8040, "2 h 14 m"), (86400 * 3 + 3600 * 4 + 59, "3 d 4 h")])
     def test_durations_read_as_people_say_them(self, seconds, text):
         assert cards.duration(seconds) == text

@@ -460,7 +460,7 @@ class TestPublishCli:
         code = publish.main([str(event), "--host", f"http://127.0.0.1:{closed_port()}"], io.StringIO(), err)
 
         assert code == 2
-        assert "is the local host running? start it with: python -m tools.localhost" in err.getvalue()
+        assert "is the local host running? start it with: make run" in err.getvalue()
 
     def test_the_default_queue_comes_from_the_settings_file(self, tmp_path, monkeypatch):
         monkeypatch.delenv("ALERT_EVENTS_QUEUE", raising=False)

@@ -13,6 +13,7 @@ import time
 import uuid
 from datetime import datetime, timezone
 from typing import Any
+from urllib.parse import quote
 
 from aiohttp import web
 
@@ -265,7 +266,8 @@ class GraphRoutes:
             "displayName": channel.display_name,
             "description": channel.description,
             "membershipType": channel.membership_type,
-            "webUrl": f"https://teams.microsoft.com/l/channel/{channel.id}/{channel.display_name}?groupId={team_id}",
+            # Encoded as Graph encodes it: the channel id and name are path segments.
+            "webUrl": f"https://teams.microsoft.com/l/channel/{quote(channel.id, safe='')}/{quote(channel.display_name, safe='')}?groupId={team_id}",
         }
 
     async def list_channels(self, request: web.Request) -> web.Response:
