@@ -133,6 +133,14 @@ def main(argv: list[str] | None = None) -> int:
     host_url = f"http://127.0.0.1:{args.port}"
     playground_url = f"http://localhost:{args.playground_port}"
     processes: list[tuple[str, subprocess.Popen]] = []
+
+    def stop_on_signal(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt  # the children are in sessions of their own: stop them in order
+
+    # Ctrl-C, a closed terminal or a kill all stop everything (a shell that started this in
+    # the background may have set SIGINT to be ignored: it is taken back).
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, stop_on_signal)
     simulator = None
 
     def start(name: str, command: list[str], env: dict | None = None) -> subprocess.Popen:

@@ -111,7 +111,8 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
   // checkov:skip=CKV_AZURE_213: App Service health check is not supported on Flex Consumption.
   name: functionAppName
   location: location
-  tags: tags
+  // azd finds the app a service deploys to by this tag (azure.yaml: services.connector).
+  tags: union(tags, { 'azd-service-name': 'connector' })
   kind: 'functionapp,linux'
   identity: {
     type: 'UserAssigned'

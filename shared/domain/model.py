@@ -33,6 +33,17 @@ class ConversationRecord:
     # A channel's team as a Microsoft 365 group (Graph's team id): what membership checks need.
     team_group_id: str | None = None
 
+    @property
+    def label(self) -> str:
+        """How logs and the publisher name it: "the personal chat of Alex Wilber", "the group
+        chat Ops", "channel General" (or what is known of it)."""
+        kind, name = self.conversation_type, self.name
+        if kind == "personal":
+            return f"the personal chat of {name}" if name else "a personal chat"
+        if kind == "groupChat":
+            return f"the group chat {name}" if name else "a group chat"
+        return f"channel {name}" if name else "a channel"
+
 
 @dataclass(frozen=True)
 class StatusStep:

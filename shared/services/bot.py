@@ -135,7 +135,7 @@ async def handle_card_action(activity: dict, record: ConversationRecord | None, 
     actor = actor_of(activity)
     result = await run_verb(ctx, verb, data["alertKey"], actor, where_of(activity, record, "card"))
     log.info("Button %s on alert %s pressed by %s (%s) in %s: %s", verb, data.get("alertId") or data["alertKey"], actor.name or "-",
-             actor.aad_object_id or "-", record.name if record is not None else "-", result.message)
+             actor.aad_object_id or "-", record.label if record is not None else "-", result.message)
     shown = None
     if record is not None and result.state is not None:
         shown = await ctx.store.get_delivery(result.state.tenant_id, result.state.key, record.conversation_id)
@@ -159,7 +159,7 @@ async def handle_command(text: str, activity: dict, record: ConversationRecord |
     actor = actor_of(activity)
     # The command word and its first argument (an alert id, a name), never a whole message.
     log.info("Command %r from %s (%s) in %s", " ".join([word, *rest.split()[:1]])[:80], actor.name or "-", actor.aad_object_id or "-",
-             record.name if record is not None else "-")
+             record.label if record is not None else "-")
     if word == "alerts":
         return BotReply(cards=[await open_alerts_card(store, actor.tenant_id, ctx)])
     if word in ("ack", "acknowledge", "resolve", "reopen") and ctx is not None:
@@ -355,5 +355,6 @@ async def handle_activity(activity: dict, reference: dict, *, store: StateStore,
         text = command_text(activity)
         return await handle_command(text, activity, record, store, actions) if text else BotReply()
     if kind == "installationUpdate" and activity.get("action") in ("add", "add-upgrade"):
-        return BotReply(texts=["Thanks for adding Teams Alert Connector. Alerts for this tenant will appear here. Type **help** for the commands."])
+        ask = "Type **help**" if record is None or record.conversation_type == "personal" else "Mention me with **help**"
+        return BotReply(texts=[f"Thanks for adding Teams Alert Connector. Alerts for this tenant will appear here. {ask} for the commands."])
     return BotReply()

@@ -361,20 +361,9 @@ async def _update(job: DeliveryJob, state: AlertState, delivery: Delivery, conv:
     _log_card("updated", state, conv.record)
 
 
-def conversation_label(record: Any) -> str:
-    """How logs and the publisher name a conversation: "the personal chat of Alex Wilber",
-    "the group chat Ops", "channel General"."""
-    kind, name = record.conversation_type, record.name
-    if kind == "personal":
-        return f"the personal chat of {name}" if name else "a personal chat"
-    if kind == "groupChat":
-        return f"the group chat {name}" if name else "a group chat"
-    return f"channel {name}" if name else "a channel"
-
-
 def _log_card(result: str, state: AlertState, record: Any) -> None:
     """One line per card sent, with a structured ``outcome`` (the local host shows it per message)."""
-    where = conversation_label(record)
+    where = record.label
     log.info("Card of alert %s %s in %s (%s)", state.alert_id, result, where, record.conversation_id,
              extra={"outcome": {"kind": "card", "result": result, "alertId": state.alert_id, "status": state.status, "revision": state.revision,
                                 "conversationId": record.conversation_id, "conversation": where}})

@@ -224,3 +224,13 @@ class TestChannelNames:
 
     def test_forbidden_characters_are_removed(self):
         assert clean_channel_name('_.CPU #1: "web/api" > 90%?') == "CPU 1 web api 90"
+
+
+def test_a_conversation_is_named_plainly_in_logs_never_after_a_sender():
+    from tests.support.fakes import conversation
+
+    record = conversation("aaaaaaaa-0000-4000-8000-00000000000a", "19:x@thread.v2")
+    assert replace(record, conversation_type="groupChat", name="").label == "a group chat"
+    assert replace(record, conversation_type="groupChat", name="Ops").label == "the group chat Ops"
+    assert replace(record, conversation_type="personal", name="Alex Wilber").label == "the personal chat of Alex Wilber"
+    assert replace(record, conversation_type="channel", name="General").label == "channel General"
