@@ -121,6 +121,12 @@ async def alert_send(req: func.HttpRequest) -> func.HttpResponse:
     return await entrypoints.alert_send(req)
 
 
+@app.route(route="tenants/{tenant_id}/alerts/{alert_id}", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+async def alert_status(req: func.HttpRequest) -> func.HttpResponse:
+    """One alert and where its cards are (tenant admin key)."""
+    return await entrypoints.alert_status(req)
+
+
 @app.route(route="tenants/{tenant_id}/undeliverable", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
 async def undeliverable(req: func.HttpRequest) -> func.HttpResponse:
     """Alerts that reached neither a recipient nor its fallback (tenant admin key)."""

@@ -447,6 +447,27 @@ async def undeliverable(req: func.HttpRequest) -> func.HttpResponse:
     ]})
 
 
+async def alert_status(req: func.HttpRequest) -> func.HttpResponse:
+    """One alert as the connector holds it, with each of its cards: where, and whether it was
+    posted, failed (and why) or is in flight. The smoke test reads it; so can an operator."""
+    c, tenant_id, refused = await _tenant_admin(req)
+    if refused is not None:
+        return refused
+    from shared.services.actions import find_alert
+
+    alert_id = req.route_params.get("alert_id", "")
+    state = await find_alert(c.store, tenant_id, alert_id)
+    if state is None:
+        return _json_response(404, {"error": f"no alert {alert_id} in tenant {tenant_id}"})
+    cards = []
+    for delivery in await c.store.list_deliveries(tenant_id, state.key):
+        status = "posted" if delivery.activity_id else ("failed" if delivery.status == "failed" else "in flight")
+        cards.append({"conversationId": delivery.conversation_id, "status": status, "renderedRevision": delivery.rendered_version,
+                      "failure": delivery.failure or None, "recipient": delivery.recipient or None})
+    return _json_response(200, {"alertId": state.alert_id, "status": state.status, "severity": state.severity, "revision": state.revision,
+                                "version": state.version, "updated": state.updated.isoformat() if state.updated else None, "cards": cards})
+
+
 # ---------------------------------------------------------------- account links
 
 

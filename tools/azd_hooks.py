@@ -71,7 +71,7 @@ def postdeploy() -> int:
         f"  2. Upload the app:     {package.relative_to(ROOT)} in the Teams admin center (Manage apps > Upload), then add it to a setup policy\n"
         f"  3. Connect the tenant: open https://{host}/api/connect?method=bot&admin_key=<the admin key> as a tenant administrator\n"
         "                         (the README's Connecting a tenant; the bot posts where the app is installed)\n"
-        f"  4. Send a test alert:  README, Deploying to Azure: Send a first alert\n"
+        f"  4. Smoke test:         python3 -m tools.smoke_test --host {host} --tenant <the tenant> --vault {vault}\n"
         "  Remove everything:     azd down --purge\n"
     )
     return 0

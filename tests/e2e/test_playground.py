@@ -289,3 +289,25 @@ class TestDeepHealth:
         failed = {c["name"]: c["detail"] for c in body["checks"] if not c["ok"]}
         assert "1 dead-lettered" in failed["queue teams-deliveries"]
         assert f"tenant {playground.tenant_id} (bot)" in failed
+
+
+class TestSmokeTest:
+    async def test_a_test_alert_is_posted_then_resolved_in_place_and_a_tenant_without_the_bot_fails(self, local_run_with_m365):
+        import asyncio
+        import io
+
+        from tools import smoke_test
+
+        host, playground, _, _ = local_run_with_m365
+        await install(playground)
+
+        async def run(tenant: str, wait: str) -> tuple[int, str]:
+            out = io.StringIO()
+            code = await asyncio.to_thread(smoke_test.main, ["--host", host.url, "--tenant", tenant, "--wait", wait], out)
+            return code, out.getvalue()
+
+        code, said = await run(playground.tenant_id, str(WAIT_SECONDS))
+        assert code == 0 and "2. 1 card(s) posted" in said and "3. resolved: every card updated in place" in said, said
+        assert os.environ["ADMIN_API_KEY"] not in said
+        code, said = await run("bbbbbbbb-0000-4000-8000-00000000000b", "2")
+        assert code == 1 and "FAILED: no card was posted: is the bot installed" in said, said
