@@ -109,6 +109,7 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
   // checkov:skip=CKV_AZURE_17: the Bot Connector does not present client certificates; inbound bot requests are authenticated by their JWT.
   // checkov:skip=CKV_AZURE_212: numberOfWorkers does not apply to Flex Consumption, which scales instances per trigger on demand.
   // checkov:skip=CKV_AZURE_213: App Service health check is not supported on Flex Consumption.
+  // checkov:skip=CKV_AZURE_78: Flex Consumption has no FTP endpoint (deployments go through the package container), so ftpsState would do nothing.
   name: functionAppName
   location: location
   // azd finds the app a service deploys to by this tag (azure.yaml: services.connector).
@@ -146,14 +147,12 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
         version: '3.11'
       }
     }
+    // No FTP, remote debugging or App Service logs on Flex Consumption (Microsoft's Flex
+    // Consumption docs, "Considerations"): those site settings would do nothing, so they are
+    // not set; the logs go to Application Insights.
     siteConfig: {
       minTlsVersion: '1.2'
-      ftpsState: 'Disabled'
       http20Enabled: true
-      remoteDebuggingEnabled: false
-      detailedErrorLoggingEnabled: true
-      httpLoggingEnabled: true
-      requestTracingEnabled: true
       // Teams and the Bot Connector call /api/messages from anywhere; the bot JWT is the guard.
       cors: {
         allowedOrigins: []
