@@ -97,8 +97,9 @@ def _badge(style: str, text: str, element_id: str | None = None) -> dict:
     return {"type": "Column", "width": "auto", "style": style, "verticalContentAlignment": "Center", "items": [block]}
 
 
-def severity_badge(severity: str, element_id: str | None = None) -> dict:
-    return _badge(SEVERITY_STYLE.get(severity, "emphasis"), f"{SEVERITY_MARK.get(severity, '')} {severity.upper()}".strip(), element_id)
+def severity_badge(severity: str, element_id: str | None = None, count: int | None = None) -> dict:
+    text = f"{SEVERITY_MARK.get(severity, '')} {severity.upper()}".strip() + (f" {count:,}" if count is not None else "")
+    return _badge(SEVERITY_STYLE.get(severity, "emphasis"), text, element_id)
 
 
 def shown_status(state: AlertState) -> str:
@@ -272,6 +273,12 @@ def alert_card(state: AlertState, *, include_description: bool = True, include_f
         body.append(_text_block(_NEWLINES.sub("\n\n", escape_text(state.description, MAX_DESCRIPTION_CHARS)), id="description", spacing="Medium"))
     if include_facts:
         body.extend(_labels(state))
+    left_out = [name for name, kept, present in (("the description", include_description, state.description), ("the labels", include_facts, state.labels))
+                if present and not kept]
+    if left_out:  # said where it was, so nobody takes the card for the whole alert
+        where = f"in {escape_text(state.source, 60)}" if state.source else "in its source"
+        body.append(_text_block(f"{' and '.join(left_out).capitalize()} did not fit in a Teams message; open the alert {where} to see them.",
+                                id="trimmed", size="Small", isSubtle=True))
     body.extend(context_blocks(context))
     return _card(body, alert_actions(state))
 
@@ -287,11 +294,6 @@ def fit_card(state: AlertState, context: dict | None = None) -> dict:
     """The fullest alert card that stays under :data:`MAX_CARD_BYTES`."""
     for description, facts in ((True, True), (True, False), (False, False)):
         card = alert_card(state, include_description=description, include_facts=facts, context=context)
-        left_out = [name for name, kept, present in (("the description", description, state.description), ("the labels", facts, state.labels)) if present and not kept]
-        if left_out:  # said where it was, so nobody takes the card for the whole alert
-            where = f"in {escape_text(state.source, 60)}" if state.source else "in its source"
-            card["body"].insert(-len(context_blocks(context)) or len(card["body"]), _text_block(
-                f"{' and '.join(left_out).capitalize()} did not fit in a Teams message; open the alert {where} to see them.", id="trimmed", size="Small", isSubtle=True))
         if card_size(card) <= MAX_CARD_BYTES:
             return card
     raise ValueError(f"the alert card for {state.alert_id!r} exceeds {MAX_CARD_BYTES} bytes even without details")
@@ -323,9 +325,7 @@ def help_card(commands: list[tuple[str, str]]) -> dict:
 
 def _counts_row(counts: dict[str, int]) -> dict | None:
     """Open alerts by severity, as badges: "🔴 CRITICAL 3", "🟠 HIGH 12"."""
-    columns = [severity_badge(severity) for severity in SEVERITIES if counts.get(severity)]
-    for column, severity in zip(columns, [s for s in SEVERITIES if counts.get(s)]):
-        column["items"][0]["text"] += f" {counts[severity]:,}"
+    columns = [severity_badge(severity, count=counts[severity]) for severity in SEVERITIES if counts.get(severity)]
     return {"type": "ColumnSet", "columns": columns, "spacing": "Small"} if columns else None
 
 
