@@ -90,7 +90,14 @@ param teamsAppCatalogId string = ''
 @description('Comma-separated Microsoft Entra object ids or UPNs of people who may subscribe any channel or chat from Teams.')
 param connectorAdmins string = ''
 
-@description('App registration for Microsoft Graph and the consent flows. Empty: the bot app registration when botAppType is SingleTenant, else tenant connection stays off.')
+@allowed([
+  'create'
+  'none'
+])
+@description('create: this deployment registers the Graph app (multitenant, the connector\'s permissions, the consent redirect URI) with the managed identity as its federated credential, so it has no secret; the deployer needs the right to register applications. none: graphAppId, or the bot\'s app registration.')
+param graphAppRegistration string = 'none'
+
+@description('App registration for Microsoft Graph and the consent flows (graphAppRegistration none). Empty: the bot app registration when botAppType is SingleTenant, else tenant connection stays off.')
 param graphAppId string = ''
 
 @allowed([
@@ -229,7 +236,16 @@ module rbac 'app/rbac.bicep' = {
 }
 
 var effectiveBotAppId = botAppType == 'UserAssignedMSI' ? identity.outputs.clientId : botAppId
+// An app registration of your own (graphAppId) is used as it is.
+var createGraphApp = graphAppRegistration == 'create' && empty(graphAppId)
 var effectiveGraphAppId = !empty(graphAppId) ? graphAppId : (botAppType == 'SingleTenant' ? botAppId : '')
+var effectiveGraphCredentialType = createGraphApp ? 'federated_managed_identity' : graphCredentialType
+// A Graph app registered by this deployment gets the function app's host name in its redirect
+// URI, so it is created after the app; its id reaches the app through Key Vault (written below,
+// resolved when the app restarts: the postprovision hook restarts it) instead of a second write
+// of the app settings.
+var graphAppIdSecretName = 'graph-app-id'
+var graphAppIdSetting = createGraphApp ? '@Microsoft.KeyVault(SecretUri=${keyVault.outputs.vaultUri}secrets/${graphAppIdSecretName})' : effectiveGraphAppId
 // The same app as the bot shares the bot's secret; a separate app has a secret of its own.
 var graphSecretUri = !empty(graphAppId) ? keyVault.outputs.graphClientSecretUri : keyVault.outputs.botAppPasswordSecretUri
 
@@ -268,9 +284,9 @@ module functionApp 'app/function.bicep' = {
       rejectedEvents: rejectedEventRetentionDays
       undeliverable: undeliverableRetentionDays
     }
-    graphAppId: effectiveGraphAppId
-    graphCredentialType: graphCredentialType
-    graphClientSecretReference: graphCredentialType == 'secret' && !empty(effectiveGraphAppId) ? '@Microsoft.KeyVault(SecretUri=${graphSecretUri})' : ''
+    graphAppId: graphAppIdSetting
+    graphCredentialType: effectiveGraphCredentialType
+    graphClientSecretReference: effectiveGraphCredentialType == 'secret' && !empty(effectiveGraphAppId) ? '@Microsoft.KeyVault(SecretUri=${graphSecretUri})' : ''
     tokenEncryptionKeyReference: '@Microsoft.KeyVault(SecretUri=${keyVault.outputs.tokenEncryptionKeySecretUri})'
     stateSigningKeyReference: '@Microsoft.KeyVault(SecretUri=${keyVault.outputs.stateSigningKeySecretUri})'
     adminApiKeyReference: '@Microsoft.KeyVault(SecretUri=${keyVault.outputs.adminApiKeySecretUri})'
@@ -292,6 +308,32 @@ module bot 'app/bot.bicep' = {
     appId: effectiveBotAppId
     identityId: identity.outputs.id
     messagingEndpoint: 'https://${functionApp.outputs.defaultHostName}/api/messages'
+  }
+}
+
+// The connector's Graph permissions, generated from shared/permissions.py (a test keeps them equal).
+var graphPermissions = loadJsonContent('app/graph-permissions.json')
+
+module graphApp 'app/graph-app.bicep' = if (createGraphApp) {
+  name: 'graph-app'
+  params: {
+    uniqueName: 'tac-${resourceToken}'
+    displayName: botDisplayName
+    redirectUri: 'https://${functionApp.outputs.defaultHostName}/api/consent/callback'
+    identityPrincipalId: identity.outputs.principalId
+    applicationPermissions: graphPermissions.applicationPermissions
+    delegatedScopes: graphPermissions.delegatedScopes
+  }
+}
+
+module graphAppIdSecret 'app/keyvault-secret.bicep' = if (createGraphApp) {
+  name: 'graph-app-id-secret'
+  params: {
+    keyVaultName: keyVault.outputs.name
+    name: graphAppIdSecretName
+    value: graphApp.outputs.appId
+    contentType: 'Client id of the Graph app registration (not a credential): held here because the app registration is created after the function app'
+    expiresAt: secretsExpireAt
   }
 }
 
@@ -317,6 +359,7 @@ output FUNCTION_APP_HOST_NAME string = functionApp.outputs.defaultHostName
 output BOT_NAME string = bot.outputs.name
 output BOT_APP_ID string = effectiveBotAppId
 output BOT_APP_TYPE string = botAppType
+output GRAPH_APP_REGISTRATION string = graphAppRegistration
 output BOT_MESSAGING_ENDPOINT string = 'https://${functionApp.outputs.defaultHostName}/api/messages'
 output MANAGED_IDENTITY_NAME string = identity.outputs.name
 output MANAGED_IDENTITY_CLIENT_ID string = identity.outputs.clientId

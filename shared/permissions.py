@@ -35,6 +35,14 @@ DELEGATED_SCOPES: dict[str, str] = {
     "ChannelMessage.ReadWrite": "update those channel cards in place when the alert changes",
     "Chat.Create": "create 1:1 and group chats for notifications",
     "Chat.ReadWrite": "post alert cards in chats as the user and update them in place",
+    "Channel.Create": "create an incident channel from a card, as the user",
+    "ChannelMember.ReadWrite.All": "add responders to an incident channel and read channel members to authorise card actions",
+    "Calendars.ReadWrite": "create the calendar event with a Teams meeting from a card, in the user's calendar",
+}
+
+# A scope that grants another (Microsoft Graph permissions reference: ReadWrite includes Read).
+SCOPE_INCLUDES: dict[str, frozenset[str]] = {
+    "ChannelMember.ReadWrite.All": frozenset({"ChannelMember.Read.All"}),
 }
 
 

@@ -9,7 +9,9 @@ of a file and its modules and reports the reference errors the Bicep compiler wo
 - a module given a parameter the module does not declare, missing a parameter it requires, or a
   literal of another type than the parameter's;
 - ``<module>.outputs.<name>`` naming an output the module does not have;
-- ``<parent>::<child>`` naming a nested resource the parent does not have.
+- ``<parent>::<child>`` naming a nested resource the parent does not have;
+- a ``Microsoft.Graph/`` resource in a file without ``extension <alias>``, or an alias the
+  nearest ``bicepconfig.json`` does not map to the Microsoft Graph extension.
 
 It also lists every resource, nested ones included, with its full type: what a reader (or a
 scanner such as checkov, whose parser keeps only the last of sibling nested resources) must
@@ -46,7 +48,9 @@ description minLength maxLength minValue maxValue allowed secure metadata batchS
 """.split())
 NAMESPACES = frozenset({"az", "sys"})
 KEYWORDS = frozenset({"true", "false", "null", "if", "for", "in", "existing", "resource", "module", "param", "var", "output",
-                      "targetScope", "import", "type", "func", "with", "as", "metadata"})
+                      "targetScope", "import", "type", "func", "with", "as", "metadata", "extension"})
+EXTENSION = re.compile(r"^extension\s+(?P<alias>[A-Za-z_]\w*)\s*$", re.M)
+GRAPH_EXTENSION_REGISTRY = "br:mcr.microsoft.com/bicep/extensions/microsoftgraph/"
 TYPES = frozenset({"string", "int", "bool", "object", "array"})
 DECLARATION = re.compile(r"^(?P<indent>[ \t]*)(?P<kind>param|var|resource|module|output)\s+(?P<name>[A-Za-z_]\w*)\b(?P<rest>.*)$", re.M)
 
@@ -345,6 +349,30 @@ def _module_params(tokens: list[Token], decl: Declaration) -> dict[str, tuple[in
     return given
 
 
+def _configured_extensions(path: Path) -> dict[str, str]:
+    """alias -> registry reference, from the bicepconfig.json nearest to ``path`` (Bicep reads the
+    first one found walking up from the file's folder)."""
+    import json
+
+    for folder in path.parents:
+        config = folder / "bicepconfig.json"
+        if config.exists():
+            text = "\n".join(line for line in config.read_text(encoding="utf-8").splitlines() if not line.strip().startswith("//"))
+            return dict(json.loads(text).get("extensions", {}))
+    return {}
+
+
+def _extension_problems(path: Path, bicep: BicepFile) -> list[Problem]:
+    declared = EXTENSION.findall(_strip_comments(path.read_text(encoding="utf-8")))
+    configured = _configured_extensions(path)
+    problems = [Problem(path, 1, f"extension '{alias}' is not in the extensions of the nearest bicepconfig.json") for alias in declared if alias not in configured]
+    graph = [d for d in bicep.declarations if d.kind == "resource" and d.type.startswith("Microsoft.Graph/") and d.parent is None]
+    if graph and not any(configured.get(alias, "").startswith(GRAPH_EXTENSION_REGISTRY) for alias in declared):
+        problems.append(Problem(path, graph[0].line, f"resource '{graph[0].name}' is a Microsoft Graph type, and the file has no extension "
+                                                     "that bicepconfig.json maps to the Microsoft Graph extension"))
+    return problems
+
+
 def check(path: Path, _seen: set[Path] | None = None) -> list[Problem]:
     """Every reference error in ``path`` and the modules it uses."""
     seen = _seen if _seen is not None else set()
@@ -353,7 +381,7 @@ def check(path: Path, _seen: set[Path] | None = None) -> list[Problem]:
         return []
     seen.add(path)
     bicep = parse(path)
-    problems: list[Problem] = []
+    problems: list[Problem] = _extension_problems(path, bicep)
     params, variables, resources, modules = bicep.of("param"), bicep.of("var"), bicep.of("resource"), bicep.of("module")
     declared = set(params) | set(variables) | set(resources) | set(modules)
     tokens = bicep.tokens

@@ -6,6 +6,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# The scope of the managed identity's token that is the client assertion of an app registration
+# trusting it as a federated credential (Microsoft Entra, "Configure an application to trust a
+# managed identity"; public cloud audience, as infra/app/graph-app.bicep sets it).
+TOKEN_EXCHANGE_SCOPE = "api://AzureADTokenExchange/.default"
+
 
 @dataclass(frozen=True, kw_only=True)
 class AppRegistration:

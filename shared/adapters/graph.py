@@ -37,7 +37,7 @@ from msgraph import GraphServiceClient
 from msgraph.graph_request_adapter import options as MSGRAPH_OPTIONS
 from msgraph_core import BaseGraphRequestAdapter, GraphClientFactory
 
-from shared.adapters.app_registration import AppRegistration
+from shared.adapters.app_registration import TOKEN_EXCHANGE_SCOPE, AppRegistration
 from shared.permissions import GRAPH_DEFAULT_SCOPE, GRAPH_RESOURCE, OPERATIONS, permission_for
 from shared.ports import GraphError, ReconsentRequired
 from shared.security import unb64url
@@ -56,9 +56,6 @@ DEFAULT_BACKOFF_SECONDS = 1.0
 # Owner binding URLs are resource ids, not request URLs: always the public Graph host.
 BIND_BASE = f"{GRAPH_RESOURCE}/v1.0"
 ADAPTIVE_CARD = "application/vnd.microsoft.card.adaptive"
-# Client-assertion audience of a managed identity used as a federated credential (Entra docs,
-# "Configure an application to trust a managed identity").
-TOKEN_EXCHANGE_SCOPE = "api://AzureADTokenExchange/.default"
 
 CREDENTIAL_TYPES = ("secret", "certificate", "federated_managed_identity")
 
@@ -88,6 +85,23 @@ def app_credential(config: GraphConfig, tenant_id: str) -> Any:
         identity = ManagedIdentityCredential(client_id=config.managed_identity_client_id)
         return ClientAssertionCredential(tenant_id, config.app_id, lambda: identity.get_token(TOKEN_EXCHANGE_SCOPE).token, **kwargs)
     raise ValueError(f"unknown Graph credential type {config.credential_type!r}; use one of {', '.join(CREDENTIAL_TYPES)}")
+
+
+# Microsoft Entra error codes of a token request the app's own credential failed, and what to check.
+_CREDENTIAL_HINTS = {
+    "AADSTS70021": "the app registration has no federated credential for this managed identity (issuer and subject: see its Certificates & secrets page)",
+    "AADSTS700212": "the app registration's federated credential names another audience than the managed identity's token carries (api://AzureADTokenExchange in the public cloud)",
+    "AADSTS7000215": "the client secret is wrong or expired",
+    "AADSTS7000222": "the client secret has expired",
+    "AADSTS700016": "the app registration does not exist in that tenant: has an administrator of the tenant consented to it?",
+}
+
+
+def _token_failure(tenant_id: str, exc: Exception) -> GraphError:
+    """Microsoft's own first line (its AADSTS code names the cause), and what to check."""
+    first = str(getattr(exc, "message", None) or exc).splitlines()[0]
+    hint = next((h for code, h in _CREDENTIAL_HINTS.items() if f"{code}:" in first), "has an administrator of that tenant consented to the app?")
+    return GraphError(f"No app-only token for tenant {tenant_id}: {first}. Check: {hint}", status=401, code="TokenFailed")
 
 
 class DelegatedCredential:
@@ -266,11 +280,7 @@ class GraphDirectory:
                 from azure.core.exceptions import ClientAuthenticationError
 
                 if isinstance(exc, ClientAuthenticationError):
-                    first = str(exc.message if hasattr(exc, "message") else exc).splitlines()[0]
-                    raise GraphError(
-                        f"No app-only token for tenant {tenant_id}: {first}. Has an administrator of that tenant consented to the app?",
-                        status=401, code="TokenFailed",
-                    ) from exc
+                    raise _token_failure(tenant_id, exc) from exc
                 raise
         raise AssertionError("unreachable")
 
@@ -309,10 +319,15 @@ class GraphDirectory:
         it was issued in, which proves the app's consent there); {} when they cannot be read."""
         self.client(tenant_id, "app")
         credential = self._clients[(tenant_id, "app")][1]
+        from azure.core.exceptions import ClientAuthenticationError
+
         try:
             token = await credential.get_token(GRAPH_DEFAULT_SCOPE)
+        except ClientAuthenticationError as exc:
+            raise _token_failure(tenant_id, exc) from exc
+        try:
             return dict(json.loads(unb64url(token.token.split(".")[1])))
-        except Exception as exc:  # noqa: BLE001 - an opaque token or a token failure: nothing to read
+        except ValueError as exc:  # an opaque token: nothing to read
             log.info("Cannot read tenant %s's app-only token: %s", tenant_id, type(exc).__name__)
             return {}
 

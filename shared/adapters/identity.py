@@ -28,7 +28,7 @@ from typing import Any, Awaitable, Callable
 import msal
 import requests
 
-from shared.adapters.app_registration import AppRegistration
+from shared.adapters.app_registration import TOKEN_EXCHANGE_SCOPE, AppRegistration
 from shared.permissions import GRAPH_RESOURCE, delegated_scope_uris
 from shared.ports import ConcurrencyConflict, ConsentFailed, ReconsentRequired, TransientError
 from shared.security import DecryptionError, TokenCipher, cache_associated_data
@@ -93,7 +93,7 @@ class MsalIdentity:
             from azure.identity import ManagedIdentityCredential
 
             identity = ManagedIdentityCredential(client_id=c.managed_identity_client_id)
-            return {"client_assertion": lambda: identity.get_token("api://AzureADTokenExchange/.default").token}
+            return {"client_assertion": lambda: identity.get_token(TOKEN_EXCHANGE_SCOPE).token}
         raise ValueError(f"unknown credential type {c.credential_type!r}")
 
     def _app(self, tenant: str, cache: msal.SerializableTokenCache | None = None) -> msal.ConfidentialClientApplication:

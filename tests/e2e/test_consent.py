@@ -186,6 +186,57 @@ class TestDelegated:
         assert len([r for r in m365.directory.token_requests if r["grant_type"] == "refresh_token"]) == len(refreshes) + 1
 
 
+MANAGED_IDENTITY_CLIENT_ID = "7e57c11e-0000-4000-8000-0000000000f1"
+MANAGED_IDENTITY_PRINCIPAL_ID = "7e57c11e-0000-4000-8000-0000000000f2"
+HOME_TENANT = "44444444-dddd-4000-8000-0000000000d4"
+
+
+@pytest.fixture
+async def secretless(m365, monkeypatch):
+    """What `azd up` deploys: the Graph app has no secret; its federated credential is the
+    function app's user-assigned managed identity (infra/app/graph-app.bicep), whose token
+    comes from App Service's identity endpoint."""
+    sim = m365
+    sim.directory.register_app(GRAPH_APP_ID, None)  # no secret: assertions only
+    sim.directory.add_managed_identity(MANAGED_IDENTITY_CLIENT_ID, MANAGED_IDENTITY_PRINCIPAL_ID, HOME_TENANT)
+    trust = {"issuer": f"{sim.authority_host}/{HOME_TENANT}/v2.0", "subject": MANAGED_IDENTITY_PRINCIPAL_ID, "audience": "api://AzureADTokenExchange"}
+    monkeypatch.delenv("GRAPH_CLIENT_SECRET")
+    for name, value in {
+        "GRAPH_CREDENTIAL_TYPE": "federated_managed_identity",
+        "MANAGED_IDENTITY_CLIENT_ID": MANAGED_IDENTITY_CLIENT_ID,
+        "IDENTITY_ENDPOINT": f"{sim.url}/msi/token",
+        "IDENTITY_HEADER": sim.directory.identity_header,
+    }.items():
+        monkeypatch.setenv(name, value)
+    await bootstrap.reset()
+    sim.trust = trust
+    return sim
+
+
+class TestSecretless:
+    async def test_admin_consent_connects_with_the_managed_identity_as_the_apps_credential(self, secretless):
+        secretless.directory.add_federated_credential(GRAPH_APP_ID, **secretless.trust)
+        response = await callback(browser(secretless, await start("bot")))
+        assert response.status_code == 200 and "Connected to Contoso Ops" in response.get_body().decode(), response.get_body()
+        assert (await stored_connector()).status == "connected"
+        app_tokens = [r for r in secretless.directory.token_requests if r["grant_type"] == "client_credentials"]
+        assert app_tokens and {r["client_authentication"] for r in app_tokens} == {"assertion"}
+
+    async def test_the_delegated_connection_redeems_the_code_with_the_managed_identity(self, secretless):
+        secretless.directory.add_federated_credential(GRAPH_APP_ID, **secretless.trust)
+        response = await connect_delegated(secretless)
+        assert response.status_code == 200, response.get_body()
+        redeemed = [r for r in secretless.directory.token_requests if r["grant_type"] == "authorization_code"]
+        assert [r["client_authentication"] for r in redeemed] == ["assertion"]
+
+    async def test_an_app_that_does_not_trust_this_identity_is_refused_and_says_why(self, secretless):
+        secretless.directory.add_federated_credential(GRAPH_APP_ID, **{**secretless.trust, "subject": "someone-else"})
+        response = await callback(browser(secretless, await start("bot")))
+        page = response.get_body().decode()
+        assert response.status_code == 502 and "AADSTS70021" in page and "no federated credential for this managed identity" in page, page
+        assert await stored_connector() is None
+
+
 class TestLifecycle:
     async def test_invalid_grant_moves_to_needs_reconsent_and_records_the_alert_as_undeliverable(self, m365):
         m365.directory.delegated_token_lifetime = 60  # every Graph call needs a refresh

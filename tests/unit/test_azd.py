@@ -69,8 +69,10 @@ def test_the_hooks_read_only_bicep_outputs_and_azds_variables():
             assert re.fullmatch(r"python3? -m tools\.azd_hooks (preprovision|postprovision|postdeploy)", hook[shell]["run"])
 
 
-def test_postdeploy_builds_the_app_package_and_prints_the_next_steps_without_a_secret(tmp_path, monkeypatch):
+@pytest.mark.parametrize("registration", ["create", "none"])
+def test_postdeploy_builds_the_app_package_and_prints_the_next_steps_without_a_secret(tmp_path, monkeypatch, registration):
     monkeypatch.setattr(azd_hooks, "ROOT", tmp_path)
+    monkeypatch.setenv("GRAPH_APP_REGISTRATION", registration)
     monkeypatch.setenv("FUNCTION_APP_HOST_NAME", "func-tac-abc.azurewebsites.net")
     monkeypatch.setenv("BOT_APP_ID", "11111111-2222-3333-4444-555555555555")
     monkeypatch.setenv("KEY_VAULT_NAME", "kv-tac-abc")
@@ -81,7 +83,11 @@ def test_postdeploy_builds_the_app_package_and_prints_the_next_steps_without_a_s
         manifest = json.loads(package.read("manifest.json"))
     assert manifest["bots"][0]["botId"] == "11111111-2222-3333-4444-555555555555"
     said = out.getvalue()
-    assert "https://func-tac-abc.azurewebsites.net/api/connect?method=bot" in said and "--name admin-api-key" in said
+    assert "--name admin-api-key" in said
+    if registration == "create":
+        assert "https://func-tac-abc.azurewebsites.net/api/connect?method=bot" in said and "no secret" in said
+    else:
+        assert "/api/connect" not in said and "GRAPH_APP_REGISTRATION create" in said
 
 
 def test_preprovision_recovers_the_deleted_vault_of_this_environment(tmp_path, monkeypatch):

@@ -54,6 +54,9 @@ def test_the_main_bicep_of_2026_11_23_fails_on_its_parameter_defaults(infra):
     ("main.bicep", "identity.outputs.principalId", "identity.outputs.principalID", "module 'identity' (app/identity.bicep) has no output 'principalID'"),
     ("app/storage.bicep", "output name string = storage.name", "output name string = storage::blobService.name",
      "resource 'storage' has no nested resource 'blobService'"),
+    ("app/graph-app.bicep", "extension microsoftGraphV1\n", "", "resource 'microsoftGraph' is a Microsoft Graph type, and the file has no extension"),
+    ("app/graph-app.bicep", "extension microsoftGraphV1\n", "extension graphV1\n", "extension 'graphV1' is not in the extensions of the nearest bicepconfig.json"),
+    ("bicepconfig.json", "microsoftgraph/v1.0", "microsoftgraph-typo/v1.0", "the file has no extension that bicepconfig.json maps to the Microsoft Graph extension"),
 ])
 def test_a_planted_error_is_found(infra, file, old, new, expected):
     plant(infra / file, old, new)

@@ -35,3 +35,13 @@ def test_the_permission_table_matches_what_the_code_asks_for(heading, expected):
 
 def test_the_redirect_uri_is_documented():
     assert "/api/consent/callback" in DOC and "PUBLIC_BASE_URL" in DOC
+
+
+def test_every_delegated_operation_is_covered_by_a_requested_scope():
+    """A delegated connection asks for DELEGATED_SCOPES: every operation it may call must be
+    granted by one of them, or the button fails with 403 after a successful connect."""
+    from shared.permissions import OPERATIONS, SCOPE_INCLUDES
+
+    granted = set(DELEGATED_SCOPES) | {included for scope in DELEGATED_SCOPES for included in SCOPE_INCLUDES.get(scope, ())}
+    needed = {delegated for _, delegated, _ in OPERATIONS.values() if delegated}
+    assert needed - granted == set()

@@ -17,6 +17,11 @@ INFRA = ROOT / "infra"
 CHECKOV = ROOT / ".tools" / "checkov" / "bin" / "checkov"
 INSTALL_SCRIPT = ROOT / "tools" / "install_checkov.sh"
 BICEP_FILES = sorted(INFRA.rglob("*.bicep"))
+# checkov's Bicep parser (pycep 0.5.1) cannot read `extension` (FACTS.md), and checkov has no check
+# for Microsoft.Graph types: the Graph app module is left out of its scan, and only out of it
+# (tools/bicep_refs.py and TestGraphApp below read it).
+NOT_FOR_CHECKOV = INFRA / "app" / "graph-app.bicep"
+CHECKOV_FILES = [p for p in BICEP_FILES if p != NOT_FOR_CHECKOV]
 
 
 def _bicep(name: str) -> str:
@@ -31,7 +36,7 @@ def checkov_report() -> dict:
             pytest.fail(message)
         pytest.skip(message)
     completed = subprocess.run(
-        [str(CHECKOV), "--directory", str(INFRA), "--framework", "bicep", "--skip-download", "--output", "json"],
+        [str(CHECKOV), "--directory", str(INFRA), "--skip-path", NOT_FOR_CHECKOV.name, "--framework", "bicep", "--skip-download", "--output", "json"],
         capture_output=True,
         text=True,
         timeout=600,
@@ -56,7 +61,7 @@ class TestCheckov:
         assert checkov_report["results"].get("parsing_errors", []) == []
 
     def test_every_resource_was_read(self, checkov_report):
-        declared = sum(len(re.findall(r"^(resource|module) \w+ ", p.read_text(), re.M)) for p in BICEP_FILES)
+        declared = sum(len(re.findall(r"^(resource|module) \w+ ", p.read_text(), re.M)) for p in CHECKOV_FILES)
         assert checkov_report["summary"]["resource_count"] >= declared
 
     def test_no_check_fails(self, checkov_report):
@@ -83,7 +88,7 @@ class TestSkipComments:
 class TestBicepStaysParseable:
     """pycep, the parser checkov uses, does not know newer Bicep syntax (FACTS.md)."""
 
-    @pytest.mark.parametrize("path", BICEP_FILES, ids=lambda p: p.relative_to(INFRA).as_posix())
+    @pytest.mark.parametrize("path", CHECKOV_FILES, ids=lambda p: p.relative_to(INFRA).as_posix())
     def test_no_syntax_pycep_cannot_parse(self, path):
         code = "\n".join(re.sub(r"//.*$", "", line) for line in path.read_text().splitlines())
         assert not re.search(r"^\s*func\s", code, re.M), "user-defined functions"
@@ -95,7 +100,7 @@ class TestBicepStaysParseable:
 class TestTemplates:
     def test_main_names_every_module_under_app(self):
         modules = set(re.findall(r"^module \w+ '([^']+)'", _bicep("main.bicep"), re.M))
-        assert modules == {f"app/{n}.bicep" for n in ("identity", "monitoring", "storage", "servicebus", "keyvault", "rbac", "function", "bot", "operations")}
+        assert modules == {f"app/{n}.bicep" for n in ("identity", "monitoring", "storage", "servicebus", "keyvault", "keyvault-secret", "rbac", "function", "bot", "graph-app", "operations")}
 
     def test_ops_are_told_when_the_connector_is_unwell(self):
         from tools.bicep_refs import resources
@@ -232,9 +237,64 @@ class TestCheckovSeesEveryResource:
         script = ("import json, sys\nfrom pathlib import Path\nfrom checkov.bicep.parser import Parser\n"
                   "out = {}\nfor f in sys.argv[1:]:\n    t, _ = Parser().parse(Path(f))\n    out[Path(f).name] = sorted((t or {}).get('resources', {}))\n"
                   "print(json.dumps(out))")
-        done = subprocess.run([str(python), "-c", script, *map(str, BICEP_FILES)], capture_output=True, text=True, timeout=300, cwd=ROOT)
+        done = subprocess.run([str(python), "-c", script, *map(str, CHECKOV_FILES)], capture_output=True, text=True, timeout=300, cwd=ROOT)
         seen = json.loads(done.stdout.strip().splitlines()[-1])
         expected: dict[str, list[str]] = {}
-        for path in BICEP_FILES:
+        for path in CHECKOV_FILES:
             expected[path.name] = sorted({symbol for file, symbol, _ in resources(path) if file == path.name})
         assert seen == expected
+
+
+class TestGraphApp:
+    """`graphAppRegistration: 'create'` (azd's default) registers the Graph app with no secret:
+    the managed identity is its federated credential (Microsoft Entra, "Configure an application
+    to trust a managed identity"; Microsoft Graph Bicep reference v1.0)."""
+
+    graph_app = _bicep("app/graph-app.bicep")
+    main = _bicep("main.bicep")
+
+    def test_the_extension_is_declared_and_configured(self):
+        assert re.search(r"^extension microsoftGraphV1$", self.graph_app, re.M)
+        config = "\n".join(line for line in (INFRA / "bicepconfig.json").read_text().splitlines() if not line.strip().startswith("//"))
+        assert json.loads(config)["extensions"]["microsoftGraphV1"].startswith("br:mcr.microsoft.com/bicep/extensions/microsoftgraph/v1.0:")
+
+    def test_the_managed_identity_is_the_apps_federated_credential(self):
+        fic = self.graph_app.split("'federatedIdentityCredentials@v1.0'", 1)[1]
+        assert "subject: identityPrincipalId" in fic
+        assert "issuer: '${environment().authentication.loginEndpoint}${tenant().tenantId}/v2.0'" in fic
+        assert "AzureCloud: 'api://AzureADTokenExchange'" in self.graph_app and "tokenExchangeAudiences[environment().name]" in fic
+        assert "identityPrincipalId: identity.outputs.principalId" in self.main
+
+    def test_the_audience_is_the_one_the_app_asks_for(self):
+        from shared.adapters.app_registration import TOKEN_EXCHANGE_SCOPE
+
+        # The Bicep's public-cloud audience is the one both Graph paths (azure-identity, MSAL) ask for.
+        assert TOKEN_EXCHANGE_SCOPE == "api://AzureADTokenExchange/.default"
+        for adapter in ("graph.py", "identity.py"):
+            source = (ROOT / "shared" / "adapters" / adapter).read_text()
+            assert "get_token(TOKEN_EXCHANGE_SCOPE)" in source and '"api://AzureADTokenExchange' not in source
+
+    def test_other_organisations_can_connect_and_come_back_to_the_callback(self):
+        assert "signInAudience: 'AzureADMultipleOrgs'" in self.graph_app
+        assert "redirectUri: 'https://${functionApp.outputs.defaultHostName}/api/consent/callback'" in self.main
+
+    def test_the_permissions_are_shared_permissions(self):
+        from shared.permissions import APPLICATION_PERMISSIONS, DELEGATED_SCOPES
+        from tools import graph_permissions
+
+        assert graph_permissions.main(["--check"]) == 0
+        data = json.loads((INFRA / "app" / "graph-permissions.json").read_text())
+        assert data["applicationPermissions"] == list(APPLICATION_PERMISSIONS) and data["delegatedScopes"] == list(DELEGATED_SCOPES)
+        assert "contains(applicationPermissions, role.value)" in self.graph_app and "contains(delegatedScopes, scope.value)" in self.graph_app
+
+    def test_a_created_app_has_no_secret_and_reaches_the_app_through_key_vault(self):
+        assert "var effectiveGraphCredentialType = createGraphApp ? 'federated_managed_identity' : graphCredentialType" in self.main
+        assert "graphClientSecretReference: effectiveGraphCredentialType == 'secret'" in self.main
+        assert re.search(r"^module graphApp 'app/graph-app.bicep' = if \(createGraphApp\)", self.main, re.M)
+        assert re.search(r"^module graphAppIdSecret 'app/keyvault-secret.bicep' = if \(createGraphApp\)", self.main, re.M)
+        assert "value: graphApp.outputs.appId" in self.main and "graphAppId: graphAppIdSetting" in self.main
+
+    def test_azd_creates_it_and_the_bicep_default_does_not(self):
+        assert "param graphAppRegistration string = 'none'" in self.main
+        parameters = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
+        assert parameters["graphAppRegistration"]["value"] == "${GRAPH_APP_REGISTRATION=create}"

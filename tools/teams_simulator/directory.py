@@ -136,6 +136,25 @@ class Tenant:
         return channel
 
 
+@dataclass(frozen=True)
+class ManagedIdentity:
+    """A user-assigned managed identity: its client id, its principal (object) id, its tenant."""
+
+    client_id: str
+    principal_id: str
+    tenant_id: str
+
+
+@dataclass(frozen=True)
+class FederatedCredential:
+    """A federated identity credential of an app registration (Microsoft Graph
+    federatedIdentityCredential): tokens from ``issuer`` about ``subject`` for ``audience``."""
+
+    issuer: str
+    subject: str
+    audience: str
+
+
 @dataclass
 class IssuedAccessToken:
     tenant_id: str
@@ -176,6 +195,11 @@ class Directory:
         self.lock = threading.RLock()
         self.tenants: dict[str, Tenant] = {}
         self.apps: dict[str, str | None] = {}  # client id -> secret (None: assertions only)
+        self.federated_credentials: dict[str, list[FederatedCredential]] = {}  # app client id -> its credentials
+        self.managed_identities: dict[str, ManagedIdentity] = {}  # client id -> identity
+        # App Service's X-IDENTITY-HEADER (IDENTITY_HEADER): the managed identity endpoint
+        # answers only requests that carry it.
+        self.identity_header = uuid.uuid4().hex
         self.app_roles: set[str] = set(DEFAULT_APP_ROLES)
         self.access_tokens: dict[str, IssuedAccessToken] = {}
         self.codes: dict[str, AuthorizationCode] = {}
@@ -204,6 +228,18 @@ class Directory:
         with self.lock:
             self.apps[client_id] = secret
 
+    def add_managed_identity(self, client_id: str, principal_id: str, tenant_id: str) -> ManagedIdentity:
+        """A user-assigned managed identity whose tokens ``GET /msi/token`` issues."""
+        with self.lock:
+            identity = ManagedIdentity(client_id, principal_id, tenant_id)
+            self.managed_identities[client_id] = identity
+            return identity
+
+    def add_federated_credential(self, client_id: str, *, issuer: str, subject: str, audience: str) -> None:
+        """Trust tokens from ``issuer`` about ``subject`` as client assertions of app ``client_id``."""
+        with self.lock:
+            self.federated_credentials.setdefault(client_id, []).append(FederatedCredential(issuer, subject, audience))
+
     def sign_in(self, tenant_id: str, user_id: str) -> None:
         """The user (an admin of ``tenant_id``) who completes the next browser step."""
         with self.lock:
@@ -216,6 +252,8 @@ class Directory:
     def reset(self) -> None:
         with self.lock:
             self.tenants.clear()
+            self.federated_credentials.clear()
+            self.managed_identities.clear()
             self.app_roles = set(DEFAULT_APP_ROLES)
             self.access_tokens.clear()
             self.codes.clear()

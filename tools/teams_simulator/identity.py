@@ -9,9 +9,15 @@
   authorization code (PKCE checked) and refresh token (rotated on every use; ``invalid_grant``
   on demand), with Azure AD's error body.
 - ``GET /{tenant}/v2.0/.well-known/openid-configuration`` for MSAL's tenant discovery.
+- ``GET /msi/token``: App Service's managed identity endpoint (``IDENTITY_ENDPOINT``, with the
+  ``X-IDENTITY-HEADER`` of ``IDENTITY_HEADER``, api-version 2019-08-01) for the identities in
+  ``Directory.managed_identities``: tokens signed by the simulator, issued by
+  ``{https base}/{tenant}/v2.0`` about the identity's principal id.
 
-Client assertions are accepted when their ``iss``/``sub`` name a registered app; their
-signature is not checked (the simulator is not a security boundary).
+Client assertions are accepted when their ``iss``/``sub`` name a registered app (a certificate
+credential: the signature is not checked, the simulator is not a security boundary), or when
+they match a federated identity credential of the app: then the assertion must be a token the
+simulator signed, for the credential's audience, not expired (Entra's AADSTS70021/700212).
 """
 
 from __future__ import annotations
@@ -79,6 +85,28 @@ class IdentityRoutes:
         app.router.add_get("/{tenant}/v2.0/.well-known/openid-configuration", self.openid_configuration)
         app.router.add_get("/{tenant}/v2.0/adminconsent", self.admin_consent)
         app.router.add_get("/{tenant}/oauth2/v2.0/authorize", self.authorize)
+        app.router.add_get("/msi/token", self.managed_identity_token)
+
+    # -- managed identity (App Service) ---------------------------------------------------
+
+    async def managed_identity_token(self, request: web.Request) -> web.Response:
+        if request.headers.get("X-IDENTITY-HEADER") != self.directory.identity_header:
+            return web.json_response({"statusCode": 401, "message": "The X-IDENTITY-HEADER is missing or wrong."}, status=401)
+        resource = request.query.get("resource", "")
+        with self.directory.lock:
+            identity = self.directory.managed_identities.get(request.query.get("client_id", ""))
+        if identity is None or not resource:
+            return web.json_response(
+                {"statusCode": 400, "message": "No User Assigned or Delegated Managed Identity found for specified ClientId/ResourceId/PrincipalId."}, status=400
+            )
+        now = int(time.time())
+        expires = now + 3600
+        claims = {
+            "aud": resource, "iss": f"{self.base_url()}/{identity.tenant_id}/v2.0", "sub": identity.principal_id, "oid": identity.principal_id,
+            "azp": identity.client_id, "tid": identity.tenant_id, "iat": now, "nbf": now, "exp": expires, "jti": uuid.uuid4().hex,
+        }
+        token = jwt.encode(claims, self.signing_key.private_key, algorithm="RS256", headers={"kid": self.signing_key.kid})
+        return web.json_response({"access_token": token, "expires_on": str(expires), "resource": resource, "token_type": "Bearer", "client_id": identity.client_id})
 
     # -- browser steps --------------------------------------------------------------------
 
@@ -186,8 +214,21 @@ class IdentityRoutes:
                 claims = jwt.decode(str(form["client_assertion"]), options={"verify_signature": False})
             except jwt.PyJWTError:
                 return aad_error(401, "invalid_client", 50027, "Invalid JWT token in client_assertion.")
-            if claims.get("iss") != client_id or claims.get("sub") != client_id:
-                return aad_error(401, "invalid_client", 700021, "Client assertion application identifier doesn't match 'client_id' parameter.")
+            if claims.get("iss") == client_id and claims.get("sub") == client_id:
+                return None
+            with self.directory.lock:
+                trusted = [c for c in self.directory.federated_credentials.get(client_id, ()) if (c.issuer, c.subject) == (claims.get("iss"), claims.get("sub"))]
+            if not trusted:
+                if not self.directory.federated_credentials.get(client_id):
+                    return aad_error(401, "invalid_client", 700021, "Client assertion application identifier doesn't match 'client_id' parameter.")
+                return aad_error(401, "invalid_client", 70021, f"No matching federated identity record found for presented assertion. "
+                                                               f"Assertion Issuer: '{claims.get('iss')}'. Assertion Subject: '{claims.get('sub')}'.")
+            try:
+                jwt.decode(str(form["client_assertion"]), self.signing_key.private_key.public_key(), algorithms=["RS256"], audience=trusted[0].audience)
+            except jwt.InvalidAudienceError:
+                return aad_error(401, "invalid_client", 700212, f"No matching federated identity record found for presented assertion audience '{claims.get('aud')}'.")
+            except jwt.PyJWTError as exc:
+                return aad_error(401, "invalid_client", 700024, f"Client assertion is not valid: {exc}.")
             return None
         if secret is None or str(form.get("client_secret", "")) != secret:
             return aad_error(401, "invalid_client", 7000215, "Invalid client secret provided.")
@@ -197,7 +238,10 @@ class IdentityRoutes:
         tenant = request.match_info["tenant"]
         grant = form.get("grant_type")
         with self.directory.lock:
-            self.directory.token_requests.append({"tenant": tenant, "grant_type": grant, "scope": form.get("scope", "")})
+            self.directory.token_requests.append({
+                "tenant": tenant, "grant_type": grant, "scope": form.get("scope", ""),
+                "client_authentication": "assertion" if form.get("client_assertion") else "secret" if form.get("client_secret") else "none",
+            })
         denied = self._client_ok(form)
         if denied is not None:
             return denied
