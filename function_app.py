@@ -24,7 +24,11 @@ async def alert_events(msg: func.ServiceBusMessage) -> None:
 
 
 @app.service_bus_queue_trigger(
-    arg_name="messages", queue_name="%DELIVERY_QUEUE%", connection="ServiceBusConnection", is_sessions_enabled=True, cardinality="many",
+    arg_name="messages",
+    queue_name="%DELIVERY_QUEUE%",
+    connection="ServiceBusConnection",
+    is_sessions_enabled=True,
+    cardinality="many",
 )
 async def deliveries(messages: list[func.ServiceBusMessage]) -> None:
     """Delivery jobs: one Service Bus session per conversation, so one consumer at a time."""
@@ -109,7 +113,11 @@ async def workflow_test(req: func.HttpRequest) -> func.HttpResponse:
     return await entrypoints.workflow_test(req)
 
 
-@app.route(route="tenants/{tenant_id}/workflows/{workflow_id}", methods=["GET", "PUT", "DELETE"], auth_level=func.AuthLevel.FUNCTION)
+@app.route(
+    route="tenants/{tenant_id}/workflows/{workflow_id}",
+    methods=["GET", "PUT", "DELETE"],
+    auth_level=func.AuthLevel.FUNCTION,
+)
 async def workflow_item(req: func.HttpRequest) -> func.HttpResponse:
     """Read, create or replace, delete one workflow (tenant admin key)."""
     return await entrypoints.workflow_item(req)

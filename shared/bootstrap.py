@@ -8,9 +8,10 @@ first trigger needs.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any, Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
 
 from shared.settings import Settings, SettingsError, load_settings
 
@@ -39,9 +40,8 @@ _time: tuple[Callable[[], datetime], Callable[[float], Awaitable[None]]] | None 
 
 
 def _now_utc() -> datetime:
-    from datetime import timezone
 
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def clock() -> datetime:
@@ -63,7 +63,11 @@ def build_store(settings: Settings) -> Any:
     else:
         from azure.identity.aio import ManagedIdentityCredential
 
-        credential = ManagedIdentityCredential(client_id=settings.managed_identity_client_id) if settings.managed_identity_client_id else ManagedIdentityCredential()
+        credential = (
+            ManagedIdentityCredential(client_id=settings.managed_identity_client_id)
+            if settings.managed_identity_client_id
+            else ManagedIdentityCredential()
+        )
         tables = AzureTables(endpoint=settings.tables_endpoint, credential=credential, prefix=settings.table_prefix)
     return CachedStore(TableStateStore(tables, settings.retention, clock=lambda: clock()))
 
@@ -144,11 +148,18 @@ class _LazyConnect:
             from shared.adapters.identity import IdentityConfig, MsalIdentity
 
             g = self._graph
-            self._identity = MsalIdentity(IdentityConfig(
-                app_id=g.app_id, authority_host=g.authority_host, redirect_uri=g.redirect_uri, credential_type=g.credential_type,
-                client_secret=g.client_secret, certificate_path=g.certificate_path,
-                managed_identity_client_id=g.managed_identity_client_id, ca_file=g.local_ca_cert_file,
-            ))
+            self._identity = MsalIdentity(
+                IdentityConfig(
+                    app_id=g.app_id,
+                    authority_host=g.authority_host,
+                    redirect_uri=g.redirect_uri,
+                    credential_type=g.credential_type,
+                    client_secret=g.client_secret,
+                    certificate_path=g.certificate_path,
+                    managed_identity_client_id=g.managed_identity_client_id,
+                    ca_file=g.local_ca_cert_file,
+                )
+            )
         return self._identity
 
     @property
@@ -171,9 +182,14 @@ class _LazyConnect:
 
             self._directory = GraphDirectory(
                 GraphConfig(
-                    base_url=g.base_url, authority_host=g.authority_host, app_id=g.app_id, credential_type=g.credential_type,
-                    client_secret=g.client_secret, certificate_path=g.certificate_path,
-                    managed_identity_client_id=g.managed_identity_client_id, ca_file=g.local_ca_cert_file,
+                    base_url=g.base_url,
+                    authority_host=g.authority_host,
+                    app_id=g.app_id,
+                    credential_type=g.credential_type,
+                    client_secret=g.client_secret,
+                    certificate_path=g.certificate_path,
+                    managed_identity_client_id=g.managed_identity_client_id,
+                    ca_file=g.local_ca_cert_file,
                 ),
                 mode_for=mode_for,
                 delegated_tokens=DelegatedTokens(self.identity, store, self.cipher, on_reconsent),
@@ -186,9 +202,14 @@ class _LazyConnect:
         from shared.services.consent import ConsentService
 
         return ConsentService(
-            store=self._store, signer=StateSigner(self._graph.state_signing_key), cipher=self.cipher,
-            identity=self.identity, directory=self.directory, app_id=self._graph.app_id,
-            authority_host=self._graph.authority_host, redirect_uri=self._graph.redirect_uri,
+            store=self._store,
+            signer=StateSigner(self._graph.state_signing_key),
+            cipher=self.cipher,
+            identity=self.identity,
+            directory=self.directory,
+            app_id=self._graph.app_id,
+            authority_host=self._graph.authority_host,
+            redirect_uri=self._graph.redirect_uri,
         )
 
     def messenger(self, bot: Any) -> Any:
@@ -242,7 +263,9 @@ def queue_probes(settings: Settings) -> list[Any]:
 
     queues = (settings.alert_events_queue, settings.delivery_queue)
     if settings.service_bus_namespace:
-        return [ServiceBusQueueProbe(settings.service_bus_namespace, q, settings.managed_identity_client_id) for q in queues]
+        return [
+            ServiceBusQueueProbe(settings.service_bus_namespace, q, settings.managed_identity_client_id) for q in queues
+        ]
     if settings.local_queue_host_url:
         return [LocalQueueProbe(settings.local_queue_host_url, q) for q in queues]
     return []
@@ -253,7 +276,9 @@ def build_job_queue(settings: Settings) -> Any:
     from shared.adapters.job_queue import LocalJobQueue, ServiceBusJobQueue
 
     if settings.service_bus_namespace:
-        return ServiceBusJobQueue(settings.service_bus_namespace, settings.delivery_queue, settings.managed_identity_client_id)
+        return ServiceBusJobQueue(
+            settings.service_bus_namespace, settings.delivery_queue, settings.managed_identity_client_id
+        )
     if settings.local_queue_host_url:
         return LocalJobQueue(settings.local_queue_host_url, settings.delivery_queue)
     raise SettingsError(
@@ -277,10 +302,14 @@ def delivering(c: Container) -> Any:
 
         # One holder id per process: slots leased by this process are its own.
         instance = f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
-        c.tenant_rate = TenantBudget(c.store, c.settings.tenant_sends_per_second, instance, clock=_time[0] if _time else _now_utc)
+        c.tenant_rate = TenantBudget(
+            c.store, c.settings.tenant_sends_per_second, instance, clock=_time[0] if _time else _now_utc
+        )
     resolver = RecipientResolver(
-        c.store, directory=_LazyDirectory(c.connect) if c.connect is not None else None,
-        teams_app_catalog_id=c.settings.teams_app_catalog_id, bot_app_id=c.settings.bot_app_id or "",
+        c.store,
+        directory=_LazyDirectory(c.connect) if c.connect is not None else None,
+        teams_app_catalog_id=c.settings.teams_app_catalog_id,
+        bot_app_id=c.settings.bot_app_id or "",
     )
     if _time is not None:
         clock, sleep = _time
@@ -303,8 +332,14 @@ async def action_context(c: Container, tenant_id: str | None) -> Any:
             directory = c.connect.directory
     s = c.settings
     return ActionContext(
-        store=c.store, messenger=c.messenger, publisher=c.publisher, directory=directory,
-        require_linked_account=s.require_linked_account, channel_team_id=s.alert_channel_team_id,
-        channel_name_template=s.alert_channel_name_template, meeting_organizer=s.meeting_organizer,
-        connector_admins=s.connector_admins, delivering=delivering(c),
+        store=c.store,
+        messenger=c.messenger,
+        publisher=c.publisher,
+        directory=directory,
+        require_linked_account=s.require_linked_account,
+        channel_team_id=s.alert_channel_team_id,
+        channel_name_template=s.alert_channel_name_template,
+        meeting_organizer=s.meeting_organizer,
+        connector_admins=s.connector_admins,
+        delivering=delivering(c),
     )

@@ -34,13 +34,23 @@ MAX_FACT_CHARS = 200
 # with a word, so no one needs the colour to read the card. tests/unit/test_card_design.py
 # measures every text of every card kind against the host configs.
 SEVERITY_STYLE = {"critical": "attention", "high": "warning", "medium": "warning", "low": "default", "info": "default"}
-SEVERITY_MARK = {"critical": "\U0001f534", "high": "\U0001f7e0", "medium": "\U0001f7e1", "low": "\U0001f535", "info": "\u26aa"}
+SEVERITY_MARK = {
+    "critical": "\U0001f534",
+    "high": "\U0001f7e0",
+    "medium": "\U0001f7e1",
+    "low": "\U0001f535",
+    "info": "\u26aa",
+}
 SEVERITIES = tuple(SEVERITY_STYLE)  # most severe first
 STATUS_LABEL = {"open": "Open", "acknowledged": "Acknowledged", "resolved": "Resolved"}
 # Status badges use the styles severity does not (accent, emphasis, good), so the two never read alike.
 # Severity is in capitals, status in words: "🔴 CRITICAL" beside "✓ Acknowledged".
-STATUS_BADGE = {"open": ("accent", "\u25cf Open"), "reopened": ("accent", "\u21bb Reopened"), "acknowledged": ("emphasis", "\u2713 Acknowledged"),
-                "resolved": ("good", "\u2714 Resolved")}
+STATUS_BADGE = {
+    "open": ("accent", "\u25cf Open"),
+    "reopened": ("accent", "\u21bb Reopened"),
+    "acknowledged": ("emphasis", "\u2713 Acknowledged"),
+    "resolved": ("good", "\u2714 Resolved"),
+}
 STEP_LABEL = {"acknowledged": "Acknowledged", "resolved": "Resolved", "reopened": "Reopened", "open": "Opened again"}
 MAX_SHOWN_STEPS = 3
 MAX_BUTTON_TITLE_CHARS = 20  # five buttons fit side by side in a 640 px wide card
@@ -82,8 +92,13 @@ def _text_block(text: str, **props: Any) -> dict:
 
 def _card(body: list[dict], actions: list[dict] | None = None) -> dict:
     """The envelope every card shares: Adaptive Card 1.5, full width in Teams."""
-    card: dict = {"type": "AdaptiveCard", "$schema": "http://adaptivecards.io/schemas/adaptive-card.json", "version": CARD_VERSION,
-                  "msteams": {"width": "Full"}, "body": body}
+    card: dict = {
+        "type": "AdaptiveCard",
+        "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+        "version": CARD_VERSION,
+        "msteams": {"width": "Full"},
+        "body": body,
+    }
     if actions:
         card["actions"] = actions
     return card
@@ -98,7 +113,9 @@ def _badge(style: str, text: str, element_id: str | None = None) -> dict:
 
 
 def severity_badge(severity: str, element_id: str | None = None, count: int | None = None) -> dict:
-    text = f"{SEVERITY_MARK.get(severity, '')} {severity.upper()}".strip() + (f" {count:,}" if count is not None else "")
+    text = f"{SEVERITY_MARK.get(severity, '')} {severity.upper()}".strip() + (
+        f" {count:,}" if count is not None else ""
+    )
     return _badge(SEVERITY_STYLE.get(severity, "emphasis"), text, element_id)
 
 
@@ -115,8 +132,14 @@ def status_badge(state: AlertState, element_id: str | None = None) -> dict:
 def _badges(state: AlertState, trailer: str = "") -> dict:
     columns = [severity_badge(state.severity, "severity"), status_badge(state, "status")]
     if trailer:
-        columns.append({"type": "Column", "width": "stretch", "verticalContentAlignment": "Center",
-                        "items": [_text_block(trailer, size="Small", isSubtle=True)]})
+        columns.append(
+            {
+                "type": "Column",
+                "width": "stretch",
+                "verticalContentAlignment": "Center",
+                "items": [_text_block(trailer, size="Small", isSubtle=True)],
+            }
+        )
     return {"type": "ColumnSet", "columns": columns}
 
 
@@ -161,7 +184,13 @@ def step_lines(state: AlertState) -> list[dict]:
     blocks = []
     for step in state.steps[-MAX_SHOWN_STEPS:]:
         who = f"by {escape_text(step.by, 100)}" if step.by else f"in {escape_text(step.via, 100)}"
-        blocks.append(_text_block(f"{STEP_LABEL.get(step.status, step.status.title())} {who} \u00b7 {_when(step.at)}", size="Small", spacing="None"))
+        blocks.append(
+            _text_block(
+                f"{STEP_LABEL.get(step.status, step.status.title())} {who} \u00b7 {_when(step.at)}",
+                size="Small",
+                spacing="None",
+            )
+        )
     if blocks:
         blocks[0]["spacing"] = "Small"
     return blocks
@@ -171,10 +200,14 @@ def _labels(state: AlertState) -> list[dict]:
     """Each label on its own line, the name in bold: a long name or value wraps between words
     (a FactSet's narrow title column breaks names mid-word)."""
     items = sorted(state.labels.items())
-    blocks = [_text_block(f"**{escape_text(name, 60)}**: {escape_text(value, MAX_FACT_CHARS)}", size="Small", spacing="None")
-              for name, value in items[:MAX_FACTS]]
+    blocks = [
+        _text_block(f"**{escape_text(name, 60)}**: {escape_text(value, MAX_FACT_CHARS)}", size="Small", spacing="None")
+        for name, value in items[:MAX_FACTS]
+    ]
     if len(items) > MAX_FACTS:
-        blocks.append(_text_block(f"\u2026 {len(items) - MAX_FACTS} more labels", size="Small", isSubtle=True, spacing="None"))
+        blocks.append(
+            _text_block(f"\u2026 {len(items) - MAX_FACTS} more labels", size="Small", isSubtle=True, spacing="None")
+        )
     if blocks:
         blocks[0]["spacing"] = "Medium"
         blocks[0]["separator"] = True
@@ -243,17 +276,29 @@ def context_blocks(context: dict | None) -> list[dict]:
     for comment in context.get("comments") or []:
         blocks.append(_text_block("\U0001f4ac " + escape_text(comment, MAX_COMMENT_CHARS), spacing="Medium"))
     if context.get("note"):
-        blocks.append(_text_block("\u26a0\ufe0f " + escape_text(context["note"], MAX_NOTE_CHARS), weight="Bolder", spacing="Small"))
+        blocks.append(
+            _text_block(
+                "\u26a0\ufe0f " + escape_text(context["note"], MAX_NOTE_CHARS), weight="Bolder", spacing="Small"
+            )
+        )
     via = [escape_text(name, 80) for name in context.get("workflows") or []]
     if via:
         label = "via workflow" if len(via) == 1 else "via workflows"
-        blocks.append(_text_block(f"{label} " + ", ".join(f"_{name}_" for name in via), size="Small", isSubtle=True, spacing="Small"))
+        blocks.append(
+            _text_block(
+                f"{label} " + ", ".join(f"_{name}_" for name in via), size="Small", isSubtle=True, spacing="Small"
+            )
+        )
     elif context.get("sentBy"):
-        blocks.append(_text_block(f"sent by {escape_text(context['sentBy'], 100)}", size="Small", isSubtle=True, spacing="Small"))
+        blocks.append(
+            _text_block(f"sent by {escape_text(context['sentBy'], 100)}", size="Small", isSubtle=True, spacing="Small")
+        )
     return blocks
 
 
-def alert_card(state: AlertState, *, include_description: bool = True, include_facts: bool = True, context: dict | None = None) -> dict:
+def alert_card(
+    state: AlertState, *, include_description: bool = True, include_facts: bool = True, context: dict | None = None
+) -> dict:
     """The alert card: severity and status badges, the title, when it fired and for how long it
     has been open, who changed it, the description, labels, why it is here, and its buttons."""
     trailer = escape_text(state.source, 60) if state.source else ""
@@ -261,24 +306,50 @@ def alert_card(state: AlertState, *, include_description: bool = True, include_f
         trailer = f"{state.kind.title()} \u00b7 {trailer}" if trailer else state.kind.title()
     body: list[dict] = [
         _badges(state, trailer),
-        _text_block(escape_text(state.title, MAX_TITLE_CHARS), id="title", size="Large", weight="Bolder", spacing="Small"),
+        _text_block(
+            escape_text(state.title, MAX_TITLE_CHARS), id="title", size="Large", weight="Bolder", spacing="Small"
+        ),
     ]
     age = age_line(state)
     if age:
         body.append(_text_block(age, id="age", size="Small", isSubtle=True, spacing="None"))
     body.extend(step_lines(state))
-    body.append({"type": "FactSet", "facts": [{"title": "Alert", "value": escape_text(state.alert_id, 100)}], "spacing": "Small"})
+    body.append(
+        {
+            "type": "FactSet",
+            "facts": [{"title": "Alert", "value": escape_text(state.alert_id, 100)}],
+            "spacing": "Small",
+        }
+    )
     if include_description and state.description:
         # Each line of the source's text stays a line: Markdown would join single newlines.
-        body.append(_text_block(_NEWLINES.sub("\n\n", escape_text(state.description, MAX_DESCRIPTION_CHARS)), id="description", spacing="Medium"))
+        body.append(
+            _text_block(
+                _NEWLINES.sub("\n\n", escape_text(state.description, MAX_DESCRIPTION_CHARS)),
+                id="description",
+                spacing="Medium",
+            )
+        )
     if include_facts:
         body.extend(_labels(state))
-    left_out = [name for name, kept, present in (("the description", include_description, state.description), ("the labels", include_facts, state.labels))
-                if present and not kept]
+    left_out = [
+        name
+        for name, kept, present in (
+            ("the description", include_description, state.description),
+            ("the labels", include_facts, state.labels),
+        )
+        if present and not kept
+    ]
     if left_out:  # said where it was, so nobody takes the card for the whole alert
         where = f"in {escape_text(state.source, 60)}" if state.source else "in its source"
-        body.append(_text_block(f"{' and '.join(left_out).capitalize()} did not fit in a Teams message; open the alert {where} to see them.",
-                                id="trimmed", size="Small", isSubtle=True))
+        body.append(
+            _text_block(
+                f"{' and '.join(left_out).capitalize()} did not fit in a Teams message; open the alert {where} to see them.",
+                id="trimmed",
+                size="Small",
+                isSubtle=True,
+            )
+        )
     body.extend(context_blocks(context))
     return _card(body, alert_actions(state))
 
@@ -286,7 +357,9 @@ def alert_card(state: AlertState, *, include_description: bool = True, include_f
 def with_note(card: dict, message: str, done: bool) -> dict:
     """The card with one line under it for the person who pressed a button: what happened, or why not."""
     mark = "\u2705" if done else "\u26a0\ufe0f"
-    card["body"].append(_text_block(f"{mark} {escape_text(message)}", id="note", weight="Bolder", spacing="Medium", separator=True))
+    card["body"].append(
+        _text_block(f"{mark} {escape_text(message)}", id="note", weight="Bolder", spacing="Medium", separator=True)
+    )
     return card
 
 
@@ -312,15 +385,27 @@ def summary_text(state: AlertState) -> str:
 
 
 def help_card(commands: list[tuple[str, str]]) -> dict:
-    rows = [{"type": "ColumnSet", "spacing": "Small", "columns": [
-        {"type": "Column", "width": 1, "items": [_text_block(f"**{name}**")]},
-        {"type": "Column", "width": 3, "items": [_text_block(text)]},
-    ]} for name, text in commands]
-    return _card([
-        _text_block("Teams Alert Connector", weight="Bolder", size="Medium"),
-        _text_block("I post alerts from your alerting platforms here and keep each card up to date. Commands:", spacing="Small"),
-        *rows,
-    ])
+    rows = [
+        {
+            "type": "ColumnSet",
+            "spacing": "Small",
+            "columns": [
+                {"type": "Column", "width": 1, "items": [_text_block(f"**{name}**")]},
+                {"type": "Column", "width": 3, "items": [_text_block(text)]},
+            ],
+        }
+        for name, text in commands
+    ]
+    return _card(
+        [
+            _text_block("Teams Alert Connector", weight="Bolder", size="Medium"),
+            _text_block(
+                "I post alerts from your alerting platforms here and keep each card up to date. Commands:",
+                spacing="Small",
+            ),
+            *rows,
+        ]
+    )
 
 
 def _counts_row(counts: dict[str, int]) -> dict | None:
@@ -334,8 +419,19 @@ def _alert_row(index: int, alert: AlertState, now: datetime | None = None, butto
     Its badges have the ids ``severity-N`` and ``status-N`` (ids are unique in a card)."""
     title = f"**{escape_text(alert.alert_id, 60)}** {escape_text(alert.title, 120)}"
     items: list[dict] = [
-        {"type": "ColumnSet", "columns": [severity_badge(alert.severity, f"severity-{index}"), status_badge(alert, f"status-{index}"),
-                                          {"type": "Column", "width": "stretch", "verticalContentAlignment": "Center", "items": [_text_block(title)]}]},
+        {
+            "type": "ColumnSet",
+            "columns": [
+                severity_badge(alert.severity, f"severity-{index}"),
+                status_badge(alert, f"status-{index}"),
+                {
+                    "type": "Column",
+                    "width": "stretch",
+                    "verticalContentAlignment": "Center",
+                    "items": [_text_block(title)],
+                },
+            ],
+        },
     ]
     age = age_line(alert, now)
     if age:
@@ -349,7 +445,13 @@ def _alert_row(index: int, alert: AlertState, now: datetime | None = None, butto
             actions.append({"type": "Action.OpenUrl", "title": source_button_title(alert.source), "url": alert.url})
         items.append({"type": "ActionSet", "actions": actions, "spacing": "Small"})
     elif alert.url:
-        items.append({"type": "ActionSet", "actions": [{"type": "Action.OpenUrl", "title": source_button_title(alert.source), "url": alert.url}], "spacing": "Small"})
+        items.append(
+            {
+                "type": "ActionSet",
+                "actions": [{"type": "Action.OpenUrl", "title": source_button_title(alert.source), "url": alert.url}],
+                "spacing": "Small",
+            }
+        )
     return {"type": "Container", "separator": True, "spacing": "Medium", "items": items}
 
 
@@ -371,7 +473,10 @@ def alerts_card(alerts: list[AlertState], now: datetime, note: str = "", done: b
     row = _counts_row(counts)
     if row:
         body.append(row)
-    body.extend(_alert_row(i, alert, now, buttons=True) for i, alert in enumerate(_most_severe_first(alerts)[:MAX_LISTED_ALERTS]))
+    body.extend(
+        _alert_row(i, alert, now, buttons=True)
+        for i, alert in enumerate(_most_severe_first(alerts)[:MAX_LISTED_ALERTS])
+    )
     if len(alerts) > MAX_LISTED_ALERTS:
         body.append(_text_block(f"\u2026and {len(alerts) - MAX_LISTED_ALERTS} more.", isSubtle=True))
     card = _card(body)
@@ -396,7 +501,11 @@ def digest_card(title: str, alerts: list[AlertState], period: str, context: dict
         body.append(row)
     body.extend(_alert_row(i, alert) for i, alert in enumerate(_most_severe_first(alerts)[:MAX_DIGEST_ALERTS]))
     if len(alerts) > MAX_DIGEST_ALERTS:
-        body.append(_text_block(f"\u2026and {len(alerts) - MAX_DIGEST_ALERTS} more (send **alerts** to list them).", isSubtle=True))
+        body.append(
+            _text_block(
+                f"\u2026and {len(alerts) - MAX_DIGEST_ALERTS} more (send **alerts** to list them).", isSubtle=True
+            )
+        )
     body.extend(context_blocks(context))
     return _card(body)
 
@@ -413,31 +522,71 @@ def summary_card(summary: dict) -> dict:
     acknowledged = sum(n for key, n in counts.items() if key.startswith("acknowledged:"))
     by_severity = {sev: sum(counts.get(f"{st}:{sev}", 0) for st in ("open", "acknowledged")) for sev in SEVERITIES}
     body: list[dict] = [
-        {"type": "ColumnSet", "columns": [_badge("attention", "\u26a1 SUMMARY"), {"type": "Column", "width": "stretch", "verticalContentAlignment": "Center", "items": [
-            _text_block(f"Alert storm: {open_total:,} alerts in this summary", id="storm", weight="Bolder")]}]},
+        {
+            "type": "ColumnSet",
+            "columns": [
+                _badge("attention", "\u26a1 SUMMARY"),
+                {
+                    "type": "Column",
+                    "width": "stretch",
+                    "verticalContentAlignment": "Center",
+                    "items": [
+                        _text_block(f"Alert storm: {open_total:,} alerts in this summary", id="storm", weight="Bolder")
+                    ],
+                },
+            ],
+        },
         _text_block(
             "So many alerts arrived that they are listed here instead of as separate cards. Individual cards resume when the storm passes. "
-            "Send **alerts** for the full list.", isSubtle=True, spacing="Small",
+            "Send **alerts** for the full list.",
+            isSubtle=True,
+            spacing="Small",
         ),
     ]
     row = _counts_row(by_severity)
     if row:
         body.append(row)
-    body.append({"type": "FactSet", "spacing": "Small", "facts": [{"title": "Acknowledged", "value": f"{acknowledged:,}"},
-                                                                 {"title": "Resolved since", "value": f"{resolved:,}"}]})
+    body.append(
+        {
+            "type": "FactSet",
+            "spacing": "Small",
+            "facts": [
+                {"title": "Acknowledged", "value": f"{acknowledged:,}"},
+                {"title": "Resolved since", "value": f"{resolved:,}"},
+            ],
+        }
+    )
     top = [e for e in summary.get("top") or [] if e.get("status") != "resolved"][:MAX_SUMMARY_ALERTS]
     for entry in top:
         title = f"**{escape_text(entry.get('id', ''), 60)}** {escape_text(entry.get('title', ''), 120)}"
         if entry.get("url"):
             title += f" ([open]({_safe_url(entry['url'])}))"
-        body.append({"type": "ColumnSet", "spacing": "Small", "columns": [
-            severity_badge(str(entry.get("severity", "medium"))),
-            {"type": "Column", "width": "stretch", "verticalContentAlignment": "Center", "items": [_text_block(title)]}]})
+        body.append(
+            {
+                "type": "ColumnSet",
+                "spacing": "Small",
+                "columns": [
+                    severity_badge(str(entry.get("severity", "medium"))),
+                    {
+                        "type": "Column",
+                        "width": "stretch",
+                        "verticalContentAlignment": "Center",
+                        "items": [_text_block(title)],
+                    },
+                ],
+            }
+        )
     more = open_total - len(top)
     if more > 0:
         body.append(_text_block(f"\u2026and {more:,} more.", isSubtle=True))
     if summary.get("first"):
-        body.append(_text_block(f"From {_when(datetime.fromisoformat(summary['first']))} to {_when(datetime.fromisoformat(summary['last']))}", size="Small", isSubtle=True))
+        body.append(
+            _text_block(
+                f"From {_when(datetime.fromisoformat(summary['first']))} to {_when(datetime.fromisoformat(summary['last']))}",
+                size="Small",
+                isSubtle=True,
+            )
+        )
     return _card(body)
 
 

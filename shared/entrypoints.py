@@ -53,7 +53,9 @@ async def alert_event(msg: func.ServiceBusMessage) -> None:
     message_id = msg.message_id or "(no message id)"
     # An invalid event is recorded in the rejected-events table with its reason and logged
     # once; completing the message (returning normally) keeps it from being retried.
-    await event_service.process_message(msg.get_body(), message_id, bootstrap.delivering(c), default_tenant_id=c.settings.default_tenant_id)
+    await event_service.process_message(
+        msg.get_body(), message_id, bootstrap.delivering(c), default_tenant_id=c.settings.default_tenant_id
+    )
 
 
 async def deliveries(messages: list[func.ServiceBusMessage]) -> None:
@@ -71,15 +73,24 @@ async def deliveries(messages: list[func.ServiceBusMessage]) -> None:
             log.error("Delivery job %s cannot be read and is dropped: %s", msg.message_id, exc)
     if jobs:
         report = await run_jobs(jobs, bootstrap.delivering(c))
-        log.info("Delivered %d job(s) for one conversation: posted %d, updated %d, folded into the summary %d, rescheduled %d, failed %d",
-                 len(jobs), len(report.posted), len(report.updated), len(report.folded), report.rescheduled, len(report.failed))
+        log.info(
+            "Delivered %d job(s) for one conversation: posted %d, updated %d, folded into the summary %d, rescheduled %d, failed %d",
+            len(jobs),
+            len(report.posted),
+            len(report.updated),
+            len(report.folded),
+            report.rescheduled,
+            len(report.failed),
+        )
 
 
 async def periodic(timer: func.TimerRequest) -> None:
     c = await bootstrap.container()
     if timer.past_due:
         log.info("The periodic run is late; running now")
-    await periodic_service.run_timer(bootstrap.delivering(c), await bootstrap.action_context(c, None), c.settings.reminder_after_minutes)
+    await periodic_service.run_timer(
+        bootstrap.delivering(c), await bootstrap.action_context(c, None), c.settings.reminder_after_minutes
+    )
 
 
 async def health(req: func.HttpRequest) -> func.HttpResponse:
@@ -97,19 +108,26 @@ async def health(req: func.HttpRequest) -> func.HttpResponse:
         return refused
     from shared.services import health as checks
 
-    todo: dict[str, checks.Check] = {"Table Storage": checks.tables_check(c.store), "bot token": checks.bot_token_check(c.bot)}
+    todo: dict[str, checks.Check] = {
+        "Table Storage": checks.tables_check(c.store),
+        "bot token": checks.bot_token_check(c.bot),
+    }
     for probe in bootstrap.queue_probes(c.settings):
         todo[f"queue {probe.queue}"] = checks.queue_check(probe)
     if c.connect is not None:
         for connector in await c.store.list_connectors():
             if connector.status == "connected":
-                todo[f"tenant {connector.tenant_id} ({connector.method})"] = checks.tenant_check(c.connect.directory, connector)
+                todo[f"tenant {connector.tenant_id} ({connector.method})"] = checks.tenant_check(
+                    c.connect.directory, connector
+                )
     results = await checks.run_checks(todo)
     healthy = all(r.ok for r in results)
     for result in results:
         if not result.ok:
             log.warning("Health check %s failed: %s", result.name, result.detail)
-    return _json_response(200 if healthy else 503, {"status": "ok" if healthy else "unwell", "checks": [r.to_json() for r in results]})
+    return _json_response(
+        200 if healthy else 503, {"status": "ok" if healthy else "unwell", "checks": [r.to_json() for r in results]}
+    )
 
 
 # ---------------------------------------------------------------- connecting a tenant
@@ -128,12 +146,17 @@ def _html(status: int, title: str, message: str) -> func.HttpResponse:
     import html
 
     body = (
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
-        f"<title>{html.escape(title)}</title></head><body style=\"font-family:sans-serif;max-width:40em;margin:3em auto\">"
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        f'<title>{html.escape(title)}</title></head><body style="font-family:sans-serif;max-width:40em;margin:3em auto">'
         f"<h1>{html.escape(title)}</h1><p>{html.escape(message)}</p>"
         "<p><small>Teams Alert Connector</small></p></body></html>"
     )
-    return func.HttpResponse(body, status_code=status, mimetype="text/html", headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"})
+    return func.HttpResponse(
+        body,
+        status_code=status,
+        mimetype="text/html",
+        headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"},
+    )
 
 
 async def _connect_container() -> tuple[object, func.HttpResponse | None]:
@@ -141,11 +164,18 @@ async def _connect_container() -> tuple[object, func.HttpResponse | None]:
     if failed is not None:
         return None, failed
     if c.connect is None:
-        return c, _json_response(503, {"error": "tenant connection is off: set GRAPH_APP_ID and the settings in the README's Connecting a tenant section"})
+        return c, _json_response(
+            503,
+            {
+                "error": "tenant connection is off: set GRAPH_APP_ID and the settings in the README's Connecting a tenant section"
+            },
+        )
     return c, None
 
 
-def _admin_refusal(req: func.HttpRequest, c, tenant_id: str | None = None, allow_query: bool = False) -> func.HttpResponse | None:
+def _admin_refusal(
+    req: func.HttpRequest, c, tenant_id: str | None = None, allow_query: bool = False
+) -> func.HttpResponse | None:
     from shared.security import same_secret, tenant_admin_key
 
     master = c.settings.admin_api_key
@@ -170,7 +200,9 @@ async def connect_start(req: func.HttpRequest) -> func.HttpResponse:
     try:
         targets = parse_targets(req.params)
         url = await c.connect.consent.start(
-            req.params.get("method", ""), tenant=req.params.get("tenant") or None, targets=targets,
+            req.params.get("method", ""),
+            tenant=req.params.get("tenant") or None,
+            targets=targets,
             started_by=req.headers.get("X-MS-CLIENT-PRINCIPAL-NAME", ""),
         )
     except ConsentInputError as exc:
@@ -201,7 +233,9 @@ def _route_tenant(req: func.HttpRequest) -> tuple[str, func.HttpResponse | None]
         return "", _json_response(400, {"error": f"the tenant in the address {exc}"})
 
 
-async def _tenant_connector(req: func.HttpRequest, *, need_connected: bool) -> tuple[object, object, func.HttpResponse | None]:
+async def _tenant_connector(
+    req: func.HttpRequest, *, need_connected: bool
+) -> tuple[object, object, func.HttpResponse | None]:
     c, failed = await _connect_container()
     if failed is not None:
         return c, None, failed
@@ -214,7 +248,11 @@ async def _tenant_connector(req: func.HttpRequest, *, need_connected: bool) -> t
     if connector is None:
         return c, None, _json_response(404, {"error": f"tenant {tenant_id} is not connected"})
     if need_connected and connector.status != "connected":
-        return c, connector, _json_response(409, {"error": f"tenant {tenant_id} is {connector.status}: {connector.status_reason}"})
+        return (
+            c,
+            connector,
+            _json_response(409, {"error": f"tenant {tenant_id} is {connector.status}: {connector.status_reason}"}),
+        )
     return c, connector, None
 
 
@@ -276,7 +314,9 @@ async def tenant_admin_key(req: func.HttpRequest) -> func.HttpResponse:
     tenant_id, bad = _route_tenant(req)
     if bad is not None:
         return bad
-    return _json_response(200, {"tenantId": tenant_id, "header": ADMIN_KEY_HEADER, "key": derive(c.settings.admin_api_key, tenant_id)})
+    return _json_response(
+        200, {"tenantId": tenant_id, "header": ADMIN_KEY_HEADER, "key": derive(c.settings.admin_api_key, tenant_id)}
+    )
 
 
 async def rejected_events(req: func.HttpRequest) -> func.HttpResponse:
@@ -290,10 +330,23 @@ async def rejected_events(req: func.HttpRequest) -> func.HttpResponse:
     except ValueError:
         return _json_response(400, {"error": "limit must be a whole number from 1 to 500"})
     rejected = await c.store.list_rejected(limit)
-    return _json_response(200, {"count": len(rejected), "rejected": [
-        {"messageId": r.message_id, "eventId": r.event_id, "field": r.field, "reason": r.reason, "received": r.received.isoformat(), "body": r.body}
-        for r in rejected
-    ]})
+    return _json_response(
+        200,
+        {
+            "count": len(rejected),
+            "rejected": [
+                {
+                    "messageId": r.message_id,
+                    "eventId": r.event_id,
+                    "field": r.field,
+                    "reason": r.reason,
+                    "received": r.received.isoformat(),
+                    "body": r.body,
+                }
+                for r in rejected
+            ],
+        },
+    )
 
 
 # ---------------------------------------------------------------- routing alerts: workflows
@@ -356,7 +409,11 @@ async def workflow_item(req: func.HttpRequest) -> func.HttpResponse:
     workflow_id = req.route_params.get("workflow_id", "")
     if req.method == "GET":
         found = await c.store.get_workflow(tenant_id, workflow_id)
-        return _json_response(200, found.public()) if found else _json_response(404, {"error": f"tenant {tenant_id} has no workflow {workflow_id}"})
+        return (
+            _json_response(200, found.public())
+            if found
+            else _json_response(404, {"error": f"tenant {tenant_id} has no workflow {workflow_id}"})
+        )
     if req.method == "DELETE":
         if await c.store.get_workflow(tenant_id, workflow_id) is None:
             return _json_response(404, {"error": f"tenant {tenant_id} has no workflow {workflow_id}"})
@@ -368,13 +425,17 @@ async def workflow_item(req: func.HttpRequest) -> func.HttpResponse:
         return failed
     try:
         workflow = parse_workflow(body, tenant_id, workflow_id)
-        saved = await workflow_service.put_workflow(c.store, tenant_id, workflow, updated_by=_caller(req), commands=bootstrap.command_queue(c))
+        saved = await workflow_service.put_workflow(
+            c.store, tenant_id, workflow, updated_by=_caller(req), commands=bootstrap.command_queue(c)
+        )
     except InvalidWorkflow as exc:
         return _json_response(400, {"error": str(exc), "field": exc.field})
     except workflow_service.WorkflowLimit as exc:
         return _json_response(409, {"error": str(exc)})
     status = 201 if saved.created else 200
-    return _json_response(status, {**saved.workflow.public(), "changed": saved.changed, "existingAlertsQueued": saved.existing_queued})
+    return _json_response(
+        status, {**saved.workflow.public(), "changed": saved.changed, "existingAlertsQueued": saved.existing_queued}
+    )
 
 
 async def workflow_test(req: func.HttpRequest) -> func.HttpResponse:
@@ -402,18 +463,29 @@ async def alert_send(req: func.HttpRequest) -> func.HttpResponse:
     if failed is not None:
         return failed
     if not isinstance(body, dict):
-        return _json_response(400, {"error": "the body must be a JSON object with recipients (and comment, fallbackRecipients)", "field": ""})
+        return _json_response(
+            400,
+            {"error": "the body must be a JSON object with recipients (and comment, fallbackRecipients)", "field": ""},
+        )
     alert_id = req.route_params.get("alert_id", "")
     state = await find_alert(c.store, tenant_id, alert_id)
     if state is None:
         return _json_response(404, {"error": f"tenant {tenant_id} has no alert {alert_id}"})
     event_id = body.get("id") if isinstance(body.get("id"), str) and body.get("id") else f"send-{uuid.uuid4()}"
     command = {
-        "specversion": "1.0", "id": event_id, "source": "urn:teams-alert-connector:admin", "type": SEND_TYPE, "subject": state.alert_id,
-        "tenantid": tenant_id, "datacontenttype": "application/json",
+        "specversion": "1.0",
+        "id": event_id,
+        "source": "urn:teams-alert-connector:admin",
+        "type": SEND_TYPE,
+        "subject": state.alert_id,
+        "tenantid": tenant_id,
+        "datacontenttype": "application/json",
         "data": {
-            "alertId": state.alert_id, "alertSource": state.event_source, "recipients": body.get("recipients"),
-            "fallbackRecipients": body.get("fallbackRecipients") or [], "comment": body.get("comment") or "",
+            "alertId": state.alert_id,
+            "alertSource": state.event_source,
+            "recipients": body.get("recipients"),
+            "fallbackRecipients": body.get("fallbackRecipients") or [],
+            "comment": body.get("comment") or "",
             "requestedBy": body.get("requestedBy") or _caller(req),
         },
     }
@@ -424,7 +496,12 @@ async def alert_send(req: func.HttpRequest) -> func.HttpResponse:
         return _json_response(400, {"error": f"{field}: {exc.problem}", "field": field})
     queue = bootstrap.command_queue(c)
     if queue is None:
-        return _json_response(503, {"error": "no queue to send through: set ServiceBusConnection__fullyQualifiedNamespace (or LOCAL_QUEUE_HOST_URL locally)"})
+        return _json_response(
+            503,
+            {
+                "error": "no queue to send through: set ServiceBusConnection__fullyQualifiedNamespace (or LOCAL_QUEUE_HOST_URL locally)"
+            },
+        )
     import hashlib
 
     await queue.publish(hashlib.sha256(f"{tenant_id}\n{event_id}".encode()).hexdigest()[:32], command)
@@ -441,10 +518,22 @@ async def undeliverable(req: func.HttpRequest) -> func.HttpResponse:
     except ValueError:
         return _json_response(400, {"error": "limit must be a whole number from 1 to 500"})
     found = await c.store.list_undeliverable(tenant_id, limit)
-    return _json_response(200, {"count": len(found), "undeliverable": [
-        {"alertId": u.alert_id, "recipient": u.recipient, "reason": u.reason, "fallbackReason": u.fallback_reason, "recorded": u.recorded.isoformat()}
-        for u in found
-    ]})
+    return _json_response(
+        200,
+        {
+            "count": len(found),
+            "undeliverable": [
+                {
+                    "alertId": u.alert_id,
+                    "recipient": u.recipient,
+                    "reason": u.reason,
+                    "fallbackReason": u.fallback_reason,
+                    "recorded": u.recorded.isoformat(),
+                }
+                for u in found
+            ],
+        },
+    )
 
 
 async def alert_status(req: func.HttpRequest) -> func.HttpResponse:
@@ -462,18 +551,40 @@ async def alert_status(req: func.HttpRequest) -> func.HttpResponse:
     cards = []
     for delivery in await c.store.list_deliveries(tenant_id, state.key):
         status = "posted" if delivery.activity_id else ("failed" if delivery.status == "failed" else "in flight")
-        cards.append({"conversationId": delivery.conversation_id, "status": status, "renderedRevision": delivery.rendered_version,
-                      "failure": delivery.failure or None, "recipient": delivery.recipient or None})
-    return _json_response(200, {"alertId": state.alert_id, "status": state.status, "severity": state.severity, "revision": state.revision,
-                                "version": state.version, "updated": state.updated.isoformat() if state.updated else None, "cards": cards})
+        cards.append(
+            {
+                "conversationId": delivery.conversation_id,
+                "status": status,
+                "renderedRevision": delivery.rendered_version,
+                "failure": delivery.failure or None,
+                "recipient": delivery.recipient or None,
+            }
+        )
+    return _json_response(
+        200,
+        {
+            "alertId": state.alert_id,
+            "status": state.status,
+            "severity": state.severity,
+            "revision": state.revision,
+            "version": state.version,
+            "updated": state.updated.isoformat() if state.updated else None,
+            "cards": cards,
+        },
+    )
 
 
 # ---------------------------------------------------------------- account links
 
 
 def _link_json(link) -> dict:
-    return {"aadObjectId": link.aad_object_id, "platformIdentity": link.platform_identity, "method": link.method,
-            "verified": link.verified, "updated": link.updated.isoformat() if link.updated else None}
+    return {
+        "aadObjectId": link.aad_object_id,
+        "platformIdentity": link.platform_identity,
+        "method": link.method,
+        "verified": link.verified,
+        "updated": link.updated.isoformat() if link.updated else None,
+    }
 
 
 async def links(req: func.HttpRequest) -> func.HttpResponse:
@@ -498,7 +609,13 @@ async def put_link(req: func.HttpRequest) -> func.HttpResponse:
         return _json_response(400, {"error": "the person in the address must be a Microsoft Entra object id (a GUID)"})
     identity = body.get("platformIdentity") if isinstance(body, dict) else None
     if not isinstance(identity, str) or not identity.strip() or len(identity) > 200:
-        return _json_response(400, {"error": "platformIdentity must be the person's user name on the alerting platform (1 to 200 characters)", "field": "platformIdentity"})
+        return _json_response(
+            400,
+            {
+                "error": "platformIdentity must be the person's user name on the alerting platform (1 to 200 characters)",
+                "field": "platformIdentity",
+            },
+        )
     link = AccountLink(tenant_id, aad_object_id.lower(), identity.strip(), "admin", None, bootstrap.clock())
     await c.store.save_link(link)
     log.info("Account link of %s in tenant %s set by %s", aad_object_id, tenant_id, _caller(req))
@@ -521,7 +638,8 @@ async def ingest(req: func.HttpRequest) -> func.HttpResponse:
 
     from shared.domain.events import MAX_EVENT_BYTES, InvalidEvent, decode_json, to_cloudevent
     from shared.domain.inbound import FORMAT_NAMES, format_named, parse_as
-    from shared.domain.tenants import InvalidTenantId, tenant_id as parse_tenant
+    from shared.domain.tenants import InvalidTenantId
+    from shared.domain.tenants import tenant_id as parse_tenant
     from shared.security import ingest_key, same_secret
 
     c, failed = await _configured()
@@ -538,31 +656,57 @@ async def ingest(req: func.HttpRequest) -> func.HttpResponse:
         return _json_response(400, {"error": f"tenant {exc}", "field": "tenant"})
     source = req.params.get("source", "")
     if not _SOURCE_NAME.fullmatch(source):
-        return _json_response(400, {"error": "source must name the alert source: 1 to 63 lower-case letters, digits or dashes", "field": "source"})
+        return _json_response(
+            400,
+            {
+                "error": "source must name the alert source: 1 to 63 lower-case letters, digits or dashes",
+                "field": "source",
+            },
+        )
     presented = req.headers.get(INGEST_KEY_HEADER) or req.params.get("key")
     if not same_secret(presented, ingest_key(c.settings.admin_api_key, tenant, source)):
-        log.warning("Ingest refused for source %s of tenant %s: %s", source, tenant, "no key" if not presented else "wrong key")
-        return _json_response(401, {"error": f"a valid key for this tenant and source is required ({INGEST_KEY_HEADER} header or key parameter)"})
+        log.warning(
+            "Ingest refused for source %s of tenant %s: %s", source, tenant, "no key" if not presented else "wrong key"
+        )
+        return _json_response(
+            401,
+            {
+                "error": f"a valid key for this tenant and source is required ({INGEST_KEY_HEADER} header or key parameter)"
+            },
+        )
     raw = req.get_body() or b""
     if len(raw) > MAX_EVENT_BYTES:
-        return _json_response(413, {"error": f"the payload is {len(raw):,} bytes; at most {MAX_EVENT_BYTES:,} are accepted"})
+        return _json_response(
+            413, {"error": f"the payload is {len(raw):,} bytes; at most {MAX_EVENT_BYTES:,} are accepted"}
+        )
     try:
         events = parse_as(fmt, decode_json(raw))
         for event in events:
             if event.tenant_id and event.tenant_id != tenant:
-                raise InvalidEvent("tenantid", f"names tenant {event.tenant_id}, but this source posts to tenant {tenant}", event.event_id)
+                raise InvalidEvent(
+                    "tenantid",
+                    f"names tenant {event.tenant_id}, but this source posts to tenant {tenant}",
+                    event.event_id,
+                )
     except InvalidEvent as exc:
         log.info("Ingest of %s from source %s of tenant %s refused: %s", fmt.name, source, tenant, exc)
         return _json_response(400, {"error": str(exc), "field": exc.field, "eventId": exc.event_id})
     queue = bootstrap.command_queue(c)
     if queue is None:
-        return _json_response(503, {"error": "no queue to send through: set ServiceBusConnection__fullyQualifiedNamespace (or LOCAL_QUEUE_HOST_URL locally)"})
+        return _json_response(
+            503,
+            {
+                "error": "no queue to send through: set ServiceBusConnection__fullyQualifiedNamespace (or LOCAL_QUEUE_HOST_URL locally)"
+            },
+        )
     for event in events:
         # A stable message id: a webhook sent again within the duplicate-detection window is dropped.
         message_id = hashlib.sha256(f"{tenant}\n{event.source}\n{event.event_id}".encode()).hexdigest()[:32]
         await queue.publish(message_id, to_cloudevent(event, tenant))
     log.info("Ingest: %d event(s) in %s from source %s of tenant %s queued", len(events), fmt.name, source, tenant)
-    return _json_response(202, {"status": "queued", "format": fmt.name, "tenant": tenant, "eventIds": [e.event_id for e in events]})
+    return _json_response(
+        202, {"status": "queued", "format": fmt.name, "tenant": tenant, "eventIds": [e.event_id for e in events]}
+    )
 
 
 async def ingest_setup(req: func.HttpRequest) -> func.HttpResponse:
@@ -575,10 +719,20 @@ async def ingest_setup(req: func.HttpRequest) -> func.HttpResponse:
         return refused
     source = req.route_params.get("source", "")
     if not _SOURCE_NAME.fullmatch(source):
-        return _json_response(400, {"error": "source must be 1 to 63 lower-case letters, digits or dashes", "field": "source"})
+        return _json_response(
+            400, {"error": "source must be 1 to 63 lower-case letters, digits or dashes", "field": "source"}
+        )
     key = ingest_key(c.settings.admin_api_key, tenant_id, source)
     base = (c.settings.graph.public_base_url if c.settings.graph else "") or "https://<your function app>"
-    return _json_response(200, {
-        "tenant": tenant_id, "source": source, "header": INGEST_KEY_HEADER, "key": key,
-        "urls": {name: f"{base}/api/events/{name}?tenant={tenant_id}&source={source}&key={key}" for name in FORMAT_NAMES},
-    })
+    return _json_response(
+        200,
+        {
+            "tenant": tenant_id,
+            "source": source,
+            "header": INGEST_KEY_HEADER,
+            "key": key,
+            "urls": {
+                name: f"{base}/api/events/{name}?tenant={tenant_id}&source={source}&key={key}" for name in FORMAT_NAMES
+            },
+        },
+    )

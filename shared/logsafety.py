@@ -17,13 +17,28 @@ REDACTED = "***"
 # Names whose values are secrets or single-use credentials, as JSON members, query or form
 # parameters, or "name=value" text.
 _SECRET_NAMES = (
-    "code", "code_verifier", "client_secret", "client_assertion", "assertion", "refresh_token", "access_token", "id_token",
-    "password", "secret", "token", "state", "admin_key", "x-admin-key", "sig", "key",
+    "code",
+    "code_verifier",
+    "client_secret",
+    "client_assertion",
+    "assertion",
+    "refresh_token",
+    "access_token",
+    "id_token",
+    "password",
+    "secret",
+    "token",
+    "state",
+    "admin_key",
+    "x-admin-key",
+    "sig",
+    "key",
 )
 _NAMED = re.compile(
     # Values of 12 characters or more: codes, verifiers, keys and tokens are long, while a short
     # value after such a name ("status code: 404") is not a secret and stays readable.
-    r"""(?P<name>["']?\b(?:%s)\b["']?\s*[:=]\s*["']?)(?P<value>[^"'&\s,;}\]]{12,})""" % "|".join(re.escape(n) for n in _SECRET_NAMES),
+    r"""(?P<name>["']?\b(?:%s)\b["']?\s*[:=]\s*["']?)(?P<value>[^"'&\s,;}\]]{12,})"""
+    % "|".join(re.escape(n) for n in _SECRET_NAMES),
     re.IGNORECASE,
 )
 _BEARER = re.compile(r"\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]+", re.IGNORECASE)
@@ -39,7 +54,7 @@ def redact(text: str) -> str:
 
 
 class _RedactingRecord(logging.LogRecord):
-    def getMessage(self) -> str:  # noqa: N802 - the logging API's name
+    def getMessage(self) -> str:
         return redact(super().getMessage())
 
 
@@ -56,6 +71,7 @@ def install() -> None:
     if base is logging.LogRecord:
         logging.setLogRecordFactory(_RedactingRecord)
     else:  # another factory is installed: wrap what it makes
+
         def factory(*args, **kwargs):  # type: ignore[no-untyped-def]
             record = base(*args, **kwargs)
             message = redact(record.getMessage())

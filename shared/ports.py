@@ -30,11 +30,15 @@ class StateStore(Protocol):
         Returns the state with its new ETag; raises :class:`ConcurrencyConflict`.
         ``every_attempt``: the caller repeats this create on every attempt of its message."""
         ...
-    async def list_open_alerts(self, tenant_id: str | None = None, *, prune_before: datetime | None = None) -> list[AlertState]:
+
+    async def list_open_alerts(
+        self, tenant_id: str | None = None, *, prune_before: datetime | None = None
+    ) -> list[AlertState]:
         """Alerts not resolved (one tenant's or all), read through the open-alert index: the cost
         follows the number open, not the number stored. ``prune_before``: also drop index rows
         of alerts resolved before then."""
         ...
+
     async def find_alerts(self, tenant_id: str, alert_id: str) -> list[AlertState]:
         """The tenant's alerts with this id, whatever their status."""
         ...
@@ -44,6 +48,7 @@ class StateStore(Protocol):
     async def save_delivery(self, delivery: Delivery) -> Delivery:
         """Same ETag rules as :meth:`save_alert`."""
         ...
+
     async def delete_delivery(self, tenant_id: str, alert_key: str, conversation_id: str) -> None: ...
     async def claim_digest(self, delivery: Delivery) -> Delivery:
         """Create a digest period's claim (ConcurrencyConflict when it exists); removed after retention.DIGEST_CLAIM."""
@@ -61,31 +66,48 @@ class StateStore(Protocol):
     async def save_workflow(self, workflow: Workflow) -> Workflow:
         """Same ETag rules as :meth:`save_alert`."""
         ...
+
     async def delete_workflow(self, tenant_id: str, workflow_id: str) -> None: ...
 
     async def get_recipient(self, tenant_id: str, recipient_key: str) -> dict | None:
         """What a recipient resolved to: ``{"conversationId", "failure", "until"}``."""
         ...
+
     async def claim_recipient(self, tenant_id: str, recipient_key: str, now: datetime, hold: timedelta) -> bool:
         """Claim setting a recipient up; False while another worker's claim is younger than ``hold``."""
         ...
-    async def save_recipient(self, tenant_id: str, recipient_key: str, conversation_id: str | None, failure: str | None = None, until: datetime | None = None) -> None: ...
+
+    async def save_recipient(
+        self,
+        tenant_id: str,
+        recipient_key: str,
+        conversation_id: str | None,
+        failure: str | None = None,
+        until: datetime | None = None,
+    ) -> None: ...
 
     async def get_pacing(self, tenant_id: str, conversation_id: str) -> tuple[str | None, dict | None]:
         """A conversation's send window (JSON) and storm summary, as last saved."""
         ...
+
     async def save_pacing(self, tenant_id: str, conversation_id: str, window: str, summary: dict | None) -> None: ...
 
     async def list_budget_slots(self, tenant_id: str) -> list[tuple[int, str, datetime | None, str]]:
         """The tenant's send-budget slots: (slot, holder instance, lease end, ETag)."""
         ...
-    async def save_budget_slot(self, tenant_id: str, slot: int, holder: str, until: datetime, etag: str | None) -> None: ...
 
-    async def save_summary_members(self, tenant_id: str, conversation_id: str, members: list[dict], *, first: bool = True) -> None:
+    async def save_budget_slot(
+        self, tenant_id: str, slot: int, holder: str, until: datetime, etag: str | None
+    ) -> None: ...
+
+    async def save_summary_members(
+        self, tenant_id: str, conversation_id: str, members: list[dict], *, first: bool = True
+    ) -> None:
         """Alerts counted in the conversation's storm summary: ``{"alertKey", "severity", "status", "revision", "seq"}``
         (``seq``: the summary's sequence when it was counted);
         ``first``: newly counted (their removal is scheduled)."""
         ...
+
     async def get_summary_member(self, tenant_id: str, conversation_id: str, alert_key: str) -> dict | None: ...
     async def delete_summary_member(self, tenant_id: str, conversation_id: str, alert_key: str) -> None: ...
 
@@ -107,7 +129,15 @@ class StateStore(Protocol):
 class DeliveryError(Exception):
     """Teams refused or failed a send. ``permanent`` failures are recorded, not retried."""
 
-    def __init__(self, message: str, *, status: int | None = None, permanent: bool = False, conversation_gone: bool = False, retry_after: float | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        permanent: bool = False,
+        conversation_gone: bool = False,
+        retry_after: float | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.permanent = permanent
@@ -121,6 +151,7 @@ class TeamsMessenger(Protocol):
     async def post(self, conversation: ConversationRecord, card: dict, summary: str) -> str:
         """Post a new card; returns the activity id."""
         ...
+
     async def update(self, conversation: ConversationRecord, activity_id: str, card: dict, summary: str) -> None: ...
     async def reply(self, conversation: ConversationRecord, activity_id: str, text: str) -> str:
         """Reply in the card's thread (channels) or after it (chats); returns the activity id."""
@@ -131,7 +162,15 @@ class GraphError(Exception):
     """Microsoft Graph refused a request. ``permission`` names the missing permission (403),
     ``missing`` the object that was not found (404)."""
 
-    def __init__(self, message: str, *, status: int | None = None, code: str = "", permission: str | None = None, missing: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        code: str = "",
+        permission: str | None = None,
+        missing: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
@@ -149,26 +188,52 @@ class Directory(Protocol):
     async def get_user(self, tenant_id: str, id_or_upn: str) -> dict | None:
         """``{"id", "displayName", "userPrincipalName", "mail"}`` or None when not found."""
         ...
+
     async def find_user_by_email(self, tenant_id: str, email: str) -> dict | None: ...
     async def list_teams(self, tenant_id: str) -> list[dict]: ...
     async def list_channels(self, tenant_id: str, team_id: str) -> list[dict]: ...
     async def channel_member_ids(self, tenant_id: str, team_id: str, channel_id: str) -> set[str]:
         """AAD object ids of the channel's members."""
         ...
+
     async def channel_owner_ids(self, tenant_id: str, team_id: str, channel_id: str) -> set[str]:
         """AAD object ids of the channel's owners (the team's owners, for a standard channel)."""
         ...
-    async def create_channel(self, tenant_id: str, team_id: str, name: str, description: str, *, private: bool = False, owner_ids: tuple[str, ...] = ()) -> dict:
+
+    async def create_channel(
+        self,
+        tenant_id: str,
+        team_id: str,
+        name: str,
+        description: str,
+        *,
+        private: bool = False,
+        owner_ids: tuple[str, ...] = (),
+    ) -> dict:
         """``{"id", "displayName", "webUrl"}``; raises GraphError (status 409 on a name conflict)."""
         ...
-    async def add_channel_member(self, tenant_id: str, team_id: str, channel_id: str, user_id: str, *, owner: bool = False) -> None: ...
+
+    async def add_channel_member(
+        self, tenant_id: str, team_id: str, channel_id: str, user_id: str, *, owner: bool = False
+    ) -> None: ...
     async def create_chat(self, tenant_id: str, member_ids: tuple[str, ...], topic: str | None = None) -> dict: ...
-    async def create_meeting(self, tenant_id: str, organizer_id: str, subject: str, attendee_emails: tuple[str, ...], start: str, end: str, body_html: str = "") -> dict:
+    async def create_meeting(
+        self,
+        tenant_id: str,
+        organizer_id: str,
+        subject: str,
+        attendee_emails: tuple[str, ...],
+        start: str,
+        end: str,
+        body_html: str = "",
+    ) -> dict:
         """Calendar event with a Teams online meeting: ``{"id", "joinUrl", "webLink"}``."""
         ...
+
     async def install_app_for_user(self, tenant_id: str, user_id: str, teams_app_id: str) -> str:
         """Install the Teams app for the user if needed; the id of the app's 1:1 chat with the user."""
         ...
+
     async def install_app_in_chat(self, tenant_id: str, chat_id: str, teams_app_id: str) -> None:
         """Install the Teams app in the chat if needed (already installed is fine)."""
         ...
@@ -181,6 +246,7 @@ class ConnectorStore(Protocol):
     async def save_connector(self, connector: Connector) -> Connector:
         """Create when ``etag`` is None, else replace only if the ETag matches (ConcurrencyConflict)."""
         ...
+
     async def list_connectors(self) -> list[Connector]: ...
     async def save_pending_flow(self, flow: PendingFlow) -> None: ...
     async def take_pending_flow(self, flow_id: str) -> PendingFlow | None:

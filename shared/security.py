@@ -18,7 +18,7 @@ import hmac
 import json
 import os
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -72,7 +72,9 @@ class StateSigner:
         if not dot or not body or not mac:
             raise InvalidState("the state parameter is missing or malformed")
         if not hmac.compare_digest(self._mac(body), mac):
-            raise InvalidState("the state parameter's signature does not match (it was altered or is not from this connector)")
+            raise InvalidState(
+                "the state parameter's signature does not match (it was altered or is not from this connector)"
+            )
         try:
             data = json.loads(unb64url(body))
         except (ValueError, binascii.Error) as exc:
@@ -123,7 +125,7 @@ class TokenCipher:
         self._current = key_id(keys[0])
 
     @classmethod
-    def from_setting(cls, text: str) -> "TokenCipher":
+    def from_setting(cls, text: str) -> TokenCipher:
         return cls(parse_keys(text))
 
     @property
@@ -142,12 +144,16 @@ class TokenCipher:
             raise DecryptionError("the stored ciphertext has an unknown format")
         cipher = self._keys.get(kid)
         if cipher is None:
-            raise DecryptionError(f"the stored ciphertext was made with key {kid}, which TOKEN_ENCRYPTION_KEY no longer lists")
+            raise DecryptionError(
+                f"the stored ciphertext was made with key {kid}, which TOKEN_ENCRYPTION_KEY no longer lists"
+            )
         try:
             raw = unb64url(payload)
             return cipher.decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:], associated.encode("utf-8")).decode("utf-8")
         except (InvalidTag, ValueError, binascii.Error) as exc:
-            raise DecryptionError("the stored ciphertext does not authenticate (altered, or stored for another row)") from exc
+            raise DecryptionError(
+                "the stored ciphertext does not authenticate (altered, or stored for another row)"
+            ) from exc
 
     def needs_rotation(self, token: str) -> bool:
         """True when ``token`` was encrypted with an older key (re-encrypt it on the next write)."""
@@ -157,14 +163,20 @@ class TokenCipher:
 def tenant_admin_key(admin_api_key: str, tenant_id: str) -> str:
     """The admin key for one tenant's management routes: HMAC of the tenant id under
     ``ADMIN_API_KEY``. A tenant's key opens that tenant's routes only."""
-    return b64url(hmac.new(admin_api_key.encode(), f"tenant-admin-key/v1/{tenant_id.lower()}".encode(), hashlib.sha256).digest())
+    return b64url(
+        hmac.new(admin_api_key.encode(), f"tenant-admin-key/v1/{tenant_id.lower()}".encode(), hashlib.sha256).digest()
+    )
 
 
 def ingest_key(admin_api_key: str, tenant_id: str, source: str) -> str:
     """The key of one alert source of one tenant for ``POST /api/events/{format}``: HMAC of
     both under ``ADMIN_API_KEY``. It names the tenant its events go to, so a source can never
     post into another tenant, and one source's key can be replaced without touching others'."""
-    return b64url(hmac.new(admin_api_key.encode(), f"ingest-key/v1/{tenant_id.lower()}/{source}".encode(), hashlib.sha256).digest())
+    return b64url(
+        hmac.new(
+            admin_api_key.encode(), f"ingest-key/v1/{tenant_id.lower()}/{source}".encode(), hashlib.sha256
+        ).digest()
+    )
 
 
 def same_secret(presented: str | None, expected: str) -> bool:

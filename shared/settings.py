@@ -11,8 +11,8 @@ missing value raises :class:`SettingsError` naming the setting and what to do.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 from shared.domain.retention import MIN_RESOLVED_ALERT_DAYS, Retention
 
@@ -49,9 +49,23 @@ class SettingSpec:
 SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec("ALERT_EVENTS_QUEUE", "Service Bus queue the alert events arrive on.", "alert-events", binding=True),
     SettingSpec("TEAMS_ACTIONS_QUEUE", "Service Bus queue that receives what people did in Teams.", "teams-actions"),
-    SettingSpec("DELIVERY_QUEUE", "Internal Service Bus queue of delivery jobs (sessions on: one session per conversation).", "teams-deliveries", binding=True),
-    SettingSpec("TEAMS_TENANT_SENDS_PER_SECOND", "Messages per second the whole app sends to one tenant, across every instance (Teams allows 50 per app per tenant).", "45"),
-    SettingSpec("PERIODIC_SCHEDULE", "NCRONTAB schedule (6 fields) of the periodic run: reminders and maintenance.", "0 */5 * * * *", binding=True),
+    SettingSpec(
+        "DELIVERY_QUEUE",
+        "Internal Service Bus queue of delivery jobs (sessions on: one session per conversation).",
+        "teams-deliveries",
+        binding=True,
+    ),
+    SettingSpec(
+        "TEAMS_TENANT_SENDS_PER_SECOND",
+        "Messages per second the whole app sends to one tenant, across every instance (Teams allows 50 per app per tenant).",
+        "45",
+    ),
+    SettingSpec(
+        "PERIODIC_SCHEDULE",
+        "NCRONTAB schedule (6 fields) of the periodic run: reminders and maintenance.",
+        "0 */5 * * * *",
+        binding=True,
+    ),
     SettingSpec(
         "ServiceBusConnection__fullyQualifiedNamespace",
         "Service Bus namespace host (identity-based connection of the queue trigger).",
@@ -67,10 +81,18 @@ SETTINGS: tuple[SettingSpec, ...] = (
         "Table Storage endpoint used with the managed identity, e.g. https://<account>.table.core.windows.net.",
     ),
     SettingSpec("STATE_TABLE_PREFIX", "Prefix of every table the connector creates (letters and digits).", "tac"),
-    SettingSpec("MANAGED_IDENTITY_CLIENT_ID", "Client id of the user-assigned managed identity used for Azure resources."),
+    SettingSpec(
+        "MANAGED_IDENTITY_CLIENT_ID", "Client id of the user-assigned managed identity used for Azure resources."
+    ),
     SettingSpec("BOT_APP_ID", "The Azure Bot's Microsoft App ID (audience of inbound bot tokens)."),
-    SettingSpec("BOT_APP_TYPE", "SingleTenant (app id + secret) or UserAssignedMSI (the managed identity is the bot).", "SingleTenant"),
-    SettingSpec("BOT_APP_PASSWORD", "The bot's client secret (SingleTenant); a Key Vault reference in Azure.", secret=True),
+    SettingSpec(
+        "BOT_APP_TYPE",
+        "SingleTenant (app id + secret) or UserAssignedMSI (the managed identity is the bot).",
+        "SingleTenant",
+    ),
+    SettingSpec(
+        "BOT_APP_PASSWORD", "The bot's client secret (SingleTenant); a Key Vault reference in Azure.", secret=True
+    ),
     SettingSpec("BOT_TENANT_ID", "Tenant the bot's app registration lives in."),
     SettingSpec(
         "BOT_OPENID_METADATA_URL",
@@ -90,34 +112,119 @@ SETTINGS: tuple[SettingSpec, ...] = (
         f"true only on a developer's machine (the local host sets it; so does local.settings.sample.json): {DANGEROUS_ANONYMOUS_SETTING} and {LOCAL_CA_SETTING} work only with it, and never in Azure.",
         "false",
     ),
-    SettingSpec("DEFAULT_TENANT_ID", "Tenant used for events without a tenantid when the bot is installed in several tenants."),
-    SettingSpec("REMINDER_AFTER_MINUTES", "Minutes an alert may stay open and unacknowledged before a reminder, and between reminders.", "30"),
+    SettingSpec(
+        "DEFAULT_TENANT_ID", "Tenant used for events without a tenantid when the bot is installed in several tenants."
+    ),
+    SettingSpec(
+        "REMINDER_AFTER_MINUTES",
+        "Minutes an alert may stay open and unacknowledged before a reminder, and between reminders.",
+        "30",
+    ),
     # Data retention (the README's Data retention section): removal runs with the periodic run.
-    SettingSpec("RESOLVED_ALERT_RETENTION_DAYS", f"Days a resolved alert, its card records and its storm-summary count are kept (it can be reopened and its cards updated meanwhile); at least {MIN_RESOLVED_ALERT_DAYS}.", "30"),
-    SettingSpec("ACTION_RETENTION_DAYS", "Days an action taken in Teams is kept once published to the source (an unpublished one is never removed).", "30"),
-    SettingSpec("REJECTED_EVENT_RETENTION_DAYS", "Days a rejected event is kept with its reason and body (GET /api/events/rejected).", "14"),
-    SettingSpec("UNDELIVERABLE_RETENTION_DAYS", "Days the record of an alert that reached no recipient is kept (GET /api/tenants/{tenant}/undeliverable).", "30"),
+    SettingSpec(
+        "RESOLVED_ALERT_RETENTION_DAYS",
+        f"Days a resolved alert, its card records and its storm-summary count are kept (it can be reopened and its cards updated meanwhile); at least {MIN_RESOLVED_ALERT_DAYS}.",
+        "30",
+    ),
+    SettingSpec(
+        "ACTION_RETENTION_DAYS",
+        "Days an action taken in Teams is kept once published to the source (an unpublished one is never removed).",
+        "30",
+    ),
+    SettingSpec(
+        "REJECTED_EVENT_RETENTION_DAYS",
+        "Days a rejected event is kept with its reason and body (GET /api/events/rejected).",
+        "14",
+    ),
+    SettingSpec(
+        "UNDELIVERABLE_RETENTION_DAYS",
+        "Days the record of an alert that reached no recipient is kept (GET /api/tenants/{tenant}/undeliverable).",
+        "30",
+    ),
     # Connecting a tenant (the README's Connecting a tenant section): consent flows and Microsoft Graph.
-    SettingSpec("GRAPH_APP_ID", "App registration used for Microsoft Graph and the consent flows (often the bot's app id). Empty: tenant connection is off."),
-    SettingSpec("GRAPH_CREDENTIAL_TYPE", "How the Graph app proves itself: secret, certificate, or federated_managed_identity (the managed identity as a federated credential).", "secret"),
-    SettingSpec("GRAPH_CLIENT_SECRET", "Client secret of the Graph app (GRAPH_CREDENTIAL_TYPE=secret); a Key Vault reference in Azure.", secret=True),
-    SettingSpec("GRAPH_CERTIFICATE_PATH", "PEM file with the Graph app's certificate and private key (GRAPH_CREDENTIAL_TYPE=certificate)."),
-    SettingSpec("GRAPH_BASE_URL", "Microsoft Graph endpoint. Change only for a national cloud or a local simulator.", "https://graph.microsoft.com/v1.0"),
-    SettingSpec("AUTHORITY_HOST", "Microsoft identity platform host for sign-in and tokens. Change only for a national cloud or a local simulator.", "https://login.microsoftonline.com"),
-    SettingSpec("PUBLIC_BASE_URL", "Public https address of the function app (a custom domain); the consent redirect URI is <this>/api/consent/callback. Empty in Azure: https://<WEBSITE_HOSTNAME>, the app's real host name."),
-    SettingSpec("TOKEN_ENCRYPTION_KEY", "Key (urlsafe base64 of 32 bytes) that encrypts stored delegated token caches; comma-separated, newest first, to rotate. Key Vault reference in Azure.", secret=True),
-    SettingSpec("STATE_SIGNING_KEY", "Key (32+ characters) that signs the consent state parameter; a Key Vault reference in Azure.", secret=True),
-    SettingSpec("ADMIN_API_KEY", "Admin credential for /api/connect and the management routes (header X-Admin-Key), checked besides the function key; a Key Vault reference in Azure.", secret=True),
-    SettingSpec("LOCAL_CA_CERT_FILE", "PEM CA trusted instead of the system store for AUTHORITY_HOST and GRAPH_BASE_URL: a local simulator's only. Refused in Azure."),
+    SettingSpec(
+        "GRAPH_APP_ID",
+        "App registration used for Microsoft Graph and the consent flows (often the bot's app id). Empty: tenant connection is off.",
+    ),
+    SettingSpec(
+        "GRAPH_CREDENTIAL_TYPE",
+        "How the Graph app proves itself: secret, certificate, or federated_managed_identity (the managed identity as a federated credential).",
+        "secret",
+    ),
+    SettingSpec(
+        "GRAPH_CLIENT_SECRET",
+        "Client secret of the Graph app (GRAPH_CREDENTIAL_TYPE=secret); a Key Vault reference in Azure.",
+        secret=True,
+    ),
+    SettingSpec(
+        "GRAPH_CERTIFICATE_PATH",
+        "PEM file with the Graph app's certificate and private key (GRAPH_CREDENTIAL_TYPE=certificate).",
+    ),
+    SettingSpec(
+        "GRAPH_BASE_URL",
+        "Microsoft Graph endpoint. Change only for a national cloud or a local simulator.",
+        "https://graph.microsoft.com/v1.0",
+    ),
+    SettingSpec(
+        "AUTHORITY_HOST",
+        "Microsoft identity platform host for sign-in and tokens. Change only for a national cloud or a local simulator.",
+        "https://login.microsoftonline.com",
+    ),
+    SettingSpec(
+        "PUBLIC_BASE_URL",
+        "Public https address of the function app (a custom domain); the consent redirect URI is <this>/api/consent/callback. Empty in Azure: https://<WEBSITE_HOSTNAME>, the app's real host name.",
+    ),
+    SettingSpec(
+        "TOKEN_ENCRYPTION_KEY",
+        "Key (urlsafe base64 of 32 bytes) that encrypts stored delegated token caches; comma-separated, newest first, to rotate. Key Vault reference in Azure.",
+        secret=True,
+    ),
+    SettingSpec(
+        "STATE_SIGNING_KEY",
+        "Key (32+ characters) that signs the consent state parameter; a Key Vault reference in Azure.",
+        secret=True,
+    ),
+    SettingSpec(
+        "ADMIN_API_KEY",
+        "Admin credential for /api/connect and the management routes (header X-Admin-Key), checked besides the function key; a Key Vault reference in Azure.",
+        secret=True,
+    ),
+    SettingSpec(
+        "LOCAL_CA_CERT_FILE",
+        "PEM CA trusted instead of the system store for AUTHORITY_HOST and GRAPH_BASE_URL: a local simulator's only. Refused in Azure.",
+    ),
     # Acting on alerts from Teams.
-    SettingSpec("REQUIRE_LINKED_ACCOUNT", "Refuse card buttons and commands from people whose Teams account is not linked to an alerting platform account.", "false"),
-    SettingSpec("ALERT_CHANNEL_TEAM_ID", "Team (Microsoft 365 group id) where alert channels are created; empty: the team of the card that was clicked."),
-    SettingSpec("ALERT_CHANNEL_NAME_TEMPLATE", "Name of an alert channel, from {severity}, {id} and {title}; cleaned to Teams' rules (50 characters at most).", "{severity} {id} {title}"),
-    SettingSpec("MEETING_ORGANIZER", "User (id or UPN) on whose calendar alert meetings are created; empty: the person who clicked."),
+    SettingSpec(
+        "REQUIRE_LINKED_ACCOUNT",
+        "Refuse card buttons and commands from people whose Teams account is not linked to an alerting platform account.",
+        "false",
+    ),
+    SettingSpec(
+        "ALERT_CHANNEL_TEAM_ID",
+        "Team (Microsoft 365 group id) where alert channels are created; empty: the team of the card that was clicked.",
+    ),
+    SettingSpec(
+        "ALERT_CHANNEL_NAME_TEMPLATE",
+        "Name of an alert channel, from {severity}, {id} and {title}; cleaned to Teams' rules (50 characters at most).",
+        "{severity} {id} {title}",
+    ),
+    SettingSpec(
+        "MEETING_ORGANIZER",
+        "User (id or UPN) on whose calendar alert meetings are created; empty: the person who clicked.",
+    ),
     # Routing alerts: workflows (the README's Routing alerts section).
-    SettingSpec("TEAMS_APP_CATALOG_ID", "The connector's app id in your organisation's Teams app catalog (Teams admin center > Manage apps > the app > App ID); needed to reach people 1:1 and groups. Empty: person and group recipients fall back."),
-    SettingSpec("CONNECTOR_ADMINS", "Comma-separated Microsoft Entra object ids or UPNs of people who may subscribe any channel or chat from Teams (team owners may always subscribe their channels)."),
-    SettingSpec("LOCAL_QUEUE_HOST_URL", "Local Functions host that receives outbound actions on its queue API (local development only; empty in Azure, where ServiceBusConnection__fullyQualifiedNamespace is used)."),
+    SettingSpec(
+        "TEAMS_APP_CATALOG_ID",
+        "The connector's app id in your organisation's Teams app catalog (Teams admin center > Manage apps > the app > App ID); needed to reach people 1:1 and groups. Empty: person and group recipients fall back.",
+    ),
+    SettingSpec(
+        "CONNECTOR_ADMINS",
+        "Comma-separated Microsoft Entra object ids or UPNs of people who may subscribe any channel or chat from Teams (team owners may always subscribe their channels).",
+    ),
+    SettingSpec(
+        "LOCAL_QUEUE_HOST_URL",
+        "Local Functions host that receives outbound actions on its queue API (local development only; empty in Azure, where ServiceBusConnection__fullyQualifiedNamespace is used).",
+    ),
 )
 
 SETTING_NAMES = frozenset(spec.name for spec in SETTINGS)
@@ -145,7 +252,7 @@ class Settings:
     reminder_after_minutes: int
     running_in_azure: bool
     retention: Retention = Retention()
-    graph: "GraphSettings | None" = None  # None: GRAPH_APP_ID is not set (tenant connection off)
+    graph: GraphSettings | None = None  # None: GRAPH_APP_ID is not set (tenant connection off)
     service_bus_namespace: str | None = None
     local_queue_host_url: str | None = None
     require_linked_account: bool = False
@@ -159,7 +266,10 @@ class Settings:
     tenant_sends_per_second: int = 45
 
     def __repr__(self) -> str:  # never print secrets
-        shown = {k: ("***" if k in {"tables_connection", "bot_app_password", "admin_api_key"} and v else v) for k, v in vars(self).items()}
+        shown = {
+            k: ("***" if k in {"tables_connection", "bot_app_password", "admin_api_key"} and v else v)
+            for k, v in vars(self).items()
+        }
         return f"Settings({shown})"
 
 
@@ -193,7 +303,11 @@ def azure_markers(env: Mapping[str, str]) -> list[str]:
 def check_startup_safety(env: Mapping[str, str] = os.environ) -> None:
     """Refuse development-only switches unless this process is known to run locally. Fails
     closed: the switches need LOCAL_DEVELOPMENT=true *and* no Azure marker. Cheap: safe at import."""
-    switches = [name for name in (DANGEROUS_ANONYMOUS_SETTING, LOCAL_CA_SETTING) if (_bool(env, name) if name == DANGEROUS_ANONYMOUS_SETTING else _text(env, name))]
+    switches = [
+        name
+        for name in (DANGEROUS_ANONYMOUS_SETTING, LOCAL_CA_SETTING)
+        if (_bool(env, name) if name == DANGEROUS_ANONYMOUS_SETTING else _text(env, name))
+    ]
     if not switches:
         return
     markers = azure_markers(env)
@@ -218,7 +332,9 @@ _UNRESOLVED_REFERENCE = "@microsoft.keyvault("
 def check_references_resolved(env: Mapping[str, str]) -> None:
     """Refuse to start when a setting is still a Key Vault reference (the secret is missing, or
     the identity cannot read it yet: role assignments take a few minutes to apply)."""
-    unresolved = sorted(spec.name for spec in SETTINGS if (env.get(spec.name) or "").strip().lower().startswith(_UNRESOLVED_REFERENCE))
+    unresolved = sorted(
+        spec.name for spec in SETTINGS if (env.get(spec.name) or "").strip().lower().startswith(_UNRESOLVED_REFERENCE)
+    )
     if unresolved:
         raise SettingsError(
             f"{', '.join(unresolved)} {'is' if len(unresolved) == 1 else 'are'} an unresolved Key Vault reference: the secret does not exist "
@@ -300,7 +416,9 @@ def load_settings(env: Mapping[str, str] = os.environ) -> Settings:
         teams_app_catalog_id=_text(env, "TEAMS_APP_CATALOG_ID"),
         delivery_queue=_text(env, "DELIVERY_QUEUE") or "",
         tenant_sends_per_second=_positive_int(env, "TEAMS_TENANT_SENDS_PER_SECOND"),
-        connector_admins=tuple(a.strip().lower() for a in (_text(env, "CONNECTOR_ADMINS") or "").split(",") if a.strip()),
+        connector_admins=tuple(
+            a.strip().lower() for a in (_text(env, "CONNECTOR_ADMINS") or "").split(",") if a.strip()
+        ),
     )
 
 
@@ -380,8 +498,14 @@ def _graph_settings(env: Mapping[str, str]) -> GraphSettings | None:
         return None
     credential_type = _text(env, "GRAPH_CREDENTIAL_TYPE") or ""
     if credential_type not in GRAPH_CREDENTIAL_TYPES:
-        raise SettingsError(f"GRAPH_CREDENTIAL_TYPE must be one of {', '.join(GRAPH_CREDENTIAL_TYPES)}, not {credential_type!r}.")
-    needed = {"secret": "GRAPH_CLIENT_SECRET", "certificate": "GRAPH_CERTIFICATE_PATH", "federated_managed_identity": "MANAGED_IDENTITY_CLIENT_ID"}[credential_type]
+        raise SettingsError(
+            f"GRAPH_CREDENTIAL_TYPE must be one of {', '.join(GRAPH_CREDENTIAL_TYPES)}, not {credential_type!r}."
+        )
+    needed = {
+        "secret": "GRAPH_CLIENT_SECRET",
+        "certificate": "GRAPH_CERTIFICATE_PATH",
+        "federated_managed_identity": "MANAGED_IDENTITY_CLIENT_ID",
+    }[credential_type]
     if not _text(env, needed):
         raise SettingsError(f"{needed} must be set when GRAPH_CREDENTIAL_TYPE is {credential_type}.")
     host_name = (env.get("WEBSITE_HOSTNAME") or "").strip()
@@ -399,7 +523,9 @@ def _graph_settings(env: Mapping[str, str]) -> GraphSettings | None:
     except ValueError as exc:
         raise SettingsError(str(exc) + ".") from None
     if len(_text(env, "STATE_SIGNING_KEY") or "") < MIN_SIGNING_KEY_CHARS:
-        raise SettingsError(f"STATE_SIGNING_KEY must have at least {MIN_SIGNING_KEY_CHARS} characters (urlsafe base64 of 32 random bytes).")
+        raise SettingsError(
+            f"STATE_SIGNING_KEY must have at least {MIN_SIGNING_KEY_CHARS} characters (urlsafe base64 of 32 random bytes)."
+        )
     ca_file = _text(env, LOCAL_CA_SETTING)  # allowed by check_startup_safety only on a known-local process
     return GraphSettings(
         app_id=app_id,

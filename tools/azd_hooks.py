@@ -21,7 +21,9 @@ ROOT = Path(__file__).resolve().parents[1]
 def _env(name: str) -> str:
     value = os.environ.get(name, "")
     if not value:
-        raise SystemExit(f"error: {name} is not set: run this through azd (azure.yaml's hooks), which sets the Bicep outputs")
+        raise SystemExit(
+            f"error: {name} is not set: run this through azd (azure.yaml's hooks), which sets the Bicep outputs"
+        )
     return value
 
 
@@ -35,13 +37,21 @@ def preprovision() -> int:
         print("  az not found: cannot look for a deleted Key Vault of this environment; creating a new one")
     else:
         query = f"[?properties.tags.\"azd-env-name\"=='{env_name}'].name"
-        done = subprocess.run([az, "keyvault", "list-deleted", "--resource-type", "vault", "--query", query, "-o", "tsv"],
-                              capture_output=True, text=True, timeout=120)
+        done = subprocess.run(
+            [az, "keyvault", "list-deleted", "--resource-type", "vault", "--query", query, "-o", "tsv"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         if done.returncode == 0 and done.stdout.strip():
             mode = "recover"
-            print(f"  Key Vault {done.stdout.split()[0]} of environment {env_name} was deleted: it is recovered, with its keys")
+            print(
+                f"  Key Vault {done.stdout.split()[0]} of environment {env_name} was deleted: it is recovered, with its keys"
+            )
         elif done.returncode != 0:
-            print(f"  cannot list deleted Key Vaults ({(done.stderr.strip().splitlines() or [''])[0][:200]}); creating a new one")
+            print(
+                f"  cannot list deleted Key Vaults ({(done.stderr.strip().splitlines() or [''])[0][:200]}); creating a new one"
+            )
     azd = shutil.which("azd")
     if azd is not None:
         subprocess.run([azd, "env", "set", "KEY_VAULT_CREATE_MODE", mode], check=True, timeout=60)
@@ -52,7 +62,16 @@ def postprovision() -> int:
     from tools import deploy_keys
 
     print("Keys (Key Vault):")
-    return deploy_keys.main(["--vault", _env("KEY_VAULT_NAME"), "--app", _env("FUNCTION_APP_NAME"), "--resource-group", _env("AZURE_RESOURCE_GROUP")])
+    return deploy_keys.main(
+        [
+            "--vault",
+            _env("KEY_VAULT_NAME"),
+            "--app",
+            _env("FUNCTION_APP_NAME"),
+            "--resource-group",
+            _env("AZURE_RESOURCE_GROUP"),
+        ]
+    )
 
 
 def postdeploy() -> int:
@@ -65,16 +84,20 @@ def postdeploy() -> int:
         return code
     vault = _env("KEY_VAULT_NAME")
     if os.environ.get("GRAPH_APP_REGISTRATION") == "create":
-        connect = (f"  3. Connect the tenant: open https://{host}/api/connect?method=bot&admin_key=<the admin key> as a tenant administrator\n"
-                   "                         (the Graph app this deployment registered has no secret: its credential is the app's managed identity;\n"
-                   "                         consenting grants its permissions, listed in the README's Connecting a tenant)\n")
+        connect = (
+            f"  3. Connect the tenant: open https://{host}/api/connect?method=bot&admin_key=<the admin key> as a tenant administrator\n"
+            "                         (the Graph app this deployment registered has no secret: its credential is the app's managed identity;\n"
+            "                         consenting grants its permissions, listed in the README's Connecting a tenant)\n"
+        )
     else:
-        connect = ("  3. Connect the tenant: Graph is off unless BOT_APP_TYPE is SingleTenant or GRAPH_APP_ID is set;\n"
-                   "                         `azd env set GRAPH_APP_REGISTRATION create` and `azd up` register a Graph app with no secret\n")
+        connect = (
+            "  3. Connect the tenant: Graph is off unless BOT_APP_TYPE is SingleTenant or GRAPH_APP_ID is set;\n"
+            "                         `azd env set GRAPH_APP_REGISTRATION create` and `azd up` register a Graph app with no secret\n"
+        )
     print(
         "\nTeams Alert Connector is deployed. Next:\n"
-        f"  1. Check it:           curl -H \"X-Admin-Key: $(az keyvault secret show --vault-name {vault} --name admin-api-key --query value -o tsv)\" "
-        f"\"https://{host}/api/health?deep=1\"\n"
+        f'  1. Check it:           curl -H "X-Admin-Key: $(az keyvault secret show --vault-name {vault} --name admin-api-key --query value -o tsv)" '
+        f'"https://{host}/api/health?deep=1"\n'
         f"  2. Upload the app:     {package.relative_to(ROOT)} in the Teams admin center (Manage apps > Upload), then add it to a setup policy\n"
         f"{connect}"
         f"  4. Smoke test:         python3 -m tools.smoke_test --host {host} --tenant <the tenant> --vault {vault}\n"

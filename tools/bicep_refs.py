@@ -31,28 +31,145 @@ from pathlib import Path
 
 # Bicep's functions (docs: "Bicep functions", every category) and decorators. The list* resource
 # functions (listKeys, listSecrets, ...) are matched by prefix.
-FUNCTIONS = frozenset("""
-any array concat contains empty first flatten indexOf intersection items last lastIndexOf length max min range skip take union
-filter map reduce sort toObject mapValues groupBy objectKeys shallowMerge tryGet
-coalesce equals greater greaterOrEquals less lessOrEquals
-dateTimeAdd dateTimeFromEpoch dateTimeToEpoch utcNow
-deployer deployment environment
-loadFileAsBase64 loadJsonContent loadYamlContent loadTextContent
-bool int json
-add div mod mul sub
-extensionResourceId getSecret managementGroupResourceId pickZones providers reference resourceId subscriptionResourceId
-tenantResourceId managementGroup resourceGroup subscription tenant
-base64 base64ToJson base64ToString dataUri dataUriToString endsWith format guid join newGuid padLeft replace split startsWith
-string substring toLower toUpper trim uniqueString uri uriComponent uriComponentToString readEnvironmentVariable
-description minLength maxLength minValue maxValue allowed secure metadata batchSize export sealed discriminator onlyIfNotExists
-""".split())
+FUNCTIONS = frozenset(
+    [
+        "any",
+        "array",
+        "concat",
+        "contains",
+        "empty",
+        "first",
+        "flatten",
+        "indexOf",
+        "intersection",
+        "items",
+        "last",
+        "lastIndexOf",
+        "length",
+        "max",
+        "min",
+        "range",
+        "skip",
+        "take",
+        "union",
+        "filter",
+        "map",
+        "reduce",
+        "sort",
+        "toObject",
+        "mapValues",
+        "groupBy",
+        "objectKeys",
+        "shallowMerge",
+        "tryGet",
+        "coalesce",
+        "equals",
+        "greater",
+        "greaterOrEquals",
+        "less",
+        "lessOrEquals",
+        "dateTimeAdd",
+        "dateTimeFromEpoch",
+        "dateTimeToEpoch",
+        "utcNow",
+        "deployer",
+        "deployment",
+        "environment",
+        "loadFileAsBase64",
+        "loadJsonContent",
+        "loadYamlContent",
+        "loadTextContent",
+        "bool",
+        "int",
+        "json",
+        "add",
+        "div",
+        "mod",
+        "mul",
+        "sub",
+        "extensionResourceId",
+        "getSecret",
+        "managementGroupResourceId",
+        "pickZones",
+        "providers",
+        "reference",
+        "resourceId",
+        "subscriptionResourceId",
+        "tenantResourceId",
+        "managementGroup",
+        "resourceGroup",
+        "subscription",
+        "tenant",
+        "base64",
+        "base64ToJson",
+        "base64ToString",
+        "dataUri",
+        "dataUriToString",
+        "endsWith",
+        "format",
+        "guid",
+        "join",
+        "newGuid",
+        "padLeft",
+        "replace",
+        "split",
+        "startsWith",
+        "string",
+        "substring",
+        "toLower",
+        "toUpper",
+        "trim",
+        "uniqueString",
+        "uri",
+        "uriComponent",
+        "uriComponentToString",
+        "readEnvironmentVariable",
+        "description",
+        "minLength",
+        "maxLength",
+        "minValue",
+        "maxValue",
+        "allowed",
+        "secure",
+        "metadata",
+        "batchSize",
+        "export",
+        "sealed",
+        "discriminator",
+        "onlyIfNotExists",
+    ]
+)
 NAMESPACES = frozenset({"az", "sys"})
-KEYWORDS = frozenset({"true", "false", "null", "if", "for", "in", "existing", "resource", "module", "param", "var", "output",
-                      "targetScope", "import", "type", "func", "with", "as", "metadata", "extension"})
+KEYWORDS = frozenset(
+    {
+        "true",
+        "false",
+        "null",
+        "if",
+        "for",
+        "in",
+        "existing",
+        "resource",
+        "module",
+        "param",
+        "var",
+        "output",
+        "targetScope",
+        "import",
+        "type",
+        "func",
+        "with",
+        "as",
+        "metadata",
+        "extension",
+    }
+)
 EXTENSION = re.compile(r"^extension\s+(?P<alias>[A-Za-z_]\w*)\s*$", re.M)
 GRAPH_EXTENSION_REGISTRY = "br:mcr.microsoft.com/bicep/extensions/microsoftgraph/"
 TYPES = frozenset({"string", "int", "bool", "object", "array"})
-DECLARATION = re.compile(r"^(?P<indent>[ \t]*)(?P<kind>param|var|resource|module|output)\s+(?P<name>[A-Za-z_]\w*)\b(?P<rest>.*)$", re.M)
+DECLARATION = re.compile(
+    r"^(?P<indent>[ \t]*)(?P<kind>param|var|resource|module|output)\s+(?P<name>[A-Za-z_]\w*)\b(?P<rest>.*)$", re.M
+)
 
 
 @dataclass
@@ -111,7 +228,7 @@ def _strip_comments(text: str) -> str:
             j = i + 1
             while j < n and text[j] != "'":
                 j += 2 if text[j] == "\\" else 1
-            out.append(text[i:j + 1])
+            out.append(text[i : j + 1])
             i = j + 1
         elif text.startswith("//", i):
             j = text.find("\n", i)
@@ -129,7 +246,9 @@ def _strip_comments(text: str) -> str:
     return "".join(out)
 
 
-_TOKEN = re.compile(r"(?P<ident>[A-Za-z_]\w*)|(?P<number>\d+)|(?P<punct>::|=>|==|!=|<=|>=|&&|\|\||\?\?|\.\?|[{}()\[\],:.?!=<>+\-*/%@|&])|(?P<nl>\n)|(?P<ws>[ \t\r]+)")
+_TOKEN = re.compile(
+    r"(?P<ident>[A-Za-z_]\w*)|(?P<number>\d+)|(?P<punct>::|=>|==|!=|<=|>=|&&|\|\||\?\?|\.\?|[{}()\[\],:.?!=<>+\-*/%@|&])|(?P<nl>\n)|(?P<ws>[ \t\r]+)"
+)
 
 
 def tokenize(text: str, line: int = 1) -> list[Token]:
@@ -155,11 +274,11 @@ def tokenize(text: str, line: int = 1) -> list[Token]:
                     while k < n and depth:
                         depth += {"{": 1, "}": -1}.get(text[k], 0)
                         k += 1
-                    parts.append(text[j + 2:k - 1])
+                    parts.append(text[j + 2 : k - 1])
                     j = k
                 else:
                     j += 1
-            tokens.append(Token("string", text[i:j + 1], line))
+            tokens.append(Token("string", text[i : j + 1], line))
             for part in parts:
                 tokens.append(Token("punct", "(", line))
                 tokens.extend(tokenize(part, line)[:-1] if part else [])
@@ -196,7 +315,21 @@ def _expression_end(tokens: list[Token], start: int) -> int:
         elif t.kind == "nl" and depth == 0 and i > start:
             # A line ending in an operator continues on the next line.
             previous = next((tokens[k] for k in range(i - 1, start - 1, -1) if tokens[k].kind != "nl"), None)
-            if previous is None or previous.text not in ("?", ":", "&&", "||", "??", "+", "-", "*", "/", "==", "!=", ",", "=>"):
+            if previous is None or previous.text not in (
+                "?",
+                ":",
+                "&&",
+                "||",
+                "??",
+                "+",
+                "-",
+                "*",
+                "/",
+                "==",
+                "!=",
+                ",",
+                "=>",
+            ):
                 return i
         i += 1
     return i
@@ -217,7 +350,13 @@ def parse(path: Path) -> BicepFile:
             depth -= 1
             while parents and depth < parents[-1][1]:
                 parents.pop()
-        if at_line_start and t.kind == "ident" and t.text in ("param", "var", "resource", "module", "output") and i + 1 < len(tokens) and tokens[i + 1].kind == "ident":
+        if (
+            at_line_start
+            and t.kind == "ident"
+            and t.text in ("param", "var", "resource", "module", "output")
+            and i + 1 < len(tokens)
+            and tokens[i + 1].kind == "ident"
+        ):
             if t.text != "resource" and depth > 0:
                 i += 1
                 continue
@@ -238,12 +377,18 @@ def parse(path: Path) -> BicepFile:
             parent = parents[-1][0] if (kind == "resource" and parents) else None
             if parent is not None:
                 parent_type = next(d.type for d in bicep.declarations if d.kind == "resource" and d.name == parent)
-                full_type = f"{parent_type.split('@')[0]}/{full_type.split('@')[0]}" if "/" not in full_type.split("@")[0] else full_type
-            bicep.declarations.append(Declaration(kind, name, t.line, start, end, full_type, has_value, parent, nullable))
+                full_type = (
+                    f"{parent_type.split('@')[0]}/{full_type.split('@')[0]}"
+                    if "/" not in full_type.split("@")[0]
+                    else full_type
+                )
+            bicep.declarations.append(
+                Declaration(kind, name, t.line, start, end, full_type, has_value, parent, nullable)
+            )
             if kind == "resource" and has_value:
                 # Its body may declare nested resources: they close with it.
                 parents.append((name, depth + 1))
-            i = (start if has_value else j)
+            i = start if has_value else j
             continue
         i += 1
     return bicep
@@ -263,7 +408,11 @@ def _references(tokens: list[Token], start: int, end: int) -> list[tuple[Token, 
         if t.kind != "ident":
             i += 1
             continue
-        before = next((tokens[k] for k in range(i - 1, start - 1, -1) if tokens[k].kind != "nl"), None) if i > start else None
+        before = (
+            next((tokens[k] for k in range(i - 1, start - 1, -1) if tokens[k].kind != "nl"), None)
+            if i > start
+            else None
+        )
         before_raw = tokens[i - 1] if i > 0 else None
         after = next((tokens[k] for k in range(i + 1, end) if tokens[k].kind != "nl"), None)
         if t.text == "for":  # for NAME in / for (NAME, INDEX) in
@@ -281,7 +430,11 @@ def _references(tokens: list[Token], start: int, end: int) -> list[tuple[Token, 
         if before is not None and before.text in (".", "::", ".?"):
             i += 1
             continue
-        if after is not None and after.text == ":" and (before is None or before.text in ("{", ",") or (before_raw is not None and before_raw.kind == "nl")):
+        if (
+            after is not None
+            and after.text == ":"
+            and (before is None or before.text in ("{", ",") or (before_raw is not None and before_raw.kind == "nl"))
+        ):
             i += 1  # an object key
             continue
         if t.text in KEYWORDS or t.text in locals_:
@@ -357,7 +510,9 @@ def _configured_extensions(path: Path) -> dict[str, str]:
     for folder in path.parents:
         config = folder / "bicepconfig.json"
         if config.exists():
-            text = "\n".join(line for line in config.read_text(encoding="utf-8").splitlines() if not line.strip().startswith("//"))
+            text = "\n".join(
+                line for line in config.read_text(encoding="utf-8").splitlines() if not line.strip().startswith("//")
+            )
             return dict(json.loads(text).get("extensions", {}))
     return {}
 
@@ -365,11 +520,25 @@ def _configured_extensions(path: Path) -> dict[str, str]:
 def _extension_problems(path: Path, bicep: BicepFile) -> list[Problem]:
     declared = EXTENSION.findall(_strip_comments(path.read_text(encoding="utf-8")))
     configured = _configured_extensions(path)
-    problems = [Problem(path, 1, f"extension '{alias}' is not in the extensions of the nearest bicepconfig.json") for alias in declared if alias not in configured]
-    graph = [d for d in bicep.declarations if d.kind == "resource" and d.type.startswith("Microsoft.Graph/") and d.parent is None]
+    problems = [
+        Problem(path, 1, f"extension '{alias}' is not in the extensions of the nearest bicepconfig.json")
+        for alias in declared
+        if alias not in configured
+    ]
+    graph = [
+        d
+        for d in bicep.declarations
+        if d.kind == "resource" and d.type.startswith("Microsoft.Graph/") and d.parent is None
+    ]
     if graph and not any(configured.get(alias, "").startswith(GRAPH_EXTENSION_REGISTRY) for alias in declared):
-        problems.append(Problem(path, graph[0].line, f"resource '{graph[0].name}' is a Microsoft Graph type, and the file has no extension "
-                                                     "that bicepconfig.json maps to the Microsoft Graph extension"))
+        problems.append(
+            Problem(
+                path,
+                graph[0].line,
+                f"resource '{graph[0].name}' is a Microsoft Graph type, and the file has no extension "
+                "that bicepconfig.json maps to the Microsoft Graph extension",
+            )
+        )
     return problems
 
 
@@ -395,24 +564,47 @@ def check(path: Path, _seen: set[Path] | None = None) -> list[Problem]:
                 if name not in FUNCTIONS and not name.startswith("list") and name not in NAMESPACES:
                     problems.append(Problem(path, token.line, f"{name}() is not a Bicep function"))
                 continue
-            if name in NAMESPACES or name in TYPES and decl.kind in ("param", "output"):
+            if name in NAMESPACES or (name in TYPES and decl.kind in ("param", "output")):
                 continue
             if name not in declared:
-                problems.append(Problem(path, token.line, f"'{name}' is not declared (no parameter, variable, resource or module of that name)"))
+                problems.append(
+                    Problem(
+                        path,
+                        token.line,
+                        f"'{name}' is not declared (no parameter, variable, resource or module of that name)",
+                    )
+                )
             elif decl.kind == "param" and name not in params:
                 what = "variable" if name in variables else "resource" if name in resources else "module"
-                problems.append(Problem(path, token.line, f"the default of parameter '{decl.name}' uses the {what} '{name}': "
-                                                           "a parameter default may use only parameters and functions (BCP072)"))
+                problems.append(
+                    Problem(
+                        path,
+                        token.line,
+                        f"the default of parameter '{decl.name}' uses the {what} '{name}': "
+                        "a parameter default may use only parameters and functions (BCP072)",
+                    )
+                )
         # <module>.outputs.<name> and <parent>::<child>
         for k in range(decl.start, decl.end - 2):
             a, b, c = tokens[k], tokens[k + 1], tokens[k + 2]
-            if a.kind == "ident" and a.text in modules and b.text == "." and c.text == "outputs" and k + 4 < decl.end and tokens[k + 3].text == ".":
+            if (
+                a.kind == "ident"
+                and a.text in modules
+                and b.text == "."
+                and c.text == "outputs"
+                and k + 4 < decl.end
+                and tokens[k + 3].text == "."
+            ):
                 module_path = (path.parent / modules[a.text].type).resolve()
                 if module_path.exists():
                     outputs = parse(module_path).of("output")
                     wanted = tokens[k + 4].text
                     if wanted not in outputs:
-                        problems.append(Problem(path, a.line, f"module '{a.text}' ({modules[a.text].type}) has no output '{wanted}'"))
+                        problems.append(
+                            Problem(
+                                path, a.line, f"module '{a.text}' ({modules[a.text].type}) has no output '{wanted}'"
+                            )
+                        )
             if a.kind == "ident" and a.text in resources and b.text == "::" and c.kind == "ident":
                 children = {d.name for d in bicep.declarations if d.kind == "resource" and d.parent == a.text}
                 if c.text not in children:
@@ -432,10 +624,16 @@ def check(path: Path, _seen: set[Path] | None = None) -> list[Problem]:
                 continue
             literal = _literal_type(tokens, value_start, value_end)
             if literal and wanted[key].type in TYPES and literal != wanted[key].type:
-                problems.append(Problem(path, line, f"module '{name}': parameter '{key}' is {wanted[key].type}, given a {literal}"))
+                problems.append(
+                    Problem(path, line, f"module '{name}': parameter '{key}' is {wanted[key].type}, given a {literal}")
+                )
         for key, param in wanted.items():
             if not param.has_default and not param.nullable and key not in given:
-                problems.append(Problem(path, decl.line, f"module '{name}' ({decl.type}) needs parameter '{key}', which is not given"))
+                problems.append(
+                    Problem(
+                        path, decl.line, f"module '{name}' ({decl.type}) needs parameter '{key}', which is not given"
+                    )
+                )
         problems.extend(check(module_path, seen))
     return problems
 
@@ -459,8 +657,10 @@ def main(argv: list[str] | None = None) -> int:
     problems = [p for path in paths for p in check(path)]
     for problem in problems:
         print(problem)
-    print(f"{len(problems)} reference error(s) in {', '.join(map(str, paths))} and their modules "
-          f"({sum(len(resources(p)) for p in paths)} resources read). Not a compiler: see the module's docstring.")
+    print(
+        f"{len(problems)} reference error(s) in {', '.join(map(str, paths))} and their modules "
+        f"({sum(len(resources(p)) for p in paths)} resources read). Not a compiler: see the module's docstring."
+    )
     return 1 if problems else 0
 
 

@@ -82,6 +82,7 @@ def _fill(value: Any, values: dict[str, str]) -> Any:
     if isinstance(value, list):
         return [_fill(v, values) for v in value]
     if isinstance(value, str):
+
         def replace(match: re.Match[str]) -> str:
             if match.group(1) not in values:
                 raise PackageError(f"manifest.json uses ${{{{{match.group(1)}}}}}, which the build does not know.")
@@ -106,7 +107,9 @@ def build_manifest(
         raise PackageError(f"--bot-app-id (or BOT_APP_ID) must be the bot's app id, a GUID; got {bot_app_id!r}.")
     app_host = app_host.removeprefix("https://").rstrip("/")
     if not HOST.match(app_host):
-        raise PackageError(f"--app-host (or APP_HOST) must be the function app's host name, e.g. func-x.azurewebsites.net; got {app_host!r}.")
+        raise PackageError(
+            f"--app-host (or APP_HOST) must be the function app's host name, e.g. func-x.azurewebsites.net; got {app_host!r}."
+        )
     teams_app_id = teams_app_id or str(uuid.uuid5(TEAMS_APP_ID_NAMESPACE, bot_app_id.lower()))
     aad_app_id = aad_app_id or bot_app_id
     for option, value in (("--teams-app-id", teams_app_id), ("--aad-app-id", aad_app_id)):
@@ -146,14 +149,22 @@ def write_package(manifest: dict[str, Any], out: Path) -> Path:
 def main(argv: list[str] | None = None) -> int:
     env = os.environ  # dev tool: its options may come from the shell
     parser = argparse.ArgumentParser(prog="python -m tools.build_app_package", description=__doc__.splitlines()[0])
-    parser.add_argument("--bot-app-id", default=env.get("BOT_APP_ID", ""), help="the Azure Bot's Microsoft App ID (BOT_APP_ID)")
+    parser.add_argument(
+        "--bot-app-id", default=env.get("BOT_APP_ID", ""), help="the Azure Bot's Microsoft App ID (BOT_APP_ID)"
+    )
     parser.add_argument(
         "--app-host",
         default=env.get("APP_HOST") or env.get("FUNCTION_APP_HOST_NAME", ""),
         help="the function app's host name, output FUNCTION_APP_HOST_NAME of the deployment (APP_HOST)",
     )
-    parser.add_argument("--teams-app-id", default=env.get("TEAMS_APP_ID"), help="Teams app id; default: derived from the bot id")
-    parser.add_argument("--aad-app-id", default=env.get("AAD_APP_ID"), help="app registration for webApplicationInfo; default: the bot id")
+    parser.add_argument(
+        "--teams-app-id", default=env.get("TEAMS_APP_ID"), help="Teams app id; default: derived from the bot id"
+    )
+    parser.add_argument(
+        "--aad-app-id",
+        default=env.get("AAD_APP_ID"),
+        help="app registration for webApplicationInfo; default: the bot id",
+    )
     parser.add_argument("--version", default=env.get("APP_VERSION"), help="app version; default: pyproject.toml's")
     parser.add_argument("--website-url")
     parser.add_argument("--privacy-url")
@@ -175,7 +186,9 @@ def main(argv: list[str] | None = None) -> int:
     except PackageError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    print(f"wrote {out} (Teams app id {manifest['id']}, bot {manifest['bots'][0]['botId']}, version {manifest['version']})")
+    print(
+        f"wrote {out} (Teams app id {manifest['id']}, bot {manifest['bots'][0]['botId']}, version {manifest['version']})"
+    )
     return 0
 
 

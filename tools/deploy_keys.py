@@ -23,7 +23,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 # Secret names: infra/app/keyvault.bicep (the app settings reference them).
 KEYS = {
@@ -67,8 +67,27 @@ def write_secret(vault: str, name: str, value: str, now: datetime) -> None:
         os.chmod(path, 0o600)
         with os.fdopen(handle, "w", encoding="utf-8") as out:
             out.write(value)
-        done = _az("keyvault", "secret", "set", "--vault-name", vault, "--name", name, "--file", path, "--encoding", "utf-8",
-                   "--content-type", "text/plain; urlsafe base64 of 32 random bytes", "--expires", expires, "--query", "id", "-o", "tsv")
+        done = _az(
+            "keyvault",
+            "secret",
+            "set",
+            "--vault-name",
+            vault,
+            "--name",
+            name,
+            "--file",
+            path,
+            "--encoding",
+            "utf-8",
+            "--content-type",
+            "text/plain; urlsafe base64 of 32 random bytes",
+            "--expires",
+            expires,
+            "--query",
+            "id",
+            "-o",
+            "tsv",
+        )
     finally:
         os.unlink(path)
     if done.returncode != 0:
@@ -81,14 +100,26 @@ def _first_line(text: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--vault", default=os.environ.get("KEY_VAULT_NAME"), help="Key Vault name (default: $KEY_VAULT_NAME, an azd output)")
-    parser.add_argument("--app", default=os.environ.get("FUNCTION_APP_NAME"), help="function app to restart (default: $FUNCTION_APP_NAME)")
-    parser.add_argument("--resource-group", default=os.environ.get("AZURE_RESOURCE_GROUP"), help="its resource group (default: $AZURE_RESOURCE_GROUP)")
+    parser.add_argument(
+        "--vault",
+        default=os.environ.get("KEY_VAULT_NAME"),
+        help="Key Vault name (default: $KEY_VAULT_NAME, an azd output)",
+    )
+    parser.add_argument(
+        "--app",
+        default=os.environ.get("FUNCTION_APP_NAME"),
+        help="function app to restart (default: $FUNCTION_APP_NAME)",
+    )
+    parser.add_argument(
+        "--resource-group",
+        default=os.environ.get("AZURE_RESOURCE_GROUP"),
+        help="its resource group (default: $AZURE_RESOURCE_GROUP)",
+    )
     args = parser.parse_args(argv)
     if not args.vault:
         print("error: name the vault with --vault (or set KEY_VAULT_NAME)", file=sys.stderr)
         return 2
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     try:
         made = []
         for name, purpose in KEYS.items():

@@ -10,11 +10,11 @@ membership checks work under `make run` as they do against Microsoft 365, on loo
 from __future__ import annotations
 
 import json
-from pathlib import Path
 import ssl
 import time
 import urllib.parse
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 # The local Graph app registration (loopback only; nothing to protect).
@@ -32,7 +32,9 @@ def playground_config(playground_url: str, timeout: float = 60.0) -> dict[str, A
             return document.get("config", document)
         except (OSError, ValueError) as exc:
             if time.monotonic() >= deadline:
-                raise RuntimeError(f"Agents Playground did not give its configuration within {timeout:.0f} s: {exc}") from None
+                raise RuntimeError(
+                    f"Agents Playground did not give its configuration within {timeout:.0f} s: {exc}"
+                ) from None
             time.sleep(0.5)
 
 
@@ -68,7 +70,12 @@ def seed(directory: Any, config: dict[str, Any]) -> Any:
     tenant = directory.add_tenant(config["tenantId"], "Agents Playground (local)")
     people = [config["currentUser"], *config.get("users", [])]
     for person in people:
-        upn = person.get("userPrincipleName") or person.get("userPrincipalName") or person.get("email") or f"{person['id']}@example.com"
+        upn = (
+            person.get("userPrincipleName")
+            or person.get("userPrincipalName")
+            or person.get("email")
+            or f"{person['id']}@example.com"
+        )
         tenant.add_user(person["name"], upn, mail=person.get("email") or upn, user_id=person["aadObjectId"])
     # The examples' responders, so Create channel can add them (they are not Playground users).
     for upn in example_responders():
@@ -101,7 +108,9 @@ def connect_tenant(host_url: str, admin_key: str, ca_file: str) -> str:
         with urllib.request.urlopen(callback, timeout=30) as answer:
             page = answer.read().decode("utf-8", errors="replace")
     except urllib.error.HTTPError as error:
-        raise RuntimeError(f"the consent callback answered {error.code}: {error.read().decode('utf-8', errors='replace')[:300]}") from None
+        raise RuntimeError(
+            f"the consent callback answered {error.code}: {error.read().decode('utf-8', errors='replace')[:300]}"
+        ) from None
     title = page.split("<title>", 1)[-1].split("</title>", 1)[0] if "<title>" in page else page[:120]
     return title.strip()
 
@@ -122,4 +131,6 @@ def _redirect(request: urllib.request.Request, context: ssl.SSLContext | None) -
     except urllib.error.HTTPError as error:
         if error.code in (301, 302, 303, 307, 308):
             return error.headers.get("Location")
-        raise RuntimeError(f"{request.full_url.split('?')[0]} answered {error.code}: {error.read().decode('utf-8', errors='replace')[:300]}") from None
+        raise RuntimeError(
+            f"{request.full_url.split('?')[0]} answered {error.code}: {error.read().decode('utf-8', errors='replace')[:300]}"
+        ) from None

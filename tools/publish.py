@@ -44,6 +44,8 @@ def _run_file() -> dict[str, Any]:
 def default_host() -> str:
     """The host `make run` started (its port may be another than 7071), else 127.0.0.1:7071."""
     return _run_file().get("host") or DEFAULT_HOST
+
+
 #: The app setting naming the inbound queue, and its fallback.
 QUEUE_SETTING = "ALERT_EVENTS_QUEUE"
 DEFAULT_QUEUE = "alert-events"
@@ -64,8 +66,9 @@ def default_queue() -> str:
     return lookup_setting(QUEUE_SETTING) or DEFAULT_QUEUE
 
 
-def _request(host: str, method: str, path: str, body: bytes | None = None,
-             headers: dict[str, str] | None = None) -> tuple[int, dict[str, Any]]:
+def _request(
+    host: str, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None
+) -> tuple[int, dict[str, Any]]:
     request = urllib.request.Request(host.rstrip("/") + path, data=body, method=method, headers=headers or {})
     try:
         with urllib.request.urlopen(request, timeout=REQUEST_TIMEOUT_SECONDS) as response:
@@ -78,8 +81,7 @@ def _request(host: str, method: str, path: str, body: bytes | None = None,
     except (urllib.error.URLError, ConnectionError, TimeoutError) as error:
         reason = getattr(error, "reason", error)
         raise PublishError(
-            f"cannot reach the local host at {host} ({reason}): is the local host running? "
-            f"start it with: {START_HINT}"
+            f"cannot reach the local host at {host} ({reason}): is the local host running? start it with: {START_HINT}"
         ) from None
 
 
@@ -96,8 +98,11 @@ def publish_file(path: Path, *, queue: str, host: str) -> str:
     except ValueError as error:
         raise PublishError(f"{path}: not valid JSON ({error})") from None
     status, answer = _request(
-        host, "POST", f"/_localhost/queues/{urllib.parse.quote(queue, safe='')}/messages",
-        body, {"content-type": "application/json"},
+        host,
+        "POST",
+        f"/_localhost/queues/{urllib.parse.quote(queue, safe='')}/messages",
+        body,
+        {"content-type": "application/json"},
     )
     if status != 201 or "messageId" not in answer:
         raise PublishError(f"{path}: the local host refused the message (HTTP {status}: {answer.get('error', answer)})")
@@ -111,8 +116,10 @@ def describe_outcome(message: dict[str, Any], waited: float) -> str:
     if message.get("status") == "completed":
         return f"completed after {deliveries}"
     if message.get("status") == "deadlettered":
-        return (f"dead-lettered after {deliveries}: {message.get('deadLetterReason')} "
-                f"({message.get('deadLetterErrorDescription')})")
+        return (
+            f"dead-lettered after {deliveries}: {message.get('deadLetterReason')} "
+            f"({message.get('deadLetterErrorDescription')})"
+        )
     if message.get("lastError"):
         return f"still retrying after {waited:.0f} s ({deliveries}, last error: {message['lastError']})"
     if not message.get("hasTrigger", True):
@@ -140,7 +147,9 @@ def event_lines(message: dict[str, Any]) -> tuple[list[str], bool]:
     for outcome in message.get("outcomes") or []:
         if outcome.get("kind") != "event":
             continue
-        what = f"event {outcome.get('eventId') or '(no id)'}" + (f" for alert {outcome['alertId']}" if outcome.get("alertId") else "")
+        what = f"event {outcome.get('eventId') or '(no id)'}" + (
+            f" for alert {outcome['alertId']}" if outcome.get("alertId") else ""
+        )
         result = outcome.get("result")
         if result == "rejected":
             ok = False
@@ -180,10 +189,14 @@ def follow_cards(alert_ids: set[str], since: str, *, host: str, queue: str, seco
                 ok = False
                 lines.append(f"  card REFUSED in {outcome.get('conversation')}: {outcome.get('reason')}")
             else:
-                lines.append(f"  card of {outcome['alertId']} {outcome['result']} in {outcome.get('conversation')} ({outcome.get('status')})")
+                lines.append(
+                    f"  card of {outcome['alertId']} {outcome['result']} in {outcome.get('conversation')} ({outcome.get('status')})"
+                )
         if job.get("status") == "deadlettered":
             ok = False
-            lines.append(f"  delivery job {job.get('messageId')} dead-lettered: {job.get('deadLetterErrorDescription')}")
+            lines.append(
+                f"  delivery job {job.get('messageId')} dead-lettered: {job.get('deadLetterErrorDescription')}"
+            )
         elif job.get("status") not in SETTLED:
             when = f" (scheduled for {job['scheduledEnqueueTimeUtc']})" if job.get("scheduledEnqueueTimeUtc") else ""
             lines.append(f"  delivery job {job.get('messageId')} still waiting{when}")
@@ -211,10 +224,16 @@ def report_message(path: Path, message_id: str, *, queue: str, host: str, second
     lines, ok = event_lines(message)
     for line in lines or [f"{message_id} {describe_outcome(message, waited)}; no event outcome was reported"]:
         print(f"{path}: {line}", file=out, flush=True)
-    alerts = {o["alertId"] for o in message.get("outcomes") or [] if o.get("kind") == "event" and o.get("queued") and o.get("alertId")}
+    alerts = {
+        o["alertId"]
+        for o in message.get("outcomes") or []
+        if o.get("kind") == "event" and o.get("queued") and o.get("alertId")
+    }
     if alerts:
         deliveries = lookup_setting(DELIVERY_QUEUE_SETTING) or DEFAULT_DELIVERY_QUEUE
-        card_lines, cards_ok = follow_cards(alerts, message.get("enqueuedTimeUtc", ""), host=host, queue=deliveries, seconds=seconds)
+        card_lines, cards_ok = follow_cards(
+            alerts, message.get("enqueuedTimeUtc", ""), host=host, queue=deliveries, seconds=seconds
+        )
         for line in card_lines:
             print(f"{path}: {line}", file=out, flush=True)
         ok = ok and cards_ok
@@ -228,10 +247,18 @@ def post_file(path: Path, *, fmt: str, tenant: str, source: str, key: str, host:
     except OSError as error:
         raise PublishError(f"{path}: cannot be read ({error})") from None
     query = urllib.parse.urlencode({"tenant": tenant, "source": source})
-    status, answer = _request(host, "POST", f"/api/events/{urllib.parse.quote(fmt, safe='')}?{query}", body,
-                              {"content-type": "application/json", "X-Ingest-Key": key})
+    status, answer = _request(
+        host,
+        "POST",
+        f"/api/events/{urllib.parse.quote(fmt, safe='')}?{query}",
+        body,
+        {"content-type": "application/json", "X-Ingest-Key": key},
+    )
     if status == 202:
-        return True, f"accepted (HTTP 202): {len(answer.get('eventIds', []))} event(s) queued: {', '.join(answer.get('eventIds', []))}"
+        return (
+            True,
+            f"accepted (HTTP 202): {len(answer.get('eventIds', []))} event(s) queued: {', '.join(answer.get('eventIds', []))}",
+        )
     field = f" [{answer['field']}]" if answer.get("field") else ""
     return False, f"refused (HTTP {status}){field}: {answer.get('error', answer)}"
 
@@ -256,10 +283,19 @@ def main(argv: list[str] | None = None, out: TextIO | None = None, err: TextIO |
     parser.add_argument(
         "--queue", help=f"queue name (default: {QUEUE_SETTING} from the settings, else {DEFAULT_QUEUE})"
     )
-    parser.add_argument("--host", default=None, help=f"local host URL (default: the one `make run` started, else {DEFAULT_HOST})")
-    parser.add_argument("--wait", type=float, default=10.0, metavar="SECONDS",
-                        help="seconds to wait for each outcome (0: do not wait; default 10)")
-    parser.add_argument("--http", metavar="FORMAT", help="post to the ingest route /api/events/FORMAT instead of a queue")
+    parser.add_argument(
+        "--host", default=None, help=f"local host URL (default: the one `make run` started, else {DEFAULT_HOST})"
+    )
+    parser.add_argument(
+        "--wait",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="seconds to wait for each outcome (0: do not wait; default 10)",
+    )
+    parser.add_argument(
+        "--http", metavar="FORMAT", help="post to the ingest route /api/events/FORMAT instead of a queue"
+    )
     parser.add_argument("--tenant", help="with --http: the tenant id the source posts to")
     parser.add_argument("--source", default="local", help="with --http: the source name (default: local)")
     parser.add_argument("--key", help="with --http: the source's key (default: derived from ADMIN_API_KEY)")
@@ -273,7 +309,14 @@ def main(argv: list[str] | None = None, out: TextIO | None = None, err: TextIO |
             key = arguments.key or ingest_key_for(arguments.tenant, arguments.source)
             accepted_all = True
             for path in arguments.files:
-                accepted, line = post_file(path, fmt=arguments.http, tenant=arguments.tenant, source=arguments.source, key=key, host=arguments.host)
+                accepted, line = post_file(
+                    path,
+                    fmt=arguments.http,
+                    tenant=arguments.tenant,
+                    source=arguments.source,
+                    key=key,
+                    host=arguments.host,
+                )
                 accepted_all = accepted_all and accepted
                 print(f"{path}: {line}", file=out, flush=True)
         except PublishError as error:
@@ -290,7 +333,10 @@ def main(argv: list[str] | None = None, out: TextIO | None = None, err: TextIO |
             message_id = publish_file(path, queue=queue, host=arguments.host)
             print(f"{path}: sent to {queue} as message {message_id}", file=out, flush=True)
             if arguments.wait > 0:
-                all_completed = report_message(path, message_id, queue=queue, host=arguments.host, seconds=arguments.wait, out=out) and all_completed
+                all_completed = (
+                    report_message(path, message_id, queue=queue, host=arguments.host, seconds=arguments.wait, out=out)
+                    and all_completed
+                )
     except PublishError as error:
         print(f"error: {error}", file=err)
         return 2

@@ -101,16 +101,34 @@ def _connect_playground_tenant(simulator, playground_url: str, host_url: str, ad
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=7071, help="local Functions host port (default 7071)")
-    parser.add_argument("--playground-port", type=int, default=PLAYGROUND_PORT, help=f"Agents Playground port (default {PLAYGROUND_PORT})")
-    parser.add_argument("--azurite-port", type=int, default=AZURITE_TABLE_PORT, help=f"Azurite table port (default {AZURITE_TABLE_PORT})")
-    parser.add_argument("--keep", action="store_true", help="keep the last run's state (alerts, conversations, keys) instead of starting empty")
+    parser.add_argument(
+        "--playground-port",
+        type=int,
+        default=PLAYGROUND_PORT,
+        help=f"Agents Playground port (default {PLAYGROUND_PORT})",
+    )
+    parser.add_argument(
+        "--azurite-port",
+        type=int,
+        default=AZURITE_TABLE_PORT,
+        help=f"Azurite table port (default {AZURITE_TABLE_PORT})",
+    )
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep the last run's state (alerts, conversations, keys) instead of starting empty",
+    )
     parser.add_argument("--no-playground", action="store_true", help="do not start Agents Playground")
     parser.add_argument("--reset", action="store_true", help="delete the local state (.local/) and exit")
     args = parser.parse_args(argv)
     if args.reset:
         existed = STATE_DIR.exists()
         reset_state()
-        print(f"Local state removed ({STATE_DIR})." if existed else f"No local state to remove ({STATE_DIR} does not exist).")
+        print(
+            f"Local state removed ({STATE_DIR})."
+            if existed
+            else f"No local state to remove ({STATE_DIR} does not exist)."
+        )
         return 0
 
     for tool in ("azurite-table", "agentsplayground"):
@@ -121,8 +139,10 @@ def main(argv: list[str] | None = None) -> int:
         ports["Agents Playground"] = args.playground_port
     busy = [f"{port} ({name})" for name, port in ports.items() if _port_open(port)]
     if busy:
-        raise SystemExit(f"port(s) {', '.join(busy)} already in use: is the connector already running? "
-                         "(--port, --playground-port and --azurite-port choose others)")
+        raise SystemExit(
+            f"port(s) {', '.join(busy)} already in use: is the connector already running? "
+            "(--port, --playground-port and --azurite-port choose others)"
+        )
 
     keys = run_keys(args.keep)
     if not args.keep:
@@ -152,8 +172,21 @@ def main(argv: list[str] | None = None) -> int:
         return process
 
     try:
-        azurite = start("Azurite (tables)", [str(BIN / "azurite-table"), "--tableHost", "127.0.0.1", "--tablePort", str(args.azurite_port),
-                                              "--location", str(STATE_DIR / "azurite"), "--skipApiVersionCheck", "--disableTelemetry", "--silent"])
+        azurite = start(
+            "Azurite (tables)",
+            [
+                str(BIN / "azurite-table"),
+                "--tableHost",
+                "127.0.0.1",
+                "--tablePort",
+                str(args.azurite_port),
+                "--location",
+                str(STATE_DIR / "azurite"),
+                "--skipApiVersionCheck",
+                "--disableTelemetry",
+                "--silent",
+            ],
+        )
         _wait_for(args.azurite_port, "Azurite", azurite)
 
         # Microsoft 365 on loopback: the identity platform and Graph of the Teams simulator.
@@ -163,32 +196,69 @@ def main(argv: list[str] | None = None) -> int:
         simulator = TeamsSimulator().start()
         simulator.directory.register_app(LOCAL_GRAPH_APP_ID, keys["GRAPH_CLIENT_SECRET"])
         env = {
-            **os.environ, **keys,
-            "GRAPH_APP_ID": LOCAL_GRAPH_APP_ID, "GRAPH_CREDENTIAL_TYPE": "secret", "GRAPH_BASE_URL": simulator.graph_url,
-            "AUTHORITY_HOST": simulator.authority_host, "LOCAL_CA_CERT_FILE": simulator.ca_file,
-            "PUBLIC_BASE_URL": f"http://localhost:{args.port}", "LOCAL_QUEUE_HOST_URL": host_url,
+            **os.environ,
+            **keys,
+            "GRAPH_APP_ID": LOCAL_GRAPH_APP_ID,
+            "GRAPH_CREDENTIAL_TYPE": "secret",
+            "GRAPH_BASE_URL": simulator.graph_url,
+            "AUTHORITY_HOST": simulator.authority_host,
+            "LOCAL_CA_CERT_FILE": simulator.ca_file,
+            "PUBLIC_BASE_URL": f"http://localhost:{args.port}",
+            "LOCAL_QUEUE_HOST_URL": host_url,
         }
         if args.azurite_port != AZURITE_TABLE_PORT:
-            tables = (f"DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={_AZURITE_KEY};"
-                      f"TableEndpoint=http://127.0.0.1:{args.azurite_port}/devstoreaccount1;")
+            tables = (
+                f"DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={_AZURITE_KEY};"
+                f"TableEndpoint=http://127.0.0.1:{args.azurite_port}/devstoreaccount1;"
+            )
             env |= {"STATE_TABLES_CONNECTION": tables, "AzureWebJobsStorage": tables}
         # Create channel makes alert channels in the Playground's team (from a personal chat too).
         env.setdefault("ALERT_CHANNEL_TEAM_ID", PLAYGROUND_TEAM_GROUP_ID)
         # The queues drop a resent message id, as the deployed ones do (infra/app/servicebus.bicep).
-        dedupe = [arg for queue in ("alert-events", "teams-deliveries", "teams-actions") for arg in ("--duplicate-detection", queue)]
-        host = start("local Functions host", [sys.executable, "-m", "tools.localhost", "--port", str(args.port), *dedupe], env)
+        dedupe = [
+            arg
+            for queue in ("alert-events", "teams-deliveries", "teams-actions")
+            for arg in ("--duplicate-detection", queue)
+        ]
+        host = start(
+            "local Functions host", [sys.executable, "-m", "tools.localhost", "--port", str(args.port), *dedupe], env
+        )
         _wait_for(args.port, "the local Functions host", host)
-        RUN_FILE.write_text(json.dumps({"host": host_url, "playground": playground_url, "keys": keys}, indent=2), encoding="utf-8")
+        RUN_FILE.write_text(
+            json.dumps({"host": host_url, "playground": playground_url, "keys": keys}, indent=2), encoding="utf-8"
+        )
         RUN_FILE.chmod(0o600)
         connected = "not connected (no Playground)"
         if not args.no_playground:
             playground_env = {**os.environ, "TEAMSAPPTESTER_BROWSER": "none"}
-            playground = start("Agents Playground", [str(BIN / "agentsplayground"), "-e", f"{host_url}/api/messages", "-p", str(args.playground_port),
-                                                     "-c", "msteams", "--conversation-id", PLAYGROUND_CONVERSATION_ID, "--disable-telemetry"], playground_env)
+            playground = start(
+                "Agents Playground",
+                [
+                    str(BIN / "agentsplayground"),
+                    "-e",
+                    f"{host_url}/api/messages",
+                    "-p",
+                    str(args.playground_port),
+                    "-c",
+                    "msteams",
+                    "--conversation-id",
+                    PLAYGROUND_CONVERSATION_ID,
+                    "--disable-telemetry",
+                ],
+                playground_env,
+            )
             _wait_for(args.playground_port, "Agents Playground", playground)
-            connected = _connect_playground_tenant(simulator, f"http://127.0.0.1:{args.playground_port}", host_url, keys["ADMIN_API_KEY"], env["ALERT_CHANNEL_TEAM_ID"])
+            connected = _connect_playground_tenant(
+                simulator,
+                f"http://127.0.0.1:{args.playground_port}",
+                host_url,
+                keys["ADMIN_API_KEY"],
+                env["ALERT_CHANNEL_TEAM_ID"],
+            )
         print(
-            "\nTeams Alert Connector is running locally" + (" (state kept from the last run)" if args.keep else " (fresh state)") + ".\n"
+            "\nTeams Alert Connector is running locally"
+            + (" (state kept from the last run)" if args.keep else " (fresh state)")
+            + ".\n"
             f"  Chat with the bot:   {playground_url}   (opening it installs the bot; type 'help')\n"
             "                       Open it before publishing: alerts go where the bot is installed.\n"
             "  Publish an alert:    make publish FILE=examples/alert-created.json\n"

@@ -26,9 +26,33 @@ BEGIN, END = "<!-- scale-model:begin -->", "<!-- scale-model:end -->"
 # conversation, per table, and what the open-alert index and removal cost per alert.
 MEASURED: dict = {
     "table_requests_per_event_by_table": {
-        "created": {"openalerts": 1.0, "alertids": 1.0, "alerts": 1.0, "workflows": 0.05, "conversations": 0.05, "pacing": 2.0, "deliveries": 2.0, "budget": 0.1},
-        "updated": {"alerts": 2.0, "workflows": 0.1, "conversations": 0.1, "pacing": 2.0, "deliveries": 3.0, "budget": 0.2},
-        "resolved": {"alerts": 2.0, "workflows": 0.05, "conversations": 0.05, "pacing": 2.0, "deliveries": 3.0, "budget": 0.1, "expiry": 1.0},
+        "created": {
+            "openalerts": 1.0,
+            "alertids": 1.0,
+            "alerts": 1.0,
+            "workflows": 0.05,
+            "conversations": 0.05,
+            "pacing": 2.0,
+            "deliveries": 2.0,
+            "budget": 0.1,
+        },
+        "updated": {
+            "alerts": 2.0,
+            "workflows": 0.1,
+            "conversations": 0.1,
+            "pacing": 2.0,
+            "deliveries": 3.0,
+            "budget": 0.2,
+        },
+        "resolved": {
+            "alerts": 2.0,
+            "workflows": 0.05,
+            "conversations": 0.05,
+            "pacing": 2.0,
+            "deliveries": 3.0,
+            "budget": 0.1,
+            "expiry": 1.0,
+        },
         "duplicate": {"alerts": 1.0, "workflows": 0.08, "conversations": 0.08, "deliveries": 1.0},
     },
     "index_prune_requests_per_alert": 2.0,
@@ -132,23 +156,38 @@ def scenario(tenants: int, alerts_per_day: int, unit: PerAlert) -> dict:
         "Teams, per tenant (50 rps)": tenant_peak * unit.teams_requests / TEAMS_TENANT_RPS,
         "Service Bus Standard (1,000 credits/s)": credits_peak / SERVICE_BUS_STANDARD_CREDITS,
         "Table Storage account (20,000 rps)": peak * unit.table_requests / TABLE_ACCOUNT_RPS,
-        "a tenant's hottest partition (2,000 entities/s)": tenant_peak * 2 * sum(EVENTS.values()) * CONVERSATIONS_PER_ALERT / TABLE_PARTITION_EPS,
+        "a tenant's hottest partition (2,000 entities/s)": tenant_peak
+        * 2
+        * sum(EVENTS.values())
+        * CONVERSATIONS_PER_ALERT
+        / TABLE_PARTITION_EPS,
     }
     binding, load = max(limits.items(), key=lambda kv: kv[1])
     open_alerts = alerts_per_day * OPEN_HOURS / 24
     # One timer run: the open-alert index (a page per 1,000) and a read of each open alert, the
     # workflows (digests; a page per 1,000), the outbox, and this run's share of the removals.
-    timer_requests = (open_alerts // 1000 + 1) + open_alerts + (tenants * WORKFLOWS_PER_TENANT // 1000 + 1) + 1 + \
-        alerts_per_day / TIMER_RUNS_PER_DAY * unit.removal_and_prune
+    timer_requests = (
+        (open_alerts // 1000 + 1)
+        + open_alerts
+        + (tenants * WORKFLOWS_PER_TENANT // 1000 + 1)
+        + 1
+        + alerts_per_day / TIMER_RUNS_PER_DAY * unit.removal_and_prune
+    )
     return {
-        "tenants": tenants, "alerts_per_day": alerts_per_day,
+        "tenants": tenants,
+        "alerts_per_day": alerts_per_day,
         "table_rps_peak": peak * unit.table_requests,
         "sb_credits_peak": credits_peak,
         "teams_rps_tenant_peak": tenant_peak * unit.teams_requests,
-        "binding": binding, "load": load, "open_alerts": open_alerts, "timer_requests": timer_requests,
+        "binding": binding,
+        "load": load,
+        "open_alerts": open_alerts,
+        "timer_requests": timer_requests,
         "cost_tables": table_requests_month / 10_000 * PRICE_TABLE_PER_10K + stored_gb * PRICE_TABLE_GB_MONTH,
-        "cost_service_bus": sb_cost, "service_bus_tier": "Standard" if standard else "Premium, 1 MU",
-        "cost_functions": max(gb_s_month - FLEX_FREE_GB_S, 0) * PRICE_FLEX_GB_S + max(executions_month - FLEX_FREE_EXECUTIONS, 0) / 1e6 * PRICE_FLEX_PER_MILLION,
+        "cost_service_bus": sb_cost,
+        "service_bus_tier": "Standard" if standard else "Premium, 1 MU",
+        "cost_functions": max(gb_s_month - FLEX_FREE_GB_S, 0) * PRICE_FLEX_GB_S
+        + max(executions_month - FLEX_FREE_EXECUTIONS, 0) / 1e6 * PRICE_FLEX_PER_MILLION,
         "stored_gb": stored_gb,
     }
 
@@ -181,7 +220,9 @@ def render(measured: dict) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--bench", type=Path, help="a make bench JSON line (its last output line) to use instead of MEASURED")
+    parser.add_argument(
+        "--bench", type=Path, help="a make bench JSON line (its last output line) to use instead of MEASURED"
+    )
     parser.add_argument("--write", action="store_true", help="rewrite the tables in docs/SCALE.md")
     args = parser.parse_args()
     measured = {**MEASURED, **json.loads(args.bench.read_text().strip().splitlines()[-1])} if args.bench else MEASURED

@@ -20,9 +20,9 @@ import importlib.util
 import json
 import re
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
 
 TABLE_START = "<!-- settings-table:start -->"
 TABLE_END = "<!-- settings-table:end -->"
@@ -159,7 +159,7 @@ def read_sample(path: Path) -> dict[str, str]:
     data = json.loads(path.read_text(encoding="utf-8"))
     values = data.get("Values")
     if not isinstance(values, dict):
-        raise ValueError(f"{path.name} has no \"Values\" object.")
+        raise ValueError(f'{path.name} has no "Values" object.')
     return {str(k): str(v) for k, v in values.items()}
 
 
@@ -267,7 +267,9 @@ def check(root: Path) -> Report:
                     f"function_app.py:{line} uses %{name}% but SETTINGS has no {name}: declare it in shared/settings.py (binding=True)."
                 )
             elif not by_name[name].binding:
-                report.problems.append(f"{name} is a binding expression in function_app.py:{line}: mark it binding=True in SETTINGS.")
+                report.problems.append(
+                    f"{name} is a binding expression in function_app.py:{line}: mark it binding=True in SETTINGS."
+                )
         for connection, line in sorted(bindings.connections.items()):
             if connection not in read and f"{connection}__fullyQualifiedNamespace" not in read:
                 report.problems.append(
@@ -302,16 +304,24 @@ def check(root: Path) -> Report:
     else:
         missing = read - set(bicep)
         if missing:
-            report.problems.append(f"Bicep app settings miss settings the code reads: {_list(missing)} (add them in infra/app/function.bicep).")
+            report.problems.append(
+                f"Bicep app settings miss settings the code reads: {_list(missing)} (add them in infra/app/function.bicep)."
+            )
         stale = {n for n in bicep if not allowed(n)}
         if stale:
-            report.problems.append(f"Bicep app settings set names nothing reads: {_list(stale)} (remove them or declare them in SETTINGS).")
+            report.problems.append(
+                f"Bicep app settings set names nothing reads: {_list(stale)} (remove them or declare them in SETTINGS)."
+            )
         for name in FLEX_REJECTED:
             if name in bicep:
-                report.problems.append(f"Bicep sets {name}, which Flex Consumption rejects: the runtime comes from functionAppConfig.")
+                report.problems.append(
+                    f"Bicep sets {name}, which Flex Consumption rejects: the runtime comes from functionAppConfig."
+                )
         for connection in sorted(connections):
             if connection in bicep:
-                report.problems.append(f"Bicep sets {connection} (a connection string with a key): use {connection}__fullyQualifiedNamespace and the identity.")
+                report.problems.append(
+                    f"Bicep sets {connection} (a connection string with a key): use {connection}__fullyQualifiedNamespace and the identity."
+                )
         for spec in specs:
             if spec.secret and spec.name in bicep:
                 expressions = _resolve(bicep[spec.name], passed)
@@ -336,7 +346,9 @@ def check(root: Path) -> Report:
         for spec in specs:
             value = sample.get(spec.name, "")
             if spec.secret and value not in LOCAL_SAFE_SECRET_VALUES and AZURITE_ACCOUNT not in value:
-                report.problems.append(f"local.settings.sample.json holds a value for secret {spec.name}: leave it empty.")
+                report.problems.append(
+                    f"local.settings.sample.json holds a value for secret {spec.name}: leave it empty."
+                )
 
     # The tables: docs/SETTINGS_TABLE.md and the README block must be the generated table.
     table = render_table(specs)
@@ -359,7 +371,9 @@ def check(root: Path) -> Report:
         if stale:
             report.problems.append(f"README settings table lists names nothing reads: {_list(stale)}.")
         if not missing and not stale and _normalise(block) != _normalise(table):
-            report.problems.append("README settings table is out of date (defaults or descriptions): run `python -m tools.settings_drift --write`.")
+            report.problems.append(
+                "README settings table is out of date (defaults or descriptions): run `python -m tools.settings_drift --write`."
+            )
 
     for where in env_readers(root):
         report.problems.append(f"{where} reads the environment directly: read settings through shared/settings.py.")
@@ -413,5 +427,3 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-
-

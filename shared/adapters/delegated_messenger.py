@@ -9,7 +9,8 @@ comes in as an object.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from shared.domain.model import ConversationRecord
 from shared.ports import DeliveryError, GraphError, ReconsentRequired
@@ -26,7 +27,9 @@ def _reconsent(tenant_id: str, reason: str) -> ReconsentRequired:
 def _delivery_error(exc: GraphError) -> DeliveryError:
     permanent = exc.status is not None and 400 <= exc.status < 500 and exc.status not in TRANSIENT_STATUSES
     # Graph's Retry-After reaches the delivery job, which is rescheduled for then.
-    return DeliveryError(str(exc), status=exc.status, permanent=permanent, retry_after=getattr(exc, "retry_after", None))
+    return DeliveryError(
+        str(exc), status=exc.status, permanent=permanent, retry_after=getattr(exc, "retry_after", None)
+    )
 
 
 class GraphMessenger:
@@ -44,11 +47,15 @@ class GraphMessenger:
     async def _check(self, conversation: ConversationRecord) -> None:
         connector = await self._store.get_connector(conversation.tenant_id)
         if connector is None or connector.method != "delegated":
-            raise DeliveryError(f"tenant {conversation.tenant_id} has no delegated connection to post through", permanent=True)
+            raise DeliveryError(
+                f"tenant {conversation.tenant_id} has no delegated connection to post through", permanent=True
+            )
         if connector.status == "needs_reconsent":
             raise _reconsent(conversation.tenant_id, connector.status_reason)
         if connector.status == "disconnected":
-            raise DeliveryError(f"the Microsoft 365 connection of tenant {conversation.tenant_id} is disconnected", permanent=True)
+            raise DeliveryError(
+                f"the Microsoft 365 connection of tenant {conversation.tenant_id} is disconnected", permanent=True
+            )
 
     @staticmethod
     def _where(conversation: ConversationRecord) -> tuple[str | None, str | None, str | None]:
@@ -60,7 +67,9 @@ class GraphMessenger:
         team, channel, chat = self._where(conversation)
         try:
             if channel:
-                return await self._directory().post_channel_message(conversation.tenant_id, team, channel, card, summary)
+                return await self._directory().post_channel_message(
+                    conversation.tenant_id, team, channel, card, summary
+                )
             return await self._directory().post_chat_message(conversation.tenant_id, chat, card, summary)
         except ReconsentRequired as exc:
             raise _reconsent(conversation.tenant_id, str(exc)) from exc
@@ -72,7 +81,9 @@ class GraphMessenger:
         team, channel, chat = self._where(conversation)
         try:
             if channel:
-                await self._directory().update_channel_message(conversation.tenant_id, team, channel, activity_id, card, summary)
+                await self._directory().update_channel_message(
+                    conversation.tenant_id, team, channel, activity_id, card, summary
+                )
             else:
                 await self._directory().update_chat_message(conversation.tenant_id, chat, activity_id, card, summary)
         except ReconsentRequired as exc:
@@ -85,7 +96,9 @@ class GraphMessenger:
         try:
             await self._check(conversation)
             if channel:
-                return await self._directory().reply_channel_message(conversation.tenant_id, team, channel, activity_id, text)
+                return await self._directory().reply_channel_message(
+                    conversation.tenant_id, team, channel, activity_id, text
+                )
             return await self._directory().post_chat_message(conversation.tenant_id, chat, None, text=text)
         except ReconsentRequired as exc:
             # Replies (reminders) are not tied to one queue message: record, do not raise.

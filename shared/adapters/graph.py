@@ -23,8 +23,9 @@ import json
 import logging
 import ssl
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable
+from typing import Any
 from urllib.parse import urlparse
 
 import httpx
@@ -83,8 +84,12 @@ def app_credential(config: GraphConfig, tenant_id: str) -> Any:
         from azure.identity.aio import ClientAssertionCredential
 
         identity = ManagedIdentityCredential(client_id=config.managed_identity_client_id)
-        return ClientAssertionCredential(tenant_id, config.app_id, lambda: identity.get_token(TOKEN_EXCHANGE_SCOPE).token, **kwargs)
-    raise ValueError(f"unknown Graph credential type {config.credential_type!r}; use one of {', '.join(CREDENTIAL_TYPES)}")
+        return ClientAssertionCredential(
+            tenant_id, config.app_id, lambda: identity.get_token(TOKEN_EXCHANGE_SCOPE).token, **kwargs
+        )
+    raise ValueError(
+        f"unknown Graph credential type {config.credential_type!r}; use one of {', '.join(CREDENTIAL_TYPES)}"
+    )
 
 
 # Microsoft Entra error codes of a token request the app's own credential failed, and what to check.
@@ -100,8 +105,13 @@ _CREDENTIAL_HINTS = {
 def _token_failure(tenant_id: str, exc: Exception) -> GraphError:
     """Microsoft's own first line (its AADSTS code names the cause), and what to check."""
     first = str(getattr(exc, "message", None) or exc).splitlines()[0]
-    hint = next((h for code, h in _CREDENTIAL_HINTS.items() if f"{code}:" in first), "has an administrator of that tenant consented to the app?")
-    return GraphError(f"No app-only token for tenant {tenant_id}: {first}. Check: {hint}", status=401, code="TokenFailed")
+    hint = next(
+        (h for code, h in _CREDENTIAL_HINTS.items() if f"{code}:" in first),
+        "has an administrator of that tenant consented to the app?",
+    )
+    return GraphError(
+        f"No app-only token for tenant {tenant_id}: {first}. Check: {hint}", status=401, code="TokenFailed"
+    )
 
 
 class DelegatedCredential:
@@ -115,14 +125,21 @@ class DelegatedCredential:
         self._tenant_id = tenant_id
         self._acquire = acquire
 
-    async def get_token(self, *scopes: str, claims: str | None = None, tenant_id: str | None = None, enable_cae: bool = False, **kwargs: Any) -> AccessToken:
+    async def get_token(
+        self,
+        *scopes: str,
+        claims: str | None = None,
+        tenant_id: str | None = None,
+        enable_cae: bool = False,
+        **kwargs: Any,
+    ) -> AccessToken:
         token, expires_on = await self._acquire(self._tenant_id)
         return AccessToken(token, expires_on)
 
     async def close(self) -> None:
         return None
 
-    async def __aenter__(self) -> "DelegatedCredential":
+    async def __aenter__(self) -> DelegatedCredential:
         return self
 
     async def __aexit__(self, *args: Any) -> None:
@@ -153,7 +170,12 @@ def _retry_after(headers: Any) -> float | None:
 
 
 def _user(model: Any) -> dict:
-    return {"id": model.id, "displayName": model.display_name, "userPrincipalName": model.user_principal_name, "mail": model.mail}
+    return {
+        "id": model.id,
+        "displayName": model.display_name,
+        "userPrincipalName": model.user_principal_name,
+        "mail": model.mail,
+    }
 
 
 def _card_message(card: dict, summary: str) -> Any:
@@ -165,7 +187,11 @@ def _card_message(card: dict, summary: str) -> Any:
     attachment_id = uuid.uuid4().hex
     return ChatMessage(
         body=ItemBody(content_type=BodyType.Html, content=f'<attachment id="{attachment_id}"></attachment>'),
-        attachments=[ChatMessageAttachment(id=attachment_id, content_type=ADAPTIVE_CARD, content=json.dumps(card, separators=(",", ":")))],
+        attachments=[
+            ChatMessageAttachment(
+                id=attachment_id, content_type=ADAPTIVE_CARD, content=json.dumps(card, separators=(",", ":"))
+            )
+        ],
         summary=summary[:200] if summary else None,
     )
 
@@ -181,7 +207,9 @@ def _text_message(text: str) -> Any:
 def _member(user_id: str, owner: bool) -> Any:
     from msgraph.generated.models.aad_user_conversation_member import AadUserConversationMember
 
-    return AadUserConversationMember(roles=["owner"] if owner else [], additional_data={"user@odata.bind": f"{BIND_BASE}/users('{user_id}')"})
+    return AadUserConversationMember(
+        roles=["owner"] if owner else [], additional_data={"user@odata.bind": f"{BIND_BASE}/users('{user_id}')"}
+    )
 
 
 ModeLookup = Callable[[str], Awaitable[str]]  # tenant id -> "app" | "delegated"
@@ -230,7 +258,10 @@ class GraphDirectory:
                 client=http,
                 # msgraph's own options (``/users/me-token-to-replace`` -> ``/me``, telemetry),
                 # with the SDK's retries off: _call retries.
-                options={**MSGRAPH_OPTIONS, RetryHandlerOption.get_key(): RetryHandlerOption(max_retries=0, should_retry=False)},
+                options={
+                    **MSGRAPH_OPTIONS,
+                    RetryHandlerOption.get_key(): RetryHandlerOption(max_retries=0, should_retry=False),
+                },
             )
             http.base_url = self._config.base_url
             host = urlparse(self._config.base_url).hostname or ""
@@ -251,7 +282,15 @@ class GraphDirectory:
 
     # ------------------------------------------------------------------ the call wrapper
 
-    async def _call(self, tenant_id: str, operation: str, missing: str, make: Callable[[GraphServiceClient], Awaitable[Any]], *, mode: str | None = None) -> Any:
+    async def _call(
+        self,
+        tenant_id: str,
+        operation: str,
+        missing: str,
+        make: Callable[[GraphServiceClient], Awaitable[Any]],
+        *,
+        mode: str | None = None,
+    ) -> Any:
         mode = mode or await self._mode(tenant_id)
         client = self.client(tenant_id, mode)
         for attempt in range(1, MAX_ATTEMPTS + 1):
@@ -265,7 +304,13 @@ class GraphDirectory:
                 if status in RETRYABLE_STATUSES and attempt < MAX_ATTEMPTS:
                     wait = retry_after if retry_after is not None else self._backoff * 2 ** (attempt - 1)
                     if wait <= MAX_RETRY_AFTER_SECONDS:
-                        log.info("Graph answered %s to %s in tenant %s; retrying in %.1f s", status, operation, tenant_id, wait)
+                        log.info(
+                            "Graph answered %s to %s in tenant %s; retrying in %.1f s",
+                            status,
+                            operation,
+                            tenant_id,
+                            wait,
+                        )
                         await self._sleep(wait)
                         continue
                 raise self._error(tenant_id, operation, missing, mode, exc, retry_after) from exc
@@ -273,10 +318,14 @@ class GraphDirectory:
                 if attempt < MAX_ATTEMPTS:
                     await self._sleep(self._backoff * 2 ** (attempt - 1))
                     continue
-                raise GraphError(f"Microsoft Graph could not be reached to {OPERATIONS[operation][2]}: {type(exc).__name__}: {exc}", status=None, code="Unreachable") from exc
+                raise GraphError(
+                    f"Microsoft Graph could not be reached to {OPERATIONS[operation][2]}: {type(exc).__name__}: {exc}",
+                    status=None,
+                    code="Unreachable",
+                ) from exc
             except GraphError:
                 raise
-            except Exception as exc:  # noqa: BLE001 - token failures (azure-identity) and the like
+            except Exception as exc:
                 from azure.core.exceptions import ClientAuthenticationError
 
                 if isinstance(exc, ClientAuthenticationError):
@@ -285,7 +334,9 @@ class GraphDirectory:
         raise AssertionError("unreachable")
 
     @staticmethod
-    def _error(tenant_id: str, operation: str, missing: str, mode: str, exc: APIError, retry_after: float | None) -> GraphError:
+    def _error(
+        tenant_id: str, operation: str, missing: str, mode: str, exc: APIError, retry_after: float | None
+    ) -> GraphError:
         status = exc.response_status_code
         main = getattr(exc, "error", None)
         code = str(getattr(main, "code", "") or "")
@@ -297,12 +348,23 @@ class GraphDirectory:
             return GraphError(
                 f"Microsoft Graph refused to {doing} in tenant {tenant_id}: the connector needs the {kind} permission "
                 f"{permission}; grant it on the app registration and connect the tenant again. Graph said: {said}",
-                status=403, code=code, permission=permission,
+                status=403,
+                code=code,
+                permission=permission,
             )
         if status == 404:
-            return GraphError(f"Microsoft Graph could not {doing}: {missing} was not found in tenant {tenant_id}. Graph said: {said}", status=404, code=code, missing=missing)
+            return GraphError(
+                f"Microsoft Graph could not {doing}: {missing} was not found in tenant {tenant_id}. Graph said: {said}",
+                status=404,
+                code=code,
+                missing=missing,
+            )
         wait = f" (Retry-After {retry_after:g} s)" if retry_after is not None else ""
-        error = GraphError(f"Microsoft Graph answered {status} {code} to {doing} in tenant {tenant_id}{wait}: {said}", status=status, code=code)
+        error = GraphError(
+            f"Microsoft Graph answered {status} {code} to {doing} in tenant {tenant_id}{wait}: {said}",
+            status=status,
+            code=code,
+        )
         error.retry_after = retry_after  # type: ignore[attr-defined]
         return error
 
@@ -310,7 +372,9 @@ class GraphDirectory:
 
     async def organization(self, tenant_id: str, *, mode: str | None = None) -> dict:
         """``{"id", "displayName"}`` of the tenant: a cheap read that proves the credential works."""
-        page = await self._call(tenant_id, "organization", f"organization {tenant_id}", lambda c: c.organization.get(), mode=mode)
+        page = await self._call(
+            tenant_id, "organization", f"organization {tenant_id}", lambda c: c.organization.get(), mode=mode
+        )
         org = (page.value or [None])[0] if page else None
         return {"id": getattr(org, "id", tenant_id), "displayName": getattr(org, "display_name", None) or tenant_id}
 
@@ -337,7 +401,11 @@ class GraphDirectory:
 
     async def get_user(self, tenant_id: str, id_or_upn: str) -> dict | None:
         try:
-            return _user(await self._call(tenant_id, "get_user", f"user {id_or_upn}", lambda c: c.users.by_user_id(id_or_upn).get()))
+            return _user(
+                await self._call(
+                    tenant_id, "get_user", f"user {id_or_upn}", lambda c: c.users.by_user_id(id_or_upn).get()
+                )
+            )
         except GraphError as exc:
             if exc.status == 404:
                 return None
@@ -348,9 +416,13 @@ class GraphDirectory:
 
         escaped = email.replace("'", "''")
         config = RequestConfiguration(
-            query_parameters=UsersRequestBuilder.UsersRequestBuilderGetQueryParameters(filter=f"mail eq '{escaped}' or userPrincipalName eq '{escaped}'", top=2)
+            query_parameters=UsersRequestBuilder.UsersRequestBuilderGetQueryParameters(
+                filter=f"mail eq '{escaped}' or userPrincipalName eq '{escaped}'", top=2
+            )
         )
-        page = await self._call(tenant_id, "find_users", f"user {email}", lambda c: c.users.get(request_configuration=config))
+        page = await self._call(
+            tenant_id, "find_users", f"user {email}", lambda c: c.users.get(request_configuration=config)
+        )
         users = page.value or []
         return _user(users[0]) if users else None
 
@@ -360,7 +432,9 @@ class GraphDirectory:
 
         cleaned = text.replace('"', "").strip()
         query = UsersRequestBuilder.UsersRequestBuilderGetQueryParameters(
-            search=f'"displayName:{cleaned}" OR "mail:{cleaned}" OR "userPrincipalName:{cleaned}"', top=limit, count=True
+            search=f'"displayName:{cleaned}" OR "mail:{cleaned}" OR "userPrincipalName:{cleaned}"',
+            top=limit,
+            count=True,
         )
         config = RequestConfiguration(query_parameters=query)
         config.headers.add("ConsistencyLevel", "eventual")
@@ -392,7 +466,13 @@ class GraphDirectory:
 
         channels = await self._call(tenant_id, "list_channels", f"team {team_id}", get)
         return [
-            {"id": ch.id, "displayName": ch.display_name, "description": ch.description, "membershipType": getattr(ch.membership_type, "value", None), "webUrl": ch.web_url}
+            {
+                "id": ch.id,
+                "displayName": ch.display_name,
+                "description": ch.description,
+                "membershipType": getattr(ch.membership_type, "value", None),
+                "webUrl": ch.web_url,
+            }
             for ch in channels
         ]
 
@@ -404,16 +484,31 @@ class GraphDirectory:
         return await self._call(tenant_id, "channel_members", f"channel {channel_id} of team {team_id}", get)
 
     async def channel_member_ids(self, tenant_id: str, team_id: str, channel_id: str) -> set[str]:
-        return {m.user_id for m in await self._channel_members(tenant_id, team_id, channel_id) if getattr(m, "user_id", None)}
+        return {
+            m.user_id
+            for m in await self._channel_members(tenant_id, team_id, channel_id)
+            if getattr(m, "user_id", None)
+        }
 
     async def channel_owner_ids(self, tenant_id: str, team_id: str, channel_id: str) -> set[str]:
         """AAD object ids of the channel's owners (a standard channel lists the team's owners)."""
         members = await self._channel_members(tenant_id, team_id, channel_id)
-        return {m.user_id for m in members if getattr(m, "user_id", None) and "owner" in (getattr(m, "roles", None) or [])}
+        return {
+            m.user_id for m in members if getattr(m, "user_id", None) and "owner" in (getattr(m, "roles", None) or [])
+        }
 
     # ------------------------------------------------------------------ writes
 
-    async def create_channel(self, tenant_id: str, team_id: str, name: str, description: str, *, private: bool = False, owner_ids: tuple[str, ...] = ()) -> dict:
+    async def create_channel(
+        self,
+        tenant_id: str,
+        team_id: str,
+        name: str,
+        description: str,
+        *,
+        private: bool = False,
+        owner_ids: tuple[str, ...] = (),
+    ) -> dict:
         from msgraph.generated.models.channel import Channel
         from msgraph.generated.models.channel_membership_type import ChannelMembershipType
 
@@ -423,13 +518,19 @@ class GraphDirectory:
             membership_type=ChannelMembershipType.Private if private else ChannelMembershipType.Standard,
             members=[_member(owner, True) for owner in owner_ids] if private else None,
         )
-        created = await self._call(tenant_id, "create_channel", f"team {team_id}", lambda c: c.teams.by_team_id(team_id).channels.post(body))
+        created = await self._call(
+            tenant_id, "create_channel", f"team {team_id}", lambda c: c.teams.by_team_id(team_id).channels.post(body)
+        )
         return {"id": created.id, "displayName": created.display_name, "webUrl": created.web_url}
 
-    async def add_channel_member(self, tenant_id: str, team_id: str, channel_id: str, user_id: str, *, owner: bool = False) -> None:
+    async def add_channel_member(
+        self, tenant_id: str, team_id: str, channel_id: str, user_id: str, *, owner: bool = False
+    ) -> None:
         body = _member(user_id, owner)
         await self._call(
-            tenant_id, "add_channel_member", f"channel {channel_id} of team {team_id} or user {user_id}",
+            tenant_id,
+            "add_channel_member",
+            f"channel {channel_id} of team {team_id} or user {user_id}",
             lambda c: c.teams.by_team_id(team_id).channels.by_channel_id(channel_id).members.post(body),
         )
 
@@ -443,10 +544,21 @@ class GraphDirectory:
             topic=None if one_on_one else topic,
             members=[_member(user_id, True) for user_id in member_ids],
         )
-        chat = await self._call(tenant_id, "create_chat", f"one of the users {', '.join(member_ids)}", lambda c: c.chats.post(body))
+        chat = await self._call(
+            tenant_id, "create_chat", f"one of the users {', '.join(member_ids)}", lambda c: c.chats.post(body)
+        )
         return {"id": chat.id, "chatType": getattr(chat.chat_type, "value", None), "webUrl": chat.web_url}
 
-    async def create_meeting(self, tenant_id: str, organizer_id: str, subject: str, attendee_emails: tuple[str, ...], start: str, end: str, body_html: str = "") -> dict:
+    async def create_meeting(
+        self,
+        tenant_id: str,
+        organizer_id: str,
+        subject: str,
+        attendee_emails: tuple[str, ...],
+        start: str,
+        end: str,
+        body_html: str = "",
+    ) -> dict:
         from msgraph.generated.models.attendee import Attendee
         from msgraph.generated.models.attendee_type import AttendeeType
         from msgraph.generated.models.body_type import BodyType
@@ -461,35 +573,72 @@ class GraphDirectory:
             body=ItemBody(content_type=BodyType.Html, content=body_html),
             start=DateTimeTimeZone(date_time=start, time_zone="UTC"),
             end=DateTimeTimeZone(date_time=end, time_zone="UTC"),
-            attendees=[Attendee(email_address=EmailAddress(address=e), type=AttendeeType.Required) for e in attendee_emails],
+            attendees=[
+                Attendee(email_address=EmailAddress(address=e), type=AttendeeType.Required) for e in attendee_emails
+            ],
             is_online_meeting=True,
             online_meeting_provider=OnlineMeetingProviderType.TeamsForBusiness,
         )
-        event = await self._call(tenant_id, "create_meeting", f"organizer {organizer_id}", lambda c: c.users.by_user_id(organizer_id).events.post(body))
+        event = await self._call(
+            tenant_id,
+            "create_meeting",
+            f"organizer {organizer_id}",
+            lambda c: c.users.by_user_id(organizer_id).events.post(body),
+        )
         join_url = event.online_meeting.join_url if event.online_meeting else None
         return {"id": event.id, "joinUrl": join_url, "webLink": event.web_link}
 
     async def install_app_for_user(self, tenant_id: str, user_id: str, teams_app_id: str) -> str:
         """Install the Teams app for a user (if needed) and return the id of the app's 1:1 chat."""
         from msgraph.generated.models.user_scope_teams_app_installation import UserScopeTeamsAppInstallation
-        from msgraph.generated.users.item.teamwork.installed_apps.installed_apps_request_builder import InstalledAppsRequestBuilder
+        from msgraph.generated.users.item.teamwork.installed_apps.installed_apps_request_builder import (
+            InstalledAppsRequestBuilder,
+        )
 
-        body = UserScopeTeamsAppInstallation(additional_data={"teamsApp@odata.bind": f"{BIND_BASE}/appCatalogs/teamsApps/{teams_app_id}"})
+        body = UserScopeTeamsAppInstallation(
+            additional_data={"teamsApp@odata.bind": f"{BIND_BASE}/appCatalogs/teamsApps/{teams_app_id}"}
+        )
         try:
-            await self._call(tenant_id, "install_app", f"user {user_id} or app {teams_app_id}", lambda c: c.users.by_user_id(user_id).teamwork.installed_apps.post(body), mode="app")
+            await self._call(
+                tenant_id,
+                "install_app",
+                f"user {user_id} or app {teams_app_id}",
+                lambda c: c.users.by_user_id(user_id).teamwork.installed_apps.post(body),
+                mode="app",
+            )
         except GraphError as exc:
             if exc.status != 409:  # 409: already installed, which is what we want
                 raise
         config = RequestConfiguration(
-            query_parameters=InstalledAppsRequestBuilder.InstalledAppsRequestBuilderGetQueryParameters(filter=f"teamsApp/id eq '{teams_app_id}'", expand=["teamsApp"])
+            query_parameters=InstalledAppsRequestBuilder.InstalledAppsRequestBuilderGetQueryParameters(
+                filter=f"teamsApp/id eq '{teams_app_id}'", expand=["teamsApp"]
+            )
         )
-        page = await self._call(tenant_id, "install_app", f"installation of app {teams_app_id} for user {user_id}", lambda c: c.users.by_user_id(user_id).teamwork.installed_apps.get(request_configuration=config), mode="app")
+        page = await self._call(
+            tenant_id,
+            "install_app",
+            f"installation of app {teams_app_id} for user {user_id}",
+            lambda c: c.users.by_user_id(user_id).teamwork.installed_apps.get(request_configuration=config),
+            mode="app",
+        )
         if not page.value:
-            raise GraphError(f"app {teams_app_id} is not installed for user {user_id} in tenant {tenant_id}", status=404, code="NotFound", missing=f"installation of app {teams_app_id}")
+            raise GraphError(
+                f"app {teams_app_id} is not installed for user {user_id} in tenant {tenant_id}",
+                status=404,
+                code="NotFound",
+                missing=f"installation of app {teams_app_id}",
+            )
         installation_id = page.value[0].id
         chat = await self._call(
-            tenant_id, "install_app", f"chat of installation {installation_id}",
-            lambda c: c.users.by_user_id(user_id).teamwork.installed_apps.by_user_scope_teams_app_installation_id(installation_id).chat.get(), mode="app",
+            tenant_id,
+            "install_app",
+            f"chat of installation {installation_id}",
+            lambda c: (
+                c.users.by_user_id(user_id)
+                .teamwork.installed_apps.by_user_scope_teams_app_installation_id(installation_id)
+                .chat.get()
+            ),
+            mode="app",
         )
         return chat.id
 
@@ -498,43 +647,92 @@ class GraphDirectory:
         the bot can post there; an app already installed (409) is what we want."""
         from msgraph.generated.models.teams_app_installation import TeamsAppInstallation
 
-        body = TeamsAppInstallation(additional_data={"teamsApp@odata.bind": f"{BIND_BASE}/appCatalogs/teamsApps/{teams_app_id}"})
+        body = TeamsAppInstallation(
+            additional_data={"teamsApp@odata.bind": f"{BIND_BASE}/appCatalogs/teamsApps/{teams_app_id}"}
+        )
         try:
-            await self._call(tenant_id, "install_app_in_chat", f"chat {chat_id} or app {teams_app_id}", lambda c: c.chats.by_chat_id(chat_id).installed_apps.post(body), mode="app")
+            await self._call(
+                tenant_id,
+                "install_app_in_chat",
+                f"chat {chat_id} or app {teams_app_id}",
+                lambda c: c.chats.by_chat_id(chat_id).installed_apps.post(body),
+                mode="app",
+            )
         except GraphError as exc:
             if exc.status != 409:
                 raise
 
     # ------------------------------------------------------------------ delegated messages
 
-    async def post_channel_message(self, tenant_id: str, team_id: str, channel_id: str, card: dict, summary: str) -> str:
+    async def post_channel_message(
+        self, tenant_id: str, team_id: str, channel_id: str, card: dict, summary: str
+    ) -> str:
         body = _card_message(card, summary)
-        sent = await self._call(tenant_id, "channel_message", f"channel {channel_id} of team {team_id}", lambda c: c.teams.by_team_id(team_id).channels.by_channel_id(channel_id).messages.post(body), mode="delegated")
+        sent = await self._call(
+            tenant_id,
+            "channel_message",
+            f"channel {channel_id} of team {team_id}",
+            lambda c: c.teams.by_team_id(team_id).channels.by_channel_id(channel_id).messages.post(body),
+            mode="delegated",
+        )
         return sent.id
 
-    async def update_channel_message(self, tenant_id: str, team_id: str, channel_id: str, message_id: str, card: dict, summary: str) -> None:
+    async def update_channel_message(
+        self, tenant_id: str, team_id: str, channel_id: str, message_id: str, card: dict, summary: str
+    ) -> None:
         body = _card_message(card, summary)
         await self._call(
-            tenant_id, "update_channel_message", f"message {message_id} in channel {channel_id}",
-            lambda c: c.teams.by_team_id(team_id).channels.by_channel_id(channel_id).messages.by_chat_message_id(message_id).patch(body), mode="delegated",
+            tenant_id,
+            "update_channel_message",
+            f"message {message_id} in channel {channel_id}",
+            lambda c: (
+                c.teams.by_team_id(team_id)
+                .channels.by_channel_id(channel_id)
+                .messages.by_chat_message_id(message_id)
+                .patch(body)
+            ),
+            mode="delegated",
         )
 
-    async def reply_channel_message(self, tenant_id: str, team_id: str, channel_id: str, message_id: str, text: str) -> str:
+    async def reply_channel_message(
+        self, tenant_id: str, team_id: str, channel_id: str, message_id: str, text: str
+    ) -> str:
         body = _text_message(text)
         sent = await self._call(
-            tenant_id, "channel_message", f"message {message_id} in channel {channel_id}",
-            lambda c: c.teams.by_team_id(team_id).channels.by_channel_id(channel_id).messages.by_chat_message_id(message_id).replies.post(body), mode="delegated",
+            tenant_id,
+            "channel_message",
+            f"message {message_id} in channel {channel_id}",
+            lambda c: (
+                c.teams.by_team_id(team_id)
+                .channels.by_channel_id(channel_id)
+                .messages.by_chat_message_id(message_id)
+                .replies.post(body)
+            ),
+            mode="delegated",
         )
         return sent.id
 
-    async def post_chat_message(self, tenant_id: str, chat_id: str, card: dict | None, summary: str = "", text: str | None = None) -> str:
+    async def post_chat_message(
+        self, tenant_id: str, chat_id: str, card: dict | None, summary: str = "", text: str | None = None
+    ) -> str:
         body = _card_message(card, summary) if card is not None else _text_message(text or "")
-        sent = await self._call(tenant_id, "chat_message", f"chat {chat_id}", lambda c: c.chats.by_chat_id(chat_id).messages.post(body), mode="delegated")
+        sent = await self._call(
+            tenant_id,
+            "chat_message",
+            f"chat {chat_id}",
+            lambda c: c.chats.by_chat_id(chat_id).messages.post(body),
+            mode="delegated",
+        )
         return sent.id
 
-    async def update_chat_message(self, tenant_id: str, chat_id: str, message_id: str, card: dict, summary: str) -> None:
+    async def update_chat_message(
+        self, tenant_id: str, chat_id: str, message_id: str, card: dict, summary: str
+    ) -> None:
         body = _card_message(card, summary)
         await self._call(
-            tenant_id, "update_chat_message", f"message {message_id} in chat {chat_id}",
-            lambda c: c.chats.by_chat_id(chat_id).messages.by_chat_message_id(message_id).patch(body), mode="delegated",
+            tenant_id,
+            "update_chat_message",
+            f"message {message_id} in chat {chat_id}",
+            lambda c: c.chats.by_chat_id(chat_id).messages.by_chat_message_id(message_id).patch(body),
+            mode="delegated",
         )

@@ -22,8 +22,9 @@ import asyncio
 import functools
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 import msal
 import requests
@@ -59,7 +60,7 @@ class Redeemed:
 
 
 def _short(scope: str) -> str:
-    return scope[len(GRAPH_RESOURCE) + 1:] if scope.startswith(GRAPH_RESOURCE + "/") else scope
+    return scope[len(GRAPH_RESOURCE) + 1 :] if scope.startswith(GRAPH_RESOURCE + "/") else scope
 
 
 class MsalIdentity:
@@ -86,8 +87,10 @@ class MsalIdentity:
             cert = x509.load_pem_x509_certificate(pem)
             key = serialization.load_pem_private_key(pem, password=None)
             return {
-                "private_key": key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode(),
-                "thumbprint": cert.fingerprint(hashes.SHA1()).hex(),  # noqa: S303 - x5t is SHA-1 by definition
+                "private_key": key.private_bytes(
+                    serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+                ).decode(),
+                "thumbprint": cert.fingerprint(hashes.SHA1()).hex(),
             }
         if c.credential_type == "federated_managed_identity":
             from azure.identity import ManagedIdentityCredential
@@ -115,7 +118,10 @@ class MsalIdentity:
         def run() -> dict:
             return self._app(tenant or "organizations").initiate_auth_code_flow(
                 # form_post keeps the code out of URLs, logs and Referer headers (RFC 9700 4.3.1).
-                delegated_scope_uris(), redirect_uri=self._config.redirect_uri, state=state, response_mode="form_post"
+                delegated_scope_uris(),
+                redirect_uri=self._config.redirect_uri,
+                state=state,
+                response_mode="form_post",
             )
 
         return await asyncio.to_thread(run)
@@ -218,7 +224,9 @@ class DelegatedTokens:
         current = connector
         for _ in range(MAX_CACHE_WRITES):
             try:
-                await self._store.save_connector(replace(current, token_cache=self._cipher.encrypt(cache_text, associated)))
+                await self._store.save_connector(
+                    replace(current, token_cache=self._cipher.encrypt(cache_text, associated))
+                )
                 return
             except ConcurrencyConflict:
                 latest = await self._store.get_connector(connector.tenant_id)
@@ -227,4 +235,7 @@ class DelegatedTokens:
                 if latest.token_cache != connector.token_cache:
                     return  # another worker wrote a refreshed cache: keep the newer one
                 current = latest  # only other fields changed: write ours on the latest version
-        log.warning("Could not write the refreshed token cache of tenant %s back; the next call refreshes again", connector.tenant_id)
+        log.warning(
+            "Could not write the refreshed token cache of tenant %s back; the next call refreshes again",
+            connector.tenant_id,
+        )

@@ -33,7 +33,9 @@ class ServiceBusJobQueue(ServiceBusQueue):
         now_jobs = [j for j in jobs if j.not_before is None]
         try:
             for start in range(0, len(now_jobs), SEND_CHUNK):
-                await self._sender.send_messages([self._message(ServiceBusMessage, j) for j in now_jobs[start:start + SEND_CHUNK]])
+                await self._sender.send_messages(
+                    [self._message(ServiceBusMessage, j) for j in now_jobs[start : start + SEND_CHUNK]]
+                )
             for job in (j for j in jobs if j.not_before is not None):
                 await self._sender.schedule_messages(self._message(ServiceBusMessage, job), job.not_before)
         except ServiceBusError as exc:
@@ -41,7 +43,13 @@ class ServiceBusJobQueue(ServiceBusQueue):
 
     @staticmethod
     def _message(factory: Any, job: DeliveryJob) -> Any:
-        return factory(job.body(), message_id=job.message_id, session_id=job.session_id, content_type=JOB_CONTENT_TYPE, subject=job.kind)
+        return factory(
+            job.body(),
+            message_id=job.message_id,
+            session_id=job.session_id,
+            content_type=JOB_CONTENT_TYPE,
+            subject=job.kind,
+        )
 
     async def close(self) -> None:
         if self._sender is not None:
@@ -73,7 +81,9 @@ class LocalJobQueue:
             try:
                 async with self._session.post(self._url, data=job.body(), headers=headers) as response:
                     if response.status >= 300:
-                        raise TransientError(f"the local deliveries queue answered {response.status}: {(await response.text())[:200]}")
+                        raise TransientError(
+                            f"the local deliveries queue answered {response.status}: {(await response.text())[:200]}"
+                        )
             except aiohttp.ClientError as exc:
                 raise TransientError(f"the local deliveries queue is unreachable: {exc}") from exc
 

@@ -28,7 +28,9 @@ class ServiceBusQueue:
             from azure.identity.aio import ManagedIdentityCredential
             from azure.servicebus.aio import ServiceBusClient
 
-            self._credential = ManagedIdentityCredential(client_id=self._client_id) if self._client_id else ManagedIdentityCredential()
+            self._credential = (
+                ManagedIdentityCredential(client_id=self._client_id) if self._client_id else ManagedIdentityCredential()
+            )
             self._client = ServiceBusClient(self._namespace, self._credential)
         return self._client
 
@@ -47,7 +49,11 @@ class ServiceBusPublisher(ServiceBusQueue):
         from azure.servicebus import ServiceBusMessage
 
         async with self._connected().get_queue_sender(self._queue) as sender:
-            await sender.send_messages(ServiceBusMessage(json.dumps(event), message_id=message_id, content_type=CLOUDEVENTS_JSON, subject=event.get("type")))
+            await sender.send_messages(
+                ServiceBusMessage(
+                    json.dumps(event), message_id=message_id, content_type=CLOUDEVENTS_JSON, subject=event.get("type")
+                )
+            )
 
 
 class LocalQueuePublisher:
@@ -59,10 +65,16 @@ class LocalQueuePublisher:
     async def publish(self, message_id: str, event: dict) -> None:
         import aiohttp
 
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
-            async with session.post(self._url, data=json.dumps(event), headers={"x-message-id": message_id, "content-type": CLOUDEVENTS_JSON}) as response:
-                if response.status >= 300:
-                    raise RuntimeError(f"the local queue answered {response.status}: {(await response.text())[:200]}")
+        async with (
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session,
+            session.post(
+                self._url,
+                data=json.dumps(event),
+                headers={"x-message-id": message_id, "content-type": CLOUDEVENTS_JSON},
+            ) as response,
+        ):
+            if response.status >= 300:
+                raise RuntimeError(f"the local queue answered {response.status}: {(await response.text())[:200]}")
 
     async def close(self) -> None:
         return None

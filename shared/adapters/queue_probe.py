@@ -25,13 +25,17 @@ class ServiceBusQueueProbe:
         from azure.identity.aio import ManagedIdentityCredential
         from azure.servicebus.aio.management import ServiceBusAdministrationClient
 
-        credential = ManagedIdentityCredential(client_id=self._client_id) if self._client_id else ManagedIdentityCredential()
+        credential = (
+            ManagedIdentityCredential(client_id=self._client_id) if self._client_id else ManagedIdentityCredential()
+        )
         try:
             async with ServiceBusAdministrationClient(self._namespace, credential) as client:
                 properties: Any = await client.get_queue_runtime_properties(self.queue)
         finally:
             await credential.close()
-        return QueueDepth(properties.active_message_count, properties.dead_letter_message_count, properties.scheduled_message_count)
+        return QueueDepth(
+            properties.active_message_count, properties.dead_letter_message_count, properties.scheduled_message_count
+        )
 
 
 class LocalQueueProbe:
@@ -44,8 +48,15 @@ class LocalQueueProbe:
     async def depth(self) -> QueueDepth:
         import aiohttp
 
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session, session.get(self._url) as response:
+        async with (
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session,
+            session.get(self._url) as response,
+        ):
             if response.status != 200:
                 raise RuntimeError(f"the local host answered {response.status} for queue {self.queue}")
             counts = await response.json()
-        return QueueDepth(int(counts.get("activeMessageCount", 0)), int(counts.get("deadLetterMessageCount", 0)), int(counts.get("scheduledMessageCount", 0)))
+        return QueueDepth(
+            int(counts.get("activeMessageCount", 0)),
+            int(counts.get("deadLetterMessageCount", 0)),
+            int(counts.get("scheduledMessageCount", 0)),
+        )

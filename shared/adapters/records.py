@@ -9,7 +9,16 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from shared.domain.model import AccountLink, ActionRecord, AlertState, ConversationRecord, Delivery, RejectedEvent, StatusStep, Undeliverable
+from shared.domain.model import (
+    AccountLink,
+    ActionRecord,
+    AlertState,
+    ConversationRecord,
+    Delivery,
+    RejectedEvent,
+    StatusStep,
+    Undeliverable,
+)
 from shared.domain.workflows import InvalidWorkflow, Workflow, parse_workflow
 
 # Table Storage keys may not contain / \ # ? or control characters (Table service data
@@ -21,7 +30,7 @@ MAX_STRING_PROPERTY_CHARS = 32_000
 
 
 def encode_key(value: str) -> str:
-    return _KEY_UNSAFE.sub(lambda m: "%{:02X}".format(ord(m.group(0))), value)
+    return _KEY_UNSAFE.sub(lambda m: f"%{ord(m.group(0)):02X}", value)
 
 
 def delivery_partition(tenant_id: str, alert_key: str) -> str:
@@ -162,7 +171,9 @@ def delivery_to_entity(delivery: Delivery) -> dict:
         "Recipient": delivery.recipient[:1000],
         "Reason": delivery.reason[:2000],
         "Context": json.dumps(delivery.context, separators=(",", ":")) if delivery.context else "",
-        "Conversation": json.dumps(delivery.conversation, separators=(",", ":"))[:MAX_STRING_PROPERTY_CHARS] if delivery.conversation else "",
+        "Conversation": json.dumps(delivery.conversation, separators=(",", ":"))[:MAX_STRING_PROPERTY_CHARS]
+        if delivery.conversation
+        else "",
     }
 
 
@@ -279,8 +290,16 @@ def workflow_from_entity(entity: dict, etag: str | None) -> Workflow:
     try:
         workflow = parse_workflow(json.loads(entity["Definition"]), entity["PartitionKey"], entity["RowKey"])
     except (InvalidWorkflow, ValueError) as exc:  # written by this code, so only a hand edit breaks it
-        raise ValueError(f"stored workflow {entity['RowKey']} of tenant {entity['PartitionKey']} is invalid: {exc}") from exc
-    return replace(workflow, revision=int(entity.get("Revision") or 1), updated=_dt(entity.get("Updated")), updated_by=entity.get("UpdatedBy", ""), etag=etag)
+        raise ValueError(
+            f"stored workflow {entity['RowKey']} of tenant {entity['PartitionKey']} is invalid: {exc}"
+        ) from exc
+    return replace(
+        workflow,
+        revision=int(entity.get("Revision") or 1),
+        updated=_dt(entity.get("Updated")),
+        updated_by=entity.get("UpdatedBy", ""),
+        etag=etag,
+    )
 
 
 def undeliverable_to_entity(record: Undeliverable, row_key: str) -> dict:
@@ -298,6 +317,11 @@ def undeliverable_to_entity(record: Undeliverable, row_key: str) -> dict:
 
 def undeliverable_from_entity(entity: dict) -> Undeliverable:
     return Undeliverable(
-        tenant_id=entity["PartitionKey"], alert_key=entity["AlertKey"], alert_id=entity["AlertId"], recipient=entity.get("Recipient", ""),
-        reason=entity.get("Reason", ""), fallback_reason=entity.get("FallbackReason", ""), recorded=datetime.fromisoformat(entity["Recorded"]),
+        tenant_id=entity["PartitionKey"],
+        alert_key=entity["AlertKey"],
+        alert_id=entity["AlertId"],
+        recipient=entity.get("Recipient", ""),
+        reason=entity.get("Reason", ""),
+        fallback_reason=entity.get("FallbackReason", ""),
+        recorded=datetime.fromisoformat(entity["Recorded"]),
     )

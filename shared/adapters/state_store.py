@@ -13,19 +13,27 @@ import copy
 import hashlib
 import itertools
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Protocol
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
 
 from shared.adapters import connector_records, records
-from shared.domain.connectors import Connector, PendingFlow
 from shared.domain import retention
+from shared.domain.connectors import Connector, PendingFlow
 from shared.domain.events import UNRESOLVED
-from shared.domain.model import AccountLink, ActionRecord, AlertState, ConversationRecord, Delivery, RejectedEvent, Undeliverable
+from shared.domain.model import (
+    AccountLink,
+    ActionRecord,
+    AlertState,
+    ConversationRecord,
+    Delivery,
+    RejectedEvent,
+    Undeliverable,
+)
 from shared.domain.retention import Retention
 from shared.domain.workflows import Workflow
 from shared.ports import ConcurrencyConflict, TransientError
-
 
 
 class EntityTable(Protocol):
@@ -36,16 +44,24 @@ class EntityTable(Protocol):
     async def delete(self, pk: str, rk: str, etag: str | None = None) -> None:
         """Delete if present; with ``etag``, only if unchanged since read (else ConcurrencyConflict)."""
         ...
+
     async def query(
-        self, partition: str | None = None, any_of: tuple[str, tuple[str, ...]] | None = None, *,
-        rows: tuple[str, str] | None = None, partitions_below: str | None = None, limit: int | None = None,
+        self,
+        partition: str | None = None,
+        any_of: tuple[str, tuple[str, ...]] | None = None,
+        *,
+        rows: tuple[str, str] | None = None,
+        partitions_below: str | None = None,
+        limit: int | None = None,
     ) -> list[tuple[dict, str]]:
         """Entities by key: one partition, or every partition below a key (a range: only the
         rows in it are read), optionally a RowKey range [from, to) and at most ``limit``."""
         ...
+
     async def upsert_many(self, entities: list[dict]) -> None:
         """Upsert entities of ONE partition in one request (an entity group transaction)."""
         ...
+
     async def delete_many(self, pk: str, rks: list[str]) -> None:
         """Delete rows of one partition, a transaction of up to 100 at a time."""
         ...
@@ -73,7 +89,7 @@ class MemoryTable:
 
     _etags = itertools.count(1)
 
-    def __init__(self, counter: "ReadCounter | None" = None) -> None:
+    def __init__(self, counter: ReadCounter | None = None) -> None:
         self.rows: dict[tuple[str, str], tuple[dict, str]] = {}
         self.counter = counter or ReadCounter()
 
@@ -129,12 +145,17 @@ class MemoryTable:
     async def delete_many(self, pk: str, rks: list[str]) -> None:
         for start in range(0, len(rks), MAX_TRANSACTION):
             self.counter.requests += 1
-            for rk in rks[start:start + MAX_TRANSACTION]:
+            for rk in rks[start : start + MAX_TRANSACTION]:
                 self.rows.pop((pk, rk), None)
 
     async def query(
-        self, partition: str | None = None, any_of: tuple[str, tuple[str, ...]] | None = None, *,
-        rows: tuple[str, str] | None = None, partitions_below: str | None = None, limit: int | None = None,
+        self,
+        partition: str | None = None,
+        any_of: tuple[str, tuple[str, ...]] | None = None,
+        *,
+        rows: tuple[str, str] | None = None,
+        partitions_below: str | None = None,
+        limit: int | None = None,
     ) -> list[tuple[dict, str]]:
         self.counter.requests += 1
         found = []
@@ -248,7 +269,9 @@ class AzureTable:
 
         try:
             result = await self._call(
-                self._client.update_entity(entity, mode=UpdateMode.REPLACE, etag=etag, match_condition=MatchConditions.IfNotModified)
+                self._client.update_entity(
+                    entity, mode=UpdateMode.REPLACE, etag=etag, match_condition=MatchConditions.IfNotModified
+                )
             )
         except ResourceNotFoundError as exc:
             raise ConcurrencyConflict("entity was deleted since it was read") from exc
@@ -271,23 +294,32 @@ class AzureTable:
     async def upsert_many(self, entities: list[dict]) -> None:
         from azure.data.tables import UpdateMode
 
-        await self._call(self._client.submit_transaction([("upsert", entity, {"mode": UpdateMode.REPLACE}) for entity in entities]))
+        await self._call(
+            self._client.submit_transaction([("upsert", entity, {"mode": UpdateMode.REPLACE}) for entity in entities])
+        )
 
     async def delete_many(self, pk: str, rks: list[str]) -> None:
         from azure.data.tables import TableTransactionError
 
         for start in range(0, len(rks), MAX_TRANSACTION):
-            chunk = rks[start:start + MAX_TRANSACTION]
+            chunk = rks[start : start + MAX_TRANSACTION]
             try:
-                await self._call(self._client.submit_transaction([("delete", {"PartitionKey": pk, "RowKey": rk}) for rk in chunk]))
+                await self._call(
+                    self._client.submit_transaction([("delete", {"PartitionKey": pk, "RowKey": rk}) for rk in chunk])
+                )
             except TableTransactionError:
                 # One row was gone already (a transaction fails whole): delete them one by one.
                 for rk in chunk:
                     await self.delete(pk, rk)
 
     async def query(
-        self, partition: str | None = None, any_of: tuple[str, tuple[str, ...]] | None = None, *,
-        rows: tuple[str, str] | None = None, partitions_below: str | None = None, limit: int | None = None,
+        self,
+        partition: str | None = None,
+        any_of: tuple[str, tuple[str, ...]] | None = None,
+        *,
+        rows: tuple[str, str] | None = None,
+        partitions_below: str | None = None,
+        limit: int | None = None,
     ) -> list[tuple[dict, str]]:
         clauses, params = [], {}
         if partition is not None:
@@ -332,7 +364,14 @@ class AzureTable:
 class AzureTables:
     """Table clients built on first use; each table is created once per process if missing."""
 
-    def __init__(self, *, connection_string: str | None = None, endpoint: str | None = None, credential: Any = None, prefix: str = "tac") -> None:
+    def __init__(
+        self,
+        *,
+        connection_string: str | None = None,
+        endpoint: str | None = None,
+        credential: Any = None,
+        prefix: str = "tac",
+    ) -> None:
         if not connection_string and not endpoint:
             raise ValueError("AzureTables needs a connection string or an endpoint")
         self._connection_string = connection_string
@@ -361,7 +400,7 @@ class AzureTables:
                 full_name = f"{self._prefix}{name}"
                 try:
                     client = await self._service_client().create_table_if_not_exists(full_name)
-                except Exception as exc:  # noqa: BLE001 - re-raised as the port's transient error
+                except Exception as exc:
                     from azure.core.exceptions import HttpResponseError, ServiceRequestError
 
                     if isinstance(exc, (ServiceRequestError, HttpResponseError)):
@@ -396,10 +435,12 @@ class TableStateStore:
       :mod:`shared.domain.retention`); :meth:`remove_due` reads only the due rows.
     """
 
-    def __init__(self, tables: Tables, retention: Retention | None = None, clock: Callable[[], datetime] | None = None) -> None:
+    def __init__(
+        self, tables: Tables, retention: Retention | None = None, clock: Callable[[], datetime] | None = None
+    ) -> None:
         self._tables = tables
         self.retention = retention or Retention()
-        self._clock = clock or (lambda: datetime.now(timezone.utc))
+        self._clock = clock or (lambda: datetime.now(UTC))
 
     async def _t(self, name: str) -> EntityTable:
         return await self._tables.table(name)
@@ -441,7 +482,9 @@ class TableStateStore:
             ahead.append(self._index_alert_id(state))
         if state.status == "resolved" and was != "resolved":
             since = state.status_changed or self._clock()
-            ahead.append(self._schedule("alert", {"t": state.tenant_id, "k": state.key}, since + self.retention.resolved_alert))
+            ahead.append(
+                self._schedule("alert", {"t": state.tenant_id, "k": state.key}, since + self.retention.resolved_alert)
+            )
         table = await self._t("alerts")
         entity = records.alert_to_entity(state)
         if every_attempt and state.etag is None:
@@ -458,7 +501,12 @@ class TableStateStore:
 
     async def _index_open(self, state: AlertState) -> None:
         await (await self._t("openalerts")).upsert(
-            {"PartitionKey": state.tenant_id, "RowKey": state.key, "AlertId": state.alert_id[:1000], "Written": self._clock().isoformat()}
+            {
+                "PartitionKey": state.tenant_id,
+                "RowKey": state.key,
+                "AlertId": state.alert_id[:1000],
+                "Written": self._clock().isoformat(),
+            }
         )
 
     @staticmethod
@@ -466,17 +514,21 @@ class TableStateStore:
         return f"{tenant_id}|{hashlib.sha256(alert_id.strip().lower().encode()).hexdigest()[:32]}"
 
     async def _index_alert_id(self, state: AlertState) -> None:
-        await (await self._t("alertids")).upsert({"PartitionKey": self._id_partition(state.tenant_id, state.alert_id), "RowKey": state.key})
+        await (await self._t("alertids")).upsert(
+            {"PartitionKey": self._id_partition(state.tenant_id, state.alert_id), "RowKey": state.key}
+        )
 
     async def _alerts(self, keys: list[tuple[str, str]]) -> list[AlertState]:
         """Point reads, a bounded number at a time."""
         found: list[AlertState] = []
         for start in range(0, len(keys), READ_CONCURRENCY):
-            chunk = await asyncio.gather(*(self.get_alert(t, k) for t, k in keys[start:start + READ_CONCURRENCY]))
+            chunk = await asyncio.gather(*(self.get_alert(t, k) for t, k in keys[start : start + READ_CONCURRENCY]))
             found.extend(a for a in chunk if a is not None)
         return found
 
-    async def list_open_alerts(self, tenant_id: str | None = None, *, prune_before: datetime | None = None) -> list[AlertState]:
+    async def list_open_alerts(
+        self, tenant_id: str | None = None, *, prune_before: datetime | None = None
+    ) -> list[AlertState]:
         """The alerts not resolved (one tenant's, or all), read through the open-alert index.
 
         With ``prune_before``, index rows of alerts resolved (or removed) and written before
@@ -490,7 +542,9 @@ class TableStateStore:
             for entity, etag in rows:
                 state = by_key.get((entity["PartitionKey"], entity["RowKey"]))
                 written = records._dt(entity.get("Written"))
-                if state is not None and (state.status in UNRESOLVED or (state.status_changed and state.status_changed >= prune_before)):
+                if state is not None and (
+                    state.status in UNRESOLVED or (state.status_changed and state.status_changed >= prune_before)
+                ):
                     continue
                 if written is None or written < prune_before:
                     try:
@@ -507,7 +561,9 @@ class TableStateStore:
 
     # deliveries
     async def get_delivery(self, tenant_id: str, alert_key: str, conversation_id: str) -> Delivery | None:
-        row = await (await self._t("deliveries")).get(records.delivery_partition(tenant_id, alert_key), records.encode_key(conversation_id))
+        row = await (await self._t("deliveries")).get(
+            records.delivery_partition(tenant_id, alert_key), records.encode_key(conversation_id)
+        )
         return records.delivery_from_entity(*row) if row else None
 
     async def list_deliveries(self, tenant_id: str, alert_key: str) -> list[Delivery]:
@@ -521,7 +577,9 @@ class TableStateStore:
         return Delivery(**{**delivery.__dict__, "etag": etag})
 
     async def delete_delivery(self, tenant_id: str, alert_key: str, conversation_id: str) -> None:
-        await (await self._t("deliveries")).delete(records.delivery_partition(tenant_id, alert_key), records.encode_key(conversation_id))
+        await (await self._t("deliveries")).delete(
+            records.delivery_partition(tenant_id, alert_key), records.encode_key(conversation_id)
+        )
 
     # processed events (idempotency)
     async def was_processed(self, dedupe_key: str) -> bool:
@@ -530,12 +588,21 @@ class TableStateStore:
     async def mark_processed(self, dedupe_key: str, event_id: str) -> None:
         now = self._clock()
         await self._schedule("event", {"d": dedupe_key}, now + retention.PROCESSED_COMMAND)
-        await (await self._t("events")).upsert({"PartitionKey": dedupe_key[:2], "RowKey": dedupe_key, "EventId": event_id[:1000], "Processed": now.isoformat()})
+        await (await self._t("events")).upsert(
+            {
+                "PartitionKey": dedupe_key[:2],
+                "RowKey": dedupe_key,
+                "EventId": event_id[:1000],
+                "Processed": now.isoformat(),
+            }
+        )
 
     # rejected events, one partition per day
     async def record_rejected(self, rejected: RejectedEvent) -> None:
         entity = records.rejected_to_entity(rejected)
-        day_end = rejected.received.astimezone(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
+        day_end = rejected.received.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(
+            days=1
+        )
         await self._schedule("rejected", {"day": entity["PartitionKey"]}, day_end + self.retention.rejected_event)
         await (await self._t("rejected")).upsert(entity)
 
@@ -588,8 +655,12 @@ class TableStateStore:
         if action.etag is None:
             created = action.created or self._clock()
             await asyncio.gather(
-                self._schedule("action", {"t": action.tenant_id, "a": action.action_id}, created + self.retention.action),
-                (await self._t("outbox")).upsert({"PartitionKey": action.tenant_id, "RowKey": action.action_id, "Written": self._clock().isoformat()}),
+                self._schedule(
+                    "action", {"t": action.tenant_id, "a": action.action_id}, created + self.retention.action
+                ),
+                (await self._t("outbox")).upsert(
+                    {"PartitionKey": action.tenant_id, "RowKey": action.action_id, "Written": self._clock().isoformat()}
+                ),
             )
         table = await self._t("actions")
         entity = records.action_to_entity(action)
@@ -670,20 +741,45 @@ class TableStateStore:
         if row is None:
             return None
         entity = row[0]
-        return {"conversationId": entity.get("ConversationId") or None, "failure": entity.get("Failure") or None, "until": records._dt(entity.get("Until"))}
+        return {
+            "conversationId": entity.get("ConversationId") or None,
+            "failure": entity.get("Failure") or None,
+            "until": records._dt(entity.get("Until")),
+        }
 
-    async def save_recipient(self, tenant_id: str, recipient_key: str, conversation_id: str | None, failure: str | None = None, until: datetime | None = None) -> None:
-        await (await self._t("recipients")).upsert({
-            "PartitionKey": tenant_id, "RowKey": self._recipient_row(recipient_key), "Recipient": recipient_key[:1000],
-            "ConversationId": conversation_id or "", "Failure": (failure or "")[:2000], "Until": until.isoformat() if until else "",
-        })
+    async def save_recipient(
+        self,
+        tenant_id: str,
+        recipient_key: str,
+        conversation_id: str | None,
+        failure: str | None = None,
+        until: datetime | None = None,
+    ) -> None:
+        await (await self._t("recipients")).upsert(
+            {
+                "PartitionKey": tenant_id,
+                "RowKey": self._recipient_row(recipient_key),
+                "Recipient": recipient_key[:1000],
+                "ConversationId": conversation_id or "",
+                "Failure": (failure or "")[:2000],
+                "Until": until.isoformat() if until else "",
+            }
+        )
 
     async def claim_recipient(self, tenant_id: str, recipient_key: str, now: datetime, hold: timedelta) -> bool:
         """Claim setting up a recipient (a conditional write), so two workers never create two
         group chats for one group; False while another worker's claim is younger than ``hold``."""
         table = await self._t("recipients")
         row_key = self._recipient_row(recipient_key)
-        entity = {"PartitionKey": tenant_id, "RowKey": row_key, "Recipient": recipient_key[:1000], "ConversationId": "", "Failure": "", "Until": "", "Claimed": now.isoformat()}
+        entity = {
+            "PartitionKey": tenant_id,
+            "RowKey": row_key,
+            "Recipient": recipient_key[:1000],
+            "ConversationId": "",
+            "Failure": "",
+            "Until": "",
+            "Claimed": now.isoformat(),
+        }
         row = await table.get(tenant_id, row_key)
         try:
             if row is None:
@@ -706,10 +802,14 @@ class TableStateStore:
         return entity.get("Window") or None, json.loads(entity["Summary"]) if entity.get("Summary") else None
 
     async def save_pacing(self, tenant_id: str, conversation_id: str, window: str, summary: dict | None) -> None:
-        await (await self._t("pacing")).upsert({
-            "PartitionKey": tenant_id, "RowKey": records.encode_key(conversation_id), "Window": window,
-            "Summary": json.dumps(summary, separators=(",", ":")) if summary else "",
-        })
+        await (await self._t("pacing")).upsert(
+            {
+                "PartitionKey": tenant_id,
+                "RowKey": records.encode_key(conversation_id),
+                "Window": window,
+                "Summary": json.dumps(summary, separators=(",", ":")) if summary else "",
+            }
+        )
 
     # each tenant's send budget, leased in slots by the instances (shared.services.delivery.TenantBudget)
     async def list_budget_slots(self, tenant_id: str) -> list[tuple[int, str, datetime | None, str]]:
@@ -727,7 +827,9 @@ class TableStateStore:
     def _members_partition(tenant_id: str, conversation_id: str) -> str:
         return f"{tenant_id}|{records.encode_key(conversation_id)}"[:1000]
 
-    async def save_summary_members(self, tenant_id: str, conversation_id: str, members: list[dict], *, first: bool = True) -> None:
+    async def save_summary_members(
+        self, tenant_id: str, conversation_id: str, members: list[dict], *, first: bool = True
+    ) -> None:
         """Record alerts as counted in the summary: ``{"alertKey", "severity", "status", "revision"}``,
         written in transactions of up to 100. ``first``: newly counted, so the conversation's
         sweep is scheduled (one schedule row, not one per member): a member goes once its alert
@@ -735,25 +837,51 @@ class TableStateStore:
         table = await self._t("summarymembers")
         partition = self._members_partition(tenant_id, conversation_id)
         if first:
-            await self._schedule("members", {"t": tenant_id, "c": conversation_id}, self._clock() + self.retention.resolved_alert)
-        entities = [{"PartitionKey": partition, "RowKey": m["alertKey"], "Severity": m["severity"], "Status": m["status"], "Revision": str(m["revision"]),
-                     "Seq": str(m.get("seq", 0))} for m in members]
-        await asyncio.gather(*(table.upsert_many(entities[start:start + MAX_TRANSACTION]) for start in range(0, len(entities), MAX_TRANSACTION)))
+            await self._schedule(
+                "members", {"t": tenant_id, "c": conversation_id}, self._clock() + self.retention.resolved_alert
+            )
+        entities = [
+            {
+                "PartitionKey": partition,
+                "RowKey": m["alertKey"],
+                "Severity": m["severity"],
+                "Status": m["status"],
+                "Revision": str(m["revision"]),
+                "Seq": str(m.get("seq", 0)),
+            }
+            for m in members
+        ]
+        await asyncio.gather(
+            *(
+                table.upsert_many(entities[start : start + MAX_TRANSACTION])
+                for start in range(0, len(entities), MAX_TRANSACTION)
+            )
+        )
 
     async def delete_summary_member(self, tenant_id: str, conversation_id: str, alert_key: str) -> None:
         await (await self._t("summarymembers")).delete(self._members_partition(tenant_id, conversation_id), alert_key)
 
     async def get_summary_member(self, tenant_id: str, conversation_id: str, alert_key: str) -> dict | None:
-        row = await (await self._t("summarymembers")).get(self._members_partition(tenant_id, conversation_id), alert_key)
+        row = await (await self._t("summarymembers")).get(
+            self._members_partition(tenant_id, conversation_id), alert_key
+        )
         if row is None:
             return None
         e = row[0]
-        return {"alertKey": alert_key, "severity": e["Severity"], "status": e["Status"], "revision": int(e["Revision"]), "seq": int(e.get("Seq") or 0)}
+        return {
+            "alertKey": alert_key,
+            "severity": e["Severity"],
+            "status": e["Status"],
+            "revision": int(e["Revision"]),
+            "seq": int(e.get("Seq") or 0),
+        }
 
     # alerts that reached no one (recipient and fallback failed)
     async def record_undeliverable(self, record: Undeliverable) -> None:
         row = hashlib.sha256(f"{record.alert_key}\n{record.recipient}".encode()).hexdigest()[:40]
-        await self._schedule("undeliverable", {"t": record.tenant_id, "r": row}, record.recorded + self.retention.undeliverable)
+        await self._schedule(
+            "undeliverable", {"t": record.tenant_id, "r": row}, record.recorded + self.retention.undeliverable
+        )
         await (await self._t("undeliverable")).upsert(records.undeliverable_to_entity(record, row))
 
     async def list_undeliverable(self, tenant_id: str, limit: int = 100) -> list[Undeliverable]:
@@ -776,13 +904,20 @@ class TableStateStore:
         text = json.dumps(target, sort_keys=True, separators=(",", ":"))
         digest = hashlib.sha256(f"{kind}\n{text}".encode()).hexdigest()
         shard = hashlib.sha256(shard_of.encode()).hexdigest()[0] if shard_of else digest[0]
-        return {"PartitionKey": f"{due.astimezone(timezone.utc):%Y%m%d%H}|{shard}", "RowKey": f"{kind}|{digest[:40]}",
-                "Kind": kind, "Target": text, "Due": due.isoformat()}
+        return {
+            "PartitionKey": f"{due.astimezone(UTC):%Y%m%d%H}|{shard}",
+            "RowKey": f"{kind}|{digest[:40]}",
+            "Kind": kind,
+            "Target": text,
+            "Due": due.isoformat(),
+        }
 
     async def _schedule(self, kind: str, target: dict, due: datetime) -> None:
         await (await self._t("expiry")).upsert(self._schedule_row(kind, target, due))
 
-    async def remove_due(self, now: datetime | None = None, max_removals: int = retention.MAX_REMOVALS_PER_RUN) -> RemovalReport:
+    async def remove_due(
+        self, now: datetime | None = None, max_removals: int = retention.MAX_REMOVALS_PER_RUN
+    ) -> RemovalReport:
         """Remove what is due (due in an hour before ``now``'s), at most ``max_removals``
         schedule rows, a page of :data:`retention.REMOVAL_PAGE` at a time. Each row's record is
         checked again first; a row whose record must stay is dropped (a later transition
@@ -791,12 +926,16 @@ class TableStateStore:
         now = now or self._clock()
         report = RemovalReport()
         table = await self._t("expiry")
-        below = f"{now.astimezone(timezone.utc):%Y%m%d%H}"
+        below = f"{now.astimezone(UTC):%Y%m%d%H}"
         while report.handled < max_removals:
-            page = await table.query(partitions_below=below, limit=min(retention.REMOVAL_PAGE, max_removals - report.handled))
+            page = await table.query(
+                partitions_below=below, limit=min(retention.REMOVAL_PAGE, max_removals - report.handled)
+            )
             if not page:
                 return report
-            outcomes = await asyncio.gather(*(self._remove_one(entity, now) for entity, _ in page), return_exceptions=True)
+            outcomes = await asyncio.gather(
+                *(self._remove_one(entity, now) for entity, _ in page), return_exceptions=True
+            )
             done: dict[str, list[str]] = {}
             for (entity, _), outcome in zip(page, outcomes):
                 report.handled += 1
@@ -828,7 +967,9 @@ class TableStateStore:
         if kind == "action":
             action = await self._get_action(target["t"], target["a"])
             if action is not None and action.status == "pending":
-                await self._schedule("action", target, now + retention.PENDING_ACTION_RECHECK)  # never dropped unpublished
+                await self._schedule(
+                    "action", target, now + retention.PENDING_ACTION_RECHECK
+                )  # never dropped unpublished
                 return "kept", 1
             await (await self._t("actions")).delete(target["t"], target["a"])
             return "removed", 1
@@ -841,7 +982,10 @@ class TableStateStore:
             "event": ("events", lambda t: (t["d"][:2], t["d"])),
             "undeliverable": ("undeliverable", lambda t: (t["t"], t["r"])),
             "flow": ("consentflows", lambda t: (connector_records.FLOW_PARTITION, t["f"])),
-            "delivery": ("deliveries", lambda t: (records.delivery_partition(t["t"], t["k"]), records.encode_key(t["c"]))),
+            "delivery": (
+                "deliveries",
+                lambda t: (records.delivery_partition(t["t"], t["k"]), records.encode_key(t["c"])),
+            ),
         }
         if kind not in single:
             raise ValueError(f"unknown kind of scheduled removal {kind!r}")
@@ -862,7 +1006,9 @@ class TableStateStore:
                 return "kept", 1
             assert state.etag is not None
             # The alert first, if unchanged: an event that reopens it now wins.
-            await (await self._t("alerts")).delete(records.alert_partition(state.tenant_id, state.key), records.ALERT_ROW, state.etag)
+            await (await self._t("alerts")).delete(
+                records.alert_partition(state.tenant_id, state.key), records.ALERT_ROW, state.etag
+            )
             await (await self._t("alertids")).delete(self._id_partition(state.tenant_id, state.alert_id), state.key)
             channel = state.channel or {}
             if channel.get("id"):
@@ -882,13 +1028,21 @@ class TableStateStore:
         partition = self._members_partition(target["t"], target["c"])
         after = target.get("after", "")
         # Members are alert keys (40 hex digits): every key after ``after`` sorts at or above after + " ".
-        rows = await table.query(partition=partition, rows=(after + " ", "~") if after else None, limit=retention.REMOVAL_PAGE)
+        rows = await table.query(
+            partition=partition, rows=(after + " ", "~") if after else None, limit=retention.REMOVAL_PAGE
+        )
         alerts = await asyncio.gather(*(self.get_alert(target["t"], e["RowKey"]) for e, _ in rows))
-        gone = [e["RowKey"] for (e, _), state in zip(rows, alerts)
-                if state is None or (state.status == "resolved" and (state.status_changed or now) + self.retention.resolved_alert <= now)]
+        gone = [
+            e["RowKey"]
+            for (e, _), state in zip(rows, alerts)
+            if state is None
+            or (state.status == "resolved" and (state.status_changed or now) + self.retention.resolved_alert <= now)
+        ]
         await table.delete_many(partition, gone)
         if len(rows) == retention.REMOVAL_PAGE:
-            await self._schedule("members", {**target, "after": rows[-1][0]["RowKey"]}, now)  # the next page, within the hour
+            await self._schedule(
+                "members", {**target, "after": rows[-1][0]["RowKey"]}, now
+            )  # the next page, within the hour
         elif len(gone) < len(rows) or after:
             await self._schedule("members", {"t": target["t"], "c": target["c"]}, now + timedelta(days=1))
         return ("removed", len(gone)) if gone else ("kept", 1)

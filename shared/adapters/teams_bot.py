@@ -11,8 +11,9 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from types import SimpleNamespace
-from typing import Any, Awaitable, Callable
+from typing import Any
 from urllib.parse import quote
 
 import aiohttp
@@ -47,7 +48,6 @@ CARD_CONTENT_TYPE = "application/vnd.microsoft.card.adaptive"
 GONE_CODES = frozenset({"ConversationNotFound", "BotNotInConversationRoster", "BotDisabledByAdmin"})
 
 
-
 # Teams sends messages of up to about 100 KB (Teams limits); an activity larger than this is
 # not from Teams.
 MAX_ACTIVITY_BYTES = 256 * 1024
@@ -76,6 +76,7 @@ def activity_problem(payload: dict) -> str | None:
             return f"the activity's {name} is longer than 1024 characters"
     return None
 
+
 class TokenUrlAppCredentials(AppCredentials):
     """Client-credentials token from an explicitly configured token URL.
 
@@ -96,12 +97,19 @@ class TokenUrlAppCredentials(AppCredentials):
         scope = self.oauth_scope if self.oauth_scope.endswith("/.default") else self.oauth_scope + "/.default"
         response = requests.post(
             self._token_url,
-            data={"grant_type": "client_credentials", "client_id": self.microsoft_app_id, "client_secret": self._password, "scope": scope},
+            data={
+                "grant_type": "client_credentials",
+                "client_id": self.microsoft_app_id,
+                "client_secret": self._password,
+                "scope": scope,
+            },
             timeout=10,
         )
         body = response.json() if response.headers.get("content-type", "").startswith("application/json") else {}
         if response.status_code != 200 or "access_token" not in body:
-            raise PermissionError(f"the bot's token request failed ({response.status_code}): {body.get('error', '')} {body.get('error_description', '')}".strip())
+            raise PermissionError(
+                f"the bot's token request failed ({response.status_code}): {body.get('error', '')} {body.get('error_description', '')}".strip()
+            )
         self._token = body["access_token"]
         self._expires_at = time.monotonic() + max(int(body.get("expires_in", 3600)) - 60, 30)
         return self._token
@@ -118,7 +126,9 @@ class TokenUrlCredentialsFactory(ServiceClientCredentialsFactory):
     async def is_authentication_disabled(self) -> bool:
         return False
 
-    async def create_credentials(self, app_id: str, oauth_scope: str, login_endpoint: str, validate_authority: bool) -> AppCredentials:
+    async def create_credentials(
+        self, app_id: str, oauth_scope: str, login_endpoint: str, validate_authority: bool
+    ) -> AppCredentials:
         if app_id != self._app_id:
             raise PermissionError(f"unknown bot app id {app_id!r}")
         scope = oauth_scope or AuthenticationConstants.TO_CHANNEL_FROM_BOT_OAUTH_SCOPE
@@ -135,7 +145,9 @@ def credentials_factory(settings: Settings) -> ServiceClientCredentialsFactory:
         return TokenUrlCredentialsFactory(settings.bot_app_id, settings.bot_app_password or "", settings.bot_token_url)
     if settings.bot_app_type == "UserAssignedMSI":
         return ManagedIdentityServiceClientCredentialsFactory(settings.bot_app_id)
-    return PasswordServiceClientCredentialFactory(settings.bot_app_id, settings.bot_app_password, settings.bot_tenant_id)
+    return PasswordServiceClientCredentialFactory(
+        settings.bot_app_id, settings.bot_app_password, settings.bot_tenant_id
+    )
 
 
 def auth_configuration(settings: Settings) -> Any:
@@ -144,7 +156,8 @@ def auth_configuration(settings: Settings) -> Any:
     if not (settings.bot_openid_metadata_url or settings.bot_token_url):
         return SimpleNamespace()
     return SimpleNamespace(
-        TO_BOT_FROM_CHANNEL_OPENID_METADATA_URL=settings.bot_openid_metadata_url or AuthenticationConstants.TO_BOT_FROM_CHANNEL_OPENID_METADATA_URL,
+        TO_BOT_FROM_CHANNEL_OPENID_METADATA_URL=settings.bot_openid_metadata_url
+        or AuthenticationConstants.TO_BOT_FROM_CHANNEL_OPENID_METADATA_URL,
         TO_BOT_FROM_CHANNEL_TOKEN_ISSUER=AuthenticationConstants.TO_BOT_FROM_CHANNEL_TOKEN_ISSUER,
         TO_CHANNEL_FROM_BOT_LOGIN_URL=settings.bot_token_url or AuthenticationConstants.TO_CHANNEL_FROM_BOT_LOGIN_URL,
         TO_CHANNEL_FROM_BOT_OAUTH_SCOPE=AuthenticationConstants.TO_CHANNEL_FROM_BOT_OAUTH_SCOPE,
@@ -161,7 +174,9 @@ class TeamsBot:
     def __init__(self, settings: Settings) -> None:
         self._app_id = settings.bot_app_id or ""
         self._allow_anonymous = settings.allow_unauthenticated_bot_requests and not settings.bot_app_id
-        self._auth = ConfigurationBotFrameworkAuthentication(auth_configuration(settings), credentials_factory=credentials_factory(settings))
+        self._auth = ConfigurationBotFrameworkAuthentication(
+            auth_configuration(settings), credentials_factory=credentials_factory(settings)
+        )
         self._adapter = CloudAdapter(self._auth)
         self._connector = BotConnector(settings)
 
@@ -205,7 +220,9 @@ class TeamsBot:
             if invoke is not None and turn_context.activity.type == ActivityTypes.invoke:
                 from botbuilder.core import InvokeResponse
 
-                await turn_context.send_activity(Activity(type=ActivityTypes.invoke_response, value=InvokeResponse(status=invoke[0], body=invoke[1])))
+                await turn_context.send_activity(
+                    Activity(type=ActivityTypes.invoke_response, value=InvokeResponse(status=invoke[0], body=invoke[1]))
+                )
 
         invoke_response = await self._adapter.process_activity(auth_result, activity, logic)
         if invoke_response is not None:
@@ -273,8 +290,10 @@ class BotConnector:
     def _activity(conversation: ConversationRecord, **fields: Any) -> dict:
         reference = conversation.reference or {}
         activity = {
-            "type": "message", "channelId": reference.get("channelId", "msteams"),
-            "conversation": {"id": conversation.conversation_id, "tenantId": conversation.tenant_id}, **fields,
+            "type": "message",
+            "channelId": reference.get("channelId", "msteams"),
+            "conversation": {"id": conversation.conversation_id, "tenantId": conversation.tenant_id},
+            **fields,
         }
         if reference.get("bot"):
             activity["from"] = reference["bot"]
@@ -290,7 +309,9 @@ class BotConnector:
 
     async def update(self, conversation: ConversationRecord, activity_id: str, card: dict, summary: str) -> None:
         url = f"{_base(conversation)}/v3/conversations/{quote(conversation.conversation_id, safe='')}/activities/{quote(activity_id, safe='')}"
-        await self._send("PUT", url, conversation, self._activity(conversation, id=activity_id, **self._card(card, summary)))
+        await self._send(
+            "PUT", url, conversation, self._activity(conversation, id=activity_id, **self._card(card, summary))
+        )
 
     async def reply(self, conversation: ConversationRecord, activity_id: str, text: str) -> str:
         base = f"{_base(conversation)}/v3/conversations"
@@ -304,7 +325,9 @@ class BotConnector:
 
     async def _send(self, method: str, url: str, conversation: ConversationRecord, activity: dict) -> str:
         try:
-            async with self._http().request(method, url, data=json.dumps(activity, separators=(",", ":")), headers=await self._headers()) as response:
+            async with self._http().request(
+                method, url, data=json.dumps(activity, separators=(",", ":")), headers=await self._headers()
+            ) as response:
                 text = await response.text()
                 if response.status < 300:
                     try:
@@ -316,7 +339,7 @@ class BotConnector:
             raise
         except PermissionError as exc:  # the bot's own token request failed
             raise DeliveryError(f"the bot could not get a token: {exc}", status=401) from exc
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientError) as exc:
             raise DeliveryError(f"Teams could not be reached: {type(exc).__name__}: {exc}") from exc
 
     async def check_token(self) -> str:

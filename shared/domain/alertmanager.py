@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from shared.domain import tenants
@@ -63,16 +63,28 @@ SEVERITY_MAP: dict[str, str] = {
     "informational": "info",
     "none": "info",
     # Priorities and syslog levels that sources put in a severity label.
-    "p1": "critical", "p2": "high", "p3": "medium", "p4": "low", "p5": "info",
-    "sev0": "critical", "sev1": "high", "sev2": "medium", "sev3": "low", "sev4": "info",
-    "emergency": "critical", "fatal": "critical", "alert": "critical", "notice": "info", "debug": "info",
+    "p1": "critical",
+    "p2": "high",
+    "p3": "medium",
+    "p4": "low",
+    "p5": "info",
+    "sev0": "critical",
+    "sev1": "high",
+    "sev2": "medium",
+    "sev3": "low",
+    "sev4": "info",
+    "emergency": "critical",
+    "fatal": "critical",
+    "alert": "critical",
+    "notice": "info",
+    "debug": "info",
 }
 # The label that says how an unknown severity was shown (never silently).
 SEVERITY_NOTE_LABEL = "severity.note"
 DEFAULT_SEVERITY = "medium"
 
 # Go's zero time.Time: Alertmanager sends it as endsAt of every firing alert.
-GO_ZERO_TIME = datetime(1, 1, 1, tzinfo=timezone.utc)
+GO_ZERO_TIME = datetime(1, 1, 1, tzinfo=UTC)
 
 
 def map_severity(value: str | None) -> str:
@@ -121,10 +133,14 @@ def parse_alertmanager(obj: dict) -> list[AlertEvent]:
 
     event_source = external_url.strip() if external_url and external_url.strip() else DEFAULT_EVENT_SOURCE
     data_source = f"{DATA_SOURCE}/{receiver.strip()}" if receiver and receiver.strip() else DATA_SOURCE
-    return distinguish_titles([
-        parse_alert(alert, f"alerts[{index}]", event_source=event_source, data_source=data_source, group_status=group_status)
-        for index, alert in enumerate(alerts)
-    ])
+    return distinguish_titles(
+        [
+            parse_alert(
+                alert, f"alerts[{index}]", event_source=event_source, data_source=data_source, group_status=group_status
+            )
+            for index, alert in enumerate(alerts)
+        ]
+    )
 
 
 # Labels that never tell two alerts of a group apart on a card.
@@ -146,8 +162,17 @@ def distinguish_titles(events: list[AlertEvent]) -> list[AlertEvent]:
         if len(indexes) < 2:
             continue
         group = [events[i].data.labels for i in indexes]
-        names = sorted({name for labels in group for name in labels if not name.startswith(_NOT_DISTINGUISHING) and name != TENANT_KEY})
-        differing = [name for name in names if len({labels.get(name, "") for labels in group}) > 1][:MAX_DISTINGUISHING_LABELS]
+        names = sorted(
+            {
+                name
+                for labels in group
+                for name in labels
+                if not name.startswith(_NOT_DISTINGUISHING) and name != TENANT_KEY
+            }
+        )
+        differing = [name for name in names if len({labels.get(name, "") for labels in group}) > 1][
+            :MAX_DISTINGUISHING_LABELS
+        ]
         for i in indexes:
             labels = events[i].data.labels
             suffix = ", ".join(f"{name}={labels.get(name, '')}" for name in differing) or events[i].data.id
@@ -213,12 +238,16 @@ def parse_alert(alert: Any, path: str, *, event_source: str, data_source: str, g
     if given and given.lower() not in SEVERITY_MAP:
         if len(merged) >= MAX_LABELS:  # room for the note: the last annotation makes way
             merged.pop(next(reversed(merged)))
-        merged[SEVERITY_NOTE_LABEL] = f"{given[:100]!r} is not a severity the connector knows: shown as {DEFAULT_SEVERITY}"
+        merged[SEVERITY_NOTE_LABEL] = (
+            f"{given[:100]!r} is not a severity the connector knows: shown as {DEFAULT_SEVERITY}"
+        )
     data = AlertData(
         id=alert_id,
         title=_title(labels, annotations, alert_id)[:MAX_TITLE_LENGTH],
         kind="alert",
-        description=(_first_nonblank(annotations.get("description"), annotations.get("message")) or "")[:MAX_DESCRIPTION_LENGTH],
+        description=(_first_nonblank(annotations.get("description"), annotations.get("message")) or "")[
+            :MAX_DESCRIPTION_LENGTH
+        ],
         severity=map_severity(labels.get("severity")),
         status=data_status,
         source=data_source,

@@ -34,7 +34,9 @@ def is_azure_monitor_payload(obj: Any) -> bool:
 
 def parse_azure_monitor(obj: Any) -> list[AlertEvent]:
     if not isinstance(obj, dict) or obj.get("schemaId") != SCHEMA_ID:
-        raise InvalidEvent("schemaId", f"must be {SCHEMA_ID!r} (turn on the common alert schema in the action group's webhook)")
+        raise InvalidEvent(
+            "schemaId", f"must be {SCHEMA_ID!r} (turn on the common alert schema in the action group's webhook)"
+        )
     data = obj.get("data")
     if not isinstance(data, dict):
         raise InvalidEvent("data", "must be an object")
@@ -62,7 +64,9 @@ def parse_azure_monitor(obj: Any) -> list[AlertEvent]:
     original_severity = text("severity", required=True)
     severity = SEVERITIES.get(original_severity.lower())
     if severity is None:
-        raise InvalidEvent("data.essentials.severity", f"must be one of Sev0, Sev1, Sev2, Sev3, Sev4, not {original_severity!r}")
+        raise InvalidEvent(
+            "data.essentials.severity", f"must be one of Sev0, Sev1, Sev2, Sev3, Sev4, not {original_severity!r}"
+        )
     fired = parse_time(essentials.get("firedDateTime"), "data.essentials.firedDateTime")
     if fired is None:
         raise InvalidEvent("data.essentials.firedDateTime", "is required")
@@ -76,13 +80,26 @@ def parse_azure_monitor(obj: Any) -> list[AlertEvent]:
     rule = text("alertRule") or "Azure Monitor alert"
     items = essentials.get("configurationItems") if isinstance(essentials.get("configurationItems"), list) else []
     targets = essentials.get("alertTargetIDs") if isinstance(essentials.get("alertTargetIDs"), list) else []
-    resource = next((str(i) for i in items if i), "") or (str(targets[0]).rstrip("/").rsplit("/", 1)[-1] if targets else "")
-    labels = {k: v for k, v in {
-        "signalType": text("signalType"), "monitoringService": text("monitoringService"), "alertRule": rule,
-        "severity": original_severity, "resource": resource, "targetResourceType": text("targetResourceType"),
-        "targetResourceGroup": text("targetResourceGroup"), "alertTargetID": str(targets[0]) if targets else "",
-    }.items() if v}
-    for index, criterion in enumerate(((context.get("condition") or {}).get("allOf") or [])[:5] if isinstance(context.get("condition"), dict) else []):
+    resource = next((str(i) for i in items if i), "") or (
+        str(targets[0]).rstrip("/").rsplit("/", 1)[-1] if targets else ""
+    )
+    labels = {
+        k: v
+        for k, v in {
+            "signalType": text("signalType"),
+            "monitoringService": text("monitoringService"),
+            "alertRule": rule,
+            "severity": original_severity,
+            "resource": resource,
+            "targetResourceType": text("targetResourceType"),
+            "targetResourceGroup": text("targetResourceGroup"),
+            "alertTargetID": str(targets[0]) if targets else "",
+        }.items()
+        if v
+    }
+    for index, criterion in enumerate(
+        ((context.get("condition") or {}).get("allOf") or [])[:5] if isinstance(context.get("condition"), dict) else []
+    ):
         if not isinstance(criterion, dict):
             continue
         prefix = f"condition{index + 1}." if index else "condition."
@@ -105,4 +122,6 @@ def parse_azure_monitor(obj: Any) -> list[AlertEvent]:
         version=version,
     )
     digest = hashlib.sha256(f"{alert_path}\n{status}\n{version}".encode()).hexdigest()[:32]
-    return [AlertEvent(event_id=f"azure-monitor-{digest}", type=event_type, source=EVENT_SOURCE, data=alert, time=moment)]
+    return [
+        AlertEvent(event_id=f"azure-monitor-{digest}", type=event_type, source=EVENT_SOURCE, data=alert, time=moment)
+    ]

@@ -60,7 +60,9 @@ def _recipient_list(data: dict, key: str, path: str, *, required: bool) -> tuple
     if value is None and not required:
         return ()
     if not isinstance(value, list) or (required and not value):
-        raise InvalidEvent(path, "must be a non-empty list of recipients" if required else "must be a list of recipients")
+        raise InvalidEvent(
+            path, "must be a non-empty list of recipients" if required else "must be a list of recipients"
+        )
     if len(value) > MAX_RECIPIENTS:
         raise InvalidEvent(path, f"has more than {MAX_RECIPIENTS} recipients")
     try:
@@ -87,7 +89,7 @@ def parse_command(obj: dict[str, Any]) -> Command:
     event_id = obj.get("id") if isinstance(obj.get("id"), str) else None
     try:
         if obj.get("specversion") != "1.0":
-            raise InvalidEvent("specversion", "must be \"1.0\"")
+            raise InvalidEvent("specversion", 'must be "1.0"')
         eid = _text(obj, "id", "id", required=True)
         source = _text(obj, "source", "source", required=True, max_chars=1024)
         tenant = _text(obj, "tenantid", "tenantid") or None
@@ -112,7 +114,10 @@ def parse_command(obj: dict[str, Any]) -> Command:
         if not alert_id:
             raise InvalidEvent("subject", "is required: the id of the alert or issue to send (or data.alertId)")
         return SendCommand(
-            event_id=eid, source=source, tenant_id=tenant, alert_id=alert_id,
+            event_id=eid,
+            source=source,
+            tenant_id=tenant,
+            alert_id=alert_id,
             alert_source=_text(data, "alertSource", "data.alertSource", max_chars=1024) or source,
             recipients=_recipient_list(data, "recipients", "data.recipients", required=True),
             fallback=_recipient_list(data, "fallbackRecipients", "data.fallbackRecipients", required=False),
@@ -129,6 +134,12 @@ def existing_command(tenant_id: str, workflow_id: str, revision: int) -> dict[st
     workflow revision, so a resend is a duplicate."""
     event_id = f"existing-{workflow_id}-r{revision}"
     return {
-        "specversion": "1.0", "id": event_id, "source": CONNECTOR_SOURCE, "type": EXISTING_TYPE, "tenantid": tenant_id,
-        "subject": workflow_id, "datacontenttype": "application/json", "data": {"workflowId": workflow_id, "revision": revision},
+        "specversion": "1.0",
+        "id": event_id,
+        "source": CONNECTOR_SOURCE,
+        "type": EXISTING_TYPE,
+        "tenantid": tenant_id,
+        "subject": workflow_id,
+        "datacontenttype": "application/json",
+        "data": {"workflowId": workflow_id, "revision": revision},
     }

@@ -29,7 +29,7 @@ class Connector:
     account_id: str = ""  # MSAL home account id of the connected user
     etag: str | None = None
 
-    def with_status(self, status: str, reason: str, now: datetime) -> "Connector":
+    def with_status(self, status: str, reason: str, now: datetime) -> Connector:
         return replace(self, status=status, status_reason=reason, status_changed=now)
 
     def public(self) -> dict:

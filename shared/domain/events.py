@@ -10,7 +10,7 @@ import hashlib
 import itertools
 import json
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from shared.domain import tenants
@@ -107,7 +107,9 @@ def check_limits(data: AlertData, prefix: str) -> None:
     total = 0
     for name, value in data.labels.items():
         if len(name) > MAX_LABEL_NAME_LENGTH:
-            raise InvalidEvent(f"{prefix}labels", f"has a label name longer than {MAX_LABEL_NAME_LENGTH} characters ({name[:40]}…)")
+            raise InvalidEvent(
+                f"{prefix}labels", f"has a label name longer than {MAX_LABEL_NAME_LENGTH} characters ({name[:40]}…)"
+            )
         if len(value) > MAX_LABEL_VALUE_LENGTH:
             raise InvalidEvent(f"{prefix}labels.{name}", f"is longer than {MAX_LABEL_VALUE_LENGTH} characters")
         total += len(name) + len(value)
@@ -162,7 +164,9 @@ def decode_json(body: bytes | str) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise InvalidEvent("", f"the message body is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
+        raise InvalidEvent(
+            "", f"the message body is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
+        ) from None
 
 
 def _string(obj: dict, key: str, path: str, *, required: bool = False, max_length: int | None = None) -> str | None:
@@ -203,13 +207,13 @@ def parse_time(value: Any, path: str) -> datetime | None:
         head, _, rest = text.partition(".")
         # Only the digits right after the point: the offset that follows has digits too.
         digits = "".join(itertools.takewhile(str.isdigit, rest))
-        tail = rest[len(digits):]
+        tail = rest[len(digits) :]
         text = f"{head}.{digits[:6]}{tail}"
     try:
         parsed = datetime.fromisoformat(text)
     except ValueError:
         raise InvalidEvent(path, f"is not an RFC 3339 timestamp: {value!r}") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def epoch_micros(moment: datetime) -> int:
@@ -222,15 +226,34 @@ def to_cloudevent(event: AlertEvent, tenant_id: str) -> dict[str, Any]:
     Parsing it again gives the same event (the same alert key, version and dedupe key)."""
     data = event.data
     body: dict[str, Any] = {
-        "id": data.id, "title": data.title, "kind": data.kind, "severity": data.severity, "version": data.version,
-        "labels": dict(data.labels), "responders": list(data.responders),
+        "id": data.id,
+        "title": data.title,
+        "kind": data.kind,
+        "severity": data.severity,
+        "version": data.version,
+        "labels": dict(data.labels),
+        "responders": list(data.responders),
     }
-    for name, value in (("description", data.description or None), ("status", data.status), ("source", data.source or None), ("url", data.url),
-                        ("created", data.created.isoformat() if data.created else None), ("updated", data.updated.isoformat() if data.updated else None)):
+    for name, value in (
+        ("description", data.description or None),
+        ("status", data.status),
+        ("source", data.source or None),
+        ("url", data.url),
+        ("created", data.created.isoformat() if data.created else None),
+        ("updated", data.updated.isoformat() if data.updated else None),
+    ):
         if value is not None:
             body[name] = value
-    out: dict[str, Any] = {"specversion": "1.0", "id": event.event_id, "source": event.source, "type": event.type, "subject": data.id,
-                           "datacontenttype": "application/json", "tenantid": tenant_id, "data": body}
+    out: dict[str, Any] = {
+        "specversion": "1.0",
+        "id": event.event_id,
+        "source": event.source,
+        "type": event.type,
+        "subject": data.id,
+        "datacontenttype": "application/json",
+        "tenantid": tenant_id,
+        "data": body,
+    }
     if event.time is not None:
         out["time"] = event.time.isoformat()
     return out

@@ -49,12 +49,20 @@ def parse_grafana(obj: Any) -> list[AlertEvent]:
     events = []
     for index, alert in enumerate(alerts):
         path = f"alerts[{index}]"
-        event = alertmanager.parse_alert(alert, path, event_source=event_source, data_source=data_source, group_status=group_status)
+        event = alertmanager.parse_alert(
+            alert, path, event_source=event_source, data_source=data_source, group_status=group_status
+        )
         values = alert.get("values") or {}
         if not isinstance(values, dict):
             raise InvalidEvent(f"{path}.values", "must be an object of query values")
         labels = {**event.data.labels, **{f"{VALUE_LABEL_PREFIX}{name}": _value(v) for name, v in values.items()}}
-        events.append(replace(event, event_id="grafana-" + event.event_id.removeprefix("alertmanager-"), data=replace(event.data, labels=labels)))
+        events.append(
+            replace(
+                event,
+                event_id="grafana-" + event.event_id.removeprefix("alertmanager-"),
+                data=replace(event.data, labels=labels),
+            )
+        )
     return alertmanager.distinguish_titles(events)
 
 

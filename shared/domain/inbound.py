@@ -8,8 +8,9 @@ trigger detects the format; the HTTP ingest route (``POST /api/events/{format}``
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from shared.domain.events import MAX_EVENT_BYTES, AlertEvent, InvalidEvent, check_limits, decode_json, parse_cloudevent
 
@@ -31,8 +32,13 @@ def _is_cloudevent(obj: Any) -> bool:
 def is_alertmanager_payload(obj: Any) -> bool:
     # Alertmanager's webhook: a list of alerts and the group key; Grafana's look-alike carries
     # orgId, and a CloudEvent specversion.
-    return (isinstance(obj, dict) and isinstance(obj.get("alerts"), list) and ("groupKey" in obj or obj.get("version") == "4")
-            and "orgId" not in obj and "specversion" not in obj)
+    return (
+        isinstance(obj, dict)
+        and isinstance(obj.get("alerts"), list)
+        and ("groupKey" in obj or obj.get("version") == "4")
+        and "orgId" not in obj
+        and "specversion" not in obj
+    )
 
 
 def _parse_cloudevent(obj: Any) -> list[AlertEvent]:
@@ -82,10 +88,34 @@ def _parse_alertmanager(obj: Any) -> list[AlertEvent]:
 
 
 FORMATS: tuple[Format, ...] = (
-    Format("cloudevents", "CloudEvents (structured JSON, specversion 1.0)", _is_cloudevent, _parse_cloudevent, lambda i: "data."),
-    Format("alertmanager", "Prometheus Alertmanager webhook (version 4)", is_alertmanager_payload, _parse_alertmanager, lambda i: f"alerts[{i}]."),
-    Format("grafana", "Grafana alerting webhook contact point (version 1)", _is_grafana, _parse_grafana, lambda i: f"alerts[{i}]."),
-    Format("azure-monitor", "Azure Monitor common alert schema (an action group's webhook)", _is_azure_monitor, _parse_azure_monitor, lambda i: ""),
+    Format(
+        "cloudevents",
+        "CloudEvents (structured JSON, specversion 1.0)",
+        _is_cloudevent,
+        _parse_cloudevent,
+        lambda i: "data.",
+    ),
+    Format(
+        "alertmanager",
+        "Prometheus Alertmanager webhook (version 4)",
+        is_alertmanager_payload,
+        _parse_alertmanager,
+        lambda i: f"alerts[{i}].",
+    ),
+    Format(
+        "grafana",
+        "Grafana alerting webhook contact point (version 1)",
+        _is_grafana,
+        _parse_grafana,
+        lambda i: f"alerts[{i}].",
+    ),
+    Format(
+        "azure-monitor",
+        "Azure Monitor common alert schema (an action group's webhook)",
+        _is_azure_monitor,
+        _parse_azure_monitor,
+        lambda i: "",
+    ),
     Format("pagerduty", "PagerDuty v3 webhook (incident events)", _is_pagerduty, _parse_pagerduty, lambda i: ""),
 )
 FORMAT_NAMES = tuple(f.name for f in FORMATS)
@@ -112,8 +142,16 @@ def parse_events(obj: Any) -> list[AlertEvent]:
     if len(found) == 1:
         return parse_as(found[0], obj)
     if len(found) > 1:  # a payload two formats claim: refuse rather than guess
-        raise InvalidEvent("", f"the message looks like more than one format ({', '.join(f.name for f in found)}); send it to the route of its format")
-    if isinstance(obj, dict) and ("type" in obj or "id" in obj or "data" in obj) and "alerts" not in obj and "schemaId" not in obj:
+        raise InvalidEvent(
+            "",
+            f"the message looks like more than one format ({', '.join(f.name for f in found)}); send it to the route of its format",
+        )
+    if (
+        isinstance(obj, dict)
+        and ("type" in obj or "id" in obj or "data" in obj)
+        and "alerts" not in obj
+        and "schemaId" not in obj
+    ):
         # Looks like a CloudEvent that forgot its specversion: say so rather than "unknown format".
         return parse_as(FORMATS[0], obj)
     raise InvalidEvent("", "the message is in no format the connector reads: " + "; ".join(f.title for f in FORMATS))
@@ -131,4 +169,14 @@ def parse_as(fmt: Format, obj: Any) -> list[AlertEvent]:
     return events
 
 
-__all__ = ["FORMATS", "FORMAT_NAMES", "Format", "MAX_EVENT_BYTES", "claimants", "format_named", "parse_as", "parse_events", "parse_message"]
+__all__ = [
+    "FORMATS",
+    "FORMAT_NAMES",
+    "MAX_EVENT_BYTES",
+    "Format",
+    "claimants",
+    "format_named",
+    "parse_as",
+    "parse_events",
+    "parse_message",
+]

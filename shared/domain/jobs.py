@@ -38,39 +38,83 @@ def _dt(value: str | None) -> datetime | None:
 
 def alert_to_json(state: AlertState) -> dict[str, Any]:
     return {
-        "tenantId": state.tenant_id, "key": state.key, "alertId": state.alert_id, "source": state.source, "eventSource": state.event_source,
-        "title": state.title, "status": state.status, "severity": state.severity, "kind": state.kind, "description": state.description,
-        "url": state.url, "labels": state.labels, "responders": list(state.responders), "version": state.version, "revision": state.revision,
-        "created": state.created.isoformat() if state.created else None, "updated": state.updated.isoformat() if state.updated else None,
+        "tenantId": state.tenant_id,
+        "key": state.key,
+        "alertId": state.alert_id,
+        "source": state.source,
+        "eventSource": state.event_source,
+        "title": state.title,
+        "status": state.status,
+        "severity": state.severity,
+        "kind": state.kind,
+        "description": state.description,
+        "url": state.url,
+        "labels": state.labels,
+        "responders": list(state.responders),
+        "version": state.version,
+        "revision": state.revision,
+        "created": state.created.isoformat() if state.created else None,
+        "updated": state.updated.isoformat() if state.updated else None,
         "statusChanged": state.status_changed.isoformat() if state.status_changed else None,
-        "steps": [step.to_json() for step in state.steps], "channel": state.channel, "meeting": state.meeting,
+        "steps": [step.to_json() for step in state.steps],
+        "channel": state.channel,
+        "meeting": state.meeting,
     }
 
 
 def alert_from_json(data: dict[str, Any]) -> AlertState:
     return AlertState(
-        tenant_id=data["tenantId"], key=data["key"], alert_id=data["alertId"], source=data.get("source", ""), event_source=data.get("eventSource", ""),
-        title=data["title"], status=data["status"], severity=data["severity"], kind=data.get("kind", "alert"), description=data.get("description", ""),
-        url=data.get("url"), labels=dict(data.get("labels") or {}), responders=tuple(data.get("responders") or ()), version=int(data.get("version", 0)),
-        revision=int(data.get("revision", 0)), created=_dt(data.get("created")), updated=_dt(data.get("updated")),
+        tenant_id=data["tenantId"],
+        key=data["key"],
+        alert_id=data["alertId"],
+        source=data.get("source", ""),
+        event_source=data.get("eventSource", ""),
+        title=data["title"],
+        status=data["status"],
+        severity=data["severity"],
+        kind=data.get("kind", "alert"),
+        description=data.get("description", ""),
+        url=data.get("url"),
+        labels=dict(data.get("labels") or {}),
+        responders=tuple(data.get("responders") or ()),
+        version=int(data.get("version", 0)),
+        revision=int(data.get("revision", 0)),
+        created=_dt(data.get("created")),
+        updated=_dt(data.get("updated")),
         status_changed=_dt(data.get("statusChanged")),
-        steps=tuple(StatusStep.from_json(step) for step in data.get("steps") or ()), channel=data.get("channel"), meeting=data.get("meeting"),
+        steps=tuple(StatusStep.from_json(step) for step in data.get("steps") or ()),
+        channel=data.get("channel"),
+        meeting=data.get("meeting"),
     )
 
 
 def conversation_to_json(record: ConversationRecord) -> dict[str, Any]:
     return {
-        "tenantId": record.tenant_id, "id": record.conversation_id, "type": record.conversation_type, "serviceUrl": record.service_url,
-        "reference": record.reference, "name": record.name, "teamId": record.team_id, "channelId": record.channel_id,
-        "alertKey": record.alert_key, "origin": record.origin,
+        "tenantId": record.tenant_id,
+        "id": record.conversation_id,
+        "type": record.conversation_type,
+        "serviceUrl": record.service_url,
+        "reference": record.reference,
+        "name": record.name,
+        "teamId": record.team_id,
+        "channelId": record.channel_id,
+        "alertKey": record.alert_key,
+        "origin": record.origin,
     }
 
 
 def conversation_from_json(data: dict[str, Any]) -> ConversationRecord:
     return ConversationRecord(
-        tenant_id=data["tenantId"], conversation_id=data["id"], conversation_type=data["type"], service_url=data.get("serviceUrl", ""),
-        reference=data.get("reference") or {}, name=data.get("name", ""), team_id=data.get("teamId"), channel_id=data.get("channelId"),
-        alert_key=data.get("alertKey"), origin=data.get("origin", "teams"),
+        tenant_id=data["tenantId"],
+        conversation_id=data["id"],
+        conversation_type=data["type"],
+        service_url=data.get("serviceUrl", ""),
+        reference=data.get("reference") or {},
+        name=data.get("name", ""),
+        team_id=data.get("teamId"),
+        channel_id=data.get("channelId"),
+        alert_key=data.get("alertKey"),
+        origin=data.get("origin", "teams"),
     )
 
 
@@ -116,7 +160,7 @@ class DeliveryJob:
         raw = f"{self.tenant_id}\n{self.conversation_id}\n{self.kind}\n{self.alert_key}\n{revision}\n{self.request}\n{self.attempt}\n{what}"
         return hashlib.sha256(raw.encode()).hexdigest()[:32]
 
-    def again(self, at: datetime) -> "DeliveryJob":
+    def again(self, at: datetime) -> DeliveryJob:
         """The same job rescheduled (a new message: the attempt is part of its id)."""
         return replace(self, attempt=self.attempt + 1, not_before=at)
 
@@ -124,8 +168,15 @@ class DeliveryJob:
         out: dict[str, Any] = {"v": 1, "kind": self.kind, "conversation": conversation_to_json(self.conversation)}
         if self.alert is not None:
             out["alert"] = alert_to_json(self.alert)
-        for name, value in (("recipient", self.recipient), ("reason", self.reason), ("context", self.context), ("fallbackFor", self.fallback_for),
-                            ("text", self.text), ("request", self.request), ("extra", self.extra)):
+        for name, value in (
+            ("recipient", self.recipient),
+            ("reason", self.reason),
+            ("context", self.context),
+            ("fallbackFor", self.fallback_for),
+            ("text", self.text),
+            ("request", self.request),
+            ("extra", self.extra),
+        ):
             if value:
                 out[name] = value
         if self.fallback:
@@ -155,8 +206,17 @@ def job_from_json(data: dict[str, Any]) -> DeliveryJob:
     if kind not in KINDS:
         raise ValueError(f"unknown delivery job kind {kind!r}")
     return DeliveryJob(
-        conversation=conversation_from_json(data["conversation"]), kind=kind,
-        alert=alert_from_json(data["alert"]) if data.get("alert") else None, recipient=data.get("recipient", ""), reason=data.get("reason", ""),
-        context=data.get("context"), fallback=tuple(data.get("fallback") or ()), fallback_for=data.get("fallbackFor", ""), new=bool(data.get("new")),
-        text=data.get("text", ""), request=data.get("request", ""), attempt=int(data.get("attempt", 0)), extra=dict(data.get("extra") or {}),
+        conversation=conversation_from_json(data["conversation"]),
+        kind=kind,
+        alert=alert_from_json(data["alert"]) if data.get("alert") else None,
+        recipient=data.get("recipient", ""),
+        reason=data.get("reason", ""),
+        context=data.get("context"),
+        fallback=tuple(data.get("fallback") or ()),
+        fallback_for=data.get("fallbackFor", ""),
+        new=bool(data.get("new")),
+        text=data.get("text", ""),
+        request=data.get("request", ""),
+        attempt=int(data.get("attempt", 0)),
+        extra=dict(data.get("extra") or {}),
     )

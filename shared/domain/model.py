@@ -59,7 +59,7 @@ class StatusStep:
         return {"status": self.status, "at": self.at.isoformat(), "by": self.by, "via": self.via}
 
     @staticmethod
-    def from_json(data: dict[str, str]) -> "StatusStep":
+    def from_json(data: dict[str, str]) -> StatusStep:
         return StatusStep(data["status"], datetime.fromisoformat(data["at"]), data.get("by", ""), data.get("via", ""))
 
 
@@ -103,10 +103,10 @@ class AlertState:
     # keeps its open-alert index and removal schedule by the transitions it sees.
     stored_status: str | None = field(default=None, compare=False, repr=False)
 
-    def with_etag(self, etag: str | None) -> "AlertState":
+    def with_etag(self, etag: str | None) -> AlertState:
         return replace(self, etag=etag)
 
-    def with_step(self, step: StatusStep) -> "AlertState":
+    def with_step(self, step: StatusStep) -> AlertState:
         return replace(self, steps=(*self.steps, step)[-MAX_STATUS_STEPS:])
 
     @property

@@ -62,7 +62,9 @@ class Window:
         unit = 60.0 if span <= 3600.0 else 86400.0
         return (math.floor(at / unit) + 1) * unit  # the next bucket boundary (a conservative step)
 
-    def next_send(self, now: float, limits: tuple[tuple[float, int], ...], reserve: bool = False, ignore_block: bool = False) -> float:
+    def next_send(
+        self, now: float, limits: tuple[tuple[float, int], ...], reserve: bool = False, ignore_block: bool = False
+    ) -> float:
         """When the next send may go: ``now`` if it fits every window now. ``reserve`` keeps
         back :data:`SUMMARY_RESERVE` (new individual cards leave room for the summary);
         ``ignore_block`` leaves out a Retry-After (the budget alone)."""
@@ -102,14 +104,26 @@ class Window:
         self.blocked_until = max(self.blocked_until, until)
 
     def to_json(self) -> str:
-        return json.dumps({"r": [round(t, 3) for t in self.recent], "m": self.minutes, "d": self.days, "b": self.blocked_until,
-                           "p": [round(t, 3) for t in self.promised]}, separators=(",", ":"))
+        return json.dumps(
+            {
+                "r": [round(t, 3) for t in self.recent],
+                "m": self.minutes,
+                "d": self.days,
+                "b": self.blocked_until,
+                "p": [round(t, 3) for t in self.promised],
+            },
+            separators=(",", ":"),
+        )
 
     @classmethod
-    def from_json(cls, text: str | None) -> "Window":
+    def from_json(cls, text: str | None) -> Window:
         if not text:
             return cls()
         data: dict[str, Any] = json.loads(text)
-        return cls(recent=[float(t) for t in data.get("r", [])], minutes={int(k): int(v) for k, v in (data.get("m") or {}).items()},
-                   days={int(k): int(v) for k, v in (data.get("d") or {}).items()}, blocked_until=float(data.get("b", 0.0)),
-                   promised=[float(t) for t in data.get("p", [])])
+        return cls(
+            recent=[float(t) for t in data.get("r", [])],
+            minutes={int(k): int(v) for k, v in (data.get("m") or {}).items()},
+            days={int(k): int(v) for k, v in (data.get("d") or {}).items()},
+            blocked_until=float(data.get("b", 0.0)),
+            promised=[float(t) for t in data.get("p", [])],
+        )

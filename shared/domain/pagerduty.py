@@ -25,15 +25,24 @@ from shared.domain.events import AlertData, AlertEvent, InvalidEvent, epoch_micr
 
 PRIORITIES = {"p1": "critical", "p2": "high", "p3": "medium", "p4": "low", "p5": "info"}
 URGENCIES = {"high": "high", "low": "low"}
-TYPES = {"incident.triggered": "alert.created", "incident.acknowledged": "alert.acknowledged",
-         "incident.resolved": "alert.resolved", "incident.reopened": "alert.reopened"}
+TYPES = {
+    "incident.triggered": "alert.created",
+    "incident.acknowledged": "alert.acknowledged",
+    "incident.resolved": "alert.resolved",
+    "incident.reopened": "alert.reopened",
+}
 STATUSES = {"triggered": "open", "acknowledged": "acknowledged", "resolved": "resolved"}
 
 
 def is_pagerduty_payload(obj: Any) -> bool:
     event = obj.get("event") if isinstance(obj, dict) else None
-    return (isinstance(event, dict) and isinstance(event.get("event_type"), str) and event["event_type"].startswith("incident.")
-            and "resource_type" in event and "specversion" not in obj)
+    return (
+        isinstance(event, dict)
+        and isinstance(event.get("event_type"), str)
+        and event["event_type"].startswith("incident.")
+        and "resource_type" in event
+        and "specversion" not in obj
+    )
 
 
 def parse_pagerduty(obj: Any) -> list[AlertEvent]:
@@ -59,8 +68,14 @@ def parse_pagerduty(obj: Any) -> list[AlertEvent]:
         raise InvalidEvent("event.occurred_at", "is required")
     status = STATUSES.get(str(data.get("status") or ""))
     if status is None:
-        raise InvalidEvent("event.data.status", f"must be triggered, acknowledged or resolved, not {data.get('status')!r}")
-    title = data.get("title") if isinstance(data.get("title"), str) and data.get("title") else f"PagerDuty incident {incident_id}"
+        raise InvalidEvent(
+            "event.data.status", f"must be triggered, acknowledged or resolved, not {data.get('status')!r}"
+        )
+    title = (
+        data.get("title")
+        if isinstance(data.get("title"), str) and data.get("title")
+        else f"PagerDuty incident {incident_id}"
+    )
 
     def summary(name: str) -> str:
         value = data.get(name)
@@ -70,11 +85,20 @@ def parse_pagerduty(obj: Any) -> list[AlertEvent]:
     urgency = str(data.get("urgency") or "")
     severity = PRIORITIES.get(priority.lower()) or URGENCIES.get(urgency.lower()) or "medium"
     assignees = [str(a.get("summary")) for a in data.get("assignees") or [] if isinstance(a, dict) and a.get("summary")]
-    labels = {k: v for k, v in {
-        "service": summary("service"), "priority": priority, "urgency": urgency, "escalation_policy": summary("escalation_policy"),
-        "assignees": ", ".join(assignees), "number": str(data.get("number") or ""), "incident_key": str(data.get("incident_key") or ""),
-        "event": event_type,
-    }.items() if v}
+    labels = {
+        k: v
+        for k, v in {
+            "service": summary("service"),
+            "priority": priority,
+            "urgency": urgency,
+            "escalation_policy": summary("escalation_policy"),
+            "assignees": ", ".join(assignees),
+            "number": str(data.get("number") or ""),
+            "incident_key": str(data.get("incident_key") or ""),
+            "event": event_type,
+        }.items()
+        if v
+    }
     html_url = data.get("html_url") if isinstance(data.get("html_url"), str) else None
     parts = urlsplit(html_url) if html_url and html_url.startswith("https://") else None
     alert = AlertData(
@@ -91,4 +115,8 @@ def parse_pagerduty(obj: Any) -> list[AlertEvent]:
         version=epoch_micros(occurred),
     )
     source = f"{parts.scheme}://{parts.netloc}" if parts else "pagerduty"
-    return [AlertEvent(event_id=event_id, type=TYPES.get(event_type, "alert.updated"), source=source, data=alert, time=occurred)]
+    return [
+        AlertEvent(
+            event_id=event_id, type=TYPES.get(event_type, "alert.updated"), source=source, data=alert, time=occurred
+        )
+    ]

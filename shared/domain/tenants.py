@@ -26,7 +26,9 @@ def tenant_id(value: object) -> str:
         raise InvalidTenantId("must be a Microsoft tenant id (a GUID) as a string")
     if not _GUID.fullmatch(value.strip()):
         shown = value if len(value) <= 60 else value[:57] + "..."
-        raise InvalidTenantId(f"must be a Microsoft tenant id, a GUID such as 72f988bf-86f1-41af-91ab-2d7cd011db47, not {shown!r}")
+        raise InvalidTenantId(
+            f"must be a Microsoft tenant id, a GUID such as 72f988bf-86f1-41af-91ab-2d7cd011db47, not {shown!r}"
+        )
     return value.strip().lower()
 
 

@@ -99,12 +99,21 @@ class Recipient:
         if self.kind == "person":
             return self.user or "a person"
         if self.kind == "group":
-            return "group of " + ", ".join(self.users[:5]) + (f" and {len(self.users) - 5} more" if len(self.users) > 5 else "")
+            return (
+                "group of "
+                + ", ".join(self.users[:5])
+                + (f" and {len(self.users) - 5} more" if len(self.users) > 5 else "")
+            )
         return "the alert's responders"
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"kind": self.kind}
-        for name, value in (("teamId", self.team_id), ("channelId", self.channel_id), ("chatId", self.chat_id), ("user", self.user)):
+        for name, value in (
+            ("teamId", self.team_id),
+            ("channelId", self.channel_id),
+            ("chatId", self.chat_id),
+            ("user", self.user),
+        ):
             if value:
                 out[name] = value
         if self.kind == "group":
@@ -197,7 +206,12 @@ class Match:
             out["sources"] = list(self.sources)
         if self.labels:
             out["labels"] = [
-                {"key": s.key, "op": s.op, **({"value": s.values[0]} if s.op in ("equals", "regex") else {}), **({"values": list(s.values)} if s.op == "one_of" else {})}
+                {
+                    "key": s.key,
+                    "op": s.op,
+                    **({"value": s.values[0]} if s.op in ("equals", "regex") else {}),
+                    **({"values": list(s.values)} if s.op == "one_of" else {}),
+                }
                 for s in self.labels
             ]
         if self.title_contains:
@@ -242,7 +256,12 @@ class Workflow:
 
     def public(self) -> dict[str, Any]:
         """The definition plus what the connector keeps about it (for the admin routes)."""
-        return {**self.to_json(), "revision": self.revision, "updated": self.updated.isoformat() if self.updated else None, "updatedBy": self.updated_by}
+        return {
+            **self.to_json(),
+            "revision": self.revision,
+            "updated": self.updated.isoformat() if self.updated else None,
+            "updatedBy": self.updated_by,
+        }
 
     def reaches(self, conversation_id: str) -> bool:
         return any(conversation_id in (r.channel_id, r.chat_id) for r in self.recipients)
@@ -267,7 +286,9 @@ def _str(obj: dict, key: str, path: str, *, required: bool = False, max_chars: i
     return value or None
 
 
-def _str_list(obj: dict, key: str, path: str, *, choices: tuple[str, ...] | None = None, max_items: int = 50) -> tuple[str, ...]:
+def _str_list(
+    obj: dict, key: str, path: str, *, choices: tuple[str, ...] | None = None, max_items: int = 50
+) -> tuple[str, ...]:
     value = obj.get(key)
     if value is None:
         return ()
@@ -306,13 +327,21 @@ def parse_recipient(obj: Any, path: str) -> Recipient:
     kind = _choice(obj, "kind", f"{path}.kind", RECIPIENT_KINDS, None)
     if kind is None:
         raise InvalidWorkflow(f"{path}.kind", f"is required (one of {', '.join(RECIPIENT_KINDS)})")
-    allowed = {"channel": ("teamId", "channelId"), "chat": ("chatId",), "person": ("user",), "group": ("users",), "responders": ()}[kind]
+    allowed = {
+        "channel": ("teamId", "channelId"),
+        "chat": ("chatId",),
+        "person": ("user",),
+        "group": ("users",),
+        "responders": (),
+    }[kind]
     _known_fields(obj, path, ("kind", "name", *allowed))
     name = _str(obj, "name", f"{path}.name", max_chars=MAX_NAME_CHARS) or ""
     if kind == "channel":
         return Recipient(
-            "channel", team_id=_str(obj, "teamId", f"{path}.teamId", required=True, max_chars=200),
-            channel_id=_str(obj, "channelId", f"{path}.channelId", required=True, max_chars=200), name=name,
+            "channel",
+            team_id=_str(obj, "teamId", f"{path}.teamId", required=True, max_chars=200),
+            channel_id=_str(obj, "channelId", f"{path}.channelId", required=True, max_chars=200),
+            name=name,
         )
     if kind == "chat":
         return Recipient("chat", chat_id=_str(obj, "chatId", f"{path}.chatId", required=True, max_chars=200), name=name)
@@ -325,7 +354,9 @@ def parse_recipient(obj: Any, path: str) -> Recipient:
             first.setdefault(user.lower(), user)
         users = tuple(first.values())
         if len(users) < 2:
-            raise InvalidWorkflow(f"{path}.users", "must name at least 2 different people (one person is a person recipient)")
+            raise InvalidWorkflow(
+                f"{path}.users", "must name at least 2 different people (one person is a person recipient)"
+            )
         return Recipient("group", users=users, name=name)
     return Recipient("responders", name=name)
 
@@ -394,7 +425,18 @@ def parse_match(obj: Any, path: str = "match") -> Match:
     )
 
 
-WORKFLOW_FIELDS = ("id", "name", "enabled", "match", "trigger", "intervalMinutes", "recipients", "fallbackRecipients", "comment", "delivery")
+WORKFLOW_FIELDS = (
+    "id",
+    "name",
+    "enabled",
+    "match",
+    "trigger",
+    "intervalMinutes",
+    "recipients",
+    "fallbackRecipients",
+    "comment",
+    "delivery",
+)
 
 
 def parse_workflow(obj: Any, tenant_id: str, workflow_id: str | None = None) -> Workflow:
@@ -424,8 +466,14 @@ def parse_workflow(obj: Any, tenant_id: str, workflow_id: str | None = None) -> 
     if interval is not None:
         if trigger != "periodic":
             raise InvalidWorkflow("intervalMinutes", "applies to the periodic trigger only")
-        if isinstance(interval, bool) or not isinstance(interval, int) or not MIN_PERIODIC_MINUTES <= interval <= MAX_PERIODIC_MINUTES:
-            raise InvalidWorkflow("intervalMinutes", f"must be a whole number from {MIN_PERIODIC_MINUTES} to {MAX_PERIODIC_MINUTES}")
+        if (
+            isinstance(interval, bool)
+            or not isinstance(interval, int)
+            or not MIN_PERIODIC_MINUTES <= interval <= MAX_PERIODIC_MINUTES
+        ):
+            raise InvalidWorkflow(
+                "intervalMinutes", f"must be a whole number from {MIN_PERIODIC_MINUTES} to {MAX_PERIODIC_MINUTES}"
+            )
     elif trigger == "periodic":
         interval = DEFAULT_PERIODIC_MINUTES
     return Workflow(
@@ -463,9 +511,13 @@ class Target:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "recipient": self.recipient.to_json(), "label": self.recipient.label(), "workflows": list(self.workflows),
-            "comments": list(self.comments), "fallbackRecipients": [r.to_json() for r in self.fallback],
-            "delivery": self.delivery, "reason": self.reason,
+            "recipient": self.recipient.to_json(),
+            "label": self.recipient.label(),
+            "workflows": list(self.workflows),
+            "comments": list(self.comments),
+            "fallbackRecipients": [r.to_json() for r in self.fallback],
+            "delivery": self.delivery,
+            "reason": self.reason,
         }
 
 
@@ -564,7 +616,13 @@ def _trigger_reason(trigger: str, change: str) -> str:
     return f"trigger {trigger} does not fire on this change"
 
 
-def manual_plan(alert: AlertState, recipients: tuple[Recipient, ...], fallback: tuple[Recipient, ...], comment: str, requested_by: str) -> Plan:
+def manual_plan(
+    alert: AlertState,
+    recipients: tuple[Recipient, ...],
+    fallback: tuple[Recipient, ...],
+    comment: str,
+    requested_by: str,
+) -> Plan:
     """The plan of a manual "send to Teams": these recipients, this comment."""
     who = requested_by or "someone"
     reason = f"sent by {who}"

@@ -12,14 +12,23 @@ import hashlib
 import html
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta, timezone
-from typing import Any, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from shared import cards
 from shared.domain.channels import channel_name_from_template, clean_channel_name
 from shared.domain.model import AccountLink, ActionRecord, AlertState, ConversationRecord, StatusStep
-from shared.ports import ActionPublisher, ConcurrencyConflict, Directory, GraphError, StateStore, TeamsMessenger, TransientError
+from shared.ports import (
+    ActionPublisher,
+    ConcurrencyConflict,
+    Directory,
+    GraphError,
+    StateStore,
+    TeamsMessenger,
+    TransientError,
+)
 from shared.services.events import sync_cards
 
 log = logging.getLogger(__name__)
@@ -29,8 +38,13 @@ STATE_VERBS = {"acknowledge": "acknowledged", "resolve": "resolved", "reopen": "
 STEP_OF_VERB = {"acknowledge": "acknowledged", "resolve": "resolved", "reopen": "reopened"}
 # From which statuses each verb may act.
 ALLOWED_FROM = {"acknowledge": ("open",), "resolve": ("open", "acknowledged"), "reopen": ("resolved",)}
-OUTBOUND_TYPE = {"acknowledge": "teams.alert.acknowledged", "resolve": "teams.alert.resolved", "reopen": "teams.alert.reopened",
-                 "create_channel": "teams.alert.channel_created", "create_meeting": "teams.alert.meeting_created"}
+OUTBOUND_TYPE = {
+    "acknowledge": "teams.alert.acknowledged",
+    "resolve": "teams.alert.resolved",
+    "reopen": "teams.alert.reopened",
+    "create_channel": "teams.alert.channel_created",
+    "create_meeting": "teams.alert.meeting_created",
+}
 MEMBERSHIP_CACHE_SECONDS = 60
 MAX_CHANNEL_NAME_ATTEMPTS = 5
 MEETING_MINUTES = 30
@@ -86,7 +100,7 @@ class ActionContext:
     meeting_organizer: str | None = None
     connector_admins: tuple[str, ...] = ()  # Entra object ids / UPNs, lower case (CONNECTOR_ADMINS)
     delivering: Any = None  # shared.services.events.Delivering: the other copies of a card go through its queue
-    clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
 
 
 class Refused(Exception):
@@ -117,7 +131,9 @@ async def authorize(ctx: ActionContext, state: AlertState | None, actor: Actor, 
     if link is not None and not link.verified:
         link = None  # asked for but not verified: the action carries no platform identity
     if ctx.require_linked_account and link is None:
-        raise Refused("Link your alerting platform account first: send me 'link' (your Microsoft 365 account), or ask a connector admin to approve another.")
+        raise Refused(
+            "Link your alerting platform account first: send me 'link' (your Microsoft 365 account), or ask a connector admin to approve another."
+        )
     return link
 
 
@@ -130,7 +146,9 @@ async def _may_see(ctx: ActionContext, state: AlertState, actor: Actor, where: W
             try:
                 members = await _channel_members(ctx.directory, actor.tenant_id, where.team_group_id, where.channel_id)
             except GraphError as exc:
-                raise Refused(f"Your membership of this channel could not be verified ({exc}), so the action was not taken.") from exc
+                raise Refused(
+                    f"Your membership of this channel could not be verified ({exc}), so the action was not taken."
+                ) from exc
             if actor.aad_object_id not in members:
                 raise Refused("Only members of this channel can act on its alerts.")
         return
@@ -145,9 +163,16 @@ async def _may_see(ctx: ActionContext, state: AlertState, actor: Actor, where: W
             continue
         if record.conversation_type == "personal" and _user_of(record) == actor.aad_object_id:
             return
-        if record.conversation_type == "channel" and ctx.directory is not None and record.team_group_id and record.channel_id:
+        if (
+            record.conversation_type == "channel"
+            and ctx.directory is not None
+            and record.team_group_id
+            and record.channel_id
+        ):
             try:
-                if actor.aad_object_id in await _channel_members(ctx.directory, state.tenant_id, record.team_group_id, record.channel_id):
+                if actor.aad_object_id in await _channel_members(
+                    ctx.directory, state.tenant_id, record.team_group_id, record.channel_id
+                ):
                     return
             except GraphError as exc:
                 unverified.append(str(exc))
@@ -196,7 +221,9 @@ async def ensure_link(ctx: ActionContext, actor: Actor) -> AccountLink | None:
     identity = user and (user.get("mail") or user.get("userPrincipalName"))
     if not identity:
         return None
-    auto = AccountLink(actor.tenant_id, actor.aad_object_id, identity.lower(), "auto", user.get("userPrincipalName"), ctx.clock())
+    auto = AccountLink(
+        actor.tenant_id, actor.aad_object_id, identity.lower(), "auto", user.get("userPrincipalName"), ctx.clock()
+    )
     if link is None:  # a requested link stays for an admin to approve; meanwhile the own account is used
         await ctx.store.save_link(auto)
     return auto
@@ -205,7 +232,9 @@ async def ensure_link(ctx: ActionContext, actor: Actor) -> AccountLink | None:
 # ------------------------------------------------------------------------ state changes
 
 
-async def change_state(ctx: ActionContext, verb: str, tenant_id: str, alert_key: str, actor: Actor, where: Where) -> ActionResult:
+async def change_state(
+    ctx: ActionContext, verb: str, tenant_id: str, alert_key: str, actor: Actor, where: Where
+) -> ActionResult:
     """Acknowledge, resolve or reopen. A stale click gets the current card, never an error."""
     for _ in range(5):
         state = await ctx.store.get_alert(actor.tenant_id, alert_key)
@@ -215,7 +244,9 @@ async def change_state(ctx: ActionContext, verb: str, tenant_id: str, alert_key:
             return ActionResult(state if state and state.tenant_id == actor.tenant_id else None, False, str(refusal))
         assert state is not None
         if state.status not in ALLOWED_FROM[verb]:
-            return ActionResult(state, False, f"This alert is already {cards.STATUS_LABEL.get(state.status, state.status).lower()}.")
+            return ActionResult(
+                state, False, f"This alert is already {cards.STATUS_LABEL.get(state.status, state.status).lower()}."
+            )
         now = ctx.clock()
         # The source's version stays: only the source numbers its events. The revision moves
         # so that every copy of the card is updated.
@@ -242,7 +273,9 @@ async def _sync_everywhere(ctx: ActionContext, state: AlertState, where: Where) 
         try:
             # Only the alert's own card is refreshed by the invoke response; a button on another
             # card (the `alerts` list) leaves the alert's card to the queue like every other copy.
-            pressed_elsewhere = where.card_activity_id is not None and shown is not None and shown.activity_id != where.card_activity_id
+            pressed_elsewhere = (
+                where.card_activity_id is not None and shown is not None and shown.activity_id != where.card_activity_id
+            )
             if shown is None or not shown.activity_id or shown.rendered_version >= state.revision or pressed_elsewhere:
                 clicked = None
             else:
@@ -263,7 +296,7 @@ async def _sync_everywhere(ctx: ActionContext, state: AlertState, where: Where) 
 async def find_alert(store: StateStore, tenant_id: str, alert_id: str) -> AlertState | None:
     """The newest alert with this id in the tenant (ids may repeat across sources)."""
     matches = await store.find_alerts(tenant_id, alert_id)
-    return max(matches, key=lambda a: a.updated or datetime.min.replace(tzinfo=timezone.utc), default=None)
+    return max(matches, key=lambda a: a.updated or datetime.min.replace(tzinfo=UTC), default=None)
 
 
 # ------------------------------------------------------------------------ back to the source
@@ -273,7 +306,16 @@ def action_id(tenant_id: str, alert_key: str, verb: str, discriminator: str) -> 
     return hashlib.sha256(f"{tenant_id}\n{alert_key}\n{verb}\n{discriminator}".encode()).hexdigest()[:32]
 
 
-def outbound_event(verb: str, state: AlertState, actor: Actor, link: AccountLink | None, where: Where, identifier: str, now: datetime, extra: dict | None = None) -> dict:
+def outbound_event(
+    verb: str,
+    state: AlertState,
+    actor: Actor,
+    link: AccountLink | None,
+    where: Where,
+    identifier: str,
+    now: datetime,
+    extra: dict | None = None,
+) -> dict:
     return {
         "specversion": "1.0",
         "id": identifier,
@@ -288,8 +330,12 @@ def outbound_event(verb: str, state: AlertState, actor: Actor, link: AccountLink
             "alertSource": state.event_source,
             "status": state.status,
             "version": state.version,
-            "actor": {"aadObjectId": actor.aad_object_id, "name": actor.name, "linkedIdentity": link.platform_identity if link else None,
-                      "linkVerifiedBy": LINK_VERIFIED_BY.get(link.method) if link else None},
+            "actor": {
+                "aadObjectId": actor.aad_object_id,
+                "name": actor.name,
+                "linkedIdentity": link.platform_identity if link else None,
+                "linkVerifiedBy": LINK_VERIFIED_BY.get(link.method) if link else None,
+            },
             "via": where.via,
             "conversationId": where.conversation.conversation_id if where.conversation else None,
             **(extra or {}),
@@ -297,10 +343,24 @@ def outbound_event(verb: str, state: AlertState, actor: Actor, link: AccountLink
     }
 
 
-async def record_and_publish(ctx: ActionContext, verb: str, state: AlertState, actor: Actor, link: AccountLink | None, where: Where, discriminator: str | None = None, extra: dict | None = None) -> ActionRecord:
+async def record_and_publish(
+    ctx: ActionContext,
+    verb: str,
+    state: AlertState,
+    actor: Actor,
+    link: AccountLink | None,
+    where: Where,
+    discriminator: str | None = None,
+    extra: dict | None = None,
+) -> ActionRecord:
     identifier = action_id(state.tenant_id, state.key, verb, discriminator or str(state.revision))
     now = ctx.clock()
-    record = ActionRecord(state.tenant_id, identifier, outbound_event(verb, state, actor, link, where, identifier, now, extra), created=now)
+    record = ActionRecord(
+        state.tenant_id,
+        identifier,
+        outbound_event(verb, state, actor, link, where, identifier, now, extra),
+        created=now,
+    )
     try:
         record = await ctx.store.save_action(record)
     except ConcurrencyConflict:
@@ -321,7 +381,9 @@ async def _publish(ctx: ActionContext, record: ActionRecord) -> ActionRecord:
         except ConcurrencyConflict:
             return record
     try:
-        return await ctx.store.save_action(replace(record, status="published", attempts=record.attempts + 1, last_error=None))
+        return await ctx.store.save_action(
+            replace(record, status="published", attempts=record.attempts + 1, last_error=None)
+        )
     except ConcurrencyConflict:
         return record  # a concurrent retry published it too; the stable message id dedupes
 
@@ -338,11 +400,21 @@ async def publish_pending(ctx: ActionContext) -> int:
 # ------------------------------------------------------------------------ channel and meeting
 
 
-async def create_alert_channel(ctx: ActionContext, tenant_id: str, alert_key: str, actor: Actor, where: Where, team_group_id: str | None = None) -> ActionResult:
+async def create_alert_channel(
+    ctx: ActionContext, tenant_id: str, alert_key: str, actor: Actor, where: Where, team_group_id: str | None = None
+) -> ActionResult:
     """One channel per alert, whatever is clicked twice: the alert entity is claimed first."""
     team_id = ctx.channel_team_id or team_group_id or where.team_group_id
-    claim = await _claim(ctx, "channel", alert_key, actor, where, needs=None if team_id else
-                         "No team to create the channel in: set ALERT_CHANNEL_TEAM_ID, or use the button on a card in a team channel.")
+    claim = await _claim(
+        ctx,
+        "channel",
+        alert_key,
+        actor,
+        where,
+        needs=None
+        if team_id
+        else "No team to create the channel in: set ALERT_CHANNEL_TEAM_ID, or use the button on a card in a team channel.",
+    )
     if isinstance(claim, ActionResult):
         return claim
     claimed, link = claim
@@ -354,10 +426,37 @@ async def create_alert_channel(ctx: ActionContext, tenant_id: str, alert_key: st
         reason = f"missing the Microsoft Graph permission {exc.permission}" if exc.permission else str(exc)
         return ActionResult(claimed, False, f"The alert channel could not be created: {reason}.")
     added, missing = await _add_responders(ctx, claimed, team_id, channel["id"])
-    done = await ctx.store.save_alert(replace(claimed, revision=claimed.revision + 1, channel={"status": "created", "id": channel["id"], "name": channel.get("displayName", ""), "webUrl": channel.get("webUrl"), "teamId": team_id}))
+    done = await ctx.store.save_alert(
+        replace(
+            claimed,
+            revision=claimed.revision + 1,
+            channel={
+                "status": "created",
+                "id": channel["id"],
+                "name": channel.get("displayName", ""),
+                "webUrl": channel.get("webUrl"),
+                "teamId": team_id,
+            },
+        )
+    )
     await _post_card_in_channel(ctx, done, where, team_id, channel["id"])
-    await record_and_publish(ctx, "create_channel", done, actor, link, where, discriminator=channel["id"],
-                             extra={"channel": {"id": channel["id"], "name": channel.get("displayName"), "webUrl": channel.get("webUrl"), "teamId": team_id}})
+    await record_and_publish(
+        ctx,
+        "create_channel",
+        done,
+        actor,
+        link,
+        where,
+        discriminator=channel["id"],
+        extra={
+            "channel": {
+                "id": channel["id"],
+                "name": channel.get("displayName"),
+                "webUrl": channel.get("webUrl"),
+                "teamId": team_id,
+            }
+        },
+    )
     await _sync_everywhere(ctx, done, where)
     note = f"Alert channel {channel.get('displayName', '')} created with {added} responder(s)."
     if missing:
@@ -365,7 +464,9 @@ async def create_alert_channel(ctx: ActionContext, tenant_id: str, alert_key: st
     return ActionResult(done, True, note)
 
 
-async def _claim(ctx: ActionContext, field: str, alert_key: str, actor: Actor, where: Where, needs: str | None = None) -> ActionResult | tuple[AlertState, AccountLink | None]:
+async def _claim(
+    ctx: ActionContext, field: str, alert_key: str, actor: Actor, where: Where, needs: str | None = None
+) -> ActionResult | tuple[AlertState, AccountLink | None]:
     """Authorise, then claim the alert's ``field`` ("channel" or "meeting") with an
     ETag-conditional write, so only one click creates it. An ActionResult means: stop here."""
     state = await ctx.store.get_alert(actor.tenant_id, alert_key)
@@ -380,13 +481,21 @@ async def _claim(ctx: ActionContext, field: str, alert_key: str, actor: Actor, w
     if current.get("status") == "creating" and not _claim_expired(current, ctx.clock()):
         return ActionResult(state, False, f"The alert {field} is being created.")
     if ctx.directory is None:
-        return ActionResult(state, False, f"Creating a {field} needs the tenant connected to Microsoft Graph (see the README: Connecting a tenant).")
+        return ActionResult(
+            state,
+            False,
+            f"Creating a {field} needs the tenant connected to Microsoft Graph (see the README: Connecting a tenant).",
+        )
     if needs:
         return ActionResult(state, False, needs)
     try:
-        claimed = await ctx.store.save_alert(replace(state, **{field: {"status": "creating", "since": ctx.clock().isoformat()}}))
+        claimed = await ctx.store.save_alert(
+            replace(state, **{field: {"status": "creating", "since": ctx.clock().isoformat()}})
+        )
     except ConcurrencyConflict:
-        return ActionResult(await ctx.store.get_alert(actor.tenant_id, alert_key), False, f"The alert {field} is being created.")
+        return ActionResult(
+            await ctx.store.get_alert(actor.tenant_id, alert_key), False, f"The alert {field} is being created."
+        )
     return claimed, link
 
 
@@ -404,18 +513,24 @@ async def _release(ctx: ActionContext, state: AlertState, field: str) -> None:
 
 async def _create_channel_with_unique_name(ctx: ActionContext, state: AlertState, team_id: str) -> dict:
     assert ctx.directory is not None
-    base = channel_name_from_template(ctx.channel_name_template, alert_id=state.alert_id, title=state.title, severity=state.severity)
+    base = channel_name_from_template(
+        ctx.channel_name_template, alert_id=state.alert_id, title=state.title, severity=state.severity
+    )
     for attempt in range(1, MAX_CHANNEL_NAME_ATTEMPTS + 1):
         name = clean_channel_name(base, "" if attempt == 1 else f" {attempt}")
         try:
-            return await ctx.directory.create_channel(state.tenant_id, team_id, name, f"Alert {state.alert_id}: {state.title}"[:1024])
+            return await ctx.directory.create_channel(
+                state.tenant_id, team_id, name, f"Alert {state.alert_id}: {state.title}"[:1024]
+            )
         except GraphError as exc:
             if exc.status != 409 or attempt == MAX_CHANNEL_NAME_ATTEMPTS:
                 raise
     raise AssertionError("unreachable")
 
 
-async def _add_responders(ctx: ActionContext, state: AlertState, team_id: str, channel_id: str) -> tuple[int, list[str]]:
+async def _add_responders(
+    ctx: ActionContext, state: AlertState, team_id: str, channel_id: str
+) -> tuple[int, list[str]]:
     assert ctx.directory is not None
     added, missing = 0, []
     for responder in state.responders:
@@ -436,17 +551,39 @@ async def _add_responders(ctx: ActionContext, state: AlertState, team_id: str, c
     return added, missing
 
 
-async def _post_card_in_channel(ctx: ActionContext, state: AlertState, where: Where, team_id: str, channel_id: str) -> None:
+async def _post_card_in_channel(
+    ctx: ActionContext, state: AlertState, where: Where, team_id: str, channel_id: str
+) -> None:
     """Remember the new channel as a conversation that shows only this alert, and post there."""
     template = where.conversation or next(
         (c for c in await ctx.store.list_conversations(state.tenant_id) if c.conversation_type == "channel"), None
     )
     if template is None:
-        log.warning("The bot is in no team of tenant %s: alert %s's card is not posted in its channel", state.tenant_id, state.alert_id)
+        log.warning(
+            "The bot is in no team of tenant %s: alert %s's card is not posted in its channel",
+            state.tenant_id,
+            state.alert_id,
+        )
         return
-    reference = {**template.reference, "conversation": {**(template.reference.get("conversation") or {}), "id": channel_id, "conversationType": "channel"}}
-    record = replace(template, conversation_id=channel_id, conversation_type="channel", channel_id=channel_id, reference=reference,
-                     name=(state.channel or {}).get("name", ""), alert_key=state.key, updated=ctx.clock(), team_group_id=team_id)
+    reference = {
+        **template.reference,
+        "conversation": {
+            **(template.reference.get("conversation") or {}),
+            "id": channel_id,
+            "conversationType": "channel",
+        },
+    }
+    record = replace(
+        template,
+        conversation_id=channel_id,
+        conversation_type="channel",
+        channel_id=channel_id,
+        reference=reference,
+        name=(state.channel or {}).get("name", ""),
+        alert_key=state.key,
+        updated=ctx.clock(),
+        team_group_id=team_id,
+    )
     await ctx.store.save_conversation(record)
 
 
@@ -459,7 +596,9 @@ def meeting_body(state: AlertState) -> str:
     return body
 
 
-async def create_alert_meeting(ctx: ActionContext, tenant_id: str, alert_key: str, actor: Actor, where: Where) -> ActionResult:
+async def create_alert_meeting(
+    ctx: ActionContext, tenant_id: str, alert_key: str, actor: Actor, where: Where
+) -> ActionResult:
     """One Teams meeting per alert, on the organiser's calendar, responders invited."""
     claim = await _claim(ctx, "meeting", alert_key, actor, where)
     if isinstance(claim, ActionResult):
@@ -470,16 +609,35 @@ async def create_alert_meeting(ctx: ActionContext, tenant_id: str, alert_key: st
     start = ctx.clock()
     try:
         meeting = await ctx.directory.create_meeting(
-            state.tenant_id, organizer, f"[{state.severity.upper()}] {state.title}"[:255], tuple(state.responders),
-            start.isoformat(), (start + timedelta(minutes=MEETING_MINUTES)).isoformat(),
+            state.tenant_id,
+            organizer,
+            f"[{state.severity.upper()}] {state.title}"[:255],
+            tuple(state.responders),
+            start.isoformat(),
+            (start + timedelta(minutes=MEETING_MINUTES)).isoformat(),
             meeting_body(state),
         )
     except GraphError as exc:
         await _release(ctx, claimed, "meeting")
         reason = f"missing the Microsoft Graph permission {exc.permission}" if exc.permission else str(exc)
         return ActionResult(claimed, False, f"The alert meeting could not be created: {reason}.")
-    done = await ctx.store.save_alert(replace(claimed, revision=claimed.revision + 1, meeting={"status": "created", "id": meeting.get("id"), "joinUrl": meeting.get("joinUrl")}))
-    await record_and_publish(ctx, "create_meeting", done, actor, link, where, discriminator=str(meeting.get("id")), extra={"meeting": {"id": meeting.get("id"), "joinUrl": meeting.get("joinUrl")}})
+    done = await ctx.store.save_alert(
+        replace(
+            claimed,
+            revision=claimed.revision + 1,
+            meeting={"status": "created", "id": meeting.get("id"), "joinUrl": meeting.get("joinUrl")},
+        )
+    )
+    await record_and_publish(
+        ctx,
+        "create_meeting",
+        done,
+        actor,
+        link,
+        where,
+        discriminator=str(meeting.get("id")),
+        extra={"meeting": {"id": meeting.get("id"), "joinUrl": meeting.get("joinUrl")}},
+    )
     await _announce_meeting(ctx, done, where)
     await _sync_everywhere(ctx, done, where)
     return ActionResult(done, True, "Alert meeting created.")
@@ -493,7 +651,9 @@ async def _announce_meeting(ctx: ActionContext, state: AlertState, where: Where)
     if delivery is None or not delivery.activity_id:
         return
     try:
-        await ctx.messenger.reply(where.conversation, delivery.activity_id, f"Alert meeting: {state.meeting['joinUrl']}")
+        await ctx.messenger.reply(
+            where.conversation, delivery.activity_id, f"Alert meeting: {state.meeting['joinUrl']}"
+        )
     except Exception as exc:  # noqa: BLE001 - the link is on the card as well
         log.warning("Could not post the meeting link for %s: %s", state.alert_id, exc)
 

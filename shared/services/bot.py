@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from shared import cards
 from shared.domain.model import AccountLink, ConversationRecord
@@ -26,9 +26,15 @@ COMMANDS: list[tuple[str, str]] = [
     ("ack ID", "Acknowledge an alert, e.g. ack ALRT-1042."),
     ("resolve ID", "Resolve an alert."),
     ("reopen ID", "Reopen a resolved alert."),
-    ("link [NAME]", "Link your Teams account to your alerting platform account: without a name, your Microsoft 365 account; another name waits for an admin's approval."),
+    (
+        "link [NAME]",
+        "Link your Teams account to your alerting platform account: without a name, your Microsoft 365 account; another name waits for an admin's approval.",
+    ),
     ("whoami", "Show who you are to the connector."),
-    ("subscribe [filters]", "Send this conversation the alerts that match, e.g. subscribe severity>=high source=prometheus label env=prod."),
+    (
+        "subscribe [filters]",
+        "Send this conversation the alerts that match, e.g. subscribe severity>=high source=prometheus label env=prod.",
+    ),
     ("unsubscribe", "Stop this conversation's subscription."),
     ("subscriptions", "List what sends alerts to this conversation."),
 ]
@@ -95,7 +101,9 @@ def command_text(activity: dict) -> str:
 def actor_of(activity: dict) -> Actor:
     sender = activity.get("from") or {}
     conversation = activity.get("conversation") or {}
-    tenant_id = conversation.get("tenantId") or ((activity.get("channelData") or {}).get("tenant") or {}).get("id") or ""
+    tenant_id = (
+        conversation.get("tenantId") or ((activity.get("channelData") or {}).get("tenant") or {}).get("id") or ""
+    )
     return Actor(tenant_id=tenant_id, aad_object_id=sender.get("aadObjectId") or "", name=sender.get("name") or "")
 
 
@@ -104,9 +112,16 @@ def where_of(activity: dict, record: ConversationRecord | None, via: str) -> Whe
     team = channel_data.get("team") or {}
     # Teams does not always put the team's group id on a click or message; the channel's stored
     # record has it from when the bot was installed in the team.
-    group = team.get("aadGroupId") or (record.team_group_id if record is not None and record.conversation_type == "channel" else None)
-    return Where(conversation=record, team_group_id=group, channel_id=(channel_data.get("channel") or {}).get("id"), via=via,
-                 card_activity_id=activity.get("replyToId") if via == "card" else None)
+    group = team.get("aadGroupId") or (
+        record.team_group_id if record is not None and record.conversation_type == "channel" else None
+    )
+    return Where(
+        conversation=record,
+        team_group_id=group,
+        channel_id=(channel_data.get("channel") or {}).get("id"),
+        via=via,
+        card_activity_id=activity.get("replyToId") if via == "card" else None,
+    )
 
 
 def card_invoke_response(card: dict) -> tuple[int, dict]:
@@ -134,32 +149,52 @@ async def handle_card_action(activity: dict, record: ConversationRecord | None, 
         return BotReply(invoke_response=message_invoke_response("This button is not recognised."))
     actor = actor_of(activity)
     result = await run_verb(ctx, verb, data["alertKey"], actor, where_of(activity, record, "card"))
-    log.info("Button %s on alert %s pressed by %s (%s) in %s: %s", verb, data.get("alertId") or data["alertKey"], actor.name or "-",
-             actor.aad_object_id or "-", record.label if record is not None else "-", result.message)
+    log.info(
+        "Button %s on alert %s pressed by %s (%s) in %s: %s",
+        verb,
+        data.get("alertId") or data["alertKey"],
+        actor.name or "-",
+        actor.aad_object_id or "-",
+        record.label if record is not None else "-",
+        result.message,
+    )
     shown = None
     if record is not None and result.state is not None:
         shown = await ctx.store.get_delivery(result.state.tenant_id, result.state.key, record.conversation_id)
     if data.get("list") is True:
         # Pressed in the answer to "alerts": the list stays, refreshed, with what happened under it.
-        return BotReply(invoke_response=card_invoke_response(await open_alerts_card(ctx.store, actor_of(activity).tenant_id, ctx, result.message, result.changed)))
+        return BotReply(
+            invoke_response=card_invoke_response(
+                await open_alerts_card(ctx.store, actor_of(activity).tenant_id, ctx, result.message, result.changed)
+            )
+        )
     card = result.card(shown.context if shown else None)
     if card is None:
         return BotReply(invoke_response=message_invoke_response(result.message))
     return BotReply(invoke_response=card_invoke_response(card))
 
 
-async def open_alerts_card(store: StateStore, tenant_id: str, ctx: ActionContext | None, note: str = "", done: bool = True) -> dict:
-    now = ctx.clock() if ctx is not None else datetime.now(timezone.utc)
+async def open_alerts_card(
+    store: StateStore, tenant_id: str, ctx: ActionContext | None, note: str = "", done: bool = True
+) -> dict:
+    now = ctx.clock() if ctx is not None else datetime.now(UTC)
     return cards.alerts_card(await store.list_open_alerts(tenant_id), now, note, done)
 
 
-async def handle_command(text: str, activity: dict, record: ConversationRecord | None, store: StateStore, ctx: ActionContext | None) -> BotReply:
+async def handle_command(
+    text: str, activity: dict, record: ConversationRecord | None, store: StateStore, ctx: ActionContext | None
+) -> BotReply:
     word, _, rest = text.partition(" ")
     word, rest = word.lower(), rest.strip()
     actor = actor_of(activity)
     # The command word and its first argument (an alert id, a name), never a whole message.
-    log.info("Command %r from %s (%s) in %s", " ".join([word, *rest.split()[:1]])[:80], actor.name or "-", actor.aad_object_id or "-",
-             record.label if record is not None else "-")
+    log.info(
+        "Command %r from %s (%s) in %s",
+        " ".join([word, *rest.split()[:1]])[:80],
+        actor.name or "-",
+        actor.aad_object_id or "-",
+        record.label if record is not None else "-",
+    )
     if word == "alerts":
         return BotReply(cards=[await open_alerts_card(store, actor.tenant_id, ctx)])
     if word in ("ack", "acknowledge", "resolve", "reopen") and ctx is not None:
@@ -183,11 +218,17 @@ async def handle_command(text: str, activity: dict, record: ConversationRecord |
             linked = f"linked to **{cards.escape_text(link.platform_identity, 200)}** (verified: {action_service.LINK_VERIFIED_BY[link.method]})"
         else:
             linked = f"your link to **{cards.escape_text(link.platform_identity, 200)}** waits for a connector admin's approval"
-        return BotReply(texts=[f"You are {cards.escape_text(actor.name or 'unknown', 100)} (Microsoft Entra object id {actor.aad_object_id or 'unknown'}) in tenant {actor.tenant_id or 'unknown'}; {linked}."])
+        return BotReply(
+            texts=[
+                f"You are {cards.escape_text(actor.name or 'unknown', 100)} (Microsoft Entra object id {actor.aad_object_id or 'unknown'}) in tenant {actor.tenant_id or 'unknown'}; {linked}."
+            ]
+        )
     return BotReply(cards=[cards.help_card(COMMANDS)])
 
 
-async def may_subscribe(record: ConversationRecord, actor: Actor, activity: dict, ctx: ActionContext | None) -> str | None:
+async def may_subscribe(
+    record: ConversationRecord, actor: Actor, activity: dict, ctx: ActionContext | None
+) -> str | None:
     """Who may change what reaches a conversation: anyone their own personal chat; a
     connector admin (CONNECTOR_ADMINS) anywhere; an owner of the team its channel (checked
     with Microsoft Graph, so the tenant must be connected). None: allowed, else why not."""
@@ -200,7 +241,9 @@ async def may_subscribe(record: ConversationRecord, actor: Actor, activity: dict
         where = where_of(activity, record, "command")
         if where.team_group_id and where.channel_id:
             try:
-                if actor.aad_object_id in await ctx.directory.channel_owner_ids(actor.tenant_id, where.team_group_id, where.channel_id):
+                if actor.aad_object_id in await ctx.directory.channel_owner_ids(
+                    actor.tenant_id, where.team_group_id, where.channel_id
+                ):
                     return None
             except Exception as exc:  # noqa: BLE001 - a Graph failure is a refusal with its reason
                 return f"Your ownership of this team could not be verified ({exc})."
@@ -210,7 +253,14 @@ async def may_subscribe(record: ConversationRecord, actor: Actor, activity: dict
     return "Only the connector's admins (CONNECTOR_ADMINS) can subscribe a group chat."
 
 
-async def subscription_command(word: str, rest: str, activity: dict, record: ConversationRecord | None, store: StateStore, ctx: ActionContext | None) -> str:
+async def subscription_command(
+    word: str,
+    rest: str,
+    activity: dict,
+    record: ConversationRecord | None,
+    store: StateStore,
+    ctx: ActionContext | None,
+) -> str:
     from shared.domain.workflows import InvalidWorkflow, subscription_id
     from shared.services import workflows as workflow_service
 
@@ -223,7 +273,13 @@ async def subscription_command(word: str, rest: str, activity: dict, record: Con
             return "This organisation has no workflows: every conversation where I am installed gets every alert. Send 'subscribe' to choose what comes here."
         if not reaching:
             return f"No workflow sends alerts here ({len(workflows)} workflow(s) send them elsewhere). Send 'subscribe [filters]' to change that."
-        return "Alerts come here from: " + "; ".join(cards.escape_text(workflow_service.describe(w), 300) for w in sorted(reaching, key=lambda w: w.name)) + "."
+        return (
+            "Alerts come here from: "
+            + "; ".join(
+                cards.escape_text(workflow_service.describe(w), 300) for w in sorted(reaching, key=lambda w: w.name)
+            )
+            + "."
+        )
     actor = actor_of(activity)
     refusal = await may_subscribe(record, actor, activity, ctx)
     if refusal is not None:
@@ -235,14 +291,22 @@ async def subscription_command(word: str, rest: str, activity: dict, record: Con
             extra = f" Alerts still come here from {', '.join(others)}, which an admin manages." if others else ""
             return "This conversation has no subscription." + cards.escape_text(extra)
         await store.delete_workflow(record.tenant_id, mine)
-        return "Unsubscribed: this conversation gets no new alerts from its subscription. Cards already here still update."
+        return (
+            "Unsubscribed: this conversation gets no new alerts from its subscription. Cards already here still update."
+        )
     try:
         match = workflow_service.parse_subscription(rest)
     except InvalidWorkflow as exc:
         return cards.escape_text(f"{exc.field}: {exc.problem}", 500)
     workflow = workflow_service.subscription(record, match, actor.aad_object_id, actor.name)
-    saved = await workflow_service.put_workflow(store, record.tenant_id, workflow, updated_by=actor.name or actor.aad_object_id)
-    first = " This is the organisation's first workflow: from now on only subscribed conversations get alerts." if saved.created and len(workflows) == 0 else ""
+    saved = await workflow_service.put_workflow(
+        store, record.tenant_id, workflow, updated_by=actor.name or actor.aad_object_id
+    )
+    first = (
+        " This is the organisation's first workflow: from now on only subscribed conversations get alerts."
+        if saved.created and len(workflows) == 0
+        else ""
+    )
     verb = "Subscribed" if saved.created else ("Subscription changed" if saved.changed else "Already subscribed")
     return f"{verb}: this conversation gets {cards.escape_text(match.describe(), 300)}, as they are created and change.{first}"
 
@@ -269,12 +333,22 @@ async def link_account(name: str, actor: Actor, store: StateStore, ctx: ActionCo
         name = name[:200]
         own = await _own_identities(ctx, actor)
         if name.lower() in own:
-            await store.save_link(AccountLink(actor.tenant_id, actor.aad_object_id, name.lower(), "directory", None, datetime.now(timezone.utc)))
+            await store.save_link(
+                AccountLink(actor.tenant_id, actor.aad_object_id, name.lower(), "directory", None, datetime.now(UTC))
+            )
             return f"Linked to {cards.escape_text(name, 200)} (your Microsoft 365 account). Your actions on alerts now carry this identity."
-        await store.save_link(AccountLink(actor.tenant_id, actor.aad_object_id, name, "requested", None, datetime.now(timezone.utc)))
-        why = "it is not your Microsoft 365 account's mail or user name" if own else "your Microsoft 365 account cannot be read to check it"
-        return (f"Link to {cards.escape_text(name, 200)} requested, not made: {why}. A connector admin can approve it "
-                f"(PUT /api/tenants/{actor.tenant_id}/links/{actor.aad_object_id}); until then your actions carry no platform identity.")
+        await store.save_link(
+            AccountLink(actor.tenant_id, actor.aad_object_id, name, "requested", None, datetime.now(UTC))
+        )
+        why = (
+            "it is not your Microsoft 365 account's mail or user name"
+            if own
+            else "your Microsoft 365 account cannot be read to check it"
+        )
+        return (
+            f"Link to {cards.escape_text(name, 200)} requested, not made: {why}. A connector admin can approve it "
+            f"(PUT /api/tenants/{actor.tenant_id}/links/{actor.aad_object_id}); until then your actions carry no platform identity."
+        )
     link = await action_service.ensure_link(ctx, actor) if ctx is not None else None
     if link is None:
         return "I could not find your e-mail address to link automatically. Send link followed by your alerting platform user name, e.g. link alex.wilber."
@@ -284,7 +358,14 @@ async def link_account(name: str, actor: Actor, store: StateStore, ctx: ActionCo
 # Teams' channelData.eventType of a conversationUpdate about the team's channels and the team
 # itself: the activity's conversation is then the team (its General channel), and
 # channelData.channel the channel the event is about (Teams docs: conversation events).
-CHANNEL_EVENTS = ("channelCreated", "channelRenamed", "channelDeleted", "channelRestored", "channelShared", "channelUnshared")
+CHANNEL_EVENTS = (
+    "channelCreated",
+    "channelRenamed",
+    "channelDeleted",
+    "channelRestored",
+    "channelShared",
+    "channelUnshared",
+)
 TEAM_GONE_EVENTS = ("teamDeleted", "teamHardDeleted", "teamArchived")
 
 
@@ -304,9 +385,14 @@ async def _team_event(activity: dict, store: StateStore, now: datetime) -> bool:
         # A deleted or archived team's channels get no more alerts (unarchived: installing
         # the app again, or any message to the bot there, enrols it again).
         for record in await store.list_conversations(tenant_id):
-            if record.conversation_type == "channel" and ((team.get("id") and record.team_id == team.get("id")) or (team.get("aadGroupId") and record.team_group_id == team.get("aadGroupId"))):
+            if record.conversation_type == "channel" and (
+                (team.get("id") and record.team_id == team.get("id"))
+                or (team.get("aadGroupId") and record.team_group_id == team.get("aadGroupId"))
+            ):
                 await store.remove_conversation(tenant_id, record.conversation_id)
-        log.info("Team %s of tenant %s: %s; its channels were removed", team.get("name") or team.get("id"), tenant_id, event)
+        log.info(
+            "Team %s of tenant %s: %s; its channels were removed", team.get("name") or team.get("id"), tenant_id, event
+        )
         return True
     channel = channel_data.get("channel") or {}
     known = await store.get_conversation(tenant_id, channel["id"]) if channel.get("id") else None
@@ -319,10 +405,12 @@ async def _team_event(activity: dict, store: StateStore, now: datetime) -> bool:
     return True
 
 
-async def handle_activity(activity: dict, reference: dict, *, store: StateStore, actions: ActionContext | None = None) -> BotReply:
+async def handle_activity(
+    activity: dict, reference: dict, *, store: StateStore, actions: ActionContext | None = None
+) -> BotReply:
     """Remember where the bot is (every activity refreshes the conversation reference), answer
     commands and card buttons."""
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     kind = activity.get("type")
     if kind == "conversationUpdate" and await _team_event(activity, store, now):
         return BotReply()
@@ -331,19 +419,28 @@ async def handle_activity(activity: dict, reference: dict, *, store: StateStore,
         existing = await store.get_conversation(record.tenant_id, record.conversation_id)
         removed = kind == "installationUpdate" and activity.get("action") in ("remove", "remove-upgrade")
         bot_left = kind == "conversationUpdate" and any(
-            member.get("id") == (activity.get("recipient") or {}).get("id") for member in activity.get("membersRemoved") or []
+            member.get("id") == (activity.get("recipient") or {}).get("id")
+            for member in activity.get("membersRemoved") or []
         )
         if removed or bot_left:
             await store.remove_conversation(record.tenant_id, record.conversation_id)
             return BotReply()
         if existing is not None:
-            record = replace(record, alert_key=existing.alert_key, name=record.name or existing.name,
-                             team_group_id=record.team_group_id or existing.team_group_id)
+            record = replace(
+                record,
+                alert_key=existing.alert_key,
+                name=record.name or existing.name,
+                team_group_id=record.team_group_id or existing.team_group_id,
+            )
         # Chats are enrolled by any activity (the bot is installed there). A team channel is
         # enrolled when the bot is installed in the team; a message in another channel only
         # refreshes a channel already known, so talking to the bot somewhere does not
         # subscribe that channel to every alert.
-        enrol = record.conversation_type != "channel" or kind in ("installationUpdate", "conversationUpdate") or existing is not None
+        enrol = (
+            record.conversation_type != "channel"
+            or kind in ("installationUpdate", "conversationUpdate")
+            or existing is not None
+        )
         if enrol:
             await store.save_conversation(record)
 
@@ -355,6 +452,12 @@ async def handle_activity(activity: dict, reference: dict, *, store: StateStore,
         text = command_text(activity)
         return await handle_command(text, activity, record, store, actions) if text else BotReply()
     if kind == "installationUpdate" and activity.get("action") in ("add", "add-upgrade"):
-        ask = "Type **help**" if record is None or record.conversation_type == "personal" else "Mention me with **help**"
-        return BotReply(texts=[f"Thanks for adding Teams Alert Connector. Alerts for this tenant will appear here. {ask} for the commands."])
+        ask = (
+            "Type **help**" if record is None or record.conversation_type == "personal" else "Mention me with **help**"
+        )
+        return BotReply(
+            texts=[
+                f"Thanks for adding Teams Alert Connector. Alerts for this tenant will appear here. {ask} for the commands."
+            ]
+        )
     return BotReply()

@@ -19,9 +19,10 @@ from __future__ import annotations
 import json
 import logging
 import secrets
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
-from typing import Any, Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import urlencode
 
 from shared.domain import tenants
@@ -40,7 +41,7 @@ MAX_TARGETS = 20
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,12 @@ def delivery_conversation(tenant_id: str, target: DeliveryTarget, now: datetime)
         conversation_id=target.conversation_id,
         conversation_type=kind,
         service_url="",
-        reference={"delivery": GRAPH_DELIVERY, "teamId": target.team_id, "channelId": target.channel_id, "chatId": target.chat_id},
+        reference={
+            "delivery": GRAPH_DELIVERY,
+            "teamId": target.team_id,
+            "channelId": target.channel_id,
+            "chatId": target.chat_id,
+        },
         name=target.conversation_id,
         team_id=target.team_id,
         channel_id=target.channel_id,
@@ -135,7 +141,9 @@ class ConsentService:
 
     # ------------------------------------------------------------------ start
 
-    async def start(self, method: str, *, tenant: str | None = None, targets: tuple[DeliveryTarget, ...] = (), started_by: str = "") -> str:
+    async def start(
+        self, method: str, *, tenant: str | None = None, targets: tuple[DeliveryTarget, ...] = (), started_by: str = ""
+    ) -> str:
         """Store a pending flow and return the Microsoft URL to send the admin's browser to."""
         if method not in METHODS:
             raise ConsentInputError(f"method must be one of {', '.join(METHODS)}, not {method!r}")
@@ -145,21 +153,36 @@ class ConsentService:
             except tenants.InvalidTenantId as exc:
                 raise ConsentInputError(f"tenant {exc}") from None
         if targets and method != "delegated":
-            raise ConsentInputError("delivery targets (team/channel/chat) apply to the delegated method only; the bot posts where it is installed")
+            raise ConsentInputError(
+                "delivery targets (team/channel/chat) apply to the delegated method only; the bot posts where it is installed"
+            )
         now = self._clock()
         flow_id = secrets.token_urlsafe(18)
         state = self._signer.sign({"f": flow_id, "m": method})
         flow_text = ""
         if method == "bot":
             url = f"{self._authority_host}/{tenant or 'organizations'}/v2.0/adminconsent?" + urlencode(
-                {"client_id": self._app_id, "scope": GRAPH_DEFAULT_SCOPE, "redirect_uri": self._redirect_uri, "state": state}
+                {
+                    "client_id": self._app_id,
+                    "scope": GRAPH_DEFAULT_SCOPE,
+                    "redirect_uri": self._redirect_uri,
+                    "state": state,
+                }
             )
         else:
             flow = await self._identity.begin(state, tenant)
             url = flow["auth_uri"]
             flow_text = self._cipher.encrypt(json.dumps(flow), flow_associated_data(flow_id))
         await self._store.save_pending_flow(
-            PendingFlow(flow_id=flow_id, method=method, tenant_hint=tenant, flow=flow_text, targets=targets, started_by=started_by, created=now)
+            PendingFlow(
+                flow_id=flow_id,
+                method=method,
+                tenant_hint=tenant,
+                flow=flow_text,
+                targets=targets,
+                started_by=started_by,
+                created=now,
+            )
         )
         if tenant:
             await self._mark_pending(tenant, method, now)
@@ -169,7 +192,14 @@ class ConsentService:
         existing = await self._store.get_connector(tenant_id)
         if existing is not None and existing.status != "disconnected":
             return  # a live connector stays as it is until the new consent completes
-        connector = Connector(tenant_id, method, "pending", status_reason="consent started", status_changed=now, etag=existing.etag if existing else None)
+        connector = Connector(
+            tenant_id,
+            method,
+            "pending",
+            status_reason="consent started",
+            status_changed=now,
+            etag=existing.etag if existing else None,
+        )
         try:
             await self._store.save_connector(connector)
         except ConcurrencyConflict:
@@ -184,12 +214,22 @@ class ConsentService:
         try:
             state = self._signer.verify(params.get("state", ""))
         except InvalidState as exc:
-            return ConsentPage(400, "This consent link cannot be used", f"{exc}. Nothing was changed. Start again from the connect link.")
+            return ConsentPage(
+                400,
+                "This consent link cannot be used",
+                f"{exc}. Nothing was changed. Start again from the connect link.",
+            )
         flow = await self._store.take_pending_flow(str(state.get("f", "")))
         if flow is None:
-            return ConsentPage(400, "This consent link was already used", "Each link completes one consent only. Nothing was changed. Start again from the connect link.")
+            return ConsentPage(
+                400,
+                "This consent link was already used",
+                "Each link completes one consent only. Nothing was changed. Start again from the connect link.",
+            )
         if flow.method != state.get("m"):
-            return ConsentPage(400, "This consent link cannot be used", "The link does not match its flow. Nothing was changed.")
+            return ConsentPage(
+                400, "This consent link cannot be used", "The link does not match its flow. Nothing was changed."
+            )
         if flow.method == "bot":
             return await self._complete_admin_consent(flow, params)
         return await self._complete_delegated(flow, params)
@@ -201,32 +241,49 @@ class ConsentService:
         except InvalidState:
             pass
         error = params.get("error", "")
-        description = (params.get("error_description") or "").splitlines()[0][:300] if params.get("error_description") else ""
+        description = (
+            (params.get("error_description") or "").splitlines()[0][:300] if params.get("error_description") else ""
+        )
         if error in ("access_denied", "consent_required"):
             what = "Consent was declined, so the connector was not connected."
         else:
             what = f"Microsoft reported an error ({error}), so the connector was not connected."
         how = "Nothing was changed. To retry, ask a global administrator (or a privileged role administrator) to open the connect link again and accept."
-        return ConsentPage(400, "The tenant was not connected", f"{what} {description} {how}".replace("  ", " ").strip())
+        return ConsentPage(
+            400, "The tenant was not connected", f"{what} {description} {how}".replace("  ", " ").strip()
+        )
 
     async def _complete_admin_consent(self, flow: PendingFlow, params: Mapping[str, str]) -> ConsentPage:
         tenant_id = params.get("tenant", "")
         if params.get("admin_consent", "").lower() != "true" or not tenant_id:
-            return ConsentPage(400, "The tenant was not connected", "Microsoft did not confirm admin consent. Nothing was changed. Open the connect link again.")
+            return ConsentPage(
+                400,
+                "The tenant was not connected",
+                "Microsoft did not confirm admin consent. Nothing was changed. Open the connect link again.",
+            )
         try:
             tenant_id = tenants.tenant_id(tenant_id)
         except tenants.InvalidTenantId:
             log.warning("Consent callback refused: its tenant parameter is not a tenant id")
-            return ConsentPage(400, "The tenant was not connected", "Microsoft's answer did not name a tenant id. Nothing was changed. Open the connect link again.")
+            return ConsentPage(
+                400,
+                "The tenant was not connected",
+                "Microsoft's answer did not name a tenant id. Nothing was changed. Open the connect link again.",
+            )
         if flow.tenant_hint and flow.tenant_hint.lower() != tenant_id.lower():
-            return ConsentPage(400, "The tenant was not connected", f"Consent was given in tenant {tenant_id}, but the link was for tenant {flow.tenant_hint}. Nothing was changed.")
+            return ConsentPage(
+                400,
+                "The tenant was not connected",
+                f"Consent was given in tenant {tenant_id}, but the link was for tenant {flow.tenant_hint}. Nothing was changed.",
+            )
         existing = await self._store.get_connector(tenant_id)
         if existing is not None and existing.status == "disconnected" and not flow.tenant_hint:
             # The callback's tenant parameter is not proof of who consented: a link made for no
             # tenant never brings back one that an administrator disconnected.
             log.warning("Refused to reconnect disconnected tenant %s from a consent link made for no tenant", tenant_id)
             return ConsentPage(
-                403, "The tenant was not connected",
+                403,
+                "The tenant was not connected",
                 f"Tenant {tenant_id} was disconnected. Reconnecting it needs a connect link made for it "
                 f"(/api/connect?method=bot&tenant={tenant_id}). Nothing was changed.",
             )
@@ -234,13 +291,19 @@ class ConsentService:
             claims = await self._directory.app_token_claims(tenant_id)
             if claims.get("tid", "").lower() != tenant_id.lower():
                 return ConsentPage(
-                    403, "The tenant was not connected",
+                    403,
+                    "The tenant was not connected",
                     f"Microsoft did not issue the connector a token for tenant {tenant_id}, so its consent there is not proven. Nothing was changed.",
                 )
             organisation = await self._directory.organization(tenant_id, mode="app")
             roles = tuple(sorted(claims.get("roles") or ()))
         except GraphError as exc:
-            return ConsentPage(502, "The tenant was not connected", f"Consent was recorded by Microsoft, but the connector could not use it: {exc}")
+            if exc.code == "TokenFailed":
+                # The callback's tenant parameter proves nothing: no token, no proof of consent.
+                message = f"Microsoft did not issue the connector a token for tenant {tenant_id}, so its consent there is not proven. {exc}"
+            else:
+                message = f"Consent was recorded by Microsoft, but the connector could not use it: {exc}"
+            return ConsentPage(502, "The tenant was not connected", f"{message} Nothing was changed.")
         now = self._clock()
         connector = Connector(
             tenant_id=tenant_id,
@@ -256,20 +319,37 @@ class ConsentService:
         )
         await self._save_over(connector, existing)
         log.info("Tenant %s (%s) connected with the bot method", tenant_id, connector.organisation)
-        return ConsentPage(200, f"Connected to {connector.organisation}", "Alerts for this organisation will now reach Teams.", tenant_id)
+        return ConsentPage(
+            200,
+            f"Connected to {connector.organisation}",
+            "Alerts for this organisation will now reach Teams.",
+            tenant_id,
+        )
 
     async def _complete_delegated(self, flow: PendingFlow, params: Mapping[str, str]) -> ConsentPage:
         try:
             msal_flow = json.loads(self._cipher.decrypt(flow.flow, flow_associated_data(flow.flow_id)))
         except DecryptionError:
-            return ConsentPage(400, "This consent link cannot be used", "The stored sign-in flow cannot be read (was the encryption key changed?). Start again.")
+            return ConsentPage(
+                400,
+                "This consent link cannot be used",
+                "The stored sign-in flow cannot be read (was the encryption key changed?). Start again.",
+            )
         try:
             redeemed = await self._identity.redeem(msal_flow, dict(params), flow.tenant_hint)
         except ConsentFailed as exc:
-            return ConsentPage(400, "The tenant was not connected", f"The sign-in could not be completed: {exc}. Nothing was changed. Open the connect link again.")
+            return ConsentPage(
+                400,
+                "The tenant was not connected",
+                f"The sign-in could not be completed: {exc}. Nothing was changed. Open the connect link again.",
+            )
         tenant_id = redeemed.tenant_id
         if flow.tenant_hint and flow.tenant_hint.lower() != tenant_id.lower():
-            return ConsentPage(400, "The tenant was not connected", f"You signed in to tenant {tenant_id}, but the link was for tenant {flow.tenant_hint}. Nothing was changed.")
+            return ConsentPage(
+                400,
+                "The tenant was not connected",
+                f"You signed in to tenant {tenant_id}, but the link was for tenant {flow.tenant_hint}. Nothing was changed.",
+            )
         now = self._clock()
         existing = await self._store.get_connector(tenant_id)
         connector = Connector(
@@ -290,24 +370,43 @@ class ConsentService:
             me = await self._directory.me(tenant_id)
             organisation = await self._directory.organization(tenant_id, mode="delegated")
         except (GraphError, ReconsentRequired) as exc:
-            return ConsentPage(502, "The tenant was not connected", f"Signed in, but Microsoft Graph refused the delegated token: {exc}")
+            return ConsentPage(
+                502,
+                "The tenant was not connected",
+                f"Signed in, but Microsoft Graph refused the delegated token: {exc}",
+            )
         for _ in range(3):
             latest = await self._store.get_connector(tenant_id)  # the verification may have refreshed the cache
             if latest is None:
                 break
             try:
-                await self._store.save_connector(replace(
-                    latest, status="connected", organisation=organisation["displayName"],
-                    connected_by=me.get("userPrincipalName") or me.get("displayName") or redeemed.username,
-                    status_reason="signed in and verified with Microsoft Graph", status_changed=self._clock(),
-                ))
+                await self._store.save_connector(
+                    replace(
+                        latest,
+                        status="connected",
+                        organisation=organisation["displayName"],
+                        connected_by=me.get("userPrincipalName") or me.get("displayName") or redeemed.username,
+                        status_reason="signed in and verified with Microsoft Graph",
+                        status_changed=self._clock(),
+                    )
+                )
                 break
             except ConcurrencyConflict:
                 continue
         for target in flow.targets:
             await self._store.save_conversation(delivery_conversation(tenant_id, target, now))
-        log.info("Tenant %s (%s) connected with the delegated method by %s", tenant_id, organisation["displayName"], me.get("userPrincipalName"))
-        return ConsentPage(200, f"Connected to {organisation['displayName']}", f"Alerts will be posted as {me.get('displayName') or redeemed.username}.", tenant_id)
+        log.info(
+            "Tenant %s (%s) connected with the delegated method by %s",
+            tenant_id,
+            organisation["displayName"],
+            me.get("userPrincipalName"),
+        )
+        return ConsentPage(
+            200,
+            f"Connected to {organisation['displayName']}",
+            f"Alerts will be posted as {me.get('displayName') or redeemed.username}.",
+            tenant_id,
+        )
 
     async def _save_over(self, connector: Connector, existing: Connector | None) -> Connector:
         try:
@@ -327,7 +426,11 @@ class ConsentService:
                 return None
             try:
                 saved = await self._store.save_connector(
-                    replace(connector.with_status("disconnected", "disconnected by an administrator", self._clock()), token_cache="", account_id="")
+                    replace(
+                        connector.with_status("disconnected", "disconnected by an administrator", self._clock()),
+                        token_cache="",
+                        account_id="",
+                    )
                 )
                 break
             except ConcurrencyConflict:

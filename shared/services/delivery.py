@@ -17,14 +17,14 @@ For each job:
 
 from __future__ import annotations
 
-import copy
-
 import asyncio
+import copy
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta, timezone
-from typing import Any, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from shared import cards
 from shared.domain import pacing
@@ -58,10 +58,10 @@ CLAIM_TIMEOUT = timedelta(minutes=2)
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
-T_MIN = datetime.min.replace(tzinfo=timezone.utc)
+T_MIN = datetime.min.replace(tzinfo=UTC)
 
 
 class TenantBudget:
@@ -99,11 +99,16 @@ class TenantBudget:
         demand = self._demand.setdefault(tenant_id, [])
         demand.append(now.timestamp())
         self._demand[tenant_id] = [t for t in demand if t > now.timestamp() - 2.0]
+
         # Lease again when the lease runs out, or (at most once a second) when this instance
         # wants to send faster than its slots allow.
         def lease_due(held: int, until: datetime) -> bool:
             wants_more = len(self._demand[tenant_id]) / 2.0 > held * self._per_slot and held < self.SLOTS
-            return held == 0 or until - now < self.RENEW_BEFORE or (wants_more and now - self._tried.get(tenant_id, T_MIN) >= timedelta(seconds=1))
+            return (
+                held == 0
+                or until - now < self.RENEW_BEFORE
+                or (wants_more and now - self._tried.get(tenant_id, T_MIN) >= timedelta(seconds=1))
+            )
 
         if lease_due(held, until):
             async with self._locks.setdefault(tenant_id, asyncio.Lock()):
@@ -128,7 +133,9 @@ class TenantBudget:
         # otherwise keep what the recent demand needs.
         want = self.SLOTS if demand > held_now else max(1, min(self.SLOTS, demand))
         until = now + self.LEASE
-        rows = {slot: (holder, ends, etag) for slot, holder, ends, etag in await self._store.list_budget_slots(tenant_id)}
+        rows = {
+            slot: (holder, ends, etag) for slot, holder, ends, etag in await self._store.list_budget_slots(tenant_id)
+        }
         mine = [slot for slot in range(self.SLOTS) if rows.get(slot, ("",))[0] == self._instance]
         held = 0
         for slot in mine + [slot for slot in range(self.SLOTS) if slot not in mine]:
@@ -144,7 +151,9 @@ class TenantBudget:
                 continue  # taken meanwhile
         self._held[tenant_id] = (held, until)
         if held:
-            log.debug("Holding %d of %d send slots of tenant %s until %s", held, self.SLOTS, tenant_id, until.isoformat())
+            log.debug(
+                "Holding %d of %d send slots of tenant %s until %s", held, self.SLOTS, tenant_id, until.isoformat()
+            )
         return held, until
 
 
@@ -174,7 +183,9 @@ class _Conversation:
         # Alerts folded into the summary in this batch, recorded together at the end of it.
         self.folds: dict[str, dict] = {}  # alert key -> {"alertKey", "severity", "status", "revision", "seq"}
         self.waited = 0.0  # seconds this batch has waited for sends
-        self.limits = pacing.limits_for((job.conversation.reference or {}).get("delivery") == "graph" and job.conversation.channel_id is not None)
+        self.limits = pacing.limits_for(
+            (job.conversation.reference or {}).get("delivery") == "graph" and job.conversation.channel_id is not None
+        )
 
 
 async def run_jobs(jobs: list[DeliveryJob], ctx: Any) -> JobReport:
@@ -213,7 +224,9 @@ async def run_jobs(jobs: list[DeliveryJob], ctx: Any) -> JobReport:
     return report
 
 
-async def _run_job(job: DeliveryJob, conv: _Conversation, ctx: Any, report: JobReport, later: list[DeliveryJob]) -> None:
+async def _run_job(
+    job: DeliveryJob, conv: _Conversation, ctx: Any, report: JobReport, later: list[DeliveryJob]
+) -> None:
     try:
         if job.kind == CARD:
             await _card(job, conv, ctx, report, later)
@@ -236,13 +249,27 @@ def _reschedule(job: DeliveryJob, conv: _Conversation, ctx: Any, later: list[Del
     else:
         wait = min(2.0 ** (job.attempt + 1), MAX_BACKOFF_SECONDS)
     if job.attempt >= MAX_ATTEMPTS:
-        log.error("Giving up on %s in %s after %d attempts: %s", job.alert_key or job.kind, job.conversation_id, job.attempt, exc)
+        log.error(
+            "Giving up on %s in %s after %d attempts: %s",
+            job.alert_key or job.kind,
+            job.conversation_id,
+            job.attempt,
+            exc,
+        )
         return
     log.info("Teams is busy for %s (%s); the job runs again in %.1f s", job.conversation_id, exc, wait)
     later.append(job.again(now + timedelta(seconds=wait)))
 
 
-async def _wait_for_send(job: DeliveryJob, conv: _Conversation, ctx: Any, later: list[DeliveryJob], *, reserve: bool = False, hold: bool = False) -> bool:
+async def _wait_for_send(
+    job: DeliveryJob,
+    conv: _Conversation,
+    ctx: Any,
+    later: list[DeliveryJob],
+    *,
+    reserve: bool = False,
+    hold: bool = False,
+) -> bool:
     """Wait (briefly) until a send fits the conversation's window and the tenant's budget and
     take the slot; False when the job was rescheduled instead (``hold``: with its slot held)."""
     now = ctx.clock().timestamp()
@@ -250,7 +277,7 @@ async def _wait_for_send(job: DeliveryJob, conv: _Conversation, ctx: Any, later:
     if at - now > MAX_WAIT_SECONDS or conv.waited + (at - now) > MAX_BATCH_WAIT_SECONDS:
         if hold:
             conv.window.promise(at)
-        later.append(job.again(datetime.fromtimestamp(at, timezone.utc)))
+        later.append(job.again(datetime.fromtimestamp(at, UTC)))
         return False
     wait = max(at - now, 0.0)
     if ctx.tenant_rate is not None:
@@ -282,8 +309,15 @@ async def _card(job: DeliveryJob, conv: _Conversation, ctx: Any, report: JobRepo
     fresh = job.new and job.attempt == 0
     delivery = None if fresh else await store.get_delivery(job.tenant_id, state.key, job.conversation_id)
     now = ctx.clock()
-    log.debug("Job for %s r%d in %s (attempt %d%s): the card %s", state.alert_id, state.revision, job.conversation_id, job.attempt,
-              ", new" if fresh else "", f"shows r{delivery.rendered_version}" if delivery and delivery.activity_id else "is not there")
+    log.debug(
+        "Job for %s r%d in %s (attempt %d%s): the card %s",
+        state.alert_id,
+        state.revision,
+        job.conversation_id,
+        job.attempt,
+        ", new" if fresh else "",
+        f"shows r{delivery.rendered_version}" if delivery and delivery.activity_id else "is not there",
+    )
     if delivery is not None and delivery.status == "failed":
         return
     if not fresh and (delivery is None or not delivery.activity_id):
@@ -305,7 +339,7 @@ async def _card(job: DeliveryJob, conv: _Conversation, ctx: Any, report: JobRepo
     # A new card: individually while the window has room, else into the storm summary. A
     # Retry-After is not a storm: the job waits for it.
     if conv.window.blocked_until - now.timestamp() > MAX_WAIT_SECONDS:
-        later.append(job.again(datetime.fromtimestamp(conv.window.blocked_until, timezone.utc)))
+        later.append(job.again(datetime.fromtimestamp(conv.window.blocked_until, UTC)))
         return
     if job.attempt > 0:
         conv.window.redeem(now.timestamp())  # this job was put off to a slot held for it
@@ -318,11 +352,19 @@ async def _card(job: DeliveryJob, conv: _Conversation, ctx: Any, report: JobRepo
     wait = max(at - now.timestamp(), 0.0)
     if wait > MAX_WAIT_SECONDS or conv.waited + wait > MAX_BATCH_WAIT_SECONDS:
         conv.window.promise(at)  # its turn comes later: hold that slot, claim nothing yet
-        later.append(job.again(datetime.fromtimestamp(at, timezone.utc)))
+        later.append(job.again(datetime.fromtimestamp(at, UTC)))
         return
     claim = Delivery(
-        job.tenant_id, state.key, job.conversation_id, status="posting", claimed_at=now, recipient=job.recipient, reason=job.reason,
-        context=job.context, conversation=conversation_to_json(job.conversation), etag=delivery.etag if delivery else None,
+        job.tenant_id,
+        state.key,
+        job.conversation_id,
+        status="posting",
+        claimed_at=now,
+        recipient=job.recipient,
+        reason=job.reason,
+        context=job.context,
+        conversation=conversation_to_json(job.conversation),
+        etag=delivery.etag if delivery else None,
     )
     try:
         claim = await store.save_delivery(claim)
@@ -336,7 +378,9 @@ async def _card(job: DeliveryJob, conv: _Conversation, ctx: Any, report: JobRepo
         await store.save_delivery(replace(claim, claimed_at=None))
         return
     try:
-        activity_id = await ctx.messenger.post(conv.record, cards.fit_card(state, job.context), cards.summary_text(state))
+        activity_id = await ctx.messenger.post(
+            conv.record, cards.fit_card(state, job.context), cards.summary_text(state)
+        )
     except Exception as exc:
         if not (isinstance(exc, DeliveryError) and exc.permanent):
             await store.save_delivery(replace(claim, claimed_at=None))  # release the claim for the retry
@@ -347,14 +391,24 @@ async def _card(job: DeliveryJob, conv: _Conversation, ctx: Any, report: JobRepo
     _log_card("posted", state, conv.record)
 
 
-async def _update(job: DeliveryJob, state: AlertState, delivery: Delivery, conv: _Conversation, ctx: Any, report: JobReport, later: list[DeliveryJob]) -> None:
+async def _update(
+    job: DeliveryJob,
+    state: AlertState,
+    delivery: Delivery,
+    conv: _Conversation,
+    ctx: Any,
+    report: JobReport,
+    later: list[DeliveryJob],
+) -> None:
     context = job.context if job.context is not None else delivery.context
     if delivery.rendered_version >= state.revision and (context or None) == (delivery.context or None):
         return  # the card shows this revision, or a newer one
     if not await _wait_for_send(job, conv, ctx, later):
         return
     assert delivery.activity_id is not None
-    await ctx.messenger.update(conv.record, delivery.activity_id, cards.fit_card(state, context), cards.summary_text(state))
+    await ctx.messenger.update(
+        conv.record, delivery.activity_id, cards.fit_card(state, context), cards.summary_text(state)
+    )
     report.sends += 1
     await _record_render(replace(delivery, context=context), state, job, ctx)
     report.updated.append(job.conversation_id)
@@ -364,9 +418,24 @@ async def _update(job: DeliveryJob, state: AlertState, delivery: Delivery, conv:
 def _log_card(result: str, state: AlertState, record: Any) -> None:
     """One line per card sent, with a structured ``outcome`` (the local host shows it per message)."""
     where = record.label
-    log.info("Card of alert %s %s in %s (%s)", state.alert_id, result, where, record.conversation_id,
-             extra={"outcome": {"kind": "card", "result": result, "alertId": state.alert_id, "status": state.status, "revision": state.revision,
-                                "conversationId": record.conversation_id, "conversation": where}})
+    log.info(
+        "Card of alert %s %s in %s (%s)",
+        state.alert_id,
+        result,
+        where,
+        record.conversation_id,
+        extra={
+            "outcome": {
+                "kind": "card",
+                "result": result,
+                "alertId": state.alert_id,
+                "status": state.status,
+                "revision": state.revision,
+                "conversationId": record.conversation_id,
+                "conversation": where,
+            }
+        },
+    )
 
 
 async def _record_render(delivery: Delivery, state: AlertState, job: DeliveryJob, ctx: Any) -> None:
@@ -376,7 +445,9 @@ async def _record_render(delivery: Delivery, state: AlertState, job: DeliveryJob
     transient = 0
     for _ in range(5 + RECORD_RETRIES):
         try:
-            await ctx.store.save_delivery(replace(delivery, rendered_version=max(state.revision, delivery.rendered_version), claimed_at=None))
+            await ctx.store.save_delivery(
+                replace(delivery, rendered_version=max(state.revision, delivery.rendered_version), claimed_at=None)
+            )
             return
         except TransientError:
             # The card is in Teams already: losing its activity id would make a retry post it
@@ -384,19 +455,36 @@ async def _record_render(delivery: Delivery, state: AlertState, job: DeliveryJob
             transient += 1
             if transient > RECORD_RETRIES:
                 raise
-            await ctx.sleep(0.2 * 2 ** transient)
+            await ctx.sleep(0.2 * 2**transient)
         except ConcurrencyConflict:
             current = await ctx.store.get_delivery(delivery.tenant_id, delivery.alert_key, delivery.conversation_id)
             if current is None:
                 return
             if current.rendered_version > state.revision:
-                await ctx.jobs.send([DeliveryJob(job.conversation, CARD, None, extra={"alertKey": state.key}, request=f"rerender-{current.rendered_version}")])
+                await ctx.jobs.send(
+                    [
+                        DeliveryJob(
+                            job.conversation,
+                            CARD,
+                            None,
+                            extra={"alertKey": state.key},
+                            request=f"rerender-{current.rendered_version}",
+                        )
+                    ]
+                )
                 return
-            delivery = replace(current, activity_id=delivery.activity_id or current.activity_id, status=delivery.status, context=delivery.context)
+            delivery = replace(
+                current,
+                activity_id=delivery.activity_id or current.activity_id,
+                status=delivery.status,
+                context=delivery.context,
+            )
     raise TransientError(f"the delivery record of {state.alert_id} in {delivery.conversation_id} kept changing")
 
 
-async def _comment(job: DeliveryJob, conv: _Conversation, ctx: Any, report: JobReport, later: list[DeliveryJob]) -> None:
+async def _comment(
+    job: DeliveryJob, conv: _Conversation, ctx: Any, report: JobReport, later: list[DeliveryJob]
+) -> None:
     """Reply with a comment in the alert card's thread, once per request (a claim row)."""
     assert job.alert is not None
     shown = await ctx.store.get_delivery(job.tenant_id, job.alert.key, job.conversation_id)
@@ -404,7 +492,9 @@ async def _comment(job: DeliveryJob, conv: _Conversation, ctx: Any, report: JobR
         return
     claim_key = f"{job.alert.key}:send:{job.request[:24]}"
     try:
-        claim = await ctx.store.save_delivery(Delivery(job.tenant_id, claim_key, job.conversation_id, claimed_at=ctx.clock()))
+        claim = await ctx.store.save_delivery(
+            Delivery(job.tenant_id, claim_key, job.conversation_id, claimed_at=ctx.clock())
+        )
     except ConcurrencyConflict:
         return  # posted already
     if not await _wait_for_send(job, conv, ctx, later):
@@ -422,18 +512,43 @@ async def _comment(job: DeliveryJob, conv: _Conversation, ctx: Any, report: JobR
 # ---------------------------------------------------------------------------- refusals
 
 
-async def _refused(job: DeliveryJob, conv: _Conversation, ctx: Any, report: JobReport, reason: str, *, gone: bool, record: bool = True) -> None:
+async def _refused(
+    job: DeliveryJob, conv: _Conversation, ctx: Any, report: JobReport, reason: str, *, gone: bool, record: bool = True
+) -> None:
     """Teams (or the delegated connection) refused the card for good: record it, forget a
     conversation that is gone, and send the card to the fallback recipients."""
     report.failed.append(job.conversation_id)
-    log.warning("Cannot deliver %s to %s: %s", job.alert.alert_id if job.alert else job.kind, job.conversation_id, reason,
-                extra={"outcome": {"kind": "card", "result": "refused", "alertId": job.alert.alert_id if job.alert else None, "reason": reason,
-                                   "conversationId": job.conversation_id, "conversation": conv.record.name or job.conversation_id}})
+    log.warning(
+        "Cannot deliver %s to %s: %s",
+        job.alert.alert_id if job.alert else job.kind,
+        job.conversation_id,
+        reason,
+        extra={
+            "outcome": {
+                "kind": "card",
+                "result": "refused",
+                "alertId": job.alert.alert_id if job.alert else None,
+                "reason": reason,
+                "conversationId": job.conversation_id,
+                "conversation": conv.record.name or job.conversation_id,
+            }
+        },
+    )
     if record and job.kind == CARD and job.alert is not None:
         current = await ctx.store.get_delivery(job.tenant_id, job.alert.key, job.conversation_id)
         if current is None or not current.activity_id:
-            failed = Delivery(job.tenant_id, job.alert.key, job.conversation_id, status="failed", failure=reason[:2000], claimed_at=ctx.clock(),
-                              recipient=job.recipient, reason=job.reason, context=job.context, etag=current.etag if current else None)
+            failed = Delivery(
+                job.tenant_id,
+                job.alert.key,
+                job.conversation_id,
+                status="failed",
+                failure=reason[:2000],
+                claimed_at=ctx.clock(),
+                recipient=job.recipient,
+                reason=job.reason,
+                context=job.context,
+                etag=current.etag if current else None,
+            )
             try:
                 await ctx.store.save_delivery(failed)
             except ConcurrencyConflict:
@@ -448,7 +563,12 @@ async def _refused(job: DeliveryJob, conv: _Conversation, ctx: Any, report: JobR
 
 
 async def send_to_fallback(
-    state: AlertState, unreachable: list[tuple[str, str, tuple[dict, ...], dict | None]], ctx: Any, report: Any, *, request: str = "",
+    state: AlertState,
+    unreachable: list[tuple[str, str, tuple[dict, ...], dict | None]],
+    ctx: Any,
+    report: Any,
+    *,
+    request: str = "",
 ) -> None:
     """Jobs for the fallback recipients of everyone who could not be reached, with a note
     saying who and why; the alert is recorded as undeliverable for anyone with no reachable
@@ -468,7 +588,7 @@ async def send_to_fallback(
                 continue
             try:
                 conversation = await ctx.resolver.resolve(state.tenant_id, recipient, "bot")
-            except Exception as exc:  # noqa: BLE001 - Unreachable, or a transient Graph failure
+            except Exception as exc:
                 from shared.services.recipients import Unreachable
 
                 if not isinstance(exc, Unreachable):
@@ -485,19 +605,30 @@ async def send_to_fallback(
                 jobs[conversation.conversation_id] = replace(existing, context=merged)
             else:
                 jobs[conversation.conversation_id] = DeliveryJob(
-                    conversation, CARD, state, recipient=recipient.label(), reason=f"fallback for {label}: {reason}"[:2000],
-                    context={**base, "note": note}, request=request or "fallback",
+                    conversation,
+                    CARD,
+                    state,
+                    recipient=recipient.label(),
+                    reason=f"fallback for {label}: {reason}"[:2000],
+                    context={**base, "note": note},
+                    request=request or "fallback",
                 )
         if not reached:
-            await _undeliverable(state, label, reason, "; ".join(reasons) or "no fallback recipient could be reached", ctx, report)
+            await _undeliverable(
+                state, label, reason, "; ".join(reasons) or "no fallback recipient could be reached", ctx, report
+            )
     if jobs:
         report.fallback.extend(jobs)
         await ctx.jobs.send(list(jobs.values()))
 
 
-async def _undeliverable(state: AlertState, label: str, reason: str, fallback_reason: str, ctx: Any, report: Any) -> None:
+async def _undeliverable(
+    state: AlertState, label: str, reason: str, fallback_reason: str, ctx: Any, report: Any
+) -> None:
     report.undeliverable.append(label)
-    await ctx.store.record_undeliverable(Undeliverable(state.tenant_id, state.key, state.alert_id, label, reason, fallback_reason, ctx.clock()))
+    await ctx.store.record_undeliverable(
+        Undeliverable(state.tenant_id, state.key, state.alert_id, label, reason, fallback_reason, ctx.clock())
+    )
     log.error("Alert %s reached neither %s (%s) nor a fallback (%s)", state.alert_id, label, reason, fallback_reason)
 
 
@@ -505,12 +636,29 @@ async def _undeliverable(state: AlertState, label: str, reason: str, fallback_re
 
 
 def _empty_summary() -> dict:
-    return {"counts": {}, "top": [], "folded": 0, "first": None, "last": None, "activityId": None, "renderedAt": None, "seq": 0, "rendered": -1}
+    return {
+        "counts": {},
+        "top": [],
+        "folded": 0,
+        "first": None,
+        "last": None,
+        "activityId": None,
+        "renderedAt": None,
+        "seq": 0,
+        "rendered": -1,
+    }
 
 
 def _entry(state: AlertState) -> dict:
-    return {"key": state.key, "id": state.alert_id, "title": state.title[:200], "severity": state.severity, "status": state.status, "url": state.url,
-            "created": state.created.isoformat() if state.created else None}
+    return {
+        "key": state.key,
+        "id": state.alert_id,
+        "title": state.title[:200],
+        "severity": state.severity,
+        "status": state.status,
+        "url": state.url,
+        "created": state.created.isoformat() if state.created else None,
+    }
 
 
 def _count(summary: dict, severity: str, status: str, delta: int) -> None:
@@ -526,7 +674,12 @@ def _place(summary: dict, state: AlertState) -> None:
     if state.status != "resolved":
         top.append(_entry(state))
     rank = {name: i for i, name in enumerate(cards.SEVERITY_STYLE)}
-    top.sort(key=lambda e: (rank.get(e["severity"], 9), -(datetime.fromisoformat(e["created"]).timestamp() if e.get("created") else 0.0)))
+    top.sort(
+        key=lambda e: (
+            rank.get(e["severity"], 9),
+            -(datetime.fromisoformat(e["created"]).timestamp() if e.get("created") else 0.0),
+        )
+    )
     summary["top"] = top[: cards.MAX_SUMMARY_ALERTS * 2]
 
 
@@ -545,13 +698,21 @@ def _fold(state: AlertState, conv: _Conversation, ctx: Any, report: JobReport) -
     summary["last"] = now
     conv.summary = summary
     conv.summary_dirty = True
-    conv.folds[state.key] = {"alertKey": state.key, "severity": state.severity, "status": state.status, "revision": state.revision, "seq": summary["seq"]}
+    conv.folds[state.key] = {
+        "alertKey": state.key,
+        "severity": state.severity,
+        "status": state.status,
+        "revision": state.revision,
+        "seq": summary["seq"],
+    }
     report.folded.append(state.key)
 
 
 async def _write_folds(conv: _Conversation, ctx: Any, report: JobReport) -> None:
     if conv.folds:
-        await ctx.store.save_summary_members(conv.record.tenant_id, conv.record.conversation_id, list(conv.folds.values()))
+        await ctx.store.save_summary_members(
+            conv.record.tenant_id, conv.record.conversation_id, list(conv.folds.values())
+        )
         conv.folds = {}
 
 
@@ -579,7 +740,9 @@ def _summary_request(summary: dict, now: datetime) -> str:
     return f"summary-{summary['seq']}-{int(now.timestamp() * 1000)}"
 
 
-async def _refresh_summary(conv: _Conversation, ctx: Any, report: JobReport, later: list[DeliveryJob], trigger: DeliveryJob | None = None) -> None:
+async def _refresh_summary(
+    conv: _Conversation, ctx: Any, report: JobReport, later: list[DeliveryJob], trigger: DeliveryJob | None = None
+) -> None:
     """Post or update the summary card when the window allows, else schedule its update.
     A follow-up continues ``trigger`` (the summary job being run), so each reschedule is a new
     message rather than a duplicate of one already handled."""
@@ -593,7 +756,15 @@ async def _refresh_summary(conv: _Conversation, ctx: Any, report: JobReport, lat
     at = conv.window.next_send(max(now, due).timestamp(), conv.limits)
     if at - now.timestamp() > MAX_WAIT_SECONDS:
         # One follow-up per state of the summary: a duplicate of it is dropped, a newer one is not.
-        later.append(DeliveryJob(conv.record, SUMMARY, None, request=_summary_request(summary, now), not_before=datetime.fromtimestamp(at, timezone.utc)))
+        later.append(
+            DeliveryJob(
+                conv.record,
+                SUMMARY,
+                None,
+                request=_summary_request(summary, now),
+                not_before=datetime.fromtimestamp(at, UTC),
+            )
+        )
         return
     if summary["seq"] == summary.get("rendered") and summary.get("activityId"):
         return

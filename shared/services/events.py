@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta, timezone
-from typing import Any, Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from shared import cards
 from shared.domain import workflows as routing
@@ -71,8 +72,15 @@ class Outcome:
 
     def to_json(self) -> dict[str, Any]:
         """The structured form logged with the outcome (``extra={"outcome": ...}``)."""
-        return {"kind": "event", "eventId": self.event_id, "alertId": self.alert_id, "result": self.result, "detail": self.detail,
-                "queued": len(self.queued), "undeliverable": list(self.undeliverable)}
+        return {
+            "kind": "event",
+            "eventId": self.event_id,
+            "alertId": self.alert_id,
+            "result": self.result,
+            "detail": self.detail,
+            "queued": len(self.queued),
+            "undeliverable": list(self.undeliverable),
+        }
 
 
 class UnroutableEvent(InvalidEvent):
@@ -80,7 +88,7 @@ class UnroutableEvent(InvalidEvent):
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 @dataclass
@@ -101,7 +109,9 @@ class Delivering:
             self.resolver = RecipientResolver(self.store, clock=self.clock)
 
 
-async def process_message(body: bytes | str, message_id: str, ctx: Delivering, *, default_tenant_id: str | None = None) -> list[Outcome]:
+async def process_message(
+    body: bytes | str, message_id: str, ctx: Delivering, *, default_tenant_id: str | None = None
+) -> list[Outcome]:
     """Process one queue message. Invalid input is recorded as rejected and never raises;
     transient failures raise :class:`TransientError` so Service Bus redelivers."""
     store, clock = ctx.store, ctx.clock
@@ -131,10 +141,20 @@ async def process_message(body: bytes | str, message_id: str, ctx: Delivering, *
 async def _reject(store: StateStore, message_id: str, body: bytes | str, exc: InvalidEvent, now: datetime) -> Outcome:
     text = body.decode("utf-8", errors="replace") if isinstance(body, (bytes, bytearray)) else body
     reason = str(exc)
-    await store.record_rejected(RejectedEvent(message_id=message_id, reason=reason, field=exc.field, event_id=exc.event_id, body=text, received=now))
+    await store.record_rejected(
+        RejectedEvent(
+            message_id=message_id, reason=reason, field=exc.field, event_id=exc.event_id, body=text, received=now
+        )
+    )
     outcome = Outcome(event_id=exc.event_id, result="rejected", detail=reason)
     # Bad input, not a fault of the connector: a warning, once; the message is completed.
-    log.warning("Rejected message %s (event %s): %s", message_id, exc.event_id or "-", reason, extra={"outcome": outcome.to_json()})
+    log.warning(
+        "Rejected message %s (event %s): %s",
+        message_id,
+        exc.event_id or "-",
+        reason,
+        extra={"outcome": outcome.to_json()},
+    )
     return outcome
 
 
@@ -174,21 +194,41 @@ async def process_event(event: AlertEvent, ctx: Delivering, *, default_tenant_id
         # First seen resolved (its firing never reached the connector, or came before it was
         # connected): kept, so a later reopen has its history, but no card. An on-call channel
         # does not want a card for an alert it never saw open.
-        first = Outcome(event.event_id, "processed", "the alert was first seen resolved: recorded, no card", alert_id=event.data.id)
-        log.info("Event %s: alert %s first seen resolved; recorded, no card", event.event_id, event.data.id, extra={"outcome": first.to_json()})
+        first = Outcome(
+            event.event_id, "processed", "the alert was first seen resolved: recorded, no card", alert_id=event.data.id
+        )
+        log.info(
+            "Event %s: alert %s first seen resolved; recorded, no card",
+            event.event_id,
+            event.data.id,
+            extra={"outcome": first.to_json()},
+        )
         return first
-    outcome = Outcome(event.event_id, "processed" if change else "stale", "" if change else f"version {event.data.version} is not newer than {state.version}",
-                      alert_id=event.data.id)
+    outcome = Outcome(
+        event.event_id,
+        "processed" if change else "stale",
+        "" if change else f"version {event.data.version} is not newer than {state.version}",
+        alert_id=event.data.id,
+    )
     # Only a change routes: a stale event syncs the cards already delivered (it heals a card
     # whose update failed earlier).
     plan = routing.plan(state, change, await store.list_workflows(tenant_id)) if change else None
     await deliver(state, plan, ctx, outcome, request=event.dedupe_key[:16], new=created)
-    log.info("Event %s (%s) for alert %s: %s; %s", event.event_id, event.type, event.data.id, outcome.result, outcome.summary(),
-             extra={"outcome": outcome.to_json()})
+    log.info(
+        "Event %s (%s) for alert %s: %s; %s",
+        event.event_id,
+        event.type,
+        event.data.id,
+        outcome.result,
+        outcome.summary(),
+        extra={"outcome": outcome.to_json()},
+    )
     return outcome
 
 
-async def _apply(event: AlertEvent, tenant_id: str, store: StateStore, now: datetime) -> tuple[AlertState, str | None, bool]:
+async def _apply(
+    event: AlertEvent, tenant_id: str, store: StateStore, now: datetime
+) -> tuple[AlertState, str | None, bool]:
     """Apply the event; returns the state, the change it made ("new", "updated", or None when
     it is older than what is held) and whether this call created the alert. An event applied
     before (redelivered after a failure) returns the change it made then, so it is routed
@@ -199,7 +239,9 @@ async def _apply(event: AlertEvent, tenant_id: str, store: StateStore, now: date
         first = apply_event(None, event, tenant_id, now)
         assert first is not None
         try:
-            saved = await store.save_alert(replace(first, first_event=event.dedupe_key, last_event=event.dedupe_key), every_attempt=True)
+            saved = await store.save_alert(
+                replace(first, first_event=event.dedupe_key, last_event=event.dedupe_key), every_attempt=True
+            )
             return saved, "new", True
         except ConcurrencyConflict:
             pass  # it exists: decide on what is there
@@ -211,7 +253,9 @@ async def _apply(event: AlertEvent, tenant_id: str, store: StateStore, now: date
         if new is None:
             assert current is not None
             return current, None, False
-        new = replace(new, last_event=event.dedupe_key, first_event=current.first_event if current else event.dedupe_key)
+        new = replace(
+            new, last_event=event.dedupe_key, first_event=current.first_event if current else event.dedupe_key
+        )
         try:
             return await store.save_alert(new), "new" if current is None else "updated", current is None
         except ConcurrencyConflict:
@@ -258,7 +302,13 @@ def target_context(target: routing.Target, note: str = "") -> dict | None:
 
 
 async def deliver(
-    state: AlertState, plan: routing.Plan | None, ctx: Delivering, outcome: Outcome | None = None, *, request: str = "", new: bool = False,
+    state: AlertState,
+    plan: routing.Plan | None,
+    ctx: Delivering,
+    outcome: Outcome | None = None,
+    *,
+    request: str = "",
+    new: bool = False,
     except_conversation: str | None = None,
 ) -> Outcome:
     """Queue a delivery job for every conversation that should show ``state``: the plan's
@@ -274,7 +324,13 @@ async def deliver(
     slots: dict[str, _Slot] = {}
     unreachable: list[tuple[str, str, tuple[dict, ...], dict | None]] = []
 
-    def add(conversation: ConversationRecord, recipient: str, reason: str, context: dict | None = None, target: routing.Target | None = None) -> None:
+    def add(
+        conversation: ConversationRecord,
+        recipient: str,
+        reason: str,
+        context: dict | None = None,
+        target: routing.Target | None = None,
+    ) -> None:
         slot = slots.get(conversation.conversation_id)
         if slot is None:
             slot = slots[conversation.conversation_id] = _Slot(conversation, recipient, reason, context)
@@ -287,14 +343,25 @@ async def deliver(
     if plan is not None and plan.broadcast:
         for conversation in await store.list_conversations(state.tenant_id):
             if conversation.origin == "teams" and conversation.alert_key in (None, state.key):
-                add(conversation, conversation.name or conversation.conversation_id, "broadcast: the tenant has no workflows")
+                add(
+                    conversation,
+                    conversation.name or conversation.conversation_id,
+                    "broadcast: the tenant has no workflows",
+                )
     elif plan is not None:
         assert ctx.resolver is not None
         for target in plan.targets:
             try:
                 conversation = await ctx.resolver.resolve(state.tenant_id, target.recipient, target.delivery)
             except Unreachable as exc:
-                unreachable.append((target.recipient.label(), str(exc), tuple(r.to_json() for r in target.fallback), target_context(target)))
+                unreachable.append(
+                    (
+                        target.recipient.label(),
+                        str(exc),
+                        tuple(r.to_json() for r in target.fallback),
+                        target_context(target),
+                    )
+                )
                 continue
             add(conversation, target.recipient.label(), target.reason, target_context(target), target)
     channel = state.channel or {}
@@ -305,19 +372,31 @@ async def deliver(
     for conversation_id, delivery in existing.items():
         if conversation_id in slots:
             continue
-        record = conversation_from_json(delivery.conversation) if delivery.conversation else await store.get_conversation(state.tenant_id, conversation_id)
+        record = (
+            conversation_from_json(delivery.conversation)
+            if delivery.conversation
+            else await store.get_conversation(state.tenant_id, conversation_id)
+        )
         if record is not None:
             add(record, delivery.recipient, delivery.reason, delivery.context)
 
     jobs = [
         DeliveryJob(
-            slot.conversation, CARD, state, recipient=slot.recipient, reason=slot.reason, context=slot.context,
+            slot.conversation,
+            CARD,
+            state,
+            recipient=slot.recipient,
+            reason=slot.reason,
+            context=slot.context,
             # Only the event that created the alert can promise no card of it exists anywhere: a
             # later event may run before the first card's job has recorded it.
-            fallback=tuple(slot.fallback.values()), new=new, request=request,
+            fallback=tuple(slot.fallback.values()),
+            new=new,
+            request=request,
         )
         for conversation_id, slot in slots.items()
-        if conversation_id != except_conversation and (existing.get(conversation_id) is None or existing[conversation_id].status != "failed")
+        if conversation_id != except_conversation
+        and (existing.get(conversation_id) is None or existing[conversation_id].status != "failed")
     ]
     await ctx.jobs.send(jobs)
     outcome.queued.extend(job.conversation_id for job in jobs)
@@ -325,8 +404,11 @@ async def deliver(
         await send_to_fallback(state, unreachable, ctx, outcome, request=request)
     if not jobs and not unreachable and plan is not None and not outcome.detail:
         # Say why nothing is sent: the usual first-run surprise is a tenant with no bot.
-        outcome.detail = (f"no card: the bot is installed in no Teams conversation of tenant {state.tenant_id}" if plan.broadcast
-                          else "no card: no workflow recipient takes this alert")
+        outcome.detail = (
+            f"no card: the bot is installed in no Teams conversation of tenant {state.tenant_id}"
+            if plan.broadcast
+            else "no card: no workflow recipient takes this alert"
+        )
     return outcome
 
 
@@ -338,7 +420,9 @@ async def sync_cards(state: AlertState, ctx: Delivering, *, except_conversation:
 # ---------------------------------------------------------------------------- commands
 
 
-async def process_command(command: SendCommand | ExistingCommand, ctx: Delivering, *, default_tenant_id: str | None = None) -> Outcome:
+async def process_command(
+    command: SendCommand | ExistingCommand, ctx: Delivering, *, default_tenant_id: str | None = None
+) -> Outcome:
     store = ctx.store
     if await store.was_processed(command.dedupe_key):
         duplicate = Outcome(command.event_id, "duplicate", "already processed")
@@ -359,7 +443,11 @@ async def send_to_recipients(command: SendCommand, ctx: Delivering, default_tena
     tenant_id = await resolve_tenant(command.tenant_id, command.event_id, ctx.store, default_tenant_id)
     state = await ctx.store.get_alert(tenant_id, alert_key(command.alert_source, command.alert_id))
     if state is None:
-        raise InvalidEvent("subject", f"no alert {command.alert_id} from source {command.alert_source} in tenant {tenant_id}", command.event_id)
+        raise InvalidEvent(
+            "subject",
+            f"no alert {command.alert_id} from source {command.alert_source} in tenant {tenant_id}",
+            command.event_id,
+        )
     outcome = Outcome(command.event_id, "processed")
     plan = routing.manual_plan(state, command.recipients, command.fallback, command.comment, command.requested_by)
     request = command.dedupe_key[:24]
@@ -385,8 +473,14 @@ async def send_to_recipients(command: SendCommand, ctx: Delivering, default_tena
         plan = routing.Plan(targets=tuple(remaining))
     await deliver(state, plan, ctx, outcome, request=request)
     outcome.alert_id = state.alert_id
-    log.info("Sent alert %s to %d recipient(s) for %s: %s", state.alert_id, len(command.recipients), command.requested_by or "-", outcome.summary(),
-             extra={"outcome": outcome.to_json()})
+    log.info(
+        "Sent alert %s to %d recipient(s) for %s: %s",
+        state.alert_id,
+        len(command.recipients),
+        command.requested_by or "-",
+        outcome.summary(),
+        extra={"outcome": outcome.to_json()},
+    )
     return outcome
 
 
@@ -398,16 +492,27 @@ async def deliver_existing(command: ExistingCommand, ctx: Delivering) -> Outcome
         outcome.detail = "the workflow was deleted, disabled or changed again since; nothing to do"
         return outcome
     alerts = [a for a in await ctx.store.list_open_alerts(command.tenant_id) if workflow.match.why_not(a) is None]
-    alerts.sort(key=lambda a: a.updated or a.created or datetime.min.replace(tzinfo=timezone.utc), reverse=True)
+    alerts.sort(key=lambda a: a.updated or a.created or datetime.min.replace(tzinfo=UTC), reverse=True)
     transient: list[str] = []
     for state in alerts[:MAX_EXISTING_ALERTS]:
         try:
-            await deliver(state, routing.plan(state, "existing", [workflow]), ctx, outcome, request=command.dedupe_key[:16])
+            await deliver(
+                state, routing.plan(state, "existing", [workflow]), ctx, outcome, request=command.dedupe_key[:16]
+            )
         except TransientError as exc:
             transient.append(f"{state.alert_id}: {exc}")
     skipped = max(len(alerts) - MAX_EXISTING_ALERTS, 0)
-    outcome.detail = f"{min(len(alerts), MAX_EXISTING_ALERTS)} open alert(s) delivered" + (f"; {skipped} older ones not (limit {MAX_EXISTING_ALERTS})" if skipped else "")
-    log.info("Workflow %s (revision %d) in tenant %s: %s; %s", workflow.name, workflow.revision, workflow.tenant_id, outcome.detail, outcome.summary())
+    outcome.detail = f"{min(len(alerts), MAX_EXISTING_ALERTS)} open alert(s) delivered" + (
+        f"; {skipped} older ones not (limit {MAX_EXISTING_ALERTS})" if skipped else ""
+    )
+    log.info(
+        "Workflow %s (revision %d) in tenant %s: %s; %s",
+        workflow.name,
+        workflow.revision,
+        workflow.tenant_id,
+        outcome.detail,
+        outcome.summary(),
+    )
     if transient:
         raise TransientError("; ".join(transient))
     return outcome

@@ -33,7 +33,7 @@ async def run_checks(checks: dict[str, Check], timeout: float = CHECK_SECONDS) -
     async def one(name: str, check: Check) -> CheckResult:
         try:
             return CheckResult(name, True, await asyncio.wait_for(check(), timeout))
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return CheckResult(name, False, f"no answer within {timeout:.0f} s")
         except Unwell as exc:
             return CheckResult(name, False, str(exc))
@@ -83,7 +83,9 @@ def tenant_check(directory: Any, connector: Any) -> Check:
             return f"delegated, as {me.get('userPrincipalName') or me.get('displayName') or 'the connected user'}"
         claims = await directory.app_token_claims(connector.tenant_id)
         if claims.get("tid") != connector.tenant_id:
-            raise Unwell("no app-only token for this tenant: admin consent may have been revoked; connect the tenant again")
+            raise Unwell(
+                "no app-only token for this tenant: admin consent may have been revoked; connect the tenant again"
+            )
         organisation = await directory.organization(connector.tenant_id)  # the token, used
         return f"app-only token with {len(claims.get('roles') or [])} role(s); {organisation.get('displayName')} read"
 

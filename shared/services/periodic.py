@@ -4,9 +4,10 @@ periodic workflows."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta, timezone
-from typing import Any, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from shared import cards
 from shared.domain import retention
@@ -39,7 +40,7 @@ async def run_periodic(
     store: StateStore,
     messenger: TeamsMessenger,
     reminder_after_minutes: int,
-    clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> PeriodicReport:
     """Reply in each open alert's card thread once per ``reminder_after_minutes``.
 
@@ -79,7 +80,12 @@ async def run_periodic(
                 report.failures.append(f"{state.alert_id} in {delivery.conversation_id}: {exc}")
                 if not exc.permanent:  # try again next run
                     await store.save_delivery(replace(claimed, last_reminder=delivery.last_reminder))
-    log.info("Periodic run: %d open alerts checked, %d reminders sent, %d failures", report.alerts_checked, report.reminders_sent, len(report.failures))
+    log.info(
+        "Periodic run: %d open alerts checked, %d reminders sent, %d failures",
+        report.alerts_checked,
+        report.reminders_sent,
+        len(report.failures),
+    )
     return report
 
 
@@ -89,7 +95,9 @@ async def run_timer(ctx: Delivering, actions: Any, reminder_after_minutes: int) 
     is open, due or pending, so a run costs the same however much history is stored."""
     from shared.services.actions import publish_pending
 
-    await run_periodic(store=ctx.store, messenger=ctx.messenger, reminder_after_minutes=reminder_after_minutes, clock=ctx.clock)
+    await run_periodic(
+        store=ctx.store, messenger=ctx.messenger, reminder_after_minutes=reminder_after_minutes, clock=ctx.clock
+    )
     await run_digests(ctx)
     published = await publish_pending(actions)
     if published:
@@ -147,7 +155,9 @@ async def run_digests(ctx: Delivering) -> DigestReport:
         for recipient in workflow.recipients:
             if recipient.kind == "responders":
                 continue  # a digest covers many alerts: it has no single set of responders
-            reason = await _post_digest(ctx, workflow, key, recipient, cards.digest_card(workflow.name, alerts, period, context), report)
+            reason = await _post_digest(
+                ctx, workflow, key, recipient, cards.digest_card(workflow.name, alerts, period, context), report
+            )
             if reason is None:
                 continue
             note = f"Sent here because {recipient.label()} could not be reached: {reason}"
@@ -155,22 +165,52 @@ async def run_digests(ctx: Delivering) -> DigestReport:
             for fallback in workflow.fallback_recipients:
                 if fallback.kind == "responders":
                     continue
-                failed = await _post_digest(ctx, workflow, key, fallback, cards.digest_card(workflow.name, alerts, period, {**context, "note": note}), report, "bot")
+                failed = await _post_digest(
+                    ctx,
+                    workflow,
+                    key,
+                    fallback,
+                    cards.digest_card(workflow.name, alerts, period, {**context, "note": note}),
+                    report,
+                    "bot",
+                )
                 if failed is None:
                     report.fallback += 1
                     break
                 fallback_reasons.append(f"{fallback.label()}: {failed}")
             else:
                 report.undeliverable.append(recipient.label())
-                await ctx.store.record_undeliverable(Undeliverable(
-                    workflow.tenant_id, key, f"digest of {workflow.name}", recipient.label(), reason, "; ".join(fallback_reasons) or "no fallback recipients", now,
-                ))
+                await ctx.store.record_undeliverable(
+                    Undeliverable(
+                        workflow.tenant_id,
+                        key,
+                        f"digest of {workflow.name}",
+                        recipient.label(),
+                        reason,
+                        "; ".join(fallback_reasons) or "no fallback recipients",
+                        now,
+                    )
+                )
     if report.workflows:
-        log.info("Digests: %d periodic workflows, %d posted, %d to a fallback, %d undeliverable", report.workflows, report.posted, report.fallback, len(report.undeliverable))
+        log.info(
+            "Digests: %d periodic workflows, %d posted, %d to a fallback, %d undeliverable",
+            report.workflows,
+            report.posted,
+            report.fallback,
+            len(report.undeliverable),
+        )
     return report
 
 
-async def _post_digest(ctx: Delivering, workflow: Workflow, key: str, recipient: Recipient, card: dict, report: DigestReport, delivery: str | None = None) -> str | None:
+async def _post_digest(
+    ctx: Delivering,
+    workflow: Workflow,
+    key: str,
+    recipient: Recipient,
+    card: dict,
+    report: DigestReport,
+    delivery: str | None = None,
+) -> str | None:
     """Post the period's digest to one recipient; None when posted (or posted before), else why not."""
     assert ctx.resolver is not None
     try:
@@ -178,7 +218,16 @@ async def _post_digest(ctx: Delivering, workflow: Workflow, key: str, recipient:
     except Unreachable as exc:
         return str(exc)
     try:
-        claim = await ctx.store.claim_digest(Delivery(workflow.tenant_id, key, conversation.conversation_id, claimed_at=ctx.clock(), recipient=recipient.label(), reason=f"workflow {workflow.name}"))
+        claim = await ctx.store.claim_digest(
+            Delivery(
+                workflow.tenant_id,
+                key,
+                conversation.conversation_id,
+                claimed_at=ctx.clock(),
+                recipient=recipient.label(),
+                reason=f"workflow {workflow.name}",
+            )
+        )
     except ConcurrencyConflict:
         return None  # this period's digest is there (or being posted) already
     try:
@@ -186,7 +235,12 @@ async def _post_digest(ctx: Delivering, workflow: Workflow, key: str, recipient:
     except (DeliveryError, ReconsentRequired) as exc:
         if isinstance(exc, DeliveryError) and not exc.permanent:
             await ctx.store.delete_delivery(workflow.tenant_id, key, conversation.conversation_id)
-            log.warning("Digest of %s to %s failed for now (%s); the next run tries again", workflow.name, recipient.label(), exc)
+            log.warning(
+                "Digest of %s to %s failed for now (%s); the next run tries again",
+                workflow.name,
+                recipient.label(),
+                exc,
+            )
             return None
         await ctx.store.save_delivery(replace(claim, status="failed", failure=str(exc)[:2000]))
         return f"Teams refused the digest ({exc})"

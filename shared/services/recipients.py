@@ -15,9 +15,9 @@ alert costs no Graph call; a recipient that cannot be reached is cached with its
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from typing import Callable
+from datetime import UTC, datetime, timedelta
 
 from shared.domain.connectors import DeliveryTarget
 from shared.domain.model import ConversationRecord
@@ -54,7 +54,7 @@ class RecipientResolver:
     directory: Directory | None = None  # None: the tenant connection is off (GRAPH_APP_ID unset)
     teams_app_catalog_id: str | None = None
     bot_app_id: str = ""
-    clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
 
     async def resolve(self, tenant_id: str, recipient: Recipient, delivery: str = "bot") -> ConversationRecord:
         """The conversation for ``recipient``; raises :class:`Unreachable` with the reason."""
@@ -77,7 +77,11 @@ class RecipientResolver:
             # Another worker is creating this group's chat: wait for it rather than make a second.
             raise TransientError(f"the group chat of {recipient.label()} is being set up by another worker")
         try:
-            record = await (self._person(tenant_id, recipient, delivery) if recipient.kind == "person" else self._group(tenant_id, recipient, delivery))
+            record = await (
+                self._person(tenant_id, recipient, delivery)
+                if recipient.kind == "person"
+                else self._group(tenant_id, recipient, delivery)
+            )
         except Unreachable as exc:
             await self.store.save_recipient(tenant_id, cache_key, None, str(exc), now + FAILURE_CACHE)
             raise
@@ -94,13 +98,28 @@ class RecipientResolver:
             return known
         now = self.clock()
         if delivery == "delegated":
-            target = DeliveryTarget(team_id=recipient.team_id, channel_id=recipient.channel_id) if recipient.kind == "channel" else DeliveryTarget(chat_id=recipient.chat_id)
+            target = (
+                DeliveryTarget(team_id=recipient.team_id, channel_id=recipient.channel_id)
+                if recipient.kind == "channel"
+                else DeliveryTarget(chat_id=recipient.chat_id)
+            )
             record = delivery_conversation(tenant_id, target, now)
         else:
-            kind = "channel" if recipient.kind == "channel" else ("personal" if conversation_id.startswith("a:") else "groupChat")
+            kind = (
+                "channel"
+                if recipient.kind == "channel"
+                else ("personal" if conversation_id.startswith("a:") else "groupChat")
+            )
             record = await self._bot_conversation(tenant_id, conversation_id, kind, recipient.label())
             if recipient.kind == "channel":
-                record = ConversationRecord(**{**record.__dict__, "team_id": recipient.team_id, "channel_id": recipient.channel_id, "team_group_id": recipient.team_id})
+                record = ConversationRecord(
+                    **{
+                        **record.__dict__,
+                        "team_id": recipient.team_id,
+                        "channel_id": recipient.channel_id,
+                        "team_group_id": recipient.team_id,
+                    }
+                )
         record = ConversationRecord(**{**record.__dict__, "origin": "routed", "name": recipient.name or record.name})
         await self.store.save_conversation(record)
         return record
@@ -108,29 +127,54 @@ class RecipientResolver:
     async def _bot_conversation(self, tenant_id: str, conversation_id: str, kind: str, name: str) -> ConversationRecord:
         """A conversation reference the bot can post to, built from what the bot knows of the
         tenant (its service URL and its own id in a conversation it was installed in)."""
-        template = next((c for c in await self.store.list_conversations(tenant_id) if c.origin == "teams" and c.service_url and not is_graph_delivery(c)), None)
+        template = next(
+            (
+                c
+                for c in await self.store.list_conversations(tenant_id)
+                if c.origin == "teams" and c.service_url and not is_graph_delivery(c)
+            ),
+            None,
+        )
         service_url = template.service_url if template else DEFAULT_SERVICE_URL
-        bot = (template.reference.get("bot") if template else None) or {"id": f"28:{self.bot_app_id}", "name": "Teams Alert Connector"}
-        reference = {
-            "bot": bot, "channelId": "msteams", "serviceUrl": service_url,
-            "conversation": {"id": conversation_id, "conversationType": kind, "tenantId": tenant_id, "isGroup": kind != "personal"},
+        bot = (template.reference.get("bot") if template else None) or {
+            "id": f"28:{self.bot_app_id}",
+            "name": "Teams Alert Connector",
         }
-        return ConversationRecord(tenant_id, conversation_id, kind, service_url, reference, name=name, updated=self.clock(), origin="routed")
+        reference = {
+            "bot": bot,
+            "channelId": "msteams",
+            "serviceUrl": service_url,
+            "conversation": {
+                "id": conversation_id,
+                "conversationType": kind,
+                "tenantId": tenant_id,
+                "isGroup": kind != "personal",
+            },
+        }
+        return ConversationRecord(
+            tenant_id, conversation_id, kind, service_url, reference, name=name, updated=self.clock(), origin="routed"
+        )
 
     # ------------------------------------------------------------------ people and groups
 
     async def _connected(self, tenant_id: str, *, delegated: bool = False) -> Directory:
         connector = await self.store.get_connector(tenant_id)
         if self.directory is None:
-            raise Unreachable("the connector's Microsoft Graph connection is off (GRAPH_APP_ID is not set), so people and groups cannot be reached")
+            raise Unreachable(
+                "the connector's Microsoft Graph connection is off (GRAPH_APP_ID is not set), so people and groups cannot be reached"
+            )
         if connector is None:
-            raise Unreachable(f"tenant {tenant_id} is not connected to Microsoft Graph (see the README: Connecting a tenant)")
+            raise Unreachable(
+                f"tenant {tenant_id} is not connected to Microsoft Graph (see the README: Connecting a tenant)"
+            )
         if connector.status == "needs_reconsent":
             raise Unreachable(f"the tenant's Microsoft 365 connection needs consent again ({connector.status_reason})")
         if connector.status != "connected":
             raise Unreachable(f"the tenant's Microsoft 365 connection is {connector.status}")
         if delegated and connector.method != "delegated":
-            raise Unreachable("the workflow delivers as the connected user, but the tenant is connected with the bot method")
+            raise Unreachable(
+                "the workflow delivers as the connected user, but the tenant is connected with the bot method"
+            )
         return self.directory
 
     async def _user(self, directory: Directory, tenant_id: str, who: str) -> dict:
@@ -151,14 +195,21 @@ class RecipientResolver:
                 chat = await directory.create_chat(tenant_id, (me["id"], user["id"]))
                 return delivery_conversation(tenant_id, DeliveryTarget(chat_id=chat["id"]), self.clock())
             if not self.teams_app_catalog_id:
-                raise Unreachable("TEAMS_APP_CATALOG_ID is not set, so the app cannot be installed for a person to message them 1:1")
+                raise Unreachable(
+                    "TEAMS_APP_CATALOG_ID is not set, so the app cannot be installed for a person to message them 1:1"
+                )
             chat_id = await directory.install_app_for_user(tenant_id, user["id"], self.teams_app_catalog_id)
         except GraphError as exc:
             raise _unreachable(exc) from exc
         except ReconsentRequired as exc:
             raise Unreachable(f"the tenant's Microsoft 365 connection needs consent again ({exc})") from exc
         record = await self._bot_conversation(tenant_id, chat_id, "personal", user.get("displayName") or who)
-        return ConversationRecord(**{**record.__dict__, "reference": {**record.reference, "user": {"id": user["id"], "aadObjectId": user["id"]}}})
+        return ConversationRecord(
+            **{
+                **record.__dict__,
+                "reference": {**record.reference, "user": {"id": user["id"], "aadObjectId": user["id"]}},
+            }
+        )
 
     async def _group(self, tenant_id: str, recipient: Recipient, delivery: str) -> ConversationRecord:
         directory = await self._connected(tenant_id, delegated=delivery == "delegated")

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
-from typing import Any, Callable
+from datetime import UTC, datetime
+from typing import Any
 
 from shared.domain import workflows as routing
 from shared.domain.alerts import apply_event
@@ -27,7 +28,7 @@ log = logging.getLogger(__name__)
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class WorkflowLimit(Exception):
@@ -43,7 +44,12 @@ class Saved:
 
 
 async def put_workflow(
-    store: StateStore, tenant_id: str, workflow: Workflow, *, updated_by: str = "", commands: ActionPublisher | None = None,
+    store: StateStore,
+    tenant_id: str,
+    workflow: Workflow,
+    *,
+    updated_by: str = "",
+    commands: ActionPublisher | None = None,
     clock: Callable[[], datetime] = _now,
 ) -> Saved:
     """Create or replace a workflow. An unchanged definition changes nothing (no new revision,
@@ -51,11 +57,17 @@ async def put_workflow(
     for _ in range(5):
         current = await store.get_workflow(tenant_id, workflow.id)
         if current is None and len(await store.list_workflows(tenant_id)) >= routing.MAX_WORKFLOWS_PER_TENANT:
-            raise WorkflowLimit(f"tenant {tenant_id} has {routing.MAX_WORKFLOWS_PER_TENANT} workflows, the most allowed; delete one first")
+            raise WorkflowLimit(
+                f"tenant {tenant_id} has {routing.MAX_WORKFLOWS_PER_TENANT} workflows, the most allowed; delete one first"
+            )
         if current is not None and routing.same_definition(current, workflow):
             return Saved(current, created=False, changed=False)
         new = replace(
-            workflow, tenant_id=tenant_id, revision=(current.revision + 1) if current else 1, updated=clock(), updated_by=updated_by[:200],
+            workflow,
+            tenant_id=tenant_id,
+            revision=(current.revision + 1) if current else 1,
+            updated=clock(),
+            updated_by=updated_by[:200],
             etag=current.etag if current else None,
         )
         try:
@@ -65,7 +77,15 @@ async def put_workflow(
         result = Saved(saved, created=current is None, changed=True)
         if saved.enabled and saved.trigger == "new_updated_existing":
             result.existing_queued = await queue_existing(saved, commands)
-        log.info("Workflow %s (%s) of tenant %s %s by %s, revision %d", saved.id, saved.name, tenant_id, "created" if result.created else "changed", updated_by or "-", saved.revision)
+        log.info(
+            "Workflow %s (%s) of tenant %s %s by %s, revision %d",
+            saved.id,
+            saved.name,
+            tenant_id,
+            "created" if result.created else "changed",
+            updated_by or "-",
+            saved.revision,
+        )
         return result
     raise ConcurrencyConflict(f"workflow {workflow.id} kept changing")
 
@@ -73,7 +93,10 @@ async def put_workflow(
 async def queue_existing(workflow: Workflow, commands: ActionPublisher | None) -> bool:
     """Ask the queue trigger to deliver the open alerts this workflow matches."""
     if commands is None:
-        log.warning("No queue to deliver the open alerts of workflow %s: set ServiceBusConnection__fullyQualifiedNamespace (or LOCAL_QUEUE_HOST_URL locally)", workflow.id)
+        log.warning(
+            "No queue to deliver the open alerts of workflow %s: set ServiceBusConnection__fullyQualifiedNamespace (or LOCAL_QUEUE_HOST_URL locally)",
+            workflow.id,
+        )
         return False
     event = existing_command(workflow.tenant_id, workflow.id, workflow.revision)
     message_id = hashlib.sha256(f"{workflow.tenant_id}\n{event['id']}".encode()).hexdigest()[:32]
@@ -93,8 +116,14 @@ async def dry_run(store: StateStore, tenant_id: str, body: Any) -> dict[str, Any
         state = apply_event(current, event, tenant_id, now)
         if state is None:
             assert current is not None
-            results.append({"eventId": event.event_id, "alertId": event.data.id, "change": None,
-                            "detail": f"version {event.data.version} is not newer than {current.version}: only the cards already delivered would be updated"})
+            results.append(
+                {
+                    "eventId": event.event_id,
+                    "alertId": event.data.id,
+                    "change": None,
+                    "detail": f"version {event.data.version} is not newer than {current.version}: only the cards already delivered would be updated",
+                }
+            )
             continue
         change = "new" if current is None else "updated"
         plan = routing.plan(state, change, workflows)
@@ -146,31 +175,60 @@ def parse_subscription(text: str) -> Match:
         elif low.startswith("title~"):
             title = word.partition("~")[2]
         else:
-            raise InvalidWorkflow(word, "is not a filter I know: use severity>=high, severity=critical, source=NAME, kind=issue, label KEY=VALUE or title~WORD")
+            raise InvalidWorkflow(
+                word,
+                "is not a filter I know: use severity>=high, severity=critical, source=NAME, kind=issue, label KEY=VALUE or title~WORD",
+            )
         i += 1
-    return Match(kinds=tuple(kinds), min_severity=min_severity, severities=tuple(severities), sources=tuple(s for s in sources if s), labels=tuple(labels), title_contains=title)
+    return Match(
+        kinds=tuple(kinds),
+        min_severity=min_severity,
+        severities=tuple(severities),
+        sources=tuple(s for s in sources if s),
+        labels=tuple(labels),
+        title_contains=title,
+    )
 
 
 def conversation_recipient(conversation: ConversationRecord) -> Recipient:
     name = conversation.name or conversation.conversation_id
     if conversation.conversation_type == "channel":
-        return Recipient("channel", team_id=conversation.team_id or "", channel_id=conversation.conversation_id, name=name)
+        return Recipient(
+            "channel", team_id=conversation.team_id or "", channel_id=conversation.conversation_id, name=name
+        )
     return Recipient("chat", chat_id=conversation.conversation_id, name=name)
 
 
 def subscription(conversation: ConversationRecord, match: Match, subscriber_id: str, subscriber_name: str) -> Workflow:
     """The workflow ``subscribe`` makes: this conversation gets the matching alerts as they
     are created and change; the subscriber gets them 1:1 when the conversation cannot be reached."""
-    where = "this chat" if conversation.conversation_type == "personal" else (conversation.name or conversation.conversation_type)
-    fallback = (Recipient("person", user=subscriber_id, name=subscriber_name),) if subscriber_id else (conversation_recipient(conversation),)
+    where = (
+        "this chat"
+        if conversation.conversation_type == "personal"
+        else (conversation.name or conversation.conversation_type)
+    )
+    fallback = (
+        (Recipient("person", user=subscriber_id, name=subscriber_name),)
+        if subscriber_id
+        else (conversation_recipient(conversation),)
+    )
     return Workflow(
-        tenant_id=conversation.tenant_id, id=routing.subscription_id(conversation.conversation_id), name=f"Subscription: {where}"[: routing.MAX_NAME_CHARS],
-        recipients=(conversation_recipient(conversation),), fallback_recipients=fallback, match=match, trigger="new_or_updated",
+        tenant_id=conversation.tenant_id,
+        id=routing.subscription_id(conversation.conversation_id),
+        name=f"Subscription: {where}"[: routing.MAX_NAME_CHARS],
+        recipients=(conversation_recipient(conversation),),
+        fallback_recipients=fallback,
+        match=match,
+        trigger="new_or_updated",
     )
 
 
 def describe(workflow: Workflow) -> str:
-    trigger = {"updated": "when they change", "new_or_updated": "when new or changed", "new_updated_existing": "new, changed and already open",
-               "periodic": f"as a digest every {workflow.interval_minutes} min"}[workflow.trigger]
+    trigger = {
+        "updated": "when they change",
+        "new_or_updated": "when new or changed",
+        "new_updated_existing": "new, changed and already open",
+        "periodic": f"as a digest every {workflow.interval_minutes} min",
+    }[workflow.trigger]
     state = "" if workflow.enabled else " (disabled)"
     return f"{workflow.name}{state}: {workflow.match.describe()}, {trigger}"

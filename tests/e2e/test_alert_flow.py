@@ -3,8 +3,8 @@ Teams simulator, with botbuilder's real token validation and connector client.""
 
 from __future__ import annotations
 
-import copy
 import json
+from datetime import UTC
 from pathlib import Path
 
 import pytest
@@ -33,7 +33,11 @@ async def install(sim, kind="channel") -> str:
 
 
 def cards(sim, conversation_id):
-    return [a for a in sim.conversation(conversation_id).activities if a.attachments and a.attachments[0]["contentType"] == "application/vnd.microsoft.card.adaptive"]
+    return [
+        a
+        for a in sim.conversation(conversation_id).activities
+        if a.attachments and a.attachments[0]["contentType"] == "application/vnd.microsoft.card.adaptive"
+    ]
 
 
 def card_status(activity) -> str:
@@ -169,9 +173,9 @@ class TestReminders:
         store = (await bootstrap.container()).store
         [state] = await store.list_open_alerts(TENANT_ID)
         from dataclasses import replace
-        from datetime import datetime, timedelta, timezone
+        from datetime import datetime, timedelta
 
-        await store.save_alert(replace(state, status_changed=datetime.now(timezone.utc) - timedelta(minutes=45)))
+        await store.save_alert(replace(state, status_changed=datetime.now(UTC) - timedelta(minutes=45)))
         await tick()
         await tick()  # a second tick within the interval sends nothing
         [card] = cards(connector, conversation_id)
@@ -184,8 +188,19 @@ class TestConversationsThatAreGone:
     async def test_a_conversation_the_bot_left_is_forgotten_and_the_others_still_get_the_card(self, connector):
         channel_id = await install(connector, "channel")
         personal_id = await install(connector, "personal")
-        connector.add_fault("POST", r"a%3A|a:", status=403, retry_after=None, times=1,
-                            body={"error": {"code": "BotNotInConversationRoster", "message": "The bot is not part of the conversation roster."}})
+        connector.add_fault(
+            "POST",
+            r"a%3A|a:",
+            status=403,
+            retry_after=None,
+            times=1,
+            body={
+                "error": {
+                    "code": "BotNotInConversationRoster",
+                    "message": "The bot is not part of the conversation roster.",
+                }
+            },
+        )
         await deliver(example("alert-created.json"))
         assert len(cards(connector, channel_id)) == 1
         store = (await bootstrap.container()).store
@@ -202,13 +217,22 @@ class TestRejectedEventsRoute:
         monkeypatch.setenv("ADMIN_API_KEY", "an-admin-key-for-tests-only-0123456789")
         await bootstrap.reset()
         await install(connector)
-        await deliver(b'{"specversion": "1.0", "id": "x", "source": "s", "type": "alert.created", "data": {"id": "A-1", "title": "t", "severity": "urgent", "version": 1}}', message_id="bad-severity")
+        await deliver(
+            b'{"specversion": "1.0", "id": "x", "source": "s", "type": "alert.created", "data": {"id": "A-1", "title": "t", "severity": "urgent", "version": 1}}',
+            message_id="bad-severity",
+        )
 
         def get(headers):
-            return func.HttpRequest("GET", "http://localhost:7071/api/events/rejected", headers=headers, params={}, body=b"")
+            return func.HttpRequest(
+                "GET", "http://localhost:7071/api/events/rejected", headers=headers, params={}, body=b""
+            )
 
         refused = await functions()["rejected_events"](get({}))
         assert refused.status_code in (401, 403)
         answer = await functions()["rejected_events"](get({"X-Admin-Key": "an-admin-key-for-tests-only-0123456789"}))
         [rejected] = json.loads(answer.get_body())["rejected"]
-        assert rejected["messageId"] == "bad-severity" and rejected["field"] == "data.severity" and "urgent" in rejected["reason"]
+        assert (
+            rejected["messageId"] == "bad-severity"
+            and rejected["field"] == "data.severity"
+            and "urgent" in rejected["reason"]
+        )

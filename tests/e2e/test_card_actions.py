@@ -28,7 +28,12 @@ async def setup_alert(sim) -> tuple[str, str, dict]:
 
 async def click(sim, verb: str, data: dict, channel_id: str, card_id: str, tenant_id: str = TENANT_ID):
     activity = sim.invoke_adaptive_card_action(
-        verb, {**data, "verb": verb}, "channel", reply_to_id=card_id, bot_app_id=BOT_APP_ID, tenant_id=tenant_id,
+        verb,
+        {**data, "verb": verb},
+        "channel",
+        reply_to_id=card_id,
+        bot_app_id=BOT_APP_ID,
+        tenant_id=tenant_id,
         channel={"id": channel_id, "name": "General"},
     )
     response = await post_activity(activity, sim.auth_header(BOT_APP_ID, activity["serviceUrl"]))
@@ -42,7 +47,9 @@ def status_in(invoke_body: dict) -> str:
 
 class TestVerbs:
     @pytest.mark.parametrize("verb, status", [("acknowledge", "Acknowledged"), ("resolve", "Resolved")])
-    async def test_a_click_changes_the_state_returns_the_card_updates_the_copies_and_publishes_once(self, acting_connector, queue_sink, verb, status):
+    async def test_a_click_changes_the_state_returns_the_card_updates_the_copies_and_publishes_once(
+        self, acting_connector, queue_sink, verb, status
+    ):
         sim = acting_connector
         channel_id, personal_id, alert = await setup_alert(sim)
         body = await click(sim, verb, alert["data"], channel_id, alert["card_id"])
@@ -50,9 +57,14 @@ class TestVerbs:
         [other] = cards(sim, personal_id)
         assert card_status(other) == status and other.updates == 1
         [(queue, message_id, event)] = queue_sink.messages
-        assert queue == "teams-actions" and event["type"] == f"teams.alert.{'acknowledged' if verb == 'acknowledge' else 'resolved'}"
+        assert (
+            queue == "teams-actions"
+            and event["type"] == f"teams.alert.{'acknowledged' if verb == 'acknowledge' else 'resolved'}"
+        )
         assert event["id"] == message_id and event["data"]["actor"]["aadObjectId"]
-        [state] = await (await bootstrap.container()).store.find_alerts(TENANT_ID, example("alert-created.json")["data"]["id"])
+        [state] = await (await bootstrap.container()).store.find_alerts(
+            TENANT_ID, example("alert-created.json")["data"]["id"]
+        )
         assert state.status == status.lower()
 
     async def test_reopen_on_a_resolved_card(self, acting_connector, queue_sink):
@@ -63,7 +75,10 @@ class TestVerbs:
         assert status_in(body) == "Reopened"
         # Who did what stays on the card: the reopen is not shown as a plain "Open".
         lines = [t.split(" \u00b7 ")[0] for t in texts(body["value"]) if " \u00b7 {{DATE(" in t]
-        assert lines[-2:] == ["Resolved by Alex Wilber", "Reopened by Alex Wilber"] and "Reopened by Alex Wilber." in text_of(body["value"], "note")
+        assert lines[-2:] == [
+            "Resolved by Alex Wilber",
+            "Reopened by Alex Wilber",
+        ] and "Reopened by Alex Wilber." in text_of(body["value"], "note")
         assert [e["type"] for _, _, e in queue_sink.messages] == ["teams.alert.resolved", "teams.alert.reopened"]
 
     async def test_a_double_click_publishes_one_event(self, acting_connector, queue_sink):
@@ -77,7 +92,14 @@ class TestVerbs:
     async def test_a_click_from_another_tenant_is_refused(self, acting_connector, queue_sink):
         sim = acting_connector
         channel_id, _, alert = await setup_alert(sim)
-        body = await click(sim, "acknowledge", alert["data"], channel_id, alert["card_id"], tenant_id="0f0f0f0f-0000-4000-8000-0000000000ff")
+        body = await click(
+            sim,
+            "acknowledge",
+            alert["data"],
+            channel_id,
+            alert["card_id"],
+            tenant_id="0f0f0f0f-0000-4000-8000-0000000000ff",
+        )
         assert "another organisation" in json.dumps(body)
         assert queue_sink.messages == []
         [state] = await (await bootstrap.container()).store.list_open_alerts(TENANT_ID)
@@ -105,7 +127,14 @@ class TestCommands:
     async def test_alerts_with_an_at_mention_in_a_channel(self, acting_connector):
         sim = acting_connector
         channel_id, _, alert = await setup_alert(sim)
-        activity = sim.message("alerts", "channel", mention_bot=True, bot_app_id=BOT_APP_ID, tenant_id=TENANT_ID, channel={"id": channel_id, "name": "General"})
+        activity = sim.message(
+            "alerts",
+            "channel",
+            mention_bot=True,
+            bot_app_id=BOT_APP_ID,
+            tenant_id=TENANT_ID,
+            channel={"id": channel_id, "name": "General"},
+        )
         await post_activity(activity, sim.auth_header(BOT_APP_ID, activity["serviceUrl"]))
         listing = sim.conversation(channel_id).activities[-1].attachments[0]["content"]
         assert "ALRT-1042" in json.dumps(listing) and "Open alerts (1)" in json.dumps(listing)
@@ -131,7 +160,14 @@ class TestTrace:
         channel_id, _, alert = await setup_alert(sim)
         caplog.set_level(logging.INFO, logger="shared.services.bot")
         await click(sim, "acknowledge", alert["data"], channel_id, alert["card_id"])
-        activity = sim.message("alerts", "channel", mention_bot=True, bot_app_id=BOT_APP_ID, tenant_id=TENANT_ID, channel={"id": channel_id, "name": "General"})
+        activity = sim.message(
+            "alerts",
+            "channel",
+            mention_bot=True,
+            bot_app_id=BOT_APP_ID,
+            tenant_id=TENANT_ID,
+            channel={"id": channel_id, "name": "General"},
+        )
         await post_activity(activity, sim.auth_header(BOT_APP_ID, activity["serviceUrl"]))
         lines = [r.getMessage() for r in caplog.records if r.name == "shared.services.bot"]
         [button] = [line for line in lines if line.startswith("Button ")]

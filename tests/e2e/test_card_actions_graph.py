@@ -34,7 +34,14 @@ async def connected(request, m365, queue_sink, monkeypatch):  # noqa: F811 - the
     assert (await callback(browser(sim, await start("bot")))).status_code == 200
     sim.team = {"id": "19:ops-team-thread@thread.tacv2", "name": "Operations", "aadGroupId": tenant.ops.id}
     sim.channel = {"id": tenant.oncall.id, "name": "On call"}
-    install = sim.installation_update("channel", bot_app_id=BOT_APP_ID, tenant_id=TENANT_ID, conversation_id=tenant.oncall.id, team=sim.team, channel=sim.channel)
+    install = sim.installation_update(
+        "channel",
+        bot_app_id=BOT_APP_ID,
+        tenant_id=TENANT_ID,
+        conversation_id=tenant.oncall.id,
+        team=sim.team,
+        channel=sim.channel,
+    )
     assert (await post_activity(install, sim.auth_header(BOT_APP_ID, install["serviceUrl"]))).status_code in (200, 201)
     await deliver(example("alert-created.json") | {"tenantid": TENANT_ID})
     [card] = cards(sim, tenant.oncall.id)
@@ -46,8 +53,15 @@ async def connected(request, m365, queue_sink, monkeypatch):  # noqa: F811 - the
 async def click(sim, verb: str, user: dict | None = None) -> dict:
     user = user or {"id": "29:grace", "name": "Grace Hopper", "aadObjectId": sim.m365.admin.id}
     activity = sim.invoke_adaptive_card_action(
-        verb, {**sim.card_data, "verb": verb}, "channel", reply_to_id=sim.card.id, bot_app_id=BOT_APP_ID,
-        tenant_id=TENANT_ID, team=sim.team, channel=sim.channel, user=user,
+        verb,
+        {**sim.card_data, "verb": verb},
+        "channel",
+        reply_to_id=sim.card.id,
+        bot_app_id=BOT_APP_ID,
+        tenant_id=TENANT_ID,
+        team=sim.team,
+        channel=sim.channel,
+        user=user,
     )
     response = await post_activity(activity, sim.auth_header(BOT_APP_ID, activity["serviceUrl"]))
     assert response.status_code == 200, response.get_body()

@@ -59,8 +59,22 @@ async def m365(connector, monkeypatch):
     await bootstrap.reset()
 
 
-def request(method: str, route: str, *, params: dict | None = None, headers: dict | None = None, route_params: dict | None = None) -> func.HttpRequest:
-    return func.HttpRequest(method, f"http://localhost:7071/api/{route}", headers=headers or {}, params=params or {}, route_params=route_params or {}, body=b"")
+def request(
+    method: str,
+    route: str,
+    *,
+    params: dict | None = None,
+    headers: dict | None = None,
+    route_params: dict | None = None,
+) -> func.HttpRequest:
+    return func.HttpRequest(
+        method,
+        f"http://localhost:7071/api/{route}",
+        headers=headers or {},
+        params=params or {},
+        route_params=route_params or {},
+        body=b"",
+    )
 
 
 async def call(name: str, req: func.HttpRequest) -> func.HttpResponse:
@@ -68,7 +82,9 @@ async def call(name: str, req: func.HttpRequest) -> func.HttpResponse:
 
 
 async def start(method: str, **params: str) -> str:
-    response = await call("connect", request("GET", "connect", params={"method": method, **params}, headers={"X-Admin-Key": ADMIN_KEY}))
+    response = await call(
+        "connect", request("GET", "connect", params={"method": method, **params}, headers={"X-Admin-Key": ADMIN_KEY})
+    )
     assert response.status_code == 302, response.get_body()
     return response.headers["Location"]
 
@@ -89,7 +105,12 @@ def browser(sim, url: str) -> dict[str, str]:
 
 async def callback(params: dict[str, str]) -> func.HttpResponse:
     if params.pop("_post", None):
-        req = func.HttpRequest("POST", "http://localhost:7071/api/consent/callback", headers={"Content-Type": "application/x-www-form-urlencoded"}, body=urlencode(params).encode())
+        req = func.HttpRequest(
+            "POST",
+            "http://localhost:7071/api/consent/callback",
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+            body=urlencode(params).encode(),
+        )
         return await call("consent_callback", req)
     return await call("consent_callback", request("GET", "consent/callback", params=params))
 
@@ -141,7 +162,9 @@ class TestState:
 
     async def test_an_expired_state_is_refused_and_nothing_is_stored(self, m365):
         params = browser(m365, await start("bot"))
-        flow_id = json.loads(__import__("shared.security", fromlist=["unb64url"]).unb64url(params["state"].split(".")[0]))["f"]
+        flow_id = json.loads(
+            __import__("shared.security", fromlist=["unb64url"]).unb64url(params["state"].split(".")[0])
+        )["f"]
         params["state"] = StateSigner(STATE_KEY, ttl=-1).sign({"f": flow_id, "m": "bot"})
         response = await callback(params)
         assert response.status_code == 400 and "expired" in response.get_body().decode()
@@ -156,16 +179,24 @@ class TestState:
         assert (await stored_connector()).status == "disconnected"
 
     async def test_connect_needs_the_admin_key(self, m365):
-        response = await call("connect", request("GET", "connect", params={"method": "bot"}, headers={"X-Admin-Key": "wrong"}))
+        response = await call(
+            "connect", request("GET", "connect", params={"method": "bot"}, headers={"X-Admin-Key": "wrong"})
+        )
         assert response.status_code == 403
 
 
 class TestDelegated:
     async def test_the_round_trip_stores_the_token_cache_encrypted(self, m365):
         response = await connect_delegated(m365)
-        assert response.status_code == 200 and "Connected to Contoso Ops" in response.get_body().decode(), response.get_body()
+        assert response.status_code == 200 and "Connected to Contoso Ops" in response.get_body().decode(), (
+            response.get_body()
+        )
         connector = await stored_connector()
-        assert (connector.method, connector.status, connector.connected_by) == ("delegated", "connected", "grace@contoso.test")
+        assert (connector.method, connector.status, connector.connected_by) == (
+            "delegated",
+            "connected",
+            "grace@contoso.test",
+        )
         assert "ChannelMessage.Send" in connector.scopes
         store = (await bootstrap.container()).store
         raw = json.dumps((await (await store._tables.table("connectors")).get("connector", TENANT_ID))[0], default=str)
@@ -178,12 +209,17 @@ class TestDelegated:
         await connect_delegated(m365)
         before = await stored_connector()
         refreshes = [r for r in m365.directory.token_requests if r["grant_type"] == "refresh_token"]
-        response = await call("tenant_teams", request("GET", "tenants/x/teams", headers=tenant_headers(), route_params={"tenant_id": TENANT_ID}))
+        response = await call(
+            "tenant_teams",
+            request("GET", "tenants/x/teams", headers=tenant_headers(), route_params={"tenant_id": TENANT_ID}),
+        )
         assert response.status_code == 200, response.get_body()
         assert [t["displayName"] for t in json.loads(response.get_body())["value"]] == ["Operations"]
         after = await stored_connector()
         assert after.token_cache != before.token_cache and after.etag != before.etag
-        assert len([r for r in m365.directory.token_requests if r["grant_type"] == "refresh_token"]) == len(refreshes) + 1
+        assert (
+            len([r for r in m365.directory.token_requests if r["grant_type"] == "refresh_token"]) == len(refreshes) + 1
+        )
 
 
 MANAGED_IDENTITY_CLIENT_ID = "7e57c11e-0000-4000-8000-0000000000f1"
@@ -199,7 +235,11 @@ async def secretless(m365, monkeypatch):
     sim = m365
     sim.directory.register_app(GRAPH_APP_ID, None)  # no secret: assertions only
     sim.directory.add_managed_identity(MANAGED_IDENTITY_CLIENT_ID, MANAGED_IDENTITY_PRINCIPAL_ID, HOME_TENANT)
-    trust = {"issuer": f"{sim.authority_host}/{HOME_TENANT}/v2.0", "subject": MANAGED_IDENTITY_PRINCIPAL_ID, "audience": "api://AzureADTokenExchange"}
+    trust = {
+        "issuer": f"{sim.authority_host}/{HOME_TENANT}/v2.0",
+        "subject": MANAGED_IDENTITY_PRINCIPAL_ID,
+        "audience": "api://AzureADTokenExchange",
+    }
     monkeypatch.delenv("GRAPH_CLIENT_SECRET")
     for name, value in {
         "GRAPH_CREDENTIAL_TYPE": "federated_managed_identity",
@@ -217,7 +257,9 @@ class TestSecretless:
     async def test_admin_consent_connects_with_the_managed_identity_as_the_apps_credential(self, secretless):
         secretless.directory.add_federated_credential(GRAPH_APP_ID, **secretless.trust)
         response = await callback(browser(secretless, await start("bot")))
-        assert response.status_code == 200 and "Connected to Contoso Ops" in response.get_body().decode(), response.get_body()
+        assert response.status_code == 200 and "Connected to Contoso Ops" in response.get_body().decode(), (
+            response.get_body()
+        )
         assert (await stored_connector()).status == "connected"
         app_tokens = [r for r in secretless.directory.token_requests if r["grant_type"] == "client_credentials"]
         assert app_tokens and {r["client_authentication"] for r in app_tokens} == {"assertion"}
@@ -233,7 +275,11 @@ class TestSecretless:
         secretless.directory.add_federated_credential(GRAPH_APP_ID, **{**secretless.trust, "subject": "someone-else"})
         response = await callback(browser(secretless, await start("bot")))
         page = response.get_body().decode()
-        assert response.status_code == 502 and "AADSTS70021" in page and "no federated credential for this managed identity" in page, page
+        assert (
+            response.status_code == 502
+            and "AADSTS70021" in page
+            and "no federated credential for this managed identity" in page
+        ), page
         assert await stored_connector() is None
 
 
@@ -241,7 +287,10 @@ class TestLifecycle:
     async def test_invalid_grant_moves_to_needs_reconsent_and_records_the_alert_as_undeliverable(self, m365):
         m365.directory.delegated_token_lifetime = 60  # every Graph call needs a refresh
         await connect_delegated(m365, team=m365.m365.ops.id, channel=m365.m365.oncall.id)
-        m365.directory.refresh_error = ("invalid_grant", "AADSTS50173: The provided grant has expired due to it being revoked.")
+        m365.directory.refresh_error = (
+            "invalid_grant",
+            "AADSTS50173: The provided grant has expired due to it being revoked.",
+        )
         before = len([r for r in m365.directory.token_requests if r["grant_type"] == "refresh_token"])
         event = _example("alert-created.json")
         await deliver(event, message_id="needs-consent-1")  # returns normally: completed, not retried
@@ -256,44 +305,73 @@ class TestLifecycle:
 
     async def test_disconnect_stops_the_tenant_and_erases_its_tokens(self, m365):
         await connect_delegated(m365, team=m365.m365.ops.id, channel=m365.m365.oncall.id)
-        response = await call("tenant_disconnect", request("POST", "tenants/x/disconnect", headers=tenant_headers(), route_params={"tenant_id": TENANT_ID}))
+        response = await call(
+            "tenant_disconnect",
+            request("POST", "tenants/x/disconnect", headers=tenant_headers(), route_params={"tenant_id": TENANT_ID}),
+        )
         assert response.status_code == 200 and json.loads(response.get_body())["status"] == "disconnected"
         connector = await stored_connector()
-        assert connector.token_cache == "" and await (await bootstrap.container()).store.list_conversations(TENANT_ID) == []
+        assert (
+            connector.token_cache == ""
+            and await (await bootstrap.container()).store.list_conversations(TENANT_ID) == []
+        )
 
 
 class TestManagementReads:
     async def test_channels_and_users_are_read_for_a_connected_tenant(self, m365):
         await callback(browser(m365, await start("bot")))
-        channels = await call("tenant_channels", request("GET", "c", headers=tenant_headers(), route_params={"tenant_id": TENANT_ID, "team_id": m365.m365.ops.id}))
-        users = await call("tenant_users", request("GET", "u", params={"search": "grace"}, headers=tenant_headers(), route_params={"tenant_id": TENANT_ID}))
+        channels = await call(
+            "tenant_channels",
+            request(
+                "GET", "c", headers=tenant_headers(), route_params={"tenant_id": TENANT_ID, "team_id": m365.m365.ops.id}
+            ),
+        )
+        users = await call(
+            "tenant_users",
+            request(
+                "GET", "u", params={"search": "grace"}, headers=tenant_headers(), route_params={"tenant_id": TENANT_ID}
+            ),
+        )
         assert sorted(c["displayName"] for c in json.loads(channels.get_body())["value"]) == ["General", "On call"]
         assert [u["userPrincipalName"] for u in json.loads(users.get_body())["value"]] == ["grace@contoso.test"]
 
     async def test_tenant_b_credentials_cannot_read_tenant_a(self, m365):
         await callback(browser(m365, await start("bot")))
-        response = await call("tenant_teams", request("GET", "t", headers=tenant_headers(OTHER_TENANT), route_params={"tenant_id": TENANT_ID}))
+        response = await call(
+            "tenant_teams",
+            request("GET", "t", headers=tenant_headers(OTHER_TENANT), route_params={"tenant_id": TENANT_ID}),
+        )
         assert response.status_code == 403 and b"Operations" not in response.get_body()
 
     async def test_the_master_key_is_not_a_tenant_key(self, m365):
         await callback(browser(m365, await start("bot")))
-        response = await call("tenant_teams", request("GET", "t", headers={"X-Admin-Key": ADMIN_KEY}, route_params={"tenant_id": TENANT_ID}))
+        response = await call(
+            "tenant_teams",
+            request("GET", "t", headers={"X-Admin-Key": ADMIN_KEY}, route_params={"tenant_id": TENANT_ID}),
+        )
         assert response.status_code == 403
 
     async def test_a_tenant_that_is_not_connected_is_refused(self, m365):
-        response = await call("tenant_teams", request("GET", "t", headers=tenant_headers(OTHER_TENANT), route_params={"tenant_id": OTHER_TENANT}))
+        response = await call(
+            "tenant_teams",
+            request("GET", "t", headers=tenant_headers(OTHER_TENANT), route_params={"tenant_id": OTHER_TENANT}),
+        )
         assert response.status_code == 404
 
     async def test_a_missing_permission_is_named(self, m365):
         m365.directory.app_roles.discard("Team.ReadBasic.All")
         await callback(browser(m365, await start("bot")))
-        response = await call("tenant_teams", request("GET", "t", headers=tenant_headers(), route_params={"tenant_id": TENANT_ID}))
+        response = await call(
+            "tenant_teams", request("GET", "t", headers=tenant_headers(), route_params={"tenant_id": TENANT_ID})
+        )
         assert response.status_code == 403 and json.loads(response.get_body())["permission"] == "Team.ReadBasic.All"
 
     async def test_a_throttled_read_waits_the_retry_after(self, m365):
         await callback(browser(m365, await start("bot")))
         m365.add_fault("GET", r"/v1\.0/teams$", 429, retry_after=1)
-        response = await call("tenant_teams", request("GET", "t", headers=tenant_headers(), route_params={"tenant_id": TENANT_ID}))
+        response = await call(
+            "tenant_teams", request("GET", "t", headers=tenant_headers(), route_params={"tenant_id": TENANT_ID})
+        )
         assert response.status_code == 200
         assert [r.status for r in m365.requests if r.path == "/v1.0/teams"] == [429, 200]
         gap = [r.time for r in m365.requests if r.path == "/v1.0/teams"]
@@ -321,4 +399,3 @@ def _example(name: str) -> dict:
     from tests.e2e.test_alert_flow import example
 
     return example(name)
-

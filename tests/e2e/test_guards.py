@@ -26,7 +26,9 @@ async def two_tenants_and_an_event_without_tenantid(sim) -> tuple[str, str, dict
 
 
 class TestDefaultTenant:
-    async def test_an_event_without_tenantid_goes_to_the_tenant_named_by_default_tenant_id(self, connector, monkeypatch):
+    async def test_an_event_without_tenantid_goes_to_the_tenant_named_by_default_tenant_id(
+        self, connector, monkeypatch
+    ):
         monkeypatch.setenv("DEFAULT_TENANT_ID", OTHER_TENANT)
         await bootstrap.reset()  # the settings are read again
         sim = connector

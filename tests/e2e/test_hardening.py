@@ -16,7 +16,9 @@ OTHER_TENANT = "0b5d2c1a-0000-4000-8000-0000000000b2"
 
 async def install_in(sim, tenant_id: str, conversation_id: str) -> str:
     """The bot in a 1:1 chat of another tenant (conversation ids are unique across tenants)."""
-    activity = sim.installation_update("personal", bot_app_id=BOT_APP_ID, tenant_id=tenant_id, conversation_id=conversation_id)
+    activity = sim.installation_update(
+        "personal", bot_app_id=BOT_APP_ID, tenant_id=tenant_id, conversation_id=conversation_id
+    )
     response = await post_activity(activity, sim.auth_header(BOT_APP_ID, activity["serviceUrl"]))
     assert response.status_code in (200, 201), response.get_body()
     return activity["conversation"]["id"]
@@ -74,7 +76,9 @@ from tests.e2e.test_consent import (  # noqa: E402 - the consent tests' fixture 
 class TestConsentProvesTheTenant:
     async def test_a_link_for_no_tenant_never_reconnects_a_disconnected_one(self, m365):
         assert (await callback(browser(m365, await start("bot")))).status_code == 200
-        response = await call("tenant_disconnect", request("POST", "t", headers=tenant_headers(), route_params={"tenant_id": TENANT_ID}))
+        response = await call(
+            "tenant_disconnect", request("POST", "t", headers=tenant_headers(), route_params={"tenant_id": TENANT_ID})
+        )
         assert response.status_code == 200
         params = browser(m365, await start("bot"))  # made for no tenant
         params["tenant"] = TENANT_ID  # whoever holds the link names the disconnected tenant
@@ -100,14 +104,19 @@ class TestConsentProvesTheTenant:
         assert response.status_code == 400 and "did not name a tenant id" in response.get_body().decode()
 
     async def test_a_connect_link_for_a_malformed_tenant_is_refused(self, m365):
-        response = await call("connect", request("GET", "connect", params={"method": "bot", "tenant": "x#y"}, headers={"X-Admin-Key": ADMIN_KEY}))
+        response = await call(
+            "connect",
+            request("GET", "connect", params={"method": "bot", "tenant": "x#y"}, headers={"X-Admin-Key": ADMIN_KEY}),
+        )
         assert response.status_code == 400 and "tenant" in json.loads(response.get_body())["error"]
 
 
 class TestTenantRoutes:
     async def test_a_route_tenant_that_is_not_a_tenant_id_is_a_400(self, m365):
         for bad in ("x" * 2000, "abc#def", "../../etc"):
-            response = await call("tenant_teams", request("GET", "t", headers=tenant_headers(), route_params={"tenant_id": bad}))
+            response = await call(
+                "tenant_teams", request("GET", "t", headers=tenant_headers(), route_params={"tenant_id": bad})
+            )
             assert response.status_code == 400 and "tenant" in json.loads(response.get_body())["error"]
 
     async def test_an_unreadable_token_cache_is_a_clear_409_and_the_tenant_needs_consent_again(self, m365):
@@ -116,10 +125,12 @@ class TestTenantRoutes:
         from tests.e2e.test_consent import connect_delegated
 
         await connect_delegated(m365)
-        store = (await bootstrap_store())
+        store = await bootstrap_store()
         connector = await store.get_connector(TENANT_ID)
         await store.save_connector(replace(connector, token_cache="v1." + "A" * 80))  # sealed by no key we hold
-        response = await call("tenant_teams", request("GET", "t", headers=tenant_headers(), route_params={"tenant_id": TENANT_ID}))
+        response = await call(
+            "tenant_teams", request("GET", "t", headers=tenant_headers(), route_params={"tenant_id": TENANT_ID})
+        )
         body = json.loads(response.get_body())
         assert response.status_code == 409 and "TOKEN_ENCRYPTION_KEY" in body["error"]
         assert (await stored_connector()).status == "needs_reconsent"
@@ -138,8 +149,11 @@ class TestBadActivities:
     async def test_an_activity_without_a_conversation_or_sender_is_a_400(self, connector):
         sim = connector
         good = sim.installation_update("channel", bot_app_id=BOT_APP_ID, tenant_id=TENANT_ID)
-        for broken in ({k: v for k, v in good.items() if k != "conversation"}, {k: v for k, v in good.items() if k != "from"},
-                       {**good, "conversation": {**good["conversation"], "tenantId": "x" * 2000}, "channelData": {}}):
+        for broken in (
+            {k: v for k, v in good.items() if k != "conversation"},
+            {k: v for k, v in good.items() if k != "from"},
+            {**good, "conversation": {**good["conversation"], "tenantId": "x" * 2000}, "channelData": {}},
+        ):
             response = await post_activity(broken, sim.auth_header(BOT_APP_ID, good["serviceUrl"]))
             assert response.status_code == 400 and json.loads(response.get_body())["error"], broken.keys()
 
@@ -185,20 +199,31 @@ class TestMeetingInvitation:
     async def test_hostile_id_and_url_do_not_become_markup(self, connected_graph):
         sim = connected_graph
         hostile = example("alert-created.json") | {"tenantid": TENANT_ID, "id": "evt-hostile", "subject": None}
-        hostile["data"] = {**hostile["data"], "id": "A-<img src=x onerror=alert(1)>", "title": "<b>bold</b>",
-                           "url": 'https://alerts.example.com/a?x="><script>alert(1)</script>'}
+        hostile["data"] = {
+            **hostile["data"],
+            "id": "A-<img src=x onerror=alert(1)>",
+            "title": "<b>bold</b>",
+            "url": 'https://alerts.example.com/a?x="><script>alert(1)</script>',
+        }
         await deliver(hostile)
         card = next(c for c in cards(sim, sim.m365.oncall.id) if "onerror" in json.dumps(c.attachments[0]["content"]))
         data = next(a for a in card.attachments[0]["content"]["actions"] if a.get("verb") == "acknowledge")["data"]
         activity = sim.invoke_adaptive_card_action(
-            "create_meeting", {**data, "verb": "create_meeting"}, "channel", reply_to_id=card.id, bot_app_id=BOT_APP_ID,
-            tenant_id=TENANT_ID, team=sim.team, channel=sim.channel, user={"id": "29:grace", "name": "Grace Hopper", "aadObjectId": sim.m365.admin.id},
+            "create_meeting",
+            {**data, "verb": "create_meeting"},
+            "channel",
+            reply_to_id=card.id,
+            bot_app_id=BOT_APP_ID,
+            tenant_id=TENANT_ID,
+            team=sim.team,
+            channel=sim.channel,
+            user={"id": "29:grace", "name": "Grace Hopper", "aadObjectId": sim.m365.admin.id},
         )
         assert (await post_activity(activity, sim.auth_header(BOT_APP_ID, activity["serviceUrl"]))).status_code == 200
         [event] = sim.m365.events[sim.m365.admin.id]
         body = event["body"]["content"]
         assert "<img" not in body and "<script" not in body and "<b>" not in body
-        assert "&lt;img src=x onerror=alert(1)&gt;" in body and '&quot;&gt;&lt;script&gt;' in body
+        assert "&lt;img src=x onerror=alert(1)&gt;" in body and "&quot;&gt;&lt;script&gt;" in body
 
 
 # ---------------------------------------------------------------- who may act
@@ -210,10 +235,17 @@ class TestOneRuleForActing:
         outsider = sim.m365.add_user("Mallory", "mallory@contoso.test")
         mallory = {"id": "29:mallory", "name": "Mallory", "aadObjectId": outsider.id}
         chat = "a:1mallory-bot-chat"
-        install = sim.installation_update("personal", bot_app_id=BOT_APP_ID, tenant_id=TENANT_ID, conversation_id=chat, user=mallory)
-        assert (await post_activity(install, sim.auth_header(BOT_APP_ID, install["serviceUrl"]))).status_code in (200, 201)
+        install = sim.installation_update(
+            "personal", bot_app_id=BOT_APP_ID, tenant_id=TENANT_ID, conversation_id=chat, user=mallory
+        )
+        assert (await post_activity(install, sim.auth_header(BOT_APP_ID, install["serviceUrl"]))).status_code in (
+            200,
+            201,
+        )
         for text in ("ack ALRT-1042", "resolve ALRT-1042"):
-            message = sim.message(text, "personal", tenant_id=TENANT_ID, bot_app_id=BOT_APP_ID, user=mallory, conversation_id=chat)
+            message = sim.message(
+                text, "personal", tenant_id=TENANT_ID, bot_app_id=BOT_APP_ID, user=mallory, conversation_id=chat
+            )
             assert (await post_activity(message, sim.auth_header(BOT_APP_ID, message["serviceUrl"]))).status_code == 200
             assert "where you can see it" in (sim.conversation(chat).activities[-1].text or "")
         assert queue_sink.messages == []
@@ -224,9 +256,16 @@ class TestOneRuleForActing:
         sim = connected_graph
         grace = {"id": "29:grace", "name": "Grace Hopper", "aadObjectId": sim.m365.admin.id}
         chat = "a:1grace-bot-chat"
-        install = sim.installation_update("personal", bot_app_id=BOT_APP_ID, tenant_id=TENANT_ID, conversation_id=chat, user=grace)
-        assert (await post_activity(install, sim.auth_header(BOT_APP_ID, install["serviceUrl"]))).status_code in (200, 201)
-        message = sim.message("ack ALRT-1042", "personal", tenant_id=TENANT_ID, bot_app_id=BOT_APP_ID, user=grace, conversation_id=chat)
+        install = sim.installation_update(
+            "personal", bot_app_id=BOT_APP_ID, tenant_id=TENANT_ID, conversation_id=chat, user=grace
+        )
+        assert (await post_activity(install, sim.auth_header(BOT_APP_ID, install["serviceUrl"]))).status_code in (
+            200,
+            201,
+        )
+        message = sim.message(
+            "ack ALRT-1042", "personal", tenant_id=TENANT_ID, bot_app_id=BOT_APP_ID, user=grace, conversation_id=chat
+        )
         await post_activity(message, sim.auth_header(BOT_APP_ID, message["serviceUrl"]))
         [state] = await (await bootstrap_store()).find_alerts(TENANT_ID, "ALRT-1042")
         assert state.status == "acknowledged"
@@ -242,24 +281,50 @@ class TestLinksAreVerified:
         sim = connected_graph
         grace = {"id": "29:grace", "name": "Grace Hopper", "aadObjectId": sim.m365.admin.id}
         chat = "a:1grace-link-chat"
-        install = sim.installation_update("personal", bot_app_id=BOT_APP_ID, tenant_id=TENANT_ID, conversation_id=chat, user=grace)
+        install = sim.installation_update(
+            "personal", bot_app_id=BOT_APP_ID, tenant_id=TENANT_ID, conversation_id=chat, user=grace
+        )
         await post_activity(install, sim.auth_header(BOT_APP_ID, install["serviceUrl"]))
-        message = sim.message("link ceo@contoso.test", "personal", tenant_id=TENANT_ID, bot_app_id=BOT_APP_ID, user=grace, conversation_id=chat)
+        message = sim.message(
+            "link ceo@contoso.test",
+            "personal",
+            tenant_id=TENANT_ID,
+            bot_app_id=BOT_APP_ID,
+            user=grace,
+            conversation_id=chat,
+        )
         await post_activity(message, sim.auth_header(BOT_APP_ID, message["serviceUrl"]))
         assert "requested, not made" in (sim.conversation(chat).activities[-1].text or "")
         await click(sim, "acknowledge")
         [(_, _, event)] = queue_sink.messages
-        assert event["data"]["actor"]["linkedIdentity"] == "grace@contoso.test"  # her own account, never the claimed one
+        assert (
+            event["data"]["actor"]["linkedIdentity"] == "grace@contoso.test"
+        )  # her own account, never the claimed one
         assert event["data"]["actor"]["linkVerifiedBy"] == "directory"
-        listed = json.loads((await call("tenant_links", request("GET", "t", headers=tenant_headers(), route_params={"tenant_id": TENANT_ID}))).get_body())
-        assert [(link["platformIdentity"], link["verified"]) for link in listed["links"]] == [("ceo@contoso.test", False)]
+        listed = json.loads(
+            (
+                await call(
+                    "tenant_links", request("GET", "t", headers=tenant_headers(), route_params={"tenant_id": TENANT_ID})
+                )
+            ).get_body()
+        )
+        assert [(link["platformIdentity"], link["verified"]) for link in listed["links"]] == [
+            ("ceo@contoso.test", False)
+        ]
         approve = func.HttpRequest(
-            "PUT", "http://localhost:7071/api/t", headers=tenant_headers(), route_params={"tenant_id": TENANT_ID, "aad_object_id": sim.m365.admin.id},
-            body=json.dumps({"platformIdentity": "ceo@contoso.test"}).encode())
+            "PUT",
+            "http://localhost:7071/api/t",
+            headers=tenant_headers(),
+            route_params={"tenant_id": TENANT_ID, "aad_object_id": sim.m365.admin.id},
+            body=json.dumps({"platformIdentity": "ceo@contoso.test"}).encode(),
+        )
         assert (await call("tenant_link", approve)).status_code == 200
         await click(sim, "resolve")
         event = queue_sink.messages[-1][2]
-        assert (event["data"]["actor"]["linkedIdentity"], event["data"]["actor"]["linkVerifiedBy"]) == ("ceo@contoso.test", "admin")
+        assert (event["data"]["actor"]["linkedIdentity"], event["data"]["actor"]["linkVerifiedBy"]) == (
+            "ceo@contoso.test",
+            "admin",
+        )
 
 
 # ---------------------------------------------------------------- field limits and card size
@@ -274,7 +339,11 @@ class TestFieldLimits:
         oversized = {
             "data.labels.big": {**base, "id": "e-1", "data": {**base["data"], "labels": {"big": "v" * 100_000}}},
             "source": {**base, "id": "e-2", "source": "https://alerts.example.com/" + "s" * 100_000},
-            "data.url": {**base, "id": "e-3", "data": {**base["data"], "url": "https://alerts.example.com/" + "u" * 30_000}},
+            "data.url": {
+                **base,
+                "id": "e-3",
+                "data": {**base["data"], "url": "https://alerts.example.com/" + "u" * 30_000},
+            },
             "data.source": {**base, "id": "e-4", "data": {**base["data"], "source": "S" * 100_000}},
             "": {**base, "id": "e-5", "data": {**base["data"], "description": "d" * 1_000_000}},  # the whole message
         }
@@ -291,8 +360,12 @@ class TestFieldLimits:
         sim.max_activity_bytes = card_module.MAX_MESSAGE_BYTES  # Teams' limit, enforced by the simulator (413 above it)
         channel = await install(sim, "channel")
         event = example("alert-created.json")
-        event["data"] = {**event["data"], "title": "磁盘空间不足 🔥" * 60, "description": "数据库服务器的磁盘空间即将耗尽 🚨。" * 800,
-                         "labels": {f"标签{i}": "值" * 200 for i in range(20)}}
+        event["data"] = {
+            **event["data"],
+            "title": "磁盘空间不足 🔥" * 60,
+            "description": "数据库服务器的磁盘空间即将耗尽 🚨。" * 800,
+            "labels": {f"标签{i}": "值" * 200 for i in range(20)},
+        }
         await deliver(event)
         [card] = cards(sim, channel)
         sent = json.dumps(card.attachments[0]["content"], separators=(",", ":"))  # as the client sends it: \\u escapes
@@ -303,7 +376,11 @@ class TestFieldLimits:
 
 
 async def stored_channels(tenant_id: str = TENANT_ID) -> dict[str, str]:
-    return {c.conversation_id: c.name for c in await (await bootstrap_store()).list_conversations(tenant_id) if c.conversation_type == "channel"}
+    return {
+        c.conversation_id: c.name
+        for c in await (await bootstrap_store()).list_conversations(tenant_id)
+        if c.conversation_type == "channel"
+    }
 
 
 async def send(sim, activity: dict) -> None:
@@ -316,8 +393,15 @@ class TestConversationRecordsStayTrue:
         sim = connector
         channel = await install(sim, "channel")
         before = await stored_channels()
-        message = sim.message("help", "channel", tenant_id=TENANT_ID, bot_app_id=BOT_APP_ID, mention_bot=True, conversation_id=channel,
-                              user={"id": "29:mallory", "name": "Mallory Sender", "aadObjectId": "00000000-0000-4000-8000-0000000000ab"})
+        message = sim.message(
+            "help",
+            "channel",
+            tenant_id=TENANT_ID,
+            bot_app_id=BOT_APP_ID,
+            mention_bot=True,
+            conversation_id=channel,
+            user={"id": "29:mallory", "name": "Mallory Sender", "aadObjectId": "00000000-0000-4000-8000-0000000000ab"},
+        )
         message["channelData"].pop("channel", None)
         message["channelData"]["team"] = {"id": message["channelData"]["team"]["id"]}  # ids only, no names
         await send(sim, message)
@@ -327,16 +411,37 @@ class TestConversationRecordsStayTrue:
         sim = connector
         channel = await install(sim, "channel")
         before = await stored_channels()
-        created = sim.conversation_update("channel", event_type="channelCreated", tenant_id=TENANT_ID, bot_app_id=BOT_APP_ID,
-                                          conversation_id=channel, channel={"id": "19:new-incidents@thread.tacv2", "name": "Incidents"}, members_added=[])
+        created = sim.conversation_update(
+            "channel",
+            event_type="channelCreated",
+            tenant_id=TENANT_ID,
+            bot_app_id=BOT_APP_ID,
+            conversation_id=channel,
+            channel={"id": "19:new-incidents@thread.tacv2", "name": "Incidents"},
+            members_added=[],
+        )
         await send(sim, created)
         assert await stored_channels() == before  # General is not stored under the new channel's name or id
-        renamed = sim.conversation_update("channel", event_type="channelRenamed", tenant_id=TENANT_ID, bot_app_id=BOT_APP_ID,
-                                          conversation_id=channel, channel={"id": channel, "name": "On call (renamed)"}, members_added=[])
+        renamed = sim.conversation_update(
+            "channel",
+            event_type="channelRenamed",
+            tenant_id=TENANT_ID,
+            bot_app_id=BOT_APP_ID,
+            conversation_id=channel,
+            channel={"id": channel, "name": "On call (renamed)"},
+            members_added=[],
+        )
         await send(sim, renamed)
         assert (await stored_channels())[channel] == "On call (renamed)"
-        deleted = sim.conversation_update("channel", event_type="channelDeleted", tenant_id=TENANT_ID, bot_app_id=BOT_APP_ID,
-                                          conversation_id=channel, channel={"id": channel, "name": "On call (renamed)"}, members_added=[])
+        deleted = sim.conversation_update(
+            "channel",
+            event_type="channelDeleted",
+            tenant_id=TENANT_ID,
+            bot_app_id=BOT_APP_ID,
+            conversation_id=channel,
+            channel={"id": channel, "name": "On call (renamed)"},
+            members_added=[],
+        )
         await send(sim, deleted)
         assert channel not in await stored_channels()
 
@@ -345,7 +450,9 @@ class TestConversationRecordsStayTrue:
             sim = connector
             channel = await install(sim, "channel")
             assert channel in await stored_channels()
-            gone = sim.conversation_update("channel", event_type=event, tenant_id=TENANT_ID, bot_app_id=BOT_APP_ID, members_added=[])
+            gone = sim.conversation_update(
+                "channel", event_type=event, tenant_id=TENANT_ID, bot_app_id=BOT_APP_ID, members_added=[]
+            )
             await send(sim, gone)
             assert await stored_channels() == {}, event
         await deliver(example("alert-created.json") | {"id": "after-archive"})

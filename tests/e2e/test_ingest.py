@@ -28,12 +28,27 @@ async def ingesting(connector, queue_sink, monkeypatch):
     yield connector
 
 
-def post(fmt: str, body: bytes | dict, *, key: str | None = None, tenant: str = TENANT_ID, source: str = SOURCE, header: bool = True) -> func.HttpRequest:
+def post(
+    fmt: str,
+    body: bytes | dict,
+    *,
+    key: str | None = None,
+    tenant: str = TENANT_ID,
+    source: str = SOURCE,
+    header: bool = True,
+) -> func.HttpRequest:
     raw = body if isinstance(body, bytes) else json.dumps(body).encode()
     key = ingest_key(ADMIN_KEY, tenant, source) if key is None else key
     params = {"tenant": tenant, "source": source} | ({} if header else {"key": key})
     headers = {"Content-Type": "application/json"} | ({"X-Ingest-Key": key} if header else {})
-    return func.HttpRequest("POST", f"http://localhost:7071/api/events/{fmt}", headers=headers, params=params, route_params={"format": fmt}, body=raw)
+    return func.HttpRequest(
+        "POST",
+        f"http://localhost:7071/api/events/{fmt}",
+        headers=headers,
+        params=params,
+        route_params={"format": fmt},
+        body=raw,
+    )
 
 
 async def call(req: func.HttpRequest) -> tuple[int, dict]:
@@ -65,13 +80,16 @@ def grafana_payload() -> dict:
 
 
 class TestIngest:
-    @pytest.mark.parametrize("fmt, payload, header", [
-        ("cloudevents", lambda: example("alert-created.json"), True),
-        ("alertmanager", alertmanager_payload, False),  # Alertmanager sends the key in the URL
-        ("grafana", grafana_payload, True),
-        ("azure-monitor", azure_monitor_payload, True),
-        ("pagerduty", pagerduty_payload, True),
-    ])
+    @pytest.mark.parametrize(
+        "fmt, payload, header",
+        [
+            ("cloudevents", lambda: example("alert-created.json"), True),
+            ("alertmanager", alertmanager_payload, False),  # Alertmanager sends the key in the URL
+            ("grafana", grafana_payload, True),
+            ("azure-monitor", azure_monitor_payload, True),
+            ("pagerduty", pagerduty_payload, True),
+        ],
+    )
     async def test_a_webhook_becomes_cards(self, ingesting, queue_sink, fmt, payload, header):
         sim = ingesting
         channel = await install(sim, "channel")
@@ -99,9 +117,17 @@ class TestIngest:
         assert [m for m in queue_sink.messages if m[0] == "alert-events"] == []
 
     async def test_the_tenant_admin_gets_the_source_key_and_urls(self, ingesting):
-        req = func.HttpRequest("GET", "http://localhost:7071/api/tenants/x/sources/prod-alertmanager",
-                               headers={"X-Admin-Key": tenant_admin_key(ADMIN_KEY, TENANT_ID)}, route_params={"tenant_id": TENANT_ID, "source": SOURCE}, body=b"")
+        req = func.HttpRequest(
+            "GET",
+            "http://localhost:7071/api/tenants/x/sources/prod-alertmanager",
+            headers={"X-Admin-Key": tenant_admin_key(ADMIN_KEY, TENANT_ID)},
+            route_params={"tenant_id": TENANT_ID, "source": SOURCE},
+            body=b"",
+        )
         response = await functions()["ingest_source"](req)
         body = json.loads(response.get_body())
         assert response.status_code == 200 and body["key"] == ingest_key(ADMIN_KEY, TENANT_ID, SOURCE)
-        assert set(body["urls"]) == {"cloudevents", "alertmanager", "grafana", "azure-monitor", "pagerduty"} and f"tenant={TENANT_ID}" in body["urls"]["alertmanager"]
+        assert (
+            set(body["urls"]) == {"cloudevents", "alertmanager", "grafana", "azure-monitor", "pagerduty"}
+            and f"tenant={TENANT_ID}" in body["urls"]["alertmanager"]
+        )

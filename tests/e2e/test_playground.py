@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from shared import bootstrap
-from tests.support.playground import Playground, StreamEvent
 from tests.support.cards import status_of, text_of, texts, walk
+from tests.support.playground import Playground, StreamEvent
 from tools.localhost import COMPLETED, LocalHost
 
 pytestmark = [pytest.mark.e2e, pytest.mark.azurite, pytest.mark.playground]
@@ -56,8 +56,14 @@ async def local_run(azurite, table_prefix, monkeypatch):
     for name, value in env.items():
         monkeypatch.setenv(name, value)  # the app reads its settings from the environment
     await bootstrap.reset()
-    host = LocalHost(fresh_app(), port=0, env=env, host_json=ROOT / "host.json", app_directory=ROOT,
-                     duplicate_detection=(env["ALERT_EVENTS_QUEUE"], env["DELIVERY_QUEUE"], env["TEAMS_ACTIONS_QUEUE"]))
+    host = LocalHost(
+        fresh_app(),
+        port=0,
+        env=env,
+        host_json=ROOT / "host.json",
+        app_directory=ROOT,
+        duplicate_detection=(env["ALERT_EVENTS_QUEUE"], env["DELIVERY_QUEUE"], env["TEAMS_ACTIONS_QUEUE"]),
+    )
     await host.start()
     # The app's own queues (deliveries, actions) are this host's, on the port it got.
     monkeypatch.setenv("LOCAL_QUEUE_HOST_URL", host.url)
@@ -98,7 +104,15 @@ async def install(playground: Playground, conversation_id: str | None = None) ->
     connector has stored the conversation."""
     chat = conversation_id or playground.personal_chat_id
     await playground.install(chat)
-    await playground.wait_for("welcome message", lambda e: e.action == "createMessage" and e.conversation_id == chat and "Thanks for adding" in (e.message.get("text") or ""), WAIT_SECONDS)
+    await playground.wait_for(
+        "welcome message",
+        lambda e: (
+            e.action == "createMessage"
+            and e.conversation_id == chat
+            and "Thanks for adding" in (e.message.get("text") or "")
+        ),
+        WAIT_SECONDS,
+    )
     return chat
 
 
@@ -117,7 +131,11 @@ class TestWithAgentsPlayground:
         await playground.send_message(chat, "help")
         answer = await playground.wait_for(
             "help card",
-            lambda e: e.action == "createMessage" and e.conversation_id == chat and any("help" in json.dumps(c) for c in e.cards),
+            lambda e: (
+                e.action == "createMessage"
+                and e.conversation_id == chat
+                and any("help" in json.dumps(c) for c in e.cards)
+            ),
             WAIT_SECONDS,
         )
         assert answer.message["from"]["id"] == playground.config["bot"]["id"]
@@ -127,11 +145,15 @@ class TestWithAgentsPlayground:
         chat = await install(playground)
 
         await publish(host, queue, "alert-created.json")
-        posted = await playground.wait_for("alert card", lambda e: e.action == "createMessage" and alert_card(e), WAIT_SECONDS)
+        posted = await playground.wait_for(
+            "alert card", lambda e: e.action == "createMessage" and alert_card(e), WAIT_SECONDS
+        )
         assert posted.conversation_id == chat and status(posted) == "Open", playground.describe()
 
         await publish(host, queue, "alert-resolved.json")
-        updated = await playground.wait_for("update of the alert card", lambda e: e.action == "updateMessage" and alert_card(e), WAIT_SECONDS)
+        updated = await playground.wait_for(
+            "update of the alert card", lambda e: e.action == "updateMessage" and alert_card(e), WAIT_SECONDS
+        )
         assert updated.message_id == posted.message_id, playground.describe()
         assert status(updated) == "Resolved", playground.describe()
         created_cards = [e for e in playground.events if e.action == "createMessage" and alert_card(e)]
@@ -145,14 +167,22 @@ class TestWithAgentsPlayground:
         # A group chat may be subscribed by a connector admin: the local settings make the
         # Playground's user one.
         await playground.send_message(group, "subscribe severity>=high", mention_bot=True)
-        await playground.wait_for("subscription reply", lambda e: e.conversation_id == group and (e.message.get("text") or "").startswith("Subscribed"), WAIT_SECONDS)
+        await playground.wait_for(
+            "subscription reply",
+            lambda e: e.conversation_id == group and (e.message.get("text") or "").startswith("Subscribed"),
+            WAIT_SECONDS,
+        )
 
         await publish(host, queue, "alert-created.json")  # severity high
-        posted = await playground.wait_for("alert card", lambda e: e.action == "createMessage" and alert_card(e), WAIT_SECONDS)
+        posted = await playground.wait_for(
+            "alert card", lambda e: e.action == "createMessage" and alert_card(e), WAIT_SECONDS
+        )
         assert posted.conversation_id == group, playground.describe()
         assert "via workflow" in json.dumps(posted.cards), playground.describe()
         await host.wait_idle(timeout=WAIT_SECONDS)
-        assert [e for e in playground.events if alert_card(e) and e.conversation_id == personal] == [], playground.describe()
+        assert [e for e in playground.events if alert_card(e) and e.conversation_id == personal] == [], (
+            playground.describe()
+        )
 
     async def test_the_publisher_tells_what_became_of_each_event(self, local_run, tmp_path):
         """make publish: posted and where, updated, rejected with the reason (exit code 1), and
@@ -167,17 +197,29 @@ class TestWithAgentsPlayground:
 
         async def run(*files: Path) -> tuple[int, str]:
             out = io.StringIO()
-            code = await asyncio.to_thread(publisher.main, [*map(str, files), "--queue", queue, "--host", host.url, "--wait", str(WAIT_SECONDS)], out)
+            code = await asyncio.to_thread(
+                publisher.main,
+                [*map(str, files), "--queue", queue, "--host", host.url, "--wait", str(WAIT_SECONDS)],
+                out,
+            )
             return code, out.getvalue()
 
         code, said = await run(EXAMPLES / "alert-created.json")
-        assert code == 0 and "for alert ALRT-1042: processed, 1 delivery job(s) queued" in said and "card of ALRT-1042 posted in" in said, said
+        assert (
+            code == 0
+            and "for alert ALRT-1042: processed, 1 delivery job(s) queued" in said
+            and "card of ALRT-1042 posted in" in said
+        ), said
         code, said = await run(EXAMPLES / "alert-resolved.json")
         assert code == 0 and "card of ALRT-1042 updated in" in said and "(resolved)" in said, said
         code, said = await run(EXAMPLES / "issue-created.json")  # names the Playground's tenant
         assert code == 0 and "posted in" in said, said
         bad = tmp_path / "bad.json"
-        bad.write_text(json.dumps({"specversion": "1.0", "id": "e-bad", "source": "x", "type": "alert.created", "data": {"id": "A-1"}}))
+        bad.write_text(
+            json.dumps(
+                {"specversion": "1.0", "id": "e-bad", "source": "x", "type": "alert.created", "data": {"id": "A-1"}}
+            )
+        )
         code, said = await run(bad)
         assert code == 1 and "REJECTED" in said and "title" in said, said
 
@@ -186,7 +228,9 @@ class TestWithAgentsPlayground:
 
         async with aiohttp.ClientSession() as http, http.get(f"{host.url}/_localhost/console") as answer:
             page = await answer.text()
-        assert answer.status == 200 and "card of ALRT-1042 posted in" in page and "rejected: data.title" in page, page[:3000]
+        assert answer.status == 200 and "card of ALRT-1042 posted in" in page and "rejected: data.title" in page, page[
+            :3000
+        ]
         assert "&quot;specversion&quot;" in page and '"specversion"' not in page  # bodies shown, escaped
 
 
@@ -204,17 +248,34 @@ async def local_run_with_m365(azurite, table_prefix, monkeypatch):
     secret, admin_key = new_key(), new_key()
     simulator.directory.register_app(LOCAL_GRAPH_APP_ID, secret)
     env = {
-        **local_settings(), "STATE_TABLES_CONNECTION": azurite.connection_string, "STATE_TABLE_PREFIX": table_prefix,
-        "BOT_APP_ID": "", "BOT_APP_PASSWORD": "", "BOT_OPENID_METADATA_URL": "", "BOT_TOKEN_URL": "", "DEFAULT_TENANT_ID": "",
-        "GRAPH_APP_ID": LOCAL_GRAPH_APP_ID, "GRAPH_CLIENT_SECRET": secret, "GRAPH_BASE_URL": simulator.graph_url,
-        "AUTHORITY_HOST": simulator.authority_host, "LOCAL_CA_CERT_FILE": simulator.ca_file, "ADMIN_API_KEY": admin_key,
-        "TOKEN_ENCRYPTION_KEY": new_key(), "STATE_SIGNING_KEY": new_key(),
+        **local_settings(),
+        "STATE_TABLES_CONNECTION": azurite.connection_string,
+        "STATE_TABLE_PREFIX": table_prefix,
+        "BOT_APP_ID": "",
+        "BOT_APP_PASSWORD": "",
+        "BOT_OPENID_METADATA_URL": "",
+        "BOT_TOKEN_URL": "",
+        "DEFAULT_TENANT_ID": "",
+        "GRAPH_APP_ID": LOCAL_GRAPH_APP_ID,
+        "GRAPH_CLIENT_SECRET": secret,
+        "GRAPH_BASE_URL": simulator.graph_url,
+        "AUTHORITY_HOST": simulator.authority_host,
+        "LOCAL_CA_CERT_FILE": simulator.ca_file,
+        "ADMIN_API_KEY": admin_key,
+        "TOKEN_ENCRYPTION_KEY": new_key(),
+        "STATE_SIGNING_KEY": new_key(),
     }
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     await bootstrap.reset()
-    host = LocalHost(fresh_app(), port=0, env=env, host_json=ROOT / "host.json", app_directory=ROOT,
-                     duplicate_detection=(env["ALERT_EVENTS_QUEUE"], env["DELIVERY_QUEUE"], env["TEAMS_ACTIONS_QUEUE"]))
+    host = LocalHost(
+        fresh_app(),
+        port=0,
+        env=env,
+        host_json=ROOT / "host.json",
+        app_directory=ROOT,
+        duplicate_detection=(env["ALERT_EVENTS_QUEUE"], env["DELIVERY_QUEUE"], env["TEAMS_ACTIONS_QUEUE"]),
+    )
     await host.start()
     monkeypatch.setenv("LOCAL_QUEUE_HOST_URL", host.url)
     monkeypatch.setenv("PUBLIC_BASE_URL", host.url)
@@ -239,7 +300,11 @@ class TestButtonsThatNeedMicrosoft365:
         general = team["channels"][0]["id"]
         await install(playground, general)
         await publish(host, queue, "alert-created.json")
-        posted = await playground.wait_for("alert card", lambda e: e.action == "createMessage" and alert_card(e) and e.conversation_id == general, WAIT_SECONDS)
+        posted = await playground.wait_for(
+            "alert card",
+            lambda e: e.action == "createMessage" and alert_card(e) and e.conversation_id == general,
+            WAIT_SECONDS,
+        )
         # The card's id in the conversation, as the Playground's page knows it (the stream's
         # messageId is the Playground's timestamp): the activity id the connector recorded.
         store = (await bootstrap.container()).store
@@ -249,7 +314,9 @@ class TestButtonsThatNeedMicrosoft365:
 
         answer = await playground.press(f"{general};messageid={card_id}", card_id, buttons["create_channel"])
         card = answer["value"]
-        assert any(a.get("title") == "Open channel" for a in card["actions"]), [t for t in texts(card) if "\u26a0" in t or "\u2705" in t or "hannel" in t]
+        assert any(a.get("title") == "Open channel" for a in card["actions"]), [
+            t for t in texts(card) if "\u26a0" in t or "\u2705" in t or "hannel" in t
+        ]
         [made] = [c for c in tenant.teams[team["aadGroupId"]].channels.values() if "ALRT-1042" in c.display_name]
         assert "created" in text_of(card, "note")
 
@@ -274,12 +341,27 @@ class TestDeepHealth:
                 body = await answer.json()
             assert answer.status == 200 and body["status"] == "ok", body
             names = {c["name"] for c in body["checks"]}
-            assert {"Table Storage", "bot token", "queue alert-events", "queue teams-deliveries", f"tenant {playground.tenant_id} (bot)"} <= names
+            assert {
+                "Table Storage",
+                "bot token",
+                "queue alert-events",
+                "queue teams-deliveries",
+                f"tenant {playground.tenant_id} (bot)",
+            } <= names
 
             # A dead letter and a revoked consent: 503, each named.
             from tools.localhost.queues import QueuedMessage
 
-            stuck = QueuedMessage("teams-deliveries", "stuck", b"{}", None, {}, 10**6, state="deadlettered", dead_letter_reason="MaxDeliveryCountExceeded")
+            stuck = QueuedMessage(
+                "teams-deliveries",
+                "stuck",
+                b"{}",
+                None,
+                {},
+                10**6,
+                state="deadlettered",
+                dead_letter_reason="MaxDeliveryCountExceeded",
+            )
             host.queue("teams-deliveries")._dead_letter.append(stuck)
             tenant.app_grants.clear()  # consent revoked: the tokens issued before stop working too
             host.m365.directory.access_tokens.clear()
@@ -292,7 +374,9 @@ class TestDeepHealth:
 
 
 class TestSmokeTest:
-    async def test_a_test_alert_is_posted_then_resolved_in_place_and_a_tenant_without_the_bot_fails(self, local_run_with_m365):
+    async def test_a_test_alert_is_posted_then_resolved_in_place_and_a_tenant_without_the_bot_fails(
+        self, local_run_with_m365
+    ):
         import asyncio
         import io
 
@@ -303,7 +387,9 @@ class TestSmokeTest:
 
         async def run(tenant: str, wait: str) -> tuple[int, str]:
             out = io.StringIO()
-            code = await asyncio.to_thread(smoke_test.main, ["--host", host.url, "--tenant", tenant, "--wait", wait], out)
+            code = await asyncio.to_thread(
+                smoke_test.main, ["--host", host.url, "--tenant", tenant, "--wait", wait], out
+            )
             return code, out.getvalue()
 
         code, said = await run(playground.tenant_id, str(WAIT_SECONDS))

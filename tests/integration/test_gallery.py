@@ -34,11 +34,15 @@ def test_every_card_has_a_screenshot_in_the_light_theme(rendered):
 
 def test_the_measurements_see_cut_off_text_runs_past_the_edge_and_low_contrast():
     """The renderer's measurements themselves: a card made to fail each one."""
-    bad = {"type": "AdaptiveCard", "version": "1.5", "body": [
-        {"type": "TextBlock", "text": "x" * 400, "wrap": False},
-        {"type": "TextBlock", "text": "yellow on white", "color": "Warning"},
-        {"type": "Image", "url": "https://example.invalid/x.png", "size": "Unheard"},
-    ]}
+    bad = {
+        "type": "AdaptiveCard",
+        "version": "1.5",
+        "body": [
+            {"type": "TextBlock", "text": "x" * 400, "wrap": False},
+            {"type": "TextBlock", "text": "yellow on white", "color": "Warning"},
+            {"type": "Image", "url": "https://example.invalid/x.png", "size": "Unheard"},
+        ],
+    }
     [result] = [r for r in gallery.render([("bad", bad)], None) if r["theme"] == "light"]
     assert result["clipped"] and result["contrast"]["failures"] and result["warnings"]
 
@@ -47,6 +51,8 @@ def test_docs_cards_show_todays_cards():
     """docs/cards/README.md names the hash of each card it shows: run `make gallery` after a card changes."""
     index = (gallery.DOCS / "README.md").read_text(encoding="utf-8")
     shown = dict(re.findall(r"^## (\S+)\n\n<!-- card (\w+) -->", index, re.MULTILINE))
-    assert shown == {name: gallery.card_hash(card) for name, card in CARDS}, "docs/cards is out of date: run make gallery"
+    assert shown == {name: gallery.card_hash(card) for name, card in CARDS}, (
+        "docs/cards is out of date: run make gallery"
+    )
     for name, _ in CARDS:
         assert (gallery.DOCS / f"{name}.light.png").exists(), name

@@ -50,7 +50,13 @@ class RecordingSleep:
 
 @pytest.fixture
 async def graph(sim):
-    config = GraphConfig(base_url=sim.graph_url, authority_host=sim.authority_host, app_id=APP_ID, client_secret=APP_SECRET, ca_file=sim.ca_file)
+    config = GraphConfig(
+        base_url=sim.graph_url,
+        authority_host=sim.authority_host,
+        app_id=APP_ID,
+        client_secret=APP_SECRET,
+        ca_file=sim.ca_file,
+    )
     directory = GraphDirectory(config, backoff=0.01)
     yield directory
     await directory.close()
@@ -77,7 +83,9 @@ class TestReads:
 
 class TestWrites:
     async def test_a_private_channel_is_created_with_its_owners(self, graph, tenant):
-        channel = await graph.create_channel(TENANT, tenant.ops.id, "inc-42 disk full", "Incident 42", private=True, owner_ids=(tenant.ada.id,))
+        channel = await graph.create_channel(
+            TENANT, tenant.ops.id, "inc-42 disk full", "Incident 42", private=True, owner_ids=(tenant.ada.id,)
+        )
         assert await graph.channel_member_ids(TENANT, tenant.ops.id, channel["id"]) == {tenant.ada.id}
         await graph.add_channel_member(TENANT, tenant.ops.id, channel["id"], tenant.bob.id)
         assert await graph.channel_member_ids(TENANT, tenant.ops.id, channel["id"]) == {tenant.ada.id, tenant.bob.id}
@@ -88,7 +96,9 @@ class TestWrites:
         assert first["id"] == second["id"] and first["chatType"] == "oneOnOne"
 
     async def test_a_meeting_has_a_teams_join_url(self, graph, tenant):
-        meeting = await graph.create_meeting(TENANT, tenant.ada.id, "Incident 42", ("bob@contoso.test",), "2030-01-01T10:00:00", "2030-01-01T10:30:00")
+        meeting = await graph.create_meeting(
+            TENANT, tenant.ada.id, "Incident 42", ("bob@contoso.test",), "2030-01-01T10:00:00", "2030-01-01T10:30:00"
+        )
         assert meeting["joinUrl"].startswith("https://teams.microsoft.com/l/meetup-join/")
 
     async def test_installing_the_app_twice_gives_the_same_chat(self, graph, tenant):
@@ -150,7 +160,13 @@ class TestThrottling:
 
     async def test_429_without_retry_after_backs_off_exponentially(self, sim, tenant):
         sleep = RecordingSleep()
-        config = GraphConfig(base_url=sim.graph_url, authority_host=sim.authority_host, app_id=APP_ID, client_secret=APP_SECRET, ca_file=sim.ca_file)
+        config = GraphConfig(
+            base_url=sim.graph_url,
+            authority_host=sim.authority_host,
+            app_id=APP_ID,
+            client_secret=APP_SECRET,
+            ca_file=sim.ca_file,
+        )
         directory = GraphDirectory(config, sleep=sleep, backoff=0.5)
         sim.add_fault("GET", r"/v1\.0/teams$", 429, retry_after=None, times=2)
         try:
@@ -161,7 +177,13 @@ class TestThrottling:
 
     async def test_retries_are_bounded(self, sim, tenant):
         sleep = RecordingSleep()
-        config = GraphConfig(base_url=sim.graph_url, authority_host=sim.authority_host, app_id=APP_ID, client_secret=APP_SECRET, ca_file=sim.ca_file)
+        config = GraphConfig(
+            base_url=sim.graph_url,
+            authority_host=sim.authority_host,
+            app_id=APP_ID,
+            client_secret=APP_SECRET,
+            ca_file=sim.ca_file,
+        )
         directory = GraphDirectory(config, sleep=sleep)
         sim.add_fault("GET", r"/v1\.0/teams$", 503, retry_after=2, times=10)
         try:
@@ -173,7 +195,13 @@ class TestThrottling:
 
     async def test_a_retry_after_beyond_the_bound_is_not_waited_out(self, sim, tenant):
         sleep = RecordingSleep()
-        config = GraphConfig(base_url=sim.graph_url, authority_host=sim.authority_host, app_id=APP_ID, client_secret=APP_SECRET, ca_file=sim.ca_file)
+        config = GraphConfig(
+            base_url=sim.graph_url,
+            authority_host=sim.authority_host,
+            app_id=APP_ID,
+            client_secret=APP_SECRET,
+            ca_file=sim.ca_file,
+        )
         directory = GraphDirectory(config, sleep=sleep)
         sim.add_fault("GET", r"/v1\.0/teams$", 429, retry_after=3600)
         try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -14,8 +14,7 @@ from shared.domain.model import ActionRecord, AlertState, Delivery, RejectedEven
 from shared.ports import ConcurrencyConflict
 from tests.support.fakes import Clock, conversation
 
-NOW = datetime(2026, 11, 1, 12, 0, tzinfo=timezone.utc)
-
+NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -36,9 +35,20 @@ async def store(request, table_prefix, clock):
 
 def alert(tenant="aaaaaaaa-0000-4000-8000-00000000000a", key="k1", **changes) -> AlertState:
     base = AlertState(
-        tenant_id=tenant, key=key, alert_id="ALRT-1", source="grafana", event_source="https://alerts.example.com",
-        title="High CPU", status="open", severity="high", labels={"host": "web-03", "team": "sre"},
-        responders=("oncall@contoso.com",), version=1_700_000_000_123_456, created=NOW, updated=NOW, status_changed=NOW,
+        tenant_id=tenant,
+        key=key,
+        alert_id="ALRT-1",
+        source="grafana",
+        event_source="https://alerts.example.com",
+        title="High CPU",
+        status="open",
+        severity="high",
+        labels={"host": "web-03", "team": "sre"},
+        responders=("oncall@contoso.com",),
+        version=1_700_000_000_123_456,
+        created=NOW,
+        updated=NOW,
+        status_changed=NOW,
     )
     return replace(base, **changes)
 
@@ -60,13 +70,17 @@ class TestConversations:
     async def test_conversations_are_listed_per_tenant(self, store):
         await store.save_conversation(conversation("aaaaaaaa-0000-4000-8000-00000000000a", "a1"))
         await store.save_conversation(conversation("bbbbbbbb-0000-4000-8000-00000000000b", "b1"))
-        assert [c.conversation_id for c in await store.list_conversations("bbbbbbbb-0000-4000-8000-00000000000b")] == ["b1"]
+        assert [c.conversation_id for c in await store.list_conversations("bbbbbbbb-0000-4000-8000-00000000000b")] == [
+            "b1"
+        ]
         assert len(await store.list_conversations()) == 2
 
     async def test_a_removed_conversation_is_gone(self, store):
         await store.save_conversation(conversation())
         await store.remove_conversation("aaaaaaaa-0000-4000-8000-00000000000a", conversation().conversation_id)
-        assert await store.get_conversation("aaaaaaaa-0000-4000-8000-00000000000a", conversation().conversation_id) is None
+        assert (
+            await store.get_conversation("aaaaaaaa-0000-4000-8000-00000000000a", conversation().conversation_id) is None
+        )
 
 
 class TestAlerts:
@@ -131,7 +145,10 @@ class TestAlerts:
         await store.save_alert(alert(key="k2", alert_id="alrt-7", source="other", status="resolved"))
         await store.save_alert(alert(key="k3", alert_id="ALRT-8"))
         await store.save_alert(alert(tenant="bbbbbbbb-0000-4000-8000-00000000000b", key="k4", alert_id="ALRT-7"))
-        assert {a.key for a in await store.find_alerts("aaaaaaaa-0000-4000-8000-00000000000a", "alrt-7")} == {"k1", "k2"}
+        assert {a.key for a in await store.find_alerts("aaaaaaaa-0000-4000-8000-00000000000a", "alrt-7")} == {
+            "k1",
+            "k2",
+        }
         assert await store.find_alerts("aaaaaaaa-0000-4000-8000-00000000000a", "ALRT-9") == []
 
     async def test_the_other_tenants_alert_is_invisible(self, store):
@@ -147,11 +164,28 @@ class TestDeliveries:
             await store.save_delivery(claim)
 
     async def test_a_posted_delivery_records_its_activity_and_version(self, store):
-        claim = await store.save_delivery(Delivery("aaaaaaaa-0000-4000-8000-00000000000a", "k1", "19:c@thread", claimed_at=NOW))
-        await store.save_delivery(replace(claim, activity_id="1700000000001", rendered_version=3, status="posted", last_reminder=NOW + timedelta(minutes=1)))
+        claim = await store.save_delivery(
+            Delivery("aaaaaaaa-0000-4000-8000-00000000000a", "k1", "19:c@thread", claimed_at=NOW)
+        )
+        await store.save_delivery(
+            replace(
+                claim,
+                activity_id="1700000000001",
+                rendered_version=3,
+                status="posted",
+                last_reminder=NOW + timedelta(minutes=1),
+            )
+        )
         got = await store.get_delivery("aaaaaaaa-0000-4000-8000-00000000000a", "k1", "19:c@thread")
-        assert (got.activity_id, got.rendered_version, got.status, got.last_reminder) == ("1700000000001", 3, "posted", NOW + timedelta(minutes=1))
-        assert [d.conversation_id for d in await store.list_deliveries("aaaaaaaa-0000-4000-8000-00000000000a", "k1")] == ["19:c@thread"]
+        assert (got.activity_id, got.rendered_version, got.status, got.last_reminder) == (
+            "1700000000001",
+            3,
+            "posted",
+            NOW + timedelta(minutes=1),
+        )
+        assert [
+            d.conversation_id for d in await store.list_deliveries("aaaaaaaa-0000-4000-8000-00000000000a", "k1")
+        ] == ["19:c@thread"]
 
 
 class TestEventsAndRejections:
@@ -170,7 +204,11 @@ class TestEventsAndRejections:
 
     async def test_rejected_events_are_kept_newest_first_with_their_reason(self, store):
         for minute, message_id in ((1, "m-old"), (2, "m-new")):
-            await store.record_rejected(RejectedEvent(message_id, "type: is required", "type", None, '{"id": "x"}', NOW + timedelta(minutes=minute)))
+            await store.record_rejected(
+                RejectedEvent(
+                    message_id, "type: is required", "type", None, '{"id": "x"}', NOW + timedelta(minutes=minute)
+                )
+            )
         rejected = await store.list_rejected()
         assert [r.message_id for r in rejected] == ["m-new", "m-old"]
         assert rejected[0].reason == "type: is required" and rejected[0].field == "type"
@@ -179,16 +217,27 @@ class TestEventsAndRejections:
 def workflow(wid="w1", tenant="aaaaaaaa-0000-4000-8000-00000000000a", **fields):
     from shared.domain.workflows import parse_workflow
 
-    body = {"name": wid, "trigger": "new_or_updated", "recipients": [{"kind": "channel", "teamId": "t", "channelId": "19:c@thread.tacv2"}],
-            "fallbackRecipients": [{"kind": "person", "user": "a@contoso.com"}], **fields}
+    body = {
+        "name": wid,
+        "trigger": "new_or_updated",
+        "recipients": [{"kind": "channel", "teamId": "t", "channelId": "19:c@thread.tacv2"}],
+        "fallbackRecipients": [{"kind": "person", "user": "a@contoso.com"}],
+        **fields,
+    }
     return parse_workflow(body, tenant, wid)
 
 
 class TestWorkflows:
     async def test_a_workflow_round_trips_with_its_revision(self, store):
-        saved = await store.save_workflow(replace(workflow(comment="hi", match={"minSeverity": "high"}), revision=3, updated=NOW, updated_by="grace"))
+        saved = await store.save_workflow(
+            replace(workflow(comment="hi", match={"minSeverity": "high"}), revision=3, updated=NOW, updated_by="grace")
+        )
         again = await store.get_workflow("aaaaaaaa-0000-4000-8000-00000000000a", "w1")
-        assert again.to_json() == saved.to_json() and (again.revision, again.updated, again.updated_by) == (3, NOW, "grace")
+        assert again.to_json() == saved.to_json() and (again.revision, again.updated, again.updated_by) == (
+            3,
+            NOW,
+            "grace",
+        )
 
     async def test_a_stale_workflow_write_is_refused(self, store):
         first = await store.save_workflow(workflow())
@@ -207,30 +256,78 @@ class TestWorkflows:
 
 class TestRecipientsAndUndeliverable:
     async def test_a_resolved_recipient_and_a_failure_with_its_expiry(self, store):
-        await store.save_recipient("aaaaaaaa-0000-4000-8000-00000000000a", "person:a@contoso.com", "19:chat@unq.gbl.spaces")
-        await store.save_recipient("aaaaaaaa-0000-4000-8000-00000000000a", "person:ghost@contoso.com", None, "not found", NOW)
-        assert (await store.get_recipient("aaaaaaaa-0000-4000-8000-00000000000a", "person:a@contoso.com"))["conversationId"] == "19:chat@unq.gbl.spaces"
-        assert await store.get_recipient("aaaaaaaa-0000-4000-8000-00000000000a", "person:ghost@contoso.com") == {"conversationId": None, "failure": "not found", "until": NOW}
+        await store.save_recipient(
+            "aaaaaaaa-0000-4000-8000-00000000000a", "person:a@contoso.com", "19:chat@unq.gbl.spaces"
+        )
+        await store.save_recipient(
+            "aaaaaaaa-0000-4000-8000-00000000000a", "person:ghost@contoso.com", None, "not found", NOW
+        )
+        assert (await store.get_recipient("aaaaaaaa-0000-4000-8000-00000000000a", "person:a@contoso.com"))[
+            "conversationId"
+        ] == "19:chat@unq.gbl.spaces"
+        assert await store.get_recipient("aaaaaaaa-0000-4000-8000-00000000000a", "person:ghost@contoso.com") == {
+            "conversationId": None,
+            "failure": "not found",
+            "until": NOW,
+        }
         assert await store.get_recipient("bbbbbbbb-0000-4000-8000-00000000000b", "person:a@contoso.com") is None
 
     async def test_a_recipient_claim_holds_until_it_expires(self, store):
         hold = timedelta(minutes=2)
         assert await store.claim_recipient("aaaaaaaa-0000-4000-8000-00000000000a", "group:x", NOW, hold)
-        assert not await store.claim_recipient("aaaaaaaa-0000-4000-8000-00000000000a", "group:x", NOW + timedelta(minutes=1), hold)
-        assert await store.claim_recipient("aaaaaaaa-0000-4000-8000-00000000000a", "group:x", NOW + timedelta(minutes=3), hold)
+        assert not await store.claim_recipient(
+            "aaaaaaaa-0000-4000-8000-00000000000a", "group:x", NOW + timedelta(minutes=1), hold
+        )
+        assert await store.claim_recipient(
+            "aaaaaaaa-0000-4000-8000-00000000000a", "group:x", NOW + timedelta(minutes=3), hold
+        )
 
     async def test_undeliverable_alerts_are_listed_newest_first_per_tenant(self, store):
         from shared.domain.model import Undeliverable
 
-        await store.record_undeliverable(Undeliverable("aaaaaaaa-0000-4000-8000-00000000000a", "k1", "ALRT-1", "ghost", "not found", "no fallback", NOW))
-        await store.record_undeliverable(Undeliverable("aaaaaaaa-0000-4000-8000-00000000000a", "k2", "ALRT-2", "ghost", "not found", "no fallback", NOW + timedelta(minutes=1)))
-        await store.record_undeliverable(Undeliverable("bbbbbbbb-0000-4000-8000-00000000000b", "k3", "ALRT-3", "ghost", "not found", "no fallback", NOW))
-        assert [u.alert_id for u in await store.list_undeliverable("aaaaaaaa-0000-4000-8000-00000000000a")] == ["ALRT-2", "ALRT-1"]
+        await store.record_undeliverable(
+            Undeliverable(
+                "aaaaaaaa-0000-4000-8000-00000000000a", "k1", "ALRT-1", "ghost", "not found", "no fallback", NOW
+            )
+        )
+        await store.record_undeliverable(
+            Undeliverable(
+                "aaaaaaaa-0000-4000-8000-00000000000a",
+                "k2",
+                "ALRT-2",
+                "ghost",
+                "not found",
+                "no fallback",
+                NOW + timedelta(minutes=1),
+            )
+        )
+        await store.record_undeliverable(
+            Undeliverable(
+                "bbbbbbbb-0000-4000-8000-00000000000b", "k3", "ALRT-3", "ghost", "not found", "no fallback", NOW
+            )
+        )
+        assert [u.alert_id for u in await store.list_undeliverable("aaaaaaaa-0000-4000-8000-00000000000a")] == [
+            "ALRT-2",
+            "ALRT-1",
+        ]
 
     async def test_a_delivery_keeps_who_it_is_for_and_why(self, store):
-        saved = await store.save_delivery(Delivery("aaaaaaaa-0000-4000-8000-00000000000a", "k1", "c1", recipient="Ops", reason="workflow Prod", context={"comments": ["hi"], "workflows": ["Prod"]}))
+        saved = await store.save_delivery(
+            Delivery(
+                "aaaaaaaa-0000-4000-8000-00000000000a",
+                "k1",
+                "c1",
+                recipient="Ops",
+                reason="workflow Prod",
+                context={"comments": ["hi"], "workflows": ["Prod"]},
+            )
+        )
         again = await store.get_delivery("aaaaaaaa-0000-4000-8000-00000000000a", "k1", "c1")
-        assert (again.recipient, again.reason, again.context) == ("Ops", "workflow Prod", {"comments": ["hi"], "workflows": ["Prod"]})
+        assert (again.recipient, again.reason, again.context) == (
+            "Ops",
+            "workflow Prod",
+            {"comments": ["hi"], "workflows": ["Prod"]},
+        )
         await store.delete_delivery("aaaaaaaa-0000-4000-8000-00000000000a", "k1", "c1")
         assert await store.get_delivery("aaaaaaaa-0000-4000-8000-00000000000a", "k1", "c1") is None and saved.etag
 
@@ -239,10 +336,26 @@ class TestSummaryMembers:
     async def test_members_are_written_in_batches_and_read_back_per_conversation(self, store):
         members = [{"alertKey": f"k{i:04d}", "severity": "high", "status": "open", "revision": 1} for i in range(250)]
         await store.save_summary_members("aaaaaaaa-0000-4000-8000-00000000000a", "19:c@thread.tacv2", members)
-        await store.save_summary_members("aaaaaaaa-0000-4000-8000-00000000000a", "19:c@thread.tacv2", [{**members[7], "status": "resolved", "revision": 3, "seq": 12}])
-        assert await store.get_summary_member("aaaaaaaa-0000-4000-8000-00000000000a", "19:c@thread.tacv2", "k0007") == {"alertKey": "k0007", "severity": "high", "status": "resolved", "revision": 3, "seq": 12}
-        assert await store.get_summary_member("aaaaaaaa-0000-4000-8000-00000000000a", "19:c@thread.tacv2", "k0249") is not None
-        assert await store.get_summary_member("aaaaaaaa-0000-4000-8000-00000000000a", "19:other@thread.tacv2", "k0007") is None
+        await store.save_summary_members(
+            "aaaaaaaa-0000-4000-8000-00000000000a",
+            "19:c@thread.tacv2",
+            [{**members[7], "status": "resolved", "revision": 3, "seq": 12}],
+        )
+        assert await store.get_summary_member("aaaaaaaa-0000-4000-8000-00000000000a", "19:c@thread.tacv2", "k0007") == {
+            "alertKey": "k0007",
+            "severity": "high",
+            "status": "resolved",
+            "revision": 3,
+            "seq": 12,
+        }
+        assert (
+            await store.get_summary_member("aaaaaaaa-0000-4000-8000-00000000000a", "19:c@thread.tacv2", "k0249")
+            is not None
+        )
+        assert (
+            await store.get_summary_member("aaaaaaaa-0000-4000-8000-00000000000a", "19:other@thread.tacv2", "k0007")
+            is None
+        )
 
 
 class TestRetention:
@@ -251,7 +364,9 @@ class TestRetention:
     async def _alert_with_cards(self, store, key, **changes):
         saved = await store.save_alert(alert(key=key, alert_id=f"ALRT-{key}", **changes))
         for conversation_id in ("19:a@thread.tacv2", "19:b@thread.tacv2"):
-            await store.save_delivery(Delivery("aaaaaaaa-0000-4000-8000-00000000000a", key, conversation_id, activity_id="1", status="posted"))
+            await store.save_delivery(
+                Delivery("aaaaaaaa-0000-4000-8000-00000000000a", key, conversation_id, activity_id="1", status="posted")
+            )
         return saved
 
     async def test_a_resolved_alert_goes_after_its_retention_with_its_cards_and_id(self, store, clock):
@@ -259,7 +374,9 @@ class TestRetention:
         await store.save_alert(replace(first, status="resolved", status_changed=NOW))
         clock.now = NOW + timedelta(days=29)
         report = await store.remove_due()
-        assert report.removed == {} and await store.get_alert("aaaaaaaa-0000-4000-8000-00000000000a", "gone") is not None
+        assert (
+            report.removed == {} and await store.get_alert("aaaaaaaa-0000-4000-8000-00000000000a", "gone") is not None
+        )
         clock.now = NOW + timedelta(days=30, hours=2)
         report = await store.remove_due()
         assert report.removed == {"alert": 1}, report.summary()
@@ -274,23 +391,39 @@ class TestRetention:
         resolved = await store.save_alert(replace(first, status="resolved", status_changed=NOW))
         await store.save_alert(replace(resolved, status="open", status_changed=NOW + timedelta(days=1)))
         await self._alert_with_cards(store, "open")
-        await store.save_summary_members("aaaaaaaa-0000-4000-8000-00000000000a", "19:a@thread.tacv2", [{"alertKey": k, "severity": "high", "status": "open", "revision": 1} for k in ("again", "open")])
+        await store.save_summary_members(
+            "aaaaaaaa-0000-4000-8000-00000000000a",
+            "19:a@thread.tacv2",
+            [{"alertKey": k, "severity": "high", "status": "open", "revision": 1} for k in ("again", "open")],
+        )
         clock.now = NOW + timedelta(days=400)
         report = await store.remove_due()
         assert report.removed == {}, report.summary()
         for key in ("again", "open"):
             assert (await store.get_alert("aaaaaaaa-0000-4000-8000-00000000000a", key)).status == "open"
             assert len(await store.list_deliveries("aaaaaaaa-0000-4000-8000-00000000000a", key)) == 2
-            assert await store.get_summary_member("aaaaaaaa-0000-4000-8000-00000000000a", "19:a@thread.tacv2", key) is not None
-            assert [a.key for a in await store.find_alerts("aaaaaaaa-0000-4000-8000-00000000000a", f"ALRT-{key}")] == [key]
+            assert (
+                await store.get_summary_member("aaaaaaaa-0000-4000-8000-00000000000a", "19:a@thread.tacv2", key)
+                is not None
+            )
+            assert [a.key for a in await store.find_alerts("aaaaaaaa-0000-4000-8000-00000000000a", f"ALRT-{key}")] == [
+                key
+            ]
         assert {a.key for a in await store.list_open_alerts(prune_before=clock.now)} == {"again", "open"}
 
     async def test_a_summary_count_goes_with_its_alert(self, store, clock):
         first = await store.save_alert(alert(key="k1"))
-        await store.save_summary_members("aaaaaaaa-0000-4000-8000-00000000000a", "19:a@thread.tacv2", [{"alertKey": "k1", "severity": "high", "status": "open", "revision": 1}])
+        await store.save_summary_members(
+            "aaaaaaaa-0000-4000-8000-00000000000a",
+            "19:a@thread.tacv2",
+            [{"alertKey": "k1", "severity": "high", "status": "open", "revision": 1}],
+        )
         clock.now = NOW + timedelta(days=31)
         await store.remove_due()
-        assert await store.get_summary_member("aaaaaaaa-0000-4000-8000-00000000000a", "19:a@thread.tacv2", "k1") is not None  # still open
+        assert (
+            await store.get_summary_member("aaaaaaaa-0000-4000-8000-00000000000a", "19:a@thread.tacv2", "k1")
+            is not None
+        )  # still open
         await store.save_alert(replace(first, status="resolved", status_changed=clock.now))
         clock.now += timedelta(days=61)
         report = await store.remove_due()
@@ -302,25 +435,42 @@ class TestRetention:
         for i, key in enumerate(keys):
             open_now = i % 50 == 0
             await store.save_alert(alert(key=key, status="open" if open_now else "resolved", status_changed=NOW))
-        await store.save_summary_members("aaaaaaaa-0000-4000-8000-00000000000a", "19:a@thread.tacv2", [{"alertKey": k, "severity": "high", "status": "open", "revision": 1} for k in keys])
+        await store.save_summary_members(
+            "aaaaaaaa-0000-4000-8000-00000000000a",
+            "19:a@thread.tacv2",
+            [{"alertKey": k, "severity": "high", "status": "open", "revision": 1} for k in keys],
+        )
         for hours in (31 * 24, 31 * 24 + 1, 31 * 24 + 2, 31 * 24 + 3):
             clock.now = NOW + timedelta(hours=hours)
             await store.remove_due()
-        left = [k for k in keys if await store.get_summary_member("aaaaaaaa-0000-4000-8000-00000000000a", "19:a@thread.tacv2", k) is not None]
+        left = [
+            k
+            for k in keys
+            if await store.get_summary_member("aaaaaaaa-0000-4000-8000-00000000000a", "19:a@thread.tacv2", k)
+            is not None
+        ]
         assert left == [k for i, k in enumerate(keys) if i % 50 == 0]
 
     async def test_an_alert_channel_record_goes_with_its_alert(self, store, clock):
-        first = await store.save_alert(alert(key="k1", channel={"status": "created", "id": "19:alert-k1@thread.tacv2", "name": "HIGH ALRT-1"}))
+        first = await store.save_alert(
+            alert(key="k1", channel={"status": "created", "id": "19:alert-k1@thread.tacv2", "name": "HIGH ALRT-1"})
+        )
         await store.save_conversation(replace(conversation(conversation_id="19:alert-k1@thread.tacv2"), alert_key="k1"))
         await store.save_conversation(conversation())
         await store.save_alert(replace(first, status="resolved", status_changed=NOW))
         clock.now = NOW + timedelta(days=31)
         await store.remove_due()
-        assert [c.conversation_id for c in await store.list_conversations("aaaaaaaa-0000-4000-8000-00000000000a")] == ["19:general@thread.tacv2"]
+        assert [c.conversation_id for c in await store.list_conversations("aaaaaaaa-0000-4000-8000-00000000000a")] == [
+            "19:general@thread.tacv2"
+        ]
 
     async def test_a_pending_action_is_never_removed_and_a_published_one_is(self, store, clock):
-        pending = await store.save_action(ActionRecord("aaaaaaaa-0000-4000-8000-00000000000a", "a-pending", {"id": "a-pending"}, created=NOW))
-        published = await store.save_action(ActionRecord("aaaaaaaa-0000-4000-8000-00000000000a", "a-published", {"id": "a-published"}, created=NOW))
+        pending = await store.save_action(
+            ActionRecord("aaaaaaaa-0000-4000-8000-00000000000a", "a-pending", {"id": "a-pending"}, created=NOW)
+        )
+        published = await store.save_action(
+            ActionRecord("aaaaaaaa-0000-4000-8000-00000000000a", "a-published", {"id": "a-published"}, created=NOW)
+        )
         await store.save_action(replace(published, status="published"))
         assert [a.action_id for a in await store.list_pending_actions()] == ["a-pending"]
         clock.now = NOW + timedelta(days=45)
@@ -335,8 +485,14 @@ class TestRetention:
     async def test_operator_records_processed_keys_digests_and_flows_expire(self, store, clock):
         await store.mark_processed("cd" * 32, "evt-1")
         await store.record_rejected(RejectedEvent("m-1", "bad", "type", None, "{}", NOW))
-        await store.record_undeliverable(Undeliverable("aaaaaaaa-0000-4000-8000-00000000000a", "k1", "ALRT-1", "person:x", "not found", "no fallback", NOW))
-        await store.claim_digest(Delivery("aaaaaaaa-0000-4000-8000-00000000000a", "digest:w1:42", "19:a@thread.tacv2", claimed_at=NOW))
+        await store.record_undeliverable(
+            Undeliverable(
+                "aaaaaaaa-0000-4000-8000-00000000000a", "k1", "ALRT-1", "person:x", "not found", "no fallback", NOW
+            )
+        )
+        await store.claim_digest(
+            Delivery("aaaaaaaa-0000-4000-8000-00000000000a", "digest:w1:42", "19:a@thread.tacv2", claimed_at=NOW)
+        )
         await store.save_pending_flow(PendingFlow("flow-1", "bot", None, "", created=NOW))
         clock.now = NOW + timedelta(days=7)
         assert await store.was_processed("cd" * 32) and await store.list_rejected()
@@ -346,8 +502,14 @@ class TestRetention:
         report = await store.remove_due()
         assert report.removed == {"event": 1, "rejected": 1, "undeliverable": 1, "delivery": 1}, report.summary()
         assert not await store.was_processed("cd" * 32)
-        assert await store.list_rejected() == [] and await store.list_undeliverable("aaaaaaaa-0000-4000-8000-00000000000a") == []
-        assert await store.get_delivery("aaaaaaaa-0000-4000-8000-00000000000a", "digest:w1:42", "19:a@thread.tacv2") is None
+        assert (
+            await store.list_rejected() == []
+            and await store.list_undeliverable("aaaaaaaa-0000-4000-8000-00000000000a") == []
+        )
+        assert (
+            await store.get_delivery("aaaaaaaa-0000-4000-8000-00000000000a", "digest:w1:42", "19:a@thread.tacv2")
+            is None
+        )
         assert await store.take_pending_flow("flow-1") is None
 
     async def test_a_large_day_of_rejected_events_is_removed_page_by_page(self, store, clock):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import azure.functions as func
@@ -24,9 +24,9 @@ class TestClock:
     only when a test (or a scheduled job, or a short wait in the app) moves it."""
 
     def __init__(self) -> None:
-        from datetime import datetime, timezone
+        from datetime import datetime
 
-        self.now = datetime.now(timezone.utc)
+        self.now = datetime.now(UTC)
 
     def __call__(self):
         return self.now
@@ -57,7 +57,9 @@ async def post_activity(activity: dict, authorization: str | None) -> func.HttpR
     headers = {"Content-Type": "application/json"}
     if authorization:
         headers["Authorization"] = authorization
-    request = func.HttpRequest("POST", "http://localhost:7071/api/messages", headers=headers, body=json.dumps(activity).encode())
+    request = func.HttpRequest(
+        "POST", "http://localhost:7071/api/messages", headers=headers, body=json.dumps(activity).encode()
+    )
     response = await functions()["bot_messages"](request)
     await run_deliveries()
     return response
@@ -76,7 +78,11 @@ async def run_deliveries() -> list[dict]:
             return ran
         pending, SINK.jobs[:] = list(SINK.jobs), []
         now = CLOCK.now if CLOCK is not None else None
-        ready = [j for j in pending if not j["scheduled"] or (now is not None and datetime.fromisoformat(j["scheduled"]) <= now)]
+        ready = [
+            j
+            for j in pending
+            if not j["scheduled"] or (now is not None and datetime.fromisoformat(j["scheduled"]) <= now)
+        ]
         if not ready:  # only scheduled jobs are left: time passes until the first is due
             first = min(datetime.fromisoformat(j["scheduled"]) for j in pending)
             if CLOCK is not None and first > CLOCK.now:
@@ -93,11 +99,17 @@ async def run_deliveries() -> list[dict]:
     raise AssertionError(f"delivery jobs kept coming after {MAX_DRAIN_ROUNDS} rounds: {SINK.jobs[:3]}")
 
 
-def queue_message(body: bytes | str | dict, message_id: str | None = None, delivery_count: int = 1) -> ServiceBusMessage:
+def queue_message(
+    body: bytes | str | dict, message_id: str | None = None, delivery_count: int = 1
+) -> ServiceBusMessage:
     raw = json.dumps(body).encode() if isinstance(body, dict) else (body.encode() if isinstance(body, str) else body)
     return ServiceBusMessage(
-        body=raw, message_id=message_id or str(uuid.uuid4()), delivery_count=delivery_count,
-        application_properties={}, user_properties={}, content_type="application/json",
+        body=raw,
+        message_id=message_id or str(uuid.uuid4()),
+        delivery_count=delivery_count,
+        application_properties={},
+        user_properties={},
+        content_type="application/json",
     )
 
 

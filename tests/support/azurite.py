@@ -28,9 +28,19 @@ class Azurite:
             raise RuntimeError(f"{AZURITE_TABLE} is missing: run 'npm ci' (the README's test command does it)")
         self.port = free_port()
         self._process = subprocess.Popen(
-            [str(AZURITE_TABLE), "--tableHost", "127.0.0.1", "--tablePort", str(self.port), "--inMemoryPersistence",
-             "--skipApiVersionCheck", "--disableTelemetry", "--silent"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            [
+                str(AZURITE_TABLE),
+                "--tableHost",
+                "127.0.0.1",
+                "--tablePort",
+                str(self.port),
+                "--inMemoryPersistence",
+                "--skipApiVersionCheck",
+                "--disableTelemetry",
+                "--silent",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
         )
         self._wait_ready()
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import itertools
-from datetime import datetime, timezone
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 
 from shared.domain.model import ConversationRecord
 from shared.ports import DeliveryError, TransientError
@@ -21,7 +21,7 @@ class SentMessage:
 
 
 # The time every unit test starts at.
-T0 = datetime(2026, 11, 1, 12, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 
 
 class Clock:
@@ -68,7 +68,9 @@ class RecordingMessenger:
         self.calls.append(("reply", conversation.conversation_id))
         self._maybe_fail()
         reply_id = f"act-{next(self._ids)}"
-        self.messages[reply_id] = SentMessage(reply_id, conversation.conversation_id, None, text=text, reply_to=activity_id)
+        self.messages[reply_id] = SentMessage(
+            reply_id, conversation.conversation_id, None, text=text, reply_to=activity_id
+        )
         return reply_id
 
     def cards_in(self, conversation_id: str) -> list[SentMessage]:
@@ -78,13 +80,20 @@ class RecordingMessenger:
         return [m for m in self.messages.values() if m.reply_to == activity_id]
 
 
-def conversation(tenant_id: str = "aaaaaaaa-0000-4000-8000-00000000000a", conversation_id: str = "19:general@thread.tacv2", kind: str = "channel") -> ConversationRecord:
+def conversation(
+    tenant_id: str = "aaaaaaaa-0000-4000-8000-00000000000a",
+    conversation_id: str = "19:general@thread.tacv2",
+    kind: str = "channel",
+) -> ConversationRecord:
     return ConversationRecord(
         tenant_id=tenant_id,
         conversation_id=conversation_id,
         conversation_type=kind,
         service_url="https://smba.example.invalid/teams/",
-        reference={"conversation": {"id": conversation_id, "conversationType": kind, "tenantId": tenant_id}, "channelId": "msteams"},
+        reference={
+            "conversation": {"id": conversation_id, "conversationType": kind, "tenantId": tenant_id},
+            "channelId": "msteams",
+        },
         name="General",
     )
 
@@ -114,7 +123,14 @@ class FakeDirectory:
     async def get_user(self, tenant_id: str, id_or_upn: str) -> dict | None:
         self.graph_calls.append("get_user")
         self._maybe_fail("get_user")
-        return next((u for u in self.users.values() if id_or_upn.lower() in (u["id"].lower(), u.get("userPrincipalName", "").lower())), None)
+        return next(
+            (
+                u
+                for u in self.users.values()
+                if id_or_upn.lower() in (u["id"].lower(), u.get("userPrincipalName", "").lower())
+            ),
+            None,
+        )
 
     async def find_user_by_email(self, tenant_id: str, email: str) -> dict | None:
         return next((u for u in self.users.values() if (u.get("mail") or "").lower() == email.lower()), None)
@@ -129,18 +145,33 @@ class FakeDirectory:
         self._maybe_fail("channel_member_ids")
         return set(self.members.get((team_id, channel_id), set()))
 
-    async def create_channel(self, tenant_id: str, team_id: str, name: str, description: str, *, private: bool = False, owner_ids: tuple[str, ...] = ()) -> dict:
+    async def create_channel(
+        self,
+        tenant_id: str,
+        team_id: str,
+        name: str,
+        description: str,
+        *,
+        private: bool = False,
+        owner_ids: tuple[str, ...] = (),
+    ) -> dict:
         from shared.ports import GraphError
 
         self._maybe_fail("create_channel")
         existing = self.channels.setdefault(team_id, [])
         if any(c["displayName"].lower() == name.lower() for c in existing):
             raise GraphError(f"Channel name already existed: {name}", status=409, code="NameAlreadyExists")
-        channel = {"id": f"19:alertchannel{next(self._ids)}@thread.tacv2", "displayName": name, "webUrl": f"https://teams.example/channel/{len(existing) + 1}"}
+        channel = {
+            "id": f"19:alertchannel{next(self._ids)}@thread.tacv2",
+            "displayName": name,
+            "webUrl": f"https://teams.example/channel/{len(existing) + 1}",
+        }
         existing.append(channel)
         return channel
 
-    async def add_channel_member(self, tenant_id: str, team_id: str, channel_id: str, user_id: str, *, owner: bool = False) -> None:
+    async def add_channel_member(
+        self, tenant_id: str, team_id: str, channel_id: str, user_id: str, *, owner: bool = False
+    ) -> None:
         self.members.setdefault((team_id, channel_id), set()).add(user_id)
 
     async def create_chat(self, tenant_id: str, member_ids: tuple[str, ...], topic: str | None = None) -> dict:
@@ -163,9 +194,24 @@ class FakeDirectory:
         self._maybe_fail("install_app_in_chat")
         self.chat_installs.add(chat_id)
 
-    async def create_meeting(self, tenant_id: str, organizer_id: str, subject: str, attendee_emails: tuple[str, ...], start: str, end: str, body_html: str = "") -> dict:
+    async def create_meeting(
+        self,
+        tenant_id: str,
+        organizer_id: str,
+        subject: str,
+        attendee_emails: tuple[str, ...],
+        start: str,
+        end: str,
+        body_html: str = "",
+    ) -> dict:
         self._maybe_fail("create_meeting")
-        meeting = {"id": f"event-{next(self._ids)}", "joinUrl": f"https://teams.example/meet/{len(self.meetings) + 1}", "organizer": organizer_id, "subject": subject, "attendees": attendee_emails}
+        meeting = {
+            "id": f"event-{next(self._ids)}",
+            "joinUrl": f"https://teams.example/meet/{len(self.meetings) + 1}",
+            "organizer": organizer_id,
+            "subject": subject,
+            "attendees": attendee_emails,
+        }
         self.meetings.append(meeting)
         return meeting
 

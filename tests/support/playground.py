@@ -26,9 +26,10 @@ import re
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import aiohttp
 
@@ -113,7 +114,11 @@ class Playground:
         env = {**os.environ, "TEAMSAPPTESTER_BROWSER": "none", "CI": "true"}
         self._process = subprocess.Popen(
             [str(PLAYGROUND), "-e", self.bot_endpoint, "-c", "msteams", "--disable-telemetry", "-p", str(self.port)],
-            cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
@@ -137,7 +142,9 @@ class Playground:
                 except aiohttp.ClientError:
                     pass
             await asyncio.sleep(0.1)
-        raise RuntimeError(f"Agents Playground did not serve {self.url} within {START_TIMEOUT_SECONDS:.0f} s:\n{self.output}")
+        raise RuntimeError(
+            f"Agents Playground did not serve {self.url} within {START_TIMEOUT_SECONDS:.0f} s:\n{self.output}"
+        )
 
     async def stop(self) -> None:
         if self._reader is not None:
@@ -161,7 +168,9 @@ class Playground:
             if frame.type != aiohttp.WSMsgType.TEXT:
                 continue
             data = json.loads(frame.data)
-            self.events.append(StreamEvent(data.get("action", ""), data.get("actionConversationId", ""), data.get("message") or {}))
+            self.events.append(
+                StreamEvent(data.get("action", ""), data.get("actionConversationId", ""), data.get("message") or {})
+            )
             self._changed.set()
 
     # The Teams client's side
@@ -188,21 +197,38 @@ class Playground:
         body: dict[str, Any] = {"from": {"id": self.user_id}, "text": text, "textFormat": "plain"}
         if mention_bot:
             at = f"<at>{self.config['bot']['name']}</at>"
-            body = {**body, "text": f"{at} {text}", "mentions": [{"mentioned": {"id": self.config["bot"]["id"]}, "text": at}]}
+            body = {
+                **body,
+                "text": f"{at} {text}",
+                "mentions": [{"mentioned": {"id": self.config["bot"]["id"]}, "text": at}],
+            }
         return await self._post(f"/_conversation/v1/conversations/{conversation_id}/messages", body)
 
     async def press(self, conversation_id: str, card_message_id: str, action: dict[str, Any]) -> Any:
         """Press an Action.Execute button of a card, as the web client does: the bot gets an
         ``adaptiveCard/action`` invoke; returns the bot's invoke response."""
-        value = {"action": {"type": "Action.Execute", "verb": action["verb"], "data": action.get("data", {})}, "trigger": "manual"}
-        return await self._post("/_conversation/v1/invoke", {"name": "adaptiveCard/action", "value": value, "from": {"id": self.user_id},
-                                                             "conversation": {"id": conversation_id}, "replyToId": card_message_id})
+        value = {
+            "action": {"type": "Action.Execute", "verb": action["verb"], "data": action.get("data", {})},
+            "trigger": "manual",
+        }
+        return await self._post(
+            "/_conversation/v1/invoke",
+            {
+                "name": "adaptiveCard/action",
+                "value": value,
+                "from": {"id": self.user_id},
+                "conversation": {"id": conversation_id},
+                "replyToId": card_message_id,
+            },
+        )
 
     async def _post(self, path: str, body: dict[str, Any]) -> Any:
         async with self._http.post(self.url + path, json=body) as response:
             text = await response.text()
             if response.status != 200:
-                raise AssertionError(f"POST {path} → {response.status}: {text[:500]}\nAgents Playground output:\n{self.output}")
+                raise AssertionError(
+                    f"POST {path} → {response.status}: {text[:500]}\nAgents Playground output:\n{self.output}"
+                )
             return json.loads(text) if text else None
 
     # The stream
@@ -217,7 +243,9 @@ class Playground:
                 return match
             remaining = deadline - loop.time()
             if remaining <= 0:
-                raise AssertionError(f"no {what} on the Agents Playground stream within {timeout:.0f} s\n{self.describe()}")
+                raise AssertionError(
+                    f"no {what} on the Agents Playground stream within {timeout:.0f} s\n{self.describe()}"
+                )
             self._changed.clear()
             try:
                 await asyncio.wait_for(self._changed.wait(), remaining)

@@ -47,13 +47,20 @@ class QueueSink:
         if request.headers.get("x-session-id"):
             if message_id not in self.job_ids:
                 self.job_ids.add(message_id)
-                self.jobs.append({"queue": request.match_info["queue"], "messageId": message_id, "sessionId": request.headers["x-session-id"],
-                                  "scheduled": request.headers.get("x-scheduled-enqueue-time"), "body": body})
+                self.jobs.append(
+                    {
+                        "queue": request.match_info["queue"],
+                        "messageId": message_id,
+                        "sessionId": request.headers["x-session-id"],
+                        "scheduled": request.headers.get("x-scheduled-enqueue-time"),
+                        "body": body,
+                    }
+                )
         else:
             self.messages.append((request.match_info["queue"], message_id, body))
         return web.json_response({"messageId": request.headers.get("x-message-id")}, status=201)
 
-    def start(self) -> "QueueSink":
+    def start(self) -> QueueSink:
         self._thread.start()
         self._ready.wait(10)
         return self

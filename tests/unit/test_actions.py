@@ -6,7 +6,8 @@ import json
 from dataclasses import replace
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from shared.adapters.state_store import memory_store
 from shared.domain.channels import MAX_CHANNEL_NAME, clean_channel_name, is_valid_channel_name
@@ -14,31 +15,64 @@ from shared.ports import GraphError
 from shared.services import actions
 from shared.services.actions import ActionContext, Actor, Where
 from shared.services.bot import handle_activity
-from tests.support.fakes import FakeDirectory, RecordingMessenger, RecordingPublisher, conversation, delivering, process_and_deliver
+from tests.support.fakes import (
+    FakeDirectory,
+    RecordingMessenger,
+    RecordingPublisher,
+    conversation,
+    delivering,
+    process_and_deliver,
+)
 
 TENANT = "aaaaaaaa-0000-4000-8000-00000000000a"
-ALICE = {"id": "aad-alice", "displayName": "Alice", "userPrincipalName": "alice@contoso.com", "mail": "alice@contoso.com"}
+ALICE = {
+    "id": "aad-alice",
+    "displayName": "Alice",
+    "userPrincipalName": "alice@contoso.com",
+    "mail": "alice@contoso.com",
+}
 BOB = {"id": "aad-bob", "displayName": "Bob", "userPrincipalName": "bob@contoso.com", "mail": "bob@contoso.com"}
 TEAM = "group-1"
 CHANNEL = "19:general@thread.tacv2"
 
 
 def created_event(responders=("bob@contoso.com",)) -> str:
-    return json.dumps({
-        "specversion": "1.0", "id": "evt-1", "source": "https://alerts.example.com", "type": "alert.created", "tenantid": TENANT,
-        "data": {"id": "ALRT-7", "title": "Disk full on db-01", "severity": "critical", "version": 1, "responders": list(responders)},
-    })
+    return json.dumps(
+        {
+            "specversion": "1.0",
+            "id": "evt-1",
+            "source": "https://alerts.example.com",
+            "type": "alert.created",
+            "tenantid": TENANT,
+            "data": {
+                "id": "ALRT-7",
+                "title": "Disk full on db-01",
+                "severity": "critical",
+                "version": 1,
+                "responders": list(responders),
+            },
+        }
+    )
 
 
 @pytest.fixture
 async def world():
     store = memory_store()
-    await store.save_conversation(replace(conversation(TENANT, CHANNEL, "channel"), team_group_id=TEAM, channel_id=CHANNEL))
+    await store.save_conversation(
+        replace(conversation(TENANT, CHANNEL, "channel"), team_group_id=TEAM, channel_id=CHANNEL)
+    )
     messenger, publisher, directory = RecordingMessenger(), RecordingPublisher(), FakeDirectory([ALICE, BOB])
     directory.members[(TEAM, CHANNEL)] = {"aad-alice"}
     actions.reset_membership_cache()
     deliver = delivering(store, messenger)
-    ctx = ActionContext(store=store, messenger=messenger, publisher=publisher, directory=directory, channel_team_id=TEAM, delivering=deliver)
+    ctx = ActionContext(
+        store=store,
+        messenger=messenger,
+        publisher=publisher,
+        directory=directory,
+        channel_team_id=TEAM,
+        delivering=deliver,
+    )
     await process_and_deliver(created_event(), "m-1", deliver)
     [state] = await store.list_open_alerts(TENANT)
     return ctx, state
@@ -59,7 +93,12 @@ class TestStateChanges:
         assert result.changed and result.state.status == "acknowledged"
         [(message_id, event)] = ctx.publisher.sent
         assert event["type"] == "teams.alert.acknowledged" and event["id"] == message_id
-        assert event["data"]["actor"] == {"aadObjectId": "aad-alice", "name": "Alice", "linkedIdentity": "alice@contoso.com", "linkVerifiedBy": "directory"}
+        assert event["data"]["actor"] == {
+            "aadObjectId": "aad-alice",
+            "name": "Alice",
+            "linkedIdentity": "alice@contoso.com",
+            "linkVerifiedBy": "directory",
+        }
         await ctx.delivering.jobs.drain(ctx.delivering)
         [card] = ctx.messenger.cards_in(CHANNEL)
         assert len(card.versions) == 1  # the clicked card is answered in the invoke response, not written twice
@@ -93,7 +132,14 @@ class TestStateChanges:
 class TestWhoMayAct:
     async def test_someone_from_another_tenant_is_refused(self, world):
         ctx, state = world
-        result = await actions.change_state(ctx, "acknowledge", "bbbbbbbb-0000-4000-8000-00000000000b", state.key, alice("bbbbbbbb-0000-4000-8000-00000000000b"), Where())
+        result = await actions.change_state(
+            ctx,
+            "acknowledge",
+            "bbbbbbbb-0000-4000-8000-00000000000b",
+            state.key,
+            alice("bbbbbbbb-0000-4000-8000-00000000000b"),
+            Where(),
+        )
         assert not result.changed and "another organisation" in result.message and result.state is None
         assert (await ctx.store.get_alert(TENANT, state.key)).status == "open"
 
@@ -172,9 +218,15 @@ class TestAlertMeeting:
 
 class TestCommands:
     def message(self, text: str) -> dict:
-        return {"type": "message", "text": text, "from": {"id": "29:alice", "aadObjectId": "aad-alice", "name": "Alice"},
-                "conversation": {"id": "a:alice-chat", "conversationType": "personal", "tenantId": TENANT},
-                "channelData": {"tenant": {"id": TENANT}}, "serviceUrl": "https://smba.example.invalid/teams/", "recipient": {"id": "28:bot"}}
+        return {
+            "type": "message",
+            "text": text,
+            "from": {"id": "29:alice", "aadObjectId": "aad-alice", "name": "Alice"},
+            "conversation": {"id": "a:alice-chat", "conversationType": "personal", "tenantId": TENANT},
+            "channelData": {"tenant": {"id": TENANT}},
+            "serviceUrl": "https://smba.example.invalid/teams/",
+            "recipient": {"id": "28:bot"},
+        }
 
     async def test_alerts_lists_open_alerts(self, world):
         ctx, _ = world
@@ -183,7 +235,9 @@ class TestCommands:
 
     async def test_ack_by_id_acknowledges(self, world):
         ctx, state = world
-        reply = await handle_activity(self.message("<at>Alert Connector</at> ack alrt-7"), {}, store=ctx.store, actions=ctx)
+        reply = await handle_activity(
+            self.message("<at>Alert Connector</at> ack alrt-7"), {}, store=ctx.store, actions=ctx
+        )
         assert "Acknowledged" in reply.texts[0]
         assert (await ctx.store.get_alert(TENANT, state.key)).status == "acknowledged"
 

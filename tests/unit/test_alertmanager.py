@@ -165,13 +165,24 @@ class TestSeverityMapping:
     @pytest.mark.parametrize(
         ("label", "expected"),
         [
-            ("critical", "critical"), ("page", "critical"),
-            ("error", "high"), ("high", "high"), ("major", "high"),
-            ("warning", "medium"), ("warn", "medium"), ("medium", "medium"),
-            ("low", "low"), ("minor", "low"),
-            ("info", "info"), ("informational", "info"), ("none", "info"),
-            ("Warning", "medium"), (" CRITICAL ", "critical"),
-            ("disaster", "medium"), ("", "medium"), (None, "medium"),
+            ("critical", "critical"),
+            ("page", "critical"),
+            ("error", "high"),
+            ("high", "high"),
+            ("major", "high"),
+            ("warning", "medium"),
+            ("warn", "medium"),
+            ("medium", "medium"),
+            ("low", "low"),
+            ("minor", "low"),
+            ("info", "info"),
+            ("informational", "info"),
+            ("none", "info"),
+            ("Warning", "medium"),
+            (" CRITICAL ", "critical"),
+            ("disaster", "medium"),
+            ("", "medium"),
+            (None, "medium"),
         ],
     )
     def test_severity_label_maps_to_a_connector_severity(self, label, expected):
@@ -276,7 +287,9 @@ class TestInvalidPayloads:
             (lambda p: p["alerts"][0].update(endsAt="soon"), "alerts[0].endsAt"),
             (lambda p: p["alerts"][0].update(startsAt="1969-12-31T23:59:59Z"), "alerts[0].startsAt"),
             (
-                lambda p: p["alerts"][0]["annotations"].update(responders=",".join(f"u{i}@contoso.com" for i in range(51))),
+                lambda p: p["alerts"][0]["annotations"].update(
+                    responders=",".join(f"u{i}@contoso.com" for i in range(51))
+                ),
                 "alerts[0].annotations.responders",
             ),
         ],
@@ -309,7 +322,11 @@ class TestTitlesTellAlertsApart:
         first, second = parse_alertmanager(payload)
         assert first.data.title != second.data.title
         assert first.data.title.startswith("Filesystem is almost full (") and "=" in first.data.title
-        differing = [name for name in first.data.labels if first.data.labels[name] != second.data.labels.get(name) and not name.startswith("annotation.")]
+        differing = [
+            name
+            for name in first.data.labels
+            if first.data.labels[name] != second.data.labels.get(name) and not name.startswith("annotation.")
+        ]
         assert any(f"{name}={first.data.labels[name]}" in first.data.title for name in differing)
 
     def test_a_title_of_its_own_is_left_alone(self):

@@ -69,7 +69,10 @@ class TestBuiltPackage:
     def test_manifest_uses_the_newest_schema_in_the_pinned_package(self, manifest):
         newest = build.newest_schema_version()
         assert manifest["manifestVersion"] == newest
-        assert manifest["$schema"] == f"https://developer.microsoft.com/en-us/json-schemas/teams/v{newest}/MicrosoftTeams.schema.json"
+        assert (
+            manifest["$schema"]
+            == f"https://developer.microsoft.com/en-us/json-schemas/teams/v{newest}/MicrosoftTeams.schema.json"
+        )
 
     def test_ids_are_filled_in(self, manifest):
         assert "${{" not in json.dumps(manifest)

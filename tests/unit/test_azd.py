@@ -35,11 +35,14 @@ def test_azure_yaml_is_valid_against_azds_schema():
     assert not errors, "\n".join(f"{list(e.path)}: {e.message[:200]}" for e in errors)
 
 
-@pytest.mark.parametrize("break_it", [
-    lambda doc: doc["services"]["connector"].update(language=3),  # a string
-    lambda doc: doc.update(name="Teams Alert Connector"),  # lower case, digits and hyphens only
-    lambda doc: doc["hooks"]["postprovision"]["posix"].update(shell="bash"),  # sh or pwsh
-])
+@pytest.mark.parametrize(
+    "break_it",
+    [
+        lambda doc: doc["services"]["connector"].update(language=3),  # a string
+        lambda doc: doc.update(name="Teams Alert Connector"),  # lower case, digits and hyphens only
+        lambda doc: doc["hooks"]["postprovision"]["posix"].update(shell="bash"),  # sh or pwsh
+    ],
+)
 def test_the_schema_check_refuses_what_azd_refuses(break_it):
     broken = json.loads(json.dumps(AZURE_YAML))
     break_it(broken)
@@ -66,11 +69,15 @@ def test_the_hooks_read_only_bicep_outputs_and_azds_variables():
     assert read and read <= OUTPUTS | AZD_VARIABLES, read - OUTPUTS - AZD_VARIABLES
     for hook in AZURE_YAML["hooks"].values():
         for shell in ("posix", "windows"):
-            assert re.fullmatch(r"python3? -m tools\.azd_hooks (preprovision|postprovision|postdeploy)", hook[shell]["run"])
+            assert re.fullmatch(
+                r"python3? -m tools\.azd_hooks (preprovision|postprovision|postdeploy)", hook[shell]["run"]
+            )
 
 
 @pytest.mark.parametrize("registration", ["create", "none"])
-def test_postdeploy_builds_the_app_package_and_prints_the_next_steps_without_a_secret(tmp_path, monkeypatch, registration):
+def test_postdeploy_builds_the_app_package_and_prints_the_next_steps_without_a_secret(
+    tmp_path, monkeypatch, registration
+):
     monkeypatch.setattr(azd_hooks, "ROOT", tmp_path)
     monkeypatch.setenv("GRAPH_APP_REGISTRATION", registration)
     monkeypatch.setenv("FUNCTION_APP_HOST_NAME", "func-tac-abc.azurewebsites.net")
@@ -94,7 +101,9 @@ def test_preprovision_recovers_the_deleted_vault_of_this_environment(tmp_path, m
     log = tmp_path / "calls.log"
     for tool, answer in (("az", "kv-tac-abc"), ("azd", "")):
         script = tmp_path / tool
-        script.write_text(f"#!{sys.executable}\nimport sys\nopen({str(log)!r}, 'a').write({tool!r} + ' ' + ' '.join(sys.argv[1:]) + '\\n')\nprint({answer!r})\n")
+        script.write_text(
+            f"#!{sys.executable}\nimport sys\nopen({str(log)!r}, 'a').write({tool!r} + ' ' + ' '.join(sys.argv[1:]) + '\\n')\nprint({answer!r})\n"
+        )
         script.chmod(script.stat().st_mode | stat.S_IEXEC)
     monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.setenv("AZURE_ENV_NAME", "prod")

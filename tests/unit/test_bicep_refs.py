@@ -42,22 +42,67 @@ def test_the_main_bicep_of_2026_11_23_fails_on_its_parameter_defaults(infra):
     assert len(found) == 10 and all("uses the variable 'resourceToken'" in m for m in found)
 
 
-@pytest.mark.parametrize("file, old, new, expected", [
-    ("main.bicep", "param location string = resourceGroup().location", "param location string = resourceGroup().location\nvar region = location\nparam other string = region",
-     "the default of parameter 'other' uses the variable 'region'"),
-    ("main.bicep", "    name: identityName\n", "    name: identityNmae\n", "'identityNmae' is not declared"),
-    ("main.bicep", "toLower(uniqueString(", "toLowr(uniqueString(", "toLowr() is not a Bicep function"),
-    ("main.bicep", "    name: identityName\n", "    name: identityName\n    colour: 'blue'\n", "module 'identity' (app/identity.bicep) has no parameter 'colour'"),
-    ("main.bicep", "    name: identityName\n", "", "module 'identity' (app/identity.bicep) needs parameter 'name', which is not given"),
-    ("main.bicep", "    alertEventsMaxDeliveryCount: alertEventsMaxDeliveryCount\n", "    alertEventsMaxDeliveryCount: 'ten'\n",
-     "module 'serviceBus': parameter 'alertEventsMaxDeliveryCount' is int, given a string"),
-    ("main.bicep", "identity.outputs.principalId", "identity.outputs.principalID", "module 'identity' (app/identity.bicep) has no output 'principalID'"),
-    ("app/storage.bicep", "output name string = storage.name", "output name string = storage::blobService.name",
-     "resource 'storage' has no nested resource 'blobService'"),
-    ("app/graph-app.bicep", "extension microsoftGraphV1\n", "", "resource 'microsoftGraph' is a Microsoft Graph type, and the file has no extension"),
-    ("app/graph-app.bicep", "extension microsoftGraphV1\n", "extension graphV1\n", "extension 'graphV1' is not in the extensions of the nearest bicepconfig.json"),
-    ("bicepconfig.json", "microsoftgraph/v1.0", "microsoftgraph-typo/v1.0", "the file has no extension that bicepconfig.json maps to the Microsoft Graph extension"),
-])
+@pytest.mark.parametrize(
+    "file, old, new, expected",
+    [
+        (
+            "main.bicep",
+            "param location string = resourceGroup().location",
+            "param location string = resourceGroup().location\nvar region = location\nparam other string = region",
+            "the default of parameter 'other' uses the variable 'region'",
+        ),
+        ("main.bicep", "    name: identityName\n", "    name: identityNmae\n", "'identityNmae' is not declared"),
+        ("main.bicep", "toLower(uniqueString(", "toLowr(uniqueString(", "toLowr() is not a Bicep function"),
+        (
+            "main.bicep",
+            "    name: identityName\n",
+            "    name: identityName\n    colour: 'blue'\n",
+            "module 'identity' (app/identity.bicep) has no parameter 'colour'",
+        ),
+        (
+            "main.bicep",
+            "    name: identityName\n",
+            "",
+            "module 'identity' (app/identity.bicep) needs parameter 'name', which is not given",
+        ),
+        (
+            "main.bicep",
+            "    alertEventsMaxDeliveryCount: alertEventsMaxDeliveryCount\n",
+            "    alertEventsMaxDeliveryCount: 'ten'\n",
+            "module 'serviceBus': parameter 'alertEventsMaxDeliveryCount' is int, given a string",
+        ),
+        (
+            "main.bicep",
+            "identity.outputs.principalId",
+            "identity.outputs.principalID",
+            "module 'identity' (app/identity.bicep) has no output 'principalID'",
+        ),
+        (
+            "app/storage.bicep",
+            "output name string = storage.name",
+            "output name string = storage::blobService.name",
+            "resource 'storage' has no nested resource 'blobService'",
+        ),
+        (
+            "app/graph-app.bicep",
+            "extension microsoftGraphV1\n",
+            "",
+            "resource 'microsoftGraph' is a Microsoft Graph type, and the file has no extension",
+        ),
+        (
+            "app/graph-app.bicep",
+            "extension microsoftGraphV1\n",
+            "extension graphV1\n",
+            "extension 'graphV1' is not in the extensions of the nearest bicepconfig.json",
+        ),
+        (
+            "bicepconfig.json",
+            "microsoftgraph/v1.0",
+            "microsoftgraph-typo/v1.0",
+            "the file has no extension that bicepconfig.json maps to the Microsoft Graph extension",
+        ),
+    ],
+)
 def test_a_planted_error_is_found(infra, file, old, new, expected):
     plant(infra / file, old, new)
     found = messages(infra / "main.bicep")

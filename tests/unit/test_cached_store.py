@@ -29,7 +29,9 @@ class TestCachedStore:
         store, tables, ticks = await cached()
         await store.list_conversations("aaaaaaaa-0000-4000-8000-00000000000a")
         before = tables.counter.requests
-        assert [c.conversation_id for c in await store.list_conversations("aaaaaaaa-0000-4000-8000-00000000000a")] == ["19:a@thread.tacv2"]
+        assert [c.conversation_id for c in await store.list_conversations("aaaaaaaa-0000-4000-8000-00000000000a")] == [
+            "19:a@thread.tacv2"
+        ]
         assert tables.counter.requests == before
         ticks.now = 10.5
         await store.list_conversations("aaaaaaaa-0000-4000-8000-00000000000a")
@@ -49,7 +51,9 @@ class TestCachedStore:
         await store.list_conversations("aaaaaaaa-0000-4000-8000-00000000000a")
         await store.remove_conversation("aaaaaaaa-0000-4000-8000-00000000000a", "19:a@thread.tacv2")
         assert await store.list_conversations("aaaaaaaa-0000-4000-8000-00000000000a") == []
-        await store.save_conversation(replace(conversation("aaaaaaaa-0000-4000-8000-00000000000a", "19:a@thread.tacv2"), name="Back"))
+        await store.save_conversation(
+            replace(conversation("aaaaaaaa-0000-4000-8000-00000000000a", "19:a@thread.tacv2"), name="Back")
+        )
         assert [c.name for c in await store.list_conversations("aaaaaaaa-0000-4000-8000-00000000000a")] == ["Back"]
 
     async def test_nowhere_to_post_is_not_remembered(self):
@@ -57,6 +61,12 @@ class TestCachedStore:
         the cache's age after the bot was installed through another instance."""
         tables, ticks = MemoryTables(), Ticks()
         this, other = (CachedStore(TableStateStore(tables), ttl=10.0, clock=ticks) for _ in range(2))
-        assert await this.list_conversations() == [] and await this.list_conversations("aaaaaaaa-0000-4000-8000-00000000000a") == []
+        assert (
+            await this.list_conversations() == []
+            and await this.list_conversations("aaaaaaaa-0000-4000-8000-00000000000a") == []
+        )
         await other.save_conversation(conversation("aaaaaaaa-0000-4000-8000-00000000000a", "19:a@thread.tacv2"))
-        assert len(await this.list_conversations()) == 1 and len(await this.list_conversations("aaaaaaaa-0000-4000-8000-00000000000a")) == 1
+        assert (
+            len(await this.list_conversations()) == 1
+            and len(await this.list_conversations("aaaaaaaa-0000-4000-8000-00000000000a")) == 1
+        )

@@ -4,8 +4,9 @@ contrast in Teams' light, dark and high-contrast host configs (WCAG AA: 4.5:1)."
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 from jsonschema import Draft6Validator
@@ -46,7 +47,7 @@ def _rgb(colour: str, behind: tuple[float, float, float]) -> tuple[float, float,
     """#RRGGBB or #AARRGGBB (host configs write alpha first), composed over ``behind``."""
     digits = colour.lstrip("#")
     alpha = int(digits[:2], 16) / 255 if len(digits) == 8 else 1.0
-    rgb = [int(digits[-6:][i:i + 2], 16) for i in (0, 2, 4)]
+    rgb = [int(digits[-6:][i : i + 2], 16) for i in (0, 2, 4)]
     return tuple(alpha * c + (1 - alpha) * b for c, b in zip(rgb, behind))  # type: ignore[return-value]
 
 
@@ -100,7 +101,15 @@ def test_every_text_reaches_4_5_to_1_on_its_background(name: str, card: dict, th
 
 def test_the_contrast_check_sees_a_coloured_text():
     """The yellow "warning" text of the old header: 1.1:1 on its own background in the light theme."""
-    card = cards._card([{"type": "Container", "style": "warning", "items": [{"type": "TextBlock", "text": "ACKNOWLEDGED", "color": "Warning"}]}])
+    card = cards._card(
+        [
+            {
+                "type": "Container",
+                "style": "warning",
+                "items": [{"type": "TextBlock", "text": "ACKNOWLEDGED", "color": "Warning"}],
+            }
+        ]
+    )
     [(ratio, _)] = measured(card, host_config("light"))
     assert ratio < 1.5
 
@@ -126,4 +135,6 @@ def test_the_cases_cover_every_kind_severity_and_status():
     for _, text in cards.STATUS_BADGE.values():
         assert text in shown, text
     assert "did not fit in a Teams message" in shown  # a trimmed card
-    assert any(node.get("id") == "note" and node["text"].startswith("\u26a0") for _, card in CARDS for node in walk(card))  # a refusal
+    assert any(
+        node.get("id") == "note" and node["text"].startswith("\u26a0") for _, card in CARDS for node in walk(card)
+    )  # a refusal

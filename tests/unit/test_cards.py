@@ -5,18 +5,27 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from shared import cards
 from shared.domain.model import AlertState, StatusStep
 from tests.support.cards import status_of, text_of, texts
 
 STATE = AlertState(
-    tenant_id="t", key="k", alert_id="ALRT-1", source="Grafana", event_source="https://alerts.example.com",
-    title="High CPU", status="open", severity="critical", url="https://alerts.example.com/a/1", labels={"host": "web-03"},
+    tenant_id="t",
+    key="k",
+    alert_id="ALRT-1",
+    source="Grafana",
+    event_source="https://alerts.example.com",
+    title="High CPU",
+    status="open",
+    severity="critical",
+    url="https://alerts.example.com/a/1",
+    labels={"host": "web-03"},
 )
 
 _UNESCAPE = re.compile(r"\\(.)", re.DOTALL)
@@ -51,7 +60,10 @@ class TestSourceTextIsShownLiterally:
 
 
 class TestTemplates:
-    @pytest.mark.parametrize("text", ["{{DATE(2017-02-14T06:08:39Z, SHORT)}}", "{{{DATE(2017-02-14T06:08:39Z)}}}", "{{{{TIME(x)}}}}", "a{\u200b{{b"])
+    @pytest.mark.parametrize(
+        "text",
+        ["{{DATE(2017-02-14T06:08:39Z, SHORT)}}", "{{{DATE(2017-02-14T06:08:39Z)}}}", "{{{{TIME(x)}}}}", "a{\u200b{{b"],
+    )
     def test_no_run_of_braces_leaves_a_template_function(self, text):
         escaped = cards.escape_text(text)
         assert "{{" not in escaped
@@ -60,7 +72,9 @@ class TestTemplates:
 
 class TestSize:
     def test_a_huge_alert_still_fits_under_the_teams_limit(self):
-        huge = replace(STATE, title="T" * 5000, description="D" * 100_000, labels={f"label{i}": "v" * 5000 for i in range(64)})
+        huge = replace(
+            STATE, title="T" * 5000, description="D" * 100_000, labels={f"label{i}": "v" * 5000 for i in range(64)}
+        )
         card = cards.fit_card(huge)
         assert cards.card_size(card) <= cards.MAX_CARD_BYTES
         assert text_of(card, "title").endswith("…")
@@ -74,11 +88,21 @@ class TestSize:
 class TestActions:
     def test_an_open_alert_offers_every_action_and_the_source_link(self):
         actions = cards.alert_card(STATE)["actions"]
-        assert [a.get("verb") or a["type"] for a in actions] == ["acknowledge", "resolve", "create_channel", "create_meeting", "Action.OpenUrl"]
+        assert [a.get("verb") or a["type"] for a in actions] == [
+            "acknowledge",
+            "resolve",
+            "create_channel",
+            "create_meeting",
+            "Action.OpenUrl",
+        ]
         assert actions[0]["data"] == {"verb": "acknowledge", "alertKey": "k", "tenantId": "t", "alertId": "ALRT-1"}
 
     def test_once_created_the_channel_and_meeting_are_links(self):
-        state = replace(STATE, channel={"status": "created", "webUrl": "https://teams.example/c"}, meeting={"status": "created", "joinUrl": "https://teams.example/m"})
+        state = replace(
+            STATE,
+            channel={"status": "created", "webUrl": "https://teams.example/c"},
+            meeting={"status": "created", "joinUrl": "https://teams.example/m"},
+        )
         urls = [a["url"] for a in cards.alert_card(state)["actions"] if a["type"] == "Action.OpenUrl"]
         assert urls == ["https://teams.example/c", "https://teams.example/m", "https://alerts.example.com/a/1"]
 
@@ -88,7 +112,11 @@ class TestActions:
 
     def test_an_acknowledged_alert_can_be_resolved_but_not_acknowledged_again(self):
         actions = cards.alert_card(replace(STATE, status="acknowledged"))["actions"]
-        assert [a.get("verb") for a in actions if a["type"] == "Action.Execute"] == ["resolve", "create_channel", "create_meeting"]
+        assert [a.get("verb") for a in actions if a["type"] == "Action.Execute"] == [
+            "resolve",
+            "create_channel",
+            "create_meeting",
+        ]
 
     def test_the_card_is_adaptive_card_1_5_and_serialisable(self):
         card = cards.fit_card(STATE)
@@ -109,44 +137,98 @@ class TestText:
         assert "ack ID" in titles and "resolve ID" in titles and not any("<" in t or ">" in t for t in titles)
 
     def test_the_first_firing_time_stays_when_the_alert_is_updated(self):
-        fired, later = datetime(2026, 11, 1, 8, 0, tzinfo=timezone.utc), datetime(2026, 11, 1, 10, 14, tzinfo=timezone.utc)
+        fired, later = (
+            datetime(2026, 11, 1, 8, 0, tzinfo=UTC),
+            datetime(2026, 11, 1, 10, 14, tzinfo=UTC),
+        )
         age = text_of(cards.alert_card(replace(STATE, created=fired, updated=later)), "age")
         assert "DATE(2026-11-01T08:00:00Z" in age and "open for 2 h 14 m at {{TIME(2026-11-01T10:14:00Z)}}" in age
 
     def test_a_resolved_alert_says_how_long_it_was_open(self):
-        fired, resolved = datetime(2026, 11, 1, 8, 0, tzinfo=timezone.utc), datetime(2026, 11, 2, 9, 30, tzinfo=timezone.utc)
-        age = text_of(cards.alert_card(replace(STATE, status="resolved", created=fired, updated=resolved, status_changed=resolved)), "age")
+        fired, resolved = (
+            datetime(2026, 11, 1, 8, 0, tzinfo=UTC),
+            datetime(2026, 11, 2, 9, 30, tzinfo=UTC),
+        )
+        age = text_of(
+            cards.alert_card(
+                replace(STATE, status="resolved", created=fired, updated=resolved, status_changed=resolved)
+            ),
+            "age",
+        )
         assert age.endswith("resolved after 1 d 1 h")
 
     def test_resolved_after_counts_to_the_resolution_not_to_when_it_was_processed(self):
-        fired = datetime(2024, 5, 14, 8, 31, 46, tzinfo=timezone.utc)
-        resolved_at, processed = datetime(2024, 5, 14, 8, 52, 30, tzinfo=timezone.utc), datetime(2026, 11, 23, 9, 0, tzinfo=timezone.utc)
-        state = replace(STATE, status="resolved", created=fired, updated=resolved_at, status_changed=processed, steps=(StatusStep("resolved", resolved_at, via="Grafana"),))
+        fired = datetime(2024, 5, 14, 8, 31, 46, tzinfo=UTC)
+        resolved_at, processed = (
+            datetime(2024, 5, 14, 8, 52, 30, tzinfo=UTC),
+            datetime(2026, 11, 23, 9, 0, tzinfo=UTC),
+        )
+        state = replace(
+            STATE,
+            status="resolved",
+            created=fired,
+            updated=resolved_at,
+            status_changed=processed,
+            steps=(StatusStep("resolved", resolved_at, via="Grafana"),),
+        )
         assert text_of(cards.alert_card(state), "age").endswith("resolved after 20 m")
 
-    @pytest.mark.parametrize("seconds, text", [(30, "less than a minute"), (60, "1 m"), (3600, "1 h"), (8040, "2 h 14 m"), (86400 * 3 + 3600 * 4 + 59, "3 d 4 h")])
+    @pytest.mark.parametrize(
+        "seconds, text",
+        [
+            (30, "less than a minute"),
+            (60, "1 m"),
+            (3600, "1 h"),
+            (8040, "2 h 14 m"),
+            (86400 * 3 + 3600 * 4 + 59, "3 d 4 h"),
+        ],
+    )
     def test_durations_read_as_people_say_them(self, seconds, text):
         assert cards.duration(seconds) == text
 
 
 class TestWhoDidWhat:
     def test_a_reopened_alert_says_reopened_and_who_did_it(self):
-        at = datetime(2026, 11, 1, 9, 0, tzinfo=timezone.utc)
-        state = replace(STATE, steps=(StatusStep("acknowledged", at, by="Megan Bowen"), StatusStep("resolved", at, via="Grafana"), StatusStep("reopened", at, by="Alex Wilber")))
+        at = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
+        state = replace(
+            STATE,
+            steps=(
+                StatusStep("acknowledged", at, by="Megan Bowen"),
+                StatusStep("resolved", at, via="Grafana"),
+                StatusStep("reopened", at, by="Alex Wilber"),
+            ),
+        )
         card = cards.alert_card(state)
         assert status_of(card) == "Reopened"
         lines = [t for t in texts(card) if " \u00b7 {{DATE(" in t]
-        assert [line.split(" · ")[0] for line in lines] == ["Acknowledged by Megan Bowen", "Resolved in Grafana", "Reopened by Alex Wilber"]
+        assert [line.split(" · ")[0] for line in lines] == [
+            "Acknowledged by Megan Bowen",
+            "Resolved in Grafana",
+            "Reopened by Alex Wilber",
+        ]
 
     def test_the_steps_stay_when_the_source_updates_the_alert(self):
         from shared.domain.alerts import apply_event
         from shared.domain.events import parse_cloudevent as parse_event
 
-        at = datetime(2026, 11, 1, 9, 0, tzinfo=timezone.utc)
-        acked = replace(STATE, status="acknowledged", version=1, event_source="https://alerts.example.com",
-                        steps=(StatusStep("acknowledged", at, by="Megan Bowen"),))
-        event = parse_event({"specversion": "1.0", "id": "e2", "source": "https://alerts.example.com", "type": "alert.updated", "time": "2026-11-01T09:05:00Z",
-                             "data": {"id": "ALRT-1", "title": "High CPU (95%)", "severity": "critical", "version": 2}})
+        at = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
+        acked = replace(
+            STATE,
+            status="acknowledged",
+            version=1,
+            event_source="https://alerts.example.com",
+            steps=(StatusStep("acknowledged", at, by="Megan Bowen"),),
+        )
+        event = parse_event(
+            {
+                "specversion": "1.0",
+                "id": "e2",
+                "source": "https://alerts.example.com",
+                "type": "alert.updated",
+                "time": "2026-11-01T09:05:00Z",
+                "data": {"id": "ALRT-1", "title": "High CPU (95%)", "severity": "critical", "version": 2},
+            }
+        )
         updated = apply_event(acked, event, "t", at)
         assert updated is not None and updated.steps == acked.steps
         assert "Acknowledged by Megan Bowen" in " ".join(texts(cards.alert_card(updated)))
@@ -155,9 +237,23 @@ class TestWhoDidWhat:
         from shared.domain.alerts import apply_event
         from shared.domain.events import parse_cloudevent as parse_event
 
-        at = datetime(2026, 11, 1, 9, 0, tzinfo=timezone.utc)
-        event = parse_event({"specversion": "1.0", "id": "e2", "source": "https://alerts.example.com", "type": "alert.resolved", "time": "2026-11-01T09:05:00Z",
-                             "data": {"id": "ALRT-1", "title": "High CPU", "severity": "critical", "source": "Grafana", "version": 2}})
+        at = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
+        event = parse_event(
+            {
+                "specversion": "1.0",
+                "id": "e2",
+                "source": "https://alerts.example.com",
+                "type": "alert.resolved",
+                "time": "2026-11-01T09:05:00Z",
+                "data": {
+                    "id": "ALRT-1",
+                    "title": "High CPU",
+                    "severity": "critical",
+                    "source": "Grafana",
+                    "version": 2,
+                },
+            }
+        )
         resolved = apply_event(replace(STATE, version=1), event, "t", at)
         assert resolved is not None and [(s.status, s.via) for s in resolved.steps] == [("resolved", "Grafana")]
 
@@ -169,6 +265,10 @@ class TestLongText:
         assert all(len(a["title"]) <= cards.MAX_BUTTON_TITLE_CHARS for a in actions)
 
     def test_labels_are_lines_that_wrap_between_words_not_a_narrow_fact_column(self):
-        card = cards.alert_card(replace(STATE, labels={"annotation.runbook_url": "https://runbooks.example.com/" + "x" * 80}))
+        card = cards.alert_card(
+            replace(STATE, labels={"annotation.runbook_url": "https://runbooks.example.com/" + "x" * 80})
+        )
         [line] = [t for t in texts(card) if "runbook" in t]
-        assert line.startswith("**annotation.runbook\\_url**: https") and not any(n.get("type") == "FactSet" and "runbook" in str(n) for n in card["body"])
+        assert line.startswith("**annotation.runbook\\_url**: https") and not any(
+            n.get("type") == "FactSet" and "runbook" in str(n) for n in card["body"]
+        )

@@ -27,7 +27,10 @@ def table_after(heading: str) -> dict[str, str]:
 
 @pytest.mark.parametrize(
     "heading, expected",
-    [("Application permissions (admin consent):", APPLICATION_PERMISSIONS), ("Delegated scopes (MSAL adds", DELEGATED_SCOPES)],
+    [
+        ("Application permissions (admin consent):", APPLICATION_PERMISSIONS),
+        ("Delegated scopes (MSAL adds", DELEGATED_SCOPES),
+    ],
 )
 def test_the_permission_table_matches_what_the_code_asks_for(heading, expected):
     assert table_after(heading) == expected
@@ -42,6 +45,8 @@ def test_every_delegated_operation_is_covered_by_a_requested_scope():
     granted by one of them, or the button fails with 403 after a successful connect."""
     from shared.permissions import OPERATIONS, SCOPE_INCLUDES
 
-    granted = set(DELEGATED_SCOPES) | {included for scope in DELEGATED_SCOPES for included in SCOPE_INCLUDES.get(scope, ())}
+    granted = set(DELEGATED_SCOPES) | {
+        included for scope in DELEGATED_SCOPES for included in SCOPE_INCLUDES.get(scope, ())
+    }
     needed = {delegated for _, delegated, _ in OPERATIONS.values() if delegated}
     assert needed - granted == set()

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import random
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -19,15 +19,25 @@ from shared.ports import DeliveryError
 from shared.services.delivery import TenantBudget
 from tests.support.fakes import Clock, RecordingMessenger, conversation, delivering, process_and_deliver
 
-T0 = datetime(2026, 11, 1, 12, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 TENANT = "aaaaaaaa-0000-4000-8000-00000000000a"
 CHANNEL = "19:storm@thread.tacv2"
 
 
-
 def alert(n: int, severity: str = "high", status: str = "open", revision: int = 1) -> AlertState:
-    return AlertState(tenant_id=TENANT, key=f"k{n:05d}", alert_id=f"A-{n}", source="prom", event_source="https://am", title=f"Alert {n}",
-                      status=status, severity=severity, revision=revision, created=T0 + timedelta(milliseconds=n), updated=T0)
+    return AlertState(
+        tenant_id=TENANT,
+        key=f"k{n:05d}",
+        alert_id=f"A-{n}",
+        source="prom",
+        event_source="https://am",
+        title=f"Alert {n}",
+        status=status,
+        severity=severity,
+        revision=revision,
+        created=T0 + timedelta(milliseconds=n),
+        updated=T0,
+    )
 
 
 def sends(messenger: RecordingMessenger) -> int:
@@ -47,7 +57,9 @@ class TestPacing:
         window = pacing.Window()
         for i in range(7):
             window.record(100.0 + i * 0.1)
-        assert window.next_send(100.65, pacing.BOT_LIMITS) == pytest.approx(101.0)  # the 8th waits for the first to leave the second
+        assert window.next_send(100.65, pacing.BOT_LIMITS) == pytest.approx(
+            101.0
+        )  # the 8th waits for the first to leave the second
         for i in range(53):
             window.record(102.0 + i * 0.5)
         assert window.next_send(128.5, pacing.BOT_LIMITS) >= 130.0  # 60 in 30 s: wait for the oldest
@@ -120,7 +132,10 @@ class TestStorm:
         messenger = TimedMessenger(clock)
         ctx = delivering(store, messenger, clock=clock)
         record = conversation(TENANT, CHANNEL)
-        jobs = [DeliveryJob(record, CARD, alert(n, severity=("critical", "high", "low")[n % 3]), new=True, request=f"e{n}") for n in range(count)]
+        jobs = [
+            DeliveryJob(record, CARD, alert(n, severity=("critical", "high", "low")[n % 3]), new=True, request=f"e{n}")
+            for n in range(count)
+        ]
         await ctx.jobs.send(jobs)
         report = await ctx.jobs.drain(ctx)
         return store, messenger, clock, ctx, report
@@ -131,7 +146,9 @@ class TestStorm:
         [summary] = [m for m in messenger.messages.values() if "Alert storm" in json.dumps(m.card)]
         assert len(individual) + len(report.folded) == 500  # no alert lost: its own card or counted
         assert len(individual) <= 60 - pacing.SUMMARY_RESERVE[30.0]
-        assert "500 alerts" not in json.dumps(summary.card) and f"{len(report.folded)} alerts in this summary" in json.dumps(summary.card)
+        assert "500 alerts" not in json.dumps(
+            summary.card
+        ) and f"{len(report.folded)} alerts in this summary" in json.dumps(summary.card)
         assert windows(messenger.times)[1.0] <= 7 and windows(messenger.times)[30.0] <= 60
         assert "CRITICAL" in json.dumps(summary.card) and "more." in json.dumps(summary.card)
 
@@ -160,8 +177,16 @@ class TestStorm:
         ctx = delivering(store, messenger, clock=clock)
         await store.save_conversation(conversation(TENANT, CHANNEL))
         for n in range(80):
-            body = json.dumps({"specversion": "1.0", "id": f"e{n}", "source": "https://am", "type": "alert.created", "tenantid": TENANT,
-                               "data": {"id": f"A-{n}", "title": f"Alert {n}", "severity": "high", "version": 1}})
+            body = json.dumps(
+                {
+                    "specversion": "1.0",
+                    "id": f"e{n}",
+                    "source": "https://am",
+                    "type": "alert.created",
+                    "tenantid": TENANT,
+                    "data": {"id": f"A-{n}", "title": f"Alert {n}", "severity": "high", "version": 1},
+                }
+            )
             await process_and_deliver(body, f"m{n}", ctx)
         reply = await handle_command("alerts", {"conversation": {"tenantId": TENANT}, "from": {}}, None, store, None)
         assert "Open alerts (80)" in json.dumps(reply.cards[0])
@@ -171,7 +196,9 @@ class TestRetryAfter:
     async def test_a_429_blocks_the_conversation_and_the_job_runs_when_teams_said(self, world):
         store, messenger, clock, ctx, record = world
         messenger.fail_next = [DeliveryError("Teams answered 429", status=429, retry_after=20.0)]
-        await ctx.jobs.send([DeliveryJob(record, CARD, alert(1), new=True), DeliveryJob(record, CARD, alert(2), new=True)])
+        await ctx.jobs.send(
+            [DeliveryJob(record, CARD, alert(1), new=True), DeliveryJob(record, CARD, alert(2), new=True)]
+        )
         report = await ctx.jobs.drain(ctx)
         assert len(messenger.cards_in(CHANNEL)) == 2 and report.folded == []  # waiting is not a storm
         assert clock.now >= T0 + timedelta(seconds=20)
@@ -195,13 +222,21 @@ class TestOrdering:
         ctx = delivering(store, messenger, clock=clock)
         record = conversation(TENANT, CHANNEL)
         statuses = ["open", "acknowledged", "open", "acknowledged", "resolved", "resolved"]
-        jobs = [DeliveryJob(record, CARD, alert(n, status=statuses[r - 1], revision=r), request=f"r{r}") for n in range(40) for r in range(1, 7)]
+        jobs = [
+            DeliveryJob(record, CARD, alert(n, status=statuses[r - 1], revision=r), request=f"r{r}")
+            for n in range(40)
+            for r in range(1, 7)
+        ]
         rng.shuffle(jobs)
         jobs += rng.sample(jobs, 30)
-        messenger.fail_next = [DeliveryError("Teams answered 502", status=502) if rng.random() < 0.5 else DeliveryError("Teams answered 429", status=429, retry_after=2.0)
-                               for _ in range(15)]
+        messenger.fail_next = [
+            DeliveryError("Teams answered 502", status=502)
+            if rng.random() < 0.5
+            else DeliveryError("Teams answered 429", status=429, retry_after=2.0)
+            for _ in range(15)
+        ]
         for start in range(0, len(jobs), 25):  # batches as sessions hand them out
-            await ctx.jobs.send(jobs[start:start + 25])
+            await ctx.jobs.send(jobs[start : start + 25])
         clock.now += timedelta(hours=2)  # no storm: the budget is fresh for every card
         await ctx.jobs.drain(ctx)
         for n in range(40):
@@ -252,7 +287,6 @@ class TestTenantBudget:
             await b.reserve(TENANT, 10.0)
         holders = {holder for _, holder, ends, _ in await store.list_budget_slots(TENANT) if ends and ends > clock.now}
         assert holders == {"instance-b"}
-
 
 
 class TestSummaryFollowUps:
@@ -332,7 +366,9 @@ class TestARedeliveredBatch:
         flaky = FailingOnce(store, failing, after)
         ctx = delivering(flaky, messenger, clock=clock)
         record = conversation(TENANT, CHANNEL)
-        bodies = [json.dumps(DeliveryJob(record, CARD, alert(n), new=True, request=f"e{n}").to_json()) for n in range(300)]
+        bodies = [
+            json.dumps(DeliveryJob(record, CARD, alert(n), new=True, request=f"e{n}").to_json()) for n in range(300)
+        ]
         try:
             await run_batch([job_from_message(body, delivery_count=1) for body in bodies], ctx)
         except Exception as exc:  # noqa: BLE001 - the batch failed: Service Bus delivers it again

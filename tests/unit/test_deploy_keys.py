@@ -71,9 +71,11 @@ def test_missing_keys_are_generated_from_a_private_file_and_the_app_restarted(az
     assert sorted(c["args"][c["args"].index("--name") + 1] for c in sets) == ["admin-api-key", "token-encryption-key"]
     for call in sets:
         assert call["file_mode"] == "0o600" and len(call["value"]) >= 43
-        assert call["value"] not in " ".join(call["args"]) and call["value"] not in said  # never on a command line, never printed
+        assert (
+            call["value"] not in " ".join(call["args"]) and call["value"] not in said
+        )  # never on a command line, never printed
         assert "--expires" in call["args"]
-    assert ["functionapp", "restart", "--name", "func-tac", "--resource-group", "rg"] == az()[-1]["args"]
+    assert az()[-1]["args"] == ["functionapp", "restart", "--name", "func-tac", "--resource-group", "rg"]
     assert "state-signing-key: kept" in said and not list(tmp_path.glob("tac-key-*"))  # the files are gone
 
 
@@ -85,6 +87,12 @@ def test_nothing_to_do_restarts_nothing(az, monkeypatch):
 
 def test_a_vault_it_cannot_read_is_named(az, monkeypatch, tmp_path):
     script = Path(os.environ["PATH"].split(os.pathsep)[0]) / "az"
-    script.write_text(f"#!{sys.executable}\nimport sys\nprint('ERROR: (Forbidden) Caller is not authorized', file=sys.stderr)\nsys.exit(1)\n")
+    script.write_text(
+        f"#!{sys.executable}\nimport sys\nprint('ERROR: (Forbidden) Caller is not authorized', file=sys.stderr)\nsys.exit(1)\n"
+    )
     code, said = run("--vault", "kv-tac")
-    assert code == 1 and "cannot read secret token-encryption-key of vault kv-tac: ERROR: (Forbidden) Caller is not authorized" in said
+    assert (
+        code == 1
+        and "cannot read secret token-encryption-key of vault kv-tac: ERROR: (Forbidden) Caller is not authorized"
+        in said
+    )

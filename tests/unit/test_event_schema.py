@@ -31,9 +31,24 @@ from shared.domain.commands import (
     existing_command,
     parse_command,
 )
-from shared.domain.events import EVENT_TYPES, KINDS, MAX_ID_LENGTH, SEVERITIES, STATUSES, InvalidEvent, decode_json, parse_cloudevent
+from shared.domain.events import (
+    EVENT_TYPES,
+    KINDS,
+    MAX_ID_LENGTH,
+    SEVERITIES,
+    STATUSES,
+    InvalidEvent,
+    decode_json,
+    parse_cloudevent,
+)
 from shared.domain.inbound import parse_events, parse_message
-from shared.domain.workflows import MAX_COMMENT_CHARS, MAX_GROUP_MEMBERS, MAX_NAME_CHARS, MAX_RECIPIENTS, RECIPIENT_KINDS
+from shared.domain.workflows import (
+    MAX_COMMENT_CHARS,
+    MAX_GROUP_MEMBERS,
+    MAX_NAME_CHARS,
+    MAX_RECIPIENTS,
+    RECIPIENT_KINDS,
+)
 from shared.services.events import process_message
 from tests.support.fakes import RecordingMessenger, conversation, delivering
 
@@ -42,7 +57,15 @@ SCHEMA = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
 VALIDATOR = Draft202012Validator(SCHEMA)
 WORKFLOW_SCHEMA = json.loads((SCHEMA_PATH.parent / "workflow.schema.json").read_text(encoding="utf-8"))
 ALERT_DATA = SCHEMA["$defs"]["alertData"]
-RECIPIENT_DEFS = ("recipient", "channelRecipient", "chatRecipient", "personRecipient", "groupRecipient", "respondersRecipient", "recipientName")
+RECIPIENT_DEFS = (
+    "recipient",
+    "channelRecipient",
+    "chatRecipient",
+    "personRecipient",
+    "groupRecipient",
+    "respondersRecipient",
+    "recipientName",
+)
 
 BASE: dict[str, Any] = {
     "specversion": "1.0",
@@ -98,7 +121,9 @@ VALID_CASES = {
     "version from data.updated when time is absent": event(time=_DROP, data={"updated": "2024-05-14T08:31:46Z"}),
     "explicit version without any timestamp": event(time=_DROP, data={"version": 0}),
     "json content type with charset": event(datacontenttype="application/json; charset=utf-8"),
-    "optional fields set to null": event(tenantid=None, data={"description": None, "severity": None, "labels": None, "url": None}),
+    "optional fields set to null": event(
+        tenantid=None, data={"description": None, "severity": None, "labels": None, "url": None}
+    ),
     "unknown extension attribute": event(traceparent="00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"),
     "issue event type": event(type="issue.updated", data={"kind": "issue", "status": "acknowledged"}),
     "time with nanoseconds and offset": event(time="2024-05-14T10:31:46.358452189+02:00"),
@@ -230,13 +255,22 @@ VALID_COMMANDS: dict[str, dict] = {
         },
     ),
     "alert id from data.alertId without subject": command(subject=_DROP, data={"alertId": "ALRT-1042"}),
-    "alert of another source (the admin route's shape)": command(source="urn:teams-alert-connector:admin", data={"alertSource": "alertmanager"}),
+    "alert of another source (the admin route's shape)": command(
+        source="urn:teams-alert-connector:admin", data={"alertSource": "alertmanager"}
+    ),
     "every recipient kind": to(CHANNEL, CHAT, PERSON, GROUP, RESPONDERS),
-    "as many recipients as allowed": command(data={"recipients": [{"kind": "person", "user": u} for u in people(MAX_RECIPIENTS)]}),
-    "empty fallbackRecipients (what the admin route sends when none are given)": command(data={"fallbackRecipients": []}),
+    "as many recipients as allowed": command(
+        data={"recipients": [{"kind": "person", "user": u} for u in people(MAX_RECIPIENTS)]}
+    ),
+    "empty fallbackRecipients (what the admin route sends when none are given)": command(
+        data={"fallbackRecipients": []}
+    ),
     "comment of the longest length": command(data={"comment": "c" * MAX_COMMENT_CHARS}),
     "requestedBy of the longest length": command(data={"requestedBy": "r" * 200}),
-    "optional fields set to null": command(tenantid=None, data={"fallbackRecipients": None, "comment": None, "requestedBy": None, "alertId": None, "alertSource": None}),
+    "optional fields set to null": command(
+        tenantid=None,
+        data={"fallbackRecipients": None, "comment": None, "requestedBy": None, "alertId": None, "alertSource": None},
+    ),
     "an unknown data field (ignored)": command(data={"priority": "high"}),
     "the connector's own teams.workflow.existing": existing(),
 }
@@ -264,24 +298,42 @@ INVALID_COMMANDS: dict[str, tuple[dict, str]] = {
     "missing recipients": (command(data={"recipients": _DROP}), "data.recipients"),
     "empty recipients": (command(data={"recipients": []}), "data.recipients"),
     "recipients not a list": (command(data={"recipients": CHANNEL}), "data.recipients"),
-    "too many recipients": (command(data={"recipients": [{"kind": "person", "user": u} for u in people(MAX_RECIPIENTS + 1)]}), "data.recipients"),
+    "too many recipients": (
+        command(data={"recipients": [{"kind": "person", "user": u} for u in people(MAX_RECIPIENTS + 1)]}),
+        "data.recipients",
+    ),
     "recipient not an object": (to("oncall@contoso.com"), "data.recipients[0]"),
     "recipient without kind": (to({"user": "oncall@contoso.com"}), "data.recipients[0].kind"),
     "unknown recipient kind": (to({"kind": "email", "user": "oncall@contoso.com"}), "data.recipients[0].kind"),
     "channel without channelId": (to({"kind": "channel", "teamId": TEAM_ID}), "data.recipients[0].channelId"),
-    "channel without teamId (second recipient)": (to(PERSON, {"kind": "channel", "channelId": CHANNEL_ID}), "data.recipients[1].teamId"),
-    "channel with a blank channelId": (to({"kind": "channel", "teamId": TEAM_ID, "channelId": " "}), "data.recipients[0].channelId"),
+    "channel without teamId (second recipient)": (
+        to(PERSON, {"kind": "channel", "channelId": CHANNEL_ID}),
+        "data.recipients[1].teamId",
+    ),
+    "channel with a blank channelId": (
+        to({"kind": "channel", "teamId": TEAM_ID, "channelId": " "}),
+        "data.recipients[0].channelId",
+    ),
     "channel with a chatId": (to(CHANNEL | {"chatId": CHAT_ID}), "data.recipients[0].chatId"),
     "chat without chatId": (to({"kind": "chat"}), "data.recipients[0].chatId"),
     "person without user": (to({"kind": "person"}), "data.recipients[0].user"),
     "person user too long": (to({"kind": "person", "user": "u" * 321}), "data.recipients[0].user"),
     "group with one user": (to({"kind": "group", "users": ["lee.gu@contoso.com"]}), "data.recipients[0].users"),
-    "group larger than a group chat": (to({"kind": "group", "users": people(MAX_GROUP_MEMBERS + 1)}), "data.recipients[0].users"),
+    "group larger than a group chat": (
+        to({"kind": "group", "users": people(MAX_GROUP_MEMBERS + 1)}),
+        "data.recipients[0].users",
+    ),
     "responders with a user": (to(RESPONDERS | {"user": "oncall@contoso.com"}), "data.recipients[0].user"),
     "recipient name too long": (to(PERSON | {"name": "n" * (MAX_NAME_CHARS + 1)}), "data.recipients[0].name"),
     "fallbackRecipients not a list": (command(data={"fallbackRecipients": PERSON}), "data.fallbackRecipients"),
-    "too many fallbackRecipients": (command(data={"fallbackRecipients": [{"kind": "person", "user": u} for u in people(MAX_RECIPIENTS + 1)]}), "data.fallbackRecipients"),
-    "fallback channel without channelId": (command(data={"fallbackRecipients": [{"kind": "channel", "teamId": TEAM_ID}]}), "data.fallbackRecipients[0].channelId"),
+    "too many fallbackRecipients": (
+        command(data={"fallbackRecipients": [{"kind": "person", "user": u} for u in people(MAX_RECIPIENTS + 1)]}),
+        "data.fallbackRecipients",
+    ),
+    "fallback channel without channelId": (
+        command(data={"fallbackRecipients": [{"kind": "channel", "teamId": TEAM_ID}]}),
+        "data.fallbackRecipients[0].channelId",
+    ),
     "comment too long": (command(data={"comment": "c" * (MAX_COMMENT_CHARS + 1)}), "data.comment"),
     "comment not a string": (command(data={"comment": ["look", "now"]}), "data.comment"),
     "requestedBy too long": (command(data={"requestedBy": "r" * 201}), "data.requestedBy"),
@@ -295,8 +347,14 @@ INVALID_COMMANDS: dict[str, tuple[dict, str]] = {
 
 # Rules only the parser can check: JSON Schema accepts these, the connector refuses them.
 COMMAND_PARSER_ONLY_RULES: dict[str, tuple[dict, str]] = {
-    "a group of one person spelled in two cases": (to({"kind": "group", "users": ["Lee.Gu@contoso.com", "lee.gu@contoso.com"]}), "data.recipients[0].users"),
-    "a revision written as 3.0 (JSON Schema counts it as an integer)": (existing(data={"revision": 3.0}), "data.revision"),
+    "a group of one person spelled in two cases": (
+        to({"kind": "group", "users": ["Lee.Gu@contoso.com", "lee.gu@contoso.com"]}),
+        "data.recipients[0].users",
+    ),
+    "a revision written as 3.0 (JSON Schema counts it as an integer)": (
+        existing(data={"revision": 3.0}),
+        "data.revision",
+    ),
 }
 
 # Where the parser is more forgiving than the contract: senders should follow the schema.
@@ -304,7 +362,9 @@ COMMAND_PARSER_IS_LENIENT: dict[str, dict] = {
     "upper-case recipient kind": to({"kind": "Person", "user": "oncall@contoso.com"}),
     "a non-JSON datacontenttype (parse_command does not read it)": command(datacontenttype="text/plain"),
     "a time that is not a timestamp (parse_command does not read it)": command(time="yesterday"),
-    "a long subject beside a data.alertId (the subject is not read)": command(subject="s" * 300, data={"alertId": "ALRT-1042"}),
+    "a long subject beside a data.alertId (the subject is not read)": command(
+        subject="s" * 300, data={"alertId": "ALRT-1042"}
+    ),
     "existing from the connector's source padded with spaces": existing(source=f" {CONNECTOR_SOURCE} "),
 }
 
@@ -375,7 +435,10 @@ class TestTheSchemaItself:
             condition = rule["if"]["properties"]["type"]
             for type_ in condition.get("enum", [condition.get("const")]):
                 chosen[type_] = rule["then"]["$ref"]
-        assert chosen == {t: "#/$defs/alertEvent" for t in EVENT_TYPES} | {SEND_TYPE: "#/$defs/sendCommand", EXISTING_TYPE: "#/$defs/existingCommand"}
+        assert chosen == dict.fromkeys(EVENT_TYPES, "#/$defs/alertEvent") | {
+            SEND_TYPE: "#/$defs/sendCommand",
+            EXISTING_TYPE: "#/$defs/existingCommand",
+        }
 
     def test_the_command_bounds_are_the_parsers_bounds(self):
         data = SCHEMA["$defs"]["sendData"]["properties"]
@@ -385,11 +448,17 @@ class TestTheSchemaItself:
         assert data["comment"]["maxLength"] == MAX_COMMENT_CHARS
         assert data["requestedBy"]["maxLength"] == 200
         assert data["alertId"]["maxLength"] == SCHEMA["properties"]["id"]["maxLength"] == MAX_ID_LENGTH
-        assert data["alertSource"]["maxLength"] == SCHEMA["$defs"]["sendCommand"]["properties"]["source"]["maxLength"] == 1024
+        assert (
+            data["alertSource"]["maxLength"]
+            == SCHEMA["$defs"]["sendCommand"]["properties"]["source"]["maxLength"]
+            == 1024
+        )
 
     def test_the_recipients_are_the_workflow_schemas_recipients(self):
         for name in RECIPIENT_DEFS:
-            assert SCHEMA["$defs"][name] == WORKFLOW_SCHEMA["$defs"][name], f"$defs/{name} differs from workflow.schema.json"
+            assert SCHEMA["$defs"][name] == WORKFLOW_SCHEMA["$defs"][name], (
+                f"$defs/{name} differs from workflow.schema.json"
+            )
 
 
 class TestSchemaAndParserAgree:
@@ -439,7 +508,9 @@ def _enum(name: str, *, data: bool = True) -> list:
 
 
 _text = st.text(min_size=1, max_size=40).filter(lambda s: s.strip())
-_timestamps = st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1)).map(lambda d: d.strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
+_timestamps = st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1)).map(
+    lambda d: d.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+)
 
 
 @st.composite
@@ -479,7 +550,11 @@ class TestGeneratedEvents:
         assert (parsed.event_id, parsed.source, parsed.type) == (instance["id"], instance["source"], instance["type"])
         assert parsed.tenant_id == instance.get("tenantid")
         assert (parsed.data.id, parsed.data.title) == (data["id"], data["title"])
-        assert (parsed.data.kind, parsed.data.severity, parsed.data.status) == (data["kind"], data["severity"], data["status"])
+        assert (parsed.data.kind, parsed.data.severity, parsed.data.status) == (
+            data["kind"],
+            data["severity"],
+            data["status"],
+        )
         assert parsed.data.labels == data["labels"]
         assert parsed.data.responders == tuple(data["responders"])
         if "version" in data:
@@ -508,7 +583,9 @@ class TestCommandsSchemaAndParserAgree:
         assert len(VALID_COMMANDS) >= 10
         assert len(INVALID_COMMANDS) >= 30
 
-    @pytest.mark.parametrize(("instance", "field"), COMMAND_PARSER_ONLY_RULES.values(), ids=COMMAND_PARSER_ONLY_RULES.keys())
+    @pytest.mark.parametrize(
+        ("instance", "field"), COMMAND_PARSER_ONLY_RULES.values(), ids=COMMAND_PARSER_ONLY_RULES.keys()
+    )
     def test_a_rule_only_the_parser_checks_is_refused_by_the_parser(self, instance, field):
         assert schema_accepts(instance), schema_errors(instance)
         with pytest.raises(InvalidEvent) as caught:
@@ -529,7 +606,11 @@ class TestCommandsSchemaAndParserAgree:
 class TestTheSendCommandsFields:
     def test_every_field_reaches_the_command(self):
         (parsed,) = parse(VALID_COMMANDS["every field"])
-        assert (parsed.tenant_id, parsed.alert_id, parsed.alert_source) == (TENANT, "ALRT-1042", "https://alerts.example.com")
+        assert (parsed.tenant_id, parsed.alert_id, parsed.alert_source) == (
+            TENANT,
+            "ALRT-1042",
+            "https://alerts.example.com",
+        )
         assert [r.kind for r in parsed.recipients] == ["channel", "person"]
         assert parsed.recipients[0].name == "Ops / Alerts"
         assert [r.kind for r in parsed.fallback] == ["chat"]
@@ -589,14 +670,21 @@ class TestCommandsOnTheQueue:
         [outcome], [rejected] = await send(instance)
         assert outcome.result == "rejected" and outcome.event_id == "send-404"
         assert rejected.field == "subject"
-        assert rejected.reason == "subject: no alert ALRT-404 from source https://alerts.example.com in tenant aaaaaaaa-0000-4000-8000-00000000000a"
+        assert (
+            rejected.reason
+            == "subject: no alert ALRT-404 from source https://alerts.example.com in tenant aaaaaaaa-0000-4000-8000-00000000000a"
+        )
 
 
 _recipients = st.one_of(
     st.builds(lambda t, c: {"kind": "channel", "teamId": t, "channelId": c}, _text, _text),
     st.builds(lambda c: {"kind": "chat", "chatId": c}, _text),
     st.builds(lambda u: {"kind": "person", "user": u}, st.emails()),
-    st.builds(lambda a, b: {"kind": "group", "users": [a, b]}, st.just("adele.vance@contoso.com"), st.just("lee.gu@contoso.com")),
+    st.builds(
+        lambda a, b: {"kind": "group", "users": [a, b]},
+        st.just("adele.vance@contoso.com"),
+        st.just("lee.gu@contoso.com"),
+    ),
     st.just({"kind": "responders"}),
 )
 
@@ -610,7 +698,13 @@ def valid_send_commands(draw) -> dict:
         data["comment"] = draw(st.text(max_size=MAX_COMMENT_CHARS))
     if draw(st.booleans()):
         data["requestedBy"] = draw(st.text(max_size=200))
-    instance: dict[str, Any] = {"specversion": "1.0", "id": draw(_text), "source": "https://alerts.example.com", "type": SEND_TYPE, "data": data}
+    instance: dict[str, Any] = {
+        "specversion": "1.0",
+        "id": draw(_text),
+        "source": "https://alerts.example.com",
+        "type": SEND_TYPE,
+        "data": data,
+    }
     if draw(st.booleans()):
         instance["subject"] = draw(_text)
     else:

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from shared.domain.events import (
+    EVENT_TYPES,
     MAX_DESCRIPTION_LENGTH,
     MAX_TITLE_LENGTH,
-    EVENT_TYPES,
     STATUS_BY_TYPE,
     AlertData,
     AlertEvent,
@@ -113,7 +113,7 @@ class TestVersionDefaulting:
 
     def test_data_updated_wins_over_the_event_time(self):
         later = parse_cloudevent(cloudevent(updated="2024-05-14T09:00:00Z")).data.version
-        assert later == epoch_micros(datetime(2024, 5, 14, 9, tzinfo=timezone.utc))
+        assert later == epoch_micros(datetime(2024, 5, 14, 9, tzinfo=UTC))
 
     def test_without_version_or_updated_the_event_time_is_the_version(self):
         assert parse_cloudevent(cloudevent()).data.version == 1_715_675_506_000_000
@@ -135,21 +135,21 @@ class TestVersionDefaulting:
 class TestTimestamps:
     def test_go_timestamps_with_nine_fractional_digits_are_read_to_the_microsecond(self):
         moment = parse_time("2024-05-14T08:31:46.358452189Z", "time")
-        assert moment == datetime(2024, 5, 14, 8, 31, 46, 358452, tzinfo=timezone.utc)
+        assert moment == datetime(2024, 5, 14, 8, 31, 46, 358452, tzinfo=UTC)
 
     def test_nine_fractional_digits_keep_a_non_utc_offset(self):
         moment = parse_time("2024-05-14T10:31:46.358452189+02:00", "time")
-        assert moment == datetime(2024, 5, 14, 8, 31, 46, 358452, tzinfo=timezone.utc)
+        assert moment == datetime(2024, 5, 14, 8, 31, 46, 358452, tzinfo=UTC)
         assert moment.utcoffset() == timedelta(hours=2)
 
     def test_a_short_fraction_with_an_offset_is_not_padded_with_offset_digits(self):
         assert parse_time("2024-05-14T10:00:00.5-05:30", "t").microsecond == 500_000
 
     def test_a_timestamp_without_offset_is_read_as_utc(self):
-        assert parse_time("2024-05-14T08:31:46", "t").tzinfo == timezone.utc
+        assert parse_time("2024-05-14T08:31:46", "t").tzinfo == UTC
 
     def test_a_lower_case_z_is_utc(self):
-        assert parse_time("2024-05-14T08:31:46z", "t") == datetime(2024, 5, 14, 8, 31, 46, tzinfo=timezone.utc)
+        assert parse_time("2024-05-14T08:31:46z", "t") == datetime(2024, 5, 14, 8, 31, 46, tzinfo=UTC)
 
     def test_a_missing_timestamp_is_none(self):
         assert parse_time(None, "t") is None
@@ -161,7 +161,7 @@ class TestTimestamps:
         assert caught.value.field == "data.created"
 
     def test_epoch_micros_counts_microseconds_since_1970(self):
-        assert epoch_micros(datetime(1970, 1, 1, 0, 0, 1, 5, tzinfo=timezone.utc)) == 1_000_005
+        assert epoch_micros(datetime(1970, 1, 1, 0, 0, 1, 5, tzinfo=UTC)) == 1_000_005
 
 
 class TestLabelsRespondersAndLinks:
@@ -173,7 +173,9 @@ class TestLabelsRespondersAndLinks:
         assert rejected(cloudevent(labels={f"k{i}": "v" for i in range(65)})).field == "data.labels"
 
     def test_responders_are_trimmed_and_blank_ones_dropped(self):
-        responders = parse_cloudevent(cloudevent(responders=[" oncall@contoso.com ", "", "adele@contoso.com"])).data.responders
+        responders = parse_cloudevent(
+            cloudevent(responders=[" oncall@contoso.com ", "", "adele@contoso.com"])
+        ).data.responders
         assert responders == ("oncall@contoso.com", "adele@contoso.com")
 
     def test_a_responder_that_is_not_a_string_is_rejected(self):
@@ -210,7 +212,9 @@ class TestIdentityKeys:
 class TestStatusByType:
     @pytest.mark.parametrize(("event_type", "status"), [(t, s) for t, s in STATUS_BY_TYPE.items() if s])
     def test_a_type_that_implies_a_status_overrides_the_data_status(self, event_type, status):
-        event = parse_cloudevent(cloudevent(ce_type=event_type, status="acknowledged" if status != "acknowledged" else "open"))
+        event = parse_cloudevent(
+            cloudevent(ce_type=event_type, status="acknowledged" if status != "acknowledged" else "open")
+        )
         assert event.new_status == status
 
     @pytest.mark.parametrize("event_type", ["alert.updated", "issue.updated"])

@@ -43,7 +43,9 @@ class TestTheAlertLifecycleExamples:
         assert [e.new_status for e in events] == ["open", "acknowledged", "resolved"]
 
     def test_each_has_its_own_event_id(self):
-        ids = {parse(name)[0].event_id for name in ("alert-created.json", "alert-acknowledged.json", "alert-resolved.json")}
+        ids = {
+            parse(name)[0].event_id for name in ("alert-created.json", "alert-acknowledged.json", "alert-resolved.json")
+        }
         assert len(ids) == 3
 
     def test_the_links_point_to_the_alerting_platform_and_responders_are_set(self):

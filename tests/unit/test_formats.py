@@ -14,7 +14,11 @@ from shared.security import ingest_key
 
 ROOT = Path(__file__).resolve().parents[2]
 # Source payloads only: tests/golden/cards holds card inputs, not events.
-PAYLOADS = sorted(p for p in [*ROOT.glob("examples/*.json"), *ROOT.glob("tests/golden/*/*.json")] if not p.name.endswith(".expected.json") and p.parent.name != "cards")
+PAYLOADS = sorted(
+    p
+    for p in [*ROOT.glob("examples/*.json"), *ROOT.glob("tests/golden/*/*.json")]
+    if not p.name.endswith(".expected.json") and p.parent.name != "cards"
+)
 TENANT = "aaaaaaaa-0000-4000-8000-00000000000a"
 
 
@@ -44,11 +48,21 @@ class TestWhatTheIngestRouteQueues:
         for event in events:
             [again] = parse_events(to_cloudevent(event, TENANT))
             assert again.data == event.data
-            assert (again.event_id, again.source, again.type, again.time, again.tenant_id) == (event.event_id, event.source, event.type, event.time, TENANT)
+            assert (again.event_id, again.source, again.type, again.time, again.tenant_id) == (
+                event.event_id,
+                event.source,
+                event.type,
+                event.time,
+                TENANT,
+            )
 
 
 class TestSourceKeys:
     def test_a_key_opens_one_source_of_one_tenant(self):
         key = ingest_key("k" * 40, TENANT, "prod")
         assert key == ingest_key("k" * 40, TENANT.upper(), "prod")
-        assert key not in (ingest_key("k" * 40, TENANT, "staging"), ingest_key("k" * 40, "bbbbbbbb-0000-4000-8000-00000000000b", "prod"), ingest_key("j" * 40, TENANT, "prod"))
+        assert key not in (
+            ingest_key("k" * 40, TENANT, "staging"),
+            ingest_key("k" * 40, "bbbbbbbb-0000-4000-8000-00000000000b", "prod"),
+            ingest_key("j" * 40, TENANT, "prod"),
+        )

@@ -24,7 +24,9 @@ def assert_publishable(files: list[str]) -> None:
         parts = Path(path).parts
         assert not set(parts[:-1]) & set(NEVER_SHIP_DIRS), f"{path} would be published"
         assert parts[-1] not in NEVER_SHIP_NAMES, f"{path} would be published"
-        assert not parts[-1].endswith(SECRET_SUFFIXES) and not parts[-1].startswith(".env"), f"{path} would be published"
+        assert not parts[-1].endswith(SECRET_SUFFIXES) and not parts[-1].startswith(".env"), (
+            f"{path} would be published"
+        )
         assert "__pycache__" not in parts and not path.endswith((".pyc", ".md")), f"{path} would be published"
 
 
@@ -54,24 +56,54 @@ class TestThePublishTree:
     def test_only_known_top_level_entries_are_published(self):
         # Anything new at the top level must be a deliberate choice: runtime code, or .funcignore.
         top = {Path(p).parts[0] for p in funcignore.publish_tree_from_disk(ROOT)}
-        assert top <= RUNTIME_TOP_LEVEL, f"add {sorted(top - RUNTIME_TOP_LEVEL)} to .funcignore, or here if the app needs it"
+        assert top <= RUNTIME_TOP_LEVEL, (
+            f"add {sorted(top - RUNTIME_TOP_LEVEL)} to .funcignore, or here if the app needs it"
+        )
 
 
 class TestFuncignoreCatchesFilesThatDoNotExistYet:
     FIXTURE = [
-        "function_app.py", "host.json", "requirements.txt", "shared/__init__.py", "shared/domain/model.py",
+        "function_app.py",
+        "host.json",
+        "requirements.txt",
+        "shared/__init__.py",
+        "shared/domain/model.py",
         "schemas/alert-event.schema.json",
-        "tests/unit/test_x.py", "tools/localhost/run.py", "node_modules/a/index.js", ".venv/lib/site.py",
-        "local.settings.json", "docs/DEPLOY.md", "README.md", "certs/bot.pem", "shared/private.key", ".env",
-        "shared/__pycache__/model.cpython-311.pyc", "infra/main.bicep", "appPackage/manifest.json",
-        "requirements-dev.txt", ".tools/checkov/bin/checkov",
+        "tests/unit/test_x.py",
+        "tools/localhost/run.py",
+        "node_modules/a/index.js",
+        ".venv/lib/site.py",
+        "local.settings.json",
+        "docs/DEPLOY.md",
+        "README.md",
+        "certs/bot.pem",
+        "shared/private.key",
+        ".env",
+        "shared/__pycache__/model.cpython-311.pyc",
+        "infra/main.bicep",
+        "appPackage/manifest.json",
+        "requirements-dev.txt",
+        ".tools/checkov/bin/checkov",
         # Nested: Core Tools matches from the start of the path, so these need "**/" patterns.
-        "shared/adapters/certs/graph.pem", "schemas/private.key", "shared/bot.pfx", "shared/domain/client.p12", "shared/ca.crt",
-        "shared/.env", "shared/.env.local", "shared/local.settings.json", "shared/domain/__pycache__/x.cpython-311.pyc",
-        "shared/stray.pyc", "shared/NOTES.md", "shared/debug.log",
+        "shared/adapters/certs/graph.pem",
+        "schemas/private.key",
+        "shared/bot.pfx",
+        "shared/domain/client.p12",
+        "shared/ca.crt",
+        "shared/.env",
+        "shared/.env.local",
+        "shared/local.settings.json",
+        "shared/domain/__pycache__/x.cpython-311.pyc",
+        "shared/stray.pyc",
+        "shared/NOTES.md",
+        "shared/debug.log",
     ]
     SHIPPED = {
-        "function_app.py", "host.json", "requirements.txt", "shared/__init__.py", "shared/domain/model.py",
+        "function_app.py",
+        "host.json",
+        "requirements.txt",
+        "shared/__init__.py",
+        "shared/domain/model.py",
         "schemas/alert-event.schema.json",
     }
 
@@ -98,7 +130,10 @@ class TestFuncignoreCatchesFilesThatDoNotExistYet:
         subprocess.run(["git", "init", "-q"], cwd=tree, check=True)
         listed = subprocess.run(
             ["git", "ls-files", "--others", f"--exclude-from={tree / '.funcignore'}"],
-            cwd=tree, check=True, capture_output=True, text=True,
+            cwd=tree,
+            check=True,
+            capture_output=True,
+            text=True,
         ).stdout.split()
         assert set(listed) == set(funcignore.gitignore_tree_from_disk(tree))
 

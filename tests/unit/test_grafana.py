@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-
 from shared.domain.inbound import claimants, parse_message
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "grafana"
@@ -32,4 +31,8 @@ class TestGrafanaRules:
     def test_the_resolution_orders_after_the_firing(self):
         [firing] = parse_message(json.dumps({**self.docs_example(), "alerts": self.docs_example()["alerts"][:1]}))
         [resolved] = parse_message((GOLDEN / "resolved-one-alert.json").read_bytes())
-        assert resolved.type == "alert.resolved" and resolved.data.version > firing.data.version and resolved.data.id == firing.data.id
+        assert (
+            resolved.type == "alert.resolved"
+            and resolved.data.version > firing.data.version
+            and resolved.data.id == firing.data.id
+        )

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
 import pytest
@@ -20,12 +20,11 @@ from shared.domain.model import AlertState, Delivery
 from shared.ports import DeliveryError
 from tests.support.fakes import Clock, FakeDirectory, RecordingMessenger, conversation, delivering, process_and_deliver
 
-T0 = datetime(2026, 11, 1, 12, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 TENANT = "aaaaaaaa-0000-4000-8000-00000000000a"
 OTHER_TENANT = "bbbbbbbb-0000-4000-8000-00000000000b"
 SOURCE = "https://alerts.example.com"
 GENERAL = "19:general@thread.tacv2"
-
 
 
 class TimedMessenger(RecordingMessenger):
@@ -50,10 +49,22 @@ class TimedMessenger(RecordingMessenger):
         self._maybe_fail()
 
 
-def event(type_: str = "alert.created", version: int = 1, *, alert_id: str = "ALRT-1", title: str = "High CPU on web-03",
-          tenant: str | None = TENANT, severity: str = "high", event_id: str | None = None) -> str:
+def event(
+    type_: str = "alert.created",
+    version: int = 1,
+    *,
+    alert_id: str = "ALRT-1",
+    title: str = "High CPU on web-03",
+    tenant: str | None = TENANT,
+    severity: str = "high",
+    event_id: str | None = None,
+) -> str:
     body = {
-        "specversion": "1.0", "id": event_id or f"evt-{alert_id}-{type_}-{version}", "source": SOURCE, "type": type_, "subject": alert_id,
+        "specversion": "1.0",
+        "id": event_id or f"evt-{alert_id}-{type_}-{version}",
+        "source": SOURCE,
+        "type": type_,
+        "subject": alert_id,
         "data": {"id": alert_id, "title": title, "severity": severity, "version": version},
     }
     if tenant is not None:
@@ -73,8 +84,19 @@ def most_in_any_window(times: list[float], span: float) -> int:
 
 
 def state(n: int, revision: int = 1, status: str = "open") -> AlertState:
-    return AlertState(tenant_id=TENANT, key=f"k{n:05d}", alert_id=f"A-{n}", source="prom", event_source="https://am", title=f"Alert {n}",
-                      status=status, severity="high", revision=revision, created=T0, updated=T0)
+    return AlertState(
+        tenant_id=TENANT,
+        key=f"k{n:05d}",
+        alert_id=f"A-{n}",
+        source="prom",
+        event_source="https://am",
+        title=f"Alert {n}",
+        status=status,
+        severity="high",
+        revision=revision,
+        created=T0,
+        updated=T0,
+    )
 
 
 # ---------------------------------------------------------------------------- 1. pacing
@@ -100,12 +122,18 @@ class TestPerConversationPacing:
         ctx = delivering(store, messenger, clock=clock)
         record = conversation(TENANT, GENERAL)
         for n in range(70):  # 70 cards already shown, at revision 1
-            await store.save_delivery(Delivery(TENANT, f"k{n:05d}", GENERAL, activity_id=f"act-{n}", rendered_version=1, status="posted"))
-        await ctx.jobs.send([DeliveryJob(record, CARD, state(n, revision=2, status="acknowledged"), request=f"u{n}") for n in range(70)])
+            await store.save_delivery(
+                Delivery(TENANT, f"k{n:05d}", GENERAL, activity_id=f"act-{n}", rendered_version=1, status="posted")
+            )
+        await ctx.jobs.send(
+            [DeliveryJob(record, CARD, state(n, revision=2, status="acknowledged"), request=f"u{n}") for n in range(70)]
+        )
         report = await ctx.jobs.drain(ctx)
         assert len(report.updated) == 70
         assert most_in_any_window(messenger.times, 1.0) <= 7
-        assert most_in_any_window(messenger.times, 30.0) <= 60, f"{most_in_any_window(messenger.times, 30.0)} sends in 30 s"
+        assert most_in_any_window(messenger.times, 30.0) <= 60, (
+            f"{most_in_any_window(messenger.times, 30.0)} sends in 30 s"
+        )
         assert max(messenger.times) - min(messenger.times) >= 30.0  # the 61st waited for the first to leave the window
 
 
@@ -123,7 +151,12 @@ class RecordingSleep:
 def graph_directory(sleep: RecordingSleep):
     from shared.adapters.graph import GraphConfig, GraphDirectory
 
-    config = GraphConfig(base_url="https://graph.example.invalid/v1.0", authority_host="https://login.example.invalid", app_id="app", client_secret="s")
+    config = GraphConfig(
+        base_url="https://graph.example.invalid/v1.0",
+        authority_host="https://login.example.invalid",
+        app_id="app",
+        client_secret="s",
+    )
     directory = GraphDirectory(config, sleep=sleep)
     directory.client = lambda tenant_id, mode: object()  # no SDK client: the call below stands in for it
     return directory
@@ -208,14 +241,18 @@ class TestNoUpdateOfACurrentCard:
     async def test_a_job_for_the_revision_shown_or_an_older_one_sends_nothing(self, shown, revision):
         ctx, messenger, record, current = shown
         ctx.clock.now += timedelta(minutes=5)
-        await ctx.jobs.send([DeliveryJob(record, CARD, replace(current, revision=revision), request=f"again-{revision}")])
+        await ctx.jobs.send(
+            [DeliveryJob(record, CARD, replace(current, revision=revision), request=f"again-{revision}")]
+        )
         report = await ctx.jobs.drain(ctx)
         assert [c for c, _ in messenger.calls] == ["post"], messenger.calls
         assert report.updated == [] and report.sends == 0
 
     async def test_a_newer_revision_is_sent_as_an_update(self, shown):
         ctx, messenger, record, current = shown
-        await ctx.jobs.send([DeliveryJob(record, CARD, replace(current, revision=2, status="acknowledged"), request="r2")])
+        await ctx.jobs.send(
+            [DeliveryJob(record, CARD, replace(current, revision=2, status="acknowledged"), request="r2")]
+        )
         report = await ctx.jobs.drain(ctx)
         assert [c for c, _ in messenger.calls] == ["post", "update"] and report.updated == [GENERAL]
 
@@ -269,7 +306,9 @@ class TestChannelEnrolment:
         from shared.services.bot import handle_activity
 
         store = memory_store()
-        message = teams.message("help", "channel", mention_bot=True, channel={"id": "19:random@thread.tacv2", "name": "Random"})
+        message = teams.message(
+            "help", "channel", mention_bot=True, channel={"id": "19:random@thread.tacv2", "name": "Random"}
+        )
         reply = await handle_activity(message, {}, store=store)
         assert reply.cards  # it is answered
         assert await stored(store) == []  # but not subscribed to every alert
@@ -279,7 +318,9 @@ class TestChannelEnrolment:
 
         store, messenger = memory_store(), RecordingMessenger()
         await store.save_conversation(conversation(TENANT, GENERAL))
-        message = teams.message("help", "channel", mention_bot=True, channel={"id": "19:random@thread.tacv2", "name": "Random"})
+        message = teams.message(
+            "help", "channel", mention_bot=True, channel={"id": "19:random@thread.tacv2", "name": "Random"}
+        )
         await handle_activity(message, {}, store=store)
         await process_and_deliver(event(), "m-1", delivering(store, messenger, clock=Clock()))
         assert len(messenger.cards_in(GENERAL)) == 1
@@ -290,7 +331,11 @@ class TestChannelEnrolment:
         from shared.services.bot import handle_activity
 
         store = memory_store()
-        activity = teams.installation_update("channel") if how == "installationUpdate" else teams.conversation_update("channel")
+        activity = (
+            teams.installation_update("channel")
+            if how == "installationUpdate"
+            else teams.conversation_update("channel")
+        )
         await handle_activity(activity, {}, store=store)
         assert await stored(store) == [activity["conversation"]["id"]]
 
@@ -301,7 +346,11 @@ class TestChannelEnrolment:
         install = teams.installation_update("channel")
         await handle_activity(install, {}, store=store)
         team_channel = install["conversation"]["id"]
-        await handle_activity(teams.message("help", "channel", mention_bot=True, conversation_id=f"{team_channel};messageid=1"), {}, store=store)
+        await handle_activity(
+            teams.message("help", "channel", mention_bot=True, conversation_id=f"{team_channel};messageid=1"),
+            {},
+            store=store,
+        )
         assert await stored(store) == [team_channel]
 
 
@@ -498,7 +547,10 @@ class TestTokenCacheRotation:
 class TestSummaryText:
     def test_the_summary_names_severity_title_and_status(self):
         assert cards.summary_text(state(1)) == "[HIGH] Alert 1 (Open)"
-        assert cards.summary_text(replace(state(1), severity="critical", status="acknowledged")) == "[CRITICAL] Alert 1 (Acknowledged)"
+        assert (
+            cards.summary_text(replace(state(1), severity="critical", status="acknowledged"))
+            == "[CRITICAL] Alert 1 (Acknowledged)"
+        )
 
     def test_the_title_is_cut_at_120_characters(self):
         long = replace(state(1), title="x" * 119 + "yz" + "w" * 300, status="resolved")

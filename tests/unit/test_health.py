@@ -29,10 +29,18 @@ async def test_each_check_says_what_it_saw_or_what_is_wrong():
         await asyncio.Event().wait()
         return "never"
 
-    results = {r.name: r for r in await health.run_checks(
-        {"fine": fine, "broken": broken, "hung": hung, "queue": health.queue_check(Probe(QueueDepth(2, 3)))}, timeout=0.05)}
+    results = {
+        r.name: r
+        for r in await health.run_checks(
+            {"fine": fine, "broken": broken, "hung": hung, "queue": health.queue_check(Probe(QueueDepth(2, 3)))},
+            timeout=0.05,
+        )
+    }
     assert results["fine"].ok and results["fine"].detail == "read"
-    assert not results["broken"].ok and results["broken"].detail == "ConnectionError: connection refused by acct.table.core.windows.net"
+    assert (
+        not results["broken"].ok
+        and results["broken"].detail == "ConnectionError: connection refused by acct.table.core.windows.net"
+    )
     assert not results["hung"].ok and results["hung"].detail == "no answer within 0 s"
     assert not results["queue"].ok and results["queue"].detail.startswith("2 waiting, 0 scheduled, 3 dead-lettered")
 

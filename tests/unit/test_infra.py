@@ -36,7 +36,18 @@ def checkov_report() -> dict:
             pytest.fail(message)
         pytest.skip(message)
     completed = subprocess.run(
-        [str(CHECKOV), "--directory", str(INFRA), "--skip-path", NOT_FOR_CHECKOV.name, "--framework", "bicep", "--skip-download", "--output", "json"],
+        [
+            str(CHECKOV),
+            "--directory",
+            str(INFRA),
+            "--skip-path",
+            NOT_FOR_CHECKOV.name,
+            "--framework",
+            "bicep",
+            "--skip-download",
+            "--output",
+            "json",
+        ],
         capture_output=True,
         text=True,
         timeout=600,
@@ -65,7 +76,10 @@ class TestCheckov:
         assert checkov_report["summary"]["resource_count"] >= declared
 
     def test_no_check_fails(self, checkov_report):
-        failed = [f"{c['check_id']} {c['resource']} ({c['file_path']}): {c['check_name']}" for c in checkov_report["results"]["failed_checks"]]
+        failed = [
+            f"{c['check_id']} {c['resource']} ({c['file_path']}): {c['check_name']}"
+            for c in checkov_report["results"]["failed_checks"]
+        ]
         assert checkov_report["summary"]["failed"] == 0, "\n".join(failed)
 
     def test_checks_ran(self, checkov_report):
@@ -82,7 +96,9 @@ class TestSkipComments:
         for path in BICEP_FILES:
             for number, line in enumerate(path.read_text().splitlines(), 1):
                 if "checkov:skip" in line:
-                    assert re.search(r"//\s*checkov:skip=CKV2?_[A-Z]+_\d+:\s*\S.{20,}", line), f"{path.name}:{number}: {line.strip()}"
+                    assert re.search(r"//\s*checkov:skip=CKV2?_[A-Z]+_\d+:\s*\S.{20,}", line), (
+                        f"{path.name}:{number}: {line.strip()}"
+                    )
 
 
 class TestBicepStaysParseable:
@@ -100,14 +116,32 @@ class TestBicepStaysParseable:
 class TestTemplates:
     def test_main_names_every_module_under_app(self):
         modules = set(re.findall(r"^module \w+ '([^']+)'", _bicep("main.bicep"), re.M))
-        assert modules == {f"app/{n}.bicep" for n in ("identity", "monitoring", "storage", "servicebus", "keyvault", "keyvault-secret", "rbac", "function", "bot", "graph-app", "operations")}
+        assert modules == {
+            f"app/{n}.bicep"
+            for n in (
+                "identity",
+                "monitoring",
+                "storage",
+                "servicebus",
+                "keyvault",
+                "keyvault-secret",
+                "rbac",
+                "function",
+                "bot",
+                "graph-app",
+                "operations",
+            )
+        }
 
     def test_ops_are_told_when_the_connector_is_unwell(self):
         from tools.bicep_refs import resources
 
         ops = _bicep("app/operations.bicep")
         types = [t for f, _, t in resources(INFRA / "main.bicep") if f == "operations.bicep"]
-        assert types.count("Microsoft.Insights/metricAlerts") == 2 and "Microsoft.EventGrid/systemTopics/eventSubscriptions" in types
+        assert (
+            types.count("Microsoft.Insights/metricAlerts") == 2
+            and "Microsoft.EventGrid/systemTopics/eventSubscriptions" in types
+        )
         assert "metricName: 'DeadletteredMessages'" in ops and "metricName: 'exceptions/count'" in ops
         assert "'Microsoft.KeyVault.SecretNearExpiry'" in ops and "endpointType: 'MonitorAlert'" in ops
         assert ops.count("actionGroupId: actionGroup.id") == 2 and "emailAddress: alertEmail" in ops
@@ -118,9 +152,18 @@ class TestTemplates:
     def test_every_resource_name_is_a_parameter(self):
         params = set(re.findall(r"^param (\w+Name) string = ", _bicep("main.bicep"), re.M))
         assert {
-            "identityName", "storageAccountName", "deploymentContainerName", "serviceBusNamespaceName", "keyVaultName",
-            "logAnalyticsName", "applicationInsightsName", "planName", "functionAppName", "botName",
-            "alertEventsQueueName", "teamsActionsQueueName",
+            "identityName",
+            "storageAccountName",
+            "deploymentContainerName",
+            "serviceBusNamespaceName",
+            "keyVaultName",
+            "logAnalyticsName",
+            "applicationInsightsName",
+            "planName",
+            "functionAppName",
+            "botName",
+            "alertEventsQueueName",
+            "teamsActionsQueueName",
         } <= params
 
     def test_outputs_are_upper_snake(self):
@@ -175,7 +218,13 @@ class TestTemplates:
 
     def test_roles_are_named_and_scoped_narrowly(self):
         rbac = _bicep("app/rbac.bicep")
-        for role in ("storageTableDataContributor", "storageBlobDataOwner", "serviceBusDataReceiver", "serviceBusDataSender", "keyVaultSecretsUser"):
+        for role in (
+            "storageTableDataContributor",
+            "storageBlobDataOwner",
+            "serviceBusDataReceiver",
+            "serviceBusDataSender",
+            "keyVaultSecretsUser",
+        ):
             assert re.search(rf"^var {role} = '[0-9a-f-]{{36}}'", rbac, re.M)
         for role in ("serviceBusDataOwner", "monitoringMetricsPublisher"):
             assert re.search(rf"^var {role} = '[0-9a-f-]{{36}}'", rbac, re.M)
@@ -183,7 +232,9 @@ class TestTemplates:
         # Owner (target-based scaling reads their length); Blob Data Owner on the account (the
         # host's containers and the deployment container, as Microsoft's Flex templates do).
         scopes = re.findall(r"^\s*scope: (\w+)$", rbac, re.M)
-        assert "serviceBus" not in scopes and {"alertEvents", "teamsActions", "deliveries", "storage", "vault"} <= set(scopes)
+        assert "serviceBus" not in scopes and {"alertEvents", "teamsActions", "deliveries", "storage", "vault"} <= set(
+            scopes
+        )
         for queue in ("alertEvents", "deliveries"):
             assert re.search(rf"name: guid\({queue}\.id, principalId, serviceBusDataOwner\)\n  scope: {queue}\n", rbac)
         assert "name: guid(storage.id, principalId, storageBlobDataOwner)" in rbac
@@ -201,11 +252,16 @@ class TestHostJson:
     host = json.loads((ROOT / "host.json").read_text())
 
     def test_extension_bundle_is_version_4(self):
-        assert self.host["extensionBundle"] == {"id": "Microsoft.Azure.Functions.ExtensionBundle", "version": "[4.*, 5.0.0)"}
+        assert self.host["extensionBundle"] == {
+            "id": "Microsoft.Azure.Functions.ExtensionBundle",
+            "version": "[4.*, 5.0.0)",
+        }
 
     def test_service_bus_settings_are_chosen(self):
         service_bus = self.host["extensions"]["serviceBus"]
-        assert {"maxConcurrentCalls", "maxAutoLockRenewalDuration", "autoCompleteMessages", "prefetchCount"} <= set(service_bus)
+        assert {"maxConcurrentCalls", "maxAutoLockRenewalDuration", "autoCompleteMessages", "prefetchCount"} <= set(
+            service_bus
+        )
 
     def test_the_lock_outlives_the_function(self):
         # A lock that lapses while the function runs hands the message to another instance.
@@ -234,10 +290,14 @@ class TestCheckovSeesEveryResource:
             if os.environ.get("CI"):
                 pytest.fail(message)
             pytest.skip(message)
-        script = ("import json, sys\nfrom pathlib import Path\nfrom checkov.bicep.parser import Parser\n"
-                  "out = {}\nfor f in sys.argv[1:]:\n    t, _ = Parser().parse(Path(f))\n    out[Path(f).name] = sorted((t or {}).get('resources', {}))\n"
-                  "print(json.dumps(out))")
-        done = subprocess.run([str(python), "-c", script, *map(str, CHECKOV_FILES)], capture_output=True, text=True, timeout=300, cwd=ROOT)
+        script = (
+            "import json, sys\nfrom pathlib import Path\nfrom checkov.bicep.parser import Parser\n"
+            "out = {}\nfor f in sys.argv[1:]:\n    t, _ = Parser().parse(Path(f))\n    out[Path(f).name] = sorted((t or {}).get('resources', {}))\n"
+            "print(json.dumps(out))"
+        )
+        done = subprocess.run(
+            [str(python), "-c", script, *map(str, CHECKOV_FILES)], capture_output=True, text=True, timeout=300, cwd=ROOT
+        )
         seen = json.loads(done.stdout.strip().splitlines()[-1])
         expected: dict[str, list[str]] = {}
         for path in CHECKOV_FILES:
@@ -255,14 +315,21 @@ class TestGraphApp:
 
     def test_the_extension_is_declared_and_configured(self):
         assert re.search(r"^extension microsoftGraphV1$", self.graph_app, re.M)
-        config = "\n".join(line for line in (INFRA / "bicepconfig.json").read_text().splitlines() if not line.strip().startswith("//"))
-        assert json.loads(config)["extensions"]["microsoftGraphV1"].startswith("br:mcr.microsoft.com/bicep/extensions/microsoftgraph/v1.0:")
+        config = "\n".join(
+            line for line in (INFRA / "bicepconfig.json").read_text().splitlines() if not line.strip().startswith("//")
+        )
+        assert json.loads(config)["extensions"]["microsoftGraphV1"].startswith(
+            "br:mcr.microsoft.com/bicep/extensions/microsoftgraph/v1.0:"
+        )
 
     def test_the_managed_identity_is_the_apps_federated_credential(self):
         fic = self.graph_app.split("'federatedIdentityCredentials@v1.0'", 1)[1]
         assert "subject: identityPrincipalId" in fic
         assert "issuer: '${environment().authentication.loginEndpoint}${tenant().tenantId}/v2.0'" in fic
-        assert "AzureCloud: 'api://AzureADTokenExchange'" in self.graph_app and "tokenExchangeAudiences[environment().name]" in fic
+        assert (
+            "AzureCloud: 'api://AzureADTokenExchange'" in self.graph_app
+            and "tokenExchangeAudiences[environment().name]" in fic
+        )
         assert "identityPrincipalId: identity.outputs.principalId" in self.main
 
     def test_the_audience_is_the_one_the_app_asks_for(self):
@@ -284,14 +351,24 @@ class TestGraphApp:
 
         assert graph_permissions.main(["--check"]) == 0
         data = json.loads((INFRA / "app" / "graph-permissions.json").read_text())
-        assert data["applicationPermissions"] == list(APPLICATION_PERMISSIONS) and data["delegatedScopes"] == list(DELEGATED_SCOPES)
-        assert "contains(applicationPermissions, role.value)" in self.graph_app and "contains(delegatedScopes, scope.value)" in self.graph_app
+        assert data["applicationPermissions"] == list(APPLICATION_PERMISSIONS) and data["delegatedScopes"] == list(
+            DELEGATED_SCOPES
+        )
+        assert (
+            "contains(applicationPermissions, role.value)" in self.graph_app
+            and "contains(delegatedScopes, scope.value)" in self.graph_app
+        )
 
     def test_a_created_app_has_no_secret_and_reaches_the_app_through_key_vault(self):
-        assert "var effectiveGraphCredentialType = createGraphApp ? 'federated_managed_identity' : graphCredentialType" in self.main
+        assert (
+            "var effectiveGraphCredentialType = createGraphApp ? 'federated_managed_identity' : graphCredentialType"
+            in self.main
+        )
         assert "graphClientSecretReference: effectiveGraphCredentialType == 'secret'" in self.main
         assert re.search(r"^module graphApp 'app/graph-app.bicep' = if \(createGraphApp\)", self.main, re.M)
-        assert re.search(r"^module graphAppIdSecret 'app/keyvault-secret.bicep' = if \(createGraphApp\)", self.main, re.M)
+        assert re.search(
+            r"^module graphAppIdSecret 'app/keyvault-secret.bicep' = if \(createGraphApp\)", self.main, re.M
+        )
         assert "value: graphApp.outputs.appId" in self.main and "graphAppId: graphAppIdSetting" in self.main
 
     def test_azd_creates_it_and_the_bicep_default_does_not(self):

@@ -10,7 +10,7 @@ import logging
 import socket
 import threading
 from collections.abc import AsyncIterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import aiohttp
 import azure.functions as func
@@ -133,11 +133,12 @@ class TestSettings:
 
 class TestHttp:
     async def test_an_async_route_receives_route_params_query_headers_and_body(self):
-        async with running(http_app()) as host, aiohttp.ClientSession() as client:
-            async with client.post(
-                f"{host.url}/api/items/42?q=disk", data=b"payload", headers={"X-Custom": "yes"}
-            ) as response:
-                status, content_type, body = response.status, response.content_type, await response.json()
+        async with (
+            running(http_app()) as host,
+            aiohttp.ClientSession() as client,
+            client.post(f"{host.url}/api/items/42?q=disk", data=b"payload", headers={"X-Custom": "yes"}) as response,
+        ):
+            status, content_type, body = response.status, response.content_type, await response.json()
 
         assert status == 202
         assert content_type == "application/json"
@@ -218,7 +219,8 @@ class TestQueues:
             async with aiohttp.ClientSession() as client:
                 async with client.post(
                     f"{host.url}/_localhost/queues/alert-events/messages",
-                    data=b'{"alert": 1}', headers={"x-message-id": "api-1", "content-type": "application/json"},
+                    data=b'{"alert": 1}',
+                    headers={"x-message-id": "api-1", "content-type": "application/json"},
                 ) as response:
                     created = (response.status, await response.json())
                 await host.wait_idle(timeout=5)
@@ -275,7 +277,13 @@ def session_app(calls: list[tuple[str, list[str]]], running_now: set[str], overl
     ever runs in two invocations at once."""
     app = func.FunctionApp()
 
-    @app.service_bus_queue_trigger(arg_name="batch", queue_name="jobs", connection="ServiceBusConnection", is_sessions_enabled=True, cardinality="many")
+    @app.service_bus_queue_trigger(
+        arg_name="batch",
+        queue_name="jobs",
+        connection="ServiceBusConnection",
+        is_sessions_enabled=True,
+        cardinality="many",
+    )
     async def work(batch: list[func.ServiceBusMessage]) -> None:
         session = batch[0].session_id
         if session in running_now:
@@ -292,7 +300,9 @@ class TestSessions:
     async def test_each_session_gets_its_messages_in_order_and_never_two_receivers_at_once(self):
         calls: list[tuple[str, list[str]]] = []
         overlaps: list[str] = []
-        async with running(session_app(calls, set(), overlaps), host_json={"extensions": {"serviceBus": {"maxMessageBatchSize": 2}}}) as host:
+        async with running(
+            session_app(calls, set(), overlaps), host_json={"extensions": {"serviceBus": {"maxMessageBatchSize": 2}}}
+        ) as host:
             for i in range(6):
                 for session in ("a", "b"):
                     host.queue("jobs").send(f"{session}{i}".encode(), session_id=session)
@@ -309,7 +319,7 @@ class TestSessions:
         calls: list[tuple[str, list[str]]] = []
         async with running(session_app(calls, set(), []), env={}) as host:
             queue = host.queue("jobs")
-            queue.send(b"later", session_id="a", scheduled_enqueue_time=datetime.now(timezone.utc) + timedelta(seconds=0.2))
+            queue.send(b"later", session_id="a", scheduled_enqueue_time=datetime.now(UTC) + timedelta(seconds=0.2))
             queue.send(b"now", session_id="a")
             await asyncio.wait_for(_until(lambda: calls), 5)
             assert calls == [("a", ["now"])] and queue.counts()["scheduledMessageCount"] == 1
@@ -319,9 +329,13 @@ class TestSessions:
     async def test_the_publish_api_takes_the_session_and_the_schedule(self):
         calls: list[tuple[str, list[str]]] = []
         async with running(session_app(calls, set(), []), env={}) as host:
-            async with aiohttp.ClientSession() as http:
-                async with http.post(f"{host.url}/_localhost/queues/jobs/messages", data=b"x", headers={"x-session-id": "s-1"}) as response:
-                    assert response.status == 201
+            async with (
+                aiohttp.ClientSession() as http,
+                http.post(
+                    f"{host.url}/_localhost/queues/jobs/messages", data=b"x", headers={"x-session-id": "s-1"}
+                ) as response,
+            ):
+                assert response.status == 201
             await host.wait_idle(timeout=5)
             [message] = host.messages("jobs")
         assert calls == [("s-1", ["x"])] and message.session_id == "s-1"
@@ -334,16 +348,16 @@ async def _until(condition) -> None:
 
 class TestTimers:
     def test_ncrontab_reads_the_first_of_six_fields_as_seconds(self):
-        start = datetime(2024, 1, 1, 0, 0, 0, tzinfo=timezone.utc)
+        start = datetime(2024, 1, 1, 0, 0, 0, tzinfo=UTC)
 
         every_five_minutes = NCrontab("0 */5 * * * *").occurrences(start, 2)
-        weekday_mornings = NCrontab("30 0 9 * * Mon-Fri").occurrences(datetime(2024, 1, 5, 10, tzinfo=timezone.utc), 2)
+        weekday_mornings = NCrontab("30 0 9 * * Mon-Fri").occurrences(datetime(2024, 1, 5, 10, tzinfo=UTC), 2)
 
         assert [t.strftime("%H:%M:%S") for t in every_five_minutes] == ["00:05:00", "00:10:00"]
         assert [t.strftime("%a %H:%M:%S") for t in weekday_mornings] == ["Mon 09:00:30", "Tue 09:00:30"]
 
     def test_croniter_alone_would_read_the_last_field_as_seconds(self):
-        start = datetime(2024, 1, 1, tzinfo=timezone.utc)
+        start = datetime(2024, 1, 1, tzinfo=UTC)
 
         plain = croniter("0 */5 * * * *", start).get_next(datetime)
 
@@ -480,17 +494,51 @@ class TestPublishToTheIngestRoute:
 
         @app.route(route="events/{format}", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
         def ingest(req: func.HttpRequest) -> func.HttpResponse:
-            seen.append((req.route_params["format"], req.params.get("tenant", ""), req.params.get("source", ""), req.headers.get("X-Ingest-Key", "")))
+            seen.append(
+                (
+                    req.route_params["format"],
+                    req.params.get("tenant", ""),
+                    req.params.get("source", ""),
+                    req.headers.get("X-Ingest-Key", ""),
+                )
+            )
             if req.headers.get("X-Ingest-Key") != "right-key":
-                return func.HttpResponse('{"error": "a valid key is required"}', status_code=401, mimetype="application/json")
-            return func.HttpResponse('{"status": "queued", "eventIds": ["e-1", "e-2"]}', status_code=202, mimetype="application/json")
+                return func.HttpResponse(
+                    '{"error": "a valid key is required"}', status_code=401, mimetype="application/json"
+                )
+            return func.HttpResponse(
+                '{"status": "queued", "eventIds": ["e-1", "e-2"]}', status_code=202, mimetype="application/json"
+            )
 
         payload = tmp_path / "am.json"
         payload.write_text('{"version": "4", "alerts": []}')
         out = io.StringIO()
         async with running(app) as host:
-            ok = await asyncio.to_thread(publish.main, [str(payload), "--http", "alertmanager", "--tenant", "t-1", "--source", "prod", "--key", "right-key", "--host", host.url], out)
-            bad = await asyncio.to_thread(publish.main, [str(payload), "--http", "alertmanager", "--tenant", "t-1", "--key", "wrong", "--host", host.url], out)
+            ok = await asyncio.to_thread(
+                publish.main,
+                [
+                    str(payload),
+                    "--http",
+                    "alertmanager",
+                    "--tenant",
+                    "t-1",
+                    "--source",
+                    "prod",
+                    "--key",
+                    "right-key",
+                    "--host",
+                    host.url,
+                ],
+                out,
+            )
+            bad = await asyncio.to_thread(
+                publish.main,
+                [str(payload), "--http", "alertmanager", "--tenant", "t-1", "--key", "wrong", "--host", host.url],
+                out,
+            )
         assert (ok, bad) == (0, 1)
         assert seen[0] == ("alertmanager", "t-1", "prod", "right-key")
-        assert "accepted (HTTP 202): 2 event(s) queued: e-1, e-2" in out.getvalue() and "refused (HTTP 401)" in out.getvalue()
+        assert (
+            "accepted (HTTP 202): 2 event(s) queued: e-1, e-2" in out.getvalue()
+            and "refused (HTTP 401)" in out.getvalue()
+        )

@@ -25,9 +25,15 @@ class TestMapping:
         [acknowledged] = parse_message(json.dumps(load("incident-acknowledged-2025.json")))
         [resolved] = parse_message(json.dumps(load("incident-resolved-2025.json")))
         assert triggered.data.id == acknowledged.data.id == resolved.data.id == "Q2CKYRLH85UNN4"
-        assert [e.type for e in (triggered, acknowledged, resolved)] == ["alert.created", "alert.acknowledged", "alert.resolved"]
+        assert [e.type for e in (triggered, acknowledged, resolved)] == [
+            "alert.created",
+            "alert.acknowledged",
+            "alert.resolved",
+        ]
         assert triggered.data.version < acknowledged.data.version < resolved.data.version
-        assert triggered.source == "https://aldaviva.pagerduty.com" and triggered.data.url.endswith("/incidents/Q2CKYRLH85UNN4")
+        assert triggered.source == "https://aldaviva.pagerduty.com" and triggered.data.url.endswith(
+            "/incidents/Q2CKYRLH85UNN4"
+        )
 
     def test_severity_is_the_priority_when_set_else_the_urgency(self):
         [with_priority] = parse_message(json.dumps(load("incident-priority-updated.json")))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -11,19 +11,31 @@ from shared.adapters.state_store import memory_store
 from shared.ports import DeliveryError
 from shared.services.delivery import CLAIM_TIMEOUT
 from shared.services.periodic import run_periodic
-from tests.support.fakes import Clock, RecordingMessenger, conversation, delivering, process_and_deliver
 from tests.support.cards import status_of
+from tests.support.fakes import Clock, RecordingMessenger, conversation, delivering, process_and_deliver
 
-T0 = datetime(2026, 11, 1, 12, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 
 
 def event(type_="alert.created", version=1, event_id=None, title="High CPU on web-03", **data) -> str:
-    return json.dumps({
-        "specversion": "1.0", "id": event_id or f"evt-{type_}-{version}", "source": "https://alerts.example.com",
-        "type": type_, "subject": "ALRT-1", "tenantid": data.pop("tenantid", "aaaaaaaa-0000-4000-8000-00000000000a"),
-        "data": {"id": "ALRT-1", "title": title, "severity": "high", "version": version, "labels": {"host": "web-03"}, **data},
-    })
-
+    return json.dumps(
+        {
+            "specversion": "1.0",
+            "id": event_id or f"evt-{type_}-{version}",
+            "source": "https://alerts.example.com",
+            "type": type_,
+            "subject": "ALRT-1",
+            "tenantid": data.pop("tenantid", "aaaaaaaa-0000-4000-8000-00000000000a"),
+            "data": {
+                "id": "ALRT-1",
+                "title": title,
+                "severity": "high",
+                "version": version,
+                "labels": {"host": "web-03"},
+                **data,
+            },
+        }
+    )
 
 
 @pytest.fixture
@@ -90,14 +102,16 @@ class TestAtLeastOnceDelivery:
 
     async def test_a_claim_by_a_consumer_that_died_mid_post_is_taken_over_after_it_times_out(self, world):
         store, messenger, clock, send = world
-        from shared.domain.model import Delivery
         from shared.domain.events import alert_key
+        from shared.domain.model import Delivery
 
         await send(event())  # the alert exists; now pretend its card's post was claimed and never finished
         key = alert_key("https://alerts.example.com", "ALRT-1")
         await store.delete_delivery("aaaaaaaa-0000-4000-8000-00000000000a", key, "19:general@thread.tacv2")
         messenger.messages.clear()
-        await store.save_delivery(Delivery("aaaaaaaa-0000-4000-8000-00000000000a", key, "19:general@thread.tacv2", claimed_at=clock.now))
+        await store.save_delivery(
+            Delivery("aaaaaaaa-0000-4000-8000-00000000000a", key, "19:general@thread.tacv2", claimed_at=clock.now)
+        )
         await send(event("alert.updated", 2))
         assert len(messenger.cards_in("19:general@thread.tacv2")) == 1
         assert clock.now - T0 > CLAIM_TIMEOUT  # it waited out the claim (scheduled retries)
@@ -146,10 +160,14 @@ class TestPermanentFailures:
     async def test_a_403_is_recorded_and_other_conversations_still_get_the_card(self, world):
         store, messenger, _, send = world
         await store.save_conversation(conversation(conversation_id="a:personal-chat", kind="personal"))
-        messenger.fail_next.append(DeliveryError("Teams answered 403 (BotNotInConversationRoster)", status=403, permanent=True))
+        messenger.fail_next.append(
+            DeliveryError("Teams answered 403 (BotNotInConversationRoster)", status=403, permanent=True)
+        )
         [outcome] = await send(event())
         assert len(outcome.failed) == 1 and len(outcome.posted) == 1
-        deliveries = await store.list_deliveries("aaaaaaaa-0000-4000-8000-00000000000a", (await store.list_open_alerts())[0].key)
+        deliveries = await store.list_deliveries(
+            "aaaaaaaa-0000-4000-8000-00000000000a", (await store.list_open_alerts())[0].key
+        )
         assert sorted(d.status for d in deliveries) == ["failed", "posted"]
 
 

@@ -4,28 +4,38 @@ the retention settings are checked."""
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from shared.adapters.state_store import MemoryTables, TableStateStore
-from shared.domain.workflows import parse_workflow
 from shared.domain.model import ActionRecord, AlertState, Delivery
+from shared.domain.workflows import parse_workflow
 from shared.services.actions import ActionContext
 from shared.services.periodic import run_timer
 from shared.services.workflows import put_workflow
 from shared.settings import SettingsError, load_settings
 from tests.support.fakes import Clock, RecordingMessenger, RecordingPublisher, conversation, delivering
 
-T0 = datetime(2026, 11, 1, 12, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 TENANT = "aaaaaaaa-0000-4000-8000-00000000000a"
 OPS = "19:ops@thread.tacv2"
 
 
-
 def alert(key: str, status: str, at: datetime) -> AlertState:
-    return AlertState(TENANT, key, f"ALRT-{key}", "alerts.example.com", "https://alerts.example.com", f"Problem {key}", status, "high",
-                      created=at, updated=at, status_changed=at)
+    return AlertState(
+        TENANT,
+        key,
+        f"ALRT-{key}",
+        "alerts.example.com",
+        "https://alerts.example.com",
+        f"Problem {key}",
+        status,
+        "high",
+        created=at,
+        updated=at,
+        status_changed=at,
+    )
 
 
 async def world(resolved: int) -> tuple[TableStateStore, MemoryTables, RecordingMessenger, Clock, object, object]:
@@ -34,18 +44,30 @@ async def world(resolved: int) -> tuple[TableStateStore, MemoryTables, Recording
     tables, clock, messenger = MemoryTables(), Clock(), RecordingMessenger()
     store = TableStateStore(tables, clock=clock)
     await store.save_conversation(conversation(TENANT, OPS))
-    definition = {"name": "Hourly digest", "trigger": "periodic", "intervalMinutes": 60, "recipients": [{"kind": "channel", "teamId": "team-1", "channelId": OPS}], "fallbackRecipients": [{"kind": "channel", "teamId": "team-1", "channelId": "19:sre@thread.tacv2"}]}
+    definition = {
+        "name": "Hourly digest",
+        "trigger": "periodic",
+        "intervalMinutes": 60,
+        "recipients": [{"kind": "channel", "teamId": "team-1", "channelId": OPS}],
+        "fallbackRecipients": [{"kind": "channel", "teamId": "team-1", "channelId": "19:sre@thread.tacv2"}],
+    }
     await put_workflow(store, TENANT, parse_workflow(definition, TENANT, "digest"), clock=clock)
     for i in range(resolved):
         at = T0 - timedelta(days=2, minutes=i % 1000)
         await store.save_alert(alert(f"old{i}", "resolved", at))
-        await store.save_delivery(Delivery(TENANT, f"old{i}", OPS, activity_id=f"a-old{i}", status="posted", rendered_version=1))
+        await store.save_delivery(
+            Delivery(TENANT, f"old{i}", OPS, activity_id=f"a-old{i}", status="posted", rendered_version=1)
+        )
     for i, status in enumerate(("open", "open", "acknowledged")):
         await store.save_alert(alert(f"now{i}", status, T0 - timedelta(minutes=45 if i == 0 else 5)))
-        await store.save_delivery(Delivery(TENANT, f"now{i}", OPS, activity_id=f"a-now{i}", status="posted", rendered_version=1))
+        await store.save_delivery(
+            Delivery(TENANT, f"now{i}", OPS, activity_id=f"a-now{i}", status="posted", rendered_version=1)
+        )
     await store.save_action(ActionRecord(TENANT, "act-1", {"id": "act-1"}, created=T0))
     ctx = delivering(store, messenger, clock=clock)
-    actions = ActionContext(store=store, messenger=messenger, publisher=RecordingPublisher(), directory=None, clock=clock)
+    actions = ActionContext(
+        store=store, messenger=messenger, publisher=RecordingPublisher(), directory=None, clock=clock
+    )
     return store, tables, messenger, clock, ctx, actions
 
 
@@ -84,26 +106,52 @@ class TestRemovalOnTheTimer:
         store, tables, messenger, clock, ctx, actions = await world(20)
         first = await store.get_alert(TENANT, "now1")
         await store.save_alert(replace(first, status="resolved", status_changed=T0))
-        await store.save_alert(replace(await store.get_alert(TENANT, "now1"), status="open", status_changed=T0 + timedelta(days=1)))
+        await store.save_alert(
+            replace(await store.get_alert(TENANT, "now1"), status="open", status_changed=T0 + timedelta(days=1))
+        )
         clock.now = T0 + timedelta(days=40)
         await run_timer(ctx, actions, reminder_after_minutes=30)
-        assert [key for (_, _), (entity, _) in tables.rows("alerts").items() for key in [entity["AlertKey"]]] == ["now0", "now1", "now2"]
-        assert {entity["AlertKey"] for entity, _ in tables.rows("deliveries").values() if not entity["AlertKey"].startswith("digest:")} == {"now0", "now1", "now2"}
+        assert [key for (_, _), (entity, _) in tables.rows("alerts").items() for key in [entity["AlertKey"]]] == [
+            "now0",
+            "now1",
+            "now2",
+        ]
+        assert {
+            entity["AlertKey"]
+            for entity, _ in tables.rows("deliveries").values()
+            if not entity["AlertKey"].startswith("digest:")
+        } == {"now0", "now1", "now2"}
         assert {key for (_, key) in tables.rows("openalerts")} == {"now0", "now1", "now2"}
         assert len(tables.rows("alertids")) == 3
 
 
 class TestRetentionSettings:
     def test_defaults(self):
-        settings = load_settings({"DANGEROUSLY_ALLOW_UNAUTHENTICATED_BOT_REQUESTS": "true", "LOCAL_DEVELOPMENT": "true", "STATE_TABLES_CONNECTION": "UseDevelopmentStorage=true"})
-        assert (settings.retention.resolved_alert_days, settings.retention.action_days, settings.retention.rejected_event_days,
-                settings.retention.undeliverable_days) == (30, 30, 14, 30)
+        settings = load_settings(
+            {
+                "DANGEROUSLY_ALLOW_UNAUTHENTICATED_BOT_REQUESTS": "true",
+                "LOCAL_DEVELOPMENT": "true",
+                "STATE_TABLES_CONNECTION": "UseDevelopmentStorage=true",
+            }
+        )
+        assert (
+            settings.retention.resolved_alert_days,
+            settings.retention.action_days,
+            settings.retention.rejected_event_days,
+            settings.retention.undeliverable_days,
+        ) == (30, 30, 14, 30)
 
     @pytest.mark.parametrize("value, says", [("7", "at least 8"), ("0", "above 0"), ("a month", "whole number")])
     def test_a_resolved_alert_retention_shorter_than_a_message_can_wait_is_refused(self, value, says):
         with pytest.raises(SettingsError, match=says):
-            load_settings({"DANGEROUSLY_ALLOW_UNAUTHENTICATED_BOT_REQUESTS": "true", "LOCAL_DEVELOPMENT": "true", "STATE_TABLES_CONNECTION": "UseDevelopmentStorage=true",
-                           "RESOLVED_ALERT_RETENTION_DAYS": value})
+            load_settings(
+                {
+                    "DANGEROUSLY_ALLOW_UNAUTHENTICATED_BOT_REQUESTS": "true",
+                    "LOCAL_DEVELOPMENT": "true",
+                    "STATE_TABLES_CONNECTION": "UseDevelopmentStorage=true",
+                    "RESOLVED_ALERT_RETENTION_DAYS": value,
+                }
+            )
 
 
 class FlakyTables(MemoryTables):
@@ -142,8 +190,17 @@ class TestTheIndexSurvivesAFailedWrite:
         store = TableStateStore(tables, clock=clock)
         await store.save_conversation(conversation(TENANT, OPS))
         ctx = delivering(store, RecordingMessenger(), clock=clock)
-        body = json.dumps({"specversion": "1.0", "id": "evt-1", "source": "https://alerts.example.com", "type": kind, "subject": "ALRT-9",
-                           "tenantid": TENANT, "data": {"id": "ALRT-9", "title": "Disk full", "severity": "high", "version": 1}})
+        body = json.dumps(
+            {
+                "specversion": "1.0",
+                "id": "evt-1",
+                "source": "https://alerts.example.com",
+                "type": kind,
+                "subject": "ALRT-9",
+                "tenantid": TENANT,
+                "data": {"id": "ALRT-9", "title": "Disk full", "severity": "high", "version": 1},
+            }
+        )
         tables.fail["openalerts"] = 1
         with pytest.raises(TransientError):
             await process_and_deliver(body, "m-1", ctx)

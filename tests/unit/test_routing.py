@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -16,13 +16,29 @@ PERSON = {"kind": "person", "user": "adele@contoso.com"}
 
 
 def alert(**fields) -> AlertState:
-    base = dict(tenant_id=TENANT, key="k1", alert_id="ALRT-1", source="prometheus", event_source="https://am.example.com", title="Disk full on db-01",
-                status="open", severity="high", labels={"env": "prod", "team": "db"}, responders=("bob@contoso.com", "carol@contoso.com"))
+    base = dict(
+        tenant_id=TENANT,
+        key="k1",
+        alert_id="ALRT-1",
+        source="prometheus",
+        event_source="https://am.example.com",
+        title="Disk full on db-01",
+        status="open",
+        severity="high",
+        labels={"env": "prod", "team": "db"},
+        responders=("bob@contoso.com", "carol@contoso.com"),
+    )
     return AlertState(**{**base, **fields})
 
 
 def workflow(wid="w1", **fields):
-    body = {"name": fields.pop("name", wid.upper()), "trigger": "new_or_updated", "recipients": [CHANNEL], "fallbackRecipients": [PERSON], **fields}
+    body = {
+        "name": fields.pop("name", wid.upper()),
+        "trigger": "new_or_updated",
+        "recipients": [CHANNEL],
+        "fallbackRecipients": [PERSON],
+        **fields,
+    }
     return parse_workflow(body, TENANT, wid)
 
 
@@ -38,25 +54,28 @@ class TestCompatibility:
 
 
 class TestMatching:
-    @pytest.mark.parametrize("match, matches", [
-        ({"minSeverity": "high"}, True),
-        ({"minSeverity": "critical"}, False),
-        ({"severities": ["high", "low"]}, True),
-        ({"severities": ["medium"]}, False),
-        ({"kinds": ["issue"]}, False),
-        ({"sources": ["Prometheus"]}, True),
-        ({"sources": ["https://am.example.com"]}, True),
-        ({"sources": ["grafana"]}, False),
-        ({"labels": [{"key": "env", "op": "equals", "value": "prod"}]}, True),
-        ({"labels": [{"key": "env", "op": "equals", "value": "staging"}]}, False),
-        ({"labels": [{"key": "team", "op": "one_of", "values": ["web", "db"]}]}, True),
-        ({"labels": [{"key": "team", "op": "regex", "value": "d.*"}]}, True),
-        ({"labels": [{"key": "team", "op": "regex", "value": "b"}]}, False),  # the whole value must match
-        ({"labels": [{"key": "region", "op": "exists"}]}, False),
-        ({"titleContains": "DISK"}, True),
-        ({"titleContains": "cpu"}, False),
-        ({}, True),
-    ])
+    @pytest.mark.parametrize(
+        "match, matches",
+        [
+            ({"minSeverity": "high"}, True),
+            ({"minSeverity": "critical"}, False),
+            ({"severities": ["high", "low"]}, True),
+            ({"severities": ["medium"]}, False),
+            ({"kinds": ["issue"]}, False),
+            ({"sources": ["Prometheus"]}, True),
+            ({"sources": ["https://am.example.com"]}, True),
+            ({"sources": ["grafana"]}, False),
+            ({"labels": [{"key": "env", "op": "equals", "value": "prod"}]}, True),
+            ({"labels": [{"key": "env", "op": "equals", "value": "staging"}]}, False),
+            ({"labels": [{"key": "team", "op": "one_of", "values": ["web", "db"]}]}, True),
+            ({"labels": [{"key": "team", "op": "regex", "value": "d.*"}]}, True),
+            ({"labels": [{"key": "team", "op": "regex", "value": "b"}]}, False),  # the whole value must match
+            ({"labels": [{"key": "region", "op": "exists"}]}, False),
+            ({"titleContains": "DISK"}, True),
+            ({"titleContains": "cpu"}, False),
+            ({}, True),
+        ],
+    )
     def test_each_condition(self, match, matches):
         result = plan(alert(), "new", [workflow(match=match)])
         assert bool(result.targets) is matches
@@ -65,12 +84,22 @@ class TestMatching:
 
 
 class TestTriggers:
-    @pytest.mark.parametrize("trigger, change, fires", [
-        ("updated", "new", False), ("updated", "updated", True), ("updated", "existing", False),
-        ("new_or_updated", "new", True), ("new_or_updated", "updated", True), ("new_or_updated", "existing", False),
-        ("new_updated_existing", "new", True), ("new_updated_existing", "updated", True), ("new_updated_existing", "existing", True),
-        ("periodic", "new", False), ("periodic", "updated", False),
-    ])
+    @pytest.mark.parametrize(
+        "trigger, change, fires",
+        [
+            ("updated", "new", False),
+            ("updated", "updated", True),
+            ("updated", "existing", False),
+            ("new_or_updated", "new", True),
+            ("new_or_updated", "updated", True),
+            ("new_or_updated", "existing", False),
+            ("new_updated_existing", "new", True),
+            ("new_updated_existing", "updated", True),
+            ("new_updated_existing", "existing", True),
+            ("periodic", "new", False),
+            ("periodic", "updated", False),
+        ],
+    )
     def test_which_changes_fire_which_trigger(self, trigger, change, fires):
         result = plan(alert(), change, [workflow(trigger=trigger)])
         assert bool(result.targets) is fires
@@ -81,13 +110,17 @@ class TestTriggers:
 
     def test_the_digest_slot_is_the_same_within_a_period(self):
         w = workflow(trigger="periodic", intervalMinutes=60)
-        t1, t2, t3 = (datetime(2026, 11, 1, h, m, tzinfo=timezone.utc) for h, m in ((10, 0), (10, 59), (11, 0)))
+        t1, t2, t3 = (datetime(2026, 11, 1, h, m, tzinfo=UTC) for h, m in ((10, 0), (10, 59), (11, 0)))
         assert periodic_slot(w, t1) == periodic_slot(w, t2) != periodic_slot(w, t3)
 
 
 class TestRecipients:
     def test_two_workflows_to_one_conversation_give_one_target_with_both_comments(self):
-        result = plan(alert(), "new", [workflow("a", name="Prod", comment="Page the DBA"), workflow("b", name="DB", comment="See runbook")])
+        result = plan(
+            alert(),
+            "new",
+            [workflow("a", name="Prod", comment="Page the DBA"), workflow("b", name="DB", comment="See runbook")],
+        )
         [target] = result.targets
         assert target.workflows == ("Prod", "DB") and target.comments == ("Page the DBA", "See runbook")
 
@@ -96,7 +129,9 @@ class TestRecipients:
         assert [t.recipient.user for t in result.targets] == ["bob@contoso.com", "carol@contoso.com"]
 
     def test_a_person_named_twice_in_different_case_is_one_target(self):
-        result = plan(alert(responders=("Adele@Contoso.com",)), "new", [workflow(recipients=[PERSON, {"kind": "responders"}])])
+        result = plan(
+            alert(responders=("Adele@Contoso.com",)), "new", [workflow(recipients=[PERSON, {"kind": "responders"}])]
+        )
         assert len(result.targets) == 1
 
     def test_fallbacks_ride_with_each_target(self):
@@ -109,22 +144,66 @@ class TestRecipients:
         assert a.key == b.key
 
     def test_the_manual_send_plan_carries_the_comment_and_who_sent_it(self):
-        [target] = manual_plan(alert(), (Recipient("chat", chat_id="19:c@thread.v2"),), (), "Please look", "grace@contoso.com").targets
-        assert target.comments == ("Please look",) and target.reason == "sent by grace@contoso.com" and target.workflows == ()
+        [target] = manual_plan(
+            alert(), (Recipient("chat", chat_id="19:c@thread.v2"),), (), "Please look", "grace@contoso.com"
+        ).targets
+        assert (
+            target.comments == ("Please look",)
+            and target.reason == "sent by grace@contoso.com"
+            and target.workflows == ()
+        )
 
 
 class TestValidation:
-    @pytest.mark.parametrize("body, field", [
-        ({"trigger": "new_or_updated", "recipients": [CHANNEL], "fallbackRecipients": [PERSON]}, "name"),
-        ({"name": "x", "recipients": [CHANNEL], "fallbackRecipients": [PERSON]}, "trigger"),
-        ({"name": "x", "trigger": "new_or_updated", "fallbackRecipients": [PERSON]}, "recipients"),
-        ({"name": "x", "trigger": "new_or_updated", "recipients": [CHANNEL]}, "fallbackRecipients"),
-        ({"name": "x", "trigger": "new_or_updated", "recipients": [{"kind": "channel", "teamId": "t"}], "fallbackRecipients": [PERSON]}, "recipients[0].channelId"),
-        ({"name": "x", "trigger": "sometimes", "recipients": [CHANNEL], "fallbackRecipients": [PERSON]}, "trigger"),
-        ({"name": "x", "trigger": "updated", "intervalMinutes": 60, "recipients": [CHANNEL], "fallbackRecipients": [PERSON]}, "intervalMinutes"),
-        ({"name": "x", "trigger": "updated", "match": {"labels": [{"key": "a", "op": "regex", "value": "("}]}, "recipients": [CHANNEL], "fallbackRecipients": [PERSON]}, "match.labels[0].value"),
-        ({"name": "x", "trigger": "updated", "colour": "red", "recipients": [CHANNEL], "fallbackRecipients": [PERSON]}, "colour"),
-    ])
+    @pytest.mark.parametrize(
+        "body, field",
+        [
+            ({"trigger": "new_or_updated", "recipients": [CHANNEL], "fallbackRecipients": [PERSON]}, "name"),
+            ({"name": "x", "recipients": [CHANNEL], "fallbackRecipients": [PERSON]}, "trigger"),
+            ({"name": "x", "trigger": "new_or_updated", "fallbackRecipients": [PERSON]}, "recipients"),
+            ({"name": "x", "trigger": "new_or_updated", "recipients": [CHANNEL]}, "fallbackRecipients"),
+            (
+                {
+                    "name": "x",
+                    "trigger": "new_or_updated",
+                    "recipients": [{"kind": "channel", "teamId": "t"}],
+                    "fallbackRecipients": [PERSON],
+                },
+                "recipients[0].channelId",
+            ),
+            ({"name": "x", "trigger": "sometimes", "recipients": [CHANNEL], "fallbackRecipients": [PERSON]}, "trigger"),
+            (
+                {
+                    "name": "x",
+                    "trigger": "updated",
+                    "intervalMinutes": 60,
+                    "recipients": [CHANNEL],
+                    "fallbackRecipients": [PERSON],
+                },
+                "intervalMinutes",
+            ),
+            (
+                {
+                    "name": "x",
+                    "trigger": "updated",
+                    "match": {"labels": [{"key": "a", "op": "regex", "value": "("}]},
+                    "recipients": [CHANNEL],
+                    "fallbackRecipients": [PERSON],
+                },
+                "match.labels[0].value",
+            ),
+            (
+                {
+                    "name": "x",
+                    "trigger": "updated",
+                    "colour": "red",
+                    "recipients": [CHANNEL],
+                    "fallbackRecipients": [PERSON],
+                },
+                "colour",
+            ),
+        ],
+    )
     def test_errors_name_the_field(self, body, field):
         with pytest.raises(InvalidWorkflow) as caught:
             parse_workflow(body, TENANT, "w1")
@@ -132,13 +211,28 @@ class TestValidation:
 
     def test_a_body_id_must_agree_with_the_route(self):
         with pytest.raises(InvalidWorkflow, match="route names workflow"):
-            parse_workflow({"id": "other", "name": "x", "trigger": "updated", "recipients": [CHANNEL], "fallbackRecipients": [PERSON]}, TENANT, "w1")
+            parse_workflow(
+                {
+                    "id": "other",
+                    "name": "x",
+                    "trigger": "updated",
+                    "recipients": [CHANNEL],
+                    "fallbackRecipients": [PERSON],
+                },
+                TENANT,
+                "w1",
+            )
 
 
 class TestSubscribeFilters:
     def test_the_words_of_the_subscribe_command(self):
         match = parse_subscription("severity>=high source=prometheus label env=prod kind=alert title~disk")
-        assert (match.min_severity, match.sources, match.kinds, match.title_contains) == ("high", ("prometheus",), ("alert",), "disk")
+        assert (match.min_severity, match.sources, match.kinds, match.title_contains) == (
+            "high",
+            ("prometheus",),
+            ("alert",),
+            "disk",
+        )
         assert match.labels[0].describe() == "label env=prod"
 
     def test_an_unknown_word_is_named(self):

@@ -25,7 +25,9 @@ def write_run(state, keys):
 
 def test_a_fresh_run_makes_new_keys_and_keep_reuses_the_last_ones(state):
     first = run_local.run_keys(keep=False)
-    assert set(first) == {"ADMIN_API_KEY", "TOKEN_ENCRYPTION_KEY", "STATE_SIGNING_KEY", "GRAPH_CLIENT_SECRET"} and all(first.values())
+    assert set(first) == {"ADMIN_API_KEY", "TOKEN_ENCRYPTION_KEY", "STATE_SIGNING_KEY", "GRAPH_CLIENT_SECRET"} and all(
+        first.values()
+    )
     write_run(state, first)
     assert run_local.run_keys(keep=True) == first  # the stored tokens stay readable
     fresh = run_local.run_keys(keep=False)

@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[2]
 class TestScaleModel:
     def test_the_page_shows_what_the_model_computes_from_the_measured_figures(self):
         text = (ROOT / "docs" / "SCALE.md").read_text()
-        section = text[text.index(scale_model.BEGIN) + len(scale_model.BEGIN):text.index(scale_model.END)].strip()
+        section = text[text.index(scale_model.BEGIN) + len(scale_model.BEGIN) : text.index(scale_model.END)].strip()
         assert section == scale_model.render(scale_model.MEASURED), "run: python -m tools.scale_model --write"
 
     def test_the_pages_per_event_table_is_the_measured_one(self):
@@ -30,7 +30,11 @@ class TestScaleModel:
 
     def test_requests_of_the_card_repeat_per_conversation_and_the_alerts_do_not(self):
         one, three = scale_model.per_alert(scale_model.MEASURED, 1), scale_model.per_alert(scale_model.MEASURED, 3)
-        per_conversation = sum(n for phase in scale_model.MEASURED["table_requests_per_event_by_table"].values()
-                               for table, n in phase.items() if table in scale_model.PER_CONVERSATION_TABLES)
+        per_conversation = sum(
+            n
+            for phase in scale_model.MEASURED["table_requests_per_event_by_table"].values()
+            for table, n in phase.items()
+            if table in scale_model.PER_CONVERSATION_TABLES
+        )
         assert three.table_requests - one.table_requests == 2 * per_conversation
         assert (one.teams_requests, three.teams_requests) == (3, 9)

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from shared.security import DecryptionError, InvalidState, StateSigner, TokenCipher, new_key, parse_keys, same_secret, tenant_admin_key
+from shared.security import (
+    DecryptionError,
+    InvalidState,
+    StateSigner,
+    TokenCipher,
+    new_key,
+    parse_keys,
+    same_secret,
+    tenant_admin_key,
+)
 
 KEY = new_key()
 
@@ -90,29 +99,41 @@ class TestCipher:
 
 class TestAdminKeys:
     def test_a_tenant_key_opens_only_its_tenant(self):
-        a, b = tenant_admin_key(KEY, "aaaaaaaa-0000-4000-8000-00000000000a"), tenant_admin_key(KEY, "bbbbbbbb-0000-4000-8000-00000000000b")
-        assert a != b and same_secret(a, tenant_admin_key(KEY, "AAAAAAAA-0000-4000-8000-00000000000A")) and not same_secret(a, b)
+        a, b = (
+            tenant_admin_key(KEY, "aaaaaaaa-0000-4000-8000-00000000000a"),
+            tenant_admin_key(KEY, "bbbbbbbb-0000-4000-8000-00000000000b"),
+        )
+        assert (
+            a != b
+            and same_secret(a, tenant_admin_key(KEY, "AAAAAAAA-0000-4000-8000-00000000000A"))
+            and not same_secret(a, b)
+        )
 
     def test_a_missing_key_never_matches(self):
         assert not same_secret(None, "x") and not same_secret("", "")
 
 
 class TestLogRedaction:
-    @pytest.mark.parametrize("line, secret", [
-        ('"code": "code-000001f300686005",', "code-000001f300686005"),
-        ("code_verifier=BTyFa6~3qLl1B3y7GqiQ5dKaW.cyeuqzl3PB5", "BTyFa6~3qLl1B3y7GqiQ5dKaW"),
-        ("Authorization: Bearer abc.def.ghi", "abc.def.ghi"),
-        ("X-Admin-Key: 0iLlITvaufY2AQ-mo2u2BW8vzxWuhSfB", "0iLlITvaufY2AQ"),
-        ("token eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl issued", "eyJhbGciOiJSUzI1NiJ9"),
-        ("GET /callback?code=AwABAAAAvPM1KaPlrEqdFSBzjqfTGAMx&session_state=x", "AwABAAAAvPM1KaPlrEqdFSBzjqfTGAMx"),
-        ('{"refresh_token": "0.AX0A-refresh-token-value"}', "0.AX0A-refresh-token-value"),
-    ])
+    @pytest.mark.parametrize(
+        "line, secret",
+        [
+            ('"code": "code-000001f300686005",', "code-000001f300686005"),
+            ("code_verifier=BTyFa6~3qLl1B3y7GqiQ5dKaW.cyeuqzl3PB5", "BTyFa6~3qLl1B3y7GqiQ5dKaW"),
+            ("Authorization: Bearer abc.def.ghi", "abc.def.ghi"),
+            ("X-Admin-Key: 0iLlITvaufY2AQ-mo2u2BW8vzxWuhSfB", "0iLlITvaufY2AQ"),
+            ("token eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl issued", "eyJhbGciOiJSUzI1NiJ9"),
+            ("GET /callback?code=AwABAAAAvPM1KaPlrEqdFSBzjqfTGAMx&session_state=x", "AwABAAAAvPM1KaPlrEqdFSBzjqfTGAMx"),
+            ('{"refresh_token": "0.AX0A-refresh-token-value"}', "0.AX0A-refresh-token-value"),
+        ],
+    )
     def test_a_secret_in_a_log_line_is_redacted(self, line, secret):
         from shared.logsafety import redact
 
         assert secret not in redact(line) and "***" in redact(line)
 
-    @pytest.mark.parametrize("line", ["HTTP status code: 404", "alertKey=4f5e6d7c8b9a0f1e2d3c", "Graph error code Forbidden"])
+    @pytest.mark.parametrize(
+        "line", ["HTTP status code: 404", "alertKey=4f5e6d7c8b9a0f1e2d3c", "Graph error code Forbidden"]
+    )
     def test_ordinary_text_stays_readable(self, line):
         from shared.logsafety import redact
 

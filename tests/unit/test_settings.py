@@ -6,7 +6,11 @@ import pytest
 
 from shared.settings import DANGEROUS_ANONYMOUS_SETTING, SettingsError, check_startup_safety, load_settings
 
-LOCAL = {"STATE_TABLES_CONNECTION": "UseDevelopmentStorage=true", DANGEROUS_ANONYMOUS_SETTING: "true", "LOCAL_DEVELOPMENT": "true"}
+LOCAL = {
+    "STATE_TABLES_CONNECTION": "UseDevelopmentStorage=true",
+    DANGEROUS_ANONYMOUS_SETTING: "true",
+    "LOCAL_DEVELOPMENT": "true",
+}
 PRODUCTION = {
     "STATE_TABLES_ENDPOINT": "https://acct.table.core.windows.net",
     "BOT_APP_ID": "11111111-2222-3333-4444-555555555555",
@@ -76,7 +80,9 @@ class TestAzureRefusesAnonymousBots:
         with pytest.raises(SettingsError, match=marker):
             check_startup_safety({**LOCAL, marker: "tac-func-abc"})
 
-    @pytest.mark.parametrize("switch, value", [(DANGEROUS_ANONYMOUS_SETTING, "true"), ("LOCAL_CA_CERT_FILE", "/tmp/ca.pem")])
+    @pytest.mark.parametrize(
+        "switch, value", [(DANGEROUS_ANONYMOUS_SETTING, "true"), ("LOCAL_CA_CERT_FILE", "/tmp/ca.pem")]
+    )
     def test_without_a_positive_local_setting_the_switches_are_refused(self, switch, value):
         # No Azure marker at all (as on a plan that sets none): still refused, naming what is missing.
         with pytest.raises(SettingsError, match="LOCAL_DEVELOPMENT=true"):
@@ -86,7 +92,13 @@ class TestAzureRefusesAnonymousBots:
         import importlib
         import sys
 
-        for marker in ("WEBSITE_INSTANCE_ID", "WEBSITE_SITE_NAME", "WEBSITE_HOSTNAME", "WEBSITE_POD_NAME", "LOCAL_DEVELOPMENT"):
+        for marker in (
+            "WEBSITE_INSTANCE_ID",
+            "WEBSITE_SITE_NAME",
+            "WEBSITE_HOSTNAME",
+            "WEBSITE_POD_NAME",
+            "LOCAL_DEVELOPMENT",
+        ):
             monkeypatch.delenv(marker, raising=False)
         monkeypatch.setenv(DANGEROUS_ANONYMOUS_SETTING, "true")
         sys.modules.pop("function_app", None)
@@ -101,16 +113,27 @@ class TestUnresolvedKeyVaultReferences:
         with pytest.raises(SettingsError) as refused:
             load_settings({**PRODUCTION, "ADMIN_API_KEY": reference, "BOT_APP_PASSWORD": reference.lower()})
         message = str(refused.value)
-        assert message.startswith("ADMIN_API_KEY, BOT_APP_PASSWORD are an unresolved Key Vault reference") and "Key Vault Secrets User" in message
+        assert (
+            message.startswith("ADMIN_API_KEY, BOT_APP_PASSWORD are an unresolved Key Vault reference")
+            and "Key Vault Secrets User" in message
+        )
         assert "kv-tac" not in message  # names the settings, not where the secrets are
 
     def test_a_resolved_value_loads(self):
-        assert load_settings({**PRODUCTION, "ADMIN_API_KEY": "resolved-secret-value"}).admin_api_key == "resolved-secret-value"
+        assert (
+            load_settings({**PRODUCTION, "ADMIN_API_KEY": "resolved-secret-value"}).admin_api_key
+            == "resolved-secret-value"
+        )
 
 
 class TestPublicBaseUrl:
-    GRAPH = {**PRODUCTION, "GRAPH_APP_ID": "11111111-2222-3333-4444-555555555555", "GRAPH_CLIENT_SECRET": "s",
-             "TOKEN_ENCRYPTION_KEY": "", "STATE_SIGNING_KEY": "x" * 43}
+    GRAPH = {
+        **PRODUCTION,
+        "GRAPH_APP_ID": "11111111-2222-3333-4444-555555555555",
+        "GRAPH_CLIENT_SECRET": "s",
+        "TOKEN_ENCRYPTION_KEY": "",
+        "STATE_SIGNING_KEY": "x" * 43,
+    }
 
     def test_in_azure_it_is_the_real_host_name_the_platform_gives(self):
         from shared.security import new_key

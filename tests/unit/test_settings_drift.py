@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 FUNCTION_BICEP = Path("infra/app/function.bicep")
 SAMPLE = Path("local.settings.sample.json")
 
-FUNCTION_APP = '''import azure.functions as func
+FUNCTION_APP = """import azure.functions as func
 app = func.FunctionApp()
 
 @app.service_bus_queue_trigger(arg_name="msg", queue_name="%ALERT_EVENTS_QUEUE%", connection="ServiceBusConnection")
@@ -27,7 +27,7 @@ def deliveries(m): ...
 
 @app.timer_trigger(arg_name="timer", schedule="%PERIODIC_SCHEDULE%")
 def periodic(timer): ...
-'''
+"""
 
 
 def settings_names() -> list[str]:
@@ -105,7 +105,7 @@ class TestACopyWithOneSettingRemoved:
 
     def test_fails_when_the_code_stops_reading_it(self, copy):
         settings = copy / "shared" / "settings.py"
-        text, count = re.subn(r'\n    SettingSpec\("REMINDER_AFTER_MINUTES".*?\),\n', "\n", settings.read_text())
+        text, count = re.subn(r'\n    SettingSpec\(\s*"REMINDER_AFTER_MINUTES".*?\n    \),\n', "\n", settings.read_text(), flags=re.S)
         assert count == 1
         settings.write_text(text.replace('"REMINDER_AFTER_MINUTES"', '"REMINDER_AFTER_MINUTES_GONE"'))
         found = problems(copy)
@@ -121,10 +121,12 @@ class TestOtherDrift:
 
     def test_a_new_setting_must_reach_every_place(self, copy):
         settings = copy / "shared" / "settings.py"
-        settings.write_text(settings.read_text().replace(
-            "SETTINGS: tuple[SettingSpec, ...] = (\n",
-            'SETTINGS: tuple[SettingSpec, ...] = (\n    SettingSpec("EXAMPLE_NEW_KEY", "Key of an example feature.", secret=True),\n',
-        ))
+        settings.write_text(
+            settings.read_text().replace(
+                "SETTINGS: tuple[SettingSpec, ...] = (\n",
+                'SETTINGS: tuple[SettingSpec, ...] = (\n    SettingSpec("EXAMPLE_NEW_KEY", "Key of an example feature.", secret=True),\n',
+            )
+        )
         found = problems(copy)
         assert "Bicep app settings miss settings the code reads: EXAMPLE_NEW_KEY" in found
         assert "local.settings.sample.json misses: EXAMPLE_NEW_KEY" in found
@@ -132,9 +134,13 @@ class TestOtherDrift:
 
     def test_a_changed_description_makes_the_tables_out_of_date(self, copy):
         settings = copy / "shared" / "settings.py"
-        settings.write_text(settings.read_text().replace("Service Bus queue the alert events arrive on.", "Queue of alert events."))
+        settings.write_text(
+            settings.read_text().replace("Service Bus queue the alert events arrive on.", "Queue of alert events.")
+        )
         found = problems(copy)
-        assert "README settings table is out of date" in found and f"{drift.TABLE_FILE} is not the current table" in found
+        assert (
+            "README settings table is out of date" in found and f"{drift.TABLE_FILE} is not the current table" in found
+        )
         drift.write_tables(copy)
         assert problems(copy) == ""
 
@@ -144,7 +150,9 @@ class TestOtherDrift:
 
     def test_a_secret_with_a_plain_value_in_bicep_fails(self, copy):
         main = copy / "infra" / "main.bicep"
-        main.write_text(re.sub(r"botAppPasswordReference: .*", "botAppPasswordReference: botAppPassword", main.read_text()))
+        main.write_text(
+            re.sub(r"botAppPasswordReference: .*", "botAppPasswordReference: botAppPassword", main.read_text())
+        )
         assert "Bicep sets secret BOT_APP_PASSWORD to botAppPassword" in problems(copy)
 
     def test_a_secret_value_in_the_sample_fails(self, copy):
@@ -153,14 +161,20 @@ class TestOtherDrift:
 
     def test_flex_consumption_rejects_the_worker_runtime_setting(self, copy):
         path = copy / FUNCTION_BICEP
-        path.write_text(path.read_text().replace(
-            "appSettings: [\n", "appSettings: [\n        {\n          name: 'FUNCTIONS_WORKER_RUNTIME'\n          value: 'python'\n        }\n", 1
-        ))
+        path.write_text(
+            path.read_text().replace(
+                "appSettings: [\n",
+                "appSettings: [\n        {\n          name: 'FUNCTIONS_WORKER_RUNTIME'\n          value: 'python'\n        }\n",
+                1,
+            )
+        )
         assert "Bicep sets FUNCTIONS_WORKER_RUNTIME, which Flex Consumption rejects" in problems(copy)
 
     def test_a_binding_expression_must_be_declared(self, copy):
         app = copy / "function_app.py"
-        app.write_text(app.read_text() + '\n@app.timer_trigger(arg_name="t", schedule="%CLEANUP_SCHEDULE%")\ndef cleanup(t): ...\n')
+        app.write_text(
+            app.read_text() + '\n@app.timer_trigger(arg_name="t", schedule="%CLEANUP_SCHEDULE%")\ndef cleanup(t): ...\n'
+        )
         assert "uses %CLEANUP_SCHEDULE% but SETTINGS has no CLEANUP_SCHEDULE" in problems(copy)
 
     def test_a_connection_must_be_declared(self, copy):
@@ -168,7 +182,10 @@ class TestOtherDrift:
         app.write_text(app.read_text().replace('connection="ServiceBusConnection"', 'connection="OtherBus"'))
         found = problems(copy)
         assert "uses connection 'OtherBus'" in found
-        assert "ServiceBusConnection__fullyQualifiedNamespace is marked binding=True but function_app.py does not use it" in found
+        assert (
+            "ServiceBusConnection__fullyQualifiedNamespace is marked binding=True but function_app.py does not use it"
+            in found
+        )
 
     def test_reading_the_environment_outside_settings_fails(self, copy):
         (copy / "shared" / "sneaky.py").write_text("import os\nTOKEN = os.environ.get('TOKEN')\n")

@@ -96,9 +96,7 @@ class TestInboundChannelTokens:
     async def test_a_minted_token_is_accepted_by_botbuilder(self, sim):
         activity = Activity().deserialize(sim.message("hello", bot_app_id=BOT_APP_ID))
 
-        result = await channel_authentication(sim).authenticate_request(
-            activity, sim.auth_header(BOT_APP_ID)
-        )
+        result = await channel_authentication(sim).authenticate_request(activity, sim.auth_header(BOT_APP_ID))
 
         assert result.claims_identity.is_authenticated
         assert result.claims_identity.claims["aud"] == BOT_APP_ID
@@ -150,9 +148,7 @@ class TestInboundChannelTokens:
         activity = Activity().deserialize(sim.message("hello"))
 
         with pytest.raises(PermissionError, match="Invalid AppId"):
-            await channel_authentication(sim).authenticate_request(
-                activity, sim.auth_header("another-bot-app-id")
-            )
+            await channel_authentication(sim).authenticate_request(activity, sim.auth_header("another-bot-app-id"))
 
     async def test_a_token_for_another_service_url_is_a_permission_error(self, sim):
         activity = Activity().deserialize(sim.message("hello"))
@@ -168,9 +164,7 @@ class TestInboundChannelTokens:
 
         assert "msteams" in keys[0]["endorsements"]
         with pytest.raises(Exception, match="endorsement"):
-            await channel_authentication(sim).authenticate_request(
-                activity, sim.auth_header(BOT_APP_ID)
-            )
+            await channel_authentication(sim).authenticate_request(activity, sim.auth_header(BOT_APP_ID))
 
 
 class TestConnectorClient:
@@ -195,7 +189,8 @@ class TestConnectorClient:
                 thread.id, reply.id, Activity(type="message", text="acknowledged")
             )
             await client.conversations.update_activity(
-                thread.id, thread.activity_id,
+                thread.id,
+                thread.activity_id,
                 Activity(type="message", text="CPU high on web-1 (resolved)"),
             )
 
@@ -227,9 +222,7 @@ class TestConnectorClient:
         async with connector(sim) as client:
             first = await client.conversations.create_conversation(parameters)
             second = await client.conversations.create_conversation(parameters)
-            await client.conversations.send_to_conversation(
-                first.id, Activity(type="message", text="hello")
-            )
+            await client.conversations.send_to_conversation(first.id, Activity(type="message", text="hello"))
             members = await client.conversations.get_conversation_members(first.id)
 
         assert first.id == second.id and first.id.startswith("a:")
@@ -238,9 +231,7 @@ class TestConnectorClient:
 
     async def test_a_deleted_activity_stays_listed_as_deleted(self, sim):
         async with connector(sim) as client:
-            sent = await client.conversations.send_to_conversation(
-                "a:1chat", Activity(type="message", text="oops")
-            )
+            sent = await client.conversations.send_to_conversation("a:1chat", Activity(type="message", text="oops"))
             await client.conversations.delete_activity("a:1chat", sent.id)
 
         assert sim.conversation("a:1chat").activity(sent.id).deleted
@@ -291,9 +282,7 @@ class TestFaults:
 
         async with connector(sim) as client:
             with pytest.raises(ErrorResponseException) as throttled:
-                await client.conversations.send_to_conversation(
-                    "a:1chat", Activity(type="message", text="first try")
-                )
+                await client.conversations.send_to_conversation("a:1chat", Activity(type="message", text="first try"))
             sent = await client.conversations.send_to_conversation(
                 "a:1chat", Activity(type="message", text="second try")
             )
@@ -305,18 +294,12 @@ class TestFaults:
 
     async def test_the_connector_client_retries_a_failed_update_itself_but_not_a_send(self, sim):
         async with connector(sim) as client:
-            sent = await client.conversations.send_to_conversation(
-                "a:1chat", Activity(type="message", text="v1")
-            )
+            sent = await client.conversations.send_to_conversation("a:1chat", Activity(type="message", text="v1"))
             sim.add_fault("PUT", r"/activities/", status=502)
-            await client.conversations.update_activity(
-                "a:1chat", sent.id, Activity(type="message", text="v2")
-            )
+            await client.conversations.update_activity("a:1chat", sent.id, Activity(type="message", text="v2"))
             sim.add_fault("POST", r"/activities$", status=502)
             with pytest.raises(ErrorResponseException):
-                await client.conversations.send_to_conversation(
-                    "a:1chat", Activity(type="message", text="v3")
-                )
+                await client.conversations.send_to_conversation("a:1chat", Activity(type="message", text="v3"))
 
         # msrest's urllib3 retry covers PUT and DELETE on 5xx, never POST.
         calls = [(r.method, r.status) for r in sim.requests if "/activities" in r.path]
@@ -373,7 +356,9 @@ class TestActivityBuilders:
 
         assert invoke["name"] == "adaptiveCard/action"
         assert invoke["value"]["action"] == {
-            "type": "Action.Execute", "verb": "acknowledge", "data": {"alertId": "a-1"}
+            "type": "Action.Execute",
+            "verb": "acknowledge",
+            "data": {"alertId": "a-1"},
         }
         assert invoke["replyToId"] == "1700000000001"
         assert invoke["conversation"]["id"].endswith(";messageid=1700000000001")
@@ -428,14 +413,21 @@ class TestGraphChatInstallations:
                 sim.directory.grant_admin_consent(TENANT, GRAPH_APP_ID)
                 answer = session.post(
                     f"{sim.authority_host}/{TENANT}/oauth2/v2.0/token",
-                    data={"grant_type": "client_credentials", "client_id": GRAPH_APP_ID, "client_secret": GRAPH_SECRET, "scope": GRAPH_SCOPE},
+                    data={
+                        "grant_type": "client_credentials",
+                        "client_id": GRAPH_APP_ID,
+                        "client_secret": GRAPH_SECRET,
+                        "scope": GRAPH_SCOPE,
+                    },
                     verify=sim.ca_file,
                     timeout=5,
                 )
                 answer.raise_for_status()
                 tokens.append(answer.json()["access_token"])
             headers = {"Authorization": f"Bearer {tokens[0]}"}
-            return session.request(method, sim.graph_url + path, headers=headers, verify=sim.ca_file, timeout=5, **kwargs)
+            return session.request(
+                method, sim.graph_url + path, headers=headers, verify=sim.ca_file, timeout=5, **kwargs
+            )
 
         call.users = (ada.id, bob.id)
         with session:
@@ -444,7 +436,11 @@ class TestGraphChatInstallations:
     @staticmethod
     def group_chat(graph) -> str:
         members = [
-            {"@odata.type": "#microsoft.graph.aadUserConversationMember", "roles": ["owner"], "user@odata.bind": f"https://graph.microsoft.com/v1.0/users('{user}')"}
+            {
+                "@odata.type": "#microsoft.graph.aadUserConversationMember",
+                "roles": ["owner"],
+                "user@odata.bind": f"https://graph.microsoft.com/v1.0/users('{user}')",
+            }
             for user in graph.users
         ]
         created = graph("POST", "/chats", json={"chatType": "group", "topic": "inc-42", "members": members})
@@ -489,10 +485,14 @@ class TestGraphChatInstallations:
         path = f"/chats/{quoted(chat_id)}/installedApps"
 
         everything = graph("GET", path, params={"$expand": "teamsApp"}).json()["value"]
-        ours = graph("GET", path, params={"$expand": "teamsApp", "$filter": f"teamsApp/id eq '{TEAMS_APP_ID}'"}).json()["value"]
+        ours = graph("GET", path, params={"$expand": "teamsApp", "$filter": f"teamsApp/id eq '{TEAMS_APP_ID}'"}).json()[
+            "value"
+        ]
 
         assert {i["teamsApp"]["id"] for i in everything} == {TEAMS_APP_ID, "another-app"}
-        assert ours == [{"id": sim.graph.chat_installation_id(TENANT, chat_id, TEAMS_APP_ID), "teamsApp": {"id": TEAMS_APP_ID}}]
+        assert ours == [
+            {"id": sim.graph.chat_installation_id(TENANT, chat_id, TEAMS_APP_ID), "teamsApp": {"id": TEAMS_APP_ID}}
+        ]
 
 
 class FakeClock:
@@ -537,14 +537,10 @@ class TestRateLimits:
         with session:
             yield call
 
-    async def test_seven_sends_in_a_second_pass_and_the_eighth_is_throttled_and_not_stored(
-        self, sim, clock, limits
-    ):
+    async def test_seven_sends_in_a_second_pass_and_the_eighth_is_throttled_and_not_stored(self, sim, clock, limits):
         async with connector(sim) as client:
             for n in range(7):
-                await client.conversations.send_to_conversation(
-                    "a:1chat", Activity(type="message", text=f"m{n}")
-                )
+                await client.conversations.send_to_conversation("a:1chat", Activity(type="message", text=f"m{n}"))
                 clock.advance(0.1)
             with pytest.raises(ErrorResponseException) as throttled:
                 await client.conversations.send_to_conversation(
@@ -576,9 +572,7 @@ class TestRateLimits:
         assert ninth.headers["Retry-After"] == "1"
         assert len(sim.conversation("a:1chat").activities) == 9
 
-    def test_retry_after_is_the_time_until_the_oldest_send_leaves_the_full_window(
-        self, sim, clock, bot
-    ):
+    def test_retry_after_is_the_time_until_the_oldest_send_leaves_the_full_window(self, sim, clock, bot):
         sim.enforce_limits(clock)
         for _ in range(60):  # 0.25 s apart: under 7 / 1 s and 8 / 2 s, and 60 in 14.75 s
             assert bot("POST", "a:1chat").status_code == 201
@@ -640,17 +634,19 @@ class TestRateLimits:
     def test_updates_replies_and_created_conversations_count_as_sends(self, sim, clock, bot):
         sim.enforce_limits(clock)
         sent = bot("POST", "a:1chat").json()["id"]
-        updates = [
-            bot("PUT", "a:1chat", sent, {"type": "message", "text": f"v{n}"}).status_code
-            for n in range(5)
-        ]
+        updates = [bot("PUT", "a:1chat", sent, {"type": "message", "text": f"v{n}"}).status_code for n in range(5)]
         reply = bot("POST", "a:1chat", sent)
         refused_update = bot("PUT", "a:1chat", sent, {"type": "message", "text": "too many"})
 
         assert updates == [200] * 5 and reply.status_code == 201
         assert refused_update.status_code == 429
         assert [v.get("text") for v in sim.conversation("a:1chat").activity(sent).versions] == [
-            None, "v0", "v1", "v2", "v3", "v4"
+            None,
+            "v0",
+            "v1",
+            "v2",
+            "v3",
+            "v4",
         ]
 
     async def test_creating_a_conversation_counts_against_it(self, sim, clock, limits):
@@ -662,9 +658,7 @@ class TestRateLimits:
         async with connector(sim) as client:
             created = await client.conversations.create_conversation(parameters)
             for n in range(6):
-                await client.conversations.send_to_conversation(
-                    created.id, Activity(type="message", text=f"m{n}")
-                )
+                await client.conversations.send_to_conversation(created.id, Activity(type="message", text=f"m{n}"))
             with pytest.raises(ErrorResponseException) as throttled:
                 await client.conversations.create_conversation(parameters)
 
@@ -689,9 +683,7 @@ class TestRateLimits:
         async with connector(sim) as client:
             thread = await client.conversations.create_conversation(new_thread("alert 1"))
             for n in range(5):
-                await client.conversations.send_to_conversation(
-                    thread.id, Activity(type="message", text=f"update {n}")
-                )
+                await client.conversations.send_to_conversation(thread.id, Activity(type="message", text=f"update {n}"))
             other = await client.conversations.create_conversation(new_thread("alert 2"))
             with pytest.raises(ErrorResponseException) as throttled:
                 await client.conversations.reply_to_activity(

@@ -4,7 +4,7 @@ recipients, fallback, triggers, the manual send, open alerts of a new workflow, 
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -18,11 +18,16 @@ from shared.services.recipients import RecipientResolver
 from shared.services.workflows import put_workflow
 from tests.support.fakes import Clock, FakeDirectory, RecordingMessenger, conversation, delivering, process_and_deliver
 
-T0 = datetime(2026, 11, 1, 12, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 TENANT = "aaaaaaaa-0000-4000-8000-00000000000a"
 OPS = "19:ops@thread.tacv2"
 SRE = "19:sre@thread.tacv2"
-ADELE = {"id": "u-adele", "displayName": "Adele Vance", "userPrincipalName": "adele@contoso.com", "mail": "adele@contoso.com"}
+ADELE = {
+    "id": "u-adele",
+    "displayName": "Adele Vance",
+    "userPrincipalName": "adele@contoso.com",
+    "mail": "adele@contoso.com",
+}
 BOB = {"id": "u-bob", "displayName": "Bob", "userPrincipalName": "bob@contoso.com", "mail": "bob@contoso.com"}
 CAROL = {"id": "u-carol", "displayName": "Carol", "userPrincipalName": "carol@contoso.com", "mail": "carol@contoso.com"}
 
@@ -35,13 +40,28 @@ def person(user: str) -> dict:
     return {"kind": "person", "user": user}
 
 
-def event(type_="alert.created", version=1, alert="ALRT-1", severity="high", responders=("bob@contoso.com",), **extra) -> str:
-    return json.dumps({
-        "specversion": "1.0", "id": f"evt-{alert}-{type_}-{version}", "source": "https://alerts.example.com", "type": type_, "subject": alert,
-        "tenantid": TENANT, **extra,
-        "data": {"id": alert, "title": f"Problem {alert}", "severity": severity, "version": version, "labels": {"env": "prod"}, "responders": list(responders)},
-    })
-
+def event(
+    type_="alert.created", version=1, alert="ALRT-1", severity="high", responders=("bob@contoso.com",), **extra
+) -> str:
+    return json.dumps(
+        {
+            "specversion": "1.0",
+            "id": f"evt-{alert}-{type_}-{version}",
+            "source": "https://alerts.example.com",
+            "type": type_,
+            "subject": alert,
+            "tenantid": TENANT,
+            **extra,
+            "data": {
+                "id": alert,
+                "title": f"Problem {alert}",
+                "severity": severity,
+                "version": version,
+                "labels": {"env": "prod"},
+                "responders": list(responders),
+            },
+        }
+    )
 
 
 class World:
@@ -50,15 +70,22 @@ class World:
         self.messenger = RecordingMessenger()
         self.directory = FakeDirectory([ADELE, BOB, CAROL])
         self.clock = Clock()
-        self.resolver = RecipientResolver(self.store, self.directory, teams_app_catalog_id="catalog-app-1", bot_app_id="bot-1", clock=self.clock)
+        self.resolver = RecipientResolver(
+            self.store, self.directory, teams_app_catalog_id="catalog-app-1", bot_app_id="bot-1", clock=self.clock
+        )
         self.ctx = delivering(self.store, self.messenger, resolver=self.resolver, clock=self.clock)
 
     async def send(self, body: str | dict, message_id: str = "m-1"):
         return await process_and_deliver(json.dumps(body) if isinstance(body, dict) else body, message_id, self.ctx)
 
     async def workflow(self, wid: str = "w1", **fields):
-        body = {"name": fields.pop("name", wid), "trigger": fields.pop("trigger", "new_or_updated"), "recipients": [channel(OPS, "Ops")],
-                "fallbackRecipients": [channel(SRE, "SRE")], **fields}
+        body = {
+            "name": fields.pop("name", wid),
+            "trigger": fields.pop("trigger", "new_or_updated"),
+            "recipients": [channel(OPS, "Ops")],
+            "fallbackRecipients": [channel(SRE, "SRE")],
+            **fields,
+        }
         return (await put_workflow(self.store, TENANT, parse_workflow(body, TENANT, wid), clock=self.clock)).workflow
 
     async def connect(self) -> None:
@@ -102,7 +129,9 @@ class TestRoutedDelivery:
     async def test_the_delivery_record_says_who_and_why(self, world):
         await world.workflow(name="Prod")
         await world.send(event())
-        [delivery] = [d for d in await world.store.list_deliveries(TENANT, (await world.store.list_open_alerts(TENANT))[0].key)]
+        [delivery] = [
+            d for d in await world.store.list_deliveries(TENANT, (await world.store.list_open_alerts(TENANT))[0].key)
+        ]
         assert delivery.recipient == "Ops" and delivery.reason.startswith("workflow Prod")
 
 
@@ -148,11 +177,16 @@ class TestPeopleAndGroups:
         await world.connect()
         await world.workflow(recipients=[{"kind": "responders"}])
         await world.send(event(responders=("bob@contoso.com", "carol@contoso.com")))
-        assert {m.conversation_id for m in world.messenger.messages.values()} == {world.directory.installed_for["u-bob"], world.directory.installed_for["u-carol"]}
+        assert {m.conversation_id for m in world.messenger.messages.values()} == {
+            world.directory.installed_for["u-bob"],
+            world.directory.installed_for["u-carol"],
+        }
 
     async def test_a_group_gets_one_group_chat_with_the_app_installed(self, world):
         await world.connect()
-        await world.workflow(recipients=[{"kind": "group", "users": ["bob@contoso.com", "carol@contoso.com"], "name": "DB on call"}])
+        await world.workflow(
+            recipients=[{"kind": "group", "users": ["bob@contoso.com", "carol@contoso.com"], "name": "DB on call"}]
+        )
         await world.send(event(alert="ALRT-1"))
         await world.send(event(alert="ALRT-2"))
         [chat] = world.directory.chats
@@ -170,14 +204,20 @@ class TestFallback:
         await world.workflow(recipients=[person("ghost@contoso.com")])
         [outcome] = await world.send(event())
         assert outcome.fallback == [SRE]
-        assert "ghost@contoso.com could not be reached" in await self._note(world) and "not found" in await self._note(world)
+        assert "ghost@contoso.com could not be reached" in await self._note(world) and "not found" in await self._note(
+            world
+        )
         alert = (await world.store.list_open_alerts(TENANT))[0]
         [delivery] = await world.store.list_deliveries(TENANT, alert.key)
         assert delivery.reason.startswith("fallback for ghost@contoso.com")
 
     async def test_a_refused_app_install_goes_to_the_fallback(self, world):
         await world.connect()
-        world.directory.fail["install_app_for_user"] = GraphError("Microsoft Graph refused to install the app for a user: the connector needs the application permission TeamsAppInstallation.ReadWriteSelfForUser.All", status=403, permission="TeamsAppInstallation.ReadWriteSelfForUser.All")
+        world.directory.fail["install_app_for_user"] = GraphError(
+            "Microsoft Graph refused to install the app for a user: the connector needs the application permission TeamsAppInstallation.ReadWriteSelfForUser.All",
+            status=403,
+            permission="TeamsAppInstallation.ReadWriteSelfForUser.All",
+        )
         await world.workflow(recipients=[person("adele@contoso.com")])
         await world.send(event())
         assert "TeamsAppInstallation.ReadWriteSelfForUser.All" in await self._note(world)
@@ -195,13 +235,19 @@ class TestFallback:
 
     async def test_a_conversation_gone_goes_to_the_fallback(self, world):
         await world.workflow()
-        world.messenger.fail_next = [DeliveryError("Teams answered 404 (ConversationNotFound)", status=404, permanent=True, conversation_gone=True)]
+        world.messenger.fail_next = [
+            DeliveryError(
+                "Teams answered 404 (ConversationNotFound)", status=404, permanent=True, conversation_gone=True
+            )
+        ]
         [outcome] = await world.send(event())
         assert outcome.failed == [OPS] and outcome.fallback == [SRE]
         assert "Teams refused the card" in await self._note(world)
 
     async def test_when_the_fallback_fails_too_the_alert_is_recorded_as_undeliverable(self, world):
-        await world.workflow(recipients=[person("ghost@contoso.com")], fallbackRecipients=[person("nobody@contoso.com")])
+        await world.workflow(
+            recipients=[person("ghost@contoso.com")], fallbackRecipients=[person("nobody@contoso.com")]
+        )
         await world.connect()
         [outcome] = await world.send(event())
         assert outcome.undeliverable == ["ghost@contoso.com"]
@@ -220,12 +266,13 @@ class TestFallback:
 class TestExactlyOnce:
     async def test_a_redelivered_event_after_a_transient_failure_gives_one_card_per_recipient(self, world):
         await world.workflow(recipients=[channel(OPS), channel("19:general@thread.tacv2")], trigger="new_or_updated")
-        world.messenger.fail_next = [DeliveryError("Teams answered 503", status=503)]  # the first post fails for now: rescheduled
+        world.messenger.fail_next = [
+            DeliveryError("Teams answered 503", status=503)
+        ]  # the first post fails for now: rescheduled
         await world.send(event())
         await world.send(event())  # the same message again
         await world.send(event())  # and once more after it succeeded
         assert len(world.messenger.cards_in(OPS)) == 1 and len(world.messenger.cards_in("19:general@thread.tacv2")) == 1
-
 
     async def test_an_event_applied_before_a_failure_is_routed_again_when_redelivered(self, world):
         await world.connect()
@@ -241,8 +288,15 @@ class TestExactlyOnce:
 
 class TestManualSend:
     def command(self, recipients, comment="Please look", event_id="send-1", **data) -> dict:
-        return {"specversion": "1.0", "id": event_id, "source": "https://alerts.example.com", "type": "teams.message.send", "subject": "ALRT-1",
-                "tenantid": TENANT, "data": {"recipients": recipients, "comment": comment, "requestedBy": "grace@contoso.com", **data}}
+        return {
+            "specversion": "1.0",
+            "id": event_id,
+            "source": "https://alerts.example.com",
+            "type": "teams.message.send",
+            "subject": "ALRT-1",
+            "tenantid": TENANT,
+            "data": {"recipients": recipients, "comment": comment, "requestedBy": "grace@contoso.com", **data},
+        }
 
     async def test_the_card_goes_to_the_recipients_with_the_comment(self, world):
         await world.workflow(recipients=[channel(SRE)])
@@ -303,7 +357,9 @@ class TestGroupChatOnce:
 
         await world.connect()
         group = Recipient("group", users=("bob@contoso.com", "carol@contoso.com"))
-        assert await world.store.claim_recipient(TENANT, f"bot|{group.key}", world.clock(), timedelta(minutes=2))  # another worker is on it
+        assert await world.store.claim_recipient(
+            TENANT, f"bot|{group.key}", world.clock(), timedelta(minutes=2)
+        )  # another worker is on it
         with pytest.raises(TransientError, match="being set up"):
             await world.resolver.resolve(TENANT, group)
         assert world.directory.chats == {}

@@ -124,31 +124,41 @@ VALID_CASES: dict[str, dict] = {
     "disabled": workflow(enabled=False),
     "delegated delivery": workflow(delivery="delegated"),
     "empty match takes every alert": workflow(match={}),
-    "every match condition at once": workflow(match={
-        "kinds": list(KINDS),
-        "minSeverity": "medium",
-        "severities": ["critical", "high"],
-        "sources": ["alertmanager", "https://alerts.example.com"],
-        "labels": [{"key": "env", "op": "equals", "value": "prod"}],
-        "titleContains": "disk",
-    }),
+    "every match condition at once": workflow(
+        match={
+            "kinds": list(KINDS),
+            "minSeverity": "medium",
+            "severities": ["critical", "high"],
+            "sources": ["alertmanager", "https://alerts.example.com"],
+            "labels": [{"key": "env", "op": "equals", "value": "prod"}],
+            "titleContains": "disk",
+        }
+    ),
     "label selector without an op (equals)": selector(key="env", value="prod"),
     "label equals the empty string": selector(key="env", op="equals", value=""),
     "label one_of": selector(key="region", op="one_of", values=["westeurope", "northeurope"]),
     "label regex of the longest length": selector(key="host", op="regex", value="a" * MAX_REGEX_CHARS),
     "label exists": selector(key="team", op="exists"),
-    "as many label selectors as allowed": workflow(match={"labels": [{"key": f"k{i}", "op": "exists"} for i in range(MAX_SELECTORS)]}),
-    "every recipient kind, each with a name": workflow(recipients=[
-        CHANNEL | {"name": "Ops / Alerts"},
-        CHAT | {"name": "Service owners"},
-        PERSON | {"name": "On-call"},
-        GROUP | {"name": "Triage"},
-        RESPONDERS | {"name": "The alert's responders"},
-    ]),
+    "as many label selectors as allowed": workflow(
+        match={"labels": [{"key": f"k{i}", "op": "exists"} for i in range(MAX_SELECTORS)]}
+    ),
+    "every recipient kind, each with a name": workflow(
+        recipients=[
+            CHANNEL | {"name": "Ops / Alerts"},
+            CHAT | {"name": "Service owners"},
+            PERSON | {"name": "On-call"},
+            GROUP | {"name": "Triage"},
+            RESPONDERS | {"name": "The alert's responders"},
+        ]
+    ),
     "responders as the fallback": workflow(fallbackRecipients=[RESPONDERS]),
-    "a group naming one of three people twice (two different people)": recipient(kind="group", users=["adele.vance@contoso.com", "lee.gu@contoso.com", "adele.vance@contoso.com"]),
+    "a group naming one of three people twice (two different people)": recipient(
+        kind="group", users=["adele.vance@contoso.com", "lee.gu@contoso.com", "adele.vance@contoso.com"]
+    ),
     "a group of the most people a group chat holds": recipient(kind="group", users=people(MAX_GROUP_MEMBERS)),
-    "as many recipients as allowed": workflow(recipients=[{"kind": "person", "user": u} for u in people(MAX_RECIPIENTS)]),
+    "as many recipients as allowed": workflow(
+        recipients=[{"kind": "person", "user": u} for u in people(MAX_RECIPIENTS)]
+    ),
     "comment of the longest length": workflow(comment="c" * MAX_COMMENT_CHARS),
     "name of the longest length": workflow(name="n" * MAX_NAME_CHARS),
 }
@@ -167,8 +177,14 @@ INVALID_CASES: dict[str, tuple[Any, str]] = {
     "no trigger": (workflow(trigger=_DROP), "trigger"),
     "unknown trigger": (workflow(trigger="on_resolve"), "trigger"),
     "intervalMinutes with a non-periodic trigger": (workflow(intervalMinutes=60), "intervalMinutes"),
-    "interval below the minimum": (workflow(trigger="periodic", intervalMinutes=MIN_PERIODIC_MINUTES - 1), "intervalMinutes"),
-    "interval above the maximum": (workflow(trigger="periodic", intervalMinutes=MAX_PERIODIC_MINUTES + 1), "intervalMinutes"),
+    "interval below the minimum": (
+        workflow(trigger="periodic", intervalMinutes=MIN_PERIODIC_MINUTES - 1),
+        "intervalMinutes",
+    ),
+    "interval above the maximum": (
+        workflow(trigger="periodic", intervalMinutes=MAX_PERIODIC_MINUTES + 1),
+        "intervalMinutes",
+    ),
     "interval as a string": (workflow(trigger="periodic", intervalMinutes="60"), "intervalMinutes"),
     "interval as a boolean": (workflow(trigger="periodic", intervalMinutes=True), "intervalMinutes"),
     "match not an object": (workflow(match=["severity>=high"]), "match"),
@@ -179,7 +195,10 @@ INVALID_CASES: dict[str, tuple[Any, str]] = {
     "sources with an empty string": (workflow(match={"sources": [""]}), "match.sources"),
     "titleContains too long": (workflow(match={"titleContains": "t" * 201}), "match.titleContains"),
     "labels not a list": (workflow(match={"labels": {"env": "prod"}}), "match.labels"),
-    "too many label selectors": (workflow(match={"labels": [{"key": f"k{i}", "op": "exists"} for i in range(MAX_SELECTORS + 1)]}), "match.labels"),
+    "too many label selectors": (
+        workflow(match={"labels": [{"key": f"k{i}", "op": "exists"} for i in range(MAX_SELECTORS + 1)]}),
+        "match.labels",
+    ),
     "label selector without a key": (selector(op="exists"), "match.labels[0].key"),
     "unknown label op": (selector(key="env", op="contains", value="prod"), "match.labels[0].op"),
     "unknown label selector field": (selector(key="env", operator="equals", value="prod"), "match.labels[0].operator"),
@@ -192,7 +211,10 @@ INVALID_CASES: dict[str, tuple[Any, str]] = {
     "no recipients": (workflow(recipients=_DROP), "recipients"),
     "empty recipients": (workflow(recipients=[]), "recipients"),
     "recipients not a list": (workflow(recipients=CHANNEL), "recipients"),
-    "too many recipients": (workflow(recipients=[{"kind": "person", "user": u} for u in people(MAX_RECIPIENTS + 1)]), "recipients"),
+    "too many recipients": (
+        workflow(recipients=[{"kind": "person", "user": u} for u in people(MAX_RECIPIENTS + 1)]),
+        "recipients",
+    ),
     "no fallbackRecipients": (workflow(fallbackRecipients=_DROP), "fallbackRecipients"),
     "empty fallbackRecipients": (workflow(fallbackRecipients=[]), "fallbackRecipients"),
     "recipient not an object": (workflow(recipients=["oncall@contoso.com"]), "recipients[0]"),
@@ -200,15 +222,24 @@ INVALID_CASES: dict[str, tuple[Any, str]] = {
     "unknown recipient kind": (recipient(kind="email", user="oncall@contoso.com"), "recipients[0].kind"),
     "channel without channelId": (recipient(kind="channel", teamId=TEAM_ID), "recipients[0].channelId"),
     "channel without teamId": (recipient(kind="channel", channelId=CHANNEL_ID), "recipients[0].teamId"),
-    "channel with a blank channelId": (recipient(kind="channel", teamId=TEAM_ID, channelId=" "), "recipients[0].channelId"),
+    "channel with a blank channelId": (
+        recipient(kind="channel", teamId=TEAM_ID, channelId=" "),
+        "recipients[0].channelId",
+    ),
     "channel with a chatId": (recipient(**CHANNEL, chatId=CHAT_ID), "recipients[0].chatId"),
     "chat without chatId": (recipient(kind="chat"), "recipients[0].chatId"),
     "person without user": (workflow(fallbackRecipients=[{"kind": "person"}]), "fallbackRecipients[0].user"),
     "person user too long": (recipient(kind="person", user="u" * 321), "recipients[0].user"),
     "group with one user": (recipient(kind="group", users=["lee.gu@contoso.com"]), "recipients[0].users"),
     "group without users": (recipient(kind="group"), "recipients[0].users"),
-    "group larger than a group chat": (recipient(kind="group", users=people(MAX_GROUP_MEMBERS + 1)), "recipients[0].users"),
-    "group with a user that is not a string": (recipient(kind="group", users=["lee.gu@contoso.com", 42]), "recipients[0].users"),
+    "group larger than a group chat": (
+        recipient(kind="group", users=people(MAX_GROUP_MEMBERS + 1)),
+        "recipients[0].users",
+    ),
+    "group with a user that is not a string": (
+        recipient(kind="group", users=["lee.gu@contoso.com", 42]),
+        "recipients[0].users",
+    ),
     "responders with a user": (recipient(kind="responders", user="oncall@contoso.com"), "recipients[0].user"),
     "recipient name too long": (recipient(**PERSON, name="n" * (MAX_NAME_CHARS + 1)), "recipients[0].name"),
     "comment too long": (workflow(comment="c" * (MAX_COMMENT_CHARS + 1)), "comment"),
@@ -218,15 +249,28 @@ INVALID_CASES: dict[str, tuple[Any, str]] = {
 # Rules only the parser can check: JSON Schema accepts these, the connector refuses them.
 PARSER_ONLY_RULES: dict[str, tuple[dict, str]] = {
     "a regex that does not compile": (selector(key="host", op="regex", value="web-(0[1-9]"), "match.labels[0].value"),
-    "a group of the same person twice (JSON Schema cannot count different people)": (recipient(kind="group", users=["lee.gu@contoso.com"] * 2), "recipients[0].users"),
-    "a group of one person spelled in two cases": (recipient(kind="group", users=["Lee.Gu@contoso.com", "lee.gu@contoso.com"]), "recipients[0].users"),
-    "an interval written as 60.0 (JSON Schema counts it as an integer)": (workflow(trigger="periodic", intervalMinutes=60.0), "intervalMinutes"),
+    "a group of the same person twice (JSON Schema cannot count different people)": (
+        recipient(kind="group", users=["lee.gu@contoso.com"] * 2),
+        "recipients[0].users",
+    ),
+    "a group of one person spelled in two cases": (
+        recipient(kind="group", users=["Lee.Gu@contoso.com", "lee.gu@contoso.com"]),
+        "recipients[0].users",
+    ),
+    "an interval written as 60.0 (JSON Schema counts it as an integer)": (
+        workflow(trigger="periodic", intervalMinutes=60.0),
+        "intervalMinutes",
+    ),
 }
 
 # Where the parser is deliberately more forgiving than the contract: clients should follow the
 # schema, and the parser still reads these as the obvious definition.
 PARSER_IS_LENIENT: dict[str, dict] = {
-    "upper-case trigger, kinds and recipient kind": workflow(trigger="NEW_OR_UPDATED", match={"kinds": ["Issue"]}, recipients=[{"kind": "Person", "user": "oncall@contoso.com"}]),
+    "upper-case trigger, kinds and recipient kind": workflow(
+        trigger="NEW_OR_UPDATED",
+        match={"kinds": ["Issue"]},
+        recipients=[{"kind": "Person", "user": "oncall@contoso.com"}],
+    ),
     "optional fields set to null": workflow(match=None, comment=None, delivery=None, intervalMinutes=None),
     "an id padded with spaces": workflow(id="  ops-high  "),
     "blank optional choices (read as absent)": workflow(delivery=" ", match={"minSeverity": ""}),
@@ -288,7 +332,11 @@ class TestTheSchemaItself:
         assert props["name"]["maxLength"] == defs["recipientName"]["maxLength"] == MAX_NAME_CHARS
         assert props["comment"]["maxLength"] == MAX_COMMENT_CHARS
         interval = props["intervalMinutes"]
-        assert (interval["minimum"], interval["maximum"], interval["default"]) == (MIN_PERIODIC_MINUTES, MAX_PERIODIC_MINUTES, DEFAULT_PERIODIC_MINUTES)
+        assert (interval["minimum"], interval["maximum"], interval["default"]) == (
+            MIN_PERIODIC_MINUTES,
+            MAX_PERIODIC_MINUTES,
+            DEFAULT_PERIODIC_MINUTES,
+        )
         assert props["recipients"]["maxItems"] == props["fallbackRecipients"]["maxItems"] == MAX_RECIPIENTS
         assert props["recipients"]["minItems"] == props["fallbackRecipients"]["minItems"] == 1
         assert props["match"]["properties"]["labels"]["maxItems"] == MAX_SELECTORS
@@ -301,7 +349,13 @@ class TestTheSchemaItself:
         assert [b["properties"]["kind"]["const"] for b in branches] == list(RECIPIENT_KINDS)
         assert all(b["additionalProperties"] is False for b in branches)
         fields = {b["properties"]["kind"]["const"]: set(b["properties"]) - {"kind", "name"} for b in branches}
-        assert fields == {"channel": {"teamId", "channelId"}, "chat": {"chatId"}, "person": {"user"}, "group": {"users"}, "responders": set()}
+        assert fields == {
+            "channel": {"teamId", "channelId"},
+            "chat": {"chatId"},
+            "person": {"user"},
+            "group": {"users"},
+            "responders": set(),
+        }
 
     def test_every_object_in_the_definition_refuses_unknown_fields(self):
         assert SCHEMA["properties"]["match"]["additionalProperties"] is False

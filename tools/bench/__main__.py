@@ -31,13 +31,18 @@ import re
 import subprocess
 import sys
 import time
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 BOT_APP_ID = "b3c4d5e6-0000-4000-8000-00000000be7c"
 BOT_SECRET = "bench-only-secret"
-QUEUES = {"ALERT_EVENTS_QUEUE": "alert-events", "DELIVERY_QUEUE": "teams-deliveries", "TEAMS_ACTIONS_QUEUE": "teams-actions"}
+QUEUES = {
+    "ALERT_EVENTS_QUEUE": "alert-events",
+    "DELIVERY_QUEUE": "teams-deliveries",
+    "TEAMS_ACTIONS_QUEUE": "teams-actions",
+}
 SOURCE = "https://bench.example.com"
 STORM_TIMEOUT_SECONDS = 900
 _SUMMARY = re.compile(r"Alert storm: ([\d,]+) alerts in this summary")
@@ -68,22 +73,39 @@ def tenant_id(name: str) -> str:
 
 def event(tenant: str, alert: str, version: int, kind: str = "alert.created", severity: str = "high") -> dict:
     return {
-        "specversion": "1.0", "id": f"{tenant}-{alert}-v{version}", "source": SOURCE, "type": kind, "subject": alert, "tenantid": tenant,
-        "data": {"id": alert, "title": f"{alert} on host-{alert[-3:]}", "severity": severity, "version": version, "labels": {"host": f"h{alert[-3:]}"}},
+        "specversion": "1.0",
+        "id": f"{tenant}-{alert}-v{version}",
+        "source": SOURCE,
+        "type": kind,
+        "subject": alert,
+        "tenantid": tenant,
+        "data": {
+            "id": alert,
+            "title": f"{alert} on host-{alert[-3:]}",
+            "severity": severity,
+            "version": version,
+            "labels": {"host": f"h{alert[-3:]}"},
+        },
     }
 
 
 class Worker:
     """One app process (tools/bench/worker.py); its log (errors, warnings) goes to a file."""
 
-    started: list["Worker"] = []
+    started: list[Worker] = []
 
     def __init__(self, env: dict[str, str]) -> None:
         self.log = open(Path(env.get("BENCH_LOG_DIR", "/tmp")) / f"bench-worker-{len(Worker.started)}.log", "w")  # noqa: SIM115 - closed in stop()
         Worker.started.append(self)
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "tools.bench.worker"], cwd=ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=self.log, text=True, bufsize=1,
+            [sys.executable, "-m", "tools.bench.worker"],
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.log,
+            text=True,
+            bufsize=1,
         )
 
     def _line(self) -> dict:
@@ -116,7 +138,7 @@ class Bench:
         self.args = args
         self.results: dict[str, Any] = {}
 
-    async def __aenter__(self) -> "Bench":
+    async def __aenter__(self) -> Bench:
         from shared.adapters.state_store import AzureTables, TableStateStore
         from tests.support.azurite import Azurite
         from tools.bench.broker import Broker
@@ -132,10 +154,17 @@ class Bench:
         self.env = {
             **{k: v for k, v in os.environ.items() if not k.startswith(("BOT_", "GRAPH_", "STATE_"))},
             **QUEUES,
-            "STATE_TABLES_CONNECTION": self.azurite.connection_string, "STATE_TABLE_PREFIX": prefix, "BOT_APP_ID": BOT_APP_ID,
-            "BOT_APP_PASSWORD": BOT_SECRET, "BOT_TENANT_ID": "bench-bot-tenant", "BOT_TOKEN_URL": self.sim.token_url(),
-            "BOT_OPENID_METADATA_URL": self.sim.openid_metadata_url, "LOCAL_QUEUE_HOST_URL": self.broker.url, "PERIODIC_SCHEDULE": "0 0 0 1 1 *",
-            "TEAMS_TENANT_SENDS_PER_SECOND": "45", "PYTHONDONTWRITEBYTECODE": "",
+            "STATE_TABLES_CONNECTION": self.azurite.connection_string,
+            "STATE_TABLE_PREFIX": prefix,
+            "BOT_APP_ID": BOT_APP_ID,
+            "BOT_APP_PASSWORD": BOT_SECRET,
+            "BOT_TENANT_ID": "bench-bot-tenant",
+            "BOT_TOKEN_URL": self.sim.token_url(),
+            "BOT_OPENID_METADATA_URL": self.sim.openid_metadata_url,
+            "LOCAL_QUEUE_HOST_URL": self.broker.url,
+            "PERIODIC_SCHEDULE": "0 0 0 1 1 *",
+            "TEAMS_TENANT_SENDS_PER_SECOND": "45",
+            "PYTHONDONTWRITEBYTECODE": "",
         }
         self.workers: list[Worker] = []
         return self
@@ -160,15 +189,23 @@ class Bench:
         ids = []
         for i in range(count):
             cid = f"19:{tenant}-{i:04d}@thread.tacv2"
-            reference = {"bot": {"id": f"28:{BOT_APP_ID}", "name": "Alert Connector"}, "channelId": "msteams", "serviceUrl": self.sim.service_url,
-                         "conversation": {"id": cid, "conversationType": "channel", "tenantId": tenant, "isGroup": True}}
-            await self.store.save_conversation(ConversationRecord(tenant, cid, "channel", self.sim.service_url, reference, name=f"channel {i}"))
+            reference = {
+                "bot": {"id": f"28:{BOT_APP_ID}", "name": "Alert Connector"},
+                "channelId": "msteams",
+                "serviceUrl": self.sim.service_url,
+                "conversation": {"id": cid, "conversationType": "channel", "tenantId": tenant, "isGroup": True},
+            }
+            await self.store.save_conversation(
+                ConversationRecord(tenant, cid, "channel", self.sim.service_url, reference, name=f"channel {i}")
+            )
             ids.append(cid)
         return ids
 
     def publish(self, events: list[dict]) -> float:
         for body in events:
-            self.broker.send(QUEUES["ALERT_EVENTS_QUEUE"], json.dumps(body).encode(), message_id=f"{body['tenantid']}/{body['id']}")
+            self.broker.send(
+                QUEUES["ALERT_EVENTS_QUEUE"], json.dumps(body).encode(), message_id=f"{body['tenantid']}/{body['id']}"
+            )
         return time.monotonic()
 
     async def idle(self, timeout: float = 300.0) -> None:
@@ -217,41 +254,66 @@ class Bench:
             if phase == "duplicate":
                 # The same events again under new message ids (a source that resends).
                 for body in bodies:
-                    self.broker.send(QUEUES["ALERT_EVENTS_QUEUE"], json.dumps(body).encode(), message_id=f"again/{body['tenantid']}/{body['id']}")
+                    self.broker.send(
+                        QUEUES["ALERT_EVENTS_QUEUE"],
+                        json.dumps(body).encode(),
+                        message_id=f"again/{body['tenantid']}/{body['id']}",
+                    )
             before = await worker.stats()
             if phase != "duplicate":
                 # In waves of one event per channel: each channel's sends stay within Teams' 7 per
                 # second, so this measures an event's cost, not pacing's (the storm does that).
                 for wave in range(0, len(bodies), len(tenants)):
-                    self.publish(bodies[wave:wave + len(tenants)])
+                    self.publish(bodies[wave : wave + len(tenants)])
                     await self.idle()
             await self.idle()
             after = await worker.stats()
             n = len(bodies)
-            by_table = {name: (count - before["by_table"].get(name, 0)) / n for name, count in after["by_table"].items()}
-            figures[phase] = ((after["cpu"] - before["cpu"]) * 1000 / n, (after["tables"] - before["tables"]) / n, {k: v for k, v in by_table.items() if v})
+            by_table = {
+                name: (count - before["by_table"].get(name, 0)) / n for name, count in after["by_table"].items()
+            }
+            figures[phase] = (
+                (after["cpu"] - before["cpu"]) * 1000 / n,
+                (after["tables"] - before["tables"]) / n,
+                {k: v for k, v in by_table.items() if v},
+            )
         # A figure of rejected events measures the rejection, not the delivery: refuse to print it.
-        rejected = [line for w in Worker.started for line in Path(w.log.name).read_text(encoding="utf-8").splitlines() if "Rejected message" in line]
+        rejected = [
+            line
+            for w in Worker.started
+            for line in Path(w.log.name).read_text(encoding="utf-8").splitlines()
+            if "Rejected message" in line
+        ]
         if rejected:
-            raise SystemExit(f"the bench's events were rejected ({len(rejected)}), so its figures would mean nothing: {rejected[0]}")
+            raise SystemExit(
+                f"the bench's events were rejected ({len(rejected)}), so its figures would mean nothing: {rejected[0]}"
+            )
         for phase, (cpu, tables, by_table) in figures.items():
             detail = ", ".join(f"{name} {count:.2f}" for name, count in sorted(by_table.items(), key=lambda kv: -kv[1]))
-            print(f"{phase:>9} event: {cpu:5.2f} ms CPU (app, all threads), {tables:4.1f} Table Storage requests ({detail})", flush=True)
+            print(
+                f"{phase:>9} event: {cpu:5.2f} ms CPU (app, all threads), {tables:4.1f} Table Storage requests ({detail})",
+                flush=True,
+            )
         self.results["cpu_ms_per_event"] = round(figures["created"][0], 2)
         self.results["table_requests_per_event"] = {k: round(v[1], 2) for k, v in figures.items()}
-        self.results["table_requests_per_event_by_table"] = {k: {name: round(c, 2) for name, c in v[2].items()} for k, v in figures.items()}
+        self.results["table_requests_per_event_by_table"] = {
+            k: {name: round(c, 2) for name, c in v[2].items()} for k, v in figures.items()
+        }
 
     async def lifecycle(self) -> None:
         """What keeping state small costs, against the alerts the events above left: the timer's
         read of the open alerts (first with the index rows of the just-resolved ones to drop,
         then as every later run), and the removal of the resolved ones once due."""
-        from datetime import datetime, timedelta, timezone
+        from datetime import datetime, timedelta
 
         from shared.adapters.state_store import AzureTables, TableStateStore, table_requests
         from shared.domain.retention import STALE_INDEX_GRACE
 
-        later = datetime.now(timezone.utc) + timedelta(days=31)
-        store = TableStateStore(AzureTables(connection_string=self.azurite.connection_string, prefix=self.env["STATE_TABLE_PREFIX"]), clock=lambda: later)
+        later = datetime.now(UTC) + timedelta(days=31)
+        store = TableStateStore(
+            AzureTables(connection_string=self.azurite.connection_string, prefix=self.env["STATE_TABLE_PREFIX"]),
+            clock=lambda: later,
+        )
         try:
             figures = []
             for _ in range(2):
@@ -264,8 +326,11 @@ class Bench:
         finally:
             await store.close()
         removed = report.removed.get("alert", 0)
-        print(f" lifecycle: the timer's open-alert read: {figures[0][0]} open, {figures[0][1]} requests with {removed} resolved to drop from the index, "
-              f"{figures[1][1]} requests after; removing {removed} resolved alerts and their cards: {removal} requests ({removal / max(removed, 1):.2f} per alert)", flush=True)
+        print(
+            f" lifecycle: the timer's open-alert read: {figures[0][0]} open, {figures[0][1]} requests with {removed} resolved to drop from the index, "
+            f"{figures[1][1]} requests after; removing {removed} resolved alerts and their cards: {removal} requests ({removal / max(removed, 1):.2f} per alert)",
+            flush=True,
+        )
         self.results["timer_open_read_requests"] = figures[1][1]
         self.results["index_prune_requests_per_alert"] = round((figures[0][1] - figures[1][1]) / max(removed, 1), 2)
         self.results["removal_requests_per_alert"] = round(removal / max(removed, 1), 2)
@@ -284,7 +349,10 @@ class Bench:
         assert self.sim.limits is not None
         rps = len(sends) / seconds if seconds else float("nan")
         busiest = self.sim.limits.max_in_window(1.0, tenant_id=tenant)
-        print(f"   fan-out: {len(sends)} conversations in {seconds:.1f} s, {rps:.1f} requests/s, at most {busiest} in any 1 s (Teams: 50 per tenant)", flush=True)
+        print(
+            f"   fan-out: {len(sends)} conversations in {seconds:.1f} s, {rps:.1f} requests/s, at most {busiest} in any 1 s (Teams: 50 per tenant)",
+            flush=True,
+        )
         self.results["fanout_rps"] = round(rps, 1)
         self.results["fanout_max_1s"] = busiest
         await self.idle()
@@ -324,8 +392,11 @@ class Bench:
             if time.monotonic() - shown >= 10:
                 shown = time.monotonic()
                 queues = self.broker.counts()
-                print(f"           … {shown - last:5.0f} s: {visible} of {count} visible; events waiting {queues['alert-events']['readyMessageCount']}, "
-                      f"jobs waiting {queues.get('teams-deliveries', {}).get('readyMessageCount', 0)}", flush=True)
+                print(
+                    f"           … {shown - last:5.0f} s: {visible} of {count} visible; events waiting {queues['alert-events']['readyMessageCount']}, "
+                    f"jobs waiting {queues.get('teams-deliveries', {}).get('readyMessageCount', 0)}",
+                    flush=True,
+                )
             await asyncio.sleep(0.25)
         assert self.sim.limits is not None
         limits = self.sim.limits
@@ -337,13 +408,24 @@ class Bench:
         dead = self.broker.dead_lettered()
         seconds = (visible_at - last) if visible_at is not None else float("nan")
         azurite_cpu = self.azurite_cpu() - azurite_cpu
-        print(f"     storm: {count} alerts into one channel, {self.args.processes} processes: {sent} messages sent; busiest windows "
-              f"{windows[0]}/1 s, {windows[1]}/30 s, {windows[2]}/3600 s (Teams: 7, 60, 1,800); {refused} × 429; every alert visible "
-              f"{seconds:.1f} s after the last arrived; {lost} lost; {dead} dead-lettered; Azurite (one thread, on the same cores) "
-              f"used {azurite_cpu:.0f} s of CPU meanwhile ({self.last_visible[0]} cards, {self.last_visible[1]} in the summary)", flush=True)
+        print(
+            f"     storm: {count} alerts into one channel, {self.args.processes} processes: {sent} messages sent; busiest windows "
+            f"{windows[0]}/1 s, {windows[1]}/30 s, {windows[2]}/3600 s (Teams: 7, 60, 1,800); {refused} × 429; every alert visible "
+            f"{seconds:.1f} s after the last arrived; {lost} lost; {dead} dead-lettered; Azurite (one thread, on the same cores) "
+            f"used {azurite_cpu:.0f} s of CPU meanwhile ({self.last_visible[0]} cards, {self.last_visible[1]} in the summary)",
+            flush=True,
+        )
         self.results["storm_azurite_cpu_s"] = round(azurite_cpu, 1)
-        self.results.update(storm_alerts=count, storm_max_1s=windows[0], storm_max_30s=windows[1], storm_max_3600s=windows[2], storm_429=refused,
-                            storm_lost=lost, storm_dead_lettered=dead, storm_visible_s=round(seconds, 1))
+        self.results.update(
+            storm_alerts=count,
+            storm_max_1s=windows[0],
+            storm_max_30s=windows[1],
+            storm_max_3600s=windows[2],
+            storm_429=refused,
+            storm_lost=lost,
+            storm_dead_lettered=dead,
+            storm_visible_s=round(seconds, 1),
+        )
 
     async def race(self) -> None:
         await self.start_workers(self.args.processes)
@@ -356,7 +438,11 @@ class Bench:
         for tenant in tenants:
             for i in range(per):
                 alert = f"R-{i:03d}"
-                bodies += [event(tenant, alert, 1), event(tenant, alert, 2, "alert.acknowledged"), event(tenant, alert, 3, "alert.resolved")]
+                bodies += [
+                    event(tenant, alert, 1),
+                    event(tenant, alert, 2, "alert.acknowledged"),
+                    event(tenant, alert, 3, "alert.resolved"),
+                ]
         random.Random(7).shuffle(bodies)
         for _ in range(count // 10):  # injected faults: Teams answers 502 to some sends and updates
             self.sim.add_fault(None, r"/v3/conversations/19:race", status=502, times=1)
@@ -371,9 +457,12 @@ class Bench:
                 correct += len(shown) == 1 and shown_status(shown[0]) == "Resolved"
                 cardless += not shown  # its resolution was processed first: no card, by design
         wrong = count - correct - cardless
-        print(f"      race: {correct} of {count} alerts end with one card showing the last state, {cardless} with no card (their resolution "
-              f"was processed first: an alert first seen resolved gets none), {wrong} wrong (3 events per alert, shuffled, concurrent, "
-              f"{count // 10} injected 502s)", flush=True)
+        print(
+            f"      race: {correct} of {count} alerts end with one card showing the last state, {cardless} with no card (their resolution "
+            f"was processed first: an alert first seen resolved gets none), {wrong} wrong (3 events per alert, shuffled, concurrent, "
+            f"{count // 10} injected 502s)",
+            flush=True,
+        )
         self.results["race_alerts"] = count
         self.results["race_correct"] = correct
         self.results["race_cardless"] = cardless

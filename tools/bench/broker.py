@@ -28,7 +28,9 @@ RECEIVE_WAIT_SECONDS = 1.0
 
 
 class Broker:
-    def __init__(self, *, duplicate_detection: tuple[str, ...] = (), max_delivery_count: int = 10, redelivery_delay: float = 0.5) -> None:
+    def __init__(
+        self, *, duplicate_detection: tuple[str, ...] = (), max_delivery_count: int = 10, redelivery_delay: float = 0.5
+    ) -> None:
         self.queues: dict[str, MemoryQueue] = {}
         self._dedupe = set(duplicate_detection)
         self._max_delivery_count = max_delivery_count
@@ -40,7 +42,9 @@ class Broker:
 
     def queue(self, name: str) -> MemoryQueue:
         if name not in self.queues:
-            self.queues[name] = MemoryQueue(name, max_delivery_count=self._max_delivery_count, duplicate_detection=name in self._dedupe)
+            self.queues[name] = MemoryQueue(
+                name, max_delivery_count=self._max_delivery_count, duplicate_detection=name in self._dedupe
+            )
         return self.queues[name]
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
@@ -61,16 +65,33 @@ class Broker:
         if self._runner is not None:
             await self._runner.cleanup()
 
-    def send(self, queue: str, body: bytes, *, message_id: str | None = None, session_id: str | None = None, at: datetime | None = None) -> bool:
+    def send(
+        self,
+        queue: str,
+        body: bytes,
+        *,
+        message_id: str | None = None,
+        session_id: str | None = None,
+        at: datetime | None = None,
+    ) -> bool:
         """Send from this process; False when dropped as a duplicate."""
-        _, duplicate = self.queue(queue).send(body, message_id=message_id, content_type="application/json", session_id=session_id, scheduled_enqueue_time=at)
+        _, duplicate = self.queue(queue).send(
+            body,
+            message_id=message_id,
+            content_type="application/json",
+            session_id=session_id,
+            scheduled_enqueue_time=at,
+        )
         return not duplicate
 
     async def _send(self, request: web.Request) -> web.Response:
         scheduled = request.headers.get("x-scheduled-enqueue-time")
         message_id, duplicate = self.queue(request.match_info["queue"]).send(
-            await request.read(), message_id=request.headers.get("x-message-id") or None, content_type=request.headers.get("content-type"),
-            session_id=request.headers.get("x-session-id") or None, scheduled_enqueue_time=datetime.fromisoformat(scheduled) if scheduled else None,
+            await request.read(),
+            message_id=request.headers.get("x-message-id") or None,
+            content_type=request.headers.get("content-type"),
+            session_id=request.headers.get("x-session-id") or None,
+            scheduled_enqueue_time=datetime.fromisoformat(scheduled) if scheduled else None,
         )
         return web.json_response({"messageId": message_id, "duplicate": duplicate}, status=201)
 
@@ -89,14 +110,21 @@ class Broker:
                 session, messages = None, []
                 while len(messages) < int(options.get("max", 1)) and (message := queue.receive()) is not None:
                     messages.append(message)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return web.json_response({"messages": []})
         out = []
         for message in messages:
             token = str(next(self._tokens))
             self._locked[token] = (queue, message, session)
-            out.append({"token": token, "messageId": message.message_id, "sessionId": message.session_id, "deliveryCount": message.delivery_count,
-                        "body": base64.b64encode(message.body).decode()})
+            out.append(
+                {
+                    "token": token,
+                    "messageId": message.message_id,
+                    "sessionId": message.session_id,
+                    "deliveryCount": message.delivery_count,
+                    "body": base64.b64encode(message.body).decode(),
+                }
+            )
         return web.json_response({"session": session, "messages": out})
 
     async def _settle(self, request: web.Request) -> web.Response:

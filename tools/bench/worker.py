@@ -35,8 +35,14 @@ def _cpu() -> float:
 
 def _message(item: dict) -> ServiceBusMessage:
     return ServiceBusMessage(
-        body=base64.b64decode(item["body"]), message_id=item["messageId"], session_id=item.get("sessionId"), delivery_count=item["deliveryCount"],
-        application_properties={}, user_properties={}, content_type="application/json", lock_token=str(uuid.uuid4()),
+        body=base64.b64decode(item["body"]),
+        message_id=item["messageId"],
+        session_id=item.get("sessionId"),
+        delivery_count=item["deliveryCount"],
+        application_properties={},
+        user_properties={},
+        content_type="application/json",
+        lock_token=str(uuid.uuid4()),
     )
 
 
@@ -46,12 +52,17 @@ async def _settle(http: aiohttp.ClientSession, broker: str, tokens: list[str], o
             await response.read()
 
 
-async def consume(http: aiohttp.ClientSession, broker: str, queue: str, function, *, sessions: bool, at_once: int = 1) -> None:
+async def consume(
+    http: aiohttp.ClientSession, broker: str, queue: str, function, *, sessions: bool, at_once: int = 1
+) -> None:
     """Receive and settle the way the Functions host's Service Bus link does: messages come
     several to a round trip (``at_once`` for single-message triggers, run concurrently, each
     settled by its own outcome), a session's batch comes whole."""
     while True:
-        async with http.post(f"{broker}/_broker/queues/{queue}/receive", json={"sessions": sessions, "max": BATCH if sessions else at_once}) as response:
+        async with http.post(
+            f"{broker}/_broker/queues/{queue}/receive",
+            json={"sessions": sessions, "max": BATCH if sessions else at_once},
+        ) as response:
             taken = await response.json()
         items = taken["messages"]
         if not items:
@@ -68,7 +79,9 @@ async def consume(http: aiohttp.ClientSession, broker: str, queue: str, function
             continue
         outcomes = await asyncio.gather(*(function(_message(i)) for i in items), return_exceptions=True)
         failed = [(i["token"], o) for i, o in zip(items, outcomes) if isinstance(o, BaseException)]
-        await _settle(http, broker, [i["token"] for i, o in zip(items, outcomes) if not isinstance(o, BaseException)], True)
+        await _settle(
+            http, broker, [i["token"] for i, o in zip(items, outcomes) if not isinstance(o, BaseException)], True
+        )
         for token, error in failed:
             print(json.dumps({"error": f"{type(error).__name__}: {error}"[:300]}), file=sys.stderr, flush=True)
             await _settle(http, broker, [token], False, f"{type(error).__name__}: {error}")
@@ -105,16 +118,35 @@ async def main() -> None:
     functions = {f.get_function_name(): f.get_user_function() for f in function_app.app.get_functions()}
     broker = os.environ["LOCAL_QUEUE_HOST_URL"]
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as http:
-        tasks = [asyncio.create_task(consume(http, broker, os.environ["ALERT_EVENTS_QUEUE"], functions["alert_events"], sessions=False, at_once=EVENTS_PER_RECEIVE))
-                 for _ in range(EVENT_CONCURRENCY // EVENTS_PER_RECEIVE)]
-        tasks += [asyncio.create_task(consume(http, broker, os.environ["DELIVERY_QUEUE"], functions["deliveries"], sessions=True)) for _ in range(SESSION_CONCURRENCY)]
+        tasks = [
+            asyncio.create_task(
+                consume(
+                    http,
+                    broker,
+                    os.environ["ALERT_EVENTS_QUEUE"],
+                    functions["alert_events"],
+                    sessions=False,
+                    at_once=EVENTS_PER_RECEIVE,
+                )
+            )
+            for _ in range(EVENT_CONCURRENCY // EVENTS_PER_RECEIVE)
+        ]
+        tasks += [
+            asyncio.create_task(
+                consume(http, broker, os.environ["DELIVERY_QUEUE"], functions["deliveries"], sessions=True)
+            )
+            for _ in range(SESSION_CONCURRENCY)
+        ]
         reader = asyncio.StreamReader()
         await asyncio.get_running_loop().connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
         print(json.dumps({"ready": True}), flush=True)
         while True:
             line = (await reader.readline()).decode().strip()
             if line == "stats":
-                print(json.dumps({"cpu": _cpu(), "tables": table_requests(), "by_table": table_requests_by_table()}), flush=True)
+                print(
+                    json.dumps({"cpu": _cpu(), "tables": table_requests(), "by_table": table_requests_by_table()}),
+                    flush=True,
+                )
             elif line in ("stop", ""):
                 break
         for task in tasks:

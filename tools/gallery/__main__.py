@@ -43,16 +43,29 @@ def render(cards: list[tuple[str, dict[str, Any]]], out: Path | None) -> list[di
     if node is None:
         raise SystemExit("node is needed to render cards (Node.js 20 or later)")
     if not Path(CHROMIUM).exists():
-        raise SystemExit(f"Chromium is needed to render cards and was not found at {CHROMIUM}: run 'bash tools/install_chromium.sh' (make gallery does), "
-                         "or set CHROMIUM to its path")
+        raise SystemExit(
+            f"Chromium is needed to render cards and was not found at {CHROMIUM}: run 'bash tools/install_chromium.sh' (make gallery does), "
+            "or set CHROMIUM to its path"
+        )
     shots: dict[str, Any] = {"light": "all"} | {theme: list(ALL_THEMES) for theme in THEMES if theme != "light"}
-    job = {"cards": [{"name": name, "card": card} for name, card in cards], "themes": {theme: host_config(theme) for theme in THEMES},
-           "width": WIDTH, "screenshots": shots, "out": str(out) if out else None}
+    job = {
+        "cards": [{"name": name, "card": card} for name, card in cards],
+        "themes": {theme: host_config(theme) for theme in THEMES},
+        "width": WIDTH,
+        "screenshots": shots,
+        "out": str(out) if out else None,
+    }
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False, encoding="utf-8") as handle:
         json.dump(job, handle)
     try:
-        done = subprocess.run([node, str(ROOT / "tools" / "gallery" / "render.mjs"), handle.name], cwd=ROOT, capture_output=True, text=True, timeout=300,
-                              env={**os.environ, "CHROMIUM": CHROMIUM})
+        done = subprocess.run(
+            [node, str(ROOT / "tools" / "gallery" / "render.mjs"), handle.name],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env={**os.environ, "CHROMIUM": CHROMIUM},
+        )
     finally:
         os.unlink(handle.name)
     if done.returncode != 0:
@@ -67,7 +80,10 @@ def problems(results: list[dict[str, Any]]) -> list[str]:
         found += [f"{where}: the renderer warns: {w}" for w in r["warnings"]]
         found += [f"{where}: cut off: {t!r}" for t in r["clipped"]]
         found += [f"{where}: runs past the card's edge: {t!r}" for t in r["overflow"]]
-        found += [f"{where}: contrast {f['ratio']}:1 (< {MIN_CONTRAST}:1) for {f['text']!r} ({f['color']} on {f['background']})" for f in r["contrast"]["failures"]]
+        found += [
+            f"{where}: contrast {f['ratio']}:1 (< {MIN_CONTRAST}:1) for {f['text']!r} ({f['color']} on {f['background']})"
+            for f in r["contrast"]["failures"]
+        ]
     return found
 
 
@@ -81,7 +97,9 @@ def write_index(out: Path, cards: list[tuple[str, dict[str, Any]]], results: lis
         "`tests/golden/cards/NAME.json`; the cards, `NAME.expected.json` beside them. Dates and times",
         "show in the reader's time zone, so they differ from Teams' only by the zone.",
         "",
-        "Lowest contrast of any text on its background: " + ", ".join(f"{theme} {lowest[theme]}:1" for theme in THEMES) + " (WCAG AA asks 4.5:1).",
+        "Lowest contrast of any text on its background: "
+        + ", ".join(f"{theme} {lowest[theme]}:1" for theme in THEMES)
+        + " (WCAG AA asks 4.5:1).",
         "",
     ]
     for name, card in cards:
@@ -111,8 +129,10 @@ def main(argv: list[str] | None = None) -> int:
         write_index(out, cards, results)
     for theme in THEMES:
         mine = [r for r in results if r["theme"] == theme]
-        print(f"  {theme:>13}: {len(mine)} cards, lowest contrast {min(r['contrast']['min'] for r in mine)}:1, "
-              f"tallest {max(r['height'] for r in mine)} px")
+        print(
+            f"  {theme:>13}: {len(mine)} cards, lowest contrast {min(r['contrast']['min'] for r in mine)}:1, "
+            f"tallest {max(r['height'] for r in mine)} px"
+        )
     found = problems(results)
     for problem in found:
         print(f"  ✗ {problem}", file=sys.stderr)

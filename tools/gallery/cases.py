@@ -26,7 +26,9 @@ def card_schema() -> dict[str, Any]:
     """The Adaptive Card 1.5 schema with the one property Teams adds to a card: ``msteams``."""
     schema = json.loads((REFERENCE / "adaptive-card-1.5.0.json").read_text(encoding="utf-8"))
     schema["definitions"]["AdaptiveCard"]["properties"]["msteams"] = {
-        "type": "object", "properties": {"width": {"enum": ["Full"]}}, "additionalProperties": False,
+        "type": "object",
+        "properties": {"width": {"enum": ["Full"]}},
+        "additionalProperties": False,
     }
     return schema
 
@@ -42,9 +44,16 @@ def build(case: dict[str, Any]) -> dict[str, Any]:
         card = cards.fit_card(alert_from_json(case["alert"]), case.get("context"))
         return cards.with_note(card, case["note"], case.get("done", True)) if case.get("note") else card
     if kind == "alerts":
-        return cards.alerts_card([alert_from_json(a) for a in case["alerts"]], datetime.fromisoformat(case["now"]), case.get("note", ""), case.get("done", True))
+        return cards.alerts_card(
+            [alert_from_json(a) for a in case["alerts"]],
+            datetime.fromisoformat(case["now"]),
+            case.get("note", ""),
+            case.get("done", True),
+        )
     if kind == "digest":
-        return cards.digest_card(case["title"], [alert_from_json(a) for a in case["alerts"]], case["period"], case.get("context"))
+        return cards.digest_card(
+            case["title"], [alert_from_json(a) for a in case["alerts"]], case["period"], case.get("context")
+        )
     if kind == "summary":
         return cards.summary_card(case["summary"])
     if kind == "help":

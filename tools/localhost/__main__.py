@@ -6,8 +6,8 @@ import argparse
 import asyncio
 import contextlib
 import logging
-import signal
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -28,16 +28,31 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="port to listen on (0: any free port)")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    parser.add_argument("--app", default="function_app",
-                        help="MODULE[:ATTRIBUTE] of the FunctionApp (default function_app:app)")
-    parser.add_argument("--settings", type=Path,
-                        help="settings file (default local.settings.json, else local.settings.sample.json)")
-    parser.add_argument("--max-delivery-count", type=int, default=DEFAULT_MAX_DELIVERY_COUNT,
-                        help="deliveries before a message is dead-lettered (default 10)")
-    parser.add_argument("--redelivery-delay", type=float, default=0.5,
-                        help="seconds before an abandoned message is delivered again (default 0.5)")
-    parser.add_argument("--duplicate-detection", action="append", default=[], metavar="QUEUE",
-                        help="drop messages whose id was seen on QUEUE in the last 10 minutes (repeatable)")
+    parser.add_argument(
+        "--app", default="function_app", help="MODULE[:ATTRIBUTE] of the FunctionApp (default function_app:app)"
+    )
+    parser.add_argument(
+        "--settings", type=Path, help="settings file (default local.settings.json, else local.settings.sample.json)"
+    )
+    parser.add_argument(
+        "--max-delivery-count",
+        type=int,
+        default=DEFAULT_MAX_DELIVERY_COUNT,
+        help="deliveries before a message is dead-lettered (default 10)",
+    )
+    parser.add_argument(
+        "--redelivery-delay",
+        type=float,
+        default=0.5,
+        help="seconds before an abandoned message is delivered again (default 0.5)",
+    )
+    parser.add_argument(
+        "--duplicate-detection",
+        action="append",
+        default=[],
+        metavar="QUEUE",
+        help="drop messages whose id was seen on QUEUE in the last 10 minutes (repeatable)",
+    )
     parser.add_argument("--verbose", action="store_true", help="show debug logging")
     return parser.parse_args(argv)
 

@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Iterable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -163,11 +163,11 @@ def read_host_json(source: Path | str | Mapping[str, Any] | None) -> dict[str, A
 
 
 def _utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _iso(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 class LocalHost:
@@ -407,7 +407,12 @@ class LocalHost:
             task.add_done_callback(self._deliveries.discard)
 
     async def _deliver_session(
-        self, function: QueueFunction, queue: MemoryQueue, session: str, messages: list[QueuedMessage], slots: asyncio.Semaphore
+        self,
+        function: QueueFunction,
+        queue: MemoryQueue,
+        session: str,
+        messages: list[QueuedMessage],
+        slots: asyncio.Semaphore,
     ) -> None:
         try:
             arguments = [_service_bus_message(m) for m in messages]
@@ -417,10 +422,19 @@ class LocalHost:
             for message in messages:
                 if result.succeeded:
                     queue.complete(message, result.duration_ms, log=result.log)
-                elif queue.abandon(message, result.error_message or "", delay=self.redelivery_delay, duration_ms=result.duration_ms, log=result.log):
+                elif queue.abandon(
+                    message,
+                    result.error_message or "",
+                    delay=self.redelivery_delay,
+                    duration_ms=result.duration_ms,
+                    log=result.log,
+                ):
                     logger.warning(
                         "Message %s on queue %s moved to the dead-letter queue after %d deliveries (MaxDeliveryCountExceeded): %s",
-                        message.message_id, queue.name, message.delivery_count, result.error_message,
+                        message.message_id,
+                        queue.name,
+                        message.delivery_count,
+                        result.error_message,
                     )
         finally:
             queue.release_session(session)
@@ -442,12 +456,19 @@ class LocalHost:
             if result.succeeded:
                 queue.complete(message, result.duration_ms, log=result.log)
             elif queue.abandon(
-                message, result.error_message or "", delay=self.redelivery_delay, duration_ms=result.duration_ms, log=result.log
+                message,
+                result.error_message or "",
+                delay=self.redelivery_delay,
+                duration_ms=result.duration_ms,
+                log=result.log,
             ):
                 logger.warning(
                     "Message %s on queue %s moved to the dead-letter queue after %d deliveries "
                     "(MaxDeliveryCountExceeded): %s",
-                    message.message_id, queue.name, message.delivery_count, result.error_message,
+                    message.message_id,
+                    queue.name,
+                    message.delivery_count,
+                    result.error_message,
                 )
         finally:
             slots.release()
@@ -538,7 +559,7 @@ class LocalHost:
         if details:
             logger.info(details)
         outputs = {output.arg_name: _Out() for output in function.output_queues}
-        arguments = {**arguments, **outputs, **{name: None for name in function.unsupported_args}}
+        arguments = {**arguments, **outputs, **dict.fromkeys(function.unsupported_args)}
         if function.wants_context:
             arguments["context"] = _Context(invocation_id, function.name, self.app_directory)
         self._running += 1
@@ -560,9 +581,11 @@ class LocalHost:
                 "Executed 'Functions.%s' (Failed, Id=%s, Duration=%dms)", function.name, invocation_id, duration
             )
             logger.error(
-                "Exception while executing function: Functions.%s. Result: Failure\n"
-                "Exception: %s: %s\nStack: %s",
-                function.name, type(error).__name__, error, _user_traceback(error),
+                "Exception while executing function: Functions.%s. Result: Failure\nException: %s: %s\nStack: %s",
+                function.name,
+                type(error).__name__,
+                error,
+                _user_traceback(error),
             )
             return InvocationResult(function.name, invocation_id, False, duration, error=error, log=tuple(records))
         finally:
@@ -570,9 +593,7 @@ class LocalHost:
             self._running -= 1
             self._changed.set()
         duration = (time.perf_counter() - started) * 1000
-        logger.info(
-            "Executed 'Functions.%s' (Succeeded, Id=%s, Duration=%dms)", function.name, invocation_id, duration
-        )
+        logger.info("Executed 'Functions.%s' (Succeeded, Id=%s, Duration=%dms)", function.name, invocation_id, duration)
         return InvocationResult(function.name, invocation_id, True, duration, value=value, log=tuple(records))
 
     def _send_output(self, function: IndexedFunction, queue: str, value: Any) -> None:
@@ -595,8 +616,11 @@ class LocalHost:
         """The indexed functions and their triggers, as served by GET /_localhost/functions."""
         described = []
         for function in self.functions:
-            entry: dict[str, Any] = {"name": function.name, "trigger": function.trigger_type,
-                                     "binding": function.properties}
+            entry: dict[str, Any] = {
+                "name": function.name,
+                "trigger": function.trigger_type,
+                "binding": function.properties,
+            }
             if isinstance(function, HttpFunction):
                 entry.update(
                     route=function.route.template,
@@ -605,12 +629,14 @@ class LocalHost:
                     url=f"{self.url}{self.route_prefix}/{function.route.template}" if self._started else None,
                 )
             elif isinstance(function, QueueFunction):
-                entry.update(queue=function.queue_name, cardinality=function.cardinality,
-                             isSessionsEnabled=function.is_sessions_enabled)
+                entry.update(
+                    queue=function.queue_name,
+                    cardinality=function.cardinality,
+                    isSessionsEnabled=function.is_sessions_enabled,
+                )
             elif isinstance(function, TimerFunction):
                 next_run = self._timer_next.get(function.name) or function.schedule.next_after(_utcnow())
-                entry.update(schedule=str(function.schedule), runOnStartup=function.run_on_startup,
-                             next=_iso(next_run))
+                entry.update(schedule=str(function.schedule), runOnStartup=function.run_on_startup, next=_iso(next_run))
             entry["outputQueues"] = [output.queue_name for output in function.output_queues]
             described.append(entry)
         return described
@@ -648,9 +674,11 @@ class LocalHost:
         from .console import render
 
         names = self.queue_names
-        page = render([self._queue_summary(self._queues[n]) for n in names],
-                      {n: [m.to_json() for m in self._queues[n].messages()] for n in names},
-                      {n: [m.to_json() for m in self._queues[n].dead_letters()] for n in names})
+        page = render(
+            [self._queue_summary(self._queues[n]) for n in names],
+            {n: [m.to_json() for m in self._queues[n].messages()] for n in names},
+            {n: [m.to_json() for m in self._queues[n].dead_letters()] for n in names},
+        )
         return web.Response(text=page, content_type="text/html", charset="utf-8")
 
     def _api_queue_or_404(self, request: web.Request) -> MemoryQueue:
@@ -667,9 +695,13 @@ class LocalHost:
         return web.json_response([self._queue_summary(self._queues[name]) for name in self.queue_names])
 
     def _queue_summary(self, queue: MemoryQueue) -> dict[str, Any]:
-        return {"name": queue.name, "hasTrigger": queue.has_trigger,
-                "maxDeliveryCount": queue.max_delivery_count,
-                "duplicateDetection": queue.duplicate_detection, **queue.counts()}
+        return {
+            "name": queue.name,
+            "hasTrigger": queue.has_trigger,
+            "maxDeliveryCount": queue.max_delivery_count,
+            "duplicateDetection": queue.duplicate_detection,
+            **queue.counts(),
+        }
 
     async def _api_queue(self, request: web.Request) -> web.Response:
         queue = self._api_queue_or_404(request)
@@ -704,7 +736,9 @@ class LocalHost:
         try:
             at = datetime.fromisoformat(scheduled) if scheduled else None
         except ValueError:
-            return web.json_response({"error": f"x-scheduled-enqueue-time must be an ISO 8601 time, not {scheduled!r}"}, status=400)
+            return web.json_response(
+                {"error": f"x-scheduled-enqueue-time must be an ISO 8601 time, not {scheduled!r}"}, status=400
+            )
         queue = self.queue(name)
         message_id, duplicate = queue.send(
             await request.read(),
@@ -725,9 +759,13 @@ class LocalHost:
         except KeyError as error:
             return web.json_response({"error": error.args[0]}, status=404)
         return web.json_response(
-            {"function": result.function, "invocationId": result.invocation_id,
-             "status": "Succeeded" if result.succeeded else "Failed",
-             "durationMs": round(result.duration_ms, 1), "error": result.error_message}
+            {
+                "function": result.function,
+                "invocationId": result.invocation_id,
+                "status": "Succeeded" if result.succeeded else "Failed",
+                "durationMs": round(result.duration_ms, 1),
+                "error": result.error_message,
+            }
         )
 
 

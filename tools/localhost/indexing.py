@@ -157,9 +157,7 @@ def _index_function(function: func.Function, settings: Mapping[str, str]) -> Ind
         )
     elif trigger.type == SERVICE_BUS_TRIGGER:
         if "queueName" not in properties:
-            raise IndexingError(
-                f"function {name!r}: Service Bus topic triggers are not emulated, only queues"
-            )
+            raise IndexingError(f"function {name!r}: Service Bus topic triggers are not emulated, only queues")
         described = QueueFunction(
             **common,
             queue_name=resolved("queueName"),
@@ -188,7 +186,9 @@ def _index_function(function: func.Function, settings: Mapping[str, str]) -> Ind
             described.unsupported_args.append(binding.name)
             logger.warning(
                 "Function %s: binding %r (%s) is not emulated; the argument will be None",
-                name, binding.name, binding.type,
+                name,
+                binding.name,
+                binding.type,
             )
 
     # The Python worker passes the invocation context to a parameter named "context".

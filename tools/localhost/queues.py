@@ -21,7 +21,7 @@ import itertools
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 #: Service Bus default MaxDeliveryCount for a queue.
@@ -41,7 +41,7 @@ DEAD_LETTERED = "deadlettered"
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)
@@ -116,7 +116,7 @@ class QueuedMessage:
     scheduled_enqueue_time: datetime | None = None
     log: tuple[dict[str, Any], ...] = ()
 
-    def __lt__(self, other: "QueuedMessage") -> bool:  # ready lists stay in sequence order
+    def __lt__(self, other: QueuedMessage) -> bool:  # ready lists stay in sequence order
         return self.sequence_number < other.sequence_number
 
     def snapshot(self) -> MessageInfo:
@@ -191,9 +191,7 @@ class MemoryQueue:
         message_id = message_id or uuid.uuid4().hex
         now = _now()
         if self.duplicate_detection:
-            self._seen_ids = {
-                seen: at for seen, at in self._seen_ids.items() if now - at < self.duplicate_window
-            }
+            self._seen_ids = {seen: at for seen, at in self._seen_ids.items() if now - at < self.duplicate_window}
             if message_id in self._seen_ids:
                 # Service Bus accepts the send and silently drops the duplicate.
                 return message_id, True
@@ -215,7 +213,9 @@ class MemoryQueue:
         self._ready_after(message, delay, self._scheduled)
         return message_id, False
 
-    def _ready_after(self, message: QueuedMessage, delay: float, pending: dict[asyncio.TimerHandle, QueuedMessage]) -> None:
+    def _ready_after(
+        self, message: QueuedMessage, delay: float, pending: dict[asyncio.TimerHandle, QueuedMessage]
+    ) -> None:
         """Make the message ready now, or after ``delay`` seconds (kept in ``pending`` meanwhile)."""
         if delay <= 0:
             self._make_ready(message)
@@ -304,7 +304,13 @@ class MemoryQueue:
         self._on_change()
 
     def abandon(
-        self, message: QueuedMessage, error: str, *, delay: float = 0.0, duration_ms: float = 0.0, log: tuple[dict[str, Any], ...] = ()
+        self,
+        message: QueuedMessage,
+        error: str,
+        *,
+        delay: float = 0.0,
+        duration_ms: float = 0.0,
+        log: tuple[dict[str, Any], ...] = (),
     ) -> bool:
         """Settle a failed delivery: redeliver after ``delay`` seconds or dead-letter.
 

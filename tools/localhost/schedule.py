@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from croniter import croniter
 
@@ -35,7 +35,7 @@ class NCrontab:
     def next_after(self, moment: datetime) -> datetime:
         """Return the first occurrence strictly after ``moment`` (UTC if naive)."""
         if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=timezone.utc)
+            moment = moment.replace(tzinfo=UTC)
         iterator = croniter(self.expression, moment, second_at_beginning=True)
         return iterator.get_next(datetime)
 

@@ -11,10 +11,15 @@ from .server import TeamsSimulator
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Loopback Teams Bot Connector simulator.")
     parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (0: any free port)")
-    parser.add_argument("--bot", nargs=2, metavar=("APP_ID", "SECRET"), action="append", default=[],
-                        help="register a bot that may fetch connector tokens (repeatable)")
-    parser.add_argument("--no-auth", action="store_true",
-                        help="accept connector calls without a bearer token")
+    parser.add_argument(
+        "--bot",
+        nargs=2,
+        metavar=("APP_ID", "SECRET"),
+        action="append",
+        default=[],
+        help="register a bot that may fetch connector tokens (repeatable)",
+    )
+    parser.add_argument("--no-auth", action="store_true", help="accept connector calls without a bearer token")
     args = parser.parse_args(argv)
 
     sim = TeamsSimulator(port=args.port)

@@ -10,7 +10,7 @@ import copy
 import itertools
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 Kind = Literal["personal", "groupChat", "channel"]
@@ -36,7 +36,7 @@ DEFAULT_PERSONAL_CONVERSATION_ID = "a:1sim-personal-chat-00000000000000000000000
 
 
 def _now() -> tuple[str, str]:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     utc = now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
     local = now.astimezone().isoformat(timespec="milliseconds")
     return utc, local
@@ -63,7 +63,7 @@ class ActivityBuilder:
     _message_ids: Any = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
-        start = int(datetime.now(timezone.utc).timestamp() * 1000)
+        start = int(datetime.now(UTC).timestamp() * 1000)
         self._message_ids = itertools.count(start)
 
     def new_message_id(self) -> str:
@@ -165,8 +165,15 @@ class ActivityBuilder:
         if action not in ("add", "remove"):
             raise ValueError(f"action must be 'add' or 'remove', got {action!r}")
         activity = self._base(
-            "installationUpdate", kind, tenant_id=tenant_id, bot_app_id=bot_app_id, user=user,
-            conversation_id=conversation_id, team=team, channel=channel, service_url=service_url,
+            "installationUpdate",
+            kind,
+            tenant_id=tenant_id,
+            bot_app_id=bot_app_id,
+            user=user,
+            conversation_id=conversation_id,
+            team=team,
+            channel=channel,
+            service_url=service_url,
         )
         activity["action"] = action
         if kind == "channel":
@@ -197,8 +204,15 @@ class ActivityBuilder:
         ``teamRenamed``, ...); for channels it defaults from the members changed.
         """
         activity = self._base(
-            "conversationUpdate", kind, tenant_id=tenant_id, bot_app_id=bot_app_id, user=user,
-            conversation_id=conversation_id, team=team, channel=channel, service_url=service_url,
+            "conversationUpdate",
+            kind,
+            tenant_id=tenant_id,
+            bot_app_id=bot_app_id,
+            user=user,
+            conversation_id=conversation_id,
+            team=team,
+            channel=channel,
+            service_url=service_url,
         )
         if members_added is None and members_removed is None:
             members_added = [activity["recipient"]]
@@ -240,15 +254,22 @@ class ActivityBuilder:
             channel_id = (channel or {}).get("id") or self.channel["id"]
             conversation_id = f"{channel_id};messageid={thread_id or message_id}"
         activity = self._base(
-            "message", kind, tenant_id=tenant_id, bot_app_id=bot_app_id, user=user,
-            conversation_id=conversation_id, team=team, channel=channel, service_url=service_url,
+            "message",
+            kind,
+            tenant_id=tenant_id,
+            bot_app_id=bot_app_id,
+            user=user,
+            conversation_id=conversation_id,
+            team=team,
+            channel=channel,
+            service_url=service_url,
             activity_id=message_id,
         )
         html = text
         if mention_bot:
             mention = f"<at>{self.bot_name}</at>"
             text = f"{mention} {text}"
-            html = f"<at id=\"0\">{self.bot_name}</at>&nbsp;{html}"
+            html = f'<at id="0">{self.bot_name}</at>&nbsp;{html}'
             activity["entities"].insert(
                 0,
                 {"type": "mention", "text": mention, "mentioned": activity["recipient"]},
@@ -291,8 +312,15 @@ class ActivityBuilder:
             root = thread_id or reply_to_id
             conversation_id = f"{channel_id};messageid={root}" if root else channel_id
         activity = self._base(
-            "invoke", kind, tenant_id=tenant_id, bot_app_id=bot_app_id, user=user,
-            conversation_id=conversation_id, team=team, channel=channel, service_url=service_url,
+            "invoke",
+            kind,
+            tenant_id=tenant_id,
+            bot_app_id=bot_app_id,
+            user=user,
+            conversation_id=conversation_id,
+            team=team,
+            channel=channel,
+            service_url=service_url,
         )
         activity["name"] = "adaptiveCard/action"
         action: dict[str, Any] = {"type": "Action.Execute", "verb": verb, "data": data or {}}

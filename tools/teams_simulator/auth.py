@@ -60,9 +60,7 @@ class SigningKey:
         numbers = self.private_key.public_key().public_numbers()
         self.n = _b64url_uint(numbers.n)
         self.e = _b64url_uint(numbers.e)
-        self.kid = kid or base64.urlsafe_b64encode(
-            hashlib.sha1(self.n.encode()).digest()
-        ).rstrip(b"=").decode("ascii")
+        self.kid = kid or base64.urlsafe_b64encode(hashlib.sha1(self.n.encode()).digest()).rstrip(b"=").decode("ascii")
 
     def jwk(self, endorsements: list[str]) -> dict[str, Any]:
         return {
@@ -121,7 +119,9 @@ class AuthService:
             "jti": uuid.uuid4().hex,
         }
         token = jwt.encode(
-            claims, self.signing_key.private_key, algorithm="RS256",
+            claims,
+            self.signing_key.private_key,
+            algorithm="RS256",
             headers={"kid": self.signing_key.kid},
         )
         with self._lock:
@@ -198,8 +198,7 @@ def _aad_error(status: int, error: str, code: str, description: str) -> web.Resp
         {
             "error": error,
             "error_description": (
-                f"{code}: {description} Trace ID: {trace_id} "
-                f"Correlation ID: {correlation_id} Timestamp: {now}"
+                f"{code}: {description} Trace ID: {trace_id} Correlation ID: {correlation_id} Timestamp: {now}"
             ),
             "error_codes": [int(code.removeprefix("AADSTS"))],
             "timestamp": now,
@@ -229,29 +228,36 @@ def add_routes(app: web.Application, auth: AuthService, base_url: Any, identity:
             return await identity.token(request, form)
         if form.get("grant_type") != "client_credentials":
             return _aad_error(
-                400, "unsupported_grant_type", "AADSTS70003",
-                "The app requested an unsupported grant type "
-                f"'{form.get('grant_type', '')}'.",
+                400,
+                "unsupported_grant_type",
+                "AADSTS70003",
+                f"The app requested an unsupported grant type '{form.get('grant_type', '')}'.",
             )
         client_id, client_secret = _client_credentials(request, form)
         scope = form.get("scope", "")
         verdict = auth.check_client(client_id, client_secret)
         if verdict == "unknown_client":
             return _aad_error(
-                400, "unauthorized_client", "AADSTS700016",
+                400,
+                "unauthorized_client",
+                "AADSTS700016",
                 f"Application with identifier '{client_id}' was not found in the directory "
                 f"'{request.match_info['tenant']}'.",
             )
         if verdict == "bad_secret":
             return _aad_error(
-                401, "invalid_client", "AADSTS7000215",
+                401,
+                "invalid_client",
+                "AADSTS7000215",
                 "Invalid client secret provided. Ensure the secret being sent in the request "
                 f"is the client secret value, not the client secret ID, for a secret added to "
                 f"app '{client_id}'.",
             )
         if scope != BOT_FRAMEWORK_SCOPE:
             return _aad_error(
-                400, "invalid_scope", "AADSTS70011",
+                400,
+                "invalid_scope",
+                "AADSTS70011",
                 f"The provided request must include a 'scope' input parameter. The provided "
                 f"value for the input parameter 'scope' is not valid: '{scope}'.",
             )

@@ -103,9 +103,7 @@ class ConnectorRoutes:
         app_id = self.auth.app_id_for(request.headers.get("Authorization"))
         request[CALLER_APP_ID] = app_id
         if app_id is None and self.options.require_connector_auth:
-            return bot_connector_error(
-                401, "Unauthorized", "Authorization has been denied for this request."
-            )
+            return bot_connector_error(401, "Unauthorized", "Authorization has been denied for this request.")
         return None
 
     async def _activity_body(self, request: web.Request) -> dict[str, Any] | web.Response:
@@ -120,9 +118,7 @@ class ConnectorRoutes:
             return bot_connector_error(400, "BadArgument", "The request body must be a JSON object.")
         return body
 
-    def _throttled(
-        self, request: web.Request, conversation_id: str, *sources: Any
-    ) -> web.Response | None:
+    def _throttled(self, request: web.Request, conversation_id: str, *sources: Any) -> web.Response | None:
         """With limits enforced, count one send to the conversation, or answer 429 Throttled
         with Retry-After when it would go beyond Teams' limits (then nothing is counted).
 
@@ -135,9 +131,7 @@ class ConnectorRoutes:
             return None
         base, _ = split_conversation_id(conversation_id)
         known = self.state.get_conversation(base)
-        tenant_id = (known.tenant_id if known else None) or next(
-            (t for t in map(_tenant_in, sources) if t), ""
-        )
+        tenant_id = (known.tenant_id if known else None) or next((t for t in map(_tenant_in, sources) if t), "")
         retry_after = limits.check_and_record(request.get(CALLER_APP_ID), tenant_id, base)
         if retry_after is None:
             return None
@@ -203,7 +197,8 @@ class ConnectorRoutes:
         members = params.get("members") or []
         if params.get("isGroup") or len(members) != 1 or not members[0].get("id"):
             return bot_connector_error(
-                400, "BadArgument",
+                400,
+                "BadArgument",
                 "Bots can only create one-on-one conversations with a single member.",
             )
         bot_id = (params.get("bot") or {}).get("id")
@@ -225,9 +220,7 @@ class ConnectorRoutes:
     async def list_conversations(self, request: web.Request) -> web.Response:
         if (denied := self._authorize(request)) is not None:
             return denied
-        conversations = [
-            {"id": c.id, "members": c.members} for c in self.state.conversations()
-        ]
+        conversations = [{"id": c.id, "members": c.members} for c in self.state.conversations()]
         return web.json_response({"conversations": conversations, "continuationToken": None})
 
     async def send_to_conversation(self, request: web.Request) -> web.Response:
@@ -263,9 +256,7 @@ class ConnectorRoutes:
             root = root or (known.thread_root if known else None) or replied_to
         if (throttled := self._throttled(request, conversation_id, activity)) is not None:
             return throttled
-        activity_id = self._store(
-            request, conversation_id, activity, reply_to_id=replied_to, thread_root=root
-        )
+        activity_id = self._store(request, conversation_id, activity, reply_to_id=replied_to, thread_root=root)
         return web.json_response({"id": activity_id}, status=201)
 
     async def update_activity(self, request: web.Request) -> web.Response:
@@ -279,7 +270,8 @@ class ConnectorRoutes:
             sent = self.state.find_activity(request.match_info["conversationId"], activity_id)
             if sent is None or sent.deleted:
                 return bot_connector_error(
-                    404, "ActivityNotFoundInConversation",
+                    404,
+                    "ActivityNotFoundInConversation",
                     f"Activity {activity_id} was not found in the conversation.",
                 )
             throttled = self._throttled(request, request.match_info["conversationId"], activity)
@@ -300,7 +292,8 @@ class ConnectorRoutes:
             sent = self.state.find_activity(request.match_info["conversationId"], activity_id)
             if sent is None or sent.deleted:
                 return bot_connector_error(
-                    404, "ActivityNotFoundInConversation",
+                    404,
+                    "ActivityNotFoundInConversation",
                     f"Activity {activity_id} was not found in the conversation.",
                 )
             sent.deleted = True
@@ -334,6 +327,4 @@ class ConnectorRoutes:
             ids = (member.get("id"), member.get("aadObjectId"), member.get("userPrincipalName"))
             if member_id in ids:
                 return web.json_response(member)
-        return bot_connector_error(
-            404, "MemberNotFoundInConversation", "The member was not found in the conversation."
-        )
+        return bot_connector_error(404, "MemberNotFoundInConversation", "The member was not found in the conversation.")

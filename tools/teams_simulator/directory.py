@@ -130,8 +130,12 @@ class Tenant:
         self.teams[team.id] = team
         return team
 
-    def add_channel(self, team: Team, display_name: str, *, channel_id: str | None = None, members: tuple[str, ...] = ()) -> Channel:
-        channel = Channel(channel_id or f"19:{uuid.uuid4().hex}@thread.tacv2", display_name, members={m: [] for m in members})
+    def add_channel(
+        self, team: Team, display_name: str, *, channel_id: str | None = None, members: tuple[str, ...] = ()
+    ) -> Channel:
+        channel = Channel(
+            channel_id or f"19:{uuid.uuid4().hex}@thread.tacv2", display_name, members={m: [] for m in members}
+        )
         team.channels[channel.id] = channel
         return channel
 

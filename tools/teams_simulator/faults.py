@@ -31,9 +31,7 @@ DEFAULT_ERROR_BODIES: dict[int, dict[str, Any]] = {
 
 def error_body(status: int) -> dict[str, Any]:
     """The Bot Connector error body for a status (a generic one for unlisted statuses)."""
-    return DEFAULT_ERROR_BODIES.get(
-        status, {"error": {"code": "ServiceError", "message": f"HTTP {status}"}}
-    )
+    return DEFAULT_ERROR_BODIES.get(status, {"error": {"code": "ServiceError", "message": f"HTTP {status}"}})
 
 
 @dataclass

@@ -11,13 +11,13 @@ import json
 import re
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
 from aiohttp import web
 
-from .directory import Chat, Channel, Directory, IssuedAccessToken, Message, Tenant
+from .directory import Channel, Chat, Directory, IssuedAccessToken, Message, Tenant
 
 GRAPH_PREFIX = "/v1.0"
 
@@ -48,7 +48,7 @@ def graph_error_body(status: int, code: str | None = None, message: str | None =
             "code": code or GRAPH_ERROR_CODES.get(status, "UnknownError"),
             "message": message or default_message,
             "innerError": {
-                "date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S"),
+                "date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S"),
                 "request-id": str(uuid.uuid4()),
                 "client-request-id": str(uuid.uuid4()),
             },
@@ -67,20 +67,45 @@ PERMISSIONS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "users": (("User.Read.All", "Directory.Read.All"), ("User.ReadBasic.All", "User.Read.All")),
     "teams": (("Team.ReadBasic.All", "Directory.Read.All"), ()),
     "joinedTeams": ((), ("Team.ReadBasic.All", "Directory.Read.All")),
-    "channels.read": (("Channel.ReadBasic.All", "ChannelSettings.Read.All"), ("Channel.ReadBasic.All", "ChannelSettings.Read.All")),
+    "channels.read": (
+        ("Channel.ReadBasic.All", "ChannelSettings.Read.All"),
+        ("Channel.ReadBasic.All", "ChannelSettings.Read.All"),
+    ),
     "channels.create": (("Channel.Create", "Directory.ReadWrite.All"), ("Channel.Create", "Directory.ReadWrite.All")),
-    "members.read": (("ChannelMember.Read.All", "ChannelMember.ReadWrite.All"), ("ChannelMember.Read.All", "ChannelMember.ReadWrite.All")),
+    "members.read": (
+        ("ChannelMember.Read.All", "ChannelMember.ReadWrite.All"),
+        ("ChannelMember.Read.All", "ChannelMember.ReadWrite.All"),
+    ),
     "members.write": (("ChannelMember.ReadWrite.All",), ("ChannelMember.ReadWrite.All",)),
     "chats.create": (("Chat.Create", "Chat.ReadWrite.All"), ("Chat.Create", "Chat.ReadWrite")),
     "channelMessages.send": (("Teamwork.Migrate.All",), ("ChannelMessage.Send", "Group.ReadWrite.All")),
-    "channelMessages.update": (("ChannelMessage.UpdatePolicyViolation.All",), ("ChannelMessage.ReadWrite", "Group.ReadWrite.All")),
+    "channelMessages.update": (
+        ("ChannelMessage.UpdatePolicyViolation.All",),
+        ("ChannelMessage.ReadWrite", "Group.ReadWrite.All"),
+    ),
     "chatMessages.send": (("Teamwork.Migrate.All",), ("ChatMessage.Send", "Chat.ReadWrite")),
     "chatMessages.update": (("Chat.UpdatePolicyViolation.All",), ("Chat.ReadWrite",)),
     "events.create": (("Calendars.ReadWrite",), ("Calendars.ReadWrite",)),
-    "installedApps.write": (("TeamsAppInstallation.ReadWriteSelfForUser.All", "TeamsAppInstallation.ReadWriteForUser.All"), ()),
-    "installedApps.read": (("TeamsAppInstallation.ReadWriteSelfForUser.All", "TeamsAppInstallation.ReadForUser.All"), ()),
-    "chatInstalledApps.write": (("TeamsAppInstallation.ReadWriteSelfForChat.All", "TeamsAppInstallation.ReadWriteForChat.All"), ()),
-    "chatInstalledApps.read": (("TeamsAppInstallation.ReadWriteSelfForChat.All", "TeamsAppInstallation.ReadForChat.All", "TeamsAppInstallation.ReadWriteForChat.All"), ()),
+    "installedApps.write": (
+        ("TeamsAppInstallation.ReadWriteSelfForUser.All", "TeamsAppInstallation.ReadWriteForUser.All"),
+        (),
+    ),
+    "installedApps.read": (
+        ("TeamsAppInstallation.ReadWriteSelfForUser.All", "TeamsAppInstallation.ReadForUser.All"),
+        (),
+    ),
+    "chatInstalledApps.write": (
+        ("TeamsAppInstallation.ReadWriteSelfForChat.All", "TeamsAppInstallation.ReadWriteForChat.All"),
+        (),
+    ),
+    "chatInstalledApps.read": (
+        (
+            "TeamsAppInstallation.ReadWriteSelfForChat.All",
+            "TeamsAppInstallation.ReadForChat.All",
+            "TeamsAppInstallation.ReadWriteForChat.All",
+        ),
+        (),
+    ),
 }
 
 
@@ -138,7 +163,11 @@ class GraphRoutes:
         accepted = scopes if token.delegated else roles
         if not accepted or not token.permissions & set(accepted):
             kind, held = ("scope", "Scopes") if token.delegated else ("role", "Roles")
-            needed = ", ".join(accepted) if accepted else ("an application permission" if token.delegated else "a delegated permission")
+            needed = (
+                ", ".join(accepted)
+                if accepted
+                else ("an application permission" if token.delegated else "a delegated permission")
+            )
             message = f"Missing {kind} permissions on the request. API requires one of '{needed}'. {held} on the request '{', '.join(sorted(token.permissions))}'."
             return graph_error(403, "Forbidden", message)
         return token
@@ -179,7 +208,11 @@ class GraphRoutes:
 
     @staticmethod
     def _user_missing(user: str) -> web.Response:
-        return graph_error(404, "Request_ResourceNotFound", f"Resource '{user}' does not exist or one of its queried reference-property objects are not present.")
+        return graph_error(
+            404,
+            "Request_ResourceNotFound",
+            f"Resource '{user}' does not exist or one of its queried reference-property objects are not present.",
+        )
 
     def _collection(self, request: web.Request, items: list[dict[str, Any]]) -> web.Response:
         return web.json_response({"@odata.context": f"{self.base_url()}{request.path}", "value": items})
@@ -228,14 +261,26 @@ class GraphRoutes:
                         return graph_error(400, "Request_UnsupportedQuery", f"Unsupported query: {filter_}")
                     wanted.append((match.group(1), match.group(2).replace("''", "'").lower()))
                 users = [
-                    u for u in users
-                    if any(((u.mail if name == "mail" else u.user_principal_name) or "").lower() == value for name, value in wanted)
+                    u
+                    for u in users
+                    if any(
+                        ((u.mail if name == "mail" else u.user_principal_name) or "").lower() == value
+                        for name, value in wanted
+                    )
                 ]
             if search:
                 if request.headers.get("ConsistencyLevel", "").lower() != "eventual":
-                    return graph_error(400, "Request_UnsupportedQuery", "Search is only supported with the header ConsistencyLevel: eventual.")
+                    return graph_error(
+                        400,
+                        "Request_UnsupportedQuery",
+                        "Search is only supported with the header ConsistencyLevel: eventual.",
+                    )
                 terms = re.findall(r'"(?:displayName|mail|userPrincipalName):([^"]*)"', search) or [search.strip('"')]
-                users = [u for u in users if any(t.lower() in f"{u.display_name} {u.mail} {u.user_principal_name}".lower() for t in terms)]
+                users = [
+                    u
+                    for u in users
+                    if any(t.lower() in f"{u.display_name} {u.mail} {u.user_principal_name}".lower() for t in terms)
+                ]
             return self._collection(request, [u.to_graph() for u in users])
 
     # -- teams, channels, members ---------------------------------------------------------
@@ -297,7 +342,9 @@ class GraphRoutes:
             if not name or len(name) > 50:
                 return graph_error(400, "BadRequest", "Channel name must be 1-50 characters.")
             if any(c.display_name.lower() == name.lower() for c in team.channels.values()):
-                return graph_error(409, "NameAlreadyExists", f"Channel name already existed, please use other name. Name: {name}")
+                return graph_error(
+                    409, "NameAlreadyExists", f"Channel name already existed, please use other name. Name: {name}"
+                )
             members: dict[str, list[str]] = {}
             for member in body.get("members") or []:
                 bind = member.get("user@odata.bind", "")
@@ -306,8 +353,12 @@ class GraphRoutes:
                     return self._user_missing(user_id)
                 members[user_id] = list(member.get("roles") or [])
             if membership == "private" and not any("owner" in r for r in members.values()):
-                return graph_error(400, "BadRequest", "A private channel needs at least one owner in members (roles: ['owner']).")
-            channel = Channel(f"19:{uuid.uuid4().hex}@thread.tacv2", name, str(body.get("description") or ""), membership, members)
+                return graph_error(
+                    400, "BadRequest", "A private channel needs at least one owner in members (roles: ['owner'])."
+                )
+            channel = Channel(
+                f"19:{uuid.uuid4().hex}@thread.tacv2", name, str(body.get("description") or ""), membership, members
+            )
             team.channels[channel.id] = channel
             return web.json_response(self._channel_json(team.id, channel), status=201)
 
@@ -348,7 +399,15 @@ class GraphRoutes:
             if tenant.find_user(user_id) is None:
                 return self._user_missing(user_id)
             channel.members[user_id] = list(body.get("roles") or [])
-            return web.json_response({"@odata.type": "#microsoft.graph.aadUserConversationMember", "id": uuid.uuid4().hex, "userId": user_id, "roles": channel.members[user_id]}, status=201)
+            return web.json_response(
+                {
+                    "@odata.type": "#microsoft.graph.aadUserConversationMember",
+                    "id": uuid.uuid4().hex,
+                    "userId": user_id,
+                    "roles": channel.members[user_id],
+                },
+                status=201,
+            )
 
     # -- chats ----------------------------------------------------------------------------
 
@@ -371,7 +430,14 @@ class GraphRoutes:
             if chat_type == "oneOnOne":
                 if len(member_ids) != 2:
                     return graph_error(400, "BadRequest", "A oneOnOne chat needs exactly two members.")
-                existing = next((c for c in tenant.chats.values() if c.chat_type == "oneOnOne" and set(c.members) == set(member_ids)), None)
+                existing = next(
+                    (
+                        c
+                        for c in tenant.chats.values()
+                        if c.chat_type == "oneOnOne" and set(c.members) == set(member_ids)
+                    ),
+                    None,
+                )
                 if existing is not None:
                     return web.json_response(self._chat_json(existing), status=201)
             elif chat_type == "group":
@@ -385,21 +451,30 @@ class GraphRoutes:
 
     @staticmethod
     def _chat_json(chat: Chat) -> dict[str, Any]:
-        return {"id": chat.id, "chatType": chat.chat_type, "topic": chat.topic, "webUrl": f"https://teams.microsoft.com/l/chat/{chat.id}/0"}
+        return {
+            "id": chat.id,
+            "chatType": chat.chat_type,
+            "topic": chat.topic,
+            "webUrl": f"https://teams.microsoft.com/l/chat/{chat.id}/0",
+        }
 
     # -- messages -------------------------------------------------------------------------
 
     @staticmethod
     def _message(body: dict[str, Any], user_id: str | None, reply_to: str | None = None) -> Message:
         payload = {"body": body.get("body") or {}, "attachments": body.get("attachments") or []}
-        return Message(_new_message_id(), payload["body"], payload["attachments"], user_id, reply_to, versions=[payload])
+        return Message(
+            _new_message_id(), payload["body"], payload["attachments"], user_id, reply_to, versions=[payload]
+        )
 
     @staticmethod
     def _check_attachments(body: dict[str, Any]) -> web.Response | None:
         content = str((body.get("body") or {}).get("content") or "")
         for attachment in body.get("attachments") or []:
             if f'<attachment id="{attachment.get("id")}"></attachment>' not in content:
-                return graph_error(400, "BadRequest", f"Attachment {attachment.get('id')} is not referenced in the message body.")
+                return graph_error(
+                    400, "BadRequest", f"Attachment {attachment.get('id')} is not referenced in the message body."
+                )
             if attachment.get("contentType") == "application/vnd.microsoft.card.adaptive":
                 try:
                     json.loads(attachment.get("content") or "")
@@ -407,7 +482,9 @@ class GraphRoutes:
                     return graph_error(400, "BadRequest", "The adaptive card content is not valid JSON.")
         return None
 
-    async def _message_request(self, request: web.Request, operation: str) -> tuple[IssuedAccessToken, dict[str, Any]] | web.Response:
+    async def _message_request(
+        self, request: web.Request, operation: str
+    ) -> tuple[IssuedAccessToken, dict[str, Any]] | web.Response:
         token = self._authorize(request, operation)
         if isinstance(token, web.Response):
             return token
@@ -428,7 +505,10 @@ class GraphRoutes:
                 return channel
             message = self._message(body, token.user_id)
             channel.messages[message.id] = message
-            return web.json_response(message.to_graph(channelIdentity={"teamId": request.match_info["team"], "channelId": channel.id}), status=201)
+            return web.json_response(
+                message.to_graph(channelIdentity={"teamId": request.match_info["team"], "channelId": channel.id}),
+                status=201,
+            )
 
     async def update_channel_message(self, request: web.Request) -> web.Response:
         got = await self._message_request(request, "channelMessages.update")
@@ -484,7 +564,9 @@ class GraphRoutes:
             return self._update(chat.messages, request.match_info["message"], body, token)
 
     @staticmethod
-    def _update(messages: dict[str, Message], message_id: str, body: dict[str, Any], token: IssuedAccessToken) -> web.Response:
+    def _update(
+        messages: dict[str, Message], message_id: str, body: dict[str, Any], token: IssuedAccessToken
+    ) -> web.Response:
         message = messages.get(message_id)
         if message is None:
             return graph_error(404, "NotFound", f"Message {message_id} not found.")
@@ -514,7 +596,9 @@ class GraphRoutes:
             event_id = uuid.uuid4().hex
             event = dict(body, id=event_id, webLink=f"https://outlook.office365.com/owa/?itemid={event_id}")
             if body.get("isOnlineMeeting"):
-                event["onlineMeeting"] = {"joinUrl": f"https://teams.microsoft.com/l/meetup-join/19%3ameeting_{event_id}%40thread.v2/0"}
+                event["onlineMeeting"] = {
+                    "joinUrl": f"https://teams.microsoft.com/l/meetup-join/19%3ameeting_{event_id}%40thread.v2/0"
+                }
             tenant.events.setdefault(user.id, []).append(event)
             return web.json_response(event, status=201)
 

@@ -28,7 +28,8 @@ import html
 import json
 import time
 import uuid
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import urlencode
 
 import jwt
@@ -69,7 +70,7 @@ def graph_scopes(scope: str) -> tuple[str, ...]:
     for item in scope.split():
         if item in OIDC_SCOPES:
             continue
-        names.append(item[len(GRAPH_RESOURCE):] if item.startswith(GRAPH_RESOURCE) else item)
+        names.append(item[len(GRAPH_RESOURCE) :] if item.startswith(GRAPH_RESOURCE) else item)
     return tuple(names)
 
 
@@ -91,22 +92,46 @@ class IdentityRoutes:
 
     async def managed_identity_token(self, request: web.Request) -> web.Response:
         if request.headers.get("X-IDENTITY-HEADER") != self.directory.identity_header:
-            return web.json_response({"statusCode": 401, "message": "The X-IDENTITY-HEADER is missing or wrong."}, status=401)
+            return web.json_response(
+                {"statusCode": 401, "message": "The X-IDENTITY-HEADER is missing or wrong."}, status=401
+            )
         resource = request.query.get("resource", "")
         with self.directory.lock:
             identity = self.directory.managed_identities.get(request.query.get("client_id", ""))
         if identity is None or not resource:
             return web.json_response(
-                {"statusCode": 400, "message": "No User Assigned or Delegated Managed Identity found for specified ClientId/ResourceId/PrincipalId."}, status=400
+                {
+                    "statusCode": 400,
+                    "message": "No User Assigned or Delegated Managed Identity found for specified ClientId/ResourceId/PrincipalId.",
+                },
+                status=400,
             )
         now = int(time.time())
         expires = now + 3600
         claims = {
-            "aud": resource, "iss": f"{self.base_url()}/{identity.tenant_id}/v2.0", "sub": identity.principal_id, "oid": identity.principal_id,
-            "azp": identity.client_id, "tid": identity.tenant_id, "iat": now, "nbf": now, "exp": expires, "jti": uuid.uuid4().hex,
+            "aud": resource,
+            "iss": f"{self.base_url()}/{identity.tenant_id}/v2.0",
+            "sub": identity.principal_id,
+            "oid": identity.principal_id,
+            "azp": identity.client_id,
+            "tid": identity.tenant_id,
+            "iat": now,
+            "nbf": now,
+            "exp": expires,
+            "jti": uuid.uuid4().hex,
         }
-        token = jwt.encode(claims, self.signing_key.private_key, algorithm="RS256", headers={"kid": self.signing_key.kid})
-        return web.json_response({"access_token": token, "expires_on": str(expires), "resource": resource, "token_type": "Bearer", "client_id": identity.client_id})
+        token = jwt.encode(
+            claims, self.signing_key.private_key, algorithm="RS256", headers={"kid": self.signing_key.kid}
+        )
+        return web.json_response(
+            {
+                "access_token": token,
+                "expires_on": str(expires),
+                "resource": resource,
+                "token_type": "Bearer",
+                "client_id": identity.client_id,
+            }
+        )
 
     # -- browser steps --------------------------------------------------------------------
 
@@ -137,11 +162,19 @@ class IdentityRoutes:
 
     async def admin_consent(self, request: web.Request) -> web.Response:
         query = request.query
-        client_id, redirect_uri, state = query.get("client_id", ""), query.get("redirect_uri", ""), query.get("state", "")
+        client_id, redirect_uri, state = (
+            query.get("client_id", ""),
+            query.get("redirect_uri", ""),
+            query.get("state", ""),
+        )
         if client_id not in self.directory.apps:
-            return web.Response(status=400, text=f"AADSTS700016: Application with identifier '{client_id}' was not found.")
+            return web.Response(
+                status=400, text=f"AADSTS700016: Application with identifier '{client_id}' was not found."
+            )
         if not redirect_uri:
-            return web.Response(status=400, text="AADSTS900144: The request body must contain the following parameter: 'redirect_uri'.")
+            return web.Response(
+                status=400, text="AADSTS900144: The request body must contain the following parameter: 'redirect_uri'."
+            )
         signed_in = self._signed_in()
         error = self._take_consent_error()
         if error is not None or signed_in is None:
@@ -152,14 +185,25 @@ class IdentityRoutes:
         else:
             tenant_id, _user = signed_in
             self.directory.grant_admin_consent(tenant_id, client_id)
-            params = {"admin_consent": "True", "tenant": tenant_id, "scope": query.get("scope", GRAPH_DEFAULT_SCOPE), "state": state}
+            params = {
+                "admin_consent": "True",
+                "tenant": tenant_id,
+                "scope": query.get("scope", GRAPH_DEFAULT_SCOPE),
+                "state": state,
+            }
         raise web.HTTPFound(f"{redirect_uri}?{urlencode(params)}")
 
     async def authorize(self, request: web.Request) -> web.Response:
         query = request.query
-        client_id, redirect_uri, state = query.get("client_id", ""), query.get("redirect_uri", ""), query.get("state", "")
+        client_id, redirect_uri, state = (
+            query.get("client_id", ""),
+            query.get("redirect_uri", ""),
+            query.get("state", ""),
+        )
         if client_id not in self.directory.apps:
-            return web.Response(status=400, text=f"AADSTS700016: Application with identifier '{client_id}' was not found.")
+            return web.Response(
+                status=400, text=f"AADSTS700016: Application with identifier '{client_id}' was not found."
+            )
         if query.get("response_type") != "code":
             return web.Response(status=400, text="AADSTS900144: response_type must be 'code'.")
         if query.get("code_challenge_method", "S256") != "S256" or not query.get("code_challenge"):
@@ -168,7 +212,9 @@ class IdentityRoutes:
         error = self._take_consent_error()
         if error is not None or signed_in is None:
             error = error or ("access_denied", "AADSTS65004: User declined to consent to access the app.")
-            return self._respond(query, redirect_uri, {"error": error[0], "error_description": error[1], "state": state})
+            return self._respond(
+                query, redirect_uri, {"error": error[0], "error_description": error[1], "state": state}
+            )
         code = self.directory.new_id("code-")
         with self.directory.lock:
             self.directory.codes[code] = AuthorizationCode(
@@ -189,7 +235,9 @@ class IdentityRoutes:
         """``response_mode=form_post``: a page that POSTs the response; else a redirect."""
         if query.get("response_mode") != "form_post":
             raise web.HTTPFound(f"{redirect_uri}?{urlencode(params)}")
-        inputs = "".join(f'<input type="hidden" name="{html.escape(k)}" value="{html.escape(v)}">' for k, v in params.items())
+        inputs = "".join(
+            f'<input type="hidden" name="{html.escape(k)}" value="{html.escape(v)}">' for k, v in params.items()
+        )
         page = (
             f'<html><body onload="document.forms[0].submit()"><form method="post" action="{html.escape(redirect_uri)}">'
             f"{inputs}</form></body></html>"
@@ -200,12 +248,20 @@ class IdentityRoutes:
 
     def handles(self, form: Any) -> bool:
         """Whether a token request is for this app registration (not the bot's)."""
-        return str(form.get("client_id", "")) in self.directory.apps or form.get("grant_type") in ("authorization_code", "refresh_token")
+        return str(form.get("client_id", "")) in self.directory.apps or form.get("grant_type") in (
+            "authorization_code",
+            "refresh_token",
+        )
 
     def _client_ok(self, form: Any) -> web.Response | None:
         client_id = str(form.get("client_id", ""))
         if client_id not in self.directory.apps:
-            return aad_error(400, "unauthorized_client", 700016, f"Application with identifier '{client_id}' was not found in the directory.")
+            return aad_error(
+                400,
+                "unauthorized_client",
+                700016,
+                f"Application with identifier '{client_id}' was not found in the directory.",
+            )
         secret = self.directory.apps[client_id]
         if form.get("client_assertion"):
             if form.get("client_assertion_type") != ASSERTION_TYPE:
@@ -217,16 +273,40 @@ class IdentityRoutes:
             if claims.get("iss") == client_id and claims.get("sub") == client_id:
                 return None
             with self.directory.lock:
-                trusted = [c for c in self.directory.federated_credentials.get(client_id, ()) if (c.issuer, c.subject) == (claims.get("iss"), claims.get("sub"))]
+                trusted = [
+                    c
+                    for c in self.directory.federated_credentials.get(client_id, ())
+                    if (c.issuer, c.subject) == (claims.get("iss"), claims.get("sub"))
+                ]
             if not trusted:
                 if not self.directory.federated_credentials.get(client_id):
-                    return aad_error(401, "invalid_client", 700021, "Client assertion application identifier doesn't match 'client_id' parameter.")
-                return aad_error(401, "invalid_client", 70021, f"No matching federated identity record found for presented assertion. "
-                                                               f"Assertion Issuer: '{claims.get('iss')}'. Assertion Subject: '{claims.get('sub')}'.")
+                    return aad_error(
+                        401,
+                        "invalid_client",
+                        700021,
+                        "Client assertion application identifier doesn't match 'client_id' parameter.",
+                    )
+                return aad_error(
+                    401,
+                    "invalid_client",
+                    70021,
+                    f"No matching federated identity record found for presented assertion. "
+                    f"Assertion Issuer: '{claims.get('iss')}'. Assertion Subject: '{claims.get('sub')}'.",
+                )
             try:
-                jwt.decode(str(form["client_assertion"]), self.signing_key.private_key.public_key(), algorithms=["RS256"], audience=trusted[0].audience)
+                jwt.decode(
+                    str(form["client_assertion"]),
+                    self.signing_key.private_key.public_key(),
+                    algorithms=["RS256"],
+                    audience=trusted[0].audience,
+                )
             except jwt.InvalidAudienceError:
-                return aad_error(401, "invalid_client", 700212, f"No matching federated identity record found for presented assertion audience '{claims.get('aud')}'.")
+                return aad_error(
+                    401,
+                    "invalid_client",
+                    700212,
+                    f"No matching federated identity record found for presented assertion audience '{claims.get('aud')}'.",
+                )
             except jwt.PyJWTError as exc:
                 return aad_error(401, "invalid_client", 700024, f"Client assertion is not valid: {exc}.")
             return None
@@ -238,10 +318,18 @@ class IdentityRoutes:
         tenant = request.match_info["tenant"]
         grant = form.get("grant_type")
         with self.directory.lock:
-            self.directory.token_requests.append({
-                "tenant": tenant, "grant_type": grant, "scope": form.get("scope", ""),
-                "client_authentication": "assertion" if form.get("client_assertion") else "secret" if form.get("client_secret") else "none",
-            })
+            self.directory.token_requests.append(
+                {
+                    "tenant": tenant,
+                    "grant_type": grant,
+                    "scope": form.get("scope", ""),
+                    "client_authentication": "assertion"
+                    if form.get("client_assertion")
+                    else "secret"
+                    if form.get("client_secret")
+                    else "none",
+                }
+            )
         denied = self._client_ok(form)
         if denied is not None:
             return denied
@@ -252,11 +340,18 @@ class IdentityRoutes:
             return self._authorization_code(form, client_id)
         if grant == "refresh_token":
             return self._refresh(form, client_id)
-        return aad_error(400, "unsupported_grant_type", 70003, f"The app requested an unsupported grant type '{grant}'.")
+        return aad_error(
+            400, "unsupported_grant_type", 70003, f"The app requested an unsupported grant type '{grant}'."
+        )
 
     def _client_credentials(self, tenant: str, client_id: str, scope: str) -> web.Response:
         if scope != GRAPH_DEFAULT_SCOPE:
-            return aad_error(400, "invalid_scope", 1002012, f"The provided value for scope {scope} is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier.")
+            return aad_error(
+                400,
+                "invalid_scope",
+                1002012,
+                f"The provided value for scope {scope} is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier.",
+            )
         with self.directory.lock:
             known = self.directory.tenants.get(tenant)
             roles = known.app_grants.get(client_id) if known else None
@@ -264,20 +359,47 @@ class IdentityRoutes:
         if known is None:
             return aad_error(400, "invalid_request", 90002, f"Tenant '{tenant}' not found.")
         if roles is None:
-            return aad_error(400, "unauthorized_client", 700016, f"Application with identifier '{client_id}' was not found in the directory '{tenant}'. This can happen if the application has not been installed by the administrator of the tenant.")
+            return aad_error(
+                400,
+                "unauthorized_client",
+                700016,
+                f"Application with identifier '{client_id}' was not found in the directory '{tenant}'. This can happen if the application has not been installed by the administrator of the tenant.",
+            )
         access = self._access_token(tenant, client_id, None, frozenset(roles), self.directory.app_token_lifetime)
-        return web.json_response({"token_type": "Bearer", "expires_in": int(self.directory.app_token_lifetime), "ext_expires_in": int(self.directory.app_token_lifetime), "access_token": access})
+        return web.json_response(
+            {
+                "token_type": "Bearer",
+                "expires_in": int(self.directory.app_token_lifetime),
+                "ext_expires_in": int(self.directory.app_token_lifetime),
+                "access_token": access,
+            }
+        )
 
     def _authorization_code(self, form: Any, client_id: str) -> web.Response:
         with self.directory.lock:
             grant = self.directory.codes.pop(str(form.get("code", "")), None)
         if grant is None or grant.expires_at < time.time() or grant.client_id != client_id:
-            return aad_error(400, "invalid_grant", 70008, "The provided authorization code or refresh token has expired due to inactivity or was already redeemed.")
+            return aad_error(
+                400,
+                "invalid_grant",
+                70008,
+                "The provided authorization code or refresh token has expired due to inactivity or was already redeemed.",
+            )
         if str(form.get("redirect_uri", "")) != grant.redirect_uri:
-            return aad_error(400, "invalid_grant", 50011, "The redirect URI specified in the request does not match the redirect URI of the authorization request.")
+            return aad_error(
+                400,
+                "invalid_grant",
+                50011,
+                "The redirect URI specified in the request does not match the redirect URI of the authorization request.",
+            )
         verifier = str(form.get("code_verifier", ""))
         if grant.code_challenge and _b64url(hashlib.sha256(verifier.encode()).digest()) != grant.code_challenge:
-            return aad_error(400, "invalid_grant", 501481, "The Code_Verifier does not match the code_challenge supplied in the authorization request.")
+            return aad_error(
+                400,
+                "invalid_grant",
+                501481,
+                "The Code_Verifier does not match the code_challenge supplied in the authorization request.",
+            )
         return self._user_tokens(client_id, grant.tenant_id, grant.user_id, grant.scopes, nonce=grant.nonce)
 
     def _refresh(self, form: Any, client_id: str) -> web.Response:
@@ -287,11 +409,20 @@ class IdentityRoutes:
         if failure is not None:
             return aad_error(400, failure[0], 50173 if failure[0] == "invalid_grant" else 50076, failure[1])
         if grant is None or grant.client_id != client_id:
-            return aad_error(400, "invalid_grant", 70008, "The provided authorization code or refresh token has expired due to inactivity.")
+            return aad_error(
+                400,
+                "invalid_grant",
+                70008,
+                "The provided authorization code or refresh token has expired due to inactivity.",
+            )
         requested = graph_scopes(str(form.get("scope", ""))) or grant.scopes
-        return self._user_tokens(client_id, grant.tenant_id, grant.user_id, tuple(s for s in requested if s in grant.scopes) or grant.scopes)
+        return self._user_tokens(
+            client_id, grant.tenant_id, grant.user_id, tuple(s for s in requested if s in grant.scopes) or grant.scopes
+        )
 
-    def _user_tokens(self, client_id: str, tenant_id: str, user_id: str, scopes: tuple[str, ...], nonce: str | None = None) -> web.Response:
+    def _user_tokens(
+        self, client_id: str, tenant_id: str, user_id: str, scopes: tuple[str, ...], nonce: str | None = None
+    ) -> web.Response:
         with self.directory.lock:
             user = self.directory.tenants[tenant_id].users[user_id]
         lifetime = self.directory.delegated_token_lifetime
@@ -315,7 +446,9 @@ class IdentityRoutes:
         }
         if nonce:
             id_claims["nonce"] = nonce
-        id_token = jwt.encode(id_claims, self.signing_key.private_key, algorithm="RS256", headers={"kid": self.signing_key.kid})
+        id_token = jwt.encode(
+            id_claims, self.signing_key.private_key, algorithm="RS256", headers={"kid": self.signing_key.kid}
+        )
         client_info = _b64url(json.dumps({"uid": user.id, "utid": tenant_id}).encode())
         return web.json_response(
             {
@@ -330,7 +463,9 @@ class IdentityRoutes:
             }
         )
 
-    def _access_token(self, tenant_id: str, client_id: str, user_id: str | None, permissions: frozenset[str], lifetime: float) -> str:
+    def _access_token(
+        self, tenant_id: str, client_id: str, user_id: str | None, permissions: frozenset[str], lifetime: float
+    ) -> str:
         now = int(time.time())
         claims: dict[str, Any] = {
             "aud": "https://graph.microsoft.com",
@@ -346,7 +481,11 @@ class IdentityRoutes:
             claims.update(oid=user_id, scp=" ".join(sorted(permissions)))
         else:
             claims.update(roles=sorted(permissions))
-        token = jwt.encode(claims, self.signing_key.private_key, algorithm="RS256", headers={"kid": self.signing_key.kid})
+        token = jwt.encode(
+            claims, self.signing_key.private_key, algorithm="RS256", headers={"kid": self.signing_key.kid}
+        )
         with self.directory.lock:
-            self.directory.access_tokens[token] = IssuedAccessToken(tenant_id, client_id, user_id, permissions, now + lifetime)
+            self.directory.access_tokens[token] = IssuedAccessToken(
+                tenant_id, client_id, user_id, permissions, now + lifetime
+            )
         return token

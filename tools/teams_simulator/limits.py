@@ -15,7 +15,7 @@ import math
 import threading
 import time
 from collections import deque
-from typing import Callable
+from collections.abc import Callable
 
 Windows = tuple[tuple[float, int], ...]  # (window seconds, most sends allowed in it)
 
@@ -88,9 +88,7 @@ class RateLimits:
         self._sends: list[tuple[float, str, str]] = []
         self._refusals: dict[str, int] = {}
 
-    def check_and_record(
-        self, app_id: str | None, tenant_id: str | None, conversation_id: str
-    ) -> float | None:
+    def check_and_record(self, app_id: str | None, tenant_id: str | None, conversation_id: str) -> float | None:
         """Record a send and return None when it fits every window; otherwise record nothing
         (except the refusal) and return the Retry-After seconds: the time until the oldest
         send of the full window leaves it, rounded up to whole seconds, at least one.
@@ -138,14 +136,13 @@ class RateLimits:
         with self._lock:
             return sum(self._refusals.values())
 
-    def max_in_window(
-        self, seconds: float, conversation_id: str | None = None, tenant_id: str | None = None
-    ) -> int:
+    def max_in_window(self, seconds: float, conversation_id: str | None = None, tenant_id: str | None = None) -> int:
         """The most accepted sends in any sliding window of ``seconds`` (optionally only those
         to one conversation and/or one tenant), computed from the send log."""
         with self._lock:
             times = sorted(
-                t for t, tenant, conversation in self._sends
+                t
+                for t, tenant, conversation in self._sends
                 if (conversation_id is None or conversation == conversation_id)
                 and (tenant_id is None or tenant == tenant_id)
             )

@@ -7,7 +7,8 @@ import json
 import secrets
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from aiohttp import web
 
@@ -20,8 +21,8 @@ from .faults import Fault, FaultInjector
 from .graph import GRAPH_PREFIX, GraphRoutes, graph_error_body
 from .identity import IdentityRoutes
 from .limits import RateLimits
-from .tls import LocalCertificates
 from .state import Conversation, RequestRecord, SimulatorState
+from .tls import LocalCertificates
 
 HOST = "127.0.0.1"
 SIM_PREFIX = "/_sim"
@@ -76,7 +77,7 @@ class TeamsSimulator:
 
     # -- lifecycle ------------------------------------------------------------------------
 
-    def start(self) -> "TeamsSimulator":
+    def start(self) -> TeamsSimulator:
         """Start serving on a background thread; returns once the port is bound."""
         if self._thread is not None:
             raise RuntimeError("the Teams simulator is already running")
@@ -106,10 +107,7 @@ class TeamsSimulator:
             self._thread.join(timeout=5)
             self._thread = None
             reason = failure[0] if failure else "timed out"
-            raise RuntimeError(
-                f"the Teams simulator could not start on {self.host}:{self._requested_port}: "
-                f"{reason}"
-            )
+            raise RuntimeError(f"the Teams simulator could not start on {self.host}:{self._requested_port}: {reason}")
         self._builder = ActivityBuilder(service_url=self.service_url)
         return self
 
@@ -136,13 +134,13 @@ class TeamsSimulator:
             self.tls.cleanup()
             self.tls = None
 
-    def __enter__(self) -> "TeamsSimulator":
+    def __enter__(self) -> TeamsSimulator:
         return self.start()
 
     def __exit__(self, *exc_info: Any) -> None:
         self.stop()
 
-    async def __aenter__(self) -> "TeamsSimulator":
+    async def __aenter__(self) -> TeamsSimulator:
         return self.start()
 
     async def __aexit__(self, *exc_info: Any) -> None:
@@ -159,9 +157,7 @@ class TeamsSimulator:
         self.directory.reset()
         self.require_connector_auth = True
         self.max_activity_bytes = MAX_ACTIVITY_BYTES
-        self._limits = (
-            RateLimits(self._limits_clock) if self._enforce_limits_by_default else None
-        )
+        self._limits = RateLimits(self._limits_clock) if self._enforce_limits_by_default else None
 
     # -- addresses ------------------------------------------------------------------------
 
@@ -247,8 +243,13 @@ class TeamsSimulator:
         ``service_url`` defaults to this simulator's.
         """
         return self.auth.mint_bot_jwt(
-            audience, service_url or self.service_url, issuer=issuer, expires_in=expires_in,
-            signing=signing, kid=kid, extra_claims=extra_claims,
+            audience,
+            service_url or self.service_url,
+            issuer=issuer,
+            expires_in=expires_in,
+            signing=signing,
+            kid=kid,
+            extra_claims=extra_claims,
         )
 
     def auth_header(self, audience: str, service_url: str | None = None, **kwargs: Any) -> str:
@@ -277,8 +278,14 @@ class TeamsSimulator:
         if status not in RETRY_AFTER_STATUSES:
             retry_after = None
         return self.faults.add(
-            method=method, path_pattern=path_pattern, status=status, retry_after=retry_after,
-            times=times, delay=delay, body=body, headers=headers,
+            method=method,
+            path_pattern=path_pattern,
+            status=status,
+            retry_after=retry_after,
+            times=times,
+            delay=delay,
+            body=body,
+            headers=headers,
         )
 
     # -- rate limits ----------------------------------------------------------------------
@@ -437,8 +444,14 @@ class TeamsSimulator:
     async def _sim_requests(self, request: web.Request) -> web.Response:
         return web.json_response(
             [
-                {"method": r.method, "path": r.path, "status": r.status, "time": r.time,
-                 "appId": r.app_id, "fault": r.fault}
+                {
+                    "method": r.method,
+                    "path": r.path,
+                    "status": r.status,
+                    "time": r.time,
+                    "appId": r.app_id,
+                    "fault": r.fault,
+                }
                 for r in self.state.requests()
             ]
         )

@@ -30,7 +30,7 @@ class LocalCertificates:
     """A throwaway CA and a server certificate signed by it, written to a temporary directory."""
 
     def __init__(self) -> None:
-        now = datetime.datetime.now(datetime.timezone.utc)
+        now = datetime.datetime.now(datetime.UTC)
         ca_key = ec.generate_private_key(ec.SECP256R1())
         ca_name = _name("Teams simulator test CA")
         ca_cert = (
@@ -56,7 +56,9 @@ class LocalCertificates:
             .not_valid_before(now - datetime.timedelta(minutes=5))
             .not_valid_after(now + VALIDITY)
             .add_extension(
-                x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                x509.SubjectAlternativeName(
+                    [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+                ),
                 critical=False,
             )
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
@@ -72,7 +74,9 @@ class LocalCertificates:
         Path(self.ca_file).write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
         Path(self.cert_file).write_bytes(server_cert.public_bytes(serialization.Encoding.PEM))
         Path(self.key_file).write_bytes(
-            server_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+            server_key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
         )
 
     def server_context(self) -> ssl.SSLContext:
