@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from shared.resilience import real_sleep
 from shared.settings import Settings, SettingsError, load_settings
 
 
@@ -47,6 +48,11 @@ def _now_utc() -> datetime:
 def clock() -> datetime:
     """The app's current time (a test's clock when one is set)."""
     return _time[0]() if _time is not None else _now_utc()
+
+
+def sleep() -> Callable[[float], Awaitable[None]]:
+    """The app's sleep: a test's when one is set (nothing then waits in real time)."""
+    return _time[1] if _time is not None else real_sleep
 
 
 def use_time(clock: Callable[[], datetime] | None, sleep: Callable[[float], Awaitable[None]] | None = None) -> None:
@@ -193,6 +199,7 @@ class _LazyConnect:
                 ),
                 mode_for=mode_for,
                 delegated_tokens=DelegatedTokens(self.identity, store, self.cipher, on_reconsent),
+                sleep=sleep(),
             )
         return self._directory
 

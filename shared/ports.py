@@ -170,12 +170,15 @@ class GraphError(Exception):
         code: str = "",
         permission: str | None = None,
         missing: str | None = None,
+        retry_after: float | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.permission = permission
         self.missing = missing
+        # Seconds Graph asked to wait (Retry-After), when it said.
+        self.retry_after = retry_after
 
 
 class ReconsentRequired(Exception):

@@ -14,10 +14,10 @@ from typing import Any
 
 from shared.domain.model import ConversationRecord
 from shared.ports import DeliveryError, GraphError, ReconsentRequired
+from shared.resilience import is_permanent
 from shared.services.consent import is_graph_delivery
 
 # Statuses worth another delivery later: throttling, timeouts, server errors, an expired token.
-TRANSIENT_STATUSES = frozenset({401, 408, 412, 429, 500, 502, 503, 504})
 
 
 def _reconsent(tenant_id: str, reason: str) -> ReconsentRequired:
@@ -25,11 +25,8 @@ def _reconsent(tenant_id: str, reason: str) -> ReconsentRequired:
 
 
 def _delivery_error(exc: GraphError) -> DeliveryError:
-    permanent = exc.status is not None and 400 <= exc.status < 500 and exc.status not in TRANSIENT_STATUSES
     # Graph's Retry-After reaches the delivery job, which is rescheduled for then.
-    return DeliveryError(
-        str(exc), status=exc.status, permanent=permanent, retry_after=getattr(exc, "retry_after", None)
-    )
+    return DeliveryError(str(exc), status=exc.status, permanent=is_permanent(exc.status), retry_after=exc.retry_after)
 
 
 class GraphMessenger:

@@ -17,7 +17,6 @@ into :class:`shared.ports.GraphError` (403 names the missing permission, 404 the
 
 from __future__ import annotations
 
-import asyncio
 import html
 import json
 import logging
@@ -41,19 +40,11 @@ from msgraph_core import BaseGraphRequestAdapter, GraphClientFactory
 from shared.adapters.app_registration import TOKEN_EXCHANGE_SCOPE, AppRegistration
 from shared.permissions import GRAPH_DEFAULT_SCOPE, GRAPH_RESOURCE, OPERATIONS, permission_for
 from shared.ports import GraphError, ReconsentRequired
+from shared.resilience import GRAPH, RetryPolicy, Sleep, parse_retry_after, real_sleep
 from shared.security import unb64url
 
 log = logging.getLogger(__name__)
 
-# Graph throttling guidance: retry 429 after Retry-After, and 503/504 (Graph docs,
-# "Microsoft Graph throttling guidance"). Retry-After is sometimes missing on chat messages
-# (FACTS.md): then back off exponentially from ``backoff`` seconds.
-RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
-MAX_ATTEMPTS = 4
-# A longer Retry-After is not waited out inside one function run: the error is raised (a
-# transient failure, so the queue redelivers later) instead of holding the message lock.
-MAX_RETRY_AFTER_SECONDS = 30.0
-DEFAULT_BACKOFF_SECONDS = 1.0
 # Owner binding URLs are resource ids, not request URLs: always the public Graph host.
 BIND_BASE = f"{GRAPH_RESOURCE}/v1.0"
 ADAPTIVE_CARD = "application/vnd.microsoft.card.adaptive"
@@ -160,13 +151,7 @@ def _header(headers: Any, name: str) -> str | None:
 
 
 def _retry_after(headers: Any) -> float | None:
-    raw = _header(headers, "Retry-After")
-    if raw is None:
-        return None
-    try:
-        return max(float(raw), 0.0)
-    except ValueError:
-        return None
+    return parse_retry_after(_header(headers, "Retry-After"))
 
 
 def _user(model: Any) -> dict:
@@ -224,15 +209,15 @@ class GraphDirectory:
         *,
         mode_for: ModeLookup | None = None,
         delegated_tokens: Callable[[str], Awaitable[tuple[str, int]]] | None = None,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-        backoff: float = DEFAULT_BACKOFF_SECONDS,
+        sleep: Sleep = real_sleep,
+        policy: RetryPolicy = GRAPH,
         credential_factory: Callable[[GraphConfig, str], Any] = app_credential,
     ) -> None:
         self._config = config
         self._mode_for = mode_for
         self._delegated_tokens = delegated_tokens
         self._sleep = sleep
-        self._backoff = backoff
+        self._policy = policy
         self._credential_factory = credential_factory
         self._clients: dict[tuple[str, str], tuple[GraphServiceClient, Any, httpx.AsyncClient, Any]] = {}
 
@@ -293,7 +278,9 @@ class GraphDirectory:
     ) -> Any:
         mode = mode or await self._mode(tenant_id)
         client = self.client(tenant_id, mode)
-        for attempt in range(1, MAX_ATTEMPTS + 1):
+        attempt = 0
+        while True:
+            attempt += 1
             try:
                 return await make(client)
             except ReconsentRequired:
@@ -301,28 +288,20 @@ class GraphDirectory:
             except APIError as exc:
                 status = exc.response_status_code
                 retry_after = _retry_after(exc.response_headers)
-                if status in RETRYABLE_STATUSES and attempt < MAX_ATTEMPTS:
-                    wait = retry_after if retry_after is not None else self._backoff * 2 ** (attempt - 1)
-                    if wait <= MAX_RETRY_AFTER_SECONDS:
-                        log.info(
-                            "Graph answered %s to %s in tenant %s; retrying in %.1f s",
-                            status,
-                            operation,
-                            tenant_id,
-                            wait,
-                        )
-                        await self._sleep(wait)
-                        continue
-                raise self._error(tenant_id, operation, missing, mode, exc, retry_after) from exc
+                wait = self._policy.wait_before_retry(attempt, status, retry_after)
+                if wait is None:
+                    raise self._error(tenant_id, operation, missing, mode, exc, retry_after) from exc
+                log.info("Graph answered %s to %s in tenant %s; retrying in %.1f s", status, operation, tenant_id, wait)
+                await self._sleep(wait)
             except httpx.HTTPError as exc:
-                if attempt < MAX_ATTEMPTS:
-                    await self._sleep(self._backoff * 2 ** (attempt - 1))
-                    continue
-                raise GraphError(
-                    f"Microsoft Graph could not be reached to {OPERATIONS[operation][2]}: {type(exc).__name__}: {exc}",
-                    status=None,
-                    code="Unreachable",
-                ) from exc
+                wait = self._policy.wait_before_retry(attempt, None, None)
+                if wait is None:
+                    raise GraphError(
+                        f"Microsoft Graph could not be reached to {OPERATIONS[operation][2]}: {type(exc).__name__}: {exc}",
+                        status=None,
+                        code="Unreachable",
+                    ) from exc
+                await self._sleep(wait)
             except GraphError:
                 raise
             except Exception as exc:
@@ -331,7 +310,6 @@ class GraphDirectory:
                 if isinstance(exc, ClientAuthenticationError):
                     raise _token_failure(tenant_id, exc) from exc
                 raise
-        raise AssertionError("unreachable")
 
     @staticmethod
     def _error(
@@ -360,13 +338,12 @@ class GraphDirectory:
                 missing=missing,
             )
         wait = f" (Retry-After {retry_after:g} s)" if retry_after is not None else ""
-        error = GraphError(
+        return GraphError(
             f"Microsoft Graph answered {status} {code} to {doing} in tenant {tenant_id}{wait}: {said}",
             status=status,
             code=code,
+            retry_after=retry_after,
         )
-        error.retry_after = retry_after  # type: ignore[attr-defined]
-        return error
 
     # ------------------------------------------------------------------ reads
 

@@ -31,13 +31,11 @@ from botframework.connector.auth import (
 
 from shared.domain.model import ConversationRecord
 from shared.ports import DeliveryError
+from shared.resilience import is_permanent, parse_retry_after
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
 
-# Teams asks bots to retry these (rate-limit docs): 412 precondition, 429 throttled,
-# 502/503/504 gateway and availability errors.
-RETRYABLE_STATUSES = frozenset({412, 429, 502, 503, 504})
 # A bot token is valid for an hour or more; asking botbuilder's credentials again after this
 # long keeps a refresh well before expiry without a call per message.
 TOKEN_REUSE_SECONDS = 600.0
@@ -368,13 +366,8 @@ def _error(status: int, retry_after: str | None, body: str) -> DeliveryError:
         code = f"{error.get('code', '') or ''}: {error.get('message', '') or ''}".strip(": ")
     except (ValueError, AttributeError):
         pass
-    wait: float | None = None
-    if retry_after is not None:
-        try:
-            wait = max(float(retry_after), 0.0)
-        except ValueError:
-            wait = None
+    wait = parse_retry_after(retry_after)
     message = f"Teams answered {status}" + (f" ({code[:300]})" if code else "")
-    permanent = 400 <= status < 500 and status not in RETRYABLE_STATUSES and status != 401
+    permanent = is_permanent(status)
     gone = permanent and any(gone_code in code for gone_code in GONE_CODES)
     return DeliveryError(message, status=status, permanent=permanent, conversation_gone=gone, retry_after=wait)

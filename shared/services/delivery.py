@@ -32,6 +32,7 @@ from shared.domain.jobs import CARD, COMMENT, SUMMARY, DeliveryJob, conversation
 from shared.domain.model import AlertState, Delivery, Undeliverable
 from shared.domain.workflows import InvalidWorkflow, parse_recipient
 from shared.ports import ConcurrencyConflict, DeliveryError, ReconsentRequired, TransientError
+from shared.resilience import exponential
 
 log = logging.getLogger(__name__)
 
@@ -247,7 +248,7 @@ def _reschedule(job: DeliveryJob, conv: _Conversation, ctx: Any, later: list[Del
         wait = exc.retry_after
         conv.window.block(now.timestamp() + wait)  # nothing else goes to this conversation meanwhile
     else:
-        wait = min(2.0 ** (job.attempt + 1), MAX_BACKOFF_SECONDS)
+        wait = exponential(job.attempt + 1, first=2.0, cap=MAX_BACKOFF_SECONDS)
     if job.attempt >= MAX_ATTEMPTS:
         log.error(
             "Giving up on %s in %s after %d attempts: %s",
@@ -455,7 +456,7 @@ async def _record_render(delivery: Delivery, state: AlertState, job: DeliveryJob
             transient += 1
             if transient > RECORD_RETRIES:
                 raise
-            await ctx.sleep(0.2 * 2**transient)
+            await ctx.sleep(exponential(transient, first=0.4, cap=MAX_BACKOFF_SECONDS))
         except ConcurrencyConflict:
             current = await ctx.store.get_delivery(delivery.tenant_id, delivery.alert_key, delivery.conversation_id)
             if current is None:

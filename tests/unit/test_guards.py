@@ -178,7 +178,7 @@ def throttled(retry_after: str, then: object = "ok"):
 
 
 class TestGraphRetryAfterBound:
-    """A Retry-After longer than MAX_RETRY_AFTER_SECONDS (30 s) is not waited out inside the
+    """A Retry-After longer than GRAPH.max_wait_seconds (30 s) is not waited out inside the
     function run: the call fails (transient, with the Retry-After) so the queue retries later."""
 
     async def test_a_retry_after_within_the_bound_is_waited_and_the_call_retried(self):
