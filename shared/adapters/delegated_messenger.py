@@ -15,7 +15,6 @@ from typing import Any
 from shared.domain.model import ConversationRecord
 from shared.ports import DeliveryError, GraphError, ReconsentRequired
 from shared.resilience import is_permanent
-from shared.services.consent import is_graph_delivery
 
 # Statuses worth another delivery later: throttling, timeouts, server errors, an expired token.
 
@@ -112,7 +111,7 @@ class RoutingMessenger:
         self._graph = graph
 
     def _for(self, conversation: ConversationRecord) -> Any:
-        return self._graph if is_graph_delivery(conversation) else self._bot
+        return self._graph if conversation.through_graph else self._bot
 
     async def post(self, conversation: ConversationRecord, card: dict, summary: str) -> str:
         return await self._for(conversation).post(conversation, card, summary)

@@ -8,6 +8,10 @@ from datetime import datetime
 CONVERSATION_TYPES = ("personal", "groupChat", "channel")
 
 
+# ``reference["delivery"]`` of a conversation a delegated connection posts to through Graph.
+GRAPH_DELIVERY = "graph"
+
+
 @dataclass(frozen=True)
 class ConversationRecord:
     """Where the bot can post: a team channel, a group chat or a personal chat in one tenant.
@@ -32,6 +36,12 @@ class ConversationRecord:
     origin: str = "teams"
     # A channel's team as a Microsoft 365 group (Graph's team id): what membership checks need.
     team_group_id: str | None = None
+
+    @property
+    def through_graph(self) -> bool:
+        """Cards reach it through Microsoft Graph as a connected user (a delegated connection),
+        not through the bot."""
+        return (self.reference or {}).get("delivery") == GRAPH_DELIVERY
 
     @property
     def label(self) -> str:

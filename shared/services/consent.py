@@ -27,7 +27,7 @@ from urllib.parse import urlencode
 
 from shared.domain import tenants
 from shared.domain.connectors import METHODS, Connector, DeliveryTarget, PendingFlow
-from shared.domain.model import ConversationRecord
+from shared.domain.model import GRAPH_DELIVERY, ConversationRecord
 from shared.permissions import APPLICATION_PERMISSIONS, GRAPH_DEFAULT_SCOPE
 from shared.ports import ConcurrencyConflict, ConsentFailed, GraphError, ReconsentRequired
 from shared.security import DecryptionError, InvalidState, StateSigner, TokenCipher, cache_associated_data
@@ -36,7 +36,6 @@ log = logging.getLogger(__name__)
 
 # Marks a conversation record that is a delegated delivery target (posted through Graph as
 # the connected user, not by the bot).
-GRAPH_DELIVERY = "graph"
 MAX_TARGETS = 20
 
 
@@ -82,10 +81,6 @@ def delivery_conversation(tenant_id: str, target: DeliveryTarget, now: datetime)
         channel_id=target.channel_id,
         updated=now,
     )
-
-
-def is_graph_delivery(conversation: ConversationRecord) -> bool:
-    return (conversation.reference or {}).get("delivery") == GRAPH_DELIVERY
 
 
 def parse_targets(params: Mapping[str, Any]) -> tuple[DeliveryTarget, ...]:
@@ -438,6 +433,6 @@ class ConsentService:
         else:
             raise ConcurrencyConflict(f"connector {tenant_id} kept changing")
         for conversation in await self._store.list_conversations(tenant_id):
-            if is_graph_delivery(conversation):
+            if conversation.through_graph:
                 await self._store.remove_conversation(tenant_id, conversation.conversation_id)
         return saved

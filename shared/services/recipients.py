@@ -23,7 +23,7 @@ from shared.domain.connectors import DeliveryTarget
 from shared.domain.model import ConversationRecord
 from shared.domain.workflows import Recipient
 from shared.ports import Directory, GraphError, ReconsentRequired, StateStore, TransientError
-from shared.services.consent import delivery_conversation, is_graph_delivery
+from shared.services.consent import delivery_conversation
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +94,7 @@ class RecipientResolver:
     async def _conversation(self, tenant_id: str, recipient: Recipient, delivery: str) -> ConversationRecord:
         conversation_id = recipient.channel_id or recipient.chat_id or ""
         known = await self.store.get_conversation(tenant_id, conversation_id)
-        if known is not None and (delivery == "delegated") == is_graph_delivery(known):
+        if known is not None and (delivery == "delegated") == known.through_graph:
             return known
         now = self.clock()
         if delivery == "delegated":
@@ -131,7 +131,7 @@ class RecipientResolver:
             (
                 c
                 for c in await self.store.list_conversations(tenant_id)
-                if c.origin == "teams" and c.service_url and not is_graph_delivery(c)
+                if c.origin == "teams" and c.service_url and not c.through_graph
             ),
             None,
         )
