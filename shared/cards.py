@@ -12,6 +12,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
+from shared.domain.alerts import TRANSITIONS, Verb
 from shared.domain.model import AlertState
 
 # Teams renders Adaptive Cards up to 1.5; Action.Execute (Universal Actions) needs 1.4+.
@@ -223,13 +224,25 @@ def _when(moment: datetime | None, date: bool = True) -> str:
     return f"{{{{DATE({stamp}, SHORT)}}}} {time}" if date else time
 
 
-def action_data(state: AlertState, verb: str) -> dict:
+def action_data(state: AlertState, verb: Verb) -> dict:
     """The data every card action carries: enough to find the alert, nothing secret."""
-    return {"verb": verb, "alertKey": state.key, "tenantId": state.tenant_id, "alertId": state.alert_id}
+    return {"verb": verb.value, "alertKey": state.key, "tenantId": state.tenant_id, "alertId": state.alert_id}
 
 
-def _execute(state: AlertState, verb: str, title: str, **data: Any) -> dict:
-    return {"type": "Action.Execute", "title": title, "verb": verb, "data": {**action_data(state, verb), **data}}
+def _execute(state: AlertState, verb: Verb, title: str, **data: Any) -> dict:
+    return {"type": "Action.Execute", "title": title, "verb": verb.value, "data": {**action_data(state, verb), **data}}
+
+
+# The status buttons, in card order: each shown when the state machine allows it.
+STATUS_BUTTONS = ((Verb.ACKNOWLEDGE, "Acknowledge"), (Verb.RESOLVE, "Resolve"), (Verb.REOPEN, "Reopen"))
+
+
+def _status_buttons(state: AlertState, **data: Any) -> list[dict]:
+    return [
+        _execute(state, verb, title, **data)
+        for verb, title in STATUS_BUTTONS
+        if state.status in TRANSITIONS[verb].from_statuses
+    ]
 
 
 def source_button_title(source: str | None) -> str:
@@ -239,22 +252,16 @@ def source_button_title(source: str | None) -> str:
 
 def alert_actions(state: AlertState) -> list[dict]:
     """Buttons for what can be done now; links to the alert's channel and meeting once they exist."""
-    actions: list[dict] = []
-    if state.status == "open":
-        actions.append(_execute(state, "acknowledge", "Acknowledge"))
-    if state.status in ("open", "acknowledged"):
-        actions.append(_execute(state, "resolve", "Resolve"))
-    if state.status == "resolved":
-        actions.append(_execute(state, "reopen", "Reopen"))
+    actions = _status_buttons(state)
     channel, meeting = state.channel or {}, state.meeting or {}
     if channel.get("status") == "created" and channel.get("webUrl"):
         actions.append({"type": "Action.OpenUrl", "title": "Open channel", "url": channel["webUrl"]})
     elif state.status != "resolved":
-        actions.append(_execute(state, "create_channel", "Create channel"))
+        actions.append(_execute(state, Verb.CREATE_CHANNEL, "Create channel"))
     if meeting.get("status") == "created" and meeting.get("joinUrl"):
         actions.append({"type": "Action.OpenUrl", "title": "Join meeting", "url": meeting["joinUrl"]})
     elif state.status != "resolved":
-        actions.append(_execute(state, "create_meeting", "Create meeting"))
+        actions.append(_execute(state, Verb.CREATE_MEETING, "Create meeting"))
     if state.url:
         actions.append({"type": "Action.OpenUrl", "title": source_button_title(state.source), "url": state.url})
     return actions
@@ -439,8 +446,7 @@ def _alert_row(index: int, alert: AlertState, now: datetime | None = None, butto
     if alert.steps:
         items.extend(step_lines(replace(alert, steps=alert.steps[-1:])))
     if buttons:
-        actions = [_execute(alert, "acknowledge", "Acknowledge", list=True)] if alert.status == "open" else []
-        actions.append(_execute(alert, "resolve", "Resolve", list=True))
+        actions = _status_buttons(alert, list=True)
         if alert.url:
             actions.append({"type": "Action.OpenUrl", "title": source_button_title(alert.source), "url": alert.url})
         items.append({"type": "ActionSet", "actions": actions, "spacing": "Small"})

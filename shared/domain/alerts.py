@@ -1,12 +1,87 @@
-"""The alert state machine: open → acknowledged → resolved, reopen; newest version wins."""
+"""The alert state machine: open → acknowledged → resolved, reopen; newest version wins.
+
+Two ways an alert changes status, both here: its source says so (:func:`apply_event`, any status,
+newest version wins), or someone in Teams does something to it (:func:`change_status`, a
+:class:`Verb` from a card button or a command, allowed only from the statuses of its
+:class:`Transition`).
+"""
 
 from __future__ import annotations
 
-from dataclasses import replace
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from datetime import datetime
+from enum import StrEnum
+from types import MappingProxyType
 
 from shared.domain.events import AlertEvent, alert_key
 from shared.domain.model import AlertState, StatusStep
+
+
+class Verb(StrEnum):
+    """What someone can do to an alert from Teams, by card button or by command: the ``verb`` of
+    a card's Action.Execute, the word of a command (with :meth:`parse`), the outbound event."""
+
+    ACKNOWLEDGE = "acknowledge"
+    RESOLVE = "resolve"
+    REOPEN = "reopen"
+    CREATE_CHANNEL = "create_channel"
+    CREATE_MEETING = "create_meeting"
+
+    @classmethod
+    def parse(cls, word: str) -> Verb | None:
+        """A card's verb or a command's word ("ack" is acknowledge); None when it is neither."""
+        word = word.strip().lower()
+        if word == "ack":
+            return cls.ACKNOWLEDGE
+        try:
+            return cls(word)
+        except ValueError:
+            return None
+
+
+@dataclass(frozen=True)
+class Transition:
+    """A status change someone makes in Teams: from which statuses, to which, the step every
+    copy of the card shows, and the type of the event sent back to the source."""
+
+    from_statuses: frozenset[str]
+    to: str
+    step: str
+    outbound_type: str
+
+
+TRANSITIONS: Mapping[Verb, Transition] = MappingProxyType(
+    {
+        Verb.ACKNOWLEDGE: Transition(frozenset({"open"}), "acknowledged", "acknowledged", "teams.alert.acknowledged"),
+        Verb.RESOLVE: Transition(frozenset({"open", "acknowledged"}), "resolved", "resolved", "teams.alert.resolved"),
+        Verb.REOPEN: Transition(frozenset({"resolved"}), "open", "reopened", "teams.alert.reopened"),
+    }
+)
+# What the other verbs report to the source.
+OUTBOUND_TYPES: Mapping[Verb, str] = MappingProxyType(
+    {
+        **{verb: t.outbound_type for verb, t in TRANSITIONS.items()},
+        Verb.CREATE_CHANNEL: "teams.alert.channel_created",
+        Verb.CREATE_MEETING: "teams.alert.meeting_created",
+    }
+)
+
+
+def change_status(state: AlertState, verb: Verb, now: datetime, *, by: str) -> AlertState | None:
+    """The alert after ``verb`` done by ``by`` (a display name) in Teams, or None when the verb
+    does not apply to its status (acknowledging a resolved alert). The source's version stays:
+    only the source numbers its events; the revision moves so that every copy is updated."""
+    transition = TRANSITIONS[verb]
+    if state.status not in transition.from_statuses:
+        return None
+    changed = replace(state, status=transition.to, revision=state.revision + 1, updated=now, status_changed=now)
+    return changed.with_step(StatusStep(transition.step, now, by=by))
+
+
+def step_of(old: str, new: str) -> str:
+    """The step a source's status change shows: back to open from resolved is a reopen."""
+    return "reopened" if old == "resolved" and new == "open" else new
 
 
 def apply_event(current: AlertState | None, event: AlertEvent, tenant_id: str, now: datetime) -> AlertState | None:
@@ -31,8 +106,9 @@ def apply_event(current: AlertState | None, event: AlertEvent, tenant_id: str, n
     moment = data.updated or event.time or now
     if current is not None and changed:
         # The source changed the status: every copy of the card says so, as for a change in Teams.
-        step = "reopened" if current.status == "resolved" and status == "open" else status
-        base = base.with_step(StatusStep(step, moment, via=data.source or base.source or "the source"))
+        base = base.with_step(
+            StatusStep(step_of(current.status, status), moment, via=data.source or base.source or "the source")
+        )
     return replace(
         base,
         title=data.title,

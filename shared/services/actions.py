@@ -18,8 +18,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from shared import cards
+from shared.domain.alerts import OUTBOUND_TYPES, TRANSITIONS, Verb, change_status
 from shared.domain.channels import channel_name_from_template, clean_channel_name
-from shared.domain.model import AccountLink, ActionRecord, AlertState, ConversationRecord, StatusStep
+from shared.domain.model import AccountLink, ActionRecord, AlertState, ConversationRecord
 from shared.ports import (
     ActionPublisher,
     ConcurrencyConflict,
@@ -34,17 +35,6 @@ from shared.services.events import sync_cards
 log = logging.getLogger(__name__)
 
 EVENT_SOURCE = "urn:teams-alert-connector"
-STATE_VERBS = {"acknowledge": "acknowledged", "resolve": "resolved", "reopen": "open"}
-STEP_OF_VERB = {"acknowledge": "acknowledged", "resolve": "resolved", "reopen": "reopened"}
-# From which statuses each verb may act.
-ALLOWED_FROM = {"acknowledge": ("open",), "resolve": ("open", "acknowledged"), "reopen": ("resolved",)}
-OUTBOUND_TYPE = {
-    "acknowledge": "teams.alert.acknowledged",
-    "resolve": "teams.alert.resolved",
-    "reopen": "teams.alert.reopened",
-    "create_channel": "teams.alert.channel_created",
-    "create_meeting": "teams.alert.meeting_created",
-}
 MEMBERSHIP_CACHE_SECONDS = 60
 MAX_CHANNEL_NAME_ATTEMPTS = 5
 MEETING_MINUTES = 30
@@ -233,7 +223,7 @@ async def ensure_link(ctx: ActionContext, actor: Actor) -> AccountLink | None:
 
 
 async def change_state(
-    ctx: ActionContext, verb: str, tenant_id: str, alert_key: str, actor: Actor, where: Where
+    ctx: ActionContext, verb: Verb, tenant_id: str, alert_key: str, actor: Actor, where: Where
 ) -> ActionResult:
     """Acknowledge, resolve or reopen. A stale click gets the current card, never an error."""
     for _ in range(5):
@@ -243,23 +233,19 @@ async def change_state(
         except Refused as refusal:
             return ActionResult(state if state and state.tenant_id == actor.tenant_id else None, False, str(refusal))
         assert state is not None
-        if state.status not in ALLOWED_FROM[verb]:
+        changed = change_status(state, verb, ctx.clock(), by=actor.name or "someone in Teams")
+        if changed is None:
             return ActionResult(
                 state, False, f"This alert is already {cards.STATUS_LABEL.get(state.status, state.status).lower()}."
             )
-        now = ctx.clock()
-        # The source's version stays: only the source numbers its events. The revision moves
-        # so that every copy of the card is updated.
-        new = replace(state, status=STATE_VERBS[verb], revision=state.revision + 1, updated=now, status_changed=now)
-        new = new.with_step(StatusStep(STEP_OF_VERB[verb], now, by=actor.name or "someone in Teams"))
         try:
-            new = await ctx.store.save_alert(new)
+            new = await ctx.store.save_alert(changed)
         except ConcurrencyConflict:
             continue  # someone else changed it: decide again on what is there now
         await record_and_publish(ctx, verb, new, actor, link, where)
         await _sync_everywhere(ctx, new, where)
         who = actor.name or "You"
-        return ActionResult(new, True, f"{cards.STEP_LABEL[STEP_OF_VERB[verb]]} by {who}.")
+        return ActionResult(new, True, f"{cards.STEP_LABEL[TRANSITIONS[verb].step]} by {who}.")
     raise TransientError(f"alert {alert_key} kept changing while {verb} was applied")
 
 
@@ -307,7 +293,7 @@ def action_id(tenant_id: str, alert_key: str, verb: str, discriminator: str) -> 
 
 
 def outbound_event(
-    verb: str,
+    verb: Verb,
     state: AlertState,
     actor: Actor,
     link: AccountLink | None,
@@ -320,7 +306,7 @@ def outbound_event(
         "specversion": "1.0",
         "id": identifier,
         "source": EVENT_SOURCE,
-        "type": OUTBOUND_TYPE[verb],
+        "type": OUTBOUND_TYPES[verb],
         "subject": state.alert_id,
         "time": now.isoformat(),
         "datacontenttype": "application/json",
@@ -345,7 +331,7 @@ def outbound_event(
 
 async def record_and_publish(
     ctx: ActionContext,
-    verb: str,
+    verb: Verb,
     state: AlertState,
     actor: Actor,
     link: AccountLink | None,
@@ -442,7 +428,7 @@ async def create_alert_channel(
     await _post_card_in_channel(ctx, done, where, team_id, channel["id"])
     await record_and_publish(
         ctx,
-        "create_channel",
+        Verb.CREATE_CHANNEL,
         done,
         actor,
         link,
@@ -630,7 +616,7 @@ async def create_alert_meeting(
     )
     await record_and_publish(
         ctx,
-        "create_meeting",
+        Verb.CREATE_MEETING,
         done,
         actor,
         link,

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from shared import cards
+from shared.domain.alerts import TRANSITIONS, Verb
 from shared.domain.model import AccountLink, ConversationRecord
 from shared.ports import StateStore
 from shared.services import actions as action_service
@@ -41,7 +42,6 @@ COMMANDS: list[tuple[str, str]] = [
 
 _MENTION = re.compile(r"<at>.*?</at>", re.IGNORECASE | re.DOTALL)
 INVOKE_CARD_ACTION = "adaptiveCard/action"
-CARD_VERBS = ("acknowledge", "resolve", "reopen", "create_channel", "create_meeting")
 
 
 @dataclass
@@ -133,19 +133,19 @@ def message_invoke_response(text: str) -> tuple[int, dict]:
     return 200, {"statusCode": 200, "type": "application/vnd.microsoft.activity.message", "value": text}
 
 
-async def run_verb(ctx: ActionContext, verb: str, alert_key: str, actor: Actor, where: Where) -> ActionResult:
-    if verb in action_service.STATE_VERBS:
+async def run_verb(ctx: ActionContext, verb: Verb, alert_key: str, actor: Actor, where: Where) -> ActionResult:
+    if verb in TRANSITIONS:
         return await action_service.change_state(ctx, verb, actor.tenant_id, alert_key, actor, where)
-    if verb == "create_channel":
+    if verb is Verb.CREATE_CHANNEL:
         return await action_service.create_alert_channel(ctx, actor.tenant_id, alert_key, actor, where)
     return await action_service.create_alert_meeting(ctx, actor.tenant_id, alert_key, actor, where)
 
 
 async def handle_card_action(activity: dict, record: ConversationRecord | None, ctx: ActionContext) -> BotReply:
     action = (activity.get("value") or {}).get("action") or {}
-    verb = action.get("verb")
+    verb = Verb.parse(action["verb"]) if isinstance(action.get("verb"), str) else None
     data = action.get("data") or {}
-    if verb not in CARD_VERBS or not isinstance(data.get("alertKey"), str):
+    if verb is None or action["verb"] != verb.value or not isinstance(data.get("alertKey"), str):
         return BotReply(invoke_response=message_invoke_response("This button is not recognised."))
     actor = actor_of(activity)
     result = await run_verb(ctx, verb, data["alertKey"], actor, where_of(activity, record, "card"))
@@ -197,14 +197,14 @@ async def handle_command(
     )
     if word == "alerts":
         return BotReply(cards=[await open_alerts_card(store, actor.tenant_id, ctx)])
-    if word in ("ack", "acknowledge", "resolve", "reopen") and ctx is not None:
+    command_verb = Verb.parse(word)
+    if command_verb in TRANSITIONS and ctx is not None:
         if not rest:
             return BotReply(texts=[f"Which alert? For example: {word} ALRT-1042"])
         state = await action_service.find_alert(store, actor.tenant_id, rest.split()[0])
         if state is None:
             return BotReply(texts=[f"No alert {cards.escape_text(rest.split()[0], 100)} in this organisation."])
-        verb = "acknowledge" if word == "ack" else word
-        result = await run_verb(ctx, verb, state.key, actor, where_of(activity, record, "command"))
+        result = await run_verb(ctx, command_verb, state.key, actor, where_of(activity, record, "command"))
         return BotReply(texts=[f"{cards.escape_text(state.alert_id, 100)}: {cards.escape_text(result.message)}"])
     if word in ("subscribe", "unsubscribe", "subscriptions"):
         return BotReply(texts=[await subscription_command(word, rest, activity, record, store, ctx)])
