@@ -224,6 +224,21 @@ def _when(moment: datetime | None, date: bool = True) -> str:
     return f"{{{{DATE({stamp}, SHORT)}}}} {time}" if date else time
 
 
+def attachment(card: dict) -> dict:
+    """A card as a message attachment (Bot Framework activities and Graph chat messages)."""
+    return {"contentType": CARD_CONTENT_TYPE, "content": card}
+
+
+def card_invoke_response(card: dict) -> tuple[int, dict]:
+    """Universal Actions: the refreshed card goes back in the invoke response."""
+    return 200, {"statusCode": 200, "type": CARD_CONTENT_TYPE, "value": card}
+
+
+def message_invoke_response(text: str) -> tuple[int, dict]:
+    """Universal Actions: a message instead of a card (Teams shows it under the card)."""
+    return 200, {"statusCode": 200, "type": "application/vnd.microsoft.activity.message", "value": text}
+
+
 def action_data(state: AlertState, verb: Verb) -> dict:
     """The data every card action carries: enough to find the alert, nothing secret."""
     return {"verb": verb.value, "alertKey": state.key, "tenantId": state.tenant_id, "alertId": state.alert_id}

@@ -38,6 +38,7 @@ from msgraph.graph_request_adapter import options as MSGRAPH_OPTIONS
 from msgraph_core import BaseGraphRequestAdapter, GraphClientFactory
 
 from shared.adapters.app_registration import TOKEN_EXCHANGE_SCOPE, AppRegistration
+from shared.cards import CARD_CONTENT_TYPE
 from shared.permissions import GRAPH_DEFAULT_SCOPE, GRAPH_RESOURCE, OPERATIONS, permission_for
 from shared.ports import GraphError, ReconsentRequired
 from shared.resilience import GRAPH, RetryPolicy, Sleep, parse_retry_after, real_sleep
@@ -47,7 +48,6 @@ log = logging.getLogger(__name__)
 
 # Owner binding URLs are resource ids, not request URLs: always the public Graph host.
 BIND_BASE = f"{GRAPH_RESOURCE}/v1.0"
-ADAPTIVE_CARD = "application/vnd.microsoft.card.adaptive"
 
 CREDENTIAL_TYPES = ("secret", "certificate", "federated_managed_identity")
 
@@ -174,7 +174,7 @@ def _card_message(card: dict, summary: str) -> Any:
         body=ItemBody(content_type=BodyType.Html, content=f'<attachment id="{attachment_id}"></attachment>'),
         attachments=[
             ChatMessageAttachment(
-                id=attachment_id, content_type=ADAPTIVE_CARD, content=json.dumps(card, separators=(",", ":"))
+                id=attachment_id, content_type=CARD_CONTENT_TYPE, content=json.dumps(card, separators=(",", ":"))
             )
         ],
         summary=summary[:200] if summary else None,

@@ -18,9 +18,9 @@ from urllib.parse import quote
 
 import aiohttp
 import requests
-from botbuilder.core import CardFactory, MessageFactory, TurnContext
+from botbuilder.core import MessageFactory, TurnContext
 from botbuilder.integration.aiohttp import CloudAdapter, ConfigurationBotFrameworkAuthentication
-from botbuilder.schema import Activity, ActivityTypes
+from botbuilder.schema import Activity, ActivityTypes, Attachment
 from botframework.connector.auth import (
     AppCredentials,
     AuthenticationConstants,
@@ -29,6 +29,7 @@ from botframework.connector.auth import (
     ServiceClientCredentialsFactory,
 )
 
+from shared import cards
 from shared.domain.model import ConversationRecord
 from shared.ports import DeliveryError
 from shared.resilience import is_permanent, parse_retry_after
@@ -40,7 +41,6 @@ log = logging.getLogger(__name__)
 # long keeps a refresh well before expiry without a call per message.
 TOKEN_REUSE_SECONDS = 600.0
 SEND_TIMEOUT_SECONDS = 30.0
-CARD_CONTENT_TYPE = "application/vnd.microsoft.card.adaptive"
 # Bot Connector error codes that mean the bot can no longer post in the conversation (the
 # app was removed, or the chat deleted).
 GONE_CODES = frozenset({"ConversationNotFound", "BotNotInConversationRoster", "BotDisabledByAdmin"})
@@ -213,7 +213,9 @@ class TeamsBot:
             for text in getattr(reply, "texts", []):
                 await turn_context.send_activity(MessageFactory.text(text))
             for card in getattr(reply, "cards", []):
-                await turn_context.send_activity(MessageFactory.attachment(CardFactory.adaptive_card(card)))
+                await turn_context.send_activity(
+                    MessageFactory.attachment(Attachment(content_type=cards.CARD_CONTENT_TYPE, content=card))
+                )
             invoke = getattr(reply, "invoke_response", None)
             if invoke is not None and turn_context.activity.type == ActivityTypes.invoke:
                 from botbuilder.core import InvokeResponse
@@ -299,7 +301,7 @@ class BotConnector:
 
     @staticmethod
     def _card(card: dict, summary: str) -> dict:
-        return {"attachments": [{"contentType": CARD_CONTENT_TYPE, "content": card}], "summary": summary}
+        return {"attachments": [cards.attachment(card)], "summary": summary}
 
     async def post(self, conversation: ConversationRecord, card: dict, summary: str) -> str:
         url = f"{_base(conversation)}/v3/conversations/{quote(conversation.conversation_id, safe='')}/activities"

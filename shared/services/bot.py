@@ -124,15 +124,6 @@ def where_of(activity: dict, record: ConversationRecord | None, via: str) -> Whe
     )
 
 
-def card_invoke_response(card: dict) -> tuple[int, dict]:
-    """Universal Actions: the refreshed card goes back in the invoke response."""
-    return 200, {"statusCode": 200, "type": cards.CARD_CONTENT_TYPE, "value": card}
-
-
-def message_invoke_response(text: str) -> tuple[int, dict]:
-    return 200, {"statusCode": 200, "type": "application/vnd.microsoft.activity.message", "value": text}
-
-
 async def run_verb(ctx: ActionContext, verb: Verb, alert_key: str, actor: Actor, where: Where) -> ActionResult:
     if verb in TRANSITIONS:
         return await action_service.change_state(ctx, verb, actor.tenant_id, alert_key, actor, where)
@@ -146,7 +137,7 @@ async def handle_card_action(activity: dict, record: ConversationRecord | None, 
     verb = Verb.parse(action["verb"]) if isinstance(action.get("verb"), str) else None
     data = action.get("data") or {}
     if verb is None or action["verb"] != verb.value or not isinstance(data.get("alertKey"), str):
-        return BotReply(invoke_response=message_invoke_response("This button is not recognised."))
+        return BotReply(invoke_response=cards.message_invoke_response("This button is not recognised."))
     actor = actor_of(activity)
     result = await run_verb(ctx, verb, data["alertKey"], actor, where_of(activity, record, "card"))
     log.info(
@@ -164,14 +155,14 @@ async def handle_card_action(activity: dict, record: ConversationRecord | None, 
     if data.get("list") is True:
         # Pressed in the answer to "alerts": the list stays, refreshed, with what happened under it.
         return BotReply(
-            invoke_response=card_invoke_response(
+            invoke_response=cards.card_invoke_response(
                 await open_alerts_card(ctx.store, actor_of(activity).tenant_id, ctx, result.message, result.changed)
             )
         )
     card = result.card(shown.context if shown else None)
     if card is None:
-        return BotReply(invoke_response=message_invoke_response(result.message))
-    return BotReply(invoke_response=card_invoke_response(card))
+        return BotReply(invoke_response=cards.message_invoke_response(result.message))
+    return BotReply(invoke_response=cards.card_invoke_response(card))
 
 
 async def open_alerts_card(
@@ -446,7 +437,7 @@ async def handle_activity(
 
     if kind == "invoke" and activity.get("name") == INVOKE_CARD_ACTION:
         if actions is None:
-            return BotReply(invoke_response=message_invoke_response("Actions are not available."))
+            return BotReply(invoke_response=cards.message_invoke_response("Actions are not available."))
         return await handle_card_action(activity, record, actions)
     if kind == "message":
         text = command_text(activity)
