@@ -8,60 +8,135 @@ first trigger needs.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from shared.resilience import real_sleep
+from shared.ports import ActionPublisher, Bot, Directory, JobQueue, StateStore, TeamsMessenger
+from shared.resilience import Sleep, real_sleep
 from shared.settings import Settings, SettingsError, load_settings
+
+if TYPE_CHECKING:
+    from shared.services.actions import ActionContext
+    from shared.services.delivery import TenantBudget
+    from shared.services.events import Delivering
+
+
+@dataclass(frozen=True)
+class Time:
+    """The app's clock and sleep. Tests pass their own: nothing then waits in real time, and
+    pacing, Retry-After and schedules follow the test's clock."""
+
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    sleep: Sleep = real_sleep
+
+
+@dataclass(frozen=True)
+class Overrides:
+    """Parts given to :func:`bootstrap` instead of being built from the settings: a test's
+    fakes or local parts. Anything left None is built as in Azure."""
+
+    store: StateStore | None = None
+    bot: Bot | None = None
+    # Microsoft Graph for every tenant (otherwise Graph is built when GRAPH_APP_ID is set).
+    directory: Directory | None = None
+    publisher: ActionPublisher | None = None
+    commands: ActionPublisher | None = None
+    jobs: JobQueue | None = None
+    time: Time | None = None
+
+
+NO_OVERRIDES = Overrides()
 
 
 @dataclass
 class Container:
+    """What the entry points use, built by :func:`bootstrap`. The queues' publishers and the
+    Graph parts are built on first use (:func:`publisher`, :func:`command_queue`,
+    :func:`delivering`), so a run pays only for what it touches."""
+
     settings: Settings
-    store: Any  # shared.ports.StateStore
-    bot: Any  # shared.adapters.teams_bot.TeamsBot (also the TeamsMessenger)
-    connect: Any = None  # _LazyConnect: consent flows and Graph (None while GRAPH_APP_ID is unset)
-    publisher: Any = None  # shared.ports.ActionPublisher, built on first use by action_context()
-    commands: Any = None  # the same kind of publisher, to the alert-events queue (commands)
-    jobs: Any = None  # shared.ports.JobQueue: the deliveries queue, built on first use
-    tenant_rate: Any = None  # shared.services.delivery.TenantBudget: this process's share of each tenant's budget
+    store: StateStore
+    bot: Bot
+    time: Time
+    connect: _LazyConnect | None = None  # consent flows and Graph (None while GRAPH_APP_ID is unset)
+    directory: Directory | None = None  # Graph given by the caller (Overrides.directory)
+    publisher: ActionPublisher | None = None  # back to the source; built on first use
+    commands: ActionPublisher | None = None  # the alert-events queue (commands); built on first use
+    jobs: JobQueue | None = None  # the deliveries queue; built on first use
+    tenant_rate: TenantBudget | None = None  # this process's share of each tenant's budget
 
     @property
-    def messenger(self) -> Any:
+    def messenger(self) -> TeamsMessenger:
         return self.connect.messenger(self.bot) if self.connect is not None else self.bot
+
+    def graph(self) -> Directory | None:
+        """Microsoft Graph, when the connector has it (given, or GRAPH_APP_ID set)."""
+        if self.directory is not None:
+            return self.directory
+        return self.connect.directory if self.connect is not None else None
+
+    async def close(self) -> None:
+        if self.connect is not None:
+            await self.connect.close()
+        await self.bot.close()
+        for closable in (self.jobs, self.commands, self.publisher):
+            if closable is not None:
+                await closable.close()
+        await self.store.close()
+
+
+def bootstrap(settings: Settings, *, overrides: Overrides = NO_OVERRIDES) -> Container:
+    """The composition root: the container for ``settings``, with ``overrides`` in place of the
+    parts built from them. Nothing heavy is imported until a part is first used."""
+    time = overrides.time or Time()
+    store = overrides.store if overrides.store is not None else build_store(settings, time)
+    connect = (
+        _LazyConnect(settings, store, time) if settings.graph is not None and overrides.directory is None else None
+    )
+    return Container(
+        settings=settings,
+        store=store,
+        bot=overrides.bot if overrides.bot is not None else _LazyBot(settings),
+        time=time,
+        connect=connect,
+        directory=overrides.directory,
+        publisher=overrides.publisher,
+        commands=overrides.commands,
+        jobs=overrides.jobs,
+    )
 
 
 _container: Container | None = None
 _lock: asyncio.Lock | None = None
-# Tests drive the app's clock and waits (delivery pacing, Retry-After, schedules) with these;
-# None: the real ones.
-_time: tuple[Callable[[], datetime], Callable[[float], Awaitable[None]]] | None = None
+# The process's overrides (tests, the local host): what container() builds with.
+_overrides: Overrides = NO_OVERRIDES
 
 
-def _now_utc() -> datetime:
+def use(overrides: Overrides | None) -> None:
+    """The overrides the process-wide :func:`container` is built with from now on (None: none).
+    Call :func:`reset` for a container built before to be rebuilt."""
+    global _overrides
+    _overrides = overrides or NO_OVERRIDES
 
-    return datetime.now(UTC)
+
+def use_time(clock: Callable[[], datetime] | None, sleep: Sleep | None = None) -> None:
+    """Tests: the app's clock and sleep (None: the real ones)."""
+    use(replace(_overrides, time=Time(clock, sleep or real_sleep) if clock is not None else None))
 
 
 def clock() -> datetime:
     """The app's current time (a test's clock when one is set)."""
-    return _time[0]() if _time is not None else _now_utc()
+    return (_overrides.time or Time()).clock()
 
 
-def sleep() -> Callable[[float], Awaitable[None]]:
-    """The app's sleep: a test's when one is set (nothing then waits in real time)."""
-    return _time[1] if _time is not None else real_sleep
+def sleep() -> Sleep:
+    """The app's sleep: a test's when one is set."""
+    return (_overrides.time or Time()).sleep
 
 
-def use_time(clock: Callable[[], datetime] | None, sleep: Callable[[float], Awaitable[None]] | None = None) -> None:
-    """Tests: the clock and the sleep the app's delivery uses (None: the real ones)."""
-    global _time
-    _time = (clock, sleep or asyncio.sleep) if clock is not None else None
-
-
-def build_store(settings: Settings) -> Any:
+def build_store(settings: Settings, time: Time | None = None) -> StateStore:
     from shared.adapters.state_store import AzureTables, CachedStore, TableStateStore
 
     if settings.tables_connection:
@@ -75,7 +150,7 @@ def build_store(settings: Settings) -> Any:
             else ManagedIdentityCredential()
         )
         tables = AzureTables(endpoint=settings.tables_endpoint, credential=credential, prefix=settings.table_prefix)
-    return CachedStore(TableStateStore(tables, settings.retention, clock=lambda: clock()))
+    return CachedStore(TableStateStore(tables, settings.retention, clock=(time or Time()).clock))
 
 
 class _LazyBot:
@@ -99,7 +174,8 @@ class _LazyBot:
 
 
 async def container() -> Container:
-    """The process-wide container, built on first call."""
+    """The process-wide container (settings from the environment, the overrides of :func:`use`),
+    built on first call."""
     global _container, _lock
     if _container is not None:
         return _container
@@ -107,24 +183,15 @@ async def container() -> Container:
         _lock = asyncio.Lock()
     async with _lock:
         if _container is None:
-            settings = load_settings()
-            store = build_store(settings)
-            connect = _LazyConnect(settings, store) if settings.graph is not None else None
-            _container = Container(settings=settings, store=store, bot=_LazyBot(settings), connect=connect)
+            _container = bootstrap(load_settings(), overrides=_overrides)
     return _container
 
 
 async def reset() -> None:
-    """Forget the container (tests change settings between cases)."""
+    """Close and forget the process-wide container (tests change settings between cases)."""
     global _container, _lock
     if _container is not None:
-        if _container.connect is not None:
-            await _container.connect.close()
-        await _container.bot.close()
-        for closable in (_container.jobs, _container.commands, _container.publisher):
-            if closable is not None:
-                await closable.close()
-        await _container.store.close()
+        await _container.close()
     _container = None
     _lock = None
 
@@ -133,11 +200,12 @@ class _LazyConnect:
     """Consent flows, MSAL and the Graph helper, each built on first use: msgraph and msal are
     imported only by a run that needs them."""
 
-    def __init__(self, settings: Settings, store: Any) -> None:
+    def __init__(self, settings: Settings, store: StateStore, time: Time) -> None:
         assert settings.graph is not None
         self._settings = settings
         self._graph = settings.graph
         self._store = store
+        self._time = time
         self._directory: Any = None
         self._identity: Any = None
         self._messenger: Any = None
@@ -199,7 +267,7 @@ class _LazyConnect:
                 ),
                 mode_for=mode_for,
                 delegated_tokens=DelegatedTokens(self.identity, store, self.cipher, on_reconsent),
-                sleep=sleep(),
+                sleep=self._time.sleep,
             )
         return self._directory
 
@@ -233,7 +301,7 @@ class _LazyConnect:
             self._identity.close()
 
 
-def build_publisher(settings: Settings, queue: str | None = None) -> Any:
+def build_publisher(settings: Settings, queue: str | None = None) -> ActionPublisher | None:
     """Where actions go back to the source (or, with ``queue``, where commands are queued):
     Service Bus in Azure, the local host's queue locally."""
     from shared.adapters.outbound import LocalQueuePublisher, ServiceBusPublisher
@@ -246,7 +314,7 @@ def build_publisher(settings: Settings, queue: str | None = None) -> Any:
     return None
 
 
-def command_queue(c: Container) -> Any:
+def command_queue(c: Container) -> ActionPublisher | None:
     """The publisher to the alert-events queue, for commands the connector gives itself."""
     if c.commands is None:
         c.commands = build_publisher(c.settings, c.settings.alert_events_queue)
@@ -278,7 +346,7 @@ def queue_probes(settings: Settings) -> list[Any]:
     return []
 
 
-def build_job_queue(settings: Settings) -> Any:
+def build_job_queue(settings: Settings) -> JobQueue:
     """The deliveries queue: Service Bus in Azure, the local host's queue locally."""
     from shared.adapters.job_queue import LocalJobQueue, ServiceBusJobQueue
 
@@ -294,7 +362,7 @@ def build_job_queue(settings: Settings) -> Any:
     )
 
 
-def delivering(c: Container) -> Any:
+def delivering(c: Container) -> Delivering:
     """What delivering an alert needs: the store, the deliveries queue, the messenger, the
     recipient resolver and this process's share of the tenants' send budgets."""
     from shared.services.delivery import TenantBudget
@@ -309,39 +377,45 @@ def delivering(c: Container) -> Any:
 
         # One holder id per process: slots leased by this process are its own.
         instance = f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
-        c.tenant_rate = TenantBudget(
-            c.store, c.settings.tenant_sends_per_second, instance, clock=_time[0] if _time else _now_utc
-        )
+        c.tenant_rate = TenantBudget(c.store, c.settings.tenant_sends_per_second, instance, clock=c.time.clock)
+    directory: Directory | None = c.directory
+    if directory is None and c.connect is not None:
+        directory = _LazyDirectory(c.connect)  # type: ignore[assignment]  # forwards every Directory method
     resolver = RecipientResolver(
         c.store,
-        directory=_LazyDirectory(c.connect) if c.connect is not None else None,
+        directory=directory,
         teams_app_catalog_id=c.settings.teams_app_catalog_id,
         bot_app_id=c.settings.bot_app_id or "",
     )
-    if _time is not None:
-        clock, sleep = _time
-        resolver.clock = clock
-        return Delivering(c.store, c.messenger, c.jobs, resolver, clock=clock, tenant_rate=c.tenant_rate, sleep=sleep)
-    return Delivering(c.store, c.messenger, c.jobs, resolver, tenant_rate=c.tenant_rate)
+    resolver.clock = c.time.clock
+    return Delivering(
+        c.store, c.messenger, c.jobs, resolver, clock=c.time.clock, tenant_rate=c.tenant_rate, sleep=c.time.sleep
+    )
 
 
-async def action_context(c: Container, tenant_id: str | None) -> Any:
+def publisher(c: Container) -> ActionPublisher | None:
+    """Where actions go back to the source, built on first use."""
+    if c.publisher is None:
+        c.publisher = build_publisher(c.settings)
+    return c.publisher
+
+
+async def action_context(c: Container, tenant_id: str | None) -> ActionContext:
     """What the card actions and commands need. Graph is offered only for a tenant whose
     connection is up: an unconnected tenant gets no membership checks, channels or meetings."""
     from shared.services.actions import ActionContext
 
-    if c.publisher is None:
-        c.publisher = build_publisher(c.settings)
     directory = None
-    if c.connect is not None and tenant_id:
+    graph = c.graph()
+    if graph is not None and tenant_id:
         connector = await c.store.get_connector(tenant_id)
         if connector is not None and connector.status == "connected":
-            directory = c.connect.directory
+            directory = graph
     s = c.settings
     return ActionContext(
         store=c.store,
         messenger=c.messenger,
-        publisher=c.publisher,
+        publisher=publisher(c),
         directory=directory,
         require_linked_account=s.require_linked_account,
         channel_team_id=s.alert_channel_team_id,
@@ -349,4 +423,5 @@ async def action_context(c: Container, tenant_id: str | None) -> Any:
         meeting_organizer=s.meeting_organizer,
         connector_admins=s.connector_admins,
         delivering=delivering(c),
+        clock=c.time.clock,
     )

@@ -3,10 +3,21 @@ layer never imports an SDK."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from shared.domain.model import AccountLink, AlertState, ConversationRecord, Delivery, RejectedEvent, Undeliverable
+from shared.domain.connectors import Connector, PendingFlow
+from shared.domain.jobs import DeliveryJob
+from shared.domain.model import (
+    AccountLink,
+    ActionRecord,
+    AlertState,
+    ConversationRecord,
+    Delivery,
+    RejectedEvent,
+    Undeliverable,
+)
 from shared.domain.workflows import Workflow
 
 
@@ -18,7 +29,25 @@ class TransientError(Exception):
     """A dependency failed in a way that may pass: let Service Bus redeliver the message."""
 
 
-class StateStore(Protocol):
+class ConnectorStore(Protocol):
+    """Connectors (one per Microsoft tenant) and pending consent flows (shared/adapters/state_store.py)."""
+
+    async def get_connector(self, tenant_id: str) -> Connector | None: ...
+    async def save_connector(self, connector: Connector) -> Connector:
+        """Create when ``etag`` is None, else replace only if the ETag matches (ConcurrencyConflict)."""
+        ...
+
+    async def list_connectors(self) -> list[Connector]: ...
+    async def save_pending_flow(self, flow: PendingFlow) -> None: ...
+    async def take_pending_flow(self, flow_id: str) -> PendingFlow | None:
+        """The flow exactly once; None when unknown or already used."""
+        ...
+
+
+class StateStore(ConnectorStore, Protocol):
+    """Everything the app keeps (Table Storage: shared/adapters/state_store.py)."""
+
+
     async def save_conversation(self, record: ConversationRecord) -> None: ...
     async def remove_conversation(self, tenant_id: str, conversation_id: str) -> None: ...
     async def get_conversation(self, tenant_id: str, conversation_id: str) -> ConversationRecord | None: ...
@@ -111,6 +140,14 @@ class StateStore(Protocol):
     async def get_summary_member(self, tenant_id: str, conversation_id: str, alert_key: str) -> dict | None: ...
     async def delete_summary_member(self, tenant_id: str, conversation_id: str, alert_key: str) -> None: ...
 
+    async def save_action(self, action: ActionRecord) -> ActionRecord:
+        """Record what someone did in Teams, to be sent back to the source; conditional like :meth:`save_alert`."""
+        ...
+
+    async def list_pending_actions(self) -> list[ActionRecord]:
+        """Actions not yet sent back to their source (published again by the periodic run)."""
+        ...
+
     async def save_link(self, link: AccountLink) -> None: ...
     async def get_link(self, tenant_id: str, aad_object_id: str) -> AccountLink | None: ...
     async def list_links(self, tenant_id: str) -> list[AccountLink]: ...
@@ -156,6 +193,23 @@ class TeamsMessenger(Protocol):
     async def reply(self, conversation: ConversationRecord, activity_id: str, text: str) -> str:
         """Reply in the card's thread (channels) or after it (chats); returns the activity id."""
         ...
+
+
+class Bot(TeamsMessenger, Protocol):
+    """The Teams bot: inbound activities (JWT-validated) and outbound cards
+    (shared/adapters/teams_bot.py)."""
+
+    async def process(
+        self, body: bytes, auth_header: str | None, handler: Callable[[dict, dict], Awaitable[Any]]
+    ) -> tuple[int, Any]:
+        """Validate and handle one POST /api/messages; the HTTP status and body to answer."""
+        ...
+
+    async def check_token(self) -> str:
+        """Get the bot's token (the deep health check); raises with the reason."""
+        ...
+
+    async def close(self) -> None: ...
 
 
 class GraphError(Exception):
@@ -242,24 +296,6 @@ class Directory(Protocol):
         ...
 
 
-class ConnectorStore(Protocol):
-    """Connectors (one per Microsoft tenant) and pending consent flows (shared/adapters/state_store.py)."""
-
-    async def get_connector(self, tenant_id: str) -> Connector | None: ...
-    async def save_connector(self, connector: Connector) -> Connector:
-        """Create when ``etag`` is None, else replace only if the ETag matches (ConcurrencyConflict)."""
-        ...
-
-    async def list_connectors(self) -> list[Connector]: ...
-    async def save_pending_flow(self, flow: PendingFlow) -> None: ...
-    async def take_pending_flow(self, flow_id: str) -> PendingFlow | None:
-        """The flow exactly once; None when unknown or already used."""
-        ...
-
-
-from shared.domain.connectors import Connector, PendingFlow  # noqa: E402 - pure Python, for the annotations above
-
-
 class ConsentFailed(Exception):
     """A sign-in response could not be redeemed (shared/adapters/identity.py); the message says why."""
 
@@ -271,6 +307,8 @@ class ActionPublisher(Protocol):
         """Send one CloudEvent; ``message_id`` is stable so Service Bus drops a resend."""
         ...
 
+    async def close(self) -> None: ...
+
 
 class JobQueue(Protocol):
     """The internal deliveries queue (%DELIVERY_QUEUE%): session id = conversation."""
@@ -280,5 +318,5 @@ class JobQueue(Protocol):
         is the job's stable id, so a resend within the duplicate-detection window is dropped."""
         ...
 
+    async def close(self) -> None: ...
 
-from shared.domain.jobs import DeliveryJob  # noqa: E402 - pure Python, for the annotation above

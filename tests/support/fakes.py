@@ -229,6 +229,31 @@ class RecordingPublisher:
             raise ConnectionError("Service Bus is unreachable")
         self.sent.append((message_id, event))
 
+    async def close(self) -> None:
+        return None
+
+
+class RecordingBot(RecordingMessenger):
+    """A Bot: the recording messenger, plus inbound activities handed straight to the handler
+    (no JWT: the real bot's validation is tested against the Teams simulator)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.closed = False
+
+    async def process(self, body: bytes, auth_header: str | None, handler) -> tuple[int, object]:
+        import json
+
+        reply = await handler(json.loads(body), {})
+        invoke = getattr(reply, "invoke_response", None)
+        return invoke if invoke is not None else (200, None)
+
+    async def check_token(self) -> str:
+        return "recording-bot-token"
+
+    async def close(self) -> None:
+        self.closed = True
+
 
 class MemoryJobQueue:
     """The deliveries queue as Service Bus keeps it: a job id seen before is dropped (duplicate
