@@ -380,7 +380,7 @@ def delivering(c: Container) -> Delivering:
         c.tenant_rate = TenantBudget(c.store, c.settings.tenant_sends_per_second, instance, clock=c.time.clock)
     directory: Directory | None = c.directory
     if directory is None and c.connect is not None:
-        directory = _LazyDirectory(c.connect)  # type: ignore[assignment]  # forwards every Directory method
+        directory = _LazyDirectory(c.connect)
     resolver = RecipientResolver(
         c.store,
         directory=directory,

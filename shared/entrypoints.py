@@ -5,9 +5,12 @@ Imported by function_app at start: keep it light (no SDK imports at module level
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import re
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
 import azure.functions as func
 
@@ -16,6 +19,12 @@ from shared.services import bot as bot_service
 from shared.services import events as event_service
 from shared.services import periodic as periodic_service
 from shared.settings import SettingsError
+
+if TYPE_CHECKING:
+    from shared.bootstrap import Container
+    from shared.bootstrap import _LazyConnect as _Connect
+    from shared.domain.connectors import Connector
+    from shared.domain.model import AccountLink
 
 log = logging.getLogger(__name__)
 
@@ -26,21 +35,43 @@ def _json_response(status: int, body: object | None) -> func.HttpResponse:
     return func.HttpResponse(json.dumps(body), status_code=status, mimetype="application/json")
 
 
-async def _configured() -> tuple[object, func.HttpResponse | None]:
+class _Answer(Exception):
+    """The answer a route gives before doing its work: the app is misconfigured, the caller is
+    refused, the input is bad. Raised by the checks below; :func:`_answers` returns it."""
+
+    def __init__(self, response: func.HttpResponse) -> None:
+        super().__init__(response.status_code)
+        self.response = response
+
+
+Route = Callable[[func.HttpRequest], Awaitable[func.HttpResponse]]
+
+
+def _answers(route: Route) -> Route:
+    @functools.wraps(route)
+    async def run(req: func.HttpRequest) -> func.HttpResponse:
+        try:
+            return await route(req)
+        except _Answer as answer:
+            return answer.response
+
+    return run
+
+
+async def _configured() -> Container:
     """The container, or the 500 a misconfigured app answers (the reason goes to the log)."""
     try:
-        return await bootstrap.container(), None
+        return await bootstrap.container()
     except SettingsError as exc:
         log.error("Configuration error: %s", exc)
-        return None, _json_response(500, {"error": "the connector is not configured; see its log"})
+        raise _Answer(_json_response(500, {"error": "the connector is not configured; see its log"})) from None
 
 
+@_answers
 async def bot_messages(req: func.HttpRequest) -> func.HttpResponse:
-    c, failed = await _configured()
-    if failed is not None:
-        return failed
+    c = await _configured()
 
-    async def handle(activity: dict, reference: dict):
+    async def handle(activity: dict[str, Any], reference: dict[str, Any]) -> bot_service.BotReply:
         actions = await bootstrap.action_context(c, bot_service.actor_of(activity).tenant_id)
         return await bot_service.handle_activity(activity, reference, store=c.store, actions=actions)
 
@@ -93,6 +124,7 @@ async def periodic(timer: func.TimerRequest) -> None:
     )
 
 
+@_answers
 async def health(req: func.HttpRequest) -> func.HttpResponse:
     """``/api/health``: the settings parse. ``?deep=1`` (with the admin key): every dependency is
     tried (Table Storage, the queues and their dead letters, the bot's token, each connected
@@ -103,9 +135,7 @@ async def health(req: func.HttpRequest) -> func.HttpResponse:
         return _json_response(503, {"status": "misconfigured", "error": str(exc)})
     if req.params.get("deep", "").lower() not in ("1", "true", "yes"):
         return _json_response(200, {"status": "ok"})
-    refused = _admin_refusal(req, c)
-    if refused is not None:
-        return refused
+    _admin_check(req, c)
     from shared.services import health as checks
 
     todo: dict[str, checks.Check] = {
@@ -159,47 +189,49 @@ def _html(status: int, title: str, message: str) -> func.HttpResponse:
     )
 
 
-async def _connect_container() -> tuple[object, func.HttpResponse | None]:
-    c, failed = await _configured()
-    if failed is not None:
-        return None, failed
+async def _connect_container() -> tuple[Container, _Connect]:
+    c = await _configured()
     if c.connect is None:
-        return c, _json_response(
-            503,
-            {
-                "error": "tenant connection is off: set GRAPH_APP_ID and the settings in the README's Connecting a tenant section"
-            },
+        raise _Answer(
+            _json_response(
+                503,
+                {
+                    "error": "tenant connection is off: set GRAPH_APP_ID and the settings in the README's "
+                    "Connecting a tenant section"
+                },
+            )
         )
-    return c, None
+    return c, c.connect
 
 
-def _admin_refusal(
-    req: func.HttpRequest, c, tenant_id: str | None = None, allow_query: bool = False
-) -> func.HttpResponse | None:
+def _master_key(c: Container) -> str:
+    """ADMIN_API_KEY: 503 while it is not set (every admin route is then closed)."""
+    if not c.settings.admin_api_key:
+        raise _Answer(_json_response(503, {"error": "ADMIN_API_KEY is not set: admin routes are closed"}))
+    return c.settings.admin_api_key
+
+
+def _admin_check(req: func.HttpRequest, c: Container, tenant_id: str | None = None, allow_query: bool = False) -> None:
+    """The admin key (or, with ``tenant_id``, that tenant's key) must be presented: 503, 401 or 403 otherwise."""
     from shared.security import same_secret, tenant_admin_key
 
-    master = c.settings.admin_api_key
-    if not master:
-        return _json_response(503, {"error": "ADMIN_API_KEY is not set: admin routes are closed"})
+    master = _master_key(c)
     presented = req.headers.get(ADMIN_KEY_HEADER) or (req.params.get(ADMIN_KEY_QUERY) if allow_query else None)
     expected = tenant_admin_key(master, tenant_id) if tenant_id else master
     if not same_secret(presented, expected):
         what = f"the admin key of tenant {tenant_id}" if tenant_id else "the admin key"
-        return _json_response(401 if not presented else 403, {"error": f"{ADMIN_KEY_HEADER} must carry {what}"})
-    return None
+        raise _Answer(_json_response(401 if not presented else 403, {"error": f"{ADMIN_KEY_HEADER} must carry {what}"}))
 
 
+@_answers
 async def connect_start(req: func.HttpRequest) -> func.HttpResponse:
-    c, failed = await _connect_container()
-    if failed is not None:
-        return failed
-    if (refused := _admin_refusal(req, c, allow_query=True)) is not None:
-        return refused
+    c, connect = await _connect_container()
+    _admin_check(req, c, allow_query=True)
     from shared.services.consent import ConsentInputError, parse_targets
 
     try:
         targets = parse_targets(req.params)
-        url = await c.connect.consent.start(
+        url = await connect.consent.start(
             req.params.get("method", ""),
             tenant=req.params.get("tenant") or None,
             targets=targets,
@@ -210,60 +242,48 @@ async def connect_start(req: func.HttpRequest) -> func.HttpResponse:
     return func.HttpResponse(status_code=302, headers={"Location": url, "Cache-Control": "no-store"})
 
 
+@_answers
 async def consent_callback(req: func.HttpRequest) -> func.HttpResponse:
-    c, failed = await _connect_container()
-    if failed is not None:
-        return failed
+    _c, connect = await _connect_container()
     params = dict(req.params)
     if req.method == "POST":  # response_mode=form_post (the delegated flow)
         from urllib.parse import parse_qsl
 
         params.update(parse_qsl(req.get_body().decode("utf-8", errors="replace")))
-    page = await c.connect.consent.complete(params)
+    page = await connect.consent.complete(params)
     return _html(page.status, page.title, page.message)
 
 
-def _route_tenant(req: func.HttpRequest) -> tuple[str, func.HttpResponse | None]:
+def _route_tenant(req: func.HttpRequest) -> str:
     """The route's {tenant_id}, checked before it is used as a key: 400 when it is not one."""
     from shared.domain.tenants import InvalidTenantId, tenant_id
 
     try:
-        return tenant_id(req.route_params.get("tenant_id", "")), None
+        return tenant_id(req.route_params.get("tenant_id", ""))
     except InvalidTenantId as exc:
-        return "", _json_response(400, {"error": f"the tenant in the address {exc}"})
+        raise _Answer(_json_response(400, {"error": f"the tenant in the address {exc}"})) from None
 
 
-async def _tenant_connector(
-    req: func.HttpRequest, *, need_connected: bool
-) -> tuple[object, object, func.HttpResponse | None]:
-    c, failed = await _connect_container()
-    if failed is not None:
-        return c, None, failed
-    tenant_id, bad = _route_tenant(req)
-    if bad is not None:
-        return c, None, bad
-    if (refused := _admin_refusal(req, c, tenant_id=tenant_id)) is not None:
-        return c, None, refused
+async def _tenant_connector(req: func.HttpRequest, *, need_connected: bool) -> tuple[Container, _Connect, Connector]:
+    c, connect = await _connect_container()
+    tenant_id = _route_tenant(req)
+    _admin_check(req, c, tenant_id=tenant_id)
     connector = await c.store.get_connector(tenant_id)
     if connector is None:
-        return c, None, _json_response(404, {"error": f"tenant {tenant_id} is not connected"})
+        raise _Answer(_json_response(404, {"error": f"tenant {tenant_id} is not connected"}))
     if need_connected and connector.status != "connected":
-        return (
-            c,
-            connector,
-            _json_response(409, {"error": f"tenant {tenant_id} is {connector.status}: {connector.status_reason}"}),
+        raise _Answer(
+            _json_response(409, {"error": f"tenant {tenant_id} is {connector.status}: {connector.status_reason}"})
         )
-    return c, connector, None
+    return c, connect, connector
 
 
-async def _graph_read(req: func.HttpRequest, read) -> func.HttpResponse:
+async def _graph_read(req: func.HttpRequest, read: Callable[[Any, str], Awaitable[Any]]) -> func.HttpResponse:
     from shared.ports import GraphError, ReconsentRequired
 
-    c, connector, failed = await _tenant_connector(req, need_connected=True)
-    if failed is not None:
-        return failed
+    _c, connect, connector = await _tenant_connector(req, need_connected=True)
     try:
-        return _json_response(200, {"value": await read(c.connect.directory, connector.tenant_id)})
+        return _json_response(200, {"value": await read(connect.directory, connector.tenant_id)})
     except ReconsentRequired as exc:
         return _json_response(409, {"error": f"the connection needs consent again: {exc}"})
     except GraphError as exc:
@@ -271,15 +291,18 @@ async def _graph_read(req: func.HttpRequest, read) -> func.HttpResponse:
         return _json_response(status, {"error": str(exc), "permission": exc.permission, "missing": exc.missing})
 
 
+@_answers
 async def tenant_teams(req: func.HttpRequest) -> func.HttpResponse:
     return await _graph_read(req, lambda d, tid: d.list_teams(tid))
 
 
+@_answers
 async def tenant_channels(req: func.HttpRequest) -> func.HttpResponse:
     team_id = req.route_params.get("team_id", "")
     return await _graph_read(req, lambda d, tid: d.list_channels(tid, team_id))
 
 
+@_answers
 async def tenant_users(req: func.HttpRequest) -> func.HttpResponse:
     search = (req.params.get("search") or "").strip()
     if len(search) < 2:
@@ -287,44 +310,38 @@ async def tenant_users(req: func.HttpRequest) -> func.HttpResponse:
     return await _graph_read(req, lambda d, tid: d.search_users(tid, search[:100]))
 
 
+@_answers
 async def tenant_status(req: func.HttpRequest) -> func.HttpResponse:
-    _c, connector, failed = await _tenant_connector(req, need_connected=False)
-    if failed is not None:
-        return failed
+    _c, _connect, connector = await _tenant_connector(req, need_connected=False)
     return _json_response(200, connector.public())
 
 
+@_answers
 async def tenant_disconnect(req: func.HttpRequest) -> func.HttpResponse:
-    c, connector, failed = await _tenant_connector(req, need_connected=False)
-    if failed is not None:
-        return failed
-    saved = await c.connect.consent.disconnect(connector.tenant_id)
+    _c, connect, connector = await _tenant_connector(req, need_connected=False)
+    saved = await connect.consent.disconnect(connector.tenant_id)
     return _json_response(200, saved.public() if saved else None)
 
 
+@_answers
 async def tenant_admin_key(req: func.HttpRequest) -> func.HttpResponse:
     """The tenant-bound admin key, for the holder of ADMIN_API_KEY to hand to that tenant's UI."""
     from shared.security import tenant_admin_key as derive
 
-    c, failed = await _connect_container()
-    if failed is not None:
-        return failed
-    if (refused := _admin_refusal(req, c)) is not None:
-        return refused
-    tenant_id, bad = _route_tenant(req)
-    if bad is not None:
-        return bad
+    c, _connect = await _connect_container()
+    _admin_check(req, c)
+    tenant_id = _route_tenant(req)
     return _json_response(
-        200, {"tenantId": tenant_id, "header": ADMIN_KEY_HEADER, "key": derive(c.settings.admin_api_key, tenant_id)}
+        200, {"tenantId": tenant_id, "header": ADMIN_KEY_HEADER, "key": derive(_master_key(c), tenant_id)}
     )
 
 
+@_answers
 async def rejected_events(req: func.HttpRequest) -> func.HttpResponse:
     """Events the connector could not process as sent, newest first, with the reason: the
     connector's dead letters (the Service Bus trigger completes such messages)."""
     c = await bootstrap.container()
-    if (refused := _admin_refusal(req, c)) is not None:
-        return refused
+    _admin_check(req, c)
     try:
         limit = min(max(int(req.params.get("limit", "50")), 1), 500)
     except ValueError:
@@ -358,54 +375,47 @@ async def rejected_events(req: func.HttpRequest) -> func.HttpResponse:
 MAX_ADMIN_BODY_BYTES = 64 * 1024
 
 
-async def _tenant_admin(req: func.HttpRequest) -> tuple[object, str, func.HttpResponse | None]:
-    c, failed = await _configured()
-    if failed is not None:
-        return None, "", failed
-    tenant_id, bad = _route_tenant(req)
-    if bad is not None:
-        return c, "", bad
-    return c, tenant_id, _admin_refusal(req, c, tenant_id=tenant_id)
+async def _tenant_admin(req: func.HttpRequest) -> tuple[Container, str]:
+    c = await _configured()
+    tenant_id = _route_tenant(req)
+    _admin_check(req, c, tenant_id=tenant_id)
+    return c, tenant_id
 
 
-def _json_body(req: func.HttpRequest) -> tuple[object, func.HttpResponse | None]:
+def _json_body(req: func.HttpRequest) -> Any:
+    """The request's JSON (size-limited): 413 or 400 otherwise."""
     raw = req.get_body() or b""
     if len(raw) > MAX_ADMIN_BODY_BYTES:
-        return None, _json_response(413, {"error": f"the request body is larger than {MAX_ADMIN_BODY_BYTES} bytes"})
+        raise _Answer(_json_response(413, {"error": f"the request body is larger than {MAX_ADMIN_BODY_BYTES} bytes"}))
     try:
-        return json.loads(raw or b"null"), None
+        return json.loads(raw or b"null")
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        return None, _json_response(400, {"error": f"the request body is not valid JSON ({exc})"})
+        raise _Answer(_json_response(400, {"error": f"the request body is not valid JSON ({exc})"})) from None
 
 
-async def _tenant_admin_body(req: func.HttpRequest) -> tuple[object, str, object, func.HttpResponse | None]:
+async def _tenant_admin_body(req: func.HttpRequest) -> tuple[Container, str, Any]:
     """The tenant admin check, then the JSON body (size-limited)."""
-    c, tenant_id, refused = await _tenant_admin(req)
-    if refused is not None:
-        return c, tenant_id, None, refused
-    body, failed = _json_body(req)
-    return c, tenant_id, body, failed
+    c, tenant_id = await _tenant_admin(req)
+    return c, tenant_id, _json_body(req)
 
 
 def _caller(req: func.HttpRequest) -> str:
     return req.headers.get("X-MS-CLIENT-PRINCIPAL-NAME", "") or "admin API"
 
 
+@_answers
 async def workflows_list(req: func.HttpRequest) -> func.HttpResponse:
-    c, tenant_id, refused = await _tenant_admin(req)
-    if refused is not None:
-        return refused
+    c, tenant_id = await _tenant_admin(req)
     found = sorted(await c.store.list_workflows(tenant_id), key=lambda w: w.id)
     return _json_response(200, {"count": len(found), "broadcast": not found, "workflows": [w.public() for w in found]})
 
 
+@_answers
 async def workflow_item(req: func.HttpRequest) -> func.HttpResponse:
     from shared.domain.workflows import InvalidWorkflow, parse_workflow
     from shared.services import workflows as workflow_service
 
-    c, tenant_id, refused = await _tenant_admin(req)
-    if refused is not None:
-        return refused
+    c, tenant_id = await _tenant_admin(req)
     workflow_id = req.route_params.get("workflow_id", "")
     if req.method == "GET":
         found = await c.store.get_workflow(tenant_id, workflow_id)
@@ -420,9 +430,7 @@ async def workflow_item(req: func.HttpRequest) -> func.HttpResponse:
         await c.store.delete_workflow(tenant_id, workflow_id)
         log.info("Workflow %s of tenant %s deleted by %s", workflow_id, tenant_id, _caller(req))
         return _json_response(204, None)
-    body, failed = _json_body(req)
-    if failed is not None:
-        return failed
+    body = _json_body(req)
     try:
         workflow = parse_workflow(body, tenant_id, workflow_id)
         saved = await workflow_service.put_workflow(
@@ -438,19 +446,19 @@ async def workflow_item(req: func.HttpRequest) -> func.HttpResponse:
     )
 
 
+@_answers
 async def workflow_test(req: func.HttpRequest) -> func.HttpResponse:
     from shared.domain.events import InvalidEvent
     from shared.services import workflows as workflow_service
 
-    c, tenant_id, body, failed = await _tenant_admin_body(req)
-    if failed is not None:
-        return failed
+    c, tenant_id, body = await _tenant_admin_body(req)
     try:
         return _json_response(200, await workflow_service.dry_run(c.store, tenant_id, body))
     except InvalidEvent as exc:
         return _json_response(400, {"error": str(exc), "field": exc.field})
 
 
+@_answers
 async def alert_send(req: func.HttpRequest) -> func.HttpResponse:
     """The manual "send to Teams": validated here, queued as a teams.message.send command."""
     import uuid
@@ -459,9 +467,7 @@ async def alert_send(req: func.HttpRequest) -> func.HttpResponse:
     from shared.domain.events import InvalidEvent
     from shared.services.actions import find_alert
 
-    c, tenant_id, body, failed = await _tenant_admin_body(req)
-    if failed is not None:
-        return failed
+    c, tenant_id, body = await _tenant_admin_body(req)
     if not isinstance(body, dict):
         return _json_response(
             400,
@@ -508,11 +514,10 @@ async def alert_send(req: func.HttpRequest) -> func.HttpResponse:
     return _json_response(202, {"eventId": event_id, "alertId": state.alert_id, "status": "queued"})
 
 
+@_answers
 async def undeliverable(req: func.HttpRequest) -> func.HttpResponse:
     """Alerts that reached neither a recipient nor its fallback, newest first."""
-    c, tenant_id, refused = await _tenant_admin(req)
-    if refused is not None:
-        return refused
+    c, tenant_id = await _tenant_admin(req)
     try:
         limit = min(max(int(req.params.get("limit", "50")), 1), 500)
     except ValueError:
@@ -536,12 +541,11 @@ async def undeliverable(req: func.HttpRequest) -> func.HttpResponse:
     )
 
 
+@_answers
 async def alert_status(req: func.HttpRequest) -> func.HttpResponse:
     """One alert as the connector holds it, with each of its cards: where, and whether it was
     posted, failed (and why) or is in flight. The smoke test reads it; so can an operator."""
-    c, tenant_id, refused = await _tenant_admin(req)
-    if refused is not None:
-        return refused
+    c, tenant_id = await _tenant_admin(req)
     from shared.services.actions import find_alert
 
     alert_id = req.route_params.get("alert_id", "")
@@ -577,7 +581,7 @@ async def alert_status(req: func.HttpRequest) -> func.HttpResponse:
 # ---------------------------------------------------------------- account links
 
 
-def _link_json(link) -> dict:
+def _link_json(link: AccountLink) -> dict[str, Any]:
     return {
         "aadObjectId": link.aad_object_id,
         "platformIdentity": link.platform_identity,
@@ -587,23 +591,21 @@ def _link_json(link) -> dict:
     }
 
 
+@_answers
 async def links(req: func.HttpRequest) -> func.HttpResponse:
     """The tenant's account links, the ones waiting for approval first."""
-    c, tenant_id, refused = await _tenant_admin(req)
-    if refused is not None:
-        return refused
+    c, tenant_id = await _tenant_admin(req)
     found = sorted(await c.store.list_links(tenant_id), key=lambda link: (link.verified, link.aad_object_id))
     return _json_response(200, {"count": len(found), "links": [_link_json(link) for link in found]})
 
 
+@_answers
 async def put_link(req: func.HttpRequest) -> func.HttpResponse:
     """A connector admin sets (or approves) a person's platform identity: {"platformIdentity"}."""
     from shared.domain.model import AccountLink
     from shared.domain.tenants import is_tenant_id
 
-    c, tenant_id, body, refused = await _tenant_admin_body(req)
-    if refused is not None:
-        return refused
+    c, tenant_id, body = await _tenant_admin_body(req)
     aad_object_id = req.route_params.get("aad_object_id", "")
     if not is_tenant_id(aad_object_id):  # Entra object ids are GUIDs too
         return _json_response(400, {"error": "the person in the address must be a Microsoft Entra object id (a GUID)"})
@@ -633,6 +635,7 @@ INGEST_KEY_HEADER = "X-Ingest-Key"
 _SOURCE_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 
 
+@_answers
 async def ingest(req: func.HttpRequest) -> func.HttpResponse:
     import hashlib
 
@@ -642,9 +645,7 @@ async def ingest(req: func.HttpRequest) -> func.HttpResponse:
     from shared.domain.tenants import tenant_id as parse_tenant
     from shared.security import ingest_key, same_secret
 
-    c, failed = await _configured()
-    if failed is not None:
-        return failed
+    c = await _configured()
     fmt = format_named(req.route_params.get("format", ""))
     if fmt is None:
         return _json_response(404, {"error": f"unknown format; the connector reads {', '.join(FORMAT_NAMES)}"})
@@ -709,20 +710,19 @@ async def ingest(req: func.HttpRequest) -> func.HttpResponse:
     )
 
 
+@_answers
 async def ingest_setup(req: func.HttpRequest) -> func.HttpResponse:
     """A source's key and ready URLs, one per format (the tenant's admin key)."""
     from shared.domain.inbound import FORMAT_NAMES
     from shared.security import ingest_key
 
-    c, tenant_id, refused = await _tenant_admin(req)
-    if refused is not None:
-        return refused
+    c, tenant_id = await _tenant_admin(req)
     source = req.route_params.get("source", "")
     if not _SOURCE_NAME.fullmatch(source):
         return _json_response(
             400, {"error": "source must be 1 to 63 lower-case letters, digits or dashes", "field": "source"}
         )
-    key = ingest_key(c.settings.admin_api_key, tenant_id, source)
+    key = ingest_key(_master_key(c), tenant_id, source)
     base = (c.settings.graph.public_base_url if c.settings.graph else "") or "https://<your function app>"
     return _json_response(
         200,

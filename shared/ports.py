@@ -98,7 +98,7 @@ class StateStore(ConnectorStore, Protocol):
 
     async def delete_workflow(self, tenant_id: str, workflow_id: str) -> None: ...
 
-    async def get_recipient(self, tenant_id: str, recipient_key: str) -> dict | None:
+    async def get_recipient(self, tenant_id: str, recipient_key: str) -> dict[str, Any] | None:
         """What a recipient resolved to: ``{"conversationId", "failure", "until"}``."""
         ...
 
@@ -115,11 +115,11 @@ class StateStore(ConnectorStore, Protocol):
         until: datetime | None = None,
     ) -> None: ...
 
-    async def get_pacing(self, tenant_id: str, conversation_id: str) -> tuple[str | None, dict | None]:
+    async def get_pacing(self, tenant_id: str, conversation_id: str) -> tuple[str | None, dict[str, Any] | None]:
         """A conversation's send window (JSON) and storm summary, as last saved."""
         ...
 
-    async def save_pacing(self, tenant_id: str, conversation_id: str, window: str, summary: dict | None) -> None: ...
+    async def save_pacing(self, tenant_id: str, conversation_id: str, window: str, summary: dict[str, Any] | None) -> None: ...
 
     async def list_budget_slots(self, tenant_id: str) -> list[tuple[int, str, datetime | None, str]]:
         """The tenant's send-budget slots: (slot, holder instance, lease end, ETag)."""
@@ -130,14 +130,14 @@ class StateStore(ConnectorStore, Protocol):
     ) -> None: ...
 
     async def save_summary_members(
-        self, tenant_id: str, conversation_id: str, members: list[dict], *, first: bool = True
+        self, tenant_id: str, conversation_id: str, members: list[dict[str, Any]], *, first: bool = True
     ) -> None:
         """Alerts counted in the conversation's storm summary: ``{"alertKey", "severity", "status", "revision", "seq"}``
         (``seq``: the summary's sequence when it was counted);
         ``first``: newly counted (their removal is scheduled)."""
         ...
 
-    async def get_summary_member(self, tenant_id: str, conversation_id: str, alert_key: str) -> dict | None: ...
+    async def get_summary_member(self, tenant_id: str, conversation_id: str, alert_key: str) -> dict[str, Any] | None: ...
     async def delete_summary_member(self, tenant_id: str, conversation_id: str, alert_key: str) -> None: ...
 
     async def save_action(self, action: ActionRecord) -> ActionRecord:
@@ -185,11 +185,11 @@ class DeliveryError(Exception):
 
 
 class TeamsMessenger(Protocol):
-    async def post(self, conversation: ConversationRecord, card: dict, summary: str) -> str:
+    async def post(self, conversation: ConversationRecord, card: dict[str, Any], summary: str) -> str:
         """Post a new card; returns the activity id."""
         ...
 
-    async def update(self, conversation: ConversationRecord, activity_id: str, card: dict, summary: str) -> None: ...
+    async def update(self, conversation: ConversationRecord, activity_id: str, card: dict[str, Any], summary: str) -> None: ...
     async def reply(self, conversation: ConversationRecord, activity_id: str, text: str) -> str:
         """Reply in the card's thread (channels) or after it (chats); returns the activity id."""
         ...
@@ -200,7 +200,7 @@ class Bot(TeamsMessenger, Protocol):
     (shared/adapters/teams_bot.py)."""
 
     async def process(
-        self, body: bytes, auth_header: str | None, handler: Callable[[dict, dict], Awaitable[Any]]
+        self, body: bytes, auth_header: str | None, handler: Callable[[dict[str, Any], dict[str, Any]], Awaitable[Any]]
     ) -> tuple[int, Any]:
         """Validate and handle one POST /api/messages; the HTTP status and body to answer."""
         ...
@@ -242,13 +242,13 @@ class ReconsentRequired(Exception):
 class Directory(Protocol):
     """The Microsoft Graph operations the service layer needs, per tenant (shared/adapters/graph.py)."""
 
-    async def get_user(self, tenant_id: str, id_or_upn: str) -> dict | None:
+    async def get_user(self, tenant_id: str, id_or_upn: str) -> dict[str, Any] | None:
         """``{"id", "displayName", "userPrincipalName", "mail"}`` or None when not found."""
         ...
 
-    async def find_user_by_email(self, tenant_id: str, email: str) -> dict | None: ...
-    async def list_teams(self, tenant_id: str) -> list[dict]: ...
-    async def list_channels(self, tenant_id: str, team_id: str) -> list[dict]: ...
+    async def find_user_by_email(self, tenant_id: str, email: str) -> dict[str, Any] | None: ...
+    async def list_teams(self, tenant_id: str) -> list[dict[str, Any]]: ...
+    async def list_channels(self, tenant_id: str, team_id: str) -> list[dict[str, Any]]: ...
     async def channel_member_ids(self, tenant_id: str, team_id: str, channel_id: str) -> set[str]:
         """AAD object ids of the channel's members."""
         ...
@@ -266,14 +266,14 @@ class Directory(Protocol):
         *,
         private: bool = False,
         owner_ids: tuple[str, ...] = (),
-    ) -> dict:
+    ) -> dict[str, Any]:
         """``{"id", "displayName", "webUrl"}``; raises GraphError (status 409 on a name conflict)."""
         ...
 
     async def add_channel_member(
         self, tenant_id: str, team_id: str, channel_id: str, user_id: str, *, owner: bool = False
     ) -> None: ...
-    async def create_chat(self, tenant_id: str, member_ids: tuple[str, ...], topic: str | None = None) -> dict: ...
+    async def create_chat(self, tenant_id: str, member_ids: tuple[str, ...], topic: str | None = None) -> dict[str, Any]: ...
     async def create_meeting(
         self,
         tenant_id: str,
@@ -283,7 +283,7 @@ class Directory(Protocol):
         start: str,
         end: str,
         body_html: str = "",
-    ) -> dict:
+    ) -> dict[str, Any]:
         """Calendar event with a Teams online meeting: ``{"id", "joinUrl", "webLink"}``."""
         ...
 
@@ -303,7 +303,7 @@ class ConsentFailed(Exception):
 class ActionPublisher(Protocol):
     """Sends what people did in Teams back to the alert source (queue %TEAMS_ACTIONS_QUEUE%)."""
 
-    async def publish(self, message_id: str, event: dict) -> None:
+    async def publish(self, message_id: str, event: dict[str, Any]) -> None:
         """Send one CloudEvent; ``message_id`` is stable so Service Bus drops a resend."""
         ...
 

@@ -61,7 +61,7 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
 def exponential(attempt: int, *, first: float, cap: float) -> float:
     """The backoff before try ``attempt + 1`` when the service named no wait: ``first`` after
     the first failure, doubling, never more than ``cap``."""
-    return min(first * 2 ** max(attempt - 1, 0), cap)
+    return min(first * 2.0 ** max(attempt - 1, 0), cap)
 
 
 @dataclass(frozen=True)

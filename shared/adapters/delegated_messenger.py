@@ -10,11 +10,14 @@ comes in as an object.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shared.domain.model import ConversationRecord
-from shared.ports import DeliveryError, GraphError, ReconsentRequired
+from shared.ports import DeliveryError, GraphError, ReconsentRequired, StateStore, TeamsMessenger
 from shared.resilience import is_permanent
+
+if TYPE_CHECKING:
+    from shared.adapters.graph import GraphDirectory
 
 # Statuses worth another delivery later: throttling, timeouts, server errors, an expired token.
 
@@ -36,7 +39,7 @@ class GraphMessenger:
     alert as undeliverable with that reason, rather than retrying until Service Bus gives up.
     """
 
-    def __init__(self, directory: Callable[[], Any], store: Any) -> None:
+    def __init__(self, directory: Callable[[], GraphDirectory], store: StateStore) -> None:
         self._directory = directory
         self._store = store
 
@@ -54,48 +57,52 @@ class GraphMessenger:
             )
 
     @staticmethod
-    def _where(conversation: ConversationRecord) -> tuple[str | None, str | None, str | None]:
+    def _where(conversation: ConversationRecord) -> tuple[str, str] | str:
+        """(team id, channel id) of a channel, or the chat id of a chat."""
         ref = conversation.reference or {}
-        return ref.get("teamId"), ref.get("channelId"), ref.get("chatId")
+        team, channel, chat = ref.get("teamId"), ref.get("channelId"), ref.get("chatId")
+        if isinstance(team, str) and team and isinstance(channel, str) and channel:
+            return team, channel
+        if isinstance(chat, str) and chat:
+            return chat
+        raise DeliveryError(f"{conversation.label} names no channel or chat to reach through Graph", permanent=True)
 
-    async def post(self, conversation: ConversationRecord, card: dict, summary: str) -> str:
+    async def post(self, conversation: ConversationRecord, card: dict[str, Any], summary: str) -> str:
         await self._check(conversation)
-        team, channel, chat = self._where(conversation)
+        where = self._where(conversation)
         try:
-            if channel:
-                return await self._directory().post_channel_message(
-                    conversation.tenant_id, team, channel, card, summary
-                )
-            return await self._directory().post_chat_message(conversation.tenant_id, chat, card, summary)
+            if isinstance(where, tuple):
+                return await self._directory().post_channel_message(conversation.tenant_id, *where, card, summary)
+            return await self._directory().post_chat_message(conversation.tenant_id, where, card, summary)
         except ReconsentRequired as exc:
             raise _reconsent(conversation.tenant_id, str(exc)) from exc
         except GraphError as exc:
             raise _delivery_error(exc) from exc
 
-    async def update(self, conversation: ConversationRecord, activity_id: str, card: dict, summary: str) -> None:
+    async def update(
+        self, conversation: ConversationRecord, activity_id: str, card: dict[str, Any], summary: str
+    ) -> None:
         await self._check(conversation)
-        team, channel, chat = self._where(conversation)
+        where = self._where(conversation)
         try:
-            if channel:
+            if isinstance(where, tuple):
                 await self._directory().update_channel_message(
-                    conversation.tenant_id, team, channel, activity_id, card, summary
+                    conversation.tenant_id, *where, activity_id, card, summary
                 )
             else:
-                await self._directory().update_chat_message(conversation.tenant_id, chat, activity_id, card, summary)
+                await self._directory().update_chat_message(conversation.tenant_id, where, activity_id, card, summary)
         except ReconsentRequired as exc:
             raise _reconsent(conversation.tenant_id, str(exc)) from exc
         except GraphError as exc:
             raise _delivery_error(exc) from exc
 
     async def reply(self, conversation: ConversationRecord, activity_id: str, text: str) -> str:
-        team, channel, chat = self._where(conversation)
+        where = self._where(conversation)
         try:
             await self._check(conversation)
-            if channel:
-                return await self._directory().reply_channel_message(
-                    conversation.tenant_id, team, channel, activity_id, text
-                )
-            return await self._directory().post_chat_message(conversation.tenant_id, chat, None, text=text)
+            if isinstance(where, tuple):
+                return await self._directory().reply_channel_message(conversation.tenant_id, *where, activity_id, text)
+            return await self._directory().post_chat_message(conversation.tenant_id, where, None, text=text)
         except ReconsentRequired as exc:
             # Replies (reminders) are not tied to one queue message: record, do not raise.
             raise DeliveryError(str(exc), permanent=True) from exc
@@ -106,17 +113,19 @@ class GraphMessenger:
 class RoutingMessenger:
     """The bot for conversations the bot is in; Graph for a delegated connector's targets."""
 
-    def __init__(self, bot: Any, graph: GraphMessenger) -> None:
+    def __init__(self, bot: TeamsMessenger, graph: GraphMessenger) -> None:
         self._bot = bot
         self._graph = graph
 
-    def _for(self, conversation: ConversationRecord) -> Any:
+    def _for(self, conversation: ConversationRecord) -> TeamsMessenger:
         return self._graph if conversation.through_graph else self._bot
 
-    async def post(self, conversation: ConversationRecord, card: dict, summary: str) -> str:
+    async def post(self, conversation: ConversationRecord, card: dict[str, Any], summary: str) -> str:
         return await self._for(conversation).post(conversation, card, summary)
 
-    async def update(self, conversation: ConversationRecord, activity_id: str, card: dict, summary: str) -> None:
+    async def update(
+        self, conversation: ConversationRecord, activity_id: str, card: dict[str, Any], summary: str
+    ) -> None:
         await self._for(conversation).update(conversation, activity_id, card, summary)
 
     async def reply(self, conversation: ConversationRecord, activity_id: str, text: str) -> str:

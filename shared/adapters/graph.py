@@ -24,7 +24,7 @@ import ssl
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlparse
 
 import httpx
@@ -33,7 +33,7 @@ from kiota_abstractions.api_error import APIError
 from kiota_abstractions.base_request_configuration import RequestConfiguration
 from kiota_authentication_azure.azure_identity_authentication_provider import AzureIdentityAuthenticationProvider
 from kiota_http.middleware.options import RetryHandlerOption
-from msgraph import GraphServiceClient
+from msgraph.graph_service_client import GraphServiceClient
 from msgraph.graph_request_adapter import options as MSGRAPH_OPTIONS
 from msgraph_core import BaseGraphRequestAdapter, GraphClientFactory
 
@@ -45,6 +45,7 @@ from shared.resilience import GRAPH, RetryPolicy, Sleep, parse_retry_after, real
 from shared.security import unb64url
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # Owner binding URLs are resource ids, not request URLs: always the public Graph host.
 BIND_BASE = f"{GRAPH_RESOURCE}/v1.0"
@@ -154,7 +155,14 @@ def _retry_after(headers: Any) -> float | None:
     return parse_retry_after(_header(headers, "Retry-After"))
 
 
-def _user(model: Any) -> dict:
+def _present(value: T | None, what: str) -> T:
+    """What Graph's answer must carry; an answer without it is Graph's failure, not ours."""
+    if value is None:
+        raise GraphError(f"Microsoft Graph answered without {what}", status=502, code="EmptyResponse")
+    return value
+
+
+def _user(model: Any) -> dict[str, Any]:
     return {
         "id": model.id,
         "displayName": model.display_name,
@@ -163,7 +171,7 @@ def _user(model: Any) -> dict:
     }
 
 
-def _card_message(card: dict, summary: str) -> Any:
+def _card_message(card: dict[str, Any], summary: str) -> Any:
     from msgraph.generated.models.body_type import BodyType
     from msgraph.generated.models.chat_message import ChatMessage
     from msgraph.generated.models.chat_message_attachment import ChatMessageAttachment
@@ -272,10 +280,10 @@ class GraphDirectory:
         tenant_id: str,
         operation: str,
         missing: str,
-        make: Callable[[GraphServiceClient], Awaitable[Any]],
+        make: Callable[[GraphServiceClient], Awaitable[T]],
         *,
         mode: str | None = None,
-    ) -> Any:
+    ) -> T:
         mode = mode or await self._mode(tenant_id)
         client = self.client(tenant_id, mode)
         attempt = 0
@@ -347,15 +355,15 @@ class GraphDirectory:
 
     # ------------------------------------------------------------------ reads
 
-    async def organization(self, tenant_id: str, *, mode: str | None = None) -> dict:
+    async def organization(self, tenant_id: str, *, mode: str | None = None) -> dict[str, Any]:
         """``{"id", "displayName"}`` of the tenant: a cheap read that proves the credential works."""
         page = await self._call(
             tenant_id, "organization", f"organization {tenant_id}", lambda c: c.organization.get(), mode=mode
         )
-        org = (page.value or [None])[0] if page else None
+        org = page.value[0] if page is not None and page.value else None
         return {"id": getattr(org, "id", tenant_id), "displayName": getattr(org, "display_name", None) or tenant_id}
 
-    async def app_token_claims(self, tenant_id: str) -> dict:
+    async def app_token_claims(self, tenant_id: str) -> dict[str, Any]:
         """The claims of an app-only token Microsoft issues for the tenant (``tid``: the tenant
         it was issued in, which proves the app's consent there); {} when they cannot be read."""
         self.client(tenant_id, "app")
@@ -372,11 +380,11 @@ class GraphDirectory:
             log.info("Cannot read tenant %s's app-only token: %s", tenant_id, type(exc).__name__)
             return {}
 
-    async def me(self, tenant_id: str) -> dict:
+    async def me(self, tenant_id: str) -> dict[str, Any]:
         """The connected user's profile (delegated)."""
         return _user(await self._call(tenant_id, "me", "the signed-in user", lambda c: c.me.get(), mode="delegated"))
 
-    async def get_user(self, tenant_id: str, id_or_upn: str) -> dict | None:
+    async def get_user(self, tenant_id: str, id_or_upn: str) -> dict[str, Any] | None:
         try:
             return _user(
                 await self._call(
@@ -388,7 +396,7 @@ class GraphDirectory:
                 return None
             raise
 
-    async def find_user_by_email(self, tenant_id: str, email: str) -> dict | None:
+    async def find_user_by_email(self, tenant_id: str, email: str) -> dict[str, Any] | None:
         from msgraph.generated.users.users_request_builder import UsersRequestBuilder
 
         escaped = email.replace("'", "''")
@@ -400,10 +408,10 @@ class GraphDirectory:
         page = await self._call(
             tenant_id, "find_users", f"user {email}", lambda c: c.users.get(request_configuration=config)
         )
-        users = page.value or []
+        users = (page.value if page is not None else None) or []
         return _user(users[0]) if users else None
 
-    async def search_users(self, tenant_id: str, text: str, limit: int = 25) -> list[dict]:
+    async def search_users(self, tenant_id: str, text: str, limit: int = 25) -> list[dict[str, Any]]:
         """Users whose name, mail or UPN contains ``text`` (``$search`` with ConsistencyLevel)."""
         from msgraph.generated.users.users_request_builder import UsersRequestBuilder
 
@@ -416,7 +424,7 @@ class GraphDirectory:
         config = RequestConfiguration(query_parameters=query)
         config.headers.add("ConsistencyLevel", "eventual")
         page = await self._call(tenant_id, "find_users", "users", lambda c: c.users.get(request_configuration=config))
-        return [_user(u) for u in (page.value or [])][:limit]
+        return [_user(u) for u in ((page.value if page is not None else None) or [])][:limit]
 
     async def _all(self, first: Any, builder: Any) -> list[Any]:
         items = list(first.value or []) if first else []
@@ -426,7 +434,7 @@ class GraphDirectory:
             items.extend(page.value or [])
         return items
 
-    async def list_teams(self, tenant_id: str) -> list[dict]:
+    async def list_teams(self, tenant_id: str) -> list[dict[str, Any]]:
         mode = await self._mode(tenant_id)
 
         async def get(c: GraphServiceClient) -> list[Any]:
@@ -436,7 +444,7 @@ class GraphDirectory:
         teams = await self._call(tenant_id, "list_teams", "teams", get, mode=mode)
         return [{"id": t.id, "displayName": t.display_name, "description": t.description} for t in teams]
 
-    async def list_channels(self, tenant_id: str, team_id: str) -> list[dict]:
+    async def list_channels(self, tenant_id: str, team_id: str) -> list[dict[str, Any]]:
         async def get(c: GraphServiceClient) -> list[Any]:
             builder = c.teams.by_team_id(team_id).channels
             return await self._all(await builder.get(), builder)
@@ -485,7 +493,7 @@ class GraphDirectory:
         *,
         private: bool = False,
         owner_ids: tuple[str, ...] = (),
-    ) -> dict:
+    ) -> dict[str, Any]:
         from msgraph.generated.models.channel import Channel
         from msgraph.generated.models.channel_membership_type import ChannelMembershipType
 
@@ -498,7 +506,8 @@ class GraphDirectory:
         created = await self._call(
             tenant_id, "create_channel", f"team {team_id}", lambda c: c.teams.by_team_id(team_id).channels.post(body)
         )
-        return {"id": created.id, "displayName": created.display_name, "webUrl": created.web_url}
+        channel = _present(created, "the channel it created")
+        return {"id": channel.id, "displayName": channel.display_name, "webUrl": channel.web_url}
 
     async def add_channel_member(
         self, tenant_id: str, team_id: str, channel_id: str, user_id: str, *, owner: bool = False
@@ -511,7 +520,9 @@ class GraphDirectory:
             lambda c: c.teams.by_team_id(team_id).channels.by_channel_id(channel_id).members.post(body),
         )
 
-    async def create_chat(self, tenant_id: str, member_ids: tuple[str, ...], topic: str | None = None) -> dict:
+    async def create_chat(
+        self, tenant_id: str, member_ids: tuple[str, ...], topic: str | None = None
+    ) -> dict[str, Any]:
         from msgraph.generated.models.chat import Chat
         from msgraph.generated.models.chat_type import ChatType
 
@@ -524,7 +535,8 @@ class GraphDirectory:
         chat = await self._call(
             tenant_id, "create_chat", f"one of the users {', '.join(member_ids)}", lambda c: c.chats.post(body)
         )
-        return {"id": chat.id, "chatType": getattr(chat.chat_type, "value", None), "webUrl": chat.web_url}
+        created = _present(chat, "the chat it created")
+        return {"id": created.id, "chatType": getattr(created.chat_type, "value", None), "webUrl": created.web_url}
 
     async def create_meeting(
         self,
@@ -535,7 +547,7 @@ class GraphDirectory:
         start: str,
         end: str,
         body_html: str = "",
-    ) -> dict:
+    ) -> dict[str, Any]:
         from msgraph.generated.models.attendee import Attendee
         from msgraph.generated.models.attendee_type import AttendeeType
         from msgraph.generated.models.body_type import BodyType
@@ -562,8 +574,9 @@ class GraphDirectory:
             f"organizer {organizer_id}",
             lambda c: c.users.by_user_id(organizer_id).events.post(body),
         )
-        join_url = event.online_meeting.join_url if event.online_meeting else None
-        return {"id": event.id, "joinUrl": join_url, "webLink": event.web_link}
+        created = _present(event, "the event it created")
+        join_url = created.online_meeting.join_url if created.online_meeting else None
+        return {"id": created.id, "joinUrl": join_url, "webLink": created.web_link}
 
     async def install_app_for_user(self, tenant_id: str, user_id: str, teams_app_id: str) -> str:
         """Install the Teams app for a user (if needed) and return the id of the app's 1:1 chat."""
@@ -598,14 +611,14 @@ class GraphDirectory:
             lambda c: c.users.by_user_id(user_id).teamwork.installed_apps.get(request_configuration=config),
             mode="app",
         )
-        if not page.value:
+        if page is None or not page.value:
             raise GraphError(
                 f"app {teams_app_id} is not installed for user {user_id} in tenant {tenant_id}",
                 status=404,
                 code="NotFound",
                 missing=f"installation of app {teams_app_id}",
             )
-        installation_id = page.value[0].id
+        installation_id = _present(page.value[0].id, "the installation's id")
         chat = await self._call(
             tenant_id,
             "install_app",
@@ -617,7 +630,7 @@ class GraphDirectory:
             ),
             mode="app",
         )
-        return chat.id
+        return _present(_present(chat, "the app's chat").id, "the chat's id")
 
     async def install_app_in_chat(self, tenant_id: str, chat_id: str, teams_app_id: str) -> None:
         """Install the Teams app in a chat (the group chat created for a group of recipients) so
@@ -642,7 +655,7 @@ class GraphDirectory:
     # ------------------------------------------------------------------ delegated messages
 
     async def post_channel_message(
-        self, tenant_id: str, team_id: str, channel_id: str, card: dict, summary: str
+        self, tenant_id: str, team_id: str, channel_id: str, card: dict[str, Any], summary: str
     ) -> str:
         body = _card_message(card, summary)
         sent = await self._call(
@@ -652,10 +665,10 @@ class GraphDirectory:
             lambda c: c.teams.by_team_id(team_id).channels.by_channel_id(channel_id).messages.post(body),
             mode="delegated",
         )
-        return sent.id
+        return _present(_present(sent, "the message it sent").id, "the message's id")
 
     async def update_channel_message(
-        self, tenant_id: str, team_id: str, channel_id: str, message_id: str, card: dict, summary: str
+        self, tenant_id: str, team_id: str, channel_id: str, message_id: str, card: dict[str, Any], summary: str
     ) -> None:
         body = _card_message(card, summary)
         await self._call(
@@ -687,10 +700,10 @@ class GraphDirectory:
             ),
             mode="delegated",
         )
-        return sent.id
+        return _present(_present(sent, "the message it sent").id, "the message's id")
 
     async def post_chat_message(
-        self, tenant_id: str, chat_id: str, card: dict | None, summary: str = "", text: str | None = None
+        self, tenant_id: str, chat_id: str, card: dict[str, Any] | None, summary: str = "", text: str | None = None
     ) -> str:
         body = _card_message(card, summary) if card is not None else _text_message(text or "")
         sent = await self._call(
@@ -700,10 +713,10 @@ class GraphDirectory:
             lambda c: c.chats.by_chat_id(chat_id).messages.post(body),
             mode="delegated",
         )
-        return sent.id
+        return _present(_present(sent, "the message it sent").id, "the message's id")
 
     async def update_chat_message(
-        self, tenant_id: str, chat_id: str, message_id: str, card: dict, summary: str
+        self, tenant_id: str, chat_id: str, message_id: str, card: dict[str, Any], summary: str
     ) -> None:
         body = _card_message(card, summary)
         await self._call(

@@ -51,7 +51,7 @@ GONE_CODES = frozenset({"ConversationNotFound", "BotNotInConversationRoster", "B
 MAX_ACTIVITY_BYTES = 256 * 1024
 
 
-def activity_problem(payload: dict) -> str | None:
+def activity_problem(payload: dict[str, Any]) -> str | None:
     """What makes ``payload`` unusable as a Teams activity, or None. Checked before botbuilder
     sees it (it raises on a missing conversation or sender) and before any id becomes a key."""
     from shared.domain.tenants import is_tenant_id
@@ -64,7 +64,7 @@ def activity_problem(payload: dict) -> str | None:
         return "the activity has no sender (from.id)"
     if not isinstance(payload.get("serviceUrl"), str) or not payload["serviceUrl"].startswith(("https://", "http://")):
         return "the activity has no serviceUrl"
-    channel_data = payload.get("channelData") if isinstance(payload.get("channelData"), dict) else {}
+    channel_data: dict[str, Any] = payload["channelData"] if isinstance(payload.get("channelData"), dict) else {}
     tenant = (channel_data.get("tenant") or {}).get("id") if isinstance(channel_data.get("tenant"), dict) else None
     tenant = tenant or conversation.get("tenantId")
     if tenant is not None and not is_tenant_id(tenant):
@@ -163,7 +163,7 @@ def auth_configuration(settings: Settings) -> Any:
     )
 
 
-Handler = Callable[[dict, dict], Awaitable[Any]]
+Handler = Callable[[dict[str, Any], dict[str, Any]], Awaitable[Any]]
 
 
 class TeamsBot:
@@ -231,13 +231,15 @@ class TeamsBot:
 
     # ------------------------------------------------------------------ outbound
 
-    async def post(self, conversation: ConversationRecord, card: dict, summary: str) -> str:
+    async def post(self, conversation: ConversationRecord, card: dict[str, Any], summary: str) -> str:
         return await self._connector.post(conversation, card, summary)
 
     async def reply(self, conversation: ConversationRecord, activity_id: str, text: str) -> str:
         return await self._connector.reply(conversation, activity_id, text)
 
-    async def update(self, conversation: ConversationRecord, activity_id: str, card: dict, summary: str) -> None:
+    async def update(
+        self, conversation: ConversationRecord, activity_id: str, card: dict[str, Any], summary: str
+    ) -> None:
         await self._connector.update(conversation, activity_id, card, summary)
 
     async def check_token(self) -> str:
@@ -287,7 +289,7 @@ class BotConnector:
         return self._session
 
     @staticmethod
-    def _activity(conversation: ConversationRecord, **fields: Any) -> dict:
+    def _activity(conversation: ConversationRecord, **fields: Any) -> dict[str, Any]:
         reference = conversation.reference or {}
         activity = {
             "type": "message",
@@ -300,14 +302,16 @@ class BotConnector:
         return activity
 
     @staticmethod
-    def _card(card: dict, summary: str) -> dict:
+    def _card(card: dict[str, Any], summary: str) -> dict[str, Any]:
         return {"attachments": [cards.attachment(card)], "summary": summary}
 
-    async def post(self, conversation: ConversationRecord, card: dict, summary: str) -> str:
+    async def post(self, conversation: ConversationRecord, card: dict[str, Any], summary: str) -> str:
         url = f"{_base(conversation)}/v3/conversations/{quote(conversation.conversation_id, safe='')}/activities"
         return await self._send("POST", url, conversation, self._activity(conversation, **self._card(card, summary)))
 
-    async def update(self, conversation: ConversationRecord, activity_id: str, card: dict, summary: str) -> None:
+    async def update(
+        self, conversation: ConversationRecord, activity_id: str, card: dict[str, Any], summary: str
+    ) -> None:
         url = f"{_base(conversation)}/v3/conversations/{quote(conversation.conversation_id, safe='')}/activities/{quote(activity_id, safe='')}"
         await self._send(
             "PUT", url, conversation, self._activity(conversation, id=activity_id, **self._card(card, summary))
@@ -323,7 +327,7 @@ class BotConnector:
             url = f"{base}/{quote(conversation.conversation_id, safe='')}/activities/{quote(activity_id, safe='')}"
         return await self._send("POST", url, conversation, activity)
 
-    async def _send(self, method: str, url: str, conversation: ConversationRecord, activity: dict) -> str:
+    async def _send(self, method: str, url: str, conversation: ConversationRecord, activity: dict[str, Any]) -> str:
         try:
             async with self._http().request(
                 method, url, data=json.dumps(activity, separators=(",", ":")), headers=await self._headers()

@@ -169,7 +169,7 @@ def decode_json(body: bytes | str) -> Any:
         ) from None
 
 
-def _string(obj: dict, key: str, path: str, *, required: bool = False, max_length: int | None = None) -> str | None:
+def _string(obj: dict[str, Any], key: str, path: str, *, required: bool = False, max_length: int | None = None) -> str | None:
     value = obj.get(key)
     if value is None:
         if required:
@@ -184,7 +184,7 @@ def _string(obj: dict, key: str, path: str, *, required: bool = False, max_lengt
     return value
 
 
-def _choice(obj: dict, key: str, path: str, choices: tuple[str, ...], default: str | None) -> str | None:
+def _choice(obj: dict[str, Any], key: str, path: str, choices: tuple[str, ...], default: str | None) -> str | None:
     value = _string(obj, key, path)
     if value is None:
         return default
