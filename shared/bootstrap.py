@@ -357,7 +357,8 @@ def build_job_queue(settings: Settings) -> JobQueue:
     if settings.local_queue_host_url:
         return LocalJobQueue(settings.local_queue_host_url, settings.delivery_queue)
     raise SettingsError(
-        "no deliveries queue: set ServiceBusConnection__fullyQualifiedNamespace (in Azure) or LOCAL_QUEUE_HOST_URL (locally) "
+        "no deliveries queue: set ServiceBusConnection__fullyQualifiedNamespace (in Azure) "
+        "or LOCAL_QUEUE_HOST_URL (locally) "
         f"so alerts can be delivered through the {settings.delivery_queue} queue"
     )
 

@@ -105,7 +105,8 @@ async def deliveries(messages: list[func.ServiceBusMessage]) -> None:
     if jobs:
         report = await run_jobs(jobs, bootstrap.delivering(c))
         log.info(
-            "Delivered %d job(s) for one conversation: posted %d, updated %d, folded into the summary %d, rescheduled %d, failed %d",
+            "Delivered %d job(s) for one conversation: posted %d, updated %d, folded into the summary %d, "
+            "rescheduled %d, failed %d",
             len(jobs),
             len(report.posted),
             len(report.updated),
@@ -177,7 +178,8 @@ def _html(status: int, title: str, message: str) -> func.HttpResponse:
 
     body = (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
-        f'<title>{html.escape(title)}</title></head><body style="font-family:sans-serif;max-width:40em;margin:3em auto">'
+        f"<title>{html.escape(title)}</title></head>"
+        '<body style="font-family:sans-serif;max-width:40em;margin:3em auto">'
         f"<h1>{html.escape(title)}</h1><p>{html.escape(message)}</p>"
         "<p><small>Teams Alert Connector</small></p></body></html>"
     )
@@ -505,7 +507,8 @@ async def alert_send(req: func.HttpRequest) -> func.HttpResponse:
         return _json_response(
             503,
             {
-                "error": "no queue to send through: set ServiceBusConnection__fullyQualifiedNamespace (or LOCAL_QUEUE_HOST_URL locally)"
+                "error": "no queue to send through: set ServiceBusConnection__fullyQualifiedNamespace "
+                "(or LOCAL_QUEUE_HOST_URL locally)"
             },
         )
     import hashlib
@@ -614,7 +617,8 @@ async def put_link(req: func.HttpRequest) -> func.HttpResponse:
         return _json_response(
             400,
             {
-                "error": "platformIdentity must be the person's user name on the alerting platform (1 to 200 characters)",
+                "error": "platformIdentity must be the person's user name on the alerting platform "
+                "(1 to 200 characters)",
                 "field": "platformIdentity",
             },
         )
@@ -672,7 +676,8 @@ async def ingest(req: func.HttpRequest) -> func.HttpResponse:
         return _json_response(
             401,
             {
-                "error": f"a valid key for this tenant and source is required ({INGEST_KEY_HEADER} header or key parameter)"
+                "error": f"a valid key for this tenant and source is required "
+                f"({INGEST_KEY_HEADER} header or key parameter)"
             },
         )
     raw = req.get_body() or b""
@@ -697,7 +702,8 @@ async def ingest(req: func.HttpRequest) -> func.HttpResponse:
         return _json_response(
             503,
             {
-                "error": "no queue to send through: set ServiceBusConnection__fullyQualifiedNamespace (or LOCAL_QUEUE_HOST_URL locally)"
+                "error": "no queue to send through: set ServiceBusConnection__fullyQualifiedNamespace "
+                "(or LOCAL_QUEUE_HOST_URL locally)"
             },
         )
     for event in events:

@@ -33,8 +33,8 @@ from kiota_abstractions.api_error import APIError
 from kiota_abstractions.base_request_configuration import RequestConfiguration
 from kiota_authentication_azure.azure_identity_authentication_provider import AzureIdentityAuthenticationProvider
 from kiota_http.middleware.options import RetryHandlerOption
-from msgraph.graph_service_client import GraphServiceClient
 from msgraph.graph_request_adapter import options as MSGRAPH_OPTIONS
+from msgraph.graph_service_client import GraphServiceClient
 from msgraph_core import BaseGraphRequestAdapter, GraphClientFactory
 
 from shared.adapters.app_registration import TOKEN_EXCHANGE_SCOPE, AppRegistration
@@ -86,11 +86,19 @@ def app_credential(config: GraphConfig, tenant_id: str) -> Any:
 
 # Microsoft Entra error codes of a token request the app's own credential failed, and what to check.
 _CREDENTIAL_HINTS = {
-    "AADSTS70021": "the app registration has no federated credential for this managed identity (issuer and subject: see its Certificates & secrets page)",
-    "AADSTS700212": "the app registration's federated credential names another audience than the managed identity's token carries (api://AzureADTokenExchange in the public cloud)",
+    "AADSTS70021": (
+        "the app registration has no federated credential for this managed identity "
+        "(issuer and subject: see its Certificates & secrets page)"
+    ),
+    "AADSTS700212": (
+        "the app registration's federated credential names another audience than the managed identity's token "
+        "carries (api://AzureADTokenExchange in the public cloud)"
+    ),
     "AADSTS7000215": "the client secret is wrong or expired",
     "AADSTS7000222": "the client secret has expired",
-    "AADSTS700016": "the app registration does not exist in that tenant: has an administrator of the tenant consented to it?",
+    "AADSTS700016": (
+        "the app registration does not exist in that tenant: has an administrator of the tenant consented to it?"
+    ),
 }
 
 
@@ -305,7 +313,8 @@ class GraphDirectory:
                 wait = self._policy.wait_before_retry(attempt, None, None)
                 if wait is None:
                     raise GraphError(
-                        f"Microsoft Graph could not be reached to {OPERATIONS[operation][2]}: {type(exc).__name__}: {exc}",
+                        f"Microsoft Graph could not be reached to {OPERATIONS[operation][2]}: "
+                        f"{type(exc).__name__}: {exc}",
                         status=None,
                         code="Unreachable",
                     ) from exc

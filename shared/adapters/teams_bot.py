@@ -106,7 +106,8 @@ class TokenUrlAppCredentials(AppCredentials):
         body = response.json() if response.headers.get("content-type", "").startswith("application/json") else {}
         if response.status_code != 200 or "access_token" not in body:
             raise PermissionError(
-                f"the bot's token request failed ({response.status_code}): {body.get('error', '')} {body.get('error_description', '')}".strip()
+                f"the bot's token request failed ({response.status_code}): "
+                f"{body.get('error', '')} {body.get('error_description', '')}".strip()
             )
         self._token = body["access_token"]
         self._expires_at = time.monotonic() + max(int(body.get("expires_in", 3600)) - 60, 30)
@@ -312,7 +313,8 @@ class BotConnector:
     async def update(
         self, conversation: ConversationRecord, activity_id: str, card: dict[str, Any], summary: str
     ) -> None:
-        url = f"{_base(conversation)}/v3/conversations/{quote(conversation.conversation_id, safe='')}/activities/{quote(activity_id, safe='')}"
+        conversation_path = quote(conversation.conversation_id, safe="")
+        url = f"{_base(conversation)}/v3/conversations/{conversation_path}/activities/{quote(activity_id, safe='')}"
         await self._send(
             "PUT", url, conversation, self._activity(conversation, id=activity_id, **self._card(card, summary))
         )

@@ -169,7 +169,9 @@ def decode_json(body: bytes | str) -> Any:
         ) from None
 
 
-def _string(obj: dict[str, Any], key: str, path: str, *, required: bool = False, max_length: int | None = None) -> str | None:
+def _string(
+    obj: dict[str, Any], key: str, path: str, *, required: bool = False, max_length: int | None = None
+) -> str | None:
     value = obj.get(key)
     if value is None:
         if required:
