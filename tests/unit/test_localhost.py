@@ -10,7 +10,7 @@ import logging
 import socket
 import threading
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import aiohttp
 import azure.functions as func
@@ -341,6 +341,39 @@ class TestSessions:
         assert calls == [("s-1", ["x"])] and message.session_id == "s-1"
 
 
+class FakeTime:
+    """Virtual time for the timers: a sleep waits until :meth:`run_until` moves the clock to its
+    end, so schedules are followed in order and nothing waits in real time."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+        self._sleepers: list[tuple[datetime, asyncio.Future[None]]] = []
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._sleepers.append((self.now + timedelta(seconds=seconds), future))
+        await future
+
+    async def run_until(self, condition, *, sleepers: int, max_steps: int = 100) -> None:
+        """Move the clock from sleep to sleep until ``condition()``; ``sleepers``: how many tasks
+        sleep on this clock (each is let run to its next sleep before the clock moves)."""
+        for _ in range(max_steps):
+            for _ in range(1000):
+                if len(self._sleepers) >= sleepers:
+                    break
+                await asyncio.sleep(0)
+            if condition():
+                return
+            self.now = min(deadline for deadline, _ in self._sleepers)
+            for entry in [e for e in self._sleepers if e[0] <= self.now]:
+                self._sleepers.remove(entry)
+                entry[1].set_result(None)
+        raise AssertionError("the condition did not come true")
+
+
 async def _until(condition) -> None:
     while not condition():
         await asyncio.sleep(0.005)
@@ -409,18 +442,23 @@ class TestTimers:
         fired: list[str] = []
 
         @app.timer_trigger(schedule="0 0 3 * * *", arg_name="timer", run_on_startup=True)
-        def at_startup(timer: func.TimerRequest) -> None:
+        async def at_startup(timer: func.TimerRequest) -> None:
             fired.append("startup")
 
-        @app.timer_trigger(schedule="* * * * * *", arg_name="timer")
-        def every_second(timer: func.TimerRequest) -> None:
-            fired.append("second")
+        seconds: list[datetime] = []
 
-        async with running(app):
-            await asyncio.sleep(1.1)
+        @app.timer_trigger(schedule="* * * * * *", arg_name="timer")
+        async def every_second(timer: func.TimerRequest) -> None:
+            fired.append("second")
+            seconds.append(timer.schedule_status["LastUpdated"])
+
+        clock = FakeTime(datetime(2026, 11, 23, 12, 0, 0, 500000, tzinfo=UTC))
+        async with running(app, clock=clock, sleep=clock.sleep):
+            await clock.run_until(lambda: fired.count("second") >= 3, sleepers=2)
 
         assert fired.count("startup") == 1
-        assert fired.count("second") >= 1
+        assert seconds[:3] == ["2026-11-23T12:00:01Z", "2026-11-23T12:00:02Z", "2026-11-23T12:00:03Z"]
+        assert clock.now == datetime(2026, 11, 23, 12, 0, 3, tzinfo=UTC), "the daily timer has not fired"
 
 
 def closed_port() -> int:

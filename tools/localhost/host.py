@@ -12,7 +12,7 @@ import threading
 import time
 import traceback
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -192,7 +192,13 @@ class LocalHost:
         host_json: Path | str | Mapping[str, Any] | None = None,
         duplicate_detection: Iterable[str] = (),
         app_directory: Path | str | None = None,
+        clock: Callable[[], datetime] | None = None,
+        sleep: Callable[[float], Awaitable[None]] | None = None,
     ) -> None:
+        # The timers' clock and sleep (tests give their own: a schedule is then followed
+        # without waiting in real time).
+        self._clock = clock or _utcnow
+        self._sleep = sleep or asyncio.sleep
         self.host = host
         self.port = port
         self.max_delivery_count = max_delivery_count
@@ -485,19 +491,20 @@ class LocalHost:
 
     async def _schedule(self, function: TimerFunction) -> None:
         if function.run_on_startup:
-            await self._fire(function, past_due=False, reason=f"Timer fired at {_iso(_utcnow())} (run on startup)")
-        due = _utcnow()
+            await self._fire(function, past_due=False, reason=f"Timer fired at {_iso(self._clock())} (run on startup)")
+        due = self._clock()
         while True:
             # asyncio.sleep may wake a little early: never schedule the same occurrence twice.
-            due = function.schedule.next_after(max(_utcnow(), due))
+            due = function.schedule.next_after(max(self._clock(), due))
             self._timer_next[function.name] = due
-            await asyncio.sleep(max(0.0, (due - _utcnow()).total_seconds()))
+            await self._sleep(max(0.0, (due - self._clock()).total_seconds()))
             # Functions computes the next occurrence only after a run ends, so runs never overlap.
-            await self._fire(function, past_due=_utcnow() - due > PAST_DUE_AFTER, reason=f"Timer fired at {_iso(due)}")
+            past_due = self._clock() - due > PAST_DUE_AFTER
+            await self._fire(function, past_due=past_due, reason=f"Timer fired at {_iso(due)}")
 
     async def _fire(self, function: TimerFunction, *, past_due: bool, reason: str) -> InvocationResult:
         async with self._timer_locks[function.name]:
-            now = _utcnow()
+            now = self._clock()
             last = self._timer_last.get(function.name)
             status = {
                 "Last": _iso(last) if last else None,
@@ -635,7 +642,7 @@ class LocalHost:
                     isSessionsEnabled=function.is_sessions_enabled,
                 )
             elif isinstance(function, TimerFunction):
-                next_run = self._timer_next.get(function.name) or function.schedule.next_after(_utcnow())
+                next_run = self._timer_next.get(function.name) or function.schedule.next_after(self._clock())
                 entry.update(schedule=str(function.schedule), runOnStartup=function.run_on_startup, next=_iso(next_run))
             entry["outputQueues"] = [output.queue_name for output in function.output_queues]
             described.append(entry)
