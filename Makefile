@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP_PY := $(VENV)/.installed
 STAMP_NPM := node_modules/.installed
 
-.PHONY: run test bench setup publish package gallery reset clean
+.PHONY: run test lint bench setup publish package gallery reset clean
 
 setup: $(STAMP_PY) $(STAMP_NPM)
 
@@ -31,6 +31,12 @@ run: setup
 ## Forget what local runs stored (.local/: alerts, conversations, keys).
 reset:
 	$(PYTHON) -m tools.run_local --reset
+
+## ruff's formatter and linter over the tree, mypy --strict over the app (pyproject.toml).
+lint: setup
+	$(PY) -m ruff format --check .
+	$(PY) -m ruff check .
+	$(PY) -m mypy
 
 ## Run every test (unit, integration on Azurite and the Teams simulator, e2e, infra checks).
 test: setup
