@@ -37,8 +37,9 @@ _SECRET_NAMES = (
 _NAMED = re.compile(
     # Values of 12 characters or more: codes, verifiers, keys and tokens are long, while a short
     # value after such a name ("status code: 404") is not a secret and stays readable.
-    r"""(?P<name>["']?\b(?:%s)\b["']?\s*[:=]\s*["']?)(?P<value>[^"'&\s,;}\]]{12,})"""
-    % "|".join(re.escape(n) for n in _SECRET_NAMES),
+    r"""(?P<name>["']?\b(?:"""
+    + "|".join(re.escape(n) for n in _SECRET_NAMES)
+    + r""")\b["']?\s*[:=]\s*["']?)(?P<value>[^"'&\s,;}\]]{12,})""",
     re.IGNORECASE,
 )
 _BEARER = re.compile(r"\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]+", re.IGNORECASE)

@@ -17,11 +17,15 @@ APPLICATION_PERMISSIONS: dict[str, str] = {
     "Team.ReadBasic.All": "list the tenant's teams for the configuration UI",
     "Channel.ReadBasic.All": "list a team's channels for the configuration UI",
     "Channel.Create": "create an incident channel from a card (standard or private)",
-    "ChannelMember.ReadWrite.All": "add responders to an incident channel and read channel members to authorise card actions",
+    "ChannelMember.ReadWrite.All": (
+        "add responders to an incident channel and read channel members to authorise card actions"
+    ),
     "Chat.Create": "create the 1:1 or group chat of a notification",
     "Calendars.ReadWrite": "create the calendar event with a Teams meeting from a card",
     "TeamsAppInstallation.ReadWriteSelfForUser.All": "install the connector for a user, to message them 1:1 as the bot",
-    "TeamsAppInstallation.ReadWriteSelfForChat.All": "install the connector in the group chat it creates for a group of recipients, to post there as the bot",
+    "TeamsAppInstallation.ReadWriteSelfForChat.All": (
+        "install the connector in the group chat it creates for a group of recipients, to post there as the bot"
+    ),
 }
 
 # Identity provider (delegated): scopes the connected user consents to. MSAL adds openid,
@@ -36,7 +40,9 @@ DELEGATED_SCOPES: dict[str, str] = {
     "Chat.Create": "create 1:1 and group chats for notifications",
     "Chat.ReadWrite": "post alert cards in chats as the user and update them in place",
     "Channel.Create": "create an incident channel from a card, as the user",
-    "ChannelMember.ReadWrite.All": "add responders to an incident channel and read channel members to authorise card actions",
+    "ChannelMember.ReadWrite.All": (
+        "add responders to an incident channel and read channel members to authorise card actions"
+    ),
     "Calendars.ReadWrite": "create the calendar event with a Teams meeting from a card, in the user's calendar",
 }
 
@@ -79,5 +85,6 @@ def permission_for(operation: str, delegated: bool) -> str:
     application, delegated_scope, _ = OPERATIONS[operation]
     needed = delegated_scope if delegated else application
     if needed is None:
-        return f"(none: {OPERATIONS[operation][2]} is not possible with {'delegated' if delegated else 'application'} permissions)"
+        kind = "delegated" if delegated else "application"
+        return f"(none: {OPERATIONS[operation][2]} is not possible with {kind} permissions)"
     return needed

@@ -18,7 +18,8 @@ import hmac
 import json
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -61,12 +62,12 @@ class StateSigner:
     def _mac(self, body: str) -> str:
         return b64url(hmac.new(self._key, body.encode("ascii"), hashlib.sha256).digest())
 
-    def sign(self, payload: dict) -> str:
+    def sign(self, payload: Mapping[str, object]) -> str:
         data = {"v": STATE_VERSION, "exp": int(self._clock() + self._ttl), **payload}
         body = b64url(json.dumps(data, separators=(",", ":"), sort_keys=True).encode())
         return f"{body}.{self._mac(body)}"
 
-    def verify(self, token: str) -> dict:
+    def verify(self, token: str) -> dict[str, Any]:
         """The payload of a valid, unexpired state; raises :class:`InvalidState` otherwise."""
         body, dot, mac = (token or "").partition(".")
         if not dot or not body or not mac:
@@ -76,7 +77,8 @@ class StateSigner:
                 "the state parameter's signature does not match (it was altered or is not from this connector)"
             )
         try:
-            data = json.loads(unb64url(body))
+            # A JSON object: the signature matched, so sign() above made it.
+            data: dict[str, Any] = json.loads(unb64url(body))
         except (ValueError, binascii.Error) as exc:
             raise InvalidState("the state parameter is malformed") from exc
         if data.get("v") != STATE_VERSION or not isinstance(data.get("exp"), int):
@@ -103,7 +105,8 @@ def parse_keys(text: str, setting: str = "TOKEN_ENCRYPTION_KEY") -> list[bytes]:
             key = b""
         if len(key) != AES_KEY_BYTES:
             raise ValueError(
-                f"{setting} must be urlsafe base64 of {AES_KEY_BYTES} random bytes (comma-separated to rotate, newest first); "
+                f"{setting} must be urlsafe base64 of {AES_KEY_BYTES} random bytes "
+                "(comma-separated to rotate, newest first); "
                 f"one entry decodes to {len(key)} bytes"
             )
         keys.append(key)

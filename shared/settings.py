@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from shared.domain.retention import MIN_RESOLVED_ALERT_DAYS, Retention
 
@@ -57,7 +57,8 @@ SETTINGS: tuple[SettingSpec, ...] = (
     ),
     SettingSpec(
         "TEAMS_TENANT_SENDS_PER_SECOND",
-        "Messages per second the whole app sends to one tenant, across every instance (Teams allows 50 per app per tenant).",
+        "Messages per second the whole app sends to one tenant, "
+        "across every instance (Teams allows 50 per app per tenant).",
         "45",
     ),
     SettingSpec(
@@ -73,7 +74,8 @@ SETTINGS: tuple[SettingSpec, ...] = (
     ),
     SettingSpec(
         "STATE_TABLES_CONNECTION",
-        "Table Storage connection string (local: UseDevelopmentStorage=true). Leave empty in Azure and set STATE_TABLES_ENDPOINT.",
+        "Table Storage connection string (local: UseDevelopmentStorage=true). "
+        "Leave empty in Azure and set STATE_TABLES_ENDPOINT.",
         secret=True,
     ),
     SettingSpec(
@@ -109,7 +111,8 @@ SETTINGS: tuple[SettingSpec, ...] = (
     ),
     SettingSpec(
         LOCAL_DEVELOPMENT_SETTING,
-        f"true only on a developer's machine (the local host sets it; so does local.settings.sample.json): {DANGEROUS_ANONYMOUS_SETTING} and {LOCAL_CA_SETTING} work only with it, and never in Azure.",
+        "true only on a developer's machine (the local host sets it; so does local.settings.sample.json): "
+        f"{DANGEROUS_ANONYMOUS_SETTING} and {LOCAL_CA_SETTING} work only with it, and never in Azure.",
         "false",
     ),
     SettingSpec(
@@ -123,7 +126,8 @@ SETTINGS: tuple[SettingSpec, ...] = (
     # Data retention (the README's Data retention section): removal runs with the periodic run.
     SettingSpec(
         "RESOLVED_ALERT_RETENTION_DAYS",
-        f"Days a resolved alert, its card records and its storm-summary count are kept (it can be reopened and its cards updated meanwhile); at least {MIN_RESOLVED_ALERT_DAYS}.",
+        "Days a resolved alert, its card records and its storm-summary count are kept "
+        f"(it can be reopened and its cards updated meanwhile); at least {MIN_RESOLVED_ALERT_DAYS}.",
         "30",
     ),
     SettingSpec(
@@ -144,11 +148,13 @@ SETTINGS: tuple[SettingSpec, ...] = (
     # Connecting a tenant (the README's Connecting a tenant section): consent flows and Microsoft Graph.
     SettingSpec(
         "GRAPH_APP_ID",
-        "App registration used for Microsoft Graph and the consent flows (often the bot's app id). Empty: tenant connection is off.",
+        "App registration used for Microsoft Graph and the consent flows (often the bot's app id). "
+        "Empty: tenant connection is off.",
     ),
     SettingSpec(
         "GRAPH_CREDENTIAL_TYPE",
-        "How the Graph app proves itself: secret, certificate, or federated_managed_identity (the managed identity as a federated credential).",
+        "How the Graph app proves itself: secret, certificate, "
+        "or federated_managed_identity (the managed identity as a federated credential).",
         "secret",
     ),
     SettingSpec(
@@ -167,16 +173,20 @@ SETTINGS: tuple[SettingSpec, ...] = (
     ),
     SettingSpec(
         "AUTHORITY_HOST",
-        "Microsoft identity platform host for sign-in and tokens. Change only for a national cloud or a local simulator.",
+        "Microsoft identity platform host for sign-in and tokens. "
+        "Change only for a national cloud or a local simulator.",
         "https://login.microsoftonline.com",
     ),
     SettingSpec(
         "PUBLIC_BASE_URL",
-        "Public https address of the function app (a custom domain); the consent redirect URI is <this>/api/consent/callback. Empty in Azure: https://<WEBSITE_HOSTNAME>, the app's real host name.",
+        "Public https address of the function app (a custom domain); "
+        "the consent redirect URI is <this>/api/consent/callback. "
+        "Empty in Azure: https://<WEBSITE_HOSTNAME>, the app's real host name.",
     ),
     SettingSpec(
         "TOKEN_ENCRYPTION_KEY",
-        "Key (urlsafe base64 of 32 bytes) that encrypts stored delegated token caches; comma-separated, newest first, to rotate. Key Vault reference in Azure.",
+        "Key (urlsafe base64 of 32 bytes) that encrypts stored delegated token caches; comma-separated, "
+        "newest first, to rotate. Key Vault reference in Azure.",
         secret=True,
     ),
     SettingSpec(
@@ -186,17 +196,20 @@ SETTINGS: tuple[SettingSpec, ...] = (
     ),
     SettingSpec(
         "ADMIN_API_KEY",
-        "Admin credential for /api/connect and the management routes (header X-Admin-Key), checked besides the function key; a Key Vault reference in Azure.",
+        "Admin credential for /api/connect and the management routes (header X-Admin-Key), "
+        "checked besides the function key; a Key Vault reference in Azure.",
         secret=True,
     ),
     SettingSpec(
         "LOCAL_CA_CERT_FILE",
-        "PEM CA trusted instead of the system store for AUTHORITY_HOST and GRAPH_BASE_URL: a local simulator's only. Refused in Azure.",
+        "PEM CA trusted instead of the system store for AUTHORITY_HOST and GRAPH_BASE_URL: "
+        "a local simulator's only. Refused in Azure.",
     ),
     # Acting on alerts from Teams.
     SettingSpec(
         "REQUIRE_LINKED_ACCOUNT",
-        "Refuse card buttons and commands from people whose Teams account is not linked to an alerting platform account.",
+        "Refuse card buttons and commands from people whose Teams account "
+        "is not linked to an alerting platform account.",
         "false",
     ),
     SettingSpec(
@@ -215,15 +228,18 @@ SETTINGS: tuple[SettingSpec, ...] = (
     # Routing alerts: workflows (the README's Routing alerts section).
     SettingSpec(
         "TEAMS_APP_CATALOG_ID",
-        "The connector's app id in your organisation's Teams app catalog (Teams admin center > Manage apps > the app > App ID); needed to reach people 1:1 and groups. Empty: person and group recipients fall back.",
+        "The connector's app id in your organisation's Teams app catalog (Teams admin center > Manage apps > "
+        "the app > App ID); needed to reach people 1:1 and groups. Empty: person and group recipients fall back.",
     ),
     SettingSpec(
         "CONNECTOR_ADMINS",
-        "Comma-separated Microsoft Entra object ids or UPNs of people who may subscribe any channel or chat from Teams (team owners may always subscribe their channels).",
+        "Comma-separated Microsoft Entra object ids or UPNs of people who may subscribe any channel or chat "
+        "from Teams (team owners may always subscribe their channels).",
     ),
     SettingSpec(
         "LOCAL_QUEUE_HOST_URL",
-        "Local Functions host that receives outbound actions on its queue API (local development only; empty in Azure, where ServiceBusConnection__fullyQualifiedNamespace is used).",
+        "Local Functions host that receives outbound actions on its queue API (local development only; "
+        "empty in Azure, where ServiceBusConnection__fullyQualifiedNamespace is used).",
     ),
 )
 
@@ -251,7 +267,7 @@ class Settings:
     default_tenant_id: str | None
     reminder_after_minutes: int
     running_in_azure: bool
-    retention: Retention = Retention()
+    retention: Retention = field(default_factory=Retention)
     graph: GraphSettings | None = None  # None: GRAPH_APP_ID is not set (tenant connection off)
     service_bus_namespace: str | None = None
     local_queue_host_url: str | None = None
@@ -314,12 +330,14 @@ def check_startup_safety(env: Mapping[str, str] = os.environ) -> None:
     if markers:
         raise SettingsError(
             f"{' and '.join(switches)} {'is' if len(switches) == 1 else 'are'} set, but this instance runs in Azure "
-            f"({', '.join(markers)} set): remove {'it' if len(switches) == 1 else 'them'}; they are for local development only."
+            f"({', '.join(markers)} set): remove {'it' if len(switches) == 1 else 'them'}; "
+            "they are for local development only."
         )
     if not _bool(env, LOCAL_DEVELOPMENT_SETTING):
         raise SettingsError(
             f"{' and '.join(switches)} {'is' if len(switches) == 1 else 'are'} for local development only and need "
-            f"{LOCAL_DEVELOPMENT_SETTING}=true (the local host and local.settings.json set it). Nothing says this process is local, so it refuses to start."
+            f"{LOCAL_DEVELOPMENT_SETTING}=true (the local host and local.settings.json set it). "
+            "Nothing says this process is local, so it refuses to start."
         )
 
 
@@ -337,8 +355,9 @@ def check_references_resolved(env: Mapping[str, str]) -> None:
     )
     if unresolved:
         raise SettingsError(
-            f"{', '.join(unresolved)} {'is' if len(unresolved) == 1 else 'are'} an unresolved Key Vault reference: the secret does not exist "
-            "or the app's identity cannot read it yet (Key Vault Secrets User; allow a few minutes after deployment, then restart the app). "
+            f"{', '.join(unresolved)} {'is' if len(unresolved) == 1 else 'are'} an unresolved Key Vault reference: "
+            "the secret does not exist or the app's identity cannot read it yet "
+            "(Key Vault Secrets User; allow a few minutes after deployment, then restart the app). "
             "See the portal's Environment variables page for the reference's status."
         )
 
@@ -524,7 +543,8 @@ def _graph_settings(env: Mapping[str, str]) -> GraphSettings | None:
         raise SettingsError(str(exc) + ".") from None
     if len(_text(env, "STATE_SIGNING_KEY") or "") < MIN_SIGNING_KEY_CHARS:
         raise SettingsError(
-            f"STATE_SIGNING_KEY must have at least {MIN_SIGNING_KEY_CHARS} characters (urlsafe base64 of 32 random bytes)."
+            f"STATE_SIGNING_KEY must have at least {MIN_SIGNING_KEY_CHARS} characters "
+            "(urlsafe base64 of 32 random bytes)."
         )
     ca_file = _text(env, LOCAL_CA_SETTING)  # allowed by check_startup_safety only on a known-local process
     return GraphSettings(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
-from shared.adapters.records import MAX_STRING_PROPERTY_CHARS
+from shared.adapters.records import MAX_STRING_PROPERTY_CHARS, Entity
 from shared.domain.connectors import Connector, DeliveryTarget, PendingFlow
 
 CONNECTOR_PARTITION = "connector"
@@ -20,7 +20,7 @@ def _dt(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 
 
-def connector_to_entity(c: Connector) -> dict:
+def connector_to_entity(c: Connector) -> Entity:
     if len(c.token_cache) > MAX_STRING_PROPERTY_CHARS:
         raise ValueError(f"the token cache of tenant {c.tenant_id} is too large for one table property")
     return {
@@ -39,7 +39,7 @@ def connector_to_entity(c: Connector) -> dict:
     }
 
 
-def connector_from_entity(entity: dict, etag: str | None) -> Connector:
+def connector_from_entity(entity: Entity, etag: str | None) -> Connector:
     return Connector(
         tenant_id=entity["RowKey"],
         method=entity["Method"],
@@ -56,7 +56,7 @@ def connector_from_entity(entity: dict, etag: str | None) -> Connector:
     )
 
 
-def flow_to_entity(f: PendingFlow, used: bool = False) -> dict:
+def flow_to_entity(f: PendingFlow, used: bool = False) -> Entity:
     return {
         "PartitionKey": FLOW_PARTITION,
         "RowKey": f.flow_id,
@@ -70,7 +70,7 @@ def flow_to_entity(f: PendingFlow, used: bool = False) -> dict:
     }
 
 
-def flow_from_entity(entity: dict, etag: str | None) -> PendingFlow:
+def flow_from_entity(entity: Entity, etag: str | None) -> PendingFlow:
     return PendingFlow(
         flow_id=entity["RowKey"],
         method=entity["Method"],

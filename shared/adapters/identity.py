@@ -30,8 +30,9 @@ import msal
 import requests
 
 from shared.adapters.app_registration import TOKEN_EXCHANGE_SCOPE, AppRegistration
+from shared.domain.connectors import Connector
 from shared.permissions import GRAPH_RESOURCE, delegated_scope_uris
-from shared.ports import ConcurrencyConflict, ConsentFailed, ReconsentRequired, TransientError
+from shared.ports import ConcurrencyConflict, ConnectorStore, ConsentFailed, ReconsentRequired, TransientError
 from shared.security import DecryptionError, TokenCipher, cache_associated_data
 
 log = logging.getLogger(__name__)
@@ -83,7 +84,8 @@ class MsalIdentity:
             from cryptography import x509
             from cryptography.hazmat.primitives import hashes, serialization
 
-            pem = open(c.certificate_path or "", "rb").read()
+            with open(c.certificate_path or "", "rb") as file:
+                pem = file.read()
             cert = x509.load_pem_x509_certificate(pem)
             key = serialization.load_pem_private_key(pem, password=None)
             return {
@@ -112,21 +114,22 @@ class MsalIdentity:
 
     # -- the authorization code flow --------------------------------------------------
 
-    async def begin(self, state: str, tenant: str | None) -> dict:
+    async def begin(self, state: str, tenant: str | None) -> dict[str, Any]:
         """The MSAL flow (keep it server-side); its ``auth_uri`` is where the browser goes."""
 
-        def run() -> dict:
-            return self._app(tenant or "organizations").initiate_auth_code_flow(
+        def run() -> dict[str, Any]:
+            flow: dict[str, Any] = self._app(tenant or "organizations").initiate_auth_code_flow(
                 # form_post keeps the code out of URLs, logs and Referer headers (RFC 9700 4.3.1).
                 delegated_scope_uris(),
                 redirect_uri=self._config.redirect_uri,
                 state=state,
                 response_mode="form_post",
             )
+            return flow
 
         return await asyncio.to_thread(run)
 
-    async def redeem(self, flow: dict, params: dict[str, str], tenant: str | None) -> Redeemed:
+    async def redeem(self, flow: dict[str, Any], params: dict[str, str], tenant: str | None) -> Redeemed:
         def run() -> Redeemed:
             cache = msal.SerializableTokenCache()
             app = self._app(tenant or "organizations", cache)
@@ -184,7 +187,7 @@ class DelegatedTokens:
     def __init__(
         self,
         identity: MsalIdentity,
-        store: Any,  # shared.ports.ConnectorStore
+        store: ConnectorStore,
         cipher: TokenCipher,
         on_reconsent: Callable[[str, str], Awaitable[None]],
     ) -> None:
@@ -207,7 +210,10 @@ class DelegatedTokens:
         except DecryptionError:
             # Not an outage: the key that sealed it is gone (TOKEN_ENCRYPTION_KEY changed without
             # keeping the old key) or the record was altered. Only a new sign-in helps.
-            reason = "the stored sign-in cannot be read with TOKEN_ENCRYPTION_KEY (was the key replaced instead of rotated?); connect the tenant again"
+            reason = (
+                "the stored sign-in cannot be read with TOKEN_ENCRYPTION_KEY "
+                "(was the key replaced instead of rotated?); connect the tenant again"
+            )
             log.error("Tenant %s: %s", tenant_id, reason)
             await self._on_reconsent(tenant_id, reason)
             raise ReconsentRequired(reason) from None
@@ -220,7 +226,7 @@ class DelegatedTokens:
             await self._write_back(connector, new_cache or cache_text, associated)
         return token, expires_on
 
-    async def _write_back(self, connector: Any, cache_text: str, associated: str) -> None:
+    async def _write_back(self, connector: Connector, cache_text: str, associated: str) -> None:
         current = connector
         for _ in range(MAX_CACHE_WRITES):
             try:

@@ -45,7 +45,7 @@ class ServiceBusPublisher(ServiceBusQueue):
     """``azure-servicebus`` sender; the message id is the action id, so Service Bus duplicate
     detection drops a resend."""
 
-    async def publish(self, message_id: str, event: dict) -> None:
+    async def publish(self, message_id: str, event: dict[str, Any]) -> None:
         from azure.servicebus import ServiceBusMessage
 
         async with self._connected().get_queue_sender(self._queue) as sender:
@@ -62,7 +62,7 @@ class LocalQueuePublisher:
     def __init__(self, host_url: str, queue: str) -> None:
         self._url = f"{host_url.rstrip('/')}/_localhost/queues/{queue}/messages"
 
-    async def publish(self, message_id: str, event: dict) -> None:
+    async def publish(self, message_id: str, event: dict[str, Any]) -> None:
         import aiohttp
 
         async with (

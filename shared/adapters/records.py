@@ -7,7 +7,7 @@ import json
 import re
 from dataclasses import replace
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeAlias
 
 from shared.domain.model import (
     AccountLink,
@@ -24,6 +24,10 @@ from shared.domain.workflows import InvalidWorkflow, Workflow, parse_workflow
 # Table Storage keys may not contain / \ # ? or control characters (Table service data
 # model docs); percent-encode those and '%' itself so every id round-trips.
 _KEY_UNSAFE = re.compile(r"[/\\#?%\x00-\x1f\x7f-\x9f]")
+
+# A table entity as both backends read and write it: property name -> value (str, int, bool or
+# datetime: what Table Storage keeps; AzureTable turns the SDK's entities into plain dicts).
+Entity: TypeAlias = dict[str, Any]
 
 # A string property holds at most 64 KiB (32K UTF-16 code units): Table service data model.
 MAX_STRING_PROPERTY_CHARS = 32_000
@@ -58,7 +62,7 @@ def _dt(value: Any) -> datetime | None:
     return datetime.fromisoformat(value)
 
 
-def conversation_to_entity(record: ConversationRecord) -> dict:
+def conversation_to_entity(record: ConversationRecord) -> Entity:
     return {
         "PartitionKey": record.tenant_id,
         "RowKey": encode_key(record.conversation_id),
@@ -76,7 +80,7 @@ def conversation_to_entity(record: ConversationRecord) -> dict:
     }
 
 
-def conversation_from_entity(entity: dict) -> ConversationRecord:
+def conversation_from_entity(entity: Entity) -> ConversationRecord:
     return ConversationRecord(
         tenant_id=entity["PartitionKey"],
         conversation_id=entity["ConversationId"],
@@ -93,7 +97,7 @@ def conversation_from_entity(entity: dict) -> ConversationRecord:
     )
 
 
-def alert_to_entity(state: AlertState) -> dict:
+def alert_to_entity(state: AlertState) -> Entity:
     return {
         "PartitionKey": alert_partition(state.tenant_id, state.key),
         "RowKey": ALERT_ROW,
@@ -125,7 +129,7 @@ def alert_to_entity(state: AlertState) -> dict:
     }
 
 
-def alert_from_entity(entity: dict, etag: str | None) -> AlertState:
+def alert_from_entity(entity: Entity, etag: str | None) -> AlertState:
     return AlertState(
         tenant_id=entity["TenantId"],
         key=entity["AlertKey"],
@@ -155,7 +159,7 @@ def alert_from_entity(entity: dict, etag: str | None) -> AlertState:
     )
 
 
-def delivery_to_entity(delivery: Delivery) -> dict:
+def delivery_to_entity(delivery: Delivery) -> Entity:
     return {
         "PartitionKey": delivery_partition(delivery.tenant_id, delivery.alert_key),
         "RowKey": encode_key(delivery.conversation_id),
@@ -177,7 +181,7 @@ def delivery_to_entity(delivery: Delivery) -> dict:
     }
 
 
-def delivery_from_entity(entity: dict, etag: str | None) -> Delivery:
+def delivery_from_entity(entity: Entity, etag: str | None) -> Delivery:
     return Delivery(
         tenant_id=entity["TenantId"],
         alert_key=entity["AlertKey"],
@@ -201,7 +205,7 @@ def rejected_partition(day: datetime) -> str:
     return f"{99_999_999 - int(day.strftime('%Y%m%d')):08d}"
 
 
-def rejected_to_entity(rejected: RejectedEvent) -> dict:
+def rejected_to_entity(rejected: RejectedEvent) -> Entity:
     # Newest first within a day: an inverted timestamp sorts ascending = newest first.
     inverted = f"{10**16 - int(rejected.received.timestamp() * 1_000_000):017d}"
     return {
@@ -216,7 +220,7 @@ def rejected_to_entity(rejected: RejectedEvent) -> dict:
     }
 
 
-def rejected_from_entity(entity: dict) -> RejectedEvent:
+def rejected_from_entity(entity: Entity) -> RejectedEvent:
     return RejectedEvent(
         message_id=entity["MessageId"],
         reason=entity["Reason"],
@@ -227,7 +231,7 @@ def rejected_from_entity(entity: dict) -> RejectedEvent:
     )
 
 
-def action_to_entity(action: ActionRecord) -> dict:
+def action_to_entity(action: ActionRecord) -> Entity:
     return {
         "PartitionKey": action.tenant_id,
         "RowKey": action.action_id,
@@ -239,7 +243,7 @@ def action_to_entity(action: ActionRecord) -> dict:
     }
 
 
-def action_from_entity(entity: dict, etag: str | None) -> ActionRecord:
+def action_from_entity(entity: Entity, etag: str | None) -> ActionRecord:
     return ActionRecord(
         tenant_id=entity["PartitionKey"],
         action_id=entity["RowKey"],
@@ -252,7 +256,7 @@ def action_from_entity(entity: dict, etag: str | None) -> ActionRecord:
     )
 
 
-def link_to_entity(link: AccountLink) -> dict:
+def link_to_entity(link: AccountLink) -> Entity:
     return {
         "PartitionKey": link.tenant_id,
         "RowKey": encode_key(link.aad_object_id),
@@ -264,7 +268,7 @@ def link_to_entity(link: AccountLink) -> dict:
     }
 
 
-def link_from_entity(entity: dict) -> AccountLink:
+def link_from_entity(entity: Entity) -> AccountLink:
     return AccountLink(
         tenant_id=entity["PartitionKey"],
         aad_object_id=entity["AadObjectId"],
@@ -275,7 +279,7 @@ def link_from_entity(entity: dict) -> AccountLink:
     )
 
 
-def workflow_to_entity(workflow: Workflow) -> dict:
+def workflow_to_entity(workflow: Workflow) -> Entity:
     return {
         "PartitionKey": workflow.tenant_id,
         "RowKey": workflow.id,
@@ -286,7 +290,7 @@ def workflow_to_entity(workflow: Workflow) -> dict:
     }
 
 
-def workflow_from_entity(entity: dict, etag: str | None) -> Workflow:
+def workflow_from_entity(entity: Entity, etag: str | None) -> Workflow:
     try:
         workflow = parse_workflow(json.loads(entity["Definition"]), entity["PartitionKey"], entity["RowKey"])
     except (InvalidWorkflow, ValueError) as exc:  # written by this code, so only a hand edit breaks it
@@ -302,7 +306,7 @@ def workflow_from_entity(entity: dict, etag: str | None) -> Workflow:
     )
 
 
-def undeliverable_to_entity(record: Undeliverable, row_key: str) -> dict:
+def undeliverable_to_entity(record: Undeliverable, row_key: str) -> Entity:
     return {
         "PartitionKey": record.tenant_id,
         "RowKey": row_key,
@@ -315,7 +319,7 @@ def undeliverable_to_entity(record: Undeliverable, row_key: str) -> dict:
     }
 
 
-def undeliverable_from_entity(entity: dict) -> Undeliverable:
+def undeliverable_from_entity(entity: Entity) -> Undeliverable:
     return Undeliverable(
         tenant_id=entity["PartitionKey"],
         alert_key=entity["AlertKey"],

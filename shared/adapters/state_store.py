@@ -9,16 +9,18 @@ same contract tests run against both.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import hashlib
 import itertools
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
 from shared.adapters import connector_records, records
+from shared.adapters.records import Entity
 from shared.domain import retention
 from shared.domain.connectors import Connector, PendingFlow
 from shared.domain.events import UNRESOLVED
@@ -35,12 +37,19 @@ from shared.domain.retention import Retention
 from shared.domain.workflows import Workflow
 from shared.ports import ConcurrencyConflict, TransientError
 
+if TYPE_CHECKING:
+    from azure.core.credentials_async import AsyncTokenCredential
+    from azure.data.tables import TableEntity
+    from azure.data.tables.aio import TableClient, TableServiceClient
+
+T = TypeVar("T")
+
 
 class EntityTable(Protocol):
-    async def get(self, pk: str, rk: str) -> tuple[dict, str] | None: ...
-    async def create(self, entity: dict) -> str: ...
-    async def replace(self, entity: dict, etag: str) -> str: ...
-    async def upsert(self, entity: dict) -> str: ...
+    async def get(self, pk: str, rk: str) -> tuple[Entity, str] | None: ...
+    async def create(self, entity: Entity) -> str: ...
+    async def replace(self, entity: Entity, etag: str) -> str: ...
+    async def upsert(self, entity: Entity) -> str: ...
     async def delete(self, pk: str, rk: str, etag: str | None = None) -> None:
         """Delete if present; with ``etag``, only if unchanged since read (else ConcurrencyConflict)."""
         ...
@@ -53,12 +62,12 @@ class EntityTable(Protocol):
         rows: tuple[str, str] | None = None,
         partitions_below: str | None = None,
         limit: int | None = None,
-    ) -> list[tuple[dict, str]]:
+    ) -> list[tuple[Entity, str]]:
         """Entities by key: one partition, or every partition below a key (a range: only the
         rows in it are read), optionally a RowKey range [from, to) and at most ``limit``."""
         ...
 
-    async def upsert_many(self, entities: list[dict]) -> None:
+    async def upsert_many(self, entities: list[Entity]) -> None:
         """Upsert entities of ONE partition in one request (an entity group transaction)."""
         ...
 
@@ -90,20 +99,20 @@ class MemoryTable:
     _etags = itertools.count(1)
 
     def __init__(self, counter: ReadCounter | None = None) -> None:
-        self.rows: dict[tuple[str, str], tuple[dict, str]] = {}
+        self.rows: dict[tuple[str, str], tuple[Entity, str]] = {}
         self.counter = counter or ReadCounter()
 
     def _etag(self) -> str:
         return f'W/"{next(self._etags)}"'
 
-    async def get(self, pk: str, rk: str) -> tuple[dict, str] | None:
+    async def get(self, pk: str, rk: str) -> tuple[Entity, str] | None:
         self.counter.requests += 1
         row = self.rows.get((pk, rk))
         if row:
             self.counter.entities += 1
         return (copy.deepcopy(row[0]), row[1]) if row else None
 
-    async def create(self, entity: dict) -> str:
+    async def create(self, entity: Entity) -> str:
         self.counter.requests += 1
         key = (entity["PartitionKey"], entity["RowKey"])
         if key in self.rows:
@@ -112,7 +121,7 @@ class MemoryTable:
         self.rows[key] = (copy.deepcopy(entity), etag)
         return etag
 
-    async def replace(self, entity: dict, etag: str) -> str:
+    async def replace(self, entity: Entity, etag: str) -> str:
         self.counter.requests += 1
         key = (entity["PartitionKey"], entity["RowKey"])
         current = self.rows.get(key)
@@ -122,7 +131,7 @@ class MemoryTable:
         self.rows[key] = (copy.deepcopy(entity), new)
         return new
 
-    async def upsert(self, entity: dict) -> str:
+    async def upsert(self, entity: Entity) -> str:
         self.counter.requests += 1
         etag = self._etag()
         self.rows[(entity["PartitionKey"], entity["RowKey"])] = (copy.deepcopy(entity), etag)
@@ -135,7 +144,7 @@ class MemoryTable:
             raise ConcurrencyConflict(f"entity {(pk, rk)} changed since it was read")
         self.rows.pop((pk, rk), None)
 
-    async def upsert_many(self, entities: list[dict]) -> None:
+    async def upsert_many(self, entities: list[Entity]) -> None:
         if len({e["PartitionKey"] for e in entities}) > 1 or len(entities) > MAX_TRANSACTION:
             raise ValueError(f"a transaction holds at most {MAX_TRANSACTION} entities of one partition")
         self.counter.requests += 1
@@ -156,7 +165,7 @@ class MemoryTable:
         rows: tuple[str, str] | None = None,
         partitions_below: str | None = None,
         limit: int | None = None,
-    ) -> list[tuple[dict, str]]:
+    ) -> list[tuple[Entity, str]]:
         self.counter.requests += 1
         found = []
         for (pk, rk), (entity, etag) in sorted(self.rows.items()):
@@ -193,7 +202,7 @@ class MemoryTables:
     async def table(self, name: str) -> MemoryTable:
         return self._tables.setdefault(name, MemoryTable(self.counter))
 
-    def rows(self, name: str) -> dict[tuple[str, str], tuple[dict, str]]:
+    def rows(self, name: str) -> dict[tuple[str, str], tuple[Entity, str]]:
         """Every row of a table (tests look at what is stored)."""
         return self._tables.setdefault(name, MemoryTable(self.counter)).rows
 
@@ -222,15 +231,27 @@ def table_requests_by_table() -> dict[str, int]:
 class AzureTable:
     """One Azure table through ``azure.data.tables.aio``; SDK errors become the port's."""
 
-    def __init__(self, client: Any, name: str = "") -> None:
+    def __init__(self, client: TableClient, name: str = "") -> None:
         self._client = client
         self._name = name
 
     @staticmethod
-    def _plain(entity: Any) -> dict:
-        return {k: v for k, v in dict(entity).items()}
+    def _plain(entity: Entity) -> Entity:
+        return dict(entity)
 
-    async def _call(self, coro):
+    @staticmethod
+    def _read_etag(entity: TableEntity) -> str:
+        # The SDK types it Optional, but an entity read from the service always has one (the SDK
+        # makes one from the entity's Timestamp when the response carries none).
+        return cast(str, entity.metadata["etag"])
+
+    @staticmethod
+    def _written_etag(result: Mapping[str, Any]) -> str:
+        """The new ETag of a write (the SDK returns the response's metadata as a mapping of Any)."""
+        etag: str = result["etag"]
+        return etag
+
+    async def _call(self, coro: Awaitable[T]) -> T:
         from azure.core.exceptions import (
             ResourceExistsError,
             ResourceModifiedError,
@@ -249,20 +270,20 @@ class AzureTable:
         except (ServiceRequestError, ServiceResponseError) as exc:
             raise TransientError(f"Table Storage is unreachable: {str(exc).splitlines()[0]}") from exc
 
-    async def get(self, pk: str, rk: str) -> tuple[dict, str] | None:
+    async def get(self, pk: str, rk: str) -> tuple[Entity, str] | None:
         from azure.core.exceptions import ResourceNotFoundError
 
         try:
             entity = await self._call(self._client.get_entity(pk, rk))
         except ResourceNotFoundError:
             return None
-        return self._plain(entity), entity.metadata["etag"]
+        return self._plain(entity), self._read_etag(entity)
 
-    async def create(self, entity: dict) -> str:
+    async def create(self, entity: Entity) -> str:
         result = await self._call(self._client.create_entity(entity))
-        return result["etag"]
+        return self._written_etag(result)
 
-    async def replace(self, entity: dict, etag: str) -> str:
+    async def replace(self, entity: Entity, etag: str) -> str:
         from azure.core import MatchConditions
         from azure.core.exceptions import ResourceNotFoundError
         from azure.data.tables import UpdateMode
@@ -275,13 +296,13 @@ class AzureTable:
             )
         except ResourceNotFoundError as exc:
             raise ConcurrencyConflict("entity was deleted since it was read") from exc
-        return result["etag"]
+        return self._written_etag(result)
 
-    async def upsert(self, entity: dict) -> str:
+    async def upsert(self, entity: Entity) -> str:
         from azure.data.tables import UpdateMode
 
         result = await self._call(self._client.upsert_entity(entity, mode=UpdateMode.REPLACE))
-        return result["etag"]
+        return self._written_etag(result)
 
     async def delete(self, pk: str, rk: str, etag: str | None = None) -> None:
         if etag is None:
@@ -291,7 +312,7 @@ class AzureTable:
 
         await self._call(self._client.delete_entity(pk, rk, etag=etag, match_condition=MatchConditions.IfNotModified))
 
-    async def upsert_many(self, entities: list[dict]) -> None:
+    async def upsert_many(self, entities: list[Entity]) -> None:
         from azure.data.tables import UpdateMode
 
         await self._call(
@@ -320,7 +341,7 @@ class AzureTable:
         rows: tuple[str, str] | None = None,
         partitions_below: str | None = None,
         limit: int | None = None,
-    ) -> list[tuple[dict, str]]:
+    ) -> list[tuple[Entity, str]]:
         clauses, params = [], {}
         if partition is not None:
             clauses.append("PartitionKey eq @pk")
@@ -344,12 +365,12 @@ class AzureTable:
             pager = self._client.query_entities(" and ".join(clauses), parameters=params, results_per_page=per_page)
         else:
             pager = self._client.list_entities(results_per_page=per_page)
-        found: list[tuple[dict, str]] = []
+        found: list[tuple[Entity, str]] = []
         try:
             async for page in pager.by_page():
                 _counted[self._name] = _counted.get(self._name, 0) + 1  # each page is one request
                 async for entity in page:
-                    found.append((self._plain(entity), entity.metadata["etag"]))
+                    found.append((self._plain(entity), self._read_etag(entity)))
                     if limit is not None and len(found) >= limit:
                         return found
         except Exception as exc:
@@ -369,7 +390,7 @@ class AzureTables:
         *,
         connection_string: str | None = None,
         endpoint: str | None = None,
-        credential: Any = None,
+        credential: AsyncTokenCredential | None = None,
         prefix: str = "tac",
     ) -> None:
         if not connection_string and not endpoint:
@@ -378,17 +399,18 @@ class AzureTables:
         self._endpoint = endpoint
         self._credential = credential
         self._prefix = prefix
-        self._service: Any = None
+        self._service: TableServiceClient | None = None
         self._tables: dict[str, AzureTable] = {}
         self._lock = asyncio.Lock()
 
-    def _service_client(self) -> Any:
+    def _service_client(self) -> TableServiceClient:
         from azure.data.tables.aio import TableServiceClient
 
         if self._service is None:
             if self._connection_string:
                 self._service = TableServiceClient.from_connection_string(self._connection_string)
             else:
+                assert self._endpoint is not None  # the constructor requires one of the two
                 self._service = TableServiceClient(endpoint=self._endpoint, credential=self._credential)
         return self._service
 
@@ -547,10 +569,9 @@ class TableStateStore:
                 ):
                     continue
                 if written is None or written < prune_before:
-                    try:
+                    # A conflict: rewritten just now, the alert is being reopened.
+                    with contextlib.suppress(ConcurrencyConflict):
                         await table.delete(entity["PartitionKey"], entity["RowKey"], etag)
-                    except ConcurrencyConflict:
-                        pass  # rewritten just now: the alert is being reopened
         return [a for a in alerts if a.status in UNRESOLVED]
 
     async def find_alerts(self, tenant_id: str, alert_id: str) -> list[AlertState]:
@@ -683,13 +704,12 @@ class TableStateStore:
             if action is not None and action.status == "pending":
                 found.append(action)
             elif action is not None or self._written_before(entity):
-                try:  # published (its outbox row outlived a crash), or never created
+                # Published (its outbox row outlived a crash), or never created.
+                with contextlib.suppress(ConcurrencyConflict):
                     await outbox.delete(entity["PartitionKey"], entity["RowKey"], etag)
-                except ConcurrencyConflict:
-                    pass
         return found
 
-    def _written_before(self, entity: dict) -> bool:
+    def _written_before(self, entity: Entity) -> bool:
         """An index row older than the grace period (its record's own write cannot be in flight)."""
         written = records._dt(entity.get("Written"))
         return written is None or written < self._clock() - retention.STALE_INDEX_GRACE
@@ -735,7 +755,7 @@ class TableStateStore:
     def _recipient_row(recipient_key: str) -> str:
         return hashlib.sha256(recipient_key.encode()).hexdigest()[:40]
 
-    async def get_recipient(self, tenant_id: str, recipient_key: str) -> dict | None:
+    async def get_recipient(self, tenant_id: str, recipient_key: str) -> dict[str, Any] | None:
         """``{"conversationId", "failure", "until"}`` recorded for a recipient, or None."""
         row = await (await self._t("recipients")).get(tenant_id, self._recipient_row(recipient_key))
         if row is None:
@@ -794,14 +814,16 @@ class TableStateStore:
             return False
 
     # a conversation's send window and storm summary (written only by its session's holder)
-    async def get_pacing(self, tenant_id: str, conversation_id: str) -> tuple[str | None, dict | None]:
+    async def get_pacing(self, tenant_id: str, conversation_id: str) -> tuple[str | None, dict[str, Any] | None]:
         row = await (await self._t("pacing")).get(tenant_id, records.encode_key(conversation_id))
         if row is None:
             return None, None
         entity = row[0]
         return entity.get("Window") or None, json.loads(entity["Summary"]) if entity.get("Summary") else None
 
-    async def save_pacing(self, tenant_id: str, conversation_id: str, window: str, summary: dict | None) -> None:
+    async def save_pacing(
+        self, tenant_id: str, conversation_id: str, window: str, summary: dict[str, Any] | None
+    ) -> None:
         await (await self._t("pacing")).upsert(
             {
                 "PartitionKey": tenant_id,
@@ -828,7 +850,7 @@ class TableStateStore:
         return f"{tenant_id}|{records.encode_key(conversation_id)}"[:1000]
 
     async def save_summary_members(
-        self, tenant_id: str, conversation_id: str, members: list[dict], *, first: bool = True
+        self, tenant_id: str, conversation_id: str, members: list[dict[str, Any]], *, first: bool = True
     ) -> None:
         """Record alerts as counted in the summary: ``{"alertKey", "severity", "status", "revision"}``,
         written in transactions of up to 100. ``first``: newly counted, so the conversation's
@@ -861,7 +883,7 @@ class TableStateStore:
     async def delete_summary_member(self, tenant_id: str, conversation_id: str, alert_key: str) -> None:
         await (await self._t("summarymembers")).delete(self._members_partition(tenant_id, conversation_id), alert_key)
 
-    async def get_summary_member(self, tenant_id: str, conversation_id: str, alert_key: str) -> dict | None:
+    async def get_summary_member(self, tenant_id: str, conversation_id: str, alert_key: str) -> dict[str, Any] | None:
         row = await (await self._t("summarymembers")).get(
             self._members_partition(tenant_id, conversation_id), alert_key
         )
@@ -900,7 +922,7 @@ class TableStateStore:
     # ------------------------------------------------------------------ removal schedule
 
     @staticmethod
-    def _schedule_row(kind: str, target: dict, due: datetime, shard_of: str | None = None) -> dict:
+    def _schedule_row(kind: str, target: dict[str, str], due: datetime, shard_of: str | None = None) -> Entity:
         text = json.dumps(target, sort_keys=True, separators=(",", ":"))
         digest = hashlib.sha256(f"{kind}\n{text}".encode()).hexdigest()
         shard = hashlib.sha256(shard_of.encode()).hexdigest()[0] if shard_of else digest[0]
@@ -912,7 +934,7 @@ class TableStateStore:
             "Due": due.isoformat(),
         }
 
-    async def _schedule(self, kind: str, target: dict, due: datetime) -> None:
+    async def _schedule(self, kind: str, target: dict[str, str], due: datetime) -> None:
         await (await self._t("expiry")).upsert(self._schedule_row(kind, target, due))
 
     async def remove_due(
@@ -937,7 +959,7 @@ class TableStateStore:
                 *(self._remove_one(entity, now) for entity, _ in page), return_exceptions=True
             )
             done: dict[str, list[str]] = {}
-            for (entity, _), outcome in zip(page, outcomes):
+            for (entity, _), outcome in zip(page, outcomes, strict=True):
                 report.handled += 1
                 if isinstance(outcome, BaseException):
                     if not isinstance(outcome, Exception):
@@ -955,7 +977,7 @@ class TableStateStore:
         report.more = True
         return report
 
-    async def _remove_one(self, entity: dict, now: datetime) -> tuple[str, int]:
+    async def _remove_one(self, entity: Entity, now: datetime) -> tuple[str, int]:
         """Remove one scheduled record (or a page of a day's or a conversation's): "removed",
         "kept" (it must stay; scheduled again if it becomes due later) or "again" (a page done,
         keep the schedule row), with how many records."""
@@ -978,7 +1000,7 @@ class TableStateStore:
             rows = await table.query(partition=target["day"], limit=retention.REMOVAL_PAGE)
             await table.delete_many(target["day"], [e["RowKey"] for e, _ in rows])
             return ("again" if len(rows) == retention.REMOVAL_PAGE else "removed"), len(rows)
-        single = {
+        single: dict[str, tuple[str, Callable[[dict[str, str]], tuple[str, str]]]] = {
             "event": ("events", lambda t: (t["d"][:2], t["d"])),
             "undeliverable": ("undeliverable", lambda t: (t["t"], t["r"])),
             "flow": ("consentflows", lambda t: (connector_records.FLOW_PARTITION, t["f"])),
@@ -993,7 +1015,7 @@ class TableStateStore:
         await (await self._t(name)).delete(*key(target))
         return "removed", 1
 
-    async def _remove_alert(self, target: dict, now: datetime) -> str:
+    async def _remove_alert(self, target: dict[str, str], now: datetime) -> tuple[str, int]:
         """A resolved alert past its retention, with its deliveries, its id index row and its
         alert channel's conversation record; nothing of an alert that is open again."""
         state = await self.get_alert(target["t"], target["k"])
@@ -1020,7 +1042,7 @@ class TableStateStore:
         await deliveries.delete_many(partition, [e["RowKey"] for e, _ in await deliveries.query(partition=partition)])
         return "removed", 1
 
-    async def _sweep_members(self, target: dict, now: datetime) -> str:
+    async def _sweep_members(self, target: dict[str, str], now: datetime) -> tuple[str, int]:
         """A conversation's storm-summary members whose alerts are gone or past retention, a
         page at a time (``after``: where the previous page stopped). While members of alerts
         still open or recently resolved remain, the sweep comes back a day later."""
@@ -1034,7 +1056,7 @@ class TableStateStore:
         alerts = await asyncio.gather(*(self.get_alert(target["t"], e["RowKey"]) for e, _ in rows))
         gone = [
             e["RowKey"]
-            for (e, _), state in zip(rows, alerts)
+            for (e, _), state in zip(rows, alerts, strict=True)
             if state is None
             or (state.status == "resolved" and (state.status_changed or now) + self.retention.resolved_alert <= now)
         ]
@@ -1085,7 +1107,7 @@ class CachedStore:
     shows within ``ttl`` seconds (README: Routing alerts). Everything else goes straight to the
     store."""
 
-    def __init__(self, store: TableStateStore, ttl: float = 10.0, clock=None) -> None:
+    def __init__(self, store: TableStateStore, ttl: float = 10.0, clock: Callable[[], float] | None = None) -> None:
         import time
 
         self._store = store
@@ -1097,7 +1119,7 @@ class CachedStore:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)
 
-    def _fresh(self, cache: dict, tenant_id: str) -> Any:
+    def _fresh(self, cache: dict[str, tuple[float, list[T]]], tenant_id: str) -> list[T] | None:
         entry = cache.get(tenant_id)
         return entry[1] if entry is not None and self._clock() - entry[0] < self.ttl else None
 

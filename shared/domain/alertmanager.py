@@ -106,7 +106,7 @@ def alert_event_id(alert_id: str, status: str, version: int) -> str:
     return f"alertmanager-{digest[:32]}"
 
 
-def parse_alertmanager(obj: dict) -> list[AlertEvent]:
+def parse_alertmanager(obj: Any) -> list[AlertEvent]:
     """Validate an Alertmanager webhook payload (version "4") into one event per alert.
 
     Raises :class:`InvalidEvent` naming the field path (``version``, ``alerts[2].startsAt``)
@@ -305,7 +305,7 @@ def _first_nonblank(*values: str | None) -> str | None:
     return None
 
 
-def _optional_string(obj: dict, key: str, path: str) -> str | None:
+def _optional_string(obj: dict[str, Any], key: str, path: str) -> str | None:
     value = obj.get(key)
     if value is None:
         return None
@@ -314,7 +314,7 @@ def _optional_string(obj: dict, key: str, path: str) -> str | None:
     return value
 
 
-def _string_map(obj: dict, key: str, path: str, *, required: bool) -> dict[str, str]:
+def _string_map(obj: dict[str, Any], key: str, path: str, *, required: bool) -> dict[str, str]:
     value = obj.get(key)
     if value is None:
         if required:

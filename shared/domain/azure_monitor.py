@@ -43,7 +43,8 @@ def parse_azure_monitor(obj: Any) -> list[AlertEvent]:
     essentials = data.get("essentials")
     if not isinstance(essentials, dict):
         raise InvalidEvent("data.essentials", "must be an object")
-    context = data.get("alertContext") if isinstance(data.get("alertContext"), dict) else {}
+    given_context = data.get("alertContext")
+    context: dict[str, Any] = given_context if isinstance(given_context, dict) else {}
 
     def text(name: str, *, required: bool = False) -> str:
         value = essentials.get(name)
@@ -78,8 +79,9 @@ def parse_azure_monitor(obj: Any) -> list[AlertEvent]:
         moment, version = resolved, max(epoch_micros(resolved), epoch_micros(fired) + 1)
 
     rule = text("alertRule") or "Azure Monitor alert"
-    items = essentials.get("configurationItems") if isinstance(essentials.get("configurationItems"), list) else []
-    targets = essentials.get("alertTargetIDs") if isinstance(essentials.get("alertTargetIDs"), list) else []
+    given_items, given_targets = essentials.get("configurationItems"), essentials.get("alertTargetIDs")
+    items: list[Any] = given_items if isinstance(given_items, list) else []
+    targets: list[Any] = given_targets if isinstance(given_targets, list) else []
     resource = next((str(i) for i in items if i), "") or (
         str(targets[0]).rstrip("/").rsplit("/", 1)[-1] if targets else ""
     )

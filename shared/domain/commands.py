@@ -55,7 +55,7 @@ class ExistingCommand:
 Command = SendCommand | ExistingCommand
 
 
-def _recipient_list(data: dict, key: str, path: str, *, required: bool) -> tuple[Recipient, ...]:
+def _recipient_list(data: dict[str, Any], key: str, path: str, *, required: bool) -> tuple[Recipient, ...]:
     value = data.get(key)
     if value is None and not required:
         return ()
@@ -71,7 +71,7 @@ def _recipient_list(data: dict, key: str, path: str, *, required: bool) -> tuple
         raise InvalidEvent(exc.field, exc.problem) from None
 
 
-def _text(obj: dict, key: str, path: str, *, required: bool = False, max_chars: int = MAX_ID_LENGTH) -> str:
+def _text(obj: dict[str, Any], key: str, path: str, *, required: bool = False, max_chars: int = MAX_ID_LENGTH) -> str:
     value = obj.get(key)
     if value is None or (isinstance(value, str) and not value.strip()):
         if required:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import Any
 
 METHODS = ("bot", "delegated")
 # pending: consent started (tenant named) or stored but not yet verified
@@ -32,7 +33,7 @@ class Connector:
     def with_status(self, status: str, reason: str, now: datetime) -> Connector:
         return replace(self, status=status, status_reason=reason, status_changed=now)
 
-    def public(self) -> dict:
+    def public(self) -> dict[str, Any]:
         """What an operator may see (no token material)."""
         return {
             "tenantId": self.tenant_id,

@@ -41,9 +41,10 @@ def parse_grafana(obj: Any) -> list[AlertEvent]:
     alerts = obj.get("alerts")
     if not isinstance(alerts, list) or not alerts:
         raise InvalidEvent("alerts", "must be a list of at least one alert")
-    receiver = obj.get("receiver") if isinstance(obj.get("receiver"), str) else ""
-    external = obj.get("externalURL") if isinstance(obj.get("externalURL"), str) else ""
-    group_status = obj.get("status") if isinstance(obj.get("status"), str) else None
+    given_receiver, given_external, given_status = obj.get("receiver"), obj.get("externalURL"), obj.get("status")
+    receiver = given_receiver if isinstance(given_receiver, str) else ""
+    external = given_external if isinstance(given_external, str) else ""
+    group_status = given_status if isinstance(given_status, str) else None
     event_source = external.strip() or DEFAULT_EVENT_SOURCE
     data_source = f"{DATA_SOURCE}/{receiver.strip()}" if receiver.strip() else DATA_SOURCE
     events = []

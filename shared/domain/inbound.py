@@ -144,7 +144,8 @@ def parse_events(obj: Any) -> list[AlertEvent]:
     if len(found) > 1:  # a payload two formats claim: refuse rather than guess
         raise InvalidEvent(
             "",
-            f"the message looks like more than one format ({', '.join(f.name for f in found)}); send it to the route of its format",
+            f"the message looks like more than one format ({', '.join(f.name for f in found)}); "
+            "send it to the route of its format",
         )
     if (
         isinstance(obj, dict)

@@ -125,15 +125,16 @@ class DeliveryJob:
     alert: AlertState | None = None  # the snapshot to render (card, comment)
     recipient: str = ""
     reason: str = ""
-    context: dict | None = None
-    fallback: tuple[dict, ...] = ()  # recipients (JSON) to try when this conversation refuses the card for good
+    context: dict[str, Any] | None = None
+    # Recipients (JSON) to try when this conversation refuses the card for good.
+    fallback: tuple[dict[str, Any], ...] = ()
     fallback_for: str = ""  # the recipient the fallback stands in for (shown in the note)
     new: bool = False  # no card of this alert existed here when the job was made: no need to look
     text: str = ""  # the comment of a COMMENT job
     request: str = ""  # what asked for the job (event or command id): keeps message ids apart
     attempt: int = 0  # times the job was rescheduled (throttling, transient failures)
     not_before: datetime | None = None
-    extra: dict = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def tenant_id(self) -> str:
@@ -157,7 +158,10 @@ class DeliveryJob:
         event redelivered after its jobs were sent)."""
         revision = self.alert.revision if self.alert else 0
         what = json.dumps([self.recipient, self.context, self.text], sort_keys=True, separators=(",", ":"))
-        raw = f"{self.tenant_id}\n{self.conversation_id}\n{self.kind}\n{self.alert_key}\n{revision}\n{self.request}\n{self.attempt}\n{what}"
+        raw = (
+            f"{self.tenant_id}\n{self.conversation_id}\n{self.kind}\n{self.alert_key}\n"
+            f"{revision}\n{self.request}\n{self.attempt}\n{what}"
+        )
         return hashlib.sha256(raw.encode()).hexdigest()[:32]
 
     def again(self, at: datetime) -> DeliveryJob:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import Any
 
 CONVERSATION_TYPES = ("personal", "groupChat", "channel")
 
@@ -24,7 +25,7 @@ class ConversationRecord:
     conversation_id: str
     conversation_type: str
     service_url: str
-    reference: dict
+    reference: dict[str, Any]
     name: str = ""
     team_id: str | None = None
     channel_id: str | None = None
@@ -102,8 +103,8 @@ class AlertState:
     steps: tuple[StatusStep, ...] = ()
     # The alert's channel and meeting once created: {"status": "creating"|"created", "id",
     # "name", "webUrl"} and {"status", "id", "joinUrl"}. "creating" is a claim (ETag-guarded).
-    channel: dict | None = None
-    meeting: dict | None = None
+    channel: dict[str, Any] | None = None
+    meeting: dict[str, Any] | None = None
     # The dedupe keys of the event that created the alert and of the event whose version is
     # applied: a redelivered event is recognised and routed exactly as the first time.
     first_event: str = ""
@@ -147,10 +148,10 @@ class Delivery:
     # workflow names, a fallback note), so every later render shows the same.
     recipient: str = ""
     reason: str = ""
-    context: dict | None = None
+    context: dict[str, Any] | None = None
     # The conversation (its reference, as JSON) the card is in, so updating every card of an
     # alert needs one query, not a read per conversation.
-    conversation: dict | None = None
+    conversation: dict[str, Any] | None = None
     etag: str | None = None
 
 
@@ -172,7 +173,7 @@ class ActionRecord:
 
     tenant_id: str
     action_id: str
-    event: dict  # the outbound CloudEvent
+    event: dict[str, Any]  # the outbound CloudEvent
     status: str = "pending"  # pending | published
     attempts: int = 0
     last_error: str | None = None

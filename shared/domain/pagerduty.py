@@ -71,11 +71,8 @@ def parse_pagerduty(obj: Any) -> list[AlertEvent]:
         raise InvalidEvent(
             "event.data.status", f"must be triggered, acknowledged or resolved, not {data.get('status')!r}"
         )
-    title = (
-        data.get("title")
-        if isinstance(data.get("title"), str) and data.get("title")
-        else f"PagerDuty incident {incident_id}"
-    )
+    given_title = data.get("title")
+    title = given_title if isinstance(given_title, str) and given_title else f"PagerDuty incident {incident_id}"
 
     def summary(name: str) -> str:
         value = data.get(name)

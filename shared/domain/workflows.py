@@ -270,7 +270,7 @@ class Workflow:
 # ---------------------------------------------------------------------------- parsing
 
 
-def _str(obj: dict, key: str, path: str, *, required: bool = False, max_chars: int = 1_000) -> str | None:
+def _str(obj: dict[str, Any], key: str, path: str, *, required: bool = False, max_chars: int = 1_000) -> str | None:
     value = obj.get(key)
     if value is None:
         if required:
@@ -287,7 +287,7 @@ def _str(obj: dict, key: str, path: str, *, required: bool = False, max_chars: i
 
 
 def _str_list(
-    obj: dict, key: str, path: str, *, choices: tuple[str, ...] | None = None, max_items: int = 50
+    obj: dict[str, Any], key: str, path: str, *, choices: tuple[str, ...] | None = None, max_items: int = 50
 ) -> tuple[str, ...]:
     value = obj.get(key)
     if value is None:
@@ -305,7 +305,7 @@ def _str_list(
     return items
 
 
-def _choice(obj: dict, key: str, path: str, choices: tuple[str, ...], default: str | None) -> str | None:
+def _choice(obj: dict[str, Any], key: str, path: str, choices: tuple[str, ...], default: str | None) -> str | None:
     value = _str(obj, key, path)
     if value is None:
         return default
@@ -314,7 +314,7 @@ def _choice(obj: dict, key: str, path: str, choices: tuple[str, ...], default: s
     return value.lower()
 
 
-def _known_fields(obj: dict, path: str, allowed: tuple[str, ...]) -> None:
+def _known_fields(obj: dict[str, Any], path: str, allowed: tuple[str, ...]) -> None:
     for name in obj:
         if name not in allowed:
             where = f"{path}.{name}" if path else name
@@ -361,7 +361,7 @@ def parse_recipient(obj: Any, path: str) -> Recipient:
     return Recipient("responders", name=name)
 
 
-def _recipients(obj: dict, key: str, path: str) -> tuple[Recipient, ...]:
+def _recipients(obj: dict[str, Any], key: str, path: str) -> tuple[Recipient, ...]:
     value = obj.get(key)
     if value is None:
         raise InvalidWorkflow(path, "is required (a list of recipients)")
