@@ -1,9 +1,11 @@
-"""The layers keep their import rules (tools/import_rules.py), and the checker finds each kind of
-violation wherever it is planted."""
+"""The layers keep their import rules (tools/import_rules.py), and docs/ARCHITECTURE.md names
+only modules and functions that exist, and every part of shared/."""
 
 from __future__ import annotations
 
+import ast
 import functools
+import re
 import shutil
 from pathlib import Path
 
@@ -12,6 +14,7 @@ import pytest
 from tools import import_rules
 
 ROOT = Path(__file__).resolve().parents[2]
+DOC = ROOT / "docs" / "ARCHITECTURE.md"
 
 
 def test_the_tree_keeps_every_import_rule():
@@ -119,3 +122,80 @@ def test_a_cold_start_violation_says_how_function_app_loads_the_module(tree):
     (found,) = tree.plant("shared/cards.py", "import httpx")
     assert found.startswith("shared/cards.py:") and "[cold start] import httpx" in found
     assert "(loaded by function_app -> shared.entrypoints -> " in found and "-> shared.cards)" in found
+
+
+# ---------------------------------------------------------------- the document keeps up
+
+_PATH = re.compile(r"(?<![\w/.-])((?:shared|tools|tests|docs)(?:/[\w.-]+)+/?|function_app\.py|README\.md)")
+_DOTTED = re.compile(r"(?<![\w./-])((?:shared|function_app)(?:\.\w+)+)")
+
+
+def named_in_doc() -> tuple[set[str], set[str]]:
+    """The paths (shared/services/delivery.py) and dotted names (shared.services.delivery.run_jobs)
+    the document names."""
+    text = DOC.read_text(encoding="utf-8")
+    paths = {m.rstrip(".") for m in _PATH.findall(text)}
+    without_paths = _PATH.sub(" ", text)
+    return paths, set(_DOTTED.findall(without_paths))
+
+
+def defines(module: Path, attributes: list[str]) -> bool:
+    """Whether the module defines ``attributes[0]`` at top level (and, for a class, ``attributes[1]``
+    in its body)."""
+    body = ast.parse(module.read_text(encoding="utf-8")).body
+    for name in attributes[:2]:
+        found = None
+        for node in body:
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and node.name == name:
+                found = node
+            elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                if any(isinstance(t, ast.Name) and t.id == name for t in targets):
+                    found = node
+            elif isinstance(node, (ast.Import, ast.ImportFrom)) and any(
+                (a.asname or a.name.split(".")[0]) == name for a in node.names
+            ):
+                found = node
+        if found is None:
+            return False
+        body = found.body if isinstance(found, ast.ClassDef) else []
+    return True
+
+
+def test_every_path_the_document_names_exists():
+    paths, _ = named_in_doc()
+    assert paths, "the document names no path"
+    missing = sorted(p for p in paths if not (ROOT / p).exists())
+    assert not missing, f"docs/ARCHITECTURE.md names paths that do not exist: {missing}"
+
+
+def test_every_module_and_function_the_document_names_exists():
+    _, dotted = named_in_doc()
+    assert dotted, "the document names no module"
+    missing = []
+    for name in sorted(dotted):
+        parts = name.split(".")
+        depth = next((d for d in range(len(parts), 0, -1) if import_rules.module_file(ROOT, ".".join(parts[:d]))), None)
+        if depth is None:
+            missing.append(name)
+            continue
+        module = import_rules.module_file(ROOT, ".".join(parts[:depth]))
+        assert module is not None
+        if parts[depth:] and not defines(module, parts[depth:]):
+            missing.append(name)
+    assert not missing, f"docs/ARCHITECTURE.md names what the code does not have: {missing}"
+
+
+def test_the_document_names_every_part_of_shared():
+    paths, dotted = named_in_doc()
+    named = {p.rstrip("/").removesuffix(".py") for p in paths} | {
+        "/".join(d.split(".")[:depth]) for d in dotted for depth in range(1, len(d.split(".")) + 1)
+    }
+    parts = sorted(
+        f"shared/{p.name.removesuffix('.py')}"
+        for p in (ROOT / "shared").iterdir()
+        if (p.suffix == ".py" and p.name != "__init__.py") or (p / "__init__.py").is_file()
+    )
+    assert parts
+    unnamed = [p for p in parts if p not in named]
+    assert not unnamed, f"docs/ARCHITECTURE.md does not name {unnamed}"
