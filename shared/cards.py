@@ -87,13 +87,13 @@ def escape_text(text: str, limit: int | None = None) -> str:
     return _DOUBLE_BRACE.sub("{\u200b", text)
 
 
-def _text_block(text: str, **props: Any) -> dict:
+def _text_block(text: str, **props: Any) -> dict[str, Any]:
     return {"type": "TextBlock", "text": text, "wrap": True, **props}
 
 
-def _card(body: list[dict], actions: list[dict] | None = None) -> dict:
+def _card(body: list[dict[str, Any]], actions: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """The envelope every card shares: Adaptive Card 1.5, full width in Teams."""
-    card: dict = {
+    card: dict[str, Any] = {
         "type": "AdaptiveCard",
         "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
         "version": CARD_VERSION,
@@ -105,7 +105,7 @@ def _card(body: list[dict], actions: list[dict] | None = None) -> dict:
     return card
 
 
-def _badge(style: str, text: str, element_id: str | None = None) -> dict:
+def _badge(style: str, text: str, element_id: str | None = None) -> dict[str, Any]:
     """A word on a coloured ground: the colour helps, the word says it."""
     block = _text_block(text, size="Small", weight="Bolder", wrap=False)
     if element_id:
@@ -113,7 +113,7 @@ def _badge(style: str, text: str, element_id: str | None = None) -> dict:
     return {"type": "Column", "width": "auto", "style": style, "verticalContentAlignment": "Center", "items": [block]}
 
 
-def severity_badge(severity: str, element_id: str | None = None, count: int | None = None) -> dict:
+def severity_badge(severity: str, element_id: str | None = None, count: int | None = None) -> dict[str, Any]:
     text = f"{SEVERITY_MARK.get(severity, '')} {severity.upper()}".strip() + (
         f" {count:,}" if count is not None else ""
     )
@@ -125,12 +125,12 @@ def shown_status(state: AlertState) -> str:
     return "reopened" if state.reopened else state.status
 
 
-def status_badge(state: AlertState, element_id: str | None = None) -> dict:
+def status_badge(state: AlertState, element_id: str | None = None) -> dict[str, Any]:
     style, text = STATUS_BADGE.get(shown_status(state), ("emphasis", state.status.title()))
     return _badge(style, text, element_id)
 
 
-def _badges(state: AlertState, trailer: str = "") -> dict:
+def _badges(state: AlertState, trailer: str = "") -> dict[str, Any]:
     columns = [severity_badge(state.severity, "severity"), status_badge(state, "status")]
     if trailer:
         columns.append(
@@ -180,7 +180,7 @@ def age_line(state: AlertState, now: datetime | None = None) -> str:
     return line
 
 
-def step_lines(state: AlertState) -> list[dict]:
+def step_lines(state: AlertState) -> list[dict[str, Any]]:
     """Who did what and when, the last few changes, on every copy of the card."""
     blocks = []
     for step in state.steps[-MAX_SHOWN_STEPS:]:
@@ -197,7 +197,7 @@ def step_lines(state: AlertState) -> list[dict]:
     return blocks
 
 
-def _labels(state: AlertState) -> list[dict]:
+def _labels(state: AlertState) -> list[dict[str, Any]]:
     """Each label on its own line, the name in bold: a long name or value wraps between words
     (a FactSet's narrow title column breaks names mid-word)."""
     items = sorted(state.labels.items())
@@ -224,27 +224,27 @@ def _when(moment: datetime | None, date: bool = True) -> str:
     return f"{{{{DATE({stamp}, SHORT)}}}} {time}" if date else time
 
 
-def attachment(card: dict) -> dict:
+def attachment(card: dict[str, Any]) -> dict[str, Any]:
     """A card as a message attachment (Bot Framework activities and Graph chat messages)."""
     return {"contentType": CARD_CONTENT_TYPE, "content": card}
 
 
-def card_invoke_response(card: dict) -> tuple[int, dict]:
+def card_invoke_response(card: dict[str, Any]) -> tuple[int, dict[str, Any]]:
     """Universal Actions: the refreshed card goes back in the invoke response."""
     return 200, {"statusCode": 200, "type": CARD_CONTENT_TYPE, "value": card}
 
 
-def message_invoke_response(text: str) -> tuple[int, dict]:
+def message_invoke_response(text: str) -> tuple[int, dict[str, Any]]:
     """Universal Actions: a message instead of a card (Teams shows it under the card)."""
     return 200, {"statusCode": 200, "type": "application/vnd.microsoft.activity.message", "value": text}
 
 
-def action_data(state: AlertState, verb: Verb) -> dict:
+def action_data(state: AlertState, verb: Verb) -> dict[str, Any]:
     """The data every card action carries: enough to find the alert, nothing secret."""
     return {"verb": verb.value, "alertKey": state.key, "tenantId": state.tenant_id, "alertId": state.alert_id}
 
 
-def _execute(state: AlertState, verb: Verb, title: str, **data: Any) -> dict:
+def _execute(state: AlertState, verb: Verb, title: str, **data: Any) -> dict[str, Any]:
     return {"type": "Action.Execute", "title": title, "verb": verb.value, "data": {**action_data(state, verb), **data}}
 
 
@@ -252,7 +252,7 @@ def _execute(state: AlertState, verb: Verb, title: str, **data: Any) -> dict:
 STATUS_BUTTONS = ((Verb.ACKNOWLEDGE, "Acknowledge"), (Verb.RESOLVE, "Resolve"), (Verb.REOPEN, "Reopen"))
 
 
-def _status_buttons(state: AlertState, **data: Any) -> list[dict]:
+def _status_buttons(state: AlertState, **data: Any) -> list[dict[str, Any]]:
     return [
         _execute(state, verb, title, **data)
         for verb, title in STATUS_BUTTONS
@@ -265,7 +265,7 @@ def source_button_title(source: str | None) -> str:
     return title if len(title) <= MAX_BUTTON_TITLE_CHARS else "Open in source"
 
 
-def alert_actions(state: AlertState) -> list[dict]:
+def alert_actions(state: AlertState) -> list[dict[str, Any]]:
     """Buttons for what can be done now; links to the alert's channel and meeting once they exist."""
     actions = _status_buttons(state)
     channel, meeting = state.channel or {}, state.meeting or {}
@@ -286,7 +286,7 @@ MAX_COMMENT_CHARS = 1_000
 MAX_NOTE_CHARS = 500
 
 
-def context_blocks(context: dict | None) -> list[dict]:
+def context_blocks(context: dict[str, Any] | None) -> list[dict[str, Any]]:
     """What a card says about why it is in this conversation: the workflows' comments, a
     fallback note (who could not be reached, and why), and, small, the workflows that sent it.
 
@@ -294,7 +294,7 @@ def context_blocks(context: dict | None) -> list[dict]:
     it is source or admin text and is escaped like the alert's own."""
     if not context:
         return []
-    blocks: list[dict] = []
+    blocks: list[dict[str, Any]] = []
     for comment in context.get("comments") or []:
         blocks.append(_text_block("\U0001f4ac " + escape_text(comment, MAX_COMMENT_CHARS), spacing="Medium"))
     if context.get("note"):
@@ -319,14 +319,18 @@ def context_blocks(context: dict | None) -> list[dict]:
 
 
 def alert_card(
-    state: AlertState, *, include_description: bool = True, include_facts: bool = True, context: dict | None = None
-) -> dict:
+    state: AlertState,
+    *,
+    include_description: bool = True,
+    include_facts: bool = True,
+    context: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """The alert card: severity and status badges, the title, when it fired and for how long it
     has been open, who changed it, the description, labels, why it is here, and its buttons."""
     trailer = escape_text(state.source, 60) if state.source else ""
     if state.kind != "alert":
         trailer = f"{state.kind.title()} \u00b7 {trailer}" if trailer else state.kind.title()
-    body: list[dict] = [
+    body: list[dict[str, Any]] = [
         _badges(state, trailer),
         _text_block(
             escape_text(state.title, MAX_TITLE_CHARS), id="title", size="Large", weight="Bolder", spacing="Small"
@@ -376,7 +380,7 @@ def alert_card(
     return _card(body, alert_actions(state))
 
 
-def with_note(card: dict, message: str, done: bool) -> dict:
+def with_note(card: dict[str, Any], message: str, done: bool) -> dict[str, Any]:
     """The card with one line under it for the person who pressed a button: what happened, or why not."""
     mark = "\u2705" if done else "\u26a0\ufe0f"
     card["body"].append(
@@ -385,7 +389,7 @@ def with_note(card: dict, message: str, done: bool) -> dict:
     return card
 
 
-def fit_card(state: AlertState, context: dict | None = None) -> dict:
+def fit_card(state: AlertState, context: dict[str, Any] | None = None) -> dict[str, Any]:
     """The fullest alert card that stays under :data:`MAX_CARD_BYTES`."""
     for description, facts in ((True, True), (True, False), (False, False)):
         card = alert_card(state, include_description=description, include_facts=facts, context=context)
@@ -394,7 +398,7 @@ def fit_card(state: AlertState, context: dict | None = None) -> dict:
     raise ValueError(f"the alert card for {state.alert_id!r} exceeds {MAX_CARD_BYTES} bytes even without details")
 
 
-def card_size(card: dict) -> int:
+def card_size(card: dict[str, Any]) -> int:
     """The card's size as it is sent: the Bot Connector client (and Graph's) write JSON with
     non-ASCII characters as \\u escapes, so a CJK character costs 6 bytes and an emoji 12,
     not the 3 or 4 of UTF-8."""
@@ -406,7 +410,7 @@ def summary_text(state: AlertState) -> str:
     return f"[{state.severity.upper()}] {state.title[:120]} ({STATUS_LABEL.get(state.status, state.status)})"
 
 
-def help_card(commands: list[tuple[str, str]]) -> dict:
+def help_card(commands: list[tuple[str, str]]) -> dict[str, Any]:
     rows = [
         {
             "type": "ColumnSet",
@@ -430,17 +434,17 @@ def help_card(commands: list[tuple[str, str]]) -> dict:
     )
 
 
-def _counts_row(counts: dict[str, int]) -> dict | None:
+def _counts_row(counts: dict[str, int]) -> dict[str, Any] | None:
     """Open alerts by severity, as badges: "🔴 CRITICAL 3", "🟠 HIGH 12"."""
     columns = [severity_badge(severity, count=counts[severity]) for severity in SEVERITIES if counts.get(severity)]
     return {"type": "ColumnSet", "columns": columns, "spacing": "Small"} if columns else None
 
 
-def _alert_row(index: int, alert: AlertState, now: datetime | None = None, buttons: bool = False) -> dict:
+def _alert_row(index: int, alert: AlertState, now: datetime | None = None, buttons: bool = False) -> dict[str, Any]:
     """One alert in a list: badges, id and title, its age; with ``buttons``, what can be done now.
     Its badges have the ids ``severity-N`` and ``status-N`` (ids are unique in a card)."""
     title = f"**{escape_text(alert.alert_id, 60)}** {escape_text(alert.title, 120)}"
-    items: list[dict] = [
+    items: list[dict[str, Any]] = [
         {
             "type": "ColumnSet",
             "columns": [
@@ -484,11 +488,11 @@ def _most_severe_first(alerts: list[AlertState]) -> list[AlertState]:
 MAX_LISTED_ALERTS = 10
 
 
-def alerts_card(alerts: list[AlertState], now: datetime, note: str = "", done: bool = True) -> dict:
+def alerts_card(alerts: list[AlertState], now: datetime, note: str = "", done: bool = True) -> dict[str, Any]:
     """The answer to ``alerts``: the tenant's open and acknowledged alerts, most severe first,
     each with its badges, age and buttons; the rest counted."""
     counts = {severity: sum(1 for a in alerts if a.severity == severity) for severity in SEVERITIES}
-    body: list[dict] = [_text_block(f"Open alerts ({len(alerts)})", weight="Bolder", size="Medium")]
+    body: list[dict[str, Any]] = [_text_block(f"Open alerts ({len(alerts)})", weight="Bolder", size="Medium")]
     if not alerts:
         body.append(_text_block("No open alerts. \U0001f389"))
     row = _counts_row(counts)
@@ -509,11 +513,13 @@ def alerts_card(alerts: list[AlertState], now: datetime, note: str = "", done: b
 MAX_DIGEST_ALERTS = 15
 
 
-def digest_card(title: str, alerts: list[AlertState], period: str, context: dict | None = None) -> dict:
+def digest_card(
+    title: str, alerts: list[AlertState], period: str, context: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """One card listing the open alerts a periodic workflow matches, most severe first, each
     with its badges, age and a link; the rest counted."""
     counts = {severity: sum(1 for a in alerts if a.severity == severity) for severity in SEVERITIES}
-    body: list[dict] = [
+    body: list[dict[str, Any]] = [
         _text_block(f"\U0001f4cb {escape_text(title, 120)}", size="Medium", weight="Bolder"),
         _text_block(f"{len(alerts)} open alert(s). {period}", isSubtle=True, spacing="Small"),
     ]
@@ -534,7 +540,7 @@ def digest_card(title: str, alerts: list[AlertState], period: str, context: dict
 MAX_SUMMARY_ALERTS = 10
 
 
-def summary_card(summary: dict) -> dict:
+def summary_card(summary: dict[str, Any]) -> dict[str, Any]:
     """The storm summary of one conversation: how many alerts are open by severity and status,
     the most severe by name (linked to their source), "and N more", and the time window."""
     counts: dict[str, int] = summary.get("counts") or {}
@@ -542,7 +548,7 @@ def summary_card(summary: dict) -> dict:
     resolved = sum(n for key, n in counts.items() if key.startswith("resolved:"))
     acknowledged = sum(n for key, n in counts.items() if key.startswith("acknowledged:"))
     by_severity = {sev: sum(counts.get(f"{st}:{sev}", 0) for st in ("open", "acknowledged")) for sev in SEVERITIES}
-    body: list[dict] = [
+    body: list[dict[str, Any]] = [
         {
             "type": "ColumnSet",
             "columns": [

@@ -70,7 +70,7 @@ class ActionResult:
     changed: bool
     message: str  # one line for the person: what happened, or why not
 
-    def card(self, context: dict | None = None) -> dict | None:
+    def card(self, context: dict[str, Any] | None = None) -> dict[str, Any] | None:
         """The refreshed card, with what this conversation's copy says about why it is there."""
         if self.state is None:
             return None
@@ -208,7 +208,9 @@ async def ensure_link(ctx: ActionContext, actor: Actor) -> AccountLink | None:
     except GraphError as exc:
         log.info("No automatic account link for %s: %s", actor.aad_object_id, exc)
         return None
-    identity = user and (user.get("mail") or user.get("userPrincipalName"))
+    if user is None:
+        return None
+    identity = user.get("mail") or user.get("userPrincipalName")
     if not identity:
         return None
     auto = AccountLink(
@@ -300,8 +302,8 @@ def outbound_event(
     where: Where,
     identifier: str,
     now: datetime,
-    extra: dict | None = None,
-) -> dict:
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     return {
         "specversion": "1.0",
         "id": identifier,
@@ -337,7 +339,7 @@ async def record_and_publish(
     link: AccountLink | None,
     where: Where,
     discriminator: str | None = None,
-    extra: dict | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> ActionRecord:
     identifier = action_id(state.tenant_id, state.key, verb, discriminator or str(state.revision))
     now = ctx.clock()
@@ -476,7 +478,7 @@ async def _claim(
         return ActionResult(state, False, needs)
     try:
         claimed = await ctx.store.save_alert(
-            replace(state, **{field: {"status": "creating", "since": ctx.clock().isoformat()}})
+            _with_claim(state, field, {"status": "creating", "since": ctx.clock().isoformat()})
         )
     except ConcurrencyConflict:
         return ActionResult(
@@ -485,19 +487,24 @@ async def _claim(
     return claimed, link
 
 
-def _claim_expired(claim: dict, now: datetime) -> bool:
+def _with_claim(state: AlertState, field: str, value: dict[str, Any] | None) -> AlertState:
+    """The alert with its channel or meeting record set to ``value``."""
+    return replace(state, channel=value) if field == "channel" else replace(state, meeting=value)
+
+
+def _claim_expired(claim: dict[str, Any], now: datetime) -> bool:
     since = claim.get("since")
     return not since or now - datetime.fromisoformat(since) > timedelta(minutes=2)
 
 
 async def _release(ctx: ActionContext, state: AlertState, field: str) -> None:
     try:
-        await ctx.store.save_alert(replace(state, **{field: None}))
+        await ctx.store.save_alert(_with_claim(state, field, None))
     except ConcurrencyConflict:
         pass
 
 
-async def _create_channel_with_unique_name(ctx: ActionContext, state: AlertState, team_id: str) -> dict:
+async def _create_channel_with_unique_name(ctx: ActionContext, state: AlertState, team_id: str) -> dict[str, Any]:
     assert ctx.directory is not None
     base = channel_name_from_template(
         ctx.channel_name_template, alert_id=state.alert_id, title=state.title, severity=state.severity
@@ -594,6 +601,7 @@ async def create_alert_meeting(
     organizer = ctx.meeting_organizer or actor.aad_object_id
     start = ctx.clock()
     try:
+        assert ctx.directory is not None  # _claim answered already when the tenant has no Graph
         meeting = await ctx.directory.create_meeting(
             state.tenant_id,
             organizer,
@@ -638,7 +646,7 @@ async def _announce_meeting(ctx: ActionContext, state: AlertState, where: Where)
         return
     try:
         await ctx.messenger.reply(
-            where.conversation, delivery.activity_id, f"Alert meeting: {state.meeting['joinUrl']}"
+            where.conversation, delivery.activity_id, f"Alert meeting: {(state.meeting or {}).get('joinUrl')}"
         )
     except Exception as exc:  # noqa: BLE001 - the link is on the card as well
         log.warning("Could not post the meeting link for %s: %s", state.alert_id, exc)

@@ -10,6 +10,7 @@ import logging
 import re
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from typing import Any
 
 from shared import cards
 from shared.domain.alerts import TRANSITIONS, Verb
@@ -49,11 +50,13 @@ class BotReply:
     """Messages to send back in the conversation (text or an Adaptive Card)."""
 
     texts: list[str] = field(default_factory=list)
-    cards: list[dict] = field(default_factory=list)
-    invoke_response: tuple[int, dict] | None = None
+    cards: list[dict[str, Any]] = field(default_factory=list)
+    invoke_response: tuple[int, dict[str, Any]] | None = None
 
 
-def conversation_record(activity: dict, reference: dict, now: datetime) -> ConversationRecord | None:
+def conversation_record(
+    activity: dict[str, Any], reference: dict[str, Any], now: datetime
+) -> ConversationRecord | None:
     """The conversation an activity came from, or None when it names no tenant."""
     conversation = activity.get("conversation") or {}
     channel_data = activity.get("channelData") or {}
@@ -92,13 +95,13 @@ def conversation_record(activity: dict, reference: dict, now: datetime) -> Conve
     )
 
 
-def command_text(activity: dict) -> str:
+def command_text(activity: dict[str, Any]) -> str:
     """The message text without @mentions of the bot, with white space folded."""
     text = _MENTION.sub(" ", activity.get("text") or "")
     return " ".join(text.split())
 
 
-def actor_of(activity: dict) -> Actor:
+def actor_of(activity: dict[str, Any]) -> Actor:
     sender = activity.get("from") or {}
     conversation = activity.get("conversation") or {}
     tenant_id = (
@@ -107,7 +110,7 @@ def actor_of(activity: dict) -> Actor:
     return Actor(tenant_id=tenant_id, aad_object_id=sender.get("aadObjectId") or "", name=sender.get("name") or "")
 
 
-def where_of(activity: dict, record: ConversationRecord | None, via: str) -> Where:
+def where_of(activity: dict[str, Any], record: ConversationRecord | None, via: str) -> Where:
     channel_data = activity.get("channelData") or {}
     team = channel_data.get("team") or {}
     # Teams does not always put the team's group id on a click or message; the channel's stored
@@ -132,7 +135,9 @@ async def run_verb(ctx: ActionContext, verb: Verb, alert_key: str, actor: Actor,
     return await action_service.create_alert_meeting(ctx, actor.tenant_id, alert_key, actor, where)
 
 
-async def handle_card_action(activity: dict, record: ConversationRecord | None, ctx: ActionContext) -> BotReply:
+async def handle_card_action(
+    activity: dict[str, Any], record: ConversationRecord | None, ctx: ActionContext
+) -> BotReply:
     action = (activity.get("value") or {}).get("action") or {}
     verb = Verb.parse(action["verb"]) if isinstance(action.get("verb"), str) else None
     data = action.get("data") or {}
@@ -167,13 +172,13 @@ async def handle_card_action(activity: dict, record: ConversationRecord | None, 
 
 async def open_alerts_card(
     store: StateStore, tenant_id: str, ctx: ActionContext | None, note: str = "", done: bool = True
-) -> dict:
+) -> dict[str, Any]:
     now = ctx.clock() if ctx is not None else datetime.now(UTC)
     return cards.alerts_card(await store.list_open_alerts(tenant_id), now, note, done)
 
 
 async def handle_command(
-    text: str, activity: dict, record: ConversationRecord | None, store: StateStore, ctx: ActionContext | None
+    text: str, activity: dict[str, Any], record: ConversationRecord | None, store: StateStore, ctx: ActionContext | None
 ) -> BotReply:
     word, _, rest = text.partition(" ")
     word, rest = word.lower(), rest.strip()
@@ -189,7 +194,7 @@ async def handle_command(
     if word == "alerts":
         return BotReply(cards=[await open_alerts_card(store, actor.tenant_id, ctx)])
     command_verb = Verb.parse(word)
-    if command_verb in TRANSITIONS and ctx is not None:
+    if command_verb is not None and command_verb in TRANSITIONS and ctx is not None:
         if not rest:
             return BotReply(texts=[f"Which alert? For example: {word} ALRT-1042"])
         state = await action_service.find_alert(store, actor.tenant_id, rest.split()[0])
@@ -218,7 +223,7 @@ async def handle_command(
 
 
 async def may_subscribe(
-    record: ConversationRecord, actor: Actor, activity: dict, ctx: ActionContext | None
+    record: ConversationRecord, actor: Actor, activity: dict[str, Any], ctx: ActionContext | None
 ) -> str | None:
     """Who may change what reaches a conversation: anyone their own personal chat; a
     connector admin (CONNECTOR_ADMINS) anywhere; an owner of the team its channel (checked
@@ -247,7 +252,7 @@ async def may_subscribe(
 async def subscription_command(
     word: str,
     rest: str,
-    activity: dict,
+    activity: dict[str, Any],
     record: ConversationRecord | None,
     store: StateStore,
     ctx: ActionContext | None,
@@ -360,7 +365,7 @@ CHANNEL_EVENTS = (
 TEAM_GONE_EVENTS = ("teamDeleted", "teamHardDeleted", "teamArchived")
 
 
-async def _team_event(activity: dict, store: StateStore, now: datetime) -> bool:
+async def _team_event(activity: dict[str, Any], store: StateStore, now: datetime) -> bool:
     """Keep the stored conversations true to a channel or team event; True when the activity
     was one (nothing else to do with it)."""
     channel_data = activity.get("channelData") or {}
@@ -397,7 +402,7 @@ async def _team_event(activity: dict, store: StateStore, now: datetime) -> bool:
 
 
 async def handle_activity(
-    activity: dict, reference: dict, *, store: StateStore, actions: ActionContext | None = None
+    activity: dict[str, Any], reference: dict[str, Any], *, store: StateStore, actions: ActionContext | None = None
 ) -> BotReply:
     """Remember where the bot is (every activity refreshes the conversation reference), answer
     commands and card buttons."""

@@ -29,7 +29,7 @@ from shared.domain import tenants
 from shared.domain.connectors import METHODS, Connector, DeliveryTarget, PendingFlow
 from shared.domain.model import GRAPH_DELIVERY, ConversationRecord
 from shared.permissions import APPLICATION_PERMISSIONS, GRAPH_DEFAULT_SCOPE
-from shared.ports import ConcurrencyConflict, ConsentFailed, GraphError, ReconsentRequired
+from shared.ports import ConcurrencyConflict, ConnectorStore, ConsentFailed, GraphError, ReconsentRequired, StateStore
 from shared.security import DecryptionError, InvalidState, StateSigner, TokenCipher, cache_associated_data
 
 log = logging.getLogger(__name__)
@@ -96,7 +96,7 @@ def parse_targets(params: Mapping[str, Any]) -> tuple[DeliveryTarget, ...]:
     return tuple(targets[:MAX_TARGETS])
 
 
-async def mark_needs_reconsent(store: Any, tenant_id: str, reason: str, now: datetime | None = None) -> None:
+async def mark_needs_reconsent(store: ConnectorStore, tenant_id: str, reason: str, now: datetime | None = None) -> None:
     """Record that the delegated token was refused (ETag-conditional; first writer wins)."""
     for _ in range(3):
         connector = await store.get_connector(tenant_id)
@@ -114,7 +114,7 @@ class ConsentService:
     def __init__(
         self,
         *,
-        store: Any,  # ConnectorStore + StateStore
+        store: StateStore,
         signer: StateSigner,
         cipher: TokenCipher,
         identity: Any,  # shared.adapters.identity.MsalIdentity

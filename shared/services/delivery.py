@@ -173,7 +173,7 @@ class JobReport:
 class _Conversation:
     """The batch's view of one conversation: its send window and its storm summary."""
 
-    def __init__(self, job: DeliveryJob, window: pacing.Window, summary: dict | None) -> None:
+    def __init__(self, job: DeliveryJob, window: pacing.Window, summary: dict[str, Any] | None) -> None:
         self.record = job.conversation
         self.window = window
         self.summary = summary
@@ -182,7 +182,7 @@ class _Conversation:
         # an attempt whose summary was never saved, so it is not in these counts.
         self.saved_seq = summary["seq"] if summary else 0
         # Alerts folded into the summary in this batch, recorded together at the end of it.
-        self.folds: dict[str, dict] = {}  # alert key -> {"alertKey", "severity", "status", "revision", "seq"}
+        self.folds: dict[str, dict[str, Any]] = {}  # alert key -> {"alertKey", "severity", "status", "revision", "seq"}
         self.waited = 0.0  # seconds this batch has waited for sends
         self.limits = pacing.limits_for(
             (job.conversation.reference or {}).get("delivery") == "graph" and job.conversation.channel_id is not None
@@ -565,7 +565,7 @@ async def _refused(
 
 async def send_to_fallback(
     state: AlertState,
-    unreachable: list[tuple[str, str, tuple[dict, ...], dict | None]],
+    unreachable: list[tuple[str, str, tuple[dict[str, Any], ...], dict[str, Any] | None]],
     ctx: Any,
     report: Any,
     *,
@@ -636,7 +636,7 @@ async def _undeliverable(
 # ---------------------------------------------------------------------------- storm summary
 
 
-def _empty_summary() -> dict:
+def _empty_summary() -> dict[str, Any]:
     return {
         "counts": {},
         "top": [],
@@ -650,7 +650,7 @@ def _empty_summary() -> dict:
     }
 
 
-def _entry(state: AlertState) -> dict:
+def _entry(state: AlertState) -> dict[str, Any]:
     return {
         "key": state.key,
         "id": state.alert_id,
@@ -662,14 +662,14 @@ def _entry(state: AlertState) -> dict:
     }
 
 
-def _count(summary: dict, severity: str, status: str, delta: int) -> None:
+def _count(summary: dict[str, Any], severity: str, status: str, delta: int) -> None:
     key = f"{status}:{severity}"
     summary["counts"][key] = max(summary["counts"].get(key, 0) + delta, 0)
     if not summary["counts"][key]:
         del summary["counts"][key]
 
 
-def _place(summary: dict, state: AlertState) -> None:
+def _place(summary: dict[str, Any], state: AlertState) -> None:
     """Keep the summary's named alerts: the most severe open ones, newest first among equals."""
     top = [e for e in summary["top"] if e["key"] != state.key]
     if state.status != "resolved":
@@ -717,7 +717,7 @@ async def _write_folds(conv: _Conversation, ctx: Any, report: JobReport) -> None
         conv.folds = {}
 
 
-async def _member_change(conv: _Conversation, member: dict, state: AlertState, ctx: Any) -> None:
+async def _member_change(conv: _Conversation, member: dict[str, Any], state: AlertState, ctx: Any) -> None:
     """A change of an alert counted in the summary: move its count, keep the newest revision."""
     if member["revision"] >= state.revision:
         return
@@ -735,7 +735,7 @@ async def _member_change(conv: _Conversation, member: dict, state: AlertState, c
         await ctx.store.save_summary_members(conv.record.tenant_id, conv.record.conversation_id, [changed], first=False)
 
 
-def _summary_request(summary: dict, now: datetime) -> str:
+def _summary_request(summary: dict[str, Any], now: datetime) -> str:
     """Each chain of summary follow-ups gets its own message ids: a follow-up is never taken
     for a duplicate of an earlier chain's (a refresh is idempotent, so extra ones are harmless)."""
     return f"summary-{summary['seq']}-{int(now.timestamp() * 1000)}"

@@ -273,10 +273,10 @@ class _Slot:
     conversation: ConversationRecord
     recipient: str
     reason: str
-    context: dict | None = None
-    fallback: dict[str, dict] = field(default_factory=dict)  # recipient key -> recipient JSON
+    context: dict[str, Any] | None = None
+    fallback: dict[str, dict[str, Any]] = field(default_factory=dict)  # recipient key -> recipient JSON
 
-    def merge(self, context: dict | None, target: routing.Target | None) -> None:
+    def merge(self, context: dict[str, Any] | None, target: routing.Target | None) -> None:
         if target is not None:
             self.fallback.update({r.key: r.to_json() for r in target.fallback})
         if not context:
@@ -288,8 +288,8 @@ class _Slot:
         } | {k: v for k, v in (mine | context).items() if k not in ("comments", "workflows")}
 
 
-def target_context(target: routing.Target, note: str = "") -> dict | None:
-    context: dict = {}
+def target_context(target: routing.Target, note: str = "") -> dict[str, Any] | None:
+    context: dict[str, Any] = {}
     if target.comments:
         context["comments"] = list(target.comments)
     if target.workflows:
@@ -322,13 +322,13 @@ async def deliver(
     outcome = outcome or Outcome(None, "processed")
     store = ctx.store
     slots: dict[str, _Slot] = {}
-    unreachable: list[tuple[str, str, tuple[dict, ...], dict | None]] = []
+    unreachable: list[tuple[str, str, tuple[dict[str, Any], ...], dict[str, Any] | None]] = []
 
     def add(
         conversation: ConversationRecord,
         recipient: str,
         reason: str,
-        context: dict | None = None,
+        context: dict[str, Any] | None = None,
         target: routing.Target | None = None,
     ) -> None:
         slot = slots.get(conversation.conversation_id)

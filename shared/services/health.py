@@ -9,6 +9,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from shared.ports import Bot
+
 CHECK_SECONDS = 10.0
 
 
@@ -66,7 +68,7 @@ def tables_check(store: Any) -> Check:
     return check
 
 
-def bot_token_check(bot: Any) -> Check:
+def bot_token_check(bot: Bot) -> Check:
     async def check() -> str:
         return await bot.check_token()
 

@@ -13,7 +13,7 @@ from shared import cards
 from shared.domain import retention
 from shared.domain import workflows as routing
 from shared.domain.alerts import needs_reminder
-from shared.domain.model import Delivery, Undeliverable
+from shared.domain.model import AlertState, Delivery, Undeliverable
 from shared.domain.workflows import Recipient, Workflow
 from shared.ports import ConcurrencyConflict, DeliveryError, ReconsentRequired, StateStore, TeamsMessenger
 from shared.services.events import Delivering
@@ -139,7 +139,7 @@ async def run_digests(ctx: Delivering) -> DigestReport:
     post, so overlapping or retried runs post a period's digest once."""
     report = DigestReport()
     now = ctx.clock()
-    open_by_tenant: dict[str, list] = {}
+    open_by_tenant: dict[str, list[AlertState]] = {}
     for workflow in await ctx.store.list_all_workflows():
         if not workflow.enabled or workflow.trigger != "periodic":
             continue
@@ -207,7 +207,7 @@ async def _post_digest(
     workflow: Workflow,
     key: str,
     recipient: Recipient,
-    card: dict,
+    card: dict[str, Any],
     report: DigestReport,
     delivery: str | None = None,
 ) -> str | None:

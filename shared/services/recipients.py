@@ -18,6 +18,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from shared.domain.connectors import DeliveryTarget
 from shared.domain.model import ConversationRecord
@@ -177,7 +178,7 @@ class RecipientResolver:
             )
         return self.directory
 
-    async def _user(self, directory: Directory, tenant_id: str, who: str) -> dict:
+    async def _user(self, directory: Directory, tenant_id: str, who: str) -> dict[str, Any]:
         user = await directory.get_user(tenant_id, who)
         if user is None and "@" in who:
             user = await directory.find_user_by_email(tenant_id, who)
