@@ -370,7 +370,10 @@ def alert_card(
         where = f"in {escape_text(state.source, 60)}" if state.source else "in its source"
         body.append(
             _text_block(
-                f"{' and '.join(left_out).capitalize()} did not fit in a Teams message; open the alert {where} to see them.",
+                (
+                    f"{' and '.join(left_out).capitalize()} did not fit in a Teams message; open the alert {where} "
+                    "to see them."
+                ),
                 id="trimmed",
                 size="Small",
                 isSubtle=True,
@@ -564,7 +567,8 @@ def summary_card(summary: dict[str, Any]) -> dict[str, Any]:
             ],
         },
         _text_block(
-            "So many alerts arrived that they are listed here instead of as separate cards. Individual cards resume when the storm passes. "
+            "So many alerts arrived that they are listed here instead of as separate cards. Individual cards "
+            "resume when the storm passes. "
             "Send **alerts** for the full list.",
             isSubtle=True,
             spacing="Small",
@@ -609,7 +613,10 @@ def summary_card(summary: dict[str, Any]) -> dict[str, Any]:
     if summary.get("first"):
         body.append(
             _text_block(
-                f"From {_when(datetime.fromisoformat(summary['first']))} to {_when(datetime.fromisoformat(summary['last']))}",
+                (
+                    f"From {_when(datetime.fromisoformat(summary['first']))} to "
+                    f"{_when(datetime.fromisoformat(summary['last']))}"
+                ),
                 size="Small",
                 isSubtle=True,
             )

@@ -8,6 +8,7 @@ second click finds nothing to change and publishes nothing.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import html
 import logging
@@ -122,7 +123,8 @@ async def authorize(ctx: ActionContext, state: AlertState | None, actor: Actor, 
         link = None  # asked for but not verified: the action carries no platform identity
     if ctx.require_linked_account and link is None:
         raise Refused(
-            "Link your alerting platform account first: send me 'link' (your Microsoft 365 account), or ask a connector admin to approve another."
+            "Link your alerting platform account first: send me 'link' (your Microsoft 365 account), or ask a "
+            "connector admin to approve another."
         )
     return link
 
@@ -401,7 +403,10 @@ async def create_alert_channel(
         where,
         needs=None
         if team_id
-        else "No team to create the channel in: set ALERT_CHANNEL_TEAM_ID, or use the button on a card in a team channel.",
+        else (
+            "No team to create the channel in: set ALERT_CHANNEL_TEAM_ID, or use the button on a card in a team "
+            "channel."
+        ),
     )
     if isinstance(claim, ActionResult):
         return claim
@@ -498,10 +503,8 @@ def _claim_expired(claim: dict[str, Any], now: datetime) -> bool:
 
 
 async def _release(ctx: ActionContext, state: AlertState, field: str) -> None:
-    try:
+    with contextlib.suppress(ConcurrencyConflict):
         await ctx.store.save_alert(_with_claim(state, field, None))
-    except ConcurrencyConflict:
-        pass
 
 
 async def _create_channel_with_unique_name(ctx: ActionContext, state: AlertState, team_id: str) -> dict[str, Any]:

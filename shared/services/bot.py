@@ -30,7 +30,10 @@ COMMANDS: list[tuple[str, str]] = [
     ("reopen ID", "Reopen a resolved alert."),
     (
         "link [NAME]",
-        "Link your Teams account to your alerting platform account: without a name, your Microsoft 365 account; another name waits for an admin's approval.",
+        (
+            "Link your Teams account to your alerting platform account: without a name, your Microsoft 365 "
+            "account; another name waits for an admin's approval."
+        ),
     ),
     ("whoami", "Show who you are to the connector."),
     (
@@ -211,12 +214,21 @@ async def handle_command(
         if link is None:
             linked = "not linked to an alerting platform account (send 'link')"
         elif link.verified:
-            linked = f"linked to **{cards.escape_text(link.platform_identity, 200)}** (verified: {action_service.LINK_VERIFIED_BY[link.method]})"
+            linked = (
+                f"linked to **{cards.escape_text(link.platform_identity, 200)}** (verified: "
+                f"{action_service.LINK_VERIFIED_BY[link.method]})"
+            )
         else:
-            linked = f"your link to **{cards.escape_text(link.platform_identity, 200)}** waits for a connector admin's approval"
+            linked = (
+                f"your link to **{cards.escape_text(link.platform_identity, 200)}** waits for a connector admin's "
+                "approval"
+            )
         return BotReply(
             texts=[
-                f"You are {cards.escape_text(actor.name or 'unknown', 100)} (Microsoft Entra object id {actor.aad_object_id or 'unknown'}) in tenant {actor.tenant_id or 'unknown'}; {linked}."
+                (
+                    f"You are {cards.escape_text(actor.name or 'unknown', 100)} (Microsoft Entra object id "
+                    f"{actor.aad_object_id or 'unknown'}) in tenant {actor.tenant_id or 'unknown'}; {linked}."
+                )
             ]
         )
     return BotReply(cards=[cards.help_card(COMMANDS)])
@@ -245,7 +257,10 @@ async def may_subscribe(
                 return f"Your ownership of this team could not be verified ({exc})."
         return "Only the team's owners and the connector's admins can subscribe this channel."
     if record.conversation_type == "channel":
-        return "Only the connector's admins can subscribe this channel while the tenant is not connected to Microsoft Graph (team owners can once it is)."
+        return (
+            "Only the connector's admins can subscribe this channel while the tenant is not connected to Microsoft "
+            "Graph (team owners can once it is)."
+        )
     return "Only the connector's admins (CONNECTOR_ADMINS) can subscribe a group chat."
 
 
@@ -266,9 +281,15 @@ async def subscription_command(
     if word == "subscriptions":
         reaching = [w for w in workflows if w.reaches(record.conversation_id)]
         if not workflows:
-            return "This organisation has no workflows: every conversation where I am installed gets every alert. Send 'subscribe' to choose what comes here."
+            return (
+                "This organisation has no workflows: every conversation where I am installed gets every alert. "
+                "Send 'subscribe' to choose what comes here."
+            )
         if not reaching:
-            return f"No workflow sends alerts here ({len(workflows)} workflow(s) send them elsewhere). Send 'subscribe [filters]' to change that."
+            return (
+                f"No workflow sends alerts here ({len(workflows)} workflow(s) send them elsewhere). Send "
+                "'subscribe [filters]' to change that."
+            )
         return (
             "Alerts come here from: "
             + "; ".join(
@@ -304,7 +325,10 @@ async def subscription_command(
         else ""
     )
     verb = "Subscribed" if saved.created else ("Subscription changed" if saved.changed else "Already subscribed")
-    return f"{verb}: this conversation gets {cards.escape_text(match.describe(), 300)}, as they are created and change.{first}"
+    return (
+        f"{verb}: this conversation gets {cards.escape_text(match.describe(), 300)}, as they are created and "
+        f"change.{first}"
+    )
 
 
 async def _own_identities(ctx: ActionContext | None, actor: Actor) -> set[str]:
@@ -332,7 +356,10 @@ async def link_account(name: str, actor: Actor, store: StateStore, ctx: ActionCo
             await store.save_link(
                 AccountLink(actor.tenant_id, actor.aad_object_id, name.lower(), "directory", None, datetime.now(UTC))
             )
-            return f"Linked to {cards.escape_text(name, 200)} (your Microsoft 365 account). Your actions on alerts now carry this identity."
+            return (
+                f"Linked to {cards.escape_text(name, 200)} (your Microsoft 365 account). Your actions on alerts "
+                "now carry this identity."
+            )
         await store.save_link(
             AccountLink(actor.tenant_id, actor.aad_object_id, name, "requested", None, datetime.now(UTC))
         )
@@ -343,11 +370,15 @@ async def link_account(name: str, actor: Actor, store: StateStore, ctx: ActionCo
         )
         return (
             f"Link to {cards.escape_text(name, 200)} requested, not made: {why}. A connector admin can approve it "
-            f"(PUT /api/tenants/{actor.tenant_id}/links/{actor.aad_object_id}); until then your actions carry no platform identity."
+            f"(PUT /api/tenants/{actor.tenant_id}/links/{actor.aad_object_id}); until then your actions carry "
+            "no platform identity."
         )
     link = await action_service.ensure_link(ctx, actor) if ctx is not None else None
     if link is None:
-        return "I could not find your e-mail address to link automatically. Send link followed by your alerting platform user name, e.g. link alex.wilber."
+        return (
+            "I could not find your e-mail address to link automatically. Send link followed by your alerting "
+            "platform user name, e.g. link alex.wilber."
+        )
     return f"Linked to {cards.escape_text(link.platform_identity, 200)} (from your Microsoft 365 account)."
 
 
@@ -453,7 +484,10 @@ async def handle_activity(
         )
         return BotReply(
             texts=[
-                f"Thanks for adding Teams Alert Connector. Alerts for this tenant will appear here. {ask} for the commands."
+                (
+                    f"Thanks for adding Teams Alert Connector. Alerts for this tenant will appear here. {ask} for "
+                    "the commands."
+                )
             ]
         )
     return BotReply()

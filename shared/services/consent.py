@@ -16,6 +16,7 @@ authorises nothing (the app-only token or the redeemed code proves it).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import secrets
@@ -149,7 +150,8 @@ class ConsentService:
                 raise ConsentInputError(f"tenant {exc}") from None
         if targets and method != "delegated":
             raise ConsentInputError(
-                "delivery targets (team/channel/chat) apply to the delegated method only; the bot posts where it is installed"
+                "delivery targets (team/channel/chat) apply to the delegated method only; the bot posts where "
+                "it is installed"
             )
         now = self._clock()
         flow_id = secrets.token_urlsafe(18)
@@ -195,10 +197,8 @@ class ConsentService:
             status_changed=now,
             etag=existing.etag if existing else None,
         )
-        try:
+        with contextlib.suppress(ConcurrencyConflict):
             await self._store.save_connector(connector)
-        except ConcurrencyConflict:
-            pass
 
     # ------------------------------------------------------------------ callback
 
@@ -243,7 +243,10 @@ class ConsentService:
             what = "Consent was declined, so the connector was not connected."
         else:
             what = f"Microsoft reported an error ({error}), so the connector was not connected."
-        how = "Nothing was changed. To retry, ask a global administrator (or a privileged role administrator) to open the connect link again and accept."
+        how = (
+            "Nothing was changed. To retry, ask a global administrator (or a privileged role administrator) to "
+            "open the connect link again and accept."
+        )
         return ConsentPage(
             400, "The tenant was not connected", f"{what} {description} {how}".replace("  ", " ").strip()
         )
@@ -269,7 +272,10 @@ class ConsentService:
             return ConsentPage(
                 400,
                 "The tenant was not connected",
-                f"Consent was given in tenant {tenant_id}, but the link was for tenant {flow.tenant_hint}. Nothing was changed.",
+                (
+                    f"Consent was given in tenant {tenant_id}, but the link was for tenant {flow.tenant_hint}. "
+                    "Nothing was changed."
+                ),
             )
         existing = await self._store.get_connector(tenant_id)
         if existing is not None and existing.status == "disconnected" and not flow.tenant_hint:
@@ -288,14 +294,20 @@ class ConsentService:
                 return ConsentPage(
                     403,
                     "The tenant was not connected",
-                    f"Microsoft did not issue the connector a token for tenant {tenant_id}, so its consent there is not proven. Nothing was changed.",
+                    (
+                        f"Microsoft did not issue the connector a token for tenant {tenant_id}, so its consent "
+                        "there is not proven. Nothing was changed."
+                    ),
                 )
             organisation = await self._directory.organization(tenant_id, mode="app")
             roles = tuple(sorted(claims.get("roles") or ()))
         except GraphError as exc:
             if exc.code == "TokenFailed":
                 # The callback's tenant parameter proves nothing: no token, no proof of consent.
-                message = f"Microsoft did not issue the connector a token for tenant {tenant_id}, so its consent there is not proven. {exc}"
+                message = (
+                    f"Microsoft did not issue the connector a token for tenant {tenant_id}, so its consent there "
+                    f"is not proven. {exc}"
+                )
             else:
                 message = f"Consent was recorded by Microsoft, but the connector could not use it: {exc}"
             return ConsentPage(502, "The tenant was not connected", f"{message} Nothing was changed.")
@@ -343,7 +355,10 @@ class ConsentService:
             return ConsentPage(
                 400,
                 "The tenant was not connected",
-                f"You signed in to tenant {tenant_id}, but the link was for tenant {flow.tenant_hint}. Nothing was changed.",
+                (
+                    f"You signed in to tenant {tenant_id}, but the link was for tenant {flow.tenant_hint}. Nothing "
+                    "was changed."
+                ),
             )
         now = self._clock()
         existing = await self._store.get_connector(tenant_id)

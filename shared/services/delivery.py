@@ -18,6 +18,7 @@ For each job:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import logging
 import math
@@ -71,7 +72,7 @@ class TenantBudget:
     Teams allows a bot 50 requests per second per tenant. The app's budget
     (``TEAMS_TENANT_SENDS_PER_SECOND``, 45 by default) is cut into :data:`SLOTS` slots; an
     instance leases slots in Table Storage (an ETag-conditional write per slot, for
-    :data:`LEASE` seconds, renewed while it sends) and sends at most ``slots × rate per slot``
+    :data:`LEASE` seconds, renewed while it sends) and sends at most ``slots * rate per slot``
     per second to that tenant. Slots are exclusive, so however many instances run, the
     tenant never gets more than the whole budget; an idle instance lets its slots lapse and a
     busy one takes the free ones."""
@@ -214,7 +215,7 @@ async def run_jobs(jobs: list[DeliveryJob], ctx: Any) -> JobReport:
             # saved; if even that fails, the summary is saved without this attempt's counts.
             try:
                 await _write_folds(conversation, ctx, report)
-            except Exception:
+            except Exception:  # noqa: BLE001 - any failure: keep the summary consistent, then re-raise the first
                 conversation.summary = summary_before
             raise
         finally:
@@ -550,10 +551,8 @@ async def _refused(
                 context=job.context,
                 etag=current.etag if current else None,
             )
-            try:
+            with contextlib.suppress(ConcurrencyConflict):
                 await ctx.store.save_delivery(failed)
-            except ConcurrencyConflict:
-                pass
     if gone:
         await ctx.store.remove_conversation(job.tenant_id, job.conversation_id)
         log.warning("Forgot conversation %s: Teams says the bot can no longer post there", job.conversation_id)
@@ -773,7 +772,11 @@ async def _refresh_summary(
     if not await _wait_for_send(job, conv, ctx, later):
         return
     card = cards.summary_card(summary)
-    text = f"Alert storm: {sum(summary['counts'].get(k, 0) for k in summary['counts'] if not k.startswith('resolved:'))} alerts open in one summary"
+    text = (
+        "Alert storm: "
+        f"{sum(summary['counts'].get(k, 0) for k in summary['counts'] if not k.startswith('resolved:'))} alerts "
+        "open in one summary"
+    )
     try:
         if summary.get("activityId"):
             await ctx.messenger.update(conv.record, summary["activityId"], card, text)

@@ -3,7 +3,7 @@
 Service Bus delivers at least once; the visible effect in Teams is exactly once:
 - every event id is recorded once processed, and a redelivered event is skipped; an event
   applied before a failure is recognised (the alert records it) and routed the same way again;
-- every card is recorded (alert × conversation → activity id) and a later change updates
+- every card is recorded (alert and conversation → activity id) and a later change updates
   that card in place, never posts again;
 - a delivery is *claimed* (a conditional insert) before the post, so two workers handling
   events of the same alert at once cannot both post.
@@ -175,7 +175,10 @@ async def resolve_tenant(tenant_id: str | None, event_id: str, store: StateStore
         )
     raise UnroutableEvent(
         "tenantid",
-        f"the bot is installed in {len(tenants)} tenants; name one with the tenantid attribute or set DEFAULT_TENANT_ID",
+        (
+            f"the bot is installed in {len(tenants)} tenants; name one with the tenantid attribute or set "
+            "DEFAULT_TENANT_ID"
+        ),
         event_id,
     )
 

@@ -31,12 +31,12 @@ class Unwell(Exception):
     """A check ran and found a problem (the message says which)."""
 
 
-async def run_checks(checks: dict[str, Check], timeout: float = CHECK_SECONDS) -> list[CheckResult]:
+async def run_checks(checks: dict[str, Check], seconds: float = CHECK_SECONDS) -> list[CheckResult]:
     async def one(name: str, check: Check) -> CheckResult:
         try:
-            return CheckResult(name, True, await asyncio.wait_for(check(), timeout))
+            return CheckResult(name, True, await asyncio.wait_for(check(), seconds))
         except TimeoutError:
-            return CheckResult(name, False, f"no answer within {timeout:.0f} s")
+            return CheckResult(name, False, f"no answer within {seconds:.0f} s")
         except Unwell as exc:
             return CheckResult(name, False, str(exc))
         except Exception as exc:  # noqa: BLE001 - any failure is the answer of this check

@@ -162,7 +162,8 @@ class RecipientResolver:
         connector = await self.store.get_connector(tenant_id)
         if self.directory is None:
             raise Unreachable(
-                "the connector's Microsoft Graph connection is off (GRAPH_APP_ID is not set), so people and groups cannot be reached"
+                "the connector's Microsoft Graph connection is off (GRAPH_APP_ID is not set), so people and "
+                "groups cannot be reached"
             )
         if connector is None:
             raise Unreachable(

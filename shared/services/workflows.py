@@ -58,7 +58,8 @@ async def put_workflow(
         current = await store.get_workflow(tenant_id, workflow.id)
         if current is None and len(await store.list_workflows(tenant_id)) >= routing.MAX_WORKFLOWS_PER_TENANT:
             raise WorkflowLimit(
-                f"tenant {tenant_id} has {routing.MAX_WORKFLOWS_PER_TENANT} workflows, the most allowed; delete one first"
+                f"tenant {tenant_id} has {routing.MAX_WORKFLOWS_PER_TENANT} workflows, the most allowed; "
+                "delete one first"
             )
         if current is not None and routing.same_definition(current, workflow):
             return Saved(current, created=False, changed=False)
@@ -94,7 +95,10 @@ async def queue_existing(workflow: Workflow, commands: ActionPublisher | None) -
     """Ask the queue trigger to deliver the open alerts this workflow matches."""
     if commands is None:
         log.warning(
-            "No queue to deliver the open alerts of workflow %s: set ServiceBusConnection__fullyQualifiedNamespace (or LOCAL_QUEUE_HOST_URL locally)",
+            (
+                "No queue to deliver the open alerts of workflow %s: set "
+                "ServiceBusConnection__fullyQualifiedNamespace (or LOCAL_QUEUE_HOST_URL locally)"
+            ),
             workflow.id,
         )
         return False
@@ -121,7 +125,10 @@ async def dry_run(store: StateStore, tenant_id: str, body: Any) -> dict[str, Any
                     "eventId": event.event_id,
                     "alertId": event.data.id,
                     "change": None,
-                    "detail": f"version {event.data.version} is not newer than {current.version}: only the cards already delivered would be updated",
+                    "detail": (
+                        f"version {event.data.version} is not newer than {current.version}: only the cards already "
+                        "delivered would be updated"
+                    ),
                 }
             )
             continue
@@ -177,7 +184,10 @@ def parse_subscription(text: str) -> Match:
         else:
             raise InvalidWorkflow(
                 word,
-                "is not a filter I know: use severity>=high, severity=critical, source=NAME, kind=issue, label KEY=VALUE or title~WORD",
+                (
+                    "is not a filter I know: use severity>=high, severity=critical, source=NAME, kind=issue, label "
+                    "KEY=VALUE or title~WORD"
+                ),
             )
         i += 1
     return Match(

@@ -33,7 +33,7 @@ async def test_each_check_says_what_it_saw_or_what_is_wrong():
         r.name: r
         for r in await health.run_checks(
             {"fine": fine, "broken": broken, "hung": hung, "queue": health.queue_check(Probe(QueueDepth(2, 3)))},
-            timeout=0.05,
+            seconds=0.05,
         )
     }
     assert results["fine"].ok and results["fine"].detail == "read"
