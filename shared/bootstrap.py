@@ -20,7 +20,7 @@ from shared.settings import Settings, SettingsError, load_settings
 if TYPE_CHECKING:
     from shared.services.actions import ActionContext
     from shared.services.delivery import TenantBudget
-    from shared.services.events import Delivering
+    from shared.services.processing import Delivering
 
 
 @dataclass(frozen=True)
@@ -367,7 +367,7 @@ def delivering(c: Container) -> Delivering:
     """What delivering an alert needs: the store, the deliveries queue, the messenger, the
     recipient resolver and this process's share of the tenants' send budgets."""
     from shared.services.delivery import TenantBudget
-    from shared.services.events import Delivering
+    from shared.services.processing import Delivering
     from shared.services.recipients import RecipientResolver
 
     if c.jobs is None:

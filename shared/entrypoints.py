@@ -16,8 +16,8 @@ import azure.functions as func
 
 from shared import bootstrap
 from shared.services import bot as bot_service
-from shared.services import events as event_service
 from shared.services import periodic as periodic_service
+from shared.services import processing as event_service
 from shared.settings import SettingsError
 
 if TYPE_CHECKING:

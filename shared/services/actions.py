@@ -31,7 +31,7 @@ from shared.ports import (
     TeamsMessenger,
     TransientError,
 )
-from shared.services.events import sync_cards
+from shared.services.processing import sync_cards
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +90,7 @@ class ActionContext:
     channel_name_template: str = "{severity} {id} {title}"
     meeting_organizer: str | None = None
     connector_admins: tuple[str, ...] = ()  # Entra object ids / UPNs, lower case (CONNECTOR_ADMINS)
-    delivering: Any = None  # shared.services.events.Delivering: the other copies of a card go through its queue
+    delivering: Any = None  # shared.services.processing.Delivering: the other copies of a card go through its queue
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
 
 

@@ -16,7 +16,7 @@ from shared.domain.alerts import needs_reminder
 from shared.domain.model import AlertState, Delivery, Undeliverable
 from shared.domain.workflows import Recipient, Workflow
 from shared.ports import ConcurrencyConflict, DeliveryError, ReconsentRequired, StateStore, TeamsMessenger
-from shared.services.events import Delivering
+from shared.services.processing import Delivering
 from shared.services.recipients import Unreachable
 
 log = logging.getLogger(__name__)

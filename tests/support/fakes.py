@@ -313,7 +313,7 @@ class MemoryJobQueue:
 def delivering(store, messenger, *, resolver=None, clock=None, jobs: MemoryJobQueue | None = None):
     """The app's Delivering with an in-memory deliveries queue and a test clock that the
     app's short waits advance (no real sleeping)."""
-    from shared.services.events import Delivering
+    from shared.services.processing import Delivering
 
     async def sleep(seconds: float) -> None:
         if clock is not None and hasattr(clock, "now"):
@@ -329,7 +329,7 @@ async def process_and_deliver(body, message_id: str, ctx, **kwargs) -> list:
     """process_message, then the delivery jobs it queued (and any they queue), like the two
     triggers would. What the jobs did is added to the last outcome (posted, updated, failed,
     fallback, undeliverable), so a test reads one result."""
-    from shared.services.events import process_message
+    from shared.services.processing import process_message
 
     outcomes = await process_message(body, message_id, ctx, **kwargs)
     report = await ctx.jobs.drain(ctx)

@@ -85,7 +85,7 @@ PLANTED = [
     ("services", "shared/services/workflows.py", "from ..adapters import records"),
     # function_app: module level stays light
     ("function_app", "function_app.py", "from shared import bootstrap"),
-    ("function_app", "function_app.py", "from shared.services import events"),
+    ("function_app", "function_app.py", "from shared.services import processing"),
     ("function_app", "function_app.py", "import azure.identity"),
     # cold start: what `import function_app` loads imports no SDK at module level
     ("cold start", "shared/cards.py", "import botbuilder.core"),
@@ -109,7 +109,7 @@ def test_an_adapter_may_import_another_adapter_and_bootstrap_may_import_adapters
 
 def test_function_app_may_import_anything_allowed_inside_a_trigger(tree):
     # Inside a function it costs nothing at cold start; the other rules still apply.
-    assert tree.plant("function_app.py", "def f():\n    from shared.services import events") == []
+    assert tree.plant("function_app.py", "def f():\n    from shared.services import processing") == []
     new = tree.plant("function_app.py", "def g():\n    from shared.adapters import graph")
     assert [v for v in new if "[composition]" in v] and not [v for v in new if "[function_app]" in v]
 

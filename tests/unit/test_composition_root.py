@@ -79,7 +79,7 @@ class TestBuiltFromParts:
         assert delivering.jobs is parts.jobs and delivering.clock is parts.time.clock
 
     async def test_an_alert_goes_from_event_to_card_through_the_containers_parts(self, parts):
-        from shared.services.events import process_message
+        from shared.services.processing import process_message
 
         c = bootstrap.bootstrap(SETTINGS, overrides=parts)
         await c.store.save_conversation(conversation(TENANT))

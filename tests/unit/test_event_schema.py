@@ -49,7 +49,7 @@ from shared.domain.workflows import (
     MAX_RECIPIENTS,
     RECIPIENT_KINDS,
 )
-from shared.services.events import process_message
+from shared.services.processing import process_message
 from tests.support.fakes import RecordingMessenger, conversation, delivering
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schemas" / "alert-event.schema.json"
