@@ -248,8 +248,8 @@ class _LazyConnect:
             store = self._store
 
             async def mode_for(tenant_id: str) -> str:
-                connector = await store.get_connector(tenant_id)
-                return "delegated" if connector is not None and connector.method == "delegated" else "app"
+                connection = await store.get_connection(tenant_id)
+                return "delegated" if connection is not None and connection.method == "delegated" else "app"
 
             async def on_reconsent(tenant_id: str, reason: str) -> None:
                 await mark_needs_reconsent(store, tenant_id, reason)
@@ -409,8 +409,8 @@ async def action_context(c: Container, tenant_id: str | None) -> ActionContext:
     directory = None
     graph = c.graph()
     if graph is not None and tenant_id:
-        connector = await c.store.get_connector(tenant_id)
-        if connector is not None and connector.status == "connected":
+        connection = await c.store.get_connection(tenant_id)
+        if connection is not None and connection.status == "connected":
             directory = graph
     s = c.settings
     return ActionContext(

@@ -23,7 +23,7 @@ from shared.settings import SettingsError
 if TYPE_CHECKING:
     from shared.bootstrap import Container
     from shared.bootstrap import _LazyConnect as _Connect
-    from shared.domain.connectors import Connector
+    from shared.domain.connections import TenantConnection
     from shared.domain.model import AccountLink
 
 log = logging.getLogger(__name__)
@@ -146,10 +146,10 @@ async def health(req: func.HttpRequest) -> func.HttpResponse:
     for probe in bootstrap.queue_probes(c.settings):
         todo[f"queue {probe.queue}"] = checks.queue_check(probe)
     if c.connect is not None:
-        for connector in await c.store.list_connectors():
-            if connector.status == "connected":
-                todo[f"tenant {connector.tenant_id} ({connector.method})"] = checks.tenant_check(
-                    c.connect.directory, connector
+        for connection in await c.store.list_connections():
+            if connection.status == "connected":
+                todo[f"tenant {connection.tenant_id} ({connection.method})"] = checks.tenant_check(
+                    c.connect.directory, connection
                 )
     results = await checks.run_checks(todo)
     healthy = all(r.ok for r in results)
@@ -266,26 +266,28 @@ def _route_tenant(req: func.HttpRequest) -> str:
         raise _Answer(_json_response(400, {"error": f"the tenant in the address {exc}"})) from None
 
 
-async def _tenant_connector(req: func.HttpRequest, *, need_connected: bool) -> tuple[Container, _Connect, Connector]:
+async def _tenant_connection(
+    req: func.HttpRequest, *, need_connected: bool
+) -> tuple[Container, _Connect, TenantConnection]:
     c, connect = await _connect_container()
     tenant_id = _route_tenant(req)
     _admin_check(req, c, tenant_id=tenant_id)
-    connector = await c.store.get_connector(tenant_id)
-    if connector is None:
+    connection = await c.store.get_connection(tenant_id)
+    if connection is None:
         raise _Answer(_json_response(404, {"error": f"tenant {tenant_id} is not connected"}))
-    if need_connected and connector.status != "connected":
+    if need_connected and connection.status != "connected":
         raise _Answer(
-            _json_response(409, {"error": f"tenant {tenant_id} is {connector.status}: {connector.status_reason}"})
+            _json_response(409, {"error": f"tenant {tenant_id} is {connection.status}: {connection.status_reason}"})
         )
-    return c, connect, connector
+    return c, connect, connection
 
 
 async def _graph_read(req: func.HttpRequest, read: Callable[[Any, str], Awaitable[Any]]) -> func.HttpResponse:
     from shared.ports import GraphError, ReconsentRequired
 
-    _c, connect, connector = await _tenant_connector(req, need_connected=True)
+    _c, connect, connection = await _tenant_connection(req, need_connected=True)
     try:
-        return _json_response(200, {"value": await read(connect.directory, connector.tenant_id)})
+        return _json_response(200, {"value": await read(connect.directory, connection.tenant_id)})
     except ReconsentRequired as exc:
         return _json_response(409, {"error": f"the connection needs consent again: {exc}"})
     except GraphError as exc:
@@ -314,14 +316,14 @@ async def tenant_users(req: func.HttpRequest) -> func.HttpResponse:
 
 @_answers
 async def tenant_status(req: func.HttpRequest) -> func.HttpResponse:
-    _c, _connect, connector = await _tenant_connector(req, need_connected=False)
-    return _json_response(200, connector.public())
+    _c, _connect, connection = await _tenant_connection(req, need_connected=False)
+    return _json_response(200, connection.public())
 
 
 @_answers
 async def tenant_disconnect(req: func.HttpRequest) -> func.HttpResponse:
-    _c, connect, connector = await _tenant_connector(req, need_connected=False)
-    saved = await connect.consent.disconnect(connector.tenant_id)
+    _c, connect, connection = await _tenant_connection(req, need_connected=False)
+    saved = await connect.consent.disconnect(connection.tenant_id)
     return _json_response(200, saved.public() if saved else None)
 
 

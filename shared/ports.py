@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from shared.domain.connectors import Connector, PendingFlow
+from shared.domain.connections import PendingFlow, TenantConnection
 from shared.domain.jobs import DeliveryJob
 from shared.domain.model import (
     AccountLink,
@@ -29,22 +29,22 @@ class TransientError(Exception):
     """A dependency failed in a way that may pass: let Service Bus redeliver the message."""
 
 
-class ConnectorStore(Protocol):
+class ConnectionStore(Protocol):
     """Connectors (one per Microsoft tenant) and pending consent flows (shared/adapters/state_store.py)."""
 
-    async def get_connector(self, tenant_id: str) -> Connector | None: ...
-    async def save_connector(self, connector: Connector) -> Connector:
+    async def get_connection(self, tenant_id: str) -> TenantConnection | None: ...
+    async def save_connection(self, connection: TenantConnection) -> TenantConnection:
         """Create when ``etag`` is None, else replace only if the ETag matches (ConcurrencyConflict)."""
         ...
 
-    async def list_connectors(self) -> list[Connector]: ...
+    async def list_connections(self) -> list[TenantConnection]: ...
     async def save_pending_flow(self, flow: PendingFlow) -> None: ...
     async def take_pending_flow(self, flow_id: str) -> PendingFlow | None:
         """The flow exactly once; None when unknown or already used."""
         ...
 
 
-class StateStore(ConnectorStore, Protocol):
+class StateStore(ConnectionStore, Protocol):
     """Everything the app keeps (Table Storage: shared/adapters/state_store.py)."""
 
     async def save_conversation(self, record: ConversationRecord) -> None: ...

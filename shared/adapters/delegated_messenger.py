@@ -44,14 +44,14 @@ class GraphMessenger:
         self._store = store
 
     async def _check(self, conversation: ConversationRecord) -> None:
-        connector = await self._store.get_connector(conversation.tenant_id)
-        if connector is None or connector.method != "delegated":
+        connection = await self._store.get_connection(conversation.tenant_id)
+        if connection is None or connection.method != "delegated":
             raise DeliveryError(
                 f"tenant {conversation.tenant_id} has no delegated connection to post through", permanent=True
             )
-        if connector.status == "needs_reconsent":
-            raise _reconsent(conversation.tenant_id, connector.status_reason)
-        if connector.status == "disconnected":
+        if connection.status == "needs_reconsent":
+            raise _reconsent(conversation.tenant_id, connection.status_reason)
+        if connection.status == "disconnected":
             raise DeliveryError(
                 f"the Microsoft 365 connection of tenant {conversation.tenant_id} is disconnected", permanent=True
             )

@@ -30,9 +30,9 @@ import msal
 import requests
 
 from shared.adapters.app_registration import TOKEN_EXCHANGE_SCOPE, AppRegistration
-from shared.domain.connectors import Connector
+from shared.domain.connections import TenantConnection
 from shared.permissions import GRAPH_RESOURCE, delegated_scope_uris
-from shared.ports import ConcurrencyConflict, ConnectorStore, ConsentFailed, ReconsentRequired, TransientError
+from shared.ports import ConcurrencyConflict, ConnectionStore, ConsentFailed, ReconsentRequired, TransientError
 from shared.security import DecryptionError, TokenCipher, cache_associated_data
 
 log = logging.getLogger(__name__)
@@ -187,7 +187,7 @@ class DelegatedTokens:
     def __init__(
         self,
         identity: MsalIdentity,
-        store: ConnectorStore,
+        store: ConnectionStore,
         cipher: TokenCipher,
         on_reconsent: Callable[[str, str], Awaitable[None]],
     ) -> None:
@@ -197,16 +197,16 @@ class DelegatedTokens:
         self._on_reconsent = on_reconsent
 
     async def __call__(self, tenant_id: str) -> tuple[str, int]:
-        connector = await self._store.get_connector(tenant_id)
-        if connector is None or connector.method != "delegated" or not connector.token_cache:
+        connection = await self._store.get_connection(tenant_id)
+        if connection is None or connection.method != "delegated" or not connection.token_cache:
             raise ReconsentRequired(f"tenant {tenant_id} has no delegated connection")
-        if connector.status == "needs_reconsent":
-            raise ReconsentRequired(connector.status_reason or "the connection needs consent again")
-        if connector.status == "disconnected":
+        if connection.status == "needs_reconsent":
+            raise ReconsentRequired(connection.status_reason or "the connection needs consent again")
+        if connection.status == "disconnected":
             raise ReconsentRequired("the connection was disconnected")
         associated = cache_associated_data(tenant_id)
         try:
-            cache_text = self._cipher.decrypt(connector.token_cache, associated)
+            cache_text = self._cipher.decrypt(connection.token_cache, associated)
         except DecryptionError:
             # Not an outage: the key that sealed it is gone (TOKEN_ENCRYPTION_KEY changed without
             # keeping the old key) or the record was altered. Only a new sign-in helps.
@@ -218,30 +218,30 @@ class DelegatedTokens:
             await self._on_reconsent(tenant_id, reason)
             raise ReconsentRequired(reason) from None
         try:
-            token, expires_on, new_cache = await self._identity.refresh(tenant_id, cache_text, connector.account_id)
+            token, expires_on, new_cache = await self._identity.refresh(tenant_id, cache_text, connection.account_id)
         except ReconsentRequired as exc:
             await self._on_reconsent(tenant_id, str(exc))
             raise
-        if new_cache is not None or self._cipher.needs_rotation(connector.token_cache):
-            await self._write_back(connector, new_cache or cache_text, associated)
+        if new_cache is not None or self._cipher.needs_rotation(connection.token_cache):
+            await self._write_back(connection, new_cache or cache_text, associated)
         return token, expires_on
 
-    async def _write_back(self, connector: Connector, cache_text: str, associated: str) -> None:
-        current = connector
+    async def _write_back(self, connection: TenantConnection, cache_text: str, associated: str) -> None:
+        current = connection
         for _ in range(MAX_CACHE_WRITES):
             try:
-                await self._store.save_connector(
+                await self._store.save_connection(
                     replace(current, token_cache=self._cipher.encrypt(cache_text, associated))
                 )
                 return
             except ConcurrencyConflict:
-                latest = await self._store.get_connector(connector.tenant_id)
-                if latest is None or latest.method != "delegated" or latest.status != connector.status:
+                latest = await self._store.get_connection(connection.tenant_id)
+                if latest is None or latest.method != "delegated" or latest.status != connection.status:
                     return  # disconnected or re-consented meanwhile: never resurrect an old cache
-                if latest.token_cache != connector.token_cache:
+                if latest.token_cache != connection.token_cache:
                     return  # another worker wrote a refreshed cache: keep the newer one
                 current = latest  # only other fields changed: write ours on the latest version
         log.warning(
             "Could not write the refreshed token cache of tenant %s back; the next call refreshes again",
-            connector.tenant_id,
+            connection.tenant_id,
         )

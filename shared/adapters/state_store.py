@@ -19,10 +19,10 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
-from shared.adapters import connector_records, records
+from shared.adapters import connection_records, records
 from shared.adapters.records import Entity
 from shared.domain import retention
-from shared.domain.connectors import Connector, PendingFlow
+from shared.domain.connections import PendingFlow, TenantConnection
 from shared.domain.events import UNRESOLVED
 from shared.domain.model import (
     AccountLink,
@@ -633,38 +633,38 @@ class TableStateStore:
         return [records.rejected_from_entity(entity) for entity, _ in rows]
 
     # connectors (one per Microsoft tenant) and pending consent flows
-    async def get_connector(self, tenant_id: str) -> Connector | None:
-        row = await (await self._t("connectors")).get(connector_records.CONNECTOR_PARTITION, tenant_id)
-        return connector_records.connector_from_entity(*row) if row else None
+    async def get_connection(self, tenant_id: str) -> TenantConnection | None:
+        row = await (await self._t("connectors")).get(connection_records.CONNECTOR_PARTITION, tenant_id)
+        return connection_records.connection_from_entity(*row) if row else None
 
-    async def save_connector(self, connector: Connector) -> Connector:
+    async def save_connection(self, connection: TenantConnection) -> TenantConnection:
         """Create when ``etag`` is None, else replace only if the ETag still matches."""
         table = await self._t("connectors")
-        entity = connector_records.connector_to_entity(connector)
-        etag = await (table.create(entity) if connector.etag is None else table.replace(entity, connector.etag))
-        return replace(connector, etag=etag)
+        entity = connection_records.connection_to_entity(connection)
+        etag = await (table.create(entity) if connection.etag is None else table.replace(entity, connection.etag))
+        return replace(connection, etag=etag)
 
-    async def list_connectors(self) -> list[Connector]:
-        rows = await (await self._t("connectors")).query(partition=connector_records.CONNECTOR_PARTITION)
-        return [connector_records.connector_from_entity(entity, etag) for entity, etag in rows]
+    async def list_connections(self) -> list[TenantConnection]:
+        rows = await (await self._t("connectors")).query(partition=connection_records.CONNECTOR_PARTITION)
+        return [connection_records.connection_from_entity(entity, etag) for entity, etag in rows]
 
     async def save_pending_flow(self, flow: PendingFlow) -> None:
         await self._schedule("flow", {"f": flow.flow_id}, (flow.created or self._clock()) + retention.CONSENT_FLOW)
-        await (await self._t("consentflows")).create(connector_records.flow_to_entity(flow))
+        await (await self._t("consentflows")).create(connection_records.flow_to_entity(flow))
 
     async def take_pending_flow(self, flow_id: str) -> PendingFlow | None:
         """The flow, exactly once: a conditional write marks it used before it is removed, so
         two callbacks racing with the same state cannot both get it."""
         table = await self._t("consentflows")
-        row = await table.get(connector_records.FLOW_PARTITION, flow_id)
+        row = await table.get(connection_records.FLOW_PARTITION, flow_id)
         if row is None or row[0].get("Used"):
             return None
-        flow = connector_records.flow_from_entity(*row)
+        flow = connection_records.flow_from_entity(*row)
         try:
-            await table.replace(connector_records.flow_to_entity(flow, used=True), row[1])
+            await table.replace(connection_records.flow_to_entity(flow, used=True), row[1])
         except ConcurrencyConflict:
             return None
-        await table.delete(connector_records.FLOW_PARTITION, flow_id)
+        await table.delete(connection_records.FLOW_PARTITION, flow_id)
         return flow
 
     # actions taken in Teams, kept until published (outbox)
@@ -1003,7 +1003,7 @@ class TableStateStore:
         single: dict[str, tuple[str, Callable[[dict[str, str]], tuple[str, str]]]] = {
             "event": ("events", lambda t: (t["d"][:2], t["d"])),
             "undeliverable": ("undeliverable", lambda t: (t["t"], t["r"])),
-            "flow": ("consentflows", lambda t: (connector_records.FLOW_PARTITION, t["f"])),
+            "flow": ("consentflows", lambda t: (connection_records.FLOW_PARTITION, t["f"])),
             "delivery": (
                 "deliveries",
                 lambda t: (records.delivery_partition(t["t"], t["k"]), records.encode_key(t["c"])),

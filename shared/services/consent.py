@@ -27,10 +27,10 @@ from typing import Any
 from urllib.parse import urlencode
 
 from shared.domain import tenants
-from shared.domain.connectors import METHODS, Connector, DeliveryTarget, PendingFlow
+from shared.domain.connections import METHODS, DeliveryTarget, PendingFlow, TenantConnection
 from shared.domain.model import GRAPH_DELIVERY, ConversationRecord
 from shared.permissions import APPLICATION_PERMISSIONS, GRAPH_DEFAULT_SCOPE
-from shared.ports import ConcurrencyConflict, ConnectorStore, ConsentFailed, GraphError, ReconsentRequired, StateStore
+from shared.ports import ConcurrencyConflict, ConnectionStore, ConsentFailed, GraphError, ReconsentRequired, StateStore
 from shared.security import DecryptionError, InvalidState, StateSigner, TokenCipher, cache_associated_data
 
 log = logging.getLogger(__name__)
@@ -97,14 +97,16 @@ def parse_targets(params: Mapping[str, Any]) -> tuple[DeliveryTarget, ...]:
     return tuple(targets[:MAX_TARGETS])
 
 
-async def mark_needs_reconsent(store: ConnectorStore, tenant_id: str, reason: str, now: datetime | None = None) -> None:
+async def mark_needs_reconsent(
+    store: ConnectionStore, tenant_id: str, reason: str, now: datetime | None = None
+) -> None:
     """Record that the delegated token was refused (ETag-conditional; first writer wins)."""
     for _ in range(3):
-        connector = await store.get_connector(tenant_id)
-        if connector is None or connector.status in ("needs_reconsent", "disconnected"):
+        connection = await store.get_connection(tenant_id)
+        if connection is None or connection.status in ("needs_reconsent", "disconnected"):
             return
         try:
-            await store.save_connector(connector.with_status("needs_reconsent", reason, now or _now()))
+            await store.save_connection(connection.with_status("needs_reconsent", reason, now or _now()))
             log.warning("Tenant %s needs consent again: %s", tenant_id, reason)
             return
         except ConcurrencyConflict:
@@ -186,10 +188,10 @@ class ConsentService:
         return url
 
     async def _mark_pending(self, tenant_id: str, method: str, now: datetime) -> None:
-        existing = await self._store.get_connector(tenant_id)
+        existing = await self._store.get_connection(tenant_id)
         if existing is not None and existing.status != "disconnected":
             return  # a live connector stays as it is until the new consent completes
-        connector = Connector(
+        connection = TenantConnection(
             tenant_id,
             method,
             "pending",
@@ -198,7 +200,7 @@ class ConsentService:
             etag=existing.etag if existing else None,
         )
         with contextlib.suppress(ConcurrencyConflict):
-            await self._store.save_connector(connector)
+            await self._store.save_connection(connection)
 
     # ------------------------------------------------------------------ callback
 
@@ -277,7 +279,7 @@ class ConsentService:
                     "Nothing was changed."
                 ),
             )
-        existing = await self._store.get_connector(tenant_id)
+        existing = await self._store.get_connection(tenant_id)
         if existing is not None and existing.status == "disconnected" and not flow.tenant_hint:
             # The callback's tenant parameter is not proof of who consented: a link made for no
             # tenant never brings back one that an administrator disconnected.
@@ -312,7 +314,7 @@ class ConsentService:
                 message = f"Consent was recorded by Microsoft, but the connector could not use it: {exc}"
             return ConsentPage(502, "The tenant was not connected", f"{message} Nothing was changed.")
         now = self._clock()
-        connector = Connector(
+        connection = TenantConnection(
             tenant_id=tenant_id,
             method="bot",
             status="connected",
@@ -324,11 +326,11 @@ class ConsentService:
             status_changed=now,
             etag=existing.etag if existing else None,
         )
-        await self._save_over(connector, existing)
-        log.info("Tenant %s (%s) connected with the bot method", tenant_id, connector.organisation)
+        await self._save_over(connection, existing)
+        log.info("Tenant %s (%s) connected with the bot method", tenant_id, connection.organisation)
         return ConsentPage(
             200,
-            f"Connected to {connector.organisation}",
+            f"Connected to {connection.organisation}",
             "Alerts for this organisation will now reach Teams.",
             tenant_id,
         )
@@ -361,8 +363,8 @@ class ConsentService:
                 ),
             )
         now = self._clock()
-        existing = await self._store.get_connector(tenant_id)
-        connector = Connector(
+        existing = await self._store.get_connection(tenant_id)
+        connection = TenantConnection(
             tenant_id=tenant_id,
             method="delegated",
             status="pending",
@@ -375,7 +377,7 @@ class ConsentService:
             account_id=redeemed.account_id,
             etag=existing.etag if existing else None,
         )
-        await self._save_over(connector, existing)
+        await self._save_over(connection, existing)
         try:
             me = await self._directory.me(tenant_id)
             organisation = await self._directory.organization(tenant_id, mode="delegated")
@@ -386,11 +388,11 @@ class ConsentService:
                 f"Signed in, but Microsoft Graph refused the delegated token: {exc}",
             )
         for _ in range(3):
-            latest = await self._store.get_connector(tenant_id)  # the verification may have refreshed the cache
+            latest = await self._store.get_connection(tenant_id)  # the verification may have refreshed the cache
             if latest is None:
                 break
             try:
-                await self._store.save_connector(
+                await self._store.save_connection(
                     replace(
                         latest,
                         status="connected",
@@ -418,26 +420,26 @@ class ConsentService:
             tenant_id,
         )
 
-    async def _save_over(self, connector: Connector, existing: Connector | None) -> Connector:
+    async def _save_over(self, connection: TenantConnection, existing: TenantConnection | None) -> TenantConnection:
         try:
-            return await self._store.save_connector(connector)
+            return await self._store.save_connection(connection)
         except ConcurrencyConflict:
-            latest = await self._store.get_connector(connector.tenant_id)
-            return await self._store.save_connector(replace(connector, etag=latest.etag if latest else None))
+            latest = await self._store.get_connection(connection.tenant_id)
+            return await self._store.save_connection(replace(connection, etag=latest.etag if latest else None))
 
     # ------------------------------------------------------------------ lifecycle
 
-    async def disconnect(self, tenant_id: str) -> Connector | None:
+    async def disconnect(self, tenant_id: str) -> TenantConnection | None:
         """Stop using the tenant: status disconnected, token cache erased, delegated delivery
         targets removed. Admin consent itself is revoked in Entra (the README's Connecting a tenant section)."""
         for _ in range(3):
-            connector = await self._store.get_connector(tenant_id)
-            if connector is None:
+            connection = await self._store.get_connection(tenant_id)
+            if connection is None:
                 return None
             try:
-                saved = await self._store.save_connector(
+                saved = await self._store.save_connection(
                     replace(
-                        connector.with_status("disconnected", "disconnected by an administrator", self._clock()),
+                        connection.with_status("disconnected", "disconnected by an administrator", self._clock()),
                         token_cache="",
                         account_id="",
                     )

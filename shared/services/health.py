@@ -75,20 +75,20 @@ def bot_token_check(bot: Bot) -> Check:
     return check
 
 
-def tenant_check(directory: Any, connector: Any) -> Check:
+def tenant_check(directory: Any, connection: Any) -> Check:
     """The tenant's Graph credential still works: an app-only token issued in the tenant (bot
     method), or the connected user's token refreshed and used (delegated)."""
 
     async def check() -> str:
-        if connector.method == "delegated":
-            me = await directory.me(connector.tenant_id)
+        if connection.method == "delegated":
+            me = await directory.me(connection.tenant_id)
             return f"delegated, as {me.get('userPrincipalName') or me.get('displayName') or 'the connected user'}"
-        claims = await directory.app_token_claims(connector.tenant_id)
-        if claims.get("tid") != connector.tenant_id:
+        claims = await directory.app_token_claims(connection.tenant_id)
+        if claims.get("tid") != connection.tenant_id:
             raise Unwell(
                 "no app-only token for this tenant: admin consent may have been revoked; connect the tenant again"
             )
-        organisation = await directory.organization(connector.tenant_id)  # the token, used
+        organisation = await directory.organization(connection.tenant_id)  # the token, used
         return f"app-only token with {len(claims.get('roles') or [])} role(s); {organisation.get('displayName')} read"
 
     return check

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from shared.domain.connectors import DeliveryTarget
+from shared.domain.connections import DeliveryTarget
 from shared.domain.model import ConversationRecord
 from shared.domain.workflows import Recipient
 from shared.ports import Directory, GraphError, ReconsentRequired, StateStore, TransientError
@@ -159,21 +159,21 @@ class RecipientResolver:
     # ------------------------------------------------------------------ people and groups
 
     async def _connected(self, tenant_id: str, *, delegated: bool = False) -> Directory:
-        connector = await self.store.get_connector(tenant_id)
+        connection = await self.store.get_connection(tenant_id)
         if self.directory is None:
             raise Unreachable(
                 "the connector's Microsoft Graph connection is off (GRAPH_APP_ID is not set), so people and "
                 "groups cannot be reached"
             )
-        if connector is None:
+        if connection is None:
             raise Unreachable(
                 f"tenant {tenant_id} is not connected to Microsoft Graph (see the README: Connecting a tenant)"
             )
-        if connector.status == "needs_reconsent":
-            raise Unreachable(f"the tenant's Microsoft 365 connection needs consent again ({connector.status_reason})")
-        if connector.status != "connected":
-            raise Unreachable(f"the tenant's Microsoft 365 connection is {connector.status}")
-        if delegated and connector.method != "delegated":
+        if connection.status == "needs_reconsent":
+            raise Unreachable(f"the tenant's Microsoft 365 connection needs consent again ({connection.status_reason})")
+        if connection.status != "connected":
+            raise Unreachable(f"the tenant's Microsoft 365 connection is {connection.status}")
+        if delegated and connection.method != "delegated":
             raise Unreachable(
                 "the workflow delivers as the connected user, but the tenant is connected with the bot method"
             )

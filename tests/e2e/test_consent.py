@@ -115,8 +115,8 @@ async def callback(params: dict[str, str]) -> func.HttpResponse:
     return await call("consent_callback", request("GET", "consent/callback", params=params))
 
 
-async def stored_connector(tenant_id: str = TENANT_ID):
-    return await (await bootstrap.container()).store.get_connector(tenant_id)
+async def stored_connection(tenant_id: str = TENANT_ID):
+    return await (await bootstrap.container()).store.get_connection(tenant_id)
 
 
 async def connect_delegated(sim, **params: str) -> func.HttpResponse:
@@ -133,7 +133,7 @@ class TestAdminConsent:
         assert urlparse(url).path == "/organizations/v2.0/adminconsent"
         response = await callback(browser(m365, url))
         assert response.status_code == 200 and "Connected to Contoso Ops" in response.get_body().decode()
-        connector = await stored_connector()
+        connector = await stored_connection()
         assert (connector.method, connector.status, connector.organisation) == ("bot", "connected", "Contoso Ops")
         assert "Channel.Create" in connector.scopes and connector.connected_at is not None
 
@@ -144,7 +144,7 @@ class TestAdminConsent:
         response = await callback(params)
         page = response.get_body().decode()
         assert response.status_code == 400 and "declined" in page and "retry" in page.lower()
-        assert await stored_connector() is None
+        assert await stored_connection() is None
 
     async def test_the_error_page_escapes_what_microsoft_sent(self, m365):
         response = await callback({"error": "server_error", "error_description": "<script>alert(1)</script>"})
@@ -158,7 +158,7 @@ class TestState:
         params["state"] = body[:-2] + ("AA" if body[-2:] != "AA" else "BB") + "." + mac
         response = await callback(params)
         assert response.status_code == 400 and "signature" in response.get_body().decode()
-        assert await stored_connector() is None
+        assert await stored_connection() is None
 
     async def test_an_expired_state_is_refused_and_nothing_is_stored(self, m365):
         params = browser(m365, await start("bot"))
@@ -168,7 +168,7 @@ class TestState:
         params["state"] = StateSigner(STATE_KEY, ttl=-1).sign({"f": flow_id, "m": "bot"})
         response = await callback(params)
         assert response.status_code == 400 and "expired" in response.get_body().decode()
-        assert await stored_connector() is None
+        assert await stored_connection() is None
 
     async def test_a_replayed_state_is_refused(self, m365):
         params = browser(m365, await start("bot"))
@@ -176,7 +176,7 @@ class TestState:
         await (await bootstrap.container()).connect.consent.disconnect(TENANT_ID)
         replay = await callback(params)
         assert replay.status_code == 400 and "already used" in replay.get_body().decode()
-        assert (await stored_connector()).status == "disconnected"
+        assert (await stored_connection()).status == "disconnected"
 
     async def test_connect_needs_the_admin_key(self, m365):
         response = await call(
@@ -191,7 +191,7 @@ class TestDelegated:
         assert response.status_code == 200 and "Connected to Contoso Ops" in response.get_body().decode(), (
             response.get_body()
         )
-        connector = await stored_connector()
+        connector = await stored_connection()
         assert (connector.method, connector.status, connector.connected_by) == (
             "delegated",
             "connected",
@@ -207,7 +207,7 @@ class TestDelegated:
     async def test_a_graph_call_uses_the_delegated_token_and_writes_the_refreshed_cache_back(self, m365):
         m365.directory.delegated_token_lifetime = 60  # inside MSAL's 5-minute margin: every call refreshes
         await connect_delegated(m365)
-        before = await stored_connector()
+        before = await stored_connection()
         refreshes = [r for r in m365.directory.token_requests if r["grant_type"] == "refresh_token"]
         response = await call(
             "tenant_teams",
@@ -215,7 +215,7 @@ class TestDelegated:
         )
         assert response.status_code == 200, response.get_body()
         assert [t["displayName"] for t in json.loads(response.get_body())["value"]] == ["Operations"]
-        after = await stored_connector()
+        after = await stored_connection()
         assert after.token_cache != before.token_cache and after.etag != before.etag
         assert (
             len([r for r in m365.directory.token_requests if r["grant_type"] == "refresh_token"]) == len(refreshes) + 1
@@ -260,7 +260,7 @@ class TestSecretless:
         assert response.status_code == 200 and "Connected to Contoso Ops" in response.get_body().decode(), (
             response.get_body()
         )
-        assert (await stored_connector()).status == "connected"
+        assert (await stored_connection()).status == "connected"
         app_tokens = [r for r in secretless.directory.token_requests if r["grant_type"] == "client_credentials"]
         assert app_tokens and {r["client_authentication"] for r in app_tokens} == {"assertion"}
 
@@ -280,7 +280,7 @@ class TestSecretless:
             and "AADSTS70021" in page
             and "no federated credential for this managed identity" in page
         ), page
-        assert await stored_connector() is None
+        assert await stored_connection() is None
 
 
 class TestLifecycle:
@@ -294,7 +294,7 @@ class TestLifecycle:
         before = len([r for r in m365.directory.token_requests if r["grant_type"] == "refresh_token"])
         event = _example("alert-created.json")
         await deliver(event, message_id="needs-consent-1")  # returns normally: completed, not retried
-        connector = await stored_connector()
+        connector = await stored_connection()
         assert connector.status == "needs_reconsent" and "invalid_grant" in connector.status_reason
         store = (await bootstrap.container()).store
         [undeliverable] = await store.list_undeliverable(TENANT_ID)
@@ -310,7 +310,7 @@ class TestLifecycle:
             request("POST", "tenants/x/disconnect", headers=tenant_headers(), route_params={"tenant_id": TENANT_ID}),
         )
         assert response.status_code == 200 and json.loads(response.get_body())["status"] == "disconnected"
-        connector = await stored_connector()
+        connector = await stored_connection()
         assert (
             connector.token_cache == ""
             and await (await bootstrap.container()).store.list_conversations(TENANT_ID) == []

@@ -68,7 +68,7 @@ from tests.e2e.test_consent import (  # noqa: E402 - the consent tests' fixture 
     m365,  # noqa: F401 - a fixture
     request,
     start,
-    stored_connector,
+    stored_connection,
     tenant_headers,
 )
 
@@ -85,17 +85,17 @@ class TestConsentProvesTheTenant:
         response = await callback(params)
         page = response.get_body().decode()
         assert response.status_code == 403 and "was disconnected" in page and f"tenant={TENANT_ID}" in page
-        assert (await stored_connector()).status == "disconnected"
+        assert (await stored_connection()).status == "disconnected"
         # An administrator's explicit reconnect (a link made for the tenant) works.
         response = await callback(browser(m365, await start("bot", tenant=TENANT_ID)))
-        assert response.status_code == 200 and (await stored_connector()).status == "connected"
+        assert response.status_code == 200 and (await stored_connection()).status == "connected"
 
     async def test_a_tenant_where_the_app_has_no_consent_is_not_connected(self, m365):
         params = browser(m365, await start("bot"))
         params["tenant"] = "44444444-dddd-4000-8000-0000000000d4"  # consent exists nowhere there
         response = await callback(params)
         assert response.status_code in (403, 502) and "Nothing was changed" in response.get_body().decode()
-        assert await stored_connector("44444444-dddd-4000-8000-0000000000d4") is None
+        assert await stored_connection("44444444-dddd-4000-8000-0000000000d4") is None
 
     async def test_a_callback_whose_tenant_is_not_a_tenant_id_is_refused_cleanly(self, m365):
         params = browser(m365, await start("bot"))
@@ -126,14 +126,14 @@ class TestTenantRoutes:
 
         await connect_delegated(m365)
         store = await bootstrap_store()
-        connector = await store.get_connector(TENANT_ID)
-        await store.save_connector(replace(connector, token_cache="v1." + "A" * 80))  # sealed by no key we hold
+        connector = await store.get_connection(TENANT_ID)
+        await store.save_connection(replace(connector, token_cache="v1." + "A" * 80))  # sealed by no key we hold
         response = await call(
             "tenant_teams", request("GET", "t", headers=tenant_headers(), route_params={"tenant_id": TENANT_ID})
         )
         body = json.loads(response.get_body())
         assert response.status_code == 409 and "TOKEN_ENCRYPTION_KEY" in body["error"]
-        assert (await stored_connector()).status == "needs_reconsent"
+        assert (await stored_connection()).status == "needs_reconsent"
 
 
 async def bootstrap_store():

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from shared.adapters.state_store import AzureTables, MemoryTables, TableStateStore
-from shared.domain.connectors import PendingFlow
+from shared.domain.connections import PendingFlow
 from shared.domain.model import ActionRecord, AlertState, Delivery, RejectedEvent, Undeliverable
 from shared.ports import ConcurrencyConflict
 from tests.support.fakes import Clock, conversation

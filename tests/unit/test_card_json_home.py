@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-CARD_JSON = re.compile(r'"(AdaptiveCard|TextBlock|ColumnSet|Container|FactSet|ActionSet|Action\.\w+|application/vnd\.microsoft\.[\w.]+)"')
+CARD_JSON = re.compile(
+    r'"(AdaptiveCard|TextBlock|ColumnSet|Container|FactSet|ActionSet|Action\.\w+|application/vnd\.microsoft\.[\w.]+)"'
+)
 
 
 @pytest.mark.parametrize(

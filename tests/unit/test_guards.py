@@ -499,12 +499,14 @@ class FakeIdentity:
 
 class TestTokenCacheRotation:
     async def _connected(self, sealing):
-        from shared.domain.connectors import Connector
+        from shared.domain.connections import TenantConnection
         from shared.security import cache_associated_data
 
         store = memory_store()
         sealed = sealing.encrypt("the-msal-cache", cache_associated_data(TENANT))
-        await store.save_connector(Connector(TENANT, "delegated", "connected", token_cache=sealed, account_id="acct"))
+        await store.save_connection(
+            TenantConnection(TENANT, "delegated", "connected", token_cache=sealed, account_id="acct")
+        )
         return store, sealed
 
     async def _tokens(self, store, cipher, identity):
@@ -525,7 +527,7 @@ class TestTokenCacheRotation:
         tokens = await self._tokens(store, rotated, identity)
         assert await tokens(TENANT) == ("access-token", 1_900_000_000)
         assert identity.caches == ["the-msal-cache"]
-        stored_cache = (await store.get_connector(TENANT)).token_cache
+        stored_cache = (await store.get_connection(TENANT)).token_cache
         assert stored_cache != sealed and not rotated.needs_rotation(stored_cache), "still sealed with the old key"
         assert rotated.decrypt(stored_cache, cache_associated_data(TENANT)) == "the-msal-cache"
         with pytest.raises(DecryptionError):  # the old key can be dropped now
@@ -538,7 +540,7 @@ class TestTokenCacheRotation:
         store, sealed = await self._connected(cipher)
         tokens = await self._tokens(store, cipher, FakeIdentity(new_cache=None))
         await tokens(TENANT)
-        assert (await store.get_connector(TENANT)).token_cache == sealed
+        assert (await store.get_connection(TENANT)).token_cache == sealed
 
 
 # ---------------------------------------------------------------------------- 11. summary text

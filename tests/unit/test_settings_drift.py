@@ -105,7 +105,9 @@ class TestACopyWithOneSettingRemoved:
 
     def test_fails_when_the_code_stops_reading_it(self, copy):
         settings = copy / "shared" / "settings.py"
-        text, count = re.subn(r'\n    SettingSpec\(\s*"REMINDER_AFTER_MINUTES".*?\n    \),\n', "\n", settings.read_text(), flags=re.S)
+        text, count = re.subn(
+            r'\n    SettingSpec\(\s*"REMINDER_AFTER_MINUTES".*?\n    \),\n', "\n", settings.read_text(), flags=re.S
+        )
         assert count == 1
         settings.write_text(text.replace('"REMINDER_AFTER_MINUTES"', '"REMINDER_AFTER_MINUTES_GONE"'))
         found = problems(copy)

@@ -10,7 +10,7 @@ import pytest
 
 from shared.adapters.state_store import memory_store
 from shared.domain.commands import existing_command
-from shared.domain.connectors import Connector
+from shared.domain.connections import TenantConnection
 from shared.domain.workflows import parse_workflow
 from shared.ports import DeliveryError, GraphError, TransientError
 from shared.services.periodic import run_digests
@@ -89,7 +89,7 @@ class World:
         return (await put_workflow(self.store, TENANT, parse_workflow(body, TENANT, wid), clock=self.clock)).workflow
 
     async def connect(self) -> None:
-        await self.store.save_connector(Connector(TENANT, "bot", "connected"))
+        await self.store.save_connection(TenantConnection(TENANT, "bot", "connected"))
 
     def texts(self, conversation_id: str) -> list[str]:
         return [json.dumps(m.card) for m in self.messenger.cards_in(conversation_id)]
@@ -228,7 +228,9 @@ class TestFallback:
         assert "not connected to Microsoft Graph" in await self._note(world)
 
     async def test_a_connection_needing_consent_again_goes_to_the_fallback(self, world):
-        await world.store.save_connector(Connector(TENANT, "bot", "needs_reconsent", status_reason="invalid_grant"))
+        await world.store.save_connection(
+            TenantConnection(TENANT, "bot", "needs_reconsent", status_reason="invalid_grant")
+        )
         await world.workflow(recipients=[person("adele@contoso.com")])
         await world.send(event())
         assert "needs consent again" in await self._note(world)

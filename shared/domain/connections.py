@@ -1,5 +1,9 @@
-"""A tenant's connection to Microsoft 365 (its "connector") and a consent flow in progress.
-Pure Python."""
+"""A tenant's connection to Microsoft 365 (:class:`TenantConnection`) and a consent flow in progress.
+Pure Python.
+
+Names: "the connector" is this project; "Bot Connector" is Microsoft's service the bot posts
+through; a tenant's link to Microsoft 365 is a *connection*. The table keeps its older name,
+``connectors``, and its partition ``connector``, so stored connections stay readable."""
 
 from __future__ import annotations
 
@@ -16,7 +20,7 @@ STATUSES = ("pending", "connected", "needs_reconsent", "disconnected")
 
 
 @dataclass(frozen=True)
-class Connector:
+class TenantConnection:
     tenant_id: str
     method: str
     status: str
@@ -30,7 +34,7 @@ class Connector:
     account_id: str = ""  # MSAL home account id of the connected user
     etag: str | None = None
 
-    def with_status(self, status: str, reason: str, now: datetime) -> Connector:
+    def with_status(self, status: str, reason: str, now: datetime) -> TenantConnection:
         return replace(self, status=status, status_reason=reason, status_changed=now)
 
     def public(self) -> dict[str, Any]:
@@ -50,7 +54,7 @@ class Connector:
 
 @dataclass(frozen=True)
 class DeliveryTarget:
-    """Where a delegated connector posts alert cards: a channel (team + channel) or a chat."""
+    """Where a delegated connection posts alert cards: a channel (team + channel) or a chat."""
 
     team_id: str | None = None
     channel_id: str | None = None

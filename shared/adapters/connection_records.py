@@ -1,4 +1,4 @@
-"""Table entities of connectors and pending consent flows (shared by both table backends)."""
+"""Table entities of tenant connections (table ``connectors``) and pending consent flows (shared by both table backends)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 from datetime import datetime
 
 from shared.adapters.records import MAX_STRING_PROPERTY_CHARS, Entity
-from shared.domain.connectors import Connector, DeliveryTarget, PendingFlow
+from shared.domain.connections import DeliveryTarget, PendingFlow, TenantConnection
 
 CONNECTOR_PARTITION = "connector"
 FLOW_PARTITION = "flow"
@@ -20,7 +20,7 @@ def _dt(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 
 
-def connector_to_entity(c: Connector) -> Entity:
+def connection_to_entity(c: TenantConnection) -> Entity:
     if len(c.token_cache) > MAX_STRING_PROPERTY_CHARS:
         raise ValueError(f"the token cache of tenant {c.tenant_id} is too large for one table property")
     return {
@@ -39,8 +39,8 @@ def connector_to_entity(c: Connector) -> Entity:
     }
 
 
-def connector_from_entity(entity: Entity, etag: str | None) -> Connector:
-    return Connector(
+def connection_from_entity(entity: Entity, etag: str | None) -> TenantConnection:
+    return TenantConnection(
         tenant_id=entity["RowKey"],
         method=entity["Method"],
         status=entity["Status"],
