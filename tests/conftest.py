@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -18,10 +21,6 @@ def pytest_addoption(parser):
         help="rewrite the expected outputs of golden-file tests from the current code",
     )
 
-
-import itertools
-
-import pytest
 
 _prefixes = itertools.count(1)
 

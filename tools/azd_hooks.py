@@ -46,11 +46,13 @@ def preprovision() -> int:
         if done.returncode == 0 and done.stdout.strip():
             mode = "recover"
             print(
-                f"  Key Vault {done.stdout.split()[0]} of environment {env_name} was deleted: it is recovered, with its keys"
+                f"  Key Vault {done.stdout.split()[0]} of environment {env_name} was deleted: it is recovered, "
+                "with its keys"
             )
         elif done.returncode != 0:
             print(
-                f"  cannot list deleted Key Vaults ({(done.stderr.strip().splitlines() or [''])[0][:200]}); creating a new one"
+                f"  cannot list deleted Key Vaults ({(done.stderr.strip().splitlines() or [''])[0][:200]}); "
+                "creating a new one"
             )
     azd = shutil.which("azd")
     if azd is not None:
@@ -85,20 +87,25 @@ def postdeploy() -> int:
     vault = _env("KEY_VAULT_NAME")
     if os.environ.get("GRAPH_APP_REGISTRATION") == "create":
         connect = (
-            f"  3. Connect the tenant: open https://{host}/api/connect?method=bot&admin_key=<the admin key> as a tenant administrator\n"
-            "                         (the Graph app this deployment registered has no secret: its credential is the app's managed identity;\n"
+            f"  3. Connect the tenant: open https://{host}/api/connect?method=bot&admin_key=<the admin key> as "
+            "a tenant administrator\n"
+            "                         (the Graph app this deployment registered has no secret: its credential "
+            "is the app's managed identity;\n"
             "                         consenting grants its permissions, listed in the README's Connecting a tenant)\n"
         )
     else:
         connect = (
             "  3. Connect the tenant: Graph is off unless BOT_APP_TYPE is SingleTenant or GRAPH_APP_ID is set;\n"
-            "                         `azd env set GRAPH_APP_REGISTRATION create` and `azd up` register a Graph app with no secret\n"
+            "                         `azd env set GRAPH_APP_REGISTRATION create` and `azd up` register a "
+            "Graph app with no secret\n"
         )
     print(
         "\nTeams Alert Connector is deployed. Next:\n"
-        f'  1. Check it:           curl -H "X-Admin-Key: $(az keyvault secret show --vault-name {vault} --name admin-api-key --query value -o tsv)" '
+        f'  1. Check it:           curl -H "X-Admin-Key: $(az keyvault secret show --vault-name {vault} --name '
+        'admin-api-key --query value -o tsv)" '
         f'"https://{host}/api/health?deep=1"\n'
-        f"  2. Upload the app:     {package.relative_to(ROOT)} in the Teams admin center (Manage apps > Upload), then add it to a setup policy\n"
+        f"  2. Upload the app:     {package.relative_to(ROOT)} in the Teams admin center (Manage apps > "
+        "Upload), then add it to a setup policy\n"
         f"{connect}"
         f"  4. Smoke test:         python3 -m tools.smoke_test --host {host} --tenant <the tenant> --vault {vault}\n"
         "  Remove everything:     azd down --purge\n"

@@ -247,7 +247,9 @@ def _strip_comments(text: str) -> str:
 
 
 _TOKEN = re.compile(
-    r"(?P<ident>[A-Za-z_]\w*)|(?P<number>\d+)|(?P<punct>::|=>|==|!=|<=|>=|&&|\|\||\?\?|\.\?|[{}()\[\],:.?!=<>+\-*/%@|&])|(?P<nl>\n)|(?P<ws>[ \t\r]+)"
+    r"(?P<ident>[A-Za-z_]\w*)|(?P<number>\d+)"
+    r"|(?P<punct>::|=>|==|!=|<=|>=|&&|\|\||\?\?|\.\?|[{}()\[\],:.?!=<>+\-*/%@|&])"
+    r"|(?P<nl>\n)|(?P<ws>[ \t\r]+)"
 )
 
 

@@ -108,7 +108,8 @@ def build_manifest(
     app_host = app_host.removeprefix("https://").rstrip("/")
     if not HOST.match(app_host):
         raise PackageError(
-            f"--app-host (or APP_HOST) must be the function app's host name, e.g. func-x.azurewebsites.net; got {app_host!r}."
+            "--app-host (or APP_HOST) must be the function app's host name, e.g. func-x.azurewebsites.net; "
+            f"got {app_host!r}."
         )
     teams_app_id = teams_app_id or str(uuid.uuid5(TEAMS_APP_ID_NAMESPACE, bot_app_id.lower()))
     aad_app_id = aad_app_id or bot_app_id
@@ -187,7 +188,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(
-        f"wrote {out} (Teams app id {manifest['id']}, bot {manifest['bots'][0]['botId']}, version {manifest['version']})"
+        f"wrote {out} (Teams app id {manifest['id']}, bot {manifest['bots'][0]['botId']}, version "
+        f"{manifest['version']})"
     )
     return 0
 

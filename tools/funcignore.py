@@ -89,7 +89,7 @@ def parse(text: str) -> list[Pattern]:
         # Trailing spaces are ignored unless escaped with a backslash.
         line = re.sub(r"(?<!\\)\s+$", "", line)
         negated = line.startswith("!")
-        if negated or line.startswith("\\!") or line.startswith("\\#"):
+        if negated or line.startswith(("\\!", "\\#")):
             line = line[1:]
         directory_only = line.endswith("/")
         line = line.rstrip("/")

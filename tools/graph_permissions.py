@@ -30,7 +30,8 @@ def main(argv: list[str] | None = None) -> int:
     if args == ["--check"]:
         if not TARGET.exists() or TARGET.read_text(encoding="utf-8") != render():
             print(
-                f"{TARGET.relative_to(TARGET.parents[2])} is out of step with shared/permissions.py: run python -m tools.graph_permissions"
+                f"{TARGET.relative_to(TARGET.parents[2])} is out of step with shared/permissions.py: run "
+                "python -m tools.graph_permissions"
             )
             return 1
         return 0

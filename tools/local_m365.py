@@ -132,5 +132,6 @@ def _redirect(request: urllib.request.Request, context: ssl.SSLContext | None) -
         if error.code in (301, 302, 303, 307, 308):
             return error.headers.get("Location")
         raise RuntimeError(
-            f"{request.full_url.split('?')[0]} answered {error.code}: {error.read().decode('utf-8', errors='replace')[:300]}"
+            f"{request.full_url.split('?')[0]} answered {error.code}: "
+            f"{error.read().decode('utf-8', errors='replace')[:300]}"
         ) from None

@@ -63,7 +63,7 @@ def draw(size: int, outline: bool) -> bytes:
             if outline:  # white, coverage as alpha, transparent elsewhere
                 row += bytes((*WHITE, round(255 * coverage)))
             else:  # opaque: white triangle on the accent colour
-                colour = [round(a + (w - a) * coverage) for a, w in zip(ACCENT, WHITE)]
+                colour = [round(a + (w - a) * coverage) for a, w in zip(ACCENT, WHITE, strict=True)]
                 row += bytes((*colour, 255))
         rows.append(bytes(row))
     return png(size, size, rows)

@@ -190,7 +190,8 @@ def follow_cards(alert_ids: set[str], since: str, *, host: str, queue: str, seco
                 lines.append(f"  card REFUSED in {outcome.get('conversation')}: {outcome.get('reason')}")
             else:
                 lines.append(
-                    f"  card of {outcome['alertId']} {outcome['result']} in {outcome.get('conversation')} ({outcome.get('status')})"
+                    f"  card of {outcome['alertId']} {outcome['result']} in {outcome.get('conversation')} "
+                    f"({outcome.get('status')})"
                 )
         if job.get("status") == "deadlettered":
             ok = False
@@ -257,7 +258,10 @@ def post_file(path: Path, *, fmt: str, tenant: str, source: str, key: str, host:
     if status == 202:
         return (
             True,
-            f"accepted (HTTP 202): {len(answer.get('eventIds', []))} event(s) queued: {', '.join(answer.get('eventIds', []))}",
+            (
+                f"accepted (HTTP 202): {len(answer.get('eventIds', []))} event(s) queued: "
+                f"{', '.join(answer.get('eventIds', []))}"
+            ),
         )
     field = f" [{answer['field']}]" if answer.get("field") else ""
     return False, f"refused (HTTP {status}){field}: {answer.get('error', answer)}"

@@ -94,8 +94,14 @@ def _connect_playground_tenant(simulator, playground_url: str, host_url: str, ad
         return f"the Playground's tenant could not be connected: {exc} (Create channel and Create meeting will say so)"
     groups = [team.get("aadGroupId") for team in config.get("teams") or []]
     if channel_team not in groups:
-        answer += f"; note: ALERT_CHANNEL_TEAM_ID {channel_team} is not the Playground's team ({', '.join(map(str, groups)) or 'none'})"
-    return f"{answer}: the Playground's tenant, by admin consent to the local identity simulator (Graph at {simulator.graph_url})"
+        answer += (
+            f"; note: ALERT_CHANNEL_TEAM_ID {channel_team} is not the Playground's team "
+            f"({', '.join(map(str, groups)) or 'none'})"
+        )
+    return (
+        f"{answer}: the Playground's tenant, by admin consent to the local identity simulator (Graph at "
+        f"{simulator.graph_url})"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -263,9 +269,11 @@ def main(argv: list[str] | None = None) -> int:
             "                       Open it before publishing: alerts go where the bot is installed.\n"
             "  Publish an alert:    make publish FILE=examples/alert-created.json\n"
             "                       make publish FILE=examples/alert-resolved.json\n"
-            f"  Console:             {host_url}/_localhost/console   (queues, message bodies, outcomes, rejected events)\n"
+            f"  Console:             {host_url}/_localhost/console   (queues, message bodies, outcomes, "
+            "rejected events)\n"
             f"  Microsoft 365:       {connected}\n"
-            f"  Admin key:           {keys['ADMIN_API_KEY']}   (X-Admin-Key for the operator routes; in {RUN_FILE.relative_to(ROOT)})\n"
+            f"  Admin key:           {keys['ADMIN_API_KEY']}   (X-Admin-Key for the operator routes; in "
+            f"{RUN_FILE.relative_to(ROOT)})\n"
             "  Stop:                Ctrl-C   (make run KEEP=1 keeps this run's state for the next)\n",
             flush=True,
         )

@@ -195,25 +195,37 @@ def scenario(tenants: int, alerts_per_day: int, unit: PerAlert) -> dict:
 def render(measured: dict) -> str:
     unit = per_alert(measured)
     lines = [
-        f"Per alert ({sum(EVENTS.values())} events: created, updated, resolved and one duplicate; {CONVERSATIONS_PER_ALERT} conversations): "
-        f"**{unit.table_requests:.1f}** Table Storage requests, **{unit.service_bus_messages:.0f}** Service Bus messages "
-        f"(each sent and received: {unit.service_bus_messages * 2:.0f} credits), **{unit.teams_requests:.0f}** Teams requests, "
+        f"Per alert ({sum(EVENTS.values())} events: created, updated, resolved and one duplicate; "
+        f"{CONVERSATIONS_PER_ALERT} conversations): "
+        f"**{unit.table_requests:.1f}** Table Storage requests, **{unit.service_bus_messages:.0f}** Service "
+        "Bus messages "
+        f"(each sent and received: {unit.service_bus_messages * 2:.0f} credits), **{unit.teams_requests:.0f}** "
+        "Teams requests, "
         f"{unit.cpu_seconds * 1000:.0f} ms of CPU.",
         "",
         f"At a peak of {PEAK_FACTOR}× the average: Service Bus Standard holds up to "
-        f"**{SERVICE_BUS_STANDARD_CREDITS / (unit.service_bus_messages * 2) / PEAK_FACTOR * 86_400:,.0f}** alerts a day; Teams' 50 requests per "
-        f"second per tenant hold **{TEAMS_TENANT_RPS / unit.teams_requests / PEAK_FACTOR * 86_400:,.0f}** alerts a day per tenant "
+        f"**{SERVICE_BUS_STANDARD_CREDITS / (unit.service_bus_messages * 2) / PEAK_FACTOR * 86_400:,.0f}** "
+        "alerts a day; Teams' 50 requests per "
+        f"second per tenant hold **{TEAMS_TENANT_RPS / unit.teams_requests / PEAK_FACTOR * 86_400:,.0f}** "
+        "alerts a day per tenant "
         f"before the storm summary folds cards.",
         "",
-        "| tenants | alerts/day | Table req/s (peak) | Service Bus credits/s (peak) | Teams rps per tenant (peak) | binds first (share of the limit at peak) | timer run: open alerts, Table requests | Tables $/month | Service Bus $/month | Functions $/month |",
+        (
+            "| tenants | alerts/day | Table req/s (peak) | Service Bus credits/s (peak) | Teams rps per tenant "
+            "(peak) | binds first (share of the limit at peak) | timer run: open alerts, Table requests | Tables "
+            "$/month | Service Bus $/month | Functions $/month |"
+        ),
         "|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|",
     ]
     for tenants in (1, 100, 10_000):
         for alerts in (1_000, 100_000, 1_000_000):
             s = scenario(tenants, alerts, unit)
             lines.append(
-                f"| {tenants:,} | {alerts:,} | {s['table_rps_peak']:,.1f} | {s['sb_credits_peak']:,.1f} | {s['teams_rps_tenant_peak']:,.2f} | "
-                f"{s['binding']} ({s['load']:.0%}) | {s['open_alerts']:,.0f}, {s['timer_requests']:,.0f} | {s['cost_tables']:,.2f} | {s['cost_service_bus']:,.2f} ({s['service_bus_tier']}) | {s['cost_functions']:,.2f} |"
+                f"| {tenants:,} | {alerts:,} | {s['table_rps_peak']:,.1f} | {s['sb_credits_peak']:,.1f} | "
+                f"{s['teams_rps_tenant_peak']:,.2f} | "
+                f"{s['binding']} ({s['load']:.0%}) | {s['open_alerts']:,.0f}, {s['timer_requests']:,.0f} | "
+                f"{s['cost_tables']:,.2f} | {s['cost_service_bus']:,.2f} ({s['service_bus_tier']}) | "
+                f"{s['cost_functions']:,.2f} |"
             )
     return "\n".join(lines)
 

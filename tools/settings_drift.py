@@ -31,7 +31,9 @@ TABLE_FILE = "docs/SETTINGS_TABLE.md"
 # Settings the Functions platform reads, not our code. They may appear in the Bicep app
 # settings and the local sample without being in SETTINGS (and are not in the README table).
 PLATFORM_SETTINGS: dict[str, str] = {
-    "FUNCTIONS_WORKER_RUNTIME": "language worker; local only (Flex Consumption takes it from functionAppConfig.runtime)",
+    "FUNCTIONS_WORKER_RUNTIME": (
+        "language worker; local only (Flex Consumption takes it from functionAppConfig.runtime)"
+    ),
     "AzureWebJobsStorage": "host storage as a connection string; local only (Azurite)",
     "APPLICATIONINSIGHTS_CONNECTION_STRING": "where the host and worker send telemetry",
     "APPLICATIONINSIGHTS_AUTHENTICATION_STRING": "Entra authentication of telemetry (local auth is disabled)",
@@ -107,9 +109,13 @@ def read_bindings(path: Path) -> Bindings:
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
     found = Bindings()
     for node in ast.walk(tree):
-        if isinstance(node, ast.keyword) and node.arg == "connection" and isinstance(node.value, ast.Constant):
-            if isinstance(node.value.value, str):
-                found.connections.setdefault(node.value.value, node.value.lineno)
+        if (
+            isinstance(node, ast.keyword)
+            and node.arg == "connection"
+            and isinstance(node.value, ast.Constant)
+            and isinstance(node.value.value, str)
+        ):
+            found.connections.setdefault(node.value.value, node.value.lineno)
         if isinstance(node, ast.Constant) and isinstance(node.value, str):
             for name in re.findall(r"%([A-Za-z_][A-Za-z0-9_]*)%", node.value):
                 found.expressions.setdefault(name, node.lineno)
@@ -264,7 +270,8 @@ def check(root: Path) -> Report:
         for name, line in sorted(bindings.expressions.items()):
             if name not in by_name:
                 report.problems.append(
-                    f"function_app.py:{line} uses %{name}% but SETTINGS has no {name}: declare it in shared/settings.py (binding=True)."
+                    f"function_app.py:{line} uses %{name}% but SETTINGS has no {name}: declare it in "
+                    "shared/settings.py (binding=True)."
                 )
             elif not by_name[name].binding:
                 report.problems.append(
@@ -281,7 +288,8 @@ def check(root: Path) -> Report:
             used = spec.name in bindings.expressions or spec.name.split("__", 1)[0] in bindings.connections
             if spec.binding and not used:
                 report.problems.append(
-                    f"{spec.name} is marked binding=True but function_app.py does not use it (as %{spec.name}% or a connection): stale?"
+                    f"{spec.name} is marked binding=True but function_app.py does not use it (as %{spec.name}% "
+                    "or a connection): stale?"
                 )
     else:
         report.notes.append("function_app.py not found: binding expressions and connections were not checked.")
@@ -305,7 +313,8 @@ def check(root: Path) -> Report:
         missing = read - set(bicep)
         if missing:
             report.problems.append(
-                f"Bicep app settings miss settings the code reads: {_list(missing)} (add them in infra/app/function.bicep)."
+                f"Bicep app settings miss settings the code reads: {_list(missing)} (add them in "
+                "infra/app/function.bicep)."
             )
         stale = {n for n in bicep if not allowed(n)}
         if stale:
@@ -320,7 +329,8 @@ def check(root: Path) -> Report:
         for connection in sorted(connections):
             if connection in bicep:
                 report.problems.append(
-                    f"Bicep sets {connection} (a connection string with a key): use {connection}__fullyQualifiedNamespace and the identity."
+                    f"Bicep sets {connection} (a connection string with a key): use "
+                    f"{connection}__fullyQualifiedNamespace and the identity."
                 )
         for spec in specs:
             if spec.secret and spec.name in bicep:
@@ -328,7 +338,8 @@ def check(root: Path) -> Report:
                 bad = [e for e in expressions if e != "''" and "@Microsoft.KeyVault(" not in e]
                 if bad:
                     report.problems.append(
-                        f"Bicep sets secret {spec.name} to {bad[0]}: use a Key Vault reference (@Microsoft.KeyVault(SecretUri=...)) or ''."
+                        f"Bicep sets secret {spec.name} to {bad[0]}: use a Key Vault reference "
+                        "(@Microsoft.KeyVault(SecretUri=...)) or ''."
                     )
 
     # The local sample.
@@ -372,7 +383,8 @@ def check(root: Path) -> Report:
             report.problems.append(f"README settings table lists names nothing reads: {_list(stale)}.")
         if not missing and not stale and _normalise(block) != _normalise(table):
             report.problems.append(
-                "README settings table is out of date (defaults or descriptions): run `python -m tools.settings_drift --write`."
+                "README settings table is out of date (defaults or descriptions): run `python -m "
+                "tools.settings_drift --write`."
             )
 
     for where in env_readers(root):

@@ -126,7 +126,8 @@ def wait_for_cards(
         if time.monotonic() >= deadline:
             if status == 404:
                 raise SmokeError(
-                    f"the alert never arrived within {seconds:.0f} s: look at GET /api/events/rejected and the alert-events queue"
+                    f"the alert never arrived within {seconds:.0f} s: look at GET /api/events/rejected and the "
+                    "alert-events queue"
                 )
             return alert
         time.sleep(POLL_SECONDS)
@@ -170,7 +171,8 @@ def main(argv: list[str] | None = None, out: TextIO | None = None) -> int:
             )
         if not posted:
             raise SmokeError(
-                "no card was posted: is the bot installed in a team or chat of this tenant? (GET /api/tenants/{t}/undeliverable says more)"
+                "no card was posted: is the bot installed in a team or chat of this tenant? (GET "
+                "/api/tenants/{t}/undeliverable says more)"
             )
         print(f"2. {len(posted)} card(s) posted", file=out, flush=True)
 
@@ -183,7 +185,8 @@ def main(argv: list[str] | None = None, out: TextIO | None = None) -> int:
         ]
         if alert.get("status") != "resolved" or behind:
             raise SmokeError(
-                f"the resolution did not reach every card within {args.wait:.0f} s (alert {alert.get('status')}, {len(behind)} card(s) behind)"
+                f"the resolution did not reach every card within {args.wait:.0f} s (alert "
+                f"{alert.get('status')}, {len(behind)} card(s) behind)"
             )
         print("3. resolved: every card updated in place", file=out, flush=True)
     except SmokeError as exc:

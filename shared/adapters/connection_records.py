@@ -1,4 +1,5 @@
-"""Table entities of tenant connections (table ``connectors``) and pending consent flows (shared by both table backends)."""
+"""Table entities of tenant connections (table ``connectors``) and pending consent flows
+(shared by both table backends)."""
 
 from __future__ import annotations
 

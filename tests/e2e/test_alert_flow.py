@@ -218,7 +218,10 @@ class TestRejectedEventsRoute:
         await bootstrap.reset()
         await install(connector)
         await deliver(
-            b'{"specversion": "1.0", "id": "x", "source": "s", "type": "alert.created", "data": {"id": "A-1", "title": "t", "severity": "urgent", "version": 1}}',
+            (
+                b'{"specversion": "1.0", "id": "x", "source": "s", "type": "alert.created", "data": {"id": "A-1", '
+                b'"title": "t", "severity": "urgent", "version": 1}}'
+            ),
             message_id="bad-severity",
         )
 

@@ -139,7 +139,7 @@ class TestCommands:
         listing = sim.conversation(channel_id).activities[-1].attachments[0]["content"]
         assert "ALRT-1042" in json.dumps(listing) and "Open alerts (1)" in json.dumps(listing)
         # Each alert in the list has its badges, age and buttons; a press answers with the list, refreshed.
-        row = [n for n in walk(listing) if n.get("type") == "Container"][0]
+        row = next(n for n in walk(listing) if n.get("type") == "Container")
         assert status_of(row, "status-0") == "Open" and text_of(row, "severity-0").endswith("HIGH")
         [ack] = [n for n in walk(row) if n.get("type") == "Action.Execute" and n["verb"] == "acknowledge"]
         listing_id = sim.conversation(channel_id).activities[-1].id

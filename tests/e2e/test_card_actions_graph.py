@@ -16,7 +16,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.azurite]
 
 
 @pytest.fixture
-async def connected(request, m365, queue_sink, monkeypatch):  # noqa: F811 - the imported fixture
+async def connected(request, m365, queue_sink, monkeypatch):
     """Tenant connected (bot method), the bot installed in the team's "On call" channel, and an
     alert posted there. Responders: a user of the tenant and one the directory does not know.
     Parametrised indirectly with {"without": PERMISSION} to consent without one permission."""

@@ -118,7 +118,7 @@ async def install(playground: Playground, conversation_id: str | None = None) ->
 
 class TestWithAgentsPlayground:
     async def test_installing_the_bot_stores_the_playground_conversation(self, local_run):
-        host, playground, _ = local_run
+        _host, playground, _ = local_run
         chat = await install(playground)
         store = (await bootstrap.container()).store
         [record] = await store.list_conversations(playground.tenant_id)
@@ -126,7 +126,7 @@ class TestWithAgentsPlayground:
         assert record.service_url.rstrip("/").endswith("/_connector")
 
     async def test_help_from_the_chat_answers_with_the_command_list(self, local_run):
-        host, playground, _ = local_run
+        _host, playground, _ = local_run
         chat = await install(playground)
         await playground.send_message(chat, "help")
         answer = await playground.wait_for(
@@ -317,7 +317,7 @@ class TestButtonsThatNeedMicrosoft365:
         assert any(a.get("title") == "Open channel" for a in card["actions"]), [
             t for t in texts(card) if "\u26a0" in t or "\u2705" in t or "hannel" in t
         ]
-        [made] = [c for c in tenant.teams[team["aadGroupId"]].channels.values() if "ALRT-1042" in c.display_name]
+        [_made] = [c for c in tenant.teams[team["aadGroupId"]].channels.values() if "ALRT-1042" in c.display_name]
         assert "created" in text_of(card, "note")
 
         answer = await playground.press(f"{general};messageid={card_id}", card_id, buttons["create_meeting"])
@@ -332,7 +332,7 @@ class TestDeepHealth:
     async def test_every_dependency_is_tried_and_a_problem_is_named(self, local_run_with_m365):
         import aiohttp
 
-        host, playground, queue, tenant = local_run_with_m365
+        host, playground, _queue, tenant = local_run_with_m365
         key = {"X-Admin-Key": os.environ["ADMIN_API_KEY"]}
         async with aiohttp.ClientSession() as http:
             async with http.get(f"{host.url}/api/health?deep=1") as answer:

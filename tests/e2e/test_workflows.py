@@ -83,7 +83,7 @@ def texts(sim, conversation_id: str) -> list[str]:
 
 
 @pytest.fixture
-async def routed(request, m365, queue_sink, monkeypatch):  # noqa: F811 - the imported fixture
+async def routed(request, m365, queue_sink, monkeypatch):
     """Tenant connected (bot method) unless parametrised with {"connect": False}; the bot is
     installed in the Operations team ("On call" channel); an "SRE" channel exists in the same
     team; people: Adele, Bob and Carol. Parametrise {"without": ROLE} to consent without a role."""

@@ -28,7 +28,8 @@ def text_of(card: dict, element_id: str) -> str:
 
 
 def status_of(card: dict, element_id: str = "status") -> str:
-    """The status badge's word: "Open", "Acknowledged", "Resolved", "Reopened" (``status-N``: the Nth alert of a list)."""
+    """The status badge's word: "Open", "Acknowledged", "Resolved", "Reopened" (``status-N``: the Nth
+    alert of a list)."""
     return text_of(card, element_id).split()[-1].title()
 
 

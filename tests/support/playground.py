@@ -20,6 +20,7 @@ client is a browser page; these tests drive the same HTTP API the page uses:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -79,7 +80,7 @@ class Playground:
         self.port = port or free_port()
         self.config: dict[str, Any] = {}
         self.events: list[StreamEvent] = []
-        self._log = tempfile.TemporaryFile()
+        self._log = tempfile.TemporaryFile()  # noqa: SIM115 - open for the process's lifetime, closed in stop()
         self._process: subprocess.Popen | None = None
         self._http: aiohttp.ClientSession | None = None
         self._socket: aiohttp.ClientWebSocketResponse | None = None
@@ -247,10 +248,8 @@ class Playground:
                     f"no {what} on the Agents Playground stream within {timeout:.0f} s\n{self.describe()}"
                 )
             self._changed.clear()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), remaining)
-            except TimeoutError:
-                pass
 
     def describe(self) -> str:
         """The stream so far and the Playground's output, for failure messages."""

@@ -102,7 +102,8 @@ def test_preprovision_recovers_the_deleted_vault_of_this_environment(tmp_path, m
     for tool, answer in (("az", "kv-tac-abc"), ("azd", "")):
         script = tmp_path / tool
         script.write_text(
-            f"#!{sys.executable}\nimport sys\nopen({str(log)!r}, 'a').write({tool!r} + ' ' + ' '.join(sys.argv[1:]) + '\\n')\nprint({answer!r})\n"
+            f"#!{sys.executable}\nimport sys\nopen({str(log)!r}, 'a').write({tool!r} + ' ' + ' "
+            f"'.join(sys.argv[1:]) + '\\n')\nprint({answer!r})\n"
         )
         script.chmod(script.stat().st_mode | stat.S_IEXEC)
     monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")

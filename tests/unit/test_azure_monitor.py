@@ -18,7 +18,7 @@ VALID = sorted(p for p in GOLDEN.glob("*.json") if not p.name.endswith(".expecte
 
 def payload(condition: str = "Fired", severity: str = "Sev3", **essentials) -> dict:
     base = {
-        "alertId": "/subscriptions/11111111-2222-3333-4444-555555555555/providers/Microsoft.AlertsManagement/alerts/b9569717-bc32-442f-add5-83a997729330",
+        "alertId": "/subscriptions/11111111-2222-3333-4444-555555555555/providers/Microsoft.AlertsManagement/alerts/b9569717-bc32-442f-add5-83a997729330",  # noqa: E501 - an id as Azure Monitor sends it
         "alertRule": "WCUS-R2-Gen2",
         "severity": severity,
         "signalType": "Metric",
@@ -28,7 +28,7 @@ def payload(condition: str = "Fired", severity: str = "Sev3", **essentials) -> d
             "/subscriptions/11111111-2222-3333-4444-555555555555/resourcegroups/pipelinealertrg/providers/microsoft.compute/virtualmachines/wcus-r2-gen2"
         ],
         "configurationItems": ["wcus-r2-gen2"],
-        "originAlertId": "3f2d4487-b0fc-4125-8bd5-7ad17384221e_PipeLineAlertRG_microsoft.insights_metricAlerts_WCUS-R2-Gen2_-117781227",
+        "originAlertId": "3f2d4487-b0fc-4125-8bd5-7ad17384221e_PipeLineAlertRG_microsoft.insights_metricAlerts_WCUS-R2-Gen2_-117781227",  # noqa: E501 - an id as Azure Monitor sends it
         "firedDateTime": "2019-03-22T13:58:24.3713213Z",
         "description": "",
         "essentialsVersion": "1.0",

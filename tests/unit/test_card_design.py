@@ -48,7 +48,7 @@ def _rgb(colour: str, behind: tuple[float, float, float]) -> tuple[float, float,
     digits = colour.lstrip("#")
     alpha = int(digits[:2], 16) / 255 if len(digits) == 8 else 1.0
     rgb = [int(digits[-6:][i : i + 2], 16) for i in (0, 2, 4)]
-    return tuple(alpha * c + (1 - alpha) * b for c, b in zip(rgb, behind))  # type: ignore[return-value]
+    return tuple(alpha * c + (1 - alpha) * b for c, b in zip(rgb, behind, strict=True))  # type: ignore[return-value]
 
 
 def _luminance(rgb: tuple[float, float, float]) -> float:

@@ -141,7 +141,7 @@ class TestStorm:
         return store, messenger, clock, ctx, report
 
     async def test_a_storm_becomes_cards_within_the_budget_and_one_summary_for_the_rest(self):
-        store, messenger, clock, ctx, report = await self._storm(500)
+        _store, messenger, _clock, _ctx, report = await self._storm(500)
         individual = [m for m in messenger.messages.values() if "Alert storm" not in json.dumps(m.card)]
         [summary] = [m for m in messenger.messages.values() if "Alert storm" in json.dumps(m.card)]
         assert len(individual) + len(report.folded) == 500  # no alert lost: its own card or counted
@@ -153,7 +153,7 @@ class TestStorm:
         assert "CRITICAL" in json.dumps(summary.card) and "more." in json.dumps(summary.card)
 
     async def test_a_resolved_alert_leaves_the_summary(self):
-        store, messenger, clock, ctx, report = await self._storm(200)
+        _store, messenger, clock, ctx, report = await self._storm(200)
         folded_key = report.folded[0]
         state = alert(int(folded_key[1:]), status="resolved", revision=2)
         clock.now += timedelta(minutes=5)
@@ -164,7 +164,7 @@ class TestStorm:
         assert "Resolved since" in json.dumps(summary.card)
 
     async def test_individual_cards_resume_when_the_storm_passes(self):
-        store, messenger, clock, ctx, report = await self._storm(100)
+        _store, _messenger, clock, ctx, _report = await self._storm(100)
         clock.now += timedelta(hours=1)
         await ctx.jobs.send([DeliveryJob(conversation(TENANT, CHANNEL), CARD, alert(9999), new=True, request="after")])
         after = await ctx.jobs.drain(ctx)
@@ -194,7 +194,7 @@ class TestStorm:
 
 class TestRetryAfter:
     async def test_a_429_blocks_the_conversation_and_the_job_runs_when_teams_said(self, world):
-        store, messenger, clock, ctx, record = world
+        _store, messenger, clock, ctx, record = world
         messenger.fail_next = [DeliveryError("Teams answered 429", status=429, retry_after=20.0)]
         await ctx.jobs.send(
             [DeliveryJob(record, CARD, alert(1), new=True), DeliveryJob(record, CARD, alert(2), new=True)]
@@ -205,7 +205,7 @@ class TestRetryAfter:
         assert [c for c, _ in messenger.calls] == ["post", "post", "post"]  # the refused one, then both after the wait
 
     async def test_a_job_is_never_dead_lettered_because_teams_was_busy(self, world):
-        store, messenger, clock, ctx, record = world
+        _store, messenger, _clock, ctx, record = world
         messenger.fail_next = [DeliveryError("Teams answered 503", status=503) for _ in range(8)]
         await ctx.jobs.send([DeliveryJob(record, CARD, alert(1), new=True)])
         await ctx.jobs.drain(ctx)

@@ -33,7 +33,9 @@ if args[:3] == ["keyvault", "secret", "show"]:
     if name in existing:
         print("https://kv/secrets/" + name)
         sys.exit(0)
-    print("ERROR: (SecretNotFound) A secret with (name/id) " + name + " was not found in this key vault.", file=sys.stderr)
+    print(
+        "ERROR: (SecretNotFound) A secret with (name/id) " + name + " was not found in this key vault.", file=sys.stderr
+    )
     sys.exit(3)
 print("ok")
 """
@@ -88,7 +90,8 @@ def test_nothing_to_do_restarts_nothing(az, monkeypatch):
 def test_a_vault_it_cannot_read_is_named(az, monkeypatch, tmp_path):
     script = Path(os.environ["PATH"].split(os.pathsep)[0]) / "az"
     script.write_text(
-        f"#!{sys.executable}\nimport sys\nprint('ERROR: (Forbidden) Caller is not authorized', file=sys.stderr)\nsys.exit(1)\n"
+        f"#!{sys.executable}\nimport sys\nprint('ERROR: (Forbidden) Caller is not authorized', "
+        "file=sys.stderr)\nsys.exit(1)\n"
     )
     code, said = run("--vault", "kv-tac")
     assert (

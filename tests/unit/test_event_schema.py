@@ -670,9 +670,9 @@ class TestCommandsOnTheQueue:
         [outcome], [rejected] = await send(instance)
         assert outcome.result == "rejected" and outcome.event_id == "send-404"
         assert rejected.field == "subject"
-        assert (
-            rejected.reason
-            == "subject: no alert ALRT-404 from source https://alerts.example.com in tenant aaaaaaaa-0000-4000-8000-00000000000a"
+        assert rejected.reason == (
+            "subject: no alert ALRT-404 from source https://alerts.example.com in tenant "
+            "aaaaaaaa-0000-4000-8000-00000000000a"
         )
 
 

@@ -265,7 +265,7 @@ class TestRecognisingTheFormat:
         assert caught.value.field == "specversion"
 
     def test_an_unrelated_object_is_neither_format(self):
-        with pytest.raises(InvalidEvent, match="in no format the connector reads: CloudEvents.*Alertmanager"):
+        with pytest.raises(InvalidEvent, match=r"in no format the connector reads: CloudEvents.*Alertmanager"):
             parse_message(b'{"hello": "world"}')
 
     def test_an_alertmanager_payload_is_dispatched_to_its_adapter(self):

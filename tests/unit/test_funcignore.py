@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -62,7 +63,7 @@ class TestThePublishTree:
 
 
 class TestFuncignoreCatchesFilesThatDoNotExistYet:
-    FIXTURE = [
+    FIXTURE: ClassVar = [
         "function_app.py",
         "host.json",
         "requirements.txt",
@@ -98,7 +99,7 @@ class TestFuncignoreCatchesFilesThatDoNotExistYet:
         "shared/NOTES.md",
         "shared/debug.log",
     ]
-    SHIPPED = {
+    SHIPPED: ClassVar = {
         "function_app.py",
         "host.json",
         "requirements.txt",

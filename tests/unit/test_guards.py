@@ -278,7 +278,7 @@ class TestDefaultTenant:
         assert await store.list_open_alerts(TENANT) == [] and len(await store.list_open_alerts(OTHER_TENANT)) == 1
 
     async def test_without_a_default_such_an_event_is_rejected_naming_tenantid(self, two_tenants):
-        store, messenger, ctx = two_tenants
+        _store, messenger, ctx = two_tenants
         [outcome] = await process_and_deliver(event(tenant=None), "m-1", ctx)
         assert outcome.result == "rejected" and "DEFAULT_TENANT_ID" in outcome.detail
         assert messenger.messages == {}

@@ -292,7 +292,8 @@ class TestCheckovSeesEveryResource:
             pytest.skip(message)
         script = (
             "import json, sys\nfrom pathlib import Path\nfrom checkov.bicep.parser import Parser\n"
-            "out = {}\nfor f in sys.argv[1:]:\n    t, _ = Parser().parse(Path(f))\n    out[Path(f).name] = sorted((t or {}).get('resources', {}))\n"
+            "out = {}\nfor f in sys.argv[1:]:\n    t, _ = Parser().parse(Path(f))\n    out[Path(f).name] = "
+            "sorted((t or {}).get('resources', {}))\n"
             "print(json.dumps(out))"
         )
         done = subprocess.run(

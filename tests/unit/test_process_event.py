@@ -55,7 +55,7 @@ async def world():
 
 class TestNewAlerts:
     async def test_a_created_alert_posts_one_card(self, world):
-        store, messenger, _, send = world
+        _store, messenger, _, send = world
         [outcome] = await send(event())
         assert outcome.result == "processed" and outcome.posted == ["19:general@thread.tacv2"]
         [card] = messenger.cards_in("19:general@thread.tacv2")

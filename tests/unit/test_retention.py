@@ -72,7 +72,7 @@ async def world(resolved: int) -> tuple[TableStateStore, MemoryTables, Recording
 
 
 async def timer_cost(resolved: int) -> tuple[int, int, RecordingMessenger, RecordingPublisher]:
-    store, tables, messenger, clock, ctx, actions = await world(resolved)
+    _store, tables, messenger, clock, ctx, actions = await world(resolved)
     clock.now = T0 + timedelta(hours=1)
     before = (tables.counter.requests, tables.counter.entities)
     await run_timer(ctx, actions, reminder_after_minutes=30)
@@ -95,7 +95,7 @@ class TestTheTimerCostsWhatIsOpen:
     async def test_the_counter_sees_a_filter_scan(self):
         # What the index replaced: a status filter reads every alert stored. If the counter
         # missed that, the test above could not fail.
-        store, tables, *_ = await world(200)
+        _store, tables, *_ = await world(200)
         before = tables.counter.entities
         alerts = await (await tables.table("alerts")).query(any_of=("Status", ("open",)))
         assert len(alerts) == 2 and tables.counter.entities - before == 203
@@ -103,7 +103,7 @@ class TestTheTimerCostsWhatIsOpen:
 
 class TestRemovalOnTheTimer:
     async def test_expired_records_go_and_what_open_alerts_need_stays(self):
-        store, tables, messenger, clock, ctx, actions = await world(20)
+        store, tables, _messenger, clock, ctx, actions = await world(20)
         first = await store.get_alert(TENANT, "now1")
         await store.save_alert(replace(first, status="resolved", status_changed=T0))
         await store.save_alert(

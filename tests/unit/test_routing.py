@@ -16,18 +16,18 @@ PERSON = {"kind": "person", "user": "adele@contoso.com"}
 
 
 def alert(**fields) -> AlertState:
-    base = dict(
-        tenant_id=TENANT,
-        key="k1",
-        alert_id="ALRT-1",
-        source="prometheus",
-        event_source="https://am.example.com",
-        title="Disk full on db-01",
-        status="open",
-        severity="high",
-        labels={"env": "prod", "team": "db"},
-        responders=("bob@contoso.com", "carol@contoso.com"),
-    )
+    base = {
+        "tenant_id": TENANT,
+        "key": "k1",
+        "alert_id": "ALRT-1",
+        "source": "prometheus",
+        "event_source": "https://am.example.com",
+        "title": "Disk full on db-01",
+        "status": "open",
+        "severity": "high",
+        "labels": {"env": "prod", "team": "db"},
+        "responders": ("bob@contoso.com", "carol@contoso.com"),
+    }
     return AlertState(**{**base, **fields})
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import pytest
 
 from shared.settings import DANGEROUS_ANONYMOUS_SETTING, SettingsError, check_startup_safety, load_settings
@@ -127,7 +129,7 @@ class TestUnresolvedKeyVaultReferences:
 
 
 class TestPublicBaseUrl:
-    GRAPH = {
+    GRAPH: ClassVar = {
         **PRODUCTION,
         "GRAPH_APP_ID": "11111111-2222-3333-4444-555555555555",
         "GRAPH_CLIENT_SECRET": "s",

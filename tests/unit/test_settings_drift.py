@@ -22,7 +22,9 @@ app = func.FunctionApp()
 @app.service_bus_queue_trigger(arg_name="msg", queue_name="%ALERT_EVENTS_QUEUE%", connection="ServiceBusConnection")
 def alert_events(msg): ...
 
-@app.service_bus_queue_trigger(arg_name="m", queue_name="%DELIVERY_QUEUE%", connection="ServiceBusConnection", is_sessions_enabled=True)
+@app.service_bus_queue_trigger(
+    arg_name="m", queue_name="%DELIVERY_QUEUE%", connection="ServiceBusConnection", is_sessions_enabled=True
+)
 def deliveries(m): ...
 
 @app.timer_trigger(arg_name="timer", schedule="%PERIODIC_SCHEDULE%")
@@ -42,7 +44,8 @@ def copy(tmp_path: Path) -> Path:
     shutil.copy(ROOT / SAMPLE, tmp_path / SAMPLE)
     (tmp_path / "function_app.py").write_text(FUNCTION_APP)
     (tmp_path / "README.md").write_text(
-        f"# Teams Alert Connector\n\n## Settings\n\n{drift.TABLE_START}\n{drift.render_table(drift.load_specs(ROOT))}{drift.TABLE_END}\n"
+        "# Teams Alert Connector\n\n## "
+        f"Settings\n\n{drift.TABLE_START}\n{drift.render_table(drift.load_specs(ROOT))}{drift.TABLE_END}\n"
     )
     (tmp_path / "docs").mkdir()
     (tmp_path / drift.TABLE_FILE).write_text(drift.render_table(drift.load_specs(ROOT)))
@@ -100,7 +103,7 @@ class TestACopyWithOneSettingRemoved:
 
     def test_fails_when_the_readme_table_drops_a_row(self, copy):
         readme = copy / "README.md"
-        readme.write_text("\n".join(l for l in readme.read_text().splitlines() if "`BOT_TOKEN_URL`" not in l))
+        readme.write_text("\n".join(line for line in readme.read_text().splitlines() if "`BOT_TOKEN_URL`" not in line))
         assert "README settings table misses: BOT_TOKEN_URL" in problems(copy)
 
     def test_fails_when_the_code_stops_reading_it(self, copy):
@@ -126,7 +129,10 @@ class TestOtherDrift:
         settings.write_text(
             settings.read_text().replace(
                 "SETTINGS: tuple[SettingSpec, ...] = (\n",
-                'SETTINGS: tuple[SettingSpec, ...] = (\n    SettingSpec("EXAMPLE_NEW_KEY", "Key of an example feature.", secret=True),\n',
+                (
+                    'SETTINGS: tuple[SettingSpec, ...] = (\n    SettingSpec("EXAMPLE_NEW_KEY", "Key of an example '
+                    'feature.", secret=True),\n'
+                ),
             )
         )
         found = problems(copy)
@@ -166,7 +172,10 @@ class TestOtherDrift:
         path.write_text(
             path.read_text().replace(
                 "appSettings: [\n",
-                "appSettings: [\n        {\n          name: 'FUNCTIONS_WORKER_RUNTIME'\n          value: 'python'\n        }\n",
+                (
+                    "appSettings: [\n        {\n          name: 'FUNCTIONS_WORKER_RUNTIME'\n          value: "
+                    "'python'\n        }\n"
+                ),
                 1,
             )
         )

@@ -129,9 +129,9 @@ class TestRoutedDelivery:
     async def test_the_delivery_record_says_who_and_why(self, world):
         await world.workflow(name="Prod")
         await world.send(event())
-        [delivery] = [
-            d for d in await world.store.list_deliveries(TENANT, (await world.store.list_open_alerts(TENANT))[0].key)
-        ]
+        [delivery] = list(
+            await world.store.list_deliveries(TENANT, (await world.store.list_open_alerts(TENANT))[0].key)
+        )
         assert delivery.recipient == "Ops" and delivery.reason.startswith("workflow Prod")
 
 
@@ -214,7 +214,10 @@ class TestFallback:
     async def test_a_refused_app_install_goes_to_the_fallback(self, world):
         await world.connect()
         world.directory.fail["install_app_for_user"] = GraphError(
-            "Microsoft Graph refused to install the app for a user: the connector needs the application permission TeamsAppInstallation.ReadWriteSelfForUser.All",
+            (
+                "Microsoft Graph refused to install the app for a user: the connector needs the application "
+                "permission TeamsAppInstallation.ReadWriteSelfForUser.All"
+            ),
             status=403,
             permission="TeamsAppInstallation.ReadWriteSelfForUser.All",
         )

@@ -33,7 +33,7 @@ import sys
 import time
 from datetime import UTC
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 ROOT = Path(__file__).resolve().parents[2]
 BOT_APP_ID = "b3c4d5e6-0000-4000-8000-00000000be7c"
@@ -92,7 +92,7 @@ def event(tenant: str, alert: str, version: int, kind: str = "alert.created", se
 class Worker:
     """One app process (tools/bench/worker.py); its log (errors, warnings) goes to a file."""
 
-    started: list[Worker] = []
+    started: ClassVar[list[Worker]] = []
 
     def __init__(self, env: dict[str, str]) -> None:
         self.log = open(Path(env.get("BENCH_LOG_DIR", "/tmp")) / f"bench-worker-{len(Worker.started)}.log", "w")  # noqa: SIM115 - closed in stop()
@@ -291,7 +291,10 @@ class Bench:
         for phase, (cpu, tables, by_table) in figures.items():
             detail = ", ".join(f"{name} {count:.2f}" for name, count in sorted(by_table.items(), key=lambda kv: -kv[1]))
             print(
-                f"{phase:>9} event: {cpu:5.2f} ms CPU (app, all threads), {tables:4.1f} Table Storage requests ({detail})",
+                (
+                    f"{phase:>9} event: {cpu:5.2f} ms CPU (app, all threads), {tables:4.1f} Table Storage requests "
+                    f"({detail})"
+                ),
                 flush=True,
             )
         self.results["cpu_ms_per_event"] = round(figures["created"][0], 2)
@@ -327,8 +330,10 @@ class Bench:
             await store.close()
         removed = report.removed.get("alert", 0)
         print(
-            f" lifecycle: the timer's open-alert read: {figures[0][0]} open, {figures[0][1]} requests with {removed} resolved to drop from the index, "
-            f"{figures[1][1]} requests after; removing {removed} resolved alerts and their cards: {removal} requests ({removal / max(removed, 1):.2f} per alert)",
+            f" lifecycle: the timer's open-alert read: {figures[0][0]} open, {figures[0][1]} requests with "
+            f"{removed} resolved to drop from the index, "
+            f"{figures[1][1]} requests after; removing {removed} resolved alerts and their cards: {removal} "
+            f"requests ({removal / max(removed, 1):.2f} per alert)",
             flush=True,
         )
         self.results["timer_open_read_requests"] = figures[1][1]
@@ -350,7 +355,10 @@ class Bench:
         rps = len(sends) / seconds if seconds else float("nan")
         busiest = self.sim.limits.max_in_window(1.0, tenant_id=tenant)
         print(
-            f"   fan-out: {len(sends)} conversations in {seconds:.1f} s, {rps:.1f} requests/s, at most {busiest} in any 1 s (Teams: 50 per tenant)",
+            (
+                f"   fan-out: {len(sends)} conversations in {seconds:.1f} s, {rps:.1f} requests/s, at most "
+                f"{busiest} in any 1 s (Teams: 50 per tenant)"
+            ),
             flush=True,
         )
         self.results["fanout_rps"] = round(rps, 1)
@@ -393,7 +401,8 @@ class Bench:
                 shown = time.monotonic()
                 queues = self.broker.counts()
                 print(
-                    f"           … {shown - last:5.0f} s: {visible} of {count} visible; events waiting {queues['alert-events']['readyMessageCount']}, "
+                    f"           … {shown - last:5.0f} s: {visible} of {count} visible; events waiting "
+                    f"{queues['alert-events']['readyMessageCount']}, "
                     f"jobs waiting {queues.get('teams-deliveries', {}).get('readyMessageCount', 0)}",
                     flush=True,
                 )
@@ -409,10 +418,14 @@ class Bench:
         seconds = (visible_at - last) if visible_at is not None else float("nan")
         azurite_cpu = self.azurite_cpu() - azurite_cpu
         print(
-            f"     storm: {count} alerts into one channel, {self.args.processes} processes: {sent} messages sent; busiest windows "
-            f"{windows[0]}/1 s, {windows[1]}/30 s, {windows[2]}/3600 s (Teams: 7, 60, 1,800); {refused} × 429; every alert visible "
-            f"{seconds:.1f} s after the last arrived; {lost} lost; {dead} dead-lettered; Azurite (one thread, on the same cores) "
-            f"used {azurite_cpu:.0f} s of CPU meanwhile ({self.last_visible[0]} cards, {self.last_visible[1]} in the summary)",
+            f"     storm: {count} alerts into one channel, {self.args.processes} processes: {sent} messages "
+            "sent; busiest windows "
+            f"{windows[0]}/1 s, {windows[1]}/30 s, {windows[2]}/3600 s (Teams: 7, 60, 1,800); {refused} × 429; "
+            "every alert visible "
+            f"{seconds:.1f} s after the last arrived; {lost} lost; {dead} dead-lettered; Azurite (one thread, "
+            "on the same cores) "
+            f"used {azurite_cpu:.0f} s of CPU meanwhile ({self.last_visible[0]} cards, {self.last_visible[1]} "
+            "in the summary)",
             flush=True,
         )
         self.results["storm_azurite_cpu_s"] = round(azurite_cpu, 1)
@@ -458,8 +471,10 @@ class Bench:
                 cardless += not shown  # its resolution was processed first: no card, by design
         wrong = count - correct - cardless
         print(
-            f"      race: {correct} of {count} alerts end with one card showing the last state, {cardless} with no card (their resolution "
-            f"was processed first: an alert first seen resolved gets none), {wrong} wrong (3 events per alert, shuffled, concurrent, "
+            f"      race: {correct} of {count} alerts end with one card showing the last state, {cardless} "
+            "with no card (their resolution "
+            f"was processed first: an alert first seen resolved gets none), {wrong} wrong (3 events per alert, "
+            "shuffled, concurrent, "
             f"{count // 10} injected 502s)",
             flush=True,
         )

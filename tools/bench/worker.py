@@ -78,9 +78,12 @@ async def consume(
             await _settle(http, broker, [i["token"] for i in items], True)
             continue
         outcomes = await asyncio.gather(*(function(_message(i)) for i in items), return_exceptions=True)
-        failed = [(i["token"], o) for i, o in zip(items, outcomes) if isinstance(o, BaseException)]
+        failed = [(i["token"], o) for i, o in zip(items, outcomes, strict=True) if isinstance(o, BaseException)]
         await _settle(
-            http, broker, [i["token"] for i, o in zip(items, outcomes) if not isinstance(o, BaseException)], True
+            http,
+            broker,
+            [i["token"] for i, o in zip(items, outcomes, strict=True) if not isinstance(o, BaseException)],
+            True,
         )
         for token, error in failed:
             print(json.dumps({"error": f"{type(error).__name__}: {error}"[:300]}), file=sys.stderr, flush=True)

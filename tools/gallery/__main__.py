@@ -44,7 +44,8 @@ def render(cards: list[tuple[str, dict[str, Any]]], out: Path | None) -> list[di
         raise SystemExit("node is needed to render cards (Node.js 20 or later)")
     if not Path(CHROMIUM).exists():
         raise SystemExit(
-            f"Chromium is needed to render cards and was not found at {CHROMIUM}: run 'bash tools/install_chromium.sh' (make gallery does), "
+            f"Chromium is needed to render cards and was not found at {CHROMIUM}: run 'bash "
+            "tools/install_chromium.sh' (make gallery does), "
             "or set CHROMIUM to its path"
         )
     shots: dict[str, Any] = {"light": "all"} | {theme: list(ALL_THEMES) for theme in THEMES if theme != "light"}
@@ -81,7 +82,10 @@ def problems(results: list[dict[str, Any]]) -> list[str]:
         found += [f"{where}: cut off: {t!r}" for t in r["clipped"]]
         found += [f"{where}: runs past the card's edge: {t!r}" for t in r["overflow"]]
         found += [
-            f"{where}: contrast {f['ratio']}:1 (< {MIN_CONTRAST}:1) for {f['text']!r} ({f['color']} on {f['background']})"
+            (
+                f"{where}: contrast {f['ratio']}:1 (< {MIN_CONTRAST}:1) for {f['text']!r} ({f['color']} on "
+                f"{f['background']})"
+            )
             for f in r["contrast"]["failures"]
         ]
     return found

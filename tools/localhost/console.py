@@ -17,8 +17,10 @@ h1 { font-size: 1.3rem; } h2 { font-size: 1.1rem; margin-top: 2rem; }
 table { border-collapse: collapse; width: 100%; background: #fff; }
 th, td { border-bottom: 1px solid #ddd; padding: .35rem .5rem; text-align: left; vertical-align: top; }
 th { background: #f0f0f0; } code, pre { font: 12px/1.4 ui-monospace, monospace; }
-pre { white-space: pre-wrap; word-break: break-all; margin: .3rem 0; max-height: 24rem; overflow: auto; background: #f6f6f6; padding: .4rem; }
-.completed { color: #0b6a0b; } .deadlettered, .bad { color: #a4262c; font-weight: 600; } .active, .scheduled { color: #8a5a00; }
+pre { white-space: pre-wrap; word-break: break-all; margin: .3rem 0; max-height: 24rem; overflow: auto;
+      background: #f6f6f6; padding: .4rem; }
+.completed { color: #0b6a0b; } .deadlettered, .bad { color: #a4262c; font-weight: 600; }
+.active, .scheduled { color: #8a5a00; }
 .counts span { margin-right: 1rem; } summary { cursor: pointer; color: #1a55a3; }
 """
 
@@ -65,7 +67,10 @@ def _message_row(message: dict[str, Any]) -> str:
     if message.get("lastError") and message.get("status") != "completed":
         said += f'<br><span class="bad">last error: {_e(message["lastError"])}</span>'
     if message.get("deadLetterReason"):
-        said += f'<br><span class="bad">{_e(message["deadLetterReason"])}: {_e(message.get("deadLetterErrorDescription"))}</span>'
+        said += (
+            f'<br><span class="bad">{_e(message["deadLetterReason"])}: '
+            f"{_e(message.get('deadLetterErrorDescription'))}</span>"
+        )
     log = "".join(
         f"{_e(entry['level'])} {_e(entry['logger'])}: {_e(entry['message'])}\n" for entry in message.get("log") or []
     )
@@ -75,7 +80,8 @@ def _message_row(message: dict[str, Any]) -> str:
     when = message.get("scheduledEnqueueTimeUtc") or message.get("enqueuedTimeUtc")
     return (
         f"<tr><td><code>{_e(message['messageId'])}</code><br><small>{_e(when)}</small></td>"
-        f'<td class="{_e(message["status"])}">{_e(message["status"])}<br><small>{_e(message.get("deliveryCount", 0))} deliveries</small></td>'
+        f'<td class="{_e(message["status"])}">{_e(message["status"])}'
+        f"<br><small>{_e(message.get('deliveryCount', 0))} deliveries</small></td>"
         f"<td>{said or '<small>—</small>'}{details}</td></tr>"
     )
 
@@ -111,7 +117,8 @@ def render(
         dead = dead_letters.get(name, [])
         if dead:
             parts.append(
-                f"<h3>Dead letters of {_e(name)} ({len(dead)})</h3><table><tr><th>message</th><th>status</th><th>reason</th></tr>"
+                f"<h3>Dead letters of {_e(name)} "
+                f"({len(dead)})</h3><table><tr><th>message</th><th>status</th><th>reason</th></tr>"
             )
             parts.extend(_message_row(m) for m in reversed(dead))
             parts.append("</table>")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import functools
 import json
 import logging
@@ -367,10 +368,8 @@ class LocalHost:
             remaining = deadline - loop.time()
             if remaining <= 0:
                 raise TimeoutError(f"the local host is still busy after {timeout} s: {self._busy()}")
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), remaining)
-            except TimeoutError:
-                pass
 
     def _idle(self) -> bool:
         return self._running == 0 and not any(q.busy for q in self._queues.values() if q.has_trigger)
@@ -422,7 +421,10 @@ class LocalHost:
     ) -> None:
         try:
             arguments = [_service_bus_message(m) for m in messages]
-            details = f"Trigger Details: SessionId: {session}, MessageCount: {len(messages)}, FirstMessageId: {messages[0].message_id}"
+            details = (
+                f"Trigger Details: SessionId: {session}, MessageCount: {len(messages)}, FirstMessageId: "
+                f"{messages[0].message_id}"
+            )
             value = arguments if function.cardinality == "many" else arguments[0]
             result = await self._invoke(function, {function.arg_name: value}, "(null)", details)
             for message in messages:
@@ -436,7 +438,10 @@ class LocalHost:
                     log=result.log,
                 ):
                     logger.warning(
-                        "Message %s on queue %s moved to the dead-letter queue after %d deliveries (MaxDeliveryCountExceeded): %s",
+                        (
+                            "Message %s on queue %s moved to the dead-letter queue after %d deliveries "
+                            "(MaxDeliveryCountExceeded): %s"
+                        ),
                         message.message_id,
                         queue.name,
                         message.delivery_count,
@@ -543,7 +548,7 @@ class LocalHost:
             method=request.method,
             url=str(request.url),
             headers=headers,
-            params={key: request.query.getone(key) for key in request.query.keys()},
+            params={key: request.query.getone(key) for key in request.query},
             route_params=params,
             body=await request.read(),
         )
@@ -582,7 +587,7 @@ class LocalHost:
             # Output bindings are sent by the host after the function returns successfully.
             for output in function.output_queues:
                 self._send_output(function, output.queue_name, outputs[output.arg_name].get())
-        except Exception as error:
+        except Exception as error:  # noqa: BLE001 - a function's failure is reported as the Functions host does
             duration = (time.perf_counter() - started) * 1000
             logger.error(
                 "Executed 'Functions.%s' (Failed, Id=%s, Duration=%dms)", function.name, invocation_id, duration
@@ -693,7 +698,7 @@ class LocalHost:
         try:
             return self._existing_queue(name)
         except KeyError as error:
-            raise web.HTTPNotFound(text=json.dumps({"error": error.args[0]}), content_type="application/json")
+            raise web.HTTPNotFound(text=json.dumps({"error": error.args[0]}), content_type="application/json") from None
 
     async def _api_functions(self, request: web.Request) -> web.Response:
         return web.json_response(self.describe())

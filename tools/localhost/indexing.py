@@ -140,13 +140,13 @@ def _index_function(function: func.Function, settings: Mapping[str, str]) -> Ind
         return resolve_expression(value, settings, where=f"function {name!r} ({key})")
 
     user_function = function.get_user_function()
-    common: dict[str, Any] = dict(
-        name=name,
-        trigger_type=trigger.type,
-        arg_name=trigger.name,
-        user_function=user_function,
-        properties=properties,
-    )
+    common: dict[str, Any] = {
+        "name": name,
+        "trigger_type": trigger.type,
+        "arg_name": trigger.name,
+        "user_function": user_function,
+        "properties": properties,
+    }
     if trigger.type == HTTP_TRIGGER:
         methods = properties.get("methods")
         described: IndexedFunction = HttpFunction(

@@ -66,7 +66,7 @@ def _tenant_in(source: Any) -> str | None:
 def conversation_kind(conversation_id: str) -> str:
     """Guess a conversation's type from the shape of its Teams id."""
     base, _ = split_conversation_id(conversation_id)
-    if base.startswith("a:") or base.startswith("8:") or base.endswith("@unq.gbl.spaces"):
+    if base.startswith(("a:", "8:")) or base.endswith("@unq.gbl.spaces"):
         return "personal"
     if base.endswith("@thread.v2"):
         return "groupChat"

@@ -168,7 +168,10 @@ class GraphRoutes:
                 if accepted
                 else ("an application permission" if token.delegated else "a delegated permission")
             )
-            message = f"Missing {kind} permissions on the request. API requires one of '{needed}'. {held} on the request '{', '.join(sorted(token.permissions))}'."
+            message = (
+                f"Missing {kind} permissions on the request. API requires one of '{needed}'. {held} on the request "
+                f"'{', '.join(sorted(token.permissions))}'."
+            )
             return graph_error(403, "Forbidden", message)
         return token
 
@@ -312,7 +315,8 @@ class GraphRoutes:
             "description": channel.description,
             "membershipType": channel.membership_type,
             # Encoded as Graph encodes it: the channel id and name are path segments.
-            "webUrl": f"https://teams.microsoft.com/l/channel/{quote(channel.id, safe='')}/{quote(channel.display_name, safe='')}?groupId={team_id}",
+            "webUrl": f"https://teams.microsoft.com/l/channel/{quote(channel.id, safe='')}/"
+            f"{quote(channel.display_name, safe='')}?groupId={team_id}",
         }
 
     async def list_channels(self, request: web.Request) -> web.Response:

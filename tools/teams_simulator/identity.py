@@ -54,7 +54,9 @@ def aad_error(status: int, error: str, code: int, description: str) -> web.Respo
     return web.json_response(
         {
             "error": error,
-            "error_description": f"AADSTS{code}: {description} Trace ID: {trace_id} Correlation ID: {correlation_id} Timestamp: {now}",
+            "error_description": (
+                f"AADSTS{code}: {description} Trace ID: {trace_id} Correlation ID: {correlation_id} Timestamp: {now}"
+            ),
             "error_codes": [code],
             "timestamp": now,
             "trace_id": trace_id,
@@ -102,7 +104,10 @@ class IdentityRoutes:
             return web.json_response(
                 {
                     "statusCode": 400,
-                    "message": "No User Assigned or Delegated Managed Identity found for specified ClientId/ResourceId/PrincipalId.",
+                    "message": (
+                        "No User Assigned or Delegated Managed Identity found for specified "
+                        "ClientId/ResourceId/PrincipalId."
+                    ),
                 },
                 status=400,
             )
@@ -305,7 +310,10 @@ class IdentityRoutes:
                     401,
                     "invalid_client",
                     700212,
-                    f"No matching federated identity record found for presented assertion audience '{claims.get('aud')}'.",
+                    (
+                        "No matching federated identity record found for presented assertion audience "
+                        f"'{claims.get('aud')}'."
+                    ),
                 )
             except jwt.PyJWTError as exc:
                 return aad_error(401, "invalid_client", 700024, f"Client assertion is not valid: {exc}.")
@@ -350,7 +358,10 @@ class IdentityRoutes:
                 400,
                 "invalid_scope",
                 1002012,
-                f"The provided value for scope {scope} is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier.",
+                (
+                    f"The provided value for scope {scope} is not valid. Client credential flows must have a scope "
+                    "value with /.default suffixed to the resource identifier."
+                ),
             )
         with self.directory.lock:
             known = self.directory.tenants.get(tenant)
@@ -363,7 +374,10 @@ class IdentityRoutes:
                 400,
                 "unauthorized_client",
                 700016,
-                f"Application with identifier '{client_id}' was not found in the directory '{tenant}'. This can happen if the application has not been installed by the administrator of the tenant.",
+                (
+                    f"Application with identifier '{client_id}' was not found in the directory '{tenant}'. This "
+                    "can happen if the application has not been installed by the administrator of the tenant."
+                ),
             )
         access = self._access_token(tenant, client_id, None, frozenset(roles), self.directory.app_token_lifetime)
         return web.json_response(
@@ -383,14 +397,20 @@ class IdentityRoutes:
                 400,
                 "invalid_grant",
                 70008,
-                "The provided authorization code or refresh token has expired due to inactivity or was already redeemed.",
+                (
+                    "The provided authorization code or refresh token has expired due to inactivity or was already "
+                    "redeemed."
+                ),
             )
         if str(form.get("redirect_uri", "")) != grant.redirect_uri:
             return aad_error(
                 400,
                 "invalid_grant",
                 50011,
-                "The redirect URI specified in the request does not match the redirect URI of the authorization request.",
+                (
+                    "The redirect URI specified in the request does not match the redirect URI of the "
+                    "authorization request."
+                ),
             )
         verifier = str(form.get("code_verifier", ""))
         if grant.code_challenge and _b64url(hashlib.sha256(verifier.encode()).digest()) != grant.code_challenge:

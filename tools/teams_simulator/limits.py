@@ -43,7 +43,7 @@ class _Budget:
         self.times = [deque() for _ in windows]
 
     def prune(self, now: float) -> None:
-        for (seconds, _), times in zip(self.windows, self.times):
+        for (seconds, _), times in zip(self.windows, self.times, strict=True):
             while times and times[0] <= now - seconds:
                 times.popleft()
 
@@ -51,7 +51,7 @@ class _Budget:
         """Seconds until one more send fits every window (None: it fits now). Call prune first."""
         waits = [
             times[len(times) - limit] + seconds - now  # when the oldest of the full window leaves
-            for (seconds, limit), times in zip(self.windows, self.times)
+            for (seconds, limit), times in zip(self.windows, self.times, strict=True)
             if len(times) >= limit
         ]
         return max(waits) if waits else None

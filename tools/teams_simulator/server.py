@@ -90,7 +90,7 @@ class TeamsSimulator:
             asyncio.set_event_loop(loop)
             try:
                 loop.run_until_complete(self._serve())
-            except BaseException as exc:  # reported to start()'s caller
+            except BaseException as exc:  # noqa: BLE001 - reported to start()'s caller, which re-raises it
                 failure.append(exc)
                 ready.set()
                 loop.close()
