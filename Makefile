@@ -38,8 +38,8 @@ lint: setup
 	$(PY) -m ruff check .
 	$(PY) -m mypy
 
-## Run every test (unit, integration on Azurite and the Teams simulator, e2e, infra checks).
-test: setup
+## Run every test (unit, integration on Azurite and the Teams simulator, e2e, infra checks), after make lint.
+test: setup lint
 	bash tools/install_checkov.sh
 	bash tools/install_chromium.sh
 	$(PY) -m pytest $(PYTEST_ARGS)
