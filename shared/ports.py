@@ -30,7 +30,7 @@ class TransientError(Exception):
 
 
 class ConnectionStore(Protocol):
-    """Connectors (one per Microsoft tenant) and pending consent flows (shared/adapters/state_store.py)."""
+    """Tenant connections (one per Microsoft tenant) and pending consent flows."""
 
     async def get_connection(self, tenant_id: str) -> TenantConnection | None: ...
     async def save_connection(self, connection: TenantConnection) -> TenantConnection:
@@ -44,13 +44,17 @@ class ConnectionStore(Protocol):
         ...
 
 
-class StateStore(ConnectionStore, Protocol):
-    """Everything the app keeps (Table Storage: shared/adapters/state_store.py)."""
+class ConversationStore(Protocol):
+    """Conversations the bot can post to."""
 
     async def save_conversation(self, record: ConversationRecord) -> None: ...
     async def remove_conversation(self, tenant_id: str, conversation_id: str) -> None: ...
     async def get_conversation(self, tenant_id: str, conversation_id: str) -> ConversationRecord | None: ...
     async def list_conversations(self, tenant_id: str | None = None) -> list[ConversationRecord]: ...
+
+
+class AlertStore(Protocol):
+    """Alerts, written with their ETag."""
 
     async def get_alert(self, tenant_id: str, key: str) -> AlertState | None: ...
     async def save_alert(self, state: AlertState, *, every_attempt: bool = False) -> AlertState:
@@ -71,6 +75,10 @@ class StateStore(ConnectionStore, Protocol):
         """The tenant's alerts with this id, whatever their status."""
         ...
 
+
+class DeliveryStore(Protocol):
+    """Which card shows which alert where (alert and conversation → activity id)."""
+
     async def get_delivery(self, tenant_id: str, alert_key: str, conversation_id: str) -> Delivery | None: ...
     async def list_deliveries(self, tenant_id: str, alert_key: str) -> list[Delivery]: ...
     async def save_delivery(self, delivery: Delivery) -> Delivery:
@@ -82,11 +90,19 @@ class StateStore(ConnectionStore, Protocol):
         """Create a digest period's claim (ConcurrencyConflict when it exists); removed after retention.DIGEST_CLAIM."""
         ...
 
+
+class EventLog(Protocol):
+    """Events processed (for exactly-once) and events rejected, with the reason."""
+
     async def was_processed(self, dedupe_key: str) -> bool: ...
     async def mark_processed(self, dedupe_key: str, event_id: str) -> None: ...
 
     async def record_rejected(self, rejected: RejectedEvent) -> None: ...
     async def list_rejected(self, limit: int = 100) -> list[RejectedEvent]: ...
+
+
+class WorkflowStore(Protocol):
+    """Each tenant's workflows (routing)."""
 
     async def list_workflows(self, tenant_id: str) -> list[Workflow]: ...
     async def list_all_workflows(self) -> list[Workflow]: ...
@@ -96,6 +112,10 @@ class StateStore(ConnectionStore, Protocol):
         ...
 
     async def delete_workflow(self, tenant_id: str, workflow_id: str) -> None: ...
+
+
+class RecipientStore(Protocol):
+    """What each workflow recipient resolved to, and the claim on setting it up."""
 
     async def get_recipient(self, tenant_id: str, recipient_key: str) -> dict[str, Any] | None:
         """What a recipient resolved to: ``{"conversationId", "failure", "until"}``."""
@@ -113,6 +133,10 @@ class StateStore(ConnectionStore, Protocol):
         failure: str | None = None,
         until: datetime | None = None,
     ) -> None: ...
+
+
+class PacingStore(Protocol):
+    """Send windows, storm summaries and the tenants' send budgets, shared by every instance."""
 
     async def get_pacing(self, tenant_id: str, conversation_id: str) -> tuple[str | None, dict[str, Any] | None]:
         """A conversation's send window (JSON) and storm summary, as last saved."""
@@ -143,6 +167,10 @@ class StateStore(ConnectionStore, Protocol):
     ) -> dict[str, Any] | None: ...
     async def delete_summary_member(self, tenant_id: str, conversation_id: str, alert_key: str) -> None: ...
 
+
+class ActionStore(Protocol):
+    """What people did in Teams (the outbox to the source) and their platform links."""
+
     async def save_action(self, action: ActionRecord) -> ActionRecord:
         """Record what someone did in Teams, to be sent back to the source; conditional like :meth:`save_alert`."""
         ...
@@ -155,8 +183,29 @@ class StateStore(ConnectionStore, Protocol):
     async def get_link(self, tenant_id: str, aad_object_id: str) -> AccountLink | None: ...
     async def list_links(self, tenant_id: str) -> list[AccountLink]: ...
 
+
+class UndeliverableStore(Protocol):
+    """Alerts that reached nobody, with the reason."""
+
     async def record_undeliverable(self, record: Undeliverable) -> None: ...
     async def list_undeliverable(self, tenant_id: str, limit: int = 100) -> list[Undeliverable]: ...
+
+
+class StateStore(
+    ConnectionStore,
+    ConversationStore,
+    AlertStore,
+    DeliveryStore,
+    EventLog,
+    WorkflowStore,
+    RecipientStore,
+    PacingStore,
+    ActionStore,
+    UndeliverableStore,
+    Protocol,
+):
+    """Everything the app keeps (Table Storage: shared/adapters/state_store.py): the small stores
+    above, plus removal at the end of retention. A service takes the smallest store it needs."""
 
     async def remove_due(self, now: datetime | None = None, max_removals: int = ...) -> Any:
         """Remove the records whose retention has ended (a bounded number per call); returns a

@@ -24,6 +24,7 @@ from shared.domain.channels import channel_name_from_template, clean_channel_nam
 from shared.domain.model import AccountLink, ActionRecord, AlertState, ConversationRecord
 from shared.ports import (
     ActionPublisher,
+    AlertStore,
     ConcurrencyConflict,
     Directory,
     GraphError,
@@ -283,7 +284,7 @@ async def _sync_everywhere(ctx: ActionContext, state: AlertState, where: Where) 
         log.warning("Some copies of alert %s were not queued for update: %s", state.alert_id, exc)
 
 
-async def find_alert(store: StateStore, tenant_id: str, alert_id: str) -> AlertState | None:
+async def find_alert(store: AlertStore, tenant_id: str, alert_id: str) -> AlertState | None:
     """The newest alert with this id in the tenant (ids may repeat across sources)."""
     matches = await store.find_alerts(tenant_id, alert_id)
     return max(matches, key=lambda a: a.updated or datetime.min.replace(tzinfo=UTC), default=None)

@@ -32,7 +32,7 @@ from shared.domain import pacing
 from shared.domain.jobs import CARD, COMMENT, SUMMARY, DeliveryJob, conversation_to_json
 from shared.domain.model import AlertState, Delivery, Undeliverable
 from shared.domain.workflows import InvalidWorkflow, parse_recipient
-from shared.ports import ConcurrencyConflict, DeliveryError, ReconsentRequired, TransientError
+from shared.ports import ConcurrencyConflict, DeliveryError, PacingStore, ReconsentRequired, TransientError
 from shared.resilience import exponential
 
 log = logging.getLogger(__name__)
@@ -82,7 +82,9 @@ class TenantBudget:
     RENEW_BEFORE = timedelta(seconds=5)
     SAFETY = timedelta(seconds=1)  # stop using a lease this long before it ends (clock skew)
 
-    def __init__(self, store: Any, per_second: float, instance_id: str, clock: Callable[[], datetime] = _now) -> None:
+    def __init__(
+        self, store: PacingStore, per_second: float, instance_id: str, clock: Callable[[], datetime] = _now
+    ) -> None:
         self._store = store
         self._per_slot = per_second / self.SLOTS
         self._instance = instance_id

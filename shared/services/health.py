@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from shared.ports import Bot
+from shared.ports import Bot, ConversationStore
 
 CHECK_SECONDS = 10.0
 
@@ -60,7 +60,7 @@ def queue_check(probe: Any) -> Check:
     return check
 
 
-def tables_check(store: Any) -> Check:
+def tables_check(store: ConversationStore) -> Check:
     async def check() -> str:
         await store.get_conversation("00000000-0000-0000-0000-000000000000", "health-probe")
         return "read"

@@ -29,7 +29,15 @@ from shared.domain.events import AlertEvent, InvalidEvent, alert_key, decode_jso
 from shared.domain.inbound import parse_events
 from shared.domain.jobs import CARD, COMMENT, DeliveryJob, conversation_from_json
 from shared.domain.model import AlertState, ConversationRecord, RejectedEvent
-from shared.ports import ConcurrencyConflict, JobQueue, StateStore, TeamsMessenger, TransientError
+from shared.ports import (
+    ConcurrencyConflict,
+    ConversationStore,
+    EventLog,
+    JobQueue,
+    StateStore,
+    TeamsMessenger,
+    TransientError,
+)
 from shared.services.delivery import TenantBudget, send_to_fallback
 from shared.services.recipients import RecipientResolver, Unreachable
 
@@ -138,7 +146,7 @@ async def process_message(
     return outcomes
 
 
-async def _reject(store: StateStore, message_id: str, body: bytes | str, exc: InvalidEvent, now: datetime) -> Outcome:
+async def _reject(store: EventLog, message_id: str, body: bytes | str, exc: InvalidEvent, now: datetime) -> Outcome:
     text = body.decode("utf-8", errors="replace") if isinstance(body, (bytes, bytearray)) else body
     reason = str(exc)
     await store.record_rejected(
@@ -158,7 +166,9 @@ async def _reject(store: StateStore, message_id: str, body: bytes | str, exc: In
     return outcome
 
 
-async def resolve_tenant(tenant_id: str | None, event_id: str, store: StateStore, default_tenant_id: str | None) -> str:
+async def resolve_tenant(
+    tenant_id: str | None, event_id: str, store: ConversationStore, default_tenant_id: str | None
+) -> str:
     if tenant_id:
         return tenant_id
     if default_tenant_id:
