@@ -193,7 +193,7 @@ class RecipientResolver:
         try:
             user = await self._user(directory, tenant_id, who)
             if delivery == "delegated":
-                me = await directory.me(tenant_id)  # type: ignore[attr-defined]
+                me = await directory.me(tenant_id)
                 chat = await directory.create_chat(tenant_id, (me["id"], user["id"]))
                 return delivery_conversation(tenant_id, DeliveryTarget(chat_id=chat["id"]), self.clock())
             if not self.teams_app_catalog_id:
@@ -219,7 +219,7 @@ class RecipientResolver:
         try:
             ids = [(await self._user(directory, tenant_id, who))["id"] for who in recipient.users]
             if delivery == "delegated":
-                me = await directory.me(tenant_id)  # type: ignore[attr-defined]
+                me = await directory.me(tenant_id)
                 chat = await directory.create_chat(tenant_id, tuple(dict.fromkeys([me["id"], *ids])), topic)
                 return delivery_conversation(tenant_id, DeliveryTarget(chat_id=chat["id"]), self.clock())
             if not self.teams_app_catalog_id:

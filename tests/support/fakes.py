@@ -7,7 +7,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from shared.domain.model import ConversationRecord
-from shared.ports import DeliveryError, TransientError
+from shared.ports import DeliveryError, GraphError, TransientError
 
 
 @dataclass
@@ -114,11 +114,19 @@ class FakeDirectory:
         self.chat_installs: set[str] = set()
         self.graph_calls: list[str] = []
         self.fail: dict[str, Exception] = {}
+        self.signed_in: dict | None = None  # the user a delegated connection acts as (me)
         self._ids = itertools.count(1)
 
     def _maybe_fail(self, operation: str) -> None:
         if operation in self.fail:
             raise self.fail[operation]
+
+    async def me(self, tenant_id: str) -> dict:
+        self.graph_calls.append("me")
+        self._maybe_fail("me")
+        if self.signed_in is None:
+            raise GraphError("no signed-in user: me needs a delegated token", status=400, code="BadRequest")
+        return self.signed_in
 
     async def get_user(self, tenant_id: str, id_or_upn: str) -> dict | None:
         self.graph_calls.append("get_user")
@@ -155,8 +163,6 @@ class FakeDirectory:
         private: bool = False,
         owner_ids: tuple[str, ...] = (),
     ) -> dict:
-        from shared.ports import GraphError
-
         self._maybe_fail("create_channel")
         existing = self.channels.setdefault(team_id, [])
         if any(c["displayName"].lower() == name.lower() for c in existing):
