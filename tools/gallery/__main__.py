@@ -3,11 +3,14 @@
     python -m tools.gallery [--out DIR] [--check]
 
 Each card from tests/golden/cards is rendered by the adaptivecards library in headless Chromium
-with Teams' light, dark and high-contrast host configs, 640 px wide. It fails (exit code 1),
-naming the card and theme, when the renderer warns about the card, a text or button is cut off or
-runs past the card's edge, or a text has less than 4.5:1 contrast on its background. Screenshots:
-every card in the light theme, the alert cards also in dark and high contrast.
-``--check`` measures without writing screenshots.
+with Teams' light, dark and high-contrast host configs, 640 px wide, in the fonts the pinned npm
+packages ship (Arimo for Teams' Segoe UI, Noto Color Emoji), so it measures the same on every
+machine. It fails (exit code 1), naming the card and theme, when the renderer warns about the
+card, a text or button is cut off or runs past the card's edge, a text has less than 4.5:1
+contrast on its background, or a text is drawn with a font of the machine instead of a shipped
+one. Screenshots: every card in the light theme, the alert cards also in dark and high contrast.
+They are written to the output folder only when every card passes: a failed run leaves it as it
+was. ``--check`` measures without writing screenshots.
 """
 
 from __future__ import annotations
@@ -79,6 +82,7 @@ def problems(results: list[dict[str, Any]]) -> list[str]:
     for r in results:
         where = f"{r['name']} ({r['theme']})"
         found += [f"{where}: the renderer warns: {w}" for w in r["warnings"]]
+        found += [f"{where}: drawn with a font of this machine, not a shipped one: {f}" for f in r["systemFonts"]]
         found += [f"{where}: cut off: {t!r}" for t in r["clipped"]]
         found += [f"{where}: runs past the card's edge: {t!r}" for t in r["overflow"]]
         found += [
@@ -99,7 +103,10 @@ def write_index(out: Path, cards: list[tuple[str, dict[str, Any]]], results: lis
         "Every card the connector sends, rendered by `make gallery` with the `adaptivecards` renderer and",
         "Teams' host configs (see `tools/gallery/reference/`), 640 px wide. The inputs are",
         "`tests/golden/cards/NAME.json`; the cards, `NAME.expected.json` beside them. Dates and times",
-        "show in the reader's time zone, so they differ from Teams' only by the zone.",
+        "show in the reader's time zone, so they differ from Teams' only by the zone. Teams draws",
+        "cards in Segoe UI, which may not be redistributed: these are drawn in Arimo (Arial's",
+        "metrics), with Noto Sans Math, Noto Sans JP and Noto Color Emoji for what it lacks, from",
+        "the pinned npm packages, so they look the same on every machine.",
         "",
         "Lowest contrast of any text on its background: "
         + ", ".join(f"{theme} {lowest[theme]}:1" for theme in THEMES)
@@ -123,26 +130,37 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     cards = all_cards()
-    out = None if args.check else args.out
-    if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
-        for old in out.glob("*.png"):
-            old.unlink()
-    results = render(cards, out)
-    if out is not None:
-        write_index(out, cards, results)
+    with tempfile.TemporaryDirectory(prefix="gallery-") as scratch:
+        # Rendered beside, and moved into the output folder only when every card passes.
+        staging = None if args.check else Path(scratch)
+        results = render(cards, staging)
+        found = problems(results)
+        if staging is not None and not found:
+            write_index(staging, cards, results)
+            publish(staging, args.out)
+            results = [{**r, "png": str(args.out / Path(r["png"]).name) if r["png"] else None} for r in results]
     for theme in THEMES:
         mine = [r for r in results if r["theme"] == theme]
         print(
             f"  {theme:>13}: {len(mine)} cards, lowest contrast {min(r['contrast']['min'] for r in mine)}:1, "
             f"tallest {max(r['height'] for r in mine)} px"
         )
-    found = problems(results)
     for problem in found:
         print(f"  ✗ {problem}", file=sys.stderr)
-    if out is not None:
-        print(f"  {sum(1 for r in results if r['png'])} screenshots in {out}")
+    if found and not args.check:
+        print(f"  {len(found)} problem(s): nothing written to {args.out}", file=sys.stderr)
+    elif not args.check:
+        print(f"  {sum(1 for r in results if r['png'])} screenshots in {args.out}")
     return 1 if found else 0
+
+
+def publish(staging: Path, out: Path) -> None:
+    """Replace the screenshots and index in ``out`` with those in ``staging``."""
+    out.mkdir(parents=True, exist_ok=True)
+    for old in out.glob("*.png"):
+        old.unlink()
+    for new in sorted(staging.iterdir()):
+        shutil.move(str(new), out / new.name)
 
 
 if __name__ == "__main__":

@@ -7,9 +7,16 @@
 // JOB.json: {"cards": [{"name", "card"}], "themes": {"light": HOSTCONFIG, ...}, "width": 640,
 //            "screenshots": {"light": ["name", ...] | "all", ...}, "out": "DIR"}
 // Prints one JSON report on stdout: {"results": [{name, theme, warnings, clipped, overflow,
-// contrast: {min, failures}, png, height}]}.
+// contrast: {min, failures}, systemFonts, png, height}]}.
+//
+// Fonts: Teams draws cards in Segoe UI, which may not be redistributed. The page draws them in
+// fonts that the pinned npm packages ship instead, so a card measures the same on every machine,
+// whatever fonts that machine has: Arimo (Arial's metrics) for text, then Noto Sans Math (arrows
+// and symbols), Noto Sans JP and Noto Color Emoji for what Arimo lacks (@fontsource/*, all SIL
+// OFL 1.1). Any text the browser still draws with a font of the machine is reported
+// (systemFonts): its measurements would differ from one machine to the next.
 
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { createRequire } from "node:module";
 import path from "node:path";
 
@@ -27,8 +34,8 @@ const browser = await chromium.launch({
          "--disable-component-update", "--disable-sync", "--font-render-hinting=none"],
 });
 
-// Runs in the page: render one card and measure it.
-function renderAndMeasure({ card, hostConfig, width }) {
+// Runs in the page: render one card (its parse warnings are kept for measure()).
+function render({ card, hostConfig, width }) {
   const AC = window.AdaptiveCards;
   const host = document.getElementById("host");
   host.innerHTML = "";
@@ -49,6 +56,15 @@ function renderAndMeasure({ card, hostConfig, width }) {
   }
   const element = adaptive.render();
   host.appendChild(element);
+  host.getBoundingClientRect();  // lay out now, so the fonts it needs start loading
+  window.renderWarnings = warnings;
+}
+
+// Runs in the page, once the fonts are loaded: measure the card render() drew.
+function measure() {
+  const host = document.getElementById("host");
+  const element = host.firstElementChild;
+  const warnings = window.renderWarnings;
 
   // Colours: "rgb(r, g, b)" or "rgba(r, g, b, a)"; alpha is composed over what is behind.
   const parse = (c) => { const m = c.match(/rgba?\(([^)]+)\)/); if (!m) return null; const p = m[1].split(",").map(Number); return { r: p[0], g: p[1], b: p[2], a: p.length > 3 ? p[3] : 1 }; };
@@ -100,17 +116,88 @@ function renderAndMeasure({ card, hostConfig, width }) {
   return { warnings, clipped, overflow, contrast: { min: Math.round(min * 100) / 100, failures }, height: Math.ceil(host.getBoundingClientRect().height) };
 }
 
+// The shipped fonts: each package's @font-face rules, their files served to the page from
+// node_modules under an address that never reaches the network. Arimo's faces take the name
+// 'Segoe UI', the family both the host config and the renderer's stylesheet (buttons, inputs)
+// ask for; the others follow it in the host config's font stack. The emoji are COLRv1, which
+// Chromium draws (@fontsource's Noto Color Emoji is OpenType-SVG, which it does not).
+const FONT_ORIGIN = "https://gallery-fonts.invalid/";
+const FONTS = [
+  { pkg: "@fontsource/arimo", family: "Segoe UI", sheets: /^\d{3}(-italic)?\.css$/ },
+  // Its subsets do not hold every glyph their unicode-range claims (U+21BB is in its "latin"
+  // file only): its faces are offered for every character, and the browser looks through them
+  // in turn. They are small (600 KB together).
+  { pkg: "@fontsource/noto-sans-math", family: "Noto Sans Math", sheets: /^400\.css$/, wholeRange: true },
+  { pkg: "@fontsource/noto-sans-jp", family: "Noto Sans JP", sheets: /^\d{3}\.css$/ },
+  { pkg: "@infolektuell/noto-color-emoji", family: "Noto Color Emoji", sheets: /^index\.css$/ },
+];
+const FONT_STACK = FONTS.map(({ family }) => `'${family}'`).join(", ");
+function fontFaces() {
+  const rules = [];
+  FONTS.forEach(({ pkg, family, sheets, wholeRange }, index) => {
+    const dir = path.join(root, "node_modules", pkg);
+    const found = existsSync(dir) ? readdirSync(dir).filter((f) => sheets.test(f)).sort() : [];
+    if (!found.length) throw new Error(`no font faces in ${dir}: run npm ci`);
+    for (const sheet of found) {
+      let css = readFileSync(path.join(dir, sheet), "utf8");
+      if (wholeRange) css = css.replace(/\n\s*unicode-range:[^;]*;/g, "");
+      rules.push(css
+        .replace(/font-family: '[^']+'/g, `font-family: '${family}'`)
+        .replace(/font-display: swap/g, "font-display: block")
+        .replace(/url\(\.\/files\/([^)]+)\)/g, (_, file) => `url(${FONT_ORIGIN}${index}/${file})`));
+    }
+  });
+  return rules.join("\n");
+}
+
+// Teams' host config with the shipped fonts where it names Segoe UI.
+function withShippedFonts(hostConfig) {
+  const copy = structuredClone(hostConfig);
+  for (const type of Object.values(copy.fontTypes || {})) {
+    if (type.fontFamily && type.fontFamily.includes("'Segoe UI'")) type.fontFamily = type.fontFamily.replace("'Segoe UI'", FONT_STACK);
+  }
+  return copy;
+}
+
 const page = await browser.newPage({ viewport: { width: (job.width || 640) + 40, height: 800 }, deviceScaleFactor: 1 });
-await page.setContent(`<!doctype html><html><head><meta charset="utf-8"><style>body{margin:0;padding:20px;font-family:'Segoe UI',system-ui,sans-serif}</style></head><body><style id="links"></style><div id="host"></div></body></html>`);
+await page.route(`${FONT_ORIGIN}**`, (route) => {
+  const [index, file] = route.request().url().slice(FONT_ORIGIN.length).split("/");
+  const font = FONTS[Number(index)];
+  if (!font || !/^[\w.-]+$/.test(file)) return route.abort();
+  const type = file.endsWith(".woff2") ? "font/woff2" : "font/woff";
+  return route.fulfill({ body: readFileSync(path.join(root, "node_modules", font.pkg, "files", file)), contentType: type });
+});
+await page.setContent(`<!doctype html><html><head><meta charset="utf-8"><style>body{margin:0;padding:20px;font-family:${FONT_STACK}} button{font-family:inherit}</style></head><body><style id="links"></style><div id="host"></div></body></html>`);
 await page.addScriptTag({ content: moduleFile("markdown-it/dist/browser/markdown-it.umd.min.js") });
 await page.addScriptTag({ content: moduleFile("adaptivecards/dist/adaptivecards.min.js") });
 await page.addStyleTag({ content: moduleFile("adaptivecards/dist/adaptivecards.css") });
+await page.addStyleTag({ content: fontFaces() });
+
+// Which fonts the browser drew each text with (Chrome DevTools Protocol, CSS.getPlatformFontsForNode):
+// any that is not one of the shipped faces is a font of this machine.
+const cdp = await page.context().newCDPSession(page);
+await cdp.send("DOM.enable");
+await cdp.send("CSS.enable");
+async function systemFonts() {
+  const { root: doc } = await cdp.send("DOM.getDocument", { depth: -1 });
+  const { nodeIds } = await cdp.send("DOM.querySelectorAll", { nodeId: doc.nodeId, selector: "#host *" });
+  const found = new Set();
+  for (const nodeId of nodeIds) {
+    const { fonts } = await cdp.send("CSS.getPlatformFontsForNode", { nodeId });
+    for (const font of fonts) if (!font.isCustomFont) found.add(font.familyName);
+  }
+  return [...found].sort();
+}
 
 const results = [];
 for (const [theme, hostConfig] of Object.entries(job.themes)) {
   const wanted = (job.screenshots || {})[theme] || [];
   for (const { name, card } of job.cards) {
-    const measured = await page.evaluate(renderAndMeasure, { card, hostConfig, width: job.width || 640 });
+    await page.evaluate(render, { card, hostConfig: withShippedFonts(hostConfig), width: job.width || 640 });
+    // Layout asks for the faces its text needs; measure once they are loaded.
+    await page.evaluate(() => document.fonts.ready);
+    const measured = await page.evaluate(measure);
+    measured.systemFonts = theme === "light" ? await systemFonts() : [];
     let png = null;
     if (job.out && (wanted === "all" || wanted.includes(name))) {
       png = path.join(job.out, `${name}.${theme}.png`);
