@@ -68,8 +68,7 @@ param tokenEncryptionKeyReference string
 param stateSigningKeyReference string
 @description('Key Vault reference of the admin API key.')
 param adminApiKeyReference string
-@description('Public https address of the app; the consent redirect URI is <this>/api/consent/callback.')
-@description('Custom public address; empty: the app uses WEBSITE_HOSTNAME, its real host name.')
+@description('Custom public https address of the app (the consent redirect URI is <this>/api/consent/callback); empty: the app uses WEBSITE_HOSTNAME, its real host name.')
 param publicBaseUrl string = ''
 
 @description('Upper bound of Flex Consumption instances. Keeps fan-out inside the Teams per-tenant rate limits.')
