@@ -8,7 +8,50 @@ targetScope = 'resourceGroup'
 @description('Short name of this deployment (e.g. prod); part of the default resource names.')
 param environmentName string
 
-@description('Region of every regional resource. Must offer Flex Consumption.')
+// The regions that offer Flex Consumption, as Microsoft's Flex Consumption azd templates list
+// them (Azure-Samples/functions-quickstart-python-http-azd, infra/main.bicep; the list of
+// 2025-05-06, unchanged in 2026; less the canary region eastus2euap). The live list:
+// `az functionapp list-flexconsumption-locations`; a region added since is allowed by editing
+// this list. azd offers only these when it asks for a region (metadata type 'location').
+@allowed([
+  'australiaeast'
+  'australiasoutheast'
+  'brazilsouth'
+  'canadacentral'
+  'centralindia'
+  'centralus'
+  'eastasia'
+  'eastus'
+  'eastus2'
+  'francecentral'
+  'germanywestcentral'
+  'italynorth'
+  'japaneast'
+  'koreacentral'
+  'northcentralus'
+  'northeurope'
+  'norwayeast'
+  'southafricanorth'
+  'southcentralus'
+  'southeastasia'
+  'southindia'
+  'spaincentral'
+  'swedencentral'
+  'uaenorth'
+  'uksouth'
+  'ukwest'
+  'westcentralus'
+  'westeurope'
+  'westus'
+  'westus2'
+  'westus3'
+])
+@metadata({
+  azd: {
+    type: 'location'
+  }
+})
+@description('Region of every regional resource: one that offers Flex Consumption.')
 param location string = resourceGroup().location
 
 param tags object = {}
@@ -311,6 +354,10 @@ module bot 'app/bot.bicep' = {
   }
 }
 
+// The address people and Microsoft reach the app at: the app sends <this>/api/consent/callback
+// as its redirect URI (PUBLIC_BASE_URL, else WEBSITE_HOSTNAME), so the registration names the same.
+var publicBase = empty(publicBaseUrl) ? 'https://${functionApp.outputs.defaultHostName}' : (endsWith(publicBaseUrl, '/') ? take(publicBaseUrl, length(publicBaseUrl) - 1) : publicBaseUrl)
+
 // The connector's Graph permissions, generated from shared/permissions.py (a test keeps them equal).
 var graphPermissions = loadJsonContent('app/graph-permissions.json')
 
@@ -319,7 +366,7 @@ module graphApp 'app/graph-app.bicep' = if (createGraphApp) {
   params: {
     uniqueName: 'tac-${resourceToken}'
     displayName: botDisplayName
-    redirectUri: 'https://${functionApp.outputs.defaultHostName}/api/consent/callback'
+    redirectUri: '${publicBase}/api/consent/callback'
     identityPrincipalId: identity.outputs.principalId
     applicationPermissions: graphPermissions.applicationPermissions
     delegatedScopes: graphPermissions.delegatedScopes
@@ -341,6 +388,7 @@ module operations 'app/operations.bicep' = {
   name: 'operations'
   params: {
     namePrefix: 'tac-${resourceToken}'
+    location: location
     tags: tags
     alertEmail: alertEmail
     logAnalyticsWorkspaceId: monitoring.outputs.logAnalyticsId

@@ -2,6 +2,8 @@
 // dead letters, on function failures and on the bot secret nearing expiry, and the diagnostic
 // logs of Service Bus, Key Vault and Storage in the Log Analytics workspace.
 param namePrefix string
+@description('Region of the regional resources here (the Key Vault events topic): the vault\'s.')
+param location string = resourceGroup().location
 param tags object = {}
 
 @description('E-mail address the alerts go to. Empty: the alerts fire in the portal only.')
@@ -147,7 +149,7 @@ resource functionFailures 'Microsoft.Insights/metricAlerts@2018-03-01' = {
 // takes the CloudEvents schema).
 resource vaultEvents 'Microsoft.EventGrid/systemTopics@2023-12-15-preview' = {
   name: '${namePrefix}-kv-events'
-  location: resourceGroup().location
+  location: location // a system topic lives in its source's region: the vault's
   tags: tags
   properties: {
     source: vault.id

@@ -18,8 +18,10 @@ param deploymentContainerName string
 ])
 param skuName string = 'Standard_GRS'
 
-// Containers the Functions host uses for locks (timer singleton) and its key store; created
-// here so the app's identity only needs rights on these containers, not on the account.
+// Containers the Functions host uses for locks (timer singleton) and its key store, created
+// here rather than by the host at its first start. The app's identity holds its blob role on
+// the account (rbac.bicep: Storage Blob Data Owner, as Microsoft's Flex Consumption templates
+// grant it), not on these containers.
 var hostContainerNames = [
   'azure-webjobs-hosts'
   'azure-webjobs-secrets'

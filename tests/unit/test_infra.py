@@ -306,6 +306,30 @@ class TestCheckovSeesEveryResource:
         assert seen == expected
 
 
+class TestRegions:
+    main = _bicep("main.bicep")
+
+    def test_azd_offers_only_the_regions_that_have_flex_consumption(self):
+        declaration = re.search(r"@allowed\(\[([^\]]*)\]\)\s*@metadata\(\{\s*azd: \{\s*type: 'location'", self.main)
+        assert declaration, "location has @allowed and azd's location metadata"
+        regions = re.findall(r"'(\w+)'", declaration.group(1))
+        assert len(regions) > 20 and {"westeurope", "eastus", "swedencentral"} <= set(regions)
+        assert re.search(
+            r"@metadata\(\{\s*azd: \{\s*type: 'location'\s*\}\s*\}\)\s*@description\([^)]*\)\s*param location ",
+            self.main,
+        )
+
+    def test_every_regional_resource_takes_the_location_parameter(self):
+        for path in sorted(INFRA.rglob("*.bicep")):
+            text = path.read_text(encoding="utf-8")
+            assert not re.search(r"^\s+location: resourceGroup\(\)\.location", text, re.M), path.name
+        for module in re.findall(r"^module (\w+) '[^']+' = (?:if \([^)]*\) )?\{(.*?)^\}", self.main, re.M | re.S):
+            name, body = module
+            target = re.search(rf"^module {name} '([^']+)'", self.main, re.M).group(1)
+            if re.search(r"^param location ", _bicep(target), re.M):
+                assert "location: location" in body, f"module {name} is not given the location"
+
+
 class TestGraphApp:
     """`graphAppRegistration: 'create'` (azd's default) registers the Graph app with no secret:
     the managed identity is its federated credential (Microsoft Entra, "Configure an application
@@ -344,7 +368,16 @@ class TestGraphApp:
 
     def test_other_organisations_can_connect_and_come_back_to_the_callback(self):
         assert "signInAudience: 'AzureADMultipleOrgs'" in self.graph_app
-        assert "redirectUri: 'https://${functionApp.outputs.defaultHostName}/api/consent/callback'" in self.main
+        assert "redirectUri: '${publicBase}/api/consent/callback'" in self.main
+
+    def test_the_redirect_uri_is_the_one_the_app_sends(self):
+        """The app sends PUBLIC_BASE_URL (else https://WEBSITE_HOSTNAME) + /api/consent/callback
+        (shared/settings.py); a registration naming another address fails with AADSTS50011."""
+        base = re.search(r"^var publicBase = (.+?)\n\n", self.main, re.M | re.S)
+        assert base, "main.bicep declares publicBase"
+        assert "empty(publicBaseUrl)" in base.group(1)
+        assert "'https://${functionApp.outputs.defaultHostName}'" in base.group(1)
+        assert "publicBaseUrl: publicBaseUrl" in self.main  # the app's PUBLIC_BASE_URL is the same parameter
 
     def test_the_permissions_are_shared_permissions(self):
         from shared.permissions import APPLICATION_PERMISSIONS, DELEGATED_SCOPES
