@@ -4,7 +4,10 @@
         --out build/appPackage.zip
 
 Every option can also come from the environment (BOT_APP_ID, APP_HOST, TEAMS_APP_ID,
-AAD_APP_ID, APP_VERSION). The manifest is validated against the Teams schema shipped in the
+AAD_APP_ID, AAD_APP_RESOURCE, APP_VERSION). The manifest has no ``webApplicationInfo`` unless
+``--aad-app-id`` names an app registration: the connector uses neither Teams single sign-on nor
+resource-specific consent, and an id whose registration exposes no Application ID URI (the bot's
+managed identity, for one) would be a wrong one. The manifest is validated against the Teams schema shipped in the
 pinned npm package @microsoft/app-manifest before it is zipped. Development-only.
 """
 
@@ -98,6 +101,7 @@ def build_manifest(
     app_host: str,
     teams_app_id: str | None = None,
     aad_app_id: str | None = None,
+    aad_resource: str | None = None,
     version: str | None = None,
     website_url: str | None = None,
     privacy_url: str | None = None,
@@ -112,15 +116,19 @@ def build_manifest(
             f"got {app_host!r}."
         )
     teams_app_id = teams_app_id or str(uuid.uuid5(TEAMS_APP_ID_NAMESPACE, bot_app_id.lower()))
-    aad_app_id = aad_app_id or bot_app_id
-    for option, value in (("--teams-app-id", teams_app_id), ("--aad-app-id", aad_app_id)):
+    for option, value in (("--teams-app-id", teams_app_id), ("--aad-app-id", aad_app_id or teams_app_id)):
         if not GUID.match(value):
             raise PackageError(f"{option} must be a GUID; got {value!r}.")
+    if aad_resource and not aad_app_id:
+        raise PackageError("--aad-resource needs --aad-app-id, the app registration that exposes it.")
+    if aad_resource and not re.match(r"^(api|https)://\S+$", aad_resource):
+        raise PackageError(
+            f"--aad-resource must be the app registration's Application ID URI (api://...); got {aad_resource!r}."
+        )
     home = f"https://{app_host}/"
     values = {
         "BOT_APP_ID": bot_app_id,
         "TEAMS_APP_ID": teams_app_id,
-        "AAD_APP_ID": aad_app_id,
         "APP_HOST": app_host,
         "APP_VERSION": version or project_version(),
         "WEBSITE_URL": website_url or home,
@@ -128,7 +136,12 @@ def build_manifest(
         "TERMS_OF_USE_URL": terms_of_use_url or home,
     }
     template = json.loads((APP_PACKAGE / "manifest.json").read_text(encoding="utf-8"))
-    return _fill(template, values)
+    manifest: dict[str, Any] = _fill(template, values)
+    if aad_app_id:
+        # Teams docs, app manifest: webApplicationInfo.id is the Entra app id; resource (optional)
+        # its Application ID URI, which the registration must expose.
+        manifest["webApplicationInfo"] = {"id": aad_app_id} | ({"resource": aad_resource} if aad_resource else {})
+    return manifest
 
 
 def write_package(manifest: dict[str, Any], out: Path) -> Path:
@@ -164,7 +177,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--aad-app-id",
         default=env.get("AAD_APP_ID"),
-        help="app registration for webApplicationInfo; default: the bot id",
+        help="app registration for webApplicationInfo (single sign-on, resource-specific consent); default: none",
+    )
+    parser.add_argument(
+        "--aad-resource",
+        default=env.get("AAD_APP_RESOURCE"),
+        help="its Application ID URI (api://...) for webApplicationInfo.resource; default: none",
     )
     parser.add_argument("--version", default=env.get("APP_VERSION"), help="app version; default: pyproject.toml's")
     parser.add_argument("--website-url")
@@ -178,6 +196,7 @@ def main(argv: list[str] | None = None) -> int:
             app_host=args.app_host,
             teams_app_id=args.teams_app_id,
             aad_app_id=args.aad_app_id,
+            aad_resource=args.aad_resource,
             version=args.version,
             website_url=args.website_url,
             privacy_url=args.privacy_url,

@@ -77,8 +77,25 @@ class TestBuiltPackage:
     def test_ids_are_filled_in(self, manifest):
         assert "${{" not in json.dumps(manifest)
         assert manifest["bots"][0]["botId"] == BOT_APP_ID
-        assert manifest["webApplicationInfo"]["id"] == BOT_APP_ID
         assert manifest["validDomains"] == [HOST]
+
+    def test_no_web_application_info_unless_an_app_registration_is_named(self, manifest):
+        """The bot id (with azd, the managed identity) exposes no api:// URI: naming it there
+        would be wrong, and nothing in the connector needs it."""
+        assert "webApplicationInfo" not in manifest
+        named = build.build_manifest(
+            bot_app_id=BOT_APP_ID,
+            app_host=HOST,
+            aad_app_id="99999999-8888-7777-6666-555555555555",
+            aad_resource=f"api://{HOST}/99999999-8888-7777-6666-555555555555",
+        )
+        assert named["webApplicationInfo"] == {
+            "id": "99999999-8888-7777-6666-555555555555",
+            "resource": f"api://{HOST}/99999999-8888-7777-6666-555555555555",
+        }
+        assert build.validation_errors(named) == []
+        with pytest.raises(build.PackageError, match="--aad-resource needs --aad-app-id"):
+            build.build_manifest(bot_app_id=BOT_APP_ID, app_host=HOST, aad_resource="api://x/y")
 
     def test_the_teams_app_id_is_stable_for_a_bot(self, manifest, tmp_path):
         again = build.build_manifest(bot_app_id=BOT_APP_ID.upper(), app_host=HOST)
