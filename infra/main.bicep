@@ -408,6 +408,11 @@ output BOT_NAME string = bot.outputs.name
 output BOT_APP_ID string = effectiveBotAppId
 output BOT_APP_TYPE string = botAppType
 output GRAPH_APP_REGISTRATION string = graphAppRegistration
+// The Graph app the connector uses ('' when tenant connection is off). Not named GRAPH_APP_ID: azd
+// would pass an output of that name back as the graphAppId parameter, turning 'create' off.
+output GRAPH_APP_CLIENT_ID string = createGraphApp ? graphApp.outputs.appId : effectiveGraphAppId
+// Where people and Microsoft reach the connector (publicBaseUrl, else the app's host name).
+output CONNECTOR_URL string = publicBase
 output BOT_MESSAGING_ENDPOINT string = 'https://${functionApp.outputs.defaultHostName}/api/messages'
 output MANAGED_IDENTITY_NAME string = identity.outputs.name
 output MANAGED_IDENTITY_CLIENT_ID string = identity.outputs.clientId

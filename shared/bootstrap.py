@@ -8,6 +8,7 @@ first trigger needs.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -15,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from shared.ports import ActionPublisher, Bot, Directory, JobQueue, StateStore, TeamsMessenger
 from shared.resilience import Sleep, real_sleep
-from shared.settings import Settings, SettingsError, load_settings
+from shared.settings import Settings, SettingsError, load_settings, unresolved_message
 
 if TYPE_CHECKING:
     from shared.services.actions import ActionContext
@@ -183,7 +184,10 @@ async def container() -> Container:
         _lock = asyncio.Lock()
     async with _lock:
         if _container is None:
-            _container = bootstrap(load_settings(), overrides=_overrides)
+            settings = load_settings()
+            if settings.unresolved:
+                logging.getLogger(__name__).warning("Settings: %s", unresolved_message(settings.unresolved))
+            _container = bootstrap(settings, overrides=_overrides)
     return _container
 
 

@@ -18,7 +18,7 @@ from shared import bootstrap
 from shared.services import bot as bot_service
 from shared.services import periodic as periodic_service
 from shared.services import processing as event_service
-from shared.settings import SettingsError
+from shared.settings import SettingsError, unresolved_message
 
 if TYPE_CHECKING:
     from shared.bootstrap import Container
@@ -135,6 +135,8 @@ async def health(req: func.HttpRequest) -> func.HttpResponse:
     except SettingsError as exc:
         return _json_response(503, {"status": "misconfigured", "error": str(exc)})
     if req.params.get("deep", "").lower() not in ("1", "true", "yes"):
+        if c.settings.unresolved:
+            return _json_response(200, {"status": "degraded", "off": unresolved_message(c.settings.unresolved)})
         return _json_response(200, {"status": "ok"})
     _admin_check(req, c)
     from shared.services import health as checks
@@ -194,22 +196,21 @@ def _html(status: int, title: str, message: str) -> func.HttpResponse:
 async def _connect_container() -> tuple[Container, _Connect]:
     c = await _configured()
     if c.connect is None:
-        raise _Answer(
-            _json_response(
-                503,
-                {
-                    "error": "tenant connection is off: set GRAPH_APP_ID and the settings in the README's "
-                    "Connecting a tenant section"
-                },
-            )
+        off = (
+            unresolved_message(c.settings.unresolved)
+            if c.settings.unresolved
+            else "tenant connection is off: set GRAPH_APP_ID and the settings in the README's "
+            "Connecting a tenant section"
         )
+        raise _Answer(_json_response(503, {"error": off}))
     return c, c.connect
 
 
 def _master_key(c: Container) -> str:
     """ADMIN_API_KEY: 503 while it is not set (every admin route is then closed)."""
     if not c.settings.admin_api_key:
-        raise _Answer(_json_response(503, {"error": "ADMIN_API_KEY is not set: admin routes are closed"}))
+        why = "is an unresolved Key Vault reference" if "ADMIN_API_KEY" in c.settings.unresolved else "is not set"
+        raise _Answer(_json_response(503, {"error": f"ADMIN_API_KEY {why}: admin routes are closed"}))
     return c.settings.admin_api_key
 
 
@@ -656,7 +657,9 @@ async def ingest(req: func.HttpRequest) -> func.HttpResponse:
     if fmt is None:
         return _json_response(404, {"error": f"unknown format; the connector reads {', '.join(FORMAT_NAMES)}"})
     if not c.settings.admin_api_key:
-        return _json_response(503, {"error": "ingest is off: set ADMIN_API_KEY (source keys are derived from it)"})
+        unresolved = "ADMIN_API_KEY" in c.settings.unresolved
+        why = "ADMIN_API_KEY is an unresolved Key Vault reference" if unresolved else "set ADMIN_API_KEY"
+        return _json_response(503, {"error": f"ingest is off: {why} (source keys are derived from it)"})
     try:
         tenant = parse_tenant(req.params.get("tenant", ""))
     except InvalidTenantId as exc:

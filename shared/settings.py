@@ -280,6 +280,7 @@ class Settings:
     connector_admins: tuple[str, ...] = ()
     delivery_queue: str = "teams-deliveries"
     tenant_sends_per_second: int = 45
+    unresolved: tuple[str, ...] = ()  # optional settings left unset: their Key Vault reference did not resolve
 
     def __repr__(self) -> str:  # never print secrets
         shown = {
@@ -347,11 +348,53 @@ def check_startup_safety(env: Mapping[str, str] = os.environ) -> None:
 _UNRESOLVED_REFERENCE = "@microsoft.keyvault("
 
 
+_GRAPH_PART = "tenant connection (Microsoft Graph)"
+# Settings the connector runs without, each with the part it turns off. An unresolved Key Vault
+# reference in one of them is taken as unset: that part is off and says why (Settings.unresolved,
+# /api/health), and the rest runs. A deployment that writes the secret after the app (azd writes
+# the Graph app's id there) or a role not applied yet must not stop every function.
+OPTIONAL_REFERENCES: dict[str, str] = {
+    "GRAPH_APP_ID": _GRAPH_PART,
+    "GRAPH_CLIENT_SECRET": _GRAPH_PART,
+    "TOKEN_ENCRYPTION_KEY": _GRAPH_PART,
+    "STATE_SIGNING_KEY": _GRAPH_PART,
+    "ADMIN_API_KEY": "the admin routes and webhook ingest",
+}
+
+
+def _is_unresolved(value: str | None) -> bool:
+    return (value or "").strip().lower().startswith(_UNRESOLVED_REFERENCE)
+
+
+def without_unresolved_optional(env: Mapping[str, str]) -> tuple[Mapping[str, str], tuple[str, ...]]:
+    """``env`` with each optional setting that is an unresolved reference taken out (all of Graph's
+    when one of them is: a part of it is no use), and the names of those that were."""
+    unresolved = tuple(sorted(name for name in OPTIONAL_REFERENCES if _is_unresolved(env.get(name))))
+    if not unresolved:
+        return env, ()
+    off = set(unresolved)
+    if any(OPTIONAL_REFERENCES[name] == _GRAPH_PART for name in unresolved):
+        off |= {name for name, part in OPTIONAL_REFERENCES.items() if part == _GRAPH_PART}
+    return {k: v for k, v in env.items() if k not in off}, unresolved
+
+
+def unresolved_message(names: tuple[str, ...]) -> str:
+    """What is off, and why, for the settings :func:`without_unresolved_optional` took out."""
+    parts = sorted({OPTIONAL_REFERENCES[name] for name in names})
+    return (
+        f"{', '.join(names)} {'is' if len(names) == 1 else 'are'} an unresolved Key Vault reference, so "
+        f"{' and '.join(parts)} {'is' if len(parts) == 1 else 'are'} off: the secret does not exist or the app's "
+        "identity cannot read it yet (Key Vault Secrets User; azd's postprovision refreshes the references and "
+        "restarts the app)."
+    )
+
+
 def check_references_resolved(env: Mapping[str, str]) -> None:
-    """Refuse to start when a setting is still a Key Vault reference (the secret is missing, or
-    the identity cannot read it yet: role assignments take a few minutes to apply)."""
+    """Refuse to start when a setting the connector needs is still a Key Vault reference (the
+    secret is missing, or the identity cannot read it yet: role assignments take a few minutes
+    to apply). Optional ones: :data:`OPTIONAL_REFERENCES`."""
     unresolved = sorted(
-        spec.name for spec in SETTINGS if (env.get(spec.name) or "").strip().lower().startswith(_UNRESOLVED_REFERENCE)
+        spec.name for spec in SETTINGS if spec.name not in OPTIONAL_REFERENCES and _is_unresolved(env.get(spec.name))
     )
     if unresolved:
         raise SettingsError(
@@ -366,6 +409,7 @@ def load_settings(env: Mapping[str, str] = os.environ) -> Settings:
     """Read and validate every setting; raise :class:`SettingsError` naming the first problem."""
     check_startup_safety(env)
     check_references_resolved(env)
+    env, unresolved = without_unresolved_optional(env)
     allow_anonymous = _bool(env, DANGEROUS_ANONYMOUS_SETTING)
 
     tables_connection = _text(env, "STATE_TABLES_CONNECTION")
@@ -438,6 +482,7 @@ def load_settings(env: Mapping[str, str] = os.environ) -> Settings:
         connector_admins=tuple(
             a.strip().lower() for a in (_text(env, "CONNECTOR_ADMINS") or "").split(",") if a.strip()
         ),
+        unresolved=unresolved,
     )
 
 

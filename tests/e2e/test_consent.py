@@ -401,3 +401,31 @@ def _example(name: str) -> dict:
     from tests.e2e.test_alert_flow import example
 
     return example(name)
+
+
+class TestAGraphSettingKeyVaultCouldNotResolve:
+    """azd writes the Graph app's id into Key Vault after the app; until App Service resolves the
+    reference, the setting holds the reference itself. Tenant connection is then off and says why;
+    everything else runs."""
+
+    REFERENCE = "@Microsoft.KeyVault(SecretUri=https://kv-tac.vault.azure.net/secrets/graph-app-id)"
+
+    async def test_tenant_connection_is_off_and_says_why_while_the_rest_runs(self, m365, monkeypatch):
+        monkeypatch.setenv("GRAPH_APP_ID", self.REFERENCE)
+        await bootstrap.reset()
+        health = await call("health", request("GET", "health"))
+        assert health.status_code == 200
+        said = json.loads(health.get_body())
+        assert said["status"] == "degraded"
+        assert said["off"].startswith("GRAPH_APP_ID is an unresolved Key Vault reference, so tenant connection")
+        connect = await call(
+            "connect", request("GET", "connect", params={"method": "bot"}, headers={"X-Admin-Key": ADMIN_KEY})
+        )
+        assert (
+            connect.status_code == 503
+            and "GRAPH_APP_ID is an unresolved Key Vault reference" in json.loads(connect.get_body())["error"]
+        )
+        assert "kv-tac" not in health.get_body().decode() + connect.get_body().decode()
+        # The admin routes still open (ADMIN_API_KEY resolved): the connector itself is up.
+        rejected = await call("rejected_events", request("GET", "events/rejected", headers={"X-Admin-Key": ADMIN_KEY}))
+        assert rejected.status_code == 200

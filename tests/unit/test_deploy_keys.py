@@ -28,6 +28,14 @@ if "--file" in args:
 with open(log, "a", encoding="utf-8") as out:
     out.write(json.dumps(entry) + "\\n")
 existing = set(filter(None, os.environ.get("FAKE_AZ_EXISTING", "").split(",")))
+# FAKE_AZ_FORBIDDEN=N: the first N Key Vault calls answer 403, as while a new role applies.
+if args[0] == "keyvault" and int(os.environ.get("FAKE_AZ_FORBIDDEN", "0")):
+    count = log + ".forbidden"
+    done = int(open(count).read()) if os.path.exists(count) else 0
+    if done < int(os.environ["FAKE_AZ_FORBIDDEN"]):
+        open(count, "w").write(str(done + 1))
+        print("ERROR: (Forbidden) Caller is not authorized to perform action on resource.", file=sys.stderr)
+        sys.exit(1)
 if args[:3] == ["keyvault", "secret", "show"]:
     name = args[args.index("--name") + 1]
     if name in existing:
@@ -58,10 +66,26 @@ def az(tmp_path, monkeypatch):
     return calls
 
 
-def run(*argv: str) -> tuple[int, str]:
+class VirtualTime:
+    """The clock and sleep deploy_keys waits with: a sleep moves the clock, nothing waits."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.sleeps: list[float] = []
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+    def clock(self) -> float:
+        return self.now
+
+
+def run(*argv: str, time: VirtualTime | None = None) -> tuple[int, str]:
+    time = time or VirtualTime()
     out, err = io.StringIO(), io.StringIO()
     with redirect_stdout(out), redirect_stderr(err):
-        code = deploy_keys.main(list(argv))
+        code = deploy_keys.main(list(argv), sleep=time.sleep, clock=time.clock)
     return code, out.getvalue() + err.getvalue()
 
 
@@ -90,12 +114,58 @@ def test_nothing_to_do_restarts_nothing(az, monkeypatch):
 def test_a_vault_it_cannot_read_is_named(az, monkeypatch, tmp_path):
     script = Path(os.environ["PATH"].split(os.pathsep)[0]) / "az"
     script.write_text(
-        f"#!{sys.executable}\nimport sys\nprint('ERROR: (Forbidden) Caller is not authorized', "
+        f"#!{sys.executable}\nimport sys\nprint('ERROR: (Unauthorized) AKV10032: Invalid issuer', "
         "file=sys.stderr)\nsys.exit(1)\n"
     )
-    code, said = run("--vault", "kv-tac")
-    assert (
-        code == 1
-        and "cannot read secret token-encryption-key of vault kv-tac: ERROR: (Forbidden) Caller is not authorized"
-        in said
+    time = VirtualTime()
+    code, said = run("--vault", "kv-tac", time=time)
+    assert code == 1 and "cannot read secret token-encryption-key of vault kv-tac: ERROR: (Unauthorized)" in said
+    assert time.sleeps == []  # only a 403 is waited out
+
+
+def test_a_role_granted_in_the_same_deployment_is_waited_for(az, monkeypatch):
+    """Key Vault answers 403 until the Secrets Officer role applies (minutes): the keys are written
+    once it has, and the wait is said."""
+    monkeypatch.setenv("FAKE_AZ_FORBIDDEN", "2")
+    time = VirtualTime()
+    code, said = run("--vault", "kv-tac", time=time)
+    assert code == 0, said
+    assert time.sleeps == [deploy_keys.ROLE_RETRY_SECONDS] * 2
+    assert "waiting for the Key Vault Secrets Officer role" in said and said.count("waiting") == 1
+    assert said.count("generated and stored") == 3
+
+
+def test_a_role_that_never_applies_ends_the_wait_and_says_what_to_check(az, monkeypatch):
+    monkeypatch.setenv("FAKE_AZ_FORBIDDEN", "1000")
+    time = VirtualTime()
+    code, said = run("--vault", "kv-tac", time=time)
+    assert code == 1
+    assert sum(time.sleeps) == deploy_keys.ROLE_WAIT_SECONDS
+    assert "still refuses access after 10 minutes" in said and "Key Vault Secrets Officer" in said
+
+
+def test_every_call_is_made_in_the_environments_subscription(az, monkeypatch):
+    monkeypatch.setenv("AZURE_SUBSCRIPTION_ID", "00000000-1111-2222-3333-444444444444")
+    code, _ = run("--vault", "kv-tac", "--app", "func-tac", "--resource-group", "rg")
+    assert code == 0
+    calls = [c["args"] for c in az()]
+    for args in calls:
+        if args[0] == "rest":  # the subscription is in its URL
+            assert (
+                "/subscriptions/00000000-1111-2222-3333-444444444444/resourceGroups/rg/"
+                in args[args.index("--url") + 1]
+            )
+        else:
+            assert args[-2:] == ["--subscription", "00000000-1111-2222-3333-444444444444"], args
+    assert [a[0] for a in calls[-2:]] == ["rest", "functionapp"]
+    refresh = calls[-2][calls[-2].index("--url") + 1]
+    assert refresh.endswith(
+        "/providers/Microsoft.Web/sites/func-tac/config/configreferences/appsettings/refresh?api-version=2022-03-01"
     )
+
+
+def test_the_keys_are_the_format_the_app_reads(az):
+    from shared.security import parse_keys
+
+    key = deploy_keys.new_value("token-encryption-key")
+    assert len(key) == 43 and parse_keys(key)

@@ -6,7 +6,14 @@ from typing import ClassVar
 
 import pytest
 
-from shared.settings import DANGEROUS_ANONYMOUS_SETTING, SettingsError, check_startup_safety, load_settings
+from shared.security import new_key
+from shared.settings import (
+    DANGEROUS_ANONYMOUS_SETTING,
+    SettingsError,
+    check_startup_safety,
+    load_settings,
+    unresolved_message,
+)
 
 LOCAL = {
     "STATE_TABLES_CONNECTION": "UseDevelopmentStorage=true",
@@ -110,16 +117,41 @@ class TestAzureRefusesAnonymousBots:
 
 
 class TestUnresolvedKeyVaultReferences:
-    def test_a_reference_app_service_could_not_resolve_is_refused_not_used_as_the_key(self):
-        reference = "@Microsoft.KeyVault(SecretUri=https://kv-tac.vault.azure.net/secrets/admin-api-key)"
+    REFERENCE = "@Microsoft.KeyVault(SecretUri=https://kv-tac.vault.azure.net/secrets/a-secret)"
+    GRAPH: ClassVar = {
+        **PRODUCTION,
+        "GRAPH_APP_ID": "11111111-2222-3333-4444-555555555555",
+        "GRAPH_CREDENTIAL_TYPE": "federated_managed_identity",
+        "MANAGED_IDENTITY_CLIENT_ID": "99999999-2222-3333-4444-555555555555",
+        "PUBLIC_BASE_URL": "https://func-tac.azurewebsites.net",
+        "TOKEN_ENCRYPTION_KEY": new_key(),
+        "STATE_SIGNING_KEY": new_key(),
+    }
+
+    def test_a_needed_setting_app_service_could_not_resolve_is_refused_not_used_as_the_value(self):
         with pytest.raises(SettingsError) as refused:
-            load_settings({**PRODUCTION, "ADMIN_API_KEY": reference, "BOT_APP_PASSWORD": reference.lower()})
+            load_settings(
+                {**PRODUCTION, "BOT_APP_PASSWORD": self.REFERENCE, "STATE_TABLES_ENDPOINT": self.REFERENCE.lower()}
+            )
         message = str(refused.value)
         assert (
-            message.startswith("ADMIN_API_KEY, BOT_APP_PASSWORD are an unresolved Key Vault reference")
+            message.startswith("BOT_APP_PASSWORD, STATE_TABLES_ENDPOINT are an unresolved Key Vault reference")
             and "Key Vault Secrets User" in message
         )
         assert "kv-tac" not in message  # names the settings, not where the secrets are
+
+    def test_an_unresolved_admin_key_closes_the_admin_routes_only(self):
+        settings = load_settings({**PRODUCTION, "ADMIN_API_KEY": self.REFERENCE})
+        assert settings.admin_api_key is None and settings.unresolved == ("ADMIN_API_KEY",)
+
+    @pytest.mark.parametrize("name", ["GRAPH_APP_ID", "TOKEN_ENCRYPTION_KEY", "STATE_SIGNING_KEY"])
+    def test_an_unresolved_graph_setting_turns_tenant_connection_off_not_every_function(self, name):
+        assert load_settings(self.GRAPH).graph is not None
+        settings = load_settings({**self.GRAPH, name: self.REFERENCE})
+        assert settings.graph is None and settings.unresolved == (name,)
+        assert unresolved_message(settings.unresolved).startswith(
+            f"{name} is an unresolved Key Vault reference, so tenant connection (Microsoft Graph) is off"
+        )
 
     def test_a_resolved_value_loads(self):
         assert (
