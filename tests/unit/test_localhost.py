@@ -9,7 +9,7 @@ import json
 import logging
 import socket
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 
 import aiohttp
@@ -272,9 +272,16 @@ class TestQueues:
         assert all(m.state == COMPLETED for m in host.messages("work"))
 
 
-def session_app(calls: list[tuple[str, list[str]]], running_now: set[str], overlaps: list[str]) -> func.FunctionApp:
-    """A session-enabled batch trigger that records each batch and notices if one session
-    ever runs in two invocations at once."""
+def session_app(
+    calls: list[tuple[str, list[str]]],
+    running_now: set[str],
+    overlaps: list[str],
+    cardinality: str = "many",
+    on_call: Callable[[str, list[str]], None] = lambda session, bodies: None,
+    peak: list[int] | None = None,
+) -> func.FunctionApp:
+    """A session-enabled trigger that records each invocation, notices if one session ever runs
+    in two invocations at once, and keeps the peak of invocations running together."""
     app = func.FunctionApp()
 
     @app.service_bus_queue_trigger(
@@ -282,26 +289,41 @@ def session_app(calls: list[tuple[str, list[str]]], running_now: set[str], overl
         queue_name="jobs",
         connection="ServiceBusConnection",
         is_sessions_enabled=True,
-        cardinality="many",
+        cardinality=cardinality,
     )
-    async def work(batch: list[func.ServiceBusMessage]) -> None:
-        session = batch[0].session_id
+    async def work(batch: list[func.ServiceBusMessage] | func.ServiceBusMessage) -> None:
+        messages = batch if isinstance(batch, list) else [batch]
+        session = messages[0].session_id
         if session in running_now:
             overlaps.append(session)
         running_now.add(session)
-        await asyncio.sleep(0.01)  # let other sessions' batches interleave
-        calls.append((session, [m.get_body().decode() for m in batch]))
+        if peak is not None:
+            peak.append(len(running_now))
+        bodies = [m.get_body().decode() for m in messages]
+        on_call(session, bodies)
+        await asyncio.sleep(0.01)  # let other sessions' invocations interleave
+        calls.append((session, bodies))
         running_now.discard(session)
 
     return app
 
 
+def service_bus(**settings: object) -> dict:
+    return {"extensions": {"serviceBus": settings}}
+
+
 class TestSessions:
+    """As the Service Bus extension runs session triggers (tools/localhost/sessions.py cites
+    ServiceBusListener.cs): a batch trigger one session at a time per instance, held until a
+    receive waits sessionIdleTimeout in vain; a single-message trigger maxConcurrentSessions
+    sessions at once, one message at a time each."""
+
     async def test_each_session_gets_its_messages_in_order_and_never_two_receivers_at_once(self):
         calls: list[tuple[str, list[str]]] = []
         overlaps: list[str] = []
         async with running(
-            session_app(calls, set(), overlaps), host_json={"extensions": {"serviceBus": {"maxMessageBatchSize": 2}}}
+            session_app(calls, set(), overlaps),
+            host_json=service_bus(maxMessageBatchSize=2, sessionIdleTimeout="00:00:00.05"),
         ) as host:
             for i in range(6):
                 for session in ("a", "b"):
@@ -312,6 +334,46 @@ class TestSessions:
             bodies = [body for s, batch in calls if s == session for body in batch]
             assert bodies == [f"{session}{i}" for i in range(6)]
         assert max(len(batch) for _, batch in calls) == 2  # maxMessageBatchSize
+
+    async def test_a_batch_trigger_holds_one_session_until_a_receive_comes_back_empty(self):
+        """While session a's batch runs, a1 arrives: a is still held (its receive has not come
+        back empty), so a1 runs before b0, which waited from the start; and never two sessions
+        at once on one instance, maxConcurrentSessions notwithstanding."""
+        calls: list[tuple[str, list[str]]] = []
+        peak: list[int] = []
+        host_ref: list[LocalHost] = []
+
+        def on_call(session: str, bodies: list[str]) -> None:
+            if bodies == ["a0"]:
+                host_ref[0].queue("jobs").send(b"a1", session_id="a")
+
+        async with running(
+            session_app(calls, set(), [], on_call=on_call, peak=peak),
+            host_json=service_bus(maxConcurrentSessions=8, sessionIdleTimeout="00:00:00.20"),
+        ) as host:
+            host_ref.append(host)
+            host.queue("jobs").send(b"a0", session_id="a")
+            host.queue("jobs").send(b"b0", session_id="b")
+            await host.wait_idle(timeout=5)
+        assert calls == [("a", ["a0"]), ("a", ["a1"]), ("b", ["b0"])]
+        assert max(peak) == 1
+
+    async def test_a_single_message_trigger_runs_max_concurrent_sessions_at_once_one_message_each(self):
+        calls: list[tuple[str, list[str]]] = []
+        overlaps: list[str] = []
+        peak: list[int] = []
+        async with running(
+            session_app(calls, set(), overlaps, cardinality="one", peak=peak),
+            host_json=service_bus(maxConcurrentSessions=2, sessionIdleTimeout="00:00:00.05"),
+        ) as host:
+            for i in range(3):
+                for session in ("a", "b", "c"):
+                    host.queue("jobs").send(f"{session}{i}".encode(), session_id=session)
+            await host.wait_idle(timeout=5)
+        assert overlaps == [] and max(peak) == 2
+        assert all(len(bodies) == 1 for _, bodies in calls)
+        for session in ("a", "b", "c"):
+            assert [b for s, [b] in calls if s == session] == [f"{session}{i}" for i in range(3)]
 
     async def test_a_scheduled_message_appears_at_its_time(self):
         from datetime import timedelta

@@ -6,8 +6,14 @@ compete for messages the way two Functions instances compete for a Service Bus q
 
     POST /_localhost/queues/{queue}/messages      send (headers: x-message-id, x-session-id,
                                                  x-scheduled-enqueue-time), as the local host
-    POST /_broker/queues/{queue}/receive          {"sessions": bool, "max": n} -> a locked batch
+    POST /_broker/queues/{queue}/receive          {"max": n} -> locked messages (no session)
+    POST /_broker/queues/{queue}/accept           -> {"session": id or null}: lock the next session
+    POST /_broker/queues/{queue}/sessions/{s}/receive   {"max": n, "wait": seconds} -> its messages
+    POST /_broker/queues/{queue}/sessions/{s}/release   close the session
     POST /_broker/settle                          {"tokens": [...], "ok": bool, "error": str}
+
+A worker holds a session across receives and closes it itself, as the Service Bus extension
+does (tools/localhost/sessions.py).
 
 Development tool for the benchmark; not deployed.
 """
@@ -23,6 +29,7 @@ from typing import Any
 from aiohttp import web
 
 from tools.localhost.queues import MemoryQueue, QueuedMessage
+from tools.localhost.sessions import MemorySessions
 
 RECEIVE_WAIT_SECONDS = 1.0
 
@@ -35,7 +42,7 @@ class Broker:
         self._dedupe = set(duplicate_detection)
         self._max_delivery_count = max_delivery_count
         self._redelivery_delay = redelivery_delay
-        self._locked: dict[str, tuple[MemoryQueue, QueuedMessage, str | None]] = {}
+        self._locked: dict[str, tuple[MemoryQueue, QueuedMessage]] = {}
         self._tokens = itertools.count(1)
         self._runner: web.AppRunner | None = None
         self.url = ""
@@ -51,6 +58,9 @@ class Broker:
         app = web.Application(client_max_size=10 * 1024 * 1024)
         app.router.add_post("/_localhost/queues/{queue}/messages", self._send)
         app.router.add_post("/_broker/queues/{queue}/receive", self._receive)
+        app.router.add_post("/_broker/queues/{queue}/accept", self._accept)
+        app.router.add_post("/_broker/queues/{queue}/sessions/{session}/receive", self._receive_session)
+        app.router.add_post("/_broker/queues/{queue}/sessions/{session}/release", self._release)
         app.router.add_post("/_broker/settle", self._settle)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
@@ -99,23 +109,35 @@ class Broker:
         queue = self.queue(request.match_info["queue"])
         options = await request.json()
         try:
-            if options.get("sessions"):
-                await asyncio.wait_for(queue.wait_for_session(), RECEIVE_WAIT_SECONDS)
-                taken = queue.receive_session(int(options.get("max", 100)))
-                if taken is None:
-                    return web.json_response({"messages": []})
-                session, messages = taken
-            else:
-                await asyncio.wait_for(queue.wait_for_message(), RECEIVE_WAIT_SECONDS)
-                session, messages = None, []
-                while len(messages) < int(options.get("max", 1)) and (message := queue.receive()) is not None:
-                    messages.append(message)
+            await asyncio.wait_for(queue.wait_for_message(), RECEIVE_WAIT_SECONDS)
         except TimeoutError:
             return web.json_response({"messages": []})
+        messages: list[QueuedMessage] = []
+        while len(messages) < int(options.get("max", 1)) and (message := queue.receive()) is not None:
+            messages.append(message)
+        return web.json_response({"messages": self._locked_out(queue, messages)})
+
+    async def _accept(self, request: web.Request) -> web.Response:
+        session = await MemorySessions(self.queue(request.match_info["queue"]), RECEIVE_WAIT_SECONDS).accept()
+        return web.json_response({"session": session})
+
+    async def _receive_session(self, request: web.Request) -> web.Response:
+        queue = self.queue(request.match_info["queue"])
+        options = await request.json()
+        messages = await MemorySessions(queue).receive(
+            request.match_info["session"], int(options.get("max", 1)), float(options.get("wait", 0))
+        )
+        return web.json_response({"messages": self._locked_out(queue, list(messages))})
+
+    async def _release(self, request: web.Request) -> web.Response:
+        self.queue(request.match_info["queue"]).release_session(request.match_info["session"])
+        return web.json_response({})
+
+    def _locked_out(self, queue: MemoryQueue, messages: list[QueuedMessage]) -> list[dict[str, Any]]:
         out = []
         for message in messages:
             token = str(next(self._tokens))
-            self._locked[token] = (queue, message, session)
+            self._locked[token] = (queue, message)
             out.append(
                 {
                     "token": token,
@@ -125,22 +147,16 @@ class Broker:
                     "body": base64.b64encode(message.body).decode(),
                 }
             )
-        return web.json_response({"session": session, "messages": out})
+        return out
 
     async def _settle(self, request: web.Request) -> web.Response:
         body: dict[str, Any] = await request.json()
-        sessions: set[tuple[int, str]] = set()
         for token in body.get("tokens", []):
-            queue, message, session = self._locked.pop(token)
+            queue, message = self._locked.pop(token)
             if body.get("ok"):
                 queue.complete(message)
             else:
                 queue.abandon(message, str(body.get("error", ""))[:500], delay=self._redelivery_delay)
-            if session is not None:
-                sessions.add((id(queue), session))
-                release = queue
-        for _, session in sessions:
-            release.release_session(session)
         return web.json_response({})
 
     def counts(self) -> dict[str, dict[str, int]]:

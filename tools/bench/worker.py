@@ -1,6 +1,9 @@
 """One app process of the benchmark: function_app's queue triggers fed by the shared broker,
-the way a Functions instance is fed by Service Bus (16 concurrent alert events, 8 sessions
-of delivery jobs in batches, as host.json says). Settings come from the environment.
+the way a Functions instance is fed by Service Bus: alert events ``maxConcurrentCalls`` at a
+time, and the delivery jobs' session trigger as the Service Bus extension runs it
+(tools/localhost/sessions.py: a batch trigger one session at a time, held until a receive
+waits ``sessionIdleTimeout`` in vain; a single-message trigger ``maxConcurrentSessions``
+sessions at once), with host.json's values. Settings come from the environment.
 
 stdin commands, one per line: ``stats`` prints {"cpu": seconds, "tables": requests} (CPU of
 every thread of this process, from getrusage); ``stop`` ends it. Development tool.
@@ -20,11 +23,11 @@ from pathlib import Path
 import aiohttp
 from azure.functions.servicebus import ServiceBusMessage
 
+from tools.localhost import sessions
+
 # As host.json sets them for the Functions host.
-_SERVICE_BUS = json.loads((Path(__file__).resolve().parents[2] / "host.json").read_text())["extensions"]["serviceBus"]
-EVENT_CONCURRENCY = int(_SERVICE_BUS["maxConcurrentCalls"])
-SESSION_CONCURRENCY = int(_SERVICE_BUS["maxConcurrentSessions"])
-BATCH = int(_SERVICE_BUS["maxMessageBatchSize"])
+SERVICE_BUS = json.loads((Path(__file__).resolve().parents[2] / "host.json").read_text())["extensions"]["serviceBus"]
+EVENT_CONCURRENCY = int(SERVICE_BUS["maxConcurrentCalls"])
 EVENTS_PER_RECEIVE = 8
 
 
@@ -52,30 +55,13 @@ async def _settle(http: aiohttp.ClientSession, broker: str, tokens: list[str], o
             await response.read()
 
 
-async def consume(
-    http: aiohttp.ClientSession, broker: str, queue: str, function, *, sessions: bool, at_once: int = 1
-) -> None:
-    """Receive and settle the way the Functions host's Service Bus link does: messages come
-    several to a round trip (``at_once`` for single-message triggers, run concurrently, each
-    settled by its own outcome), a session's batch comes whole."""
+async def consume(http: aiohttp.ClientSession, broker: str, queue: str, function, *, at_once: int = 1) -> None:
+    """A single-message trigger on a queue without sessions: messages come several to a round
+    trip, run concurrently, each settled by its own outcome."""
     while True:
-        async with http.post(
-            f"{broker}/_broker/queues/{queue}/receive",
-            json={"sessions": sessions, "max": BATCH if sessions else at_once},
-        ) as response:
-            taken = await response.json()
-        items = taken["messages"]
+        async with http.post(f"{broker}/_broker/queues/{queue}/receive", json={"max": at_once}) as response:
+            items = (await response.json())["messages"]
         if not items:
-            continue
-        if sessions:
-            try:
-                await function([_message(i) for i in items])
-            except Exception as exc:  # noqa: BLE001 - the broker redelivers, as Service Bus would
-                error = f"{type(exc).__name__}: {exc}"
-                print(json.dumps({"error": error[:300]}), file=sys.stderr, flush=True)
-                await _settle(http, broker, [i["token"] for i in items], False, error)
-                continue
-            await _settle(http, broker, [i["token"] for i in items], True)
             continue
         outcomes = await asyncio.gather(*(function(_message(i)) for i in items), return_exceptions=True)
         failed = [(i["token"], o) for i, o in zip(items, outcomes, strict=True) if isinstance(o, BaseException)]
@@ -88,6 +74,56 @@ async def consume(
         for token, error in failed:
             print(json.dumps({"error": f"{type(error).__name__}: {error}"[:300]}), file=sys.stderr, flush=True)
             await _settle(http, broker, [token], False, f"{type(error).__name__}: {error}")
+
+
+class BrokerSessions:
+    """The broker's sessions of one queue, as a session receiver sees them."""
+
+    def __init__(self, http: aiohttp.ClientSession, broker: str, queue: str) -> None:
+        self.http, self.base = http, f"{broker}/_broker/queues/{queue}"
+
+    async def accept(self) -> str | None:
+        async with self.http.post(f"{self.base}/accept") as response:
+            session: str | None = (await response.json())["session"]
+            return session
+
+    async def receive(self, session: str, max_count: int, wait_seconds: float) -> list[dict]:
+        body = {"max": max_count, "wait": wait_seconds}
+        async with self.http.post(f"{self.base}/sessions/{session}/receive", json=body) as response:
+            messages: list[dict] = (await response.json())["messages"]
+            return messages
+
+    async def release(self, session: str) -> None:
+        async with self.http.post(f"{self.base}/sessions/{session}/release") as response:
+            await response.read()
+
+
+async def consume_sessions(http: aiohttp.ClientSession, broker: str, queue: str, function, cardinality: str) -> None:
+    """A trigger on a session-enabled queue, as the extension runs it (tools/localhost/sessions.py)."""
+    count, max_count = sessions.receivers(cardinality, SERVICE_BUS)
+    source = BrokerSessions(http, broker, queue)
+
+    async def run(session: str, items: list[dict]) -> None:
+        tokens = [i["token"] for i in items]
+        try:
+            await function([_message(i) for i in items] if cardinality == "many" else _message(items[0]))
+        except Exception as exc:  # noqa: BLE001 - the broker redelivers, as Service Bus would
+            error = f"{type(exc).__name__}: {exc}"
+            print(json.dumps({"error": error[:300]}), file=sys.stderr, flush=True)
+            await _settle(http, broker, tokens, False, error)
+            return
+        await _settle(http, broker, tokens, True)
+
+    idle = sessions.idle_seconds(SERVICE_BUS)
+    await asyncio.gather(
+        *(sessions.session_receiver(source, run, max_count=max_count, idle=idle) for _ in range(count))
+    )
+
+
+def cardinality_of(app, name: str) -> str:
+    [function] = [f for f in app.get_functions() if f.get_function_name() == name]
+    [trigger] = [b for b in function.get_bindings() if b.type == "serviceBusTrigger"]
+    return str(trigger.cardinality.value if hasattr(trigger.cardinality, "value") else trigger.cardinality or "one")
 
 
 async def main() -> None:
@@ -119,6 +155,7 @@ async def main() -> None:
 
         AzureTable._call = flaky_call  # type: ignore[method-assign]
     functions = {f.get_function_name(): f.get_user_function() for f in function_app.app.get_functions()}
+    deliveries = cardinality_of(function_app.app, "deliveries")
     broker = os.environ["LOCAL_QUEUE_HOST_URL"]
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as http:
         tasks = [
@@ -128,18 +165,16 @@ async def main() -> None:
                     broker,
                     os.environ["ALERT_EVENTS_QUEUE"],
                     functions["alert_events"],
-                    sessions=False,
                     at_once=EVENTS_PER_RECEIVE,
                 )
             )
             for _ in range(EVENT_CONCURRENCY // EVENTS_PER_RECEIVE)
         ]
-        tasks += [
+        tasks.append(
             asyncio.create_task(
-                consume(http, broker, os.environ["DELIVERY_QUEUE"], functions["deliveries"], sessions=True)
+                consume_sessions(http, broker, os.environ["DELIVERY_QUEUE"], functions["deliveries"], deliveries)
             )
-            for _ in range(SESSION_CONCURRENCY)
-        ]
+        )
         reader = asyncio.StreamReader()
         await asyncio.get_running_loop().connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
         print(json.dumps({"ready": True}), flush=True)

@@ -13,7 +13,7 @@ import threading
 import time
 import traceback
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -26,6 +26,7 @@ from azure.functions.servicebus import ServiceBusMessage
 from azure.functions.timer import TimerRequest
 from multidict import CIMultiDict
 
+from . import sessions
 from .indexing import HttpFunction, IndexedFunction, QueueFunction, TimerFunction, index_app
 from .queues import DEFAULT_MAX_DELIVERY_COUNT, MemoryQueue, MessageInfo, QueuedMessage
 
@@ -65,10 +66,6 @@ DEFAULT_ROUTE_PREFIX = "api"
 #: host.json extensions.serviceBus.maxConcurrentCalls default (extension 5.x: 16 x cores;
 #: a fixed 16 keeps local runs comparable across machines).
 DEFAULT_MAX_CONCURRENT_CALLS = 16
-# Service Bus extension defaults (host.json reference): sessions handled at once per
-# instance, and the largest batch a "many" trigger gets.
-DEFAULT_MAX_CONCURRENT_SESSIONS = 8
-DEFAULT_MAX_MESSAGE_BATCH_SIZE = 1000
 #: Service Bus default lock duration, reported as LockedUntilUtc.
 LOCK_DURATION = timedelta(minutes=1)
 #: A timer invocation later than this after its schedule is reported as past due.
@@ -216,8 +213,9 @@ class LocalHost:
             or service_bus.get("messageHandlerOptions", {}).get("maxConcurrentCalls")
             or DEFAULT_MAX_CONCURRENT_CALLS
         )
-        self.max_concurrent_sessions = int(service_bus.get("maxConcurrentSessions") or DEFAULT_MAX_CONCURRENT_SESSIONS)
-        self.max_message_batch_size = int(service_bus.get("maxMessageBatchSize") or DEFAULT_MAX_MESSAGE_BATCH_SIZE)
+        # Session triggers run as the Service Bus extension runs them (tools/localhost/sessions.py).
+        self.service_bus: dict[str, Any] = dict(service_bus)
+        self.session_idle_seconds = sessions.idle_seconds(service_bus)
         self._duplicate_detection = set(duplicate_detection)
         self._queues: dict[str, MemoryQueue] = {}
         self._changed = asyncio.Event()
@@ -395,21 +393,27 @@ class LocalHost:
             task.add_done_callback(self._deliveries.discard)
 
     async def _consume_sessions(self, function: QueueFunction) -> None:
-        """Session receivers: at most ``maxConcurrentSessions`` sessions at once, each locked
-        while its batch runs, so one conversation's messages never run in parallel."""
+        """Session receivers as the extension runs them: a batch trigger one per instance, one
+        session at a time; a single-message trigger ``maxConcurrentSessions`` of them, one message
+        at a time each. A receiver keeps its session until ``sessionIdleTimeout`` passes with no
+        message, so one conversation's messages never run in parallel."""
         queue = self._queues[function.queue_name]
-        slots = asyncio.Semaphore(self.max_concurrent_sessions)
-        batch_size = self.max_message_batch_size if function.cardinality == "many" else 1
-        while True:
-            await queue.wait_for_session()
-            await slots.acquire()
-            taken = queue.receive_session(batch_size)
-            if taken is None:
-                slots.release()
-                continue
-            task = asyncio.create_task(self._deliver_session(function, queue, *taken, slots))
+        count, max_count = sessions.receivers(function.cardinality, self.service_bus)
+        source = sessions.MemorySessions(queue)
+
+        async def run(session: str, messages: Sequence[QueuedMessage]) -> None:
+            # Its own task, so that stop() lets a running invocation finish.
+            task = asyncio.create_task(self._deliver_session(function, queue, session, list(messages)))
             self._deliveries.add(task)
             task.add_done_callback(self._deliveries.discard)
+            await asyncio.shield(task)
+
+        await asyncio.gather(
+            *(
+                sessions.session_receiver(source, run, max_count=max_count, idle=self.session_idle_seconds)
+                for _ in range(count)
+            )
+        )
 
     async def _deliver_session(
         self,
@@ -417,39 +421,34 @@ class LocalHost:
         queue: MemoryQueue,
         session: str,
         messages: list[QueuedMessage],
-        slots: asyncio.Semaphore,
     ) -> None:
-        try:
-            arguments = [_service_bus_message(m) for m in messages]
-            details = (
-                f"Trigger Details: SessionId: {session}, MessageCount: {len(messages)}, FirstMessageId: "
-                f"{messages[0].message_id}"
-            )
-            value = arguments if function.cardinality == "many" else arguments[0]
-            result = await self._invoke(function, {function.arg_name: value}, "(null)", details)
-            for message in messages:
-                if result.succeeded:
-                    queue.complete(message, result.duration_ms, log=result.log)
-                elif queue.abandon(
-                    message,
-                    result.error_message or "",
-                    delay=self.redelivery_delay,
-                    duration_ms=result.duration_ms,
-                    log=result.log,
-                ):
-                    logger.warning(
-                        (
-                            "Message %s on queue %s moved to the dead-letter queue after %d deliveries "
-                            "(MaxDeliveryCountExceeded): %s"
-                        ),
-                        message.message_id,
-                        queue.name,
-                        message.delivery_count,
-                        result.error_message,
-                    )
-        finally:
-            queue.release_session(session)
-            slots.release()
+        arguments = [_service_bus_message(m) for m in messages]
+        details = (
+            f"Trigger Details: SessionId: {session}, MessageCount: {len(messages)}, FirstMessageId: "
+            f"{messages[0].message_id}"
+        )
+        value = arguments if function.cardinality == "many" else arguments[0]
+        result = await self._invoke(function, {function.arg_name: value}, "(null)", details)
+        for message in messages:
+            if result.succeeded:
+                queue.complete(message, result.duration_ms, log=result.log)
+            elif queue.abandon(
+                message,
+                result.error_message or "",
+                delay=self.redelivery_delay,
+                duration_ms=result.duration_ms,
+                log=result.log,
+            ):
+                logger.warning(
+                    (
+                        "Message %s on queue %s moved to the dead-letter queue after %d deliveries "
+                        "(MaxDeliveryCountExceeded): %s"
+                    ),
+                    message.message_id,
+                    queue.name,
+                    message.delivery_count,
+                    result.error_message,
+                )
 
     async def _deliver(
         self, function: QueueFunction, queue: MemoryQueue, message: QueuedMessage, slots: asyncio.Semaphore

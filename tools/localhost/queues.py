@@ -271,22 +271,44 @@ class MemoryQueue:
             self._available.clear()
             await self._available.wait()
 
-    def receive_session(self, max_count: int) -> tuple[str, list[QueuedMessage]] | None:
+    def accept_session(self) -> str | None:
         """Lock the session whose oldest ready message is the oldest among sessions no receiver
-        holds, and take up to ``max_count`` of its ready messages, in order."""
+        holds (Service Bus: AcceptNextSession), or None when there is none."""
         open_sessions = self._open_sessions()
         if not open_sessions:
             return None
         session = min(open_sessions, key=lambda sid: self._sessions[sid][0].sequence_number)
-        ready = self._sessions[session]
-        batch, self._sessions[session] = ready[:max_count], ready[max_count:]
-        if not self._sessions[session]:
-            del self._sessions[session]
         self._locked_sessions.add(session)
+        self._on_change()
+        return session
+
+    def receive_from_session(self, session: str, max_count: int) -> list[QueuedMessage]:
+        """Take up to ``max_count`` of a locked session's ready messages, in order (maybe none)."""
+        if session not in self._locked_sessions:
+            raise ValueError(f"session {session!r} is not locked by a receiver")
+        ready = self._sessions.get(session, [])
+        batch, rest = ready[:max_count], ready[max_count:]
+        if rest:
+            self._sessions[session] = rest
+        else:
+            self._sessions.pop(session, None)
         for message in batch:
             message.delivery_count += 1
             self._locked += 1
-        return session, batch
+        return batch
+
+    async def wait_in_session(self, session: str) -> None:
+        """Return when the session has a ready message."""
+        while not self._sessions.get(session):
+            self._available.clear()
+            await self._available.wait()
+
+    def receive_session(self, max_count: int) -> tuple[str, list[QueuedMessage]] | None:
+        """Accept the next session and take up to ``max_count`` of its ready messages."""
+        session = self.accept_session()
+        if session is None:
+            return None
+        return session, self.receive_from_session(session, max_count)
 
     def release_session(self, session: str) -> None:
         """Give the session's lock back: its next messages may go to any receiver."""
@@ -363,8 +385,14 @@ class MemoryQueue:
 
     @property
     def busy(self) -> bool:
-        """True while a message is ready, locked or waiting to be redelivered."""
+        """True while a message is ready, locked or waiting to be redelivered (a session held by
+        a receiver waiting for more messages is not work)."""
         return bool(self._ready or self._sessions or self._locked or self._redeliveries or self._scheduled)
+
+    @property
+    def locked_sessions(self) -> frozenset[str]:
+        """The sessions a receiver holds now."""
+        return frozenset(self._locked_sessions)
 
     def messages(self) -> list[MessageInfo]:
         """Every retained message, oldest first."""
