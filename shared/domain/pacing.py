@@ -47,8 +47,10 @@ class Window:
     def _count(self, span: float, at: float) -> int:
         if span <= MAX_EXACT_SPAN:
             return sum(1 for t in self._times() if at - span < t <= at)
+        # The hour counts whole minutes from the one it starts in: that minute's sends before the
+        # hour began count too (a little early, never late: Teams' hour is exact).
         if span <= 3600.0:
-            first = math.floor((at - span) / 60.0) + 1
+            first = math.floor((at - span) / 60.0)
             return sum(n for minute, n in self.minutes.items() if minute >= first)
         return sum(n for day, n in self.days.items() if day >= math.floor((at - span) / 86400.0) + 1)
 

@@ -121,7 +121,7 @@ class TenantBudget:
                     self._tried[tenant_id] = now
                     held, until = await self._lease(tenant_id, now)
         if held == 0:
-            return None if max_wait < 1.0 else 1.0  # every slot is leased elsewhere: try again soon
+            return None  # every slot is leased elsewhere: no send from here until one is free
         interval = 1.0 / (held * self._per_slot)
         slot = max(now.timestamp(), self._next.get(tenant_id, 0.0))
         if slot - now.timestamp() > max_wait or slot > (until - self.SAFETY).timestamp():

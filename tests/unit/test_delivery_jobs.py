@@ -16,6 +16,7 @@ from shared.domain import pacing
 from shared.domain.jobs import CARD, DeliveryJob
 from shared.domain.model import AlertState
 from shared.ports import DeliveryError
+from shared.services import delivery
 from shared.services.delivery import TenantBudget
 from tests.support.fakes import Clock, RecordingMessenger, conversation, delivering, process_and_deliver
 
@@ -264,6 +265,32 @@ class TestTenantBudget:
                     sent.append(clock.now.timestamp() + wait)
         assert windows(sent)[1.0] <= 50  # Teams allows 50; the budget of 45 leaves room for handovers between instances
         assert len(sent) >= 40 * 9  # and the budget is used, not starved
+
+    async def test_an_instance_holding_no_slot_sends_nothing_at_the_wait_delivery_allows(self):
+        """Delivery reserves with MAX_WAIT_SECONDS (1 s). With every slot leased by another
+        instance there is nothing to wait for: no send, the job tries again later."""
+        store, clock = memory_store(), Clock()
+        a = TenantBudget(store, 45, "instance-a", clock=clock)
+        b = TenantBudget(store, 45, "instance-b", clock=clock)
+        for _ in range(200):  # a is sending flat out: it leases every slot
+            await a.reserve(TENANT, delivery.MAX_WAIT_SECONDS)
+        holders = [holder for _, holder, ends, _ in await store.list_budget_slots(TENANT) if ends and ends > clock.now]
+        assert holders.count("instance-a") == TenantBudget.SLOTS
+        assert await b.reserve(TENANT, delivery.MAX_WAIT_SECONDS) is None
+
+    async def test_two_instances_at_deliverys_wait_never_send_more_than_the_budget(self):
+        store, clock = memory_store(), Clock()
+        a = TenantBudget(store, 45, "instance-a", clock=clock)
+        b = TenantBudget(store, 45, "instance-b", clock=clock)
+        sent: list[float] = []
+        for step in range(100):  # 10 s in 100 ms steps
+            clock.now = T0 + timedelta(milliseconds=100 * step)
+            for budget in (a, b):
+                for _ in range(10):
+                    wait = await budget.reserve(TENANT, delivery.MAX_WAIT_SECONDS)
+                    if wait is not None:
+                        sent.append(clock.now.timestamp() + wait)
+        assert windows(sent)[1.0] <= 50
 
     async def test_a_lone_instance_gets_the_whole_budget(self):
         store, clock = memory_store(), Clock()

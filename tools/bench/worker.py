@@ -120,8 +120,8 @@ async def consume_sessions(http: aiohttp.ClientSession, broker: str, queue: str,
     )
 
 
-def cardinality_of(app, name: str) -> str:
-    [function] = [f for f in app.get_functions() if f.get_function_name() == name]
+def cardinality_of(function) -> str:
+    """A Service Bus trigger's cardinality ("one" or "many"), from its binding."""
     [trigger] = [b for b in function.get_bindings() if b.type == "serviceBusTrigger"]
     return str(trigger.cardinality.value if hasattr(trigger.cardinality, "value") else trigger.cardinality or "one")
 
@@ -154,8 +154,9 @@ async def main() -> None:
             return await real_call(self, coro)
 
         AzureTable._call = flaky_call  # type: ignore[method-assign]
-    functions = {f.get_function_name(): f.get_user_function() for f in function_app.app.get_functions()}
-    deliveries = cardinality_of(function_app.app, "deliveries")
+    indexed = {f.get_function_name(): f for f in function_app.app.get_functions()}  # once per app object
+    functions = {name: f.get_user_function() for name, f in indexed.items()}
+    deliveries = cardinality_of(indexed["deliveries"])
     broker = os.environ["LOCAL_QUEUE_HOST_URL"]
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as http:
         tasks = [
