@@ -252,13 +252,7 @@ class AzureTable:
         return etag
 
     async def _call(self, coro: Awaitable[T]) -> T:
-        from azure.core.exceptions import (
-            ResourceExistsError,
-            ResourceModifiedError,
-            ResourceNotFoundError,
-            ServiceRequestError,
-            ServiceResponseError,
-        )
+        from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 
         _counted[self._name] = _counted.get(self._name, 0) + 1
         try:
@@ -267,8 +261,11 @@ class AzureTable:
             raise ConcurrencyConflict(str(exc).splitlines()[0]) from exc
         except ResourceNotFoundError:
             raise
-        except (ServiceRequestError, ServiceResponseError) as exc:
-            raise TransientError(f"Table Storage is unreachable: {str(exc).splitlines()[0]}") from exc
+        except Exception as exc:
+            transient = _transient(exc)
+            if transient is not None:
+                raise transient from exc
+            raise
 
     async def get(self, pk: str, rk: str) -> tuple[Entity, str] | None:
         from azure.core.exceptions import ResourceNotFoundError
@@ -374,12 +371,28 @@ class AzureTable:
                     if limit is not None and len(found) >= limit:
                         return found
         except Exception as exc:
-            from azure.core.exceptions import ServiceRequestError, ServiceResponseError
-
-            if isinstance(exc, (ServiceRequestError, ServiceResponseError)):
-                raise TransientError(f"Table Storage is unreachable: {str(exc).splitlines()[0]}") from exc
+            transient = _transient(exc)
+            if transient is not None:
+                raise transient from exc
             raise
         return found
+
+
+# Table Storage answers a request it may take again later with these (Storage error codes:
+# InternalError and OperationTimedOut are 500, ServerBusy 503); 408 and 429 likewise.
+TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+
+
+def _transient(exc: BaseException) -> TransientError | None:
+    """The TransientError a failed Table request is, or None when trying again would not help:
+    no connection, no answer, or an answer that says "later"."""
+    from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
+
+    if isinstance(exc, ServiceRequestError | ServiceResponseError):
+        return TransientError(f"Table Storage is unreachable: {str(exc).splitlines()[0]}")
+    if isinstance(exc, HttpResponseError) and exc.status_code in TRANSIENT_STATUSES:
+        return TransientError(f"Table Storage answered {exc.status_code}: {str(exc).splitlines()[0]}")
+    return None
 
 
 class AzureTables:
