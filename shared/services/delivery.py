@@ -208,7 +208,12 @@ async def run_jobs(jobs: list[DeliveryJob], ctx: Any) -> JobReport:
                 await _run_job(job, conversation, ctx, report, later)
             await _write_folds(conversation, ctx, report)
             summary_jobs = [j for j in group if j.kind == SUMMARY]
-            if conversation.summary_dirty or summary_jobs:
+            # A summary whose counts were saved but not rendered (an earlier attempt of a batch
+            # failed after folding) is rendered now: its alerts are visible nowhere else.
+            unrendered = conversation.summary is not None and conversation.summary["seq"] != conversation.summary.get(
+                "rendered"
+            )
+            if conversation.summary_dirty or summary_jobs or unrendered:
                 await _refresh_summary(conversation, ctx, report, later, summary_jobs[-1] if summary_jobs else None)
         except BaseException:
             # Service Bus delivers the batch again, its jobs no longer "new" (jobs.job_from_message):
