@@ -36,6 +36,7 @@ from shared.domain.model import (
 from shared.domain.retention import Retention
 from shared.domain.workflows import Workflow
 from shared.ports import ConcurrencyConflict, TransientError
+from shared.resilience import is_permanent
 
 if TYPE_CHECKING:
     from azure.core.credentials_async import AsyncTokenCredential
@@ -378,11 +379,6 @@ class AzureTable:
         return found
 
 
-# Table Storage answers a request it may take again later with these (Storage error codes:
-# InternalError and OperationTimedOut are 500, ServerBusy 503); 408 and 429 likewise.
-TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
-
-
 def _transient(exc: BaseException) -> TransientError | None:
     """The TransientError a failed Table request is, or None when trying again would not help:
     no connection, no answer, or an answer that says "later"."""
@@ -390,7 +386,9 @@ def _transient(exc: BaseException) -> TransientError | None:
 
     if isinstance(exc, ServiceRequestError | ServiceResponseError):
         return TransientError(f"Table Storage is unreachable: {str(exc).splitlines()[0]}")
-    if isinstance(exc, HttpResponseError) and exc.status_code in TRANSIENT_STATUSES:
+    # Table Storage's InternalError and OperationTimedOut are 500, ServerBusy 503: statuses the
+    # one retry policy (shared/resilience.py) says to try again later.
+    if isinstance(exc, HttpResponseError) and exc.status_code is not None and not is_permanent(exc.status_code):
         return TransientError(f"Table Storage answered {exc.status_code}: {str(exc).splitlines()[0]}")
     return None
 

@@ -132,7 +132,8 @@ class DeliveryJob:
     new: bool = False  # no card of this alert existed here when the job was made: no need to look
     text: str = ""  # the comment of a COMMENT job
     request: str = ""  # what asked for the job (event or command id): keeps message ids apart
-    attempt: int = 0  # times the job was rescheduled (throttling, transient failures)
+    attempt: int = 0  # times the job was rescheduled (pacing, the tenant's budget, failures)
+    failures: int = 0  # of those, the times Teams failed it for now (5xx, 429, a timeout)
     not_before: datetime | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -164,9 +165,10 @@ class DeliveryJob:
         )
         return hashlib.sha256(raw.encode()).hexdigest()[:32]
 
-    def again(self, at: datetime) -> DeliveryJob:
-        """The same job rescheduled (a new message: the attempt is part of its id)."""
-        return replace(self, attempt=self.attempt + 1, not_before=at)
+    def again(self, at: datetime, *, failed: bool = False) -> DeliveryJob:
+        """The same job rescheduled (a new message: the attempt is part of its id); ``failed``:
+        because Teams failed it for now, not because its turn is later."""
+        return replace(self, attempt=self.attempt + 1, failures=self.failures + int(failed), not_before=at)
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"v": 1, "kind": self.kind, "conversation": conversation_to_json(self.conversation)}
@@ -189,6 +191,8 @@ class DeliveryJob:
             out["new"] = True
         if self.attempt:
             out["attempt"] = self.attempt
+        if self.failures:
+            out["failures"] = self.failures
         return out
 
     def body(self) -> str:
@@ -222,5 +226,6 @@ def job_from_json(data: dict[str, Any]) -> DeliveryJob:
         text=data.get("text", ""),
         request=data.get("request", ""),
         attempt=int(data.get("attempt", 0)),
+        failures=int(data.get("failures", 0)),
         extra=dict(data.get("extra") or {}),
     )

@@ -52,9 +52,10 @@ FOLD_AFTER_SECONDS = 10.0
 SUMMARY_MIN_INTERVAL = timedelta(seconds=3)
 # Transient failures without Retry-After: back off 2, 4, 8 … seconds, at most this long.
 MAX_BACKOFF_SECONDS = 300.0
-# After this many reschedules of one job for transient failures (about a day at the longest
-# backoff), the conversation is treated as unreachable: fallback, never a silent drop.
-MAX_ATTEMPTS = 300
+# After this many transient failures of one job (about a day at the longest backoff), the
+# conversation is treated as unreachable: the card goes to the fallback recipients and is
+# recorded as undeliverable, never dropped. Put-offs for pacing or the budget do not count.
+MAX_FAILURES = 300
 # A claim older than this belongs to a consumer that died between claiming and recording.
 CLAIM_TIMEOUT = timedelta(minutes=2)
 
@@ -243,31 +244,37 @@ async def _run_job(
             await _comment(job, conv, ctx, report, later)
     except DeliveryError as exc:
         if not exc.permanent:
-            _reschedule(job, conv, ctx, later, exc)
+            if not _reschedule(job, conv, ctx, later, exc):
+                await _refused(
+                    job, conv, ctx, report, f"Teams kept failing the card ({exc}) {job.failures + 1} times", gone=False
+                )
             return
         await _refused(job, conv, ctx, report, f"Teams refused the card ({exc})", gone=exc.conversation_gone)
     except ReconsentRequired as exc:
         await _refused(job, conv, ctx, report, str(exc), gone=False, record=False)
 
 
-def _reschedule(job: DeliveryJob, conv: _Conversation, ctx: Any, later: list[DeliveryJob], exc: DeliveryError) -> None:
+def _reschedule(job: DeliveryJob, conv: _Conversation, ctx: Any, later: list[DeliveryJob], exc: DeliveryError) -> bool:
+    """Run the job again after Teams' Retry-After or a backoff; False when it has failed
+    :data:`MAX_FAILURES` times (the caller treats the conversation as unreachable)."""
     now = ctx.clock()
     if exc.retry_after is not None:
         wait = exc.retry_after
         conv.window.block(now.timestamp() + wait)  # nothing else goes to this conversation meanwhile
     else:
-        wait = exponential(job.attempt + 1, first=2.0, cap=MAX_BACKOFF_SECONDS)
-    if job.attempt >= MAX_ATTEMPTS:
+        wait = exponential(job.failures + 1, first=2.0, cap=MAX_BACKOFF_SECONDS)
+    if job.failures + 1 >= MAX_FAILURES:
         log.error(
-            "Giving up on %s in %s after %d attempts: %s",
+            "Giving up on %s in %s after %d failures: %s",
             job.alert_key or job.kind,
             job.conversation_id,
-            job.attempt,
+            job.failures + 1,
             exc,
         )
-        return
+        return False
     log.info("Teams is busy for %s (%s); the job runs again in %.1f s", job.conversation_id, exc, wait)
-    later.append(job.again(now + timedelta(seconds=wait)))
+    later.append(job.again(now + timedelta(seconds=wait), failed=True))
+    return True
 
 
 async def _wait_for_send(

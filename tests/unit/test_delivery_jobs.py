@@ -13,7 +13,7 @@ import pytest
 
 from shared.adapters.state_store import memory_store
 from shared.domain import pacing
-from shared.domain.jobs import CARD, DeliveryJob
+from shared.domain.jobs import CARD, DeliveryJob, job_from_json
 from shared.domain.model import AlertState
 from shared.ports import DeliveryError
 from shared.services import delivery
@@ -410,6 +410,30 @@ class TestARedeliveredBatch:
         summary = [m for m in messenger.messages.values() if m.card and "Alert storm" in json.dumps(m.card)][-1]
         counted = int(re.search(r"([\d,]+) alerts in this summary", json.dumps(summary.card)).group(1).replace(",", ""))
         assert len(own) + counted == 300  # each alert its own card or counted in the card as rendered, never both
+
+
+class TestAJobTeamsKeepsFailing:
+    async def test_it_goes_to_the_fallback_and_the_undeliverable_list_never_dropped(self):
+        from shared.ports import DeliveryError
+
+        store, clock = memory_store(), Clock()
+        messenger = RecordingMessenger()
+        messenger.fail_next = [DeliveryError("503 Service Unavailable", status=503)]
+        ctx = delivering(store, messenger, clock=clock)
+        record = conversation(TENANT, CHANNEL)
+        job = DeliveryJob(record, CARD, alert(1), new=True, request="e1", failures=delivery.MAX_FAILURES - 1)
+        report = await run_batch([job], ctx)
+        assert report.undeliverable and not ctx.jobs.jobs  # nothing rescheduled: it is not dropped, it is undeliverable
+        [gone] = await store.list_undeliverable(TENANT)
+        assert gone.alert_id == "A-1" and "kept failing" in gone.reason
+
+    async def test_put_offs_for_pacing_are_not_failures(self):
+        record = conversation(TENANT, CHANNEL)
+        job = DeliveryJob(record, CARD, alert(1), request="e1")
+        later = job.again(T0).again(T0)
+        assert (later.attempt, later.failures) == (2, 0)
+        assert job.again(T0, failed=True).failures == 1
+        assert job_from_json(json.loads(job.again(T0, failed=True).body())).failures == 1
 
 
 class TestAFailedBatchLeavesNoAlertHidden:
