@@ -86,8 +86,9 @@ class DeliveryStore(Protocol):
         ...
 
     async def delete_delivery(self, tenant_id: str, alert_key: str, conversation_id: str) -> None: ...
-    async def claim_digest(self, delivery: Delivery) -> Delivery:
-        """Create a digest period's claim (ConcurrencyConflict when it exists); removed after retention.DIGEST_CLAIM."""
+    async def claim(self, delivery: Delivery, keep: timedelta) -> Delivery:
+        """Create a claim row (ConcurrencyConflict when it exists): a digest period's, a comment's;
+        removed ``keep`` after its ``claimed_at``."""
         ...
 
 

@@ -923,11 +923,11 @@ class TableStateStore:
         found.sort(key=lambda r: r.recorded, reverse=True)
         return found[:limit]
 
-    # digests: a period's claim, removed once no run can post that period again
-    async def claim_digest(self, delivery: Delivery) -> Delivery:
-        """Create the claim of a period's digest (ConcurrencyConflict when it exists)."""
+    # claims (a digest period's, a comment's): removed once nothing can post that again
+    async def claim(self, delivery: Delivery, keep: timedelta) -> Delivery:
+        """Create a claim row (ConcurrencyConflict when it exists), removed ``keep`` after it was made."""
         target = {"t": delivery.tenant_id, "k": delivery.alert_key, "c": delivery.conversation_id}
-        await self._schedule("delivery", target, (delivery.claimed_at or self._clock()) + retention.DIGEST_CLAIM)
+        await self._schedule("delivery", target, (delivery.claimed_at or self._clock()) + keep)
         return await self.save_delivery(delivery)
 
     # ------------------------------------------------------------------ removal schedule

@@ -32,6 +32,10 @@ MIN_RESOLVED_ALERT_DAYS = MAX_MESSAGE_AGE.days + 1
 # days (MAX_PERIODIC_MINUTES), so a claim is kept one day longer than that.
 DIGEST_CLAIM = timedelta(days=8)
 
+# A comment's claim stops a redelivered comment job from replying twice: kept while the job's
+# message can still be delivered.
+SEND_CLAIM = MAX_MESSAGE_AGE + timedelta(days=1)
+
 # A consent flow's signed state expires after 10 minutes (shared.security.STATE_TTL_SECONDS);
 # an abandoned flow is removed an hour after it started.
 CONSENT_FLOW = timedelta(hours=1)

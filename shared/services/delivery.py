@@ -28,7 +28,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from shared import cards
-from shared.domain import pacing
+from shared.domain import pacing, retention
 from shared.domain.jobs import CARD, COMMENT, SUMMARY, DeliveryJob, conversation_to_json
 from shared.domain.model import AlertState, Delivery, Undeliverable
 from shared.domain.workflows import InvalidWorkflow, parse_recipient
@@ -508,8 +508,8 @@ async def _comment(
         return
     claim_key = f"{job.alert.key}:send:{job.request[:24]}"
     try:
-        claim = await ctx.store.save_delivery(
-            Delivery(job.tenant_id, claim_key, job.conversation_id, claimed_at=ctx.clock())
+        claim = await ctx.store.claim(
+            Delivery(job.tenant_id, claim_key, job.conversation_id, claimed_at=ctx.clock()), retention.SEND_CLAIM
         )
     except ConcurrencyConflict:
         return  # posted already
@@ -723,10 +723,20 @@ def _fold(state: AlertState, conv: _Conversation, ctx: Any, report: JobReport) -
 
 
 async def _write_folds(conv: _Conversation, ctx: Any, report: JobReport) -> None:
+    """Record this batch's folds as the summary's members. The first batch of a summary has the
+    members' sweep scheduled (one schedule row for the conversation); later ones do not, until
+    that row is due (it then reschedules itself while members remain)."""
     if conv.folds:
+        now = ctx.clock()
+        summary = conv.summary if conv.summary is not None else {}
+        due = summary.get("sweepDue")
+        schedule = due is None or datetime.fromisoformat(due) <= now
         await ctx.store.save_summary_members(
-            conv.record.tenant_id, conv.record.conversation_id, list(conv.folds.values())
+            conv.record.tenant_id, conv.record.conversation_id, list(conv.folds.values()), first=schedule
         )
+        if schedule and conv.summary is not None:
+            # The sweep runs after the retention of resolved alerts, which is never shorter than this.
+            conv.summary["sweepDue"] = (now + timedelta(days=retention.MIN_RESOLVED_ALERT_DAYS)).isoformat()
         conv.folds = {}
 
 

@@ -218,7 +218,7 @@ async def _post_digest(
     except Unreachable as exc:
         return str(exc)
     try:
-        claim = await ctx.store.claim_digest(
+        claim = await ctx.store.claim(
             Delivery(
                 workflow.tenant_id,
                 key,
@@ -226,7 +226,8 @@ async def _post_digest(
                 claimed_at=ctx.clock(),
                 recipient=recipient.label(),
                 reason=f"workflow {workflow.name}",
-            )
+            ),
+            retention.DIGEST_CLAIM,
         )
     except ConcurrencyConflict:
         return None  # this period's digest is there (or being posted) already

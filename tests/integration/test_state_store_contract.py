@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from shared.adapters.state_store import AzureTables, MemoryTables, TableStateStore
+from shared.domain import retention
 from shared.domain.connections import PendingFlow
 from shared.domain.model import ActionRecord, AlertState, Delivery, RejectedEvent, Undeliverable
 from shared.ports import ConcurrencyConflict
@@ -490,8 +491,13 @@ class TestRetention:
                 "aaaaaaaa-0000-4000-8000-00000000000a", "k1", "ALRT-1", "person:x", "not found", "no fallback", NOW
             )
         )
-        await store.claim_digest(
-            Delivery("aaaaaaaa-0000-4000-8000-00000000000a", "digest:w1:42", "19:a@thread.tacv2", claimed_at=NOW)
+        await store.claim(
+            Delivery("aaaaaaaa-0000-4000-8000-00000000000a", "digest:w1:42", "19:a@thread.tacv2", claimed_at=NOW),
+            retention.DIGEST_CLAIM,
+        )
+        await store.claim(
+            Delivery("aaaaaaaa-0000-4000-8000-00000000000a", "k1:send:evt-9", "19:a@thread.tacv2", claimed_at=NOW),
+            retention.SEND_CLAIM,
         )
         await store.save_pending_flow(PendingFlow("flow-1", "bot", None, "", created=NOW))
         clock.now = NOW + timedelta(days=7)
@@ -500,7 +506,7 @@ class TestRetention:
         assert report.removed == {"flow": 1}, report.summary()
         clock.now = NOW + timedelta(days=60)
         report = await store.remove_due()
-        assert report.removed == {"event": 1, "rejected": 1, "undeliverable": 1, "delivery": 1}, report.summary()
+        assert report.removed == {"event": 1, "rejected": 1, "undeliverable": 1, "delivery": 2}, report.summary()
         assert not await store.was_processed("cd" * 32)
         assert (
             await store.list_rejected() == []

@@ -436,6 +436,35 @@ class TestAJobTeamsKeepsFailing:
         assert job_from_json(json.loads(job.again(T0, failed=True).body())).failures == 1
 
 
+class TestAStormOverHours:
+    async def test_schedules_one_sweep_of_its_members_not_one_per_batch(self):
+        from shared.adapters.state_store import MemoryTables, TableStateStore
+
+        clock = Clock()
+        store = TableStateStore(MemoryTables(), clock=clock)  # its schedule follows the test's clock
+        messenger = RecordingMessenger()
+        ctx = delivering(store, messenger, clock=clock)
+        record = conversation(TENANT, CHANNEL)
+        full = pacing.Window()
+        for i in range(1800):  # the hour is full: every new alert is folded
+            full.record(clock.now.timestamp() - 3500.0 + i * 1.9)
+        await store.save_pacing(TENANT, CHANNEL, full.to_json(), None)
+        for hour in range(5):  # a folding batch in each of five hours
+            clock.now = T0 + timedelta(hours=hour, minutes=1)
+            window, summary = await store.get_pacing(TENANT, CHANNEL)
+            refilled = pacing.Window.from_json(window)
+            for i in range(1800):
+                refilled.record(clock.now.timestamp() - 3500.0 + i * 1.9)
+            await store.save_pacing(TENANT, CHANNEL, refilled.to_json(), summary)
+            jobs = [
+                DeliveryJob(record, CARD, alert(100 * hour + n), new=True, request=f"h{hour}-{n}") for n in range(5)
+            ]
+            report = await run_batch(jobs, ctx)
+            assert len(report.folded) == 5
+        rows = await (await store._t("expiry")).query()
+        assert [e["Kind"] for e, _ in rows].count("members") == 1
+
+
 class TestAFailedBatchLeavesNoAlertHidden:
     """A batch in which every alert was folded fails at its end: the folds and the summary's
     counts are saved, the summary card is not updated. Its redelivery finds every alert counted
