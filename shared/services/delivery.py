@@ -419,6 +419,13 @@ async def _update(
     context = job.context if job.context is not None else delivery.context
     if delivery.rendered_version >= state.revision and (context or None) == (delivery.context or None):
         return  # the card shows this revision, or a newer one
+    if delivery.rendered_version > state.revision:
+        # Only the context is new (a note): it goes on the card of the newest revision, never
+        # over it with this job's older one.
+        current = await ctx.store.get_alert(job.tenant_id, state.key)
+        if current is None or current.revision < delivery.rendered_version:
+            return  # gone, or (never) older than its card: the card stays as it is
+        state = current
     if not await _wait_for_send(job, conv, ctx, later):
         return
     assert delivery.activity_id is not None

@@ -436,6 +436,30 @@ class TestAJobTeamsKeepsFailing:
         assert job_from_json(json.loads(job.again(T0, failed=True).body())).failures == 1
 
 
+class TestAJobForAnOlderRevision:
+    async def test_with_another_context_renders_the_newest_revision_not_its_own(self):
+        """The card shows r3 (resolved); a job for r2 (acknowledged) arrives late with a new
+        context (a note): the card gets the note and stays resolved."""
+        store, clock = memory_store(), Clock()
+        messenger = RecordingMessenger()
+        ctx = delivering(store, messenger, clock=clock)
+        record = conversation(TENANT, CHANNEL)
+        newest = await store.save_alert(alert(1, status="resolved", revision=3))
+        await run_batch([DeliveryJob(record, CARD, alert(1), new=True, request="e1")], ctx)
+        clock.now += timedelta(seconds=5)
+        await run_batch([DeliveryJob(record, CARD, newest, request="e3")], ctx)
+        clock.now += timedelta(seconds=5)
+        late = DeliveryJob(
+            record, CARD, alert(1, status="acknowledged", revision=2), request="e2", context={"note": "Paged"}
+        )
+        await run_batch([late], ctx)
+        [card] = messenger.cards_in(CHANNEL)
+        shown = json.dumps(card.card)
+        assert "Resolved" in shown and "Acknowledged" not in shown and "Paged" in shown
+        delivery_row = await store.get_delivery(TENANT, newest.key, CHANNEL)
+        assert delivery_row is not None and delivery_row.rendered_version == 3
+
+
 class TestAStormOverHours:
     async def test_schedules_one_sweep_of_its_members_not_one_per_batch(self):
         from shared.adapters.state_store import MemoryTables, TableStateStore
