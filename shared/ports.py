@@ -139,13 +139,19 @@ class RecipientStore(Protocol):
 class PacingStore(Protocol):
     """Send windows, storm summaries and the tenants' send budgets, shared by every instance."""
 
-    async def get_pacing(self, tenant_id: str, conversation_id: str) -> tuple[str | None, dict[str, Any] | None]:
-        """A conversation's send window (JSON) and storm summary, as last saved."""
+    async def get_pacing(
+        self, tenant_id: str, conversation_id: str
+    ) -> tuple[str | None, dict[str, Any] | None, str | None]:
+        """A conversation's send window (JSON) and storm summary, as last saved, with the ETag
+        to save them against (None: never saved)."""
         ...
 
     async def save_pacing(
-        self, tenant_id: str, conversation_id: str, window: str, summary: dict[str, Any] | None
-    ) -> None: ...
+        self, tenant_id: str, conversation_id: str, window: str, summary: dict[str, Any] | None, etag: str | None
+    ) -> str:
+        """Save them if unchanged since read at ``etag`` (ConcurrencyConflict otherwise: another
+        consumer wrote them meanwhile); the new ETag."""
+        ...
 
     async def list_budget_slots(self, tenant_id: str) -> list[tuple[int, str, datetime | None, str]]:
         """The tenant's send-budget slots: (slot, holder instance, lease end, ETag)."""

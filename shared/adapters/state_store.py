@@ -825,24 +825,27 @@ class TableStateStore:
             return False
 
     # a conversation's send window and storm summary (written only by its session's holder)
-    async def get_pacing(self, tenant_id: str, conversation_id: str) -> tuple[str | None, dict[str, Any] | None]:
+    async def get_pacing(
+        self, tenant_id: str, conversation_id: str
+    ) -> tuple[str | None, dict[str, Any] | None, str | None]:
         row = await (await self._t("pacing")).get(tenant_id, records.encode_key(conversation_id))
         if row is None:
-            return None, None
-        entity = row[0]
-        return entity.get("Window") or None, json.loads(entity["Summary"]) if entity.get("Summary") else None
+            return None, None, None
+        entity, etag = row
+        summary = json.loads(entity["Summary"]) if entity.get("Summary") else None
+        return entity.get("Window") or None, summary, etag
 
     async def save_pacing(
-        self, tenant_id: str, conversation_id: str, window: str, summary: dict[str, Any] | None
-    ) -> None:
-        await (await self._t("pacing")).upsert(
-            {
-                "PartitionKey": tenant_id,
-                "RowKey": records.encode_key(conversation_id),
-                "Window": window,
-                "Summary": json.dumps(summary, separators=(",", ":")) if summary else "",
-            }
-        )
+        self, tenant_id: str, conversation_id: str, window: str, summary: dict[str, Any] | None, etag: str | None
+    ) -> str:
+        table = await self._t("pacing")
+        entity = {
+            "PartitionKey": tenant_id,
+            "RowKey": records.encode_key(conversation_id),
+            "Window": window,
+            "Summary": json.dumps(summary, separators=(",", ":")) if summary else "",
+        }
+        return await (table.create(entity) if etag is None else table.replace(entity, etag))
 
     # each tenant's send budget, leased in slots by the instances (shared.services.delivery.TenantBudget)
     async def list_budget_slots(self, tenant_id: str) -> list[tuple[int, str, datetime | None, str]]:

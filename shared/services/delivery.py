@@ -187,6 +187,7 @@ class _Conversation:
         self.saved_seq = summary["seq"] if summary else 0
         # Alerts folded into the summary in this batch, recorded together at the end of it.
         self.folds: dict[str, dict[str, Any]] = {}  # alert key -> {"alertKey", "severity", "status", "revision", "seq"}
+        self.recorded: list[str] = []  # alert keys this batch recorded as new members
         self.waited = 0.0  # seconds this batch has waited for sends
         self.limits = pacing.limits_for(
             (job.conversation.reference or {}).get("delivery") == "graph" and job.conversation.channel_id is not None
@@ -200,7 +201,7 @@ async def run_jobs(jobs: list[DeliveryJob], ctx: Any) -> JobReport:
     for job in jobs:
         by_conversation.setdefault((job.tenant_id, job.conversation_id), []).append(job)
     for (tenant_id, conversation_id), group in by_conversation.items():
-        window_text, summary = await ctx.store.get_pacing(tenant_id, conversation_id)
+        window_text, summary, etag = await ctx.store.get_pacing(tenant_id, conversation_id)
         conversation = _Conversation(group[0], pacing.Window.from_json(window_text), summary)
         later: list[DeliveryJob] = []
         summary_before = copy.deepcopy(summary)
@@ -227,11 +228,29 @@ async def run_jobs(jobs: list[DeliveryJob], ctx: Any) -> JobReport:
                 conversation.summary = summary_before
             raise
         finally:
-            await ctx.store.save_pacing(tenant_id, conversation_id, conversation.window.to_json(), conversation.summary)
+            try:
+                await ctx.store.save_pacing(
+                    tenant_id, conversation_id, conversation.window.to_json(), conversation.summary, etag
+                )
+            except ConcurrencyConflict:
+                # Another consumer saved this conversation meanwhile (a session lock lost and taken
+                # over): overwriting would drop its sends and folds. This attempt's counts are not
+                # saved, so its members go (they would look counted by the other's summary) and the
+                # batch is delivered again, to be decided on what the other saved.
+                await _unrecord(conversation, ctx)
+                raise TransientError(
+                    f"conversation {conversation_id} was paced by another consumer meanwhile"
+                ) from None
             if later:
                 report.rescheduled += len(later)
                 await ctx.jobs.send(later)
     return report
+
+
+async def _unrecord(conv: _Conversation, ctx: Any) -> None:
+    for key in conv.recorded:
+        with contextlib.suppress(Exception):  # best effort: the summary never counted them
+            await ctx.store.delete_summary_member(conv.record.tenant_id, conv.record.conversation_id, key)
 
 
 async def _run_job(
@@ -741,6 +760,7 @@ async def _write_folds(conv: _Conversation, ctx: Any, report: JobReport) -> None
         await ctx.store.save_summary_members(
             conv.record.tenant_id, conv.record.conversation_id, list(conv.folds.values()), first=schedule
         )
+        conv.recorded.extend(conv.folds)
         if schedule and conv.summary is not None:
             # The sweep runs after the retention of resolved alerts, which is never shorter than this.
             conv.summary["sweepDue"] = (now + timedelta(days=retention.MIN_RESOLVED_ALERT_DAYS)).isoformat()

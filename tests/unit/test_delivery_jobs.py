@@ -460,6 +460,58 @@ class TestAJobForAnOlderRevision:
         assert delivery_row is not None and delivery_row.rendered_version == 3
 
 
+class OvertakenOnce:
+    """The store, where another consumer saves the conversation's pacing (its own fold) just
+    before this one does, once: as after a session lock lost and taken over."""
+
+    def __init__(self, store) -> None:
+        self._store = store
+        self.done = False
+
+    def __getattr__(self, name):
+        return getattr(self._store, name)
+
+    async def save_pacing(self, tenant_id, conversation_id, window, summary, etag):
+        if not self.done:
+            self.done = True
+            _, theirs, current = await self._store.get_pacing(tenant_id, conversation_id)
+            theirs = theirs or delivery._empty_summary()
+            theirs["counts"]["open:critical"] = theirs["counts"].get("open:critical", 0) + 1
+            theirs["seq"] += 1
+            theirs["folded"] += 1
+            theirs["first"] = theirs["last"] = T0.isoformat()
+            await self._store.save_pacing(tenant_id, conversation_id, window, theirs, current)
+        return await self._store.save_pacing(tenant_id, conversation_id, window, summary, etag)
+
+
+class TestTwoConsumersOfOneConversation:
+    async def test_the_second_save_of_its_pacing_fails_and_its_batch_is_decided_again_never_overwrites(self):
+        from shared.domain.jobs import job_from_message
+        from shared.ports import TransientError
+
+        inner, clock = memory_store(), Clock()
+        store = OvertakenOnce(inner)
+        messenger = RecordingMessenger()
+        ctx = delivering(store, messenger, clock=clock)
+        record = conversation(TENANT, CHANNEL)
+        full = pacing.Window()
+        for i in range(1800):  # the hour is full: every new alert is folded
+            full.record(clock.now.timestamp() - 3500.0 + i * 1.9)
+        await inner.save_pacing(TENANT, CHANNEL, full.to_json(), None, None)
+        bodies = [
+            json.dumps(DeliveryJob(record, CARD, alert(n), new=True, request=f"e{n}").to_json()) for n in range(5)
+        ]
+        with pytest.raises(TransientError, match="another consumer"):
+            await run_batch([job_from_message(b, delivery_count=1) for b in bodies], ctx)
+        _, summary, _ = await inner.get_pacing(TENANT, CHANNEL)
+        assert summary["counts"] == {"open:critical": 1}  # the other's fold is kept, not overwritten
+        for n in range(5):  # and this attempt's members are gone: nothing looks counted that is not
+            assert await inner.get_summary_member(TENANT, CHANNEL, alert(n).key) is None
+        await run_batch([job_from_message(b, delivery_count=2) for b in bodies], ctx)
+        _, summary, _ = await inner.get_pacing(TENANT, CHANNEL)
+        assert summary["counts"] == {"open:critical": 1, "open:high": 5}
+
+
 class TestAStormOverHours:
     async def test_schedules_one_sweep_of_its_members_not_one_per_batch(self):
         from shared.adapters.state_store import MemoryTables, TableStateStore
@@ -472,14 +524,14 @@ class TestAStormOverHours:
         full = pacing.Window()
         for i in range(1800):  # the hour is full: every new alert is folded
             full.record(clock.now.timestamp() - 3500.0 + i * 1.9)
-        await store.save_pacing(TENANT, CHANNEL, full.to_json(), None)
+        etag = await store.save_pacing(TENANT, CHANNEL, full.to_json(), None, None)
         for hour in range(5):  # a folding batch in each of five hours
             clock.now = T0 + timedelta(hours=hour, minutes=1)
-            window, summary = await store.get_pacing(TENANT, CHANNEL)
+            window, summary, etag = await store.get_pacing(TENANT, CHANNEL)
             refilled = pacing.Window.from_json(window)
             for i in range(1800):
                 refilled.record(clock.now.timestamp() - 3500.0 + i * 1.9)
-            await store.save_pacing(TENANT, CHANNEL, refilled.to_json(), summary)
+            await store.save_pacing(TENANT, CHANNEL, refilled.to_json(), summary, etag)
             jobs = [
                 DeliveryJob(record, CARD, alert(100 * hour + n), new=True, request=f"h{hour}-{n}") for n in range(5)
             ]
@@ -505,7 +557,7 @@ class TestAFailedBatchLeavesNoAlertHidden:
         full = pacing.Window()
         for i in range(1800):
             full.record(clock.now.timestamp() - 3500.0 + i * 1.9)
-        await store.save_pacing(TENANT, CHANNEL, full.to_json(), None)
+        await store.save_pacing(TENANT, CHANNEL, full.to_json(), None, None)
         # A job for an alert that has a card (it looks its delivery up) comes last: its lookup fails.
         flaky = FailingOnce(store, failing)
         ctx = delivering(flaky, messenger, clock=clock)
@@ -518,7 +570,7 @@ class TestAFailedBatchLeavesNoAlertHidden:
         clock.now += timedelta(minutes=10)  # the hour has room again by the redelivery
         await run_batch([job_from_message(body, delivery_count=2) for body in bodies], ctx)
         await ctx.jobs.drain(ctx)
-        _, summary = await store.get_pacing(TENANT, CHANNEL)
+        _, summary, _ = await store.get_pacing(TENANT, CHANNEL)
         assert summary is not None and summary["rendered"] == summary["seq"]
         [card] = [m for m in messenger.messages.values() if m.card and "Alert storm" in json.dumps(m.card)]
         counted = int(re.search(r"([\d,]+) alerts in this summary", json.dumps(card.card)).group(1).replace(",", ""))
