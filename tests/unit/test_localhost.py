@@ -312,6 +312,38 @@ def service_bus(**settings: object) -> dict:
     return {"extensions": {"serviceBus": settings}}
 
 
+class TestBatches:
+    async def test_a_batch_trigger_gets_batches_of_up_to_max_message_batch_size_one_at_a_time(self):
+        """As RunBatchReceiveLoopAsync: one receive loop per instance, so never two batches at once;
+        a failed batch is abandoned whole and comes again."""
+        calls: list[list[str]] = []
+        running_now: list[int] = []
+        peak: list[int] = []
+        failed: list[int] = []
+        app = func.FunctionApp()
+
+        @app.service_bus_queue_trigger(
+            arg_name="batch", queue_name="work", connection="ServiceBusConnection", cardinality="many"
+        )
+        async def work(batch: list[func.ServiceBusMessage]) -> None:
+            running_now.append(1)
+            peak.append(len(running_now))
+            await asyncio.sleep(0.01)
+            running_now.pop()
+            bodies = [m.get_body().decode() for m in batch]
+            if "m3" in bodies and not failed:
+                failed.append(1)
+                raise RuntimeError("Table Storage is unreachable")
+            calls.append(bodies)
+
+        async with running(app, host_json=service_bus(maxMessageBatchSize=4)) as host:
+            for i in range(10):
+                host.queue("work").send(f"m{i}".encode())
+            await host.wait_idle(timeout=5)
+        assert max(peak) == 1 and max(len(c) for c in calls) == 4
+        assert sorted(b for c in calls for b in c) == sorted(f"m{i}" for i in range(10))  # m3's batch came again
+
+
 class TestSessions:
     """As the Service Bus extension runs session triggers (tools/localhost/sessions.py cites
     ServiceBusListener.cs): a batch trigger one session at a time per instance, held until a

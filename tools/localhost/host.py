@@ -379,6 +379,9 @@ class LocalHost:
         return "; ".join(parts)
 
     async def _consume(self, function: QueueFunction) -> None:
+        if function.cardinality == "many":
+            await self._consume_batches(function)
+            return
         queue = self._queues[function.queue_name]
         slots = asyncio.Semaphore(self.max_concurrent_calls)
         while True:
@@ -391,6 +394,55 @@ class LocalHost:
             task = asyncio.create_task(self._deliver(function, queue, message, slots))
             self._deliveries.add(task)
             task.add_done_callback(self._deliveries.discard)
+
+    async def _consume_batches(self, function: QueueFunction) -> None:
+        """A batch trigger on a queue without sessions, as the extension runs it
+        (ServiceBusListener.RunBatchReceiveLoopAsync; tools/localhost/sessions.py): one loop per
+        instance, a batch of up to ``maxMessageBatchSize`` ready messages at a time, each batch
+        settled (all completed, or all abandoned) before the next is received."""
+        queue = self._queues[function.queue_name]
+        _, max_count = sessions.receivers("many", self.service_bus)
+        while True:
+            await queue.wait_for_message()
+            batch: list[QueuedMessage] = []
+            while len(batch) < max_count and (message := queue.receive()) is not None:
+                batch.append(message)
+            if not batch:
+                continue
+            task = asyncio.create_task(self._deliver_batch(function, queue, batch))
+            self._deliveries.add(task)
+            task.add_done_callback(self._deliveries.discard)
+            await asyncio.shield(task)
+
+    async def _deliver_batch(self, function: QueueFunction, queue: MemoryQueue, batch: list[QueuedMessage]) -> None:
+        arguments = [_service_bus_message(m) for m in batch]
+        details = f"Trigger Details: MessageCount: {len(batch)}, FirstMessageId: {batch[0].message_id}"
+        result = await self._invoke(function, {function.arg_name: arguments}, "(null)", details)
+        self._settle(queue, batch, result)
+
+    def _settle(self, queue: MemoryQueue, messages: Sequence[QueuedMessage], result: InvocationResult) -> None:
+        """Complete every message of an invocation that succeeded; abandon every one of one that
+        failed (dead-lettered at the queue's maximum delivery count)."""
+        for message in messages:
+            if result.succeeded:
+                queue.complete(message, result.duration_ms, log=result.log)
+            elif queue.abandon(
+                message,
+                result.error_message or "",
+                delay=self.redelivery_delay,
+                duration_ms=result.duration_ms,
+                log=result.log,
+            ):
+                logger.warning(
+                    (
+                        "Message %s on queue %s moved to the dead-letter queue after %d deliveries "
+                        "(MaxDeliveryCountExceeded): %s"
+                    ),
+                    message.message_id,
+                    queue.name,
+                    message.delivery_count,
+                    result.error_message,
+                )
 
     async def _consume_sessions(self, function: QueueFunction) -> None:
         """Session receivers as the extension runs them: a batch trigger one per instance, one
@@ -429,26 +481,7 @@ class LocalHost:
         )
         value = arguments if function.cardinality == "many" else arguments[0]
         result = await self._invoke(function, {function.arg_name: value}, "(null)", details)
-        for message in messages:
-            if result.succeeded:
-                queue.complete(message, result.duration_ms, log=result.log)
-            elif queue.abandon(
-                message,
-                result.error_message or "",
-                delay=self.redelivery_delay,
-                duration_ms=result.duration_ms,
-                log=result.log,
-            ):
-                logger.warning(
-                    (
-                        "Message %s on queue %s moved to the dead-letter queue after %d deliveries "
-                        "(MaxDeliveryCountExceeded): %s"
-                    ),
-                    message.message_id,
-                    queue.name,
-                    message.delivery_count,
-                    result.error_message,
-                )
+        self._settle(queue, messages, result)
 
     async def _deliver(
         self, function: QueueFunction, queue: MemoryQueue, message: QueuedMessage, slots: asyncio.Semaphore
