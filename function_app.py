@@ -17,22 +17,20 @@ async def bot_messages(req: func.HttpRequest) -> func.HttpResponse:
     return await entrypoints.bot_messages(req)
 
 
-@app.service_bus_queue_trigger(arg_name="msg", queue_name="%ALERT_EVENTS_QUEUE%", connection="ServiceBusConnection")
-async def alert_events(msg: func.ServiceBusMessage) -> None:
-    """Alert and issue events: CloudEvents or Alertmanager payloads."""
-    await entrypoints.alert_event(msg)
+@app.service_bus_queue_trigger(
+    arg_name="messages", queue_name="%ALERT_EVENTS_QUEUE%", connection="ServiceBusConnection", cardinality="many"
+)
+async def alert_events(messages: list[func.ServiceBusMessage]) -> None:
+    """Alert and issue events, a batch at a time: CloudEvents or a source's native payloads."""
+    await entrypoints.alert_events(messages)
 
 
 @app.service_bus_queue_trigger(
-    arg_name="messages",
-    queue_name="%DELIVERY_QUEUE%",
-    connection="ServiceBusConnection",
-    is_sessions_enabled=True,
-    cardinality="many",
+    arg_name="msg", queue_name="%DELIVERY_QUEUE%", connection="ServiceBusConnection", is_sessions_enabled=True
 )
-async def deliveries(messages: list[func.ServiceBusMessage]) -> None:
-    """Delivery jobs: one Service Bus session per conversation, so one consumer at a time."""
-    await entrypoints.deliveries(messages)
+async def deliveries(msg: func.ServiceBusMessage) -> None:
+    """Delivery jobs: one Service Bus session per conversation, many conversations at once."""
+    await entrypoints.deliveries(msg)
 
 
 @app.timer_trigger(arg_name="timer", schedule="%PERIODIC_SCHEDULE%", run_on_startup=False)

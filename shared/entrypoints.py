@@ -79,29 +79,34 @@ async def bot_messages(req: func.HttpRequest) -> func.HttpResponse:
     return _json_response(status, body)
 
 
-async def alert_event(msg: func.ServiceBusMessage) -> None:
+async def alert_events(messages: list[func.ServiceBusMessage]) -> None:
+    """A batch of alert-events messages. An invalid event is recorded in the rejected-events
+    table with its reason and logged once; completing the batch (returning normally) keeps it
+    from being retried. A transient failure fails the batch: Service Bus delivers it again."""
     c = await bootstrap.container()
-    message_id = msg.message_id or "(no message id)"
-    # An invalid event is recorded in the rejected-events table with its reason and logged
-    # once; completing the message (returning normally) keeps it from being retried.
-    await event_service.process_message(
-        msg.get_body(), message_id, bootstrap.delivering(c), default_tenant_id=c.settings.default_tenant_id
+    await event_service.process_batch(
+        [
+            event_service.QueuedEvent(msg.get_body(), msg.message_id or "(no message id)", msg.delivery_count or 1)
+            for msg in messages
+        ],
+        bootstrap.delivering(c),
+        default_tenant_id=c.settings.default_tenant_id,
     )
 
 
-async def deliveries(messages: list[func.ServiceBusMessage]) -> None:
-    """One batch of delivery jobs of one conversation (a Service Bus session), in order."""
-    from shared.domain.jobs import job_from_message
+async def deliveries(msg: func.ServiceBusMessage) -> None:
+    """One message of the deliveries queue (a job, or a bundle of one conversation's jobs), in
+    its conversation's session: one consumer at a time, in order."""
+    from shared.domain.jobs import jobs_from_message
     from shared.services.delivery import run_jobs
 
     c = await bootstrap.container()
-    jobs = []
-    for msg in messages:
-        try:
-            jobs.append(job_from_message(msg.get_body(), msg.delivery_count or 1))
-        except (ValueError, KeyError, TypeError) as exc:
-            # Only the connector writes this queue: a job it cannot read is a bug, not input.
-            log.error("Delivery job %s cannot be read and is dropped: %s", msg.message_id, exc)
+    try:
+        jobs = jobs_from_message(msg.get_body(), msg.delivery_count or 1)
+    except (ValueError, KeyError, TypeError) as exc:
+        # Only the connector writes this queue: a job it cannot read is a bug, not input.
+        log.error("Delivery job %s cannot be read and is dropped: %s", msg.message_id, exc)
+        jobs = []
     if jobs:
         report = await run_jobs(jobs, bootstrap.delivering(c))
         log.info(

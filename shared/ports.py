@@ -3,12 +3,12 @@ layer never imports an SDK."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from shared.domain.connections import PendingFlow, TenantConnection
-from shared.domain.jobs import DeliveryJob
+from shared.domain.jobs import DeliveryJob, JobBundle
 from shared.domain.model import (
     AccountLink,
     ActionRecord,
@@ -380,9 +380,10 @@ class ActionPublisher(Protocol):
 class JobQueue(Protocol):
     """The internal deliveries queue (%DELIVERY_QUEUE%): session id = conversation."""
 
-    async def send(self, jobs: list[DeliveryJob]) -> None:
-        """Enqueue the jobs; a job's ``not_before`` makes it a scheduled message. The message id
-        is the job's stable id, so a resend within the duplicate-detection window is dropped."""
+    async def send(self, jobs: Sequence[DeliveryJob | JobBundle]) -> None:
+        """Enqueue the jobs (or bundles of one conversation's jobs); a job's ``not_before`` makes
+        it a scheduled message. The message id is the job's stable id, so a resend within the
+        duplicate-detection window is dropped."""
         ...
 
     async def close(self) -> None: ...

@@ -4,16 +4,14 @@ detection), the local Functions host's queue API locally. No SDK import at modul
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from typing import Any
 
 from shared.adapters.outbound import ServiceBusQueue
-from shared.domain.jobs import DeliveryJob
+from shared.domain.jobs import DeliveryJob, JobBundle
 from shared.ports import TransientError
 
 JOB_CONTENT_TYPE = "application/json"
-# Service Bus accepts at most this many messages in one send call in practice (a batch is also
-# bounded by 256 KB on Standard); larger lists are sent in chunks.
-SEND_CHUNK = 50
 
 
 class ServiceBusJobQueue(ServiceBusQueue):
@@ -21,28 +19,35 @@ class ServiceBusJobQueue(ServiceBusQueue):
 
     _sender: Any = None
 
-    async def send(self, jobs: list[DeliveryJob]) -> None:
+    async def send(self, jobs: Sequence[DeliveryJob | JobBundle]) -> None:
         from azure.servicebus import ServiceBusMessage
 
         if not jobs:
             return
         if self._sender is None:
             self._sender = self._connected().get_queue_sender(self._queue)
-        from azure.servicebus.exceptions import ServiceBusError
+        from azure.servicebus.exceptions import MessageSizeExceededError, ServiceBusError
 
-        now_jobs = [j for j in jobs if j.not_before is None]
         try:
-            for start in range(0, len(now_jobs), SEND_CHUNK):
-                await self._sender.send_messages(
-                    [self._message(ServiceBusMessage, j) for j in now_jobs[start : start + SEND_CHUNK]]
-                )
+            # As many messages to a send as one batch holds (its size bound is the namespace's).
+            batch = await self._sender.create_message_batch()
+            for job in (j for j in jobs if j.not_before is None):
+                message = self._message(ServiceBusMessage, job)
+                try:
+                    batch.add_message(message)
+                except MessageSizeExceededError:
+                    await self._sender.send_messages(batch)
+                    batch = await self._sender.create_message_batch()
+                    batch.add_message(message)
+            if len(batch):
+                await self._sender.send_messages(batch)
             for job in (j for j in jobs if j.not_before is not None):
                 await self._sender.schedule_messages(self._message(ServiceBusMessage, job), job.not_before)
         except ServiceBusError as exc:
             raise TransientError(f"the deliveries queue refused the jobs: {exc}") from exc
 
     @staticmethod
-    def _message(factory: Any, job: DeliveryJob) -> Any:
+    def _message(factory: Any, job: DeliveryJob | JobBundle) -> Any:
         return factory(
             job.body(),
             message_id=job.message_id,
@@ -66,7 +71,7 @@ class LocalJobQueue:
         self._url = f"{host_url.rstrip('/')}/_localhost/queues/{queue}/messages"
         self._session: Any = None
 
-    async def send(self, jobs: list[DeliveryJob]) -> None:
+    async def send(self, jobs: Sequence[DeliveryJob | JobBundle]) -> None:
         import aiohttp
 
         if not jobs:
@@ -74,7 +79,7 @@ class LocalJobQueue:
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
 
-        async def one(job: DeliveryJob) -> None:
+        async def one(job: DeliveryJob | JobBundle) -> None:
             headers = {"x-message-id": job.message_id, "x-session-id": job.session_id, "content-type": JOB_CONTENT_TYPE}
             if job.not_before is not None:
                 headers["x-scheduled-enqueue-time"] = job.not_before.isoformat()

@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from shared.domain.model import AlertState, ConversationRecord, StatusStep
@@ -197,6 +197,71 @@ class DeliveryJob:
 
     def body(self) -> str:
         return json.dumps(self.to_json(), separators=(",", ":"))
+
+
+# A bundle's body stays under this (Service Bus Standard takes messages up to 256 KB).
+MAX_BUNDLE_BYTES = 192 * 1024
+BUNDLE = "bundle"
+
+
+@dataclass(frozen=True)
+class JobBundle:
+    """Several jobs of one conversation in one message: what one batch of alert events asked of
+    it. A storm of alerts into one channel is then a few messages, each decided on at once (its
+    folds recorded together), not one message per alert run one after another."""
+
+    jobs: tuple[DeliveryJob, ...]
+    kind: str = BUNDLE
+    not_before: datetime | None = None
+
+    @property
+    def session_id(self) -> str:
+        return self.jobs[0].session_id
+
+    @property
+    def message_id(self) -> str:
+        """Stable for the same jobs: a resend of the same bundle is dropped as a duplicate."""
+        return hashlib.sha256("\n".join(j.message_id for j in self.jobs).encode()).hexdigest()[:32]
+
+    def body(self) -> str:
+        return json.dumps({"v": 1, "bundle": [j.to_json() for j in self.jobs]}, separators=(",", ":"))
+
+
+def bundle(jobs: list[DeliveryJob]) -> list[DeliveryJob | JobBundle]:
+    """What to send for ``jobs``: each conversation's jobs as bundles (in order, each under
+    :data:`MAX_BUNDLE_BYTES`), a lone job as itself. Jobs scheduled for later go together when
+    they are due within the same second, scheduled at the end of it (a storm's put-off cards are
+    then a few messages, not one each)."""
+    out: list[DeliveryJob | JobBundle] = []
+    by_session: dict[tuple[str, datetime | None], list[DeliveryJob]] = {}
+    for job in jobs:
+        due = None
+        if job.not_before is not None:
+            whole = job.not_before.replace(microsecond=0)
+            due = whole if whole == job.not_before else whole + timedelta(seconds=1)
+        by_session.setdefault((job.session_id, due), []).append(job)
+    for (_, due), group in by_session.items():
+        chunk: list[DeliveryJob] = []
+        size = 0
+        for job in group:
+            job_size = len(job.body().encode()) + 1
+            if chunk and size + job_size > MAX_BUNDLE_BYTES:
+                out.append(chunk[0] if len(chunk) == 1 else JobBundle(tuple(chunk), not_before=due))
+                chunk, size = [], 0
+            chunk.append(job)
+            size += job_size
+        if chunk:
+            out.append(chunk[0] if len(chunk) == 1 else JobBundle(tuple(chunk), not_before=due))
+    return out
+
+
+def jobs_from_message(body: bytes | str, delivery_count: int) -> list[DeliveryJob]:
+    """The jobs in a deliveries-queue message: one job, or a bundle's (see :func:`job_from_message`)."""
+    data = json.loads(body)
+    if isinstance(data, dict) and "bundle" in data:
+        jobs = [job_from_json(item) for item in data["bundle"]]
+        return [replace(j, new=False) if delivery_count > 1 and j.new else j for j in jobs]
+    return [job_from_message(body, delivery_count)]
 
 
 def job_from_message(body: bytes | str, delivery_count: int) -> DeliveryJob:

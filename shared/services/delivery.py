@@ -29,7 +29,7 @@ from typing import Any
 
 from shared import cards
 from shared.domain import pacing, retention
-from shared.domain.jobs import CARD, COMMENT, SUMMARY, DeliveryJob, conversation_to_json
+from shared.domain.jobs import CARD, COMMENT, SUMMARY, DeliveryJob, bundle, conversation_to_json
 from shared.domain.model import AlertState, Delivery, Undeliverable
 from shared.domain.workflows import InvalidWorkflow, parse_recipient
 from shared.ports import ConcurrencyConflict, DeliveryError, PacingStore, ReconsentRequired, TransientError
@@ -243,7 +243,7 @@ async def run_jobs(jobs: list[DeliveryJob], ctx: Any) -> JobReport:
                 ) from None
             if later:
                 report.rescheduled += len(later)
-                await ctx.jobs.send(later)
+                await ctx.jobs.send(bundle(later))
     return report
 
 

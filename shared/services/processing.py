@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -27,7 +27,7 @@ from shared.domain.alerts import apply_event
 from shared.domain.commands import COMMAND_TYPES, ExistingCommand, SendCommand, parse_command
 from shared.domain.events import AlertEvent, InvalidEvent, alert_key, decode_json
 from shared.domain.inbound import parse_events
-from shared.domain.jobs import CARD, COMMENT, DeliveryJob, conversation_from_json
+from shared.domain.jobs import CARD, COMMENT, DeliveryJob, JobBundle, bundle, conversation_from_json
 from shared.domain.model import AlertState, ConversationRecord, RejectedEvent
 from shared.ports import (
     ConcurrencyConflict,
@@ -117,8 +117,78 @@ class Delivering:
             self.resolver = RecipientResolver(self.store, clock=self.clock)
 
 
+# Events of one batch processed at once (as many as the single-message trigger ran per instance).
+BATCH_CONCURRENCY = 16
+
+
+@dataclass(frozen=True)
+class QueuedEvent:
+    """One alert-events message: its body, id, and how many times it was delivered."""
+
+    body: bytes | str
+    message_id: str
+    delivery_count: int = 1
+
+
+class _CollectedJobs:
+    """The deliveries queue of one batch of events: jobs are kept, then sent together, each
+    conversation's as one bundle (shared.domain.jobs.bundle)."""
+
+    def __init__(self, queue: JobQueue) -> None:
+        self.queue = queue
+        self.jobs: list[DeliveryJob] = []
+
+    async def send(self, jobs: Sequence[DeliveryJob | JobBundle]) -> None:
+        for job in jobs:
+            self.jobs.extend(job.jobs if isinstance(job, JobBundle) else [job])
+
+    async def flush(self) -> None:
+        jobs, self.jobs = self.jobs, []
+        if jobs:
+            await self.queue.send(bundle(jobs))
+
+    async def close(self) -> None:
+        return None
+
+
+async def process_batch(
+    messages: Sequence[QueuedEvent], ctx: Delivering, *, default_tenant_id: str | None = None
+) -> list[list[Outcome]]:
+    """Process a batch of alert-events messages, :data:`BATCH_CONCURRENCY` at a time; their
+    delivery jobs go out at the end, one bundle per conversation. The jobs of the messages that
+    were processed are sent even when others failed; then a failure raises (TransientError: the
+    batch is delivered again). A redelivered event finds its alert holding it and is routed
+    again with jobs that are not "new" (only the call that created an alert makes new jobs), so
+    a bundle made differently the second time looks up what the first one's jobs did."""
+    collected = _CollectedJobs(ctx.jobs)
+    batch_ctx = replace(ctx, jobs=collected)
+    slots = asyncio.Semaphore(BATCH_CONCURRENCY)
+
+    async def one(message: QueuedEvent) -> list[Outcome]:
+        async with slots:
+            return await process_message(
+                message.body, message.message_id, batch_ctx, default_tenant_id=default_tenant_id
+            )
+
+    results = await asyncio.gather(*(one(m) for m in messages), return_exceptions=True)
+    await collected.flush()
+    failures = [(m, r) for m, r in zip(messages, results, strict=True) if isinstance(r, BaseException)]
+    for _, result in failures:
+        if not isinstance(result, Exception):
+            raise result  # cancellation and the like
+    if failures:
+        if all(isinstance(r, TransientError) for _, r in failures):
+            raise TransientError("; ".join(f"message {m.message_id}: {r}" for m, r in failures))
+        raise next(r for _, r in failures if not isinstance(r, TransientError))
+    return [r for r in results if not isinstance(r, BaseException)]
+
+
 async def process_message(
-    body: bytes | str, message_id: str, ctx: Delivering, *, default_tenant_id: str | None = None
+    body: bytes | str,
+    message_id: str,
+    ctx: Delivering,
+    *,
+    default_tenant_id: str | None = None,
 ) -> list[Outcome]:
     """Process one queue message. Invalid input is recorded as rejected and never raises;
     transient failures raise :class:`TransientError` so Service Bus redelivers."""

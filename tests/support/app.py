@@ -66,10 +66,10 @@ async def post_activity(activity: dict, authorization: str | None) -> func.HttpR
 
 
 async def run_deliveries() -> list[dict]:
-    """Hand the queued delivery jobs to the deliveries function the way Service Bus sessions
-    would: one session at a time, its ready jobs in order, as one batch. A scheduled job runs
-    in a later round (time passes between rounds; nothing waits in real time). Returns the
-    jobs that ran."""
+    """Hand the queued delivery messages (jobs, bundles) to the deliveries function the way
+    Service Bus sessions would: each session's ready messages in order, one at a time. A
+    scheduled job runs in a later round (time passes between rounds; nothing waits in real
+    time). Returns the messages that ran."""
     ran: list[dict] = []
     if SINK is None:
         return ran
@@ -93,9 +93,9 @@ async def run_deliveries() -> list[dict]:
         for job in ready:
             sessions.setdefault(job["sessionId"], []).append(job)
         for jobs in sessions.values():
-            messages = [queue_message(j["body"], j["messageId"]) for j in jobs]
-            await functions()["deliveries"](messages)
-            ran.extend(jobs)
+            for job in jobs:
+                await functions()["deliveries"](queue_message(job["body"], job["messageId"]))
+                ran.append(job)
     raise AssertionError(f"delivery jobs kept coming after {MAX_DRAIN_ROUNDS} rounds: {SINK.jobs[:3]}")
 
 
@@ -115,7 +115,7 @@ def queue_message(
 
 async def deliver(body: bytes | str | dict, message_id: str | None = None) -> None:
     """The alert-events trigger, then the delivery jobs it queued."""
-    await functions()["alert_events"](queue_message(body, message_id))
+    await functions()["alert_events"]([queue_message(body, message_id)])
     await run_deliveries()
 
 

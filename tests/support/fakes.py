@@ -273,11 +273,12 @@ class MemoryJobQueue:
         self.redelivered = 0  # jobs handed out again after their batch failed
 
     async def send(self, jobs: list) -> None:
+        """Jobs and bundles (a bundle's jobs run as a batch of its session would)."""
         for job in jobs:
             if job.message_id in self.seen:
                 continue
             self.seen.add(job.message_id)
-            self.jobs.append(job)
+            self.jobs.extend(getattr(job, "jobs", None) or [job])
             self.sent.append(job)
 
     async def close(self) -> None:

@@ -1,9 +1,10 @@
 """One app process of the benchmark: function_app's queue triggers fed by the shared broker,
-the way a Functions instance is fed by Service Bus: alert events ``maxConcurrentCalls`` at a
-time, and the delivery jobs' session trigger as the Service Bus extension runs it
-(tools/localhost/sessions.py: a batch trigger one session at a time, held until a receive
-waits ``sessionIdleTimeout`` in vain; a single-message trigger ``maxConcurrentSessions``
-sessions at once), with host.json's values. Settings come from the environment.
+the way a Functions instance is fed by Service Bus, as the Service Bus extension runs each
+dispatch mode with host.json's values (tools/localhost/sessions.py): a batch trigger one batch
+at a time per instance (on a session queue, one session at a time, held until a receive waits
+``sessionIdleTimeout`` in vain); a single-message trigger ``maxConcurrentCalls`` messages at once
+(on a session queue, ``maxConcurrentSessions`` sessions at once, one message each). Settings
+come from the environment.
 
 stdin commands, one per line: ``stats`` prints {"cpu": seconds, "tables": requests} (CPU of
 every thread of this process, from getrusage); ``stop`` ends it. Development tool.
@@ -74,6 +75,26 @@ async def consume(http: aiohttp.ClientSession, broker: str, queue: str, function
         for token, error in failed:
             print(json.dumps({"error": f"{type(error).__name__}: {error}"[:300]}), file=sys.stderr, flush=True)
             await _settle(http, broker, [token], False, f"{type(error).__name__}: {error}")
+
+
+async def consume_batches(http: aiohttp.ClientSession, broker: str, queue: str, function) -> None:
+    """A batch trigger on a queue without sessions, as the extension runs it: one loop per
+    instance, up to ``maxMessageBatchSize`` messages a batch, the batch settled whole."""
+    _, max_count = sessions.receivers("many", SERVICE_BUS)
+    while True:
+        async with http.post(f"{broker}/_broker/queues/{queue}/receive", json={"max": max_count}) as response:
+            items = (await response.json())["messages"]
+        if not items:
+            continue
+        tokens = [i["token"] for i in items]
+        try:
+            await function([_message(i) for i in items])
+        except Exception as exc:  # noqa: BLE001 - the broker redelivers, as Service Bus would
+            error = f"{type(exc).__name__}: {exc}"
+            print(json.dumps({"error": error[:300]}), file=sys.stderr, flush=True)
+            await _settle(http, broker, tokens, False, error)
+            continue
+        await _settle(http, broker, tokens, True)
 
 
 class BrokerSessions:
@@ -157,20 +178,19 @@ async def main() -> None:
     indexed = {f.get_function_name(): f for f in function_app.app.get_functions()}  # once per app object
     functions = {name: f.get_user_function() for name, f in indexed.items()}
     deliveries = cardinality_of(indexed["deliveries"])
+    events_cardinality = cardinality_of(indexed["alert_events"])
     broker = os.environ["LOCAL_QUEUE_HOST_URL"]
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as http:
-        tasks = [
-            asyncio.create_task(
-                consume(
-                    http,
-                    broker,
-                    os.environ["ALERT_EVENTS_QUEUE"],
-                    functions["alert_events"],
-                    at_once=EVENTS_PER_RECEIVE,
+        events = os.environ["ALERT_EVENTS_QUEUE"]
+        if events_cardinality == "many":
+            tasks = [asyncio.create_task(consume_batches(http, broker, events, functions["alert_events"]))]
+        else:
+            tasks = [
+                asyncio.create_task(
+                    consume(http, broker, events, functions["alert_events"], at_once=EVENTS_PER_RECEIVE)
                 )
-            )
-            for _ in range(EVENT_CONCURRENCY // EVENTS_PER_RECEIVE)
-        ]
+                for _ in range(EVENT_CONCURRENCY // EVENTS_PER_RECEIVE)
+            ]
         tasks.append(
             asyncio.create_task(
                 consume_sessions(http, broker, os.environ["DELIVERY_QUEUE"], functions["deliveries"], deliveries)
