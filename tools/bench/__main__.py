@@ -45,6 +45,22 @@ QUEUES = {
 }
 SOURCE = "https://bench.example.com"
 STORM_TIMEOUT_SECONDS = 900
+# infra/app/function.bicep: maximumInstanceCount's default, the most instances Flex Consumption runs.
+MAX_INSTANCES = 40
+
+
+def azure_instances(waiting: int, per_instance: int) -> int:
+    """How many instances target-based scaling asks for (Functions docs, "Target-based scaling":
+    desired instances = event source length / target executions per instance; for Service Bus
+    the target is maxMessageBatchSize for a batch trigger, maxConcurrentSessions for a
+    single-message trigger on sessions), capped by maximumInstanceCount."""
+    return max(1, min(MAX_INSTANCES, -(-waiting // max(per_instance, 1))))
+
+
+def service_bus() -> dict[str, Any]:
+    return dict(json.loads((ROOT / "host.json").read_text())["extensions"]["serviceBus"])
+
+
 _SUMMARY = re.compile(r"Alert storm: ([\d,]+) alerts in this summary")
 # An alert card carries its status badge (shared/cards.py: the element with id "status").
 _ALERT_CARD = '"id": "status"'
@@ -354,15 +370,19 @@ class Bench:
         assert self.sim.limits is not None
         rps = len(sends) / seconds if seconds else float("nan")
         busiest = self.sim.limits.max_in_window(1.0, tenant_id=tenant)
+        scaled = azure_instances(self.args.fanout, int(service_bus()["maxConcurrentSessions"]))
         print(
             (
                 f"   fan-out: {len(sends)} conversations in {seconds:.1f} s, {rps:.1f} requests/s, at most "
-                f"{busiest} in any 1 s (Teams: 50 per tenant)"
+                f"{busiest} in any 1 s (Teams: 50 per tenant); {self.args.processes} instances (target-based "
+                f"scaling would ask for {scaled} for {self.args.fanout} waiting jobs)"
             ),
             flush=True,
         )
         self.results["fanout_rps"] = round(rps, 1)
         self.results["fanout_max_1s"] = busiest
+        self.results["fanout_instances"] = self.args.processes
+        self.results["fanout_azure_instances"] = scaled
         await self.idle()
 
     def _visible(self, conversation_id: str) -> int:
@@ -425,9 +445,12 @@ class Bench:
             f"{seconds:.1f} s after the last arrived; {lost} lost; {dead} dead-lettered; Azurite (one thread, "
             "on the same cores) "
             f"used {azurite_cpu:.0f} s of CPU meanwhile ({self.last_visible[0]} cards, {self.last_visible[1]} "
-            "in the summary)",
+            f"in the summary); {self.args.processes} instances (target-based scaling would ask for "
+            f"{azure_instances(count, int(service_bus()['maxMessageBatchSize']))} for {count} waiting events)",
             flush=True,
         )
+        self.results["storm_instances"] = self.args.processes
+        self.results["storm_azure_instances"] = azure_instances(count, int(service_bus()["maxMessageBatchSize"]))
         self.results["storm_azurite_cpu_s"] = round(azurite_cpu, 1)
         self.results.update(
             storm_alerts=count,
