@@ -1,12 +1,36 @@
 """Teams Alert Connector: every trigger of the app, each a few lines of wiring."""
 
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
 import azure.functions as func
 
-from shared import entrypoints, logsafety
+from shared import logsafety
 from shared.settings import check_startup_safety
 
 logsafety.install()  # no log line shows a secret, at any level
 check_startup_safety()  # refuse development-only switches in Azure before serving anything
+
+
+class _FirstUse:
+    """shared.entrypoints (and all it imports: the services and the domain), imported when a
+    trigger first runs, not when the host indexes the app: a cold start that only indexes pays
+    for azure.functions and the settings check, not for the connector's code."""
+
+    _module: ModuleType | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._module is None:
+            from shared import entrypoints as module
+
+            type(self)._module = module
+        return getattr(self._module, name)
+
+
+if TYPE_CHECKING:
+    from shared import entrypoints
+else:
+    entrypoints = _FirstUse()
 
 app = func.FunctionApp()
 
