@@ -98,7 +98,7 @@ async def deliveries(msg: func.ServiceBusMessage) -> None:
     """One message of the deliveries queue (a job, or a bundle of one conversation's jobs), in
     its conversation's session: one consumer at a time, in order."""
     from shared.domain.jobs import jobs_from_message
-    from shared.services.delivery import run_jobs
+    from shared.services.delivery import run_message
 
     c = await bootstrap.container()
     try:
@@ -108,7 +108,7 @@ async def deliveries(msg: func.ServiceBusMessage) -> None:
         log.error("Delivery job %s cannot be read and is dropped: %s", msg.message_id, exc)
         jobs = []
     if jobs:
-        report = await run_jobs(jobs, bootstrap.delivering(c))
+        report = await run_message(jobs, bootstrap.delivering(c))
         log.info(
             "Delivered %d job(s) for one conversation: posted %d, updated %d, folded into the summary %d, "
             "rescheduled %d, failed %d",

@@ -194,6 +194,23 @@ class _Conversation:
         )
 
 
+# A deliveries message that fails for now is run again this many times before it fails (and
+# Service Bus delivers it again): 0.2, 0.4, 0.8 s apart, its jobs no longer new, as a
+# redelivery's would be.
+RUN_RETRIES = 3
+
+
+async def run_message(jobs: list[DeliveryJob], ctx: Any) -> JobReport:
+    """:func:`run_jobs` for one deliveries message, tried again in the run when it fails for now."""
+    for attempt in range(RUN_RETRIES):
+        try:
+            return await run_jobs(jobs, ctx)
+        except TransientError:
+            jobs = [replace(job, new=False) for job in jobs]
+            await ctx.sleep(exponential(attempt + 1, first=0.2, cap=1.0))
+    return await run_jobs(jobs, ctx)
+
+
 async def run_jobs(jobs: list[DeliveryJob], ctx: Any) -> JobReport:
     """Run the jobs of one session batch (they share a conversation), in order."""
     report = JobReport()
@@ -218,14 +235,15 @@ async def run_jobs(jobs: list[DeliveryJob], ctx: Any) -> JobReport:
             if conversation.summary_dirty or summary_jobs or unrendered:
                 await _refresh_summary(conversation, ctx, report, later, summary_jobs[-1] if summary_jobs else None)
         except BaseException:
-            # Service Bus delivers the batch again, its jobs no longer "new" (jobs.job_from_message):
-            # they look up what this attempt did. So what it sent stays in the window, and the
-            # alerts it counted are recorded as members before the summary that counts them is
-            # saved; if even that fails, the summary is saved without this attempt's counts.
-            try:
-                await _write_folds(conversation, ctx, report)
-            except Exception:  # noqa: BLE001 - any failure: keep the summary consistent, then re-raise the first
-                conversation.summary = summary_before
+            # Service Bus delivers the batch again, first in its session, its jobs no longer "new"
+            # (jobs.job_from_message): they look up what this attempt did. What it sent stays in
+            # the window; what it counted does not stay counted: the summary is saved as it was
+            # read (with the card this attempt posted or updated, marked to be drawn again), and
+            # the members this attempt recorded go. A member left behind (its removal failed too)
+            # has a sequence above the saved summary's, which marks it uncounted; as no later
+            # save counts anything until this batch has gone through, nothing passes it.
+            conversation.summary = _discard_counts(summary_before, conversation.summary)
+            await _unrecord(conversation, ctx)
             raise
         finally:
             try:
@@ -245,6 +263,18 @@ async def run_jobs(jobs: list[DeliveryJob], ctx: Any) -> JobReport:
                 report.rescheduled += len(later)
                 await ctx.jobs.send(bundle(later))
     return report
+
+
+def _discard_counts(before: dict[str, Any] | None, now: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The summary as it was read, keeping the card this attempt posted (its id) and marking it
+    to be drawn again, since it may show this attempt's counts."""
+    if now is None or not now.get("activityId") or (before and before.get("renderedAt") == now.get("renderedAt")):
+        return before
+    kept = copy.deepcopy(before) if before is not None else _empty_summary()
+    kept["activityId"] = now["activityId"]
+    kept["renderedAt"] = now.get("renderedAt")
+    kept["rendered"] = -1
+    return kept
 
 
 async def _unrecord(conv: _Conversation, ctx: Any) -> None:

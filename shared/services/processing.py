@@ -38,6 +38,7 @@ from shared.ports import (
     TeamsMessenger,
     TransientError,
 )
+from shared.resilience import exponential
 from shared.services.delivery import TenantBudget, send_to_fallback
 from shared.services.recipients import RecipientResolver, Unreachable
 
@@ -119,6 +120,10 @@ class Delivering:
 
 # Events of one batch processed at once (as many as the single-message trigger ran per instance).
 BATCH_CONCURRENCY = 16
+# A message of a batch that fails for now is tried again this many times in the run, 0.2, 0.4,
+# 0.8 s apart, before the batch fails: one event's brief Table Storage failure would otherwise
+# send the whole batch round again (and, repeated, into the dead letters with it).
+BATCH_RETRIES = 3
 
 
 @dataclass(frozen=True)
@@ -139,8 +144,12 @@ class _CollectedJobs:
         self.jobs: list[DeliveryJob] = []
 
     async def send(self, jobs: Sequence[DeliveryJob | JobBundle]) -> None:
+        seen = {j.message_id for j in self.jobs}
         for job in jobs:
-            self.jobs.extend(job.jobs if isinstance(job, JobBundle) else [job])
+            for one in job.jobs if isinstance(job, JobBundle) else (job,):
+                if one.message_id not in seen:  # a message tried again in the run routes the same jobs again
+                    seen.add(one.message_id)
+                    self.jobs.append(one)
 
     async def flush(self) -> None:
         jobs, self.jobs = self.jobs, []
@@ -166,6 +175,13 @@ async def process_batch(
 
     async def one(message: QueuedEvent) -> list[Outcome]:
         async with slots:
+            for attempt in range(BATCH_RETRIES):
+                try:
+                    return await process_message(
+                        message.body, message.message_id, batch_ctx, default_tenant_id=default_tenant_id
+                    )
+                except TransientError:
+                    await ctx.sleep(exponential(attempt + 1, first=0.2, cap=1.0))
             return await process_message(
                 message.body, message.message_id, batch_ctx, default_tenant_id=default_tenant_id
             )

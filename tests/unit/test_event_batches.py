@@ -152,3 +152,42 @@ class TestABatchOfEvents:
         titles = [json.dumps(m.card) for m in own]
         assert len(own) + counted == 85
         assert len(titles) == len(set(titles))  # no alert has two cards
+
+
+class TestABriefFailure:
+    async def test_of_one_event_is_tried_again_in_the_run_not_by_failing_the_batch(self, ops):
+        store, clock, messenger = ops
+        ctx = delivering(store, messenger, clock=clock)
+        real = store.save_alert
+        failed: list[str] = []
+
+        async def once(state, **kwargs):
+            if state.alert_id == "ALRT-3" and not failed:
+                failed.append(state.alert_id)
+                raise TransientError("Table Storage is unreachable")
+            return await real(state, **kwargs)
+
+        store.save_alert = once
+        await process_batch([QueuedEvent(event(n), f"m{n}") for n in range(5)], ctx)
+        assert failed == ["ALRT-3"] and sum(len(getattr(s, "jobs", [s])) for s in ctx.jobs.sent) == 5
+
+    async def test_of_a_deliveries_message_is_run_again_in_the_run_its_jobs_no_longer_new(self, ops):
+        from shared.services.delivery import run_message
+
+        store, clock, messenger = ops
+        ctx = delivering(store, messenger, clock=clock)
+        record = conversation(TENANT, CHANNEL)
+        real = store.save_pacing
+        failed: list[int] = []
+
+        async def once(*args, **kwargs):
+            if not failed:
+                failed.append(1)
+                raise TransientError("Table Storage is unreachable")
+            return await real(*args, **kwargs)
+
+        store.save_pacing = once
+        from tests.unit.test_delivery_jobs import alert
+
+        report = await run_message([DeliveryJob(record, CARD, alert(1), new=True, request="e1")], ctx)
+        assert failed and report.updated == [] and len(messenger.cards_in(CHANNEL)) == 1

@@ -433,7 +433,9 @@ class Bench:
         windows = [limits.max_in_window(span, conversation_id=channel) for span in (1.0, 30.0, 3600.0)]
         refused = limits.refusals.get(channel, 0)
         visible = self._visible(channel)
-        lost = count - visible
+        hidden = count - visible  # neither its own card nor counted in the summary as Teams last got it
+        stored = {state.alert_id for state in await self.store.list_open_alerts(tenant)}
+        lost = sum(1 for i in range(count) if f"S-{i:05d}" not in stored)  # the connector has no record of it
         dead = self.broker.dead_lettered()
         seconds = (visible_at - last) if visible_at is not None else float("nan")
         azurite_cpu = self.azurite_cpu() - azurite_cpu
@@ -442,7 +444,8 @@ class Bench:
             "sent; busiest windows "
             f"{windows[0]}/1 s, {windows[1]}/30 s, {windows[2]}/3600 s (Teams: 7, 60, 1,800); {refused} × 429; "
             "every alert visible "
-            f"{seconds:.1f} s after the last arrived; {lost} lost; {dead} dead-lettered; Azurite (one thread, "
+            f"{seconds:.1f} s after the last arrived; {hidden} hidden; {lost} lost; {dead} dead-lettered; "
+            "Azurite (one thread, "
             "on the same cores) "
             f"used {azurite_cpu:.0f} s of CPU meanwhile ({self.last_visible[0]} cards, {self.last_visible[1]} "
             f"in the summary); {self.args.processes} instances (target-based scaling would ask for "
@@ -458,6 +461,7 @@ class Bench:
             storm_max_30s=windows[1],
             storm_max_3600s=windows[2],
             storm_429=refused,
+            storm_hidden=hidden,
             storm_lost=lost,
             storm_dead_lettered=dead,
             storm_visible_s=round(seconds, 1),
