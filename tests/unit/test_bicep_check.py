@@ -9,24 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.bicep import FIXTURES, INFRA, plant
 from tools import bicep_check
-
-ROOT = Path(__file__).resolve().parents[2]
-INFRA = ROOT / "infra"
-FIXTURES = ROOT / "tests" / "fixtures" / "bicep"
-
-
-@pytest.fixture
-def infra(tmp_path) -> Path:
-    """A copy of infra/ to plant errors in."""
-    shutil.copytree(INFRA, tmp_path / "infra")
-    return tmp_path / "infra"
-
-
-def plant(path: Path, old: str, new: str) -> None:
-    text = path.read_text(encoding="utf-8")
-    assert old in text, f"{old!r} is not in {path.name}"
-    path.write_text(text.replace(old, new, 1), encoding="utf-8")
 
 
 def messages(path: Path) -> list[str]:

@@ -8,24 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.bicep import plant
 from tools import bicep_refs
 
 ROOT = Path(__file__).resolve().parents[2]
 INFRA = ROOT / "infra"
 BEFORE = ROOT / "tests" / "fixtures" / "bicep" / "main-2026-11-23.bicep"
-
-
-@pytest.fixture
-def infra(tmp_path) -> Path:
-    """A copy of infra/ to plant errors in."""
-    shutil.copytree(INFRA, tmp_path / "infra")
-    return tmp_path / "infra"
-
-
-def plant(path: Path, old: str, new: str) -> None:
-    text = path.read_text(encoding="utf-8")
-    assert old in text, f"{old!r} is not in {path.name}"
-    path.write_text(text.replace(old, new, 1), encoding="utf-8")
 
 
 def messages(path: Path) -> list[str]:

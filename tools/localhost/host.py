@@ -496,23 +496,7 @@ class LocalHost:
             )
             value = [argument] if function.cardinality == "many" else argument
             result = await self._invoke(function, {function.arg_name: value}, "(null)", details)
-            if result.succeeded:
-                queue.complete(message, result.duration_ms, log=result.log)
-            elif queue.abandon(
-                message,
-                result.error_message or "",
-                delay=self.redelivery_delay,
-                duration_ms=result.duration_ms,
-                log=result.log,
-            ):
-                logger.warning(
-                    "Message %s on queue %s moved to the dead-letter queue after %d deliveries "
-                    "(MaxDeliveryCountExceeded): %s",
-                    message.message_id,
-                    queue.name,
-                    message.delivery_count,
-                    result.error_message,
-                )
+            self._settle(queue, [message], result)
         finally:
             slots.release()
 
