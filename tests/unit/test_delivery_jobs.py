@@ -41,6 +41,15 @@ def alert(n: int, severity: str = "high", status: str = "open", revision: int = 
     )
 
 
+def full_hour(now: float) -> pacing.Window:
+    """A conversation's window whose last hour holds 1,800 sends (Teams' limit), none in the
+    last 30 s: every new alert is folded, the summary itself still fits once a few age out."""
+    window = pacing.Window()
+    for i in range(1800):
+        window.record(now - 3500.0 + i * 1.9)
+    return window
+
+
 def sends(messenger: RecordingMessenger) -> int:
     return sum(1 for kind, _ in messenger.calls if kind in ("post", "update", "reply"))
 
@@ -494,9 +503,7 @@ class TestTwoConsumersOfOneConversation:
         messenger = RecordingMessenger()
         ctx = delivering(store, messenger, clock=clock)
         record = conversation(TENANT, CHANNEL)
-        full = pacing.Window()
-        for i in range(1800):  # the hour is full: every new alert is folded
-            full.record(clock.now.timestamp() - 3500.0 + i * 1.9)
+        full = full_hour(clock.now.timestamp())  # every new alert is folded
         await inner.save_pacing(TENANT, CHANNEL, full.to_json(), None, None)
         bodies = [
             json.dumps(DeliveryJob(record, CARD, alert(n), new=True, request=f"e{n}").to_json()) for n in range(5)
@@ -521,16 +528,12 @@ class TestAStormOverHours:
         messenger = RecordingMessenger()
         ctx = delivering(store, messenger, clock=clock)
         record = conversation(TENANT, CHANNEL)
-        full = pacing.Window()
-        for i in range(1800):  # the hour is full: every new alert is folded
-            full.record(clock.now.timestamp() - 3500.0 + i * 1.9)
+        full = full_hour(clock.now.timestamp())  # every new alert is folded
         etag = await store.save_pacing(TENANT, CHANNEL, full.to_json(), None, None)
         for hour in range(5):  # a folding batch in each of five hours
             clock.now = T0 + timedelta(hours=hour, minutes=1)
-            window, summary, etag = await store.get_pacing(TENANT, CHANNEL)
-            refilled = pacing.Window.from_json(window)
-            for i in range(1800):
-                refilled.record(clock.now.timestamp() - 3500.0 + i * 1.9)
+            _, summary, etag = await store.get_pacing(TENANT, CHANNEL)
+            refilled = full_hour(clock.now.timestamp())
             await store.save_pacing(TENANT, CHANNEL, refilled.to_json(), summary, etag)
             jobs = [
                 DeliveryJob(record, CARD, alert(100 * hour + n), new=True, request=f"h{hour}-{n}") for n in range(5)
@@ -553,10 +556,7 @@ class TestAFailedBatchLeavesNoAlertHidden:
         store, clock = memory_store(), Clock()
         messenger = TimedMessenger(clock)
         record = conversation(TENANT, CHANNEL)
-        # The conversation's hour is full: every new alert is folded, none waits for a slot.
-        full = pacing.Window()
-        for i in range(1800):
-            full.record(clock.now.timestamp() - 3500.0 + i * 1.9)
+        full = full_hour(clock.now.timestamp())  # every new alert is folded, none waits for a slot
         await store.save_pacing(TENANT, CHANNEL, full.to_json(), None, None)
         # A job for an alert that has a card (it looks its delivery up) comes last: its lookup fails.
         flaky = FailingOnce(store, failing)
