@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from typing import TypeVar
 
 Sleep = Callable[[float], Awaitable[None]]
 
@@ -31,6 +32,9 @@ Sleep = Callable[[float], Awaitable[None]]
 RETRY_LATER_STATUSES = frozenset({401, 408, 412, 429, 500, 502, 503, 504})
 # Tried again inside the call: throttling and gateway answers.
 RETRY_NOW_STATUSES = frozenset({429, 502, 503, 504})
+
+
+T = TypeVar("T")
 
 
 def is_permanent(status: int | None) -> bool:
@@ -86,6 +90,26 @@ class RetryPolicy:
             else exponential(attempt, first=self.backoff_seconds, cap=self.max_wait_seconds)
         )
         return wait if wait <= self.max_wait_seconds else None
+
+
+async def tried_again(
+    call: Callable[[int], Awaitable[T]],
+    *,
+    retry_on: type[BaseException],
+    retries: int,
+    sleep: Sleep,
+    first: float = 0.2,
+    cap: float = 1.0,
+) -> T:
+    """``call(0)``, and while it raises ``retry_on``, ``call(1)`` … ``call(retries)`` after
+    :func:`exponential` waits: a failure "for now" met again within the run. The last try's
+    error is raised."""
+    for attempt in range(retries):
+        try:
+            return await call(attempt)
+        except retry_on:
+            await sleep(exponential(attempt + 1, first=first, cap=cap))
+    return await call(retries)
 
 
 # Microsoft Graph calls made while someone waits (admin routes, buttons, consent checks).

@@ -233,14 +233,14 @@ def bundle(jobs: list[DeliveryJob]) -> list[DeliveryJob | JobBundle]:
     they are due within the same second, scheduled at the end of it (a storm's put-off cards are
     then a few messages, not one each)."""
     out: list[DeliveryJob | JobBundle] = []
-    by_session: dict[tuple[str, datetime | None], list[DeliveryJob]] = {}
+    groups: dict[tuple[str, datetime | None], list[DeliveryJob]] = {}  # (session, when due) -> jobs
     for job in jobs:
         due = None
         if job.not_before is not None:
             whole = job.not_before.replace(microsecond=0)
             due = whole if whole == job.not_before else whole + timedelta(seconds=1)
-        by_session.setdefault((job.session_id, due), []).append(job)
-    for (_, due), group in by_session.items():
+        groups.setdefault((job.session_id, due), []).append(job)
+    for (_, due), group in groups.items():
         chunk: list[DeliveryJob] = []
         size = 0
         for job in group:

@@ -33,7 +33,7 @@ from shared.domain.jobs import CARD, COMMENT, SUMMARY, DeliveryJob, bundle, conv
 from shared.domain.model import AlertState, Delivery, Undeliverable
 from shared.domain.workflows import InvalidWorkflow, parse_recipient
 from shared.ports import ConcurrencyConflict, DeliveryError, PacingStore, ReconsentRequired, TransientError
-from shared.resilience import exponential
+from shared.resilience import exponential, tried_again
 
 log = logging.getLogger(__name__)
 
@@ -202,13 +202,13 @@ RUN_RETRIES = 3
 
 async def run_message(jobs: list[DeliveryJob], ctx: Any) -> JobReport:
     """:func:`run_jobs` for one deliveries message, tried again in the run when it fails for now."""
-    for attempt in range(RUN_RETRIES):
-        try:
-            return await run_jobs(jobs, ctx)
-        except TransientError:
-            jobs = [replace(job, new=False) for job in jobs]
-            await ctx.sleep(exponential(attempt + 1, first=0.2, cap=1.0))
-    return await run_jobs(jobs, ctx)
+    again = [replace(job, new=False) for job in jobs]
+    return await tried_again(
+        lambda attempt: run_jobs(again if attempt else jobs, ctx),
+        retry_on=TransientError,
+        retries=RUN_RETRIES,
+        sleep=ctx.sleep,
+    )
 
 
 async def run_jobs(jobs: list[DeliveryJob], ctx: Any) -> JobReport:

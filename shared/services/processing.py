@@ -38,7 +38,7 @@ from shared.ports import (
     TeamsMessenger,
     TransientError,
 )
-from shared.resilience import exponential
+from shared.resilience import tried_again
 from shared.services.delivery import TenantBudget, send_to_fallback
 from shared.services.recipients import RecipientResolver, Unreachable
 
@@ -142,17 +142,17 @@ class _CollectedJobs:
     def __init__(self, queue: JobQueue) -> None:
         self.queue = queue
         self.jobs: list[DeliveryJob] = []
+        self._ids: set[str] = set()
 
     async def send(self, jobs: Sequence[DeliveryJob | JobBundle]) -> None:
-        seen = {j.message_id for j in self.jobs}
         for job in jobs:
             for one in job.jobs if isinstance(job, JobBundle) else (job,):
-                if one.message_id not in seen:  # a message tried again in the run routes the same jobs again
-                    seen.add(one.message_id)
+                if one.message_id not in self._ids:  # a message tried again in the run routes the same jobs again
+                    self._ids.add(one.message_id)
                     self.jobs.append(one)
 
     async def flush(self) -> None:
-        jobs, self.jobs = self.jobs, []
+        jobs, self.jobs, self._ids = self.jobs, [], set()
         if jobs:
             await self.queue.send(bundle(jobs))
 
@@ -175,15 +175,13 @@ async def process_batch(
 
     async def one(message: QueuedEvent) -> list[Outcome]:
         async with slots:
-            for attempt in range(BATCH_RETRIES):
-                try:
-                    return await process_message(
-                        message.body, message.message_id, batch_ctx, default_tenant_id=default_tenant_id
-                    )
-                except TransientError:
-                    await ctx.sleep(exponential(attempt + 1, first=0.2, cap=1.0))
-            return await process_message(
-                message.body, message.message_id, batch_ctx, default_tenant_id=default_tenant_id
+            return await tried_again(
+                lambda _: process_message(
+                    message.body, message.message_id, batch_ctx, default_tenant_id=default_tenant_id
+                ),
+                retry_on=TransientError,
+                retries=BATCH_RETRIES,
+                sleep=ctx.sleep,
             )
 
     results = await asyncio.gather(*(one(m) for m in messages), return_exceptions=True)

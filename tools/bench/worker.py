@@ -56,6 +56,20 @@ async def _settle(http: aiohttp.ClientSession, broker: str, tokens: list[str], o
             await response.read()
 
 
+async def _run_and_settle(http: aiohttp.ClientSession, broker: str, items: list[dict], function, argument) -> None:
+    """Run one invocation (``function(argument)``) on ``items`` and settle them all by its
+    outcome, as the host does."""
+    tokens = [i["token"] for i in items]
+    try:
+        await function(argument)
+    except Exception as exc:  # noqa: BLE001 - the broker redelivers, as Service Bus would
+        error = f"{type(exc).__name__}: {exc}"
+        print(json.dumps({"error": error[:300]}), file=sys.stderr, flush=True)
+        await _settle(http, broker, tokens, False, error)
+        return
+    await _settle(http, broker, tokens, True)
+
+
 async def consume(http: aiohttp.ClientSession, broker: str, queue: str, function, *, at_once: int = 1) -> None:
     """A single-message trigger on a queue without sessions: messages come several to a round
     trip, run concurrently, each settled by its own outcome."""
@@ -84,17 +98,8 @@ async def consume_batches(http: aiohttp.ClientSession, broker: str, queue: str, 
     while True:
         async with http.post(f"{broker}/_broker/queues/{queue}/receive", json={"max": max_count}) as response:
             items = (await response.json())["messages"]
-        if not items:
-            continue
-        tokens = [i["token"] for i in items]
-        try:
-            await function([_message(i) for i in items])
-        except Exception as exc:  # noqa: BLE001 - the broker redelivers, as Service Bus would
-            error = f"{type(exc).__name__}: {exc}"
-            print(json.dumps({"error": error[:300]}), file=sys.stderr, flush=True)
-            await _settle(http, broker, tokens, False, error)
-            continue
-        await _settle(http, broker, tokens, True)
+        if items:
+            await _run_and_settle(http, broker, items, function, [_message(i) for i in items])
 
 
 class BrokerSessions:
@@ -125,15 +130,8 @@ async def consume_sessions(http: aiohttp.ClientSession, broker: str, queue: str,
     source = BrokerSessions(http, broker, queue)
 
     async def run(session: str, items: list[dict]) -> None:
-        tokens = [i["token"] for i in items]
-        try:
-            await function([_message(i) for i in items] if cardinality == "many" else _message(items[0]))
-        except Exception as exc:  # noqa: BLE001 - the broker redelivers, as Service Bus would
-            error = f"{type(exc).__name__}: {exc}"
-            print(json.dumps({"error": error[:300]}), file=sys.stderr, flush=True)
-            await _settle(http, broker, tokens, False, error)
-            return
-        await _settle(http, broker, tokens, True)
+        argument = [_message(i) for i in items] if cardinality == "many" else _message(items[0])
+        await _run_and_settle(http, broker, items, function, argument)
 
     idle = sessions.idle_seconds(SERVICE_BUS)
     await asyncio.gather(
