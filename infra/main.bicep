@@ -95,7 +95,7 @@ param serviceBusSku string = 'Standard'
   'SingleTenant'
   'UserAssignedMSI'
 ])
-@description('SingleTenant: an app registration (botAppId) with a client secret in Key Vault; it serves other organisations when the registration\'s sign-in audience is AzureADMultipleOrgs. UserAssignedMSI: the managed identity is the bot, with no secret; it serves the organisation it is deployed in (README: One organisation or many). Azure creates no new MultiTenant bots since 31 July 2025.')
+@description('SingleTenant: an app registration (botAppId) with a client secret in Key Vault; it serves other organisations when the registration\'s sign-in audience is AzureADMultipleOrgs. UserAssignedMSI: the managed identity is the bot, with no secret; it serves the organisation it is deployed in (docs/DEPLOYING.md: One organisation or many). Azure creates no new MultiTenant bots since 31 July 2025.')
 param botAppType string = 'SingleTenant'
 
 @description('Application (client) id of the bot app registration. Ignored for UserAssignedMSI (the identity\'s client id is used).')

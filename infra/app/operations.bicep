@@ -172,7 +172,7 @@ resource secretExpiry 'Microsoft.EventGrid/systemTopics/eventSubscriptions@2023-
       endpointType: 'MonitorAlert'
       properties: {
         severity: 'Sev2'
-        description: 'A secret of the connector expires soon (or has): rotate it (README: Rotate secrets). The bot stops answering when its client secret expires.'
+        description: 'A secret of the connector expires soon (or has): rotate it (docs/DEPLOYING.md: Rotate secrets). The bot stops answering when its client secret expires.'
         actionGroups: [
           actionGroup.id
         ]
