@@ -543,9 +543,11 @@ def digest_card(
 MAX_SUMMARY_ALERTS = 10
 
 
-def summary_card(summary: dict[str, Any]) -> dict[str, Any]:
+def summary_card(summary: dict[str, Any], *, ended: bool = False) -> dict[str, Any]:
     """The storm summary of one conversation: how many alerts are open by severity and status,
-    the most severe by name (linked to their source), "and N more", and the time window."""
+    the most severe by name (linked to their source), "and N more", and the time window.
+    ``ended``: the storm is over (a later one has its own summary); the card keeps its last
+    counts and says how many alerts it summarised in all."""
     counts: dict[str, int] = summary.get("counts") or {}
     open_total = sum(n for key, n in counts.items() if not key.startswith("resolved:"))
     resolved = sum(n for key, n in counts.items() if key.startswith("resolved:"))
@@ -561,15 +563,27 @@ def summary_card(summary: dict[str, Any]) -> dict[str, Any]:
                     "width": "stretch",
                     "verticalContentAlignment": "Center",
                     "items": [
-                        _text_block(f"Alert storm: {open_total:,} alerts in this summary", id="storm", weight="Bolder")
+                        _text_block(
+                            (
+                                f"Alert storm ended: {int(summary.get('folded') or 0):,} alerts were summarised here"
+                                if ended
+                                else f"Alert storm: {open_total:,} alerts in this summary"
+                            ),
+                            id="storm",
+                            weight="Bolder",
+                        )
                     ],
                 },
             ],
         },
         _text_block(
-            "So many alerts arrived that they are listed here instead of as separate cards. Individual cards "
-            "resume when the storm passes. "
-            "Send **alerts** for the full list.",
+            (
+                "The counts below are as the storm ended. Later changes of these alerts are posted as their own "
+                "cards, and a new storm gets a new summary. Send **alerts** for the open ones."
+                if ended
+                else "So many alerts arrived that they are listed here instead of as separate cards. Individual "
+                "cards resume when the storm passes. Send **alerts** for the full list."
+            ),
             isSubtle=True,
             spacing="Small",
         ),

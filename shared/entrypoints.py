@@ -565,7 +565,11 @@ async def alert_status(req: func.HttpRequest) -> func.HttpResponse:
         return _json_response(404, {"error": f"no alert {alert_id} in tenant {tenant_id}"})
     cards = []
     for delivery in await c.store.list_deliveries(tenant_id, state.key):
-        status = "posted" if delivery.activity_id else ("failed" if delivery.status == "failed" else "in flight")
+        status = (
+            "posted"
+            if delivery.activity_id
+            else {"failed": "failed", "folded": "in the storm summary"}.get(delivery.status, "in flight")
+        )
         cards.append(
             {
                 "conversationId": delivery.conversation_id,

@@ -86,6 +86,10 @@ class DeliveryStore(Protocol):
         ...
 
     async def delete_delivery(self, tenant_id: str, alert_key: str, conversation_id: str) -> None: ...
+    async def mark_folded(self, deliveries: list[Delivery]) -> None:
+        """Record alerts as counted in a conversation's storm summary (status ``folded``)."""
+        ...
+
     async def claim(self, delivery: Delivery, keep: timedelta) -> Delivery:
         """Create a claim row (ConcurrencyConflict when it exists): a digest period's, a comment's;
         removed ``keep`` after its ``claimed_at``."""
@@ -164,8 +168,9 @@ class PacingStore(Protocol):
     async def save_summary_members(
         self, tenant_id: str, conversation_id: str, members: list[dict[str, Any]], *, first: bool = True
     ) -> None:
-        """Alerts counted in the conversation's storm summary: ``{"alertKey", "severity", "status", "revision", "seq"}``
-        (``seq``: the summary's sequence when it was counted);
+        """Alerts counted in the conversation's storm summary: ``{"alertKey", "severity", "status", "revision", "seq",
+        "storm", "recipient", "fallback"}`` (``seq``: the summary's sequence when it was counted; ``storm``: which
+        summary; ``recipient`` and ``fallback``: whom the alert was for and where it goes if the summary is refused);
         ``first``: newly counted (their removal is scheduled)."""
         ...
 
@@ -173,6 +178,7 @@ class PacingStore(Protocol):
         self, tenant_id: str, conversation_id: str, alert_key: str
     ) -> dict[str, Any] | None: ...
     async def delete_summary_member(self, tenant_id: str, conversation_id: str, alert_key: str) -> None: ...
+    async def list_summary_members(self, tenant_id: str, conversation_id: str, storm: int) -> list[dict[str, Any]]: ...
 
 
 class ActionStore(Protocol):

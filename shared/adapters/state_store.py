@@ -608,6 +608,19 @@ class TableStateStore:
         etag = await (table.create(entity) if delivery.etag is None else table.replace(entity, delivery.etag))
         return Delivery(**{**delivery.__dict__, "etag": etag})
 
+    async def mark_folded(self, deliveries: list[Delivery]) -> None:
+        """Record that each alert is counted in a conversation's storm summary (status
+        ``folded``, no card): a later change of the alert finds the conversation through
+        :meth:`list_deliveries`, like a card's. Written whatever was there (a put-off claim)."""
+        table = await self._t("deliveries")
+        for start in range(0, len(deliveries), READ_CONCURRENCY):
+            await asyncio.gather(
+                *(
+                    table.upsert(records.delivery_to_entity(replace(d, status="folded", activity_id=None)))
+                    for d in deliveries[start : start + READ_CONCURRENCY]
+                )
+            )
+
     async def delete_delivery(self, tenant_id: str, alert_key: str, conversation_id: str) -> None:
         await (await self._t("deliveries")).delete(
             records.delivery_partition(tenant_id, alert_key), records.encode_key(conversation_id)
@@ -884,6 +897,11 @@ class TableStateStore:
                 "Status": m["status"],
                 "Revision": str(m["revision"]),
                 "Seq": str(m.get("seq", 0)),
+                "Storm": str(m.get("storm", 1)),
+                "Recipient": str(m.get("recipient", ""))[:1000],
+                "Fallback": json.dumps(m.get("fallback") or [], separators=(",", ":"))[
+                    : records.MAX_STRING_PROPERTY_CHARS
+                ],
             }
             for m in members
         ]
@@ -901,15 +919,30 @@ class TableStateStore:
         row = await (await self._t("summarymembers")).get(
             self._members_partition(tenant_id, conversation_id), alert_key
         )
-        if row is None:
-            return None
-        e = row[0]
+        return self._member(row[0]) if row else None
+
+    async def list_summary_members(self, tenant_id: str, conversation_id: str, storm: int) -> list[dict[str, Any]]:
+        """The alerts counted in one storm's summary of the conversation."""
+        rows = await (await self._t("summarymembers")).query(
+            partition=self._members_partition(tenant_id, conversation_id)
+        )
+        return [m for m in (self._member(e) for e, _ in rows) if m["storm"] == storm]
+
+    @staticmethod
+    def _member(e: Entity) -> dict[str, Any]:
+        try:
+            fallback = json.loads(e.get("Fallback") or "[]")
+        except ValueError:  # cut at the property limit: the member keeps no fallback
+            fallback = []
         return {
-            "alertKey": alert_key,
+            "alertKey": e["RowKey"],
             "severity": e["Severity"],
             "status": e["Status"],
             "revision": int(e["Revision"]),
             "seq": int(e.get("Seq") or 0),
+            "storm": int(e.get("Storm") or 1),
+            "recipient": e.get("Recipient", ""),
+            "fallback": fallback if isinstance(fallback, list) else [],
         }
 
     # alerts that reached no one (recipient and fallback failed)

@@ -139,7 +139,7 @@ class Delivery:
     conversation_id: str
     activity_id: str | None = None
     rendered_version: int = -1
-    status: str = "posting"  # posting | posted | failed
+    status: str = "posting"  # posting | posted | failed | folded (counted in the storm summary, no card)
     failure: str | None = None
     claimed_at: datetime | None = None
     last_reminder: datetime | None = None

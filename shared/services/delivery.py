@@ -58,6 +58,11 @@ MAX_BACKOFF_SECONDS = 300.0
 MAX_FAILURES = 300
 # A claim older than this belongs to a consumer that died between claiming and recording.
 CLAIM_TIMEOUT = timedelta(minutes=2)
+# A storm is over once its summary has folded nothing for STORM_QUIET, or began STORM_MAX_AGE
+# ago: the next fold starts a new summary card at the bottom of the conversation, and the old
+# card says the storm ended (a storm days later never updates a card days up the channel).
+STORM_QUIET = timedelta(minutes=30)
+STORM_MAX_AGE = timedelta(hours=6)
 
 
 def _now() -> datetime:
@@ -186,7 +191,8 @@ class _Conversation:
         # an attempt whose summary was never saved, so it is not in these counts.
         self.saved_seq = summary["seq"] if summary else 0
         # Alerts folded into the summary in this batch, recorded together at the end of it.
-        self.folds: dict[str, dict[str, Any]] = {}  # alert key -> {"alertKey", "severity", "status", "revision", "seq"}
+        self.folds: dict[str, dict[str, Any]] = {}  # alert key -> a summary member (store.save_summary_members)
+        self.fold_marks: dict[str, Delivery] = {}  # alert key -> its "folded" delivery row
         self.recorded: list[str] = []  # alert keys this batch recorded as new members
         self.waited = 0.0  # seconds this batch has waited for sends
         self.limits = pacing.limits_for(
@@ -270,7 +276,14 @@ def _discard_counts(before: dict[str, Any] | None, now: dict[str, Any] | None) -
     to be drawn again, since it may show this attempt's counts."""
     if now is None or not now.get("activityId") or (before and before.get("renderedAt") == now.get("renderedAt")):
         return before
-    kept = copy.deepcopy(before) if before is not None else _empty_summary()
+    if before is not None and now.get("storm", 1) != before.get("storm", 1):
+        # This attempt ended the storm read and began a new summary: the new one is kept (its card
+        # exists), counting nothing yet, with the old one to be drawn as ended if it is not yet.
+        kept = _empty_summary(storm=now["storm"], seq=before["seq"])
+        if now.get("ended"):
+            kept["ended"] = now["ended"]
+    else:
+        kept = copy.deepcopy(before) if before is not None else _empty_summary()
     kept["activityId"] = now["activityId"]
     kept["renderedAt"] = now.get("renderedAt")
     kept["rendered"] = -1
@@ -281,6 +294,7 @@ async def _unrecord(conv: _Conversation, ctx: Any) -> None:
     for key in conv.recorded:
         with contextlib.suppress(Exception):  # best effort: the summary never counted them
             await ctx.store.delete_summary_member(conv.record.tenant_id, conv.record.conversation_id, key)
+            await ctx.store.delete_delivery(conv.record.tenant_id, key, conv.record.conversation_id)
 
 
 async def _run_job(
@@ -367,6 +381,11 @@ async def _card(job: DeliveryJob, conv: _Conversation, ctx: Any, report: JobRepo
         state = await store.get_alert(job.tenant_id, job.extra["alertKey"])
         if state is None:
             return
+    if job.extra.get("refused"):  # counted in a summary card that the conversation refused for good
+        shown = await store.get_delivery(job.tenant_id, state.key, job.conversation_id)
+        if shown is None or not shown.activity_id:
+            await _refused(replace(job, alert=state), conv, ctx, report, str(job.extra["refused"]), gone=False)
+        return
     if state.key in conv.folds:  # folded earlier in this batch: count the change there
         await _member_change(conv, conv.folds[state.key], state, ctx)
         return
@@ -388,12 +407,14 @@ async def _card(job: DeliveryJob, conv: _Conversation, ctx: Any, report: JobRepo
     if not fresh and (delivery is None or not delivery.activity_id):
         # An alert is either its own card here or counted in the summary, never both.
         member = await store.get_summary_member(job.tenant_id, job.conversation_id, state.key)
-        if member is not None and member["seq"] <= conv.saved_seq:
+        storm = conv.summary.get("storm", 1) if conv.summary is not None else None
+        if member is not None and member["seq"] <= conv.saved_seq and member["storm"] == storm:
             await _member_change(conv, member, state, ctx)
             return
         if member is not None:
-            # Recorded by an attempt whose summary was never saved: not counted. Decided afresh,
-            # and the record goes, so that no later job takes it for a counted one.
+            # Recorded by an attempt whose summary was never saved (not counted), or counted in a
+            # storm that has ended (its card keeps its last counts): decided afresh, its own card
+            # or counted in the current summary, and the record goes.
             await store.delete_summary_member(job.tenant_id, job.conversation_id, state.key)
     if delivery is not None and delivery.activity_id:
         await _update(job, state, delivery, conv, ctx, report, later)
@@ -410,9 +431,7 @@ async def _card(job: DeliveryJob, conv: _Conversation, ctx: Any, report: JobRepo
         conv.window.redeem(now.timestamp())  # this job was put off to a slot held for it
     at = conv.window.next_send(now.timestamp(), conv.limits, reserve=True, ignore_block=True)
     if at - now.timestamp() > FOLD_AFTER_SECONDS:
-        if delivery is not None:  # a post that was put off earlier: it is counted instead
-            await store.delete_delivery(job.tenant_id, state.key, job.conversation_id)
-        _fold(state, conv, ctx, report)
+        _fold(job, state, conv, ctx, report)  # a post put off earlier is counted instead: its row is replaced
         return
     wait = max(at - now.timestamp(), 0.0)
     if wait > MAX_WAIT_SECONDS or conv.waited + wait > MAX_BATCH_WAIT_SECONDS:
@@ -705,7 +724,9 @@ async def _undeliverable(
 # ---------------------------------------------------------------------------- storm summary
 
 
-def _empty_summary() -> dict[str, Any]:
+def _empty_summary(*, storm: int = 1, seq: int = 0) -> dict[str, Any]:
+    """A summary with nothing counted. ``seq`` goes on from the previous storm's: a member
+    recorded with a higher sequence than the saved summary's is one never counted."""
     return {
         "counts": {},
         "top": [],
@@ -714,9 +735,31 @@ def _empty_summary() -> dict[str, Any]:
         "last": None,
         "activityId": None,
         "renderedAt": None,
-        "seq": 0,
+        "seq": seq,
         "rendered": -1,
+        "storm": storm,
     }
+
+
+def _storm_over(summary: dict[str, Any], now: datetime) -> bool:
+    """Whether the summary's storm has ended: it has a card, and folded nothing for a while or
+    began long ago. (A summary with no card yet goes on: its alerts are shown nowhere else.)"""
+    if not summary.get("activityId") or not summary.get("last"):
+        return False
+    return (
+        now - datetime.fromisoformat(summary["last"]) >= STORM_QUIET
+        or now - datetime.fromisoformat(summary["first"] or summary["last"]) >= STORM_MAX_AGE
+    )
+
+
+def _next_storm(summary: dict[str, Any]) -> dict[str, Any]:
+    """A new summary for a new storm; the old one is kept as ``ended`` until its card says so."""
+    new = _empty_summary(storm=summary.get("storm", 1) + 1, seq=summary["seq"])
+    new["ended"] = {
+        key: summary.get(key) for key in ("counts", "top", "folded", "first", "last", "activityId", "storm")
+    }
+    new["sweepDue"] = summary.get("sweepDue")
+    return new
 
 
 def _entry(state: AlertState) -> dict[str, Any]:
@@ -753,12 +796,17 @@ def _place(summary: dict[str, Any], state: AlertState) -> None:
     summary["top"] = top[: cards.MAX_SUMMARY_ALERTS * 2]
 
 
-def _fold(state: AlertState, conv: _Conversation, ctx: Any, report: JobReport) -> None:
+def _fold(job: DeliveryJob, state: AlertState, conv: _Conversation, ctx: Any, report: JobReport) -> None:
     """Count a new alert in the conversation's summary instead of posting its own card. It is
     recorded as a member of the summary (the conversation's partition, written in batches at
-    the end of the batch of jobs); later changes of the alert find it there and move the
-    counts. The `alerts` command lists it like any alert."""
-    summary = conv.summary or _empty_summary()
+    the end of the batch of jobs) and as a ``folded`` delivery (the alert's partition): later
+    changes of the alert, from its source or from Teams, come here through it and move the
+    counts. The `alerts` command lists it like any alert. The first fold after a storm has
+    ended begins a new summary."""
+    summary = conv.summary
+    if summary is not None and _storm_over(summary, ctx.clock()):
+        summary = _next_storm(summary)
+    summary = summary or _empty_summary()
     now = ctx.clock().isoformat()
     _count(summary, state.severity, state.status, +1)
     _place(summary, state)
@@ -774,7 +822,21 @@ def _fold(state: AlertState, conv: _Conversation, ctx: Any, report: JobReport) -
         "status": state.status,
         "revision": state.revision,
         "seq": summary["seq"],
+        "storm": summary.get("storm", 1),
+        "recipient": job.recipient,
+        "fallback": list(job.fallback),
     }
+    conv.fold_marks[state.key] = Delivery(
+        job.tenant_id,
+        state.key,
+        job.conversation_id,
+        status="folded",
+        rendered_version=state.revision,
+        recipient=job.recipient,
+        reason=job.reason,
+        context=job.context,
+        conversation=conversation_to_json(job.conversation),
+    )
     report.folded.append(state.key)
 
 
@@ -787,14 +849,16 @@ async def _write_folds(conv: _Conversation, ctx: Any, report: JobReport) -> None
         summary = conv.summary if conv.summary is not None else {}
         due = summary.get("sweepDue")
         schedule = due is None or datetime.fromisoformat(due) <= now
+        conv.recorded.extend(conv.folds)
         await ctx.store.save_summary_members(
             conv.record.tenant_id, conv.record.conversation_id, list(conv.folds.values()), first=schedule
         )
-        conv.recorded.extend(conv.folds)
+        await ctx.store.mark_folded([conv.fold_marks[key] for key in conv.folds if key in conv.fold_marks])
         if schedule and conv.summary is not None:
             # The sweep runs after the retention of resolved alerts, which is never shorter than this.
             conv.summary["sweepDue"] = (now + timedelta(days=retention.MIN_RESOLVED_ALERT_DAYS)).isoformat()
         conv.folds = {}
+        conv.fold_marks = {}
 
 
 async def _member_change(conv: _Conversation, member: dict[str, Any], state: AlertState, ctx: Any) -> None:
@@ -824,9 +888,10 @@ def _summary_request(summary: dict[str, Any], now: datetime) -> str:
 async def _refresh_summary(
     conv: _Conversation, ctx: Any, report: JobReport, later: list[DeliveryJob], trigger: DeliveryJob | None = None
 ) -> None:
-    """Post or update the summary card when the window allows, else schedule its update.
-    A follow-up continues ``trigger`` (the summary job being run), so each reschedule is a new
-    message rather than a duplicate of one already handled."""
+    """Post or update the summary card when the window allows, else schedule its update; a
+    storm that has ended first has its card say so. A follow-up continues ``trigger`` (the
+    summary job being run), so each reschedule is a new message rather than a duplicate of one
+    already handled."""
     summary = conv.summary
     if summary is None:
         return
@@ -847,16 +912,43 @@ async def _refresh_summary(
             )
         )
         return
+    job = trigger or DeliveryJob(conv.record, SUMMARY, request=_summary_request(summary, now))
+    ended = summary.get("ended")
+    if ended:
+        if not await _wait_for_send(job, conv, ctx, later):
+            return
+        if await _send_summary(conv, ctx, report, later, job, ended, ended=True) == "later":
+            return
+        summary.pop("ended", None)
     if summary["seq"] == summary.get("rendered") and summary.get("activityId"):
         return
-    job = trigger or DeliveryJob(conv.record, SUMMARY, request=_summary_request(summary, now))
     if not await _wait_for_send(job, conv, ctx, later):
         return
-    card = cards.summary_card(summary)
+    if await _send_summary(conv, ctx, report, later, job, summary) == "sent":
+        summary["renderedAt"] = ctx.clock().isoformat()
+        summary["rendered"] = summary["seq"]
+        conv.summary_dirty = False
+
+
+async def _send_summary(
+    conv: _Conversation,
+    ctx: Any,
+    report: JobReport,
+    later: list[DeliveryJob],
+    job: DeliveryJob,
+    summary: dict[str, Any],
+    *,
+    ended: bool = False,
+) -> str:
+    """Post or update one summary card (its send slot taken): "sent"; "later" when put off
+    after a failure for now; "refused" when refused for good (its alerts then go where a
+    refused card goes, and the next fold begins a new summary)."""
+    card = cards.summary_card(summary, ended=ended)
+    open_total = sum(n for key, n in summary["counts"].items() if not key.startswith("resolved:"))
     text = (
-        "Alert storm: "
-        f"{sum(summary['counts'].get(k, 0) for k in summary['counts'] if not k.startswith('resolved:'))} alerts "
-        "open in one summary"
+        f"Alert storm ended: {int(summary.get('folded') or 0)} alerts"
+        if ended
+        else (f"Alert storm: {open_total} alerts open in one summary")
     )
     try:
         if summary.get("activityId"):
@@ -864,12 +956,48 @@ async def _refresh_summary(
         else:
             summary["activityId"] = await ctx.messenger.post(conv.record, card, text)
     except DeliveryError as exc:
-        if exc.permanent:
-            log.error("The storm summary of %s was refused: %s", conv.record.conversation_id, exc)
-            return
-        _reschedule(job, conv, ctx, later, exc)
-        return
+        if not exc.permanent:
+            if _reschedule(job, conv, ctx, later, exc):
+                return "later"
+            await _summary_refused(conv, ctx, later, summary, f"Teams kept failing the summary card ({exc})")
+            return "refused"
+        await _summary_refused(conv, ctx, later, summary, f"Teams refused the storm summary card ({exc})")
+        if exc.conversation_gone:
+            await ctx.store.remove_conversation(conv.record.tenant_id, conv.record.conversation_id)
+            log.warning("Forgot conversation %s: Teams says the bot can no longer post there", conv.record.label)
+        return "refused"
     report.sends += 1
-    summary["renderedAt"] = ctx.clock().isoformat()
-    summary["rendered"] = summary["seq"]
-    conv.summary_dirty = False
+    return "sent"
+
+
+async def _summary_refused(
+    conv: _Conversation, ctx: Any, later: list[DeliveryJob], summary: dict[str, Any], reason: str
+) -> None:
+    """A summary card refused for good: each alert it counts that is not resolved goes where a
+    refused card goes (a job that records the failure and sends the card to the alert's
+    fallback recipients, or records it as undeliverable), and the current summary starts over,
+    so the next storm posts a new card."""
+    storm = summary.get("storm", 1)
+    members = await ctx.store.list_summary_members(conv.record.tenant_id, conv.record.conversation_id, storm)
+    log.error(
+        "The storm summary in %s was refused: %s; its %d open alerts go to their fallback recipients",
+        conv.record.label,
+        reason,
+        sum(1 for m in members if m["status"] != "resolved"),
+    )
+    later.extend(
+        DeliveryJob(
+            conv.record,
+            CARD,
+            None,
+            recipient=member["recipient"],
+            fallback=tuple(member["fallback"]),
+            extra={"alertKey": member["alertKey"], "refused": reason[:2000]},
+            request=f"summary-refused-{storm}",
+        )
+        for member in members
+        if member["status"] != "resolved"
+    )
+    if conv.summary is not None and conv.summary.get("storm", 1) == storm:
+        conv.summary = _empty_summary(storm=storm + 1, seq=conv.summary["seq"])
+        conv.summary_dirty = False
