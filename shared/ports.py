@@ -239,10 +239,14 @@ class DeliveryError(Exception):
         permanent: bool = False,
         conversation_gone: bool = False,
         retry_after: float | None = None,
+        maybe_sent: bool = False,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.permanent = permanent
+        # The request may have reached Teams (it timed out, or the connection dropped after it
+        # was sent): a post may exist although no activity id came back.
+        self.maybe_sent = maybe_sent
         # Seconds Teams asked to wait (Retry-After), when it said.
         self.retry_after = retry_after
         # Teams no longer has this conversation, or the bot is no longer in it.

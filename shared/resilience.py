@@ -17,7 +17,9 @@ Two kinds of retry:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import contextlib
+from collections.abc import Awaitable, Callable, Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -114,6 +116,26 @@ async def tried_again(
 
 # Microsoft Graph calls made while someone waits (admin routes, buttons, consent checks).
 GRAPH = RetryPolicy()
+# A send made for a queued delivery job: tried once. A throttle's Retry-After or a failure is
+# not waited out inside the call (holding the conversation's session and the invocation): it is
+# raised, and the job is rescheduled for then as a scheduled message.
+QUEUED_SEND = RetryPolicy(max_attempts=1)
+
+_queued_send: ContextVar[bool] = ContextVar("queued_send", default=False)
+
+
+@contextlib.contextmanager
+def queued_send() -> Iterator[None]:
+    """Within this block, calls that would retry by :data:`GRAPH` use :data:`QUEUED_SEND`."""
+    token = _queued_send.set(True)
+    try:
+        yield
+    finally:
+        _queued_send.reset(token)
+
+
+def policy_now(default: RetryPolicy) -> RetryPolicy:
+    return QUEUED_SEND if _queued_send.get() else default
 
 
 async def real_sleep(seconds: float) -> None:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from shared.domain.model import ConversationRecord
 from shared.ports import DeliveryError, GraphError, ReconsentRequired, StateStore, TeamsMessenger
-from shared.resilience import is_permanent
+from shared.resilience import is_permanent, queued_send
 
 if TYPE_CHECKING:
     from shared.adapters.graph import GraphDirectory
@@ -28,7 +28,13 @@ def _reconsent(tenant_id: str, reason: str) -> ReconsentRequired:
 
 def _delivery_error(exc: GraphError) -> DeliveryError:
     # Graph's Retry-After reaches the delivery job, which is rescheduled for then.
-    return DeliveryError(str(exc), status=exc.status, permanent=is_permanent(exc.status), retry_after=exc.retry_after)
+    return DeliveryError(
+        str(exc),
+        status=exc.status,
+        permanent=is_permanent(exc.status),
+        retry_after=exc.retry_after,
+        maybe_sent=exc.code == "NoAnswer",
+    )
 
 
 class GraphMessenger:
@@ -71,9 +77,10 @@ class GraphMessenger:
         await self._check(conversation)
         where = self._where(conversation)
         try:
-            if isinstance(where, tuple):
-                return await self._directory().post_channel_message(conversation.tenant_id, *where, card, summary)
-            return await self._directory().post_chat_message(conversation.tenant_id, where, card, summary)
+            with queued_send():
+                if isinstance(where, tuple):
+                    return await self._directory().post_channel_message(conversation.tenant_id, *where, card, summary)
+                return await self._directory().post_chat_message(conversation.tenant_id, where, card, summary)
         except ReconsentRequired as exc:
             raise _reconsent(conversation.tenant_id, str(exc)) from exc
         except GraphError as exc:
@@ -85,12 +92,15 @@ class GraphMessenger:
         await self._check(conversation)
         where = self._where(conversation)
         try:
-            if isinstance(where, tuple):
-                await self._directory().update_channel_message(
-                    conversation.tenant_id, *where, activity_id, card, summary
-                )
-            else:
-                await self._directory().update_chat_message(conversation.tenant_id, where, activity_id, card, summary)
+            with queued_send():
+                if isinstance(where, tuple):
+                    await self._directory().update_channel_message(
+                        conversation.tenant_id, *where, activity_id, card, summary
+                    )
+                else:
+                    await self._directory().update_chat_message(
+                        conversation.tenant_id, where, activity_id, card, summary
+                    )
         except ReconsentRequired as exc:
             raise _reconsent(conversation.tenant_id, str(exc)) from exc
         except GraphError as exc:
@@ -100,9 +110,12 @@ class GraphMessenger:
         where = self._where(conversation)
         try:
             await self._check(conversation)
-            if isinstance(where, tuple):
-                return await self._directory().reply_channel_message(conversation.tenant_id, *where, activity_id, text)
-            return await self._directory().post_chat_message(conversation.tenant_id, where, None, text=text)
+            with queued_send():
+                if isinstance(where, tuple):
+                    return await self._directory().reply_channel_message(
+                        conversation.tenant_id, *where, activity_id, text
+                    )
+                return await self._directory().post_chat_message(conversation.tenant_id, where, None, text=text)
         except ReconsentRequired as exc:
             # Replies (reminders) are not tied to one queue message: record, do not raise.
             raise DeliveryError(str(exc), permanent=True) from exc

@@ -41,7 +41,7 @@ from shared.adapters.app_registration import TOKEN_EXCHANGE_SCOPE, AppRegistrati
 from shared.cards import CARD_CONTENT_TYPE
 from shared.permissions import GRAPH_DEFAULT_SCOPE, GRAPH_RESOURCE, OPERATIONS, permission_for
 from shared.ports import GraphError, ReconsentRequired
-from shared.resilience import GRAPH, RetryPolicy, Sleep, parse_retry_after, real_sleep
+from shared.resilience import GRAPH, RetryPolicy, Sleep, parse_retry_after, policy_now, real_sleep
 from shared.security import unb64url
 
 log = logging.getLogger(__name__)
@@ -294,6 +294,7 @@ class GraphDirectory:
     ) -> T:
         mode = mode or await self._mode(tenant_id)
         client = self.client(tenant_id, mode)
+        policy = policy_now(self._policy)  # a queued send tries once: its job is rescheduled instead
         attempt = 0
         while True:
             attempt += 1
@@ -304,19 +305,21 @@ class GraphDirectory:
             except APIError as exc:
                 status = exc.response_status_code
                 retry_after = _retry_after(exc.response_headers)
-                wait = self._policy.wait_before_retry(attempt, status, retry_after)
+                wait = policy.wait_before_retry(attempt, status, retry_after)
                 if wait is None:
                     raise self._error(tenant_id, operation, missing, mode, exc, retry_after) from exc
                 log.info("Graph answered %s to %s in tenant %s; retrying in %.1f s", status, operation, tenant_id, wait)
                 await self._sleep(wait)
             except httpx.HTTPError as exc:
-                wait = self._policy.wait_before_retry(attempt, None, None)
+                wait = policy.wait_before_retry(attempt, None, None)
                 if wait is None:
+                    # A timeout or a dropped answer: the request may have been done ("NoAnswer").
+                    answered = not isinstance(exc, httpx.TimeoutException | httpx.RemoteProtocolError)
                     raise GraphError(
                         f"Microsoft Graph could not be reached to {OPERATIONS[operation][2]}: "
                         f"{type(exc).__name__}: {exc}",
                         status=None,
-                        code="Unreachable",
+                        code="Unreachable" if answered or isinstance(exc, httpx.ConnectTimeout) else "NoAnswer",
                     ) from exc
                 await self._sleep(wait)
             except GraphError:

@@ -345,7 +345,12 @@ class BotConnector:
             raise
         except PermissionError as exc:  # the bot's own token request failed
             raise DeliveryError(f"the bot could not get a token: {exc}", status=401) from exc
-        except (TimeoutError, aiohttp.ClientError) as exc:
+        except (TimeoutError, aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError) as exc:
+            # The request was sent, or may have been: Teams may have done it.
+            raise DeliveryError(
+                f"Teams did not answer: {type(exc).__name__}: {exc}".rstrip(": "), maybe_sent=True
+            ) from exc
+        except aiohttp.ClientError as exc:
             raise DeliveryError(f"Teams could not be reached: {type(exc).__name__}: {exc}") from exc
 
     async def check_token(self) -> str:

@@ -465,9 +465,25 @@ async def _card(job: DeliveryJob, conv: _Conversation, ctx: Any, report: JobRepo
         activity_id = await ctx.messenger.post(
             conv.record, cards.fit_card(state, job.context), cards.summary_text(state)
         )
-    except Exception as exc:
-        if not (isinstance(exc, DeliveryError) and exc.permanent):
+    except DeliveryError as exc:
+        if exc.maybe_sent and not exc.permanent and job.failures + 1 < MAX_FAILURES:
+            # The post may have landed (Teams gives no way to ask). The claim stays, so no retry
+            # posts while it may still be in flight; once it lapses the job posts again: a card
+            # twice is possible then, never none.
+            log.warning(
+                "The post of alert %s to %s may or may not have landed (%s); it is tried again in %d s",
+                state.alert_id,
+                conv.record.label,
+                exc,
+                CLAIM_TIMEOUT.total_seconds(),
+            )
+            later.append(job.again(now + CLAIM_TIMEOUT + timedelta(seconds=1), failed=True))
+            return
+        if not exc.permanent:
             await store.save_delivery(replace(claim, claimed_at=None))  # release the claim for the retry
+        raise
+    except Exception:
+        await store.save_delivery(replace(claim, claimed_at=None))  # release the claim for the retry
         raise
     report.sends += 1
     await _record_render(replace(claim, activity_id=activity_id, status="posted", rendered_version=-1), state, job, ctx)

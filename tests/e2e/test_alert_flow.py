@@ -148,6 +148,26 @@ class TestAlertCards:
         statuses = [r.status for r in connector.requests if r.method == "POST" and r.path.endswith("/activities")]
         assert statuses[-2:] == [429, 200] or statuses[-2:] == [429, 201]
 
+    async def test_a_post_that_lands_but_times_out_is_not_posted_again_until_its_claim_lapses(
+        self, connector, monkeypatch
+    ):
+        from shared.adapters import teams_bot
+        from shared.services.delivery import CLAIM_TIMEOUT
+        from tests.support import app
+
+        monkeypatch.setattr(teams_bot, "SEND_TIMEOUT_SECONDS", 0.3)
+        conversation_id = await install(connector)
+        # Teams stores the card but answers after the client has given up.
+        connector.add_fault("POST", r"/activities$", status=None, delay=1.5, times=1)
+        started = app.CLOCK.now
+        await deliver(example("alert-created.json"))
+        # The adapter said the post may have landed, so no retry posted while it might still
+        # land (a failure for now is otherwise tried again 2 s later); the job came back once the
+        # claim had lapsed. Teams gives no way to ask whether a post landed: the alert may then
+        # show twice, never nowhere.
+        assert (app.CLOCK.now - started) >= CLAIM_TIMEOUT
+        assert len(cards(connector, conversation_id)) >= 1
+
 
 class TestInvalidEvents:
     async def test_invalid_json_is_rejected_with_a_reason(self, connector):

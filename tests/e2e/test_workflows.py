@@ -372,6 +372,33 @@ class TestDelegatedNeedsConsentAgain:
         assert "General could not be reached" in card and "consent again" in card
 
 
+class TestDelegatedThrottled:
+    async def test_a_graph_retry_after_reschedules_the_job_instead_of_holding_the_send(
+        self, m365, queue_sink, monkeypatch
+    ):
+        sim, t = m365, m365.m365
+        monkeypatch.setenv("LOCAL_QUEUE_HOST_URL", queue_sink.url)
+        await bootstrap.reset()
+        queue_sink.jobs.clear()
+        assert (await connect_delegated(sim)).status_code == 200
+        general = next(c for c in t.ops.channels.values() if c.display_name == "General")
+        await put_workflow(
+            "as-user",
+            delivery="delegated",
+            recipients=[{"kind": "channel", "teamId": t.ops.id, "channelId": general.id, "name": "General"}],
+            fallbackRecipients=[channel_recipient(t.oncall)],
+        )
+        sim.add_fault("POST", rf"/channels/{general.id}/messages$", status=429, retry_after=20)
+        from tests.support.app import queue_message, run_deliveries
+
+        await functions()["alert_events"]([queue_message(alert())])
+        ran = await run_deliveries()
+        assert len(general.messages) == 1
+        # The 429 was not waited out inside the send: the job went back to the queue for then.
+        rescheduled = [j for j in ran if j["scheduled"] and j["body"].get("failures")]
+        assert len(rescheduled) == 1
+
+
 class TestManualSend:
     async def test_by_queue(self, routed):
         sim, t = routed, routed.m365

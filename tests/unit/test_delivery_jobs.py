@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import random
 import re
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -582,3 +583,42 @@ async def run_batch(jobs, ctx):
     from shared.services.delivery import run_jobs
 
     return await run_jobs(jobs, ctx)
+
+
+class LandsButTimesOut(RecordingMessenger):
+    """Teams posts the card, but the answer never comes back: the client times out."""
+
+    def __init__(self, clock) -> None:
+        super().__init__()
+        self.clock = clock
+        self.post_times: list = []
+        self.time_out = 1
+
+    async def post(self, conversation, card, summary):
+        self.post_times.append(self.clock())
+        activity_id = await super().post(conversation, card, summary)
+        if self.time_out:
+            self.time_out -= 1
+            raise DeliveryError("Teams did not answer: TimeoutError", maybe_sent=True)
+        return activity_id
+
+
+class TestATimedOutPost:
+    async def test_keeps_its_claim_so_no_second_post_is_made_while_the_first_may_land(self):
+        store, clock = memory_store(), Clock()
+        messenger = LandsButTimesOut(clock)
+        ctx = delivering(store, messenger, clock=clock)
+        job = DeliveryJob(conversation(TENANT, CHANNEL), CARD, alert(1), new=True, request="e1")
+        report = await run_batch([job], ctx)
+        assert report.posted == [] and len(messenger.post_times) == 1
+        [claim] = await store.list_deliveries(TENANT, alert(1).key)
+        assert claim.claimed_at is not None and claim.activity_id is None  # still claimed
+        # The same message run again at once (Service Bus redelivering it) finds the claim and
+        # waits; the job runs again once the claim has lapsed.
+        await run_batch([replace(job, new=False)], ctx)
+        assert len(messenger.post_times) == 1
+        await ctx.jobs.drain(ctx)
+        assert len(messenger.post_times) == 2
+        assert messenger.post_times[1] - messenger.post_times[0] >= delivery.CLAIM_TIMEOUT
+        [shown] = await store.list_deliveries(TENANT, alert(1).key)
+        assert shown.activity_id is not None and shown.status == "posted"
