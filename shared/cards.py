@@ -6,6 +6,7 @@ else, and every card is checked against :data:`MAX_CARD_BYTES` before it leaves.
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 from dataclasses import replace
@@ -514,6 +515,13 @@ def alerts_card(alerts: list[AlertState], now: datetime, note: str = "", done: b
 
 
 MAX_DIGEST_ALERTS = 15
+
+
+def with_fallback_note(card: dict[str, Any], note: str) -> dict[str, Any]:
+    """A copy of ``card`` that ends with a fallback note (who could not be reached, and why)."""
+    noted = copy.deepcopy(card)
+    noted["body"] = [*noted.get("body", []), *context_blocks({"note": note})]
+    return noted
 
 
 def digest_card(

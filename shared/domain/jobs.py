@@ -24,7 +24,9 @@ from shared.domain.model import AlertState, ConversationRecord, StatusStep
 CARD = "card"  # bring the alert's card in this conversation to the job's revision
 COMMENT = "comment"  # reply in the thread of the alert's card (a manual send's comment)
 SUMMARY = "summary"  # bring the conversation's storm summary card up to date
-KINDS = (CARD, COMMENT, SUMMARY)
+REMINDER = "reminder"  # remind in the thread of an alert's card that it is still open (the timer)
+DIGEST = "digest"  # post a periodic workflow's digest card (the timer), once per period
+KINDS = (CARD, COMMENT, SUMMARY, REMINDER, DIGEST)
 
 
 def session_of(tenant_id: str, conversation_id: str) -> str:

@@ -29,7 +29,7 @@ from typing import Any
 
 from shared import cards
 from shared.domain import pacing, retention
-from shared.domain.jobs import CARD, COMMENT, SUMMARY, DeliveryJob, bundle, conversation_to_json
+from shared.domain.jobs import CARD, COMMENT, DIGEST, REMINDER, SUMMARY, DeliveryJob, bundle, conversation_to_json
 from shared.domain.model import AlertState, Delivery, Undeliverable
 from shared.domain.workflows import InvalidWorkflow, parse_recipient
 from shared.ports import ConcurrencyConflict, DeliveryError, PacingStore, ReconsentRequired, TransientError
@@ -305,6 +305,10 @@ async def _run_job(
             await _card(job, conv, ctx, report, later)
         elif job.kind == COMMENT:
             await _comment(job, conv, ctx, report, later)
+        elif job.kind == REMINDER:
+            await _reminder(job, conv, ctx, report, later)
+        elif job.kind == DIGEST:
+            await _digest(job, conv, ctx, report, later)
     except DeliveryError as exc:
         if not exc.permanent:
             if not _reschedule(job, conv, ctx, later, exc):
@@ -614,6 +618,119 @@ async def _comment(
         raise
     report.sends += 1
     await ctx.store.save_delivery(replace(claim, activity_id=reply_id, status="posted"))
+
+
+async def _reminder(
+    job: DeliveryJob, conv: _Conversation, ctx: Any, report: JobReport, later: list[DeliveryJob]
+) -> None:
+    """Remind in the thread of the alert's card (the timer decided it was due and recorded it),
+    paced like every send; nothing if the alert was acknowledged or resolved meanwhile."""
+    shown = await ctx.store.get_delivery(job.tenant_id, job.alert_key, job.conversation_id)
+    if shown is None or not shown.activity_id:
+        return
+    state = await ctx.store.get_alert(job.tenant_id, job.alert_key)
+    if state is None or state.status != "open":
+        return
+    if not await _wait_for_send(job, conv, ctx, later):
+        return
+    await ctx.messenger.reply(conv.record, shown.activity_id, job.text)
+    report.sends += 1
+
+
+async def _digest(job: DeliveryJob, conv: _Conversation, ctx: Any, report: JobReport, later: list[DeliveryJob]) -> None:
+    """Post a periodic workflow's digest (``extra``: its period ``key``, ``card`` and ``summary``)
+    once per period and conversation: claimed with a conditional insert before the post. Refused
+    for good, it goes to the job's fallback recipients with a note, or is recorded undeliverable."""
+    key = str(job.extra.get("key", ""))
+    if not await _wait_for_send(job, conv, ctx, later):
+        return
+    try:
+        claim = await ctx.store.claim(
+            Delivery(
+                job.tenant_id,
+                key,
+                job.conversation_id,
+                claimed_at=ctx.clock(),
+                recipient=job.recipient,
+                reason=job.reason,
+            ),
+            retention.DIGEST_CLAIM,
+        )
+    except ConcurrencyConflict:
+        return  # this period's digest is here (or being posted) already
+    try:
+        activity_id = await ctx.messenger.post(conv.record, job.extra["card"], str(job.extra.get("summary", "")))
+    except (DeliveryError, ReconsentRequired) as exc:
+        if isinstance(exc, DeliveryError) and not exc.permanent:
+            if not exc.maybe_sent:  # one that may have landed keeps its claim: at most one per period
+                await ctx.store.delete_delivery(job.tenant_id, key, job.conversation_id)
+            raise
+        await ctx.store.save_delivery(replace(claim, status="failed", failure=str(exc)[:2000]))
+        await _digest_refused(job, conv, ctx, report, f"Teams refused the digest ({exc})")
+        return
+    await ctx.store.save_delivery(replace(claim, activity_id=activity_id, status="posted", rendered_version=0))
+    report.sends += 1
+    report.posted.append(job.conversation_id)
+
+
+async def _digest_refused(job: DeliveryJob, conv: _Conversation, ctx: Any, report: JobReport, reason: str) -> None:
+    label = job.recipient or conv.record.label
+    log.warning("Cannot post the digest %s to %s: %s", job.extra.get("key"), label, reason)
+    jobs, reasons = await digest_to_fallback(ctx, job, label, reason)
+    if jobs:
+        report.fallback.extend(j.conversation_id for j in jobs)
+        await ctx.jobs.send(jobs)
+        return
+    report.undeliverable.append(label)
+    await ctx.store.record_undeliverable(
+        Undeliverable(
+            job.tenant_id,
+            str(job.extra.get("key", "")),
+            str(job.extra.get("summary") or "digest"),
+            label,
+            reason,
+            "; ".join(reasons) or "no fallback recipients were given",
+            ctx.clock(),
+        )
+    )
+
+
+async def digest_to_fallback(
+    ctx: Any, job: DeliveryJob, label: str, reason: str
+) -> tuple[list[DeliveryJob], list[str]]:
+    """Digest jobs for the first reachable of ``job.fallback`` (as the bot, with a note saying who
+    could not be reached and why), or none, with the reasons."""
+    from shared.services.recipients import Unreachable
+
+    reasons: list[str] = []
+    for raw in job.fallback:
+        try:
+            recipient = parse_recipient(raw, "fallback")
+        except InvalidWorkflow as exc:
+            reasons.append(str(exc))
+            continue
+        if recipient.kind == "responders":
+            continue  # a digest covers many alerts: it has no single set of responders
+        try:
+            conversation = await ctx.resolver.resolve(job.tenant_id, recipient, "bot")
+        except Unreachable as exc:
+            reasons.append(f"{recipient.label()}: {exc}")
+            continue
+        note = f"Sent here because {label} could not be reached: {reason}"
+        return [
+            replace(
+                job,
+                conversation=conversation,
+                recipient=recipient.label(),
+                fallback=(),
+                fallback_for=label,
+                extra={**job.extra, "card": cards.with_fallback_note(job.extra["card"], note)},
+                attempt=0,
+                failures=0,
+                not_before=None,
+            )
+        ], reasons
+    return [], reasons
 
 
 # ---------------------------------------------------------------------------- refusals

@@ -3,6 +3,7 @@ periodic workflows."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -13,9 +14,10 @@ from shared import cards
 from shared.domain import retention
 from shared.domain import workflows as routing
 from shared.domain.alerts import needs_reminder
-from shared.domain.model import AlertState, Delivery, Undeliverable
-from shared.domain.workflows import Recipient, Workflow
-from shared.ports import ConcurrencyConflict, DeliveryError, ReconsentRequired, StateStore, TeamsMessenger
+from shared.domain.jobs import DIGEST, REMINDER, DeliveryJob
+from shared.domain.model import AlertState, ConversationRecord, Delivery, Undeliverable
+from shared.ports import ConcurrencyConflict, JobQueue, StateStore
+from shared.services.delivery import digest_to_fallback
 from shared.services.processing import Delivering
 from shared.services.recipients import Unreachable
 
@@ -25,7 +27,7 @@ log = logging.getLogger(__name__)
 @dataclass
 class PeriodicReport:
     alerts_checked: int = 0
-    reminders_sent: int = 0
+    reminders_queued: int = 0
     failures: list[str] = field(default_factory=list)
 
 
@@ -38,16 +40,17 @@ def reminder_text(minutes_open: int) -> str:
 async def run_periodic(
     *,
     store: StateStore,
-    messenger: TeamsMessenger,
+    jobs: JobQueue,
     reminder_after_minutes: int,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> PeriodicReport:
-    """Reply in each open alert's card thread once per ``reminder_after_minutes``.
+    """Remind in each open alert's card thread once per ``reminder_after_minutes``.
 
-    The time of each reminder is recorded on the delivery *before* the reply is sent (an
-    ETag-conditional write), so overlapping runs or a retried run never remind twice in one
-    interval.
-    """
+    A reminder is a job on the deliveries queue, in its conversation's session like every
+    other send: paced under Teams' limits and the tenant's budget, retried by the queue when
+    Teams fails it for now. The time of each reminder is recorded on the delivery *before* the
+    job is queued (an ETag-conditional write), so overlapping runs or a retried run never
+    remind twice in one interval."""
     report = PeriodicReport()
     now = clock()
     interval = timedelta(minutes=reminder_after_minutes)
@@ -61,6 +64,7 @@ async def run_periodic(
             continue
         since = state.status_changed or state.created or now
         text = reminder_text(int((now - since).total_seconds() // 60))
+        queued: list[tuple[Delivery, Delivery]] = []
         for delivery in await store.list_deliveries(state.tenant_id, state.key):
             if delivery.status != "posted" or not delivery.activity_id:
                 continue
@@ -72,18 +76,27 @@ async def run_periodic(
             try:
                 claimed = await store.save_delivery(replace(delivery, last_reminder=now))
             except ConcurrencyConflict:
-                continue  # another run is sending this reminder
+                continue  # another run is queueing this reminder
+            queued.append((delivery, claimed))
+            job = DeliveryJob(
+                conversation,
+                REMINDER,
+                None,
+                text=text,
+                extra={"alertKey": state.key},
+                request=f"reminder-{now:%Y%m%dT%H%M}",
+            )
             try:
-                await messenger.reply(conversation, delivery.activity_id, text)
-                report.reminders_sent += 1
-            except DeliveryError as exc:
+                await jobs.send([job])
+                report.reminders_queued += 1
+            except Exception as exc:  # noqa: BLE001 - the next run reminds instead
                 report.failures.append(f"{state.alert_id} in {delivery.conversation_id}: {exc}")
-                if not exc.permanent:  # try again next run
+                with contextlib.suppress(ConcurrencyConflict):
                     await store.save_delivery(replace(claimed, last_reminder=delivery.last_reminder))
     log.info(
-        "Periodic run: %d open alerts checked, %d reminders sent, %d failures",
+        "Periodic run: %d open alerts checked, %d reminders queued, %d failures",
         report.alerts_checked,
-        report.reminders_sent,
+        report.reminders_queued,
         len(report.failures),
     )
     return report
@@ -95,9 +108,7 @@ async def run_timer(ctx: Delivering, actions: Any, reminder_after_minutes: int) 
     is open, due or pending, so a run costs the same however much history is stored."""
     from shared.services.actions import publish_pending
 
-    await run_periodic(
-        store=ctx.store, messenger=ctx.messenger, reminder_after_minutes=reminder_after_minutes, clock=ctx.clock
-    )
+    await run_periodic(store=ctx.store, jobs=ctx.jobs, reminder_after_minutes=reminder_after_minutes, clock=ctx.clock)
     await run_digests(ctx)
     published = await publish_pending(actions)
     if published:
@@ -124,7 +135,7 @@ async def run_removals(store: StateStore, now: datetime) -> Any:
 @dataclass
 class DigestReport:
     workflows: int = 0
-    posted: int = 0
+    queued: int = 0
     fallback: int = 0
     undeliverable: list[str] = field(default_factory=list)
 
@@ -135,8 +146,11 @@ async def run_digests(ctx: Delivering) -> DigestReport:
     A digest is a **new message** each period, not one card updated in place: it is a report
     of what was open at that moment, it notifies the people it is for (an edit does not), and
     the previous digests stay readable as history. A period with nothing open posts nothing.
-    Each (workflow, period, conversation) is claimed with a conditional insert before the
-    post, so overlapping or retried runs post a period's digest once."""
+    Each digest is a job on the deliveries queue, in its conversation's session, paced like
+    every send; the job claims (workflow, period, conversation) with a conditional insert before
+    the post, so overlapping or retried runs post a period's digest once. A recipient that
+    cannot be reached now, or that refuses the digest for good, has it sent to the workflow's
+    fallback recipients with a note, or recorded as undeliverable."""
     report = DigestReport()
     now = ctx.clock()
     open_by_tenant: dict[str, list[AlertState]] = {}
@@ -152,33 +166,29 @@ async def run_digests(ctx: Delivering) -> DigestReport:
         key = f"digest:{workflow.id}:{routing.periodic_slot(workflow, now)}"
         period = f"Every {workflow.interval_minutes} minutes."
         context = {"workflows": [workflow.name], **({"comments": [workflow.comment]} if workflow.comment else {})}
+        card = cards.digest_card(workflow.name, alerts, period, context)
         for recipient in workflow.recipients:
             if recipient.kind == "responders":
                 continue  # a digest covers many alerts: it has no single set of responders
-            reason = await _post_digest(
-                ctx, workflow, key, recipient, cards.digest_card(workflow.name, alerts, period, context), report
+            template = DeliveryJob(
+                ConversationRecord(workflow.tenant_id, "", "channel", "", {}),  # the recipient's, once resolved
+                DIGEST,
+                None,
+                recipient=recipient.label(),
+                reason=f"workflow {workflow.name}",
+                fallback=tuple(r.to_json() for r in workflow.fallback_recipients),
+                request=key,
+                extra={"key": key, "card": card, "summary": f"Digest: {workflow.name}"},
             )
-            if reason is None:
-                continue
-            note = f"Sent here because {recipient.label()} could not be reached: {reason}"
-            fallback_reasons = []
-            for fallback in workflow.fallback_recipients:
-                if fallback.kind == "responders":
-                    continue
-                failed = await _post_digest(
-                    ctx,
-                    workflow,
-                    key,
-                    fallback,
-                    cards.digest_card(workflow.name, alerts, period, {**context, "note": note}),
-                    report,
-                    "bot",
-                )
-                if failed is None:
+            assert ctx.resolver is not None
+            try:
+                conversation = await ctx.resolver.resolve(workflow.tenant_id, recipient, workflow.delivery)
+            except Unreachable as exc:
+                jobs, reasons = await digest_to_fallback(ctx, template, recipient.label(), str(exc))
+                if jobs:
+                    await ctx.jobs.send(jobs)
                     report.fallback += 1
-                    break
-                fallback_reasons.append(f"{fallback.label()}: {failed}")
-            else:
+                    continue
                 report.undeliverable.append(recipient.label())
                 await ctx.store.record_undeliverable(
                     Undeliverable(
@@ -186,65 +196,22 @@ async def run_digests(ctx: Delivering) -> DigestReport:
                         key,
                         f"digest of {workflow.name}",
                         recipient.label(),
-                        reason,
-                        "; ".join(fallback_reasons) or "no fallback recipients",
+                        str(exc),
+                        "; ".join(reasons) or "no fallback recipients",
                         now,
                     )
                 )
+                continue
+            if await ctx.store.get_delivery(workflow.tenant_id, key, conversation.conversation_id) is not None:
+                continue  # this period's digest is there (or on its way) already
+            await ctx.jobs.send([replace(template, conversation=conversation)])
+            report.queued += 1
     if report.workflows:
         log.info(
-            "Digests: %d periodic workflows, %d posted, %d to a fallback, %d undeliverable",
+            "Digests: %d periodic workflows, %d queued, %d to a fallback, %d undeliverable",
             report.workflows,
-            report.posted,
+            report.queued,
             report.fallback,
             len(report.undeliverable),
         )
     return report
-
-
-async def _post_digest(
-    ctx: Delivering,
-    workflow: Workflow,
-    key: str,
-    recipient: Recipient,
-    card: dict[str, Any],
-    report: DigestReport,
-    delivery: str | None = None,
-) -> str | None:
-    """Post the period's digest to one recipient; None when posted (or posted before), else why not."""
-    assert ctx.resolver is not None
-    try:
-        conversation = await ctx.resolver.resolve(workflow.tenant_id, recipient, delivery or workflow.delivery)
-    except Unreachable as exc:
-        return str(exc)
-    try:
-        claim = await ctx.store.claim(
-            Delivery(
-                workflow.tenant_id,
-                key,
-                conversation.conversation_id,
-                claimed_at=ctx.clock(),
-                recipient=recipient.label(),
-                reason=f"workflow {workflow.name}",
-            ),
-            retention.DIGEST_CLAIM,
-        )
-    except ConcurrencyConflict:
-        return None  # this period's digest is there (or being posted) already
-    try:
-        activity_id = await ctx.messenger.post(conversation, card, f"Digest: {workflow.name}")
-    except (DeliveryError, ReconsentRequired) as exc:
-        if isinstance(exc, DeliveryError) and not exc.permanent:
-            await ctx.store.delete_delivery(workflow.tenant_id, key, conversation.conversation_id)
-            log.warning(
-                "Digest of %s to %s failed for now (%s); the next run tries again",
-                workflow.name,
-                recipient.label(),
-                exc,
-            )
-            return None
-        await ctx.store.save_delivery(replace(claim, status="failed", failure=str(exc)[:2000]))
-        return f"Teams refused the digest ({exc})"
-    await ctx.store.save_delivery(replace(claim, activity_id=activity_id, status="posted", rendered_version=0))
-    report.posted += 1
-    return None

@@ -333,6 +333,16 @@ class TestRecipientsAndUndeliverable:
         assert await store.get_delivery("aaaaaaaa-0000-4000-8000-00000000000a", "k1", "c1") is None and saved.etag
 
 
+class TestFoldedDeliveries:
+    async def test_a_folded_mark_replaces_a_put_off_claim_and_is_listed_with_the_alert(self, store):
+        tenant = "aaaaaaaa-0000-4000-8000-00000000000a"
+        await store.save_delivery(Delivery(tenant, "k1", "c1", status="posting"))
+        await store.mark_folded([Delivery(tenant, "k1", "c1", rendered_version=2), Delivery(tenant, "k1", "c2")])
+        listed = {d.conversation_id: d for d in await store.list_deliveries(tenant, "k1")}
+        assert {c: d.status for c, d in listed.items()} == {"c1": "folded", "c2": "folded"}
+        assert listed["c1"].activity_id is None and listed["c1"].rendered_version == 2
+
+
 class TestSummaryMembers:
     async def test_members_are_written_in_batches_and_read_back_per_conversation(self, store):
         members = [{"alertKey": f"k{i:04d}", "severity": "high", "status": "open", "revision": 1} for i in range(250)]
@@ -340,7 +350,17 @@ class TestSummaryMembers:
         await store.save_summary_members(
             "aaaaaaaa-0000-4000-8000-00000000000a",
             "19:c@thread.tacv2",
-            [{**members[7], "status": "resolved", "revision": 3, "seq": 12}],
+            [
+                {
+                    **members[7],
+                    "status": "resolved",
+                    "revision": 3,
+                    "seq": 12,
+                    "storm": 2,
+                    "recipient": "SRE",
+                    "fallback": [{"kind": "chat", "chatId": "19:oncall"}],
+                }
+            ],
         )
         assert await store.get_summary_member("aaaaaaaa-0000-4000-8000-00000000000a", "19:c@thread.tacv2", "k0007") == {
             "alertKey": "k0007",
@@ -348,7 +368,14 @@ class TestSummaryMembers:
             "status": "resolved",
             "revision": 3,
             "seq": 12,
+            "storm": 2,
+            "recipient": "SRE",
+            "fallback": [{"kind": "chat", "chatId": "19:oncall"}],
         }
+        storm_two = await store.list_summary_members("aaaaaaaa-0000-4000-8000-00000000000a", "19:c@thread.tacv2", 2)
+        assert [m["alertKey"] for m in storm_two] == ["k0007"]
+        storm_one = await store.list_summary_members("aaaaaaaa-0000-4000-8000-00000000000a", "19:c@thread.tacv2", 1)
+        assert len(storm_one) == 249
         assert (
             await store.get_summary_member("aaaaaaaa-0000-4000-8000-00000000000a", "19:c@thread.tacv2", "k0249")
             is not None

@@ -345,3 +345,13 @@ async def process_and_deliver(body, message_id: str, ctx, **kwargs) -> list:
         for name in ("posted", "updated", "failed", "fallback", "undeliverable"):
             getattr(last, name).extend(getattr(report, name))
     return outcomes
+
+
+async def remind(store, messenger, clock, reminder_after_minutes: int = 30):
+    """The timer's reminder pass, then the reminder jobs it queued (and their retries) through
+    the deliveries consumer, as the two functions would run them. Returns both reports."""
+    from shared.services.periodic import run_periodic
+
+    ctx = delivering(store, messenger, clock=clock)
+    report = await run_periodic(store=store, jobs=ctx.jobs, reminder_after_minutes=reminder_after_minutes, clock=clock)
+    return report, await ctx.jobs.drain(ctx)

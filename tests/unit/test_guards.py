@@ -453,33 +453,32 @@ class TestReminderRearm:
         [alert] = await store.list_open_alerts(TENANT)
         return store, messenger, clock, alert
 
-    async def test_after_a_transient_failure_the_next_run_reminds(self, open_card):
-        from shared.services.periodic import run_periodic
+    async def test_after_a_transient_failure_the_queue_tries_the_reminder_again(self, open_card):
+        from tests.support.fakes import remind
 
-        store, messenger, clock, alert = open_card
+        store, messenger, clock, _alert = open_card
         clock.now = T0 + timedelta(minutes=31)
         messenger.fail_next = [DeliveryError("Teams answered 503", status=503)]
-        first = await run_periodic(store=store, messenger=messenger, reminder_after_minutes=30, clock=clock)
-        assert first.reminders_sent == 0 and len(first.failures) == 1
-        assert (await store.get_delivery(TENANT, alert.key, GENERAL)).last_reminder is None  # re-armed
-        clock.now = T0 + timedelta(minutes=36)  # the next run, well within the 30-minute interval
-        second = await run_periodic(store=store, messenger=messenger, reminder_after_minutes=30, clock=clock)
-        assert second.reminders_sent == 1
+        first, sent = await remind(store, messenger, clock)
+        assert first.reminders_queued == 1 and sent.rescheduled == 1  # backed off, then sent
         [card] = messenger.cards_in(GENERAL)
         [reminder] = messenger.replies_to(card.activity_id)
         assert "Reminder" in reminder.text
+        clock.now = T0 + timedelta(minutes=36)  # the next run, well within the 30-minute interval
+        second, _ = await remind(store, messenger, clock)
+        assert second.reminders_queued == 0 and len(messenger.replies_to(card.activity_id)) == 1
 
     async def test_after_a_permanent_refusal_it_is_not_tried_again_in_the_interval(self, open_card):
-        from shared.services.periodic import run_periodic
+        from tests.support.fakes import remind
 
         store, messenger, clock, alert = open_card
         clock.now = T0 + timedelta(minutes=31)
         messenger.fail_next = [DeliveryError("Teams answered 403", status=403, permanent=True)]
-        await run_periodic(store=store, messenger=messenger, reminder_after_minutes=30, clock=clock)
-        assert (await store.get_delivery(TENANT, alert.key, GENERAL)).last_reminder == clock.now
+        await remind(store, messenger, clock)
+        assert (await store.get_delivery(TENANT, alert.key, GENERAL)).last_reminder == T0 + timedelta(minutes=31)
         clock.now = T0 + timedelta(minutes=36)
-        second = await run_periodic(store=store, messenger=messenger, reminder_after_minutes=30, clock=clock)
-        assert second.reminders_sent == 0
+        second, sent = await remind(store, messenger, clock)
+        assert second.reminders_queued == 0 and sent.sends == 0
 
 
 # ---------------------------------------------------------------------------- 10. key rotation

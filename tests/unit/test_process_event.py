@@ -10,9 +10,8 @@ import pytest
 from shared.adapters.state_store import memory_store
 from shared.ports import DeliveryError
 from shared.services.delivery import CLAIM_TIMEOUT
-from shared.services.periodic import run_periodic
 from tests.support.cards import status_of
-from tests.support.fakes import Clock, RecordingMessenger, conversation, delivering, process_and_deliver
+from tests.support.fakes import Clock, RecordingMessenger, conversation, delivering, process_and_deliver, remind
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 
@@ -178,7 +177,7 @@ class TestReminders:
         [card] = messenger.cards_in("19:general@thread.tacv2")
         for minutes in (10, 31, 40, 62):  # due at 30 and again at 60 (+ the interval)
             clock.now = T0 + timedelta(minutes=minutes)
-            await run_periodic(store=store, messenger=messenger, reminder_after_minutes=30, clock=clock)
+            await remind(store, messenger, clock)
         replies = messenger.replies_to(card.activity_id)
         assert len(replies) == 2 and "31 min" in replies[0].text
 
@@ -187,5 +186,5 @@ class TestReminders:
         await send(event())
         await send(event("alert.acknowledged", 2))
         clock.now = T0 + timedelta(hours=2)
-        report = await run_periodic(store=store, messenger=messenger, reminder_after_minutes=30, clock=clock)
-        assert report.reminders_sent == 0
+        report, _ = await remind(store, messenger, clock)
+        assert report.reminders_queued == 0

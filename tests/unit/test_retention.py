@@ -76,7 +76,9 @@ async def timer_cost(resolved: int) -> tuple[int, int, RecordingMessenger, Recor
     clock.now = T0 + timedelta(hours=1)
     before = (tables.counter.requests, tables.counter.entities)
     await run_timer(ctx, actions, reminder_after_minutes=30)
-    return tables.counter.requests - before[0], tables.counter.entities - before[1], messenger, actions.publisher
+    cost = tables.counter.requests - before[0], tables.counter.entities - before[1]
+    await ctx.jobs.drain(ctx)  # the reminder and the digest it queued, sent by the deliveries consumer
+    return *cost, messenger, actions.publisher
 
 
 class TestTheTimerCostsWhatIsOpen:

@@ -330,30 +330,61 @@ class TestManualSend:
 
 
 class TestDigests:
+    async def digests(self, world):
+        report = await run_digests(world.ctx)
+        await world.ctx.jobs.drain(world.ctx)
+        return report
+
     async def test_one_digest_per_recipient_per_period(self, world):
         await world.workflow("digest", trigger="periodic", intervalMinutes=60, match={"minSeverity": "high"})
         await world.send(event(alert="ALRT-1"))
         await world.send(event(alert="ALRT-2", severity="low"))
-        report = await run_digests(world.ctx)
-        assert report.posted == 1
+        report = await self.digests(world)
+        assert report.queued == 1
         [digest] = world.texts(OPS)
         assert "ALRT-1" in digest and "ALRT-2" not in digest and "1 open alert" in digest
         world.clock.now = T0 + timedelta(minutes=30)
-        assert (await run_digests(world.ctx)).posted == 0  # same period
+        assert (await self.digests(world)).queued == 0  # same period
         world.clock.now = T0 + timedelta(minutes=61)
-        assert (await run_digests(world.ctx)).posted == 1  # next period: a new message
+        assert (await self.digests(world)).queued == 1  # next period: a new message
         assert len(world.messenger.cards_in(OPS)) == 2
 
     async def test_nothing_open_posts_nothing(self, world):
         await world.workflow("digest", trigger="periodic", intervalMinutes=60)
-        assert (await run_digests(world.ctx)).posted == 0
+        assert (await self.digests(world)).queued == 0
 
     async def test_a_digest_that_cannot_reach_its_recipient_goes_to_the_fallback(self, world):
         await world.workflow("digest", trigger="periodic", intervalMinutes=60, recipients=[person("ghost@contoso.com")])
         await world.connect()
         await world.send(event())
-        report = await run_digests(world.ctx)
+        report = await self.digests(world)
         assert report.fallback == 1 and "ghost@contoso.com could not be reached" in json.dumps(world.texts(SRE))
+
+    async def test_a_digest_refused_for_good_goes_to_the_fallback_with_the_reason(self, world):
+        await world.workflow("digest", trigger="periodic", intervalMinutes=60)
+        await world.send(event())
+        world.messenger.fail_next.append(DeliveryError("Teams answered 403", status=403, permanent=True))
+        await self.digests(world)
+        [fallback] = world.texts(SRE)
+        assert "could not be reached: Teams refused the digest (Teams answered 403)" in json.dumps(fallback)
+
+    async def test_a_digest_is_paced_with_the_cards_of_its_conversation(self, world):
+        from shared.domain import pacing
+
+        await world.workflow("digest", trigger="periodic", intervalMinutes=60)
+        await world.send(event())
+        # The conversation's window is full for now: the digest waits for its turn in the queue.
+        now = world.clock().timestamp()
+        window = pacing.Window()
+        for i in range(60):
+            window.record(now - 29.0 + i * 0.4)
+        record = await world.store.get_conversation(TENANT, OPS)
+        _, summary, etag = await world.store.get_pacing(TENANT, record.conversation_id)
+        await world.store.save_pacing(TENANT, record.conversation_id, window.to_json(), summary, etag)
+        started = world.clock()
+        await self.digests(world)
+        [_digest] = [m for m in world.messenger.cards_in(OPS) if "open alert(s)" in json.dumps(m.card)]
+        assert world.clock() - started >= timedelta(seconds=1)
 
 
 class TestGroupChatOnce:
