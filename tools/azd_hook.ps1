@@ -1,6 +1,6 @@
 # azd runs this for each hook of azure.yaml (windows): it finds Python 3.11 or later and runs
 # tools/azd_hooks.py with it; see tools/azd_hook.sh, its posix twin.
-#   pwsh tools/azd_hook.ps1 preprovision|postprovision|postdeploy|postdown
+#   pwsh tools/azd_hook.ps1 prepackage|preprovision|postprovision|postdeploy|postdown
 # $env:PYTHON chooses the interpreter.
 param([Parameter(Mandatory = $true)][string]$Step)
 $ErrorActionPreference = 'Stop'

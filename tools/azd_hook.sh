@@ -3,7 +3,7 @@
 # tools/azd_hooks.py with it. The hooks need nothing else installed beforehand: what they import
 # beyond the standard library they install themselves (tools/requirements-azd.txt, into
 # .tools/azd-hooks), and the app package step runs `npm ci` when the npm tools are missing.
-#   sh tools/azd_hook.sh preprovision|postprovision|postdeploy|postdown
+#   sh tools/azd_hook.sh prepackage|preprovision|postprovision|postdeploy|postdown
 # PYTHON=/path/to/python3.11 chooses the interpreter.
 set -eu
 case "$0" in */*) cd "${0%/*}/.." ;; *) cd .. ;; esac

@@ -266,9 +266,29 @@ def postdown() -> int:
     return 0
 
 
+def prepackage() -> int:
+    """Compile the app's code to the bytecode the package carries (tools/bytecode.py), with
+    Python 3.11, the runtime's: this interpreter when it is 3.11, else python3.11 from PATH.
+    Without one the package goes without it (the app then compiles its code at each cold start)."""
+    if sys.version_info[:2] == (3, 11):
+        from tools.bytecode import compile_app
+
+        print(f"Compiled {len(compile_app())} modules of the app to bytecode for the package.")
+        return 0
+    python = shutil.which("python3.11")
+    if python is None:
+        print(
+            "warning: no Python 3.11 found, so the package carries no bytecode of the app and each cold start "
+            "compiles it (about 0.2 s); install Python 3.11 to avoid that"
+        )
+        return 0
+    return subprocess.run([python, "-m", "tools.bytecode"], check=False).returncode
+
+
 def main(argv: list[str] | None = None) -> int:
     args = argv if argv is not None else sys.argv[1:]
     steps = {
+        "prepackage": prepackage,
         "preprovision": preprovision,
         "postprovision": postprovision,
         "postdeploy": postdeploy,

@@ -77,7 +77,16 @@ def tracked(*paths: str) -> list[str]:
 def clean_machine(tmp_path_factory):
     base = tmp_path_factory.mktemp("azd")
     repo = base / "repo"
-    for name in tracked("tools", "appPackage", "pyproject.toml", "package.json", "package-lock.json", "azure.yaml"):
+    for name in tracked(
+        "tools",
+        "appPackage",
+        "pyproject.toml",
+        "package.json",
+        "package-lock.json",
+        "azure.yaml",
+        "function_app.py",
+        "shared",
+    ):
         target = repo / name
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / name, target)
@@ -134,6 +143,18 @@ def test_the_environment_is_bare(clean_machine):
     for module in ("jsonschema", "cryptography", "yaml"):
         done = subprocess.run([str(bare / "bin" / "python"), "-c", f"import {module}"], capture_output=True)
         assert done.returncode != 0, f"{module} is importable: the environment is not bare"
+
+
+def test_prepackage_compiles_the_app_to_the_bytecode_the_package_carries(clean_machine):
+    repo, _, hook = clean_machine
+    done, _ = hook("prepackage")
+    assert done.returncode == 0, done.stderr
+    sources = [repo / "function_app.py", *(repo / "shared").rglob("*.py")]
+    for source in sources:
+        pyc = source.parent / "__pycache__" / f"{source.stem}.cpython-311.pyc"
+        flags = int.from_bytes(pyc.read_bytes()[4:8], "little")
+        assert flags == 0b11, f"{pyc} is not checked-hash bytecode"  # PEP 552: hash-based, checked
+    assert f"Compiled {len(sources)} modules" in done.stdout
 
 
 def test_preprovision(clean_machine):

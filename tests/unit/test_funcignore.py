@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 MUST_SHIP = ("function_app.py", "host.json", "requirements.txt")
 NEVER_SHIP_DIRS = ("tests", "tools", "node_modules", ".venv", ".tools", "docs", "infra", "appPackage", ".git")
 NEVER_SHIP_NAMES = ("local.settings.json", "local.settings.sample.json", "requirements-dev.txt", "package.json")
-RUNTIME_TOP_LEVEL = {"function_app.py", "host.json", "requirements.txt", "shared", "schemas"}
+RUNTIME_TOP_LEVEL = {"function_app.py", "host.json", "requirements.txt", "shared", "schemas", "__pycache__"}
 SECRET_SUFFIXES = (".pem", ".key", ".pfx", ".p12")
 
 
@@ -28,7 +28,19 @@ def assert_publishable(files: list[str]) -> None:
         assert not parts[-1].endswith(SECRET_SUFFIXES) and not parts[-1].startswith(".env"), (
             f"{path} would be published"
         )
-        assert "__pycache__" not in parts and not path.endswith((".pyc", ".md")), f"{path} would be published"
+        assert not path.endswith(".md"), f"{path} would be published"
+        if "__pycache__" in parts or path.endswith(".pyc"):
+            assert is_app_bytecode(path), f"{path} would be published"
+
+
+def is_app_bytecode(path: str) -> bool:
+    """Bytecode the package carries: the runtime's (3.11) of function_app.py and of shared/."""
+    parts = Path(path).parts
+    return (
+        parts[-2:-1] == ("__pycache__",)
+        and parts[-1].endswith(".cpython-311.pyc")
+        and (path == "__pycache__/function_app.cpython-311.pyc" or parts[0] == "shared")
+    )
 
 
 @pytest.fixture(scope="module")
@@ -95,6 +107,12 @@ class TestFuncignoreCatchesFilesThatDoNotExistYet:
         "shared/.env.local",
         "shared/local.settings.json",
         "shared/domain/__pycache__/x.cpython-311.pyc",
+        "shared/domain/__pycache__/x.cpython-312.pyc",
+        "__pycache__/function_app.cpython-311.pyc",
+        "__pycache__/conftest.cpython-311.pyc",
+        "tests/__pycache__/x.cpython-311.pyc",
+        "tools/localhost/__pycache__/run.cpython-311.pyc",
+        ".venv/lib/__pycache__/site.cpython-311.pyc",
         "shared/stray.pyc",
         "shared/NOTES.md",
         "shared/debug.log",
@@ -106,6 +124,10 @@ class TestFuncignoreCatchesFilesThatDoNotExistYet:
         "shared/__init__.py",
         "shared/domain/model.py",
         "schemas/alert-event.schema.json",
+        # The app's bytecode for the runtime (tools/bytecode.py), and no other.
+        "__pycache__/function_app.cpython-311.pyc",
+        "shared/__pycache__/model.cpython-311.pyc",
+        "shared/domain/__pycache__/x.cpython-311.pyc",
     }
 
     @pytest.fixture
@@ -151,6 +173,8 @@ class TestCoreToolsSemantics:
             ("**/*.pem", "bot.pem", False),  # "**" is one or more characters, then the slash
             ("__pycache__/", "shared/__pycache__/x.pyc", False),
             ("**/__pycache__/", "shared/__pycache__/x.pyc", True),
+            ("**/*.pyc\n!shared/**/__pycache__/*.cpython-311.pyc", "shared/a/__pycache__/x.cpython-311.pyc", False),
+            ("**/*.pyc\n!shared/**/__pycache__/*.cpython-311.pyc", "tests/__pycache__/x.cpython-311.pyc", True),
             ("tests", "tests_data/x.json", True),  # a prefix: no end anchor
             ("/build", "build/x", True),
             ("*.py[cod]", "x.pyc", False),  # brackets are literal characters
