@@ -75,5 +75,5 @@ class TestThePackagesBytecode:
 
 def test_only_python_3_11_makes_it(monkeypatch, tmp_path):
     monkeypatch.setattr(bytecode.sys, "version_info", (3, 12, 0, "final", 0))
-    with pytest.raises(SystemExit, match="Python 3.11"):
+    with pytest.raises(SystemExit, match=r"Python 3\.11"):
         bytecode.compile_app(tmp_path)
