@@ -165,6 +165,14 @@ class PacingStore(Protocol):
         self, tenant_id: str, slot: int, holder: str, until: datetime, etag: str | None
     ) -> None: ...
 
+    async def read_budget(
+        self, tenant_id: str
+    ) -> tuple[list[tuple[int, str, datetime | None, str]], dict[str, datetime]]:
+        """The slots, and the instances that want slots they could not get (instance -> until)."""
+        ...
+
+    async def save_budget_want(self, tenant_id: str, instance: str, until: datetime) -> None: ...
+
     async def save_summary_members(
         self, tenant_id: str, conversation_id: str, members: list[dict[str, Any]], *, first: bool = True
     ) -> None:

@@ -87,6 +87,7 @@ MAX_TRANSACTION = 100
 
 # Point reads in flight at once when a list is read through an index.
 READ_CONCURRENCY = 50
+WANT_ROW = "want|"  # a budget row of an instance that wants send slots (TenantBudget)
 
 # ---------------------------------------------------------------------------- in memory
 
@@ -862,8 +863,27 @@ class TableStateStore:
 
     # each tenant's send budget, leased in slots by the instances (shared.services.delivery.TenantBudget)
     async def list_budget_slots(self, tenant_id: str) -> list[tuple[int, str, datetime | None, str]]:
-        rows = await (await self._t("budget")).query(partition=tenant_id)
-        return [(int(e["RowKey"]), e.get("Holder", ""), records._dt(e.get("Until")), etag) for e, etag in rows]
+        return (await self.read_budget(tenant_id))[0]
+
+    async def read_budget(
+        self, tenant_id: str
+    ) -> tuple[list[tuple[int, str, datetime | None, str]], dict[str, datetime]]:
+        """The tenant's slots and, in the same partition (one request), the instances that
+        want slots they could not get: instance -> until when."""
+        slots, wants = [], {}
+        for e, etag in await (await self._t("budget")).query(partition=tenant_id):
+            if e["RowKey"].startswith(WANT_ROW):
+                until = records._dt(e.get("Until"))
+                if until is not None:
+                    wants[e["RowKey"][len(WANT_ROW) :]] = until
+            else:
+                slots.append((int(e["RowKey"]), e.get("Holder", ""), records._dt(e.get("Until")), etag))
+        return slots, wants
+
+    async def save_budget_want(self, tenant_id: str, instance: str, until: datetime) -> None:
+        await (await self._t("budget")).upsert(
+            {"PartitionKey": tenant_id, "RowKey": f"{WANT_ROW}{instance}"[:1000], "Until": until.isoformat()}
+        )
 
     async def save_budget_slot(self, tenant_id: str, slot: int, holder: str, until: datetime, etag: str | None) -> None:
         """Lease a slot: create it, or replace it only if unchanged since read (ConcurrencyConflict)."""

@@ -80,13 +80,20 @@ class TenantBudget:
     instance leases slots in Table Storage (an ETag-conditional write per slot, for
     :data:`LEASE` seconds, renewed while it sends) and sends at most ``slots * rate per slot``
     per second to that tenant. Slots are exclusive, so however many instances run, the
-    tenant never gets more than the whole budget; an idle instance lets its slots lapse and a
-    busy one takes the free ones."""
+    tenant never gets more than the whole budget.
+
+    The slots are shared fairly between the busy instances: one that wants slots and finds none
+    free says so (a "want" row in the same partition, for :data:`WANT_FOR`); every busy instance
+    looks at the partition at most once per :data:`LOOK_EVERY` and keeps no more than its share
+    (the slots divided by the instances wanting them, itself included), releasing the rest at
+    once. An idle instance lets its slots lapse and a busy one takes the free ones."""
 
     SLOTS = 9
     LEASE = timedelta(seconds=15)
     RENEW_BEFORE = timedelta(seconds=5)
     SAFETY = timedelta(seconds=1)  # stop using a lease this long before it ends (clock skew)
+    LOOK_EVERY = timedelta(seconds=1)
+    WANT_FOR = timedelta(seconds=4)
 
     def __init__(
         self, store: PacingStore, per_second: float, instance_id: str, clock: Callable[[], datetime] = _now
@@ -95,11 +102,11 @@ class TenantBudget:
         self._per_slot = per_second / self.SLOTS
         self._instance = instance_id
         self._clock = clock
-        self._held: dict[str, tuple[int, datetime]] = {}  # tenant -> (slots, lease end)
+        self._held: dict[str, tuple[int, datetime]] = {}  # tenant -> (slots, earliest lease end)
         self._next: dict[str, float] = {}  # tenant -> earliest time (epoch s) of the next send
         self._demand: dict[str, list[float]] = {}  # tenant -> recent reserve times
         self._locks: dict[str, asyncio.Lock] = {}
-        self._tried: dict[str, datetime] = {}
+        self._looked: dict[str, datetime] = {}
 
     async def reserve(self, tenant_id: str, max_wait: float) -> float | None:
         """Take the next send slot for the tenant: the seconds to wait for it, or None when it
@@ -110,21 +117,18 @@ class TenantBudget:
         demand.append(now.timestamp())
         self._demand[tenant_id] = [t for t in demand if t > now.timestamp() - 2.0]
 
-        # Lease again when the lease runs out, or (at most once a second) when this instance
-        # wants to send faster than its slots allow.
         def lease_due(held: int, until: datetime) -> bool:
-            wants_more = len(self._demand[tenant_id]) / 2.0 > held * self._per_slot and held < self.SLOTS
-            return (
-                held == 0
-                or until - now < self.RENEW_BEFORE
-                or (wants_more and now - self._tried.get(tenant_id, T_MIN) >= timedelta(seconds=1))
-            )
+            # Renew before the lease ends; else look (for free slots, or an instance that wants
+            # some of this one's) at most once a second.
+            return (held > 0 and until - now < self.RENEW_BEFORE) or now - self._looked.get(
+                tenant_id, T_MIN
+            ) >= self.LOOK_EVERY
 
         if lease_due(held, until):
             async with self._locks.setdefault(tenant_id, asyncio.Lock()):
                 held, until = self._held.get(tenant_id, (0, now))
                 if lease_due(held, until):  # another task may have leased meanwhile
-                    self._tried[tenant_id] = now
+                    self._looked[tenant_id] = now
                     held, until = await self._lease(tenant_id, now)
         if held == 0:
             return None  # every slot is leased elsewhere: no send from here until one is free
@@ -136,33 +140,63 @@ class TenantBudget:
         return slot - now.timestamp()
 
     async def _lease(self, tenant_id: str, now: datetime) -> tuple[int, datetime]:
-        """Renew this instance's slots and take free ones, up to what the recent demand needs."""
+        """Keep this instance's share of the slots it needs (renewed when due), release the rest,
+        take free ones up to it, and say so when it wants more than it could get."""
         held_now = self._held.get(tenant_id, (0, now))[0]
-        demand = math.ceil(len(self._demand.get(tenant_id, [])) / 2.0 / self._per_slot)
-        # More demand than slots: take every free slot (an idle instance's lapse within LEASE);
-        # otherwise keep what the recent demand needs.
-        want = self.SLOTS if demand > held_now else max(1, min(self.SLOTS, demand))
-        until = now + self.LEASE
-        rows = {
-            slot: (holder, ends, etag) for slot, holder, ends, etag in await self._store.list_budget_slots(tenant_id)
-        }
-        mine = [slot for slot in range(self.SLOTS) if rows.get(slot, ("",))[0] == self._instance]
-        held = 0
-        for slot in mine + [slot for slot in range(self.SLOTS) if slot not in mine]:
-            if held >= want:
-                break
-            holder, ends, etag = rows.get(slot, ("", None, None))
-            if holder != self._instance and ends is not None and ends > now:
-                continue  # another instance's lease
+        recent = len(self._demand.get(tenant_id, [])) / 2.0  # sends per second asked for lately
+        needed = (
+            self.SLOTS
+            if recent > held_now * self._per_slot
+            else max(1, min(self.SLOTS, math.ceil(recent / self._per_slot)))
+        )
+        slots, wants = await self._store.read_budget(tenant_id)
+        others = sum(1 for instance, until in wants.items() if instance != self._instance and until > now)
+        share = math.ceil(self.SLOTS / (others + 1))
+        target = min(needed, share)
+        mine = sorted(
+            (s for s in slots if s[1] == self._instance and s[2] is not None and s[2] > now), key=lambda s: s[0]
+        )
+        free = [s for s in slots if s[1] != self._instance and (s[2] is None or s[2] <= now)]
+        missing = [slot for slot in range(self.SLOTS) if slot not in {s[0] for s in slots}]
+        kept: list[datetime] = []
+        # Beyond this instance's share: released, free once the sends already promised at the
+        # rate it had are made (and the clock-skew margin), so the two never add up beyond it.
+        promised = datetime.fromtimestamp(max(self._next.get(tenant_id, 0.0), now.timestamp()), UTC) + self.SAFETY
+        for slot, _, _, etag in mine[target:]:
+            with contextlib.suppress(ConcurrencyConflict):
+                await self._store.save_budget_slot(tenant_id, slot, "", promised, etag)
+        renew = any(ends is not None and ends - now < self.RENEW_BEFORE for _, _, ends, _ in mine[:target])
+        for slot, _, ends, etag in mine[:target]:
+            if not renew:
+                assert ends is not None
+                kept.append(ends)
+                continue
             try:
-                await self._store.save_budget_slot(tenant_id, slot, self._instance, until, etag)
-                held += 1
+                await self._store.save_budget_slot(tenant_id, slot, self._instance, now + self.LEASE, etag)
+                kept.append(now + self.LEASE)
+            except ConcurrencyConflict:
+                continue  # released or taken by another meanwhile
+        candidates: list[tuple[int, str | None]] = [(slot, None) for slot in missing] + [(s[0], s[3]) for s in free]
+        for slot, found in candidates:
+            if len(kept) >= target:
+                break
+            try:
+                await self._store.save_budget_slot(tenant_id, slot, self._instance, now + self.LEASE, found)
+                kept.append(now + self.LEASE)
             except ConcurrencyConflict:
                 continue  # taken meanwhile
+        if len(kept) < needed:
+            await self._store.save_budget_want(tenant_id, self._instance, now + self.WANT_FOR)
+        held = len(kept)
+        until = min(kept) if kept else now
         self._held[tenant_id] = (held, until)
-        if held:
+        if held != held_now:
             log.debug(
-                "Holding %d of %d send slots of tenant %s until %s", held, self.SLOTS, tenant_id, until.isoformat()
+                "Holding %d of %d send slots of tenant %s (%d other instances want some)",
+                held,
+                self.SLOTS,
+                tenant_id,
+                others,
             )
         return held, until
 

@@ -302,6 +302,26 @@ class TestTenantBudget:
                         sent.append(clock.now.timestamp() + wait)
         assert windows(sent)[1.0] <= 50
 
+    async def test_two_busy_instances_share_the_budget_fairly_and_use_it_whole(self):
+        """The first instance takes every slot; the second, finding none, says it wants some,
+        and the first releases its share within a second or two. Both then send about half."""
+        store, clock = memory_store(), Clock()
+        a = TenantBudget(store, 45, "instance-a", clock=clock)
+        b = TenantBudget(store, 45, "instance-b", clock=clock)
+        sent: dict[str, list[float]] = {"a": [], "b": []}
+        for step in range(300):  # 6 s in 20 ms steps, a busy from the start, b from 1 s on
+            clock.now = T0 + timedelta(milliseconds=20 * step)
+            for name, budget in (("a", a), ("b", b)):
+                if name == "b" and step < 50:
+                    continue
+                while (wait := await budget.reserve(TENANT, 0.02)) is not None:
+                    sent[name].append(clock.now.timestamp() + wait)
+        late = (T0 + timedelta(seconds=4)).timestamp()
+        per_second = {name: len([t for t in times if t >= late]) / 2.0 for name, times in sent.items()}
+        assert per_second["a"] >= 18 and per_second["b"] >= 18, per_second  # each about half of 45
+        assert sum(per_second.values()) >= 40, per_second  # and the whole budget is used
+        assert windows(sent["a"] + sent["b"])[1.0] <= 50
+
     async def test_a_lone_instance_gets_the_whole_budget(self):
         store, clock = memory_store(), Clock()
         a = TenantBudget(store, 45, "instance-a", clock=clock)
