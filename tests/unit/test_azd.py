@@ -73,7 +73,7 @@ def test_the_hooks_read_only_bicep_outputs_and_azds_variables():
 
 def test_every_hook_runs_through_the_launcher_that_finds_python_3_11():
     for name, hook in AZURE_YAML["hooks"].items():
-        assert name in ("preprovision", "postprovision", "postdeploy", "postdown")
+        assert name in ("prepackage", "preprovision", "postprovision", "postdeploy", "postdown")
         assert hook["posix"]["run"] == f"sh tools/azd_hook.sh {name}"
         assert hook["windows"]["run"] == f"./tools/azd_hook.ps1 {name}"
 
