@@ -87,6 +87,7 @@ MAX_TRANSACTION = 100
 
 # Point reads in flight at once when a list is read through an index.
 READ_CONCURRENCY = 50
+WRITE_CONCURRENCY = 200  # single-row writes to as many partitions at once (a storm's folds)
 WANT_ROW = "want|"  # a budget row of an instance that wants send slots (TenantBudget)
 
 # ---------------------------------------------------------------------------- in memory
@@ -614,11 +615,11 @@ class TableStateStore:
         ``folded``, no card): a later change of the alert finds the conversation through
         :meth:`list_deliveries`, like a card's. Written whatever was there (a put-off claim)."""
         table = await self._t("deliveries")
-        for start in range(0, len(deliveries), READ_CONCURRENCY):
+        for start in range(0, len(deliveries), WRITE_CONCURRENCY):
             await asyncio.gather(
                 *(
                     table.upsert(records.delivery_to_entity(replace(d, status="folded", activity_id=None)))
-                    for d in deliveries[start : start + READ_CONCURRENCY]
+                    for d in deliveries[start : start + WRITE_CONCURRENCY]
                 )
             )
 

@@ -1017,10 +1017,17 @@ async def _write_folds(conv: _Conversation, ctx: Any, report: JobReport) -> None
         due = summary.get("sweepDue")
         schedule = due is None or datetime.fromisoformat(due) <= now
         conv.recorded.extend(conv.folds)
-        await ctx.store.save_summary_members(
-            conv.record.tenant_id, conv.record.conversation_id, list(conv.folds.values()), first=schedule
+        marks = [conv.fold_marks[key] for key in conv.folds if key in conv.fold_marks]
+        done = await asyncio.gather(
+            ctx.store.save_summary_members(
+                conv.record.tenant_id, conv.record.conversation_id, list(conv.folds.values()), first=schedule
+            ),
+            ctx.store.mark_folded(marks),
+            return_exceptions=True,
         )
-        await ctx.store.mark_folded([conv.fold_marks[key] for key in conv.folds if key in conv.fold_marks])
+        for outcome in done:
+            if isinstance(outcome, BaseException):
+                raise outcome
         if schedule and conv.summary is not None:
             # The sweep runs after the retention of resolved alerts, which is never shorter than this.
             conv.summary["sweepDue"] = (now + timedelta(days=retention.MIN_RESOLVED_ALERT_DAYS)).isoformat()
