@@ -15,6 +15,7 @@ enforces the same rules and names the field that is wrong.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from dataclasses import dataclass, field, replace
@@ -123,6 +124,25 @@ class Recipient:
         return out
 
 
+@functools.lru_cache(maxsize=1024)
+def linear_pattern(pattern: str) -> Any:
+    """A label pattern compiled by RE2, whose matching takes time linear in the value's length
+    whatever the pattern (no backtracking: ``(a+)+$`` costs what ``a+`` does). RE2 refuses what
+    it cannot match that way (back-references, look-around): ValueError with the reason."""
+    import re2  # google-re2; imported on first use (cold start)
+
+    options = re2.Options()
+    options.log_errors = False  # the reason is raised, not written to stderr
+    try:
+        return re2.compile(pattern, options)
+    except re2.error as exc:
+        reason = exc.args[0].decode("utf-8", "replace") if exc.args and isinstance(exc.args[0], bytes) else str(exc)
+        raise ValueError(
+            f"is not a regular expression the connector can match in linear time ({reason}); "
+            "back-references and look-around are not supported"
+        ) from None
+
+
 @dataclass(frozen=True)
 class LabelSelector:
     key: str
@@ -139,7 +159,7 @@ class LabelSelector:
             return value == self.values[0]
         if self.op == "one_of":
             return value in self.values
-        return re.fullmatch(self.values[0], value) is not None
+        return linear_pattern(self.values[0]).fullmatch(value) is not None
 
     def describe(self) -> str:
         if self.op == "exists":
@@ -396,9 +416,9 @@ def _label_selector(obj: Any, path: str) -> LabelSelector:
         if len(value) > MAX_REGEX_CHARS:
             raise InvalidWorkflow(f"{path}.value", f"is longer than {MAX_REGEX_CHARS} characters")
         try:
-            re.compile(value)
-        except re.error as exc:
-            raise InvalidWorkflow(f"{path}.value", f"is not a valid regular expression ({exc})") from None
+            linear_pattern(value)
+        except ValueError as exc:
+            raise InvalidWorkflow(f"{path}.value", str(exc)) from None
     return LabelSelector(key, op, (value,))
 
 
