@@ -435,7 +435,7 @@ async def workflow_item(req: func.HttpRequest) -> func.HttpResponse:
             else _json_response(404, {"error": f"tenant {tenant_id} has no workflow {workflow_id}"})
         )
     if req.method == "DELETE":
-        if await c.store.get_workflow(tenant_id, workflow_id) is None:
+        if not await c.store.has_workflow(tenant_id, workflow_id):  # readable or not: it can go
             return _json_response(404, {"error": f"tenant {tenant_id} has no workflow {workflow_id}"})
         await c.store.delete_workflow(tenant_id, workflow_id)
         log.info("Workflow %s of tenant %s deleted by %s", workflow_id, tenant_id, _caller(req))

@@ -156,7 +156,7 @@ class TenantBudget:
         mine = sorted(
             (s for s in slots if s[1] == self._instance and s[2] is not None and s[2] > now), key=lambda s: s[0]
         )
-        free = [s for s in slots if s[1] != self._instance and (s[2] is None or s[2] <= now)]
+        free = [s for s in slots if s[2] is None or s[2] <= now]  # lapsed, this instance's own included
         missing = [slot for slot in range(self.SLOTS) if slot not in {s[0] for s in slots}]
         kept: list[datetime] = []
         # Beyond this instance's share: released, free once the sends already promised at the

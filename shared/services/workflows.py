@@ -21,7 +21,7 @@ from shared.domain.commands import existing_command
 from shared.domain.events import SEVERITIES, alert_key
 from shared.domain.inbound import parse_events
 from shared.domain.model import ConversationRecord
-from shared.domain.workflows import InvalidWorkflow, LabelSelector, Match, Recipient, Workflow
+from shared.domain.workflows import InvalidWorkflow, LabelSelector, Match, Recipient, Workflow, parse_match
 from shared.ports import ActionPublisher, ConcurrencyConflict, StateStore
 
 log = logging.getLogger(__name__)
@@ -190,7 +190,7 @@ def parse_subscription(text: str) -> Match:
                 ),
             )
         i += 1
-    return Match(
+    match = Match(
         kinds=tuple(kinds),
         min_severity=min_severity,
         severities=tuple(severities),
@@ -198,6 +198,8 @@ def parse_subscription(text: str) -> Match:
         labels=tuple(labels),
         title_contains=title,
     )
+    # The limits every workflow keeps (selectors, lengths), checked as the route checks them.
+    return parse_match(match.to_json())
 
 
 def conversation_recipient(conversation: ConversationRecord) -> Recipient:

@@ -5,9 +5,18 @@ from __future__ import annotations
 
 import json
 
+from tests.e2e import test_workflows
 from tests.e2e.conftest import TENANT_ID
 from tests.e2e.test_consent import m365  # noqa: F401 - a fixture
-from tests.e2e.test_workflows import admin, alert, channel_recipient, put_workflow, routed, texts  # noqa: F401
+from tests.e2e.test_workflows import (  # noqa: F401 - routed is a fixture
+    admin,
+    alert,
+    cards,
+    channel_recipient,
+    put_workflow,
+    routed,
+    texts,
+)
 from tests.support.app import deliver
 
 
@@ -47,3 +56,59 @@ class TestACatastrophicPatternStallsNothing:
         answer = json.loads(response.get_body())
         assert response.status_code == 400 and answer["field"] == "match.labels[0].value", answer
         assert "linear time" in answer["error"]
+
+
+class TestNoSubscriberCanStopATenantsAlerts:
+    say = test_workflows.TestSubscribeFromTeams.say
+
+    async def test_a_subscription_over_the_limits_is_refused_and_alerts_keep_coming(self, routed):
+        sim, t = routed, routed.m365
+        t.oncall.members[t.admin.id] = ["owner"]
+        await put_workflow(
+            "ops", recipients=[channel_recipient(t.sre)], fallbackRecipients=[channel_recipient(t.oncall)]
+        )
+        labels = " ".join(f"label k{i}=v" for i in range(25))
+        reply = await self.say(sim, f"subscribe {labels}", t.admin.id)
+        assert "match.labels" in reply and "more than 20" in reply, reply
+        reply = await self.say(sim, "subscribe title~" + "x" * 201, t.admin.id)
+        assert "titleContains" in reply and "200" in reply, reply
+        listed = json.loads((await admin("workflows_list", "GET", f"tenants/{TENANT_ID}/workflows")).get_body())
+        assert [w["id"] for w in listed["workflows"]] == ["ops"]
+        await deliver(alert(id="ALRT-9"))
+        assert len(cards(sim, t.sre.id)) == 1
+
+    async def test_a_stored_definition_that_cannot_be_read_takes_nothing_else_down_and_can_be_deleted(self, routed):
+        from shared import bootstrap
+        from shared.domain.workflows import subscription_id
+
+        sim, t = routed, routed.m365
+        t.oncall.members[t.admin.id] = ["owner"]
+        await put_workflow(
+            "ops", recipients=[channel_recipient(t.sre)], fallbackRecipients=[channel_recipient(t.oncall)]
+        )
+        # What an earlier version saved from `subscribe` with 25 label filters.
+        broken = {
+            "name": "Subscription: On call",
+            "trigger": "new_or_updated",
+            "recipients": [channel_recipient(t.oncall)],
+            "fallbackRecipients": [channel_recipient(t.oncall)],
+            "match": {"labels": [{"key": f"k{i}", "op": "exists"} for i in range(25)]},
+        }
+        store = (await bootstrap.container()).store
+        table = await store._t("workflows")
+        mine = subscription_id(t.oncall.id)
+        await table.create(
+            {"PartitionKey": TENANT_ID, "RowKey": mine, "Definition": json.dumps(broken), "Revision": "1"}
+        )
+        await deliver(alert(id="ALRT-10"))
+        assert len(cards(sim, t.sre.id)) == 1  # the readable workflow still routes
+        response = await admin("workflows_list", "GET", f"tenants/{TENANT_ID}/workflows")
+        assert response.status_code == 200
+        assert [w["id"] for w in json.loads(response.get_body())["workflows"]] == ["ops"]
+        assert (await self.say(sim, "unsubscribe", t.admin.id)).startswith("Unsubscribed")
+        assert not await store.has_workflow(TENANT_ID, mine)
+        await table.create(
+            {"PartitionKey": TENANT_ID, "RowKey": mine, "Definition": json.dumps(broken), "Revision": "1"}
+        )
+        response = await admin("workflow_item", "DELETE", f"tenants/{TENANT_ID}/workflows/{mine}", workflow_id=mine)
+        assert response.status_code == 204 and not await store.has_workflow(TENANT_ID, mine)

@@ -642,3 +642,13 @@ class TestATimedOutPost:
         assert messenger.post_times[1] - messenger.post_times[0] >= delivery.CLAIM_TIMEOUT
         [shown] = await store.list_deliveries(TENANT, alert(1).key)
         assert shown.activity_id is not None and shown.status == "posted"
+
+
+class TestTenantBudgetAfterAPause:
+    async def test_an_instance_takes_its_own_lapsed_slots_again(self):
+        store, clock = memory_store(), Clock()
+        a = TenantBudget(store, 45, "instance-a", clock=clock)
+        for _ in range(50):
+            await a.reserve(TENANT, 1.0)
+        clock.now += TenantBudget.LEASE + timedelta(seconds=30)  # a Retry-After of 30 s, nothing sent
+        assert await a.reserve(TENANT, 1.0) is not None
