@@ -397,8 +397,13 @@ def _json_body(req: func.HttpRequest) -> Any:
     raw = req.get_body() or b""
     if len(raw) > MAX_ADMIN_BODY_BYTES:
         raise _Answer(_json_response(413, {"error": f"the request body is larger than {MAX_ADMIN_BODY_BYTES} bytes"}))
+    from shared.domain.jsondepth import too_deep
+
     try:
-        return json.loads(raw or b"null")
+        text = raw.decode("utf-8") if raw else "null"
+        if (problem := too_deep(text)) is not None:
+            raise _Answer(_json_response(400, {"error": problem}))
+        return json.loads(text)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise _Answer(_json_response(400, {"error": f"the request body is not valid JSON ({exc})"})) from None
 

@@ -186,9 +186,14 @@ class TeamsBot:
         if len(body or b"") > MAX_ACTIVITY_BYTES:
             log.warning("Refused a bot request of %d bytes (at most %d)", len(body), MAX_ACTIVITY_BYTES)
             return 413, {"error": f"an activity is at most {MAX_ACTIVITY_BYTES} bytes"}
+        from shared.domain.jsondepth import too_deep
+
         try:
-            payload = json.loads(body or b"{}")
-        except json.JSONDecodeError:
+            text = (body or b"{}").decode("utf-8")
+            if (problem := too_deep(text)) is not None:
+                return 400, {"error": problem}
+            payload = json.loads(text)
+        except (json.JSONDecodeError, UnicodeDecodeError):
             return 400, {"error": "the request body is not JSON"}
         if not isinstance(payload, dict) or not payload.get("type"):
             return 400, {"error": "the request body is not a Bot Framework activity (no type)"}

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from shared.domain import tenants
+from shared.domain.jsondepth import too_deep
 
 ALERT_EVENT_TYPES = (
     "alert.created",
@@ -161,6 +162,8 @@ def decode_json(body: bytes | str) -> Any:
         raise InvalidEvent("", f"the message body is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     if not text.strip():
         raise InvalidEvent("", "the message body is empty")
+    if (problem := too_deep(text)) is not None:
+        raise InvalidEvent("", problem)
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:

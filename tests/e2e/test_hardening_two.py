@@ -5,9 +5,16 @@ from __future__ import annotations
 
 import json
 
+import azure.functions as func
+
 from tests.e2e import test_workflows
 from tests.e2e.conftest import TENANT_ID
-from tests.e2e.test_consent import m365  # noqa: F401 - a fixture
+from tests.e2e.test_alert_flow import example
+from tests.e2e.test_consent import (
+    m365,  # noqa: F401 - a fixture
+    tenant_headers,
+)
+from tests.e2e.test_ingest import ingesting  # noqa: F401 - a fixture
 from tests.e2e.test_workflows import (  # noqa: F401 - routed is a fixture
     admin,
     alert,
@@ -17,7 +24,7 @@ from tests.e2e.test_workflows import (  # noqa: F401 - routed is a fixture
     routed,
     texts,
 )
-from tests.support.app import deliver
+from tests.support.app import deliver, functions
 
 
 def regex_workflow(pattern: str) -> dict:
@@ -112,3 +119,47 @@ class TestNoSubscriberCanStopATenantsAlerts:
         )
         response = await admin("workflow_item", "DELETE", f"tenants/{TENANT_ID}/workflows/{mine}", workflow_id=mine)
         assert response.status_code == 204 and not await store.has_workflow(TENANT_ID, mine)
+
+
+DEEP = b"[" * 100_000
+
+
+class TestDeeplyNestedJson:
+    async def test_the_ingest_route_refuses_it_naming_the_problem(self, ingesting):
+        from tests.e2e.test_ingest import call, post
+
+        status, body = await call(post("cloudevents", DEEP))
+        assert status == 400 and "more than 64 levels deep" in body["error"], body
+
+    async def test_the_workflow_and_send_routes_refuse_it(self, routed):
+        for name, route, params in (
+            ("workflow_item", f"tenants/{TENANT_ID}/workflows/deep", {"workflow_id": "deep"}),
+            ("alert_send", f"tenants/{TENANT_ID}/alerts/ALRT-1/send", {"alert_id": "ALRT-1"}),
+        ):
+            req = func.HttpRequest(
+                "PUT" if name == "workflow_item" else "POST",
+                f"http://localhost:7071/api/{route}",
+                headers={**tenant_headers(), "Content-Type": "application/json"},
+                route_params={"tenant_id": TENANT_ID, **params},
+                body=DEEP[:60_000],  # under the routes' size limit
+            )
+            response = await functions()[name](req)
+            assert response.status_code == 400, (name, response.get_body())
+            assert "levels deep" in json.loads(response.get_body())["error"]
+
+    async def test_on_the_queue_it_is_recorded_as_rejected_not_retried(self, connector):
+        from shared import bootstrap
+
+        event = {**example("alert-created.json")}
+        event["data"] = {**event["data"], "labels": json.loads("[" * 60 + "]" * 60)}
+        raw = json.dumps(event).replace('"labels": ' + "[" * 60 + "]" * 60, '"labels": ' + "[" * 5000 + "]" * 5000)
+        await deliver(raw.encode(), message_id="deep")
+        [rejected] = await (await bootstrap.container()).store.list_rejected()
+        assert rejected.message_id == "deep" and "levels deep" in rejected.reason
+
+    async def test_the_bot_route_refuses_it(self, connector):
+        request = func.HttpRequest(
+            "POST", "http://localhost:7071/api/messages", headers={"Content-Type": "application/json"}, body=DEEP
+        )
+        response = await functions()["bot_messages"](request)
+        assert response.status_code == 400 and b"levels deep" in response.get_body()
