@@ -448,6 +448,12 @@ async def workflow_item(req: func.HttpRequest) -> func.HttpResponse:
     body = _json_body(req)
     try:
         workflow = parse_workflow(body, tenant_id, workflow_id)
+        await _refuse_other_tenants(
+            c,
+            tenant_id,
+            [(f"recipients[{i}]", r, workflow.delivery) for i, r in enumerate(workflow.recipients)]
+            + [(f"fallbackRecipients[{i}]", r, "bot") for i, r in enumerate(workflow.fallback_recipients)],
+        )
         saved = await workflow_service.put_workflow(
             c.store, tenant_id, workflow, updated_by=_caller(req), commands=bootstrap.command_queue(c)
         )
@@ -459,6 +465,23 @@ async def workflow_item(req: func.HttpRequest) -> func.HttpResponse:
     return _json_response(
         status, {**saved.workflow.public(), "changed": saved.changed, "existingAlertsQueued": saved.existing_queued}
     )
+
+
+async def _refuse_other_tenants(c: Container, tenant_id: str, targets: list[tuple[str, Any, str]]) -> None:
+    """400 naming the first channel or chat recipient that is not one of the tenant's (503 when
+    that cannot be told now): checked when saved, and again when delivered."""
+    from shared.ports import TransientError
+    from shared.services.recipients import Unreachable
+
+    resolver = bootstrap.delivering(c).resolver
+    assert resolver is not None
+    for path, recipient, delivery in targets:
+        try:
+            await resolver.check_belongs(tenant_id, recipient, delivery)
+        except Unreachable as exc:
+            raise _Answer(_json_response(400, {"error": f"{path}: {exc}", "field": path})) from None
+        except TransientError as exc:
+            raise _Answer(_json_response(503, {"error": f"{path} cannot be checked now: {exc}"})) from None
 
 
 @_answers
@@ -478,7 +501,7 @@ async def alert_send(req: func.HttpRequest) -> func.HttpResponse:
     """The manual "send to Teams": validated here, queued as a teams.message.send command."""
     import uuid
 
-    from shared.domain.commands import SEND_TYPE, parse_command
+    from shared.domain.commands import SEND_TYPE, SendCommand, parse_command
     from shared.domain.events import InvalidEvent
     from shared.services.actions import find_alert
 
@@ -511,10 +534,17 @@ async def alert_send(req: func.HttpRequest) -> func.HttpResponse:
         },
     }
     try:
-        parse_command(command)
+        parsed = parse_command(command)
     except InvalidEvent as exc:
         field = exc.field.removeprefix("data.")
         return _json_response(400, {"error": f"{field}: {exc.problem}", "field": field})
+    assert isinstance(parsed, SendCommand)
+    await _refuse_other_tenants(
+        c,
+        tenant_id,
+        [(f"recipients[{i}]", r, "bot") for i, r in enumerate(parsed.recipients)]
+        + [(f"fallbackRecipients[{i}]", r, "bot") for i, r in enumerate(parsed.fallback)],
+    )
     queue = bootstrap.command_queue(c)
     if queue is None:
         return _json_response(

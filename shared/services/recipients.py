@@ -49,6 +49,12 @@ def _unreachable(exc: GraphError, prefix: str = "") -> Exception:
     return Unreachable(f"{prefix}{exc}")
 
 
+def _trusted(record: ConversationRecord) -> bool:
+    """A conversation known to be the tenant's: Teams told the bot of it (installed there), or
+    the tenant's own Graph connection made or found it. (A record made from an id alone is not.)"""
+    return record.origin == "teams" or (record.reference or {}).get("verifiedBy") == "graph"
+
+
 @dataclass
 class RecipientResolver:
     store: StateStore
@@ -92,11 +98,44 @@ class RecipientResolver:
 
     # ------------------------------------------------------------------ channels and chats
 
+    async def check_belongs(self, tenant_id: str, recipient: Recipient, delivery: str = "bot") -> None:
+        """Refuse (Unreachable) a channel or chat named by id that is not one of the tenant's: a
+        workflow or a manual send of one tenant never reaches another tenant's conversations.
+        Sent as the connected user (``delegated``), Graph itself keeps to the user's tenant."""
+        if recipient.kind not in ("channel", "chat") or delivery == "delegated":
+            return
+        known = await self.store.get_conversation(tenant_id, recipient.channel_id or recipient.chat_id or "")
+        if known is None or not _trusted(known):
+            await self._verify(tenant_id, recipient)
+
+    async def _verify(self, tenant_id: str, recipient: Recipient) -> None:
+        """A channel the bot was never added to is the tenant's if the tenant's own Graph
+        connection finds it in the team named; a chat must be one the bot is in."""
+        why = f"{recipient.label()} is not a conversation of tenant {tenant_id} that the bot was added to"
+        if recipient.kind != "channel" or not recipient.team_id:
+            raise Unreachable(f"{why} (add the bot to the chat first)")
+        try:
+            directory = await self._connected(tenant_id)
+        except Unreachable as exc:
+            raise Unreachable(f"{why}, and the channel cannot be looked up: {exc}") from None
+        try:
+            channels = await directory.list_channels(tenant_id, recipient.team_id)
+        except GraphError as exc:
+            raise _unreachable(exc, f"{why}, and looking its team up failed: ") from exc
+        if not any(channel.get("id") == recipient.channel_id for channel in channels):
+            raise Unreachable(f"{why}, and the tenant's team {recipient.team_id} has no such channel")
+
     async def _conversation(self, tenant_id: str, recipient: Recipient, delivery: str) -> ConversationRecord:
         conversation_id = recipient.channel_id or recipient.chat_id or ""
         known = await self.store.get_conversation(tenant_id, conversation_id)
-        if known is not None and (delivery == "delegated") == known.through_graph:
+        if (
+            known is not None
+            and (delivery == "delegated") == known.through_graph
+            and (delivery == "delegated" or _trusted(known))
+        ):
             return known
+        if delivery != "delegated" and (known is None or not _trusted(known)):
+            await self._verify(tenant_id, recipient)
         now = self.clock()
         if delivery == "delegated":
             target = (
@@ -122,6 +161,8 @@ class RecipientResolver:
                     }
                 )
         record = ConversationRecord(**{**record.__dict__, "origin": "routed", "name": recipient.name or record.name})
+        if delivery != "delegated":  # found through the tenant's own connection
+            record = ConversationRecord(**{**record.__dict__, "reference": {**record.reference, "verifiedBy": "graph"}})
         await self.store.save_conversation(record)
         return record
 
@@ -209,7 +250,11 @@ class RecipientResolver:
         return ConversationRecord(
             **{
                 **record.__dict__,
-                "reference": {**record.reference, "user": {"id": user["id"], "aadObjectId": user["id"]}},
+                "reference": {
+                    **record.reference,
+                    "user": {"id": user["id"], "aadObjectId": user["id"]},
+                    "verifiedBy": "graph",
+                },
             }
         )
 
@@ -230,4 +275,5 @@ class RecipientResolver:
             raise _unreachable(exc, "the group chat could not be set up: ") from exc
         except ReconsentRequired as exc:
             raise Unreachable(f"the tenant's Microsoft 365 connection needs consent again ({exc})") from exc
-        return await self._bot_conversation(tenant_id, chat["id"], "groupChat", topic)
+        record = await self._bot_conversation(tenant_id, chat["id"], "groupChat", topic)
+        return ConversationRecord(**{**record.__dict__, "reference": {**record.reference, "verifiedBy": "graph"}})

@@ -163,3 +163,93 @@ class TestDeeplyNestedJson:
         )
         response = await functions()["bot_messages"](request)
         assert response.status_code == 400 and b"levels deep" in response.get_body()
+
+
+class TestNoTenantReachesAnothersConversations:
+    """Tenant A has the bot in a 1:1 chat; tenant B (connected, the bot in its "On call" channel)
+    names A's chat as a recipient by every route there is."""
+
+    OTHER = "0b5d2c1a-0000-4000-8000-0000000000b2"
+
+    async def a_chat(self, sim) -> str:
+        from tests.e2e.test_hardening import install_in
+
+        return await install_in(sim, self.OTHER, "a:1tenant-a-private-chat")
+
+    async def test_a_workflow_naming_it_is_refused_when_saved(self, routed):
+        sim, t = routed, routed.m365
+        theirs = await self.a_chat(sim)
+        for field, body in (
+            (
+                "recipients[0]",
+                {
+                    "recipients": [{"kind": "chat", "chatId": theirs}],
+                    "fallbackRecipients": [channel_recipient(t.oncall)],
+                },
+            ),
+            (
+                "fallbackRecipients[0]",
+                {
+                    "recipients": [channel_recipient(t.oncall)],
+                    "fallbackRecipients": [{"kind": "chat", "chatId": theirs}],
+                },
+            ),
+        ):
+            response = await admin(
+                "workflow_item",
+                "PUT",
+                f"tenants/{TENANT_ID}/workflows/steal",
+                {"name": "steal", "trigger": "new_or_updated", **body},
+                workflow_id="steal",
+            )
+            answer = json.loads(response.get_body())
+            assert response.status_code == 400 and answer["field"] == field, answer
+            assert "not a conversation of tenant" in answer["error"]
+
+    async def test_a_manual_send_naming_it_is_refused_by_the_route_and_on_the_queue(self, routed):
+        sim, t = routed, routed.m365
+        theirs = await self.a_chat(sim)
+        await deliver(alert())
+        response = await admin(
+            "alert_send",
+            "POST",
+            f"tenants/{TENANT_ID}/alerts/ALRT-1042/send",
+            {"recipients": [{"kind": "chat", "chatId": theirs}]},
+            alert_id="ALRT-1042",
+        )
+        assert response.status_code == 400 and json.loads(response.get_body())["field"] == "recipients[0]"
+        command = {
+            "specversion": "1.0",
+            "id": "send-steal",
+            "source": "https://alerts.example.com",
+            "type": "teams.message.send",
+            "subject": "ALRT-1042",
+            "tenantid": TENANT_ID,
+            "data": {
+                "recipients": [{"kind": "chat", "chatId": theirs}],
+                "fallbackRecipients": [channel_recipient(t.sre)],
+            },
+        }
+        await deliver(command, message_id="send-steal")
+        assert cards(sim, theirs) == []
+        assert "could not be reached" in " ".join(texts(sim, t.sre.id))  # the fallback, with the reason
+
+    async def test_a_workflow_stored_before_the_check_delivers_to_its_fallback_not_there(self, routed):
+        from shared import bootstrap
+
+        sim, t = routed, routed.m365
+        theirs = await self.a_chat(sim)
+        definition = {
+            "name": "old",
+            "trigger": "new_or_updated",
+            "recipients": [{"kind": "chat", "chatId": theirs}],
+            "fallbackRecipients": [channel_recipient(t.sre)],
+        }
+        table = await (await bootstrap.container()).store._t("workflows")
+        await table.create(
+            {"PartitionKey": TENANT_ID, "RowKey": "old", "Definition": json.dumps(definition), "Revision": "1"}
+        )
+        await deliver(alert())
+        assert cards(sim, theirs) == []
+        [note] = texts(sim, t.sre.id)
+        assert "not a conversation of tenant" in note

@@ -23,7 +23,7 @@ ALERT_EVENTS = "alert-events"
 
 
 def channel_recipient(channel, name: str = "") -> dict:
-    return {"kind": "channel", "teamId": "ops-team", "channelId": channel.id, "name": name or channel.display_name}
+    return {"kind": "channel", "teamId": channel.team_id, "channelId": channel.id, "name": name or channel.display_name}
 
 
 def person(user: str) -> dict:

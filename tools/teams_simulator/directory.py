@@ -80,6 +80,7 @@ class Channel:
     membership_type: str = "standard"
     members: dict[str, list[str]] = field(default_factory=dict)  # user id -> roles
     messages: dict[str, Message] = field(default_factory=dict)
+    team_id: str = ""  # the team (Microsoft 365 group) the channel belongs to
 
 
 @dataclass
@@ -125,7 +126,9 @@ class Tenant:
 
     def add_team(self, display_name: str, *, team_id: str | None = None, members: tuple[str, ...] = ()) -> Team:
         team = Team(team_id or str(uuid.uuid4()), display_name, members=set(members))
-        general = Channel(f"19:{uuid.uuid4().hex}@thread.tacv2", "General", members={m: [] for m in members})
+        general = Channel(
+            f"19:{uuid.uuid4().hex}@thread.tacv2", "General", members={m: [] for m in members}, team_id=team.id
+        )
         team.channels[general.id] = general
         self.teams[team.id] = team
         return team
@@ -134,7 +137,10 @@ class Tenant:
         self, team: Team, display_name: str, *, channel_id: str | None = None, members: tuple[str, ...] = ()
     ) -> Channel:
         channel = Channel(
-            channel_id or f"19:{uuid.uuid4().hex}@thread.tacv2", display_name, members={m: [] for m in members}
+            channel_id or f"19:{uuid.uuid4().hex}@thread.tacv2",
+            display_name,
+            members={m: [] for m in members},
+            team_id=team.id,
         )
         team.channels[channel.id] = channel
         return channel

@@ -361,7 +361,12 @@ class GraphRoutes:
                     400, "BadRequest", "A private channel needs at least one owner in members (roles: ['owner'])."
                 )
             channel = Channel(
-                f"19:{uuid.uuid4().hex}@thread.tacv2", name, str(body.get("description") or ""), membership, members
+                f"19:{uuid.uuid4().hex}@thread.tacv2",
+                name,
+                str(body.get("description") or ""),
+                membership,
+                members,
+                team_id=team.id,
             )
             team.channels[channel.id] = channel
             return web.json_response(self._channel_json(team.id, channel), status=201)
