@@ -9,6 +9,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any, TypeAlias
 
+from shared.domain.events import stored_json
 from shared.domain.model import (
     AccountLink,
     ActionRecord,
@@ -112,8 +113,9 @@ def alert_to_entity(state: AlertState) -> Entity:
         "Kind": state.kind,
         "Description": state.description[:MAX_STRING_PROPERTY_CHARS],
         "Url": state.url or "",
-        "Labels": json.dumps(state.labels, separators=(",", ":")),
-        "Responders": json.dumps(list(state.responders)),
+        # As the door measured them (shared.domain.events.check_limits): the same JSON.
+        "Labels": stored_json(state.labels),
+        "Responders": stored_json(list(state.responders)),
         # Versions are epoch microseconds or counters: kept as strings so they stay exact
         # (Table Storage's Int64 needs an explicit EDM type; ordering is done in Python).
         "Version": str(state.version),

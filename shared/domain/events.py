@@ -63,6 +63,20 @@ MAX_LABEL_VALUE_LENGTH = 1024
 MAX_LABELS_CHARS = 16_000  # all names and values together: one table property
 MAX_RESPONDERS = 50
 MAX_RESPONDER_LENGTH = 320  # an e-mail address (RFC 3696) or user principal name
+# What one Table Storage string property holds: 64 KiB, UTF-16 (32,000 units, with room). The
+# labels and the responders are each stored as one JSON property, so their limit is checked on
+# the JSON as stored (stored_json), not on the characters sent.
+MAX_STORED_PROPERTY_CHARS = 32_000
+
+
+def stored_json(value: Any) -> str:
+    """The JSON a field is stored as (one table property): compact, non-ASCII kept as is."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def stored_size(text: str) -> int:
+    """Its size as Table Storage counts it: UTF-16 code units (a character beyond U+FFFF is two)."""
+    return len(text.encode("utf-16-le")) // 2
 
 
 class InvalidEvent(ValueError):
@@ -121,6 +135,15 @@ def check_limits(data: AlertData, prefix: str) -> None:
     for responder in data.responders:
         if len(responder) > MAX_RESPONDER_LENGTH:
             raise InvalidEvent(f"{prefix}responders", f"has an entry longer than {MAX_RESPONDER_LENGTH} characters")
+    stored: tuple[tuple[str, Any], ...] = (("labels", data.labels), ("responders", list(data.responders)))
+    for field_name, field_value in stored:
+        size = stored_size(stored_json(field_value))
+        if size > MAX_STORED_PROPERTY_CHARS:
+            raise InvalidEvent(
+                f"{prefix}{field_name}",
+                f"take {size:,} characters as stored (JSON, counted in UTF-16 as Table Storage does); "
+                f"at most {MAX_STORED_PROPERTY_CHARS:,}",
+            )
 
 
 @dataclass(frozen=True)

@@ -253,3 +253,28 @@ class TestNoTenantReachesAnothersConversations:
         assert cards(sim, theirs) == []
         [note] = texts(sim, t.sre.id)
         assert "not a conversation of tenant" in note
+
+
+class TestAnAlertThatPassesTheDoorFits:
+    async def test_labels_of_9300_cjk_characters_become_a_card(self, ingesting, queue_sink):
+        from tests.e2e.test_alert_flow import cards as cards_of
+        from tests.e2e.test_alert_flow import install
+        from tests.e2e.test_ingest import call, post, run_queued
+
+        channel = await install(ingesting, "channel")
+        event = example("alert-created.json")
+        event["data"]["labels"] = {f"標籤{i}": "監控警報" * 232 for i in range(10)}  # 9,300 characters
+        status, body = await call(post("cloudevents", event))
+        assert status == 202, body
+        await run_queued(queue_sink)
+        [card] = cards_of(ingesting, channel)
+        assert "監控警報" in json.dumps(card.attachments[0]["content"], ensure_ascii=False)
+
+    async def test_labels_too_large_as_stored_are_refused_at_the_door_naming_them(self, ingesting):
+        from tests.e2e.test_ingest import call, post
+
+        event = example("alert-created.json")
+        # 10,000 characters sent, each stored as six (\\u0001): 60,000, more than a property holds.
+        event["data"]["labels"] = {f"k{i}": "\x01" * 1000 for i in range(10)}
+        status, body = await call(post("cloudevents", event))
+        assert status == 400 and body.get("field") == "data.labels" and "as stored" in body["error"], body
