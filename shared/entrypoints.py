@@ -338,7 +338,7 @@ async def tenant_admin_key(req: func.HttpRequest) -> func.HttpResponse:
     """The tenant-bound admin key, for the holder of ADMIN_API_KEY to hand to that tenant's UI."""
     from shared.security import tenant_admin_key as derive
 
-    c, _connect = await _connect_container()
+    c = await _configured()  # needs ADMIN_API_KEY only: no tenant connection (Graph)
     _admin_check(req, c)
     tenant_id = _route_tenant(req)
     return _json_response(

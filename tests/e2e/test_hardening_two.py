@@ -278,3 +278,33 @@ class TestAnAlertThatPassesTheDoorFits:
         event["data"]["labels"] = {f"k{i}": "\x01" * 1000 for i in range(10)}
         status, body = await call(post("cloudevents", event))
         assert status == 400 and body.get("field") == "data.labels" and "as stored" in body["error"], body
+
+
+class TestKeysWithoutAGraphConnection:
+    async def test_the_tenant_key_is_what_the_readme_says_and_opens_the_source_keys(self, ingesting):
+        import base64
+        import hashlib
+        import hmac
+
+        from tests.e2e.test_ingest import ADMIN_KEY
+
+        def request(route: str, key: str, **params: str) -> func.HttpRequest:
+            return func.HttpRequest(
+                "GET",
+                f"http://localhost:7071/api/{route}",
+                headers={"X-Admin-Key": key},
+                route_params={"tenant_id": TENANT_ID, **params},
+                body=b"",
+            )
+
+        response = await functions()["tenant_admin_key"](request(f"tenants/{TENANT_ID}/admin-key", ADMIN_KEY))
+        assert response.status_code == 200, response.get_body()  # GRAPH_APP_ID is not set here
+        # The README: HMAC-SHA256 of "tenant-admin-key/v1/<tenant id in lower case>" under
+        # ADMIN_API_KEY, base64url without padding.
+        mac = hmac.new(ADMIN_KEY.encode(), f"tenant-admin-key/v1/{TENANT_ID.lower()}".encode(), hashlib.sha256)
+        readme_key = base64.urlsafe_b64encode(mac.digest()).rstrip(b"=").decode()
+        assert json.loads(response.get_body())["key"] == readme_key
+        source = await functions()["ingest_source"](
+            request(f"tenants/{TENANT_ID}/sources/prod-am", readme_key, source="prod-am")
+        )
+        assert source.status_code == 200 and json.loads(source.get_body())["key"], source.get_body()
