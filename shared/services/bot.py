@@ -346,7 +346,8 @@ async def _own_identities(ctx: ActionContext | None, actor: Actor) -> set[str]:
 async def link_account(name: str, actor: Actor, store: StateStore, ctx: ActionContext | None) -> str:
     """`link <name>`: a link to a name is verified against the person's own Microsoft Entra
     account (mail or UPN); any other name waits for a connector admin's approval and, until
-    then, no action carries it. `link` alone links the person's own account."""
+    then, actions carry the person's own directory account (or none when it cannot be read).
+    `link` alone links the person's own account."""
     if not actor.aad_object_id:
         return "Your Teams account has no Microsoft Entra id here, so it cannot be linked."
     if name:
@@ -368,10 +369,13 @@ async def link_account(name: str, actor: Actor, store: StateStore, ctx: ActionCo
             if own
             else "your Microsoft 365 account cannot be read to check it"
         )
+        # What authorize() does meanwhile (actions.ensure_link): the person's own directory
+        # account when it can be read, else no platform identity.
+        meanwhile = "your own Microsoft 365 account" if own else "no platform identity"
         return (
             f"Link to {cards.escape_text(name, 200)} requested, not made: {why}. A connector admin can approve it "
             f"(PUT /api/tenants/{actor.tenant_id}/links/{actor.aad_object_id}); until then your actions carry "
-            "no platform identity."
+            f"{meanwhile}."
         )
     link = await action_service.ensure_link(ctx, actor) if ctx is not None else None
     if link is None:

@@ -294,7 +294,11 @@ class TestLinksAreVerified:
             conversation_id=chat,
         )
         await post_activity(message, sim.auth_header(BOT_APP_ID, message["serviceUrl"]))
-        assert "requested, not made" in (sim.conversation(chat).activities[-1].text or "")
+        reply = sim.conversation(chat).activities[-1].text or ""
+        # What the reply says is what happens next (and what the README says).
+        assert (
+            "requested, not made" in reply and "until then your actions carry your own Microsoft 365 account" in reply
+        )
         await click(sim, "acknowledge")
         [(_, _, event)] = queue_sink.messages
         assert (
