@@ -717,7 +717,7 @@ async def ingest(req: func.HttpRequest) -> func.HttpResponse:
                 "field": "source",
             },
         )
-    presented = req.headers.get(INGEST_KEY_HEADER) or req.params.get("key")
+    presented = _presented_ingest_key(req)
     if not same_secret(presented, ingest_key(c.settings.admin_api_key, tenant, source)):
         log.warning(
             "Ingest refused for source %s of tenant %s: %s", source, tenant, "no key" if not presented else "wrong key"
@@ -725,9 +725,17 @@ async def ingest(req: func.HttpRequest) -> func.HttpResponse:
         return _json_response(
             401,
             {
-                "error": f"a valid key for this tenant and source is required "
-                f"({INGEST_KEY_HEADER} header or key parameter)"
+                "error": "a valid key for this tenant and source is required: Authorization: Bearer <key>, "
+                f"basic auth with the key as password, the {INGEST_KEY_HEADER} header, or the key parameter"
             },
+        )
+    content_type = (req.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+    if content_type != "application/json" and not (
+        content_type.startswith("application/") and content_type.endswith("+json")
+    ):
+        # A browser sends text/plain (or a form) cross-site without asking first: only JSON is read.
+        return _json_response(
+            415, {"error": f"the payload must be sent as application/json, not {content_type or 'no Content-Type'}"}
         )
     raw = req.get_body() or b""
     if len(raw) > MAX_EVENT_BYTES:
@@ -765,6 +773,28 @@ async def ingest(req: func.HttpRequest) -> func.HttpResponse:
     )
 
 
+def _presented_ingest_key(req: func.HttpRequest) -> str | None:
+    """The source key, in whichever form the source keeps secret: ``Authorization: Bearer <key>``
+    (Alertmanager's ``http_config.authorization``, Grafana's Authorization header), basic auth
+    with the key as password (any user name), the ``X-Ingest-Key`` header (PagerDuty's custom
+    headers), or, for a source with no other way (Azure Monitor's webhook), ``?key=``."""
+    import base64
+    import binascii
+
+    authorization = (req.headers.get("Authorization") or "").strip()
+    scheme, _, credentials = authorization.partition(" ")
+    if scheme.lower() == "bearer" and credentials.strip():
+        return credentials.strip()
+    if scheme.lower() == "basic" and credentials.strip():
+        try:
+            decoded = base64.b64decode(credentials.strip(), validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+        return decoded.partition(":")[2] or None
+    found = req.headers.get(INGEST_KEY_HEADER) or req.params.get("key")
+    return str(found) if found else None
+
+
 @_answers
 async def ingest_setup(req: func.HttpRequest) -> func.HttpResponse:
     """A source's key and ready URLs, one per format (the tenant's admin key)."""
@@ -779,6 +809,9 @@ async def ingest_setup(req: func.HttpRequest) -> func.HttpResponse:
         )
     key = ingest_key(_master_key(c), tenant_id, source)
     base = (c.settings.graph.public_base_url if c.settings.graph else "") or "https://<your function app>"
+    # The key goes in a header the source keeps secret; only Azure Monitor's webhook, which
+    # cannot send one, has it in the URL (a URL is shown and logged by the sources that hold it).
+    in_url = {"azure-monitor"}
     return _json_response(
         200,
         {
@@ -786,8 +819,11 @@ async def ingest_setup(req: func.HttpRequest) -> func.HttpResponse:
             "source": source,
             "header": INGEST_KEY_HEADER,
             "key": key,
+            "authorization": f"Bearer {key}",
             "urls": {
-                name: f"{base}/api/events/{name}?tenant={tenant_id}&source={source}&key={key}" for name in FORMAT_NAMES
+                name: f"{base}/api/events/{name}?tenant={tenant_id}&source={source}"
+                + (f"&key={key}" if name in in_url else "")
+                for name in FORMAT_NAMES
             },
         },
     )

@@ -308,3 +308,57 @@ class TestKeysWithoutAGraphConnection:
             request(f"tenants/{TENANT_ID}/sources/prod-am", readme_key, source="prod-am")
         )
         assert source.status_code == 200 and json.loads(source.get_body())["key"], source.get_body()
+
+
+class TestTheSourceKeyInTheFormsSourcesKeepSecret:
+    def post(self, headers: dict[str, str], params: dict[str, str] | None = None) -> func.HttpRequest:
+        return func.HttpRequest(
+            "POST",
+            "http://localhost:7071/api/events/cloudevents",
+            headers=headers,
+            params={"tenant": TENANT_ID, "source": "prod-am", **(params or {})},
+            route_params={"format": "cloudevents"},
+            body=json.dumps(example("alert-created.json")).encode(),
+        )
+
+    async def test_bearer_and_basic_auth_carry_it_as_alertmanager_and_grafana_send_it(self, ingesting):
+        import base64
+
+        from shared.security import ingest_key
+        from tests.e2e.test_ingest import ADMIN_KEY
+
+        key = ingest_key(ADMIN_KEY, TENANT_ID, "prod-am")
+        json_type = {"Content-Type": "application/json"}
+        basic = base64.b64encode(f"alertmanager:{key}".encode()).decode()
+        for headers in ({"Authorization": f"Bearer {key}"}, {"Authorization": f"Basic {basic}"}):
+            response = await functions()["ingest"](self.post({**json_type, **headers}))
+            assert response.status_code == 202, (headers, response.get_body())
+        for wrong in (
+            {"Authorization": "Bearer nope"},
+            {"Authorization": "Basic " + base64.b64encode(b"u:nope").decode()},
+        ):
+            assert (await functions()["ingest"](self.post({**json_type, **wrong}))).status_code == 401
+
+    async def test_the_ready_urls_carry_no_key_except_where_the_source_has_no_other_way(self, ingesting):
+        from shared.security import tenant_admin_key
+        from tests.e2e.test_ingest import ADMIN_KEY
+
+        req = func.HttpRequest(
+            "GET",
+            f"http://localhost:7071/api/tenants/{TENANT_ID}/sources/prod-am",
+            headers={"X-Admin-Key": tenant_admin_key(ADMIN_KEY, TENANT_ID)},
+            route_params={"tenant_id": TENANT_ID, "source": "prod-am"},
+            body=b"",
+        )
+        body = json.loads((await functions()["ingest_source"](req)).get_body())
+        with_key = sorted(name for name, url in body["urls"].items() if "key=" in url)
+        assert with_key == ["azure-monitor"] and body["authorization"] == f"Bearer {body['key']}"
+
+    async def test_json_sent_as_text_plain_is_refused(self, ingesting):
+        from shared.security import ingest_key
+        from tests.e2e.test_ingest import ADMIN_KEY
+
+        key = ingest_key(ADMIN_KEY, TENANT_ID, "prod-am")
+        # What a page on another site can make a browser send without asking first.
+        response = await functions()["ingest"](self.post({"Content-Type": "text/plain"}, {"key": key}))
+        assert response.status_code == 415 and b"application/json" in response.get_body()
