@@ -492,11 +492,15 @@ def _most_severe_first(alerts: list[AlertState]) -> list[AlertState]:
 MAX_LISTED_ALERTS = 10
 
 
-def alerts_card(alerts: list[AlertState], now: datetime, note: str = "", done: bool = True) -> dict[str, Any]:
-    """The answer to ``alerts``: the tenant's open and acknowledged alerts, most severe first,
-    each with its badges, age and buttons; the rest counted."""
+def alerts_card(
+    alerts: list[AlertState], now: datetime, note: str = "", done: bool = True, scope: str = ""
+) -> dict[str, Any]:
+    """The answer to ``alerts``: the open and acknowledged alerts the person may see, most
+    severe first, each with its badges, age and buttons; the rest counted. ``scope`` says which
+    ("shown here"; nothing for a connector admin's list of the organisation's)."""
     counts = {severity: sum(1 for a in alerts if a.severity == severity) for severity in SEVERITIES}
-    body: list[dict[str, Any]] = [_text_block(f"Open alerts ({len(alerts)})", weight="Bolder", size="Medium")]
+    title = f"Open alerts {scope} ({len(alerts)})" if scope else f"Open alerts ({len(alerts)})"
+    body: list[dict[str, Any]] = [_text_block(title, weight="Bolder", size="Medium")]
     if not alerts:
         body.append(_text_block("No open alerts. \U0001f389"))
     row = _counts_row(counts)

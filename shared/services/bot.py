@@ -6,6 +6,7 @@ the bot adapter sends whatever this returns.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from dataclasses import dataclass, field, replace
@@ -14,7 +15,7 @@ from typing import Any
 
 from shared import cards
 from shared.domain.alerts import TRANSITIONS, Verb
-from shared.domain.model import AccountLink, ConversationRecord
+from shared.domain.model import AccountLink, AlertState, ConversationRecord
 from shared.ports import StateStore
 from shared.services import actions as action_service
 from shared.services.actions import ActionContext, ActionResult, Actor, Where
@@ -164,7 +165,7 @@ async def handle_card_action(
         # Pressed in the answer to "alerts": the list stays, refreshed, with what happened under it.
         return BotReply(
             invoke_response=cards.card_invoke_response(
-                await open_alerts_card(ctx.store, actor_of(activity).tenant_id, ctx, result.message, result.changed)
+                await open_alerts_card(ctx.store, actor_of(activity), record, ctx, result.message, result.changed)
             )
         )
     card = result.card(shown.context if shown else None)
@@ -174,10 +175,37 @@ async def handle_card_action(
 
 
 async def open_alerts_card(
-    store: StateStore, tenant_id: str, ctx: ActionContext | None, note: str = "", done: bool = True
+    store: StateStore,
+    actor: Actor,
+    record: ConversationRecord | None,
+    ctx: ActionContext | None,
+    note: str = "",
+    done: bool = True,
 ) -> dict[str, Any]:
+    """The open alerts this person may see, by the one authorisation rule: a connector admin
+    sees the organisation's; anyone else those shown in this conversation (a card, counted in
+    its storm summary, or its own alert channel), which they are in."""
     now = ctx.clock() if ctx is not None else datetime.now(UTC)
-    return cards.alerts_card(await store.list_open_alerts(tenant_id), now, note, done)
+    alerts = await store.list_open_alerts(actor.tenant_id)
+    admins = ctx.connector_admins if ctx is not None else ()
+    if actor.aad_object_id and actor.aad_object_id.lower() in admins:
+        return cards.alerts_card(alerts, now, note, done)
+    here = record.conversation_id if record is not None and record.tenant_id == actor.tenant_id else None
+    if here is None:
+        return cards.alerts_card([], now, note, done, scope="shown here")
+
+    async def shown_here(state: AlertState) -> bool:
+        if record is not None and record.alert_key == state.key:
+            return True
+        delivery = await store.get_delivery(state.tenant_id, state.key, here)
+        return delivery is not None and (bool(delivery.activity_id) or delivery.status == "folded")
+
+    visible: list[AlertState] = []
+    for start in range(0, len(alerts), 50):
+        chunk = alerts[start : start + 50]
+        flags = await asyncio.gather(*(shown_here(state) for state in chunk))
+        visible.extend(state for state, shown in zip(chunk, flags, strict=True) if shown)
+    return cards.alerts_card(visible, now, note, done, scope="shown here")
 
 
 async def handle_command(
@@ -195,7 +223,7 @@ async def handle_command(
         record.label if record is not None else "-",
     )
     if word == "alerts":
-        return BotReply(cards=[await open_alerts_card(store, actor.tenant_id, ctx)])
+        return BotReply(cards=[await open_alerts_card(store, actor, record, ctx)])
     command_verb = Verb.parse(word)
     if command_verb is not None and command_verb in TRANSITIONS and ctx is not None:
         if not rest:

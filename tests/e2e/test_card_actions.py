@@ -137,14 +137,17 @@ class TestCommands:
         )
         await post_activity(activity, sim.auth_header(BOT_APP_ID, activity["serviceUrl"]))
         listing = sim.conversation(channel_id).activities[-1].attachments[0]["content"]
-        assert "ALRT-1042" in json.dumps(listing) and "Open alerts (1)" in json.dumps(listing)
+        assert "ALRT-1042" in json.dumps(listing) and "Open alerts shown here (1)" in json.dumps(listing)
         # Each alert in the list has its badges, age and buttons; a press answers with the list, refreshed.
         row = next(n for n in walk(listing) if n.get("type") == "Container")
         assert status_of(row, "status-0") == "Open" and text_of(row, "severity-0").endswith("HIGH")
         [ack] = [n for n in walk(row) if n.get("type") == "Action.Execute" and n["verb"] == "acknowledge"]
         listing_id = sim.conversation(channel_id).activities[-1].id
         body = await click(sim, "acknowledge", ack["data"], channel_id, listing_id)
-        assert "Open alerts (1)" in json.dumps(body["value"]) and status_of(body["value"], "status-0") == "Acknowledged"
+        assert (
+            "Open alerts shown here (1)" in json.dumps(body["value"])
+            and status_of(body["value"], "status-0") == "Acknowledged"
+        )
         assert text_of(body["value"], "note").endswith("Acknowledged by Alex Wilber.")
         assert not [n for n in walk(body["value"]) if n.get("type") == "Action.Execute" and n["verb"] == "acknowledge"]
         # The alert's own card in the same channel is updated too: the press was on the list.

@@ -362,3 +362,28 @@ class TestTheSourceKeyInTheFormsSourcesKeepSecret:
         # What a page on another site can make a browser send without asking first.
         response = await functions()["ingest"](self.post({"Content-Type": "text/plain"}, {"key": key}))
         assert response.status_code == 415 and b"application/json" in response.get_body()
+
+
+class TestTheAlertsListKeepsToWhatThePersonMaySee:
+    async def test_someone_in_a_chat_that_never_got_the_alert_sees_none_of_it(self, connector):
+        from tests.e2e.conftest import BOT_APP_ID
+        from tests.e2e.test_alert_flow import install
+        from tests.support.app import post_activity
+
+        sim = connector
+        await install(sim, "channel")
+        event = example("alert-created.json")
+        await deliver(event)
+        guest = {"id": "29:guest", "name": "A Guest", "aadObjectId": "0000guest-0000-4000-8000-000000000001"}
+        chat = "a:1guest-chat"
+        setup = sim.installation_update(
+            "personal", bot_app_id=BOT_APP_ID, tenant_id=TENANT_ID, conversation_id=chat, user=guest
+        )
+        await post_activity(setup, sim.auth_header(BOT_APP_ID, setup["serviceUrl"]))
+        message = sim.message(
+            "alerts", "personal", tenant_id=TENANT_ID, bot_app_id=BOT_APP_ID, user=guest, conversation_id=chat
+        )
+        await post_activity(message, sim.auth_header(BOT_APP_ID, message["serviceUrl"]))
+        listing = json.dumps(sim.conversation(chat).activities[-1].attachments[0]["content"])
+        assert "Open alerts shown here (0)" in listing
+        assert event["data"]["id"] not in listing and event["data"]["title"] not in listing

@@ -228,10 +228,15 @@ class TestCommands:
             "recipient": {"id": "28:bot"},
         }
 
-    async def test_alerts_lists_open_alerts(self, world):
+    async def test_alerts_lists_only_what_is_shown_here_and_everything_to_a_connector_admin(self, world):
         ctx, _ = world
+        # Alice's 1:1 chat shows no card of ALRT-7 (it is in a channel): her list is empty.
         reply = await handle_activity(self.message("alerts"), {}, store=ctx.store, actions=ctx)
-        assert "ALRT-7" in json.dumps(reply.cards[0])
+        listing = json.dumps(reply.cards[0])
+        assert "ALRT-7" not in listing and "Open alerts shown here (0)" in listing
+        admin = replace(ctx, connector_admins=("aad-alice",))
+        reply = await handle_activity(self.message("alerts"), {}, store=ctx.store, actions=admin)
+        assert "ALRT-7" in json.dumps(reply.cards[0]) and "Open alerts (1)" in json.dumps(reply.cards[0])
 
     async def test_ack_by_id_acknowledges(self, world):
         ctx, state = world

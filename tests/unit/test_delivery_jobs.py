@@ -199,8 +199,9 @@ class TestStorm:
                 }
             )
             await process_and_deliver(body, f"m{n}", ctx)
-        reply = await handle_command("alerts", {"conversation": {"tenantId": TENANT}, "from": {}}, None, store, None)
-        assert "Open alerts (80)" in json.dumps(reply.cards[0])
+        activity = {"conversation": {"tenantId": TENANT, "id": CHANNEL}, "from": {}}
+        reply = await handle_command("alerts", activity, conversation(TENANT, CHANNEL), store, None)
+        assert "Open alerts shown here (80)" in json.dumps(reply.cards[0])  # cards and summary alike
 
 
 class TestRetryAfter:
