@@ -173,6 +173,23 @@ async def _may_see(ctx: ActionContext, state: AlertState, actor: Actor, where: W
     raise Refused(f"You can act on this alert where you can see it: on its card, or from a chat it was sent to{why}.")
 
 
+async def _shown_or_none(
+    ctx: ActionContext, state: AlertState | None, actor: Actor, where: Where
+) -> AlertState | None:
+    """The refused alert, for its card to carry the refusal, only where the press came from its
+    own card in a conversation that shows it: a refusal shows nothing of an alert the person may
+    not see (button data naming another alert gets the reason alone)."""
+    if state is None or state.tenant_id != actor.tenant_id or where.conversation is None:
+        return None
+    if where.via != "card" or not await _shows(ctx, state, where.conversation):
+        return None
+    if where.card_activity_id is not None:
+        shown = await ctx.store.get_delivery(state.tenant_id, state.key, where.conversation.conversation_id)
+        if shown is None or shown.activity_id != where.card_activity_id:
+            return None  # pressed on another card than this alert's
+    return state
+
+
 async def _shows(ctx: ActionContext, state: AlertState, conversation: ConversationRecord) -> bool:
     """Whether the alert's card is in this conversation (or it is the alert's own channel)."""
     if conversation.alert_key == state.key:
@@ -236,7 +253,7 @@ async def change_state(
         try:
             link = await authorize(ctx, state, actor, where)
         except Refused as refusal:
-            return ActionResult(state if state and state.tenant_id == actor.tenant_id else None, False, str(refusal))
+            return ActionResult(await _shown_or_none(ctx, state, actor, where), False, str(refusal))
         assert state is not None
         changed = change_status(state, verb, ctx.clock(), by=actor.name or "someone in Teams")
         if changed is None:
@@ -467,7 +484,7 @@ async def _claim(
     try:
         link = await authorize(ctx, state, actor, where)
     except Refused as refusal:
-        return ActionResult(state if state and state.tenant_id == actor.tenant_id else None, False, str(refusal))
+        return ActionResult(await _shown_or_none(ctx, state, actor, where), False, str(refusal))
     assert state is not None
     current = getattr(state, field) or {}
     if current.get("status") == "created":

@@ -387,3 +387,45 @@ class TestTheAlertsListKeepsToWhatThePersonMaySee:
         listing = json.dumps(sim.conversation(chat).activities[-1].attachments[0]["content"])
         assert "Open alerts shown here (0)" in listing
         assert event["data"]["id"] not in listing and event["data"]["title"] not in listing
+
+
+class TestARefusedPressShowsNothingOfTheOtherAlert:
+    async def test_button_data_naming_another_alert_gets_the_reason_not_that_alerts_card(self, connector):
+        from tests.e2e.conftest import BOT_APP_ID
+        from tests.e2e.test_alert_flow import cards as cards_of
+        from tests.e2e.test_alert_flow import install
+        from tests.support.app import post_activity
+
+        sim = connector
+        await install(sim, "channel")
+        secret = example("alert-created.json")
+        secret["data"] = {
+            **secret["data"],
+            "id": "SECRET-1",
+            "title": "Payroll database breached",
+            "description": "db-hr-01 exfiltration",
+        }
+        secret["subject"], secret["id"] = "SECRET-1", "evt-secret-1"
+        await deliver(secret)  # shown in the channel only
+        group = await install(sim, "groupChat")
+        await deliver(example("alert-created.json"))  # shown in the channel and the group chat
+        [card] = cards_of(sim, group)
+        data = next(a for a in card.attachments[0]["content"]["actions"] if a.get("verb") == "resolve")["data"]
+        from shared import bootstrap
+
+        [hidden] = await (await bootstrap.container()).store.find_alerts(TENANT_ID, "SECRET-1")
+        forged = {**data, "alertKey": hidden.key, "verb": "resolve"}
+        activity = sim.invoke_adaptive_card_action(
+            "resolve",
+            forged,
+            "groupChat",
+            reply_to_id=card.id,
+            bot_app_id=BOT_APP_ID,
+            tenant_id=TENANT_ID,
+            conversation_id=group,
+        )
+        response = await post_activity(activity, sim.auth_header(BOT_APP_ID, activity["serviceUrl"]))
+        answer = response.get_body().decode()
+        assert response.status_code == 200 and "Payroll" not in answer and "exfiltration" not in answer, answer
+        assert "SECRET-1" not in answer
+        assert hidden.status == "open"
