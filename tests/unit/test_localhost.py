@@ -426,7 +426,9 @@ class TestSessions:
             async with (
                 aiohttp.ClientSession() as http,
                 http.post(
-                    f"{host.url}/_localhost/queues/jobs/messages", data=b"x", headers={"x-session-id": "s-1"}
+                    f"{host.url}/_localhost/queues/jobs/messages",
+                    data=b"x",
+                    headers={"x-session-id": "s-1", "Content-Type": "application/json"},
                 ) as response,
             ):
                 assert response.status == 201
@@ -503,9 +505,10 @@ class TestTimers:
             received.append(timer)
 
         async with running(app) as host, aiohttp.ClientSession() as client:
-            async with client.post(f"{host.url}/_localhost/timers/nightly") as response:
+            json_type = {"Content-Type": "application/json"}
+            async with client.post(f"{host.url}/_localhost/timers/nightly", headers=json_type) as response:
                 result = await response.json()
-            async with client.post(f"{host.url}/_localhost/timers/nope") as response:
+            async with client.post(f"{host.url}/_localhost/timers/nope", headers=json_type) as response:
                 unknown = response.status
 
         assert result["status"] == "Succeeded"
@@ -674,3 +677,43 @@ class TestPublishToTheIngestRoute:
             "accepted (HTTP 202): 2 event(s) queued: e-1, e-2" in out.getvalue()
             and "refused (HTTP 401)" in out.getvalue()
         )
+
+
+class TestOnlyThisMachinesToolsReachTheManagementApi:
+    """What a web page on another site can make a developer's browser send to the local host."""
+
+    async def test_cross_site_posts_and_a_rebound_name_are_refused(self):
+        app = func.FunctionApp()
+        received: list = []
+
+        @app.timer_trigger(schedule="0 0 3 * * *", arg_name="timer")
+        def nightly(timer: func.TimerRequest) -> None:
+            received.append(timer)
+
+        @app.service_bus_queue_trigger(arg_name="msg", queue_name="alert-events", connection="ServiceBusConnection")
+        def events(msg: func.ServiceBusMessage) -> None:
+            received.append(msg)
+
+        async with running(app) as host, aiohttp.ClientSession() as client:
+            queue = f"{host.url}/_localhost/queues/alert-events/messages"
+            # A cross-site text/plain post (no preflight): refused, nothing queued.
+            async with client.post(queue, data=b"{}", headers={"Content-Type": "text/plain"}) as response:
+                assert response.status == 415
+            async with client.post(
+                f"{host.url}/_localhost/timers/nightly",
+                headers={"Content-Type": "application/json", "Origin": "https://evil.example"},
+            ) as response:
+                assert response.status == 403
+            # DNS rebinding: the page's own name now points at 127.0.0.1; the Host says so.
+            async with client.get(
+                f"{host.url}/_localhost/queues/alert-events/messages", headers={"Host": "evil.example:7071"}
+            ) as response:
+                assert response.status == 403
+            async with client.get(f"{host.url}/_localhost/console", headers={"Host": "evil.example"}) as response:
+                assert response.status == 403
+            assert received == [] and host.messages("alert-events") == []
+            # This machine's tools still get through.
+            async with client.post(
+                queue, data=b"{}", headers={"Content-Type": "application/json", "Origin": host.url}
+            ) as response:
+                assert response.status == 201

@@ -160,6 +160,49 @@ def read_host_json(source: Path | str | Mapping[str, Any] | None) -> dict[str, A
         raise ValueError(f"{path} is not valid JSON: {error}") from None
 
 
+LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
+
+
+def _host_name(value: str) -> str:
+    """The name part of a Host header or an Origin's authority (the port dropped)."""
+    if value.startswith("["):
+        return value[: value.find("]") + 1] if "]" in value else value
+    return value.rsplit(":", 1)[0] if value.count(":") == 1 else value
+
+
+@web.middleware
+async def _loopback_only(request: web.Request, handler: Any) -> web.StreamResponse:
+    """The management API (``/_localhost``: queues, timers, console) is for this machine's tools
+    and its browser tab only. A page on another site can make the browser send it requests:
+    DNS rebinding (another name resolving to 127.0.0.1: the Host is not a loopback name), a
+    cross-site form or ``text/plain`` post (an Origin that is not this host's, a body that is not
+    JSON, which no cross-site request may send without a preflight this host never approves)."""
+    if not request.path.startswith(MANAGEMENT_PREFIX):
+        return await handler(request)
+    host = _host_name((request.headers.get("Host") or "").lower())
+    if host not in LOOPBACK_NAMES:
+        return web.json_response(
+            {"error": f"the local host answers only to localhost, not to Host {host!r}"}, status=403
+        )
+    origin = request.headers.get("Origin")
+    if origin is not None:
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(origin.lower())
+        if parts.scheme not in ("http", "https") or _host_name(parts.netloc) not in LOOPBACK_NAMES:
+            return web.json_response({"error": f"requests from {origin} are not accepted"}, status=403)
+    if request.method not in ("GET", "HEAD", "OPTIONS"):
+        content_type = (request.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+        is_json = content_type == "application/json" or (
+            content_type.startswith("application/") and content_type.endswith("+json")
+        )
+        if not is_json:
+            return web.json_response(
+                {"error": f"send application/json (got {content_type or 'no Content-Type'})"}, status=415
+            )
+    return await handler(request)
+
+
 def _utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -247,7 +290,7 @@ class LocalHost:
 
     async def start(self) -> None:
         """Start the HTTP server, the queue consumers and the timers."""
-        server = web.Application(client_max_size=100 * 1024 * 1024)
+        server = web.Application(client_max_size=100 * 1024 * 1024, middlewares=[_loopback_only])
         self._add_management_routes(server)
         server.router.add_route("*", "/{tail:.*}", self._handle_function)
         root = logging.getLogger()
