@@ -181,7 +181,7 @@ async def ingest(req: func.HttpRequest) -> func.HttpResponse:
     return await entrypoints.ingest(req)
 
 
-@app.route(route="tenants/{tenant_id}/sources/{source}", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+@app.route(route="tenants/{tenant_id}/sources/{source}", methods=["GET", "POST"], auth_level=func.AuthLevel.FUNCTION)
 async def ingest_source(req: func.HttpRequest) -> func.HttpResponse:
-    """A source's ingest key and URLs (tenant admin key)."""
+    """A source's ingest key and URLs (tenant admin key); POST rotates that source's key alone."""
     return await entrypoints.ingest_setup(req)

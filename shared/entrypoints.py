@@ -718,7 +718,8 @@ async def ingest(req: func.HttpRequest) -> func.HttpResponse:
             },
         )
     presented = _presented_ingest_key(req)
-    if not same_secret(presented, ingest_key(c.settings.admin_api_key, tenant, source)):
+    version = await c.store.source_key_version(tenant, source)
+    if not same_secret(presented, ingest_key(c.settings.admin_api_key, tenant, source, version)):
         log.warning(
             "Ingest refused for source %s of tenant %s: %s", source, tenant, "no key" if not presented else "wrong key"
         )
@@ -766,7 +767,7 @@ async def ingest(req: func.HttpRequest) -> func.HttpResponse:
     for event in events:
         # A stable message id: a webhook sent again within the duplicate-detection window is dropped.
         message_id = hashlib.sha256(f"{tenant}\n{event.source}\n{event.event_id}".encode()).hexdigest()[:32]
-        await queue.publish(message_id, to_cloudevent(event, tenant))
+        await queue.publish(message_id, to_cloudevent(event, tenant, source))
     log.info("Ingest: %d event(s) in %s from source %s of tenant %s queued", len(events), fmt.name, source, tenant)
     return _json_response(
         202, {"status": "queued", "format": fmt.name, "tenant": tenant, "eventIds": [e.event_id for e in events]}
@@ -807,7 +808,14 @@ async def ingest_setup(req: func.HttpRequest) -> func.HttpResponse:
         return _json_response(
             400, {"error": "source must be 1 to 63 lower-case letters, digits or dashes", "field": "source"}
         )
-    key = ingest_key(_master_key(c), tenant_id, source)
+    if req.method == "POST":  # rotate this source's key alone
+        version = await c.store.rotate_source_key(tenant_id, source)
+        log.info(
+            "The key of source %s of tenant %s was rotated (version %d) by %s", source, tenant_id, version, _caller(req)
+        )
+    else:
+        version = await c.store.source_key_version(tenant_id, source)
+    key = ingest_key(_master_key(c), tenant_id, source, version)
     base = (c.settings.graph.public_base_url if c.settings.graph else "") or "https://<your function app>"
     # The key goes in a header the source keeps secret; only Azure Monitor's webhook, which
     # cannot send one, has it in the URL (a URL is shown and logged by the sources that hold it).
@@ -817,6 +825,7 @@ async def ingest_setup(req: func.HttpRequest) -> func.HttpResponse:
         {
             "tenant": tenant_id,
             "source": source,
+            "keyVersion": version,
             "header": INGEST_KEY_HEADER,
             "key": key,
             "authorization": f"Bearer {key}",

@@ -216,7 +216,20 @@ class UndeliverableStore(Protocol):
     async def list_undeliverable(self, tenant_id: str, limit: int = 100) -> list[Undeliverable]: ...
 
 
+class SourceKeyStore(Protocol):
+    """Each ingest source's key version (its key is derived from ADMIN_API_KEY and it)."""
+
+    async def source_key_version(self, tenant_id: str, source: str) -> int:
+        """1 until the source's key is first rotated."""
+        ...
+
+    async def rotate_source_key(self, tenant_id: str, source: str) -> int:
+        """The next version: the source's previous key stops working."""
+        ...
+
+
 class StateStore(
+    SourceKeyStore,
     ConnectionStore,
     ConversationStore,
     AlertStore,

@@ -171,15 +171,13 @@ def tenant_admin_key(admin_api_key: str, tenant_id: str) -> str:
     )
 
 
-def ingest_key(admin_api_key: str, tenant_id: str, source: str) -> str:
+def ingest_key(admin_api_key: str, tenant_id: str, source: str, version: int = 1) -> str:
     """The key of one alert source of one tenant for ``POST /api/events/{format}``: HMAC of
-    both under ``ADMIN_API_KEY``. It names the tenant its events go to, so a source can never
-    post into another tenant, and one source's key can be replaced without touching others'."""
-    return b64url(
-        hmac.new(
-            admin_api_key.encode(), f"ingest-key/v1/{tenant_id.lower()}/{source}".encode(), hashlib.sha256
-        ).digest()
-    )
+    both (and the source's key version, after a rotation) under ``ADMIN_API_KEY``. It names the
+    tenant its events go to, so a source can never post into another tenant, and one source's
+    key is rotated alone (its version goes up; every other key stays)."""
+    message = f"ingest-key/v1/{tenant_id.lower()}/{source}" + (f"/{version}" if version > 1 else "")
+    return b64url(hmac.new(admin_api_key.encode(), message.encode(), hashlib.sha256).digest())
 
 
 def same_secret(presented: str | None, expected: str) -> bool:

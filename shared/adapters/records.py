@@ -127,6 +127,7 @@ def alert_to_entity(state: AlertState) -> Entity:
         "Channel": json.dumps(state.channel) if state.channel else "",
         "Meeting": json.dumps(state.meeting) if state.meeting else "",
         "FirstEvent": state.first_event,
+        "IngestSource": state.ingest_source,
         "LastEvent": state.last_event,
     }
 
@@ -155,6 +156,7 @@ def alert_from_entity(entity: Entity, etag: str | None) -> AlertState:
         channel=json.loads(entity["Channel"]) if entity.get("Channel") else None,
         meeting=json.loads(entity["Meeting"]) if entity.get("Meeting") else None,
         first_event=entity.get("FirstEvent", ""),
+        ingest_source=entity.get("IngestSource", ""),
         last_event=entity.get("LastEvent", ""),
         etag=etag,
         stored_status=entity["Status"],

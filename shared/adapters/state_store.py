@@ -990,6 +990,29 @@ class TableStateStore:
             "fallback": fallback if isinstance(fallback, list) else [],
         }
 
+    # ingest sources' key versions (one partition per tenant)
+    async def source_key_version(self, tenant_id: str, source: str) -> int:
+        row = await (await self._t("sources")).get(tenant_id, source)
+        return int(row[0].get("KeyVersion") or 1) if row else 1
+
+    async def rotate_source_key(self, tenant_id: str, source: str) -> int:
+        table = await self._t("sources")
+        for _ in range(5):
+            row = await table.get(tenant_id, source)
+            version = (int(row[0].get("KeyVersion") or 1) if row else 1) + 1
+            entity = {
+                "PartitionKey": tenant_id,
+                "RowKey": source,
+                "KeyVersion": str(version),
+                "Rotated": self._clock().isoformat(),
+            }
+            try:
+                await (table.replace(entity, row[1]) if row else table.create(entity))
+                return version
+            except ConcurrencyConflict:
+                continue  # rotated by someone else meanwhile: rotate again from theirs
+        raise ConcurrencyConflict(f"the key of source {source} kept changing")
+
     # alerts that reached no one (recipient and fallback failed)
     async def record_undeliverable(self, record: Undeliverable) -> None:
         row = hashlib.sha256(f"{record.alert_key}\n{record.recipient}".encode()).hexdigest()[:40]

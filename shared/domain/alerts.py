@@ -102,6 +102,7 @@ def apply_event(current: AlertState | None, event: AlertEvent, tenant_id: str, n
         status=status,
         severity=data.severity,
         created=data.created or event.time or now,
+        ingest_source=event.ingest_source,
     )
     moment = data.updated or event.time or now
     if current is not None and changed:

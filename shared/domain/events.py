@@ -156,6 +156,9 @@ class AlertEvent:
     data: AlertData
     tenant_id: str | None = None
     time: datetime | None = None
+    # The ingest route's source whose key let the event in (CloudEvents extension
+    # "ingestsource", set by the route only); empty for events put on the queue directly.
+    ingest_source: str = ""
 
     @property
     def dedupe_key(self) -> str:
@@ -248,7 +251,7 @@ def epoch_micros(moment: datetime) -> int:
     return int(moment.timestamp() * 1_000_000)
 
 
-def to_cloudevent(event: AlertEvent, tenant_id: str) -> dict[str, Any]:
+def to_cloudevent(event: AlertEvent, tenant_id: str, ingest_source: str = "") -> dict[str, Any]:
     """The event as a structured CloudEvent of this connector's schema, for the tenant: what
     the HTTP ingest route puts on the alert-events queue, whatever format it arrived in.
     Parsing it again gives the same event (the same alert key, version and dedupe key)."""
@@ -284,6 +287,8 @@ def to_cloudevent(event: AlertEvent, tenant_id: str) -> dict[str, Any]:
     }
     if event.time is not None:
         out["time"] = event.time.isoformat()
+    if ingest_source:
+        out["ingestsource"] = ingest_source
     return out
 
 
@@ -371,9 +376,18 @@ def parse_cloudevent(obj: Any) -> AlertEvent:
             except tenants.InvalidTenantId as exc:
                 raise InvalidEvent("tenantid", str(exc)) from None
         subject = _string(obj, "subject", "subject")
+        ingest_source = _string(obj, "ingestsource", "ingestsource", max_length=63) or ""
         data = parse_alert_data(obj["data"], event_time=time, subject=subject)
     except InvalidEvent as exc:
         exc.event_id = event_id
         raise
     assert event_id is not None and source is not None and event_type is not None
-    return AlertEvent(event_id=event_id, type=event_type, source=source, data=data, tenant_id=tenant_id, time=time)
+    return AlertEvent(
+        event_id=event_id,
+        type=event_type,
+        source=source,
+        data=data,
+        tenant_id=tenant_id,
+        time=time,
+        ingest_source=ingest_source,
+    )

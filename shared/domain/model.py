@@ -109,6 +109,9 @@ class AlertState:
     # applied: a redelivered event is recognised and routed exactly as the first time.
     first_event: str = ""
     last_event: str = ""
+    # The ingest route's source (its key) that created the alert, if it came that way: only
+    # that source's key may change it (shared.services.processing).
+    ingest_source: str = ""
     etag: str | None = None
     # The status as last read from or written to the store (None: never stored): the store
     # keeps its open-alert index and removal schedule by the transitions it sees.

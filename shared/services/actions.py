@@ -173,9 +173,7 @@ async def _may_see(ctx: ActionContext, state: AlertState, actor: Actor, where: W
     raise Refused(f"You can act on this alert where you can see it: on its card, or from a chat it was sent to{why}.")
 
 
-async def _shown_or_none(
-    ctx: ActionContext, state: AlertState | None, actor: Actor, where: Where
-) -> AlertState | None:
+async def _shown_or_none(ctx: ActionContext, state: AlertState | None, actor: Actor, where: Where) -> AlertState | None:
     """The refused alert, for its card to carry the refusal, only where the press came from its
     own card in a conversation that shows it: a refusal shows nothing of an alert the person may
     not see (button data naming another alert gets the reason alone)."""

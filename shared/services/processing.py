@@ -344,6 +344,14 @@ async def _apply(
             pass  # it exists: decide on what is there
     for _ in range(MAX_STATE_ATTEMPTS):
         current = await store.get_alert(tenant_id, key)
+        if current is not None and current.ingest_source and event.ingest_source not in ("", current.ingest_source):
+            # What a source key may do: create alerts, and change the ones its own source created.
+            raise InvalidEvent(
+                "source",
+                f"alert {event.data.id} belongs to ingest source {current.ingest_source}; "
+                f"source {event.ingest_source}'s key cannot change it",
+                event.event_id,
+            )
         if current is not None and current.last_event == event.dedupe_key:
             return current, "new" if current.first_event == event.dedupe_key else "updated", False
         new = apply_event(current, event, tenant_id, now)

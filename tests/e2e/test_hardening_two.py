@@ -429,3 +429,59 @@ class TestARefusedPressShowsNothingOfTheOtherAlert:
         assert response.status_code == 200 and "Payroll" not in answer and "exfiltration" not in answer, answer
         assert "SECRET-1" not in answer
         assert hidden.status == "open"
+
+
+class TestWhatASourceKeyMayDo:
+    def post(self, source: str, key: str, event: dict) -> func.HttpRequest:
+        return func.HttpRequest(
+            "POST",
+            "http://localhost:7071/api/events/cloudevents",
+            headers={"Content-Type": "application/json", "Authorization": f"Bearer {key}"},
+            params={"tenant": TENANT_ID, "source": source},
+            route_params={"format": "cloudevents"},
+            body=json.dumps(event).encode(),
+        )
+
+    async def test_one_sources_key_cannot_change_another_sources_alert(self, ingesting, queue_sink):
+        from shared import bootstrap
+        from shared.security import ingest_key
+        from tests.e2e.test_ingest import ADMIN_KEY, run_queued
+
+        created = example("alert-created.json")
+        resolved = example("alert-resolved.json")
+        response = await functions()["ingest"](self.post("team-a", ingest_key(ADMIN_KEY, TENANT_ID, "team-a"), created))
+        assert response.status_code == 202
+        # Team B's key, with Team A's alert's source and id: accepted at the door (it cannot
+        # know), refused when applied, with the reason.
+        response = await functions()["ingest"](
+            self.post("team-b", ingest_key(ADMIN_KEY, TENANT_ID, "team-b"), resolved)
+        )
+        assert response.status_code == 202
+        await run_queued(queue_sink)
+        store = (await bootstrap.container()).store
+        [alert] = await store.find_alerts(TENANT_ID, created["data"]["id"])
+        assert alert.status == "open" and alert.ingest_source == "team-a"
+        [rejected] = await store.list_rejected()
+        assert rejected.field == "source" and "team-a" in rejected.reason
+
+    async def test_a_sources_key_is_rotated_alone(self, ingesting):
+        from shared.security import ingest_key, tenant_admin_key
+        from tests.e2e.test_ingest import ADMIN_KEY
+
+        def setup(method: str) -> func.HttpRequest:
+            return func.HttpRequest(
+                method,
+                f"http://localhost:7071/api/tenants/{TENANT_ID}/sources/team-a",
+                headers={"X-Admin-Key": tenant_admin_key(ADMIN_KEY, TENANT_ID)},
+                route_params={"tenant_id": TENANT_ID, "source": "team-a"},
+                body=b"",
+            )
+
+        old = json.loads((await functions()["ingest_source"](setup("GET"))).get_body())["key"]
+        rotated = json.loads((await functions()["ingest_source"](setup("POST"))).get_body())
+        assert rotated["keyVersion"] == 2 and rotated["key"] != old
+        event = example("alert-created.json")
+        assert (await functions()["ingest"](self.post("team-a", old, event))).status_code == 401
+        assert (await functions()["ingest"](self.post("team-a", rotated["key"], event))).status_code == 202
+        other = ingest_key(ADMIN_KEY, TENANT_ID, "team-b")  # every other source's key stays
+        assert (await functions()["ingest"](self.post("team-b", other, event))).status_code == 202
