@@ -69,7 +69,11 @@ def default_queue() -> str:
 def _request(
     host: str, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None
 ) -> tuple[int, dict[str, Any]]:
-    request = urllib.request.Request(host.rstrip("/") + path, data=body, method=method, headers=headers or {})
+    headers = dict(headers or {})
+    token = _run_file().get("hostToken")
+    if token and path.startswith("/_localhost/"):
+        headers.setdefault("X-Local-Token", str(token))  # this run's token: the host's writes need it
+    request = urllib.request.Request(host.rstrip("/") + path, data=body, method=method, headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=REQUEST_TIMEOUT_SECONDS) as response:
             return response.status, json.loads(response.read() or b"{}")

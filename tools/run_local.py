@@ -157,6 +157,7 @@ def main(argv: list[str] | None = None) -> int:
         reset_state()
     (STATE_DIR / "azurite").mkdir(parents=True, exist_ok=True)
     host_url = f"http://127.0.0.1:{args.port}"
+    host_token = secrets.token_urlsafe(24)  # a new one each run: the management API's writes need it
     playground_url = f"http://localhost:{args.playground_port}"
     processes: list[tuple[str, subprocess.Popen]] = []
 
@@ -210,7 +211,9 @@ def main(argv: list[str] | None = None) -> int:
             "AUTHORITY_HOST": simulator.authority_host,
             "LOCAL_CA_CERT_FILE": simulator.ca_file,
             "PUBLIC_BASE_URL": f"http://localhost:{args.port}",
-            "LOCAL_QUEUE_HOST_URL": host_url,
+            # The app writes to the host's queues with this run's token (basic auth from the URL).
+            "LOCAL_HOST_TOKEN": host_token,
+            "LOCAL_QUEUE_HOST_URL": host_url.replace("://", f"://local:{host_token}@", 1),
         }
         if args.azurite_port != AZURITE_TABLE_PORT:
             tables = (
@@ -231,7 +234,10 @@ def main(argv: list[str] | None = None) -> int:
         )
         _wait_for(args.port, "the local Functions host", host)
         RUN_FILE.write_text(
-            json.dumps({"host": host_url, "playground": playground_url, "keys": keys}, indent=2), encoding="utf-8"
+            json.dumps(
+                {"host": host_url, "hostToken": host_token, "playground": playground_url, "keys": keys}, indent=2
+            ),
+            encoding="utf-8",
         )
         RUN_FILE.chmod(0o600)
         connected = "not connected (no Playground)"

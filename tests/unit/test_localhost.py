@@ -717,3 +717,28 @@ class TestOnlyThisMachinesToolsReachTheManagementApi:
                 queue, data=b"{}", headers={"Content-Type": "application/json", "Origin": host.url}
             ) as response:
                 assert response.status == 201
+
+    async def test_writes_need_the_runs_token_when_it_has_one(self):
+        app = func.FunctionApp()
+
+        @app.service_bus_queue_trigger(arg_name="msg", queue_name="alert-events", connection="ServiceBusConnection")
+        def events(msg: func.ServiceBusMessage) -> None:
+            return None
+
+        async with running(app, token="run-token") as host, aiohttp.ClientSession() as client:
+            queue = f"{host.url}/_localhost/queues/alert-events/messages"
+            json_type = {"Content-Type": "application/json"}
+            async with client.post(queue, data=b"{}", headers=json_type) as response:
+                assert response.status == 401
+            async with client.post(queue, data=b"{}", headers={**json_type, "X-Local-Token": "wrong"}) as response:
+                assert response.status == 401
+            async with client.post(queue, data=b"{}", headers={**json_type, "X-Local-Token": "run-token"}) as response:
+                assert response.status == 201
+            # As the app sends it: the token in LOCAL_QUEUE_HOST_URL, as basic auth.
+            with_token = host.url.replace("://", "://local:run-token@", 1)
+            async with client.post(
+                f"{with_token}/_localhost/queues/alert-events/messages", data=b"{}", headers=json_type
+            ) as response:
+                assert response.status == 201
+            async with client.get(queue) as response:  # reading needs none (loopback only)
+                assert response.status == 200

@@ -110,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
             host_json=host_json if host_json.is_file() else None,
             duplicate_detection=arguments.duplicate_detection,
             app_directory=app_directory,
+            token=os.environ.get("LOCAL_HOST_TOKEN") or None,
         )
     except (SettingsError, IndexingError, ScheduleError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)

@@ -203,6 +203,21 @@ async def _loopback_only(request: web.Request, handler: Any) -> web.StreamRespon
     return await handler(request)
 
 
+def _carries_token(request: web.Request, token: str) -> bool:
+    import base64
+    import binascii
+    import hmac
+
+    presented = request.headers.get("X-Local-Token", "")
+    scheme, _, credentials = (request.headers.get("Authorization") or "").partition(" ")
+    if not presented and scheme.lower() == "basic":
+        try:
+            presented = base64.b64decode(credentials.strip(), validate=True).decode("utf-8").partition(":")[2]
+        except (binascii.Error, UnicodeDecodeError):
+            presented = ""
+    return bool(presented) and hmac.compare_digest(presented.encode(), token.encode())
+
+
 def _utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -233,6 +248,7 @@ class LocalHost:
         host_json: Path | str | Mapping[str, Any] | None = None,
         duplicate_detection: Iterable[str] = (),
         app_directory: Path | str | None = None,
+        token: str | None = None,
         clock: Callable[[], datetime] | None = None,
         sleep: Callable[[float], Awaitable[None]] | None = None,
     ) -> None:
@@ -245,6 +261,9 @@ class LocalHost:
         self.max_delivery_count = max_delivery_count
         self.redelivery_delay = redelivery_delay
         self.app_directory = str(app_directory or Path.cwd())
+        # The run's token (`make run` makes one): writes to the management API must carry it, as
+        # the password of basic auth (the app's LOCAL_QUEUE_HOST_URL holds it) or X-Local-Token.
+        self.token = token
         settings = {**os.environ, **(env or {})}
         self.functions: list[IndexedFunction] = index_app(app, settings)
         config = read_host_json(host_json).get("extensions", {})
@@ -290,7 +309,9 @@ class LocalHost:
 
     async def start(self) -> None:
         """Start the HTTP server, the queue consumers and the timers."""
-        server = web.Application(client_max_size=100 * 1024 * 1024, middlewares=[_loopback_only])
+        server = web.Application(
+            client_max_size=100 * 1024 * 1024, middlewares=[_loopback_only, self._token_for_writes]
+        )
         self._add_management_routes(server)
         server.router.add_route("*", "/{tail:.*}", self._handle_function)
         root = logging.getLogger()
@@ -728,6 +749,20 @@ class LocalHost:
         logger.info("\n".join(lines))
         if any(isinstance(f, HttpFunction) and f.auth_level != "anonymous" for f in self.functions):
             logger.info("Function keys are not enforced by the local host (as with Core Tools)")
+
+    @web.middleware
+    async def _token_for_writes(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        if (
+            self.token
+            and request.path.startswith(MANAGEMENT_PREFIX)
+            and request.method not in ("GET", "HEAD", "OPTIONS")
+            and not _carries_token(request, self.token)
+        ):
+            return web.json_response(
+                {"error": "writes need this run's token (.local/run.json: hostToken), as X-Local-Token or basic auth"},
+                status=401,
+            )
+        return await handler(request)
 
     def _add_management_routes(self, server: web.Application) -> None:
         base = MANAGEMENT_PREFIX
