@@ -510,6 +510,46 @@ class Bench:
         self.results["race_cardless"] = cardless
         self.results["race_wrong"] = wrong
 
+    async def patterns(self) -> None:
+        """What a catastrophic label pattern costs an event: a workflow selecting ``(a+)+$`` (2^n
+        steps for a backtracking engine) routing an alert whose label is 1,024 a's and a "!"."""
+        import time as clock
+
+        from shared.domain import workflows as routing
+        from shared.domain.model import AlertState
+
+        tenant = tenant_id("patterns")
+        workflow = routing.parse_workflow(
+            {
+                "name": "pattern",
+                "trigger": "new_or_updated",
+                "match": {"labels": [{"key": "service", "op": "regex", "value": "(a+)+$"}]},
+                "recipients": [{"kind": "chat", "chatId": "19:x@thread.v2"}],
+                "fallbackRecipients": [{"kind": "chat", "chatId": "19:y@thread.v2"}],
+            },
+            tenant,
+            "pattern",
+        )
+        state = AlertState(
+            tenant_id=tenant,
+            key="k",
+            alert_id="A-1",
+            source="s",
+            event_source="e",
+            title="t",
+            status="open",
+            severity="high",
+            labels={"service": "a" * 1024 + "!"},
+        )
+        routing.plan(state, "new", [workflow])
+        rounds = 2000
+        started = clock.process_time()
+        for _ in range(rounds):
+            assert not routing.plan(state, "new", [workflow]).targets
+        per_event = (clock.process_time() - started) * 1000 / rounds
+        print(f"  patterns: (a+)+$ over a 1,025-character label: {per_event:.3f} ms CPU per event to route", flush=True)
+        self.results["pattern_ms_per_event"] = round(per_event, 3)
+
 
 async def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -518,7 +558,7 @@ async def main() -> int:
     parser.add_argument("--race", type=int, default=200)
     parser.add_argument("--events", type=int, default=200)
     parser.add_argument("--processes", type=int, default=2)
-    scenarios = ("events", "lifecycle", "fanout", "race", "storm")
+    scenarios = ("events", "lifecycle", "patterns", "fanout", "race", "storm")
     parser.add_argument(
         "--only", default=",".join(scenarios), help=f"the scenarios to run, comma-separated ({', '.join(scenarios)})"
     )
@@ -533,6 +573,7 @@ async def main() -> int:
         runs = {
             "events": bench.cpu_per_event,
             "lifecycle": bench.lifecycle,
+            "patterns": bench.patterns,
             "fanout": bench.fanout,
             "race": bench.race,
             "storm": bench.storm,
