@@ -118,11 +118,13 @@ class TenantBudget:
         self._demand[tenant_id] = [t for t in demand if t > now.timestamp() - 2.0]
 
         def lease_due(held: int, until: datetime) -> bool:
-            # Renew before the lease ends; else look (for free slots, or an instance that wants
-            # some of this one's) at most once a second.
-            return (held > 0 and until - now < self.RENEW_BEFORE) or now - self._looked.get(
-                tenant_id, T_MIN
-            ) >= self.LOOK_EVERY
+            # Renew before the lease ends; look (for free slots, or an instance that wants some
+            # of this one's) at most once a second, and only while busy: holding none, or asking
+            # for more than one slot's rate. A trickle of sends costs no extra request.
+            busy = held == 0 or len(self._demand[tenant_id]) / 2.0 > self._per_slot
+            return (held > 0 and until - now < self.RENEW_BEFORE) or (
+                busy and now - self._looked.get(tenant_id, T_MIN) >= self.LOOK_EVERY
+            )
 
         if lease_due(held, until):
             async with self._locks.setdefault(tenant_id, asyncio.Lock()):
