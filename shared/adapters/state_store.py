@@ -18,6 +18,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
 from shared.adapters import connection_records, records
@@ -222,6 +223,22 @@ class MemoryTables:
 # Table Storage requests this process made (each entity operation and each query call): what
 # the benchmark reports per event.
 _counted: dict[str, int] = {}
+
+
+# Tries of a write that may be repeated (an upsert), when Table Storage fails it for now. The
+# SDK has already retried with backoff (azure-core's retry policy); a storm's many one-row writes
+# make one such failure in a batch likely, and redoing the whole batch costs far more.
+IDEMPOTENT_TRIES = 3
+
+
+async def _idempotent(write: Callable[[], Awaitable[T]]) -> T:
+    for attempt in range(IDEMPOTENT_TRIES):
+        try:
+            return await write()
+        except TransientError:
+            if attempt == IDEMPOTENT_TRIES - 1:
+                raise
+    raise AssertionError("unreachable")
 
 
 def table_requests() -> int:
@@ -619,12 +636,9 @@ class TableStateStore:
         :meth:`list_deliveries`, like a card's. Written whatever was there (a put-off claim)."""
         table = await self._t("deliveries")
         for start in range(0, len(deliveries), WRITE_CONCURRENCY):
-            await asyncio.gather(
-                *(
-                    table.upsert(records.delivery_to_entity(replace(d, status="folded", activity_id=None)))
-                    for d in deliveries[start : start + WRITE_CONCURRENCY]
-                )
-            )
+            chunk = deliveries[start : start + WRITE_CONCURRENCY]
+            entities = [records.delivery_to_entity(replace(d, status="folded", activity_id=None)) for d in chunk]
+            await asyncio.gather(*(_idempotent(partial(table.upsert, entity)) for entity in entities))
 
     async def delete_delivery(self, tenant_id: str, alert_key: str, conversation_id: str) -> None:
         await (await self._t("deliveries")).delete(
@@ -952,7 +966,7 @@ class TableStateStore:
         ]
         await asyncio.gather(
             *(
-                table.upsert_many(entities[start : start + MAX_TRANSACTION])
+                _idempotent(partial(table.upsert_many, entities[start : start + MAX_TRANSACTION]))
                 for start in range(0, len(entities), MAX_TRANSACTION)
             )
         )

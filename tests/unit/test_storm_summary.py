@@ -158,3 +158,28 @@ def test_a_storm_needs_the_window_full() -> None:
     # The tests above fold because full_hour leaves no room for a new card within the fold limit.
     window = full_hour(0.0)
     assert window.next_send(0.0, pacing.limits_for(False), reserve=True) > delivery.FOLD_AFTER_SECONDS
+
+
+class TestAStormsManyOneRowWrites:
+    async def test_a_write_failed_for_now_is_tried_again_not_the_whole_batch(self):
+        from shared.adapters.state_store import MemoryTable, MemoryTables, TableStateStore
+        from shared.domain.model import Delivery
+        from shared.ports import TransientError
+
+        class FailsEachRowOnce(MemoryTable):
+            failed: set = set()
+
+            async def upsert(self, entity):
+                row = (entity["PartitionKey"], entity["RowKey"])
+                if row not in self.failed:
+                    self.failed.add(row)
+                    raise TransientError("Table Storage answered 503")
+                return await super().upsert(entity)
+
+        tables = MemoryTables()
+        tables._tables["deliveries"] = FailsEachRowOnce(tables.counter)
+        store = TableStateStore(tables)
+        marks = [Delivery(TENANT, f"k{n}", CHANNEL) for n in range(150)]
+        await store.mark_folded(marks)
+        assert len(await store.list_deliveries(TENANT, "k7")) == 1
+        assert len(tables.rows("deliveries")) == 150
