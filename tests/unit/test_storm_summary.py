@@ -166,13 +166,13 @@ class TestAStormsManyOneRowWrites:
         from shared.domain.model import Delivery
         from shared.ports import TransientError
 
-        class FailsEachRowOnce(MemoryTable):
-            failed: set = set()
+        failed: set = set()
 
+        class FailsEachRowOnce(MemoryTable):
             async def upsert(self, entity):
                 row = (entity["PartitionKey"], entity["RowKey"])
-                if row not in self.failed:
-                    self.failed.add(row)
+                if row not in failed:
+                    failed.add(row)
                     raise TransientError("Table Storage answered 503")
                 return await super().upsert(entity)
 
