@@ -452,6 +452,8 @@ class Bench:
             f"{azure_instances(count, int(service_bus()['maxMessageBatchSize']))} for {count} waiting events)",
             flush=True,
         )
+        if hidden:
+            await self.explain_hidden(tenant, channel, count)
         self.results["storm_instances"] = self.args.processes
         self.results["storm_azure_instances"] = azure_instances(count, int(service_bus()["maxMessageBatchSize"]))
         self.results["storm_azurite_cpu_s"] = round(azurite_cpu, 1)
@@ -465,6 +467,31 @@ class Bench:
             storm_lost=lost,
             storm_dead_lettered=dead,
             storm_visible_s=round(seconds, 1),
+        )
+
+    async def explain_hidden(self, tenant: str, channel: str, count: int) -> None:
+        """Where the hidden alerts are, as the store has them: how many have a card, a folded
+        delivery, a summary member, and what the saved summary counts and last drew."""
+        from shared.domain.events import alert_key
+
+        posted, folded, members, neither = 0, 0, 0, []
+        for start in range(0, count, 50):
+            keys = [alert_key(SOURCE, f"S-{i:05d}") for i in range(start, min(count, start + 50))]
+            rows = await asyncio.gather(*(self.store.get_delivery(tenant, key, channel) for key in keys))
+            counted = await asyncio.gather(*(self.store.get_summary_member(tenant, channel, key) for key in keys))
+            for i, (delivery, member) in enumerate(zip(rows, counted, strict=True)):
+                posted += bool(delivery and delivery.activity_id)
+                folded += bool(delivery and delivery.status == "folded")
+                members += member is not None
+                if not (delivery and delivery.activity_id) and member is None:
+                    neither.append(f"S-{start + i:05d}")
+        _, summary, _ = await self.store.get_pacing(tenant, channel)
+        summary = summary or {}
+        print(
+            f"    hidden: the store has {posted} cards, {folded} folded deliveries, {members} summary members; "
+            f"the summary counts {sum(summary.get('counts', {}).values())} (seq {summary.get('seq')}, drawn at "
+            f"{summary.get('rendered')}); neither card nor member: {neither[:20]}",
+            flush=True,
         )
 
     async def race(self) -> None:
