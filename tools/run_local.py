@@ -82,6 +82,47 @@ def reset_state() -> None:
     shutil.rmtree(STATE_DIR, ignore_errors=True)
 
 
+LOCK_NAME = "run.lock"  # in STATE_DIR: the run that owns the local state, with its processes and ports
+
+
+def running_holder() -> dict | None:
+    """The run that holds this checkout's local state, if it is still running (its process is
+    alive); a lock left by a run that died is no one's."""
+    try:
+        holder = json.loads((STATE_DIR / LOCK_NAME).read_text(encoding="utf-8"))
+        os.kill(int(holder["pid"]), 0)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return dict(holder)
+
+
+def describe_holder(holder: dict) -> str:
+    ports = ", ".join(f"{name} {port}" for name, port in (holder.get("ports") or {}).items())
+    return f"a run of this checkout (PID {holder.get('pid')}; {ports}; host {holder.get('host')}) holds {STATE_DIR}"
+
+
+def claim_state(host_url: str, ports: dict[str, int]) -> None:
+    """Hold the local state for this run: one run at a time per checkout, whatever its ports, so
+    a second run never resets the state under a live one. SystemExit naming the holder."""
+    STATE_DIR.mkdir(parents=True, exist_ok=True)
+    try:
+        descriptor = os.open(STATE_DIR / LOCK_NAME, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    except FileExistsError:
+        holder = running_holder()
+        if holder is not None:
+            raise SystemExit(f"{describe_holder(holder)}: stop it first (Ctrl-C in its terminal)") from None
+        (STATE_DIR / LOCK_NAME).unlink(missing_ok=True)  # left by a run that died
+        return claim_state(host_url, ports)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as lock:
+        json.dump({"pid": os.getpid(), "host": host_url, "ports": ports}, lock)
+
+
+def release_state() -> None:
+    holder = running_holder()
+    if holder is not None and holder.get("pid") == os.getpid():
+        (STATE_DIR / LOCK_NAME).unlink(missing_ok=True)
+
+
 def _connect_playground_tenant(simulator, playground_url: str, host_url: str, admin_key: str, channel_team: str) -> str:
     """Seed the simulator with the Playground's organisation and connect it (admin consent)."""
     from tools.local_m365 import connect_tenant, playground_config, seed
@@ -127,6 +168,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-playground", action="store_true", help="do not start Agents Playground")
     parser.add_argument("--reset", action="store_true", help="delete the local state (.local/) and exit")
     args = parser.parse_args(argv)
+    holder = running_holder()
+    if holder is not None:
+        what = "make reset would remove the state under it" if args.reset else "one run at a time per checkout"
+        print(f"{describe_holder(holder)} ({what}): stop it first (Ctrl-C in its terminal)", file=sys.stderr)
+        return 1
     if args.reset:
         existed = STATE_DIR.exists()
         reset_state()
@@ -155,8 +201,9 @@ def main(argv: list[str] | None = None) -> int:
         # The Playground keeps no messages between runs: neither does the connector, or the
         # walkthrough's alert would be "processed before" and its card's update would fail.
         reset_state()
-    (STATE_DIR / "azurite").mkdir(parents=True, exist_ok=True)
     host_url = f"http://127.0.0.1:{args.port}"
+    claim_state(host_url, dict(ports))
+    (STATE_DIR / "azurite").mkdir(parents=True, exist_ok=True)
     host_token = secrets.token_urlsafe(24)  # a new one each run: the management API's writes need it
     playground_url = f"http://localhost:{args.playground_port}"
     processes: list[tuple[str, subprocess.Popen]] = []
@@ -291,6 +338,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 0
     finally:
+        # A second Ctrl-C (or the signal again from a wrapper) must not cut the stopping short.
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, signal.SIG_IGN)
         if simulator is not None:
             simulator.stop()
         for _, process in reversed(processes):
@@ -301,6 +351,7 @@ def main(argv: list[str] | None = None) -> int:
                 process.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 process.kill()
+        release_state()  # once nothing of this run writes to the state any more
 
 
 if __name__ == "__main__":

@@ -44,3 +44,39 @@ def test_reset_removes_the_local_state(state):
     (state / "azurite").mkdir()
     assert run_local.main(["--reset"]) == 0
     assert not state.exists()
+
+
+class TestOneRunPerCheckout:
+    """A second make run (whatever its ports) or a make reset during a run leaves it working."""
+
+    def live_run(self, state, pid: int) -> None:
+        state.mkdir(parents=True, exist_ok=True)
+        (state / run_local.LOCK_NAME).write_text(
+            json.dumps({"pid": pid, "host": "http://127.0.0.1:7311", "ports": {"the local Functions host": 7311}})
+        )
+        write_run(state, {"ADMIN_API_KEY": "the running one's"})
+
+    def test_reset_during_a_run_names_it_and_removes_nothing(self, state, capsys):
+        import os
+
+        self.live_run(state, os.getpid())  # this test process stands in for the running one: alive
+        assert run_local.main(["--reset"]) == 1
+        assert "PID" in capsys.readouterr().err and (state / "run.json").exists()
+
+    def test_a_second_run_on_other_ports_names_it_and_touches_nothing(self, state, capsys):
+        import os
+
+        self.live_run(state, os.getpid())
+        assert run_local.main(["--port", "7411", "--playground-port", "56250", "--azurite-port", "10102"]) == 1
+        err = capsys.readouterr().err
+        assert "host http://127.0.0.1:7311" in err and "one run at a time" in err
+        assert json.loads((state / "run.json").read_text())["keys"] == {"ADMIN_API_KEY": "the running one's"}
+
+    def test_a_lock_left_by_a_run_that_died_is_no_ones(self, state):
+        self.live_run(state, 2**22 + 12345)  # no such process
+        assert run_local.running_holder() is None
+        assert run_local.main(["--reset"]) == 0 and not state.exists()
+        run_local.claim_state("http://127.0.0.1:7071", {"the local Functions host": 7071})
+        assert run_local.running_holder()["host"] == "http://127.0.0.1:7071"
+        run_local.release_state()
+        assert run_local.running_holder() is None
