@@ -15,6 +15,12 @@ EXAMPLES = ROOT / "examples"
 SCHEMA = Draft202012Validator(json.loads((ROOT / "schemas" / "alert-event.schema.json").read_text(encoding="utf-8")))
 CLOUDEVENT_EXAMPLES = ["alert-created.json", "alert-acknowledged.json", "alert-resolved.json", "issue-created.json"]
 ALERTMANAGER_EXAMPLES = ["alertmanager-firing.json", "alertmanager-resolved.json"]
+# One payload of every other format a source posts (copied from tests/golden; examples/SOURCES.md).
+WEBHOOK_EXAMPLES = {
+    "grafana-firing.json": "grafana",
+    "azure-monitor-metric-fired.json": "azure-monitor",
+    "pagerduty-incident-triggered.json": "pagerduty",
+}
 
 
 def parse(name: str):
@@ -22,9 +28,17 @@ def parse(name: str):
 
 
 class TestEveryExampleIsAccepted:
-    @pytest.mark.parametrize("name", CLOUDEVENT_EXAMPLES + ALERTMANAGER_EXAMPLES)
+    @pytest.mark.parametrize("name", CLOUDEVENT_EXAMPLES + ALERTMANAGER_EXAMPLES + list(WEBHOOK_EXAMPLES))
     def test_the_example_parses(self, name):
         assert parse(name)
+
+    @pytest.mark.parametrize(("name", "fmt"), sorted(WEBHOOK_EXAMPLES.items()))
+    def test_the_webhook_example_is_read_as_its_format_by_the_ingest_route(self, name, fmt):
+        from shared.domain.events import decode_json
+        from shared.domain.inbound import format_named, parse_as
+
+        found = format_named(fmt)
+        assert found is not None and parse_as(found, decode_json((EXAMPLES / name).read_bytes()))
 
     @pytest.mark.parametrize("name", CLOUDEVENT_EXAMPLES)
     def test_the_cloudevent_example_follows_the_published_schema(self, name):
@@ -32,7 +46,9 @@ class TestEveryExampleIsAccepted:
         assert SCHEMA.is_valid(instance), list(SCHEMA.iter_errors(instance))
 
     def test_no_example_is_left_untested(self):
-        assert sorted(p.name for p in EXAMPLES.glob("*.json")) == sorted(CLOUDEVENT_EXAMPLES + ALERTMANAGER_EXAMPLES)
+        assert sorted(p.name for p in EXAMPLES.glob("*.json")) == sorted(
+            CLOUDEVENT_EXAMPLES + ALERTMANAGER_EXAMPLES + list(WEBHOOK_EXAMPLES)
+        )
 
 
 class TestTheAlertLifecycleExamples:
