@@ -11,14 +11,19 @@ STAMP_NPM := node_modules/.installed
 
 setup: $(STAMP_PY) $(STAMP_NPM)
 
+# What each tool needs, said before it is used (a missing one names itself and how to get it).
+NEED_PYTHON = command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is needed ($(PYTHON) not found): install it (python.org, pyenv, or your package manager), or set PYTHON=/path/to/python3.11"; exit 1; }
+NEED_NODE = command -v npm >/dev/null && command -v node >/dev/null || { echo "Node.js 20 or later with npm is needed (npm not found): install Node.js 20 LTS (nodejs.org, nvm, or your package manager)"; exit 1; }; node -e 'process.exit(+process.versions.node.split(".")[0] >= 20 ? 0 : 1)' || { echo "Node.js 20 or later is needed, not $$(node --version): install Node.js 20 LTS (nodejs.org, nvm)"; exit 1; }
+
 $(STAMP_PY): requirements.txt requirements-dev.txt tools/requirements-azd.txt
-	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is needed ($(PYTHON) not found); set PYTHON=/path/to/python3.11"; exit 1; }
+	@$(NEED_PYTHON)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	touch $@
 
 $(STAMP_NPM): package.json package-lock.json
+	@$(NEED_NODE)
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
@@ -30,6 +35,7 @@ run: setup
 
 ## Forget what local runs stored (.local/: alerts, conversations, keys).
 reset:
+	@$(NEED_PYTHON)
 	$(PYTHON) -m tools.run_local --reset
 
 ## ruff's formatter and linter over the tree, mypy --strict over the app (pyproject.toml).
