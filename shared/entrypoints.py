@@ -204,8 +204,7 @@ async def _connect_container() -> tuple[Container, _Connect]:
         off = (
             unresolved_message(c.settings.unresolved)
             if c.settings.unresolved
-            else "tenant connection is off: set GRAPH_APP_ID and the settings in the README's "
-            "Connecting a tenant section"
+            else "tenant connection is off: set GRAPH_APP_ID and the settings docs/CONNECTING.md names"
         )
         raise _Answer(_json_response(503, {"error": off}))
     return c, c.connect

@@ -1,6 +1,6 @@
 """The Microsoft Graph permissions the connector asks for, with the reason for each, and the
 permission each Graph operation needs. Pure data (no SDK): the consent flow, the Graph helper's
-error messages and the README's Connecting a tenant section all read it from here.
+error messages and docs/CONNECTING.md all read it from here.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Every app setting the connector reads is declared once in ``SETTINGS`` below. The same
 names appear in ``local.settings.sample.json``, in the Bicep app settings and in the
-README's settings table (a test keeps the four in step).
+settings table of docs/SETTINGS.md (a test keeps the four in step).
 
 Parsing is strict: ``"yes"`` is not a boolean and ``"ten"`` is not a number. A bad or
 missing value raises :class:`SettingsError` naming the setting and what to do.
@@ -123,7 +123,7 @@ SETTINGS: tuple[SettingSpec, ...] = (
         "Minutes an alert may stay open and unacknowledged before a reminder, and between reminders.",
         "30",
     ),
-    # Data retention (the README's Data retention section): removal runs with the periodic run.
+    # Data retention (docs/RETENTION.md): removal runs with the periodic run.
     SettingSpec(
         "RESOLVED_ALERT_RETENTION_DAYS",
         "Days a resolved alert, its card records and its storm-summary count are kept "
@@ -145,7 +145,7 @@ SETTINGS: tuple[SettingSpec, ...] = (
         "Days the record of an alert that reached no recipient is kept (GET /api/tenants/{tenant}/undeliverable).",
         "30",
     ),
-    # Connecting a tenant (the README's Connecting a tenant section): consent flows and Microsoft Graph.
+    # Connecting a tenant (docs/CONNECTING.md): consent flows and Microsoft Graph.
     SettingSpec(
         "GRAPH_APP_ID",
         "App registration used for Microsoft Graph and the consent flows (often the bot's app id). "
@@ -225,7 +225,7 @@ SETTINGS: tuple[SettingSpec, ...] = (
         "MEETING_ORGANIZER",
         "User (id or UPN) on whose calendar alert meetings are created; empty: the person who clicked.",
     ),
-    # Routing alerts: workflows (the README's Routing alerts section).
+    # Routing alerts: workflows (docs/ROUTING.md).
     SettingSpec(
         "TEAMS_APP_CATALOG_ID",
         "The connector's app id in your organisation's Teams app catalog (Teams admin center > Manage apps > "

@@ -214,7 +214,7 @@ def _postdeploy() -> int:
             "a tenant administrator\n"
             "                         (the Graph app this deployment registered has no secret: its credential "
             "is the app's managed identity;\n"
-            "                         consenting grants its permissions, listed in the README's Connecting a tenant)\n"
+            "                         consenting grants its permissions, listed in docs/CONNECTING.md)\n"
         )
     else:
         connect = (

@@ -63,7 +63,7 @@ MEASURED: dict = {
 # Tables whose requests repeat for every conversation an event reaches (stage 2, the card).
 PER_CONVERSATION_TABLES = ("pacing", "deliveries", "budget", "summarymembers")
 
-# What one alert is, in this model (README: Performance; docs/SCALE.md: Assumptions).
+# What one alert is, in this model (docs/PERFORMANCE.md; docs/SCALE.md: Assumptions).
 EVENTS = {"created": 1, "updated": 1, "resolved": 1, "duplicate": 1}
 CONVERSATIONS_PER_ALERT = 2
 PEAK_FACTOR = 5  # the busiest hour against the day's average

@@ -1,15 +1,15 @@
-"""Keeps the app settings in step across the code, Bicep, the local sample and the README.
+"""Keeps the app settings in step across the code, Bicep, the local sample and docs/SETTINGS.md.
 
 The settings the code reads are ``SETTINGS`` in shared/settings.py, plus the binding
 expressions (``%NAME%``) and ``connection=`` names in function_app.py. Each must be set by the
-function app's app settings in infra/, listed in local.settings.sample.json and in the README's
+function app's app settings in infra/, listed in local.settings.sample.json and in the docs/SETTINGS.md's
 settings table, and none of those may hold a name nothing reads. No other module may read the
 environment directly. Development-only (not deployed).
 
     python -m tools.settings_drift                # check this repository; exit 1 on drift
     python -m tools.settings_drift --root DIR     # check another tree (the tests use copies)
-    python -m tools.settings_drift --table        # print the README settings table
-    python -m tools.settings_drift --write        # rewrite docs/SETTINGS_TABLE.md and the README block
+    python -m tools.settings_drift --table        # print the settings table
+    python -m tools.settings_drift --write        # rewrite docs/SETTINGS_TABLE.md and the docs/SETTINGS.md block
 """
 
 from __future__ import annotations
@@ -24,12 +24,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+SETTINGS_DOC = "docs/SETTINGS.md"  # the page that shows the settings table to people
 TABLE_START = "<!-- settings-table:start -->"
 TABLE_END = "<!-- settings-table:end -->"
 TABLE_FILE = "docs/SETTINGS_TABLE.md"
 
 # Settings the Functions platform reads, not our code. They may appear in the Bicep app
-# settings and the local sample without being in SETTINGS (and are not in the README table).
+# settings and the local sample without being in SETTINGS (and are not in the settings table).
 PLATFORM_SETTINGS: dict[str, str] = {
     "FUNCTIONS_WORKER_RUNTIME": (
         "language worker; local only (Flex Consumption takes it from functionAppConfig.runtime)"
@@ -361,16 +362,16 @@ def check(root: Path) -> Report:
                     f"local.settings.sample.json holds a value for secret {spec.name}: leave it empty."
                 )
 
-    # The tables: docs/SETTINGS_TABLE.md and the README block must be the generated table.
+    # The tables: docs/SETTINGS_TABLE.md and the docs/SETTINGS.md block must be the generated table.
     table = render_table(specs)
     table_file = root / TABLE_FILE
     if not table_file.exists() or _normalise(table_file.read_text(encoding="utf-8")) != _normalise(table):
         report.problems.append(f"{TABLE_FILE} is not the current table: run `python -m tools.settings_drift --write`.")
-    readme = root / "README.md"
+    readme = root / SETTINGS_DOC
     block = readme_block(readme.read_text(encoding="utf-8")) if readme.exists() else None
     if block is None:
         report.problems.append(
-            f"README.md has no settings table between {TABLE_START} and {TABLE_END}: "
+            f"{SETTINGS_DOC} has no settings table between {TABLE_START} and {TABLE_END}: "
             f"paste the output of `python -m tools.settings_drift --table` between those markers."
         )
     else:
@@ -378,12 +379,12 @@ def check(root: Path) -> Report:
         missing = read - set(names)
         stale = set(names) - read
         if missing:
-            report.problems.append(f"README settings table misses: {_list(missing)}.")
+            report.problems.append(f"{SETTINGS_DOC} settings table misses: {_list(missing)}.")
         if stale:
-            report.problems.append(f"README settings table lists names nothing reads: {_list(stale)}.")
+            report.problems.append(f"{SETTINGS_DOC} settings table lists names nothing reads: {_list(stale)}.")
         if not missing and not stale and _normalise(block) != _normalise(table):
             report.problems.append(
-                "README settings table is out of date (defaults or descriptions): run `python -m "
+                f"{SETTINGS_DOC} settings table is out of date (defaults or descriptions): run `python -m "
                 "tools.settings_drift --write`."
             )
 
@@ -404,7 +405,7 @@ def write_tables(root: Path) -> list[Path]:
     written = [root / TABLE_FILE]
     (root / TABLE_FILE).parent.mkdir(parents=True, exist_ok=True)
     (root / TABLE_FILE).write_text(table, encoding="utf-8")
-    readme = root / "README.md"
+    readme = root / SETTINGS_DOC
     if readme.exists():
         text = readme.read_text(encoding="utf-8")
         if readme_block(text) is not None:
@@ -418,8 +419,10 @@ def write_tables(root: Path) -> list[Path]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.settings_drift", description=__doc__.splitlines()[0])
     parser.add_argument("--root", type=Path, default=Path(__file__).resolve().parents[1])
-    parser.add_argument("--table", action="store_true", help="print the README settings table and exit")
-    parser.add_argument("--write", action="store_true", help="rewrite docs/SETTINGS_TABLE.md and the README block")
+    parser.add_argument("--table", action="store_true", help="print the settings table and exit")
+    parser.add_argument(
+        "--write", action="store_true", help="rewrite docs/SETTINGS_TABLE.md and the docs/SETTINGS.md block"
+    )
     args = parser.parse_args(argv)
     if args.table:
         sys.stdout.write(render_table(load_specs(args.root)))
@@ -433,7 +436,7 @@ def main(argv: list[str] | None = None) -> int:
     for problem in report.problems:
         print(f"drift: {problem}")
     if report.ok:
-        print("settings in step: code, Bicep, local.settings.sample.json and README agree.")
+        print("settings in step: code, Bicep, local.settings.sample.json and docs/SETTINGS.md agree.")
     return 0 if report.ok else 1
 
 

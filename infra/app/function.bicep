@@ -36,7 +36,7 @@ param periodicSchedule string
 param stateTablePrefix string
 param reminderAfterMinutes int
 
-@description('Retention in days (README: Data retention): resolved alerts, published actions, rejected events, undeliverable records.')
+@description('Retention in days (docs/RETENTION.md): resolved alerts, published actions, rejected events, undeliverable records.')
 param retentionDays object = {
   resolvedAlerts: 30
   actions: 30
@@ -290,7 +290,7 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
           name: 'UNDELIVERABLE_RETENTION_DAYS'
           value: string(retentionDays.undeliverable)
         }
-        // Connecting tenants (README: Connecting a tenant): secrets are Key Vault references.
+        // Connecting tenants (docs/CONNECTING.md): secrets are Key Vault references.
         {
           name: 'GRAPH_APP_ID'
           value: graphAppId

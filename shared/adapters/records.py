@@ -42,7 +42,7 @@ def delivery_partition(tenant_id: str, alert_key: str) -> str:
     return f"{tenant_id}|{alert_key}"
 
 
-# Each alert is its own partition (README: Data retention and scale): one tenant's storm
+# Each alert is its own partition (docs/RETENTION.md): one tenant's storm
 # spreads over as many partitions as it has alerts instead of queueing on one.
 ALERT_ROW = "alert"
 

@@ -1233,7 +1233,7 @@ class CachedStore:
 
     Every event reads both (the broadcast default and routing); they change rarely. Writes made
     through this object drop the tenant's entries at once; a change made by another instance
-    shows within ``ttl`` seconds (README: Routing alerts). Everything else goes straight to the
+    shows within ``ttl`` seconds (docs/ROUTING.md). Everything else goes straight to the
     store."""
 
     def __init__(self, store: TableStateStore, ttl: float = 10.0, clock: Callable[[], float] | None = None) -> None:

@@ -1,4 +1,4 @@
-"""How long the connector keeps each kind of record, and why (the README's Data retention
+"""How long the connector keeps each kind of record, and why (docs/RETENTION.md
 section is the same table). Pure Python.
 
 Removal is driven by a *removal schedule*: when a record becomes removable some day (an alert

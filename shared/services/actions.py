@@ -104,7 +104,7 @@ class Refused(Exception):
 
 async def authorize(ctx: ActionContext, state: AlertState | None, actor: Actor, where: Where) -> AccountLink | None:
     """The one rule for acting on an alert, whatever the way (a card button, a command in any
-    chat): the person must be able to see the alert in Teams (README: Who may act on an alert).
+    chat): the person must be able to see the alert in Teams (docs/TEAMS.md: Who may act on an alert).
 
     - never across tenants;
     - a connector admin (CONNECTOR_ADMINS) may act on any alert of the tenant;
@@ -493,7 +493,7 @@ async def _claim(
         return ActionResult(
             state,
             False,
-            f"Creating a {field} needs the tenant connected to Microsoft Graph (see the README: Connecting a tenant).",
+            f"Creating a {field} needs the tenant connected to Microsoft Graph (see docs/CONNECTING.md).",
         )
     if needs:
         return ActionResult(state, False, needs)

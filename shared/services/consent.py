@@ -2,7 +2,7 @@
 lifecycle (pending / connected / needs_reconsent / disconnected). No SDK imports: the identity
 (MSAL), the directory (Graph) and the store come in as arguments.
 
-Two connection methods (the README's Connecting a tenant section):
+Two connection methods (docs/CONNECTING.md):
 - ``bot``: admin consent to the application permissions; verified by getting an app-only
   token for the returned tenant and reading its organisation.
 - ``delegated``: authorization code flow with PKCE through MSAL; the token cache is stored
@@ -431,7 +431,7 @@ class ConsentService:
 
     async def disconnect(self, tenant_id: str) -> TenantConnection | None:
         """Stop using the tenant: status disconnected, token cache erased, delegated delivery
-        targets removed. Admin consent itself is revoked in Entra (the README's Connecting a tenant section)."""
+        targets removed. Admin consent itself is revoked in Entra (docs/CONNECTING.md)."""
         for _ in range(3):
             connection = await self._store.get_connection(tenant_id)
             if connection is None:

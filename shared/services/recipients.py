@@ -207,9 +207,7 @@ class RecipientResolver:
                 "groups cannot be reached"
             )
         if connection is None:
-            raise Unreachable(
-                f"tenant {tenant_id} is not connected to Microsoft Graph (see the README: Connecting a tenant)"
-            )
+            raise Unreachable(f"tenant {tenant_id} is not connected to Microsoft Graph (see docs/CONNECTING.md)")
         if connection.status == "needs_reconsent":
             raise Unreachable(f"the tenant's Microsoft 365 connection needs consent again ({connection.status_reason})")
         if connection.status != "connected":

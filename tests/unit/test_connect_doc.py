@@ -1,4 +1,4 @@
-"""The README's "Connecting a tenant" section lists every permission the connector asks for, with the same reason."""
+"""docs/CONNECTING.md lists every permission the connector asks for, with the same reason."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 
 from shared.permissions import APPLICATION_PERMISSIONS, DELEGATED_SCOPES
 
-DOC = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+DOC = (Path(__file__).resolve().parents[2] / "docs" / "CONNECTING.md").read_text(encoding="utf-8")
 
 
 def table_after(heading: str) -> dict[str, str]:

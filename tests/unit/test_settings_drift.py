@@ -1,4 +1,4 @@
-"""Every setting the code reads is set in Bicep, listed in the local sample and in the README
+"""Every setting the code reads is set in Bicep, listed in the local sample and in docs/SETTINGS.md
 table, and nothing stale remains; the check fails on copies with one thing out of step."""
 
 from __future__ import annotations
@@ -38,16 +38,15 @@ def settings_names() -> list[str]:
 
 @pytest.fixture
 def copy(tmp_path: Path) -> Path:
-    """A copy of the parts of the repository the check reads, with a README holding the table."""
+    """A copy of the parts of the repository the check reads, with docs/SETTINGS.md holding the table."""
     for part in ("shared", "infra"):
         shutil.copytree(ROOT / part, tmp_path / part, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(ROOT / SAMPLE, tmp_path / SAMPLE)
     (tmp_path / "function_app.py").write_text(FUNCTION_APP)
-    (tmp_path / "README.md").write_text(
-        "# Teams Alert Connector\n\n## "
-        f"Settings\n\n{drift.TABLE_START}\n{drift.render_table(drift.load_specs(ROOT))}{drift.TABLE_END}\n"
-    )
     (tmp_path / "docs").mkdir()
+    (tmp_path / drift.SETTINGS_DOC).write_text(
+        f"# Settings\n\n{drift.TABLE_START}\n{drift.render_table(drift.load_specs(ROOT))}{drift.TABLE_END}\n"
+    )
     (tmp_path / drift.TABLE_FILE).write_text(drift.render_table(drift.load_specs(ROOT)))
     return tmp_path
 
@@ -102,9 +101,9 @@ class TestACopyWithOneSettingRemoved:
         assert re.search(rf"local.settings.sample.json misses: .*\b{re.escape(name)}\b", problems(copy))
 
     def test_fails_when_the_readme_table_drops_a_row(self, copy):
-        readme = copy / "README.md"
+        readme = copy / drift.SETTINGS_DOC
         readme.write_text("\n".join(line for line in readme.read_text().splitlines() if "`BOT_TOKEN_URL`" not in line))
-        assert "README settings table misses: BOT_TOKEN_URL" in problems(copy)
+        assert "docs/SETTINGS.md settings table misses: BOT_TOKEN_URL" in problems(copy)
 
     def test_fails_when_the_code_stops_reading_it(self, copy):
         settings = copy / "shared" / "settings.py"
@@ -116,7 +115,7 @@ class TestACopyWithOneSettingRemoved:
         found = problems(copy)
         assert "Bicep app settings set names nothing reads: REMINDER_AFTER_MINUTES" in found
         assert "local.settings.sample.json lists names nothing reads: REMINDER_AFTER_MINUTES" in found
-        assert "README settings table lists names nothing reads: REMINDER_AFTER_MINUTES" in found
+        assert "docs/SETTINGS.md settings table lists names nothing reads: REMINDER_AFTER_MINUTES" in found
 
 
 class TestOtherDrift:
@@ -138,7 +137,7 @@ class TestOtherDrift:
         found = problems(copy)
         assert "Bicep app settings miss settings the code reads: EXAMPLE_NEW_KEY" in found
         assert "local.settings.sample.json misses: EXAMPLE_NEW_KEY" in found
-        assert "README settings table misses: EXAMPLE_NEW_KEY" in found
+        assert "docs/SETTINGS.md settings table misses: EXAMPLE_NEW_KEY" in found
 
     def test_a_changed_description_makes_the_tables_out_of_date(self, copy):
         settings = copy / "shared" / "settings.py"
@@ -147,13 +146,14 @@ class TestOtherDrift:
         )
         found = problems(copy)
         assert (
-            "README settings table is out of date" in found and f"{drift.TABLE_FILE} is not the current table" in found
+            "docs/SETTINGS.md settings table is out of date" in found
+            and f"{drift.TABLE_FILE} is not the current table" in found
         )
         drift.write_tables(copy)
         assert problems(copy) == ""
 
-    def test_a_readme_without_the_markers_fails_with_what_to_do(self, copy):
-        (copy / "README.md").write_text("# Teams Alert Connector\n")
+    def test_a_settings_page_without_the_markers_fails_with_what_to_do(self, copy):
+        (copy / drift.SETTINGS_DOC).write_text("# Settings\n")
         assert "paste the output of `python -m tools.settings_drift --table`" in problems(copy)
 
     def test_a_secret_with_a_plain_value_in_bicep_fails(self, copy):
