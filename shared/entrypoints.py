@@ -490,7 +490,9 @@ async def workflow_test(req: func.HttpRequest) -> func.HttpResponse:
 
     c, tenant_id, body = await _tenant_admin_body(req)
     try:
-        return _json_response(200, await workflow_service.dry_run(c.store, tenant_id, body))
+        return _json_response(
+            200, await workflow_service.dry_run(c.store, tenant_id, body, bootstrap.delivering(c).resolver)
+        )
     except InvalidEvent as exc:
         return _json_response(400, {"error": str(exc), "field": exc.field})
 

@@ -108,9 +108,10 @@ async def queue_existing(workflow: Workflow, commands: ActionPublisher | None) -
     return True
 
 
-async def dry_run(store: StateStore, tenant_id: str, body: Any) -> dict[str, Any]:
+async def dry_run(store: StateStore, tenant_id: str, body: Any, resolver: Any = None) -> dict[str, Any]:
     """Which recipients an event would reach, through which workflow, and why the other
-    workflows did not apply. Nothing is stored or sent."""
+    workflows did not apply. A channel or chat target that cannot be reached says why
+    (``unreachable``: the bot is not there, or it is not the tenant's). Nothing is stored or sent."""
     events = parse_events(body)
     workflows = await store.list_workflows(tenant_id)
     results = []
@@ -134,7 +135,16 @@ async def dry_run(store: StateStore, tenant_id: str, body: Any) -> dict[str, Any
             continue
         change = "new" if current is None else "updated"
         plan = routing.plan(state, change, workflows)
-        results.append({"eventId": event.event_id, "alertId": event.data.id, "change": change, **plan.to_json()})
+        described = plan.to_json()
+        if resolver is not None:
+            from shared.services.recipients import Unreachable
+
+            for target, shown in zip(plan.targets, described["targets"], strict=True):
+                try:
+                    await resolver.check_belongs(tenant_id, target.recipient, target.delivery)
+                except Unreachable as exc:
+                    shown["unreachable"] = str(exc)
+        results.append({"eventId": event.event_id, "alertId": event.data.id, "change": change, **described})
     return {"workflows": len(workflows), "events": results}
 
 

@@ -510,6 +510,27 @@ class TestAdminRoutes:
         assert result["notMatched"] == [{"workflow": "Prod", "reason": "severity high is below critical"}]
         assert cards(routed, t.sre.id) == [] and routed.sink.messages == []  # nothing was sent
 
+    async def test_the_dry_run_says_which_targets_cannot_be_reached(self, routed):
+        t = routed.m365
+        # Saved before recipients were checked: a chat the bot was never added to.
+        definition = {
+            "name": "Old",
+            "trigger": "new_or_updated",
+            "recipients": [
+                {"kind": "chat", "chatId": "19:nobody-added-the-bot@thread.v2"},
+                channel_recipient(t.oncall),
+            ],
+            "fallbackRecipients": [channel_recipient(t.oncall)],
+        }
+        table = await (await bootstrap.container()).store._t("workflows")
+        await table.create(
+            {"PartitionKey": TENANT_ID, "RowKey": "old", "Definition": json.dumps(definition), "Revision": "1"}
+        )
+        response = await admin("workflow_test", "POST", f"tenants/{TENANT_ID}/workflows/test", alert())
+        [result] = json.loads(response.get_body())["events"]
+        chat, channel = result["targets"]
+        assert "not a conversation of tenant" in chat["unreachable"] and "unreachable" not in channel
+
 
 class TestSubscribeFromTeams:
     async def say(self, sim, text: str, user_id: str) -> str:
