@@ -63,7 +63,7 @@ gallery: setup
 publish: setup
 	$(PY) -m tools.publish $(FILE)
 
-## Build the Teams app package (appPackage.zip): make package BOT_APP_ID=<id>
+## Build the Teams app package (appPackage.zip): make package BOT_APP_ID=<bot app id> APP_HOST=<function app host name> (azd up builds it for you)
 package: setup
 	$(PY) -m tools.build_app_package
 
