@@ -80,7 +80,10 @@ def conversation_record(
     # none must not rename it after its sender. A personal chat is named by the person, a group
     # chat by its topic (none: unnamed).
     if kind == "channel":
-        name = channel.get("name") or team.get("name") or ""
+        # Teams sends no name for a team's General channel (its id is the team's): named as
+        # Teams shows it, with its team, not after the team alone.
+        general = not channel.get("name") and team.get("name")
+        name = channel.get("name") or (f"General ({team['name']})" if general else "")
     elif kind == "personal":
         name = conversation.get("name") or (activity.get("from") or {}).get("name") or ""
     else:  # a group chat is named by its topic only: its sender is one member among several

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from datetime import UTC, datetime
 
 import pytest
 from hypothesis import given
@@ -11,6 +12,7 @@ from hypothesis import strategies as st
 
 from shared.adapters.state_store import memory_store
 from shared.domain.channels import MAX_CHANNEL_NAME, clean_channel_name, is_valid_channel_name
+from shared.domain.workflows import Match
 from shared.ports import GraphError
 from shared.services import actions
 from shared.services.actions import ActionContext, Actor, Where
@@ -293,3 +295,25 @@ def test_a_conversation_is_named_plainly_in_logs_never_after_a_sender():
     assert replace(record, conversation_type="groupChat", name="Ops").label == "the group chat Ops"
     assert replace(record, conversation_type="personal", name="Alex Wilber").label == "the personal chat of Alex Wilber"
     assert replace(record, conversation_type="channel", name="General").label == "channel General"
+
+
+class TestHowAChannelIsNamed:
+    def record(self, channel: dict) -> object:
+        from shared.services.bot import conversation_record
+
+        activity = {
+            "conversation": {"id": "19:general@thread.tacv2", "conversationType": "channel", "tenantId": TENANT},
+            "channelData": {"team": {"id": "19:general@thread.tacv2", "name": "My Team"}, "channel": channel},
+            "serviceUrl": "https://smba.example.invalid/teams/",
+        }
+        return conversation_record(activity, {}, datetime.now(UTC))
+
+    def test_the_general_channel_is_named_general_with_its_team_not_after_the_team(self):
+        from shared.services.workflows import subscription
+
+        general = self.record({"id": "19:general@thread.tacv2"})  # Teams sends no name for General
+        assert general.name == "General (My Team)"
+        assert subscription(general, Match(), "", "").name == "Subscription: General (My Team)"
+
+    def test_another_channel_keeps_its_own_name(self):
+        assert self.record({"id": "19:sre@thread.tacv2", "name": "SRE"}).name == "SRE"
