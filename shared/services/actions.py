@@ -95,6 +95,11 @@ class ActionContext:
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
 
 
+def is_connector_admin(ctx: ActionContext | None, actor: Actor) -> bool:
+    """Whether the person is one of the connector's admins (CONNECTOR_ADMINS, by Entra object id)."""
+    return ctx is not None and bool(actor.aad_object_id) and actor.aad_object_id.lower() in ctx.connector_admins
+
+
 class Refused(Exception):
     """The person may not do this; the message says why."""
 
@@ -117,7 +122,7 @@ async def authorize(ctx: ActionContext, state: AlertState | None, actor: Actor, 
     Returns the actor's link, if any."""
     if state is None or state.tenant_id != actor.tenant_id:
         raise Refused("This alert belongs to another organisation, or no longer exists.")
-    if not (actor.aad_object_id and actor.aad_object_id.lower() in ctx.connector_admins):
+    if not is_connector_admin(ctx, actor):
         await _may_see(ctx, state, actor, where)
     link = await ensure_link(ctx, actor)
     if link is not None and not link.verified:

@@ -82,8 +82,7 @@ def conversation_record(
     if kind == "channel":
         # Teams sends no name for a team's General channel (its id is the team's): named as
         # Teams shows it, with its team, not after the team alone.
-        general = not channel.get("name") and team.get("name")
-        name = channel.get("name") or (f"General ({team['name']})" if general else "")
+        name = channel.get("name") or (f"General ({team['name']})" if team.get("name") else "")
     elif kind == "personal":
         name = conversation.get("name") or (activity.get("from") or {}).get("name") or ""
     else:  # a group chat is named by its topic only: its sender is one member among several
@@ -190,8 +189,7 @@ async def open_alerts_card(
     its storm summary, or its own alert channel), which they are in."""
     now = ctx.clock() if ctx is not None else datetime.now(UTC)
     alerts = await store.list_open_alerts(actor.tenant_id)
-    admins = ctx.connector_admins if ctx is not None else ()
-    if actor.aad_object_id and actor.aad_object_id.lower() in admins:
+    if action_service.is_connector_admin(ctx, actor):
         return cards.alerts_card(alerts, now, note, done)
     here = record.conversation_id if record is not None and record.tenant_id == actor.tenant_id else None
     if here is None:
@@ -273,8 +271,7 @@ async def may_subscribe(
     with Microsoft Graph, so the tenant must be connected). None: allowed, else why not."""
     if record.conversation_type == "personal":
         return None
-    admins = ctx.connector_admins if ctx is not None else ()
-    if actor.aad_object_id and actor.aad_object_id.lower() in admins:
+    if action_service.is_connector_admin(ctx, actor):
         return None
     if record.conversation_type == "channel" and ctx is not None and ctx.directory is not None:
         where = where_of(activity, record, "command")

@@ -712,12 +712,20 @@ async def _digest(job: DeliveryJob, conv: _Conversation, ctx: Any, report: JobRe
 async def _digest_refused(job: DeliveryJob, conv: _Conversation, ctx: Any, report: JobReport, reason: str) -> None:
     label = job.recipient or conv.record.label
     log.warning("Cannot post the digest %s to %s: %s", job.extra.get("key"), label, reason)
-    jobs, reasons = await digest_to_fallback(ctx, job, label, reason)
+    sent = await digest_elsewhere(ctx, job, label, reason)
+    if sent:
+        report.fallback.extend(j.conversation_id for j in sent)
+    else:
+        report.undeliverable.append(label)
+
+
+async def digest_elsewhere(ctx: Any, job: DeliveryJob, label: str, reason: str) -> list[DeliveryJob]:
+    """A digest that could not reach ``label``: queued for the first reachable of its fallback
+    recipients (the jobs sent), or recorded as undeliverable with both reasons (none sent)."""
+    jobs, reasons = await _digest_to_fallback(ctx, job, label, reason)
     if jobs:
-        report.fallback.extend(j.conversation_id for j in jobs)
         await ctx.jobs.send(jobs)
-        return
-    report.undeliverable.append(label)
+        return jobs
     await ctx.store.record_undeliverable(
         Undeliverable(
             job.tenant_id,
@@ -729,9 +737,10 @@ async def _digest_refused(job: DeliveryJob, conv: _Conversation, ctx: Any, repor
             ctx.clock(),
         )
     )
+    return []
 
 
-async def digest_to_fallback(
+async def _digest_to_fallback(
     ctx: Any, job: DeliveryJob, label: str, reason: str
 ) -> tuple[list[DeliveryJob], list[str]]:
     """Digest jobs for the first reachable of ``job.fallback`` (as the bot, with a note saying who
@@ -812,12 +821,17 @@ async def _refused(
             with contextlib.suppress(ConcurrencyConflict):
                 await ctx.store.save_delivery(failed)
     if gone:
-        await ctx.store.remove_conversation(job.tenant_id, job.conversation_id)
-        log.warning("Forgot conversation %s: Teams says the bot can no longer post there", job.conversation_id)
+        await _forget(conv, ctx)
     if job.kind != CARD or job.alert is None:
         return
     label = job.recipient or conv.record.name or job.conversation_id
     await send_to_fallback(job.alert, [(label, reason, job.fallback, job.context)], ctx, report, request=job.request)
+
+
+async def _forget(conv: _Conversation, ctx: Any) -> None:
+    """Teams says the bot can no longer post in the conversation: it is no longer one of the tenant's."""
+    await ctx.store.remove_conversation(conv.record.tenant_id, conv.record.conversation_id)
+    log.warning("Forgot conversation %s: Teams says the bot can no longer post there", conv.record.conversation_id)
 
 
 async def send_to_fallback(
@@ -1139,8 +1153,7 @@ async def _send_summary(
             return "refused"
         await _summary_refused(conv, ctx, later, summary, f"Teams refused the storm summary card ({exc})")
         if exc.conversation_gone:
-            await ctx.store.remove_conversation(conv.record.tenant_id, conv.record.conversation_id)
-            log.warning("Forgot conversation %s: Teams says the bot can no longer post there", conv.record.label)
+            await _forget(conv, ctx)
         return "refused"
     report.sends += 1
     return "sent"

@@ -15,9 +15,9 @@ from shared.domain import retention
 from shared.domain import workflows as routing
 from shared.domain.alerts import needs_reminder
 from shared.domain.jobs import DIGEST, REMINDER, DeliveryJob
-from shared.domain.model import AlertState, ConversationRecord, Delivery, Undeliverable
+from shared.domain.model import AlertState, ConversationRecord
 from shared.ports import ConcurrencyConflict, JobQueue, StateStore
-from shared.services.delivery import digest_to_fallback
+from shared.services.delivery import digest_elsewhere
 from shared.services.processing import Delivering
 from shared.services.recipients import Unreachable
 
@@ -64,7 +64,6 @@ async def run_periodic(
             continue
         since = state.status_changed or state.created or now
         text = reminder_text(int((now - since).total_seconds() // 60))
-        queued: list[tuple[Delivery, Delivery]] = []
         for delivery in await store.list_deliveries(state.tenant_id, state.key):
             if delivery.status != "posted" or not delivery.activity_id:
                 continue
@@ -77,7 +76,6 @@ async def run_periodic(
                 claimed = await store.save_delivery(replace(delivery, last_reminder=now))
             except ConcurrencyConflict:
                 continue  # another run is queueing this reminder
-            queued.append((delivery, claimed))
             job = DeliveryJob(
                 conversation,
                 REMINDER,
@@ -184,23 +182,10 @@ async def run_digests(ctx: Delivering) -> DigestReport:
             try:
                 conversation = await ctx.resolver.resolve(workflow.tenant_id, recipient, workflow.delivery)
             except Unreachable as exc:
-                jobs, reasons = await digest_to_fallback(ctx, template, recipient.label(), str(exc))
-                if jobs:
-                    await ctx.jobs.send(jobs)
+                if await digest_elsewhere(ctx, template, recipient.label(), str(exc)):
                     report.fallback += 1
-                    continue
-                report.undeliverable.append(recipient.label())
-                await ctx.store.record_undeliverable(
-                    Undeliverable(
-                        workflow.tenant_id,
-                        key,
-                        f"digest of {workflow.name}",
-                        recipient.label(),
-                        str(exc),
-                        "; ".join(reasons) or "no fallback recipients",
-                        now,
-                    )
-                )
+                else:
+                    report.undeliverable.append(recipient.label())
                 continue
             if await ctx.store.get_delivery(workflow.tenant_id, key, conversation.conversation_id) is not None:
                 continue  # this period's digest is there (or on its way) already
