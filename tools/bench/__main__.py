@@ -407,6 +407,7 @@ class Bench:
         count = self.args.storm
         severities = ("critical", "high", "medium", "low", "info")
         azurite_cpu = self.azurite_cpu()
+        before = [await worker.stats() for worker in self.workers]
         last = self.publish([event(tenant, f"S-{i:05d}", 1, severity=severities[i % 5]) for i in range(count)])
         visible_at = None
         deadline = last + STORM_TIMEOUT_SECONDS
@@ -439,6 +440,11 @@ class Bench:
         dead = self.broker.dead_lettered()
         seconds = (visible_at - last) if visible_at is not None else float("nan")
         azurite_cpu = self.azurite_cpu() - azurite_cpu
+        by_table: dict[str, int] = {}
+        for worker, was in zip(self.workers, before, strict=True):
+            now = await worker.stats()
+            for name, requests in now["by_table"].items():
+                by_table[name] = by_table.get(name, 0) + requests - was["by_table"].get(name, 0)
         print(
             f"     storm: {count} alerts into one channel, {self.args.processes} processes: {sent} messages "
             "sent; busiest windows "
@@ -450,6 +456,11 @@ class Bench:
             f"used {azurite_cpu:.0f} s of CPU meanwhile ({self.last_visible[0]} cards, {self.last_visible[1]} "
             f"in the summary); {self.args.processes} instances (target-based scaling would ask for "
             f"{azure_instances(count, int(service_bus()['maxMessageBatchSize']))} for {count} waiting events)",
+            flush=True,
+        )
+        print(
+            "            Table requests per alert: "
+            + ", ".join(f"{name} {n / count:.2f}" for name, n in sorted(by_table.items(), key=lambda kv: -kv[1]) if n),
             flush=True,
         )
         if hidden:
