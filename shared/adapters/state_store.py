@@ -243,65 +243,6 @@ async def _idempotent(write: Callable[[], Awaitable[T]]) -> T:
     raise AssertionError("unreachable")
 
 
-class _GroupedUpserts:
-    """Upserts of index rows made at about the same moment (the messages of one batch, run
-    concurrently) that fall in one partition go as one entity group transaction: a storm's
-    open-alert and alert-id rows cost a request per batch of up to 100, not one per alert.
-
-    Each :meth:`upsert` waits for the transaction that carries its row and fails with it. The
-    rows are collected until the event loop has run what was ready when the first arrived
-    (``call_soon``), so nothing waits on a timer. A row written twice meanwhile goes once, as
-    last written (a transaction may not hold a row twice)."""
-
-    def __init__(self, table: Callable[[], Awaitable[EntityTable]]) -> None:
-        self._table = table
-        self._pending: dict[str, dict[str, tuple[Entity, list[asyncio.Future[None]]]]] = {}
-        self._flushing: set[asyncio.Task[None]] = set()
-
-    async def upsert(self, entity: Entity) -> None:
-        loop = asyncio.get_running_loop()
-        done: asyncio.Future[None] = loop.create_future()
-        if not self._pending:
-            loop.call_soon(self._start)
-        rows = self._pending.setdefault(entity["PartitionKey"], {})
-        waiting = rows[entity["RowKey"]][1] if entity["RowKey"] in rows else []
-        rows[entity["RowKey"]] = (entity, [*waiting, done])
-        await done
-
-    def _start(self) -> None:
-        pending, self._pending = self._pending, {}
-        for rows in pending.values():
-            items = list(rows.values())
-            for start in range(0, len(items), MAX_TRANSACTION):
-                task = asyncio.ensure_future(self._write(items[start : start + MAX_TRANSACTION]))
-                self._flushing.add(task)
-                task.add_done_callback(self._flushing.discard)
-
-    async def _write(self, items: list[tuple[Entity, list[asyncio.Future[None]]]]) -> None:
-        entities = [entity for entity, _ in items]
-        try:
-            table = await self._table()
-            if len(entities) == 1:
-                await _idempotent(partial(table.upsert, entities[0]))
-            else:
-                await _idempotent(partial(table.upsert_many, entities))
-        except Exception as exc:  # noqa: BLE001 - handed to every waiter, each raises it
-            for _, waiting in items:
-                for future in waiting:
-                    if not future.done():
-                        future.set_exception(exc)
-            return
-        except BaseException:
-            for _, waiting in items:
-                for future in waiting:
-                    future.cancel()
-            raise
-        for _, waiting in items:
-            for future in waiting:
-                if not future.done():
-                    future.set_result(None)
-
-
 def table_requests() -> int:
     """Table Storage requests made by this process so far."""
     return sum(_counted.values())
@@ -545,8 +486,8 @@ class TableStateStore:
 
     - ``openalerts`` (partition: tenant; row: alert key): every alert not resolved. The
       periodic work reads it, so it costs O(open alerts), not O(every alert ever stored).
-    - ``alertids`` (partition: tenant; row: hash of the alert id, then alert key): finds an
-      alert by the id people type (``ack ALRT-1042``) with one range read.
+    - ``alertids`` (partition: tenant + hash of the alert id): finds an alert by the id people
+      type (``ack ALRT-1042``) with one partition read.
     - ``expiry`` (partition: due hour + shard): what becomes removable when (module
       :mod:`shared.domain.retention`); :meth:`remove_due` reads only the due rows.
     """
@@ -557,8 +498,6 @@ class TableStateStore:
         self._tables = tables
         self.retention = retention or Retention()
         self._clock = clock or (lambda: datetime.now(UTC))
-        self._open_index = _GroupedUpserts(partial(self._t, "openalerts"))
-        self._id_index = _GroupedUpserts(partial(self._t, "alertids"))
 
     async def _t(self, name: str) -> EntityTable:
         return await self._tables.table(name)
@@ -618,7 +557,7 @@ class TableStateStore:
         return replace(state, etag=etag, stored_status=state.status)
 
     async def _index_open(self, state: AlertState) -> None:
-        await self._open_index.upsert(
+        await (await self._t("openalerts")).upsert(
             {
                 "PartitionKey": state.tenant_id,
                 "RowKey": state.key,
@@ -628,18 +567,13 @@ class TableStateStore:
         )
 
     @staticmethod
-    def _id_hash(alert_id: str) -> str:
-        return hashlib.sha256(alert_id.strip().lower().encode()).hexdigest()[:32]
-
-    @classmethod
-    def _id_row(cls, state: AlertState) -> tuple[str, str]:
-        """The id index row: the tenant's partition (a batch of new alerts is one transaction),
-        the id's hash then the alert key (the alerts with one id are a range)."""
-        return state.tenant_id, f"{cls._id_hash(state.alert_id)}|{state.key}"
+    def _id_partition(tenant_id: str, alert_id: str) -> str:
+        return f"{tenant_id}|{hashlib.sha256(alert_id.strip().lower().encode()).hexdigest()[:32]}"
 
     async def _index_alert_id(self, state: AlertState) -> None:
-        partition, row = self._id_row(state)
-        await self._id_index.upsert({"PartitionKey": partition, "RowKey": row})
+        await (await self._t("alertids")).upsert(
+            {"PartitionKey": self._id_partition(state.tenant_id, state.alert_id), "RowKey": state.key}
+        )
 
     async def _alerts(self, keys: list[tuple[str, str]]) -> list[AlertState]:
         """Point reads, a bounded number at a time."""
@@ -677,9 +611,8 @@ class TableStateStore:
 
     async def find_alerts(self, tenant_id: str, alert_id: str) -> list[AlertState]:
         """The tenant's alerts with this id (any status; the same id may come from two sources)."""
-        prefix = self._id_hash(alert_id)
-        rows = await (await self._t("alertids")).query(partition=tenant_id, rows=(f"{prefix}|", f"{prefix}}}"))
-        found = await self._alerts([(tenant_id, e["RowKey"].split("|", 1)[1]) for e, _ in rows])
+        rows = await (await self._t("alertids")).query(partition=self._id_partition(tenant_id, alert_id))
+        found = await self._alerts([(tenant_id, e["RowKey"]) for e, _ in rows])
         return [a for a in found if a.alert_id.strip().lower() == alert_id.strip().lower()]
 
     # deliveries
@@ -1229,7 +1162,7 @@ class TableStateStore:
             await (await self._t("alerts")).delete(
                 records.alert_partition(state.tenant_id, state.key), records.ALERT_ROW, state.etag
             )
-            await (await self._t("alertids")).delete(*self._id_row(state))
+            await (await self._t("alertids")).delete(self._id_partition(state.tenant_id, state.alert_id), state.key)
             channel = state.channel or {}
             if channel.get("id"):
                 record = await self.get_conversation(state.tenant_id, channel["id"])

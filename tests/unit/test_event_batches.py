@@ -89,23 +89,6 @@ class TestBundles:
 
 
 class TestABatchOfEvents:
-    async def test_a_batch_writes_its_new_alerts_index_rows_as_one_transaction_per_index(self):
-        from shared.adapters.state_store import MemoryTable, MemoryTables, TableStateStore
-        from shared.services.processing import BATCH_CONCURRENCY
-
-        tables = MemoryTables()
-        own = {name: MemoryTable() for name in ("openalerts", "alertids")}  # each counts its own requests
-        tables._tables.update(own)
-        store = TableStateStore(tables)
-        await store.save_conversation(conversation(TENANT, CHANNEL))
-        ctx = delivering(store, RecordingMessenger(), clock=Clock())
-        await process_batch([QueuedEvent(event(n), f"m{n}") for n in range(BATCH_CONCURRENCY)], ctx)
-        assert {name: table.counter.requests for name, table in own.items()} == {"openalerts": 1, "alertids": 1}
-        assert len(await store.list_open_alerts(TENANT)) == BATCH_CONCURRENCY
-        for n in (0, BATCH_CONCURRENCY - 1):  # found by the id people type, in any case
-            [found] = await store.find_alerts(TENANT, f"alrt-{n}")
-            assert found.alert_id == f"ALRT-{n}"
-
     async def test_a_storm_batch_sends_one_message_for_the_channel(self, ops):
         store, clock, messenger = ops
         ctx = delivering(store, messenger, clock=clock)
