@@ -123,6 +123,19 @@ def release_state() -> None:
         (STATE_DIR / LOCK_NAME).unlink(missing_ok=True)
 
 
+def stop_in_order(processes: list[tuple[str, subprocess.Popen]], timeout: float = 10.0) -> None:
+    """Stop the run's processes one at a time, the last started first: the host ends what it is
+    running (a consent callback, a delivery) while Azurite, which it writes to, is still there,
+    so a Ctrl-C at any moment prints no failures of work cut short."""
+    for _, process in reversed(processes):
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
 def _connect_playground_tenant(simulator, playground_url: str, host_url: str, admin_key: str, channel_team: str) -> str:
     """Seed the simulator with the Playground's organisation and connect it (admin consent)."""
     from tools.local_m365 import connect_tenant, playground_config, seed
@@ -343,14 +356,7 @@ def main(argv: list[str] | None = None) -> int:
             signal.signal(signum, signal.SIG_IGN)
         if simulator is not None:
             simulator.stop()
-        for _, process in reversed(processes):
-            if process.poll() is None:
-                process.send_signal(signal.SIGINT)
-        for _, process in reversed(processes):
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        stop_in_order(processes)
         release_state()  # once nothing of this run writes to the state any more
 
 

@@ -80,3 +80,39 @@ class TestOneRunPerCheckout:
         assert run_local.running_holder()["host"] == "http://127.0.0.1:7071"
         run_local.release_state()
         assert run_local.running_holder() is None
+
+
+class TestStopping:
+    def test_each_process_stops_before_the_one_started_before_it_is_asked_to(self):
+        """A Ctrl-C during the start-up consent: the host finishes the callback while Azurite is
+        still up (signalled together, the callback failed on a closed Azurite and the host printed
+        its tracebacks)."""
+        import signal
+
+        said: list[str] = []
+
+        class Process:
+            def __init__(self, name: str) -> None:
+                self.name, self.running = name, True
+
+            def poll(self):
+                return None if self.running else 0
+
+            def send_signal(self, signum):
+                assert signum == signal.SIGINT
+                said.append(f"stop {self.name}")
+
+            def wait(self, timeout=None):
+                self.running = False
+                said.append(f"{self.name} stopped")
+                return 0
+
+        run_local.stop_in_order([(name, Process(name)) for name in ("azurite", "host", "playground")])
+        assert said == [
+            "stop playground",
+            "playground stopped",
+            "stop host",
+            "host stopped",
+            "stop azurite",
+            "azurite stopped",
+        ]
