@@ -50,6 +50,8 @@ MAX_REGEX_CHARS = 200
 MIN_PERIODIC_MINUTES = 15
 MAX_PERIODIC_MINUTES = 7 * 24 * 60
 DEFAULT_PERIODIC_MINUTES = 24 * 60
+# A Microsoft Entra object id, as a person recipient may be named instead of by e-mail.
+OBJECT_ID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 WORKFLOW_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 SEVERITY_RANK = {name: rank for rank, name in enumerate(reversed(SEVERITIES))}  # info 0 … critical 4
@@ -98,6 +100,8 @@ class Recipient:
         if self.kind == "chat":
             return f"chat {self.chat_id}"
         if self.kind == "person":
+            if self.user and OBJECT_ID.match(self.user):
+                return f"the person with Microsoft Entra object id {self.user}"  # no name to show
             return self.user or "a person"
         if self.kind == "group":
             return (

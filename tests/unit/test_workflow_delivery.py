@@ -211,6 +211,13 @@ class TestFallback:
         [delivery] = await world.store.list_deliveries(TENANT, alert.key)
         assert delivery.reason.startswith("fallback for ghost@contoso.com")
 
+    async def test_a_person_named_by_object_id_is_said_to_be_one_in_the_note(self, world):
+        await world.connect()
+        ghost = "0f9e8d7c-6b5a-4938-8271-605f4e3d2c1b"
+        await world.workflow(recipients=[person(ghost)])
+        await world.send(event())
+        assert f"the person with Microsoft Entra object id {ghost} could not be reached" in await self._note(world)
+
     async def test_a_refused_app_install_goes_to_the_fallback(self, world):
         await world.connect()
         world.directory.fail["install_app_for_user"] = GraphError(
