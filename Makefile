@@ -59,9 +59,10 @@ gallery: setup
 	bash tools/install_chromium.sh
 	$(PY) -m tools.gallery
 
-## Publish an example to the running local host: make publish FILE=examples/alert-created.json
+## Post an example to the running connector's ingest route, or save an example workflow:
+## make publish FILE=examples/alert-created.json (QUEUE=1: to the inbound queue as it is)
 publish: setup
-	$(PY) -m tools.publish $(FILE)
+	$(PY) -m tools.publish $(FILE) $(if $(QUEUE),--queue)
 
 ## Build the Teams app package (appPackage.zip): make package BOT_APP_ID=<bot app id> APP_HOST=<function app host name> (azd up builds it for you)
 package: setup

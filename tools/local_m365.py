@@ -17,8 +17,12 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from tools.teams_simulator.directory import Chat
+
 # The local Graph app registration (loopback only; nothing to protect).
 LOCAL_GRAPH_APP_ID = "0c7a9d55-0000-4000-8000-0000000000ca"
+# The connector's app in the local Microsoft 365's Teams app catalog (TEAMS_APP_CATALOG_ID).
+LOCAL_TEAMS_APP_CATALOG_ID = "0c7a9d55-0000-4000-8000-0000000000cb"
 
 
 def playground_config(playground_url: str, timeout: float = 60.0) -> dict[str, Any]:
@@ -87,7 +91,24 @@ def seed(directory: Any, config: dict[str, Any]) -> Any:
         group.channels.clear()  # the Playground's own channel ids, not made-up ones
         for channel in team.get("channels", []):
             tenant.add_channel(group, channel["name"], channel_id=channel["id"], members=members)
-    directory.sign_in(config["tenantId"], config["currentUser"]["aadObjectId"])
+    # The Playground's chats, where the connector reaches people and groups: its user's personal
+    # chat with the bot is the app's installation for them (installing it again answers 409 and
+    # that chat, as Graph does), and its group chat is what a group of its members becomes (the
+    # Playground shows no chat it did not make: tools/teams_simulator/graph.py, create_chat).
+    by_playground_id = {person["id"]: person["aadObjectId"] for person in people}
+    me = config["currentUser"]["aadObjectId"]
+    personal = (config.get("personalChat") or {}).get("id")
+    if personal:
+        tenant.chats[personal] = Chat(personal, "oneOnOne", None, [me], installed_apps={LOCAL_TEAMS_APP_CATALOG_ID})
+        tenant.installations.setdefault(me, {})["playground-personal"] = {
+            "id": "playground-personal",
+            "teamsAppId": LOCAL_TEAMS_APP_CATALOG_ID,
+            "chatId": personal,
+        }
+    for chat in config.get("groupChats") or []:
+        members = [by_playground_id[m] for m in chat.get("members") or [] if m in by_playground_id]
+        tenant.chats[chat["id"]] = Chat(chat["id"], "group", chat.get("name"), members, shown_by_client=True)
+    directory.sign_in(config["tenantId"], me)
     return tenant
 
 

@@ -1,18 +1,24 @@
-"""``python -m tools.publish``: send JSON files to a queue of the local host, or post them
-to the connector's ingest route as an alert source would.
+"""``python -m tools.publish``: post JSON files to the local connector as an alert source
+would (its ingest route), send them to a queue of the local host, or save a workflow.
 
-    python -m tools.publish FILE [FILE...] [--queue NAME] [--host http://127.0.0.1:7071] [--wait SECONDS]
-    python -m tools.publish FILE [FILE...] --http FORMAT --tenant TENANT [--source NAME] [--key KEY] [--host URL]
+    python -m tools.publish FILE [FILE...] [--tenant T] [--source NAME] [--key KEY] [--http FORMAT]
+                            [--host URL] [--wait SECONDS]
+    python -m tools.publish FILE [FILE...] --queue [--queue-name NAME] [--host URL] [--wait SECONDS]
 
-With ``--http`` each file is posted to ``/api/events/FORMAT``; the key is ``--key``, else it is
-derived from ``ADMIN_API_KEY`` (environment or local settings) for the tenant and source.
+By default each event file is posted to ``/api/events/FORMAT``, the format read from the
+payload (CloudEvents, Alertmanager, Grafana, Azure Monitor, PagerDuty; ``--http FORMAT`` names
+it), for the tenant the payload names (a CloudEvent's ``tenantid``), else ``--tenant``, else the
+tenant ``make run`` connected; the key is ``--key``, else it is derived from ``ADMIN_API_KEY``
+for the tenant and source. A workflow definition (``examples/workflows/``) is saved for that
+tenant through ``PUT /api/tenants/{tenant}/workflows/{id}`` with the tenant's admin key.
+``--queue`` sends the files to the queue as they are, one message each.
 
-Each file becomes one message; its id is printed, then (unless ``--wait 0``) what became of
-it, as the connector reported it: for each event, processed / duplicate / stale / rejected
-with the reason, and then each card it led to (posted or updated, and where; or refused by
-Teams, with the reason), or why no card was sent. Exit code 0 when every event was processed
-(or without waiting), 1 when an event was rejected, a message was dead-lettered or did not
-finish in time, or a card was refused; 2 for a usage error or an unreachable host.
+Then (unless ``--wait 0``) it prints what became of each event, as the connector reported it:
+processed / duplicate / stale / rejected with the reason, and then each card it led to (posted
+or updated, and where; or refused by Teams, with the reason), or why no card was sent. Exit
+code 0 when every event was processed (or without waiting), 1 when an event was refused or
+rejected, a message was dead-lettered or did not finish in time, or a card was refused; 2 for
+a usage error or an unreachable host.
 """
 
 from __future__ import annotations
@@ -91,21 +97,12 @@ def _request(
 
 def publish_file(path: Path, *, queue: str, host: str) -> str:
     """Send one JSON file as a message and return its message id."""
-    try:
-        body = path.read_bytes()
-    except FileNotFoundError:
-        raise PublishError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise PublishError(f"{path}: is a directory, not a JSON file") from None
-    try:
-        json.loads(body)
-    except ValueError as error:
-        raise PublishError(f"{path}: not valid JSON ({error})") from None
+    read_payload(path)
     status, answer = _request(
         host,
         "POST",
         f"/_localhost/queues/{urllib.parse.quote(queue, safe='')}/messages",
-        body,
+        path.read_bytes(),
         {"content-type": "application/json"},
     )
     if status != 201 or "messageId" not in answer:
@@ -245,8 +242,9 @@ def report_message(path: Path, message_id: str, *, queue: str, host: str, second
     return ok
 
 
-def post_file(path: Path, *, fmt: str, tenant: str, source: str, key: str, host: str) -> tuple[bool, str]:
-    """Post one JSON file to the ingest route; (accepted, one line saying what happened)."""
+def post_file(path: Path, *, fmt: str, tenant: str, source: str, key: str, host: str) -> tuple[bool, str, list[str]]:
+    """Post one JSON file to the ingest route; (accepted, one line saying what happened, the
+    ids of the events it queued)."""
     try:
         body = path.read_bytes()
     except OSError as error:
@@ -260,15 +258,147 @@ def post_file(path: Path, *, fmt: str, tenant: str, source: str, key: str, host:
         {"content-type": "application/json", "X-Ingest-Key": key},
     )
     if status == 202:
-        return (
-            True,
-            (
-                f"accepted (HTTP 202): {len(answer.get('eventIds', []))} event(s) queued: "
-                f"{', '.join(answer.get('eventIds', []))}"
-            ),
-        )
+        ids = [str(i) for i in answer.get("eventIds", [])]
+        return True, f"accepted (HTTP 202) as {fmt}: {len(ids)} event(s) queued: {', '.join(ids)}", ids
     field = f" [{answer['field']}]" if answer.get("field") else ""
-    return False, f"refused (HTTP {status}){field}: {answer.get('error', answer)}"
+    return False, f"refused (HTTP {status}){field}: {answer.get('error', answer)}", []
+
+
+def _queued(host: str, queue: str) -> list[dict[str, Any]] | None:
+    """The queue's messages, None when the host has no such queue (nothing to follow)."""
+    status, found = _request(host, "GET", f"/_localhost/queues/{urllib.parse.quote(queue, safe='')}/messages")
+    return found if status == 200 and isinstance(found, list) else None
+
+
+def _event_id(message: dict[str, Any]) -> str | None:
+    try:
+        body = json.loads(message.get("body") or "{}")
+    except ValueError:
+        return None
+    return str(body.get("id")) if isinstance(body, dict) and body.get("id") is not None else None
+
+
+def read_payload(path: Path) -> Any:
+    try:
+        return json.loads(path.read_bytes())
+    except FileNotFoundError:
+        raise PublishError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise PublishError(f"{path}: is a directory, not a JSON file") from None
+    except OSError as error:
+        raise PublishError(f"{path}: cannot be read ({error})") from None
+    except ValueError as error:
+        raise PublishError(f"{path}: not valid JSON ({error})") from None
+
+
+def is_workflow(payload: Any) -> bool:
+    """A workflow definition (schemas/workflow.schema.json), not an event."""
+    return (
+        isinstance(payload, dict)
+        and "specversion" not in payload
+        and "id" in payload
+        and ("recipients" in payload or "trigger" in payload)
+    )
+
+
+def detect_format(payload: Any) -> str | None:
+    """The ingest format that reads this payload, None when none does."""
+    from shared.domain.inbound import claimants
+
+    found = claimants(payload)
+    return found[0].name if len(found) == 1 else None
+
+
+def tenant_for(payload: Any, given: str | None) -> str:
+    """The tenant to post for: a CloudEvent's own ``tenantid``, else ``--tenant``, else the one
+    ``make run`` connected, else DEFAULT_TENANT_ID."""
+    named = payload.get("tenantid") if isinstance(payload, dict) else None
+    tenant = str(named or given or _run_file().get("tenant") or lookup_setting("DEFAULT_TENANT_ID") or "")
+    if not tenant:
+        raise PublishError(
+            "no tenant to post for: give --tenant (make run connects the Playground's tenant and writes it "
+            "to .local/run.json; is it running?)"
+        )
+    return tenant
+
+
+def save_workflow(path: Path, payload: dict[str, Any], *, tenant: str, host: str, out: TextIO) -> bool:
+    """PUT a workflow definition for the tenant with its admin key; print the answer."""
+    from shared.security import tenant_admin_key
+
+    admin = lookup_setting("ADMIN_API_KEY") or _run_file().get("keys", {}).get("ADMIN_API_KEY")
+    if not admin:
+        raise PublishError("ADMIN_API_KEY is not set (environment or local settings) to derive the tenant's admin key")
+    workflow = urllib.parse.quote(str(payload["id"]), safe="")
+    status, answer = _request(
+        host,
+        "PUT",
+        f"/api/tenants/{urllib.parse.quote(tenant, safe='')}/workflows/{workflow}",
+        json.dumps(payload).encode(),
+        {"content-type": "application/json", "X-Admin-Key": tenant_admin_key(admin, tenant)},
+    )
+    if status in (200, 201):
+        verb = "saved" if answer.get("changed", True) else "unchanged"
+        extra = "; the open alerts it takes are queued to its recipients" if answer.get("existingAlertsQueued") else ""
+        print(
+            f"{path}: workflow {payload['id']} {verb} for tenant {tenant} (revision {answer.get('revision')}){extra}",
+            file=out,
+            flush=True,
+        )
+        return True
+    field = f" [{answer['field']}]" if answer.get("field") else ""
+    print(f"{path}: workflow REFUSED (HTTP {status}){field}: {answer.get('error', answer)}", file=out, flush=True)
+    return False
+
+
+def ingest_file(path: Path, arguments: argparse.Namespace, out: TextIO) -> bool:
+    """Post one file through the ingest route (or save it, a workflow) and follow its events."""
+    payload = read_payload(path)
+    if is_workflow(payload):
+        return save_workflow(path, payload, tenant=tenant_for(None, arguments.tenant), host=arguments.host, out=out)
+    fmt = arguments.http or detect_format(payload)
+    if fmt is None:
+        print(
+            f"{path}: REFUSED: not a payload the ingest route reads (CloudEvents, Alertmanager, Grafana, Azure "
+            "Monitor, PagerDuty); --http FORMAT names its format, --queue sends it to the queue as it is",
+            file=out,
+            flush=True,
+        )
+        return False
+    tenant = tenant_for(payload, arguments.tenant)
+    key = arguments.key or ingest_key_for(tenant, arguments.source)
+    queue = default_queue()
+    listed = _queued(arguments.host, queue)  # also: is the host there at all
+    before = {m.get("messageId") for m in listed or []}
+    accepted, line, event_ids = post_file(
+        path, fmt=fmt, tenant=tenant, source=arguments.source, key=key, host=arguments.host
+    )
+    print(f"{path}: {line}", file=out, flush=True)
+    if not accepted or arguments.wait <= 0:
+        return accepted
+    if listed is None:
+        print(f"{path}: not followed: the host has no queue {queue!r} to look in", file=out, flush=True)
+        return accepted
+    # The route queues each event before it answers: the new messages carry their ids.
+    fresh = [m for m in _queued(arguments.host, queue) or [] if m.get("messageId") not in before]
+    ok = True
+    for event_id in event_ids:
+        message = next((m for m in fresh if _event_id(m) == event_id), None)
+        if message is None:
+            print(
+                f"{path}: event {event_id}: dropped by the queue as a duplicate (the same event was queued "
+                "before, within the duplicate-detection window)",
+                file=out,
+                flush=True,
+            )
+            continue
+        ok = (
+            report_message(
+                path, str(message["messageId"]), queue=queue, host=arguments.host, seconds=arguments.wait, out=out
+            )
+            and ok
+        )
+    return ok
 
 
 def ingest_key_for(tenant: str, source: str) -> str:
@@ -285,11 +415,15 @@ def main(argv: list[str] | None = None, out: TextIO | None = None, err: TextIO |
     out = out or sys.stdout
     err = err or sys.stderr
     parser = argparse.ArgumentParser(
-        prog="python -m tools.publish", description="Send JSON files to a queue of the local host."
+        prog="python -m tools.publish",
+        description="Post JSON files to the local connector's ingest route (or a queue), or save workflows.",
     )
-    parser.add_argument("files", nargs="+", type=Path, metavar="FILE", help="JSON file, one message each")
+    parser.add_argument("files", nargs="+", type=Path, metavar="FILE", help="JSON file: an event payload or a workflow")
+    parser.add_argument("--queue", action="store_true", help="send each file to the inbound queue as it is")
     parser.add_argument(
-        "--queue", help=f"queue name (default: {QUEUE_SETTING} from the settings, else {DEFAULT_QUEUE})"
+        "--queue-name",
+        metavar="NAME",
+        help=f"with --queue: the queue (default: {QUEUE_SETTING} from the settings, else {DEFAULT_QUEUE})",
     )
     parser.add_argument(
         "--host", default=None, help=f"local host URL (default: the one `make run` started, else {DEFAULT_HOST})"
@@ -301,54 +435,37 @@ def main(argv: list[str] | None = None, out: TextIO | None = None, err: TextIO |
         metavar="SECONDS",
         help="seconds to wait for each outcome (0: do not wait; default 10)",
     )
+    parser.add_argument("--http", metavar="FORMAT", help="the ingest format (default: read from the payload)")
     parser.add_argument(
-        "--http", metavar="FORMAT", help="post to the ingest route /api/events/FORMAT instead of a queue"
+        "--tenant", help="the tenant (default: a CloudEvent's tenantid, else the one make run connected)"
     )
-    parser.add_argument("--tenant", help="with --http: the tenant id the source posts to")
-    parser.add_argument("--source", default="local", help="with --http: the source name (default: local)")
-    parser.add_argument("--key", help="with --http: the source's key (default: derived from ADMIN_API_KEY)")
+    parser.add_argument("--source", default="local", help="the source name for the ingest route (default: local)")
+    parser.add_argument("--key", help="the source's key (default: derived from ADMIN_API_KEY)")
     arguments = parser.parse_args(argv)
     arguments.host = arguments.host or default_host()
-    if arguments.http:
-        if not arguments.tenant:
-            print("error: --http needs --tenant (the tenant id the source posts to)", file=err)
-            return 2
-        try:
-            key = arguments.key or ingest_key_for(arguments.tenant, arguments.source)
-            accepted_all = True
-            for path in arguments.files:
-                accepted, line = post_file(
-                    path,
-                    fmt=arguments.http,
-                    tenant=arguments.tenant,
-                    source=arguments.source,
-                    key=key,
-                    host=arguments.host,
-                )
-                accepted_all = accepted_all and accepted
-                print(f"{path}: {line}", file=out, flush=True)
-        except PublishError as error:
-            print(f"error: {error}", file=err)
-            return 2
-        return 0 if accepted_all else 1
-    queue = arguments.queue or default_queue()
-    all_completed = True
+    all_ok = True
     try:
         missing = [str(path) for path in arguments.files if not path.is_file()]
         if missing:
             raise PublishError(f"no such file: {', '.join(missing)}")
+        if not arguments.queue:
+            _queued(arguments.host, default_queue())  # says so first when no local host is running
+            for path in arguments.files:
+                all_ok = ingest_file(path, arguments, out) and all_ok
+            return 0 if all_ok else 1
+        queue = arguments.queue_name or default_queue()
         for path in arguments.files:
             message_id = publish_file(path, queue=queue, host=arguments.host)
             print(f"{path}: sent to {queue} as message {message_id}", file=out, flush=True)
             if arguments.wait > 0:
-                all_completed = (
+                all_ok = (
                     report_message(path, message_id, queue=queue, host=arguments.host, seconds=arguments.wait, out=out)
-                    and all_completed
+                    and all_ok
                 )
     except PublishError as error:
         print(f"error: {error}", file=err)
         return 2
-    return 0 if all_completed else 1
+    return 0 if all_ok else 1
 
 
 if __name__ == "__main__":

@@ -136,8 +136,11 @@ def stop_in_order(processes: list[tuple[str, subprocess.Popen]], timeout: float 
             process.kill()
 
 
-def _connect_playground_tenant(simulator, playground_url: str, host_url: str, admin_key: str, channel_team: str) -> str:
-    """Seed the simulator with the Playground's organisation and connect it (admin consent)."""
+def _connect_playground_tenant(
+    simulator, playground_url: str, host_url: str, admin_key: str, channel_team: str
+) -> tuple[str, str | None]:
+    """Seed the simulator with the Playground's organisation and connect it (admin consent):
+    (what to say of it, the tenant id when connected)."""
     from tools.local_m365 import connect_tenant, playground_config, seed
 
     try:
@@ -145,7 +148,10 @@ def _connect_playground_tenant(simulator, playground_url: str, host_url: str, ad
         seed(simulator.directory, config)
         answer = connect_tenant(host_url, admin_key, simulator.ca_file)
     except (OSError, RuntimeError, KeyError, ValueError) as exc:
-        return f"the Playground's tenant could not be connected: {exc} (Create channel and Create meeting will say so)"
+        return (
+            f"the Playground's tenant could not be connected: {exc} (Create channel and Create meeting will say so)",
+            None,
+        )
     groups = [team.get("aadGroupId") for team in config.get("teams") or []]
     if channel_team not in groups:
         answer += (
@@ -154,7 +160,8 @@ def _connect_playground_tenant(simulator, playground_url: str, host_url: str, ad
         )
     return (
         f"{answer}: the Playground's tenant, by admin consent to the local identity simulator (Graph at "
-        f"{simulator.graph_url})"
+        f"{simulator.graph_url})",
+        str(config["tenantId"]),
     )
 
 
@@ -257,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
         _wait_for(args.azurite_port, "Azurite", azurite)
 
         # Microsoft 365 on loopback: the identity platform and Graph of the Teams simulator.
-        from tools.local_m365 import LOCAL_GRAPH_APP_ID
+        from tools.local_m365 import LOCAL_GRAPH_APP_ID, LOCAL_TEAMS_APP_CATALOG_ID
         from tools.teams_simulator import TeamsSimulator
 
         simulator = TeamsSimulator().start()
@@ -266,6 +273,9 @@ def main(argv: list[str] | None = None) -> int:
             **os.environ,
             **keys,
             "GRAPH_APP_ID": LOCAL_GRAPH_APP_ID,
+            # The app in the local Microsoft 365's Teams app catalog: people and groups are reached
+            # by installing it (the Playground's personal chat and group chat, tools/local_m365.py).
+            "TEAMS_APP_CATALOG_ID": LOCAL_TEAMS_APP_CATALOG_ID,
             "GRAPH_CREDENTIAL_TYPE": "secret",
             "GRAPH_BASE_URL": simulator.graph_url,
             "AUTHORITY_HOST": simulator.authority_host,
@@ -320,13 +330,16 @@ def main(argv: list[str] | None = None) -> int:
                 playground_env,
             )
             _wait_for(args.playground_port, "Agents Playground", playground)
-            connected = _connect_playground_tenant(
+            connected, tenant = _connect_playground_tenant(
                 simulator,
                 f"http://127.0.0.1:{args.playground_port}",
                 host_url,
                 keys["ADMIN_API_KEY"],
                 env["ALERT_CHANNEL_TEAM_ID"],
             )
+            if tenant:  # make publish posts for it, and saves workflows for it
+                run = json.loads(RUN_FILE.read_text(encoding="utf-8"))
+                RUN_FILE.write_text(json.dumps({**run, "tenant": tenant}, indent=2), encoding="utf-8")
         print(
             "\nTeams Alert Connector is running locally"
             + (" (state kept from the last run)" if args.keep else " (fresh state)")
@@ -335,6 +348,7 @@ def main(argv: list[str] | None = None) -> int:
             "                       Open it before publishing: alerts go where the bot is installed.\n"
             "  Publish an alert:    make publish FILE=examples/alert-created.json\n"
             "                       make publish FILE=examples/alert-resolved.json\n"
+            "  Route alerts:        make publish FILE=examples/workflows/prod-critical.json   (the README's step 6)\n"
             f"  Console:             {host_url}/_localhost/console   (queues, message bodies, outcomes, "
             "rejected events)\n"
             f"  Microsoft 365:       {connected}\n"

@@ -199,7 +199,7 @@ class TestWithAgentsPlayground:
             out = io.StringIO()
             code = await asyncio.to_thread(
                 publisher.main,
-                [*map(str, files), "--queue", queue, "--host", host.url, "--wait", str(WAIT_SECONDS)],
+                [*map(str, files), "--queue", "--queue-name", queue, "--host", host.url, "--wait", str(WAIT_SECONDS)],
                 out,
             )
             return code, out.getvalue()
@@ -241,7 +241,7 @@ async def local_run_with_m365(azurite, table_prefix, monkeypatch):
     import asyncio
 
     from shared.security import new_key
-    from tools.local_m365 import LOCAL_GRAPH_APP_ID, connect_tenant, seed
+    from tools.local_m365 import LOCAL_GRAPH_APP_ID, LOCAL_TEAMS_APP_CATALOG_ID, connect_tenant, seed
     from tools.teams_simulator import TeamsSimulator
 
     simulator = TeamsSimulator().start()
@@ -257,6 +257,7 @@ async def local_run_with_m365(azurite, table_prefix, monkeypatch):
         "BOT_TOKEN_URL": "",
         "DEFAULT_TENANT_ID": "",
         "GRAPH_APP_ID": LOCAL_GRAPH_APP_ID,
+        "TEAMS_APP_CATALOG_ID": LOCAL_TEAMS_APP_CATALOG_ID,  # as make run sets it
         "GRAPH_CLIENT_SECRET": secret,
         "GRAPH_BASE_URL": simulator.graph_url,
         "AUTHORITY_HOST": simulator.authority_host,
@@ -326,6 +327,83 @@ class TestButtonsThatNeedMicrosoft365:
         organiser = playground.config["currentUser"]["aadObjectId"]
         [meeting] = tenant.events[organiser]  # on the calendar of the person who pressed it
         assert "High CPU" in meeting["subject"]
+
+
+class TestTheWalkthrough:
+    """The README's walkthrough under what `make run` starts: every example workflow saved with
+    `make publish`, every example payload posted through the ingest route, the digest's timer:
+    each says what it did, and every card reaches the Playground conversation it is for (its
+    personal chat, its team's channels, its group chat), none undeliverable."""
+
+    async def test_every_example_workflow_and_payload_delivers_in_the_playground(self, local_run_with_m365):
+        import asyncio
+        import io
+
+        import aiohttp
+
+        from shared.security import tenant_admin_key
+        from tools import publish as publisher
+
+        host, playground, _queue, _tenant = local_run_with_m365
+        personal = await install(playground)
+        tenant = playground.tenant_id
+        [group_chat] = [c["id"] for c in playground.config["groupChats"]]
+        general, announcements = (c["id"] for c in playground.config["teams"][0]["channels"])
+
+        async def run(path: Path) -> str:
+            out = io.StringIO()
+            code = await asyncio.to_thread(
+                publisher.main, [str(path), "--tenant", tenant, "--host", host.url, "--wait", str(WAIT_SECONDS)], out
+            )
+            said = out.getvalue()
+            assert code == 0, said
+            assert "undeliverable" not in said.lower() and "REFUSED" not in said, said
+            return said
+
+        for workflow in sorted((EXAMPLES / "workflows").glob("*.json")):
+            said = await run(workflow)
+            assert f"workflow {workflow.stem} saved for tenant {tenant}" in said, said
+        said = {
+            name: await run(EXAMPLES / name)
+            for name in (
+                "alert-created.json",
+                "alert-acknowledged.json",
+                "alert-resolved.json",
+                "alertmanager-firing.json",
+                "alertmanager-resolved.json",
+                "issue-created.json",
+                "grafana-firing.json",
+                "azure-monitor-metric-fired.json",
+                "pagerduty-incident-triggered.json",
+            )
+        }
+        assert "accepted (HTTP 202) as cloudevents" in said["alert-created.json"]
+        assert "card of ALRT-1042 posted in channel My Team / General" in said["alert-created.json"], said
+        assert "card of ALRT-1042 updated in" in said["alert-acknowledged.json"], said
+        assert "(resolved)" in said["alert-resolved.json"], said
+        assert "accepted (HTTP 202) as alertmanager" in said["alertmanager-firing.json"]
+        assert "card of ISS-2207 posted in the group chat Security triage" in said["issue-created.json"], said
+        assert "card of ISS-2207 posted in the personal chat of Alex Wilber" in said["issue-created.json"], said
+        for name in ("grafana-firing.json", "azure-monitor-metric-fired.json", "pagerduty-incident-triggered.json"):
+            assert "accepted (HTTP 202) as" in said[name] and "processed" in said[name], said[name]
+
+        await host.run_timer("periodic")  # the daily digest's first period
+        await host.wait_idle(timeout=WAIT_SECONDS)
+        digest = await playground.wait_for(
+            "daily digest",
+            lambda e: e.action == "createMessage" and "Daily digest" in json.dumps(e.cards),
+            WAIT_SECONDS,
+        )
+        assert digest.conversation_id == personal
+
+        shown = {e.conversation_id.split(";")[0] for e in playground.events if e.action == "createMessage" and e.cards}
+        assert {general, group_chat, personal} <= shown, playground.describe()
+        assert announcements not in shown  # the fallback, never needed
+        key = {"X-Admin-Key": tenant_admin_key(os.environ["ADMIN_API_KEY"], tenant)}
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"{host.url}/api/tenants/{tenant}/undeliverable", headers=key) as answer:
+                body = await answer.json()
+        assert answer.status == 200 and body["count"] == 0 and body["undeliverable"] == [], body
 
 
 class TestDeepHealth:

@@ -67,7 +67,7 @@ class TestTheAlertLifecycleExamples:
     def test_the_links_point_to_the_alerting_platform_and_responders_are_set(self):
         (event,) = parse("alert-created.json")
         assert event.data.url.startswith("https://alerts.example.com/")
-        assert "oncall@contoso.com" in event.data.responders
+        assert "alexw@example.com" in event.data.responders
 
 
 class TestTheIssueExample:

@@ -11,6 +11,7 @@ import socket
 import threading
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import aiohttp
 import azure.functions as func
@@ -31,6 +32,7 @@ from tools.localhost import (
 from tools.localhost.routes import RouteTemplate
 
 FAST = {"redelivery_delay": 0.01}
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 @contextlib.asynccontextmanager
@@ -571,7 +573,9 @@ class TestPublishCli:
         out = io.StringIO()
         async with running(queue_app(1, []), env=QUEUE_ENV) as host:
             code = await asyncio.to_thread(
-                publish.main, [str(event), "--queue", "alert-events", "--host", host.url, "--wait", "5"], out
+                publish.main,
+                [str(event), "--queue", "--queue-name", "alert-events", "--host", host.url, "--wait", "5"],
+                out,
             )
             [message] = host.messages("alert-events")
 
@@ -586,7 +590,7 @@ class TestPublishCli:
         out = io.StringIO()
         async with running(queue_app(None, []), env=QUEUE_ENV, max_delivery_count=2) as host:
             code = await asyncio.to_thread(
-                publish.main, [str(event), "--queue", "alert-events", "--host", host.url], out
+                publish.main, [str(event), "--queue", "--queue-name", "alert-events", "--host", host.url], out
             )
 
         assert code == 1
@@ -603,7 +607,7 @@ class TestPublishCli:
 
     def test_publish_explains_when_the_host_is_not_running(self, tmp_path):
         event = tmp_path / "event.json"
-        event.write_text("{}")
+        event.write_text((EXAMPLES / "alert-created.json").read_text())
         err = io.StringIO()
 
         code = publish.main([str(event), "--host", f"http://127.0.0.1:{closed_port()}"], io.StringIO(), err)
@@ -674,7 +678,7 @@ class TestPublishToTheIngestRoute:
         assert (ok, bad) == (0, 1)
         assert seen[0] == ("alertmanager", "t-1", "prod", "right-key")
         assert (
-            "accepted (HTTP 202): 2 event(s) queued: e-1, e-2" in out.getvalue()
+            "accepted (HTTP 202) as alertmanager: 2 event(s) queued: e-1, e-2" in out.getvalue()
             and "refused (HTTP 401)" in out.getvalue()
         )
 

@@ -381,7 +381,7 @@ class TestTheExamples:
     def test_prod_critical_sends_high_prod_alerts_to_a_channel_and_falls_back_to_a_person(self):
         parsed = parse(load_example("prod-critical.json"))
         assert (parsed.trigger, parsed.match.min_severity) == ("new_or_updated", "high")
-        assert [s.describe() for s in parsed.match.labels] == ["label env=prod"]
+        assert [s.describe() for s in parsed.match.labels] == ["label environment=production"]
         assert [r.kind for r in parsed.recipients] == ["channel"]
         assert [r.kind for r in parsed.fallback_recipients] == ["person"]
         assert parsed.comment
@@ -389,16 +389,15 @@ class TestTheExamples:
     def test_security_issues_reach_a_group_and_the_responders_including_issues_already_open(self):
         parsed = parse(load_example("security-issues.json"))
         assert (parsed.trigger, parsed.match.kinds) == ("new_updated_existing", ("issue",))
-        assert parsed.match.sources
         assert [r.kind for r in parsed.recipients] == ["group", "responders"]
         assert len(parsed.recipients[0].users) == 3
         assert [r.kind for r in parsed.fallback_recipients] == ["channel"]
 
-    def test_daily_digest_posts_to_a_chat_once_a_day(self):
+    def test_daily_digest_posts_to_a_person_once_a_day(self):
         parsed = parse(load_example("daily-digest.json"))
         assert (parsed.trigger, parsed.interval_minutes) == ("periodic", 24 * 60)
-        assert [r.kind for r in parsed.recipients] == ["chat"]
-        assert [r.kind for r in parsed.fallback_recipients] == ["person"]
+        assert [r.kind for r in parsed.recipients] == ["person"]
+        assert [r.kind for r in parsed.fallback_recipients] == ["channel"]
 
 
 class TestSchemaAndParserAgree:

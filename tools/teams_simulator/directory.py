@@ -100,6 +100,9 @@ class Chat:
     members: list[str]
     messages: dict[str, Message] = field(default_factory=dict)
     installed_apps: set[str] = field(default_factory=set)  # Teams app catalog ids installed in the chat
+    # A chat of the Teams client in front of the simulator (the Agents Playground, which shows
+    # only the chats it made): a new group chat of its members is this one (graph.create_chat).
+    shown_by_client: bool = False
 
 
 @dataclass

@@ -452,6 +452,20 @@ class GraphRoutes:
             elif chat_type == "group":
                 if len(member_ids) < 2:
                     return graph_error(400, "BadRequest", "A group chat needs at least two members.")
+                # Not as Graph does: it makes a new group chat each time. A client in front of this
+                # simulator that shows only its own chats (the Agents Playground under make run)
+                # could show no new one, so a group whose members are all in one of its chats is
+                # that chat.
+                shown = next(
+                    (
+                        c
+                        for c in tenant.chats.values()
+                        if c.shown_by_client and c.chat_type == "group" and set(member_ids) <= set(c.members)
+                    ),
+                    None,
+                )
+                if shown is not None:
+                    return web.json_response(self._chat_json(shown), status=201)
             else:
                 return graph_error(400, "BadRequest", f"Invalid chatType '{chat_type}'.")
             chat = Chat(f"19:{uuid.uuid4().hex}@thread.v2", chat_type, body.get("topic"), member_ids)
