@@ -43,7 +43,9 @@ async def connected(request, m365, queue_sink, monkeypatch):
         channel=sim.channel,
     )
     assert (await post_activity(install, sim.auth_header(BOT_APP_ID, install["serviceUrl"]))).status_code in (200, 201)
-    await deliver(example("alert-created.json") | {"tenantid": TENANT_ID})
+    event = example("alert-created.json") | {"tenantid": TENANT_ID}
+    event["data"] = event["data"] | {"responders": ["oncall@contoso.com", "adele.vance@contoso.com"]}
+    await deliver(event)
     [card] = cards(sim, tenant.oncall.id)
     sim.card = card
     sim.card_data = next(a for a in card.attachments[0]["content"]["actions"] if a.get("verb") == "acknowledge")["data"]
