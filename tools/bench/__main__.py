@@ -441,8 +441,10 @@ class Bench:
         seconds = (visible_at - last) if visible_at is not None else float("nan")
         azurite_cpu = self.azurite_cpu() - azurite_cpu
         by_table: dict[str, int] = {}
+        app_cpu = 0.0
         for worker, was in zip(self.workers, before, strict=True):
             now = await worker.stats()
+            app_cpu += now["cpu"] - was["cpu"]
             for name, requests in now["by_table"].items():
                 by_table[name] = by_table.get(name, 0) + requests - was["by_table"].get(name, 0)
         print(
@@ -459,7 +461,8 @@ class Bench:
             flush=True,
         )
         print(
-            "            Table requests per alert: "
+            f"            app CPU (all instances): {app_cpu:.0f} s, {app_cpu / count * 1000:.1f} ms per alert; "
+            "Table requests per alert: "
             + ", ".join(f"{name} {n / count:.2f}" for name, n in sorted(by_table.items(), key=lambda kv: -kv[1]) if n),
             flush=True,
         )
@@ -468,6 +471,7 @@ class Bench:
         self.results["storm_instances"] = self.args.processes
         self.results["storm_azure_instances"] = azure_instances(count, int(service_bus()["maxMessageBatchSize"]))
         self.results["storm_azurite_cpu_s"] = round(azurite_cpu, 1)
+        self.results["storm_app_cpu_s"] = round(app_cpu, 1)
         self.results.update(
             storm_alerts=count,
             storm_max_1s=windows[0],
