@@ -487,7 +487,8 @@ class TableStateStore:
     - ``openalerts`` (partition: tenant; row: alert key): every alert not resolved. The
       periodic work reads it, so it costs O(open alerts), not O(every alert ever stored).
     - ``alertids`` (partition: tenant + hash of the alert id): finds an alert by the id people
-      type (``ack ALRT-1042``) with one partition read.
+      type (``ack ALRT-1042``) with one partition read once it has left the open-alert index,
+      whose rows carry the id too (a filtered read of the tenant's partition finds an open one).
     - ``expiry`` (partition: due hour + shard): what becomes removable when (module
       :mod:`shared.domain.retention`); :meth:`remove_due` reads only the due rows.
     """
@@ -535,7 +536,9 @@ class TableStateStore:
         ahead = []
         if state.status in UNRESOLVED and was not in UNRESOLVED:
             ahead.append(self._index_open(state))
-        if state.etag is None:
+        elif state.etag is None:
+            # Found by its id through the open-alert index while it is there; one that never
+            # opens needs its id row now (the timer writes the others' when it prunes them).
             ahead.append(self._index_alert_id(state))
         if state.status == "resolved" and was != "resolved":
             since = state.status_changed or self._clock()
@@ -562,9 +565,15 @@ class TableStateStore:
                 "PartitionKey": state.tenant_id,
                 "RowKey": state.key,
                 "AlertId": state.alert_id[:1000],
+                "AlertIdKey": self._id_key(state.alert_id),
                 "Written": self._clock().isoformat(),
             }
         )
+
+    @staticmethod
+    def _id_key(alert_id: str) -> str:
+        """The id as people may type it: any case, spaces around (an index column, bounded)."""
+        return alert_id.strip().lower()[:1000]
 
     @staticmethod
     def _id_partition(tenant_id: str, alert_id: str) -> str:
@@ -604,15 +613,23 @@ class TableStateStore:
                 ):
                     continue
                 if written is None or written < prune_before:
+                    if state is not None:
+                        await self._index_alert_id(state)  # found by its id from now on through this row
                     # A conflict: rewritten just now, the alert is being reopened.
                     with contextlib.suppress(ConcurrencyConflict):
                         await table.delete(entity["PartitionKey"], entity["RowKey"], etag)
         return [a for a in alerts if a.status in UNRESOLVED]
 
     async def find_alerts(self, tenant_id: str, alert_id: str) -> list[AlertState]:
-        """The tenant's alerts with this id (any status; the same id may come from two sources)."""
-        rows = await (await self._t("alertids")).query(partition=self._id_partition(tenant_id, alert_id))
-        found = await self._alerts([(tenant_id, e["RowKey"]) for e, _ in rows])
+        """The tenant's alerts with this id (any status; the same id may come from two sources):
+        an open one through the open-alert index, one resolved a while ago through the id index
+        (the timer writes its row when it drops the alert from the open-alert index)."""
+        open_rows, id_rows = await asyncio.gather(
+            (await self._t("openalerts")).query(partition=tenant_id, any_of=("AlertIdKey", (self._id_key(alert_id),))),
+            (await self._t("alertids")).query(partition=self._id_partition(tenant_id, alert_id)),
+        )
+        keys = {e["RowKey"] for e, _ in open_rows} | {e["RowKey"] for e, _ in id_rows}
+        found = await self._alerts([(tenant_id, key) for key in sorted(keys)])
         return [a for a in found if a.alert_id.strip().lower() == alert_id.strip().lower()]
 
     # deliveries
