@@ -42,11 +42,13 @@ log = logging.getLogger(__name__)
 # waits at most MAX_BATCH_WAIT_SECONDS in all: the rest of it is not held up behind pacing.
 MAX_WAIT_SECONDS = 1.0
 MAX_BATCH_WAIT_SECONDS = 1.0
-# A new alert whose individual card would have to wait longer than this is folded into the
-# storm summary instead (a burst that fits the 30 s window waits for its turn: rescheduled).
 # Tries of the write that records a posted card (its activity id), beyond the first.
 RECORD_RETRIES = 3
-FOLD_AFTER_SECONDS = 10.0
+# A new alert whose individual card would have to wait longer than this is folded into the
+# storm summary instead (a burst that fits the window within it waits for its turn:
+# rescheduled). Short, because each put-off card holds its conversation's session while it is
+# posted: in a storm, the summary counts the alerts sooner than late cards would show them.
+FOLD_AFTER_SECONDS = 3.0
 # The summary card is updated at most this often: 10 updates per 30 s, the sends the window
 # keeps back from individual cards (pacing.SUMMARY_RESERVE).
 SUMMARY_MIN_INTERVAL = timedelta(seconds=3)
@@ -469,6 +471,9 @@ async def _card(job: DeliveryJob, conv: _Conversation, ctx: Any, report: JobRepo
         return
     if job.attempt > 0:
         conv.window.redeem(now.timestamp())  # this job was put off to a slot held for it
+        if _late_in_a_storm(job, conv, now):
+            _fold(job, state, conv, ctx, report)
+            return
     at = conv.window.next_send(now.timestamp(), conv.limits, reserve=True, ignore_block=True)
     if at - now.timestamp() > FOLD_AFTER_SECONDS:
         _fold(job, state, conv, ctx, report)  # a post put off earlier is counted instead: its row is replaced
@@ -977,6 +982,22 @@ def _place(summary: dict[str, Any], state: AlertState) -> None:
         )
     )
     summary["top"] = top[: cards.MAX_SUMMARY_ALERTS * 2]
+
+
+def _late_in_a_storm(job: DeliveryJob, conv: _Conversation, now: datetime) -> bool:
+    """A card put off to a slot comes back this late only behind a storm's other jobs in its
+    conversation's session: its slot is long gone and the alerts after it are in the summary,
+    so it is counted there too instead of posting a card late (and holding the session for it).
+    A job put off because Teams failed it is not: it keeps its own card."""
+    summary = conv.summary
+    return (
+        job.failures == 0
+        and job.not_before is not None
+        and (now - job.not_before).total_seconds() > FOLD_AFTER_SECONDS
+        and summary is not None
+        and bool(summary.get("activityId"))
+        and not _storm_over(summary, now)
+    )
 
 
 def _fold(job: DeliveryJob, state: AlertState, conv: _Conversation, ctx: Any, report: JobReport) -> None:

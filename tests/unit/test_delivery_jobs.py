@@ -174,6 +174,22 @@ class TestStorm:
         assert f"{len(report.folded) - 1} alerts in this summary" in json.dumps(summary.card)
         assert "Resolved since" in json.dumps(summary.card)
 
+    async def test_a_card_put_off_and_back_long_after_its_slot_in_a_storm_is_counted_in_the_summary(self):
+        _store, messenger, clock, ctx, report = await self._storm(200)
+        assert report.folded  # the storm's summary is up
+        late = DeliveryJob(conversation(TENANT, CHANNEL), CARD, alert(9000), new=True, request="late")
+        late = late.again(clock.now - timedelta(seconds=delivery.FOLD_AFTER_SECONDS + 1))
+        await ctx.jobs.send([late])
+        after = await ctx.jobs.drain(ctx)
+        assert after.folded == [alert(9000).key] and after.posted == []
+        [summary] = [m for m in messenger.messages.values() if "Alert storm" in json.dumps(m.card)]
+        assert f"{len(report.folded) + 1} alerts in this summary" in json.dumps(summary.card)
+        # On time, or outside a storm, it keeps its own card.
+        clock.now += timedelta(hours=1)
+        late = DeliveryJob(conversation(TENANT, CHANNEL), CARD, alert(9001), new=True, request="late2")
+        await ctx.jobs.send([late.again(clock.now - timedelta(seconds=delivery.FOLD_AFTER_SECONDS + 1))])
+        assert (await ctx.jobs.drain(ctx)).posted == [CHANNEL]
+
     async def test_individual_cards_resume_when_the_storm_passes(self):
         _store, _messenger, clock, ctx, _report = await self._storm(100)
         clock.now += timedelta(hours=1)
