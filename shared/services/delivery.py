@@ -49,6 +49,10 @@ RECORD_RETRIES = 3
 # rescheduled). Short, because each put-off card holds its conversation's session while it is
 # posted: in a storm, the summary counts the alerts sooner than late cards would show them.
 FOLD_AFTER_SECONDS = 3.0
+# While a storm goes on (the summary folded an alert this recently), new alerts are folded too,
+# even when the window has room for a card: a card now and then among the storm's alerts says
+# less than the summary, and each one holds the session that is folding the rest.
+STORM_GOING_ON = timedelta(seconds=10)
 # The summary card is updated at most this often: 10 updates per 30 s, the sends the window
 # keeps back from individual cards (pacing.SUMMARY_RESERVE).
 SUMMARY_MIN_INTERVAL = timedelta(seconds=3)
@@ -474,6 +478,9 @@ async def _card(job: DeliveryJob, conv: _Conversation, ctx: Any, report: JobRepo
         if _late_in_a_storm(job, conv, now):
             _fold(job, state, conv, ctx, report)
             return
+    if _storm_going_on(conv, now):
+        _fold(job, state, conv, ctx, report)
+        return
     at = conv.window.next_send(now.timestamp(), conv.limits, reserve=True, ignore_block=True)
     if at - now.timestamp() > FOLD_AFTER_SECONDS:
         _fold(job, state, conv, ctx, report)  # a post put off earlier is counted instead: its row is replaced
@@ -998,6 +1005,14 @@ def _late_in_a_storm(job: DeliveryJob, conv: _Conversation, now: datetime) -> bo
         and bool(summary.get("activityId"))
         and not _storm_over(summary, now)
     )
+
+
+def _storm_going_on(conv: _Conversation, now: datetime) -> bool:
+    """The conversation's summary folded an alert within STORM_GOING_ON (its storm not over)."""
+    summary = conv.summary
+    if summary is None or not summary.get("last") or _storm_over(summary, now):
+        return False
+    return now - datetime.fromisoformat(summary["last"]) < STORM_GOING_ON
 
 
 def _fold(job: DeliveryJob, state: AlertState, conv: _Conversation, ctx: Any, report: JobReport) -> None:

@@ -190,6 +190,21 @@ class TestStorm:
         await ctx.jobs.send([late.again(clock.now - timedelta(seconds=delivery.FOLD_AFTER_SECONDS + 1))])
         assert (await ctx.jobs.drain(ctx)).posted == [CHANNEL]
 
+    async def test_while_the_storm_goes_on_a_new_alert_is_folded_though_the_window_has_room(self):
+        store, _messenger, clock, ctx, _report = await self._storm(200)
+        clock.now += timedelta(minutes=2)  # the window has room again
+        window, summary, etag = await store.get_pacing(TENANT, CHANNEL)
+        for ago, outcome in ((5, "folded"), (60, "posted")):
+            summary = {**summary, "last": (clock.now - timedelta(seconds=ago)).isoformat()}  # its latest fold
+            etag = await store.save_pacing(TENANT, CHANNEL, window or "", summary, etag)
+            job = DeliveryJob(conversation(TENANT, CHANNEL), CARD, alert(9100 + ago), new=True, request=f"n{ago}")
+            await ctx.jobs.send([job])
+            after = await ctx.jobs.drain(ctx)
+            assert (after.folded, after.posted) == (
+                ([alert(9100 + ago).key], []) if outcome == "folded" else ([], [CHANNEL])
+            )
+            window, summary, etag = await store.get_pacing(TENANT, CHANNEL)
+
     async def test_individual_cards_resume_when_the_storm_passes(self):
         _store, _messenger, clock, ctx, _report = await self._storm(100)
         clock.now += timedelta(hours=1)
