@@ -295,9 +295,7 @@ async def run_jobs(jobs: list[DeliveryJob], ctx: Any) -> JobReport:
             raise
         finally:
             try:
-                await ctx.store.save_pacing(
-                    tenant_id, conversation_id, conversation.window.to_json(), conversation.summary, etag
-                )
+                await _save_pacing(ctx, tenant_id, conversation_id, conversation, etag)
             except ConcurrencyConflict:
                 # Another consumer saved this conversation meanwhile (a session lock lost and taken
                 # over): overwriting would drop its sends and folds. This attempt's counts are not
@@ -311,6 +309,31 @@ async def run_jobs(jobs: list[DeliveryJob], ctx: Any) -> JobReport:
                 report.rescheduled += len(later)
                 await ctx.jobs.send(bundle(later))
     return report
+
+
+PACING_SAVE_TRIES = 3
+
+
+async def _save_pacing(ctx: Any, tenant_id: str, conversation_id: str, conv: _Conversation, etag: str | None) -> None:
+    """Save the conversation's window and summary, tried again when Table Storage fails for now:
+    a batch delivered again because this one write failed would read a window without this
+    batch's sends, and send beyond Teams' limits. A conflict on a later try may be the earlier
+    try having landed with its answer lost: what is stored then is exactly what was written."""
+    window = conv.window.to_json()
+    for attempt in range(PACING_SAVE_TRIES):
+        try:
+            await ctx.store.save_pacing(tenant_id, conversation_id, window, conv.summary, etag)
+            return
+        except TransientError:
+            if attempt == PACING_SAVE_TRIES - 1:
+                raise
+        except ConcurrencyConflict:
+            if attempt == 0:
+                raise
+            stored_window, stored_summary, _ = await ctx.store.get_pacing(tenant_id, conversation_id)
+            if stored_window == window and stored_summary == conv.summary:
+                return
+            raise
 
 
 def _discard_counts(before: dict[str, Any] | None, now: dict[str, Any] | None) -> dict[str, Any] | None:

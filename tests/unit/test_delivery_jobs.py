@@ -16,7 +16,7 @@ from shared.adapters.state_store import memory_store
 from shared.domain import pacing
 from shared.domain.jobs import CARD, DeliveryJob, job_from_json
 from shared.domain.model import AlertState
-from shared.ports import DeliveryError
+from shared.ports import DeliveryError, TransientError
 from shared.services import delivery
 from shared.services.delivery import TenantBudget
 from tests.support.fakes import Clock, RecordingMessenger, conversation, delivering, process_and_deliver
@@ -135,6 +135,46 @@ class TimedMessenger(RecordingMessenger):
     async def update(self, conversation, activity_id, card, summary):
         self.times.append(self.clock().timestamp())
         await super().update(conversation, activity_id, card, summary)
+
+
+class TestTheWindowIsSaved:
+    async def test_a_window_whose_save_failed_for_now_is_saved_by_a_second_try_with_its_sends(self):
+        """Else the batch is delivered again and reads a window without the sends it made."""
+        store, clock = memory_store(), Clock()
+        ctx = delivering(store, RecordingMessenger(), clock=clock)
+        real, failures = store.save_pacing, {"left": 1}
+
+        async def flaky(*args, **kwargs):
+            if failures["left"]:
+                failures["left"] -= 1
+                raise TransientError("Table Storage is unreachable")
+            return await real(*args, **kwargs)
+
+        store.save_pacing = flaky
+        await ctx.jobs.send([DeliveryJob(conversation(TENANT, CHANNEL), CARD, alert(1), new=True, request="e1")])
+        report = await ctx.jobs.drain(ctx)
+        window, _summary, _etag = await store.get_pacing(TENANT, CHANNEL)
+        assert report.posted == [CHANNEL] and failures["left"] == 0
+        assert pacing.Window.from_json(window).recent == [clock.now.timestamp()]
+
+    async def test_a_save_that_landed_with_its_answer_lost_is_taken_as_saved(self):
+        store, clock = memory_store(), Clock()
+        ctx = delivering(store, RecordingMessenger(), clock=clock)
+        real, lost = store.save_pacing, {"left": 1}
+
+        async def lands_then_fails(*args, **kwargs):
+            etag = await real(*args, **kwargs)
+            if lost["left"]:
+                lost["left"] -= 1
+                raise TransientError("the connection dropped before the answer")
+            return etag
+
+        store.save_pacing = lands_then_fails
+        await ctx.jobs.send([DeliveryJob(conversation(TENANT, CHANNEL), CARD, alert(1), new=True, request="e1")])
+        report = await ctx.jobs.drain(ctx)
+        window, _summary, _etag = await store.get_pacing(TENANT, CHANNEL)
+        assert report.posted == [CHANNEL] and report.rescheduled == 0
+        assert pacing.Window.from_json(window).recent == [clock.now.timestamp()]
 
 
 class TestStorm:
