@@ -468,6 +468,8 @@ class Bench:
         )
         if hidden:
             await self.explain_hidden(tenant, channel, count)
+        if lost:
+            await self.explain_lost(tenant, channel, [f"S-{i:05d}" for i in range(count) if f"S-{i:05d}" not in stored])
         self.results["storm_instances"] = self.args.processes
         self.results["storm_azure_instances"] = azure_instances(count, int(service_bus()["maxMessageBatchSize"]))
         self.results["storm_azurite_cpu_s"] = round(azurite_cpu, 1)
@@ -508,6 +510,22 @@ class Bench:
             f"{summary.get('rendered')}); neither card nor member: {neither[:20]}",
             flush=True,
         )
+
+    async def explain_lost(self, tenant: str, channel: str, lost: list[str]) -> None:
+        """What the store has of alerts missing from the open-alert read: the alert row (and its
+        status), a card or folded delivery, a summary member."""
+        from shared.domain.events import alert_key
+
+        for alert_id in lost[:5]:
+            key = alert_key(SOURCE, alert_id)
+            state = await self.store.get_alert(tenant, key)
+            delivery = await self.store.get_delivery(tenant, key, channel)
+            member = await self.store.get_summary_member(tenant, channel, key)
+            print(
+                f"      lost {alert_id}: alert row {state.status if state else 'none'}; delivery "
+                f"{delivery.status if delivery else 'none'}; summary member {'yes' if member else 'no'}",
+                flush=True,
+            )
 
     async def race(self) -> None:
         await self.start_workers(self.args.processes)
