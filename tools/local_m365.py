@@ -21,6 +21,8 @@ from tools.teams_simulator.directory import Chat
 
 # The local Graph app registration (loopback only; nothing to protect).
 LOCAL_GRAPH_APP_ID = "0c7a9d55-0000-4000-8000-0000000000ca"
+# The Playground's channels kept for channels the connector creates (tools/playground.yml).
+SPARE_CHANNEL_PREFIX = "spare-channel-"
 # The connector's app in the local Microsoft 365's Teams app catalog (TEAMS_APP_CATALOG_ID).
 LOCAL_TEAMS_APP_CATALOG_ID = "0c7a9d55-0000-4000-8000-0000000000cb"
 
@@ -90,6 +92,9 @@ def seed(directory: Any, config: dict[str, Any]) -> Any:
         group = tenant.add_team(team["name"], team_id=team.get("aadGroupId") or team["id"], members=members)
         group.channels.clear()  # the Playground's own channel ids, not made-up ones
         for channel in team.get("channels", []):
+            if channel["id"].startswith(SPARE_CHANNEL_PREFIX):  # not a channel yet: one Create channel makes
+                group.spare_channel_ids.append(channel["id"])
+                continue
             tenant.add_channel(group, channel["name"], channel_id=channel["id"], members=members)
     # The Playground's chats, where the connector reaches people and groups: its user's personal
     # chat with the bot is the app's installation for them (installing it again answers 409 and

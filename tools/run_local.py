@@ -35,7 +35,8 @@ PLAYGROUND_PORT = 56150
 _AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 # A fixed personal chat id: the Playground makes a new one at every start otherwise, and the
 # conversation the connector remembered from the last run would be gone.
-PLAYGROUND_CONVERSATION_ID = "local-personal-chat"
+# The Playground's organisation: its people, team, channels (one kept spare), chats.
+PLAYGROUND_CONFIG = Path(__file__).resolve().parent / "playground.yml"
 # The Microsoft 365 group id of the Playground's built-in team ("My Team") in the pinned
 # @microsoft/m365agentsplayground (package.json); the run checks it against the Playground's
 # configuration and says so if a new version changed it.
@@ -312,7 +313,11 @@ def main(argv: list[str] | None = None) -> int:
         RUN_FILE.chmod(0o600)
         connected = "not connected (no Playground)"
         if not args.no_playground:
-            playground_env = {**os.environ, "TEAMSAPPTESTER_BROWSER": "none"}
+            playground_env = {
+                **os.environ,
+                "TEAMSAPPTESTER_BROWSER": "none",
+                "M365_AGENTS_PLAYGROUND_CONFIG_PATH": str(PLAYGROUND_CONFIG),
+            }
             playground = start(
                 "Agents Playground",
                 [
@@ -323,8 +328,6 @@ def main(argv: list[str] | None = None) -> int:
                     str(args.playground_port),
                     "-c",
                     "msteams",
-                    "--conversation-id",
-                    PLAYGROUND_CONVERSATION_ID,
                     "--disable-telemetry",
                 ],
                 playground_env,

@@ -38,6 +38,7 @@ from tests.support.azurite import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 PLAYGROUND = ROOT / "node_modules" / ".bin" / "agentsplayground"
+CONFIG = ROOT / "tools" / "playground.yml"
 ADAPTIVE_CARD = "application/vnd.microsoft.card.adaptive"
 START_TIMEOUT_SECONDS = 30.0
 # The CLI prints this once it serves; with -p on a busy port it falls back to a random one.
@@ -112,7 +113,12 @@ class Playground:
     async def start(self) -> None:
         """Start the process, wait until it serves its config, connect to the message stream."""
         # No browser (the CLI would open one) and no telemetry: it runs in CI.
-        env = {**os.environ, "TEAMSAPPTESTER_BROWSER": "none", "CI": "true"}
+        env = {
+            **os.environ,
+            "TEAMSAPPTESTER_BROWSER": "none",
+            "CI": "true",
+            "M365_AGENTS_PLAYGROUND_CONFIG_PATH": str(CONFIG),  # make run's organisation
+        }
         self._process = subprocess.Popen(
             [str(PLAYGROUND), "-e", self.bot_endpoint, "-c", "msteams", "--disable-telemetry", "-p", str(self.port)],
             cwd=ROOT,

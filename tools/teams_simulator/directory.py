@@ -90,6 +90,9 @@ class Team:
     description: str = ""
     members: set[str] = field(default_factory=set)
     channels: dict[str, Channel] = field(default_factory=dict)
+    # Ids of channels that the Teams client in front of the simulator shows but that do not
+    # exist yet: a channel created in this team takes the next one (graph.create_channel).
+    spare_channel_ids: list[str] = field(default_factory=list)
 
 
 @dataclass

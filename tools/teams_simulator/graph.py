@@ -360,8 +360,12 @@ class GraphRoutes:
                 return graph_error(
                     400, "BadRequest", "A private channel needs at least one owner in members (roles: ['owner'])."
                 )
+            # Not as Graph does (a new thread id): a client that shows only the channels it
+            # started with (the Agents Playground under make run) keeps spare ones, and a new
+            # channel takes the next of their ids, so the connector's post there reaches it.
+            new_id = team.spare_channel_ids.pop(0) if team.spare_channel_ids else f"19:{uuid.uuid4().hex}@thread.tacv2"
             channel = Channel(
-                f"19:{uuid.uuid4().hex}@thread.tacv2",
+                new_id,
                 name,
                 str(body.get("description") or ""),
                 membership,
