@@ -549,7 +549,9 @@ class TableStateStore:
         entity = records.alert_to_entity(state)
         if every_attempt and state.etag is None:
             *indexed, created = await asyncio.gather(*ahead, table.create(entity), return_exceptions=True)
-            for outcome in (created, *indexed):
+            # An index row that failed wins over "it exists": a retry finds the alert created by
+            # an earlier try, and unless this failure is raised, nothing writes that row again.
+            for outcome in (*indexed, created):
                 if isinstance(outcome, BaseException):
                     raise outcome
             assert isinstance(created, str)
