@@ -237,6 +237,10 @@ class _Conversation:
         self.fold_marks: dict[str, Delivery] = {}  # alert key -> its "folded" delivery row
         self.recorded: list[str] = []  # alert keys this batch recorded as new members
         self.waited = 0.0  # seconds this batch has waited for sends
+        # What the store had, read together before the batch's jobs run one by one, of the alerts
+        # of its card jobs that are not new (a batch delivered again): alert key -> (its delivery
+        # here, its summary member here). Each is taken by its alert's first job only.
+        self.looked_up: dict[str, tuple[Delivery | None, dict[str, Any] | None]] = {}
         self.limits = pacing.limits_for(
             (job.conversation.reference or {}).get("delivery") == "graph" and job.conversation.channel_id is not None
         )
@@ -268,6 +272,7 @@ async def run_jobs(jobs: list[DeliveryJob], ctx: Any) -> JobReport:
     for (tenant_id, conversation_id), group in by_conversation.items():
         window_text, summary, etag = await ctx.store.get_pacing(tenant_id, conversation_id)
         conversation = _Conversation(group[0], pacing.Window.from_json(window_text), summary)
+        await _look_up(group, conversation, ctx)
         later: list[DeliveryJob] = []
         summary_before = copy.deepcopy(summary)
         try:
@@ -460,7 +465,11 @@ async def _card(job: DeliveryJob, conv: _Conversation, ctx: Any, report: JobRepo
         return
     # A first attempt of a job made for a new alert needs no look: no card of it exists yet.
     fresh = job.new and job.attempt == 0
-    delivery = None if fresh else await store.get_delivery(job.tenant_id, state.key, job.conversation_id)
+    looked_up = None if fresh else conv.looked_up.pop(state.key, None)
+    if looked_up is not None:
+        delivery = looked_up[0]
+    else:
+        delivery = None if fresh else await store.get_delivery(job.tenant_id, state.key, job.conversation_id)
     now = ctx.clock()
     log.debug(
         "Job for %s r%d in %s (attempt %d%s): the card %s",
@@ -475,7 +484,11 @@ async def _card(job: DeliveryJob, conv: _Conversation, ctx: Any, report: JobRepo
         return
     if not fresh and (delivery is None or not delivery.activity_id):
         # An alert is either its own card here or counted in the summary, never both.
-        member = await store.get_summary_member(job.tenant_id, job.conversation_id, state.key)
+        member = (
+            looked_up[1]
+            if looked_up is not None
+            else await store.get_summary_member(job.tenant_id, job.conversation_id, state.key)
+        )
         storm = conv.summary.get("storm", 1) if conv.summary is not None else None
         if member is not None and member["seq"] <= conv.saved_seq and member["storm"] == storm:
             await _member_change(conv, member, state, ctx)
@@ -1012,6 +1025,37 @@ def _place(summary: dict[str, Any], state: AlertState) -> None:
         )
     )
     summary["top"] = top[: cards.MAX_SUMMARY_ALERTS * 2]
+
+
+LOOK_UP_CONCURRENCY = 50
+
+
+async def _look_up(jobs: list[DeliveryJob], conv: _Conversation, ctx: Any) -> None:
+    """Read, a bounded number at a time, what the store has of the alerts of the batch's card
+    jobs that are not new, instead of two reads per job one after another while the
+    conversation's session waits: a storm's batch delivered again is a hundred of them."""
+    keys = list(
+        dict.fromkeys(
+            job.alert.key
+            for job in jobs
+            if job.kind == CARD
+            and job.alert is not None
+            and not (job.new and job.attempt == 0)
+            and not job.extra.get("refused")
+        )
+    )
+    if len(keys) < 2:
+        return
+    tenant_id, conversation_id = jobs[0].tenant_id, jobs[0].conversation_id
+
+    async def one(key: str) -> tuple[str, tuple[Delivery | None, dict[str, Any] | None]]:
+        delivery = await ctx.store.get_delivery(tenant_id, key, conversation_id)
+        if delivery is not None and delivery.activity_id:
+            return key, (delivery, None)  # its own card: no member looked for (_card)
+        return key, (delivery, await ctx.store.get_summary_member(tenant_id, conversation_id, key))
+
+    for start in range(0, len(keys), LOOK_UP_CONCURRENCY):
+        conv.looked_up.update(await asyncio.gather(*(one(key) for key in keys[start : start + LOOK_UP_CONCURRENCY])))
 
 
 def _late_in_a_storm(job: DeliveryJob, conv: _Conversation, now: datetime) -> bool:

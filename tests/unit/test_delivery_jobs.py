@@ -177,6 +177,39 @@ class TestTheWindowIsSaved:
         assert pacing.Window.from_json(window).recent == [clock.now.timestamp()]
 
 
+class TestABatchDeliveredAgain:
+    async def test_its_jobs_look_up_their_alerts_together_not_one_after_another(self):
+        """A storm's batch delivered again: a hundred jobs that are not new each read their
+        delivery and summary member; one by one, the conversation's session waits for all."""
+        import asyncio
+
+        store, clock = memory_store(), Clock()
+        ctx = delivering(store, RecordingMessenger(), clock=clock)
+        jobs = [
+            DeliveryJob(conversation(TENANT, CHANNEL), CARD, alert(n), new=True, request=f"e{n}") for n in range(30)
+        ]
+        await ctx.jobs.send(jobs)
+        first = await ctx.jobs.drain(ctx)
+        reading = {"now": 0, "most": 0}
+        real = store.get_delivery
+
+        async def get_delivery(*args):
+            reading["now"] += 1
+            reading["most"] = max(reading["most"], reading["now"])
+            await asyncio.sleep(0)  # a read that takes a round trip: others may start meanwhile
+            try:
+                return await real(*args)
+            finally:
+                reading["now"] -= 1
+
+        store.get_delivery = get_delivery
+        await ctx.jobs.send([replace(job, new=False, request=f"again-{job.request}") for job in jobs])
+        again = await ctx.jobs.drain(ctx)
+        assert reading["most"] > 1
+        assert again.posted == [] and again.folded == []  # each found what the first run did
+        assert len(first.posted) + len(first.folded) == 30
+
+
 class TestStorm:
     async def _storm(self, count: int):
         store, clock = memory_store(), Clock()
