@@ -183,42 +183,10 @@ class FlakyTables(MemoryTables):
 
 
 class TestTheIndexSurvivesAFailedWrite:
-    async def test_an_index_write_that_fails_on_the_retry_too_is_written_by_a_later_one(self):
-        """The first try creates the alert but not its index row; the retry finds the alert
-        there and fails the index row again: that failure, not "it exists", must be raised."""
+    @staticmethod
+    async def _world(kind: str):
+        """A store whose open-alert index can be made to fail, and an event of ``kind``."""
         import json
-
-        from shared.ports import TransientError
-        from tests.support.fakes import process_and_deliver
-
-        tables, clock = FlakyTables(), Clock()
-        store = TableStateStore(tables, clock=clock)
-        await store.save_conversation(conversation(TENANT, OPS))
-        ctx = delivering(store, RecordingMessenger(), clock=clock)
-        body = json.dumps(
-            {
-                "specversion": "1.0",
-                "id": "evt-1",
-                "source": "https://alerts.example.com",
-                "type": "alert.created",
-                "subject": "ALRT-9",
-                "tenantid": TENANT,
-                "data": {"id": "ALRT-9", "title": "Disk full", "severity": "high", "version": 1},
-            }
-        )
-        tables.fail["openalerts"] = 2
-        for _ in range(2):
-            with pytest.raises(TransientError):
-                await process_and_deliver(body, "m-1", ctx)
-        await process_and_deliver(body, "m-1", ctx)
-        assert [a.alert_id for a in await store.list_open_alerts(TENANT)] == ["ALRT-9"]
-
-    @pytest.mark.parametrize("kind", ["alert.created", "alert.updated"])
-    async def test_an_alert_whose_index_write_failed_is_indexed_by_the_retry(self, kind):
-        import json
-
-        from shared.ports import TransientError
-        from tests.support.fakes import process_and_deliver
 
         tables, clock = FlakyTables(), Clock()
         store = TableStateStore(tables, clock=clock)
@@ -235,6 +203,28 @@ class TestTheIndexSurvivesAFailedWrite:
                 "data": {"id": "ALRT-9", "title": "Disk full", "severity": "high", "version": 1},
             }
         )
+        return tables, store, ctx, body
+
+    async def test_an_index_write_that_fails_on_the_retry_too_is_written_by_a_later_one(self):
+        """The first try creates the alert but not its index row; the retry finds the alert
+        there and fails the index row again: that failure, not "it exists", must be raised."""
+        from shared.ports import TransientError
+        from tests.support.fakes import process_and_deliver
+
+        tables, store, ctx, body = await self._world("alert.created")
+        tables.fail["openalerts"] = 2
+        for _ in range(2):
+            with pytest.raises(TransientError):
+                await process_and_deliver(body, "m-1", ctx)
+        await process_and_deliver(body, "m-1", ctx)
+        assert [a.alert_id for a in await store.list_open_alerts(TENANT)] == ["ALRT-9"]
+
+    @pytest.mark.parametrize("kind", ["alert.created", "alert.updated"])
+    async def test_an_alert_whose_index_write_failed_is_indexed_by_the_retry(self, kind):
+        from shared.ports import TransientError
+        from tests.support.fakes import process_and_deliver
+
+        tables, store, ctx, body = await self._world(kind)
         tables.fail["openalerts"] = 1
         with pytest.raises(TransientError):
             await process_and_deliver(body, "m-1", ctx)
