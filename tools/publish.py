@@ -97,12 +97,12 @@ def _request(
 
 def publish_file(path: Path, *, queue: str, host: str) -> str:
     """Send one JSON file as a message and return its message id."""
-    read_payload(path)
+    body, _ = read_payload(path)
     status, answer = _request(
         host,
         "POST",
         f"/_localhost/queues/{urllib.parse.quote(queue, safe='')}/messages",
-        path.read_bytes(),
+        body,
         {"content-type": "application/json"},
     )
     if status != 201 or "messageId" not in answer:
@@ -242,13 +242,9 @@ def report_message(path: Path, message_id: str, *, queue: str, host: str, second
     return ok
 
 
-def post_file(path: Path, *, fmt: str, tenant: str, source: str, key: str, host: str) -> tuple[bool, str, list[str]]:
-    """Post one JSON file to the ingest route; (accepted, one line saying what happened, the
-    ids of the events it queued)."""
-    try:
-        body = path.read_bytes()
-    except OSError as error:
-        raise PublishError(f"{path}: cannot be read ({error})") from None
+def post_file(body: bytes, *, fmt: str, tenant: str, source: str, key: str, host: str) -> tuple[bool, str, list[str]]:
+    """Post a payload to the ingest route; (accepted, one line saying what happened, the ids of
+    the events it queued)."""
     query = urllib.parse.urlencode({"tenant": tenant, "source": source})
     status, answer = _request(
         host,
@@ -260,8 +256,21 @@ def post_file(path: Path, *, fmt: str, tenant: str, source: str, key: str, host:
     if status == 202:
         ids = [str(i) for i in answer.get("eventIds", [])]
         return True, f"accepted (HTTP 202) as {fmt}: {len(ids)} event(s) queued: {', '.join(ids)}", ids
+    return False, _refusal(status, answer), []
+
+
+def _refusal(status: int, answer: dict[str, Any], word: str = "refused") -> str:
+    """A route's refusal, with the field it names."""
     field = f" [{answer['field']}]" if answer.get("field") else ""
-    return False, f"refused (HTTP {status}){field}: {answer.get('error', answer)}", []
+    return f"{word} (HTTP {status}){field}: {answer.get('error', answer)}"
+
+
+def _admin_key(purpose: str) -> str:
+    """ADMIN_API_KEY from the environment or local settings, else the one `make run` made."""
+    admin = lookup_setting("ADMIN_API_KEY") or _run_file().get("keys", {}).get("ADMIN_API_KEY")
+    if not admin:
+        raise PublishError(f"ADMIN_API_KEY is not set (environment or local settings) to derive {purpose}")
+    return str(admin)
 
 
 def _queued(host: str, queue: str) -> list[dict[str, Any]] | None:
@@ -278,9 +287,11 @@ def _event_id(message: dict[str, Any]) -> str | None:
     return str(body.get("id")) if isinstance(body, dict) and body.get("id") is not None else None
 
 
-def read_payload(path: Path) -> Any:
+def read_payload(path: Path) -> tuple[bytes, Any]:
+    """The file's bytes, and what they hold as JSON."""
     try:
-        return json.loads(path.read_bytes())
+        body = path.read_bytes()
+        return body, json.loads(body)
     except FileNotFoundError:
         raise PublishError(f"{path}: no such file") from None
     except IsADirectoryError:
@@ -326,9 +337,7 @@ def save_workflow(path: Path, payload: dict[str, Any], *, tenant: str, host: str
     """PUT a workflow definition for the tenant with its admin key; print the answer."""
     from shared.security import tenant_admin_key
 
-    admin = lookup_setting("ADMIN_API_KEY") or _run_file().get("keys", {}).get("ADMIN_API_KEY")
-    if not admin:
-        raise PublishError("ADMIN_API_KEY is not set (environment or local settings) to derive the tenant's admin key")
+    admin = _admin_key("the tenant's admin key")
     workflow = urllib.parse.quote(str(payload["id"]), safe="")
     status, answer = _request(
         host,
@@ -346,14 +355,13 @@ def save_workflow(path: Path, payload: dict[str, Any], *, tenant: str, host: str
             flush=True,
         )
         return True
-    field = f" [{answer['field']}]" if answer.get("field") else ""
-    print(f"{path}: workflow REFUSED (HTTP {status}){field}: {answer.get('error', answer)}", file=out, flush=True)
+    print(f"{path}: workflow {_refusal(status, answer, 'REFUSED')}", file=out, flush=True)
     return False
 
 
 def ingest_file(path: Path, arguments: argparse.Namespace, out: TextIO) -> bool:
     """Post one file through the ingest route (or save it, a workflow) and follow its events."""
-    payload = read_payload(path)
+    body, payload = read_payload(path)
     if is_workflow(payload):
         return save_workflow(path, payload, tenant=tenant_for(None, arguments.tenant), host=arguments.host, out=out)
     fmt = arguments.http or detect_format(payload)
@@ -371,7 +379,7 @@ def ingest_file(path: Path, arguments: argparse.Namespace, out: TextIO) -> bool:
     listed = _queued(arguments.host, queue)  # also: is the host there at all
     before = {m.get("messageId") for m in listed or []}
     accepted, line, event_ids = post_file(
-        path, fmt=fmt, tenant=tenant, source=arguments.source, key=key, host=arguments.host
+        body, fmt=fmt, tenant=tenant, source=arguments.source, key=key, host=arguments.host
     )
     print(f"{path}: {line}", file=out, flush=True)
     if not accepted or arguments.wait <= 0:
@@ -404,10 +412,7 @@ def ingest_file(path: Path, arguments: argparse.Namespace, out: TextIO) -> bool:
 def ingest_key_for(tenant: str, source: str) -> str:
     from shared.security import ingest_key
 
-    admin = lookup_setting("ADMIN_API_KEY") or _run_file().get("keys", {}).get("ADMIN_API_KEY")
-    if not admin:
-        raise PublishError("no --key given and ADMIN_API_KEY is not set (environment or local settings) to derive it")
-    return ingest_key(admin, tenant, source)
+    return ingest_key(_admin_key(f"source {source}'s key (or give --key)"), tenant, source)
 
 
 def main(argv: list[str] | None = None, out: TextIO | None = None, err: TextIO | None = None) -> int:
