@@ -238,9 +238,11 @@ class _Conversation:
         self.recorded: list[str] = []  # alert keys this batch recorded as new members
         self.waited = 0.0  # seconds this batch has waited for sends
         # What the store had, read together before the batch's jobs run one by one, of the alerts
-        # of its card jobs that are not new (a batch delivered again): alert key -> (its delivery
-        # here, its summary member here). Each is taken by its alert's first job only.
-        self.looked_up: dict[str, tuple[Delivery | None, dict[str, Any] | None]] = {}
+        # of its card jobs that are not new (a batch delivered again): alert key -> its delivery
+        # here, and its summary member here when it has no card. Each is taken by its alert's
+        # first job only (_read_delivery, _read_member).
+        self.deliveries_read: dict[str, Delivery | None] = {}
+        self.members_read: dict[str, dict[str, Any] | None] = {}
         self.limits = pacing.limits_for(
             (job.conversation.reference or {}).get("delivery") == "graph" and job.conversation.channel_id is not None
         )
@@ -465,11 +467,7 @@ async def _card(job: DeliveryJob, conv: _Conversation, ctx: Any, report: JobRepo
         return
     # A first attempt of a job made for a new alert needs no look: no card of it exists yet.
     fresh = job.new and job.attempt == 0
-    looked_up = None if fresh else conv.looked_up.pop(state.key, None)
-    if looked_up is not None:
-        delivery = looked_up[0]
-    else:
-        delivery = None if fresh else await store.get_delivery(job.tenant_id, state.key, job.conversation_id)
+    delivery = None if fresh else await _read_delivery(job, state.key, conv, ctx)
     now = ctx.clock()
     log.debug(
         "Job for %s r%d in %s (attempt %d%s): the card %s",
@@ -484,11 +482,7 @@ async def _card(job: DeliveryJob, conv: _Conversation, ctx: Any, report: JobRepo
         return
     if not fresh and (delivery is None or not delivery.activity_id):
         # An alert is either its own card here or counted in the summary, never both.
-        member = (
-            looked_up[1]
-            if looked_up is not None
-            else await store.get_summary_member(job.tenant_id, job.conversation_id, state.key)
-        )
+        member = await _read_member(job, state.key, conv, ctx)
         storm = conv.summary.get("storm", 1) if conv.summary is not None else None
         if member is not None and member["seq"] <= conv.saved_seq and member["storm"] == storm:
             await _member_change(conv, member, state, ctx)
@@ -1048,14 +1042,27 @@ async def _look_up(jobs: list[DeliveryJob], conv: _Conversation, ctx: Any) -> No
         return
     tenant_id, conversation_id = jobs[0].tenant_id, jobs[0].conversation_id
 
-    async def one(key: str) -> tuple[str, tuple[Delivery | None, dict[str, Any] | None]]:
-        delivery = await ctx.store.get_delivery(tenant_id, key, conversation_id)
-        if delivery is not None and delivery.activity_id:
-            return key, (delivery, None)  # its own card: no member looked for (_card)
-        return key, (delivery, await ctx.store.get_summary_member(tenant_id, conversation_id, key))
+    async def one(key: str) -> None:
+        delivery = conv.deliveries_read[key] = await ctx.store.get_delivery(tenant_id, key, conversation_id)
+        if delivery is None or not delivery.activity_id:  # no card of its own: _card looks for a member
+            conv.members_read[key] = await ctx.store.get_summary_member(tenant_id, conversation_id, key)
 
     for start in range(0, len(keys), LOOK_UP_CONCURRENCY):
-        conv.looked_up.update(await asyncio.gather(*(one(key) for key in keys[start : start + LOOK_UP_CONCURRENCY])))
+        await asyncio.gather(*(one(key) for key in keys[start : start + LOOK_UP_CONCURRENCY]))
+
+
+async def _read_delivery(job: DeliveryJob, key: str, conv: _Conversation, ctx: Any) -> Delivery | None:
+    if key in conv.deliveries_read:
+        return conv.deliveries_read.pop(key)
+    delivery: Delivery | None = await ctx.store.get_delivery(job.tenant_id, key, job.conversation_id)
+    return delivery
+
+
+async def _read_member(job: DeliveryJob, key: str, conv: _Conversation, ctx: Any) -> dict[str, Any] | None:
+    if key in conv.members_read:
+        return conv.members_read.pop(key)
+    member: dict[str, Any] | None = await ctx.store.get_summary_member(job.tenant_id, job.conversation_id, key)
+    return member
 
 
 def _late_in_a_storm(job: DeliveryJob, conv: _Conversation, now: datetime) -> bool:
