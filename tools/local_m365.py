@@ -111,8 +111,8 @@ def seed(directory: Any, config: dict[str, Any]) -> Any:
             "chatId": personal,
         }
     for chat in config.get("groupChats") or []:
-        members = [by_playground_id[m] for m in chat.get("members") or [] if m in by_playground_id]
-        tenant.chats[chat["id"]] = Chat(chat["id"], "group", chat.get("name"), members, shown_by_client=True)
+        in_chat = [by_playground_id[m] for m in chat.get("members") or [] if m in by_playground_id]
+        tenant.chats[chat["id"]] = Chat(chat["id"], "group", chat.get("name"), in_chat, shown_by_client=True)
     directory.sign_in(config["tenantId"], me)
     return tenant
 

@@ -33,9 +33,9 @@ AZURITE_TABLE_PORT = 10002  # the port UseDevelopmentStorage=true expects
 PLAYGROUND_PORT = 56150
 # Azurite's well-known development account (public, documented by Microsoft for the emulator).
 _AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
-# A fixed personal chat id: the Playground makes a new one at every start otherwise, and the
-# conversation the connector remembered from the last run would be gone.
-# The Playground's organisation: its people, team, channels (one kept spare), chats.
+# The Playground's organisation: its people, team, channels (one kept spare), and fixed chat ids
+# (it makes new ones at every start otherwise, and the conversations the connector remembered
+# from the last run would be gone).
 PLAYGROUND_CONFIG = Path(__file__).resolve().parent / "playground.yml"
 # The Microsoft 365 group id of the Playground's built-in team ("My Team") in the pinned
 # @microsoft/m365agentsplayground (package.json); the run checks it against the Playground's
@@ -122,6 +122,12 @@ def release_state() -> None:
     holder = running_holder()
     if holder is not None and holder.get("pid") == os.getpid():
         (STATE_DIR / LOCK_NAME).unlink(missing_ok=True)
+
+
+def _save_run(run: dict) -> None:
+    """What make publish reads of this run (.local/run.json: its host, token, keys, tenant)."""
+    RUN_FILE.write_text(json.dumps(run, indent=2), encoding="utf-8")
+    RUN_FILE.chmod(0o600)
 
 
 def stop_in_order(processes: list[tuple[str, subprocess.Popen]], timeout: float = 10.0) -> None:
@@ -304,13 +310,8 @@ def main(argv: list[str] | None = None) -> int:
             "local Functions host", [sys.executable, "-m", "tools.localhost", "--port", str(args.port), *dedupe], env
         )
         _wait_for(args.port, "the local Functions host", host)
-        RUN_FILE.write_text(
-            json.dumps(
-                {"host": host_url, "hostToken": host_token, "playground": playground_url, "keys": keys}, indent=2
-            ),
-            encoding="utf-8",
-        )
-        RUN_FILE.chmod(0o600)
+        run = {"host": host_url, "hostToken": host_token, "playground": playground_url, "keys": keys}
+        _save_run(run)
         connected = "not connected (no Playground)"
         if not args.no_playground:
             playground_env = {
@@ -341,8 +342,7 @@ def main(argv: list[str] | None = None) -> int:
                 env["ALERT_CHANNEL_TEAM_ID"],
             )
             if tenant:  # make publish posts for it, and saves workflows for it
-                run = json.loads(RUN_FILE.read_text(encoding="utf-8"))
-                RUN_FILE.write_text(json.dumps({**run, "tenant": tenant}, indent=2), encoding="utf-8")
+                _save_run({**run, "tenant": tenant})
         print(
             "\nTeams Alert Connector is running locally"
             + (" (state kept from the last run)" if args.keep else " (fresh state)")
