@@ -165,9 +165,10 @@ class PacingStore(Protocol):
         """The tenant's send-budget slots: (slot, holder instance, lease end, ETag)."""
         ...
 
-    async def save_budget_slot(
-        self, tenant_id: str, slot: int, holder: str, until: datetime, etag: str | None
-    ) -> None: ...
+    async def save_budget_slot(self, tenant_id: str, slot: int, holder: str, until: datetime, etag: str | None) -> str:
+        """Lease a slot: create it (``etag`` None) or replace it if unchanged since ``etag``
+        (ConcurrencyConflict otherwise); the new ETag."""
+        ...
 
     async def read_budget(
         self, tenant_id: str

@@ -945,11 +945,11 @@ class TableStateStore:
             {"PartitionKey": tenant_id, "RowKey": f"{WANT_ROW}{instance}"[:1000], "Until": until.isoformat()}
         )
 
-    async def save_budget_slot(self, tenant_id: str, slot: int, holder: str, until: datetime, etag: str | None) -> None:
+    async def save_budget_slot(self, tenant_id: str, slot: int, holder: str, until: datetime, etag: str | None) -> str:
         """Lease a slot: create it, or replace it only if unchanged since read (ConcurrencyConflict)."""
         table = await self._t("budget")
         entity = {"PartitionKey": tenant_id, "RowKey": str(slot), "Holder": holder, "Until": until.isoformat()}
-        await (table.create(entity) if etag is None else table.replace(entity, etag))
+        return await (table.create(entity) if etag is None else table.replace(entity, etag))
 
     # alerts counted in a conversation's storm summary (one partition per conversation)
     @staticmethod

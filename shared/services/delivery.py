@@ -109,6 +109,7 @@ class TenantBudget:
         self._instance = instance_id
         self._clock = clock
         self._held: dict[str, tuple[int, datetime]] = {}  # tenant -> (slots, earliest lease end)
+        self._etags: dict[str, dict[int, str]] = {}  # tenant -> the held slots' ETags as this instance wrote them
         self._next: dict[str, float] = {}  # tenant -> earliest time (epoch s) of the next send
         self._demand: dict[str, list[float]] = {}  # tenant -> recent reserve times
         self._locks: dict[str, asyncio.Lock] = {}
@@ -136,8 +137,11 @@ class TenantBudget:
             async with self._locks.setdefault(tenant_id, asyncio.Lock()):
                 held, until = self._held.get(tenant_id, (0, now))
                 if lease_due(held, until):  # another task may have leased meanwhile
-                    self._looked[tenant_id] = now
-                    held, until = await self._lease(tenant_id, now)
+                    renewed = await self._renew(tenant_id, now) if self._renewal_only(tenant_id, now) else None
+                    if renewed is None:
+                        self._looked[tenant_id] = now
+                        renewed = await self._lease(tenant_id, now)
+                    held, until = renewed
         if held == 0:
             return None  # every slot is leased elsewhere: no send from here until one is free
         interval = 1.0 / (held * self._per_slot)
@@ -146,6 +150,30 @@ class TenantBudget:
             return None
         self._next[tenant_id] = slot + interval
         return slot - now.timestamp()
+
+    def _renewal_only(self, tenant_id: str, now: datetime) -> bool:
+        """A trickle's lease due: one slot held and no more than its rate asked for, so there is
+        nothing to look for (no slot to take or release) but the lease's end."""
+        held, _ = self._held.get(tenant_id, (0, now))
+        return held == 1 and len(self._demand.get(tenant_id, [])) / 2.0 <= self._per_slot
+
+    async def _renew(self, tenant_id: str, now: datetime) -> tuple[int, datetime] | None:
+        """Extend the slot this instance holds, conditional on the ETag it wrote (one request, no
+        read); None when it changed meanwhile (taken by another after lapsing): the caller reads
+        the partition and leases afresh."""
+        etags = self._etags.get(tenant_id, {})
+        held, _ = self._held[tenant_id]
+        if len(etags) != held:
+            return None
+        until = now + self.LEASE
+        for slot, etag in sorted(etags.items()):
+            try:
+                etags[slot] = await self._store.save_budget_slot(tenant_id, slot, self._instance, until, etag)
+            except ConcurrencyConflict:
+                etags.pop(slot)
+                return None
+        self._held[tenant_id] = (held, until)
+        return held, until
 
     async def _lease(self, tenant_id: str, now: datetime) -> tuple[int, datetime]:
         """Keep this instance's share of the slots it needs (renewed when due), release the rest,
@@ -167,6 +195,7 @@ class TenantBudget:
         free = [s for s in slots if s[2] is None or s[2] <= now]  # lapsed, this instance's own included
         missing = [slot for slot in range(self.SLOTS) if slot not in {s[0] for s in slots}]
         kept: list[datetime] = []
+        etags: dict[int, str] = {}
         # Beyond this instance's share: released, free once the sends already promised at the
         # rate it had are made (and the clock-skew margin), so the two never add up beyond it.
         promised = datetime.fromtimestamp(max(self._next.get(tenant_id, 0.0), now.timestamp()), UTC) + self.SAFETY
@@ -178,9 +207,12 @@ class TenantBudget:
             if not renew:
                 assert ends is not None
                 kept.append(ends)
+                etags[slot] = etag
                 continue
             try:
-                await self._store.save_budget_slot(tenant_id, slot, self._instance, now + self.LEASE, etag)
+                etags[slot] = await self._store.save_budget_slot(
+                    tenant_id, slot, self._instance, now + self.LEASE, etag
+                )
                 kept.append(now + self.LEASE)
             except ConcurrencyConflict:
                 continue  # released or taken by another meanwhile
@@ -189,7 +221,9 @@ class TenantBudget:
             if len(kept) >= target:
                 break
             try:
-                await self._store.save_budget_slot(tenant_id, slot, self._instance, now + self.LEASE, found)
+                etags[slot] = await self._store.save_budget_slot(
+                    tenant_id, slot, self._instance, now + self.LEASE, found
+                )
                 kept.append(now + self.LEASE)
             except ConcurrencyConflict:
                 continue  # taken meanwhile
@@ -198,6 +232,7 @@ class TenantBudget:
         held = len(kept)
         until = min(kept) if kept else now
         self._held[tenant_id] = (held, until)
+        self._etags[tenant_id] = etags
         if held != held_now:
             log.debug(
                 "Holding %d of %d send slots of tenant %s (%d other instances want some)",

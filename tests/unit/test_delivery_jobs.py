@@ -450,6 +450,40 @@ class TestTenantBudget:
         holders = {holder for _, holder, ends, _ in await store.list_budget_slots(TENANT) if ends and ends > clock.now}
         assert holders == {"instance-b"}
 
+    async def test_a_trickle_renews_its_one_slot_with_one_write_and_no_read(self):
+        store, clock = memory_store(), Clock()
+        calls = {"read_budget": 0, "save_budget_slot": 0}
+        for name in calls:
+            real = getattr(store, name)
+
+            async def counted(*args, _real=real, _name=name):
+                calls[_name] += 1
+                return await _real(*args)
+
+            setattr(store, name, counted)
+        a = TenantBudget(store, 45, "instance-a", clock=clock)
+        for second in range(120):  # one send a second for two minutes
+            clock.now = T0 + timedelta(seconds=second)
+            assert await a.reserve(TENANT, 1.0) is not None
+            if second == 59:
+                # By now the first lease (every slot, its rate not yet known) and a renewal that
+                # kept one have read the partition; from here on a renewal is one write.
+                calls.update(dict.fromkeys(calls, 0))
+        renewals = 60 / (TenantBudget.LEASE - TenantBudget.RENEW_BEFORE).total_seconds()
+        assert calls["read_budget"] == 0 and 1 <= calls["save_budget_slot"] <= renewals + 1
+
+    async def test_a_renewal_of_a_slot_taken_meanwhile_reads_again_and_holds_nothing_twice(self):
+        store, clock = memory_store(), Clock()
+        a = TenantBudget(store, 45, "instance-a", clock=clock)
+        b = TenantBudget(store, 45, "instance-b", clock=clock)
+        assert await a.reserve(TENANT, 1.0) is not None  # a trickle: one slot
+        clock.now += TenantBudget.LEASE + timedelta(seconds=1)  # a's lease lapsed (a paused)
+        for _ in range(200):  # b, busy, takes every slot, a's included
+            await b.reserve(TENANT, 1.0)
+        assert await a.reserve(TENANT, 1.0) is None  # a's renewal conflicts: it reads, finds none free
+        holders = [holder for _, holder, ends, _ in await store.list_budget_slots(TENANT) if ends and ends > clock.now]
+        assert holders == ["instance-b"] * TenantBudget.SLOTS
+
 
 class TestSummaryFollowUps:
     async def test_the_summary_is_updated_after_the_tenant_budget_was_spoken_for_a_while(self):
