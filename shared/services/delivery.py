@@ -259,16 +259,10 @@ class JobReport:
 class _Conversation:
     """The batch's view of one conversation: its send window and its storm summary."""
 
-    def __init__(
-        self, job: DeliveryJob, window: pacing.Window, summary: dict[str, Any] | None, etag: str | None = None
-    ) -> None:
+    def __init__(self, job: DeliveryJob, window: pacing.Window, summary: dict[str, Any] | None) -> None:
         self.record = job.conversation
         self.window = window
         self.summary = summary
-        # The pacing row as last read or written (its ETag, window and summary): a save that would
-        # write the same is skipped, and every save is conditional on this ETag.
-        self.etag = etag
-        self.saved: tuple[str, dict[str, Any] | None] = (window.to_json(), copy.deepcopy(summary))
         self.summary_dirty = False
         # The summary's sequence as saved: a member recorded with a higher one was counted by
         # an attempt whose summary was never saved, so it is not in these counts.
@@ -314,7 +308,7 @@ async def run_jobs(jobs: list[DeliveryJob], ctx: Any) -> JobReport:
         by_conversation.setdefault((job.tenant_id, job.conversation_id), []).append(job)
     for (tenant_id, conversation_id), group in by_conversation.items():
         window_text, summary, etag = await ctx.store.get_pacing(tenant_id, conversation_id)
-        conversation = _Conversation(group[0], pacing.Window.from_json(window_text), summary, etag)
+        conversation = _Conversation(group[0], pacing.Window.from_json(window_text), summary)
         await _look_up(group, conversation, ctx)
         later: list[DeliveryJob] = []
         summary_before = copy.deepcopy(summary)
@@ -343,7 +337,7 @@ async def run_jobs(jobs: list[DeliveryJob], ctx: Any) -> JobReport:
             raise
         finally:
             try:
-                await _save_pacing(ctx, conversation)
+                await _save_pacing(ctx, tenant_id, conversation_id, conversation, etag)
             except ConcurrencyConflict:
                 # Another consumer saved this conversation meanwhile (a session lock lost and taken
                 # over): overwriting would drop its sends and folds. This attempt's counts are not
@@ -362,26 +356,15 @@ async def run_jobs(jobs: list[DeliveryJob], ctx: Any) -> JobReport:
 PACING_SAVE_TRIES = 3
 
 
-async def _save_pacing(ctx: Any, conv: _Conversation, *, before_post: bool = False) -> None:
-    """Save the conversation's window and summary, unless the row holds them already, tried
-    again when Table Storage fails for now: a batch delivered again because this one write failed
-    would read a window without this batch's sends, and send beyond Teams' limits. A conflict on
-    a later try may be the earlier try having landed with its answer lost: what is stored then is
-    exactly what was written.
-
-    ``before_post``: the save that takes the turn of a new card's post (its send is in the window),
-    with the summary as last saved, since the members of this batch's folds are recorded only at
-    its end. Conditional on the ETag read, it is the post's claim: a second consumer of the
-    conversation (a session lock lost and taken over) finds the row changed and posts nothing."""
+async def _save_pacing(ctx: Any, tenant_id: str, conversation_id: str, conv: _Conversation, etag: str | None) -> None:
+    """Save the conversation's window and summary, tried again when Table Storage fails for now:
+    a batch delivered again because this one write failed would read a window without this
+    batch's sends, and send beyond Teams' limits. A conflict on a later try may be the earlier
+    try having landed with its answer lost: what is stored then is exactly what was written."""
     window = conv.window.to_json()
-    summary = conv.saved[1] if before_post else conv.summary
-    if (window, summary) == conv.saved:
-        return
-    tenant_id, conversation_id = conv.record.tenant_id, conv.record.conversation_id
     for attempt in range(PACING_SAVE_TRIES):
         try:
-            conv.etag = await ctx.store.save_pacing(tenant_id, conversation_id, window, summary, conv.etag)
-            conv.saved = (window, copy.deepcopy(summary))
+            await ctx.store.save_pacing(tenant_id, conversation_id, window, conv.summary, etag)
             return
         except TransientError:
             if attempt == PACING_SAVE_TRIES - 1:
@@ -389,9 +372,8 @@ async def _save_pacing(ctx: Any, conv: _Conversation, *, before_post: bool = Fal
         except ConcurrencyConflict:
             if attempt == 0:
                 raise
-            stored_window, stored_summary, etag = await ctx.store.get_pacing(tenant_id, conversation_id)
-            if stored_window == window and stored_summary == summary:
-                conv.etag, conv.saved = etag, (window, copy.deepcopy(summary))
+            stored_window, stored_summary, _ = await ctx.store.get_pacing(tenant_id, conversation_id)
+            if stored_window == window and stored_summary == conv.summary:
                 return
             raise
 
@@ -585,38 +567,26 @@ async def _card(job: DeliveryJob, conv: _Conversation, ctx: Any, report: JobRepo
         conversation=conversation_to_json(job.conversation),
         etag=delivery.etag if delivery else None,
     )
-    if not fresh:
-        # A job delivered or run again may meet another consumer's post of this card, or its own
-        # earlier post in flight: the delivery row is claimed first (a conditional write).
-        try:
-            claim = await store.save_delivery(claim)
-        except ConcurrencyConflict:
+    try:
+        claim = await store.save_delivery(claim)
+    except ConcurrencyConflict:
+        if fresh:  # the row exists after all (a redelivered job): decide on what it says
+            await _card(replace(job, new=False), conv, ctx, report, later)
+        else:
             later.append(job.again(now + timedelta(seconds=5)))  # another consumer claimed it: look again soon
-            return
-    if not await _wait_for_send(job, conv, ctx, later, reserve=True, hold=True):
-        if not fresh:
-            await store.save_delivery(replace(claim, claimed_at=None))
         return
-    if fresh:
-        # A job's first run for a new alert: no row of this card exists, and the pacing row's
-        # conditional save, its send in the window, is the claim (one write instead of two).
-        try:
-            await _save_pacing(ctx, conv, before_post=True)
-        except ConcurrencyConflict:
-            raise TransientError(
-                f"conversation {job.conversation_id} was paced by another consumer meanwhile"
-            ) from None
+    if not await _wait_for_send(job, conv, ctx, later, reserve=True, hold=True):
+        await store.save_delivery(replace(claim, claimed_at=None))
+        return
     try:
         activity_id = await ctx.messenger.post(
             conv.record, cards.fit_card(state, job.context), cards.summary_text(state)
         )
     except DeliveryError as exc:
         if exc.maybe_sent and not exc.permanent and job.failures + 1 < MAX_FAILURES:
-            # The post may have landed (Teams gives no way to ask). The claim stays (a first run's
-            # is written now), so no retry posts while it may still be in flight; once it lapses
-            # the job posts again: a card twice is possible then, never none.
-            if fresh:
-                await store.save_delivery(claim)
+            # The post may have landed (Teams gives no way to ask). The claim stays, so no retry
+            # posts while it may still be in flight; once it lapses the job posts again: a card
+            # twice is possible then, never none.
             log.warning(
                 "The post of alert %s to %s may or may not have landed (%s); it is tried again in %d s",
                 state.alert_id,
@@ -626,12 +596,11 @@ async def _card(job: DeliveryJob, conv: _Conversation, ctx: Any, report: JobRepo
             )
             later.append(job.again(now + CLAIM_TIMEOUT + timedelta(seconds=1), failed=True))
             return
-        if not exc.permanent and not fresh:
+        if not exc.permanent:
             await store.save_delivery(replace(claim, claimed_at=None))  # release the claim for the retry
         raise
     except Exception:
-        if not fresh:
-            await store.save_delivery(replace(claim, claimed_at=None))  # release the claim for the retry
+        await store.save_delivery(replace(claim, claimed_at=None))  # release the claim for the retry
         raise
     report.sends += 1
     await _record_render(replace(claim, activity_id=activity_id, status="posted", rendered_version=-1), state, job, ctx)

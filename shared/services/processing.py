@@ -5,9 +5,8 @@ Service Bus delivers at least once; the visible effect in Teams is exactly once:
   applied before a failure is recognised (the alert records it) and routed the same way again;
 - every card is recorded (alert and conversation → activity id) and a later change updates
   that card in place, never posts again;
-- a post is *claimed* (a conditional write: a new alert's first card saves its conversation's
-  pacing row, any other its delivery row) before it is made, so two workers handling one
-  conversation at once cannot both post.
+- a delivery is *claimed* (a conditional insert) before the post, so two workers handling
+  events of the same alert at once cannot both post.
 
 Routing decides who gets a new card (:mod:`shared.domain.workflows`); delivery never decides.
 A card already delivered is always kept current, whether or not a workflow still matches.

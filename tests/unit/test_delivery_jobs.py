@@ -678,38 +678,6 @@ class TestTwoConsumersOfOneConversation:
         _, summary, _ = await inner.get_pacing(TENANT, CHANNEL)
         assert summary["counts"] == {"open:critical": 1, "open:high": 5}
 
-    async def test_a_new_card_is_not_posted_when_the_other_saved_first(self):
-        """A first run's post is claimed by the pacing row's conditional save, its send in the
-        window: the other consumer's save between this one's read and its post wins, and this
-        one posts nothing until its batch is decided again on what the other saved."""
-        from shared.domain.jobs import job_from_message
-
-        inner, clock = memory_store(), Clock()
-        messenger = RecordingMessenger()
-        ctx = delivering(OvertakenOnce(inner), messenger, clock=clock)
-        body = json.dumps(DeliveryJob(conversation(TENANT, CHANNEL), CARD, alert(1), new=True, request="e1").to_json())
-        with pytest.raises(TransientError, match="another consumer"):
-            await run_batch([job_from_message(body, delivery_count=1)], ctx)
-        assert sends(messenger) == 0 and await inner.list_deliveries(TENANT, alert(1).key) == []
-        await run_batch([job_from_message(body, delivery_count=2)], ctx)
-        assert sends(messenger) == 1
-
-    async def test_a_first_run_writes_its_send_before_the_post_and_no_delivery_row_until_after(self):
-        store, clock = memory_store(), Clock()
-        seen = []
-
-        class Looks(RecordingMessenger):
-            async def post(self, conversation, card, summary):
-                window, _, _ = await store.get_pacing(TENANT, CHANNEL)
-                seen.append((pacing.Window.from_json(window).recent, await store.list_deliveries(TENANT, alert(1).key)))
-                return await super().post(conversation, card, summary)
-
-        ctx = delivering(store, Looks(), clock=clock)
-        await run_batch([DeliveryJob(conversation(TENANT, CHANNEL), CARD, alert(1), new=True, request="e1")], ctx)
-        assert seen == [([clock.now.timestamp()], [])]
-        [shown] = await store.list_deliveries(TENANT, alert(1).key)
-        assert shown.activity_id is not None and shown.claimed_at is None
-
 
 class TestAStormOverHours:
     async def test_schedules_one_sweep_of_its_members_not_one_per_batch(self):
