@@ -92,7 +92,8 @@ class TenantBudget:
     free says so (a "want" row in the same partition, for :data:`WANT_FOR`); every busy instance
     looks at the partition at most once per :data:`LOOK_EVERY` and keeps no more than its share
     (the slots divided by the instances wanting them, itself included), releasing the rest at
-    once. An idle instance lets its slots lapse and a busy one takes the free ones."""
+    once. Slots an instance holds but no longer needs, and an idle instance's, lapse (no write);
+    a busy one takes the free ones. A trickle's renewal is one conditional write."""
 
     SLOTS = 9
     LEASE = timedelta(seconds=15)
@@ -199,7 +200,9 @@ class TenantBudget:
         # Beyond this instance's share: released, free once the sends already promised at the
         # rate it had are made (and the clock-skew margin), so the two never add up beyond it.
         promised = datetime.fromtimestamp(max(self._next.get(tenant_id, 0.0), now.timestamp()), UTC) + self.SAFETY
-        for slot, _, _, etag in mine[target:]:
+        # Beyond what it needs but within its share, a slot is neither renewed nor released: it
+        # lapses at its lease's end, unused from now on, at no cost (no write).
+        for slot, _, _, etag in mine[max(target, share) :]:
             with contextlib.suppress(ConcurrencyConflict):
                 await self._store.save_budget_slot(tenant_id, slot, "", promised, etag)
         renew = any(ends is not None and ends - now < self.RENEW_BEFORE for _, _, ends, _ in mine[:target])
@@ -570,7 +573,7 @@ async def _card(job: DeliveryJob, conv: _Conversation, ctx: Any, report: JobRepo
     try:
         claim = await store.save_delivery(claim)
     except ConcurrencyConflict:
-        if fresh:  # the row exists after all (a redelivered job): decide on what it says
+        if fresh:  # the row exists after all (a later revision's job ran first here): decide on what it says
             await _card(replace(job, new=False), conv, ctx, report, later)
         else:
             later.append(job.again(now + timedelta(seconds=5)))  # another consumer claimed it: look again soon

@@ -472,6 +472,31 @@ class TestTenantBudget:
         renewals = 60 / (TenantBudget.LEASE - TenantBudget.RENEW_BEFORE).total_seconds()
         assert calls["read_budget"] == 0 and 1 <= calls["save_budget_slot"] <= renewals + 1
 
+    async def test_slots_no_longer_needed_lapse_without_a_write_when_no_one_wants_them(self):
+        store, clock = memory_store(), Clock()
+        writes: list[tuple[int, str]] = []
+        real = store.save_budget_slot
+
+        async def counted(tenant_id, slot, holder, until, etag):
+            writes.append((slot, holder))
+            return await real(tenant_id, slot, holder, until, etag)
+
+        store.save_budget_slot = counted
+        a = TenantBudget(store, 45, "instance-a", clock=clock)
+        for _ in range(100):  # a burst: every slot
+            await a.reserve(TENANT, 10.0)
+        assert len(writes) == TenantBudget.SLOTS
+        for second in range(1, 16):  # then a trickle, past the first lease's renewal
+            clock.now = T0 + timedelta(seconds=second)
+            await a.reserve(TENANT, 1.0)
+        assert writes[TenantBudget.SLOTS :] == [(0, "instance-a")]  # one renewed, none released
+        clock.now = T0 + TenantBudget.LEASE + timedelta(seconds=1)
+        b = TenantBudget(store, 45, "instance-b", clock=clock)
+        for _ in range(100):  # the others have lapsed: b takes them
+            await b.reserve(TENANT, 10.0)
+        holders = [holder for _, holder, ends, _ in await store.list_budget_slots(TENANT) if ends and ends > clock.now]
+        assert holders.count("instance-b") == TenantBudget.SLOTS - 1 and holders.count("instance-a") == 1
+
     async def test_a_renewal_of_a_slot_taken_meanwhile_reads_again_and_holds_nothing_twice(self):
         store, clock = memory_store(), Clock()
         a = TenantBudget(store, 45, "instance-a", clock=clock)
@@ -627,6 +652,21 @@ class TestAJobForAnOlderRevision:
         assert "Resolved" in shown and "Acknowledged" not in shown and "Paged" in shown
         delivery_row = await store.get_delivery(TENANT, newest.key, CHANNEL)
         assert delivery_row is not None and delivery_row.rendered_version == 3
+
+    async def test_a_new_alerts_first_job_behind_a_later_revisions_job_posts_no_second_card(self):
+        """Two events of a new alert processed at once: the later one's job reaches the
+        conversation's session first and posts the card. The first job, made when no card
+        existed, finds the row at its claim and updates nothing older over it."""
+        store, clock = memory_store(), Clock()
+        messenger = RecordingMessenger()
+        ctx = delivering(store, messenger, clock=clock)
+        record = conversation(TENANT, CHANNEL)
+        acknowledged = await store.save_alert(alert(1, status="acknowledged", revision=2))
+        await run_batch([DeliveryJob(record, CARD, acknowledged, request="e2")], ctx)
+        await run_batch([DeliveryJob(record, CARD, alert(1), new=True, request="e1")], ctx)
+        [card] = messenger.cards_in(CHANNEL)
+        assert "Acknowledged" in json.dumps(card.card)
+        assert sum(1 for kind, _ in messenger.calls if kind == "post") == 1
 
 
 class OvertakenOnce:
