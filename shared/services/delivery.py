@@ -92,8 +92,9 @@ class TenantBudget:
     free says so (a "want" row in the same partition, for :data:`WANT_FOR`); every busy instance
     looks at the partition at most once per :data:`LOOK_EVERY` and keeps no more than its share
     (the slots divided by the instances wanting them, itself included), releasing the rest at
-    once. Slots an instance holds but no longer needs, and an idle instance's, lapse (no write);
-    a busy one takes the free ones. A trickle's renewal is one conditional write."""
+    once. Slots an instance no longer needs are released too when another instance wants some,
+    else they lapse (no write), as an idle instance's do; a busy one takes the free ones. A
+    trickle's renewal is one conditional write."""
 
     SLOTS = 9
     LEASE = timedelta(seconds=15)
@@ -200,9 +201,9 @@ class TenantBudget:
         # Beyond this instance's share: released, free once the sends already promised at the
         # rate it had are made (and the clock-skew margin), so the two never add up beyond it.
         promised = datetime.fromtimestamp(max(self._next.get(tenant_id, 0.0), now.timestamp()), UTC) + self.SAFETY
-        # Beyond what it needs but within its share, a slot is neither renewed nor released: it
-        # lapses at its lease's end, unused from now on, at no cost (no write).
-        for slot, _, _, etag in mine[max(target, share) :]:
+        # While no other instance wants slots, one this instance no longer needs is neither
+        # renewed nor released: it lapses at its lease's end, unused from now on (no write).
+        for slot, _, _, etag in mine[target:] if others else ():
             with contextlib.suppress(ConcurrencyConflict):
                 await self._store.save_budget_slot(tenant_id, slot, "", promised, etag)
         renew = any(ends is not None and ends - now < self.RENEW_BEFORE for _, _, ends, _ in mine[:target])

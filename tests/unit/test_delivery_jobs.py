@@ -497,6 +497,23 @@ class TestTenantBudget:
         holders = [holder for _, holder, ends, _ in await store.list_budget_slots(TENANT) if ends and ends > clock.now]
         assert holders.count("instance-b") == TenantBudget.SLOTS - 1 and holders.count("instance-a") == 1
 
+    async def test_slots_no_longer_needed_are_released_at_the_renewal_when_another_instance_wants_them(self):
+        store, clock = memory_store(), Clock()
+        a = TenantBudget(store, 45, "instance-a", clock=clock)
+        b = TenantBudget(store, 45, "instance-b", clock=clock)
+        for _ in range(100):  # a burst on a: every slot
+            await a.reserve(TENANT, 10.0)
+        renewal = TenantBudget.LEASE - TenantBudget.RENEW_BEFORE
+        for second in range(1, int(renewal.total_seconds()) + 4):  # then a trickle on a, b busy
+            clock.now = T0 + timedelta(seconds=second)
+            await a.reserve(TENANT, 1.0)
+            for _ in range(20):
+                await b.reserve(TENANT, 1.0)
+        # Before a's first lease ends, b holds what a no longer needs.
+        assert clock.now < T0 + TenantBudget.LEASE
+        holders = [holder for _, holder, ends, _ in await store.list_budget_slots(TENANT) if ends and ends > clock.now]
+        assert holders.count("instance-b") >= TenantBudget.SLOTS // 2, holders
+
     async def test_a_renewal_of_a_slot_taken_meanwhile_reads_again_and_holds_nothing_twice(self):
         store, clock = memory_store(), Clock()
         a = TenantBudget(store, 45, "instance-a", clock=clock)
