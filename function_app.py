@@ -81,6 +81,12 @@ async def consent_callback(req: func.HttpRequest) -> func.HttpResponse:
     return await entrypoints.consent_callback(req)
 
 
+@app.route(route="console/{*rest}", methods=["GET", "POST"], auth_level=func.AuthLevel.ANONYMOUS)
+async def console(req: func.HttpRequest) -> func.HttpResponse:
+    """The console, web pages for a tenant's admins: Sign in with Microsoft is the authentication."""
+    return await entrypoints.console(req)
+
+
 @app.route(route="tenants/{tenant_id}", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
 async def tenant_status(req: func.HttpRequest) -> func.HttpResponse:
     """A connector's status (tenant admin key)."""

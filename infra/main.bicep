@@ -367,6 +367,7 @@ module graphApp 'app/graph-app.bicep' = if (createGraphApp) {
     uniqueName: 'tac-${resourceToken}'
     displayName: botDisplayName
     redirectUri: '${publicBase}/api/consent/callback'
+    consoleRedirectUri: '${publicBase}/api/console/signin'
     identityPrincipalId: identity.outputs.principalId
     applicationPermissions: graphPermissions.applicationPermissions
     delegatedScopes: graphPermissions.delegatedScopes

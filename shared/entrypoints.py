@@ -168,6 +168,14 @@ async def health(req: func.HttpRequest) -> func.HttpResponse:
     )
 
 
+@_answers
+async def console(req: func.HttpRequest) -> func.HttpResponse:
+    """The console's pages (shared.console): Sign in with Microsoft is their authentication."""
+    from shared.console.pages import handle
+
+    return await handle(req, await _configured())
+
+
 # ---------------------------------------------------------------- connecting a tenant
 # Admin routes are deployed with auth level FUNCTION (the Functions host checks the key in
 # Azure) and also require ADMIN_API_KEY in the X-Admin-Key header, because a local host does

@@ -19,8 +19,8 @@ Rules (each violation names its rule):
 - ``function_app``: ``function_app.py`` imports at module level only the standard library and
   :data:`FUNCTION_APP_IMPORTS`.
 - ``cold start``: no module that ``import function_app`` loads (following the module-level
-  imports of ``shared`` modules, package ``__init__`` files included) imports an SDK at module
-  level, ``azure.functions`` aside.
+  imports of ``shared`` modules, package ``__init__`` files included) imports an SDK or the
+  template engine (:data:`COLD_START_HEAVY`) at module level, ``azure.functions`` aside.
 
     python -m tools.import_rules          # print the violations; exit 1 if there is any
 """
@@ -43,6 +43,8 @@ SDKS = frozenset(
 FUNCTION_APP_IMPORTS = ("azure.functions", "shared.entrypoints", "shared.logsafety", "shared.settings")
 # The one SDK every trigger needs anyway (the Functions worker has loaded it already).
 COLD_START_ALLOWED = ("azure.functions",)
+# Not SDKs, but only the console needs them: the template engine.
+COLD_START_HEAVY = frozenset({"jinja2", "markupsafe"})
 
 # Libraries the domain may use: they compute and do no I/O. RE2 is the domain's engine for
 # label patterns (matching in linear time, whatever the pattern).
@@ -55,7 +57,10 @@ RULES = {
     "services": f"shared/services/ imports no SDK ({', '.join(sorted(SDKS))}, kiota*) and no shared.adapters",
     "function_app": "function_app.py imports at module level only the standard library, "
     + ", ".join(FUNCTION_APP_IMPORTS),
-    "cold start": "nothing import function_app loads imports an SDK at module level (azure.functions aside)",
+    "cold start": (
+        "nothing import function_app loads imports an SDK or the template engine at module level "
+        "(azure.functions aside)"
+    ),
 }
 
 
@@ -208,7 +213,8 @@ def _cold_start(root: Path, table: dict[Path, list[Import]]) -> list[str]:
         for imp in table.get(path, []):
             if not imp.module_level:
                 continue
-            if is_sdk(imp.module) and not any(within(imp.module, p) for p in COLD_START_ALLOWED):
+            heavy = imp.module.split(".")[0] in COLD_START_HEAVY
+            if (is_sdk(imp.module) or heavy) and not any(within(imp.module, p) for p in COLD_START_ALLOWED):
                 rel = path.relative_to(root).as_posix()
                 found.append(_message(rel, imp, "cold start", f" (loaded by {chain[path]})"))
                 continue

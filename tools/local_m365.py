@@ -72,9 +72,12 @@ def example_responders() -> list[str]:
 def seed(directory: Any, config: dict[str, Any]) -> Any:
     """The Playground's organisation in the simulator's directory: the same user object ids, the
     team as a Microsoft 365 group (its aadGroupId) with the same channel ids, everyone a member.
-    The Playground's user signs in for the consent (they are the tenant's admin here)."""
+    The Playground's user signs in for the consent; they are the tenant's Global Administrator
+    (the console lets them in), the Playground's other users are not (it shows them why not)."""
     tenant = directory.add_tenant(config["tenantId"], "Agents Playground (local)")
     people = [config["currentUser"], *config.get("users", [])]
+    from shared.console.signin import GLOBAL_ADMINISTRATOR
+
     for person in people:
         upn = (
             person.get("userPrincipleName")
@@ -82,7 +85,10 @@ def seed(directory: Any, config: dict[str, Any]) -> Any:
             or person.get("email")
             or f"{person['id']}@example.com"
         )
-        tenant.add_user(person["name"], upn, mail=person.get("email") or upn, user_id=person["aadObjectId"])
+        roles = (GLOBAL_ADMINISTRATOR,) if person is config["currentUser"] else ()
+        tenant.add_user(
+            person["name"], upn, mail=person.get("email") or upn, user_id=person["aadObjectId"], roles=roles
+        )
     # The examples' responders, so Create channel can add them (they are not Playground users).
     for upn in example_responders():
         if tenant.find_user(upn) is None:

@@ -18,6 +18,9 @@ param displayName string
 @description('The consent redirect URI: https://<the function app\'s host name>/api/consent/callback.')
 param redirectUri string
 
+@description('The console\'s sign-in redirect URI: https://<the function app\'s host name>/api/console/signin (docs/CONSOLE.md).')
+param consoleRedirectUri string
+
 @description('Principal (object) id of the user-assigned managed identity that signs in as this app.')
 param identityPrincipalId string
 
@@ -50,9 +53,13 @@ resource app 'Microsoft.Graph/applications@v1.0' = {
   displayName: displayName
   // Other organisations connect through the same consent link.
   signInAudience: 'AzureADMultipleOrgs'
+  // The ID token of a console sign-in carries the person's directory roles (wids): a Global
+  // Administrator or Teams Administrator of their tenant may manage it (docs/CONSOLE.md).
+  groupMembershipClaims: 'DirectoryRole'
   web: {
     redirectUris: [
       redirectUri
+      consoleRedirectUri
     ]
   }
   requiredResourceAccess: [

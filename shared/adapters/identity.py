@@ -40,6 +40,8 @@ log = logging.getLogger(__name__)
 DEFAULT_AUTHORITY_HOST = "https://login.microsoftonline.com"
 # MSAL errors after which only the user can fix things (sign in and consent again).
 RECONSENT_ERRORS = frozenset({"invalid_grant", "interaction_required", "consent_required", "login_required"})
+# A tenant's ID token signing keys are read again after this long (they roll over in days).
+KEYS_CACHE_SECONDS = 3600
 # Optimistic-concurrency attempts when writing a refreshed cache back.
 MAX_CACHE_WRITES = 3
 
@@ -68,6 +70,7 @@ class MsalIdentity:
     def __init__(self, config: IdentityConfig) -> None:
         self._config = config
         self._session = requests.Session()
+        self._keys: dict[str, tuple[float, dict[str, Any]]] = {}  # tenant -> (fresh until, JWKS)
         if config.ca_file:
             # Per request, not session.verify: requests lets REQUESTS_CA_BUNDLE override a
             # session's verify, but never an explicit argument.
@@ -152,6 +155,59 @@ class MsalIdentity:
             )
 
         return await asyncio.to_thread(run)
+
+    # -- the console's sign-in ("Sign in with Microsoft": an ID token, no Graph scopes) -------
+
+    async def begin_sign_in(self, redirect_uri: str) -> dict[str, Any]:
+        def run() -> dict[str, Any]:
+            flow: dict[str, Any] = self._app("organizations").initiate_auth_code_flow(
+                [],
+                redirect_uri=redirect_uri,
+                response_mode="form_post",  # the code stays out of URLs (RFC 9700 4.3.1)
+                prompt="select_account",
+            )
+            return flow
+
+        return await asyncio.to_thread(run)
+
+    async def redeem_sign_in(self, flow: dict[str, Any], params: dict[str, str]) -> str:
+        """The ID token (not verified here: shared.console.signin verifies it in full);
+        ConsentFailed saying why when Microsoft gives none."""
+
+        def run() -> str:
+            app = self._app("organizations", msal.SerializableTokenCache())
+            try:
+                result = app.acquire_token_by_auth_code_flow(flow, params)
+            except ValueError as exc:  # MSAL: state or nonce mismatch and the like
+                raise ConsentFailed(f"the sign-in answer did not match its request ({exc})") from None
+            except requests.RequestException as exc:
+                raise TransientError(f"the identity platform is unreachable: {exc}") from exc
+            if "error" in result:
+                reason = str(result.get("error_description", "")).splitlines()[0][:300]
+                raise ConsentFailed(f"Microsoft refused the sign-in ({result['error']}): {reason}")
+            return str(result.get("id_token", ""))
+
+        return await asyncio.to_thread(run)
+
+    async def signing_keys(self, tenant_id: str) -> dict[str, Any]:
+        """The keys the tenant signs ID tokens with (its JWKS), read at most once an hour."""
+        cached = self._keys.get(tenant_id)
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1]
+
+        def run() -> dict[str, Any]:
+            url = f"{self._config.authority_host.rstrip('/')}/{tenant_id}/discovery/v2.0/keys"
+            try:
+                answer = self._session.get(url, timeout=15)
+                answer.raise_for_status()
+                keys: dict[str, Any] = answer.json()
+            except (requests.RequestException, ValueError) as exc:
+                raise TransientError(f"the tenant's signing keys could not be read: {exc}") from exc
+            return keys
+
+        keys = await asyncio.to_thread(run)
+        self._keys[tenant_id] = (time.monotonic() + KEYS_CACHE_SECONDS, keys)
+        return keys
 
     async def refresh(self, tenant_id: str, cache_text: str, account_id: str) -> tuple[str, int, str | None]:
         """``(access_token, expires_on, new_cache or None)`` from the cache, refreshing it when the

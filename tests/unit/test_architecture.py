@@ -91,6 +91,7 @@ PLANTED = [
     ("cold start", "shared/cards.py", "import botbuilder.core"),
     ("cold start", "shared/bootstrap.py", "from msgraph import GraphServiceClient"),
     ("cold start", "shared/domain/retention.py", "import httpx"),
+    ("cold start", "shared/settings.py", "import jinja2"),
 ]
 
 

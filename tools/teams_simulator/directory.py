@@ -35,6 +35,8 @@ class User:
     display_name: str
     user_principal_name: str
     mail: str | None = None
+    # Microsoft Entra directory roles (role template ids), sent in the ID token's ``wids`` claim.
+    roles: tuple[str, ...] = ()
 
     def to_graph(self) -> dict[str, Any]:
         return {
@@ -119,8 +121,16 @@ class Tenant:
     installations: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)  # user -> id -> installation
     app_grants: dict[str, set[str]] = field(default_factory=dict)  # client id -> granted app roles
 
-    def add_user(self, display_name: str, upn: str, *, mail: str | None = None, user_id: str | None = None) -> User:
-        user = User(user_id or str(uuid.uuid4()), display_name, upn, mail if mail is not None else upn)
+    def add_user(
+        self,
+        display_name: str,
+        upn: str,
+        *,
+        mail: str | None = None,
+        user_id: str | None = None,
+        roles: tuple[str, ...] = (),
+    ) -> User:
+        user = User(user_id or str(uuid.uuid4()), display_name, upn, mail if mail is not None else upn, roles)
         self.users[user.id] = user
         return user
 

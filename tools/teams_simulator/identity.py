@@ -4,7 +4,10 @@
   ``scope``, ``state`` (or ``error``, ``error_description``, and ``admin_consent=True``, as
   the real endpoint may send both).
 - ``GET /{tenant}/oauth2/v2.0/authorize``: the authorization code flow with PKCE (S256);
-  redirects back with ``code``, ``state``, ``session_state`` or an ``error``.
+  redirects back with ``code``, ``state``, ``session_state`` or an ``error``. With
+  ``prompt=select_account`` it first shows an account picker (every user of every tenant), as
+  Microsoft's sign-in page does; the one chosen signs in for that request only.
+- ``GET /{tenant}/discovery/v2.0/keys``: the keys that sign the ID tokens (JWKS).
 - ``POST /{tenant}/oauth2/v2.0/token``: client credentials (secret or client assertion),
   authorization code (PKCE checked) and refresh token (rotated on every use; ``invalid_grant``
   on demand), with Azure AD's error body.
@@ -88,6 +91,8 @@ class IdentityRoutes:
         app.router.add_get("/{tenant}/v2.0/.well-known/openid-configuration", self.openid_configuration)
         app.router.add_get("/{tenant}/v2.0/adminconsent", self.admin_consent)
         app.router.add_get("/{tenant}/oauth2/v2.0/authorize", self.authorize)
+        app.router.add_post("/{tenant}/oauth2/v2.0/authorize", self.account_chosen)
+        app.router.add_get("/{tenant}/discovery/v2.0/keys", self.keys)
         app.router.add_get("/msi/token", self.managed_identity_token)
 
     # -- managed identity (App Service) ---------------------------------------------------
@@ -198,8 +203,48 @@ class IdentityRoutes:
             }
         raise web.HTTPFound(f"{redirect_uri}?{urlencode(params)}")
 
+    async def keys(self, request: web.Request) -> web.Response:
+        return web.json_response({"keys": [self.signing_key.jwk([])]})
+
+    def _account_picker(self, request: web.Request) -> web.Response:
+        """Microsoft's "Pick an account" page, stood in: one button per user, each posting the
+        authorization request back with the account chosen."""
+        hidden = "".join(
+            f'<input type="hidden" name="{html.escape(k)}" value="{html.escape(v)}">' for k, v in request.query.items()
+        )
+        rows = []
+        with self.directory.lock:
+            people = [(t, u) for t in self.directory.tenants.values() for u in t.users.values()]
+        for tenant, user in people:
+            rows.append(
+                f'<li><form method="post">{hidden}'
+                f'<input type="hidden" name="login_account" value="{html.escape(tenant.id)}/{html.escape(user.id)}">'
+                f'<button type="submit">{html.escape(user.display_name)} '
+                f"&lt;{html.escape(user.user_principal_name)}&gt; ({html.escape(tenant.display_name)})</button>"
+                "</form></li>"
+            )
+        page = (
+            '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Sign in to your account</title></head>'
+            f"<body><main><h1>Pick an account</h1><ul>{''.join(rows)}</ul></main></body></html>"
+        )
+        return web.Response(text=page, content_type="text/html")
+
+    async def account_chosen(self, request: web.Request) -> web.Response:
+        form = await request.post()
+        tenant_id, _, user_id = str(form.get("login_account", "")).partition("/")
+        with self.directory.lock:
+            known = tenant_id in self.directory.tenants and user_id in self.directory.tenants[tenant_id].users
+        if not known:
+            return web.Response(status=400, text="AADSTS50034: The user account does not exist in that directory.")
+        query = {k: str(v) for k, v in form.items() if k != "login_account"}
+        return self._authorize(query, (tenant_id, user_id))
+
     async def authorize(self, request: web.Request) -> web.Response:
-        query = request.query
+        if request.query.get("prompt") == "select_account":
+            return self._account_picker(request)
+        return self._authorize(request.query, self._signed_in())
+
+    def _authorize(self, query: Any, signed_in: tuple[str, str] | None) -> web.Response:
         client_id, redirect_uri, state = (
             query.get("client_id", ""),
             query.get("redirect_uri", ""),
@@ -213,7 +258,6 @@ class IdentityRoutes:
             return web.Response(status=400, text="AADSTS900144: response_type must be 'code'.")
         if query.get("code_challenge_method", "S256") != "S256" or not query.get("code_challenge"):
             return web.Response(status=400, text="AADSTS501491: PKCE is required (code_challenge with S256).")
-        signed_in = self._signed_in()
         error = self._take_consent_error()
         if error is not None or signed_in is None:
             error = error or ("access_denied", "AADSTS65004: User declined to consent to access the app.")
@@ -466,6 +510,10 @@ class IdentityRoutes:
         }
         if nonce:
             id_claims["nonce"] = nonce
+        if user.roles:
+            # Entra sends wids when the app registration's groupMembershipClaims includes
+            # DirectoryRole (the Bicep sets it); the simulator always does.
+            id_claims["wids"] = list(user.roles)
         id_token = jwt.encode(
             id_claims, self.signing_key.private_key, algorithm="RS256", headers={"kid": self.signing_key.kid}
         )

@@ -1,0 +1,276 @@
+"""The console's routes: each reads the request, calls the service the JSON admin route calls,
+and renders the answer. No logic of its own beyond who may see what: every page is of the
+signed-in person's tenant, taken from their verified session, never from the address or a form.
+
+Routes (under /api/console):
+- ``GET /`` the sign-in page, or the Connection page once signed in;
+- ``GET /signin`` starts "Sign in with Microsoft"; ``POST /signin`` is its callback (form_post);
+- ``POST /signout``;
+- ``GET /connection``; ``POST /connection/connect``, ``POST /connection/disconnect``;
+- ``GET /static/{file}``.
+
+Every POST but the sign-in callback carries the session's CSRF token (a hidden form field) and,
+when the browser sends one, an Origin of the console's own address: else 403.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+import azure.functions as func
+
+from shared.console import render
+from shared.console.session import (
+    SESSION_COOKIE,
+    SESSION_LIFETIME,
+    SIGNIN_COOKIE,
+    SIGNIN_LIFETIME,
+    ConsoleSession,
+    cleared,
+    cookie,
+    open_session,
+    open_signin,
+    read_cookie,
+    seal_session,
+    seal_signin,
+)
+from shared.console.signin import SignIn, SignInRefused, admin_because
+
+log = logging.getLogger(__name__)
+
+BASE = "/api/console"
+MAX_FORM_BYTES = 16 * 1024
+STATUS_TEXT = {
+    "connected": "Connected",
+    "needs_reconsent": "Needs consent again",
+    "pending": "Consent started, not finished",
+    "disconnected": "Disconnected",
+}
+
+
+class _Refused(Exception):
+    def __init__(self, response: func.HttpResponse) -> None:
+        super().__init__(response.status_code)
+        self.response = response
+
+
+async def handle(req: func.HttpRequest, c: Any) -> func.HttpResponse:
+    """One console request; ``c`` is the app's container (shared.bootstrap.Container)."""
+    path = (req.route_params.get("rest") or "").strip("/")
+    if path.startswith("static/") and req.method == "GET":
+        return render.static_file(path[len("static/") :])
+    graph = c.settings.graph
+    if graph is None:
+        return render.page(
+            "message.html",
+            status=503,
+            authority_host="",
+            title="The console is off",
+            message=(
+                "Sign in with Microsoft uses the connector's app registration: set GRAPH_APP_ID and the settings "
+                "docs/CONNECTING.md names, then open the console again."
+            ),
+            session=None,
+        )
+    console = _Console(req, c)
+    try:
+        return await console.route(path)
+    except _Refused as refused:
+        return refused.response
+
+
+class _Console:
+    def __init__(self, req: func.HttpRequest, c: Any) -> None:
+        from shared.security import TokenCipher
+
+        self.req = req
+        self.c = c
+        self.graph = c.settings.graph
+        self.authority = self.graph.authority_host
+        self.cipher = TokenCipher.from_setting(self.graph.token_encryption_key)
+        self.now = c.time.clock()
+        self.session = open_session(read_cookie(req.headers.get("Cookie"), SESSION_COOKIE), self.cipher, self.now)
+        self._form: dict[str, str] | None = None
+
+    # ------------------------------------------------------------------ plumbing
+
+    def page(self, template: str, *, status: int = 200, cookie: str | None = None, **context: Any) -> func.HttpResponse:
+        return render.page(
+            template, status=status, authority_host=self.authority, cookie=cookie, session=self.session, **context
+        )
+
+    def redirect(self, location: str, *, cookie: str | None = None) -> func.HttpResponse:
+        return render.redirect(location, authority_host=self.authority, cookie=cookie)
+
+    def form(self) -> dict[str, str]:
+        if self._form is None:
+            body = self.req.get_body()
+            if len(body) > MAX_FORM_BYTES:
+                raise _Refused(
+                    self.page(
+                        "message.html",
+                        status=413,
+                        title="Too much was sent",
+                        message=f"A console form is at most {MAX_FORM_BYTES // 1024} KiB.",
+                    )
+                )
+            self._form = dict(parse_qsl(body.decode("utf-8", errors="replace"), keep_blank_values=True))
+        return self._form
+
+    def signed_in(self) -> ConsoleSession:
+        if self.session is None:
+            raise _Refused(self.redirect(f"{BASE}/"))
+        return self.session
+
+    def change(self) -> ConsoleSession:
+        """A POST that changes something: signed in, the CSRF token, and our own Origin."""
+        session = self.signed_in()
+        origin = self.req.headers.get("Origin")
+        own = urlsplit(self.graph.public_base_url)
+        if origin and origin != f"{own.scheme}://{own.netloc}":
+            raise _Refused(self.refused_change("the request came from another site"))
+        if not session.csrf_ok(self.form().get("csrf")):
+            raise _Refused(self.refused_change("the form's security token is missing or out of date"))
+        return session
+
+    def refused_change(self, why: str) -> func.HttpResponse:
+        log.warning("Console change refused: %s", why)
+        return self.page(
+            "message.html",
+            status=403,
+            title="Nothing was changed",
+            message=f"The change was refused: {why}. Reload the page and try again.",
+        )
+
+    def signin_service(self) -> SignIn:
+        return SignIn(
+            self.c.connect.identity,
+            app_id=self.graph.app_id,
+            authority_host=self.authority,
+            redirect_uri=f"{self.graph.public_base_url}{BASE}/signin",
+            clock=self.c.time.clock,
+        )
+
+    # ------------------------------------------------------------------ routes
+
+    async def route(self, path: str) -> func.HttpResponse:
+        method = self.req.method
+        routes = {
+            ("", "GET"): self.home,
+            ("signin", "GET"): self.signin_start,
+            ("signin", "POST"): self.signin_done,
+            ("signout", "POST"): self.signout,
+            ("connection", "GET"): self.connection,
+            ("connection/connect", "POST"): self.connect,
+            ("connection/disconnect", "POST"): self.disconnect,
+        }
+        handler = routes.get((path, method))
+        if handler is None:
+            known = {p for p, _ in routes}
+            status = 405 if path in known else 404
+            return self.page("message.html", status=status, title="Not here", message="The console has no such page.")
+        return await handler()
+
+    async def home(self) -> func.HttpResponse:
+        if self.session is not None:
+            return self.redirect(f"{BASE}/connection")
+        return self.page("signin.html", title="Sign in")
+
+    async def signin_start(self) -> func.HttpResponse:
+        flow = await self.signin_service().begin()
+        value = seal_signin(flow, self.cipher, self.now)
+        # SameSite=None: the answer comes back as a cross-site POST from Microsoft's sign-in page.
+        return self.redirect(
+            str(flow["auth_uri"]),
+            cookie=cookie(SIGNIN_COOKIE, value, max_age=int(SIGNIN_LIFETIME.total_seconds()), same_site="None"),
+        )
+
+    async def signin_done(self) -> func.HttpResponse:
+        flow = open_signin(read_cookie(self.req.headers.get("Cookie"), SIGNIN_COOKIE), self.cipher, self.now)
+        if flow is None:
+            return self.page(
+                "message.html",
+                status=400,
+                title="Sign in again",
+                message="This sign-in was not started here, or took longer than 10 minutes. Nothing was changed.",
+            )
+        try:
+            claims = await self.signin_service().complete(flow, self.form())
+        except SignInRefused as exc:
+            log.warning("Console sign-in refused: %s", exc)
+            return self.page("message.html", status=401, title="You are not signed in", message=f"{exc}.")
+        because = admin_because(claims, self.c.settings.connector_admins)
+        name = str(claims.get("name") or claims.get("preferred_username") or claims["oid"])
+        if because is None:
+            log.info("Console sign-in of %s (tenant %s): not an admin of the connector", claims["oid"], claims["tid"])
+            return self.page(
+                "refused.html", status=403, title="You cannot manage this connector", person=name, claims=claims
+            )
+        session = ConsoleSession.start(
+            tenant_id=str(claims["tid"]),
+            user_id=str(claims["oid"]),
+            name=name,
+            username=str(claims.get("preferred_username") or ""),
+            admin_because=because,
+            now=self.now,
+        )
+        log.info("Console sign-in of %s (tenant %s) as %s", session.user_id, session.tenant_id, because)
+        value = seal_session(session, self.cipher)
+        return self.redirect(
+            f"{BASE}/connection",
+            cookie=cookie(SESSION_COOKIE, value, max_age=int(SESSION_LIFETIME.total_seconds())),
+        )
+
+    async def signout(self) -> func.HttpResponse:
+        self.change()
+        self.session = None
+        return self.page("signin.html", title="Signed out", signed_out=True, cookie=cleared(SESSION_COOKIE))
+
+    async def connection(self) -> func.HttpResponse:
+        session = self.signed_in()
+        from shared.permissions import APPLICATION_PERMISSIONS, DELEGATED_SCOPES
+
+        store = self.c.store
+        connection = await store.get_connection(session.tenant_id)
+        needed = APPLICATION_PERMISSIONS if connection is None or connection.method == "bot" else DELEGATED_SCOPES
+        granted = set(connection.scopes) if connection is not None else set()
+        permissions = [{"name": name, "why": why, "granted": name in granted} for name, why in sorted(needed.items())]
+        conversations = [
+            r for r in await store.list_conversations(session.tenant_id) if getattr(r, "origin", "teams") == "teams"
+        ]
+        health = None
+        if connection is not None and connection.status == "connected":
+            from shared.services import health as checks
+
+            [health] = await checks.run_checks(
+                {"Microsoft Graph": checks.tenant_check(self.c.connect.directory, connection)}
+            )
+        return self.page(
+            "connection.html",
+            title="Connection",
+            nav="connection",
+            connection=connection,
+            status_text=STATUS_TEXT.get(connection.status, connection.status) if connection else "Not connected",
+            permissions=permissions,
+            missing=[p["name"] for p in permissions if not p["granted"]] if connection else [],
+            conversations=conversations,
+            health=health,
+        )
+
+    async def connect(self) -> func.HttpResponse:
+        session = self.change()
+        from shared.services.consent import ConsentInputError
+
+        method = self.form().get("method", "")
+        try:
+            url = await self.c.connect.consent.start(method, tenant=session.tenant_id, started_by=session.username)
+        except ConsentInputError as exc:
+            return self.page("message.html", status=400, title="Nothing was started", message=f"{exc}.")
+        return self.redirect(url)
+
+    async def disconnect(self) -> func.HttpResponse:
+        session = self.change()
+        await self.c.connect.consent.disconnect(session.tenant_id)
+        return self.redirect(f"{BASE}/connection")
