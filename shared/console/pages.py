@@ -130,6 +130,9 @@ class _Console:
         origin = self.req.headers.get("Origin")
         own = urlsplit(self.graph.public_base_url)
         if origin and origin != f"{own.scheme}://{own.netloc}":
+            log.warning(
+                "Console change from %s refused: the console is at %s", origin[:200], self.graph.public_base_url
+            )
             raise _Refused(self.refused_change("the request came from another site"))
         if not session.csrf_ok(self.form().get("csrf")):
             raise _Refused(self.refused_change("the form's security token is missing or out of date"))

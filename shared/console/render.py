@@ -34,7 +34,9 @@ def security_headers(authority_host: str) -> dict[str, str]:
     return {
         "Content-Security-Policy": policy,
         "X-Content-Type-Options": "nosniff",
-        "Referrer-Policy": "no-referrer",
+        # same-origin, not no-referrer: with no-referrer a browser sends "Origin: null" on the
+        # console's own form posts, which the CSRF check would refuse.
+        "Referrer-Policy": "same-origin",
         "Cache-Control": "no-store",
     }
 

@@ -13,6 +13,7 @@ never trusted for this: ``preferred_username`` can be changed and is not proof o
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
@@ -133,7 +134,9 @@ class SignIn:
             keys,
             app_id=self._app_id,
             authority_host=self._authority_host,
-            nonce=str(flow.get("nonce", "")),
+            # The authorization request carried the nonce's SHA-256 (OpenID Connect Core,
+            # "Nonce Implementation Notes"; MSAL's initiate_auth_code_flow), and so does the token.
+            nonce=hashlib.sha256(str(flow.get("nonce", "")).encode("ascii")).hexdigest() if flow.get("nonce") else "",
             now=self._clock(),
         )
 

@@ -121,7 +121,11 @@ class TestWhoMayManage:
         assert admin_because({"oid": PERSON.upper(), "wids": []}, (PERSON,)) == "listed in CONNECTOR_ADMINS"
 
     def test_not_a_upn_nor_another_role(self):
-        claims = {"oid": PERSON, "preferred_username": "alex@contoso.com", "wids": ["b79fbf4d-3ef9-4689-8143-76b194e85509"]}
+        claims = {
+            "oid": PERSON,
+            "preferred_username": "alex@contoso.com",
+            "wids": ["b79fbf4d-3ef9-4689-8143-76b194e85509"],
+        }
         assert admin_because(claims, ("alex@contoso.com",)) is None
 
 

@@ -1,0 +1,139 @@
+"""The console in a real browser (Chromium through Playwright) against what `make run` starts:
+the local host, the Agents Playground, and the simulator's Microsoft 365 with the Playground's
+organisation, connected by admin consent. People sign in through the simulator's Microsoft
+sign-in page (its account picker), as they would at login.microsoftonline.com."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.test_playground import local_run_with_m365  # noqa: F401  (the fixture)
+
+pytestmark = [pytest.mark.e2e, pytest.mark.azurite, pytest.mark.playground]
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
+OTHER_TENANT = "dddddddd-0000-4000-8000-00000000000d"
+
+
+@pytest.fixture
+async def browser():
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
+        try:
+            yield browser
+        finally:
+            await browser.close()
+
+
+async def sign_in(browser, host, who: str, **context):
+    """A new browser context signed in as ``who`` (the account picker's button text)."""
+    # The simulator's sign-in page is https with its own CA: this browser does not know it.
+    ctx = await browser.new_context(ignore_https_errors=True, **context)
+    page = await ctx.new_page()
+    await page.goto(f"{host.url}/api/console/")
+    await page.get_by_role("link", name="Sign in with Microsoft").click()
+    await page.get_by_role("button", name=who).click()
+    await page.wait_for_load_state("networkidle")
+    return ctx, page
+
+
+async def serious_violations(page) -> list[str]:
+    await page.add_script_tag(path=str(AXE))
+    result = await page.evaluate("async () => await axe.run(document, {resultTypes: ['violations']})")
+    return [
+        f"{v['id']} ({v['impact']}): {v['help']} at {[n['target'] for n in v['nodes']]}"
+        for v in result["violations"]
+        if v["impact"] in ("serious", "critical")
+    ]
+
+
+class TestSigningIn:
+    async def test_the_tenants_admin_sees_the_connection_made_by_admin_consent(self, local_run_with_m365, browser):
+        host, playground, _queue, _tenant = local_run_with_m365
+        me = playground.config["currentUser"]["name"]
+        ctx, page = await sign_in(browser, host, me)
+        assert page.url.endswith("/api/console/connection"), page.url
+        text = await page.inner_text("main")
+        assert "Connected" in text and "Bot identity (application permissions)" in text, text
+        assert playground.tenant_id in text
+        assert "Global Administrator" in await page.inner_text("header")
+        response = await page.reload()
+        policy = response.headers["content-security-policy"]
+        assert "script-src 'self'" in policy and "unsafe-inline" not in policy
+        await ctx.close()
+
+    async def test_someone_who_is_not_an_admin_is_told_why_and_shown_nothing(self, local_run_with_m365, browser):
+        host, playground, _queue, _tenant = local_run_with_m365
+        other = next(u for u in playground.config["users"] if u["aadObjectId"] != playground.user_id)
+        ctx, page = await sign_in(browser, host, other["name"])
+        text = await page.inner_text("main")
+        assert "You cannot manage this connector" in text and "Teams Administrator" in text, text
+        assert playground.tenant_id not in text and "Connected" not in text
+        # And no page of the console opens for them afterwards.
+        await page.goto(f"{host.url}/api/console/connection")
+        assert "Sign in with Microsoft" in await page.inner_text("main")
+        await ctx.close()
+
+    async def test_another_tenants_admin_sees_none_of_this_tenants_data(self, local_run_with_m365, browser):
+        from shared.console.signin import GLOBAL_ADMINISTRATOR
+
+        host, playground, _queue, _tenant = local_run_with_m365
+        other = host.m365.directory.add_tenant(OTHER_TENANT, "Fabrikam")
+        other.add_user("Fabrikam Admin", "admin@fabrikam.example", roles=(GLOBAL_ADMINISTRATOR,))
+        ctx, page = await sign_in(browser, host, "Fabrikam Admin")
+        text = await page.inner_text("main")
+        assert OTHER_TENANT in text and "Not connected" in text, text
+        assert playground.tenant_id not in text
+        for channel in playground.config["teams"][0]["channels"]:
+            assert channel["name"] not in text
+        await ctx.close()
+
+
+class TestChanges:
+    async def test_a_change_without_the_csrf_token_is_refused_and_changes_nothing(self, local_run_with_m365, browser):
+        host, playground, _queue, _tenant = local_run_with_m365
+        ctx, page = await sign_in(browser, host, playground.config["currentUser"]["name"])
+        answer = await page.request.post(f"{host.url}/api/console/connection/disconnect", form={"csrf": "guessed"})
+        assert answer.status == 403 and "Nothing was changed" in await answer.text()
+        await page.reload()
+        assert "Connected" in await page.inner_text("main")
+        # With the token the page carries, the same change goes through.
+        await page.get_by_role("button", name="Disconnect").click()
+        await page.wait_for_load_state("networkidle")
+        assert "Disconnected" in await page.inner_text("main")
+        await ctx.close()
+
+
+class TestAccessibility:
+    @pytest.mark.parametrize("scheme", ["light", "dark"])
+    async def test_no_serious_or_critical_violation_on_any_page(self, local_run_with_m365, browser, scheme):
+        host, playground, _queue, _tenant = local_run_with_m365
+        # axe is injected as a script: this context lets it past the page's policy.
+        ctx = await browser.new_context(ignore_https_errors=True, color_scheme=scheme, bypass_csp=True)
+        page = await ctx.new_page()
+        await page.goto(f"{host.url}/api/console/")
+        found = {"sign-in": await serious_violations(page)}
+        await page.get_by_role("link", name="Sign in with Microsoft").click()
+        await page.get_by_role("button", name=playground.config["currentUser"]["name"]).click()
+        await page.wait_for_load_state("networkidle")
+        found["connection"] = await serious_violations(page)
+        assert found == {"sign-in": [], "connection": []}
+        await ctx.close()
