@@ -57,6 +57,9 @@ class TestThePublishTree:
             if (ROOT / name).exists():  # function_app.py arrives with the app code
                 assert name in git_tree
         assert any(p.startswith("shared/") and p.endswith(".py") for p in git_tree)
+        # The console's pages are files the app reads, not Python: they ship too.
+        for part in ("shared/console/templates/connection.html", "shared/console/static/console.css"):
+            assert part in git_tree, part
 
     def test_from_disk_is_what_core_tools_would_upload(self):
         # Core Tools does not read .gitignore: .venv, node_modules and local settings on disk
