@@ -434,7 +434,8 @@ async def workflows_list(req: func.HttpRequest) -> func.HttpResponse:
 
 @_answers
 async def workflow_item(req: func.HttpRequest) -> func.HttpResponse:
-    from shared.domain.workflows import InvalidWorkflow, parse_workflow
+    from shared.domain.workflows import InvalidWorkflow
+    from shared.ports import TransientError
     from shared.services import workflows as workflow_service
 
     c, tenant_id = await _tenant_admin(req)
@@ -454,41 +455,25 @@ async def workflow_item(req: func.HttpRequest) -> func.HttpResponse:
         return _json_response(204, None)
     body = _json_body(req)
     try:
-        workflow = parse_workflow(body, tenant_id, workflow_id)
-        await _refuse_other_tenants(
-            c,
+        saved = await workflow_service.save_workflow(
+            c.store,
+            bootstrap.delivering(c).resolver,
             tenant_id,
-            [(f"recipients[{i}]", r, workflow.delivery) for i, r in enumerate(workflow.recipients)]
-            + [(f"fallbackRecipients[{i}]", r, "bot") for i, r in enumerate(workflow.fallback_recipients)],
-        )
-        saved = await workflow_service.put_workflow(
-            c.store, tenant_id, workflow, updated_by=_caller(req), commands=bootstrap.command_queue(c)
+            workflow_id,
+            body,
+            updated_by=_caller(req),
+            commands=bootstrap.command_queue(c),
         )
     except InvalidWorkflow as exc:
         return _json_response(400, {"error": str(exc), "field": exc.field})
     except workflow_service.WorkflowLimit as exc:
         return _json_response(409, {"error": str(exc)})
+    except TransientError as exc:
+        return _json_response(503, {"error": str(exc)})
     status = 201 if saved.created else 200
     return _json_response(
         status, {**saved.workflow.public(), "changed": saved.changed, "existingAlertsQueued": saved.existing_queued}
     )
-
-
-async def _refuse_other_tenants(c: Container, tenant_id: str, targets: list[tuple[str, Any, str]]) -> None:
-    """400 naming the first channel or chat recipient that is not one of the tenant's (503 when
-    that cannot be told now): checked when saved, and again when delivered."""
-    from shared.ports import TransientError
-    from shared.services.recipients import Unreachable
-
-    resolver = bootstrap.delivering(c).resolver
-    assert resolver is not None
-    for path, recipient, delivery in targets:
-        try:
-            await resolver.check_belongs(tenant_id, recipient, delivery)
-        except Unreachable as exc:
-            raise _Answer(_json_response(400, {"error": f"{path}: {exc}", "field": path})) from None
-        except TransientError as exc:
-            raise _Answer(_json_response(503, {"error": f"{path} cannot be checked now: {exc}"})) from None
 
 
 @_answers
@@ -507,66 +492,29 @@ async def workflow_test(req: func.HttpRequest) -> func.HttpResponse:
 
 @_answers
 async def alert_send(req: func.HttpRequest) -> func.HttpResponse:
-    """The manual "send to Teams": validated here, queued as a teams.message.send command."""
-    import uuid
-
-    from shared.domain.commands import SEND_TYPE, SendCommand, parse_command
-    from shared.domain.events import InvalidEvent
-    from shared.services.actions import find_alert
+    """The manual "send to Teams": checked and queued as a teams.message.send command."""
+    from shared.ports import TransientError
+    from shared.services.manual_send import SendRefused, send_alert
 
     c, tenant_id, body = await _tenant_admin_body(req)
-    if not isinstance(body, dict):
-        return _json_response(
-            400,
-            {"error": "the body must be a JSON object with recipients (and comment, fallbackRecipients)", "field": ""},
-        )
-    alert_id = req.route_params.get("alert_id", "")
-    state = await find_alert(c.store, tenant_id, alert_id)
-    if state is None:
-        return _json_response(404, {"error": f"tenant {tenant_id} has no alert {alert_id}"})
-    event_id = body.get("id") if isinstance(body.get("id"), str) and body.get("id") else f"send-{uuid.uuid4()}"
-    command = {
-        "specversion": "1.0",
-        "id": event_id,
-        "source": "urn:teams-alert-connector:admin",
-        "type": SEND_TYPE,
-        "subject": state.alert_id,
-        "tenantid": tenant_id,
-        "datacontenttype": "application/json",
-        "data": {
-            "alertId": state.alert_id,
-            "alertSource": state.event_source,
-            "recipients": body.get("recipients"),
-            "fallbackRecipients": body.get("fallbackRecipients") or [],
-            "comment": body.get("comment") or "",
-            "requestedBy": body.get("requestedBy") or _caller(req),
-        },
-    }
     try:
-        parsed = parse_command(command)
-    except InvalidEvent as exc:
-        field = exc.field.removeprefix("data.")
-        return _json_response(400, {"error": f"{field}: {exc.problem}", "field": field})
-    assert isinstance(parsed, SendCommand)
-    await _refuse_other_tenants(
-        c,
-        tenant_id,
-        [(f"recipients[{i}]", r, "bot") for i, r in enumerate(parsed.recipients)]
-        + [(f"fallbackRecipients[{i}]", r, "bot") for i, r in enumerate(parsed.fallback)],
-    )
-    queue = bootstrap.command_queue(c)
-    if queue is None:
-        return _json_response(
-            503,
-            {
-                "error": "no queue to send through: set ServiceBusConnection__fullyQualifiedNamespace "
-                "(or LOCAL_QUEUE_HOST_URL locally)"
-            },
+        queued = await send_alert(
+            c.store,
+            bootstrap.delivering(c).resolver,
+            bootstrap.command_queue(c),
+            tenant_id,
+            req.route_params.get("alert_id", ""),
+            body,
+            requested_by=_caller(req),
         )
-    import hashlib
-
-    await queue.publish(hashlib.sha256(f"{tenant_id}\n{event_id}".encode()).hexdigest()[:32], command)
-    return _json_response(202, {"eventId": event_id, "alertId": state.alert_id, "status": "queued"})
+    except SendRefused as exc:
+        answer: dict[str, Any] = {"error": str(exc)}
+        if exc.status == 400:
+            answer["field"] = exc.field
+        return _json_response(exc.status, answer)
+    except TransientError as exc:
+        return _json_response(503, {"error": str(exc)})
+    return _json_response(202, queued)
 
 
 @_answers

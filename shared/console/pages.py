@@ -7,6 +7,9 @@ Routes (under /api/console):
 - ``GET /signin`` starts "Sign in with Microsoft"; ``POST /signin`` is its callback (form_post);
 - ``POST /signout``;
 - ``GET /connection``; ``POST /connection/connect``, ``POST /connection/disconnect``;
+- ``GET /routing``; ``GET /routing/edit`` (``?id=``: an existing one); ``POST /routing/save``,
+  ``POST /routing/delete``, ``POST /routing/dry-run``; ``GET /directory?q=`` (the recipient
+  picker's search, JSON);
 - ``GET /static/{file}``.
 
 Every POST but the sign-in callback carries the session's CSRF token (a hidden form field) and,
@@ -21,7 +24,8 @@ from urllib.parse import parse_qsl, urlsplit
 
 import azure.functions as func
 
-from shared.console import render
+from shared import bootstrap
+from shared.console import forms, render
 from shared.console.session import (
     SESSION_COOKIE,
     SESSION_LIFETIME,
@@ -92,7 +96,7 @@ class _Console:
         self.cipher = TokenCipher.from_setting(self.graph.token_encryption_key)
         self.now = c.time.clock()
         self.session = open_session(read_cookie(req.headers.get("Cookie"), SESSION_COOKIE), self.cipher, self.now)
-        self._form: dict[str, str] | None = None
+        self._form: dict[str, list[str]] | None = None
 
     # ------------------------------------------------------------------ plumbing
 
@@ -105,6 +109,11 @@ class _Console:
         return render.redirect(location, authority_host=self.authority, cookie=cookie)
 
     def form(self) -> dict[str, str]:
+        """The posted form, each field's first value."""
+        return {name: values[0] for name, values in self.form_all().items()}
+
+    def form_all(self) -> dict[str, list[str]]:
+        """The posted form, every value of each field (the recipient chips share a name)."""
         if self._form is None:
             body = self.req.get_body()
             if len(body) > MAX_FORM_BYTES:
@@ -116,7 +125,9 @@ class _Console:
                         message=f"A console form is at most {MAX_FORM_BYTES // 1024} KiB.",
                     )
                 )
-            self._form = dict(parse_qsl(body.decode("utf-8", errors="replace"), keep_blank_values=True))
+            self._form = {}
+            for name, value in parse_qsl(body.decode("utf-8", errors="replace"), keep_blank_values=True):
+                self._form.setdefault(name, []).append(value)
         return self._form
 
     def signed_in(self) -> ConsoleSession:
@@ -168,6 +179,12 @@ class _Console:
             ("connection", "GET"): self.connection,
             ("connection/connect", "POST"): self.connect,
             ("connection/disconnect", "POST"): self.disconnect,
+            ("routing", "GET"): self.routing_list,
+            ("routing/edit", "GET"): self.routing_edit,
+            ("routing/save", "POST"): self.routing_save,
+            ("routing/delete", "POST"): self.routing_delete,
+            ("routing/dry-run", "POST"): self.routing_dry_run,
+            ("directory", "GET"): self.directory_search,
         }
         handler = routes.get((path, method))
         if handler is None:
@@ -277,3 +294,145 @@ class _Console:
         session = self.change()
         await self.c.connect.consent.disconnect(session.tenant_id)
         return self.redirect(f"{BASE}/connection")
+
+    # ------------------------------------------------------------------ routing
+
+    async def routing(
+        self,
+        *,
+        notice: str = "",
+        dry_run: dict[str, Any] | None = None,
+        event_text: str = "",
+        status: int = 200,
+        error: str = "",
+    ) -> func.HttpResponse:
+        session = self.signed_in()
+        from shared.services.workflows import describe
+
+        found = sorted(await self.c.store.list_workflows(session.tenant_id), key=lambda w: w.id)
+        return self.page(
+            "routing.html",
+            status=status,
+            title="Routing",
+            nav="routing",
+            workflows=[
+                {"id": w.id, "revision": w.revision, "summary": describe(w), "enabled": w.enabled} for w in found
+            ],
+            notice=notice,
+            dry_run=dry_run,
+            event_text=event_text,
+            error=error,
+            examples=forms.EXAMPLE_EVENT,
+        )
+
+    async def routing_edit(self) -> func.HttpResponse:
+        session = self.signed_in()
+        workflow_id = self.req.params.get("id", "")
+        values = forms.blank_workflow()
+        if workflow_id:
+            found = await self.c.store.get_workflow(session.tenant_id, workflow_id)
+            if found is None:
+                return self.page(
+                    "message.html",
+                    status=404,
+                    title="No such workflow",
+                    message=f"Your organisation has no workflow {workflow_id}.",
+                )
+            values = forms.workflow_values(found.public())
+        return self.workflow_page(values, {}, existing=bool(workflow_id))
+
+    def workflow_page(
+        self, values: dict[str, Any], errors: dict[str, str], *, existing: bool, status: int = 200
+    ) -> func.HttpResponse:
+        from shared.domain.events import SEVERITIES
+
+        return self.page(
+            "workflow.html",
+            status=status,
+            title="Workflow",
+            nav="routing",
+            form=values,
+            errors=errors,
+            existing=existing,
+            triggers=forms.TRIGGERS,
+            severities=SEVERITIES,
+            kinds=forms.KINDS,
+        )
+
+    async def routing_save(self) -> func.HttpResponse:
+        session = self.change()
+        from shared.domain.workflows import InvalidWorkflow
+        from shared.ports import TransientError
+        from shared.services import workflows as workflow_service
+
+        values = forms.read_workflow_form(self.form_all())
+        body, problems = forms.workflow_body(values)
+        existing = self.form().get("existing") == "1"
+        if problems:
+            return self.workflow_page(values, problems, existing=existing, status=400)
+        try:
+            saved = await workflow_service.save_workflow(
+                self.c.store,
+                bootstrap.delivering(self.c).resolver,
+                session.tenant_id,
+                values["id"],
+                body,
+                updated_by=session.username or session.name,
+                commands=bootstrap.command_queue(self.c),
+            )
+        except InvalidWorkflow as exc:
+            return self.workflow_page(values, {forms.form_field(exc.field): exc.problem}, existing=existing, status=400)
+        except (workflow_service.WorkflowLimit, TransientError) as exc:
+            return self.workflow_page(values, {"": str(exc)}, existing=existing, status=409)
+        what = "saved" if saved.changed else "unchanged"
+        return self.redirect(f"{BASE}/routing?saved={saved.workflow.id}&what={what}&r={saved.workflow.revision}")
+
+    async def routing_delete(self) -> func.HttpResponse:
+        session = self.change()
+        workflow_id = self.form().get("id", "")
+        if await self.c.store.has_workflow(session.tenant_id, workflow_id):
+            await self.c.store.delete_workflow(session.tenant_id, workflow_id)
+            log.info(
+                "Workflow %s of tenant %s deleted in the console by %s", workflow_id, session.tenant_id, session.user_id
+            )
+        return self.redirect(f"{BASE}/routing")
+
+    async def routing_dry_run(self) -> func.HttpResponse:
+        session = self.change()
+        import json
+
+        from shared.domain.events import InvalidEvent
+        from shared.domain.jsondepth import too_deep
+        from shared.services import workflows as workflow_service
+
+        text = self.form().get("event", "")
+        try:
+            if (problem := too_deep(text)) is not None:
+                raise ValueError(problem)
+            body = json.loads(text)
+            result = await workflow_service.dry_run(
+                self.c.store, session.tenant_id, body, bootstrap.delivering(self.c).resolver
+            )
+        except (ValueError, InvalidEvent) as exc:
+            field = getattr(exc, "field", "")
+            return await self.routing(
+                event_text=text, status=400, error=f"{field}: {exc}" if field and field not in str(exc) else str(exc)
+            )
+        return await self.routing(dry_run=result, event_text=text)
+
+    async def directory_search(self) -> func.HttpResponse:
+        session = self.signed_in()
+        found = await forms.search_recipients(self.c, session.tenant_id, self.req.params.get("q", ""))
+        return render.json_answer(found, authority_host=self.authority)
+
+    async def routing_list(self) -> func.HttpResponse:
+        saved = self.req.params.get("saved", "")
+        notice = ""
+        if saved:
+            what = (
+                "saved as revision " + self.req.params.get("r", "")
+                if self.req.params.get("what") == "saved"
+                else ("unchanged (the same definition)")
+            )
+            notice = f"Workflow {saved} {what}."
+        return await self.routing(notice=notice)

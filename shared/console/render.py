@@ -96,3 +96,11 @@ def static_file(name: str) -> func.HttpResponse:
         mimetype=STATIC_TYPES[path.suffix],
         headers={"Cache-Control": "public, max-age=31536000, immutable", "X-Content-Type-Options": "nosniff"},
     )
+
+
+def json_answer(value: Any, *, authority_host: str, status: int = 200) -> func.HttpResponse:
+    import json
+
+    return func.HttpResponse(
+        json.dumps(value), status_code=status, mimetype="application/json", headers=security_headers(authority_host)
+    )

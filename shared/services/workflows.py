@@ -91,6 +91,50 @@ async def put_workflow(
     raise ConcurrencyConflict(f"workflow {workflow.id} kept changing")
 
 
+async def save_workflow(
+    store: StateStore,
+    resolver: Any,  # shared.services.recipients.RecipientResolver
+    tenant_id: str,
+    workflow_id: str,
+    body: Any,
+    *,
+    updated_by: str,
+    commands: ActionPublisher | None,
+) -> Saved:
+    """A workflow as an admin sends it (the JSON route's body, or the console's form made into
+    one): parsed, its channel and chat recipients checked to be the tenant's, and saved.
+    InvalidWorkflow names the field at fault; TransientError when a recipient cannot be checked
+    now; WorkflowLimit when the tenant has the most workflows allowed."""
+    workflow = routing.parse_workflow(body, tenant_id, workflow_id)
+    await check_recipients(resolver, tenant_id, workflow)
+    return await put_workflow(store, tenant_id, workflow, updated_by=updated_by, commands=commands)
+
+
+async def check_recipients(resolver: Any, tenant_id: str, workflow: Workflow) -> None:
+    """Every channel or chat recipient is the tenant's (checked when saved, and again when delivered)."""
+    await check_recipients_of(
+        resolver,
+        tenant_id,
+        [(f"recipients[{i}]", r, workflow.delivery) for i, r in enumerate(workflow.recipients)]
+        + [(f"fallbackRecipients[{i}]", r, "bot") for i, r in enumerate(workflow.fallback_recipients)],
+    )
+
+
+async def check_recipients_of(resolver: Any, tenant_id: str, targets: list[tuple[str, Recipient, str]]) -> None:
+    """InvalidWorkflow naming the first (path, recipient, delivery) that is not the tenant's;
+    TransientError when one cannot be checked now."""
+    from shared.ports import TransientError
+    from shared.services.recipients import Unreachable
+
+    for path, recipient, delivery in targets:
+        try:
+            await resolver.check_belongs(tenant_id, recipient, delivery)
+        except Unreachable as exc:
+            raise InvalidWorkflow(path, str(exc)) from None
+        except TransientError as exc:
+            raise TransientError(f"{path} cannot be checked now: {exc}") from None
+
+
 async def queue_existing(workflow: Workflow, commands: ActionPublisher | None) -> bool:
     """Ask the queue trigger to deliver the open alerts this workflow matches."""
     if commands is None:

@@ -6,6 +6,7 @@ sign-in page (its account picker), as they would at login.microsoftonline.com.""
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -135,5 +136,82 @@ class TestAccessibility:
         await page.get_by_role("button", name=playground.config["currentUser"]["name"]).click()
         await page.wait_for_load_state("networkidle")
         found["connection"] = await serious_violations(page)
-        assert found == {"sign-in": [], "connection": []}
+        for name, path in (("routing", "routing"), ("workflow editor", "routing/edit")):
+            await page.goto(f"{host.url}/api/console/{path}")
+            found[name] = await serious_violations(page)
+        await page.locator("#recipients-search").fill("General")  # the picker, open
+        await page.locator("#recipients-options [role=option]").first.wait_for()
+        found["picker"] = await serious_violations(page)
+        await page.goto(f"{host.url}/api/console/routing")
+        await page.get_by_role("button", name="Run the dry run").click()
+        await page.wait_for_load_state("networkidle")
+        found["dry run"] = await serious_violations(page)
+        assert found == {page_name: [] for page_name in found}
+        await ctx.close()
+
+
+async def pick(page, picker: str, text: str, option: str) -> None:
+    """Type into a recipient picker and choose the option whose text contains ``option``."""
+    search = page.locator(f"#{picker}-search")
+    await search.fill(text)
+    await page.locator(f"#{picker}-options [role=option]", has_text=option).first.wait_for()
+    while True:  # move down with the keyboard until the option is the active one
+        active = await search.get_attribute("aria-activedescendant")
+        if active and option in await page.locator(f"#{active}").inner_text():
+            break
+        await search.press("ArrowDown")
+    await search.press("Enter")
+
+
+class TestRouting:
+    async def test_a_workflow_made_with_the_pickers_is_saved_and_the_dry_run_names_its_recipient(
+        self, local_run_with_m365, browser
+    ):
+        host, playground, _queue, _tenant = local_run_with_m365
+        ctx, page = await sign_in(browser, host, playground.config["currentUser"]["name"])
+        person = next(u for u in playground.config["users"] if u["aadObjectId"] != playground.user_id)
+        await page.get_by_role("link", name="Routing").click()
+        await page.get_by_role("link", name="New workflow").click()
+        await page.get_by_label("Id").fill("on-call")
+        await page.get_by_label("Name").fill("On call: everything high")
+        await pick(page, "recipients", person["name"].split()[0], person["name"])
+        await pick(page, "fallback", "General", "General")
+        await page.get_by_label("Comment").fill("Look at it within 15 minutes.")
+        await page.get_by_role("radio", name=re.compile(r"^New or updated \(")).check()
+        await page.get_by_label("Severity at least").select_option("high")
+        await page.get_by_role("button", name="Save").click()
+        await page.wait_for_load_state("networkidle")
+        text = await page.inner_text("main")
+        assert "Workflow on-call saved as revision 1." in text, text
+        assert "On call: everything high" in text
+
+        from shared import bootstrap
+
+        stored = await (await bootstrap.container()).store.get_workflow(playground.tenant_id, "on-call")
+        assert [r.to_json()["kind"] for r in stored.recipients] == ["person"]
+        assert stored.recipients[0].user == person["aadObjectId"]
+        assert [r.to_json()["kind"] for r in stored.fallback_recipients] == ["channel"]
+        assert stored.comment == "Look at it within 15 minutes." and stored.trigger == "new_or_updated"
+
+        await page.get_by_role("button", name="Run the dry run").click()
+        await page.wait_for_load_state("networkidle")
+        result = await page.locator(".result").inner_text()
+        assert f"{person['name']}: workflow On call: everything high (severity>=high)" in result, result
+        await ctx.close()
+
+    async def test_a_refused_workflow_says_why_next_to_the_field_and_keeps_what_was_typed(
+        self, local_run_with_m365, browser
+    ):
+        host, playground, _queue, _tenant = local_run_with_m365
+        ctx, page = await sign_in(browser, host, playground.config["currentUser"]["name"])
+        await page.goto(f"{host.url}/api/console/routing/edit")
+        await page.get_by_label("Id").fill("no-fallback")
+        await page.get_by_label("Name").fill("Without a fallback")
+        await pick(page, "recipients", "General", "General")
+        await page.get_by_role("button", name="Save").click()
+        await page.wait_for_load_state("networkidle")
+        error = await page.locator("#fallback-error").inner_text()
+        assert error == "must name at least one recipient", error  # the parser's words, under the fallback field
+        assert await page.get_by_label("Name").input_value() == "Without a fallback"
+        assert "General" in await page.locator("#recipients-picker .chips").inner_text()
         await ctx.close()
