@@ -391,6 +391,7 @@ def delivering(c: Container) -> Delivering:
         directory=directory,
         teams_app_catalog_id=c.settings.teams_app_catalog_id,
         bot_app_id=c.settings.bot_app_id or "",
+        default_service_url=c.settings.teams_service_url,
     )
     resolver.clock = c.time.clock
     return Delivering(

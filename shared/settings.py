@@ -232,6 +232,13 @@ SETTINGS: tuple[SettingSpec, ...] = (
         "the app > App ID); needed to reach people 1:1 and groups. Empty: person and group recipients fall back.",
     ),
     SettingSpec(
+        "TEAMS_SERVICE_URL",
+        "Bot Connector service URL for a conversation the connector starts (a person's or group's chat) "
+        "before it has heard from the tenant in Teams; Teams' global one by default. make run sets the "
+        "Agents Playground's.",
+        "https://smba.trafficmanager.net/teams/",
+    ),
+    SettingSpec(
         "CONNECTOR_ADMINS",
         "Comma-separated Microsoft Entra object ids or UPNs of people who may subscribe any channel or chat "
         "from Teams (team owners may always subscribe their channels).",
@@ -277,6 +284,7 @@ class Settings:
     meeting_organizer: str | None = None
     admin_api_key: str | None = None
     teams_app_catalog_id: str | None = None
+    teams_service_url: str = "https://smba.trafficmanager.net/teams/"
     connector_admins: tuple[str, ...] = ()
     delivery_queue: str = "teams-deliveries"
     tenant_sends_per_second: int = 45
@@ -477,6 +485,7 @@ def load_settings(env: Mapping[str, str] = os.environ) -> Settings:
         alert_channel_name_template=_text(env, "ALERT_CHANNEL_NAME_TEMPLATE") or "{severity} {id} {title}",
         meeting_organizer=_text(env, "MEETING_ORGANIZER"),
         teams_app_catalog_id=_text(env, "TEAMS_APP_CATALOG_ID"),
+        teams_service_url=_text(env, "TEAMS_SERVICE_URL") or "https://smba.trafficmanager.net/teams/",
         delivery_queue=_text(env, "DELIVERY_QUEUE") or "",
         tenant_sends_per_second=_positive_int(env, "TEAMS_TENANT_SENDS_PER_SECOND"),
         connector_admins=tuple(

@@ -288,6 +288,9 @@ def main(argv: list[str] | None = None) -> int:
             "AUTHORITY_HOST": simulator.authority_host,
             "LOCAL_CA_CERT_FILE": simulator.ca_file,
             "PUBLIC_BASE_URL": f"http://localhost:{args.port}",
+            # The bot's Teams is the Playground: a conversation the connector starts (a person's
+            # chat, a channel) before the bot has heard from the Playground goes there too.
+            "TEAMS_SERVICE_URL": f"http://localhost:{args.playground_port}/_connector",
             # The app writes to the host's queues with this run's token (basic auth from the URL).
             "LOCAL_HOST_TOKEN": host_token,
             "LOCAL_QUEUE_HOST_URL": host_url.replace("://", f"://local:{host_token}@", 1),

@@ -360,6 +360,10 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
           value: teamsAppCatalogId
         }
         {
+          name: 'TEAMS_SERVICE_URL'
+          value: 'https://smba.trafficmanager.net/teams/'
+        }
+        {
           name: 'CONNECTOR_ADMINS'
           value: connectorAdmins
         }

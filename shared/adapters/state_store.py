@@ -622,6 +622,12 @@ class TableStateStore:
                         await table.delete(entity["PartitionKey"], entity["RowKey"], etag)
         return [a for a in alerts if a.status in UNRESOLVED]
 
+    async def list_recent_alerts(self, tenant_id: str, limit: int = 200) -> list[AlertState]:
+        rows = await (await self._t("openalerts")).query(partition=tenant_id)
+        rows.sort(key=lambda row: str(row[0].get("Written") or ""), reverse=True)
+        alerts = await self._alerts([(tenant_id, e["RowKey"]) for e, _ in rows[:limit]])
+        return sorted(alerts, key=lambda a: a.updated or a.created or datetime.min.replace(tzinfo=UTC), reverse=True)
+
     async def find_alerts(self, tenant_id: str, alert_id: str) -> list[AlertState]:
         """The tenant's alerts with this id (any status; the same id may come from two sources):
         an open one through the open-alert index, one resolved a while ago through the id index
@@ -789,6 +795,9 @@ class TableStateStore:
     async def get_link(self, tenant_id: str, aad_object_id: str) -> AccountLink | None:
         row = await (await self._t("links")).get(tenant_id, records.encode_key(aad_object_id))
         return records.link_from_entity(row[0]) if row else None
+
+    async def delete_link(self, tenant_id: str, aad_object_id: str) -> None:
+        await (await self._t("links")).delete(tenant_id, records.encode_key(aad_object_id))
 
     # workflows (routing), one partition per tenant
     async def list_workflows(self, tenant_id: str) -> list[Workflow]:

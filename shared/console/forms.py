@@ -20,6 +20,7 @@ TRIGGERS = (
 )
 KINDS = ("alert", "issue")
 MAX_RECIPIENT_CHARS = 2000
+MAX_ALERTS_SHOWN = 200
 MIN_SEARCH = 2
 MAX_RESULTS = 25
 # The dry run's starting point: a CloudEvent of a new alert (docs/EVENTS.md).
@@ -288,3 +289,35 @@ async def search_recipients(c: Any, tenant_id: str, text: str) -> dict[str, Any]
     else:
         note = "the tenant is not connected: only the chats the connector knows are searched"
     return {"results": results[:MAX_RESULTS], "note": note}
+
+
+def read_send_form(form: dict[str, list[str]]) -> dict[str, Any]:
+    """Send to Teams: the recipients and fallback chosen with the pickers, and the comment."""
+    values = read_workflow_form(form)
+    return {"recipients": values["recipients"], "fallback": values["fallback"], "comment": values["comment"]}
+
+
+def card_row(delivery: Any) -> dict[str, str]:
+    """One card of an alert as the Alerts pages show it: where, its state, and why it is there."""
+    from shared.domain.jobs import conversation_from_json
+
+    where = (
+        conversation_from_json(delivery.conversation).label
+        if delivery.conversation
+        else delivery.recipient or delivery.conversation_id
+    )
+    state = {
+        "posted": "posted",
+        "posting": "being posted",
+        "failed": "refused",
+        "folded": "counted in a storm summary",
+    }.get(delivery.status, delivery.status)
+    fallback = (delivery.context or {}).get("fallbackFor") or ""
+    return {
+        "where": str(where),
+        "state": state,
+        "reason": delivery.reason or "",
+        "failure": delivery.failure or "",
+        "fallback": str(fallback),
+        "shows": f"revision {delivery.rendered_version}" if delivery.rendered_version >= 0 else "",
+    }

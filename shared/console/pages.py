@@ -10,6 +10,8 @@ Routes (under /api/console):
 - ``GET /routing``; ``GET /routing/edit`` (``?id=``: an existing one); ``POST /routing/save``,
   ``POST /routing/delete``, ``POST /routing/dry-run``; ``GET /directory?q=`` (the recipient
   picker's search, JSON);
+- ``GET /alerts``; ``GET /alerts/view?key=``; ``POST /alerts/send`` (Send to Teams);
+- ``GET /problems``; ``POST /problems/link`` (approve or refuse an account link);
 - ``GET /static/{file}``.
 
 Every POST but the sign-in callback carries the session's CSRF token (a hidden form field) and,
@@ -18,6 +20,7 @@ when the browser sends one, an Origin of the console's own address: else 403.
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -185,6 +188,11 @@ class _Console:
             ("routing/delete", "POST"): self.routing_delete,
             ("routing/dry-run", "POST"): self.routing_dry_run,
             ("directory", "GET"): self.directory_search,
+            ("alerts", "GET"): self.alerts,
+            ("alerts/view", "GET"): self.alert_view,
+            ("alerts/send", "POST"): self.alert_send,
+            ("problems", "GET"): self.problems,
+            ("problems/link", "POST"): self.problems_link,
         }
         handler = routes.get((path, method))
         if handler is None:
@@ -436,3 +444,126 @@ class _Console:
             )
             notice = f"Workflow {saved} {what}."
         return await self.routing(notice=notice)
+
+    # ------------------------------------------------------------------ alerts
+
+    async def alerts(self) -> func.HttpResponse:
+        session = self.signed_in()
+        store = self.c.store
+        found = await store.list_recent_alerts(session.tenant_id, limit=forms.MAX_ALERTS_SHOWN)
+        rows = []
+        for state in found:
+            cards = await store.list_deliveries(session.tenant_id, state.key)
+            rows.append({"alert": state, "cards": [forms.card_row(d) for d in cards]})
+        return self.page("alerts.html", title="Alerts", nav="alerts", rows=rows, now=self.now)
+
+    async def alert_view(
+        self,
+        *,
+        key: str | None = None,
+        errors: dict[str, str] | None = None,
+        notice: str = "",
+        values: dict[str, Any] | None = None,
+        status: int = 200,
+    ) -> func.HttpResponse:
+        session = self.signed_in()
+        key = key if key is not None else self.req.params.get("key", "")
+        state = await self.c.store.get_alert(session.tenant_id, key) if key else None
+        if state is None:
+            return self.page(
+                "message.html",
+                status=404,
+                title="No such alert",
+                message="Your organisation has no such alert (it may have been removed after its retention).",
+            )
+        cards = [forms.card_row(d) for d in await self.c.store.list_deliveries(session.tenant_id, state.key)]
+        return self.page(
+            "alert.html",
+            status=status,
+            title=f"Alert {state.alert_id}",
+            nav="alerts",
+            alert=state,
+            cards=cards,
+            errors=errors or {},
+            notice=notice,
+            send=values or {"recipients": [], "fallback": [], "comment": ""},
+            now=self.now,
+        )
+
+    async def alert_send(self) -> func.HttpResponse:
+        session = self.change()
+        from shared.ports import TransientError
+        from shared.services.manual_send import SendRefused, send_alert
+
+        form = self.form_all()
+        key = self.form().get("key", "")
+        values = forms.read_send_form(form)
+        state = await self.c.store.get_alert(session.tenant_id, key)
+        if state is None:
+            return await self.alert_view(key=key)
+        body = {
+            "recipients": [json.loads(c["value"]) for c in values["recipients"]],
+            "fallbackRecipients": [json.loads(c["value"]) for c in values["fallback"]],
+            "comment": values["comment"],
+        }
+        try:
+            queued = await send_alert(
+                self.c.store,
+                bootstrap.delivering(self.c).resolver,
+                bootstrap.command_queue(self.c),
+                session.tenant_id,
+                state.alert_id,
+                body,
+                requested_by=session.name,
+            )
+        except SendRefused as exc:
+            return await self.alert_view(
+                key=key, errors={forms.form_field(exc.field) or "": str(exc)}, values=values, status=exc.status
+            )
+        except TransientError as exc:
+            return await self.alert_view(key=key, errors={"": str(exc)}, values=values, status=503)
+        log.info(
+            "Alert %s of tenant %s sent to Teams from the console by %s (%s)",
+            state.alert_id,
+            session.tenant_id,
+            session.user_id,
+            queued["eventId"],
+        )
+        return await self.alert_view(
+            key=key, notice="Sent: the cards go out in a moment; this page shows them once posted."
+        )
+
+    # ------------------------------------------------------------------ problems
+
+    async def problems(self, *, notice: str = "") -> func.HttpResponse:
+        session = self.signed_in()
+        store = self.c.store
+        undeliverable = await store.list_undeliverable(session.tenant_id, limit=100)
+        links = [link for link in await store.list_links(session.tenant_id) if not link.verified]
+        return self.page(
+            "problems.html", title="Problems", nav="problems", undeliverable=undeliverable, links=links, notice=notice
+        )
+
+    async def problems_link(self) -> func.HttpResponse:
+        session = self.change()
+        from dataclasses import replace
+
+        form = self.form()
+        person = form.get("person", "").lower()
+        link = await self.c.store.get_link(session.tenant_id, person) if person else None
+        if link is None:
+            return await self.problems(notice="That request is gone: nothing was changed.")
+        if form.get("decision") == "approve":
+            await self.c.store.save_link(replace(link, method="admin", updated=self.now))
+            log.info(
+                "Account link of %s in tenant %s approved in the console by %s",
+                person,
+                session.tenant_id,
+                session.user_id,
+            )
+            return await self.problems(notice=f"{link.upn or person} is linked to {link.platform_identity}.")
+        await self.c.store.delete_link(session.tenant_id, person)
+        log.info(
+            "Account link of %s in tenant %s refused in the console by %s", person, session.tenant_id, session.user_id
+        )
+        return await self.problems(notice=f"The link of {link.upn or person} to {link.platform_identity} was refused.")

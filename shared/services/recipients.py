@@ -61,6 +61,9 @@ class RecipientResolver:
     directory: Directory | None = None  # None: the tenant connection is off (GRAPH_APP_ID unset)
     teams_app_catalog_id: str | None = None
     bot_app_id: str = ""
+    # Where the bot posts in a conversation of a tenant it has not heard from in Teams yet
+    # (TEAMS_SERVICE_URL): Teams' global service URL, or locally the Agents Playground's.
+    default_service_url: str = DEFAULT_SERVICE_URL
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
 
     async def resolve(self, tenant_id: str, recipient: Recipient, delivery: str = "bot") -> ConversationRecord:
@@ -177,7 +180,7 @@ class RecipientResolver:
             ),
             None,
         )
-        service_url = template.service_url if template else DEFAULT_SERVICE_URL
+        service_url = template.service_url if template else self.default_service_url
         bot = (template.reference.get("bot") if template else None) or {
             "id": f"28:{self.bot_app_id}",
             "name": "Teams Alert Connector",

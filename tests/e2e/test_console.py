@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_playground import local_run_with_m365  # noqa: F401  (the fixture)
+from tests.e2e.test_playground import install, local_run_with_m365  # noqa: F401  (the fixture)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.azurite, pytest.mark.playground]
 
@@ -127,6 +127,32 @@ class TestAccessibility:
     @pytest.mark.parametrize("scheme", ["light", "dark"])
     async def test_no_serious_or_critical_violation_on_any_page(self, local_run_with_m365, browser, scheme):
         host, playground, _queue, _tenant = local_run_with_m365
+        from datetime import UTC, datetime
+
+        from shared import bootstrap
+        from shared.domain.model import AlertState, Undeliverable
+
+        store = (await bootstrap.container()).store
+        now = datetime.now(UTC)
+        state = await store.save_alert(
+            AlertState(
+                playground.tenant_id,
+                "k-a11y",
+                "A11Y-1",
+                "prom",
+                "https://am",
+                "Disk full",
+                "open",
+                "critical",
+                created=now,
+                updated=now,
+            )
+        )
+        await store.record_undeliverable(
+            Undeliverable(
+                playground.tenant_id, state.key, "A11Y-1", "nobody@example.com", "not found", "no fallback", now
+            )
+        )
         # axe is injected as a script: this context lets it past the page's policy.
         ctx = await browser.new_context(ignore_https_errors=True, color_scheme=scheme, bypass_csp=True)
         page = await ctx.new_page()
@@ -136,7 +162,13 @@ class TestAccessibility:
         await page.get_by_role("button", name=playground.config["currentUser"]["name"]).click()
         await page.wait_for_load_state("networkidle")
         found["connection"] = await serious_violations(page)
-        for name, path in (("routing", "routing"), ("workflow editor", "routing/edit")):
+        for name, path in (
+            ("routing", "routing"),
+            ("alerts", "alerts"),
+            ("problems", "problems"),
+            ("alert", "alerts/view?key=k-a11y"),
+            ("workflow editor", "routing/edit"),  # last: its picker is opened below
+        ):
             await page.goto(f"{host.url}/api/console/{path}")
             found[name] = await serious_violations(page)
         await page.locator("#recipients-search").fill("General")  # the picker, open
@@ -214,4 +246,101 @@ class TestRouting:
         assert error == "must name at least one recipient", error  # the parser's words, under the fallback field
         assert await page.get_by_label("Name").input_value() == "Without a fallback"
         assert "General" in await page.locator("#recipients-picker .chips").inner_text()
+        await ctx.close()
+
+
+class TestAlertsAndProblems:
+    async def test_a_routed_alert_shown_escaped_then_sent_on_with_a_comment_and_an_undeliverable_one(
+        self, local_run_with_m365, browser, tmp_path
+    ):
+        import asyncio
+        import io
+        import json
+
+        import aiohttp
+
+        from shared.security import tenant_admin_key
+        from tools import publish as publisher
+
+        host, playground, _queue, _tenant = local_run_with_m365
+        me = playground.config["currentUser"]
+        [general] = [c["id"] for c in playground.config["teams"][0]["channels"] if c["name"] == "General"]
+        await install(playground)  # the Playground's user opens their chat with the bot
+        ctx, page = await sign_in(browser, host, me["name"])
+        await page.goto(f"{host.url}/api/console/routing/edit")
+        await page.get_by_label("Id").fill("to-me")
+        await page.get_by_label("Name").fill("Alerts to me")
+        await page.get_by_label("Title contains").fill("onerror")
+        await pick(page, "recipients", me["name"].split()[0], me["name"])
+        await pick(page, "fallback", "General", "General")
+        await page.get_by_role("button", name="Save").click()
+        await page.wait_for_load_state("networkidle")
+
+        async def publish(title: str, alert_id: str, exit_code: int = 0) -> None:
+            event = json.loads((ROOT / "examples" / "alert-created.json").read_text())
+            event["id"] = f"event-{alert_id}"
+            event["data"].update(id=alert_id, title=title)
+            path = tmp_path / f"{alert_id}.json"
+            path.write_text(json.dumps(event))
+            out = io.StringIO()
+            args = [str(path), "--tenant", playground.tenant_id, "--host", host.url, "--wait", "20"]
+            assert await asyncio.to_thread(publisher.main, args, out) == exit_code, out.getvalue()
+            await host.wait_idle(timeout=20)
+
+        await publish("<img src=x onerror=alert(1)>", "XSS-1")
+        await page.get_by_role("link", name="Alerts").click()
+        text = await page.inner_text("main")
+        assert "<img src=x onerror=alert(1)>" in text, text  # shown as text, not as an element
+        assert await page.locator("main img").count() == 0
+        await page.get_by_role("link", name="XSS-1").click()
+        cards = await page.locator("#cards-heading + .table-wrap").inner_text()
+        assert "the personal chat of Alex Wilber" in cards and "posted" in cards and "Alerts to me" in cards, cards
+
+        # Send to Teams: to the General channel, with a comment for its thread.
+        await pick(page, "recipients", "General", "General")
+        await page.get_by_label("Comment").fill("Can you take this one?")
+        await page.get_by_role("button", name="Send").click()
+        await page.wait_for_load_state("networkidle")
+        assert "Sent" in await page.locator(".notice").inner_text()
+        await host.wait_idle(timeout=20)
+        reply = await playground.wait_for(
+            "the comment in the card's thread",
+            lambda e: e.action == "createMessage" and "Can you take this one?" in json.dumps(e.message),
+            20,
+        )
+        assert reply.conversation_id == general and reply.cards, reply  # a new card there, with the comment
+        assert "Can you take this one?" in json.dumps(reply.cards)
+        # Sent again to where its card is: the comment goes into the card's thread.
+        await page.reload()
+        await pick(page, "recipients", "General", "General")
+        await page.get_by_label("Comment").fill("Still open: who has it?")
+        await page.get_by_role("button", name="Send").click()
+        await page.wait_for_load_state("networkidle")
+        await host.wait_idle(timeout=20)
+        threaded = await playground.wait_for(
+            "the comment in the card's thread",
+            lambda e: e.action == "createMessage" and "Still open: who has it?" in (e.message.get("text") or ""),
+            20,
+        )
+        assert threaded.conversation_id == f"{general};messageid={reply.message_id}", threaded
+        # A workflow (made through the JSON route) whose recipient and fallback both cannot be reached.
+        key = {"X-Admin-Key": tenant_admin_key(os.environ["ADMIN_API_KEY"], playground.tenant_id)}
+        nowhere = {
+            "id": "nowhere",
+            "name": "Nowhere",
+            "match": {"titleContains": "orphan"},
+            "trigger": "new_or_updated",
+            "recipients": [{"kind": "person", "user": "nobody@example.com"}],
+            "fallbackRecipients": [{"kind": "person", "user": "ghost@example.com"}],
+        }
+        async with aiohttp.ClientSession() as http:
+            url = f"{host.url}/api/tenants/{playground.tenant_id}/workflows/nowhere"
+            async with http.put(url, json=nowhere, headers=key) as answer:
+                assert answer.status == 201, await answer.text()
+        await publish("An orphan alert", "ORPHAN-1", exit_code=1)  # make publish says it was undeliverable
+        await page.get_by_role("link", name="Problems").click()
+        text = await page.inner_text("main")
+        row = await page.locator("tr", has_text="ORPHAN-1").inner_text()
+        assert "nobody@example.com was not found in the organisation's directory" in row, row  # the reason
+        assert "ghost@example.com: ghost@example.com was not found" in row, row  # and the fallback's
         await ctx.close()

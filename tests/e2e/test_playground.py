@@ -282,6 +282,7 @@ async def local_run_with_m365(azurite, table_prefix, monkeypatch):
     monkeypatch.setenv("PUBLIC_BASE_URL", host.url)
     try:
         async with Playground(f"{host.url}/api/messages") as playground:
+            monkeypatch.setenv("TEAMS_SERVICE_URL", f"{playground.url}/_connector")  # as make run sets it
             tenant = seed(simulator.directory, playground.config)
             answer = await asyncio.to_thread(connect_tenant, host.url, admin_key, simulator.ca_file)
             assert answer.startswith("Connected"), answer
