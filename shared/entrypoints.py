@@ -8,7 +8,6 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import re
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +17,7 @@ from shared import bootstrap
 from shared.services import bot as bot_service
 from shared.services import periodic as periodic_service
 from shared.services import processing as event_service
+from shared.services.sources import INGEST_KEY_HEADER, SOURCE_NAME
 from shared.settings import SettingsError, unresolved_message
 
 if TYPE_CHECKING:
@@ -639,9 +639,6 @@ async def put_link(req: func.HttpRequest) -> func.HttpResponse:
 # CloudEvent per alert; the queue trigger does the rest, so a burst of webhooks never holds
 # requests open while Teams is slow.
 
-INGEST_KEY_HEADER = "X-Ingest-Key"
-_SOURCE_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
-
 
 @_answers
 async def ingest(req: func.HttpRequest) -> func.HttpResponse:
@@ -666,7 +663,7 @@ async def ingest(req: func.HttpRequest) -> func.HttpResponse:
     except InvalidTenantId as exc:
         return _json_response(400, {"error": f"tenant {exc}", "field": "tenant"})
     source = req.params.get("source", "")
-    if not _SOURCE_NAME.fullmatch(source):
+    if not SOURCE_NAME.fullmatch(source):
         return _json_response(
             400,
             {
@@ -756,40 +753,19 @@ def _presented_ingest_key(req: func.HttpRequest) -> str | None:
 @_answers
 async def ingest_setup(req: func.HttpRequest) -> func.HttpResponse:
     """A source's key and ready URLs, one per format (the tenant's admin key)."""
-    from shared.domain.inbound import FORMAT_NAMES
-    from shared.security import ingest_key
+    from shared.services.sources import InvalidSource, source_setup
 
     c, tenant_id = await _tenant_admin(req)
-    source = req.route_params.get("source", "")
-    if not _SOURCE_NAME.fullmatch(source):
-        return _json_response(
-            400, {"error": "source must be 1 to 63 lower-case letters, digits or dashes", "field": "source"}
+    try:
+        setup = await source_setup(
+            c.store,
+            _master_key(c),
+            c.settings.graph.public_base_url if c.settings.graph else "",
+            tenant_id,
+            req.route_params.get("source", ""),
+            rotate=req.method == "POST",  # rotate this source's key alone
+            rotated_by=_caller(req),
         )
-    if req.method == "POST":  # rotate this source's key alone
-        version = await c.store.rotate_source_key(tenant_id, source)
-        log.info(
-            "The key of source %s of tenant %s was rotated (version %d) by %s", source, tenant_id, version, _caller(req)
-        )
-    else:
-        version = await c.store.source_key_version(tenant_id, source)
-    key = ingest_key(_master_key(c), tenant_id, source, version)
-    base = (c.settings.graph.public_base_url if c.settings.graph else "") or "https://<your function app>"
-    # The key goes in a header the source keeps secret; only Azure Monitor's webhook, which
-    # cannot send one, has it in the URL (a URL is shown and logged by the sources that hold it).
-    in_url = {"azure-monitor"}
-    return _json_response(
-        200,
-        {
-            "tenant": tenant_id,
-            "source": source,
-            "keyVersion": version,
-            "header": INGEST_KEY_HEADER,
-            "key": key,
-            "authorization": f"Bearer {key}",
-            "urls": {
-                name: f"{base}/api/events/{name}?tenant={tenant_id}&source={source}"
-                + (f"&key={key}" if name in in_url else "")
-                for name in FORMAT_NAMES
-            },
-        },
-    )
+    except InvalidSource as exc:
+        return _json_response(400, {"error": str(exc), "field": "source"})
+    return _json_response(200, setup)

@@ -321,3 +321,41 @@ def card_row(delivery: Any) -> dict[str, str]:
         "fallback": str(fallback),
         "shows": f"revision {delivery.rendered_version}" if delivery.rendered_version >= 0 else "",
     }
+
+
+def source_snippets(setup: dict[str, Any]) -> dict[str, tuple[str, str]]:
+    """Ready-to-paste settings for each format: (where it goes, the text)."""
+    urls, key = setup["urls"], setup["key"]
+    return {
+        "alertmanager": (
+            "alertmanager.yml: a receiver, and a route that sends to it",
+            "receivers:\n"
+            "  - name: teams\n"
+            "    webhook_configs:\n"
+            f"      - url: {urls['alertmanager']}\n"
+            "        send_resolved: true\n"
+            "        http_config:\n"
+            "          authorization:\n"
+            f"            credentials: {key}\n",
+        ),
+        "grafana": (
+            "Grafana: Alerting > Contact points > New > Webhook",
+            f"URL: {urls['grafana']}\nHTTP method: POST\nAuthorization header - scheme: Bearer\n"
+            f"Authorization header - credentials: {key}\n",
+        ),
+        "azure-monitor": (
+            "Azure Monitor: an action group's Webhook action, common alert schema on",
+            f"URI: {urls['azure-monitor']}\nEnable the common alert schema: Yes\n",
+        ),
+        "pagerduty": (
+            "PagerDuty: Integrations > Generic Webhooks (v3) > New Webhook",
+            f"Webhook URL: {urls['pagerduty']}\nCustom header: {setup['header']} = {key}\n",
+        ),
+        "cloudevents": (
+            "Any system that sends CloudEvents (docs/EVENTS.md), for example with curl",
+            f"curl -X POST '{urls['cloudevents']}' \\\n"
+            f"  -H '{setup['header']}: {key}' \\\n"
+            "  -H 'Content-Type: application/cloudevents+json' \\\n"
+            "  --data @event.json\n",
+        ),
+    }

@@ -12,6 +12,8 @@ Routes (under /api/console):
   picker's search, JSON);
 - ``GET /alerts``; ``GET /alerts/view?key=``; ``POST /alerts/send`` (Send to Teams);
 - ``GET /problems``; ``POST /problems/link`` (approve or refuse an account link);
+- ``GET /sources``; ``POST /sources/show`` (a source's key and settings, asked for), ``POST
+  /sources/rotate``;
 - ``GET /static/{file}``.
 
 Every POST but the sign-in callback carries the session's CSRF token (a hidden form field) and,
@@ -193,6 +195,9 @@ class _Console:
             ("alerts/send", "POST"): self.alert_send,
             ("problems", "GET"): self.problems,
             ("problems/link", "POST"): self.problems_link,
+            ("sources", "GET"): self.sources,
+            ("sources/show", "POST"): self.sources_show,
+            ("sources/rotate", "POST"): self.sources_show,
         }
         handler = routes.get((path, method))
         if handler is None:
@@ -567,3 +572,59 @@ class _Console:
             "Account link of %s in tenant %s refused in the console by %s", person, session.tenant_id, session.user_id
         )
         return await self.problems(notice=f"The link of {link.upn or person} to {link.platform_identity} was refused.")
+
+    # ------------------------------------------------------------------ sources
+
+    async def sources(self) -> func.HttpResponse:
+        self.signed_in()
+        return self.page(
+            "sources.html", title="Sources", nav="sources", setup=None, error="", name="alertmanager", snippets={}
+        )
+
+    async def sources_show(self) -> func.HttpResponse:
+        """A source's key and its settings for every format: shown only when asked for (a POST,
+        never cached), and after a rotation the new key."""
+        session = self.change()
+        from shared.services.sources import InvalidSource, source_setup
+
+        name = self.form().get("source", "").strip()
+        rotate = self.req.route_params.get("rest", "").strip("/") == "sources/rotate"
+        admin_key = self.c.settings.admin_api_key
+        if not admin_key:
+            return self.page(
+                "message.html",
+                status=503,
+                title="Sources are off",
+                message="The connector's operator has not set ADMIN_API_KEY, from which the keys derive.",
+            )
+        try:
+            setup = await source_setup(
+                self.c.store,
+                admin_key,
+                self.graph.public_base_url,
+                session.tenant_id,
+                name,
+                rotate=rotate,
+                rotated_by=session.user_id,
+            )
+        except InvalidSource as exc:
+            return self.page(
+                "sources.html",
+                status=400,
+                title="Sources",
+                nav="sources",
+                setup=None,
+                error=str(exc),
+                name=name,
+                snippets={},
+            )
+        return self.page(
+            "sources.html",
+            title="Sources",
+            nav="sources",
+            setup=setup,
+            error="",
+            name=name,
+            snippets=forms.source_snippets(setup),
+            rotated=rotate,
+        )

@@ -166,6 +166,7 @@ class TestAccessibility:
             ("routing", "routing"),
             ("alerts", "alerts"),
             ("problems", "problems"),
+            ("sources", "sources"),
             ("alert", "alerts/view?key=k-a11y"),
             ("workflow editor", "routing/edit"),  # last: its picker is opened below
         ):
@@ -174,6 +175,10 @@ class TestAccessibility:
         await page.locator("#recipients-search").fill("General")  # the picker, open
         await page.locator("#recipients-options [role=option]").first.wait_for()
         found["picker"] = await serious_violations(page)
+        await page.goto(f"{host.url}/api/console/sources")
+        await page.get_by_role("button", name="Show its key and settings").click()
+        await page.wait_for_load_state("networkidle")
+        found["source settings"] = await serious_violations(page)
         await page.goto(f"{host.url}/api/console/routing")
         await page.get_by_role("button", name="Run the dry run").click()
         await page.wait_for_load_state("networkidle")
@@ -343,4 +348,38 @@ class TestAlertsAndProblems:
         row = await page.locator("tr", has_text="ORPHAN-1").inner_text()
         assert "nobody@example.com was not found in the organisation's directory" in row, row  # the reason
         assert "ghost@example.com: ghost@example.com was not found" in row, row  # and the fallback's
+        await ctx.close()
+
+
+class TestSources:
+    async def test_a_sources_key_is_shown_when_asked_for_works_and_a_rotation_stops_it(
+        self, local_run_with_m365, browser
+    ):
+        import aiohttp
+
+        host, playground, _queue, _tenant = local_run_with_m365
+        ctx, page = await sign_in(browser, host, playground.config["currentUser"]["name"])
+        await page.get_by_role("link", name="Sources").click()
+        assert await page.locator("code.secret").count() == 0  # no key until asked for
+        await page.get_by_label("Source name").fill("prometheus-prod")
+        await page.get_by_role("button", name="Show its key and settings").click()
+        key = (await page.locator("code.secret").inner_text()).strip()
+        alertmanager = await page.get_by_label("alertmanager settings").inner_text()
+        url = f"/api/events/alertmanager?tenant={playground.tenant_id}&source=prometheus-prod"
+        assert url in alertmanager and f"credentials: {key}" in alertmanager, alertmanager
+        firing = (ROOT / "examples" / "alertmanager-firing.json").read_bytes()
+
+        async def post(with_key: str) -> int:
+            async with aiohttp.ClientSession() as http:
+                headers = {"Authorization": f"Bearer {with_key}", "Content-Type": "application/json"}
+                async with http.post(f"{host.url}{url}", data=firing, headers=headers) as answer:
+                    return answer.status
+
+        assert await post(key) == 202
+        await page.get_by_role("button", name="Rotate the key of prometheus-prod").click()
+        assert "The key was rotated" in await page.locator(".notice").inner_text()
+        new_key = (await page.locator("code.secret").inner_text()).strip()
+        assert new_key != key
+        assert await post(key) in (401, 403) and await post(new_key) == 202
+        await host.wait_idle(timeout=20)
         await ctx.close()
