@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP_PY := $(VENV)/.installed
 STAMP_NPM := node_modules/.installed
 
-.PHONY: run test lint bench setup publish package gallery reset clean
+.PHONY: run test lint bench setup publish package gallery console-gallery reset clean
 
 setup: $(STAMP_PY) $(STAMP_NPM)
 
@@ -58,6 +58,11 @@ bench: setup
 gallery: setup
 	bash tools/install_chromium.sh
 	$(PY) -m tools.gallery
+
+## Screenshot every page of the console to docs/console/ (light and dark, 1280 px), from its browser test's data.
+console-gallery: setup
+	bash tools/install_chromium.sh
+	CONSOLE_GALLERY_DIR=$(CURDIR)/docs/console $(PY) -m pytest -q tests/e2e/test_console.py -k Gallery
 
 ## Post an example to the running connector's ingest route, or save an example workflow:
 ## make publish FILE=examples/alert-created.json (QUEUE=1: to the inbound queue as it is)

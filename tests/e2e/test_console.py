@@ -383,3 +383,159 @@ class TestSources:
         assert await post(key) in (401, 403) and await post(new_key) == 202
         await host.wait_idle(timeout=20)
         await ctx.close()
+
+
+# Every console page, as the gallery shows it (docs/console/<name>.<theme>.png).
+GALLERY_PAGES = (
+    "sign-in",
+    "refused",
+    "connection",
+    "routing",
+    "workflow",
+    "dry-run",
+    "alerts",
+    "alert",
+    "sources",
+    "problems",
+)
+GALLERY_THEMES = ("light", "dark")
+GALLERY_WIDTH = 1280
+
+
+class TestGallery:
+    """Screenshots of every page, in light and dark at 1280 px, from this test's data. With
+    CONSOLE_GALLERY_DIR set (make console-gallery) they are written there: docs/console."""
+
+    async def test_every_page_is_drawn_in_both_themes(self, local_run_with_m365, browser, tmp_path):
+        import struct
+        from datetime import UTC, datetime, timedelta
+
+        from shared import bootstrap
+        from shared.domain.model import AlertState, Delivery, StatusStep, Undeliverable
+
+        host, playground, _queue, _tenant = local_run_with_m365
+        out = Path(os.environ.get("CONSOLE_GALLERY_DIR") or tmp_path)
+        out.mkdir(parents=True, exist_ok=True)
+        store = (await bootstrap.container()).store
+        tenant = playground.tenant_id
+        me = playground.config["currentUser"]
+        other = next(u for u in playground.config["users"] if u["aadObjectId"] != playground.user_id)
+        [general] = [c for c in playground.config["teams"][0]["channels"] if c["name"] == "General"]
+        now = datetime.now(UTC)
+        state = await store.save_alert(
+            AlertState(
+                tenant,
+                "k-disk",
+                "ALRT-2001",
+                "Prometheus",
+                "https://prometheus.example.com",
+                "Disk almost full on db-1",
+                "acknowledged",
+                "critical",
+                description="/var/lib/postgresql is 96% full.",
+                created=now - timedelta(minutes=42),
+                updated=now,
+                steps=(StatusStep("acknowledged", now - timedelta(minutes=30), me["name"], "Teams"),),
+            )
+        )
+        await store.save_delivery(
+            Delivery(
+                tenant,
+                state.key,
+                general["id"],
+                activity_id="1",
+                rendered_version=1,
+                status="posted",
+                reason="workflow Production: critical",
+                conversation={
+                    "id": general["id"],
+                    "type": "channel",
+                    "name": "My Team / General",
+                    "tenantId": tenant,
+                    "serviceUrl": "",
+                    "reference": {},
+                },
+            )
+        )
+        await store.record_undeliverable(
+            Undeliverable(
+                tenant,
+                state.key,
+                "ALRT-2001",
+                "nobody@example.com",
+                "nobody@example.com was not found in the organisation's directory",
+                "no fallback recipients",
+                now,
+            )
+        )
+        workflow = {
+            "id": "prod-critical",
+            "name": "Production: critical",
+            "match": {"minSeverity": "critical"},
+            "trigger": "new_or_updated",
+            "recipients": [
+                {
+                    "kind": "channel",
+                    "teamId": "00000000-0000-0000-0000-000000000031",
+                    "channelId": general["id"],
+                    "name": "My Team / General",
+                }
+            ],
+            "fallbackRecipients": [{"kind": "person", "user": me["aadObjectId"], "name": me["name"]}],
+            "comment": "Acknowledge within 15 minutes.",
+        }
+        from shared.domain.workflows import parse_workflow
+        from shared.services.workflows import put_workflow
+
+        await put_workflow(store, tenant, parse_workflow(workflow, tenant, "prod-critical"))
+
+        drawn: list[Path] = []
+        for theme in GALLERY_THEMES:
+            ctx = await browser.new_context(
+                ignore_https_errors=True, color_scheme=theme, viewport={"width": GALLERY_WIDTH, "height": 800}
+            )
+            page = await ctx.new_page()
+
+            async def shot(name: str, page=page, theme=theme) -> None:
+                await page.wait_for_load_state("networkidle")
+                path = out / f"{name}.{theme}.png"
+                await page.screenshot(path=str(path), full_page=True)
+                drawn.append(path)
+
+            await page.goto(f"{host.url}/api/console/")
+            await shot("sign-in")
+            await page.get_by_role("link", name="Sign in with Microsoft").click()
+            await page.get_by_role("button", name=other["name"]).click()
+            await shot("refused")
+            await page.goto(f"{host.url}/api/console/signin")
+            await page.get_by_role("button", name=me["name"]).click()
+            await shot("connection")
+            await page.goto(f"{host.url}/api/console/routing")
+            await shot("routing")
+            await page.goto(f"{host.url}/api/console/routing/edit?id=prod-critical")
+            await pick(page, "recipients", other["name"].split()[0], other["name"])
+            await page.locator("#recipients-search").fill("Gen")
+            await page.locator("#recipients-options [role=option]").first.wait_for()
+            await shot("workflow")
+            await page.goto(f"{host.url}/api/console/routing")
+            await page.get_by_role("button", name="Run the dry run").click()
+            await shot("dry-run")
+            await page.goto(f"{host.url}/api/console/alerts")
+            await shot("alerts")
+            await page.goto(f"{host.url}/api/console/alerts/view?key=k-disk")
+            await shot("alert")
+            await page.goto(f"{host.url}/api/console/sources")
+            await page.get_by_role("button", name="Show its key and settings").click()
+            await shot("sources")
+            await page.goto(f"{host.url}/api/console/problems")
+            await shot("problems")
+            await ctx.close()
+
+        assert sorted(p.name for p in drawn) == sorted(
+            f"{name}.{theme}.png" for name in GALLERY_PAGES for theme in GALLERY_THEMES
+        )
+        # docs/console shows the same pages (make console-gallery draws them again).
+        assert sorted(p.name for p in (ROOT / "docs" / "console").glob("*.png")) == sorted(p.name for p in drawn)
+        for path in drawn:
+            data = path.read_bytes()
+            assert data[:8] == b"\x89PNG\r\n\x1a\n" and struct.unpack(">I", data[16:20])[0] == GALLERY_WIDTH, path

@@ -93,7 +93,7 @@ function setupPicker(picker) {
       results = body.results || [];
       active = results.length ? 0 : -1;
       status.textContent = results.length
-        ? results.length + " matches." + (body.note ? " " + body.note : "")
+        ? (results.length === 1 ? "1 match." : results.length + " matches.") + (body.note ? " " + body.note : "")
         : "No match." + (body.note ? " " + body.note : "");
       show();
     } catch (error) {
