@@ -72,7 +72,7 @@ PLANTED = [
     ("adapters", "shared/adapters/graph.py", "def f():\n    from shared import bootstrap"),
     ("adapters", "shared/adapters/outbound.py", "from ..entrypoints import ingest"),
     # composition: only bootstrap imports adapters
-    ("composition", "shared/entrypoints.py", "def f():\n    from shared.adapters.teams_bot import TeamsBot"),
+    ("composition", "shared/entrypoints/bot.py", "def f():\n    from shared.adapters.teams_bot import TeamsBot"),
     ("composition", "shared/cards.py", "import shared.adapters.graph"),
     ("composition", "shared/ports.py", "from shared import adapters"),
     ("composition", "shared/services/health.py", "from shared.adapters.state_store import memory_store"),
@@ -122,7 +122,7 @@ def test_an_sdk_in_a_module_function_app_does_not_load_is_not_a_cold_start_cost(
 def test_a_cold_start_violation_says_how_function_app_loads_the_module(tree):
     (found,) = tree.plant("shared/cards.py", "import httpx")
     assert found.startswith("shared/cards.py:") and "[cold start] import httpx" in found
-    assert "(loaded by function_app -> shared.entrypoints -> " in found and "-> shared.cards)" in found
+    assert "(loaded by function_app -> shared.entrypoints." in found and "-> shared.cards)" in found
 
 
 # ---------------------------------------------------------------- the document keeps up
