@@ -21,6 +21,7 @@ TRIGGERS = (
 KINDS = ("alert", "issue")
 MAX_RECIPIENT_CHARS = 2000
 MAX_ALERTS_SHOWN = 200
+MAX_DRY_RUN_ALERTS = 50
 MIN_SEARCH = 2
 MAX_RESULTS = 25
 # The dry run's starting point: a CloudEvent of a new alert (docs/EVENTS.md).
@@ -358,4 +359,26 @@ def source_snippets(setup: dict[str, Any]) -> dict[str, tuple[str, str]]:
             "  -H 'Content-Type: application/cloudevents+json' \\\n"
             "  --data @event.json\n",
         ),
+    }
+
+
+def event_for(state: Any) -> dict[str, Any]:
+    """A stored alert as the event of its next change: what the dry run routes for it."""
+    return {
+        "specversion": "1.0",
+        "id": f"dry-run-{state.key[:16]}",
+        "source": state.event_source,
+        "type": f"{state.kind}.updated",
+        "data": {
+            "id": state.alert_id,
+            "kind": state.kind,
+            "title": state.title,
+            "description": state.description,
+            "severity": state.severity,
+            "status": state.status,
+            "source": state.source,
+            "labels": dict(state.labels),
+            "responders": list(state.responders),
+            "version": state.version + 1,
+        },
     }

@@ -323,8 +323,10 @@ class _Console:
         from shared.services.workflows import describe
 
         found = sorted(await self.c.store.list_workflows(session.tenant_id), key=lambda w: w.id)
+        recent = await self.c.store.list_recent_alerts(session.tenant_id, limit=forms.MAX_DRY_RUN_ALERTS)
         return self.page(
             "routing.html",
+            recent=recent,
             status=status,
             title="Routing",
             nav="routing",
@@ -411,26 +413,30 @@ class _Console:
         return self.redirect(f"{BASE}/routing")
 
     async def routing_dry_run(self) -> func.HttpResponse:
+        """The dry run on a pasted event, or on a recent alert (as its next change would be)."""
         session = self.change()
-        import json
-
         from shared.domain.events import InvalidEvent
         from shared.domain.jsondepth import too_deep
         from shared.services import workflows as workflow_service
 
         text = self.form().get("event", "")
+        key = self.form().get("alert", "")
         try:
-            if (problem := too_deep(text)) is not None:
-                raise ValueError(problem)
-            body = json.loads(text)
+            if key:
+                state = await self.c.store.get_alert(session.tenant_id, key)
+                if state is None:
+                    raise ValueError("that alert is no longer stored")
+                body: Any = forms.event_for(state)
+                text = json.dumps(body, indent=2)
+            else:
+                if (problem := too_deep(text)) is not None:
+                    raise ValueError(problem)
+                body = json.loads(text)
             result = await workflow_service.dry_run(
                 self.c.store, session.tenant_id, body, bootstrap.delivering(self.c).resolver
             )
         except (ValueError, InvalidEvent) as exc:
-            field = getattr(exc, "field", "")
-            return await self.routing(
-                event_text=text, status=400, error=f"{field}: {exc}" if field and field not in str(exc) else str(exc)
-            )
+            return await self.routing(event_text=text, status=400, error=str(exc))
         return await self.routing(dry_run=result, event_text=text)
 
     async def directory_search(self) -> func.HttpResponse:

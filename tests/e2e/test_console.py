@@ -298,8 +298,18 @@ class TestAlertsAndProblems:
         assert "<img src=x onerror=alert(1)>" in text, text  # shown as text, not as an element
         assert await page.locator("main img").count() == 0
         await page.get_by_role("link", name="XSS-1").click()
+        state_key = page.url.split("key=", 1)[1]
         cards = await page.locator("#cards-heading + .table-wrap").inner_text()
         assert "the personal chat of Alex Wilber" in cards and "posted" in cards and "Alerts to me" in cards, cards
+
+        # The dry run on that alert, as its next change: who gets it and why.
+        await page.goto(f"{host.url}/api/console/routing")
+        await page.get_by_label("Or a recent alert, as its next change").select_option(value=state_key)
+        await page.get_by_role("button", name="Dry run this alert").click()
+        await page.wait_for_load_state("networkidle")
+        result = await page.locator(".result").inner_text()
+        assert "Alert XSS-1 (updated)" in result and "Alex Wilber" in result and "Alerts to me" in result, result
+        await page.goto(f"{host.url}/api/console/alerts/view?key={state_key}")
 
         # Send to Teams: to the General channel, with a comment for its thread.
         await pick(page, "recipients", "General", "General")
