@@ -221,6 +221,7 @@ def rejected_to_entity(rejected: RejectedEvent) -> Entity:
         "EventId": rejected.event_id or "",
         "Body": rejected.body[:MAX_STRING_PROPERTY_CHARS],
         "Received": rejected.received.isoformat(),
+        "TenantId": rejected.tenant_id or "",
     }
 
 
@@ -232,6 +233,7 @@ def rejected_from_entity(entity: Entity) -> RejectedEvent:
         event_id=entity.get("EventId") or None,
         body=entity.get("Body", ""),
         received=datetime.fromisoformat(entity["Received"]),
+        tenant_id=entity.get("TenantId") or None,
     )
 
 

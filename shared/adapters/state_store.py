@@ -697,9 +697,11 @@ class TableStateStore:
         await self._schedule("rejected", {"day": entity["PartitionKey"]}, day_end + self.retention.rejected_event)
         await (await self._t("rejected")).upsert(entity)
 
-    async def list_rejected(self, limit: int = 100) -> list[RejectedEvent]:
-        """Newest first; reads ``limit`` entities at most (keys sort newest first)."""
-        rows = await (await self._t("rejected")).query(limit=limit)
+    async def list_rejected(self, limit: int = 100, tenant_id: str | None = None) -> list[RejectedEvent]:
+        """Newest first; reads ``limit`` entities at most (keys sort newest first); with
+        ``tenant_id``, only those that named that tenant."""
+        any_of = ("TenantId", (tenant_id,)) if tenant_id else None
+        rows = await (await self._t("rejected")).query(any_of=any_of, limit=limit)
         return [records.rejected_from_entity(entity) for entity, _ in rows]
 
     # connectors (one per Microsoft tenant) and pending consent flows

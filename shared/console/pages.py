@@ -551,8 +551,15 @@ class _Console:
         store = self.c.store
         undeliverable = await store.list_undeliverable(session.tenant_id, limit=100)
         links = [link for link in await store.list_links(session.tenant_id) if not link.verified]
+        rejected = await store.list_rejected(limit=100, tenant_id=session.tenant_id)
         return self.page(
-            "problems.html", title="Problems", nav="problems", undeliverable=undeliverable, links=links, notice=notice
+            "problems.html",
+            title="Problems",
+            nav="problems",
+            undeliverable=undeliverable,
+            links=links,
+            rejected=rejected,
+            notice=notice,
         )
 
     async def problems_link(self) -> func.HttpResponse:

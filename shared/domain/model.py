@@ -168,6 +168,9 @@ class RejectedEvent:
     event_id: str | None
     body: str
     received: datetime
+    # The tenant the event named (its tenantid: the ingest route sets it from the source's key),
+    # when it could be read: that tenant's admins see the rejection in the console.
+    tenant_id: str | None = None
 
 
 @dataclass(frozen=True)

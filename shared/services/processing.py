@@ -214,7 +214,7 @@ async def process_message(
             return [await process_command(command, ctx, default_tenant_id=default_tenant_id)]
         events = parse_events(obj)
     except InvalidEvent as exc:
-        return [await _reject(store, message_id, body, exc, clock())]
+        return [await _reject(store, message_id, body, exc, clock(), _named_tenant(body) or default_tenant_id)]
 
     outcomes: list[Outcome] = []
     transient: list[str] = []
@@ -222,7 +222,7 @@ async def process_message(
         try:
             outcomes.append(await process_event(event, ctx, default_tenant_id=default_tenant_id))
         except InvalidEvent as exc:
-            outcomes.append(await _reject(store, message_id, body, exc, clock()))
+            outcomes.append(await _reject(store, message_id, body, exc, clock(), event.tenant_id or default_tenant_id))
         except TransientError as exc:
             transient.append(f"event {event.event_id}: {exc}")
     if transient:
@@ -230,12 +230,36 @@ async def process_message(
     return outcomes
 
 
-async def _reject(store: EventLog, message_id: str, body: bytes | str, exc: InvalidEvent, now: datetime) -> Outcome:
+def _named_tenant(body: bytes | str) -> str | None:
+    """The tenant a message that could not be parsed names (its tenantid), if one can be read."""
+    from shared.domain.tenants import InvalidTenantId, tenant_id
+
+    try:
+        obj = decode_json(body)
+    except InvalidEvent:
+        return None
+    first = obj[0] if isinstance(obj, list) and obj else obj
+    named = first.get("tenantid") if isinstance(first, dict) else None
+    try:
+        return tenant_id(named) if isinstance(named, str) else None
+    except InvalidTenantId:
+        return None
+
+
+async def _reject(
+    store: EventLog, message_id: str, body: bytes | str, exc: InvalidEvent, now: datetime, tenant: str | None
+) -> Outcome:
     text = body.decode("utf-8", errors="replace") if isinstance(body, (bytes, bytearray)) else body
     reason = str(exc)
     await store.record_rejected(
         RejectedEvent(
-            message_id=message_id, reason=reason, field=exc.field, event_id=exc.event_id, body=text, received=now
+            message_id=message_id,
+            reason=reason,
+            field=exc.field,
+            event_id=exc.event_id,
+            body=text,
+            received=now,
+            tenant_id=tenant,
         )
     )
     outcome = Outcome(event_id=exc.event_id, result="rejected", detail=reason)

@@ -105,6 +105,10 @@ class TestSigningIn:
         assert playground.tenant_id not in text
         for channel in playground.config["teams"][0]["channels"]:
             assert channel["name"] not in text
+        for path in ("routing", "alerts", "problems", "sources", "directory?q=General"):
+            await page.goto(f"{host.url}/api/console/{path}")
+            shown = await page.inner_text("body")
+            assert playground.tenant_id not in shown and "General" not in shown.replace("q=General", ""), (path, shown)
         await ctx.close()
 
 
@@ -355,6 +359,19 @@ class TestAlertsAndProblems:
         await publish("An orphan alert", "ORPHAN-1", exit_code=1)  # make publish says it was undeliverable
         await page.get_by_role("link", name="Problems").click()
         text = await page.inner_text("main")
+        # An event on the queue that names this tenant and cannot be read: rejected, with the field.
+        bad = json.loads((ROOT / "examples" / "alert-created.json").read_text())
+        bad.update(id="event-bad-1", tenantid=playground.tenant_id)
+        bad["data"]["severity"] = "urgent"
+        path = tmp_path / "bad.json"
+        path.write_text(json.dumps(bad))
+        out = io.StringIO()
+        args = [str(path), "--queue", "--host", host.url, "--wait", "20"]
+        await asyncio.to_thread(publisher.main, args, out)
+        await host.wait_idle(timeout=20)
+        await page.reload()
+        rejected = await page.locator("tr", has_text="event-bad-1").inner_text()
+        assert "data.severity" in rejected and "urgent" in rejected, rejected
         row = await page.locator("tr", has_text="ORPHAN-1").inner_text()
         assert "nobody@example.com was not found in the organisation's directory" in row, row  # the reason
         assert "ghost@example.com: ghost@example.com was not found" in row, row  # and the fallback's

@@ -195,3 +195,30 @@ def test_the_fluent_tokens_in_the_css_are_the_pinned_packages():
     assert fluent_tokens.current_block(text) == fluent_tokens.block(fluent_tokens.themes()), (
         "run python -m tools.fluent_tokens"
     )
+
+
+class TestRejectedEventsByTenant:
+    async def test_a_tenant_sees_the_rejections_that_named_it_only(self):
+        from shared.adapters.state_store import memory_store
+        from shared.domain.model import RejectedEvent
+
+        store = memory_store()
+        for n, tenant in enumerate((TENANT, OTHER, None)):
+            await store.record_rejected(
+                RejectedEvent(f"m{n}", "data.severity: no", "data.severity", f"e{n}", "{}", NOW, tenant_id=tenant)
+            )
+        assert [r.event_id for r in await store.list_rejected(tenant_id=TENANT)] == ["e0"]
+        assert len(await store.list_rejected()) == 3
+
+    async def test_a_message_that_cannot_be_parsed_is_recorded_for_the_tenant_it_names(self):
+        import json
+
+        from shared.adapters.state_store import memory_store
+        from shared.services.processing import process_message
+        from tests.support.fakes import RecordingMessenger, delivering
+
+        store = memory_store()
+        body = json.dumps({"specversion": "1.0", "id": "x", "source": "s", "type": "nonsense", "tenantid": TENANT})
+        await process_message(body, "m1", delivering(store, RecordingMessenger()))
+        [rejected] = await store.list_rejected()
+        assert rejected.tenant_id == TENANT and rejected.field == "type"

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
 from tools import scale_model
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,5 +38,5 @@ class TestScaleModel:
             for table, n in phase.items()
             if table in scale_model.PER_CONVERSATION_TABLES
         )
-        assert three.table_requests - one.table_requests == 2 * per_conversation
+        assert three.table_requests - one.table_requests == pytest.approx(2 * per_conversation)
         assert (one.teams_requests, three.teams_requests) == (3, 9)
