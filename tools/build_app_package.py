@@ -19,26 +19,21 @@ import os
 import re
 import sys
 import tomllib
-import uuid
-import zipfile
 from pathlib import Path
 from typing import Any
 
+from shared.app_package import (
+    APP_PACKAGE,
+    GUID,
+    HOST,
+    PackageError,
+    fill,
+    package_bytes,
+    teams_app_id_for,
+)
+
 ROOT = Path(__file__).resolve().parents[1]
-APP_PACKAGE = ROOT / "appPackage"
-ICONS = ("color.png", "outline.png")
 SCHEMAS = ROOT / "node_modules" / "@microsoft" / "app-manifest" / "build" / "json-schemas" / "teams"
-PLACEHOLDER = re.compile(r"\$\{\{([A-Z_]+)\}\}")
-GUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
-HOST = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9-]{1,63}\.)+[A-Za-z]{2,63}$")
-# Teams identifies an app by this id across versions: derive it from the bot id so every
-# rebuild for the same bot updates the same app instead of adding a second one.
-TEAMS_APP_ID_NAMESPACE = uuid.UUID("5f1f3c2e-8a47-4b8e-9c55-0d8f5a6b2c11")
-ZIP_TIMESTAMP = (2020, 1, 1, 0, 0, 0)  # fixed: the same inputs build the same bytes
-
-
-class PackageError(ValueError):
-    """An option is missing or invalid; the message says which and what to do."""
 
 
 def project_version() -> str:
@@ -79,22 +74,6 @@ def validation_errors(manifest: dict[str, Any]) -> list[str]:
     ]
 
 
-def _fill(value: Any, values: dict[str, str]) -> Any:
-    if isinstance(value, dict):
-        return {k: _fill(v, values) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_fill(v, values) for v in value]
-    if isinstance(value, str):
-
-        def replace(match: re.Match[str]) -> str:
-            if match.group(1) not in values:
-                raise PackageError(f"manifest.json uses ${{{{{match.group(1)}}}}}, which the build does not know.")
-            return values[match.group(1)]
-
-        return PLACEHOLDER.sub(replace, value)
-    return value
-
-
 def build_manifest(
     *,
     bot_app_id: str,
@@ -115,7 +94,7 @@ def build_manifest(
             "--app-host (or APP_HOST) must be the function app's host name, e.g. func-x.azurewebsites.net; "
             f"got {app_host!r}."
         )
-    teams_app_id = teams_app_id or str(uuid.uuid5(TEAMS_APP_ID_NAMESPACE, bot_app_id.lower()))
+    teams_app_id = teams_app_id or teams_app_id_for(bot_app_id)
     for option, value in (("--teams-app-id", teams_app_id), ("--aad-app-id", aad_app_id or teams_app_id)):
         if not GUID.match(value):
             raise PackageError(f"{option} must be a GUID; got {value!r}.")
@@ -136,7 +115,7 @@ def build_manifest(
         "TERMS_OF_USE_URL": terms_of_use_url or home,
     }
     template = json.loads((APP_PACKAGE / "manifest.json").read_text(encoding="utf-8"))
-    manifest: dict[str, Any] = _fill(template, values)
+    manifest: dict[str, Any] = fill(template, values)
     if aad_app_id:
         # Teams docs, app manifest: webApplicationInfo.id is the Entra app id; resource (optional)
         # its Application ID URI, which the registration must expose.
@@ -149,14 +128,7 @@ def write_package(manifest: dict[str, Any], out: Path) -> Path:
     if errors:
         raise PackageError("The manifest does not match the Teams schema:\n  " + "\n  ".join(errors))
     out.parent.mkdir(parents=True, exist_ok=True)
-    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        entries = [("manifest.json", (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))]
-        entries += [(icon, (APP_PACKAGE / icon).read_bytes()) for icon in ICONS]
-        for name, data in entries:
-            info = zipfile.ZipInfo(name, date_time=ZIP_TIMESTAMP)
-            info.compress_type = zipfile.ZIP_DEFLATED
-            info.external_attr = 0o644 << 16
-            zf.writestr(info, data)
+    out.write_bytes(package_bytes(manifest))
     return out
 
 

@@ -6,7 +6,8 @@ Routes (under /api/console):
 - ``GET /`` the sign-in page, or the Connection page once signed in;
 - ``GET /signin`` starts "Sign in with Microsoft"; ``POST /signin`` is its callback (form_post);
 - ``POST /signout``;
-- ``GET /connection``; ``POST /connection/connect``, ``POST /connection/disconnect``;
+- ``GET /connection``; ``POST /connection/connect``, ``POST /connection/disconnect``; ``GET
+  /connection/app-package`` (this deployment's Teams app package, a zip);
 - ``GET /routing``; ``GET /routing/edit`` (``?id=``: an existing one); ``POST /routing/save``,
   ``POST /routing/delete``, ``POST /routing/dry-run``; ``GET /directory?q=`` (the recipient
   picker's search, JSON);
@@ -184,6 +185,7 @@ class _Console:
             ("connection", "GET"): self.connection,
             ("connection/connect", "POST"): self.connect,
             ("connection/disconnect", "POST"): self.disconnect,
+            ("connection/app-package", "GET"): self.app_package,
             ("routing", "GET"): self.routing_list,
             ("routing/edit", "GET"): self.routing_edit,
             ("routing/save", "POST"): self.routing_save,
@@ -640,4 +642,27 @@ class _Console:
             name=name,
             snippets=forms.source_snippets(setup),
             rotated=rotate,
+        )
+
+    async def app_package(self) -> func.HttpResponse:
+        """This deployment's Teams app package, to upload in the Teams admin center."""
+        self.signed_in()
+        from urllib.parse import urlsplit
+
+        from shared.app_package import PackageError, manifest_for, package_bytes
+
+        try:
+            manifest = manifest_for(
+                self.c.settings.bot_app_id or "", urlsplit(self.graph.public_base_url).hostname or ""
+            )
+        except PackageError as exc:
+            return self.page("message.html", status=409, title="No app package here", message=f"{exc}.")
+        return func.HttpResponse(
+            package_bytes(manifest),
+            status_code=200,
+            mimetype="application/zip",
+            headers={
+                **render.security_headers(self.authority),
+                "Content-Disposition": 'attachment; filename="teams-alert-connector.zip"',
+            },
         )

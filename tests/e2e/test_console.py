@@ -76,6 +76,9 @@ class TestSigningIn:
         assert "Connected" in text and "Bot identity (application permissions)" in text, text
         assert playground.tenant_id in text
         assert "Global Administrator" in await page.inner_text("header")
+        # Here the app has no public DNS name and the bot no id: the package says so instead.
+        answer = await page.request.get(f"{host.url}/api/console/connection/app-package")
+        assert answer.status == 409 and "BOT_APP_ID" in await answer.text()
         response = await page.reload()
         policy = response.headers["content-security-policy"]
         assert "script-src 'self'" in policy and "unsafe-inline" not in policy

@@ -167,3 +167,46 @@ def test_committed_icons_are_what_the_icon_script_draws():
 
     assert (ROOT / "appPackage" / "color.png").read_bytes() == make_icons.draw(make_icons.COLOR_SIZE, outline=False)
     assert (ROOT / "appPackage" / "outline.png").read_bytes() == make_icons.draw(make_icons.OUTLINE_SIZE, outline=True)
+
+
+class TestTheConsolesPackage:
+    """What the console's Connection page downloads: the same manifest `make package` builds,
+    valid against the pinned Teams schema, zipped the same way."""
+
+    BOT = "0c7a9d55-0000-4000-8000-0000000000cb"
+    HOST = "func-alerts.azurewebsites.net"
+
+    def test_is_the_manifest_make_package_builds_and_the_schema_takes(self):
+        from shared.app_package import manifest_for
+
+        manifest = manifest_for(self.BOT, f"https://{self.HOST}/")
+        assert manifest == build.build_manifest(bot_app_id=self.BOT, app_host=self.HOST)
+        assert build.validation_errors(manifest) == []
+        assert manifest["bots"][0]["botId"] == self.BOT and self.HOST in json.dumps(manifest["validDomains"])
+
+    def test_zips_the_manifest_and_both_icons_the_same_way_every_time(self, tmp_path):
+        import io
+        import zipfile
+
+        from shared.app_package import manifest_for, package_bytes
+
+        manifest = manifest_for(self.BOT, self.HOST)
+        data = package_bytes(manifest)
+        assert data == package_bytes(manifest)
+        assert data == build.write_package(manifest, tmp_path / "p.zip").read_bytes()
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            assert sorted(zf.namelist()) == ["color.png", "manifest.json", "outline.png"]
+            assert json.loads(zf.read("manifest.json")) == manifest
+
+    def test_says_what_is_missing_for_a_deployment_with_no_bot_or_no_public_name(self):
+        from shared.app_package import PackageError, manifest_for
+
+        with pytest.raises(PackageError, match="BOT_APP_ID"):
+            manifest_for("", self.HOST)
+        with pytest.raises(PackageError, match="DNS name"):
+            manifest_for(self.BOT, "127.0.0.1:7071")
+
+    def test_the_version_is_pyprojects(self):
+        from shared.version import VERSION
+
+        assert build.project_version() == VERSION

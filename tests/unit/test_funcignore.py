@@ -14,9 +14,17 @@ from tools import funcignore
 
 ROOT = Path(__file__).resolve().parents[2]
 MUST_SHIP = ("function_app.py", "host.json", "requirements.txt")
-NEVER_SHIP_DIRS = ("tests", "tools", "node_modules", ".venv", ".tools", "docs", "infra", "appPackage", ".git")
+NEVER_SHIP_DIRS = ("tests", "tools", "node_modules", ".venv", ".tools", "docs", "infra", ".git")
 NEVER_SHIP_NAMES = ("local.settings.json", "local.settings.sample.json", "requirements-dev.txt", "package.json")
-RUNTIME_TOP_LEVEL = {"function_app.py", "host.json", "requirements.txt", "shared", "schemas", "__pycache__"}
+RUNTIME_TOP_LEVEL = {
+    "function_app.py",
+    "host.json",
+    "requirements.txt",
+    "shared",
+    "schemas",
+    "appPackage",
+    "__pycache__",
+}
 SECRET_SUFFIXES = (".pem", ".key", ".pfx", ".p12")
 
 
@@ -58,7 +66,12 @@ class TestThePublishTree:
                 assert name in git_tree
         assert any(p.startswith("shared/") and p.endswith(".py") for p in git_tree)
         # The console's pages are files the app reads, not Python: they ship too.
-        for part in ("shared/console/templates/connection.html", "shared/console/static/console.css"):
+        for part in (
+            "shared/console/templates/connection.html",
+            "shared/console/static/console.css",
+            "appPackage/manifest.json",
+            "appPackage/color.png",
+        ):
             assert part in git_tree, part
 
     def test_from_disk_is_what_core_tools_would_upload(self):
@@ -127,6 +140,7 @@ class TestFuncignoreCatchesFilesThatDoNotExistYet:
         "shared/__init__.py",
         "shared/domain/model.py",
         "schemas/alert-event.schema.json",
+        "appPackage/manifest.json",  # the console builds the deployment's Teams app package from it
         # The app's bytecode for the runtime (tools/bytecode.py), and no other.
         "__pycache__/function_app.cpython-311.pyc",
         "shared/__pycache__/model.cpython-311.pyc",
