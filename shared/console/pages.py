@@ -111,6 +111,10 @@ class _Console:
             template, status=status, authority_host=self.authority, cookie=cookie, session=self.session, **context
         )
 
+    def message(self, status: int, title: str, message: str, *, cookie: str | None = None) -> func.HttpResponse:
+        """A page that says one thing (a refusal, or what happened)."""
+        return self.page("message.html", status=status, title=title, message=message, cookie=cookie)
+
     def redirect(self, location: str, *, cookie: str | None = None) -> func.HttpResponse:
         return render.redirect(location, authority_host=self.authority, cookie=cookie)
 
@@ -124,12 +128,7 @@ class _Console:
             body = self.req.get_body()
             if len(body) > MAX_FORM_BYTES:
                 raise _Refused(
-                    self.page(
-                        "message.html",
-                        status=413,
-                        title="Too much was sent",
-                        message=f"A console form is at most {MAX_FORM_BYTES // 1024} KiB.",
-                    )
+                    self.message(413, "Too much was sent", f"A console form is at most {MAX_FORM_BYTES // 1024} KiB.")
                 )
             self._form = {}
             for name, value in parse_qsl(body.decode("utf-8", errors="replace"), keep_blank_values=True):
@@ -157,11 +156,8 @@ class _Console:
 
     def refused_change(self, why: str) -> func.HttpResponse:
         log.warning("Console change refused: %s", why)
-        return self.page(
-            "message.html",
-            status=403,
-            title="Nothing was changed",
-            message=f"The change was refused: {why}. Reload the page and try again.",
+        return self.message(
+            403, "Nothing was changed", f"The change was refused: {why}. Reload the page and try again."
         )
 
     def signin_service(self) -> SignIn:
@@ -205,7 +201,7 @@ class _Console:
         if handler is None:
             known = {p for p, _ in routes}
             status = 405 if path in known else 404
-            return self.page("message.html", status=status, title="Not here", message="The console has no such page.")
+            return self.message(status, "Not here", "The console has no such page.")
         return await handler()
 
     async def home(self) -> func.HttpResponse:
@@ -225,17 +221,16 @@ class _Console:
     async def signin_done(self) -> func.HttpResponse:
         flow = open_signin(read_cookie(self.req.headers.get("Cookie"), SIGNIN_COOKIE), self.cipher, self.now)
         if flow is None:
-            return self.page(
-                "message.html",
-                status=400,
-                title="Sign in again",
-                message="This sign-in was not started here, or took longer than 10 minutes. Nothing was changed.",
+            return self.message(
+                400,
+                "Sign in again",
+                "This sign-in was not started here, or took longer than 10 minutes. Nothing was changed.",
             )
         try:
             claims = await self.signin_service().complete(flow, self.form())
         except SignInRefused as exc:
             log.warning("Console sign-in refused: %s", exc)
-            return self.page("message.html", status=401, title="You are not signed in", message=f"{exc}.")
+            return self.message(401, "You are not signed in", f"{exc}.")
         because = admin_because(claims, self.c.settings.connector_admins)
         name = str(claims.get("name") or claims.get("preferred_username") or claims["oid"])
         if because is None:
@@ -302,7 +297,7 @@ class _Console:
         try:
             url = await self.c.connect.consent.start(method, tenant=session.tenant_id, started_by=session.username)
         except ConsentInputError as exc:
-            return self.page("message.html", status=400, title="Nothing was started", message=f"{exc}.")
+            return self.message(400, "Nothing was started", f"{exc}.")
         return self.redirect(url)
 
     async def disconnect(self) -> func.HttpResponse:
@@ -349,12 +344,7 @@ class _Console:
         if workflow_id:
             found = await self.c.store.get_workflow(session.tenant_id, workflow_id)
             if found is None:
-                return self.page(
-                    "message.html",
-                    status=404,
-                    title="No such workflow",
-                    message=f"Your organisation has no workflow {workflow_id}.",
-                )
+                return self.message(404, "No such workflow", f"Your organisation has no workflow {workflow_id}.")
             values = forms.workflow_values(found.public())
         return self.workflow_page(values, {}, existing=bool(workflow_id))
 
@@ -483,11 +473,10 @@ class _Console:
         key = key if key is not None else self.req.params.get("key", "")
         state = await self.c.store.get_alert(session.tenant_id, key) if key else None
         if state is None:
-            return self.page(
-                "message.html",
-                status=404,
-                title="No such alert",
-                message="Your organisation has no such alert (it may have been removed after its retention).",
+            return self.message(
+                404,
+                "No such alert",
+                "Your organisation has no such alert (it may have been removed after its retention).",
             )
         cards = [forms.card_row(d) for d in await self.c.store.list_deliveries(session.tenant_id, state.key)]
         return self.page(
@@ -606,11 +595,10 @@ class _Console:
         rotate = self.req.route_params.get("rest", "").strip("/") == "sources/rotate"
         admin_key = self.c.settings.admin_api_key
         if not admin_key:
-            return self.page(
-                "message.html",
-                status=503,
-                title="Sources are off",
-                message="The connector's operator has not set ADMIN_API_KEY, from which the keys derive.",
+            return self.message(
+                503,
+                "Sources are off",
+                "The connector's operator has not set ADMIN_API_KEY, from which the keys derive.",
             )
         try:
             setup = await source_setup(
@@ -656,7 +644,7 @@ class _Console:
                 self.c.settings.bot_app_id or "", urlsplit(self.graph.public_base_url).hostname or ""
             )
         except PackageError as exc:
-            return self.page("message.html", status=409, title="No app package here", message=f"{exc}.")
+            return self.message(409, "No app package here", f"{exc}.")
         return func.HttpResponse(
             package_bytes(manifest),
             status_code=200,

@@ -6,20 +6,13 @@ Imported when a trigger of this surface first runs: no SDK at module level.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import azure.functions as func
 
 from shared import bootstrap
-from shared.entrypoints.common import (
-    answers,
-    configured,
-    json_response,
-)
+from shared.entrypoints.common import answers, configured, json_response
 from shared.services import bot as bot_service
-
-if TYPE_CHECKING:
-    pass
 
 log = logging.getLogger(__name__)
 

@@ -6,20 +6,10 @@ Imported when a trigger of this surface first runs: no SDK at module level.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
 
 import azure.functions as func
 
-from shared.entrypoints.common import (
-    admin_check,
-    answers,
-    connect_container,
-    html_page,
-    json_response,
-)
-
-if TYPE_CHECKING:
-    pass
+from shared.entrypoints.common import admin_check, answers, connect_container, html_page, json_response
 
 log = logging.getLogger(__name__)
 

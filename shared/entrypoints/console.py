@@ -6,17 +6,10 @@ Imported when a trigger of this surface first runs: no SDK at module level.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
 
 import azure.functions as func
 
-from shared.entrypoints.common import (
-    answers,
-    configured,
-)
-
-if TYPE_CHECKING:
-    pass
+from shared.entrypoints.common import answers, configured
 
 log = logging.getLogger(__name__)
 

@@ -6,15 +6,11 @@ Imported when a trigger of this surface first runs: no SDK at module level.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
 
 import azure.functions as func
 
 from shared import bootstrap
 from shared.services import periodic as periodic_service
-
-if TYPE_CHECKING:
-    pass
 
 log = logging.getLogger(__name__)
 

@@ -7,21 +7,13 @@ Imported when a trigger of this surface first runs: no SDK at module level.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
 
 import azure.functions as func
 
 from shared import bootstrap
-from shared.entrypoints.common import (
-    answers,
-    configured,
-    json_response,
-)
+from shared.entrypoints.common import answers, configured, json_response
 from shared.services import processing as event_service
 from shared.services.sources import INGEST_KEY_HEADER, SOURCE_NAME
-
-if TYPE_CHECKING:
-    pass
 
 log = logging.getLogger(__name__)
 

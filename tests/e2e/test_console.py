@@ -569,3 +569,22 @@ class TestGallery:
         for path in drawn:
             data = path.read_bytes()
             assert data[:8] == b"\x89PNG\r\n\x1a\n" and struct.unpack(">I", data[16:20])[0] == GALLERY_WIDTH, path
+
+
+class TestANarrowWindow:
+    async def test_no_page_scrolls_sideways_at_390_px(self, local_run_with_m365, browser):
+        host, playground, _queue, _tenant = local_run_with_m365
+        ctx, page = await sign_in(
+            browser, host, playground.config["currentUser"]["name"], viewport={"width": 390, "height": 800}
+        )
+        wide = {}
+        for path in ("connection", "routing", "routing/edit", "alerts", "sources", "problems"):
+            await page.goto(f"{host.url}/api/console/{path}")
+            if path == "sources":
+                await page.get_by_role("button", name="Show its key and settings").click()
+                await page.wait_for_load_state("networkidle")
+            width = await page.evaluate("document.documentElement.scrollWidth")
+            if width > 390:
+                wide[path] = width
+        assert wide == {}, wide
+        await ctx.close()
