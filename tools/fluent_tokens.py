@@ -79,9 +79,11 @@ def block(values: dict[str, dict[str, str]]) -> str:
     def declarations(theme: dict[str, str], indent: str) -> str:
         return "\n".join(f"{indent}--{_kebab(k)}: {v};" for k, v in theme.items())
 
+    # The dark theme overrides only what differs from the light one (its colours and shadows).
+    dark = {k: v for k, v in values["dark"].items() if values["light"].get(k) != v}
     return (
         f"{BEGIN}\n:root {{\n  color-scheme: light dark;\n{declarations(values['light'], '  ')}\n}}\n"
-        f"@media (prefers-color-scheme: dark) {{\n  :root {{\n{declarations(values['dark'], '    ')}\n  }}\n}}\n{END}"
+        f"@media (prefers-color-scheme: dark) {{\n  :root {{\n{declarations(dark, '    ')}\n  }}\n}}\n{END}"
     )
 
 
