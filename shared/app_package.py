@@ -35,11 +35,11 @@ def teams_app_id_for(bot_app_id: str) -> str:
     return str(uuid.uuid5(TEAMS_APP_ID_NAMESPACE, bot_app_id.lower()))
 
 
-def fill(value: Any, values: dict[str, str]) -> Any:
+def _fill(value: Any, values: dict[str, str]) -> Any:
     if isinstance(value, dict):
-        return {k: fill(v, values) for k, v in value.items()}
+        return {k: _fill(v, values) for k, v in value.items()}
     if isinstance(value, list):
-        return [fill(v, values) for v in value]
+        return [_fill(v, values) for v in value]
     if isinstance(value, str):
 
         def replace(match: re.Match[str]) -> str:
@@ -51,8 +51,18 @@ def fill(value: Any, values: dict[str, str]) -> Any:
     return value
 
 
-def manifest_for(bot_app_id: str, app_host: str, *, version: str = VERSION) -> dict[str, Any]:
-    """This deployment's manifest (no webApplicationInfo: the console's own tab is not in it)."""
+def manifest_for(
+    bot_app_id: str,
+    app_host: str,
+    *,
+    teams_app_id: str | None = None,
+    version: str = VERSION,
+    website_url: str | None = None,
+    privacy_url: str | None = None,
+    terms_of_use_url: str | None = None,
+) -> dict[str, Any]:
+    """The manifest template with this deployment's ids and addresses filled in (no
+    webApplicationInfo: tools/build_app_package.py adds it when asked)."""
     if not GUID.match(bot_app_id or ""):
         raise PackageError(f"the bot's app id (BOT_APP_ID) must be a GUID; got {bot_app_id!r}")
     app_host = app_host.removeprefix("https://").removeprefix("http://").rstrip("/")
@@ -61,15 +71,15 @@ def manifest_for(bot_app_id: str, app_host: str, *, version: str = VERSION) -> d
     home = f"https://{app_host}/"
     values = {
         "BOT_APP_ID": bot_app_id,
-        "TEAMS_APP_ID": teams_app_id_for(bot_app_id),
+        "TEAMS_APP_ID": teams_app_id or teams_app_id_for(bot_app_id),
         "APP_HOST": app_host,
         "APP_VERSION": version,
-        "WEBSITE_URL": home,
-        "PRIVACY_URL": home,
-        "TERMS_OF_USE_URL": home,
+        "WEBSITE_URL": website_url or home,
+        "PRIVACY_URL": privacy_url or home,
+        "TERMS_OF_USE_URL": terms_of_use_url or home,
     }
     template = json.loads((APP_PACKAGE / "manifest.json").read_text(encoding="utf-8"))
-    manifest: dict[str, Any] = fill(template, values)
+    manifest: dict[str, Any] = _fill(template, values)
     return manifest
 
 

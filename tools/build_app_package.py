@@ -22,15 +22,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from shared.app_package import (
-    APP_PACKAGE,
-    GUID,
-    HOST,
-    PackageError,
-    fill,
-    package_bytes,
-    teams_app_id_for,
-)
+from shared.app_package import GUID, HOST, PackageError, manifest_for, package_bytes, teams_app_id_for
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMAS = ROOT / "node_modules" / "@microsoft" / "app-manifest" / "build" / "json-schemas" / "teams"
@@ -104,18 +96,15 @@ def build_manifest(
         raise PackageError(
             f"--aad-resource must be the app registration's Application ID URI (api://...); got {aad_resource!r}."
         )
-    home = f"https://{app_host}/"
-    values = {
-        "BOT_APP_ID": bot_app_id,
-        "TEAMS_APP_ID": teams_app_id,
-        "APP_HOST": app_host,
-        "APP_VERSION": version or project_version(),
-        "WEBSITE_URL": website_url or home,
-        "PRIVACY_URL": privacy_url or home,
-        "TERMS_OF_USE_URL": terms_of_use_url or home,
-    }
-    template = json.loads((APP_PACKAGE / "manifest.json").read_text(encoding="utf-8"))
-    manifest: dict[str, Any] = fill(template, values)
+    manifest = manifest_for(
+        bot_app_id,
+        app_host,
+        teams_app_id=teams_app_id,
+        version=version or project_version(),
+        website_url=website_url,
+        privacy_url=privacy_url,
+        terms_of_use_url=terms_of_use_url,
+    )
     if aad_app_id:
         # Teams docs, app manifest: webApplicationInfo.id is the Entra app id; resource (optional)
         # its Application ID URI, which the registration must expose.
