@@ -164,18 +164,17 @@ class TenantBudget:
         read); None when it changed meanwhile (taken by another after lapsing): the caller reads
         the partition and leases afresh."""
         etags = self._etags.get(tenant_id, {})
-        held, _ = self._held[tenant_id]
-        if len(etags) != held:
+        if len(etags) != 1:  # the slot's ETag is not known (_renewal_only: one slot held)
             return None
+        [(slot, etag)] = etags.items()
         until = now + self.LEASE
-        for slot, etag in sorted(etags.items()):
-            try:
-                etags[slot] = await self._store.save_budget_slot(tenant_id, slot, self._instance, until, etag)
-            except ConcurrencyConflict:
-                etags.pop(slot)
-                return None
-        self._held[tenant_id] = (held, until)
-        return held, until
+        try:
+            etags[slot] = await self._store.save_budget_slot(tenant_id, slot, self._instance, until, etag)
+        except ConcurrencyConflict:
+            etags.pop(slot)
+            return None
+        self._held[tenant_id] = (1, until)
+        return 1, until
 
     async def _lease(self, tenant_id: str, now: datetime) -> tuple[int, datetime]:
         """Keep this instance's share of the slots it needs (renewed when due), release the rest,
