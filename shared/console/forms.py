@@ -66,8 +66,13 @@ def blank_workflow() -> dict[str, Any]:
     }
 
 
-def _chip(recipient: dict[str, Any]) -> dict[str, str]:
-    return {"label": recipient_label(recipient), "value": json.dumps(recipient, separators=(",", ":"))}
+def _chip(recipient: dict[str, Any]) -> dict[str, Any]:
+    """A chosen recipient as the picker shows it (label), posts it (value) and the services take it."""
+    return {
+        "label": recipient_label(recipient),
+        "value": json.dumps(recipient, separators=(",", ":")),
+        "recipient": recipient,
+    }
 
 
 def recipient_label(recipient: dict[str, Any]) -> str:
@@ -130,7 +135,7 @@ def read_workflow_form(form: dict[str, list[str]]) -> dict[str, Any]:
     def one(name: str, default: str = "") -> str:
         return (form.get(name) or [default])[0]
 
-    def chips(name: str) -> list[dict[str, str]]:
+    def chips(name: str) -> list[dict[str, Any]]:
         found = []
         for text in form.get(name) or []:
             try:
@@ -190,7 +195,7 @@ def workflow_body(values: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str
         match["titleContains"] = values["titleContains"].strip()
     if labels:
         match["labels"] = labels
-    recipients = [json.loads(c["value"]) for c in values["recipients"]]
+    recipients = [c["recipient"] for c in values["recipients"]]
     if values["responders"]:
         recipients.append({"kind": "responders"})
     body: dict[str, Any] = {
@@ -200,7 +205,7 @@ def workflow_body(values: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str
         "match": match,
         "trigger": values["trigger"],
         "recipients": recipients,
-        "fallbackRecipients": [json.loads(c["value"]) for c in values["fallback"]],
+        "fallbackRecipients": [c["recipient"] for c in values["fallback"]],
         "comment": values["comment"],
         "delivery": values["delivery"],
     }
