@@ -35,6 +35,10 @@ class SettingsError(ValueError):
     """A setting is missing or invalid; the message names it and says what to do."""
 
 
+#: Teams' global Bot Connector service URL: where the bot posts before a tenant's own is known.
+TEAMS_GLOBAL_SERVICE_URL = "https://smba.trafficmanager.net/teams/"
+
+
 @dataclass(frozen=True)
 class SettingSpec:
     name: str
@@ -236,7 +240,7 @@ SETTINGS: tuple[SettingSpec, ...] = (
         "Bot Connector service URL for a conversation the connector starts (a person's or group's chat) "
         "before it has heard from the tenant in Teams; Teams' global one by default. make run sets the "
         "Agents Playground's.",
-        "https://smba.trafficmanager.net/teams/",
+        TEAMS_GLOBAL_SERVICE_URL,
     ),
     SettingSpec(
         "CONNECTOR_ADMINS",
@@ -284,7 +288,7 @@ class Settings:
     meeting_organizer: str | None = None
     admin_api_key: str | None = None
     teams_app_catalog_id: str | None = None
-    teams_service_url: str = "https://smba.trafficmanager.net/teams/"
+    teams_service_url: str = TEAMS_GLOBAL_SERVICE_URL
     connector_admins: tuple[str, ...] = ()
     delivery_queue: str = "teams-deliveries"
     tenant_sends_per_second: int = 45
@@ -485,7 +489,7 @@ def load_settings(env: Mapping[str, str] = os.environ) -> Settings:
         alert_channel_name_template=_text(env, "ALERT_CHANNEL_NAME_TEMPLATE") or "{severity} {id} {title}",
         meeting_organizer=_text(env, "MEETING_ORGANIZER"),
         teams_app_catalog_id=_text(env, "TEAMS_APP_CATALOG_ID"),
-        teams_service_url=_text(env, "TEAMS_SERVICE_URL") or "https://smba.trafficmanager.net/teams/",
+        teams_service_url=_text(env, "TEAMS_SERVICE_URL") or TEAMS_GLOBAL_SERVICE_URL,
         delivery_queue=_text(env, "DELIVERY_QUEUE") or "",
         tenant_sends_per_second=_positive_int(env, "TEAMS_TENANT_SENDS_PER_SECOND"),
         connector_admins=tuple(

@@ -25,12 +25,13 @@ from shared.domain.model import ConversationRecord
 from shared.domain.workflows import Recipient
 from shared.ports import Directory, GraphError, ReconsentRequired, StateStore, TransientError
 from shared.services.consent import delivery_conversation
+from shared.settings import TEAMS_GLOBAL_SERVICE_URL
 
 log = logging.getLogger(__name__)
 
 # Teams' global Bot Connector endpoint for proactive messages when the bot has not yet heard
 # from the tenant (Teams docs, "Send proactive messages": the service URL).
-DEFAULT_SERVICE_URL = "https://smba.trafficmanager.net/teams/"
+DEFAULT_SERVICE_URL = TEAMS_GLOBAL_SERVICE_URL
 # How long "this person could not be found / the app could not be installed" is believed.
 FAILURE_CACHE = timedelta(minutes=30)
 # How long a worker setting up a group chat holds its claim (longer than the Graph calls take).
