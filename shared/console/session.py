@@ -102,8 +102,8 @@ def cookie(name: str, value: str, *, max_age: int, same_site: str = "Lax", path:
     return f"{name}={value}; Max-Age={max_age}; Path={path}; HttpOnly; Secure; SameSite={same_site}"
 
 
-def cleared(name: str, *, same_site: str = "Lax") -> str:
-    return cookie(name, "", max_age=0, same_site=same_site)
+def cleared(name: str) -> str:
+    return cookie(name, "", max_age=0)
 
 
 def read_cookie(header: str | None, name: str) -> str | None:

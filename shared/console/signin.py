@@ -117,7 +117,7 @@ class SignIn:
     async def complete(self, flow: dict[str, Any], params: dict[str, str]) -> dict[str, Any]:
         """The verified claims of the person who signed in."""
         if params.get("error"):
-            description = str(params.get("error_description") or "").splitlines()[0][:300] if params else ""
+            description = (str(params.get("error_description") or "").splitlines() or [""])[0][:300]
             raise SignInRefused(f"Microsoft did not sign you in ({params['error']}). {description}".strip())
         if params.get("state") != flow.get("state"):
             raise SignInRefused("the answer belongs to another sign-in (state)")

@@ -222,3 +222,11 @@ class TestRejectedEventsByTenant:
         await process_message(body, "m1", delivering(store, RecordingMessenger()))
         [rejected] = await store.list_rejected()
         assert rejected.tenant_id == TENANT and rejected.field == "type"
+
+
+async def test_a_refusal_from_microsoft_without_a_description_says_which_error_it_was():
+    from shared.console.signin import SignIn
+
+    signin = SignIn(None, app_id=APP, authority_host=AUTHORITY, redirect_uri="https://x/cb", clock=lambda: NOW)
+    with pytest.raises(SignInRefused, match=r"Microsoft did not sign you in \(access_denied\)"):
+        await signin.complete({"state": "s", "nonce": "n"}, {"error": "access_denied", "state": "s"})
