@@ -90,6 +90,17 @@ class Window:
         self.days[day] = self.days.get(day, 0) + 1
         self.days = {d: n for d, n in self.days.items() if d > day - 2}
 
+    def landed(self, started: float, answered: float) -> None:
+        """The send recorded as begun at ``started`` was answered at ``answered``. Teams counts
+        a send when it arrives, somewhere in between (later than it began when the connection
+        was slow to open or the instance busy): from now on it counts from ``answered``, so the
+        window never holds fewer of the sends Teams counts than Teams does."""
+        for i in range(len(self.recent) - 1, -1, -1):
+            if self.recent[i] == started:
+                self.recent[i] = max(started, answered)
+                self.recent.sort()
+                return
+
     def promise(self, at: float) -> None:
         """Hold the slot at ``at`` for a job put off until then."""
         self.promised.append(at)

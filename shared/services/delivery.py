@@ -22,10 +22,10 @@ import contextlib
 import copy
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from shared import cards
 from shared.domain import pacing, retention
@@ -36,6 +36,7 @@ from shared.ports import ConcurrencyConflict, DeliveryError, PacingStore, Recons
 from shared.resilience import exponential, tried_again
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # A send that fits within this many seconds waits for it in the invocation; later ones are
 # rescheduled (a scheduled message) so no invocation is held for long. One batch of jobs
@@ -275,6 +276,7 @@ class _Conversation:
         self.fold_marks: dict[str, Delivery] = {}  # alert key -> its "folded" delivery row
         self.recorded: list[str] = []  # alert keys this batch recorded as new members
         self.waited = 0.0  # seconds this batch has waited for sends
+        self.sending: float | None = None  # when the send whose slot was just taken began (_send)
         # What the store had, read together before the batch's jobs run one by one, of the alerts
         # of its card jobs that are not new (a batch delivered again): alert key -> its delivery
         # here, and its summary member here when it has no card. Each is taken by its alert's
@@ -482,8 +484,20 @@ async def _wait_for_send(
     if wait > 0:
         conv.waited += wait
         await ctx.sleep(wait)
-    conv.window.record(ctx.clock().timestamp())
+    conv.sending = ctx.clock().timestamp()
+    conv.window.record(conv.sending)
     return True
+
+
+async def _send(conv: _Conversation, ctx: Any, call: Awaitable[T]) -> T:
+    """Make the send whose slot :func:`_wait_for_send` just took; however it ends, it counts in
+    the window from when its answer came (:meth:`pacing.Window.landed`), not from when it began."""
+    started, conv.sending = conv.sending, None
+    try:
+        return await call
+    finally:
+        if started is not None:
+            conv.window.landed(started, ctx.clock().timestamp())
 
 
 async def _card(job: DeliveryJob, conv: _Conversation, ctx: Any, report: JobReport, later: list[DeliveryJob]) -> None:
@@ -582,8 +596,8 @@ async def _card(job: DeliveryJob, conv: _Conversation, ctx: Any, report: JobRepo
         await store.save_delivery(replace(claim, claimed_at=None))
         return
     try:
-        activity_id = await ctx.messenger.post(
-            conv.record, cards.fit_card(state, job.context), cards.summary_text(state)
+        activity_id = await _send(
+            conv, ctx, ctx.messenger.post(conv.record, cards.fit_card(state, job.context), cards.summary_text(state))
         )
     except DeliveryError as exc:
         if exc.maybe_sent and not exc.permanent and job.failures + 1 < MAX_FAILURES:
@@ -633,8 +647,12 @@ async def _update(
     if not await _wait_for_send(job, conv, ctx, later):
         return
     assert delivery.activity_id is not None
-    await ctx.messenger.update(
-        conv.record, delivery.activity_id, cards.fit_card(state, context), cards.summary_text(state)
+    await _send(
+        conv,
+        ctx,
+        ctx.messenger.update(
+            conv.record, delivery.activity_id, cards.fit_card(state, context), cards.summary_text(state)
+        ),
     )
     report.sends += 1
     await _record_render(replace(delivery, context=context), state, job, ctx)
@@ -728,7 +746,7 @@ async def _comment(
         await ctx.store.delete_delivery(job.tenant_id, claim_key, job.conversation_id)
         return
     try:
-        reply_id = await ctx.messenger.reply(conv.record, shown.activity_id, job.text)
+        reply_id = await _send(conv, ctx, ctx.messenger.reply(conv.record, shown.activity_id, job.text))
     except Exception:
         await ctx.store.delete_delivery(job.tenant_id, claim_key, job.conversation_id)
         raise
@@ -749,7 +767,7 @@ async def _reminder(
         return
     if not await _wait_for_send(job, conv, ctx, later):
         return
-    await ctx.messenger.reply(conv.record, shown.activity_id, job.text)
+    await _send(conv, ctx, ctx.messenger.reply(conv.record, shown.activity_id, job.text))
     report.sends += 1
 
 
@@ -775,7 +793,9 @@ async def _digest(job: DeliveryJob, conv: _Conversation, ctx: Any, report: JobRe
     except ConcurrencyConflict:
         return  # this period's digest is here (or being posted) already
     try:
-        activity_id = await ctx.messenger.post(conv.record, job.extra["card"], str(job.extra.get("summary", "")))
+        activity_id = await _send(
+            conv, ctx, ctx.messenger.post(conv.record, job.extra["card"], str(job.extra.get("summary", "")))
+        )
     except (DeliveryError, ReconsentRequired) as exc:
         if isinstance(exc, DeliveryError) and not exc.permanent:
             if not exc.maybe_sent:  # one that may have landed keeps its claim: at most one per period
@@ -1290,9 +1310,9 @@ async def _send_summary(
     )
     try:
         if summary.get("activityId"):
-            await ctx.messenger.update(conv.record, summary["activityId"], card, text)
+            await _send(conv, ctx, ctx.messenger.update(conv.record, summary["activityId"], card, text))
         else:
-            summary["activityId"] = await ctx.messenger.post(conv.record, card, text)
+            summary["activityId"] = await _send(conv, ctx, ctx.messenger.post(conv.record, card, text))
     except DeliveryError as exc:
         if not exc.permanent:
             if _reschedule(job, conv, ctx, later, exc):

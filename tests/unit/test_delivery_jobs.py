@@ -137,6 +137,50 @@ class TimedMessenger(RecordingMessenger):
         await super().update(conversation, activity_id, card, summary)
 
 
+class ArrivesAtTheEnd(RecordingMessenger):
+    """Each send reaches Teams as its call ends (the test clock's time then), the first one
+    slowly: a connection to open, a token to fetch."""
+
+    def __init__(self, clock: Clock, first: float = 0.6, then: float = 0.01) -> None:
+        super().__init__()
+        self.clock, self.first, self.then = clock, first, then
+        self.arrivals: list[float] = []
+
+    def _arrive(self) -> None:
+        self.clock.now += timedelta(seconds=self.then if self.arrivals else self.first)
+        self.arrivals.append(self.clock().timestamp())
+
+    async def post(self, conversation, card, summary):
+        self._arrive()
+        return await super().post(conversation, card, summary)
+
+    async def update(self, conversation, activity_id, card, summary):
+        self._arrive()
+        await super().update(conversation, activity_id, card, summary)
+
+
+def busiest(times: list[float], span: float) -> int:
+    return max(sum(1 for t in times if end - span < t <= end) for end in times)
+
+
+class TestASlowSend:
+    async def test_counts_from_when_it_arrived_so_teams_never_sees_more_than_its_limits(self):
+        """Teams counts a send when it arrives: one that began long before it arrived, counted
+        from when it began, would let the ninth send of two seconds through (a 429)."""
+        store, clock = memory_store(), Clock()
+        messenger = ArrivesAtTheEnd(clock)
+        ctx = delivering(store, messenger, clock=clock)
+        record = conversation(TENANT, CHANNEL)
+        jobs = [DeliveryJob(record, CARD, alert(n), new=True, request=f"e{n}") for n in range(30)]
+        for job in jobs:
+            await store.save_alert(job.alert)
+        await ctx.jobs.send(jobs)
+        await ctx.jobs.drain(ctx)
+        assert len(messenger.arrivals) >= 9  # enough sends to fill two seconds
+        for span, limit in pacing.BOT_LIMITS[:2]:
+            assert busiest(messenger.arrivals, span) <= limit, (span, messenger.arrivals)
+
+
 class TestTheWindowIsSaved:
     async def test_a_window_whose_save_failed_for_now_is_saved_by_a_second_try_with_its_sends(self):
         """Else the batch is delivered again and reads a window without the sends it made."""
