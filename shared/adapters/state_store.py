@@ -15,10 +15,12 @@ import hashlib
 import itertools
 import json
 import logging
+import os
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
 from shared.adapters import connection_records, records
@@ -417,6 +419,25 @@ def _transient(exc: BaseException) -> TransientError | None:
     return None
 
 
+def environment_names_a_proxy() -> bool:
+    """Whether the environment names a proxy for HTTP clients to use: a ``*_proxy`` variable
+    (any case, as urllib's ``getproxies`` reads them on Linux) or a netrc file.
+
+    azure-core's aiohttp transport trusts the environment by default, and aiohttp then looks
+    both up again on every request, each time in a worker thread (aiohttp ``client.py``,
+    ``_request``: ``asyncio.to_thread(get_env_proxy_for_url, ...)`` and the netrc lookup).
+    Measured against Azurite, that is a third of a Table request's CPU (1.0 ms against
+    0.5-0.7 ms per read). Without either there is nothing to find, so it is skipped; with
+    one, the environment is trusted as before."""
+    if any(name.lower().endswith("_proxy") and value for name, value in os.environ.items()):
+        return True
+    try:
+        netrc = Path(os.environ["NETRC"]) if "NETRC" in os.environ else Path.home() / ".netrc"
+    except RuntimeError:  # no home directory to look in: aiohttp finds no file either
+        return False
+    return netrc.is_file()
+
+
 class AzureTables:
     """Table clients built on first use; each table is created once per process if missing."""
 
@@ -439,14 +460,18 @@ class AzureTables:
         self._lock = asyncio.Lock()
 
     def _service_client(self) -> TableServiceClient:
+        from azure.core.pipeline.transport import AioHttpTransport
         from azure.data.tables.aio import TableServiceClient
 
         if self._service is None:
+            transport = AioHttpTransport(use_env_settings=environment_names_a_proxy())
             if self._connection_string:
-                self._service = TableServiceClient.from_connection_string(self._connection_string)
+                self._service = TableServiceClient.from_connection_string(self._connection_string, transport=transport)
             else:
                 assert self._endpoint is not None  # the constructor requires one of the two
-                self._service = TableServiceClient(endpoint=self._endpoint, credential=self._credential)
+                self._service = TableServiceClient(
+                    endpoint=self._endpoint, credential=self._credential, transport=transport
+                )
         return self._service
 
     async def table(self, name: str) -> AzureTable:
