@@ -1,5 +1,6 @@
 """Teams Alert Connector: every trigger of the app, each a few lines of wiring."""
 
+import logging
 from types import ModuleType
 from typing import TYPE_CHECKING
 
@@ -10,6 +11,11 @@ from shared.settings import check_startup_safety
 
 logsafety.install()  # no log line shows a secret, at any level
 check_startup_safety()  # refuse development-only switches in Azure before serving anything
+# The Python worker sets the root logger to INFO and sends every record to the host
+# (azure-functions-python-worker, dispatcher.py, dispatch_forever). The Azure SDKs log at INFO
+# each request and its response (azure-core's HttpLoggingPolicy: two records per Table request),
+# and AMQP link states: the SDKs' warnings and errors are enough.
+logging.getLogger("azure").setLevel(logging.WARNING)
 
 
 class _Surfaces:

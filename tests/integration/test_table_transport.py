@@ -72,3 +72,23 @@ async def test_a_proxy_named_in_the_environment_carries_the_requests(azurite, ta
         await server.wait_closed()
     assert seen and all(line.split()[1].startswith(b"http://127.0.0.1:") for line in seen), seen
     assert any(b"Tables" in line for line in seen), seen
+
+
+async def test_with_the_root_logger_at_info_as_the_python_worker_sets_it_a_request_logs_nothing(
+    azurite, table_prefix, caplog
+):
+    """The Python worker sends every record at INFO or above to the host (its dispatcher sets
+    the root logger to INFO): the app keeps the SDKs' per-request lines out of it."""
+    import logging
+
+    import function_app  # noqa: F401 - its logging set-up
+
+    caplog.set_level(logging.INFO)
+    tables = AzureTables(connection_string=azurite.connection_string, prefix=table_prefix)
+    try:
+        table = await tables.table("quiet")
+        await table.upsert({"PartitionKey": "p", "RowKey": "r"})
+        assert (await table.get("p", "r")) is not None
+    finally:
+        await tables.close()
+    assert [r.getMessage()[:80] for r in caplog.records if r.name.startswith("azure")] == []
