@@ -197,8 +197,9 @@ def cardinality_of(function) -> str:
 async def main() -> None:
     import logging
 
-    logging.basicConfig(level=os.environ.get("BENCH_LOG_LEVEL", "WARNING"), format="%(asctime)s %(name)s %(message)s")
-    logging.getLogger("azure").setLevel(logging.WARNING)
+    # As the Python worker has it (azure-functions-python-worker, dispatcher.py): the root logger
+    # at INFO and every record formatted for the host; the app sets its libraries' levels itself.
+    logging.basicConfig(level=os.environ.get("BENCH_LOG_LEVEL", "INFO"), format="%(asctime)s %(name)s %(message)s")
     sys.path.insert(0, os.getcwd())
     import function_app
     from shared import bootstrap
