@@ -592,7 +592,15 @@ async def _card(job: DeliveryJob, conv: _Conversation, ctx: Any, report: JobRepo
         else:
             later.append(job.again(now + timedelta(seconds=5)))  # another consumer claimed it: look again soon
         return
-    if not await _wait_for_send(job, conv, ctx, later, reserve=True, hold=True):
+    try:
+        ready = await _wait_for_send(job, conv, ctx, later, reserve=True, hold=True)
+    except BaseException:
+        # Nothing was posted (the tenant's budget failed for now): the claim goes, or the retry
+        # would wait for it to lapse as if another consumer were posting the card.
+        with contextlib.suppress(Exception):
+            await store.save_delivery(replace(claim, claimed_at=None))
+        raise
+    if not ready:
         await store.save_delivery(replace(claim, claimed_at=None))
         return
     try:

@@ -884,6 +884,36 @@ class TestATimedOutPost:
         assert shown.activity_id is not None and shown.status == "posted"
 
 
+class BudgetUnreachableOnce:
+    """The tenant's budget, whose first reservation fails as Table Storage failing for now does."""
+
+    def __init__(self, budget: TenantBudget) -> None:
+        self.budget, self.failed = budget, False
+
+    async def reserve(self, tenant_id: str, max_wait: float) -> float | None:
+        if not self.failed:
+            self.failed = True
+            raise TransientError("Table Storage is unreachable")
+        return await self.budget.reserve(tenant_id, max_wait)
+
+
+class TestABudgetThatFailsForNow:
+    async def test_leaves_no_claim_behind_so_the_card_is_posted_at_once_not_when_the_claim_lapses(self):
+        store, clock = memory_store(), Clock()
+        messenger = TimedMessenger(clock)
+        ctx = delivering(store, messenger, clock=clock)
+        ctx.tenant_rate = BudgetUnreachableOnce(TenantBudget(store, 45, "instance-a", clock=clock))
+        start = clock.now
+        await delivery.run_message(
+            [DeliveryJob(conversation(TENANT, CHANNEL), CARD, alert(1), new=True, request="e1")], ctx
+        )
+        await ctx.jobs.drain(ctx)
+        assert ctx.tenant_rate.failed and len(messenger.times) == 1
+        assert messenger.times[0] - start.timestamp() < 5  # the run's own retry posted it
+        [shown] = await store.list_deliveries(TENANT, alert(1).key)
+        assert shown.activity_id is not None and shown.claimed_at is None
+
+
 class TestTenantBudgetAfterAPause:
     async def test_an_instance_takes_its_own_lapsed_slots_again(self):
         store, clock = memory_store(), Clock()
