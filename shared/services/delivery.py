@@ -572,12 +572,18 @@ async def _card(job: DeliveryJob, conv: _Conversation, ctx: Any, report: JobRepo
         conv.window.promise(at)  # its turn comes later: hold that slot, claim nothing yet
         later.append(job.again(datetime.fromtimestamp(at, UTC)))
         return
+    # The slot first, then the claim, then the post: nothing between the claim and the post can
+    # fail but the post itself, so a claim left behind always means a post that may have landed
+    # (a budget that failed for now would otherwise leave one, and the job's retries would wait
+    # two minutes for it to lapse as if another consumer were posting).
+    if not await _wait_for_send(job, conv, ctx, later, reserve=True, hold=True):
+        return
     claim = Delivery(
         job.tenant_id,
         state.key,
         job.conversation_id,
         status="posting",
-        claimed_at=now,
+        claimed_at=ctx.clock(),
         recipient=job.recipient,
         reason=job.reason,
         context=job.context,
@@ -587,21 +593,11 @@ async def _card(job: DeliveryJob, conv: _Conversation, ctx: Any, report: JobRepo
     try:
         claim = await store.save_delivery(claim)
     except ConcurrencyConflict:
+        # Its slot stays taken in the window (counted, never sent: the window errs safe).
         if fresh:  # the row exists after all (a later revision's job ran first here): decide on what it says
             await _card(replace(job, new=False), conv, ctx, report, later)
         else:
             later.append(job.again(now + timedelta(seconds=5)))  # another consumer claimed it: look again soon
-        return
-    try:
-        ready = await _wait_for_send(job, conv, ctx, later, reserve=True, hold=True)
-    except BaseException:
-        # Nothing was posted (the tenant's budget failed for now): the claim goes, or the retry
-        # would wait for it to lapse as if another consumer were posting the card.
-        with contextlib.suppress(Exception):
-            await store.save_delivery(replace(claim, claimed_at=None))
-        raise
-    if not ready:
-        await store.save_delivery(replace(claim, claimed_at=None))
         return
     try:
         activity_id = await _send(
