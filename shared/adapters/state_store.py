@@ -15,12 +15,10 @@ import hashlib
 import itertools
 import json
 import logging
-import os
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
 from shared.adapters import connection_records, records
@@ -41,6 +39,7 @@ from shared.domain.retention import Retention
 from shared.domain.workflows import Workflow, parse_workflow
 from shared.ports import ConcurrencyConflict, TransientError
 from shared.resilience import is_permanent
+from shared.settings import environment_names_a_proxy
 
 if TYPE_CHECKING:
     from azure.core.credentials_async import AsyncTokenCredential
@@ -417,25 +416,6 @@ def _transient(exc: BaseException) -> TransientError | None:
     if isinstance(exc, HttpResponseError) and exc.status_code is not None and not is_permanent(exc.status_code):
         return TransientError(f"Table Storage answered {exc.status_code}: {str(exc).splitlines()[0]}")
     return None
-
-
-def environment_names_a_proxy() -> bool:
-    """Whether the environment names a proxy for HTTP clients to use: a ``*_proxy`` variable
-    (any case, as urllib's ``getproxies`` reads them on Linux) or a netrc file.
-
-    azure-core's aiohttp transport trusts the environment by default, and aiohttp then looks
-    both up again on every request, each time in a worker thread (aiohttp ``client.py``,
-    ``_request``: ``asyncio.to_thread(get_env_proxy_for_url, ...)`` and the netrc lookup).
-    Measured against Azurite, that is a third of a Table request's CPU (1.0 ms against
-    0.5-0.7 ms per read). Without either there is nothing to find, so it is skipped; with
-    one, the environment is trusted as before."""
-    if any(name.lower().endswith("_proxy") and value for name, value in os.environ.items()):
-        return True
-    try:
-        netrc = Path(os.environ["NETRC"]) if "NETRC" in os.environ else Path.home() / ".netrc"
-    except RuntimeError:  # no home directory to look in: aiohttp finds no file either
-        return False
-    return netrc.is_file()
 
 
 class AzureTables:

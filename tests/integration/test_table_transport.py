@@ -8,8 +8,9 @@ import asyncio
 
 import pytest
 
-from shared.adapters.state_store import AzureTables, environment_names_a_proxy
+from shared.adapters.state_store import AzureTables
 from shared.ports import TransientError
+from shared.settings import environment_names_a_proxy
 
 pytestmark = pytest.mark.azurite
 
