@@ -69,7 +69,7 @@ def example_responders() -> list[str]:
     return sorted(found)
 
 
-def seed(directory: Any, config: dict[str, Any]) -> Any:
+def seed(directory: Any, config: dict[str, Any], playground_url: str | None = None) -> Any:
     """The Playground's organisation in the simulator's directory: the same user object ids, the
     team as a Microsoft 365 group (its aadGroupId) with the same channel ids, everyone a member.
     The Playground's user signs in for the consent; they are the tenant's Global Administrator
@@ -119,8 +119,38 @@ def seed(directory: Any, config: dict[str, Any]) -> Any:
     for chat in config.get("groupChats") or []:
         in_chat = [by_playground_id[m] for m in chat.get("members") or [] if m in by_playground_id]
         tenant.chats[chat["id"]] = Chat(chat["id"], "group", chat.get("name"), in_chat, shown_by_client=True)
+    if playground_url:
+        tenant.personal_chat_maker = _playground_personal_chat(playground_url, config)
     directory.sign_in(config["tenantId"], me)
     return tenant
+
+
+def _playground_personal_chat(playground_url: str, config: dict[str, Any]) -> Any:
+    """Make a person's 1:1 chat with the bot in the Playground (its Bot Connector's create
+    conversation, which keeps one personal chat per user) and return its id: the chat the app's
+    installation for that person is, as Teams makes it on installation."""
+    playground_id = {
+        person["aadObjectId"]: person["id"] for person in [config["currentUser"], *config.get("users", [])]
+    }
+
+    async def make(user_id: str) -> str:
+        import aiohttp
+
+        body = {
+            "isGroup": False,
+            "members": [{"id": playground_id.get(user_id, user_id), "aadObjectId": user_id}],
+            "tenantId": config["tenantId"],
+            "channelData": {"tenant": {"id": config["tenantId"]}},
+        }
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(f"{playground_url}/_connector/v3/conversations", json=body) as answer,
+        ):
+            answer.raise_for_status()
+            chat_id: str = (await answer.json())["id"]
+            return chat_id
+
+    return make
 
 
 def connect_tenant(host_url: str, admin_key: str, ca_file: str) -> str:

@@ -152,7 +152,7 @@ def _connect_playground_tenant(
 
     try:
         config = playground_config(playground_url)
-        seed(simulator.directory, config)
+        seed(simulator.directory, config, playground_url)
         answer = connect_tenant(host_url, admin_key, simulator.ca_file)
     except (OSError, RuntimeError, KeyError, ValueError) as exc:
         return (

@@ -283,7 +283,7 @@ async def local_run_with_m365(azurite, table_prefix, monkeypatch):
     try:
         async with Playground(f"{host.url}/api/messages") as playground:
             monkeypatch.setenv("TEAMS_SERVICE_URL", f"{playground.url}/_connector")  # as make run sets it
-            tenant = seed(simulator.directory, playground.config)
+            tenant = seed(simulator.directory, playground.config, playground.url)
             answer = await asyncio.to_thread(connect_tenant, host.url, admin_key, simulator.ca_file)
             assert answer.startswith("Connected"), answer
             host.m365 = simulator  # the revocation test reaches the identity side through it

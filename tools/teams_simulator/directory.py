@@ -8,6 +8,7 @@ import itertools
 import threading
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -120,6 +121,10 @@ class Tenant:
     events: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # user id -> events
     installations: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)  # user -> id -> installation
     app_grants: dict[str, set[str]] = field(default_factory=dict)  # client id -> granted app roles
+    # The Teams client in front of the simulator, when it keeps its own chats (the Agents
+    # Playground): installing the app for a person makes the bot's 1:1 chat there, as Teams makes
+    # it when the app is installed, and Graph answers with that chat (graph.install_app).
+    personal_chat_maker: Callable[[str], Awaitable[str]] | None = None
 
     def add_user(
         self,

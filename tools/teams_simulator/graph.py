@@ -636,17 +636,23 @@ class GraphRoutes:
         body = await self._body(request)
         if isinstance(body, web.Response):
             return body
+        app_id = _bound_app_id(body)
         with self.directory.lock:
             tenant = self._tenant(token)
             user = tenant.find_user(request.match_info["user"])
             if user is None:
                 return self._user_missing(request.match_info["user"])
-            app_id = _bound_app_id(body)
+            if any(i["teamsAppId"] == app_id for i in tenant.installations.get(user.id, {}).values()):
+                return graph_error(409, "Conflict", "App is already installed.")
+            maker = tenant.personal_chat_maker
+        # Made outside the lock (the client answers over HTTP); it makes one chat per person.
+        chat_id = await maker(user.id) if maker is not None else f"19:{user.id}_{app_id}@unq.gbl.spaces"
+        with self.directory.lock:
             installs = tenant.installations.setdefault(user.id, {})
             if any(i["teamsAppId"] == app_id for i in installs.values()):
                 return graph_error(409, "Conflict", "App is already installed.")
             installation_id = uuid.uuid4().hex
-            chat = Chat(f"19:{user.id}_{app_id}@unq.gbl.spaces", "oneOnOne", None, [user.id], installed_apps={app_id})
+            chat = Chat(chat_id, "oneOnOne", None, [user.id], installed_apps={app_id})
             tenant.chats[chat.id] = chat
             installs[installation_id] = {"id": installation_id, "teamsAppId": app_id, "chatId": chat.id}
             return web.Response(status=201)
