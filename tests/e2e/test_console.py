@@ -66,15 +66,57 @@ async def serious_violations(page) -> list[str]:
     ]
 
 
-class TestSigningIn:
-    async def test_the_tenants_admin_sees_the_connection_made_by_admin_consent(self, local_run_with_m365, browser):
-        host, playground, _queue, _tenant = local_run_with_m365
-        me = playground.config["currentUser"]["name"]
-        ctx, page = await sign_in(browser, host, me)
+class TestTheSeedFlow:
+    async def test_an_admin_connects_routes_sends_and_sees_what_went_wrong_and_no_one_else_sees_it(
+        self, local_run_with_m365, browser, tmp_path
+    ):
+        """The console walked through as an admin meets it, in one run of `make run`'s parts:
+        sign in → Connected → a workflow made with the pickers (two people, a fallback channel,
+        a comment, new or updated) → its dry run → an alert whose card reaches the people's
+        chats → Send to Teams with a comment to the on-call person, which goes into their card's
+        thread → Problems with an undeliverable alert's two reasons and a rejected event. Then who
+        else signs in: someone who is not an admin, another tenant's admin; a change without the
+        CSRF token; an alert titled with markup.
+
+        The admin is a second Global Administrator of the Playground's organisation; the on-call
+        person is the Playground's user, whose chats its stream shows. The Playground streams no
+        other user's chat (isOtherUserChat in its bundle), so the second person's chat is read
+        from its Bot Connector instead: the chat it made for them, with them as its member."""
+        import asyncio
+        import io
+        import json
+
+        import aiohttp
+
+        from shared import bootstrap
+        from shared.console.signin import GLOBAL_ADMINISTRATOR
+        from shared.security import tenant_admin_key
+        from tools import publish as publisher
+
+        host, playground, _queue, tenant = local_run_with_m365
+        on_call = playground.config["currentUser"]
+        person = next(u for u in playground.config["users"] if u["aadObjectId"] != playground.user_id)
+        admin = tenant.add_user("Teams Admin Tester", "teams.admin@playground.example", roles=(GLOBAL_ADMINISTRATOR,))
+
+        async def publish(title: str, alert_id: str, exit_code: int = 0) -> None:
+            event = json.loads((ROOT / "examples" / "alert-created.json").read_text())
+            event["id"] = f"event-{alert_id}"
+            event["data"].update(id=alert_id, title=title)
+            path = tmp_path / f"{alert_id}.json"
+            path.write_text(json.dumps(event))
+            out = io.StringIO()
+            args = [str(path), "--tenant", playground.tenant_id, "--host", host.url, "--wait", "20"]
+            assert await asyncio.to_thread(publisher.main, args, out) == exit_code, out.getvalue()
+            await host.wait_idle(timeout=20)
+
+        # Sign in as the tenant's admin: the connection made by admin consent.
+        ctx, page = await sign_in(browser, host, admin.display_name)
         assert page.url.endswith("/api/console/connection"), page.url
-        text = await page.inner_text("main")
-        assert "Connected" in text and "Bot identity (application permissions)" in text, text
-        assert playground.tenant_id in text
+        status = await page.locator("section[aria-labelledby=status-heading]").inner_text()
+        assert "Connected" in status and "Bot identity (application permissions)" in status, status
+        connected_by = await page.locator("dt:text-is('Connected by') + dd").inner_text()
+        assert connected_by.strip() not in ("", "—"), status
+        assert playground.tenant_id in await page.inner_text("main")
         assert "Global Administrator" in await page.inner_text("header")
         # Here the app has no public DNS name and the bot no id: the package says so instead.
         answer = await page.request.get(f"{host.url}/api/console/connection/app-package")
@@ -82,24 +124,151 @@ class TestSigningIn:
         response = await page.reload()
         policy = response.headers["content-security-policy"]
         assert "script-src 'self'" in policy and "unsafe-inline" not in policy
+
+        # A workflow made with the pickers: two people, the General channel as fallback.
+        await page.get_by_role("link", name="Routing").click()
+        await page.get_by_role("link", name="New workflow").click()
+        await page.get_by_label("Id").fill("on-call")
+        await page.get_by_label("Name").fill("On call: everything high")
+        await pick(page, "recipients", on_call["name"].split()[0], on_call["name"])
+        await pick(page, "recipients", person["name"].split()[0], person["name"])
+        await pick(page, "fallback", "General", "General")
+        await page.get_by_label("Comment").fill("Look at it within 15 minutes.")
+        await page.get_by_role("radio", name=re.compile(r"^New or updated \(")).check()
+        await page.get_by_label("Severity at least").select_option("high")
+        await page.get_by_role("button", name="Save").click()
+        await page.wait_for_load_state("networkidle")
+        text = await page.inner_text("main")
+        assert "Workflow on-call saved as revision 1." in text and "On call: everything high" in text, text
+        stored = await (await bootstrap.container()).store.get_workflow(playground.tenant_id, "on-call")
+        assert [(r.to_json()["kind"], r.user) for r in stored.recipients] == [
+            ("person", on_call["aadObjectId"]),
+            ("person", person["aadObjectId"]),
+        ]
+        assert [r.to_json()["kind"] for r in stored.fallback_recipients] == ["channel"]
+        assert stored.comment == "Look at it within 15 minutes." and stored.trigger == "new_or_updated"
+
+        # The dry run: who gets it and why.
+        await page.get_by_role("button", name="Run the dry run").click()
+        await page.wait_for_load_state("networkidle")
+        result = await page.locator(".result").inner_text()
+        for who in (on_call, person):
+            assert f"{who['name']}: workflow On call: everything high (severity>=high)" in result, result
+
+        # An alert, titled with markup: its card reaches both people's chats; the page shows the title as text.
+        title = "<img src=x onerror=alert(1)>"
+        await publish(title, "XSS-1")
+        card = await playground.wait_for(
+            "the alert's card in the on-call person's chat",
+            lambda e: e.action == "createMessage" and bool(e.cards) and "XSS-1" in json.dumps(e.cards),
+            20,
+        )
+        assert card.conversation_id == playground.personal_chat_id, card
+        assert "Look at it within 15 minutes." in json.dumps(card.cards)
+        store = (await bootstrap.container()).store
+        [state] = await store.find_alerts(playground.tenant_id, "XSS-1")
+        theirs = [
+            d for d in await store.list_deliveries(playground.tenant_id, state.key) if d.recipient == person["name"]
+        ]
+        assert [d.status for d in theirs] == ["posted"] and theirs[0].activity_id, theirs
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(f"{playground.url}/_connector/v3/conversations/{theirs[0].conversation_id}/members") as answer,
+        ):
+            assert answer.status == 200, await answer.text()
+            members = await answer.json()
+        assert [m.get("objectId") for m in members] == [person["aadObjectId"]], members
+        await page.get_by_role("link", name="Alerts").click()
+        text = await page.inner_text("main")
+        assert title in text, text  # shown as text, not as an element
+        assert await page.locator("main img").count() == 0
+        await page.get_by_role("link", name="XSS-1").click()
+        alert_page = page.url
+        state_key = alert_page.split("key=", 1)[1]
+        cards = await page.locator("#cards-heading + .table-wrap").inner_text()
+        assert on_call["name"] in cards and person["name"] in cards and "On call: everything high" in cards, cards
+        # The dry run on that alert, as its next change.
+        await page.goto(f"{host.url}/api/console/routing")
+        await page.get_by_label("Or a recent alert, as its next change").select_option(value=state_key)
+        await page.get_by_role("button", name="Dry run this alert").click()
+        await page.wait_for_load_state("networkidle")
+        result = await page.locator(".result").inner_text()
+        assert "Alert XSS-1 (updated)" in result and on_call["name"] in result, result
+        await page.goto(alert_page)
+
+        # Send to Teams, to the on-call person, with a comment: it goes into the thread of their card.
+        await pick(page, "recipients", on_call["name"].split()[0], on_call["name"])
+        await page.get_by_label("Comment").fill("Can you take this one?")
+        await page.get_by_role("button", name="Send").click()
+        await page.wait_for_load_state("networkidle")
+        assert "Sent" in await page.locator(".notice").inner_text()
+        await host.wait_idle(timeout=20)
+        reply = await playground.wait_for(
+            "the comment in the card's thread",
+            lambda e: e.action == "createMessage" and "Can you take this one?" in json.dumps(e.message),
+            20,
+        )
+        # A 1:1 chat has no threads: the comment is the bot's reply to the card (the Playground
+        # keeps no replyToId in its stream), a message of its own after it, and no second card.
+        assert reply.conversation_id == card.conversation_id and not reply.cards, reply
+        assert "Teams Admin Tester" in json.dumps(reply.message)  # who sent it on
+        shown = [
+            e
+            for e in playground.events
+            if e.action == "createMessage" and e.conversation_id == card.conversation_id and e.cards
+        ]
+        assert [e.message_id for e in shown if "XSS-1" in json.dumps(e.cards)] == [card.message_id], shown
+        assert playground.events.index(card) < playground.events.index(reply)
+
+        # What went wrong: a workflow (made through the JSON route) whose recipient and fallback
+        # both cannot be reached, and an event on the queue that names this tenant and cannot be read.
+        key = {"X-Admin-Key": tenant_admin_key(os.environ["ADMIN_API_KEY"], playground.tenant_id)}
+        nowhere = {
+            "id": "nowhere",
+            "name": "Nowhere",
+            "match": {"titleContains": "orphan"},
+            "trigger": "new_or_updated",
+            "recipients": [{"kind": "person", "user": "nobody@example.com"}],
+            "fallbackRecipients": [{"kind": "person", "user": "ghost@example.com"}],
+        }
+        async with aiohttp.ClientSession() as http:
+            url = f"{host.url}/api/tenants/{playground.tenant_id}/workflows/nowhere"
+            async with http.put(url, json=nowhere, headers=key) as answer:
+                assert answer.status == 201, await answer.text()
+        await publish("An orphan alert", "ORPHAN-1", exit_code=1)  # make publish says it was undeliverable
+        bad = json.loads((ROOT / "examples" / "alert-created.json").read_text())
+        bad.update(id="event-bad-1", tenantid=playground.tenant_id)
+        bad["data"]["severity"] = "urgent"
+        path = tmp_path / "bad.json"
+        path.write_text(json.dumps(bad))
+        args = [str(path), "--queue", "--host", host.url, "--wait", "20"]
+        await asyncio.to_thread(publisher.main, args, io.StringIO())
+        await host.wait_idle(timeout=20)
+        await page.get_by_role("link", name="Problems").click()
+        row = await page.locator("tr", has_text="ORPHAN-1").inner_text()
+        assert "nobody@example.com was not found in the organisation's directory" in row, row  # the reason
+        assert "ghost@example.com: ghost@example.com was not found" in row, row  # and the fallback's
+        rejected = await page.locator("tr", has_text="event-bad-1").inner_text()
+        assert "data.severity" in rejected and "urgent" in rejected, rejected
+
+        # A change without the CSRF token is refused and changes nothing; with it, it goes through.
+        answer = await page.request.post(f"{host.url}/api/console/connection/disconnect", form={"csrf": "guessed"})
+        assert answer.status == 403 and "Nothing was changed" in await answer.text()
+        await page.get_by_role("link", name="Connection").click()
+        assert "Connected" in await page.locator("section[aria-labelledby=status-heading]").inner_text()
         await ctx.close()
 
-    async def test_someone_who_is_not_an_admin_is_told_why_and_shown_nothing(self, local_run_with_m365, browser):
-        host, playground, _queue, _tenant = local_run_with_m365
-        other = next(u for u in playground.config["users"] if u["aadObjectId"] != playground.user_id)
-        ctx, page = await sign_in(browser, host, other["name"])
+        # Someone who is not an admin: told why, shown nothing, and no page opens for them.
+        ctx, page = await sign_in(browser, host, person["name"])
         text = await page.inner_text("main")
         assert "You cannot manage this connector" in text and "Teams Administrator" in text, text
         assert playground.tenant_id not in text and "Connected" not in text
-        # And no page of the console opens for them afterwards.
-        await page.goto(f"{host.url}/api/console/connection")
-        assert "Sign in with Microsoft" in await page.inner_text("main")
+        for path in ("connection", "alerts"):
+            await page.goto(f"{host.url}/api/console/{path}")
+            assert "Sign in with Microsoft" in await page.inner_text("main")
         await ctx.close()
 
-    async def test_another_tenants_admin_sees_none_of_this_tenants_data(self, local_run_with_m365, browser):
-        from shared.console.signin import GLOBAL_ADMINISTRATOR
-
-        host, playground, _queue, _tenant = local_run_with_m365
+        # Another tenant's admin sees none of this tenant's data.
         other = host.m365.directory.add_tenant(OTHER_TENANT, "Fabrikam")
         other.add_user("Fabrikam Admin", "admin@fabrikam.example", roles=(GLOBAL_ADMINISTRATOR,))
         ctx, page = await sign_in(browser, host, "Fabrikam Admin")
@@ -112,21 +281,8 @@ class TestSigningIn:
             await page.goto(f"{host.url}/api/console/{path}")
             shown = await page.inner_text("body")
             assert playground.tenant_id not in shown and "General" not in shown.replace("q=General", ""), (path, shown)
-        await ctx.close()
-
-
-class TestChanges:
-    async def test_a_change_without_the_csrf_token_is_refused_and_changes_nothing(self, local_run_with_m365, browser):
-        host, playground, _queue, _tenant = local_run_with_m365
-        ctx, page = await sign_in(browser, host, playground.config["currentUser"]["name"])
-        answer = await page.request.post(f"{host.url}/api/console/connection/disconnect", form={"csrf": "guessed"})
-        assert answer.status == 403 and "Nothing was changed" in await answer.text()
-        await page.reload()
-        assert "Connected" in await page.inner_text("main")
-        # With the token the page carries, the same change goes through.
-        await page.get_by_role("button", name="Disconnect").click()
-        await page.wait_for_load_state("networkidle")
-        assert "Disconnected" in await page.inner_text("main")
+            for secret in ("XSS-1", "ORPHAN-1", "on-call", "event-bad-1", person["name"]):
+                assert secret not in shown, (path, secret)
         await ctx.close()
 
 
@@ -208,41 +364,6 @@ async def pick(page, picker: str, text: str, option: str) -> None:
 
 
 class TestRouting:
-    async def test_a_workflow_made_with_the_pickers_is_saved_and_the_dry_run_names_its_recipient(
-        self, local_run_with_m365, browser
-    ):
-        host, playground, _queue, _tenant = local_run_with_m365
-        ctx, page = await sign_in(browser, host, playground.config["currentUser"]["name"])
-        person = next(u for u in playground.config["users"] if u["aadObjectId"] != playground.user_id)
-        await page.get_by_role("link", name="Routing").click()
-        await page.get_by_role("link", name="New workflow").click()
-        await page.get_by_label("Id").fill("on-call")
-        await page.get_by_label("Name").fill("On call: everything high")
-        await pick(page, "recipients", person["name"].split()[0], person["name"])
-        await pick(page, "fallback", "General", "General")
-        await page.get_by_label("Comment").fill("Look at it within 15 minutes.")
-        await page.get_by_role("radio", name=re.compile(r"^New or updated \(")).check()
-        await page.get_by_label("Severity at least").select_option("high")
-        await page.get_by_role("button", name="Save").click()
-        await page.wait_for_load_state("networkidle")
-        text = await page.inner_text("main")
-        assert "Workflow on-call saved as revision 1." in text, text
-        assert "On call: everything high" in text
-
-        from shared import bootstrap
-
-        stored = await (await bootstrap.container()).store.get_workflow(playground.tenant_id, "on-call")
-        assert [r.to_json()["kind"] for r in stored.recipients] == ["person"]
-        assert stored.recipients[0].user == person["aadObjectId"]
-        assert [r.to_json()["kind"] for r in stored.fallback_recipients] == ["channel"]
-        assert stored.comment == "Look at it within 15 minutes." and stored.trigger == "new_or_updated"
-
-        await page.get_by_role("button", name="Run the dry run").click()
-        await page.wait_for_load_state("networkidle")
-        result = await page.locator(".result").inner_text()
-        assert f"{person['name']}: workflow On call: everything high (severity>=high)" in result, result
-        await ctx.close()
-
     async def test_a_refused_workflow_says_why_next_to_the_field_and_keeps_what_was_typed(
         self, local_run_with_m365, browser
     ):
@@ -258,126 +379,6 @@ class TestRouting:
         assert error == "must name at least one recipient", error  # the parser's words, under the fallback field
         assert await page.get_by_label("Name").input_value() == "Without a fallback"
         assert "General" in await page.locator("#recipients-picker .chips").inner_text()
-        await ctx.close()
-
-
-class TestAlertsAndProblems:
-    async def test_a_routed_alert_shown_escaped_then_sent_on_with_a_comment_and_an_undeliverable_one(
-        self, local_run_with_m365, browser, tmp_path
-    ):
-        import asyncio
-        import io
-        import json
-
-        import aiohttp
-
-        from shared.security import tenant_admin_key
-        from tools import publish as publisher
-
-        host, playground, _queue, _tenant = local_run_with_m365
-        me = playground.config["currentUser"]
-        [general] = [c["id"] for c in playground.config["teams"][0]["channels"] if c["name"] == "General"]
-        await install(playground)  # the Playground's user opens their chat with the bot
-        ctx, page = await sign_in(browser, host, me["name"])
-        await page.goto(f"{host.url}/api/console/routing/edit")
-        await page.get_by_label("Id").fill("to-me")
-        await page.get_by_label("Name").fill("Alerts to me")
-        await page.get_by_label("Title contains").fill("onerror")
-        await pick(page, "recipients", me["name"].split()[0], me["name"])
-        await pick(page, "fallback", "General", "General")
-        await page.get_by_role("button", name="Save").click()
-        await page.wait_for_load_state("networkidle")
-
-        async def publish(title: str, alert_id: str, exit_code: int = 0) -> None:
-            event = json.loads((ROOT / "examples" / "alert-created.json").read_text())
-            event["id"] = f"event-{alert_id}"
-            event["data"].update(id=alert_id, title=title)
-            path = tmp_path / f"{alert_id}.json"
-            path.write_text(json.dumps(event))
-            out = io.StringIO()
-            args = [str(path), "--tenant", playground.tenant_id, "--host", host.url, "--wait", "20"]
-            assert await asyncio.to_thread(publisher.main, args, out) == exit_code, out.getvalue()
-            await host.wait_idle(timeout=20)
-
-        await publish("<img src=x onerror=alert(1)>", "XSS-1")
-        await page.get_by_role("link", name="Alerts").click()
-        text = await page.inner_text("main")
-        assert "<img src=x onerror=alert(1)>" in text, text  # shown as text, not as an element
-        assert await page.locator("main img").count() == 0
-        await page.get_by_role("link", name="XSS-1").click()
-        state_key = page.url.split("key=", 1)[1]
-        cards = await page.locator("#cards-heading + .table-wrap").inner_text()
-        assert "the personal chat of Alex Wilber" in cards and "posted" in cards and "Alerts to me" in cards, cards
-
-        # The dry run on that alert, as its next change: who gets it and why.
-        await page.goto(f"{host.url}/api/console/routing")
-        await page.get_by_label("Or a recent alert, as its next change").select_option(value=state_key)
-        await page.get_by_role("button", name="Dry run this alert").click()
-        await page.wait_for_load_state("networkidle")
-        result = await page.locator(".result").inner_text()
-        assert "Alert XSS-1 (updated)" in result and "Alex Wilber" in result and "Alerts to me" in result, result
-        await page.goto(f"{host.url}/api/console/alerts/view?key={state_key}")
-
-        # Send to Teams: to the General channel, with a comment for its thread.
-        await pick(page, "recipients", "General", "General")
-        await page.get_by_label("Comment").fill("Can you take this one?")
-        await page.get_by_role("button", name="Send").click()
-        await page.wait_for_load_state("networkidle")
-        assert "Sent" in await page.locator(".notice").inner_text()
-        await host.wait_idle(timeout=20)
-        reply = await playground.wait_for(
-            "the comment in the card's thread",
-            lambda e: e.action == "createMessage" and "Can you take this one?" in json.dumps(e.message),
-            20,
-        )
-        assert reply.conversation_id == general and reply.cards, reply  # a new card there, with the comment
-        assert "Can you take this one?" in json.dumps(reply.cards)
-        # Sent again to where its card is: the comment goes into the card's thread.
-        await page.reload()
-        await pick(page, "recipients", "General", "General")
-        await page.get_by_label("Comment").fill("Still open: who has it?")
-        await page.get_by_role("button", name="Send").click()
-        await page.wait_for_load_state("networkidle")
-        await host.wait_idle(timeout=20)
-        threaded = await playground.wait_for(
-            "the comment in the card's thread",
-            lambda e: e.action == "createMessage" and "Still open: who has it?" in (e.message.get("text") or ""),
-            20,
-        )
-        assert threaded.conversation_id == f"{general};messageid={reply.message_id}", threaded
-        # A workflow (made through the JSON route) whose recipient and fallback both cannot be reached.
-        key = {"X-Admin-Key": tenant_admin_key(os.environ["ADMIN_API_KEY"], playground.tenant_id)}
-        nowhere = {
-            "id": "nowhere",
-            "name": "Nowhere",
-            "match": {"titleContains": "orphan"},
-            "trigger": "new_or_updated",
-            "recipients": [{"kind": "person", "user": "nobody@example.com"}],
-            "fallbackRecipients": [{"kind": "person", "user": "ghost@example.com"}],
-        }
-        async with aiohttp.ClientSession() as http:
-            url = f"{host.url}/api/tenants/{playground.tenant_id}/workflows/nowhere"
-            async with http.put(url, json=nowhere, headers=key) as answer:
-                assert answer.status == 201, await answer.text()
-        await publish("An orphan alert", "ORPHAN-1", exit_code=1)  # make publish says it was undeliverable
-        await page.get_by_role("link", name="Problems").click()
-        text = await page.inner_text("main")
-        # An event on the queue that names this tenant and cannot be read: rejected, with the field.
-        bad = json.loads((ROOT / "examples" / "alert-created.json").read_text())
-        bad.update(id="event-bad-1", tenantid=playground.tenant_id)
-        bad["data"]["severity"] = "urgent"
-        path = tmp_path / "bad.json"
-        path.write_text(json.dumps(bad))
-        out = io.StringIO()
-        args = [str(path), "--queue", "--host", host.url, "--wait", "20"]
-        await asyncio.to_thread(publisher.main, args, out)
-        await host.wait_idle(timeout=20)
-        await page.reload()
-        rejected = await page.locator("tr", has_text="event-bad-1").inner_text()
-        assert "data.severity" in rejected and "urgent" in rejected, rejected
-        row = await page.locator("tr", has_text="ORPHAN-1").inner_text()
-        assert "nobody@example.com was not found in the organisation's directory" in row, row  # the reason
-        assert "ghost@example.com: ghost@example.com was not found" in row, row  # and the fallback's
         await ctx.close()
 
 
