@@ -1104,10 +1104,17 @@ async def _look_up(jobs: list[DeliveryJob], conv: _Conversation, ctx: Any) -> No
         return
     tenant_id, conversation_id = jobs[0].tenant_id, jobs[0].conversation_id
 
+    async def read(call: Callable[[], Awaitable[T]]) -> T:
+        # A read may simply be made again: one failed for now must not fail the batch, whose
+        # hundred or so reads would otherwise make that likely (and the whole batch run again).
+        return await tried_again(lambda _attempt: call(), retry_on=TransientError, retries=2, sleep=ctx.sleep)
+
     async def one(key: str) -> None:
-        delivery = conv.deliveries_read[key] = await ctx.store.get_delivery(tenant_id, key, conversation_id)
+        delivery = conv.deliveries_read[key] = await read(
+            lambda: ctx.store.get_delivery(tenant_id, key, conversation_id)
+        )
         if delivery is None or not delivery.activity_id:  # no card of its own: _card looks for a member
-            conv.members_read[key] = await ctx.store.get_summary_member(tenant_id, conversation_id, key)
+            conv.members_read[key] = await read(lambda: ctx.store.get_summary_member(tenant_id, conversation_id, key))
 
     for start in range(0, len(keys), LOOK_UP_CONCURRENCY):
         await asyncio.gather(*(one(key) for key in keys[start : start + LOOK_UP_CONCURRENCY]))

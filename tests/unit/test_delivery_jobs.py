@@ -884,6 +884,30 @@ class TestATimedOutPost:
         assert shown.activity_id is not None and shown.status == "posted"
 
 
+class TestABatchDeliveredAgainWhoseLookUpFailsForNow:
+    async def test_reads_again_instead_of_failing_the_whole_batch(self):
+        """A storm's batch delivered again reads a hundred or so rows before it runs: one read
+        failed for now is made again, not the batch run again."""
+        store, messenger, clock = memory_store(), RecordingMessenger(), Clock()
+        ctx = delivering(store, messenger, clock=clock)
+        record = conversation(TENANT, CHANNEL)
+        jobs = [DeliveryJob(record, CARD, alert(n), new=False, request=f"e{n}") for n in range(3)]
+        for job in jobs:
+            await store.save_alert(job.alert)
+        real, failed = store.get_delivery, []
+
+        async def flaky(tenant_id, key, conversation_id):
+            if not failed:
+                failed.append(key)
+                raise TransientError("Table Storage is unreachable")
+            return await real(tenant_id, key, conversation_id)
+
+        store.get_delivery = flaky
+        report = await run_batch(jobs, ctx)
+        assert failed and len(report.posted) == 3, report
+        assert len(messenger.cards_in(CHANNEL)) == 3
+
+
 class BudgetUnreachableOnce:
     """The tenant's budget, whose first reservation fails as Table Storage failing for now does."""
 
