@@ -48,6 +48,7 @@ lint: setup
 test: setup lint
 	bash tools/install_checkov.sh
 	bash tools/install_chromium.sh
+	bash tools/install_alertmanager.sh
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 ## The delivery benchmark (Azurite, the Teams simulator with Teams' limits enforced, two app processes); prints figures.

@@ -1,0 +1,66 @@
+"""A real alerting source end to end: Debian's Prometheus evaluates a rule on a metric this test
+sets, Debian's Alertmanager sends what fires to the connector's ingest route with its own
+webhook receiver, and the card reaches the Agents Playground; when the metric clears,
+Alertmanager's resolved notification turns the card to Resolved. Everything runs on loopback
+(tools/alerting_loop.py); the pair is installed by tools/install_alertmanager.sh."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import aiohttp
+import pytest
+
+from tests.e2e.test_playground import alert_card, install, local_run_with_m365, status  # noqa: F401
+from tools.alerting_loop import ALERT_NAME, AlertingLoop
+
+pytestmark = [pytest.mark.e2e, pytest.mark.azurite, pytest.mark.playground]
+
+# Prometheus scrapes and evaluates every second, Alertmanager groups for a second: a firing or a
+# resolution takes a few seconds to reach the connector.
+LOOP_SECONDS = 60.0
+
+
+async def ingest_setup(host, tenant_id: str, source: str) -> tuple[str, str]:
+    """The source's Alertmanager webhook URL and key, as the tenant's admin gets them."""
+    from shared.security import tenant_admin_key
+
+    key = {"X-Admin-Key": tenant_admin_key(os.environ["ADMIN_API_KEY"], tenant_id)}
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(f"{host.url}/api/tenants/{tenant_id}/sources/{source}", headers=key) as answer,
+    ):
+        assert answer.status == 200, await answer.text()
+        setup = await answer.json()
+    url: str = setup["urls"]["alertmanager"]
+    # The address is on the connector's public base URL; here the host listens on its own port.
+    return host.url + url[url.index("/api/") :], setup["key"]
+
+
+class TestARealAlertmanager:
+    async def test_fires_a_card_and_resolves_it(self, local_run_with_m365):
+        host, playground, _queue, _tenant = local_run_with_m365
+        chat = await install(playground)
+        url, key = await ingest_setup(host, playground.tenant_id, "checkout-prometheus")
+        started = time.monotonic()
+        async with AlertingLoop(url, key) as loop:
+            loop.failing = 3
+            posted = await playground.wait_for(
+                "the firing alert's card",
+                lambda e: e.action == "createMessage" and alert_card(e) and ALERT_NAME in str(e.cards),
+                LOOP_SECONDS,
+            )
+            assert posted.conversation_id == chat and status(posted) == "Open", playground.describe()
+            assert "Checkout requests are failing" in str(posted.cards)
+
+            loop.failing = 0
+            resolved = await playground.wait_for(
+                "the card resolved by Alertmanager's resolved notification",
+                lambda e: e.action == "updateMessage" and e.message_id == posted.message_id and status(e) == "Resolved",
+                LOOP_SECONDS,
+            )
+            assert resolved.conversation_id == chat
+        cards = [e for e in playground.events if e.action == "createMessage" and alert_card(e)]
+        assert cards == [posted], playground.describe()
+        print(f"the loop took {time.monotonic() - started:.1f} s")  # the wall time, shown with -s
