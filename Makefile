@@ -28,10 +28,12 @@ $(STAMP_NPM): package.json package-lock.json
 	touch $@
 
 ## Run the connector locally: Azurite + the local Functions host + Agents Playground + Microsoft 365 (simulated).
-## A fresh local state each run; KEEP=1 keeps the last run's. PORT, PLAYGROUND_PORT, AZURITE_PORT choose the ports.
+## A fresh local state each run; KEEP=1 keeps the last run's. PORT, PLAYGROUND_PORT, AZURITE_PORT choose the ports;
+## WITH_ALERTMANAGER=1 also starts Prometheus and Alertmanager on loopback, sending to the connected tenant.
 RUN_ARGS = $(if $(KEEP),--keep) $(if $(PORT),--port $(PORT)) $(if $(PLAYGROUND_PORT),--playground-port $(PLAYGROUND_PORT)) $(if $(AZURITE_PORT),--azurite-port $(AZURITE_PORT))
 run: setup
-	$(PY) -m tools.run_local $(RUN_ARGS)
+	$(if $(WITH_ALERTMANAGER),bash tools/install_alertmanager.sh)
+	$(PY) -m tools.run_local $(RUN_ARGS) $(if $(WITH_ALERTMANAGER),--with-alertmanager)
 
 ## Forget what local runs stored (.local/: alerts, conversations, keys).
 reset:

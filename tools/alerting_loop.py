@@ -64,6 +64,7 @@ class AlertingLoop:
         self.alertmanager_port = _free_port()
         self.alertmanager_url = f"http://127.0.0.1:{self.alertmanager_port}"
         self.prometheus_url = f"http://127.0.0.1:{self.prometheus_port}"
+        self.metrics_url = ""
 
     async def __aenter__(self) -> AlertingLoop:
         if not installed():
@@ -117,12 +118,23 @@ class AlertingLoop:
             body = f"# TYPE {METRIC} gauge\n{METRIC} {self.failing}\n"
             return web.Response(text=body, content_type="text/plain")
 
+        async def set_failing(request: web.Request) -> web.Response:
+            # For a person trying it (make run WITH_ALERTMANAGER=1): POST /failing?value=1 fires the
+            # rule at Prometheus's next evaluation, value=0 clears it.
+            try:
+                self.failing = float(request.query.get("value", "1"))
+            except ValueError:
+                return web.Response(status=400, text="value must be a number\n")
+            return web.Response(text=f"{METRIC} is now {self.failing:g}\n")
+
         app = web.Application()
         app.router.add_get("/metrics", metrics)
+        app.router.add_post("/failing", set_failing)
         self._metrics = web.AppRunner(app)
         await self._metrics.setup()
         port = _free_port()
         await web.TCPSite(self._metrics, "127.0.0.1", port).start()
+        self.metrics_url = f"http://127.0.0.1:{port}"
         return port
 
     def _write_configs(self, metrics_port: int) -> None:

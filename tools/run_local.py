@@ -12,6 +12,7 @@ publish an example in another terminal:  make publish FILE=examples/alert-create
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import secrets
@@ -20,8 +21,11 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+import urllib.request
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = ROOT / "node_modules" / ".bin"
@@ -172,6 +176,78 @@ def _connect_playground_tenant(
     )
 
 
+class _Alerting:
+    """Prometheus and Alertmanager (tools/alerting_loop.py) on an event loop of their own, for a
+    person to try the loop with a real source; or why they did not start."""
+
+    def __init__(self, why_not: str = "") -> None:
+        self.why_not = why_not
+        self.loop: Any = None
+        self._stop: Any = None
+        self._thread: threading.Thread | None = None
+        self._aio: asyncio.AbstractEventLoop | None = None
+
+    def start(self, webhook_url: str, key: str) -> None:
+        from tools.alerting_loop import AlertingLoop
+
+        ready = threading.Event()
+
+        async def hold() -> None:
+            self._aio = asyncio.get_running_loop()
+            self._stop = asyncio.Event()
+            try:
+                async with AlertingLoop(webhook_url, key) as loop:
+                    self.loop = loop
+                    ready.set()
+                    await self._stop.wait()
+            except Exception as exc:  # noqa: BLE001 - said on the console instead
+                self.why_not = str(exc).splitlines()[0]
+                ready.set()
+
+        self._thread = threading.Thread(target=asyncio.run, args=(hold(),), name="alerting-loop", daemon=True)
+        self._thread.start()
+        ready.wait(90)
+
+    def describe(self) -> str:
+        if self.loop is None:
+            return f"  Alertmanager:        not started: {self.why_not or 'it did not become ready'}"
+        from tools.alerting_loop import ALERT_NAME
+
+        return (
+            f"  Alertmanager:        {self.loop.alertmanager_url}   (Prometheus {self.loop.prometheus_url}, rule "
+            f"{ALERT_NAME})\n"
+            f"                       fire it:  curl -X POST '{self.loop.metrics_url}/failing?value=1'\n"
+            f"                       clear it: curl -X POST '{self.loop.metrics_url}/failing?value=0'"
+        )
+
+    def stop(self) -> None:
+        if self._aio is not None and self._stop is not None:
+            self._aio.call_soon_threadsafe(self._stop.set)
+        if self._thread is not None:
+            self._thread.join(20)
+
+
+def _start_alerting(host_url: str, admin_key: str, tenant: str | None) -> _Alerting:
+    """The pair, sending to the ingest route of source "prometheus" of the connected tenant."""
+    if not tenant:
+        return _Alerting("the Playground's tenant is not connected, so there is no tenant to send for")
+    from shared.security import tenant_admin_key
+
+    request = urllib.request.Request(
+        f"{host_url}/api/tenants/{tenant}/sources/prometheus",
+        headers={"X-Admin-Key": tenant_admin_key(admin_key, tenant)},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            setup = json.loads(answer.read())
+    except (OSError, ValueError) as exc:
+        return _Alerting(f"the source's key could not be read: {exc}")
+    url = setup["urls"]["alertmanager"]
+    alerting = _Alerting()
+    alerting.start(host_url + url[url.index("/api/") :], setup["key"])
+    return alerting
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=7071, help="local Functions host port (default 7071)")
@@ -193,6 +269,11 @@ def main(argv: list[str] | None = None) -> int:
         help="keep the last run's state (alerts, conversations, keys) instead of starting empty",
     )
     parser.add_argument("--no-playground", action="store_true", help="do not start Agents Playground")
+    parser.add_argument(
+        "--with-alertmanager",
+        action="store_true",
+        help="also start Prometheus and Alertmanager on loopback, sending to this tenant's ingest route",
+    )
     parser.add_argument("--reset", action="store_true", help="delete the local state (.local/) and exit")
     args = parser.parse_args(argv)
     holder = running_holder()
@@ -243,6 +324,7 @@ def main(argv: list[str] | None = None) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, stop_on_signal)
     simulator = None
+    alerting: _Alerting | None = None
 
     def start(name: str, command: list[str], env: dict | None = None) -> subprocess.Popen:
         print(f"» starting {name}: {' '.join(command)}", flush=True)
@@ -346,6 +428,8 @@ def main(argv: list[str] | None = None) -> int:
             )
             if tenant:  # make publish posts for it, and saves workflows for it
                 _save_run({**run, "tenant": tenant})
+            if args.with_alertmanager:
+                alerting = _start_alerting(host_url, keys["ADMIN_API_KEY"], tenant)
         print(
             "\nTeams Alert Connector is running locally"
             + (" (state kept from the last run)" if args.keep else " (fresh state)")
@@ -362,7 +446,8 @@ def main(argv: list[str] | None = None) -> int:
             f"  Microsoft 365:       {connected}\n"
             f"  Admin key:           {keys['ADMIN_API_KEY']}   (X-Admin-Key for the operator routes; in "
             f"{RUN_FILE.relative_to(ROOT)})\n"
-            "  Stop:                Ctrl-C   (make run KEEP=1 keeps this run's state for the next)\n",
+            + (f"{alerting.describe()}\n" if alerting is not None else "")
+            + "  Stop:                Ctrl-C   (make run KEEP=1 keeps this run's state for the next)\n",
             flush=True,
         )
         while all(p.poll() is None for _, p in processes):
@@ -376,6 +461,8 @@ def main(argv: list[str] | None = None) -> int:
         # A second Ctrl-C (or the signal again from a wrapper) must not cut the stopping short.
         for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(signum, signal.SIG_IGN)
+        if alerting is not None:
+            alerting.stop()
         if simulator is not None:
             simulator.stop()
         stop_in_order(processes)
