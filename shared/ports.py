@@ -224,7 +224,8 @@ class UndeliverableStore(Protocol):
 
 
 class SourceKeyStore(Protocol):
-    """Each ingest source's key version (its key is derived from ADMIN_API_KEY and it)."""
+    """Each ingest source's key version (its key is derived from ADMIN_API_KEY and it), and the
+    source's own API where the tenant's admin set one (shared.domain.source_api)."""
 
     async def source_key_version(self, tenant_id: str, source: str) -> int:
         """1 until the source's key is first rotated."""
@@ -232,6 +233,14 @@ class SourceKeyStore(Protocol):
 
     async def rotate_source_key(self, tenant_id: str, source: str) -> int:
         """The next version: the source's previous key stops working."""
+        ...
+
+    async def get_source_api(self, tenant_id: str, source: str) -> str | None:
+        """The source's API settings, encrypted, as the admin last set them; None if unset."""
+        ...
+
+    async def save_source_api(self, tenant_id: str, source: str, sealed: str | None) -> None:
+        """Store the source's encrypted API settings (None forgets them); its key stays."""
         ...
 
 

@@ -1052,8 +1052,7 @@ class TableStateStore:
             row = await table.get(tenant_id, source)
             version = (int(row[0].get("KeyVersion") or 1) if row else 1) + 1
             entity = {
-                "PartitionKey": tenant_id,
-                "RowKey": source,
+                **(row[0] if row else {"PartitionKey": tenant_id, "RowKey": source}),
                 "KeyVersion": str(version),
                 "Rotated": self._clock().isoformat(),
             }
@@ -1063,6 +1062,31 @@ class TableStateStore:
             except ConcurrencyConflict:
                 continue  # rotated by someone else meanwhile: rotate again from theirs
         raise ConcurrencyConflict(f"the key of source {source} kept changing")
+
+    async def get_source_api(self, tenant_id: str, source: str) -> str | None:
+        """The source's API settings as stored (encrypted by the caller), or None."""
+        row = await (await self._t("sources")).get(tenant_id, source)
+        return (row[0].get("Api") or None) if row else None
+
+    async def save_source_api(self, tenant_id: str, source: str, sealed: str | None) -> None:
+        """Store (``sealed``: encrypted by the caller) or forget (None) the source's API
+        settings, keeping its key version."""
+        if sealed is not None and len(sealed) > records.MAX_STRING_PROPERTY_CHARS:
+            raise ValueError(f"the API settings of source {source} are too large for one table property")
+        table = await self._t("sources")
+        for _ in range(5):
+            row = await table.get(tenant_id, source)
+            entity = {
+                **(row[0] if row else {"PartitionKey": tenant_id, "RowKey": source}),
+                "Api": sealed or "",
+                "ApiChanged": self._clock().isoformat(),
+            }
+            try:
+                await (table.replace(entity, row[1]) if row else table.create(entity))
+                return
+            except ConcurrencyConflict:
+                continue  # its key rotated meanwhile: write again over what is there now
+        raise ConcurrencyConflict(f"source {source} kept changing")
 
     # alerts that reached no one (recipient and fallback failed)
     async def record_undeliverable(self, record: Undeliverable) -> None:

@@ -9,6 +9,7 @@ import re
 from typing import Any
 
 from shared.domain.inbound import FORMAT_NAMES
+from shared.domain.source_api import InvalidSourceApi, SourceApi, parse_source_api
 from shared.ports import StateStore
 from shared.security import ingest_key
 
@@ -64,3 +65,53 @@ async def source_setup(
             for name in FORMAT_NAMES
         },
     }
+
+
+def _api_associated(tenant_id: str, source: str) -> str:
+    # The ciphertext authenticates only as this tenant's source: copied to another row it fails.
+    return f"source-api/v1/{tenant_id}/{source}"
+
+
+async def set_source_api(
+    store: StateStore,
+    cipher: Any,
+    tenant_id: str,
+    source: str,
+    body: Any,
+    *,
+    allow_local_http: bool = False,
+    changed_by: str = "",
+) -> dict[str, Any]:
+    """Check and store the source's API settings, the whole of them encrypted (TOKEN_ENCRYPTION_KEY);
+    what may be shown of them (never the credential)."""
+    if not SOURCE_NAME.fullmatch(source):
+        raise InvalidSource("source must be 1 to 63 lower-case letters, digits or dashes")
+    api = parse_source_api(body, allow_local_http=allow_local_http)
+    if cipher is None:
+        raise InvalidSourceApi(
+            "TOKEN_ENCRYPTION_KEY", "is not set, so a source's credential cannot be stored encrypted"
+        )
+    await store.save_source_api(tenant_id, source, cipher.encrypt(api.to_json(), _api_associated(tenant_id, source)))
+    log.info(
+        "The API of source %s of tenant %s was set (%s at %s, %s) by %s",
+        source,
+        tenant_id,
+        api.kind,
+        api.url,
+        api.auth,
+        changed_by or "-",
+    )
+    return api.public()
+
+
+async def clear_source_api(store: StateStore, tenant_id: str, source: str, *, changed_by: str = "") -> None:
+    await store.save_source_api(tenant_id, source, None)
+    log.info("The API of source %s of tenant %s was removed by %s", source, tenant_id, changed_by or "-")
+
+
+async def source_api(store: StateStore, cipher: Any, tenant_id: str, source: str) -> SourceApi | None:
+    """The source's API settings, decrypted; None when unset (or no key to decrypt them with)."""
+    sealed = await store.get_source_api(tenant_id, source)
+    if not sealed or cipher is None:
+        return None
+    return SourceApi.from_json(cipher.decrypt(sealed, _api_associated(tenant_id, source)))
