@@ -202,3 +202,14 @@ async def ingest(req: func.HttpRequest) -> func.HttpResponse:
 async def ingest_source(req: func.HttpRequest) -> func.HttpResponse:
     """A source's ingest key and URLs (tenant admin key); POST rotates that source's key alone."""
     return await entrypoints.admin.ingest_setup(req)
+
+
+@app.route(
+    route="tenants/{tenant_id}/sources/{source}/api",
+    methods=["GET", "PUT", "DELETE"],
+    auth_level=func.AuthLevel.FUNCTION,
+)
+async def source_api(req: func.HttpRequest) -> func.HttpResponse:
+    """A source's own API, where silences are made (tenant admin key): shown without its
+    credential, set, or removed."""
+    return await entrypoints.admin.source_api(req)

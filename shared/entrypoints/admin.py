@@ -405,3 +405,38 @@ async def ingest_setup(req: func.HttpRequest) -> func.HttpResponse:
     except InvalidSource as exc:
         return json_response(400, {"error": str(exc), "field": "source"})
     return json_response(200, setup)
+
+
+@answers
+async def source_api(req: func.HttpRequest) -> func.HttpResponse:
+    """GET: the source's API settings without the credential (404 when unset); PUT: set them
+    (``kind``, ``url``, ``auth``), checked, stored encrypted; DELETE: remove them."""
+    from shared.domain.source_api import InvalidSourceApi
+    from shared.security import TokenCipher
+    from shared.services import sources
+
+    c, tenant_id = await tenant_admin(req)
+    source = req.route_params.get("source", "")
+    if not sources.SOURCE_NAME.fullmatch(source):
+        return json_response(
+            400, {"error": "source must be 1 to 63 lower-case letters, digits or dashes", "field": "source"}
+        )
+    key = c.settings.graph.token_encryption_key if c.settings.graph else ""
+    cipher = TokenCipher.from_setting(key) if key else None
+    if req.method == "DELETE":
+        await sources.clear_source_api(c.store, tenant_id, source, changed_by=caller(req))
+        return json_response(204, None)
+    if req.method == "PUT":
+        body = json_body(req)
+        try:
+            # A loopback address may be plain http: nothing crosses a network in the clear.
+            shown = await sources.set_source_api(
+                c.store, cipher, tenant_id, source, body, allow_local_http=True, changed_by=caller(req)
+            )
+        except InvalidSourceApi as exc:
+            return json_response(400, {"error": exc.message, "field": exc.field})
+        return json_response(200, shown)
+    api = await sources.source_api(c.store, cipher, tenant_id, source)
+    if api is None:
+        return json_response(404, {"error": f"source {source} has no API set (PUT it to make silences there)"})
+    return json_response(200, api.public())

@@ -6,6 +6,7 @@ Alertmanager's resolved notification turns the card to Resolved. Everything runs
 
 from __future__ import annotations
 
+import json
 import os
 import time
 
@@ -64,3 +65,43 @@ class TestARealAlertmanager:
         cards = [e for e in playground.events if e.action == "createMessage" and alert_card(e)]
         assert cards == [posted], playground.describe()
         print(f"the loop took {time.monotonic() - started:.1f} s")  # the wall time, shown with -s
+
+
+class TestASourcesApi:
+    async def test_is_set_shown_without_its_credential_refused_when_wrong_and_removed(self, local_run_with_m365):
+        from shared.security import tenant_admin_key
+
+        host, playground, _queue, _tenant = local_run_with_m365
+        tenant = playground.tenant_id
+        url = f"{host.url}/api/tenants/{tenant}/sources/checkout-prometheus/api"
+        key = {"X-Admin-Key": tenant_admin_key(os.environ["ADMIN_API_KEY"], tenant)}
+        body = {
+            "kind": "alertmanager",
+            "url": "https://alertmanager.example.com",
+            "auth": {"type": "basic", "username": "teams", "password": "a-password-for-tests-only"},
+        }
+        async with aiohttp.ClientSession() as http:
+            async with http.get(url, headers=key) as answer:
+                assert answer.status == 404 and "has no API set" in (await answer.json())["error"]
+            async with http.put(url, json=body, headers=key) as answer:
+                shown = await answer.json()
+                assert answer.status == 200, shown
+            async with http.get(url, headers=key) as answer:
+                assert await answer.json() == shown
+            assert shown["credentialSet"] is True and "a-password-for-tests-only" not in json.dumps(shown)
+            async with http.put(url, json={**body, "url": "http://alertmanager.example.com"}, headers=key) as answer:
+                refused = await answer.json()
+                assert answer.status == 400 and refused["field"] == "url", refused
+            async with http.put(url, json=body, headers={"X-Admin-Key": "wrong"}) as answer:
+                assert answer.status in (401, 403)
+            async with http.delete(url, headers=key) as answer:
+                assert answer.status == 204
+            async with http.get(url, headers=key) as answer:
+                assert answer.status == 404
+        # Stored encrypted: the credential is nowhere in the table's row.
+        from shared import bootstrap
+
+        async with aiohttp.ClientSession() as http, http.put(url, json=body, headers=key) as answer:
+            assert answer.status == 200
+        sealed = await (await bootstrap.container()).store.get_source_api(tenant, "checkout-prometheus")
+        assert sealed and "a-password-for-tests-only" not in sealed and "teams" not in sealed
