@@ -430,4 +430,27 @@ async def action_context(c: Container, tenant_id: str | None) -> ActionContext:
         connector_admins=s.connector_admins,
         delivering=delivering(c),
         clock=c.time.clock,
+        source_api=_source_api(c),
+        silences=_silences,
     )
+
+
+def _silences(api: Any) -> Any:
+    from shared.adapters.silences import Silences
+
+    return Silences(api)
+
+
+def _source_api(c: Container) -> Any:
+    """A source's own API, decrypted with TOKEN_ENCRYPTION_KEY: None without one."""
+    key = c.settings.graph.token_encryption_key if c.settings.graph else ""
+    if not key:
+        return None
+
+    async def read(tenant_id: str, source: str) -> Any:
+        from shared.security import TokenCipher
+        from shared.services.sources import source_api
+
+        return await source_api(c.store, TokenCipher.from_setting(key), tenant_id, source)
+
+    return read

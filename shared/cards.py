@@ -181,6 +181,17 @@ def age_line(state: AlertState, now: datetime | None = None) -> str:
     return line
 
 
+def silence_line(silence: dict[str, Any]) -> str:
+    """A silence made from Teams in the alert's source, and that the source then holds back its
+    notifications, the resolved one too."""
+    until = datetime.fromisoformat(str(silence["until"]))
+    return (
+        f"\U0001f515 Silenced in its source until {_when(until)} by {escape_text(str(silence.get('by') or ''), 100)} "
+        f"(silence {escape_text(str(silence.get('id') or ''), 64)}); the source sends no notification meanwhile, "
+        "not even its resolution"
+    )
+
+
 def step_lines(state: AlertState) -> list[dict[str, Any]]:
     """Who did what and when, the last few changes, on every copy of the card."""
     blocks = []
@@ -341,6 +352,8 @@ def alert_card(
     if age:
         body.append(_text_block(age, id="age", size="Small", isSubtle=True, spacing="None"))
     body.extend(step_lines(state))
+    if state.silence:
+        body.append(_text_block(silence_line(state.silence), id="silence", size="Small", spacing="Small"))
     body.append(
         {
             "type": "FactSet",

@@ -223,6 +223,24 @@ class UndeliverableStore(Protocol):
     async def list_undeliverable(self, tenant_id: str, limit: int = 100) -> list[Undeliverable]: ...
 
 
+class SourceRefused(Exception):
+    """An alert source's own API answered with an error (``status``), or could not be reached
+    (``status`` None); the message carries the source's own words."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class SourceSilences(Protocol):
+    """Silences in one alert source (shared.adapters.silences)."""
+
+    async def create(
+        self, matchers: list[dict[str, Any]], starts: datetime, ends: datetime, created_by: str, comment: str
+    ) -> str: ...
+    async def expire(self, silence_id: str) -> None: ...
+
+
 class SourceKeyStore(Protocol):
     """Each ingest source's key version (its key is derived from ADMIN_API_KEY and it), and the
     source's own API where the tenant's admin set one (shared.domain.source_api)."""

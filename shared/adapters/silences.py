@@ -16,22 +16,10 @@ from typing import Any
 from urllib.parse import quote
 
 from shared.domain.source_api import SourceApi
+from shared.ports import SourceRefused
 
 TIMEOUT_SECONDS = 10.0
 MAX_ANSWER_BYTES = 1024 * 1024  # an answer larger than this is refused, not read
-
-
-class SourceRefused(Exception):
-    """The source answered with an error (``status``), or could not be reached (``status`` None)."""
-
-    def __init__(self, message: str, status: int | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-def matchers_for(labels: dict[str, str]) -> list[dict[str, Any]]:
-    """Equality matchers on an alert's identifying labels, in a stable order."""
-    return [{"name": name, "value": value, "isRegex": False, "isEqual": True} for name, value in sorted(labels.items())]
 
 
 def _said(text: str) -> str:

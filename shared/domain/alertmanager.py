@@ -326,3 +326,13 @@ def _string_map(obj: dict[str, Any], key: str, path: str, *, required: bool) -> 
         if not isinstance(item, str):
             raise InvalidEvent(f"{path}.{name}", f"must be a string, not {type(item).__name__}")
     return dict(value)
+
+
+def identifying_labels(labels: dict[str, str]) -> dict[str, str]:
+    """An alert's own labels as Alertmanager identifies it: without the annotations the
+    connector keeps beside them (``annotation.*``) or its note on an unknown severity."""
+    return {
+        name: value
+        for name, value in labels.items()
+        if not name.startswith(ANNOTATION_LABEL_PREFIX) and name != SEVERITY_NOTE_LABEL
+    }

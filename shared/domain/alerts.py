@@ -27,11 +27,14 @@ class Verb(StrEnum):
     REOPEN = "reopen"
     CREATE_CHANNEL = "create_channel"
     CREATE_MEETING = "create_meeting"
+    SILENCE = "silence"
+    EXPIRE_SILENCE = "expire_silence"
 
     @classmethod
     def parse(cls, word: str) -> Verb | None:
-        """A card's verb or a command's word ("ack" is acknowledge); None when it is neither."""
-        word = word.strip().lower()
+        """A card's verb or a command's word ("ack" is acknowledge, "expire-silence" is
+        expire_silence); None when it is neither."""
+        word = word.strip().lower().replace("-", "_")
         if word == "ack":
             return cls.ACKNOWLEDGE
         try:
@@ -64,8 +67,23 @@ OUTBOUND_TYPES: Mapping[Verb, str] = MappingProxyType(
         **{verb: t.outbound_type for verb, t in TRANSITIONS.items()},
         Verb.CREATE_CHANNEL: "teams.alert.channel_created",
         Verb.CREATE_MEETING: "teams.alert.meeting_created",
+        Verb.SILENCE: "teams.alert.silenced",
+        Verb.EXPIRE_SILENCE: "teams.alert.silence_expired",
     }
 )
+# A silence made from Teams lasts one of these (a command may name another up to the longest).
+SILENCE_DURATIONS = {"1h": 3600, "4h": 4 * 3600, "24h": 24 * 3600}
+MAX_SILENCE_SECONDS = 7 * 24 * 3600
+
+
+def silence_seconds(text: str) -> int | None:
+    """``30m``, ``4h``, ``2d`` as seconds (at most a week); None when it is not a duration."""
+    text = text.strip().lower()
+    units = {"m": 60, "h": 3600, "d": 86400}
+    if len(text) < 2 or text[-1] not in units or not text[:-1].isdigit():
+        return None
+    seconds = int(text[:-1]) * units[text[-1]]
+    return seconds if 0 < seconds <= MAX_SILENCE_SECONDS else None
 
 
 def change_status(state: AlertState, verb: Verb, now: datetime, *, by: str) -> AlertState | None:

@@ -61,6 +61,7 @@ def alert_to_json(state: AlertState) -> dict[str, Any]:
         "steps": [step.to_json() for step in state.steps],
         "channel": state.channel,
         "meeting": state.meeting,
+        "silence": state.silence,
     }
 
 
@@ -87,6 +88,7 @@ def alert_from_json(data: dict[str, Any]) -> AlertState:
         steps=tuple(StatusStep.from_json(step) for step in data.get("steps") or ()),
         channel=data.get("channel"),
         meeting=data.get("meeting"),
+        silence=data.get("silence"),
     )
 
 

@@ -105,6 +105,8 @@ class AlertState:
     # "name", "webUrl"} and {"status", "id", "joinUrl"}. "creating" is a claim (ETag-guarded).
     channel: dict[str, Any] | None = None
     meeting: dict[str, Any] | None = None
+    # A silence made from Teams in the alert's source: {"id", "until", "by"} (until: ISO time).
+    silence: dict[str, Any] | None = None
     # The dedupe keys of the event that created the alert and of the event whose version is
     # applied: a redelivered event is recognised and routed exactly as the first time.
     first_event: str = ""

@@ -113,3 +113,9 @@ def parse_source_api(body: Any, *, allow_local_http: bool = False) -> SourceApi:
     if kind == "grafana" and kind_of_auth == "none":
         raise InvalidSourceApi("auth.type", "Grafana needs a service account token (bearer)")
     return SourceApi(kind, url.rstrip("/"), kind_of_auth, username, secret)
+
+
+def matchers_for(labels: dict[str, str]) -> list[dict[str, Any]]:
+    """Equality matchers on an alert's identifying labels, in a stable order (Alertmanager's
+    API v2 ``matchers``)."""
+    return [{"name": name, "value": value, "isRegex": False, "isEqual": True} for name, value in sorted(labels.items())]

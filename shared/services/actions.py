@@ -13,7 +13,7 @@ import hashlib
 import html
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -28,6 +28,8 @@ from shared.ports import (
     ConcurrencyConflict,
     Directory,
     GraphError,
+    SourceRefused,
+    SourceSilences,
     StateStore,
     TeamsMessenger,
     TransientError,
@@ -93,6 +95,10 @@ class ActionContext:
     connector_admins: tuple[str, ...] = ()  # Entra object ids / UPNs, lower case (CONNECTOR_ADMINS)
     delivering: Any = None  # shared.services.processing.Delivering: the other copies of a card go through its queue
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    # A source's own API, decrypted (tenant, source name) → SourceApi | None: where silences go,
+    # and the silences client for one (shared.adapters.silences).
+    source_api: Callable[[str, str], Awaitable[Any]] | None = None
+    silences: Callable[[Any], SourceSilences] | None = None
 
 
 def is_connector_admin(ctx: ActionContext | None, actor: Actor) -> bool:
@@ -678,3 +684,121 @@ async def _announce_meeting(ctx: ActionContext, state: AlertState, where: Where)
 
 def reset_membership_cache() -> None:
     _membership_cache.clear()
+
+
+# ------------------------------------------------------------------------ silences in the source
+
+SILENCEABLE_SOURCES = ("alertmanager", "grafana")
+
+
+async def silence_alert(
+    ctx: ActionContext, alert_key: str, actor: Actor, where: Where, seconds: int, comment: str = ""
+) -> ActionResult:
+    """Make a silence in the alert's source (Alertmanager's API v2, or Grafana's), matching the
+    alert's own labels, for ``seconds``; the card says so until it is expired or replaced."""
+    from shared.domain.alertmanager import identifying_labels
+    from shared.domain.source_api import matchers_for
+
+    state = await ctx.store.get_alert(actor.tenant_id, alert_key)
+    try:
+        link = await authorize(ctx, state, actor, where)
+    except Refused as refusal:
+        return ActionResult(await _shown_or_none(ctx, state, actor, where), False, str(refusal))
+    assert state is not None
+    if state.source.split("/", 1)[0] not in SILENCEABLE_SOURCES:  # "alertmanager/<receiver>"
+        return ActionResult(
+            state,
+            False,
+            f"Silences are made in Alertmanager or Grafana; this alert came from {state.source or 'another source'}.",
+        )
+    api = await ctx.source_api(state.tenant_id, state.ingest_source) if ctx.source_api and state.ingest_source else None
+    if api is None or ctx.silences is None:
+        return ActionResult(
+            state,
+            False,
+            "This alert's source has no API set for silences: a tenant admin sets it "
+            "(docs/SOURCES.md, a source's own API).",
+        )
+    labels = identifying_labels(state.labels)
+    if not labels:
+        return ActionResult(state, False, "This alert has no labels to silence it by.")
+    now = ctx.clock()
+    until = now + timedelta(seconds=seconds)
+    who = actor.name or "someone in Teams"
+    created_by = (
+        link.platform_identity
+        if link is not None and link.verified
+        else f"{who} ({actor.aad_object_id or 'unknown'}) in Teams"
+    )
+    try:
+        silence_id = await ctx.silences(api).create(
+            matchers_for(labels), now, until, created_by, (comment or f"Silenced from Teams by {who}")[:1000]
+        )
+    except SourceRefused as exc:
+        return ActionResult(state, False, f"The source did not make the silence: {exc}")
+    silence = {"id": silence_id, "until": until.isoformat(), "by": who}
+    new = await _save_with(ctx, state, lambda current: replace(current, silence=silence))
+    await record_and_publish(
+        ctx,
+        Verb.SILENCE,
+        new,
+        actor,
+        link,
+        where,
+        discriminator=silence_id,
+        extra={"silenceId": silence_id, "until": until.isoformat()},
+    )
+    await _sync_everywhere(ctx, new, where)
+    log.info(
+        "Alert %s silenced in %s until %s by %s (silence %s)",
+        new.alert_id,
+        api.kind,
+        until.isoformat(),
+        who,
+        silence_id,
+    )
+    return ActionResult(new, True, f"Silenced in {api.kind} by {who} (silence {silence_id}).")
+
+
+async def expire_alert_silence(ctx: ActionContext, alert_key: str, actor: Actor, where: Where) -> ActionResult:
+    """Expire the silence made from Teams for this alert, in its source."""
+    state = await ctx.store.get_alert(actor.tenant_id, alert_key)
+    try:
+        link = await authorize(ctx, state, actor, where)
+    except Refused as refusal:
+        return ActionResult(await _shown_or_none(ctx, state, actor, where), False, str(refusal))
+    assert state is not None
+    if not state.silence:
+        return ActionResult(state, False, "This alert has no silence made from Teams.")
+    api = await ctx.source_api(state.tenant_id, state.ingest_source) if ctx.source_api and state.ingest_source else None
+    if api is None or ctx.silences is None:
+        return ActionResult(state, False, "This alert's source has no API set any more: expire the silence there.")
+    silence_id = str(state.silence.get("id"))
+    try:
+        await ctx.silences(api).expire(silence_id)
+    except SourceRefused as exc:
+        if exc.status != 404:  # already gone from the source: the card stops saying so
+            return ActionResult(state, False, f"The source did not expire the silence: {exc}")
+    new = await _save_with(ctx, state, lambda current: replace(current, silence=None))
+    await record_and_publish(
+        ctx, Verb.EXPIRE_SILENCE, new, actor, link, where, discriminator=silence_id, extra={"silenceId": silence_id}
+    )
+    await _sync_everywhere(ctx, new, where)
+    who = actor.name or "someone in Teams"
+    log.info("Silence %s of alert %s expired by %s", silence_id, new.alert_id, who)
+    return ActionResult(new, True, f"Silence {silence_id} expired by {who}.")
+
+
+async def _save_with(ctx: ActionContext, state: AlertState, change: Callable[[AlertState], AlertState]) -> AlertState:
+    """The alert with ``change`` made to it, saved on its ETag (read again on a conflict); the
+    revision moves so every copy of its card is drawn again."""
+    for _ in range(5):
+        try:
+            changed = change(state)
+            return await ctx.store.save_alert(replace(changed, revision=state.revision + 1, updated=ctx.clock()))
+        except ConcurrencyConflict:
+            current = await ctx.store.get_alert(state.tenant_id, state.key)
+            if current is None:
+                raise
+            state = current
+    raise TransientError(f"alert {state.key} kept changing")

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from shared import cards
-from shared.domain.alerts import TRANSITIONS, Verb
+from shared.domain.alerts import TRANSITIONS, Verb, silence_seconds
 from shared.domain.model import AccountLink, AlertState, ConversationRecord
 from shared.ports import StateStore
 from shared.services import actions as action_service
@@ -29,6 +29,11 @@ COMMANDS: list[tuple[str, str]] = [
     ("ack ID", "Acknowledge an alert, e.g. ack ALRT-1042."),
     ("resolve ID", "Resolve an alert."),
     ("reopen ID", "Reopen a resolved alert."),
+    (
+        "silence ID DURATION [why]",
+        "Silence an Alertmanager or Grafana alert in its source, e.g. silence ALRT-1042 4h deploying a fix.",
+    ),
+    ("expire-silence ID", "End the silence made from Teams."),
     (
         "link [NAME]",
         (
@@ -138,7 +143,11 @@ async def run_verb(ctx: ActionContext, verb: Verb, alert_key: str, actor: Actor,
         return await action_service.change_state(ctx, verb, actor.tenant_id, alert_key, actor, where)
     if verb is Verb.CREATE_CHANNEL:
         return await action_service.create_alert_channel(ctx, actor.tenant_id, alert_key, actor, where)
-    return await action_service.create_alert_meeting(ctx, actor.tenant_id, alert_key, actor, where)
+    if verb is Verb.CREATE_MEETING:
+        return await action_service.create_alert_meeting(ctx, actor.tenant_id, alert_key, actor, where)
+    if verb is Verb.EXPIRE_SILENCE:
+        return await action_service.expire_alert_silence(ctx, alert_key, actor, where)
+    return ActionResult(None, False, "Say for how long: silence ALERT-ID 1h (or 4h, 24h, 30m, 2d) and why.")
 
 
 async def handle_card_action(
@@ -234,6 +243,8 @@ async def handle_command(
             return BotReply(texts=[f"No alert {cards.escape_text(rest.split()[0], 100)} in this organisation."])
         result = await run_verb(ctx, command_verb, state.key, actor, where_of(activity, record, "command"))
         return BotReply(texts=[f"{cards.escape_text(state.alert_id, 100)}: {cards.escape_text(result.message)}"])
+    if command_verb in (Verb.SILENCE, Verb.EXPIRE_SILENCE) and ctx is not None:
+        return BotReply(texts=[await silence_command(command_verb, word, rest, activity, record, store, ctx)])
     if word in ("subscribe", "unsubscribe", "subscriptions"):
         return BotReply(texts=[await subscription_command(word, rest, activity, record, store, ctx)])
     if word == "link":
@@ -261,6 +272,35 @@ async def handle_command(
             ]
         )
     return BotReply(cards=[cards.help_card(COMMANDS)])
+
+
+async def silence_command(
+    verb: Verb,
+    word: str,
+    rest: str,
+    activity: dict[str, Any],
+    record: ConversationRecord | None,
+    store: StateStore,
+    ctx: ActionContext,
+) -> str:
+    """``silence ALERT-ID 4h why`` makes a silence in the alert's source; ``expire-silence
+    ALERT-ID`` ends the one made from Teams."""
+    parts = rest.split(maxsplit=2)
+    if not parts:
+        return f"Which alert? For example: {word} ALRT-1042" + (" 4h deploying a fix" if verb is Verb.SILENCE else "")
+    state = await action_service.find_alert(store, actor_of(activity).tenant_id, parts[0])
+    if state is None:
+        return f"No alert {cards.escape_text(parts[0], 100)} in this organisation."
+    where = where_of(activity, record, "command")
+    if verb is Verb.EXPIRE_SILENCE:
+        result = await action_service.expire_alert_silence(ctx, state.key, actor_of(activity), where)
+    else:
+        seconds = silence_seconds(parts[1]) if len(parts) > 1 else None
+        if seconds is None:
+            return "For how long? For example: silence ALRT-1042 4h deploying a fix (30m to 7d)."
+        comment = parts[2] if len(parts) > 2 else ""
+        result = await action_service.silence_alert(ctx, state.key, actor_of(activity), where, seconds, comment)
+    return f"{cards.escape_text(state.alert_id, 100)}: {cards.escape_text(result.message)}"
 
 
 async def may_subscribe(

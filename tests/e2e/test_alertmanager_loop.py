@@ -105,3 +105,94 @@ class TestASourcesApi:
             assert answer.status == 200
         sealed = await (await bootstrap.container()).store.get_source_api(tenant, "checkout-prometheus")
         assert sealed and "a-password-for-tests-only" not in sealed and "teams" not in sealed
+
+
+class TestSilencingFromTeams:
+    async def test_makes_a_silence_alertmanager_lists_and_honours_then_expires_it(self, local_run_with_m365):
+        from shared import bootstrap
+        from shared.security import tenant_admin_key
+
+        host, playground, _queue, _tenant = local_run_with_m365
+        chat = await install(playground)
+        tenant = playground.tenant_id
+        url, key = await ingest_setup(host, tenant, "checkout-prometheus")
+        async with AlertingLoop(url, key) as loop:
+            # The tenant's admin tells the connector where that Alertmanager's API is.
+            admin = {"X-Admin-Key": tenant_admin_key(os.environ["ADMIN_API_KEY"], tenant)}
+            async with (
+                aiohttp.ClientSession() as http,
+                http.put(
+                    f"{host.url}/api/tenants/{tenant}/sources/checkout-prometheus/api",
+                    json={"kind": "alertmanager", "url": loop.alertmanager_url},
+                    headers=admin,
+                ) as answer,
+            ):
+                assert answer.status == 200, await answer.text()
+            loop.failing = 2
+            posted = await playground.wait_for(
+                "the firing alert's card",
+                lambda e: e.action == "createMessage" and alert_card(e) and ALERT_NAME in str(e.cards),
+                LOOP_SECONDS,
+            )
+            [state] = await (await bootstrap.container()).store.list_open_alerts(tenant)
+
+            await playground.send_message(chat, f"silence {state.alert_id} 1h rolling back the deploy")
+            said = await playground.wait_for(
+                "the silence's reply",
+                lambda e: e.action == "createMessage" and "Silenced in alertmanager" in (e.message.get("text") or ""),
+                LOOP_SECONDS,
+            )
+            silence_id = said.message["text"].split("(silence ", 1)[1].split(")", 1)[0]
+            async with (
+                aiohttp.ClientSession() as http,
+                http.get(f"{loop.alertmanager_url}/api/v2/silences") as answer,
+            ):
+                [silence] = [s for s in await answer.json() if s["id"] == silence_id]
+            me = playground.config["currentUser"]
+            assert silence["status"]["state"] == "active" and silence["comment"] == "rolling back the deploy"
+            # Who made it: the person's verified link (here their Microsoft 365 account).
+            link = await (await bootstrap.container()).store.get_link(tenant, me["aadObjectId"])
+            assert link is not None and link.verified and silence["createdBy"] == link.platform_identity, silence
+            labels = {m["name"]: m["value"] for m in silence["matchers"]}
+            assert labels["alertname"] == ALERT_NAME and labels["service"] == "checkout", labels
+            # Alertmanager honours it: the alert is suppressed there.
+            async with (
+                aiohttp.ClientSession() as http,
+                http.get(f"{loop.alertmanager_url}/api/v2/alerts?filter=alertname%3D%22{ALERT_NAME}%22") as answer,
+            ):
+                [held] = await answer.json()
+            assert held["status"]["state"] == "suppressed" and held["status"]["silencedBy"] == [silence_id]
+            updated = await playground.wait_for(
+                "the card saying it is silenced",
+                lambda e: (
+                    e.action == "updateMessage"
+                    and e.message_id == posted.message_id
+                    and "Silenced in its source" in str(e.cards)
+                ),
+                LOOP_SECONDS,
+            )
+            assert silence_id in str(updated.cards)
+
+            await playground.send_message(chat, f"expire-silence {state.alert_id}")
+            await playground.wait_for(
+                "the expiry's reply",
+                lambda e: (
+                    e.action == "createMessage" and f"Silence {silence_id} expired" in (e.message.get("text") or "")
+                ),
+                LOOP_SECONDS,
+            )
+            async with (
+                aiohttp.ClientSession() as http,
+                http.get(f"{loop.alertmanager_url}/api/v2/silence/{silence_id}") as answer,
+            ):
+                assert (await answer.json())["status"]["state"] == "expired"
+            await playground.wait_for(
+                "the card no longer silenced",
+                lambda e: (
+                    e.action == "updateMessage"
+                    and e.message_id == posted.message_id
+                    and "Silenced in its source" not in str(e.cards)
+                    and e is not updated
+                ),
+                LOOP_SECONDS,
+            )

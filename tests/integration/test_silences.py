@@ -12,8 +12,9 @@ from datetime import UTC, datetime, timedelta
 import aiohttp
 import pytest
 
-from shared.adapters.silences import Silences, SourceRefused, matchers_for
-from shared.domain.source_api import InvalidSourceApi, SourceApi, parse_source_api
+from shared.adapters.silences import Silences
+from shared.domain.source_api import InvalidSourceApi, SourceApi, matchers_for, parse_source_api
+from shared.ports import SourceRefused
 from tools.alerting_loop import ALERT_NAME, AlertingLoop
 
 WAIT_SECONDS = 30.0

@@ -317,3 +317,90 @@ class TestHowAChannelIsNamed:
 
     def test_another_channel_keeps_its_own_name(self):
         assert self.record({"id": "19:sre@thread.tacv2", "name": "SRE"}).name == "SRE"
+
+
+class RecordingSilences:
+    """A source's silences, as the action sees them: what it was asked to make and expire."""
+
+    def __init__(self) -> None:
+        self.made: list[dict] = []
+        self.expired: list[str] = []
+
+    async def create(self, matchers, starts, ends, created_by, comment) -> str:
+        self.made.append(
+            {
+                "matchers": matchers,
+                "hours": (ends - starts).total_seconds() / 3600,
+                "by": created_by,
+                "comment": comment,
+            }
+        )
+        return f"silence-{len(self.made)}"
+
+    async def expire(self, silence_id: str) -> None:
+        self.expired.append(silence_id)
+
+
+def silenceable(ctx, state, source: str = "alertmanager/teams"):
+    """The alert as Alertmanager's webhook makes it, from a source whose API is set."""
+    from shared.domain.source_api import SourceApi
+
+    silences = RecordingSilences()
+    ctx.source_api = lambda tenant, name: _api(SourceApi("alertmanager", "https://am.example.com"))
+    ctx.silences = lambda api: silences
+    labels = {
+        "alertname": "DiskFull",
+        "instance": "db-01",
+        "annotation.runbook_url": "https://r.example.com",
+        "severity.note": "x",
+    }
+    return silences, replace(state, source=source, ingest_source="prod-am", labels=labels)
+
+
+async def _api(api):
+    return api
+
+
+class TestSilencing:
+    async def test_makes_a_silence_on_the_alerts_own_labels_and_says_so_on_every_copy(self, world):
+        ctx, state = world
+        silences, shaped = silenceable(ctx, state)
+        state = await ctx.store.save_alert(shaped)
+        result = await actions.silence_alert(ctx, state.key, alice(), in_channel(), 4 * 3600, "deploying a fix")
+        assert result.changed and "silence-1" in result.message, result.message
+        [made] = silences.made
+        assert made["matchers"] == [
+            {"name": "alertname", "value": "DiskFull", "isRegex": False, "isEqual": True},
+            {"name": "instance", "value": "db-01", "isRegex": False, "isEqual": True},
+        ]
+        assert made["hours"] == 4 and made["by"] == "alice@contoso.com" and made["comment"] == "deploying a fix"
+        stored = await ctx.store.get_alert(TENANT, state.key)
+        assert stored.silence["id"] == "silence-1" and stored.revision == state.revision + 1
+        [(_, event)] = ctx.publisher.sent
+        assert event["type"] == "teams.alert.silenced" and event["data"]["silenceId"] == "silence-1"
+
+        expired = await actions.expire_alert_silence(ctx, state.key, alice(), in_channel())
+        assert expired.changed and silences.expired == ["silence-1"]
+        assert (await ctx.store.get_alert(TENANT, state.key)).silence is None
+        assert [e["type"] for _, e in ctx.publisher.sent] == ["teams.alert.silenced", "teams.alert.silence_expired"]
+
+    async def test_is_refused_for_someone_who_may_not_see_the_alert(self, world):
+        ctx, state = world
+        silences, shaped = silenceable(ctx, state)
+        state = await ctx.store.save_alert(shaped)
+        bob = Actor(TENANT, "aad-bob", "Bob")
+        result = await actions.silence_alert(ctx, state.key, bob, in_channel(), 3600)
+        assert not result.changed and "Only members of this channel" in result.message
+        assert silences.made == [] and ctx.publisher.sent == []
+
+    async def test_says_why_not_for_a_source_without_an_api_or_of_another_kind(self, world):
+        ctx, state = world
+        silences, shaped = silenceable(ctx, state, source="https://alerts.example.com")
+        state = await ctx.store.save_alert(shaped)
+        other = await actions.silence_alert(ctx, state.key, alice(), in_channel(), 3600)
+        assert not other.changed and "Alertmanager or Grafana" in other.message
+        state = await ctx.store.save_alert(replace(state, source="alertmanager/teams"))
+        ctx.source_api = lambda tenant, name: _api(None)
+        unset = await actions.silence_alert(ctx, state.key, alice(), in_channel(), 3600)
+        assert not unset.changed and "no API set for silences" in unset.message
+        assert silences.made == [] and ctx.publisher.sent == []
