@@ -417,10 +417,10 @@ async def source_api(req: func.HttpRequest) -> func.HttpResponse:
 
     c, tenant_id = await tenant_admin(req)
     source = req.route_params.get("source", "")
-    if not sources.SOURCE_NAME.fullmatch(source):
-        return json_response(
-            400, {"error": "source must be 1 to 63 lower-case letters, digits or dashes", "field": "source"}
-        )
+    try:
+        sources.check_source_name(source)
+    except sources.InvalidSource as exc:
+        return json_response(400, {"error": str(exc), "field": "source"})
     key = c.settings.graph.token_encryption_key if c.settings.graph else ""
     cipher = TokenCipher.from_setting(key) if key else None
     if req.method == "DELETE":

@@ -258,12 +258,10 @@ async def change_state(
 ) -> ActionResult:
     """Acknowledge, resolve or reopen. A stale click gets the current card, never an error."""
     for _ in range(5):
-        state = await ctx.store.get_alert(actor.tenant_id, alert_key)
-        try:
-            link = await authorize(ctx, state, actor, where)
-        except Refused as refusal:
-            return ActionResult(await _shown_or_none(ctx, state, actor, where), False, str(refusal))
-        assert state is not None
+        allowed = await _allowed(ctx, alert_key, actor, where)
+        if isinstance(allowed, ActionResult):
+            return allowed
+        state, link = allowed
         changed = change_status(state, verb, ctx.clock(), by=actor.name or "someone in Teams")
         if changed is None:
             return ActionResult(
@@ -489,12 +487,10 @@ async def _claim(
 ) -> ActionResult | tuple[AlertState, AccountLink | None]:
     """Authorise, then claim the alert's ``field`` ("channel" or "meeting") with an
     ETag-conditional write, so only one click creates it. An ActionResult means: stop here."""
-    state = await ctx.store.get_alert(actor.tenant_id, alert_key)
-    try:
-        link = await authorize(ctx, state, actor, where)
-    except Refused as refusal:
-        return ActionResult(await _shown_or_none(ctx, state, actor, where), False, str(refusal))
-    assert state is not None
+    allowed = await _allowed(ctx, alert_key, actor, where)
+    if isinstance(allowed, ActionResult):
+        return allowed
+    state, link = allowed
     current = getattr(state, field) or {}
     if current.get("status") == "created":
         return ActionResult(state, False, f"The alert {field} already exists.")
@@ -691,6 +687,27 @@ def reset_membership_cache() -> None:
 SILENCEABLE_SOURCES = ("alertmanager", "grafana")
 
 
+async def _allowed(
+    ctx: ActionContext, alert_key: str, actor: Actor, where: Where
+) -> tuple[AlertState, AccountLink | None] | ActionResult:
+    """The alert and the actor's link when the one authorisation rule lets them act on it; else
+    the refusal, with the card as they may see it."""
+    state = await ctx.store.get_alert(actor.tenant_id, alert_key)
+    try:
+        link = await authorize(ctx, state, actor, where)
+    except Refused as refusal:
+        return ActionResult(await _shown_or_none(ctx, state, actor, where), False, str(refusal))
+    assert state is not None
+    return state, link
+
+
+async def _source_api(ctx: ActionContext, state: AlertState) -> Any:
+    """The API of the ingest source that sent the alert, as its tenant admin set it; or None."""
+    if ctx.source_api is None or not state.ingest_source:
+        return None
+    return await ctx.source_api(state.tenant_id, state.ingest_source)
+
+
 async def silence_alert(
     ctx: ActionContext, alert_key: str, actor: Actor, where: Where, seconds: int, comment: str = ""
 ) -> ActionResult:
@@ -699,19 +716,17 @@ async def silence_alert(
     from shared.domain.alertmanager import identifying_labels
     from shared.domain.source_api import matchers_for
 
-    state = await ctx.store.get_alert(actor.tenant_id, alert_key)
-    try:
-        link = await authorize(ctx, state, actor, where)
-    except Refused as refusal:
-        return ActionResult(await _shown_or_none(ctx, state, actor, where), False, str(refusal))
-    assert state is not None
+    allowed = await _allowed(ctx, alert_key, actor, where)
+    if isinstance(allowed, ActionResult):
+        return allowed
+    state, link = allowed
     if state.source.split("/", 1)[0] not in SILENCEABLE_SOURCES:  # "alertmanager/<receiver>"
         return ActionResult(
             state,
             False,
             f"Silences are made in Alertmanager or Grafana; this alert came from {state.source or 'another source'}.",
         )
-    api = await ctx.source_api(state.tenant_id, state.ingest_source) if ctx.source_api and state.ingest_source else None
+    api = await _source_api(ctx, state)
     if api is None or ctx.silences is None:
         return ActionResult(
             state,
@@ -762,15 +777,13 @@ async def silence_alert(
 
 async def expire_alert_silence(ctx: ActionContext, alert_key: str, actor: Actor, where: Where) -> ActionResult:
     """Expire the silence made from Teams for this alert, in its source."""
-    state = await ctx.store.get_alert(actor.tenant_id, alert_key)
-    try:
-        link = await authorize(ctx, state, actor, where)
-    except Refused as refusal:
-        return ActionResult(await _shown_or_none(ctx, state, actor, where), False, str(refusal))
-    assert state is not None
+    allowed = await _allowed(ctx, alert_key, actor, where)
+    if isinstance(allowed, ActionResult):
+        return allowed
+    state, link = allowed
     if not state.silence:
         return ActionResult(state, False, "This alert has no silence made from Teams.")
-    api = await ctx.source_api(state.tenant_id, state.ingest_source) if ctx.source_api and state.ingest_source else None
+    api = await _source_api(ctx, state)
     if api is None or ctx.silences is None:
         return ActionResult(state, False, "This alert's source has no API set any more: expire the silence there.")
     silence_id = str(state.silence.get("id"))

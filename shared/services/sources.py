@@ -26,6 +26,11 @@ class InvalidSource(ValueError):
     """The source name breaks the rule; the message says it."""
 
 
+def check_source_name(source: str) -> None:
+    if not SOURCE_NAME.fullmatch(source):
+        raise InvalidSource("source must be 1 to 63 lower-case letters, digits or dashes")
+
+
 async def source_setup(
     store: StateStore,
     admin_api_key: str,
@@ -37,8 +42,7 @@ async def source_setup(
     rotated_by: str = "",
 ) -> dict[str, Any]:
     """The source's key and ready URLs, one per format; with ``rotate``, after a new key version."""
-    if not SOURCE_NAME.fullmatch(source):
-        raise InvalidSource("source must be 1 to 63 lower-case letters, digits or dashes")
+    check_source_name(source)
     if rotate:
         version = await store.rotate_source_key(tenant_id, source)
         log.info(
@@ -84,8 +88,7 @@ async def set_source_api(
 ) -> dict[str, Any]:
     """Check and store the source's API settings, the whole of them encrypted (TOKEN_ENCRYPTION_KEY);
     what may be shown of them (never the credential)."""
-    if not SOURCE_NAME.fullmatch(source):
-        raise InvalidSource("source must be 1 to 63 lower-case letters, digits or dashes")
+    check_source_name(source)
     api = parse_source_api(body, allow_local_http=allow_local_http)
     if cipher is None:
         raise InvalidSourceApi(
