@@ -56,6 +56,7 @@ class AlertingLoop:
         self.webhook_url = webhook_url
         self._key = key
         self.failing = 0.0
+        self.regions: dict[str, float] = {}  # region -> value: one alert per region
         self._folder = Path(tempfile.mkdtemp(prefix="alerting-loop-"))
         self._processes: list[subprocess.Popen[bytes]] = []
         self._logs: list[Any] = []
@@ -115,7 +116,13 @@ class AlertingLoop:
         from aiohttp import web
 
         async def metrics(_request: web.Request) -> web.Response:
-            body = f"# TYPE {METRIC} gauge\n{METRIC} {self.failing}\n"
+            # One series, or one per region when regions are set (each region its own alert).
+            series = (
+                [f'{METRIC}{{region="{region}"}} {value}' for region, value in self.regions.items()]
+                if self.regions
+                else [f"{METRIC} {self.failing}"]
+            )
+            body = f"# TYPE {METRIC} gauge\n" + "\n".join(series) + "\n"
             return web.Response(text=body, content_type="text/plain")
 
         async def set_failing(request: web.Request) -> web.Response:

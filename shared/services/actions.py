@@ -796,6 +796,7 @@ async def expire_alert_silence(ctx: ActionContext, alert_key: str, actor: Actor,
     await record_and_publish(
         ctx, Verb.EXPIRE_SILENCE, new, actor, link, where, discriminator=silence_id, extra={"silenceId": silence_id}
     )
+    new = await _reconcile(ctx, new, api)
     await _sync_everywhere(ctx, new, where)
     who = actor.name or "someone in Teams"
     log.info("Silence %s of alert %s expired by %s", silence_id, new.alert_id, who)
@@ -815,3 +816,49 @@ async def _save_with(ctx: ActionContext, state: AlertState, change: Callable[[Al
                 raise
             state = current
     raise TransientError(f"alert {state.key} kept changing")
+
+
+async def silence_ended(ctx: ActionContext, state: AlertState) -> AlertState:
+    """A silence made from Teams ran out (the timer found it): the card stops saying so, and the
+    source is asked whether the alert still fires (:func:`_reconcile`)."""
+    if not state.silence:
+        return state
+    api = await _source_api(ctx, state)
+    new = await _save_with(ctx, state, lambda current: replace(current, silence=None))
+    if api is not None and ctx.silences is not None:
+        new = await _reconcile(ctx, new, api)
+    log.info("The silence of alert %s ran out", new.alert_id)
+    if ctx.delivering is not None:
+        await sync_cards(new, ctx.delivering)
+    return new
+
+
+async def _reconcile(ctx: ActionContext, state: AlertState, api: Any) -> AlertState:
+    """The alert as its source sees it once the silence is over. Alertmanager holds back every
+    notification of a silenced alert, its resolution too, and does not send it when the silence
+    ends: an alert that stopped firing meanwhile would stay open here for good. So the source is
+    asked (its alerts with these labels); one it no longer has is resolved here."""
+    from shared.domain.alertmanager import identifying_labels
+    from shared.domain.model import StatusStep
+
+    if state.status == "resolved" or ctx.silences is None:
+        return state
+    labels = identifying_labels(state.labels)
+    try:
+        held = await ctx.silences(api).alerts(labels)
+    except SourceRefused as exc:
+        log.warning("Could not ask %s about alert %s after its silence: %s", api.kind, state.alert_id, exc)
+        return state
+    if any(alert.get("labels") == labels for alert in held):
+        return state
+    now = ctx.clock()
+    via = f"{api.kind} (no longer firing when its silence ended)"
+    return await _save_with(
+        ctx,
+        state,
+        lambda current: (
+            current
+            if current.status == "resolved"
+            else replace(current, status="resolved", status_changed=now).with_step(StatusStep("resolved", now, via=via))
+        ),
+    )

@@ -29,6 +29,8 @@ class PeriodicReport:
     alerts_checked: int = 0
     reminders_queued: int = 0
     failures: list[str] = field(default_factory=list)
+    # Open alerts whose silence made from Teams has run out: their source is asked about them.
+    silences_ended: list[AlertState] = field(default_factory=list)
 
 
 def reminder_text(minutes_open: int) -> str:
@@ -57,6 +59,8 @@ async def run_periodic(
     # Read through the open-alert index (O(open alerts)); its rows of alerts resolved a while
     # ago are dropped on the way.
     for state in await store.list_open_alerts(prune_before=now - retention.STALE_INDEX_GRACE):
+        if state.silence and datetime.fromisoformat(str(state.silence["until"])) <= now:
+            report.silences_ended.append(state)
         if state.status != "open":
             continue
         report.alerts_checked += 1
@@ -104,9 +108,16 @@ async def run_timer(ctx: Delivering, actions: Any, reminder_after_minutes: int) 
     """Everything the timer does: reminders, digests, actions waiting to be published, and
     removal of what has outlived its retention. Each part reads an index or schedule of what
     is open, due or pending, so a run costs the same however much history is stored."""
-    from shared.services.actions import publish_pending
+    from shared.services.actions import publish_pending, silence_ended
 
-    await run_periodic(store=ctx.store, jobs=ctx.jobs, reminder_after_minutes=reminder_after_minutes, clock=ctx.clock)
+    report = await run_periodic(
+        store=ctx.store, jobs=ctx.jobs, reminder_after_minutes=reminder_after_minutes, clock=ctx.clock
+    )
+    for state in report.silences_ended:
+        try:
+            await silence_ended(actions, state)
+        except Exception as exc:  # noqa: BLE001 - the next run asks again
+            log.warning("The end of the silence of alert %s was not reconciled: %s", state.alert_id, exc)
     await run_digests(ctx)
     published = await publish_pending(actions)
     if published:

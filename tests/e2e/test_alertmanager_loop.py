@@ -108,13 +108,20 @@ class TestASourcesApi:
 
 
 class TestSilencingFromTeams:
-    async def test_makes_a_silence_alertmanager_lists_and_honours_then_expires_it(self, local_run_with_m365):
+    async def test_a_silence_alertmanager_lists_and_honours_then_expired_and_the_card_resolved(
+        self, local_run_with_m365
+    ):
+        """firing → card → silence (from a command) → Alertmanager lists it with the alert's
+        matchers and the person's identity → the silenced alert clears, and no notification of
+        it comes, while a second, unsilenced alert still arrives → expire-silence → the source
+        is asked, and the card of the alert that cleared meanwhile turns Resolved."""
         from shared import bootstrap
         from shared.security import tenant_admin_key
 
         host, playground, _queue, _tenant = local_run_with_m365
         chat = await install(playground)
         tenant = playground.tenant_id
+        store = (await bootstrap.container()).store
         url, key = await ingest_setup(host, tenant, "checkout-prometheus")
         async with AlertingLoop(url, key) as loop:
             # The tenant's admin tells the connector where that Alertmanager's API is.
@@ -128,13 +135,13 @@ class TestSilencingFromTeams:
                 ) as answer,
             ):
                 assert answer.status == 200, await answer.text()
-            loop.failing = 2
-            posted = await playground.wait_for(
-                "the firing alert's card",
-                lambda e: e.action == "createMessage" and alert_card(e) and ALERT_NAME in str(e.cards),
-                LOOP_SECONDS,
-            )
-            [state] = await (await bootstrap.container()).store.list_open_alerts(tenant)
+
+            def card_of(region: str):
+                return lambda e: e.action == "createMessage" and alert_card(e) and f"region**: {region}" in str(e.cards)
+
+            loop.regions = {"west": 2}
+            west = await playground.wait_for("the west alert's card", card_of("west"), LOOP_SECONDS)
+            [state] = await store.list_open_alerts(tenant)
 
             await playground.send_message(chat, f"silence {state.alert_id} 1h rolling back the deploy")
             said = await playground.wait_for(
@@ -148,30 +155,33 @@ class TestSilencingFromTeams:
                 http.get(f"{loop.alertmanager_url}/api/v2/silences") as answer,
             ):
                 [silence] = [s for s in await answer.json() if s["id"] == silence_id]
-            me = playground.config["currentUser"]
             assert silence["status"]["state"] == "active" and silence["comment"] == "rolling back the deploy"
             # Who made it: the person's verified link (here their Microsoft 365 account).
-            link = await (await bootstrap.container()).store.get_link(tenant, me["aadObjectId"])
+            me = playground.config["currentUser"]
+            link = await store.get_link(tenant, me["aadObjectId"])
             assert link is not None and link.verified and silence["createdBy"] == link.platform_identity, silence
-            labels = {m["name"]: m["value"] for m in silence["matchers"]}
-            assert labels["alertname"] == ALERT_NAME and labels["service"] == "checkout", labels
-            # Alertmanager honours it: the alert is suppressed there.
-            async with (
-                aiohttp.ClientSession() as http,
-                http.get(f"{loop.alertmanager_url}/api/v2/alerts?filter=alertname%3D%22{ALERT_NAME}%22") as answer,
-            ):
-                [held] = await answer.json()
-            assert held["status"]["state"] == "suppressed" and held["status"]["silencedBy"] == [silence_id]
-            updated = await playground.wait_for(
+            matchers = {m["name"]: m["value"] for m in silence["matchers"]}
+            assert matchers["alertname"] == ALERT_NAME and matchers["region"] == "west", matchers
+            silenced_card = await playground.wait_for(
                 "the card saying it is silenced",
                 lambda e: (
-                    e.action == "updateMessage"
-                    and e.message_id == posted.message_id
-                    and "Silenced in its source" in str(e.cards)
+                    e.action == "updateMessage" and e.message_id == west.message_id and silence_id in str(e.cards)
                 ),
                 LOOP_SECONDS,
             )
-            assert silence_id in str(updated.cards)
+            assert "Silenced in its source" in str(silenced_card.cards)
+
+            # The silenced alert clears, a second one fires: only the second reaches Teams.
+            loop.regions = {"west": 0, "east": 1}
+            east = await playground.wait_for("the east alert's card", card_of("east"), LOOP_SECONDS)
+            assert east.message_id != west.message_id
+            async with (
+                aiohttp.ClientSession() as http,
+                http.get(f"{loop.prometheus_url}/api/v1/alerts") as answer,
+            ):
+                firing = [a["labels"].get("region") for a in (await answer.json())["data"]["alerts"]]
+            assert firing == ["east"], firing  # Prometheus no longer fires west: Alertmanager holds its resolution
+            assert (await store.get_alert(tenant, state.key)).status == "open"  # nothing told the connector
 
             await playground.send_message(chat, f"expire-silence {state.alert_id}")
             await playground.wait_for(
@@ -186,13 +196,10 @@ class TestSilencingFromTeams:
                 http.get(f"{loop.alertmanager_url}/api/v2/silence/{silence_id}") as answer,
             ):
                 assert (await answer.json())["status"]["state"] == "expired"
-            await playground.wait_for(
-                "the card no longer silenced",
-                lambda e: (
-                    e.action == "updateMessage"
-                    and e.message_id == posted.message_id
-                    and "Silenced in its source" not in str(e.cards)
-                    and e is not updated
-                ),
+            resolved = await playground.wait_for(
+                "the west card resolved once its silence ended",
+                lambda e: e.action == "updateMessage" and e.message_id == west.message_id and status(e) == "Resolved",
                 LOOP_SECONDS,
             )
+            assert silence_id not in str(resolved.cards)
+        assert (await store.get_alert(tenant, state.key)).status == "resolved"

@@ -340,6 +340,12 @@ class RecordingSilences:
     async def expire(self, silence_id: str) -> None:
         self.expired.append(silence_id)
 
+    async def alerts(self, labels):
+        self.asked = labels
+        return [{"labels": dict(labels), "status": {"state": "active"}}] if self.still_firing else []
+
+    still_firing = True
+
 
 def silenceable(ctx, state, source: str = "alertmanager/teams"):
     """The alert as Alertmanager's webhook makes it, from a source whose API is set."""
@@ -404,3 +410,43 @@ class TestSilencing:
         unset = await actions.silence_alert(ctx, state.key, alice(), in_channel(), 3600)
         assert not unset.changed and "no API set for silences" in unset.message
         assert silences.made == [] and ctx.publisher.sent == []
+
+    async def test_an_alert_that_cleared_while_silenced_is_resolved_when_the_silence_is_expired(self, world):
+        """Alertmanager sends no resolution for a silenced alert, then or later: the source is
+        asked once the silence is over."""
+        ctx, state = world
+        silences, shaped = silenceable(ctx, state)
+        state = await ctx.store.save_alert(shaped)
+        await actions.silence_alert(ctx, state.key, alice(), in_channel(), 3600)
+        silences.still_firing = False
+        await actions.expire_alert_silence(ctx, state.key, alice(), in_channel())
+        stored = await ctx.store.get_alert(TENANT, state.key)
+        assert stored.status == "resolved" and stored.silence is None
+        assert silences.asked == {"alertname": "DiskFull", "instance": "db-01"}
+        assert "no longer firing when its silence ended" in stored.steps[-1].via
+
+    async def test_one_that_still_fires_stays_open(self, world):
+        ctx, state = world
+        silences, shaped = silenceable(ctx, state)
+        state = await ctx.store.save_alert(shaped)
+        await actions.silence_alert(ctx, state.key, alice(), in_channel(), 3600)
+        await actions.expire_alert_silence(ctx, state.key, alice(), in_channel())
+        assert (await ctx.store.get_alert(TENANT, state.key)).status == "open"
+        assert silences.asked == {"alertname": "DiskFull", "instance": "db-01"}
+
+    async def test_a_silence_that_runs_out_is_noticed_by_the_timer(self, world):
+        from datetime import timedelta
+
+        from shared.services.periodic import run_timer
+
+        ctx, state = world
+        silences, shaped = silenceable(ctx, state)
+        state = await ctx.store.save_alert(shaped)
+        await actions.silence_alert(ctx, state.key, alice(), in_channel(), 3600)
+        silences.still_firing = False
+        later = datetime.now(UTC) + timedelta(hours=2)
+        ctx.clock = ctx.delivering.clock = lambda: later
+        await run_timer(ctx.delivering, ctx, reminder_after_minutes=30)
+        stored = await ctx.store.get_alert(TENANT, state.key)
+        assert stored.silence is None and stored.status == "resolved"
+        assert silences.expired == []  # it ran out by itself: nothing to expire
