@@ -437,8 +437,9 @@ async def action_context(c: Container, tenant_id: str | None) -> ActionContext:
 
 def _silences(api: Any) -> Any:
     from shared.adapters.silences import Silences
+    from shared.settings import local_development
 
-    return Silences(api)
+    return Silences(api, allow_private=local_development())
 
 
 def _source_api(c: Container) -> Any:

@@ -330,6 +330,11 @@ def azure_markers(env: Mapping[str, str]) -> list[str]:
     return [name for name in AZURE_INSTANCE_MARKERS if env.get(name)]
 
 
+def local_development(env: Mapping[str, str] = os.environ) -> bool:
+    """This process is known to run locally: LOCAL_DEVELOPMENT=true and no Azure marker."""
+    return _bool(env, LOCAL_DEVELOPMENT_SETTING) and not azure_markers(env)
+
+
 def check_startup_safety(env: Mapping[str, str] = os.environ) -> None:
     """Refuse development-only switches unless this process is known to run locally. Fails
     closed: the switches need LOCAL_DEVELOPMENT=true *and* no Azure marker. Cheap: safe at import."""

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import base64
 import json
+import socket
 from datetime import datetime
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
-from shared.domain.source_api import SourceApi
+from shared.domain.source_api import SourceApi, is_private_address, is_private_host
 from shared.ports import SourceRefused
 
 TIMEOUT_SECONDS = 10.0
@@ -34,11 +35,37 @@ def _said(text: str) -> str:
     return str(document).strip()[:300]
 
 
-class Silences:
-    """One source's silences API."""
+def _public_only_resolver() -> Any:
+    """An aiohttp resolver that connects to public addresses only: a source's address is an
+    admin's to set, and the requests (with the credential) must not reach this instance, its
+    metadata service or a private network, whatever the name resolves to when connecting."""
+    from aiohttp.abc import AbstractResolver
+    from aiohttp.resolver import DefaultResolver
 
-    def __init__(self, api: SourceApi) -> None:
+    class PublicOnly(AbstractResolver):
+        def __init__(self) -> None:
+            self._inner = DefaultResolver()
+
+        async def resolve(self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET) -> list[Any]:
+            found = await self._inner.resolve(host, port, family)
+            kept = [entry for entry in found if not is_private_address(str(entry["host"]))]
+            if not kept:
+                raise OSError(f"{host} resolves to no public address")
+            return kept
+
+        async def close(self) -> None:
+            await self._inner.close()
+
+    return PublicOnly()
+
+
+class Silences:
+    """One source's silences API. ``allow_private`` (local development only) lets it reach
+    addresses on this machine or a private network."""
+
+    def __init__(self, api: SourceApi, *, allow_private: bool = False) -> None:
         self._api = api
+        self._allow_private = allow_private
 
     def _headers(self) -> dict[str, str]:
         headers = {"Accept": "application/json"}
@@ -53,9 +80,14 @@ class Silences:
         import aiohttp
 
         url = self._api.api_base + path
+        if not self._allow_private and is_private_host(urlsplit(url).hostname):
+            raise SourceRefused(f"{self._api.kind} at {self._api.url} is not a public address")
+        connector = None if self._allow_private else aiohttp.TCPConnector(resolver=_public_only_resolver())
         try:
             async with (
-                aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=TIMEOUT_SECONDS)) as http,
+                aiohttp.ClientSession(
+                    timeout=aiohttp.ClientTimeout(total=TIMEOUT_SECONDS), connector=connector
+                ) as http,
                 http.request(method, url, json=body, headers=self._headers()) as answer,
             ):
                 raw = await answer.content.read(MAX_ANSWER_BYTES + 1)
@@ -66,10 +98,9 @@ class Silences:
                     said = _said(text) or answer.reason or ""
                     raise SourceRefused(f"{self._api.kind} answered {answer.status}: {said}", answer.status)
                 return json.loads(text) if text.strip() else None
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise SourceRefused(
-                f"{self._api.kind} at {self._api.url} could not be reached ({type(exc).__name__})"
-            ) from None
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            why = str(exc) if "no public address" in str(exc) else type(exc).__name__
+            raise SourceRefused(f"{self._api.kind} at {self._api.url} could not be reached ({why})") from None
 
     async def create(
         self, matchers: list[dict[str, Any]], starts: datetime, ends: datetime, created_by: str, comment: str

@@ -9,6 +9,7 @@ is what the admin routes answer.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -70,10 +71,28 @@ class SourceApi:
         )
 
 
+def is_private_address(address: str) -> bool:
+    """Loopback, private, link-local (the instance metadata service), reserved or unspecified."""
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return False
+    return ip.is_loopback or ip.is_private or ip.is_link_local or ip.is_reserved or ip.is_unspecified
+
+
+def is_private_host(host: str | None) -> bool:
+    """A host name that names this machine, or an address :func:`is_private_address` refuses."""
+    if not host:
+        return False
+    return host.lower() in ("localhost", "localhost.localdomain") or is_private_address(host.strip("[]"))
+
+
 def parse_source_api(body: Any, *, allow_local_http: bool = False) -> SourceApi:
     """The admin's JSON (``kind``, ``url``, ``auth``: ``{"type": "basic", "username",
     "password"}`` or ``{"type": "bearer", "token"}``), checked: a clear refusal names the field.
-    ``allow_local_http``: a plain-http address on loopback is accepted (local development)."""
+    ``allow_local_http`` (local development only): an address on this machine or a private
+    network is accepted, plain http too; otherwise both are refused, since the connector would
+    send its requests (and the credential) there."""
     if not isinstance(body, dict):
         raise InvalidSourceApi("body", "must be a JSON object with kind, url and auth")
     kind = body.get("kind", "alertmanager")
@@ -86,9 +105,14 @@ def parse_source_api(body: Any, *, allow_local_http: bool = False) -> SourceApi:
     if len(url) > MAX_URL_CHARS:
         raise InvalidSourceApi("url", f"is longer than {MAX_URL_CHARS} characters")
     parts = urlsplit(url)
-    local = parts.hostname in ("127.0.0.1", "localhost", "::1")
-    if parts.scheme != "https" and not (allow_local_http and parts.scheme == "http" and local):
+    if parts.scheme != "https" and not (
+        allow_local_http and parts.scheme == "http" and is_private_host(parts.hostname)
+    ):
         raise InvalidSourceApi("url", "must be an https address (the credential goes with every request)")
+    if is_private_host(parts.hostname) and not allow_local_http:
+        raise InvalidSourceApi(
+            "url", "must be a public address: loopback, private and link-local addresses are refused"
+        )
     if not parts.hostname or parts.username or parts.password or parts.query or parts.fragment:
         raise InvalidSourceApi("url", "must be a plain address: a host and an optional path, no credentials or query")
     auth = body.get("auth") or {"type": "none"}

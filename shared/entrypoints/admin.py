@@ -29,7 +29,7 @@ from shared.entrypoints.common import (
     tenant_admin,
     tenant_admin_body,
 )
-from shared.settings import SettingsError, unresolved_message
+from shared.settings import SettingsError, local_development, unresolved_message
 
 if TYPE_CHECKING:
     from shared.bootstrap import Container
@@ -429,9 +429,9 @@ async def source_api(req: func.HttpRequest) -> func.HttpResponse:
     if req.method == "PUT":
         body = json_body(req)
         try:
-            # A loopback address may be plain http: nothing crosses a network in the clear.
+            # Only a local run may name an address on this machine or a private network.
             shown = await sources.set_source_api(
-                c.store, cipher, tenant_id, source, body, allow_local_http=True, changed_by=caller(req)
+                c.store, cipher, tenant_id, source, body, allow_local_http=local_development(), changed_by=caller(req)
             )
         except InvalidSourceApi as exc:
             return json_response(400, {"error": exc.message, "field": exc.field})

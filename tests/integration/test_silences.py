@@ -36,7 +36,7 @@ class TestARealAlertmanager:
         # Alertmanager's webhook goes nowhere here: this test talks to its API only.
         async with AlertingLoop("http://127.0.0.1:9/nowhere", "unused") as loop:
             loop.failing = 1
-            silences = Silences(SourceApi("alertmanager", loop.alertmanager_url))
+            silences = Silences(SourceApi("alertmanager", loop.alertmanager_url), allow_private=True)
             alert = await firing(silences)
             now = datetime.now(UTC)
             silence_id = await silences.create(
@@ -67,7 +67,7 @@ class TestARealAlertmanager:
 
     async def test_a_refusal_says_what_alertmanager_said(self):
         async with AlertingLoop("http://127.0.0.1:9/nowhere", "unused") as loop:
-            silences = Silences(SourceApi("alertmanager", loop.alertmanager_url))
+            silences = Silences(SourceApi("alertmanager", loop.alertmanager_url), allow_private=True)
             now = datetime.now(UTC)
             with pytest.raises(SourceRefused) as refused:
                 await silences.create([], now, now + timedelta(hours=1), "someone", "no matchers")
@@ -75,7 +75,7 @@ class TestARealAlertmanager:
             assert str(refused.value) == "alertmanager answered 422: matchers in body should have at least 1 items"
 
     async def test_an_unreachable_source_says_so(self):
-        silences = Silences(SourceApi("alertmanager", "http://127.0.0.1:9"))
+        silences = Silences(SourceApi("alertmanager", "http://127.0.0.1:9"), allow_private=True)
         with pytest.raises(SourceRefused, match="could not be reached"):
             await silences.alerts({"alertname": ALERT_NAME})
 
@@ -98,6 +98,13 @@ class TestSourceApiSettings:
             ({"kind": "grafana", "url": "https://grafana.example.com"}, "auth.type"),
             ({"kind": "nagios", "url": "https://n.example.com"}, "kind"),
             ({"url": "https://am.example.com/" + "a" * 3000}, "url"),
+            # Addresses of this instance, its metadata service or a private network.
+            ({"url": "https://127.0.0.1:9093"}, "url"),
+            ({"url": "http://127.0.0.1:9093"}, "url"),
+            ({"url": "https://localhost"}, "url"),
+            ({"url": "https://10.0.0.5"}, "url"),
+            ({"url": "https://169.254.169.254"}, "url"),
+            ({"url": "https://[::1]:9093"}, "url"),
         ],
     )
     def test_a_refusal_names_the_field(self, body, field):
@@ -158,7 +165,28 @@ async def test_the_credential_goes_with_each_request(auth, expected):
     port = site._server.sockets[0].getsockname()[1]  # the port the OS chose
     try:
         api = parse_source_api({"url": f"http://127.0.0.1:{port}", "auth": auth}, allow_local_http=True)
-        assert await Silences(api).alerts({"alertname": "X"}) == []
+        assert await Silences(api, allow_private=True).alerts({"alertname": "X"}) == []
     finally:
         await runner.cleanup()
     assert seen == [expected]
+
+
+class TestOnlyPublicAddresses:
+    async def test_a_private_address_is_refused_before_any_request(self):
+        silences = Silences(SourceApi("alertmanager", "https://10.1.2.3"))
+        with pytest.raises(SourceRefused, match="is not a public address"):
+            await silences.alerts({"alertname": ALERT_NAME})
+
+    async def test_a_name_that_resolves_to_this_machine_is_not_connected_to(self):
+        from shared.adapters.silences import _public_only_resolver
+
+        resolver = _public_only_resolver()
+        try:
+            with pytest.raises(OSError, match="resolves to no public address"):
+                await resolver.resolve("localhost", 443)
+        finally:
+            await resolver.close()
+
+    def test_a_local_run_may_name_loopback_even_in_plain_http(self):
+        api = parse_source_api({"url": "http://127.0.0.1:9093"}, allow_local_http=True)
+        assert api.api_base == "http://127.0.0.1:9093/api/v2"
