@@ -289,9 +289,47 @@ def alert_actions(state: AlertState) -> list[dict[str, Any]]:
         actions.append({"type": "Action.OpenUrl", "title": "Join meeting", "url": meeting["joinUrl"]})
     elif state.status != "resolved":
         actions.append(_execute(state, Verb.CREATE_MEETING, "Create meeting"))
+    if state.silence:
+        actions.append(_execute(state, Verb.EXPIRE_SILENCE, "Expire silence"))
+    elif state.silenceable and state.status != "resolved":
+        actions.append(silence_button(state))
     if state.url:
         actions.append({"type": "Action.OpenUrl", "title": source_button_title(state.source), "url": state.url})
     return actions
+
+
+# What the Silence button offers (shared.domain.alerts.SILENCE_DURATIONS): the first is chosen.
+SILENCE_CHOICES = (("1h", "1 hour"), ("4h", "4 hours"), ("24h", "24 hours"))
+MAX_SILENCE_COMMENT_CHARS = 500
+
+
+def silence_button(state: AlertState) -> dict[str, Any]:
+    """Silence: opens a small form on the card (how long, why) whose button makes the silence
+    in the alert's source; the inputs' values come with the action's data."""
+    return {
+        "type": "Action.ShowCard",
+        "title": "Silence",
+        "card": {
+            "type": "AdaptiveCard",
+            "body": [
+                {
+                    "type": "Input.ChoiceSet",
+                    "id": "duration",
+                    "label": "Silence in its source for",
+                    "style": "expanded",
+                    "value": SILENCE_CHOICES[0][0],
+                    "choices": [{"title": title, "value": value} for value, title in SILENCE_CHOICES],
+                },
+                {
+                    "type": "Input.Text",
+                    "id": "comment",
+                    "label": "Why (the source shows it with the silence)",
+                    "maxLength": MAX_SILENCE_COMMENT_CHARS,
+                },
+            ],
+            "actions": [_execute(state, Verb.SILENCE, "Silence")],
+        },
+    }
 
 
 MAX_COMMENT_CHARS = 1_000

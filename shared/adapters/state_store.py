@@ -1305,6 +1305,7 @@ class CachedStore:
         self._clock = clock or time.monotonic
         self._conversations: dict[str, tuple[float, list[ConversationRecord]]] = {}
         self._workflows: dict[str, tuple[float, list[Workflow]]] = {}
+        self._source_apis: dict[str, tuple[float, list[str | None]]] = {}
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)
@@ -1332,6 +1333,20 @@ class CachedStore:
             found = await self._store.list_workflows(tenant_id)
             self._workflows[tenant_id] = (self._clock(), found)
         return list(found)
+
+    async def get_source_api(self, tenant_id: str, source: str) -> str | None:
+        """Read for every Alertmanager or Grafana event (does its card offer Silence?): kept as
+        long as the tenant's workflows."""
+        key = f"{tenant_id}\n{source}"
+        found = self._fresh(self._source_apis, key)
+        if found is None:
+            found = [await self._store.get_source_api(tenant_id, source)]
+            self._source_apis[key] = (self._clock(), found)
+        return found[0]
+
+    async def save_source_api(self, tenant_id: str, source: str, sealed: str | None) -> None:
+        self._source_apis.pop(f"{tenant_id}\n{source}", None)
+        await self._store.save_source_api(tenant_id, source, sealed)
 
     async def save_conversation(self, record: ConversationRecord) -> None:
         self._conversations.pop(record.tenant_id, None)

@@ -62,6 +62,7 @@ def alert_to_json(state: AlertState) -> dict[str, Any]:
         "channel": state.channel,
         "meeting": state.meeting,
         "silence": state.silence,
+        "silenceable": state.silenceable,
     }
 
 
@@ -89,6 +90,7 @@ def alert_from_json(data: dict[str, Any]) -> AlertState:
         channel=data.get("channel"),
         meeting=data.get("meeting"),
         silence=data.get("silence"),
+        silenceable=bool(data.get("silenceable")),
     )
 
 

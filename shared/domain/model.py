@@ -107,6 +107,9 @@ class AlertState:
     meeting: dict[str, Any] | None = None
     # A silence made from Teams in the alert's source: {"id", "until", "by"} (until: ISO time).
     silence: dict[str, Any] | None = None
+    # Its source (Alertmanager or Grafana, through the ingest route) has an API set by the
+    # tenant's admin, so a silence can be made there: the card offers Silence.
+    silenceable: bool = False
     # The dedupe keys of the event that created the alert and of the event whose version is
     # applied: a redelivered event is recognised and routed exactly as the first time.
     first_event: str = ""

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from shared import cards
-from shared.domain.alerts import TRANSITIONS, Verb, silence_seconds
+from shared.domain.alerts import SILENCE_DURATIONS, TRANSITIONS, Verb, silence_seconds
 from shared.domain.model import AccountLink, AlertState, ConversationRecord
 from shared.ports import StateStore
 from shared.services import actions as action_service
@@ -159,7 +159,20 @@ async def handle_card_action(
     if verb is None or action["verb"] != verb.value or not isinstance(data.get("alertKey"), str):
         return BotReply(invoke_response=cards.message_invoke_response("This button is not recognised."))
     actor = actor_of(activity)
-    result = await run_verb(ctx, verb, data["alertKey"], actor, where_of(activity, record, "card"))
+    if verb is Verb.SILENCE:
+        # The form's inputs come with the action's data: how long (one of the offered
+        # durations) and why.
+        seconds = SILENCE_DURATIONS.get(str(data.get("duration") or ""))
+        comment = str(data.get("comment") or "")[: cards.MAX_SILENCE_COMMENT_CHARS]
+        result = (
+            await action_service.silence_alert(
+                ctx, data["alertKey"], actor, where_of(activity, record, "card"), seconds, comment
+            )
+            if seconds is not None
+            else ActionResult(None, False, "Choose for how long to silence it.")
+        )
+    else:
+        result = await run_verb(ctx, verb, data["alertKey"], actor, where_of(activity, record, "card"))
     log.info(
         "Button %s on alert %s pressed by %s (%s) in %s: %s",
         verb,

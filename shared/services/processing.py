@@ -347,6 +347,19 @@ async def process_event(event: AlertEvent, ctx: Delivering, *, default_tenant_id
     return outcome
 
 
+# The formats whose sources make silences through an Alertmanager API v2 (shared.adapters.silences).
+SILENCEABLE_FORMATS = ("alertmanager", "grafana")
+
+
+async def _silenceable(event: AlertEvent, tenant_id: str, store: StateStore) -> bool:
+    """The alert's source is an Alertmanager or Grafana that came through the ingest route, and
+    its tenant's admin set that source's API: its card can offer Silence. Read through the
+    store's cache (a few seconds old at most), and only for those sources."""
+    if not event.ingest_source or (event.data.source or "").split("/", 1)[0] not in SILENCEABLE_FORMATS:
+        return False
+    return await store.get_source_api(tenant_id, event.ingest_source) is not None
+
+
 async def _apply(
     event: AlertEvent, tenant_id: str, store: StateStore, now: datetime
 ) -> tuple[AlertState, str | None, bool]:
@@ -355,13 +368,15 @@ async def _apply(
     before (redelivered after a failure) returns the change it made then, so it is routed
     again the same way."""
     key = alert_key(event.source, event.data.id)
+    silenceable = await _silenceable(event, tenant_id, store)
     if event.type.endswith(".created"):
         # Most "created" events name a new alert: try the insert first (one request, not two).
         first = apply_event(None, event, tenant_id, now)
         assert first is not None
         try:
             saved = await store.save_alert(
-                replace(first, first_event=event.dedupe_key, last_event=event.dedupe_key), every_attempt=True
+                replace(first, first_event=event.dedupe_key, last_event=event.dedupe_key, silenceable=silenceable),
+                every_attempt=True,
             )
             return saved, "new", True
         except ConcurrencyConflict:
@@ -383,7 +398,10 @@ async def _apply(
             assert current is not None
             return current, None, False
         new = replace(
-            new, last_event=event.dedupe_key, first_event=current.first_event if current else event.dedupe_key
+            new,
+            last_event=event.dedupe_key,
+            first_event=current.first_event if current else event.dedupe_key,
+            silenceable=silenceable,
         )
         try:
             return await store.save_alert(new), "new" if current is None else "updated", current is None

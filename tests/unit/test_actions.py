@@ -450,3 +450,19 @@ class TestSilencing:
         stored = await ctx.store.get_alert(TENANT, state.key)
         assert stored.silence is None and stored.status == "resolved"
         assert silences.expired == []  # it ran out by itself: nothing to expire
+
+
+class TestTheSilenceButtons:
+    def test_offered_only_where_a_silence_can_be_made_and_expire_while_there_is_one(self):
+        from shared import cards
+        from tests.unit.test_delivery_jobs import alert
+
+        def titles(state):
+            return [a["title"] for a in cards.alert_actions(state)]
+
+        open_alert = alert(1)
+        assert "Silence" not in titles(open_alert)  # its source has no API: nothing to offer
+        assert "Silence" in titles(replace(open_alert, silenceable=True))
+        assert "Silence" not in titles(replace(open_alert, silenceable=True, status="resolved"))
+        silenced = replace(open_alert, silenceable=True, silence={"id": "s1", "until": "2026-11-02T12:00:00+00:00"})
+        assert "Expire silence" in titles(silenced) and "Silence" not in titles(silenced)

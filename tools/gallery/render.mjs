@@ -14,7 +14,9 @@
 // whatever fonts that machine has: Arimo (Arial's metrics) for text, then Noto Sans Math (arrows
 // and symbols), Noto Sans JP and Noto Color Emoji for what Arimo lacks (@fontsource/*, all SIL
 // OFL 1.1). Any text the browser still draws with a font of the machine is reported
-// (systemFonts): its measurements would differ from one machine to the next.
+// (systemFonts): its measurements would differ from one machine to the next. A Show card
+// button's chevron is an icon font's (FabricMDL2Icons) in the renderer's CSS, which no package
+// ships: an arrow from Noto Sans Math stands in, about as wide.
 
 import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { createRequire } from "node:module";
@@ -167,7 +169,7 @@ await page.route(`${FONT_ORIGIN}**`, (route) => {
   const type = file.endsWith(".woff2") ? "font/woff2" : "font/woff";
   return route.fulfill({ body: readFileSync(path.join(root, "node_modules", font.pkg, "files", file)), contentType: type });
 });
-await page.setContent(`<!doctype html><html><head><meta charset="utf-8"><style>body{margin:0;padding:20px;font-family:${FONT_STACK}} button{font-family:inherit}</style></head><body><style id="links"></style><div id="host"></div></body></html>`);
+await page.setContent(`<!doctype html><html><head><meta charset="utf-8"><style>body{margin:0;padding:20px;font-family:${FONT_STACK}} button,input,select,textarea{font-family:inherit} .ac-pushButton.expandable:after{font-family:inherit !important;content:'\\2193' !important} .ac-pushButton.expandable.expanded:after{content:'\\2191' !important}</style></head><body><style id="links"></style><div id="host"></div></body></html>`);
 await page.addScriptTag({ content: moduleFile("markdown-it/dist/browser/markdown-it.umd.min.js") });
 await page.addScriptTag({ content: moduleFile("adaptivecards/dist/adaptivecards.min.js") });
 await page.addStyleTag({ content: moduleFile("adaptivecards/dist/adaptivecards.css") });
