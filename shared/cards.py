@@ -162,20 +162,23 @@ def duration(seconds: float) -> str:
 def age_line(state: AlertState, now: datetime | None = None) -> str:
     """When it first fired and how long it has been open: up to ``now`` when the card is made
     for the moment (a command's answer), else up to the last change the card shows."""
-    if state.created is None:
+    start = state.fired or state.created
+    if start is None:
         return ""
-    line = f"Fired {_when(state.created)}"
+    line = f"Fired {_when(start)}"
+    if state.created is not None and start > state.created:
+        line += f" (first {_when(state.created)})"  # it fired again after it was resolved
     if state.status == "resolved":
         # When it was resolved: the step says (the source's own time for a source's change);
         # status_changed is when the connector processed it.
         resolved = [step.at for step in state.steps if step.status == "resolved"]
         end = resolved[-1] if resolved else state.status_changed or state.updated
-        if end is not None and end > state.created:
-            line += f" \u00b7 resolved after {duration((end - state.created).total_seconds())}"
+        if end is not None and end > start:
+            line += f" \u00b7 resolved after {duration((end - start).total_seconds())}"
         return line
     end = now or state.updated
-    if end is not None and (end - state.created).total_seconds() >= 60:
-        line += f" \u00b7 open for {duration((end - state.created).total_seconds())}"
+    if end is not None and (end - start).total_seconds() >= 60:
+        line += f" \u00b7 open for {duration((end - start).total_seconds())}"
         if now is None:
             line += f" at {_when(end, date=False)}"
     return line

@@ -94,6 +94,8 @@ def change_status(state: AlertState, verb: Verb, now: datetime, *, by: str) -> A
     if state.status not in transition.from_statuses:
         return None
     changed = replace(state, status=transition.to, revision=state.revision + 1, updated=now, status_changed=now)
+    if verb is Verb.REOPEN:
+        changed = replace(changed, fired=now)  # open again from now: the card counts from here
     return changed.with_step(StatusStep(transition.step, now, by=by))
 
 
@@ -143,6 +145,11 @@ def apply_event(current: AlertState | None, event: AlertEvent, tenant_id: str, n
         revision=(current.revision if current else 0) + 1,
         updated=moment,
         status_changed=now if changed else (base.status_changed or now),
+        # Fired again after a resolution: the card's "Fired" and "open for" count from this
+        # firing (the first stays as created, and the reopen in the timeline).
+        fired=moment
+        if current is not None and changed and current.status == "resolved"
+        else base.fired or base.created,
     )
 
 

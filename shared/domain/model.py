@@ -99,6 +99,9 @@ class AlertState:
     created: datetime | None = None
     updated: datetime | None = None
     status_changed: datetime | None = None
+    # When it last began to fire: its first firing, or when it fired again after it was resolved
+    # (None in rows older than the field: ``created`` then).
+    fired: datetime | None = None
     # The last MAX_STATUS_STEPS status changes, oldest first.
     steps: tuple[StatusStep, ...] = ()
     # The alert's channel and meeting once created: {"status": "creating"|"created", "id",

@@ -80,3 +80,46 @@ def test_the_card_offers_exactly_the_status_buttons_the_state_machine_allows(sta
     offered = {a["verb"] for a in cards.alert_actions(alert(status)) if a["type"] == "Action.Execute"}
     allowed = {verb.value for verb, t in TRANSITIONS.items() if status in t.from_statuses}
     assert offered & {v.value for v in TRANSITIONS} == allowed
+
+
+def test_an_alert_that_fires_again_counts_from_the_new_firing():
+    """Alertmanager sends a new firing (a new startsAt) after the resolution: the card's Fired
+    time and its "open for" count from it, and say when it first fired."""
+    from shared.domain.alertmanager import parse_alertmanager
+    from shared.domain.alerts import apply_event
+
+    def webhook(status: str, starts: str, ends: str = "0001-01-01T00:00:00Z") -> dict:
+        return {
+            "version": "4",
+            "status": status,
+            "receiver": "teams",
+            "alerts": [
+                {
+                    "status": status,
+                    "labels": {"alertname": "CheckoutErrors", "service": "checkout", "severity": "critical"},
+                    "annotations": {"summary": "Checkout requests are failing"},
+                    "startsAt": starts,
+                    "endsAt": ends,
+                    "fingerprint": "3f2a9c1d0b7e6a54",
+                }
+            ],
+        }
+
+    tenant = "aaaaaaaa-0000-4000-8000-00000000000a"
+    [first] = parse_alertmanager(webhook("firing", "2026-11-02T08:00:00Z"))
+    state = apply_event(None, first, tenant, NOW)
+    [resolved] = parse_alertmanager(webhook("resolved", "2026-11-02T08:00:00Z", "2026-11-02T09:00:00Z"))
+    state = apply_event(state, resolved, tenant, NOW)
+    [again] = parse_alertmanager(webhook("firing", "2026-11-05T10:00:00Z"))
+    state = apply_event(state, again, tenant, NOW)
+    assert state.status == "open" and state.steps[-1].status == "reopened"
+    assert state.created == datetime(2026, 11, 2, 8, tzinfo=UTC)
+    assert state.fired == datetime(2026, 11, 5, 10, tzinfo=UTC)
+    line = cards.age_line(state, now=datetime(2026, 11, 5, 10, 30, tzinfo=UTC))
+    assert line.startswith("Fired {{DATE(2026-11-05T10:00:00Z, SHORT)}}"), line
+    assert "(first {{DATE(2026-11-02T08:00:00Z, SHORT)}}" in line and line.endswith("open for 30 m"), line
+
+
+def test_reopened_in_teams_it_counts_from_the_reopening():
+    reopened = change_status(alert("resolved"), Verb.REOPEN, datetime(2026, 11, 24, 9, tzinfo=UTC), by="Ada")
+    assert reopened is not None and reopened.fired == datetime(2026, 11, 24, 9, tzinfo=UTC)
