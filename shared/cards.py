@@ -12,6 +12,7 @@ import re
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from shared.domain.alerts import TRANSITIONS, Verb
 from shared.domain.model import AlertState
@@ -56,6 +57,7 @@ STATUS_BADGE = {
 STEP_LABEL = {"acknowledged": "Acknowledged", "resolved": "Resolved", "reopened": "Reopened", "open": "Opened again"}
 MAX_SHOWN_STEPS = 3
 MAX_BUTTON_TITLE_CHARS = 20  # five buttons fit side by side in a 640 px wide card
+MAX_CARD_BUTTONS = 5
 
 # Characters that start Markdown the Teams renderers honour (emphasis, links, code, strike,
 # headings, quotes), HTML entities, and the angle brackets of <at> mentions. Backslash
@@ -275,8 +277,23 @@ def _status_buttons(state: AlertState, **data: Any) -> list[dict[str, Any]]:
     ]
 
 
-def source_button_title(source: str | None) -> str:
-    title = f"Open in {source}" if source else "Open in source"
+def source_system(source: str | None, url: str | None) -> str | None:
+    """The system a person opens from the card, by name: an Alertmanager alert's link is the
+    rule's expression in Prometheus (``/graph``), a Grafana alert's its Grafana; a source named
+    "alertmanager/<receiver>" is named by its system, not by its receiver."""
+    if not source:
+        return None
+    kind = source.split("/", 1)[0].lower()
+    if kind == "alertmanager":
+        return "Prometheus" if url and "/graph" in urlsplit(url).path else "Alertmanager"
+    if kind == "grafana":
+        return "Grafana"
+    return source
+
+
+def source_button_title(source: str | None, url: str | None = None) -> str:
+    system = source_system(source, url)
+    title = f"Open in {system}" if system else "Open in source"
     return title if len(title) <= MAX_BUTTON_TITLE_CHARS else "Open in source"
 
 
@@ -297,7 +314,9 @@ def alert_actions(state: AlertState) -> list[dict[str, Any]]:
     elif state.silenceable and state.status != "resolved":
         actions.append(silence_button(state))
     if state.url:
-        actions.append({"type": "Action.OpenUrl", "title": source_button_title(state.source), "url": state.url})
+        actions.append(
+            {"type": "Action.OpenUrl", "title": source_button_title(state.source, state.url), "url": state.url}
+        )
     return actions
 
 
@@ -435,7 +454,15 @@ def alert_card(
             )
         )
     body.extend(context_blocks(context))
-    return _card(body, alert_actions(state))
+    actions = alert_actions(state)
+    if len(actions) > MAX_CARD_BUTTONS and actions[-1]["type"] == "Action.OpenUrl" and state.url:
+        # Six buttons run past a 640 px card's edge: the link to the source goes under the
+        # title instead, where it reads the same.
+        actions.pop()
+        link = f"[{source_button_title(state.source, state.url)}]({_safe_url(state.url)})"
+        at = next((i for i, block in enumerate(body) if block.get("type") == "FactSet"), len(body))
+        body.insert(at, _text_block(f"\U0001f517 {link}", id="source", size="Small", spacing="Small"))
+    return _card(body, actions)
 
 
 def with_note(card: dict[str, Any], message: str, done: bool) -> dict[str, Any]:
@@ -525,13 +552,17 @@ def _alert_row(index: int, alert: AlertState, now: datetime | None = None, butto
     if buttons:
         actions = _status_buttons(alert, list=True)
         if alert.url:
-            actions.append({"type": "Action.OpenUrl", "title": source_button_title(alert.source), "url": alert.url})
+            actions.append(
+                {"type": "Action.OpenUrl", "title": source_button_title(alert.source, alert.url), "url": alert.url}
+            )
         items.append({"type": "ActionSet", "actions": actions, "spacing": "Small"})
     elif alert.url:
         items.append(
             {
                 "type": "ActionSet",
-                "actions": [{"type": "Action.OpenUrl", "title": source_button_title(alert.source), "url": alert.url}],
+                "actions": [
+                    {"type": "Action.OpenUrl", "title": source_button_title(alert.source, alert.url), "url": alert.url}
+                ],
                 "spacing": "Small",
             }
         )

@@ -466,3 +466,31 @@ class TestTheSilenceButtons:
         assert "Silence" not in titles(replace(open_alert, silenceable=True, status="resolved"))
         silenced = replace(open_alert, silenceable=True, silence={"id": "s1", "until": "2026-11-02T12:00:00+00:00"})
         assert "Expire silence" in titles(silenced) and "Silence" not in titles(silenced)
+
+    def test_the_sixth_button_becomes_a_link_under_the_title(self):
+        from shared import cards
+        from tests.unit.test_delivery_jobs import alert
+
+        state = replace(
+            alert(1),
+            source="alertmanager/teams",
+            silenceable=True,
+            url="https://prometheus.example.com/graph?g0.expr=up+%3D%3D+0",
+        )
+        card = cards.alert_card(state)
+        assert [a["title"] for a in card["actions"]] == [
+            "Acknowledge",
+            "Resolve",
+            "Create channel",
+            "Create meeting",
+            "Silence",
+        ]
+        [link] = [b for b in card["body"] if b.get("id") == "source"]
+        assert "[Open in Prometheus](https://prometheus.example.com/graph?g0.expr=up+%3D%3D+0)" in link["text"]
+        resolved = cards.alert_card(replace(state, status="resolved"))  # room for the button again
+        assert resolved["actions"][-1] == {
+            "type": "Action.OpenUrl",
+            "title": "Open in Prometheus",
+            "url": state.url,
+        }
+        assert cards.source_button_title("grafana/ops", "https://grafana.example.com/alerting") == "Open in Grafana"
