@@ -11,13 +11,5 @@ if [ -x "$CHROMIUM" ]; then
     echo "Chromium present: $CHROMIUM"
     exit 0
 fi
-if [ "$(id -u)" != "0" ] && ! command -v sudo >/dev/null 2>&1; then
-    echo "The card gallery needs Chromium: install the Debian package 'chromium' (as root), or set CHROMIUM to a Chromium binary" >&2
-    exit 1
-fi
-SUDO=""
-[ "$(id -u)" = "0" ] || SUDO="sudo"
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core >/dev/null
+sh "$(dirname "$0")/apt_install.sh" "The card gallery (or set CHROMIUM to a Chromium binary)" chromium fonts-dejavu-core
 echo "Chromium installed: $("$CHROMIUM" --version 2>/dev/null || echo "$CHROMIUM")"
