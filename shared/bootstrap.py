@@ -447,11 +447,14 @@ def _source_api(c: Container) -> Any:
     key = c.settings.graph.token_encryption_key if c.settings.graph else ""
     if not key:
         return None
+    cipher: list[Any] = []  # made at the first read, then kept
 
     async def read(tenant_id: str, source: str) -> Any:
         from shared.security import TokenCipher
         from shared.services.sources import source_api
 
-        return await source_api(c.store, TokenCipher.from_setting(key), tenant_id, source)
+        if not cipher:
+            cipher.append(TokenCipher.from_setting(key))
+        return await source_api(c.store, cipher[0], tenant_id, source)
 
     return read

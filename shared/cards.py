@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from shared.domain.alerts import TRANSITIONS, Verb
+from shared.domain.alerts import SILENCE_DURATIONS, TRANSITIONS, Verb
 from shared.domain.model import AlertState
 
 # Teams renders Adaptive Cards up to 1.5; Action.Execute (Universal Actions) needs 1.4+.
@@ -321,7 +321,9 @@ def alert_actions(state: AlertState) -> list[dict[str, Any]]:
 
 
 # What the Silence button offers (shared.domain.alerts.SILENCE_DURATIONS): the first is chosen.
-SILENCE_CHOICES = (("1h", "1 hour"), ("4h", "4 hours"), ("24h", "24 hours"))
+SILENCE_CHOICES = tuple(
+    (key, f"{seconds // 3600} hour{'' if seconds == 3600 else 's'}") for key, seconds in SILENCE_DURATIONS.items()
+)
 MAX_SILENCE_COMMENT_CHARS = 500
 
 

@@ -71,6 +71,12 @@ class SourceApi:
         )
 
 
+def silenceable_source(source: str | None) -> bool:
+    """An alert's ``source`` names one of :data:`KINDS` (as "alertmanager/<receiver>" or
+    "grafana/<receiver>" from their webhooks): silences for it are made through that API."""
+    return (source or "").split("/", 1)[0] in KINDS
+
+
 def is_private_address(address: str) -> bool:
     """Loopback, private, link-local (the instance metadata service), reserved or unspecified."""
     try:

@@ -684,8 +684,6 @@ def reset_membership_cache() -> None:
 
 # ------------------------------------------------------------------------ silences in the source
 
-SILENCEABLE_SOURCES = ("alertmanager", "grafana")
-
 
 async def _allowed(
     ctx: ActionContext, alert_key: str, actor: Actor, where: Where
@@ -714,13 +712,13 @@ async def silence_alert(
     """Make a silence in the alert's source (Alertmanager's API v2, or Grafana's), matching the
     alert's own labels, for ``seconds``; the card says so until it is expired or replaced."""
     from shared.domain.alertmanager import identifying_labels
-    from shared.domain.source_api import matchers_for
+    from shared.domain.source_api import matchers_for, silenceable_source
 
     allowed = await _allowed(ctx, alert_key, actor, where)
     if isinstance(allowed, ActionResult):
         return allowed
     state, link = allowed
-    if state.source.split("/", 1)[0] not in SILENCEABLE_SOURCES:  # "alertmanager/<receiver>"
+    if not silenceable_source(state.source):
         return ActionResult(
             state,
             False,
@@ -828,8 +826,7 @@ async def silence_ended(ctx: ActionContext, state: AlertState) -> AlertState:
     if api is not None and ctx.silences is not None:
         new = await _reconcile(ctx, new, api)
     log.info("The silence of alert %s ran out", new.alert_id)
-    if ctx.delivering is not None:
-        await sync_cards(new, ctx.delivering)
+    await _sync_everywhere(ctx, new, Where())
     return new
 
 

@@ -29,6 +29,7 @@ from shared.domain.events import AlertEvent, InvalidEvent, alert_key, decode_jso
 from shared.domain.inbound import parse_events
 from shared.domain.jobs import CARD, COMMENT, DeliveryJob, JobBundle, bundle, conversation_from_json
 from shared.domain.model import AlertState, ConversationRecord, RejectedEvent
+from shared.domain.source_api import silenceable_source
 from shared.ports import (
     ConcurrencyConflict,
     ConversationStore,
@@ -347,15 +348,11 @@ async def process_event(event: AlertEvent, ctx: Delivering, *, default_tenant_id
     return outcome
 
 
-# The formats whose sources make silences through an Alertmanager API v2 (shared.adapters.silences).
-SILENCEABLE_FORMATS = ("alertmanager", "grafana")
-
-
 async def _silenceable(event: AlertEvent, tenant_id: str, store: StateStore) -> bool:
     """The alert's source is an Alertmanager or Grafana that came through the ingest route, and
     its tenant's admin set that source's API: its card can offer Silence. Read through the
     store's cache (a few seconds old at most), and only for those sources."""
-    if not event.ingest_source or (event.data.source or "").split("/", 1)[0] not in SILENCEABLE_FORMATS:
+    if not event.ingest_source or not silenceable_source(event.data.source):
         return False
     return await store.get_source_api(tenant_id, event.ingest_source) is not None
 
