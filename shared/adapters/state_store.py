@@ -1047,21 +1047,13 @@ class TableStateStore:
         return int(row[0].get("KeyVersion") or 1) if row else 1
 
     async def rotate_source_key(self, tenant_id: str, source: str) -> int:
-        table = await self._t("sources")
-        for _ in range(5):
-            row = await table.get(tenant_id, source)
-            version = (int(row[0].get("KeyVersion") or 1) if row else 1) + 1
-            entity = {
-                **(row[0] if row else {"PartitionKey": tenant_id, "RowKey": source}),
-                "KeyVersion": str(version),
-                "Rotated": self._clock().isoformat(),
-            }
-            try:
-                await (table.replace(entity, row[1]) if row else table.create(entity))
-                return version
-            except ConcurrencyConflict:
-                continue  # rotated by someone else meanwhile: rotate again from theirs
-        raise ConcurrencyConflict(f"the key of source {source} kept changing")
+        now = self._clock().isoformat()
+        entity = await self._change_source(
+            tenant_id,
+            source,
+            lambda row: {**row, "KeyVersion": str(int(row.get("KeyVersion") or 1) + 1), "Rotated": now},
+        )
+        return int(entity["KeyVersion"])
 
     async def get_source_api(self, tenant_id: str, source: str) -> str | None:
         """The source's API settings as stored (encrypted by the caller), or None."""
@@ -1073,19 +1065,21 @@ class TableStateStore:
         settings, keeping its key version."""
         if sealed is not None and len(sealed) > records.MAX_STRING_PROPERTY_CHARS:
             raise ValueError(f"the API settings of source {source} are too large for one table property")
+        now = self._clock().isoformat()
+        await self._change_source(tenant_id, source, lambda row: {**row, "Api": sealed or "", "ApiChanged": now})
+
+    async def _change_source(self, tenant_id: str, source: str, change: Callable[[Entity], Entity]) -> Entity:
+        """The source's row (its key version and API), changed on its ETag: a change made
+        meanwhile (a rotation, the API set) is read again and the change made over it."""
         table = await self._t("sources")
         for _ in range(5):
             row = await table.get(tenant_id, source)
-            entity = {
-                **(row[0] if row else {"PartitionKey": tenant_id, "RowKey": source}),
-                "Api": sealed or "",
-                "ApiChanged": self._clock().isoformat(),
-            }
+            entity = change(dict(row[0]) if row else {"PartitionKey": tenant_id, "RowKey": source})
             try:
                 await (table.replace(entity, row[1]) if row else table.create(entity))
-                return
+                return entity
             except ConcurrencyConflict:
-                continue  # its key rotated meanwhile: write again over what is there now
+                continue
         raise ConcurrencyConflict(f"source {source} kept changing")
 
     # alerts that reached no one (recipient and fallback failed)
