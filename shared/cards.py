@@ -14,7 +14,9 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from shared.domain.alerts import SILENCE_DURATIONS, TRANSITIONS, Verb
+from shared.domain.alertmanager import ANNOTATION_LABEL_PREFIX
+from shared.domain.alerts import MAX_NOTE_CHARS as MAX_ALERT_NOTE_CHARS
+from shared.domain.alerts import SILENCE_DURATIONS, SNOOZE_DURATIONS, TRANSITIONS, Verb
 from shared.domain.model import AlertState
 
 # Teams renders Adaptive Cards up to 1.5; Action.Execute (Universal Actions) needs 1.4+.
@@ -197,6 +199,28 @@ def silence_line(silence: dict[str, Any]) -> str:
     )
 
 
+def assignee_line(assignee: dict[str, Any]) -> str:
+    who, by = escape_text(str(assignee.get("name") or "someone"), 100), escape_text(str(assignee.get("by") or ""), 100)
+    at = assignee.get("at")
+    when = f" \u00b7 {_when(datetime.fromisoformat(str(at)))}" if at else ""
+    return f"\U0001f464 Assigned to **{who}**" + (f" by {by}" if by and by != who else "") + when
+
+
+def snooze_line(snooze: dict[str, Any]) -> str:
+    until = datetime.fromisoformat(str(snooze["until"]))
+    return f"\U0001f4a4 Snoozed until {_when(until)} by {escape_text(str(snooze.get('by') or ''), 100)}: no reminders"
+
+
+def note_line(note: dict[str, Any], count: int) -> str:
+    """The latest note, its author and time; how many there are when more than one."""
+    at = datetime.fromisoformat(str(note["at"]))
+    more = f" (latest of {count})" if count > 1 else ""
+    return (
+        f"\U0001f4dd **Note** by {escape_text(str(note.get('by') or ''), 100)} \u00b7 {_when(at)}{more}: "
+        f"{escape_text(str(note.get('text') or ''), MAX_ALERT_NOTE_CHARS)}"
+    )
+
+
 def step_lines(state: AlertState) -> list[dict[str, Any]]:
     """Who did what and when, the last few changes, on every copy of the card."""
     blocks = []
@@ -217,7 +241,8 @@ def step_lines(state: AlertState) -> list[dict[str, Any]]:
 def _labels(state: AlertState) -> list[dict[str, Any]]:
     """Each label on its own line, the name in bold: a long name or value wraps between words
     (a FactSet's narrow title column breaks names mid-word)."""
-    items = sorted(state.labels.items())
+    buttons = {label for _, _, label in alert_links(state)}
+    items = sorted((name, value) for name, value in state.labels.items() if name not in buttons)
     blocks = [
         _text_block(f"**{escape_text(name, 60)}**: {escape_text(value, MAX_FACT_CHARS)}", size="Small", spacing="None")
         for name, value in items[:MAX_FACTS]
@@ -297,22 +322,56 @@ def source_button_title(source: str | None, url: str | None = None) -> str:
     return title if len(title) <= MAX_BUTTON_TITLE_CHARS else "Open in source"
 
 
+# Annotations that are links to open rather than label lines (Alertmanager's ``runbook_url``;
+# Grafana's runbook and its dashboard and panel links, shared.domain.grafana): the button's
+# title, and the annotations that fill it, the first present wins.
+LINK_ANNOTATIONS = (("Runbook", ("runbook_url", "runbook")), ("Dashboard", ("panel_url", "dashboard_url")))
+
+
+def _web_url(url: str) -> bool:
+    parts = urlsplit(url.strip())
+    return parts.scheme in ("http", "https") and bool(parts.netloc) and len(url) <= 2_000
+
+
+def alert_links(state: AlertState) -> list[tuple[str, str, str]]:
+    """The runbook and dashboard the alert's annotations link to: (title, url, label) each."""
+    links = []
+    for title, names in LINK_ANNOTATIONS:
+        for name in names:
+            label = ANNOTATION_LABEL_PREFIX + name
+            url = state.labels.get(label, "")
+            if url and _web_url(url):
+                links.append((title, url.strip(), label))
+                break
+    return links
+
+
 def alert_actions(state: AlertState) -> list[dict[str, Any]]:
-    """Buttons for what can be done now; links to the alert's channel and meeting once they exist."""
+    """Buttons for what can be done now, the likeliest first; links to the alert's channel and
+    meeting once they exist. Past :data:`MAX_CARD_BUTTONS` the rest go into the card's
+    overflow menu (``mode: secondary``; Teams: "Overflow menu on Adaptive Cards")."""
+    unresolved = state.status != "resolved"
     actions = _status_buttons(state)
+    actions.extend({"type": "Action.OpenUrl", "title": title, "url": url} for title, url, _ in alert_links(state)[:1])
+    if state.silence:
+        actions.append(_execute(state, Verb.EXPIRE_SILENCE, "Expire silence"))
+    elif state.silenceable and unresolved:
+        actions.append(silence_button(state))
+    actions.append(note_button(state))
+    if unresolved:
+        actions.append(assign_button(state))
+    if state.status == "open":
+        actions.append(snooze_button(state))
     channel, meeting = state.channel or {}, state.meeting or {}
     if channel.get("status") == "created" and channel.get("webUrl"):
         actions.append({"type": "Action.OpenUrl", "title": "Open channel", "url": channel["webUrl"]})
-    elif state.status != "resolved":
+    elif unresolved:
         actions.append(_execute(state, Verb.CREATE_CHANNEL, "Create channel"))
     if meeting.get("status") == "created" and meeting.get("joinUrl"):
         actions.append({"type": "Action.OpenUrl", "title": "Join meeting", "url": meeting["joinUrl"]})
-    elif state.status != "resolved":
+    elif unresolved:
         actions.append(_execute(state, Verb.CREATE_MEETING, "Create meeting"))
-    if state.silence:
-        actions.append(_execute(state, Verb.EXPIRE_SILENCE, "Expire silence"))
-    elif state.silenceable and state.status != "resolved":
-        actions.append(silence_button(state))
+    actions.extend({"type": "Action.OpenUrl", "title": title, "url": url} for title, url, _ in alert_links(state)[1:])
     if state.url:
         actions.append(
             {"type": "Action.OpenUrl", "title": source_button_title(state.source, state.url), "url": state.url}
@@ -320,51 +379,157 @@ def alert_actions(state: AlertState) -> list[dict[str, Any]]:
     return actions
 
 
+def _overflow(actions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The first buttons in the row, the others in the overflow menu (its "..." takes a place)."""
+    if len(actions) <= MAX_CARD_BUTTONS:
+        return actions
+    shown = MAX_CARD_BUTTONS - 1
+    return actions[:shown] + [{**action, "mode": "secondary"} for action in actions[shown:]]
+
+
+def note_button(state: AlertState) -> dict[str, Any]:
+    """Add note: a text box on the card; the note goes on every copy and into this card's thread."""
+    return _show_card(
+        "Add note",
+        [
+            {
+                "type": "Input.Text",
+                "id": "noteText",
+                "label": "Note (every copy of the card shows it, and its source gets it)",
+                "isMultiline": True,
+                "isRequired": True,
+                "errorMessage": "Write the note first.",
+                "maxLength": MAX_ALERT_NOTE_CHARS,
+            }
+        ],
+        [_execute(state, Verb.NOTE, "Add note")],
+    )
+
+
+def assign_button(state: AlertState) -> dict[str, Any]:
+    """Assign: to the person who presses, or to someone found by name as they type (Teams asks
+    the bot: an ``application/search`` invoke for the ``people`` dataset)."""
+    return _show_card(
+        "Assign",
+        [
+            {
+                "type": "Input.ChoiceSet",
+                "id": "assignTo",
+                "label": "Assign to (type a name)",
+                "style": "filtered",
+                "choices": [],
+                "choices.data": {"type": "Data.Query", "dataset": PEOPLE_DATASET},
+            }
+        ],
+        [_execute(state, Verb.ASSIGN, "Assign"), _execute(state, Verb.ASSIGN, "Assign to me", me=True)],
+    )
+
+
+def snooze_button(state: AlertState) -> dict[str, Any]:
+    """Snooze: no reminders for an hour, four, or until a time the person picks (their own
+    time zone, which Teams sends with the press)."""
+    return _show_card(
+        "Snooze",
+        [
+            {
+                "type": "Input.ChoiceSet",
+                "id": "snoozeFor",
+                "label": "No reminders for",
+                "style": "expanded",
+                "value": SNOOZE_CHOICES[0][0],
+                "choices": [{"title": title, "value": value} for value, title in SNOOZE_CHOICES],
+            },
+            {"type": "Input.Date", "id": "snoozeDate", "label": "Until a day (your time; instead of the above)"},
+            {"type": "Input.Time", "id": "snoozeTime", "label": "At"},
+        ],
+        [_execute(state, Verb.SNOOZE, "Snooze")],
+    )
+
+
+def _show_card(title: str, body: list[dict[str, Any]], actions: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "type": "Action.ShowCard",
+        "title": title,
+        "card": {"type": "AdaptiveCard", "body": body, "actions": actions},
+    }
+
+
+# The dataset an Assign box's type-ahead asks for (the bot answers it from the tenant's directory).
+PEOPLE_DATASET = "people"
+
+
+def _hours(seconds: int) -> str:
+    return f"{seconds // 3600} hour{'' if seconds == 3600 else 's'}"
+
+
+SNOOZE_CHOICES = tuple((key, _hours(seconds)) for key, seconds in SNOOZE_DURATIONS.items())
+
+
 # What the Silence button offers (shared.domain.alerts.SILENCE_DURATIONS): the first is chosen.
-SILENCE_CHOICES = tuple(
-    (key, f"{seconds // 3600} hour{'' if seconds == 3600 else 's'}") for key, seconds in SILENCE_DURATIONS.items()
-)
+SILENCE_CHOICES = tuple((key, _hours(seconds)) for key, seconds in SILENCE_DURATIONS.items())
 MAX_SILENCE_COMMENT_CHARS = 500
 
 
 def silence_button(state: AlertState) -> dict[str, Any]:
     """Silence: opens a small form on the card (how long, why) whose button makes the silence
     in the alert's source; the inputs' values come with the action's data."""
-    return {
-        "type": "Action.ShowCard",
-        "title": "Silence",
-        "card": {
-            "type": "AdaptiveCard",
-            "body": [
-                {
-                    "type": "Input.ChoiceSet",
-                    "id": "duration",
-                    "label": "Silence in its source for",
-                    "style": "expanded",
-                    "value": SILENCE_CHOICES[0][0],
-                    "choices": [{"title": title, "value": value} for value, title in SILENCE_CHOICES],
-                },
-                {
-                    "type": "Input.Text",
-                    "id": "comment",
-                    "label": "Why (the source shows it with the silence)",
-                    "maxLength": MAX_SILENCE_COMMENT_CHARS,
-                },
-            ],
-            "actions": [_execute(state, Verb.SILENCE, "Silence")],
-        },
-    }
+    return _show_card(
+        "Silence",
+        [
+            {
+                "type": "Input.ChoiceSet",
+                "id": "duration",
+                "label": "Silence in its source for",
+                "style": "expanded",
+                "value": SILENCE_CHOICES[0][0],
+                "choices": [{"title": title, "value": value} for value, title in SILENCE_CHOICES],
+            },
+            {
+                "type": "Input.Text",
+                "id": "comment",
+                "label": "Why (the source shows it with the silence)",
+                "maxLength": MAX_SILENCE_COMMENT_CHARS,
+            },
+        ],
+        [_execute(state, Verb.SILENCE, "Silence")],
+    )
 
 
 MAX_COMMENT_CHARS = 1_000
 MAX_NOTE_CHARS = 500
 
 
+# People a card mentions (Teams notifies each): at most this many.
+MAX_MENTIONS = 20
+_NOT_IN_A_MENTION = re.compile(r"[<>\[\]\\*_`~#|&{}\x00-\x1f\x7f]+")
+
+
+def mention_tag(person: dict[str, Any]) -> str:
+    """``<at>Name</at>`` for a person resolved in the directory: the name with nothing Teams
+    or Markdown reads as markup (the entity's text must be the same, character for character)."""
+    name = " ".join(_NOT_IN_A_MENTION.sub(" ", str(person.get("name") or "")).split())[:100] or "someone"
+    return f"<at>{name}</at>"
+
+
+def mention_entities(people: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Teams' mention entities for :func:`mention_tag`'s tags: by Microsoft Entra object id."""
+    return [
+        {
+            "type": "mention",
+            "text": mention_tag(person),
+            "mentioned": {"id": str(person["id"]), "name": mention_tag(person)[4:-5]},
+        }
+        for person in people[:MAX_MENTIONS]
+    ]
+
+
 def context_blocks(context: dict[str, Any] | None) -> list[dict[str, Any]]:
     """What a card says about why it is in this conversation: the workflows' comments, a
     fallback note (who could not be reached, and why), and, small, the workflows that sent it.
 
-    ``context``: ``{"comments": [...], "workflows": [...], "note": str, "sentBy": str}``; all of
+    ``context``: ``{"comments": [...], "workflows": [...], "note": str, "sentBy": str, "mentions":
+    [{"id", "name"}], "unresolvedMentions": [str]}`` (the people it mentions: found in the
+    directory, and named but not found); all of
     it is source or admin text and is escaped like the alert's own."""
     if not context:
         return []
@@ -377,6 +542,13 @@ def context_blocks(context: dict[str, Any] | None) -> list[dict[str, Any]]:
                 "\u26a0\ufe0f " + escape_text(context["note"], MAX_NOTE_CHARS), weight="Bolder", spacing="Small"
             )
         )
+    mentioned, unresolved = context.get("mentions") or [], context.get("unresolvedMentions") or []
+    if mentioned or unresolved:
+        line = ", ".join(mention_tag(m) for m in mentioned[:MAX_MENTIONS])
+        if unresolved:
+            names = ", ".join(escape_text(str(name), 100) for name in unresolved[:MAX_MENTIONS])
+            line += ("; " if line else "") + f"{names} (not found in the directory, so not notified)"
+        blocks.append(_text_block("\U0001f514 " + line, id="mentions", spacing="Small"))
     via = [escape_text(name, 80) for name in context.get("workflows") or []]
     if via:
         label = "via workflow" if len(via) == 1 else "via workflows"
@@ -416,6 +588,12 @@ def alert_card(
     body.extend(step_lines(state))
     if state.silence:
         body.append(_text_block(silence_line(state.silence), id="silence", size="Small", spacing="Small"))
+    if state.assignee:
+        body.append(_text_block(assignee_line(state.assignee), id="assignee", size="Small", spacing="Small"))
+    if state.snooze and state.status == "open":
+        body.append(_text_block(snooze_line(state.snooze), id="snooze", size="Small", spacing="Small"))
+    if state.notes:
+        body.append(_text_block(note_line(state.notes[-1], len(state.notes)), id="latestNote", spacing="Small"))
     body.append(
         {
             "type": "FactSet",
@@ -464,7 +642,10 @@ def alert_card(
         link = f"[{source_button_title(state.source, state.url)}]({_safe_url(state.url)})"
         at = next((i for i, block in enumerate(body) if block.get("type") == "FactSet"), len(body))
         body.insert(at, _text_block(f"\U0001f517 {link}", id="source", size="Small", spacing="Small"))
-    return _card(body, actions)
+    card = _card(body, _overflow(actions))
+    if context and context.get("mentions"):
+        card["msteams"]["entities"] = mention_entities(context["mentions"])
+    return card
 
 
 def with_note(card: dict[str, Any], message: str, done: bool) -> dict[str, Any]:

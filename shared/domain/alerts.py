@@ -29,6 +29,9 @@ class Verb(StrEnum):
     CREATE_MEETING = "create_meeting"
     SILENCE = "silence"
     EXPIRE_SILENCE = "expire_silence"
+    NOTE = "note"
+    SNOOZE = "snooze"
+    ASSIGN = "assign"
 
     @classmethod
     def parse(cls, word: str) -> Verb | None:
@@ -69,21 +72,46 @@ OUTBOUND_TYPES: Mapping[Verb, str] = MappingProxyType(
         Verb.CREATE_MEETING: "teams.alert.meeting_created",
         Verb.SILENCE: "teams.alert.silenced",
         Verb.EXPIRE_SILENCE: "teams.alert.silence_expired",
+        Verb.NOTE: "teams.alert.noted",
+        Verb.SNOOZE: "teams.alert.snoozed",
+        Verb.ASSIGN: "teams.alert.assigned",
     }
 )
+# Not a verb anyone presses: the people a card mentioned when it was posted (a workflow asked).
+MENTIONED_TYPE = "teams.alert.mentioned"
 # A silence made from Teams lasts one of these (a command may name another up to the longest).
 SILENCE_DURATIONS = {"1h": 3600, "4h": 4 * 3600, "24h": 24 * 3600}
 MAX_SILENCE_SECONDS = 7 * 24 * 3600
 
 
-def silence_seconds(text: str) -> int | None:
-    """``30m``, ``4h``, ``2d`` as seconds (at most a week); None when it is not a duration."""
+# A snooze stops an open alert's reminders for one of these, or until a chosen time (at most
+# MAX_SNOOZE_SECONDS ahead); it ends by itself, or when the alert's status changes.
+SNOOZE_DURATIONS = {"1h": 3600, "4h": 4 * 3600}
+MAX_SNOOZE_SECONDS = 7 * 24 * 3600
+# Notes kept on the alert (its timeline of notes): the card shows the latest.
+MAX_NOTES = 10
+MAX_NOTE_CHARS = 1_000
+
+
+def silence_seconds(text: str, most: int = MAX_SILENCE_SECONDS) -> int | None:
+    """``30m``, ``4h``, ``2d`` as seconds (at most ``most``, a week); None when it is not a duration."""
     text = text.strip().lower()
     units = {"m": 60, "h": 3600, "d": 86400}
     if len(text) < 2 or text[-1] not in units or not text[:-1].isdigit():
         return None
     seconds = int(text[:-1]) * units[text[-1]]
-    return seconds if 0 < seconds <= MAX_SILENCE_SECONDS else None
+    return seconds if 0 < seconds <= most else None
+
+
+def snoozed(state: AlertState, now: datetime) -> bool:
+    """Whether the alert's reminders are held back now."""
+    return state.snooze is not None and datetime.fromisoformat(str(state.snooze["until"])) > now
+
+
+def with_note(state: AlertState, text: str, by: str, now: datetime) -> AlertState:
+    """The alert with a note added to its timeline (the oldest go beyond :data:`MAX_NOTES`)."""
+    note = {"text": text[:MAX_NOTE_CHARS], "by": by, "at": now.isoformat()}
+    return replace(state, notes=(*state.notes, note)[-MAX_NOTES:])
 
 
 def change_status(state: AlertState, verb: Verb, now: datetime, *, by: str) -> AlertState | None:
@@ -93,7 +121,9 @@ def change_status(state: AlertState, verb: Verb, now: datetime, *, by: str) -> A
     transition = TRANSITIONS[verb]
     if state.status not in transition.from_statuses:
         return None
-    changed = replace(state, status=transition.to, revision=state.revision + 1, updated=now, status_changed=now)
+    changed = replace(
+        state, status=transition.to, revision=state.revision + 1, updated=now, status_changed=now, snooze=None
+    )
     if verb is Verb.REOPEN:
         changed = replace(changed, fired=now)  # open again from now: the card counts from here
     return changed.with_step(StatusStep(transition.step, now, by=by))
@@ -150,12 +180,14 @@ def apply_event(current: AlertState | None, event: AlertEvent, tenant_id: str, n
         fired=moment
         if current is not None and changed and current.status == "resolved"
         else base.fired or base.created,
+        # A snooze holds back the reminders of the status it was made in.
+        snooze=None if changed else base.snooze,
     )
 
 
 def needs_reminder(state: AlertState, now: datetime, after_minutes: int) -> bool:
     """Open (never acknowledged since it last opened) for longer than ``after_minutes``."""
-    if state.status != "open":
+    if state.status != "open" or snoozed(state, now):
         return False
     since = state.status_changed or state.updated or state.created
     return since is not None and (now - since).total_seconds() >= after_minutes * 60

@@ -64,6 +64,9 @@ def alert_to_json(state: AlertState) -> dict[str, Any]:
         "meeting": state.meeting,
         "silence": state.silence,
         "silenceable": state.silenceable,
+        "notes": list(state.notes),
+        "snooze": state.snooze,
+        "assignee": state.assignee,
     }
 
 
@@ -93,6 +96,9 @@ def alert_from_json(data: dict[str, Any]) -> AlertState:
         meeting=data.get("meeting"),
         silence=data.get("silence"),
         silenceable=bool(data.get("silenceable")),
+        notes=tuple(data.get("notes") or ()),
+        snooze=data.get("snooze"),
+        assignee=data.get("assignee"),
     )
 
 

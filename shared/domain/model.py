@@ -113,6 +113,12 @@ class AlertState:
     # Its source (Alertmanager or Grafana, through the ingest route) has an API set by the
     # tenant's admin, so a silence can be made there: the card offers Silence.
     silenceable: bool = False
+    # Notes people added in Teams, oldest first ({"text", "by", "at"}; the last MAX_NOTES).
+    notes: tuple[dict[str, str], ...] = ()
+    # Its reminders held back until a time: {"until", "by"} (until: ISO time).
+    snooze: dict[str, Any] | None = None
+    # Who is on it: {"id" (Microsoft Entra object id), "name", "by", "at"}.
+    assignee: dict[str, Any] | None = None
     # The dedupe keys of the event that created the alert and of the event whose version is
     # applied: a redelivered event is recognised and routed exactly as the first time.
     first_event: str = ""

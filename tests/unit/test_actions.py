@@ -467,7 +467,7 @@ class TestTheSilenceButtons:
         silenced = replace(open_alert, silenceable=True, silence={"id": "s1", "until": "2026-11-02T12:00:00+00:00"})
         assert "Expire silence" in titles(silenced) and "Silence" not in titles(silenced)
 
-    def test_the_sixth_button_becomes_a_link_under_the_title(self):
+    def test_past_five_buttons_the_source_link_goes_under_the_title(self):
         from shared import cards
         from tests.unit.test_delivery_jobs import alert
 
@@ -478,16 +478,17 @@ class TestTheSilenceButtons:
             url="https://prometheus.example.com/graph?g0.expr=up+%3D%3D+0",
         )
         card = cards.alert_card(state)
-        assert [a["title"] for a in card["actions"]] == [
+        assert [a["title"] for a in card["actions"] if a.get("mode") != "secondary"] == [
             "Acknowledge",
             "Resolve",
-            "Create channel",
-            "Create meeting",
             "Silence",
+            "Add note",
         ]
+        assert "Open in Prometheus" not in [a["title"] for a in card["actions"]]
         [link] = [b for b in card["body"] if b.get("id") == "source"]
         assert "[Open in Prometheus](https://prometheus.example.com/graph?g0.expr=up+%3D%3D+0)" in link["text"]
         resolved = cards.alert_card(replace(state, status="resolved"))  # room for the button again
+        assert [a["title"] for a in resolved["actions"]] == ["Reopen", "Add note", "Open in Prometheus"]
         assert resolved["actions"][-1] == {
             "type": "Action.OpenUrl",
             "title": "Open in Prometheus",

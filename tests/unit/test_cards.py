@@ -85,17 +85,35 @@ class TestSize:
         assert len(lines) == cards.MAX_FACTS + 1 and lines[-1] == "… 10 more labels"
 
 
+def buttons(card: dict) -> list[tuple[str, str]]:
+    """Each button's title, and whether it is in the row or the overflow menu."""
+    return [(a["title"], a.get("mode", "primary")) for a in card.get("actions", [])]
+
+
 class TestActions:
-    def test_an_open_alert_offers_every_action_and_the_source_link(self):
-        actions = cards.alert_card(STATE)["actions"]
-        assert [a.get("verb") or a["type"] for a in actions] == [
-            "acknowledge",
-            "resolve",
-            "create_channel",
-            "create_meeting",
-            "Action.OpenUrl",
+    def test_an_open_alert_offers_its_likeliest_buttons_first_and_the_rest_in_the_overflow_menu(self):
+        card = cards.alert_card(STATE)
+        assert buttons(card) == [
+            ("Acknowledge", "primary"),
+            ("Resolve", "primary"),
+            ("Add note", "primary"),
+            ("Assign", "primary"),
+            ("Snooze", "secondary"),
+            ("Create channel", "secondary"),
+            ("Create meeting", "secondary"),
         ]
-        assert actions[0]["data"] == {"verb": "acknowledge", "alertKey": "k", "tenantId": "t", "alertId": "ALRT-1"}
+        assert card["actions"][0]["data"] == {
+            "verb": "acknowledge",
+            "alertKey": "k",
+            "tenantId": "t",
+            "alertId": "ALRT-1",
+        }
+        # Past five buttons the link to the source goes under the title.
+        assert "(https://alerts.example.com/a/1)" in text_of(card, "source")
+
+    def test_five_buttons_or_fewer_all_stay_in_the_row(self):
+        card = cards.alert_card(replace(STATE, status="resolved", url=None))
+        assert buttons(card) == [("Reopen", "primary"), ("Add note", "primary")]
 
     def test_once_created_the_channel_and_meeting_are_links(self):
         state = replace(
@@ -103,20 +121,43 @@ class TestActions:
             channel={"status": "created", "webUrl": "https://teams.example/c"},
             meeting={"status": "created", "joinUrl": "https://teams.example/m"},
         )
-        urls = [a["url"] for a in cards.alert_card(state)["actions"] if a["type"] == "Action.OpenUrl"]
+        urls = [a["url"] for a in cards.alert_actions(state) if a["type"] == "Action.OpenUrl"]
         assert urls == ["https://teams.example/c", "https://teams.example/m", "https://alerts.example.com/a/1"]
 
+    def test_a_runbook_annotation_is_a_button_not_a_label_line(self):
+        state = replace(
+            STATE,
+            labels={
+                "alertname": "DiskFull",
+                "annotation.runbook_url": "https://wiki.example.com/runbooks/disk",
+                "annotation.dashboard_url": "https://grafana.example.com/d/abc",
+            },
+        )
+        card = cards.alert_card(state)
+        opened = {a["title"]: a["url"] for a in card["actions"] if a["type"] == "Action.OpenUrl"}
+        assert opened["Runbook"] == "https://wiki.example.com/runbooks/disk"
+        assert opened["Dashboard"] == "https://grafana.example.com/d/abc"
+        assert buttons(card)[2] == ("Runbook", "primary")  # right after the status buttons
+        assert not any("runbook" in t or "dashboard" in t for t in texts(card) if t.startswith("**"))
+
+    def test_a_runbook_that_is_not_a_web_address_stays_a_label_line(self):
+        state = replace(STATE, labels={"annotation.runbook_url": "javascript:alert(1)"})
+        card = cards.alert_card(state)
+        assert "Runbook" not in [title for title, _ in buttons(card)]
+        assert any("runbook" in t for t in texts(card))
+
     def test_a_resolved_alert_can_only_be_reopened(self):
-        actions = cards.alert_card(replace(STATE, status="resolved"))["actions"]
+        actions = cards.alert_actions(replace(STATE, status="resolved"))
         assert [a.get("verb") for a in actions if a["type"] == "Action.Execute"] == ["reopen"]
 
-    def test_an_acknowledged_alert_can_be_resolved_but_not_acknowledged_again(self):
-        actions = cards.alert_card(replace(STATE, status="acknowledged"))["actions"]
+    def test_an_acknowledged_alert_can_be_resolved_but_not_acknowledged_again_nor_snoozed(self):
+        actions = cards.alert_actions(replace(STATE, status="acknowledged"))
         assert [a.get("verb") for a in actions if a["type"] == "Action.Execute"] == [
             "resolve",
             "create_channel",
             "create_meeting",
         ]
+        assert "Snooze" not in [a["title"] for a in actions]
 
     def test_the_card_is_adaptive_card_1_5_and_serialisable(self):
         card = cards.fit_card(STATE)
@@ -260,15 +301,13 @@ class TestWhoDidWhat:
 
 class TestLongText:
     def test_a_long_source_name_gives_a_short_button_title(self):
-        actions = cards.alert_card(replace(STATE, source="Azure Monitor Log Search Alerts"))["actions"]
+        actions = cards.alert_actions(replace(STATE, source="Azure Monitor Log Search Alerts"))
         assert actions[-1]["title"] == "Open in source"
         assert all(len(a["title"]) <= cards.MAX_BUTTON_TITLE_CHARS for a in actions)
 
     def test_labels_are_lines_that_wrap_between_words_not_a_narrow_fact_column(self):
-        card = cards.alert_card(
-            replace(STATE, labels={"annotation.runbook_url": "https://runbooks.example.com/" + "x" * 80})
-        )
-        [line] = [t for t in texts(card) if "runbook" in t]
-        assert line.startswith("**annotation.runbook\\_url**: https") and not any(
-            n.get("type") == "FactSet" and "runbook" in str(n) for n in card["body"]
+        card = cards.alert_card(replace(STATE, labels={"annotation.wiki_page": "https://wiki.example.com/" + "x" * 80}))
+        [line] = [t for t in texts(card) if "wiki" in t]
+        assert line.startswith("**annotation.wiki\\_page**: https") and not any(
+            n.get("type") == "FactSet" and "wiki" in str(n) for n in card["body"]
         )

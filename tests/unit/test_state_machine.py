@@ -63,7 +63,9 @@ def test_a_source_reopening_is_a_reopen_step_too():
         ("Resolve", Verb.RESOLVE),
         ("reopen", Verb.REOPEN),
         ("create_channel", Verb.CREATE_CHANNEL),
-        ("snooze", None),
+        ("Snooze", Verb.SNOOZE),
+        ("expire-silence", Verb.EXPIRE_SILENCE),
+        ("shout", None),
         ("", None),
     ],
 )

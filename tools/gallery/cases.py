@@ -23,11 +23,41 @@ def host_config(theme: str) -> dict[str, Any]:
 
 
 def card_schema() -> dict[str, Any]:
-    """The Adaptive Card 1.5 schema with the one property Teams adds to a card: ``msteams``."""
+    """The Adaptive Card 1.5 schema with what Teams adds to it: a card's ``msteams`` (its width,
+    and the mention entities its text's ``<at>`` tags name; Teams docs, cards-format, "Mention
+    support within Adaptive Cards") and an Input.ChoiceSet's ``choices.data`` (a type-ahead the
+    bot answers; Teams docs, dynamic-search, "Typeahead search in Adaptive Cards")."""
     schema = json.loads((REFERENCE / "adaptive-card-1.5.0.json").read_text(encoding="utf-8"))
+    text = {"type": "string", "minLength": 1}
+    mention = {
+        "type": "object",
+        "properties": {
+            "type": {"enum": ["mention"]},
+            "text": {"type": "string", "pattern": "^<at>[^<>]+</at>$"},
+            "mentioned": {
+                "type": "object",
+                "properties": {"id": text, "name": text},
+                "required": ["id", "name"],
+                "additionalProperties": False,
+            },
+        },
+        "required": ["type", "text", "mentioned"],
+        "additionalProperties": False,
+    }
     schema["definitions"]["AdaptiveCard"]["properties"]["msteams"] = {
         "type": "object",
-        "properties": {"width": {"enum": ["Full"]}},
+        "properties": {"width": {"enum": ["Full"]}, "entities": {"type": "array", "items": mention}},
+        "additionalProperties": False,
+    }
+    schema["definitions"]["Input.ChoiceSet"]["properties"]["choices.data"] = {
+        "type": "object",
+        "properties": {
+            "type": {"enum": ["Data.Query"]},
+            "dataset": text,
+            "count": {"type": "integer"},
+            "skip": {"type": "integer"},
+        },
+        "required": ["type", "dataset"],
         "additionalProperties": False,
     }
     return schema
