@@ -432,6 +432,7 @@ async def action_context(c: Container, tenant_id: str | None) -> ActionContext:
         clock=c.time.clock,
         source_api=_source_api(c),
         silences=_silences,
+        commands=command_queue(c),
     )
 
 

@@ -281,6 +281,15 @@ def message_invoke_response(text: str) -> tuple[int, dict[str, Any]]:
     return 200, {"statusCode": 200, "type": "application/vnd.microsoft.activity.message", "value": text}
 
 
+def search_invoke_response(results: list[dict[str, str]]) -> tuple[int, dict[str, Any]]:
+    """A type-ahead's choices ({title, value} each; Teams docs, dynamic-search)."""
+    return 200, {
+        "statusCode": 200,
+        "type": "application/vnd.microsoft.search.searchResponse",
+        "value": {"results": results},
+    }
+
+
 def action_data(state: AlertState, verb: Verb) -> dict[str, Any]:
     """The data every card action carries: enough to find the alert, nothing secret."""
     return {"verb": verb.value, "alertKey": state.key, "tenantId": state.tenant_id, "alertId": state.alert_id}

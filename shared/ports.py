@@ -20,6 +20,9 @@ from shared.domain.model import (
 )
 from shared.domain.workflows import Workflow
 
+# A person a message mentions: {"id": Microsoft Entra object id, "name": display name}.
+Mention = dict[str, str]
+
 
 class ConcurrencyConflict(Exception):
     """A conditional write lost a race (ETag mismatch, or the row already exists)."""
@@ -321,8 +324,12 @@ class TeamsMessenger(Protocol):
     async def update(
         self, conversation: ConversationRecord, activity_id: str, card: dict[str, Any], summary: str
     ) -> None: ...
-    async def reply(self, conversation: ConversationRecord, activity_id: str, text: str) -> str:
-        """Reply in the card's thread (channels) or after it (chats); returns the activity id."""
+    async def reply(
+        self, conversation: ConversationRecord, activity_id: str, text: str, mentions: Sequence[Mention] = ()
+    ) -> str:
+        """Reply in the card's thread (channels) or after it (chats); returns the activity id.
+        ``mentions``: people the text names as ``<at>Name</at>`` (shared.cards.mention_tag),
+        each {"id" (Microsoft Entra object id), "name"}: Teams notifies them."""
         ...
 
 
@@ -382,6 +389,10 @@ class Directory(Protocol):
         ...
 
     async def find_user_by_email(self, tenant_id: str, email: str) -> dict[str, Any] | None: ...
+    async def search_users(self, tenant_id: str, text: str, limit: int = 25) -> list[dict[str, Any]]:
+        """People whose name, mail or UPN contains ``text``."""
+        ...
+
     async def list_teams(self, tenant_id: str) -> list[dict[str, Any]]: ...
     async def list_channels(self, tenant_id: str, team_id: str) -> list[dict[str, Any]]: ...
     async def channel_member_ids(self, tenant_id: str, team_id: str, channel_id: str) -> set[str]:

@@ -9,11 +9,11 @@ comes in as an object.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from shared.domain.model import ConversationRecord
-from shared.ports import DeliveryError, GraphError, ReconsentRequired, StateStore, TeamsMessenger
+from shared.ports import DeliveryError, GraphError, Mention, ReconsentRequired, StateStore, TeamsMessenger
 from shared.resilience import is_permanent, queued_send
 
 if TYPE_CHECKING:
@@ -106,7 +106,12 @@ class GraphMessenger:
         except GraphError as exc:
             raise _delivery_error(exc) from exc
 
-    async def reply(self, conversation: ConversationRecord, activity_id: str, text: str) -> str:
+    async def reply(
+        self, conversation: ConversationRecord, activity_id: str, text: str, mentions: Sequence[Mention] = ()
+    ) -> str:
+        # As the connected user through Graph, mentions are sent as the names alone (Graph's
+        # chatMessage mentions are not built here): nobody is notified by them.
+        text = text.replace("<at>", "").replace("</at>", "")
         where = self._where(conversation)
         try:
             await self._check(conversation)
@@ -141,5 +146,7 @@ class RoutingMessenger:
     ) -> None:
         await self._for(conversation).update(conversation, activity_id, card, summary)
 
-    async def reply(self, conversation: ConversationRecord, activity_id: str, text: str) -> str:
-        return await self._for(conversation).reply(conversation, activity_id, text)
+    async def reply(
+        self, conversation: ConversationRecord, activity_id: str, text: str, mentions: Sequence[Mention] = ()
+    ) -> str:
+        return await self._for(conversation).reply(conversation, activity_id, text, mentions)

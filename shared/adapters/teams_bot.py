@@ -11,7 +11,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from types import SimpleNamespace
 from typing import Any
 from urllib.parse import quote
@@ -31,7 +31,7 @@ from botframework.connector.auth import (
 
 from shared import cards
 from shared.domain.model import ConversationRecord
-from shared.ports import DeliveryError
+from shared.ports import DeliveryError, Mention
 from shared.resilience import is_permanent, parse_retry_after
 from shared.settings import Settings
 
@@ -240,8 +240,10 @@ class TeamsBot:
     async def post(self, conversation: ConversationRecord, card: dict[str, Any], summary: str) -> str:
         return await self._connector.post(conversation, card, summary)
 
-    async def reply(self, conversation: ConversationRecord, activity_id: str, text: str) -> str:
-        return await self._connector.reply(conversation, activity_id, text)
+    async def reply(
+        self, conversation: ConversationRecord, activity_id: str, text: str, mentions: Sequence[Mention] = ()
+    ) -> str:
+        return await self._connector.reply(conversation, activity_id, text, mentions)
 
     async def update(
         self, conversation: ConversationRecord, activity_id: str, card: dict[str, Any], summary: str
@@ -324,9 +326,14 @@ class BotConnector:
             "PUT", url, conversation, self._activity(conversation, id=activity_id, **self._card(card, summary))
         )
 
-    async def reply(self, conversation: ConversationRecord, activity_id: str, text: str) -> str:
+    async def reply(
+        self, conversation: ConversationRecord, activity_id: str, text: str, mentions: Sequence[Mention] = ()
+    ) -> str:
         base = f"{_base(conversation)}/v3/conversations"
         activity = self._activity(conversation, text=text, textFormat="markdown", replyToId=activity_id)
+        if mentions:
+            # Teams notifies each person whose <at> tag in the text has a mention entity.
+            activity["entities"] = cards.mention_entities(list(mentions))
         if conversation.conversation_type == "channel":
             # In a channel a reply goes to the thread "<channel id>;messageid=<root id>".
             url = f"{base}/{quote(f'{conversation.conversation_id};messageid={activity_id}', safe='')}/activities"

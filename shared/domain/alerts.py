@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
 from types import MappingProxyType
 
@@ -101,6 +101,33 @@ def silence_seconds(text: str, most: int = MAX_SILENCE_SECONDS) -> int | None:
         return None
     seconds = int(text[:-1]) * units[text[-1]]
     return seconds if 0 < seconds <= most else None
+
+
+def snooze_until(choice: str, day: str, at: str, time_zone: str | None, now: datetime) -> datetime | str:
+    """When a snooze chosen on the card ends: a day (``YYYY-MM-DD``) and time (``HH:MM``, or
+    the start of the day) in the person's time zone (Teams sends its IANA name with a press;
+    UTC when it does not), else one of :data:`SNOOZE_DURATIONS`; a str says what is wrong."""
+    if day.strip() or at.strip():
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            zone = ZoneInfo(time_zone) if time_zone else UTC
+        except (ZoneInfoNotFoundError, ValueError):
+            zone = UTC
+        local_now = now.astimezone(zone)
+        try:
+            date_part = date.fromisoformat(day.strip()) if day.strip() else local_now.date()
+            time_part = time.fromisoformat(at.strip()) if at.strip() else time(0, 0)
+        except ValueError:
+            return "Choose the day and time with the card's pickers (YYYY-MM-DD and HH:MM)."
+        until = datetime.combine(date_part, time_part, tzinfo=zone)
+        if not day.strip() and until <= now:
+            until += timedelta(days=1)  # a time alone is its next occurrence
+        return until.astimezone(UTC)
+    seconds = SNOOZE_DURATIONS.get(choice)
+    if seconds is None:
+        return "Choose for how long to snooze it."
+    return now + timedelta(seconds=seconds)
 
 
 def snoozed(state: AlertState, now: datetime) -> bool:

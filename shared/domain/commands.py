@@ -129,6 +129,39 @@ def parse_command(obj: dict[str, Any]) -> Command:
         raise
 
 
+def send_command(
+    event_id: str,
+    source: str,
+    tenant_id: str,
+    alert_id: str,
+    alert_source: str,
+    recipients: Any,
+    *,
+    fallback: Any = None,
+    comment: str = "",
+    requested_by: str = "",
+) -> dict[str, Any]:
+    """The ``teams.message.send`` CloudEvent that sends an alert's current card to recipients
+    (checked by :func:`parse_command` when it is read)."""
+    return {
+        "specversion": "1.0",
+        "id": event_id,
+        "source": source,
+        "type": SEND_TYPE,
+        "subject": alert_id,
+        "tenantid": tenant_id,
+        "datacontenttype": "application/json",
+        "data": {
+            "alertId": alert_id,
+            "alertSource": alert_source,
+            "recipients": recipients,
+            "fallbackRecipients": fallback or [],
+            "comment": comment,
+            "requestedBy": requested_by,
+        },
+    }
+
+
 def existing_command(tenant_id: str, workflow_id: str, revision: int) -> dict[str, Any]:
     """The CloudEvent that asks for a workflow's already-open alerts; its id is stable per
     workflow revision, so a resend is a duplicate."""

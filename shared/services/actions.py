@@ -99,6 +99,8 @@ class ActionContext:
     # and the silences client for one (shared.adapters.silences).
     source_api: Callable[[str, str], Awaitable[Any]] | None = None
     silences: Callable[[Any], SourceSilences] | None = None
+    # The alert-events queue, for the commands an action gives (the assignee's card in their chat).
+    commands: ActionPublisher | None = None
 
 
 def is_connector_admin(ctx: ActionContext | None, actor: Actor) -> bool:
@@ -859,3 +861,206 @@ async def _reconcile(ctx: ActionContext, state: AlertState, api: Any) -> AlertSt
             else replace(current, status="resolved", status_changed=now).with_step(StatusStep("resolved", now, via=via))
         ),
     )
+
+
+# ------------------------------------------------------------------------ note, snooze, assign
+
+
+def _who(actor: Actor) -> str:
+    return actor.name or "someone in Teams"
+
+
+async def _reply_in_thread(
+    ctx: ActionContext, state: AlertState, where: Where, text: str, request: str, mentions: list[dict[str, Any]]
+) -> None:
+    """A reply in the thread of the card the person acted on (through the deliveries queue, so
+    it is paced and retried like every send); nothing where the card is not."""
+    from shared.domain.jobs import COMMENT, DeliveryJob
+
+    conversation = where.conversation
+    if conversation is None or ctx.delivering is None:
+        return
+    shown = await ctx.store.get_delivery(state.tenant_id, state.key, conversation.conversation_id)
+    if shown is None or not shown.activity_id:
+        return
+    job = DeliveryJob(conversation, COMMENT, state, text=text, request=request, extra={"mentions": mentions})
+    try:
+        await ctx.delivering.jobs.send([job])
+    except TransientError as exc:  # the card says it too: not a reason to fail the press
+        log.warning("The reply about alert %s was not queued: %s", state.alert_id, exc)
+
+
+async def note_alert(ctx: ActionContext, alert_key: str, actor: Actor, where: Where, text: str) -> ActionResult:
+    """Add a note: kept in the alert's timeline (every copy of the card shows the latest), posted
+    in the thread of the card it was added on with its author, and sent back to the source."""
+    from shared.domain.alerts import MAX_NOTE_CHARS, with_note
+
+    text = " ".join(text.split()) if "\n" not in text else text.strip()
+    if not text:
+        return ActionResult(None, False, "Write the note first.")
+    if len(text) > MAX_NOTE_CHARS:
+        return ActionResult(None, False, f"A note is at most {MAX_NOTE_CHARS} characters; this one is {len(text)}.")
+    allowed = await _allowed(ctx, alert_key, actor, where)
+    if isinstance(allowed, ActionResult):
+        return allowed
+    state, link = allowed
+    now, who = ctx.clock(), _who(actor)
+    new = await _save_with(ctx, state, lambda current: with_note(current, text, who, now))
+    discriminator = hashlib.sha256(f"{actor.aad_object_id}\n{now.isoformat()}\n{text}".encode()).hexdigest()[:16]
+    await record_and_publish(ctx, Verb.NOTE, new, actor, link, where, discriminator=discriminator, extra={"note": text})
+    await _sync_everywhere(ctx, new, where)
+    await _reply_in_thread(
+        ctx,
+        new,
+        where,
+        f"\U0001f4dd **Note** by {cards.escape_text(who, 100)}: {cards.escape_text(text)}",
+        f"note-{discriminator}",
+        [],
+    )
+    log.info("Note added to alert %s by %s (%d characters)", new.alert_id, who, len(text))
+    return ActionResult(new, True, f"Note added by {who}.")
+
+
+async def snooze_alert(ctx: ActionContext, alert_key: str, actor: Actor, where: Where, until: datetime) -> ActionResult:
+    """Hold back an open alert's reminders until ``until``; every copy of the card says so. The
+    snooze ends by itself (the timer draws the cards again) or when the alert's status changes."""
+    from shared.domain.alerts import MAX_SNOOZE_SECONDS
+
+    now = ctx.clock()
+    if until <= now:
+        return ActionResult(None, False, "Choose a time in the future to snooze until.")
+    if (until - now).total_seconds() > MAX_SNOOZE_SECONDS:
+        return ActionResult(None, False, f"A snooze lasts at most {MAX_SNOOZE_SECONDS // 86400} days.")
+    allowed = await _allowed(ctx, alert_key, actor, where)
+    if isinstance(allowed, ActionResult):
+        return allowed
+    state, link = allowed
+    if state.status != "open":
+        return ActionResult(state, False, f"Only an open alert has reminders to snooze; this one is {state.status}.")
+    who = _who(actor)
+    snooze = {"until": until.astimezone(UTC).isoformat(), "by": who}
+    new = await _save_with(ctx, state, lambda current: replace(current, snooze=snooze))
+    await record_and_publish(
+        ctx, Verb.SNOOZE, new, actor, link, where, discriminator=snooze["until"], extra={"until": snooze["until"]}
+    )
+    await _sync_everywhere(ctx, new, where)
+    log.info("Alert %s snoozed until %s by %s", new.alert_id, snooze["until"], who)
+    return ActionResult(new, True, f"Snoozed by {who}: no reminders until {until.astimezone(UTC):%Y-%m-%d %H:%M} UTC.")
+
+
+async def snooze_ended(ctx: ActionContext, state: AlertState) -> AlertState:
+    """A snooze ran out (the timer found it): the cards stop saying so, and reminders resume."""
+    new = await _save_with(ctx, state, lambda current: replace(current, snooze=None))
+    await _sync_everywhere(ctx, new, Where())
+    log.info("The snooze of alert %s ended", new.alert_id)
+    return new
+
+
+async def assign_alert(
+    ctx: ActionContext, alert_key: str, actor: Actor, where: Where, assignee: str | None
+) -> ActionResult:
+    """Assign the alert to the person who acts (``assignee`` None) or to someone in the tenant's
+    directory (their Microsoft Entra object id). Every copy of the card shows the assignee; the
+    assignee is mentioned in the thread of the card and sent the card in their 1:1 chat."""
+    allowed = await _allowed(ctx, alert_key, actor, where)
+    if isinstance(allowed, ActionResult):
+        return allowed
+    state, link = allowed
+    if state.status == "resolved":
+        return ActionResult(state, False, "This alert is resolved: reopen it to assign it.")
+    who = _who(actor)
+    if assignee is None or assignee.lower() == actor.aad_object_id.lower():
+        person = {"id": actor.aad_object_id, "name": who}
+    else:
+        found = await _directory_user(ctx, actor.tenant_id, assignee)
+        if isinstance(found, str):
+            return ActionResult(state, False, found)
+        person = found
+    if state.assignee and str(state.assignee.get("id", "")).lower() == person["id"].lower():
+        return ActionResult(state, False, f"This alert is already assigned to {person['name']}.")
+    now = ctx.clock()
+    record = {**person, "by": who, "at": now.isoformat()}
+    new = await _save_with(ctx, state, lambda current: replace(current, assignee=record))
+    await record_and_publish(
+        ctx,
+        Verb.ASSIGN,
+        new,
+        actor,
+        link,
+        where,
+        discriminator=f"{person['id']}\n{now.isoformat()}",
+        extra={"assignee": {"aadObjectId": person["id"], "name": person["name"]}},
+    )
+    await _sync_everywhere(ctx, new, where)
+    if person["id"] != actor.aad_object_id:
+        seed = f"{person['id']}\n{now.isoformat()}"
+        request = f"assign-{hashlib.sha256(seed.encode()).hexdigest()[:16]}"
+        tag = cards.mention_tag(person)
+        await _reply_in_thread(
+            ctx,
+            new,
+            where,
+            f"\U0001f464 {tag} is assigned to this alert by {cards.escape_text(who, 100)}.",
+            request,
+            [person],
+        )
+        await _tell_assignee(ctx, new, person, who, request)
+    log.info("Alert %s assigned to %s by %s", new.alert_id, person["id"], who)
+    return ActionResult(new, True, f"Assigned to {person['name']} by {who}.")
+
+
+async def _directory_user(ctx: ActionContext, tenant_id: str, id_or_upn: str) -> dict[str, str] | str:
+    """{"id", "name"} of a person in the tenant's directory, or why they cannot be assigned."""
+    if ctx.directory is None:
+        return "Assigning someone else needs the organisation connected to Microsoft Graph: use Assign to me."
+    try:
+        user = await ctx.directory.get_user(tenant_id, id_or_upn)
+    except GraphError as exc:
+        return f"That person could not be looked up ({exc})."
+    if user is None or not user.get("id"):
+        return "That person is not in this organisation's directory."
+    return {"id": str(user["id"]), "name": str(user.get("displayName") or user.get("userPrincipalName") or "someone")}
+
+
+async def _tell_assignee(ctx: ActionContext, state: AlertState, person: dict[str, str], who: str, request: str) -> None:
+    """The alert's card in the assignee's 1:1 chat with the bot (a send command, delivered like
+    a manual send: into the card's thread there when the card is already in that chat)."""
+    from shared.domain.commands import send_command
+
+    if ctx.commands is None:
+        log.warning("No alert-events queue: the assignee of alert %s is not told in their chat", state.alert_id)
+        return
+    command = send_command(
+        request,
+        EVENT_SOURCE,
+        state.tenant_id,
+        state.alert_id,
+        state.event_source,
+        [{"kind": "person", "user": person["id"], "name": person["name"]}],
+        comment=f"Assigned to you by {who}.",
+        requested_by=who,
+    )
+    try:
+        await ctx.commands.publish(hashlib.sha256(f"{state.tenant_id}\n{request}".encode()).hexdigest()[:32], command)
+    except Exception as exc:  # noqa: BLE001 - the card shows the assignment; the chat message is extra
+        log.warning("The assignee of alert %s was not told in their chat: %s", state.alert_id, exc)
+
+
+async def search_people(ctx: ActionContext, actor: Actor, text: str) -> list[dict[str, str]]:
+    """The Assign box's type-ahead: people of the actor's tenant whose name, mail or UPN
+    contains ``text`` (at most 15, Teams' limit), as {"title", "value"} choices."""
+    if ctx.directory is None or len(text.strip()) < 2:
+        return []
+    try:
+        users = await ctx.directory.search_users(actor.tenant_id, text.strip()[:100], limit=15)
+    except GraphError as exc:
+        log.info("People search for an Assign box failed: %s", exc)
+        return []
+    choices = []
+    for user in users[:15]:
+        if not user.get("id"):
+            continue
+        name = str(user.get("displayName") or user.get("userPrincipalName") or "")
+        mail = str(user.get("mail") or user.get("userPrincipalName") or "")
+        choices.append({"title": f"{name} ({mail})" if mail and mail != name else name, "value": str(user["id"])})
+    return choices

@@ -10,11 +10,18 @@ import asyncio
 import logging
 import re
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from shared import cards
-from shared.domain.alerts import SILENCE_DURATIONS, TRANSITIONS, Verb, silence_seconds
+from shared.domain.alerts import (
+    MAX_SNOOZE_SECONDS,
+    SILENCE_DURATIONS,
+    TRANSITIONS,
+    Verb,
+    silence_seconds,
+    snooze_until,
+)
 from shared.domain.model import AccountLink, AlertState, ConversationRecord
 from shared.ports import StateStore
 from shared.services import actions as action_service
@@ -34,6 +41,12 @@ COMMANDS: list[tuple[str, str]] = [
         "Silence an Alertmanager or Grafana alert in its source, e.g. silence ALRT-1042 4h deploying a fix.",
     ),
     ("expire-silence ID", "End the silence made from Teams."),
+    ("note ID TEXT", "Add a note to an alert: every copy of its card shows it, e.g. note ALRT-1042 rolled back 4.12."),
+    (
+        "snooze ID DURATION",
+        "No reminders of an open alert for a while (30m to 7d), or until a time: snooze ALRT-1042 until 14:30.",
+    ),
+    ("assign ID [me|PERSON]", "Assign an alert to yourself, or to someone by e-mail or UPN: assign ALRT-1042 me."),
     (
         "link [NAME]",
         (
@@ -52,6 +65,10 @@ COMMANDS: list[tuple[str, str]] = [
 
 _MENTION = re.compile(r"<at>.*?</at>", re.IGNORECASE | re.DOTALL)
 INVOKE_CARD_ACTION = "adaptiveCard/action"
+# A card's type-ahead asks the bot for choices (Teams docs, dynamic-search: "application/search",
+# value {queryText, dataset, queryOptions}; answered with a searchResponse of {title, value}).
+INVOKE_SEARCH = "application/search"
+MAX_SEARCH_TEXT = 100
 
 
 @dataclass
@@ -150,6 +167,54 @@ async def run_verb(ctx: ActionContext, verb: Verb, alert_key: str, actor: Actor,
     return ActionResult(None, False, "Say for how long: silence ALERT-ID 1h (or 4h, 24h, 30m, 2d) and why.")
 
 
+async def handle_search(activity: dict[str, Any], ctx: ActionContext | None) -> BotReply:
+    """The Assign box's type-ahead: people of the person's own tenant (never another's)."""
+    given = activity.get("value")
+    value: dict[str, Any] = given if isinstance(given, dict) else {}
+    query = value.get("queryText")
+    text = query if isinstance(query, str) else ""
+    results: list[dict[str, str]] = []
+    if ctx is not None and value.get("dataset") == cards.PEOPLE_DATASET:
+        results = await action_service.search_people(ctx, actor_of(activity), text[:MAX_SEARCH_TEXT])
+    return BotReply(invoke_response=cards.search_invoke_response(results))
+
+
+def time_zone_of(activity: dict[str, Any]) -> str | None:
+    """The person's time zone as Teams sends it with an activity (its IANA name)."""
+    zone = activity.get("localTimezone")
+    return zone[:64] if isinstance(zone, str) else None
+
+
+# The verbs whose card button sends a form's inputs with it.
+FORM_VERBS = (Verb.NOTE, Verb.SNOOZE, Verb.ASSIGN)
+
+
+async def form_action(
+    ctx: ActionContext, verb: Verb, data: dict[str, Any], activity: dict[str, Any], actor: Actor, where: Where
+) -> ActionResult:
+    """Add note, Snooze and Assign from the card: their inputs come with the action's data."""
+    key = data["alertKey"]
+    if verb is Verb.NOTE:
+        return await action_service.note_alert(ctx, key, actor, where, str(data.get("noteText") or ""))
+    if verb is Verb.SNOOZE:
+        until = snooze_until(
+            str(data.get("snoozeFor") or ""),
+            str(data.get("snoozeDate") or ""),
+            str(data.get("snoozeTime") or ""),
+            time_zone_of(activity),
+            ctx.clock(),
+        )
+        if isinstance(until, str):
+            return ActionResult(None, False, until)
+        return await action_service.snooze_alert(ctx, key, actor, where, until)
+    if data.get("me") is True:
+        return await action_service.assign_alert(ctx, key, actor, where, None)
+    chosen = str(data.get("assignTo") or "").strip()
+    if not chosen:
+        return ActionResult(None, False, "Type a name and choose someone, or press Assign to me.")
+    return await action_service.assign_alert(ctx, key, actor, where, chosen[:320])
+
+
 async def handle_card_action(
     activity: dict[str, Any], record: ConversationRecord | None, ctx: ActionContext
 ) -> BotReply:
@@ -159,20 +224,21 @@ async def handle_card_action(
     if verb is None or action["verb"] != verb.value or not isinstance(data.get("alertKey"), str):
         return BotReply(invoke_response=cards.message_invoke_response("This button is not recognised."))
     actor = actor_of(activity)
-    if verb is Verb.SILENCE:
+    where = where_of(activity, record, "card")
+    if verb in FORM_VERBS:
+        result = await form_action(ctx, verb, data, activity, actor, where)
+    elif verb is Verb.SILENCE:
         # The form's inputs come with the action's data: how long (one of the offered
         # durations) and why.
         seconds = SILENCE_DURATIONS.get(str(data.get("duration") or ""))
         comment = str(data.get("comment") or "")[: cards.MAX_SILENCE_COMMENT_CHARS]
         result = (
-            await action_service.silence_alert(
-                ctx, data["alertKey"], actor, where_of(activity, record, "card"), seconds, comment
-            )
+            await action_service.silence_alert(ctx, data["alertKey"], actor, where, seconds, comment)
             if seconds is not None
             else ActionResult(None, False, "Choose for how long to silence it.")
         )
     else:
-        result = await run_verb(ctx, verb, data["alertKey"], actor, where_of(activity, record, "card"))
+        result = await run_verb(ctx, verb, data["alertKey"], actor, where)
     log.info(
         "Button %s on alert %s pressed by %s (%s) in %s: %s",
         verb,
@@ -256,6 +322,8 @@ async def handle_command(
             return BotReply(texts=[f"No alert {cards.escape_text(rest.split()[0], 100)} in this organisation."])
         result = await run_verb(ctx, command_verb, state.key, actor, where_of(activity, record, "command"))
         return BotReply(texts=[f"{cards.escape_text(state.alert_id, 100)}: {cards.escape_text(result.message)}"])
+    if command_verb in FORM_VERBS and ctx is not None:
+        return BotReply(texts=[await form_command(command_verb, word, rest, activity, record, store, ctx)])
     if command_verb in (Verb.SILENCE, Verb.EXPIRE_SILENCE) and ctx is not None:
         return BotReply(texts=[await silence_command(command_verb, word, rest, activity, record, store, ctx)])
     if word in ("subscribe", "unsubscribe", "subscriptions"):
@@ -313,6 +381,56 @@ async def silence_command(
             return "For how long? For example: silence ALRT-1042 4h deploying a fix (30m to 7d)."
         comment = parts[2] if len(parts) > 2 else ""
         result = await action_service.silence_alert(ctx, state.key, actor_of(activity), where, seconds, comment)
+    return f"{cards.escape_text(state.alert_id, 100)}: {cards.escape_text(result.message)}"
+
+
+FORM_EXAMPLES = {
+    Verb.NOTE: "note ALRT-1042 rolled back 4.12",
+    Verb.SNOOZE: "snooze ALRT-1042 2h (or: until 14:30)",
+    Verb.ASSIGN: "assign ALRT-1042 me (or an e-mail address)",
+}
+
+
+async def form_command(
+    verb: Verb,
+    word: str,
+    rest: str,
+    activity: dict[str, Any],
+    record: ConversationRecord | None,
+    store: StateStore,
+    ctx: ActionContext,
+) -> str:
+    """``note ID text``, ``snooze ID 2h`` / ``snooze ID until 14:30``, ``assign ID [me|person]``."""
+    parts = rest.split(maxsplit=1)
+    if not parts:
+        return f"Which alert? For example: {FORM_EXAMPLES[verb]}"
+    actor = actor_of(activity)
+    state = await action_service.find_alert(store, actor.tenant_id, parts[0])
+    if state is None:
+        return f"No alert {cards.escape_text(parts[0], 100)} in this organisation."
+    where = where_of(activity, record, "command")
+    argument = parts[1].strip() if len(parts) > 1 else ""
+    if verb is Verb.NOTE:
+        if not argument:
+            return f"What does the note say? For example: {FORM_EXAMPLES[verb]}"
+        result = await action_service.note_alert(ctx, state.key, actor, where, argument)
+    elif verb is Verb.SNOOZE:
+        words = argument.split()
+        if len(words) == 2 and words[0].lower() == "until":
+            until = snooze_until("", "", words[1], time_zone_of(activity), ctx.clock())
+        else:
+            seconds = silence_seconds(argument, MAX_SNOOZE_SECONDS) if argument else None
+            until = (
+                ctx.clock() + timedelta(seconds=seconds)
+                if seconds is not None
+                else f"For how long? For example: {FORM_EXAMPLES[verb]}; 30m to 7d."
+            )
+        if isinstance(until, str):
+            return until
+        result = await action_service.snooze_alert(ctx, state.key, actor, where, until)
+    else:
+        who = None if argument.lower() in ("", "me") else argument[:320]
+        result = await action_service.assign_alert(ctx, state.key, actor, where, who)
     return f"{cards.escape_text(state.alert_id, 100)}: {cards.escape_text(result.message)}"
 
 
@@ -560,6 +678,8 @@ async def handle_activity(
         if actions is None:
             return BotReply(invoke_response=cards.message_invoke_response("Actions are not available."))
         return await handle_card_action(activity, record, actions)
+    if kind == "invoke" and activity.get("name") == INVOKE_SEARCH:
+        return await handle_search(activity, actions)
     if kind == "message":
         text = command_text(activity)
         return await handle_command(text, activity, record, store, actions) if text else BotReply()

@@ -750,7 +750,9 @@ async def _comment(
         await ctx.store.delete_delivery(job.tenant_id, claim_key, job.conversation_id)
         return
     try:
-        reply_id = await _send(conv, ctx, ctx.messenger.reply(conv.record, shown.activity_id, job.text))
+        reply_id = await _send(
+            conv, ctx, ctx.messenger.reply(conv.record, shown.activity_id, job.text, job.extra.get("mentions") or ())
+        )
     except Exception:
         await ctx.store.delete_delivery(job.tenant_id, claim_key, job.conversation_id)
         raise

@@ -8,7 +8,7 @@ import hashlib
 import uuid
 from typing import Any
 
-from shared.domain.commands import SEND_TYPE, SendCommand, parse_command
+from shared.domain.commands import SendCommand, parse_command, send_command
 from shared.domain.events import InvalidEvent
 from shared.domain.workflows import InvalidWorkflow
 from shared.ports import ActionPublisher, StateStore
@@ -43,23 +43,17 @@ async def send_alert(
         raise SendRefused(404, f"tenant {tenant_id} has no alert {alert_id}")
     given = body.get("id")
     event_id = given if isinstance(given, str) and given else f"send-{uuid.uuid4()}"
-    command = {
-        "specversion": "1.0",
-        "id": event_id,
-        "source": "urn:teams-alert-connector:admin",
-        "type": SEND_TYPE,
-        "subject": state.alert_id,
-        "tenantid": tenant_id,
-        "datacontenttype": "application/json",
-        "data": {
-            "alertId": state.alert_id,
-            "alertSource": state.event_source,
-            "recipients": body.get("recipients"),
-            "fallbackRecipients": body.get("fallbackRecipients") or [],
-            "comment": body.get("comment") or "",
-            "requestedBy": body.get("requestedBy") or requested_by,
-        },
-    }
+    command = send_command(
+        event_id,
+        "urn:teams-alert-connector:admin",
+        tenant_id,
+        state.alert_id,
+        state.event_source,
+        body.get("recipients"),
+        fallback=body.get("fallbackRecipients"),
+        comment=body.get("comment") or "",
+        requested_by=body.get("requestedBy") or requested_by,
+    )
     try:
         parsed = parse_command(command)
     except InvalidEvent as exc:

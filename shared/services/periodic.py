@@ -31,6 +31,8 @@ class PeriodicReport:
     failures: list[str] = field(default_factory=list)
     # Open alerts whose silence made from Teams has run out: their source is asked about them.
     silences_ended: list[AlertState] = field(default_factory=list)
+    # Alerts whose snooze has run out: their cards stop saying so.
+    snoozes_ended: list[AlertState] = field(default_factory=list)
 
 
 def reminder_text(minutes_open: int) -> str:
@@ -61,6 +63,8 @@ async def run_periodic(
     for state in await store.list_open_alerts(prune_before=now - retention.STALE_INDEX_GRACE):
         if state.silence and datetime.fromisoformat(str(state.silence["until"])) <= now:
             report.silences_ended.append(state)
+        if state.snooze and datetime.fromisoformat(str(state.snooze["until"])) <= now:
+            report.snoozes_ended.append(state)
         if state.status != "open":
             continue
         report.alerts_checked += 1
@@ -108,7 +112,7 @@ async def run_timer(ctx: Delivering, actions: Any, reminder_after_minutes: int) 
     """Everything the timer does: reminders, digests, actions waiting to be published, and
     removal of what has outlived its retention. Each part reads an index or schedule of what
     is open, due or pending, so a run costs the same however much history is stored."""
-    from shared.services.actions import publish_pending, silence_ended
+    from shared.services.actions import publish_pending, silence_ended, snooze_ended
 
     report = await run_periodic(
         store=ctx.store, jobs=ctx.jobs, reminder_after_minutes=reminder_after_minutes, clock=ctx.clock
@@ -118,6 +122,13 @@ async def run_timer(ctx: Delivering, actions: Any, reminder_after_minutes: int) 
             await silence_ended(actions, state)
         except Exception as exc:  # noqa: BLE001 - the next run asks again
             log.warning("The end of the silence of alert %s was not reconciled: %s", state.alert_id, exc)
+    for state in report.snoozes_ended:
+        if any(s.key == state.key for s in report.silences_ended):
+            continue  # drawn again with the silence's end; the next run ends the snooze
+        try:
+            await snooze_ended(actions, state)
+        except Exception as exc:  # noqa: BLE001 - the next run tries again
+            log.warning("The end of the snooze of alert %s was not drawn: %s", state.alert_id, exc)
     await run_digests(ctx)
     published = await publish_pending(actions)
     if published:

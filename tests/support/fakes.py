@@ -18,6 +18,7 @@ class SentMessage:
     text: str | None = None
     reply_to: str | None = None
     versions: list[dict] = field(default_factory=list)
+    mentions: list[dict] = field(default_factory=list)
 
 
 # The time every unit test starts at.
@@ -64,12 +65,12 @@ class RecordingMessenger:
         message.card = card
         message.versions.append(card)
 
-    async def reply(self, conversation: ConversationRecord, activity_id: str, text: str) -> str:
+    async def reply(self, conversation: ConversationRecord, activity_id: str, text: str, mentions=()) -> str:
         self.calls.append(("reply", conversation.conversation_id))
         self._maybe_fail()
         reply_id = f"act-{next(self._ids)}"
         self.messages[reply_id] = SentMessage(
-            reply_id, conversation.conversation_id, None, text=text, reply_to=activity_id
+            reply_id, conversation.conversation_id, None, text=text, reply_to=activity_id, mentions=list(mentions)
         )
         return reply_id
 
@@ -142,6 +143,16 @@ class FakeDirectory:
 
     async def find_user_by_email(self, tenant_id: str, email: str) -> dict | None:
         return next((u for u in self.users.values() if (u.get("mail") or "").lower() == email.lower()), None)
+
+    async def search_users(self, tenant_id: str, text: str, limit: int = 25) -> list[dict]:
+        self.graph_calls.append("search_users")
+        self._maybe_fail("search_users")
+        needle = text.lower()
+        return [
+            u
+            for u in self.users.values()
+            if any(needle in str(u.get(f) or "").lower() for f in ("displayName", "mail", "userPrincipalName"))
+        ][:limit]
 
     async def list_teams(self, tenant_id: str) -> list[dict]:
         return [{"id": team} for team in self.channels]

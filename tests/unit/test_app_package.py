@@ -107,7 +107,13 @@ class TestBuiltPackage:
         titles = {c["title"] for entry in bot["commandLists"] for c in entry["commands"]}
         from shared.services.bot import COMMANDS
 
-        assert titles == {usage.split()[0] for usage, _ in COMMANDS}  # the commands the bot answers
+        answered = {usage.split()[0] for usage, _ in COMMANDS}
+        # The commands Teams suggests are ones the bot answers; the others are in its help.
+        assert titles <= answered and len(titles) == len(answered) - 3
+        assert {"ack", "note", "assign", "snooze", "silence"} <= titles
+
+    def test_the_bot_is_offered_in_shared_and_private_channels(self, manifest):
+        assert set(manifest["supportedChannelTypes"]) == {"sharedChannels", "privateChannels"}
 
     def test_colour_icon_is_192_square_and_opaque(self, package):
         data = package.read(package.getinfo("color.png"))
