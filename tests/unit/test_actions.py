@@ -495,3 +495,243 @@ class TestTheSilenceButtons:
             "url": state.url,
         }
         assert cards.source_button_title("grafana/ops", "https://grafana.example.com/alerting") == "Open in Grafana"
+
+
+class TestRespondingFromTheCard:
+    """Add note, Snooze and Assign: each on every copy of the card, refused for someone who may
+    not see the alert, and sent back to the source."""
+
+    async def test_a_note_goes_on_every_copy_into_the_thread_and_back_to_the_source(self, world):
+        ctx, state = world
+        result = await actions.note_alert(ctx, state.key, alice(), in_channel(), "Rolled back *4.12* on db-01")
+        assert result.changed, result.message
+        stored = await ctx.store.get_alert(TENANT, state.key)
+        assert [n["text"] for n in stored.notes] == ["Rolled back *4.12* on db-01"] and stored.notes[0]["by"] == "Alice"
+        [(_, event)] = ctx.publisher.sent
+        assert event["type"] == "teams.alert.noted" and event["data"]["note"] == "Rolled back *4.12* on db-01"
+        await ctx.delivering.jobs.drain(ctx.delivering)
+        [card] = ctx.messenger.cards_in(CHANNEL)
+        [reply] = ctx.messenger.replies_to(card.activity_id)
+        assert reply.text == "\U0001f4dd **Note** by Alice: Rolled back \\*4.12\\* on db-01"  # escaped
+        line = next(b["text"] for b in result.card()["body"] if b.get("id") == "latestNote")
+        assert "by Alice" in line and "Rolled back \\*4.12\\* on db-01" in line
+
+    async def test_an_empty_or_oversized_note_is_refused_before_anything_changes(self, world):
+        ctx, state = world
+        empty = await actions.note_alert(ctx, state.key, alice(), in_channel(), "   ")
+        huge = await actions.note_alert(ctx, state.key, alice(), in_channel(), "x" * 1001)
+        assert not empty.changed and "Write the note" in empty.message
+        assert not huge.changed and "at most 1000 characters" in huge.message
+        assert (await ctx.store.get_alert(TENANT, state.key)).notes == () and ctx.publisher.sent == []
+
+    async def test_a_snooze_holds_back_reminders_until_it_ends_or_the_alert_changes(self, world):
+        from datetime import timedelta
+
+        from shared.domain.alerts import needs_reminder
+
+        ctx, state = world
+        now = datetime.now(UTC)
+        result = await actions.snooze_alert(ctx, state.key, alice(), in_channel(), now + timedelta(hours=1))
+        assert result.changed, result.message
+        stored = await ctx.store.get_alert(TENANT, state.key)
+        assert stored.snooze["by"] == "Alice"
+        later = now + timedelta(minutes=45)
+        assert not needs_reminder(replace(stored, status_changed=now - timedelta(hours=2)), later, 30)
+        assert needs_reminder(replace(stored, status_changed=now - timedelta(hours=2)), now + timedelta(hours=2), 30)
+        [(_, event)] = ctx.publisher.sent
+        assert event["type"] == "teams.alert.snoozed" and event["data"]["until"] == stored.snooze["until"]
+        acknowledged = await actions.change_state(ctx, "acknowledge", TENANT, state.key, alice(), in_channel())
+        assert acknowledged.state.snooze is None  # a change of status ends it
+
+    async def test_a_snooze_that_runs_out_is_taken_off_the_cards_by_the_timer(self, world):
+        from datetime import timedelta
+
+        from shared.services.periodic import run_timer
+
+        ctx, state = world
+        await actions.snooze_alert(ctx, state.key, alice(), in_channel(), datetime.now(UTC) + timedelta(hours=1))
+        later = datetime.now(UTC) + timedelta(hours=2)
+        ctx.clock = ctx.delivering.clock = lambda: later
+        await run_timer(ctx.delivering, ctx, reminder_after_minutes=600)
+        assert (await ctx.store.get_alert(TENANT, state.key)).snooze is None
+
+    async def test_only_an_open_alert_is_snoozed_and_never_into_the_past(self, world):
+        from datetime import timedelta
+
+        ctx, state = world
+        past = await actions.snooze_alert(ctx, state.key, alice(), in_channel(), datetime.now(UTC) - timedelta(1))
+        assert not past.changed and "in the future" in past.message
+        await actions.change_state(ctx, "acknowledge", TENANT, state.key, alice(), in_channel())
+        late = await actions.snooze_alert(ctx, state.key, alice(), in_channel(), datetime.now(UTC) + timedelta(1))
+        assert not late.changed and "Only an open alert" in late.message
+
+    async def test_assigning_someone_mentions_them_in_the_thread_and_sends_them_the_card(self, world):
+        ctx, state = world
+        commands = ctx.commands = RecordingPublisher()
+        result = await actions.assign_alert(ctx, state.key, alice(), in_channel(), "bob@contoso.com")
+        assert result.changed and result.message == "Assigned to Bob by Alice."
+        stored = await ctx.store.get_alert(TENANT, state.key)
+        assert (stored.assignee["id"], stored.assignee["name"], stored.assignee["by"]) == ("aad-bob", "Bob", "Alice")
+        [(_, event)] = ctx.publisher.sent
+        assert event["type"] == "teams.alert.assigned"
+        assert event["data"]["assignee"] == {"aadObjectId": "aad-bob", "name": "Bob"}
+        [(_, told)] = commands.sent
+        assert told["type"] == "teams.message.send" and told["data"]["recipients"][0]["user"] == "aad-bob"
+        assert told["data"]["comment"] == "Assigned to you by Alice."
+        await ctx.delivering.jobs.drain(ctx.delivering)
+        [card] = ctx.messenger.cards_in(CHANNEL)
+        [reply] = ctx.messenger.replies_to(card.activity_id)
+        assert reply.text.startswith("\U0001f464 <at>Bob</at> is assigned") and reply.mentions == [
+            {"id": "aad-bob", "name": "Bob"}
+        ]
+
+    async def test_assign_to_me_needs_no_directory_and_tells_nobody_else(self, world):
+        ctx, state = world
+        ctx.commands, ctx.directory = RecordingPublisher(), None
+        result = await actions.assign_alert(ctx, state.key, alice(), in_channel(), None)
+        assert result.changed and (await ctx.store.get_alert(TENANT, state.key)).assignee["id"] == "aad-alice"
+        assert ctx.commands.sent == []
+        again = await actions.assign_alert(ctx, state.key, alice(), in_channel(), None)
+        assert not again.changed and "already assigned to Alice" in again.message
+
+    async def test_someone_not_in_the_directory_is_not_assigned(self, world):
+        ctx, state = world
+        result = await actions.assign_alert(ctx, state.key, alice(), in_channel(), "mallory@elsewhere.example")
+        assert not result.changed and "not in this organisation's directory" in result.message
+        assert (await ctx.store.get_alert(TENANT, state.key)).assignee is None and ctx.publisher.sent == []
+
+    @pytest.mark.parametrize("verb", ["note", "snooze", "assign"])
+    async def test_each_is_refused_for_someone_who_may_not_see_the_alert(self, world, verb):
+        from datetime import timedelta
+
+        ctx, state = world
+        bob = Actor(TENANT, "aad-bob", "Bob")  # not a member of the channel that shows it
+        act = {
+            "note": lambda: actions.note_alert(ctx, state.key, bob, in_channel(), "hello"),
+            "snooze": lambda: actions.snooze_alert(
+                ctx, state.key, bob, in_channel(), datetime.now(UTC) + timedelta(hours=1)
+            ),
+            "assign": lambda: actions.assign_alert(ctx, state.key, bob, in_channel(), None),
+        }[verb]
+        result = await act()
+        assert not result.changed and "Only members of this channel" in result.message
+        stored = await ctx.store.get_alert(TENANT, state.key)
+        assert (stored.notes, stored.snooze, stored.assignee) == ((), None, None) and ctx.publisher.sent == []
+
+    async def test_the_type_ahead_offers_people_of_the_persons_own_tenant(self, world):
+        ctx, _ = world
+        choices = await actions.search_people(ctx, alice(), "bo")
+        assert choices == [{"title": "Bob (bob@contoso.com)", "value": "aad-bob"}]
+        assert await actions.search_people(ctx, alice(), "b") == []  # two letters at least
+
+
+class TestRespondingThroughTheBot:
+    """The same through the bot: the card's forms (their inputs in the action's data), the
+    type-ahead invoke, and the commands."""
+
+    def press(self, verb: str, state, **inputs) -> dict:
+        return {
+            "type": "invoke",
+            "name": "adaptiveCard/action",
+            "from": {"id": "29:alice", "aadObjectId": "aad-alice", "name": "Alice"},
+            "conversation": {"id": CHANNEL, "conversationType": "channel", "tenantId": TENANT},
+            "channelData": {"tenant": {"id": TENANT}, "team": {"aadGroupId": TEAM}, "channel": {"id": CHANNEL}},
+            "serviceUrl": "https://smba.example.invalid/teams/",
+            "recipient": {"id": "28:bot"},
+            "localTimezone": "Europe/Paris",
+            "value": {
+                "action": {
+                    "type": "Action.Execute",
+                    "verb": verb,
+                    "data": {"verb": verb, "alertKey": state.key, "tenantId": TENANT, **inputs},
+                }
+            },
+        }
+
+    async def test_the_forms_note_snooze_until_a_local_time_and_assign(self, world):
+        from datetime import time, timedelta
+        from zoneinfo import ZoneInfo
+
+        ctx, state = world
+        ctx.commands = RecordingPublisher()
+        paris = ZoneInfo("Europe/Paris")
+        day = datetime.now(paris).date() + timedelta(days=3)
+        noted = await handle_activity(self.press("note", state, noteText="on it"), {}, store=ctx.store, actions=ctx)
+        assert "Note added by Alice" in json.dumps(noted.invoke_response[1])
+        await handle_activity(
+            self.press("snooze", state, snoozeFor="1h", snoozeDate=day.isoformat(), snoozeTime="09:30"),
+            {},
+            store=ctx.store,
+            actions=ctx,
+        )
+        await handle_activity(self.press("assign", state, assignTo="aad-bob"), {}, store=ctx.store, actions=ctx)
+        stored = await ctx.store.get_alert(TENANT, state.key)
+        assert stored.notes[-1]["text"] == "on it"
+        # 09:30 in the presser's time zone, not the choice of an hour
+        assert stored.snooze["until"] == datetime.combine(day, time(9, 30), paris).astimezone(UTC).isoformat()
+        assert stored.assignee["id"] == "aad-bob"
+        assert [e["type"] for _, e in ctx.publisher.sent] == [
+            "teams.alert.noted",
+            "teams.alert.snoozed",
+            "teams.alert.assigned",
+        ]
+
+    async def test_a_form_sent_empty_says_what_is_missing(self, world):
+        ctx, state = world
+        for verb, answer in (("note", "Write the note"), ("assign", "press Assign to me"), ("snooze", "how long")):
+            reply = await handle_activity(self.press(verb, state), {}, store=ctx.store, actions=ctx)
+            assert answer in reply.invoke_response[1]["value"], verb
+        assert ctx.publisher.sent == []
+
+    async def test_the_type_ahead_is_answered_with_people(self, world):
+        ctx, state = world
+        search = {
+            **self.press("assign", state),
+            "name": "application/search",
+            "value": {"queryText": "bob", "dataset": "people", "queryOptions": {"skip": 0, "top": 15}},
+        }
+        reply = await handle_activity(search, {}, store=ctx.store, actions=ctx)
+        assert reply.invoke_response == (
+            200,
+            {
+                "statusCode": 200,
+                "type": "application/vnd.microsoft.search.searchResponse",
+                "value": {"results": [{"title": "Bob (bob@contoso.com)", "value": "aad-bob"}]},
+            },
+        )
+        other = {**search, "value": {"queryText": "bob", "dataset": "somethingelse"}}
+        assert (await handle_activity(other, {}, store=ctx.store, actions=ctx)).invoke_response[1]["value"] == {
+            "results": []
+        }
+
+    async def test_the_commands(self, world):
+        ctx, state = world
+        message = TestCommands().message
+        for text, answer in (
+            ("note ALRT-7 looking at it now", "Note added by Alice"),
+            ("snooze ALRT-7 2h", "Snoozed by Alice"),
+            ("snooze ALRT-7 until 25:99", "Choose the day and time"),
+            ("snooze ALRT-7 forever", "For how long?"),
+            ("assign ALRT-7 me", "Assigned to Alice by Alice"),
+            ("note", "Which alert?"),
+            ("note NOPE-1 hi", "No alert NOPE-1"),
+        ):
+            reply = await handle_activity(message(text), {}, store=ctx.store, actions=ctx)
+            assert answer in reply.texts[0], (text, reply.texts)
+        stored = await ctx.store.get_alert(TENANT, state.key)
+        assert stored.notes[-1]["text"] == "looking at it now" and stored.assignee["id"] == "aad-alice"
+        assert [e["data"]["via"] for _, e in ctx.publisher.sent] == ["command"] * 3
+
+
+class TestSnoozeUntil:
+    def test_a_choice_a_day_and_time_or_a_time_alone(self):
+        from datetime import timedelta
+
+        from shared.domain.alerts import snooze_until
+
+        now = datetime(2026, 12, 7, 20, 0, tzinfo=UTC)
+        assert snooze_until("4h", "", "", None, now) == now + timedelta(hours=4)
+        assert snooze_until("1h", "2026-12-08", "", "America/New_York", now) == datetime(2026, 12, 8, 5, tzinfo=UTC)
+        assert snooze_until("", "", "08:00", "UTC", now) == datetime(2026, 12, 8, 8, tzinfo=UTC)  # tomorrow's
+        assert snooze_until("", "", "08:00", "Not/AZone", now) == datetime(2026, 12, 8, 8, tzinfo=UTC)
+        assert isinstance(snooze_until("2h", "", "", None, now), str)
