@@ -395,7 +395,14 @@ def delivering(c: Container) -> Delivering:
     )
     resolver.clock = c.time.clock
     return Delivering(
-        c.store, c.messenger, c.jobs, resolver, clock=c.time.clock, tenant_rate=c.tenant_rate, sleep=c.time.sleep
+        c.store,
+        c.messenger,
+        c.jobs,
+        resolver,
+        clock=c.time.clock,
+        tenant_rate=c.tenant_rate,
+        sleep=c.time.sleep,
+        outbound=publisher(c),
     )
 
 

@@ -41,6 +41,9 @@ LABEL_OPS = ("equals", "one_of", "regex", "exists")
 # property, and one alert's fan-out stays bounded.
 MAX_WORKFLOWS_PER_TENANT = 200
 MAX_RECIPIENTS = 50
+MAX_MENTIONS = 20  # people one recipient's cards mention (shared.cards.MAX_MENTIONS)
+MAX_PERSON_CHARS = 320
+RESPONDERS = "responders"
 MAX_GROUP_MEMBERS = 249  # a group chat holds 250 members, the app's own seat included (Teams limits)
 MAX_COMMENT_CHARS = 1_000
 MAX_NAME_CHARS = 120
@@ -78,6 +81,9 @@ class Recipient:
     user: str | None = None  # person: Microsoft Entra object id, UPN or e-mail
     users: tuple[str, ...] = ()  # group
     name: str = ""  # how people call it (shown in notes); not part of the identity
+    # People its cards @mention (Teams notifies them): "responders" (the alert's) or a person
+    # (Microsoft Entra object id, UPN or e-mail). Not part of the identity either.
+    mention: tuple[str, ...] = ()
 
     @property
     def key(self) -> str:
@@ -125,6 +131,8 @@ class Recipient:
             out["users"] = list(self.users)
         if self.name:
             out["name"] = self.name
+        if self.mention:
+            out["mention"] = list(self.mention)
         return out
 
 
@@ -358,8 +366,24 @@ def parse_recipient(obj: Any, path: str) -> Recipient:
         "group": ("users",),
         "responders": (),
     }[kind]
-    _known_fields(obj, path, ("kind", "name", *allowed))
+    _known_fields(obj, path, ("kind", "name", "mention", *allowed))
     name = _str(obj, "name", f"{path}.name", max_chars=MAX_NAME_CHARS) or ""
+    return replace(_recipient(obj, path, kind, name), mention=_mentions(obj, f"{path}.mention"))
+
+
+def _mentions(obj: dict[str, Any], path: str) -> tuple[str, ...]:
+    """Whom a recipient's cards mention: "responders" or people, each once."""
+    items = _str_list(obj, "mention", path, max_items=MAX_MENTIONS)
+    for i, item in enumerate(items):
+        if len(item) > MAX_PERSON_CHARS:
+            raise InvalidWorkflow(f"{path}[{i}]", f"is longer than {MAX_PERSON_CHARS} characters")
+    first: dict[str, str] = {}
+    for item in items:
+        first.setdefault(item.lower(), RESPONDERS if item.lower() == RESPONDERS else item)
+    return tuple(first.values())
+
+
+def _recipient(obj: dict[str, Any], path: str, kind: str, name: str) -> Recipient:
     if kind == "channel":
         return Recipient(
             "channel",
@@ -370,7 +394,9 @@ def parse_recipient(obj: Any, path: str) -> Recipient:
     if kind == "chat":
         return Recipient("chat", chat_id=_str(obj, "chatId", f"{path}.chatId", required=True, max_chars=200), name=name)
     if kind == "person":
-        return Recipient("person", user=_str(obj, "user", f"{path}.user", required=True, max_chars=320), name=name)
+        return Recipient(
+            "person", user=_str(obj, "user", f"{path}.user", required=True, max_chars=MAX_PERSON_CHARS), name=name
+        )
     if kind == "group":
         # One seat per person, whatever the case the workflow wrote them in.
         first: dict[str, str] = {}
@@ -532,10 +558,12 @@ class Target:
     fallback: tuple[Recipient, ...] = ()
     delivery: str = "bot"
     reason: str = ""
+    mention: tuple[str, ...] = ()  # the people its card mentions (responders expanded)
 
     def to_json(self) -> dict[str, Any]:
         return {
             "recipient": self.recipient.to_json(),
+            "mention": list(self.mention),
             "label": self.recipient.label(),
             "workflows": list(self.workflows),
             "comments": list(self.comments),
@@ -589,8 +617,25 @@ def merge_targets(targets: list[Target]) -> tuple[Target, ...]:
             comments=_unique(seen.comments + target.comments),
             fallback=tuple({r.key: r for r in seen.fallback + target.fallback}.values()),
             reason=seen.reason if target.reason in seen.reason else f"{seen.reason}; {target.reason}",
+            mention=_unique_people(seen.mention + target.mention),
         )
     return tuple(merged.values())
+
+
+def mentioned(recipient: Recipient, alert: AlertState) -> tuple[str, ...]:
+    """The people a recipient's card mentions for this alert: its "responders" are the alert's."""
+    people: list[str] = []
+    for who in recipient.mention:
+        people.extend(alert.responders if who == RESPONDERS else (who,))
+    return _unique_people(tuple(people))[:MAX_MENTIONS]
+
+
+def _unique_people(items: tuple[str, ...]) -> tuple[str, ...]:
+    first: dict[str, str] = {}
+    for item in items:
+        if item:
+            first.setdefault(item.lower(), item)
+    return tuple(first.values())
 
 
 def _unique(items: tuple[str, ...]) -> tuple[str, ...]:
@@ -623,8 +668,19 @@ def plan(alert: AlertState, change: str, workflows: list[Workflow]) -> Plan:
         fallback = expand(workflow.fallback_recipients, alert)
         comments = (workflow.comment,) if workflow.comment else ()
         reason = f"workflow {workflow.name} ({workflow.match.describe()})"
-        for recipient in expand(workflow.recipients, alert):
-            targets.append(Target(recipient, (workflow.name,), comments, fallback, workflow.delivery, reason))
+        for given in workflow.recipients:
+            for recipient in expand((given,), alert):
+                targets.append(
+                    Target(
+                        recipient,
+                        (workflow.name,),
+                        comments,
+                        fallback,
+                        workflow.delivery,
+                        reason,
+                        mentioned(given, alert),
+                    )
+                )
         if any(r.kind == "responders" for r in workflow.recipients) and not alert.responders:
             not_matched.append((workflow.name, "its responders recipient found no responders on the alert"))
     return Plan(targets=merge_targets(targets), not_matched=tuple(not_matched))
@@ -651,8 +707,9 @@ def manual_plan(
     who = requested_by or "someone"
     reason = f"sent by {who}"
     targets = [
-        Target(r, (), (comment,) if comment else (), expand(fallback, alert), "bot", reason)
-        for r in expand(recipients, alert)
+        Target(r, (), (comment,) if comment else (), expand(fallback, alert), "bot", reason, mentioned(given, alert))
+        for given in recipients
+        for r in expand((given,), alert)
     ]
     return Plan(targets=merge_targets(targets))
 

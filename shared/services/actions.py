@@ -333,19 +333,12 @@ def outbound_event(
     now: datetime,
     extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    return {
-        "specversion": "1.0",
-        "id": identifier,
-        "source": EVENT_SOURCE,
-        "type": OUTBOUND_TYPES[verb],
-        "subject": state.alert_id,
-        "time": now.isoformat(),
-        "datacontenttype": "application/json",
-        "tenantid": state.tenant_id,
-        "data": {
-            "alertId": state.alert_id,
-            "alertSource": state.event_source,
-            "status": state.status,
+    return _envelope(
+        identifier,
+        OUTBOUND_TYPES[verb],
+        state,
+        now,
+        {
             "version": state.version,
             "actor": {
                 "aadObjectId": actor.aad_object_id,
@@ -357,6 +350,23 @@ def outbound_event(
             "conversationId": where.conversation.conversation_id if where.conversation else None,
             **(extra or {}),
         },
+    )
+
+
+def _envelope(
+    identifier: str, event_type: str, state: AlertState, now: datetime, data: dict[str, Any]
+) -> dict[str, Any]:
+    """The CloudEvent every event sent back to the source is (docs/EVENTS.md, outbound)."""
+    return {
+        "specversion": "1.0",
+        "id": identifier,
+        "source": EVENT_SOURCE,
+        "type": event_type,
+        "subject": state.alert_id,
+        "time": now.isoformat(),
+        "datacontenttype": "application/json",
+        "tenantid": state.tenant_id,
+        "data": {"alertId": state.alert_id, "alertSource": state.event_source, "status": state.status, **data},
     }
 
 
@@ -385,20 +395,46 @@ async def record_and_publish(
     return await _publish(ctx, record)
 
 
+async def publish_system_event(
+    store: StateStore,
+    publisher: ActionPublisher | None,
+    state: AlertState,
+    event_type: str,
+    data: dict[str, Any],
+    *,
+    discriminator: str,
+    clock: Callable[[], datetime],
+) -> ActionRecord:
+    """An event the connector itself sends the source about an alert (no one pressed anything:
+    whom its card mentioned), through the same outbox as people's actions."""
+    identifier = action_id(state.tenant_id, state.key, event_type, discriminator)
+    now = clock()
+    record = ActionRecord(state.tenant_id, identifier, _envelope(identifier, event_type, state, now, data), created=now)
+    try:
+        record = await store.save_action(record)
+    except ConcurrencyConflict:
+        return record  # already recorded (a retried event): published or pending
+    return await _publish_with(store, publisher, record)
+
+
 async def _publish(ctx: ActionContext, record: ActionRecord) -> ActionRecord:
-    if ctx.publisher is None:
+    return await _publish_with(ctx.store, ctx.publisher, record)
+
+
+async def _publish_with(store: StateStore, publisher: ActionPublisher | None, record: ActionRecord) -> ActionRecord:
+    if publisher is None:
         log.warning("Action %s recorded; no outbound queue is configured to publish it", record.action_id)
         return record
     try:
-        await ctx.publisher.publish(record.action_id, record.event)
+        await publisher.publish(record.action_id, record.event)
     except Exception as exc:  # noqa: BLE001 - any failure leaves the action pending for the retry
         log.warning("Publishing action %s failed (%s); the periodic run retries it", record.action_id, exc)
         try:
-            return await ctx.store.save_action(replace(record, attempts=record.attempts + 1, last_error=str(exc)[:500]))
+            return await store.save_action(replace(record, attempts=record.attempts + 1, last_error=str(exc)[:500]))
         except ConcurrencyConflict:
             return record
     try:
-        return await ctx.store.save_action(
+        return await store.save_action(
             replace(record, status="published", attempts=record.attempts + 1, last_error=None)
         )
     except ConcurrencyConflict:

@@ -57,7 +57,10 @@ COMMANDS: list[tuple[str, str]] = [
     ("whoami", "Show who you are to the connector."),
     (
         "subscribe [filters]",
-        "Send this conversation the alerts that match, e.g. subscribe severity>=high source=prometheus label env=prod.",
+        (
+            "Send this conversation the alerts that match, e.g. subscribe severity>=high source=prometheus label "
+            "env=prod; add mention=me (or mention=responders) to be @mentioned on their cards."
+        ),
     ),
     ("unsubscribe", "Stop this conversation's subscription."),
     ("subscriptions", "List what sends alerts to this conversation."),
@@ -511,10 +514,11 @@ async def subscription_command(
             "Unsubscribed: this conversation gets no new alerts from its subscription. Cards already here still update."
         )
     try:
+        rest, mention = workflow_service.subscription_mentions(rest, actor.aad_object_id)
         match = workflow_service.parse_subscription(rest)
     except InvalidWorkflow as exc:
         return cards.escape_text(f"{exc.field}: {exc.problem}", 500)
-    workflow = workflow_service.subscription(record, match, actor.aad_object_id, actor.name)
+    workflow = workflow_service.subscription(record, match, actor.aad_object_id, actor.name, mention)
     saved = await workflow_service.put_workflow(
         store, record.tenant_id, workflow, updated_by=actor.name or actor.aad_object_id
     )
@@ -524,9 +528,14 @@ async def subscription_command(
         else ""
     )
     verb = "Subscribed" if saved.created else ("Subscription changed" if saved.changed else "Already subscribed")
+    mentions = (
+        f" Its cards mention {len(mention)} {'person' if len(mention) == 1 else 'people'}, so Teams notifies them."
+        if mention
+        else ""
+    )
     return (
         f"{verb}: this conversation gets {cards.escape_text(match.describe(), 300)}, as they are created and "
-        f"change.{first}"
+        f"change.{first}{mentions}"
     )
 
 

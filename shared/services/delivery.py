@@ -29,6 +29,7 @@ from typing import Any, TypeVar
 
 from shared import cards
 from shared.domain import pacing, retention
+from shared.domain.alerts import snoozed
 from shared.domain.jobs import CARD, COMMENT, DIGEST, REMINDER, SUMMARY, DeliveryJob, bundle, conversation_to_json
 from shared.domain.model import AlertState, Delivery, Undeliverable
 from shared.domain.workflows import InvalidWorkflow, parse_recipient
@@ -769,11 +770,14 @@ async def _reminder(
     if shown is None or not shown.activity_id:
         return
     state = await ctx.store.get_alert(job.tenant_id, job.alert_key)
-    if state is None or state.status != "open":
+    if state is None or state.status != "open" or snoozed(state, ctx.clock()):
         return
     if not await _wait_for_send(job, conv, ctx, later):
         return
-    await _send(conv, ctx, ctx.messenger.reply(conv.record, shown.activity_id, job.text))
+    # The people the card mentions are mentioned again, so the reminder reaches them too.
+    people = list((shown.context or {}).get("mentions") or [])[: cards.MAX_MENTIONS]
+    text = " ".join([*(cards.mention_tag(p) for p in people), job.text])
+    await _send(conv, ctx, ctx.messenger.reply(conv.record, shown.activity_id, text, people))
     report.sends += 1
 
 

@@ -15,6 +15,7 @@ alert costs no Graph call; a recipient that cannot be reached is cached with its
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -36,6 +37,10 @@ DEFAULT_SERVICE_URL = TEAMS_GLOBAL_SERVICE_URL
 FAILURE_CACHE = timedelta(minutes=30)
 # How long a worker setting up a group chat holds its claim (longer than the Graph calls take).
 SETUP_CLAIM = timedelta(minutes=2)
+# How long a person looked up for a mention is believed in this process (a directory read, not
+# a decision other instances must share: each may look people up for itself).
+MENTION_CACHE_SECONDS = 600
+_MENTION_CACHE: dict[tuple[str, str], tuple[float, dict[str, str] | None]] = {}
 
 
 class Unreachable(Exception):
@@ -221,6 +226,43 @@ class RecipientResolver:
                 "the workflow delivers as the connected user, but the tenant is connected with the bot method"
             )
         return self.directory
+
+    async def mentions(self, tenant_id: str, people: tuple[str, ...]) -> dict[str, Any]:
+        """The people a card mentions, looked up in the tenant's directory: ``{"mentions":
+        [{"id", "name"}], "unresolvedMentions": [who]}`` (a card names the unresolved as text).
+        A lookup that fails for now fails the event (the queue tries it again)."""
+        found: list[dict[str, str]] = []
+        unresolved: list[str] = []
+        try:
+            directory = await self._connected(tenant_id)
+        except Unreachable:
+            return {"unresolvedMentions": list(people)}
+        for who in people:
+            cached = _MENTION_CACHE.get((tenant_id, who.lower()))
+            if cached is not None and cached[0] > time.monotonic():
+                person = cached[1]
+            else:
+                try:
+                    user = await self._user(directory, tenant_id, who)
+                    person = {"id": str(user["id"]), "name": str(user.get("displayName") or who)}
+                except Unreachable:
+                    person = None
+                except GraphError as exc:
+                    failure = _unreachable(exc)
+                    if isinstance(failure, TransientError):
+                        raise failure from exc
+                    person = None  # refused for good (not found, not allowed): named as text
+                _MENTION_CACHE[(tenant_id, who.lower())] = (time.monotonic() + MENTION_CACHE_SECONDS, person)
+            if person is None:
+                unresolved.append(who)
+            elif all(p["id"] != person["id"] for p in found):
+                found.append(person)
+        context: dict[str, Any] = {}
+        if found:
+            context["mentions"] = found
+        if unresolved:
+            context["unresolvedMentions"] = unresolved
+        return context
 
     async def _user(self, directory: Directory, tenant_id: str, who: str) -> dict[str, Any]:
         user = await directory.get_user(tenant_id, who)

@@ -265,7 +265,37 @@ def conversation_recipient(conversation: ConversationRecord) -> Recipient:
     return Recipient("chat", chat_id=conversation.conversation_id, name=name)
 
 
-def subscription(conversation: ConversationRecord, match: Match, subscriber_id: str, subscriber_name: str) -> Workflow:
+def subscription_mentions(text: str, subscriber_id: str) -> tuple[str, tuple[str, ...]]:
+    """``mention=me``, ``mention=responders`` and ``mention=<e-mail or UPN>`` taken out of a
+    ``subscribe`` command: the rest of it, and whom the subscription's cards mention."""
+    rest: list[str] = []
+    people: list[str] = []
+    for word in text.split():
+        if not word.lower().startswith("mention="):
+            rest.append(word)
+            continue
+        who = word.partition("=")[2].strip()
+        if not who:
+            raise InvalidWorkflow(
+                word, "say whom to mention: mention=me, mention=responders or mention=someone@contoso.com"
+            )
+        if who.lower() == "me":
+            if not subscriber_id:
+                raise InvalidWorkflow(word, "Teams did not say who you are, so you cannot be mentioned")
+            who = subscriber_id
+        people.append(who)
+    if len(people) > routing.MAX_MENTIONS:
+        raise InvalidWorkflow("mention", f"at most {routing.MAX_MENTIONS} people can be mentioned")
+    return " ".join(rest), tuple(dict.fromkeys(people))
+
+
+def subscription(
+    conversation: ConversationRecord,
+    match: Match,
+    subscriber_id: str,
+    subscriber_name: str,
+    mention: tuple[str, ...] = (),
+) -> Workflow:
     """The workflow ``subscribe`` makes: this conversation gets the matching alerts as they
     are created and change; the subscriber gets them 1:1 when the conversation cannot be reached."""
     where = (
@@ -282,7 +312,7 @@ def subscription(conversation: ConversationRecord, match: Match, subscriber_id: 
         tenant_id=conversation.tenant_id,
         id=routing.subscription_id(conversation.conversation_id),
         name=f"Subscription: {where}"[: routing.MAX_NAME_CHARS],
-        recipients=(conversation_recipient(conversation),),
+        recipients=(replace(conversation_recipient(conversation), mention=mention),),
         fallback_recipients=fallback,
         match=match,
         trigger="new_or_updated",

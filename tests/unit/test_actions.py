@@ -723,6 +723,22 @@ class TestRespondingThroughTheBot:
         assert [e["data"]["via"] for _, e in ctx.publisher.sent] == ["command"] * 3
 
 
+class TestSubscribeWithAMention:
+    async def test_mention_me_puts_the_subscriber_on_the_subscriptions_cards(self, world):
+        ctx, _ = world
+        reply = await handle_activity(
+            TestCommands().message("subscribe severity>=high mention=me mention=responders"),
+            {},
+            store=ctx.store,
+            actions=ctx,
+        )
+        assert "Subscribed" in reply.texts[0] and "mention 2 people" in reply.texts[0], reply.texts
+        [workflow] = await ctx.store.list_workflows(TENANT)
+        assert workflow.recipients[0].mention == ("aad-alice", "responders")
+        bad = await handle_activity(TestCommands().message("subscribe mention="), {}, store=ctx.store, actions=ctx)
+        assert "say whom to mention" in bad.texts[0]
+
+
 class TestSnoozeUntil:
     def test_a_choice_a_day_and_time_or_a_time_alone(self):
         from datetime import timedelta

@@ -65,6 +65,7 @@ RECIPIENT_DEFS = (
     "groupRecipient",
     "respondersRecipient",
     "recipientName",
+    "mention",
 )
 
 BASE: dict[str, Any] = {

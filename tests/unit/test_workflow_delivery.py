@@ -194,6 +194,57 @@ class TestPeopleAndGroups:
         assert len(world.messenger.cards_in(chat)) == 2
 
 
+class TestMentions:
+    async def test_a_card_mentions_the_responders_and_named_people_by_their_directory_id(self, world):
+        from tests.support.fakes import RecordingPublisher
+
+        await world.connect()
+        world.ctx.outbound = RecordingPublisher()
+        recipient = {**channel(OPS, "Ops"), "mention": ["responders", "adele@contoso.com", "ghost@contoso.com"]}
+        await world.workflow(recipients=[recipient])
+        await world.send(event(responders=("bob@contoso.com",)))
+        [message] = world.messenger.cards_in(OPS)
+        assert message.card["msteams"]["entities"] == [
+            {"type": "mention", "text": "<at>Bob</at>", "mentioned": {"id": "u-bob", "name": "Bob"}},
+            {
+                "type": "mention",
+                "text": "<at>Adele Vance</at>",
+                "mentioned": {"id": "u-adele", "name": "Adele Vance"},
+            },
+        ]
+        [line] = [b["text"] for b in message.card["body"] if b.get("id") == "mentions"]
+        assert line.startswith("\U0001f514 <at>Bob</at>, <at>Adele Vance</at>; ghost@contoso.com (not found")
+        [(_, told)] = world.ctx.outbound.sent
+        assert told["type"] == "teams.alert.mentioned" and told["data"]["notFound"] == ["ghost@contoso.com"]
+        assert [p["aadObjectId"] for p in told["data"]["mentioned"]] == ["u-bob", "u-adele"]
+        # An update keeps the mentions on the card and tells the source nothing new.
+        await world.send(event("alert.updated", 2, responders=("bob@contoso.com",)), "m-2")
+        [message] = world.messenger.cards_in(OPS)
+        assert len(message.versions) == 2 and message.card["msteams"]["entities"][0]["mentioned"]["id"] == "u-bob"
+        assert len(world.ctx.outbound.sent) == 1
+
+    async def test_without_a_connection_nobody_is_notified_and_the_card_says_so(self, world):
+        await world.workflow(recipients=[{**channel(OPS), "mention": ["adele@contoso.com"]}])
+        await world.send(event())
+        [message] = world.messenger.cards_in(OPS)
+        assert "entities" not in message.card["msteams"]
+        assert "adele@contoso.com (not found in the directory, so not notified)" in json.dumps(message.card)
+
+    async def test_a_reminder_in_the_thread_mentions_them_again(self, world):
+        from shared.services.periodic import run_periodic
+
+        await world.connect()
+        await world.workflow(recipients=[{**channel(OPS), "mention": ["carol@contoso.com"]}])
+        await world.send(event())
+        world.clock.now += timedelta(hours=2)
+        await run_periodic(store=world.store, jobs=world.ctx.jobs, reminder_after_minutes=30, clock=world.clock)
+        await world.ctx.jobs.drain(world.ctx)
+        [card] = world.messenger.cards_in(OPS)
+        [reminder] = world.messenger.replies_to(card.activity_id)
+        assert reminder.text.startswith("<at>Carol</at> \u23f0 Reminder")
+        assert reminder.mentions == [{"id": "u-carol", "name": "Carol"}]
+
+
 class TestFallback:
     async def _note(self, world) -> str:
         [card] = world.texts(SRE)

@@ -24,6 +24,7 @@ from shared.domain.workflows import (
     MAX_COMMENT_CHARS,
     MAX_GROUP_MEMBERS,
     MAX_ID_CHARS,
+    MAX_MENTIONS,
     MAX_NAME_CHARS,
     MAX_PERIODIC_MINUTES,
     MAX_RECIPIENTS,
@@ -36,6 +37,7 @@ from shared.domain.workflows import (
     WORKFLOW_ID,
     InvalidWorkflow,
     Workflow,
+    parse_recipient,
     parse_workflow,
 )
 
@@ -348,7 +350,11 @@ class TestTheSchemaItself:
         branches = [_resolve(b) for b in SCHEMA["$defs"]["recipient"]["oneOf"]]
         assert [b["properties"]["kind"]["const"] for b in branches] == list(RECIPIENT_KINDS)
         assert all(b["additionalProperties"] is False for b in branches)
-        fields = {b["properties"]["kind"]["const"]: set(b["properties"]) - {"kind", "name"} for b in branches}
+        fields = {
+            b["properties"]["kind"]["const"]: set(b["properties"]) - {"kind", "name", "mention"} for b in branches
+        }
+        assert all(b["properties"]["mention"] == {"$ref": "#/$defs/mention"} for b in branches)
+        assert SCHEMA["$defs"]["mention"]["maxItems"] == MAX_MENTIONS
         assert fields == {
             "channel": {"teamId", "channelId"},
             "chat": {"chatId"},
@@ -356,6 +362,16 @@ class TestTheSchemaItself:
             "group": {"users"},
             "responders": set(),
         }
+
+    def test_mentions_parse_as_the_schema_says_once_each_responders_by_its_word(self):
+        recipient = parse_recipient(
+            {"kind": "channel", "teamId": "t", "channelId": "c", "mention": ["Responders", "a@x.com", "A@X.com"]}, "r"
+        )
+        assert recipient.mention == ("responders", "a@x.com") and recipient.key == "channel:c"
+        assert recipient.to_json()["mention"] == ["responders", "a@x.com"]
+        with pytest.raises(InvalidWorkflow) as too_many:
+            parse_recipient({"kind": "chat", "chatId": "c", "mention": [f"p{i}@x.com" for i in range(21)]}, "r")
+        assert too_many.value.field == "r.mention"
 
     def test_every_object_in_the_definition_refuses_unknown_fields(self):
         assert SCHEMA["properties"]["match"]["additionalProperties"] is False
