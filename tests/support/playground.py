@@ -211,11 +211,18 @@ class Playground:
             }
         return await self._post(f"/_conversation/v1/conversations/{conversation_id}/messages", body)
 
-    async def press(self, conversation_id: str, card_message_id: str, action: dict[str, Any]) -> Any:
+    async def press(
+        self, conversation_id: str, card_message_id: str, action: dict[str, Any], inputs: dict[str, Any] | None = None
+    ) -> Any:
         """Press an Action.Execute button of a card, as the web client does: the bot gets an
-        ``adaptiveCard/action`` invoke; returns the bot's invoke response."""
+        ``adaptiveCard/action`` invoke whose data carries the card's input values (``inputs``,
+        as the person filled the form in); returns the bot's invoke response."""
         value = {
-            "action": {"type": "Action.Execute", "verb": action["verb"], "data": action.get("data", {})},
+            "action": {
+                "type": "Action.Execute",
+                "verb": action["verb"],
+                "data": {**action.get("data", {}), **(inputs or {})},
+            },
             "trigger": "manual",
         }
         return await self._post(
