@@ -474,8 +474,13 @@ class GraphDirectory:
         ]
 
     async def _channel_members(self, tenant_id: str, team_id: str, channel_id: str) -> list[Any]:
+        """Everyone who can see the channel: ``allMembers`` is its direct members (a private
+        channel's own, a standard channel's the team's) and, for a shared channel, the members
+        of the teams it is shared with too (Graph v1.0, "List allMembers"); ``members`` would
+        leave those out."""
+
         async def get(c: GraphServiceClient) -> list[Any]:
-            builder = c.teams.by_team_id(team_id).channels.by_channel_id(channel_id).members
+            builder = c.teams.by_team_id(team_id).channels.by_channel_id(channel_id).all_members
             return await self._all(await builder.get(), builder)
 
         return await self._call(tenant_id, "channel_members", f"channel {channel_id} of team {team_id}", get)

@@ -476,7 +476,8 @@ async def create_alert_channel(
     claimed, link = claim
     assert team_id is not None
     try:
-        channel = await _create_channel_with_unique_name(ctx, claimed, team_id)
+        owner = actor.aad_object_id if await _pressed_in_a_restricted_channel(ctx, where) else None
+        channel = await _create_channel_with_unique_name(ctx, claimed, team_id, owner)
     except GraphError as exc:
         await _release(ctx, claimed, "channel")
         reason = f"missing the Microsoft Graph permission {exc.permission}" if exc.permission else str(exc)
@@ -568,7 +569,27 @@ async def _release(ctx: ActionContext, state: AlertState, field: str) -> None:
         await ctx.store.save_alert(_with_claim(state, field, None))
 
 
-async def _create_channel_with_unique_name(ctx: ActionContext, state: AlertState, team_id: str) -> dict[str, Any]:
+async def _pressed_in_a_restricted_channel(ctx: ActionContext, where: Where) -> bool:
+    """Whether the button was pressed in a private or shared channel: its alert's channel is then
+    private too, so the alert stays among people who could see it (not the whole team)."""
+    conversation = where.conversation
+    if ctx.directory is None or conversation is None or conversation.conversation_type != "channel":
+        return False
+    if not where.team_group_id or not where.channel_id:
+        return False
+    channels = await ctx.directory.list_channels(conversation.tenant_id, where.team_group_id)
+    here = next((c for c in channels if c.get("id") == where.channel_id), None)
+    return here is not None and here.get("membershipType") in RESTRICTED_CHANNEL_TYPES
+
+
+# Channels whose members are not simply the team's (Graph's channel membershipType).
+RESTRICTED_CHANNEL_TYPES = ("private", "shared")
+
+
+async def _create_channel_with_unique_name(
+    ctx: ActionContext, state: AlertState, team_id: str, private_owner: str | None = None
+) -> dict[str, Any]:
+    """``private_owner``: the channel is private, with this person (Entra object id) its owner."""
     assert ctx.directory is not None
     base = channel_name_from_template(
         ctx.channel_name_template, alert_id=state.alert_id, title=state.title, severity=state.severity
@@ -577,7 +598,12 @@ async def _create_channel_with_unique_name(ctx: ActionContext, state: AlertState
         name = clean_channel_name(base, "" if attempt == 1 else f" {attempt}")
         try:
             return await ctx.directory.create_channel(
-                state.tenant_id, team_id, name, f"Alert {state.alert_id}: {state.title}"[:1024]
+                state.tenant_id,
+                team_id,
+                name,
+                f"Alert {state.alert_id}: {state.title}"[:1024],
+                private=private_owner is not None,
+                owner_ids=(private_owner,) if private_owner else (),
             )
         except GraphError as exc:
             if exc.status != 409 or attempt == MAX_CHANNEL_NAME_ATTEMPTS:

@@ -203,6 +203,23 @@ class TestConnectorClient:
         assert [v["text"] for v in root.versions] == ["CPU high on web-1", "CPU high on web-1 (resolved)"]
         assert {r.app_id for r in sim.requests if "/v3/" in r.path} == {BOT_APP_ID}
 
+    async def test_a_private_channel_refuses_a_bot_not_added_to_it_as_teams_does(self, sim):
+        tenant = sim.directory.add_tenant(TENANT, "Contoso")
+        team = tenant.add_team("Ops")
+        private = tenant.add_channel(team, "Incidents", membership_type="private")
+        standard = tenant.add_channel(team, "General 2")
+
+        async with connector(sim) as client:
+            with pytest.raises(ErrorResponseException) as raised:
+                await client.conversations.send_to_conversation(private.id, Activity(type="message", text="x"))
+            sent = await client.conversations.send_to_conversation(standard.id, Activity(type="message", text="x"))
+            sim.add_bot_to_channel(private.id, BOT_APP_ID)
+            again = await client.conversations.send_to_conversation(private.id, Activity(type="message", text="y"))
+
+        assert raised.value.response.status_code == 403
+        assert raised.value.response.json()["error"]["code"] == "BotNotInConversationRoster"
+        assert sent.id and again.id
+
     async def test_updating_an_unknown_activity_is_a_bot_connector_404(self, sim):
         async with connector(sim) as client:
             with pytest.raises(ErrorResponseException) as raised:

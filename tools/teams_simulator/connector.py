@@ -35,6 +35,11 @@ class ConnectorOptions(Protocol):
     @property
     def limits(self) -> RateLimits | None: ...
 
+    def bot_not_in(self, conversation_id: str, app_id: str | None) -> bool:
+        """Whether the conversation is a channel the bot may not post in (a private or shared
+        channel it was not added to)."""
+        ...
+
 
 def bot_connector_error(
     status: int,
@@ -162,6 +167,15 @@ class ConnectorRoutes:
         )
         return activity_id
 
+    def _not_in_roster(self, request: web.Request, conversation_id: str) -> web.Response | None:
+        """Teams answers 403 BotNotInConversationRoster to a bot that posts where it is not a
+        member (Teams docs, "Send proactive messages", error codes): here, a private or shared
+        channel of a team it is installed in but that it was not added to."""
+        base, _ = split_conversation_id(conversation_id)
+        if not self.options.bot_not_in(base, request.get(CALLER_APP_ID)):
+            return None
+        return bot_connector_error(403, "BotNotInConversationRoster", "The bot is not part of the conversation roster.")
+
     # -- handlers -------------------------------------------------------------------------
 
     async def create_conversation(self, request: web.Request) -> web.Response:
@@ -181,6 +195,8 @@ class ConnectorRoutes:
                 return bot_connector_error(
                     400, "BadArgument", "Activity is required to start a conversation in a channel."
                 )
+            if (refused := self._not_in_roster(request, channel_id)) is not None:
+                return refused
             if (throttled := self._throttled(request, channel_id, params, activity)) is not None:
                 return throttled
             self.state.ensure_conversation(channel_id, kind="channel", tenant_id=tenant_id)
@@ -231,6 +247,8 @@ class ConnectorRoutes:
             return activity
         conversation_id = request.match_info["conversationId"]
         _, root = split_conversation_id(conversation_id)
+        if (refused := self._not_in_roster(request, conversation_id)) is not None:
+            return refused
         if (throttled := self._throttled(request, conversation_id, activity)) is not None:
             return throttled
         activity_id = self._store(
@@ -254,6 +272,8 @@ class ConnectorRoutes:
         if conversation_kind(conversation_id) == "channel":
             known = self.state.find_activity(conversation_id, replied_to)
             root = root or (known.thread_root if known else None) or replied_to
+        if (refused := self._not_in_roster(request, conversation_id)) is not None:
+            return refused
         if (throttled := self._throttled(request, conversation_id, activity)) is not None:
             return throttled
         activity_id = self._store(request, conversation_id, activity, reply_to_id=replied_to, thread_root=root)
@@ -266,6 +286,8 @@ class ConnectorRoutes:
         if isinstance(activity, web.Response):
             return activity
         activity_id = request.match_info["activityId"]
+        if (refused := self._not_in_roster(request, request.match_info["conversationId"])) is not None:
+            return refused
         with self.state.lock:
             sent = self.state.find_activity(request.match_info["conversationId"], activity_id)
             if sent is None or sent.deleted:

@@ -84,6 +84,9 @@ class Channel:
     members: dict[str, list[str]] = field(default_factory=dict)  # user id -> roles
     messages: dict[str, Message] = field(default_factory=dict)
     team_id: str = ""  # the team (Microsoft 365 group) the channel belongs to
+    # The bots (app ids) added to a private or shared channel: installed in the team, a bot is
+    # in every standard channel, but in a private or shared one only once it is added there.
+    apps: set[str] = field(default_factory=set)
 
 
 @dataclass
@@ -155,12 +158,22 @@ class Tenant:
         return team
 
     def add_channel(
-        self, team: Team, display_name: str, *, channel_id: str | None = None, members: tuple[str, ...] = ()
+        self,
+        team: Team,
+        display_name: str,
+        *,
+        channel_id: str | None = None,
+        members: tuple[str, ...] = (),
+        membership_type: str = "standard",
+        owners: tuple[str, ...] = (),
     ) -> Channel:
+        """A channel of ``team``; a private or shared one has only its own ``members`` (and
+        ``owners``), not the team's."""
         channel = Channel(
             channel_id or f"19:{uuid.uuid4().hex}@thread.tacv2",
             display_name,
-            members={m: [] for m in members},
+            membership_type=membership_type,
+            members={m: ["owner"] if m in owners else [] for m in dict.fromkeys((*owners, *members))},
             team_id=team.id,
         )
         team.channels[channel.id] = channel
@@ -317,6 +330,15 @@ class Directory:
             self.refresh_tokens.clear()
 
     # -- inspection -----------------------------------------------------------------------
+
+    def channel_by_id(self, channel_id: str) -> Channel | None:
+        """The channel with this id in any tenant's team, or None."""
+        with self.lock:
+            for tenant in self.tenants.values():
+                for team in tenant.teams.values():
+                    if channel_id in team.channels:
+                        return team.channels[channel_id]
+        return None
 
     def channel(self, tenant_id: str, team_id: str, channel_id: str) -> Channel:
         with self.lock:

@@ -143,6 +143,9 @@ class GraphRoutes:
         r.add_get(p + "/teams/{team}/channels", self.list_channels)
         r.add_post(p + "/teams/{team}/channels", self.create_channel)
         r.add_get(p + "/teams/{team}/channels/{channel}/members", self.list_members)
+        # Here a channel's every member is a direct member: no shared channel is shared with
+        # another team, whose members Graph adds to allMembers as indirect members.
+        r.add_get(p + "/teams/{team}/channels/{channel}/allMembers", self.list_members)
         r.add_post(p + "/teams/{team}/channels/{channel}/members", self.add_member)
         r.add_post(p + "/teams/{team}/channels/{channel}/messages", self.post_channel_message)
         r.add_patch(p + "/teams/{team}/channels/{channel}/messages/{message}", self.update_channel_message)

@@ -370,6 +370,20 @@ class TeamsSimulator:
 
     # -- the application ------------------------------------------------------------------
 
+    def bot_not_in(self, conversation_id: str, app_id: str | None) -> bool:
+        """A private or shared channel of the simulated Microsoft 365 that the bot (``app_id``)
+        was not added to (:meth:`add_bot_to_channel`)."""
+        channel = self.directory.channel_by_id(conversation_id)
+        return channel is not None and channel.membership_type != "standard" and (app_id or "") not in channel.apps
+
+    def add_bot_to_channel(self, channel_id: str, app_id: str) -> None:
+        """Add the bot to a private or shared channel, as a channel owner does in Teams."""
+        channel = self.directory.channel_by_id(channel_id)
+        if channel is None:
+            raise KeyError(f"no channel {channel_id}")
+        with self.directory.lock:
+            channel.apps.add(app_id)
+
     def build_app(self) -> web.Application:
         """The aiohttp application (exposed for embedding in another server)."""
         app = web.Application(middlewares=[self._middleware], client_max_size=4 * 1024 * 1024)
