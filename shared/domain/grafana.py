@@ -10,7 +10,10 @@ severity from the ``severity`` label), and in addition:
 
 - the event source is Grafana's ``externalURL`` (else ``grafana``), the card's source
   ``grafana/<receiver>``, and the event ids start with ``grafana-``;
-- each of ``values`` becomes a label ``value.<query>``, so the card shows what fired.
+- each of ``values`` becomes a label ``value.<query>``, so the card shows what fired;
+- ``dashboardURL`` and ``panelURL``, when set, are kept as the annotations ``dashboard_url``
+  and ``panel_url``: the card's Dashboard button (shared.cards.LINK_ANNOTATIONS), like the
+  rule's ``runbook_url`` annotation is its Runbook button.
 """
 
 from __future__ import annotations
@@ -25,6 +28,9 @@ WEBHOOK_VERSION = "1"
 DEFAULT_EVENT_SOURCE = "grafana"
 DATA_SOURCE = "grafana"
 VALUE_LABEL_PREFIX = "value."
+# Grafana's links from an alert to its dashboard and panel, kept as annotations.
+LINK_FIELDS = (("dashboardURL", "dashboard_url"), ("panelURL", "panel_url"))
+MAX_LINK_CHARS = 2_000
 
 
 def is_grafana_payload(obj: Any) -> bool:
@@ -56,7 +62,16 @@ def parse_grafana(obj: Any) -> list[AlertEvent]:
         values = alert.get("values") or {}
         if not isinstance(values, dict):
             raise InvalidEvent(f"{path}.values", "must be an object of query values")
-        labels = {**event.data.labels, **{f"{VALUE_LABEL_PREFIX}{name}": _value(v) for name, v in values.items()}}
+        links = {
+            f"{alertmanager.ANNOTATION_LABEL_PREFIX}{annotation}": alert[field].strip()
+            for field, annotation in LINK_FIELDS
+            if isinstance(alert.get(field), str) and 0 < len(alert[field].strip()) <= MAX_LINK_CHARS
+        }
+        labels = {
+            **event.data.labels,
+            **{f"{VALUE_LABEL_PREFIX}{name}": _value(v) for name, v in values.items()},
+            **links,
+        }
         events.append(
             replace(
                 event,

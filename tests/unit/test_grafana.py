@@ -36,3 +36,21 @@ class TestGrafanaRules:
             and resolved.data.version > firing.data.version
             and resolved.data.id == firing.data.id
         )
+
+    def test_its_dashboard_and_panel_links_become_the_cards_dashboard_button(self):
+        from shared import cards
+        from shared.domain.alerts import apply_event
+
+        payload = self.docs_example()
+        payload["alerts"][0] |= {
+            "dashboardURL": "https://play.grafana.org/d/abc",
+            "panelURL": "https://play.grafana.org/d/abc?viewPanel=2",
+        }
+        payload["alerts"][0]["annotations"]["runbook_url"] = "https://wiki.example.com/runbooks/cpu"
+        first, second = parse_message(json.dumps(payload))
+        assert first.data.labels["annotation.panel_url"] == "https://play.grafana.org/d/abc?viewPanel=2"
+        assert not {"annotation.dashboard_url", "annotation.panel_url"} & set(second.data.labels)  # empty links
+        state = apply_event(None, first, "t", first.time)
+        links = {a["title"]: a["url"] for a in cards.alert_actions(state) if a["type"] == "Action.OpenUrl"}
+        assert links["Runbook"] == "https://wiki.example.com/runbooks/cpu"
+        assert links["Dashboard"] == "https://play.grafana.org/d/abc?viewPanel=2"  # the panel, nearer than the board
