@@ -38,6 +38,18 @@ const browser = await chromium.launch({
 
 // Runs in the page: render one card (its parse warnings are kept for measure()).
 function render({ card, hostConfig, width }) {
+  // Teams draws a mention entity's "<at>Name</at>" as the name, highlighted; the renderer
+  // knows no mentions and would show the tags: each becomes the name in bold here.
+  function mentionsAsTeamsShowsThem(card) {
+    const tags = ((card.msteams || {}).entities || []).filter((e) => e.type === "mention").map((e) => e.text);
+    if (!tags.length) return card;
+    let text = JSON.stringify(card);
+    for (const tag of tags) {
+      const name = tag.slice(4, -5);
+      text = text.split(JSON.stringify(tag).slice(1, -1)).join(`**${name}**`);
+    }
+    return JSON.parse(text);
+  }
   const AC = window.AdaptiveCards;
   const host = document.getElementById("host");
   host.innerHTML = "";
@@ -50,7 +62,7 @@ function render({ card, hostConfig, width }) {
   const adaptive = new AC.AdaptiveCard();
   adaptive.hostConfig = new AC.HostConfig(hostConfig);
   const context = new AC.SerializationContext();
-  adaptive.parse(card, context);
+  adaptive.parse(mentionsAsTeamsShowsThem(card), context);
   const warnings = [];
   for (let i = 0; i < context.eventCount; i++) {
     const event = context.getEventAt(i);
