@@ -751,3 +751,44 @@ class TestSnoozeUntil:
         assert snooze_until("", "", "08:00", "UTC", now) == datetime(2026, 12, 8, 8, tzinfo=UTC)  # tomorrow's
         assert snooze_until("", "", "08:00", "Not/AZone", now) == datetime(2026, 12, 8, 8, tzinfo=UTC)
         assert isinstance(snooze_until("2h", "", "", None, now), str)
+
+
+class TestWhatGoesBackFollowsItsSchema:
+    SCHEMA = json.loads(
+        (__import__("pathlib").Path(__file__).resolve().parents[2] / "schemas" / "teams-action.schema.json").read_text()
+    )
+
+    def test_its_types_are_the_verb_tables(self):
+        from shared.domain.alerts import MENTIONED_TYPE, OUTBOUND_TYPES
+
+        assert set(self.SCHEMA["properties"]["type"]["enum"]) == set(OUTBOUND_TYPES.values()) | {MENTIONED_TYPE}
+
+    async def test_every_event_the_actions_send_is_valid(self, world):
+        from datetime import timedelta
+
+        from jsonschema import Draft202012Validator, FormatChecker
+
+        ctx, state = world
+        ctx.commands = RecordingPublisher()
+        await actions.note_alert(ctx, state.key, alice(), in_channel(), "a note")
+        await actions.snooze_alert(ctx, state.key, alice(), in_channel(), datetime.now(UTC) + timedelta(hours=1))
+        await actions.assign_alert(ctx, state.key, alice(), in_channel(), "bob@contoso.com")
+        await actions.change_state(ctx, "acknowledge", TENANT, state.key, alice(), in_channel())
+        stored = await ctx.store.get_alert(TENANT, state.key)
+        await actions.publish_system_event(
+            ctx.store,
+            ctx.publisher,
+            stored,
+            "teams.alert.mentioned",
+            {"mentioned": [{"aadObjectId": "aad-bob", "name": "Bob"}], "notFound": [], "conversations": [CHANNEL]},
+            discriminator="m",
+            clock=ctx.clock,
+        )
+        validator = Draft202012Validator(self.SCHEMA, format_checker=FormatChecker())
+        events = [event for _, event in ctx.publisher.sent]
+        assert len(events) == 5
+        for event in events:
+            errors = [f"{list(e.path)}: {e.message}" for e in validator.iter_errors(event)]
+            assert not errors, (event["type"], errors)
+        broken = {**events[0], "type": "teams.alert.shouted"}
+        assert list(validator.iter_errors(broken))
