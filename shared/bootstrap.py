@@ -65,6 +65,7 @@ class Container:
     directory: Directory | None = None  # Graph given by the caller (Overrides.directory)
     publisher: ActionPublisher | None = None  # back to the source; built on first use
     commands: ActionPublisher | None = None  # the alert-events queue (commands); built on first use
+    source_cipher: Any = None  # the sources' API settings' cipher; made on first use (source_cipher)
     jobs: JobQueue | None = None  # the deliveries queue; built on first use
     tenant_rate: TenantBudget | None = None  # this process's share of each tenant's budget
 
@@ -450,19 +451,26 @@ def _silences(api: Any) -> Any:
     return Silences(api, allow_private=local_development())
 
 
-def _source_api(c: Container) -> Any:
-    """A source's own API, decrypted with TOKEN_ENCRYPTION_KEY: None without one."""
+def source_cipher(c: Container) -> Any:
+    """The cipher of the sources' API settings (TOKEN_ENCRYPTION_KEY), made once; None without one."""
     key = c.settings.graph.token_encryption_key if c.settings.graph else ""
     if not key:
         return None
-    cipher: list[Any] = []  # made at the first read, then kept
+    if c.source_cipher is None:
+        from shared.security import TokenCipher
+
+        c.source_cipher = TokenCipher.from_setting(key)
+    return c.source_cipher
+
+
+def _source_api(c: Container) -> Any:
+    """A source's own API, decrypted with TOKEN_ENCRYPTION_KEY: None without one."""
+    if source_cipher(c) is None:
+        return None
 
     async def read(tenant_id: str, source: str) -> Any:
-        from shared.security import TokenCipher
         from shared.services.sources import source_api
 
-        if not cipher:
-            cipher.append(TokenCipher.from_setting(key))
-        return await source_api(c.store, cipher[0], tenant_id, source)
+        return await source_api(c.store, source_cipher(c), tenant_id, source)
 
     return read

@@ -14,7 +14,8 @@ Routes (under /api/console):
 - ``GET /alerts``; ``GET /alerts/view?key=``; ``POST /alerts/send`` (Send to Teams);
 - ``GET /problems``; ``POST /problems/link`` (approve or refuse an account link);
 - ``GET /sources``; ``POST /sources/show`` (a source's key and settings, asked for), ``POST
-  /sources/rotate``;
+  /sources/rotate``; ``POST /sources/api`` and ``POST /sources/api/remove`` (its own API, for
+  silences);
 - ``GET /static/{file}``.
 
 Every POST but the sign-in callback carries the session's CSRF token (a hidden form field) and,
@@ -198,6 +199,8 @@ class _Console:
             ("sources", "GET"): self.sources,
             ("sources/show", "POST"): self.sources_show,
             ("sources/rotate", "POST"): self.sources_rotate,
+            ("sources/api", "POST"): self.sources_api_save,
+            ("sources/api/remove", "POST"): self.sources_api_remove,
         }
         handler = routes.get((path, method))
         if handler is None:
@@ -593,6 +596,11 @@ class _Console:
         error: str = "",
         rotated: bool = False,
         status: int = 200,
+        api: dict[str, Any] | None = None,
+        api_for: str = "",
+        api_error: tuple[str, str] | None = None,
+        api_notice: str = "",
+        typed: dict[str, str] | None = None,
     ) -> func.HttpResponse:
         return self.page(
             "sources.html",
@@ -604,6 +612,76 @@ class _Console:
             name=name,
             snippets=forms.source_snippets(setup) if setup else {},
             rotated=rotated,
+            api=api,
+            api_for=api_for or (setup or {}).get("source", ""),
+            api_error=api_error,
+            api_notice=api_notice,
+            typed=typed or {},
+        )
+
+    async def _shown_api(self, tenant_id: str, source: str) -> dict[str, Any] | None:
+        from shared.services.sources import source_api
+
+        api = await source_api(self.c.store, bootstrap.source_cipher(self.c), tenant_id, source)
+        return api.public() if api is not None else None
+
+    async def sources_api_save(self) -> func.HttpResponse:
+        """Set a source's own API (where silences go): the same check and encrypted store as
+        the admin route; the credential is never shown again, not even to whoever typed it."""
+        session = self.change()
+        from shared.domain.source_api import InvalidSourceApi
+        from shared.services.sources import InvalidSource, check_source_name, set_source_api
+        from shared.settings import local_development
+
+        form = self.form()
+        source = form.get("source", "").strip()
+        try:
+            check_source_name(source)
+        except InvalidSource as exc:
+            return self.sources_page(name=source, error=str(exc), status=400)
+        kind = form.get("authType", "none")
+        auth: dict[str, str] = {"type": kind}
+        if kind == "basic":
+            auth |= {"username": form.get("username", ""), "password": form.get("secret", "")}
+        elif kind == "bearer":
+            auth |= {"token": form.get("secret", "")}
+        body = {"kind": form.get("kind", ""), "url": form.get("url", ""), "auth": auth}
+        typed = {k: form.get(k, "") for k in ("kind", "url", "authType", "username")}  # never the secret
+        try:
+            shown = await set_source_api(
+                self.c.store,
+                bootstrap.source_cipher(self.c),
+                session.tenant_id,
+                source,
+                body,
+                allow_local_http=local_development(),
+                changed_by=session.user_id,
+            )
+        except InvalidSourceApi as exc:
+            return self.sources_page(
+                name=source,
+                api=await self._shown_api(session.tenant_id, source),
+                api_for=source,
+                api_error=(exc.field, exc.message),
+                typed=typed,
+                status=400,
+            )
+        return self.sources_page(
+            name=source, api=shown, api_for=source, api_notice=f"The API of {source} was saved: Silence is offered."
+        )
+
+    async def sources_api_remove(self) -> func.HttpResponse:
+        session = self.change()
+        from shared.services.sources import InvalidSource, check_source_name, clear_source_api
+
+        source = self.form().get("source", "").strip()
+        try:
+            check_source_name(source)
+        except InvalidSource as exc:
+            return self.sources_page(name=source, error=str(exc), status=400)
+        await clear_source_api(self.c.store, session.tenant_id, source, changed_by=session.user_id)
+        return self.sources_page(
+            name=source, api_for=source, api_notice=f"The API of {source} was removed: its alerts offer no Silence."
         )
 
     async def sources(self) -> func.HttpResponse:
@@ -642,7 +720,8 @@ class _Console:
             )
         except InvalidSource as exc:
             return self.sources_page(name=name, error=str(exc), status=400)
-        return self.sources_page(name=name, setup=setup, rotated=rotate)
+        api = await self._shown_api(session.tenant_id, setup["source"])
+        return self.sources_page(name=name, setup=setup, rotated=rotate, api=api)
 
     async def app_package(self) -> func.HttpResponse:
         """This deployment's Teams app package, to upload in the Teams admin center."""

@@ -412,7 +412,6 @@ async def source_api(req: func.HttpRequest) -> func.HttpResponse:
     """GET: the source's API settings without the credential (404 when unset); PUT: set them
     (``kind``, ``url``, ``auth``), checked, stored encrypted; DELETE: remove them."""
     from shared.domain.source_api import InvalidSourceApi
-    from shared.security import TokenCipher
     from shared.services import sources
 
     c, tenant_id = await tenant_admin(req)
@@ -421,8 +420,7 @@ async def source_api(req: func.HttpRequest) -> func.HttpResponse:
         sources.check_source_name(source)
     except sources.InvalidSource as exc:
         return json_response(400, {"error": str(exc), "field": "source"})
-    key = c.settings.graph.token_encryption_key if c.settings.graph else ""
-    cipher = TokenCipher.from_setting(key) if key else None
+    cipher = bootstrap.source_cipher(c)
     if req.method == "DELETE":
         await sources.clear_source_api(c.store, tenant_id, source, changed_by=caller(req))
         return json_response(204, None)

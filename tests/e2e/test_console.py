@@ -413,6 +413,30 @@ class TestSources:
         assert new_key != key
         assert await post(key) in (401, 403) and await post(new_key) == 202
         await host.wait_idle(timeout=20)
+
+        # Its own API, for silences: set, never shown again, refused when wrong, removed.
+        assert "No API is set" in await page.locator("#api-heading").locator("..").inner_text()
+        await page.get_by_label("Address").fill("https://alertmanager.example.com")
+        await page.get_by_label("User name (for a password)").fill("teams")
+        await page.get_by_label("Password or token").fill("a-password-for-tests-only")
+        await page.get_by_role("button", name="Save the API of prometheus-prod").click()
+        section = await page.locator("#api-heading").locator("..").inner_text()
+        assert "was saved" in section and "https://alertmanager.example.com" in section and "basic as teams" in section
+        assert "a-password-for-tests-only" not in await page.content()
+        from shared import bootstrap
+
+        store = (await bootstrap.container()).store
+        sealed = await store.get_source_api(playground.tenant_id, "prometheus-prod")
+        assert sealed and "a-password-for-tests-only" not in sealed
+        await page.get_by_label("Address").fill("ftp://alertmanager.example.com")
+        await page.get_by_label("Password or token").fill("x")
+        await page.get_by_role("button", name="Save the API of prometheus-prod").click()
+        assert "url: must be an https address" in await page.locator("#api-error").inner_text()
+        assert await page.get_by_label("Address").get_attribute("aria-invalid") == "true"
+        assert await store.get_source_api(playground.tenant_id, "prometheus-prod") == sealed  # unchanged
+        await page.get_by_role("button", name="Remove the API of prometheus-prod").click()
+        assert "was removed" in await page.locator(".notice").inner_text()
+        assert not await store.get_source_api(playground.tenant_id, "prometheus-prod")
         await ctx.close()
 
 
