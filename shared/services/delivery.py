@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 
 from shared import cards
 from shared.domain import pacing, retention
-from shared.domain.alerts import snoozed
+from shared.domain.alerts import MENTIONED_TYPE, snoozed
 from shared.domain.jobs import CARD, COMMENT, DIGEST, REMINDER, SUMMARY, DeliveryJob, bundle, conversation_to_json
 from shared.domain.model import AlertState, Delivery, Undeliverable
 from shared.domain.workflows import InvalidWorkflow, parse_recipient
@@ -628,6 +628,40 @@ async def _card(job: DeliveryJob, conv: _Conversation, ctx: Any, report: JobRepo
     await _record_render(replace(claim, activity_id=activity_id, status="posted", rendered_version=-1), state, job, ctx)
     report.posted.append(job.conversation_id)
     _log_card("posted", state, conv.record)
+    if (job.context or {}).get("mentions") or (job.context or {}).get("unresolvedMentions"):
+        await _report_mentions(state, job, ctx)
+
+
+async def _report_mentions(state: AlertState, job: DeliveryJob, ctx: Any) -> None:
+    """Tell the source whom a card just posted mentions (teams.alert.mentioned, once per card),
+    through the same outbox as the actions people take: recorded, published, retried by the timer."""
+    from shared.services.actions import publish_system_event
+
+    context = job.context or {}
+    data = {
+        "mentioned": [{"aadObjectId": p["id"], "name": p["name"]} for p in context.get("mentions") or []],
+        "notFound": list(context.get("unresolvedMentions") or []),
+        "conversations": [job.conversation_id],
+    }
+    try:
+        # The card is posted and recorded: a failure here must not fail the batch (its retry would
+        # find the card and not come back here), so the record is tried again in place.
+        await tried_again(
+            lambda _attempt: publish_system_event(
+                ctx.store,
+                getattr(ctx, "outbound", None),
+                state,
+                MENTIONED_TYPE,
+                data,
+                discriminator=f"mentioned\n{job.conversation_id}",
+                clock=ctx.clock,
+            ),
+            retry_on=TransientError,
+            retries=RECORD_RETRIES,
+            sleep=ctx.sleep,
+        )
+    except TransientError as exc:
+        log.warning("Whom the card of %s mentions was not recorded for its source: %s", state.alert_id, exc)
 
 
 async def _update(

@@ -23,7 +23,7 @@ from typing import Any
 
 from shared import cards
 from shared.domain import workflows as routing
-from shared.domain.alerts import MENTIONED_TYPE, apply_event
+from shared.domain.alerts import apply_event
 from shared.domain.commands import COMMAND_TYPES, ExistingCommand, SendCommand, parse_command
 from shared.domain.events import AlertEvent, InvalidEvent, alert_key, decode_json
 from shared.domain.inbound import parse_events
@@ -487,7 +487,6 @@ async def deliver(
             slot.merge(context, target)
 
     existing = {} if new else {d.conversation_id: d for d in await store.list_deliveries(state.tenant_id, state.key)}
-    mentioned: list[tuple[ConversationRecord, dict[str, Any]]] = []  # a first card that mentions people
     if plan is not None and plan.broadcast:
         for conversation in await store.list_conversations(state.tenant_id):
             if conversation.origin == "teams" and conversation.alert_key in (None, state.key):
@@ -514,8 +513,6 @@ async def deliver(
             context = target_context(target)
             if target.mention:
                 context = {**(context or {}), **await ctx.resolver.mentions(state.tenant_id, target.mention)}
-                if conversation.conversation_id not in existing:
-                    mentioned.append((conversation, context))
             add(conversation, target.recipient.label(), target.reason, context, target)
     channel = state.channel or {}
     if channel.get("status") == "created" and channel.get("id") and channel["id"] not in slots:
@@ -553,8 +550,6 @@ async def deliver(
     ]
     await ctx.jobs.send(jobs)
     outcome.queued.extend(job.conversation_id for job in jobs)
-    if mentioned:
-        await _report_mentions(state, mentioned, ctx, request)
     if unreachable:
         await send_to_fallback(state, unreachable, ctx, outcome, request=request)
     if not jobs and not unreachable and plan is not None and not outcome.detail:
@@ -565,30 +560,6 @@ async def deliver(
             else "no card: no workflow recipient takes this alert"
         )
     return outcome
-
-
-async def _report_mentions(
-    state: AlertState, mentioned: list[tuple[ConversationRecord, dict[str, Any]]], ctx: Delivering, request: str
-) -> None:
-    """Tell the source whom the alert's first cards mention (teams.alert.mentioned), through
-    the same outbox as the actions people take (recorded first, published, retried by the timer)."""
-    from shared.services.actions import publish_system_event
-
-    people = {p["id"]: p for _, context in mentioned for p in context.get("mentions") or []}
-    unresolved = list(dict.fromkeys(w for _, context in mentioned for w in context.get("unresolvedMentions") or []))
-    await publish_system_event(
-        ctx.store,
-        ctx.outbound,
-        state,
-        MENTIONED_TYPE,
-        {
-            "mentioned": [{"aadObjectId": p["id"], "name": p["name"]} for p in people.values()],
-            "notFound": unresolved,
-            "conversations": [c.conversation_id for c, _ in mentioned],
-        },
-        discriminator=f"mentioned\n{request}",
-        clock=ctx.clock,
-    )
 
 
 async def sync_cards(state: AlertState, ctx: Delivering, *, except_conversation: str | None = None) -> Outcome:

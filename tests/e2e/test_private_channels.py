@@ -43,7 +43,13 @@ async def private_channel(m365, queue_sink, monkeypatch):
     assert (await callback(browser(sim, await start("bot")))).status_code == 200
     sim.team = {"id": "19:ops-team-thread@thread.tacv2", "name": "Operations", "aadGroupId": tenant.ops.id}
     sim.channel = {"id": tenant.incidents.id, "name": "Incidents"}
-    recipient = {"kind": "channel", "teamId": tenant.ops.id, "channelId": tenant.incidents.id, "name": "Incidents"}
+    recipient = {
+        "kind": "channel",
+        "teamId": tenant.ops.id,
+        "channelId": tenant.incidents.id,
+        "name": "Incidents",
+        "mention": ["grace@contoso.test"],  # its cards @mention Grace
+    }
     # Its fallback, Grace in a 1:1 chat, cannot be reached here (no app catalog id to install
     # the app for her): a card Teams refuses is recorded as undeliverable, with both reasons.
     fallback = [{"kind": "person", "user": "grace@contoso.test"}]
@@ -113,6 +119,17 @@ class TestAPrivateChannel:
         await add_the_bot(sim)
         await deliver(alert("ALRT-2"))
         [card] = cards(sim, tenant.incidents.id)
+        # The mention reached Teams' Bot Connector as an entity naming Grace by her Entra object id.
+        [entity] = card.attachments[0]["content"]["msteams"]["entities"]
+        assert entity == {
+            "type": "mention",
+            "text": "<at>Grace Hopper</at>",
+            "mentioned": {"id": tenant.admin.id, "name": "Grace Hopper"},
+        }
+        # The source is told, for the card that arrived (not for the one Teams refused).
+        [(_, _, told)] = queue_sink.messages
+        assert told["type"] == "teams.alert.mentioned" and told["subject"] == "ALRT-2"
+        queue_sink.messages.clear()
 
         # Adele is in the team but not in the private channel: refused, nothing changes.
         adele = {"id": "29:adele", "name": "Adele Vance", "aadObjectId": tenant.adele.id}
