@@ -440,19 +440,24 @@ def snooze_button(state: AlertState) -> dict[str, Any]:
     return _show_card(
         "Snooze",
         [
-            {
-                "type": "Input.ChoiceSet",
-                "id": "snoozeFor",
-                "label": "No reminders for",
-                "style": "expanded",
-                "value": SNOOZE_CHOICES[0][0],
-                "choices": [{"title": title, "value": value} for value, title in SNOOZE_CHOICES],
-            },
+            _pick_one("snoozeFor", "No reminders for", SNOOZE_CHOICES),
             {"type": "Input.Date", "id": "snoozeDate", "label": "Until a day (your time; instead of the above)"},
             {"type": "Input.Time", "id": "snoozeTime", "label": "At"},
         ],
         [_execute(state, Verb.SNOOZE, "Snooze")],
     )
+
+
+def _pick_one(input_id: str, label: str, choices: tuple[tuple[str, str], ...]) -> dict[str, Any]:
+    """Radio buttons of (value, title) choices, the first chosen."""
+    return {
+        "type": "Input.ChoiceSet",
+        "id": input_id,
+        "label": label,
+        "style": "expanded",
+        "value": choices[0][0],
+        "choices": [{"title": title, "value": value} for value, title in choices],
+    }
 
 
 def _show_card(title: str, body: list[dict[str, Any]], actions: list[dict[str, Any]]) -> dict[str, Any]:
@@ -485,14 +490,7 @@ def silence_button(state: AlertState) -> dict[str, Any]:
     return _show_card(
         "Silence",
         [
-            {
-                "type": "Input.ChoiceSet",
-                "id": "duration",
-                "label": "Silence in its source for",
-                "style": "expanded",
-                "value": SILENCE_CHOICES[0][0],
-                "choices": [{"title": title, "value": value} for value, title in SILENCE_CHOICES],
-            },
+            _pick_one("duration", "Silence in its source for", SILENCE_CHOICES),
             {
                 "type": "Input.Text",
                 "id": "comment",

@@ -814,18 +814,12 @@ async def silence_alert(
     except SourceRefused as exc:
         return ActionResult(state, False, f"The source did not make the silence: {exc}")
     silence = {"id": silence_id, "until": until.isoformat(), "by": who}
-    new = await _save_with(ctx, state, lambda current: replace(current, silence=silence))
-    await record_and_publish(
+    new = await _change_and_tell(
         ctx,
-        Verb.SILENCE,
-        new,
-        actor,
-        link,
-        where,
-        discriminator=silence_id,
-        extra={"silenceId": silence_id, "until": until.isoformat()},
+        state,
+        lambda current: replace(current, silence=silence),
+        _Told(Verb.SILENCE, actor, link, where, silence_id, {"silenceId": silence_id, "until": until.isoformat()}),
     )
-    await _sync_everywhere(ctx, new, where)
     log.info(
         "Alert %s silenced in %s until %s by %s (silence %s)",
         new.alert_id,
@@ -863,6 +857,31 @@ async def expire_alert_silence(ctx: ActionContext, alert_key: str, actor: Actor,
     who = actor.name or "someone in Teams"
     log.info("Silence %s of alert %s expired by %s", silence_id, new.alert_id, who)
     return ActionResult(new, True, f"Silence {silence_id} expired by {who}.")
+
+
+@dataclass(frozen=True)
+class _Told:
+    """Who did an action and where, for its outbound event: the verb, and what only it carries."""
+
+    verb: Verb
+    actor: Actor
+    link: AccountLink | None
+    where: Where
+    discriminator: str
+    extra: dict[str, Any]
+
+
+async def _change_and_tell(
+    ctx: ActionContext, state: AlertState, change: Callable[[AlertState], AlertState], told: _Told
+) -> AlertState:
+    """The alert changed by a person's action, saved on its ETag; the action sent back to the
+    source; every copy of its card drawn again."""
+    new = await _save_with(ctx, state, change)
+    await record_and_publish(
+        ctx, told.verb, new, told.actor, told.link, told.where, discriminator=told.discriminator, extra=told.extra
+    )
+    await _sync_everywhere(ctx, new, told.where)
+    return new
 
 
 async def _save_with(ctx: ActionContext, state: AlertState, change: Callable[[AlertState], AlertState]) -> AlertState:
@@ -967,10 +986,13 @@ async def note_alert(ctx: ActionContext, alert_key: str, actor: Actor, where: Wh
         return allowed
     state, link = allowed
     now, who = ctx.clock(), _who(actor)
-    new = await _save_with(ctx, state, lambda current: with_note(current, text, who, now))
     discriminator = hashlib.sha256(f"{actor.aad_object_id}\n{now.isoformat()}\n{text}".encode()).hexdigest()[:16]
-    await record_and_publish(ctx, Verb.NOTE, new, actor, link, where, discriminator=discriminator, extra={"note": text})
-    await _sync_everywhere(ctx, new, where)
+    new = await _change_and_tell(
+        ctx,
+        state,
+        lambda current: with_note(current, text, who, now),
+        _Told(Verb.NOTE, actor, link, where, discriminator, {"note": text}),
+    )
     await _reply_in_thread(
         ctx,
         new,
@@ -1001,11 +1023,12 @@ async def snooze_alert(ctx: ActionContext, alert_key: str, actor: Actor, where: 
         return ActionResult(state, False, f"Only an open alert has reminders to snooze; this one is {state.status}.")
     who = _who(actor)
     snooze = {"until": until.astimezone(UTC).isoformat(), "by": who}
-    new = await _save_with(ctx, state, lambda current: replace(current, snooze=snooze))
-    await record_and_publish(
-        ctx, Verb.SNOOZE, new, actor, link, where, discriminator=snooze["until"], extra={"until": snooze["until"]}
+    new = await _change_and_tell(
+        ctx,
+        state,
+        lambda current: replace(current, snooze=snooze),
+        _Told(Verb.SNOOZE, actor, link, where, snooze["until"], {"until": snooze["until"]}),
     )
-    await _sync_everywhere(ctx, new, where)
     log.info("Alert %s snoozed until %s by %s", new.alert_id, snooze["until"], who)
     return ActionResult(new, True, f"Snoozed by {who}: no reminders until {until.astimezone(UTC):%Y-%m-%d %H:%M} UTC.")
 
@@ -1042,18 +1065,19 @@ async def assign_alert(
         return ActionResult(state, False, f"This alert is already assigned to {person['name']}.")
     now = ctx.clock()
     record = {**person, "by": who, "at": now.isoformat()}
-    new = await _save_with(ctx, state, lambda current: replace(current, assignee=record))
-    await record_and_publish(
+    new = await _change_and_tell(
         ctx,
-        Verb.ASSIGN,
-        new,
-        actor,
-        link,
-        where,
-        discriminator=f"{person['id']}\n{now.isoformat()}",
-        extra={"assignee": {"aadObjectId": person["id"], "name": person["name"]}},
+        state,
+        lambda current: replace(current, assignee=record),
+        _Told(
+            Verb.ASSIGN,
+            actor,
+            link,
+            where,
+            f"{person['id']}\n{now.isoformat()}",
+            {"assignee": {"aadObjectId": person["id"], "name": person["name"]}},
+        ),
     )
-    await _sync_everywhere(ctx, new, where)
     if person["id"] != actor.aad_object_id:
         seed = f"{person['id']}\n{now.isoformat()}"
         request = f"assign-{hashlib.sha256(seed.encode()).hexdigest()[:16]}"

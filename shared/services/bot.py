@@ -318,11 +318,9 @@ async def handle_command(
         return BotReply(cards=[await open_alerts_card(store, actor, record, ctx)])
     command_verb = Verb.parse(word)
     if command_verb is not None and command_verb in TRANSITIONS and ctx is not None:
-        if not rest:
-            return BotReply(texts=[f"Which alert? For example: {word} ALRT-1042"])
-        state = await action_service.find_alert(store, actor.tenant_id, rest.split()[0])
-        if state is None:
-            return BotReply(texts=[f"No alert {cards.escape_text(rest.split()[0], 100)} in this organisation."])
+        state = await _named_alert(store, activity, rest.split()[0] if rest else "", f"{word} ALRT-1042")
+        if isinstance(state, str):
+            return BotReply(texts=[state])
         result = await run_verb(ctx, command_verb, state.key, actor, where_of(activity, record, "command"))
         return BotReply(texts=[f"{cards.escape_text(state.alert_id, 100)}: {cards.escape_text(result.message)}"])
     if command_verb in FORM_VERBS and ctx is not None:
@@ -358,6 +356,14 @@ async def handle_command(
     return BotReply(cards=[cards.help_card(COMMANDS)])
 
 
+async def _named_alert(store: StateStore, activity: dict[str, Any], given: str, example: str) -> AlertState | str:
+    """The alert a command names by its id, in the person's organisation; else what to answer."""
+    if not given:
+        return f"Which alert? For example: {example}"
+    state = await action_service.find_alert(store, actor_of(activity).tenant_id, given)
+    return state if state is not None else f"No alert {cards.escape_text(given, 100)} in this organisation."
+
+
 async def silence_command(
     verb: Verb,
     word: str,
@@ -370,11 +376,10 @@ async def silence_command(
     """``silence ALERT-ID 4h why`` makes a silence in the alert's source; ``expire-silence
     ALERT-ID`` ends the one made from Teams."""
     parts = rest.split(maxsplit=2)
-    if not parts:
-        return f"Which alert? For example: {word} ALRT-1042" + (" 4h deploying a fix" if verb is Verb.SILENCE else "")
-    state = await action_service.find_alert(store, actor_of(activity).tenant_id, parts[0])
-    if state is None:
-        return f"No alert {cards.escape_text(parts[0], 100)} in this organisation."
+    example = f"{word} ALRT-1042" + (" 4h deploying a fix" if verb is Verb.SILENCE else "")
+    state = await _named_alert(store, activity, parts[0] if parts else "", example)
+    if isinstance(state, str):
+        return state
     where = where_of(activity, record, "command")
     if verb is Verb.EXPIRE_SILENCE:
         result = await action_service.expire_alert_silence(ctx, state.key, actor_of(activity), where)
@@ -405,12 +410,10 @@ async def form_command(
 ) -> str:
     """``note ID text``, ``snooze ID 2h`` / ``snooze ID until 14:30``, ``assign ID [me|person]``."""
     parts = rest.split(maxsplit=1)
-    if not parts:
-        return f"Which alert? For example: {FORM_EXAMPLES[verb]}"
     actor = actor_of(activity)
-    state = await action_service.find_alert(store, actor.tenant_id, parts[0])
-    if state is None:
-        return f"No alert {cards.escape_text(parts[0], 100)} in this organisation."
+    state = await _named_alert(store, activity, parts[0] if parts else "", FORM_EXAMPLES[verb])
+    if isinstance(state, str):
+        return state
     where = where_of(activity, record, "command")
     argument = parts[1].strip() if len(parts) > 1 else ""
     if verb is Verb.NOTE:
