@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+from datetime import UTC, datetime
 from typing import Any
 
 from shared.domain.events import SEVERITIES
@@ -301,6 +302,27 @@ def read_send_form(form: dict[str, list[str]]) -> dict[str, Any]:
     """Send to Teams: the recipients and fallback chosen with the pickers, and the comment."""
     values = read_workflow_form(form)
     return {"recipients": values["recipients"], "fallback": values["fallback"], "comment": values["comment"]}
+
+
+def timeline(state: Any) -> list[tuple[datetime, str]]:
+    """What happened to an alert, oldest first: created, its status changes, its notes."""
+    events: list[tuple[datetime, str]] = []
+    if state.created:
+        events.append((state.created, "created"))
+    for step in state.steps:
+        who = f" by {step.by}" if step.by else ""
+        via = f" ({step.via})" if step.via else ""
+        events.append((step.at, f"{step.status}{who}{via}"))
+    for note in state.notes:
+        events.append(
+            (datetime.fromisoformat(str(note["at"])), f"note by {note.get('by') or 'someone'}: {note['text']}")
+        )
+    return sorted(events, key=lambda event: event[0])
+
+
+def when(text: Any) -> str:
+    """An ISO time as the console shows times."""
+    return datetime.fromisoformat(str(text)).astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def card_row(delivery: Any) -> dict[str, str]:

@@ -494,6 +494,8 @@ class _Console:
             title=f"Alert {state.alert_id}",
             nav="alerts",
             alert=state,
+            timeline=forms.timeline(state),
+            when=forms.when,
             cards=cards,
             errors=errors or {},
             notice=notice,

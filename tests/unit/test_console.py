@@ -183,6 +183,53 @@ class TestPages:
         policy = response.headers["Content-Security-Policy"]
         assert "script-src 'self'" in policy and "unsafe-inline" not in policy and "default-src 'none'" in policy
 
+    def test_an_alerts_page_has_its_notes_in_the_timeline_and_who_is_on_it(self):
+        from datetime import timedelta
+
+        from shared.console import forms
+        from shared.domain.model import AlertState, StatusStep
+
+        session = ConsoleSession.start(
+            tenant_id=TENANT, user_id=PERSON, name="Ada", username="", admin_because="Global Administrator", now=NOW
+        )
+        later = NOW + timedelta(minutes=5)
+        state = AlertState(
+            TENANT,
+            "k",
+            "ALRT-1",
+            "src",
+            "src",
+            "Disk full",
+            "acknowledged",
+            "high",
+            created=NOW,
+            steps=(StatusStep("acknowledged", later, by="Ada"),),
+            notes=({"text": "<b>rolled back</b>", "by": "Bob", "at": (NOW + timedelta(minutes=2)).isoformat()},),
+            assignee={"id": "u-bob", "name": "Bob", "by": "Ada", "at": later.isoformat()},
+        )
+        body = (
+            render.page(
+                "alert.html",
+                authority_host=AUTHORITY,
+                session=session,
+                title="Alert",
+                alert=state,
+                timeline=forms.timeline(state),
+                when=forms.when,
+                cards=[],
+                errors={},
+                notice="",
+                send={"recipients": [], "fallback": [], "comment": ""},
+                now=later,
+            )
+            .get_body()
+            .decode()
+        )
+        created, noted, acknowledged = (body.index(t) for t in (": created", ": note by Bob", ": acknowledged by Ada"))
+        assert created < noted < acknowledged  # oldest first, notes among the status changes
+        assert "&lt;b&gt;rolled back&lt;/b&gt;" in body and "<b>rolled back" not in body
+        assert "Bob (by Ada)" in body
+
     def test_a_static_file_outside_the_folder_is_not_served(self):
         assert render.static_file("../pages.py").status_code == 404
         assert render.static_file("console.css").status_code == 200
