@@ -11,6 +11,7 @@ import aiohttp
 import pytest
 
 from shared import bootstrap
+from tests.e2e.test_console import browser  # noqa: F401  (the fixture)
 from tests.e2e.test_playground import WAIT_SECONDS, alert_card, install, local_run_with_m365, publish  # noqa: F401
 from tests.support.cards import walk
 
@@ -151,3 +152,47 @@ class TestRespondingFromTeams:
         for kind in ("mentioned", "noted", "snoozed", "assigned"):
             assert f"teams.alert.{kind}" in kinds, kinds
         assert kinds.count("teams.alert.noted") == 2 and kinds.count("teams.alert.assigned") == 2
+
+
+class TestInThePlaygroundsOwnClient:
+    async def test_the_forms_and_the_overflow_menu_work_in_its_web_client(self, local_run_with_m365, browser):
+        """The card as a person uses it: the Playground's web client (its Adaptive Cards renderer)
+        in Chromium shows the row's first buttons and the rest in its "More options" menu, opens
+        the forms, and sends what was typed with the press."""
+        host, playground, queue, _tenant = local_run_with_m365
+        await install(playground)
+        page = await browser.new_page(viewport={"width": 1280, "height": 1400})
+        await page.goto(playground.url)
+        await publish(host, queue, "alert-created.json")
+        card = page.locator(".ac-adaptiveCard").last
+        await card.get_by_text("High CPU on web-frontend-03").wait_for()
+        row = [t.strip() for t in await card.locator(".ac-actionSet").last.get_by_role("button").all_inner_texts()]
+        assert row == ["Acknowledge", "Resolve", "Add note", "Assign", "..."], row
+
+        await card.get_by_role("button", name="Add note").click()
+        await card.get_by_label("Note (every copy of the card shows it, and its source gets it)").fill(
+            "From the client"
+        )
+        await card.get_by_role("button", name="Add note").last.click()
+        await card.get_by_text("Note added by Alex Wilber.").wait_for()
+        await (
+            page.get_by_text("**Note** by Alex Wilber: From the client")
+            .or_(page.get_by_text("Note by Alex Wilber: From the client"))
+            .first.wait_for()
+        )
+
+        await card.get_by_role("button", name="More options").click()
+        menu = [t.strip() for t in await page.get_by_role("menuitem").all_inner_texts()]
+        assert menu == ["Snooze", "Create channel", "Create meeting"], menu
+        await page.get_by_role("menuitem", name="Snooze").click()
+        await card.get_by_role("button", name="Snooze").last.click()
+        await card.get_by_text("Snoozed by Alex Wilber").wait_for()
+
+        await card.get_by_role("button", name="Assign").first.click()
+        await card.get_by_role("button", name="Assign to me").click()
+        await card.get_by_text("Assigned to Alex Wilber by Alex Wilber.").wait_for()
+
+        store = (await bootstrap.container()).store
+        [state] = await store.find_alerts(playground.tenant_id, "ALRT-1042")
+        assert state.notes[-1]["text"] == "From the client" and state.snooze and state.assignee["name"] == "Alex Wilber"
+        await page.close()
