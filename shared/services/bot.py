@@ -317,16 +317,9 @@ async def handle_command(
     if word == "alerts":
         return BotReply(cards=[await open_alerts_card(store, actor, record, ctx)])
     command_verb = Verb.parse(word)
-    if command_verb is not None and command_verb in TRANSITIONS and ctx is not None:
-        state = await _named_alert(store, activity, rest.split()[0] if rest else "", f"{word} ALRT-1042")
-        if isinstance(state, str):
-            return BotReply(texts=[state])
-        result = await run_verb(ctx, command_verb, state.key, actor, where_of(activity, record, "command"))
-        return BotReply(texts=[f"{cards.escape_text(state.alert_id, 100)}: {cards.escape_text(result.message)}"])
-    if command_verb in FORM_VERBS and ctx is not None:
-        return BotReply(texts=[await form_command(command_verb, word, rest, activity, record, store, ctx)])
-    if command_verb in (Verb.SILENCE, Verb.EXPIRE_SILENCE) and ctx is not None:
-        return BotReply(texts=[await silence_command(command_verb, word, rest, activity, record, store, ctx)])
+    if command_verb in ALERT_COMMANDS and ctx is not None:
+        assert command_verb is not None
+        return BotReply(texts=[await alert_command(command_verb, word, rest, activity, record, store, ctx)])
     if word in ("subscribe", "unsubscribe", "subscriptions"):
         return BotReply(texts=[await subscription_command(word, rest, activity, record, store, ctx)])
     if word == "link":
@@ -356,50 +349,17 @@ async def handle_command(
     return BotReply(cards=[cards.help_card(COMMANDS)])
 
 
-async def _named_alert(store: StateStore, activity: dict[str, Any], given: str, example: str) -> AlertState | str:
-    """The alert a command names by its id, in the person's organisation; else what to answer."""
-    if not given:
-        return f"Which alert? For example: {example}"
-    state = await action_service.find_alert(store, actor_of(activity).tenant_id, given)
-    return state if state is not None else f"No alert {cards.escape_text(given, 100)} in this organisation."
-
-
-async def silence_command(
-    verb: Verb,
-    word: str,
-    rest: str,
-    activity: dict[str, Any],
-    record: ConversationRecord | None,
-    store: StateStore,
-    ctx: ActionContext,
-) -> str:
-    """``silence ALERT-ID 4h why`` makes a silence in the alert's source; ``expire-silence
-    ALERT-ID`` ends the one made from Teams."""
-    parts = rest.split(maxsplit=2)
-    example = f"{word} ALRT-1042" + (" 4h deploying a fix" if verb is Verb.SILENCE else "")
-    state = await _named_alert(store, activity, parts[0] if parts else "", example)
-    if isinstance(state, str):
-        return state
-    where = where_of(activity, record, "command")
-    if verb is Verb.EXPIRE_SILENCE:
-        result = await action_service.expire_alert_silence(ctx, state.key, actor_of(activity), where)
-    else:
-        seconds = silence_seconds(parts[1]) if len(parts) > 1 else None
-        if seconds is None:
-            return "For how long? For example: silence ALRT-1042 4h deploying a fix (30m to 7d)."
-        comment = parts[2] if len(parts) > 2 else ""
-        result = await action_service.silence_alert(ctx, state.key, actor_of(activity), where, seconds, comment)
-    return f"{cards.escape_text(state.alert_id, 100)}: {cards.escape_text(result.message)}"
-
-
-FORM_EXAMPLES = {
+# The commands that act on one alert, named by its id: ``<word> ID [argument]``.
+ALERT_COMMANDS = (*TRANSITIONS, Verb.SILENCE, Verb.EXPIRE_SILENCE, *FORM_VERBS)
+COMMAND_EXAMPLES = {
+    Verb.SILENCE: "silence ALRT-1042 4h deploying a fix",
     Verb.NOTE: "note ALRT-1042 rolled back 4.12",
     Verb.SNOOZE: "snooze ALRT-1042 2h (or: until 14:30)",
     Verb.ASSIGN: "assign ALRT-1042 me (or an e-mail address)",
 }
 
 
-async def form_command(
+async def alert_command(
     verb: Verb,
     word: str,
     rest: str,
@@ -408,19 +368,45 @@ async def form_command(
     store: StateStore,
     ctx: ActionContext,
 ) -> str:
-    """``note ID text``, ``snooze ID 2h`` / ``snooze ID until 14:30``, ``assign ID [me|person]``."""
-    parts = rest.split(maxsplit=1)
+    """``ack ID``, ``silence ID 4h why``, ``note ID text`` and the others: the alert the id
+    names in the person's organisation, then the verb with the rest of the command."""
+    given, _, argument = rest.partition(" ")
+    example = COMMAND_EXAMPLES.get(verb, f"{word} ALRT-1042")
+    if not given:
+        return f"Which alert? For example: {example}"
+    state = await action_service.find_alert(store, actor_of(activity).tenant_id, given)
+    if state is None:
+        return f"No alert {cards.escape_text(given, 100)} in this organisation."
+    result = await _run_command(
+        verb, state, argument.strip(), example, activity, where_of(activity, record, "command"), ctx
+    )
+    if isinstance(result, str):
+        return result
+    return f"{cards.escape_text(state.alert_id, 100)}: {cards.escape_text(result.message)}"
+
+
+async def _run_command(
+    verb: Verb,
+    state: AlertState,
+    argument: str,
+    example: str,
+    activity: dict[str, Any],
+    where: Where,
+    ctx: ActionContext,
+) -> ActionResult | str:
+    """The verb done to the alert with what the command gave after its id; a str says what is missing."""
     actor = actor_of(activity)
-    state = await _named_alert(store, activity, parts[0] if parts else "", FORM_EXAMPLES[verb])
-    if isinstance(state, str):
-        return state
-    where = where_of(activity, record, "command")
-    argument = parts[1].strip() if len(parts) > 1 else ""
+    if verb is Verb.SILENCE:
+        duration, _, comment = argument.partition(" ")
+        seconds = silence_seconds(duration) if duration else None
+        if seconds is None:
+            return f"For how long? For example: {example} (30m to 7d)."
+        return await action_service.silence_alert(ctx, state.key, actor, where, seconds, comment.strip())
     if verb is Verb.NOTE:
         if not argument:
-            return f"What does the note say? For example: {FORM_EXAMPLES[verb]}"
-        result = await action_service.note_alert(ctx, state.key, actor, where, argument)
-    elif verb is Verb.SNOOZE:
+            return f"What does the note say? For example: {example}"
+        return await action_service.note_alert(ctx, state.key, actor, where, argument)
+    if verb is Verb.SNOOZE:
         words = argument.split()
         if len(words) == 2 and words[0].lower() == "until":
             until = snooze_until("", "", words[1], time_zone_of(activity), ctx.clock())
@@ -429,15 +415,15 @@ async def form_command(
             until = (
                 ctx.clock() + timedelta(seconds=seconds)
                 if seconds is not None
-                else f"For how long? For example: {FORM_EXAMPLES[verb]}; 30m to 7d."
+                else f"For how long? For example: {example}; 30m to 7d."
             )
         if isinstance(until, str):
             return until
-        result = await action_service.snooze_alert(ctx, state.key, actor, where, until)
-    else:
+        return await action_service.snooze_alert(ctx, state.key, actor, where, until)
+    if verb is Verb.ASSIGN:
         who = None if argument.lower() in ("", "me") else argument[:320]
-        result = await action_service.assign_alert(ctx, state.key, actor, where, who)
-    return f"{cards.escape_text(state.alert_id, 100)}: {cards.escape_text(result.message)}"
+        return await action_service.assign_alert(ctx, state.key, actor, where, who)
+    return await run_verb(ctx, verb, state.key, actor, where)
 
 
 async def may_subscribe(
