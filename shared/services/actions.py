@@ -382,17 +382,10 @@ async def record_and_publish(
 ) -> ActionRecord:
     identifier = action_id(state.tenant_id, state.key, verb, discriminator or str(state.revision))
     now = ctx.clock()
-    record = ActionRecord(
-        state.tenant_id,
-        identifier,
-        outbound_event(verb, state, actor, link, where, identifier, now, extra),
-        created=now,
+    event = outbound_event(verb, state, actor, link, where, identifier, now, extra)
+    return await _keep_and_publish(
+        ctx.store, ctx.publisher, ActionRecord(state.tenant_id, identifier, event, created=now)
     )
-    try:
-        record = await ctx.store.save_action(record)
-    except ConcurrencyConflict:
-        return record  # already recorded (a retried request): published or pending
-    return await _publish(ctx, record)
 
 
 async def publish_system_event(
@@ -409,11 +402,17 @@ async def publish_system_event(
     whom its card mentioned), through the same outbox as people's actions."""
     identifier = action_id(state.tenant_id, state.key, event_type, discriminator)
     now = clock()
-    record = ActionRecord(state.tenant_id, identifier, _envelope(identifier, event_type, state, now, data), created=now)
+    event = _envelope(identifier, event_type, state, now, data)
+    return await _keep_and_publish(store, publisher, ActionRecord(state.tenant_id, identifier, event, created=now))
+
+
+async def _keep_and_publish(store: StateStore, publisher: ActionPublisher | None, record: ActionRecord) -> ActionRecord:
+    """The outbox: the event is recorded first (its stable id), then published; a failed publish
+    stays pending for the timer, and a second try of the same action finds it recorded."""
     try:
         record = await store.save_action(record)
     except ConcurrencyConflict:
-        return record  # already recorded (a retried event): published or pending
+        return record  # already recorded (a retried request or event): published or pending
     return await _publish_with(store, publisher, record)
 
 

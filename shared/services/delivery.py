@@ -649,7 +649,7 @@ async def _report_mentions(state: AlertState, job: DeliveryJob, ctx: Any) -> Non
         await tried_again(
             lambda _attempt: publish_system_event(
                 ctx.store,
-                getattr(ctx, "outbound", None),
+                ctx.outbound,
                 state,
                 MENTIONED_TYPE,
                 data,
