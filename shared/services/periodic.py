@@ -13,7 +13,7 @@ from typing import Any
 from shared import cards
 from shared.domain import retention
 from shared.domain import workflows as routing
-from shared.domain.alerts import needs_reminder
+from shared.domain.alerts import needs_reminder, snoozed
 from shared.domain.jobs import DIGEST, REMINDER, DeliveryJob
 from shared.domain.model import AlertState, ConversationRecord
 from shared.ports import ConcurrencyConflict, JobQueue, StateStore
@@ -63,7 +63,7 @@ async def run_periodic(
     for state in await store.list_open_alerts(prune_before=now - retention.STALE_INDEX_GRACE):
         if state.silence and datetime.fromisoformat(str(state.silence["until"])) <= now:
             report.silences_ended.append(state)
-        if state.snooze and datetime.fromisoformat(str(state.snooze["until"])) <= now:
+        if state.snooze and not snoozed(state, now):
             report.snoozes_ended.append(state)
         if state.status != "open":
             continue
@@ -122,9 +122,7 @@ async def run_timer(ctx: Delivering, actions: Any, reminder_after_minutes: int) 
             await silence_ended(actions, state)
         except Exception as exc:  # noqa: BLE001 - the next run asks again
             log.warning("The end of the silence of alert %s was not reconciled: %s", state.alert_id, exc)
-    for state in report.snoozes_ended:
-        if any(s.key == state.key for s in report.silences_ended):
-            continue  # drawn again with the silence's end; the next run ends the snooze
+    for state in report.snoozes_ended:  # one whose silence ended too is read again on its ETag
         try:
             await snooze_ended(actions, state)
         except Exception as exc:  # noqa: BLE001 - the next run tries again

@@ -40,6 +40,7 @@ SETUP_CLAIM = timedelta(minutes=2)
 # How long a person looked up for a mention is believed in this process (a directory read, not
 # a decision other instances must share: each may look people up for itself).
 MENTION_CACHE_SECONDS = 600
+MAX_MENTION_CACHE = 10_000
 _MENTION_CACHE: dict[tuple[str, str], tuple[float, dict[str, str] | None]] = {}
 
 
@@ -238,21 +239,7 @@ class RecipientResolver:
         except Unreachable:
             return {"unresolvedMentions": list(people)}
         for who in people:
-            cached = _MENTION_CACHE.get((tenant_id, who.lower()))
-            if cached is not None and cached[0] > time.monotonic():
-                person = cached[1]
-            else:
-                try:
-                    user = await self._user(directory, tenant_id, who)
-                    person = {"id": str(user["id"]), "name": str(user.get("displayName") or who)}
-                except Unreachable:
-                    person = None
-                except GraphError as exc:
-                    failure = _unreachable(exc)
-                    if isinstance(failure, TransientError):
-                        raise failure from exc
-                    person = None  # refused for good (not found, not allowed): named as text
-                _MENTION_CACHE[(tenant_id, who.lower())] = (time.monotonic() + MENTION_CACHE_SECONDS, person)
+            person = await self._mentioned(directory, tenant_id, who)
             if person is None:
                 unresolved.append(who)
             elif all(p["id"] != person["id"] for p in found):
@@ -263,6 +250,28 @@ class RecipientResolver:
         if unresolved:
             context["unresolvedMentions"] = unresolved
         return context
+
+    async def _mentioned(self, directory: Directory, tenant_id: str, who: str) -> dict[str, str] | None:
+        """{"id", "name"} of a person to mention, or None when the directory does not have them
+        (believed for :data:`MENTION_CACHE_SECONDS` either way)."""
+        cached = _MENTION_CACHE.get((tenant_id, who.lower()))
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1]
+        person: dict[str, str] | None = None
+        try:
+            user = await self._user(directory, tenant_id, who)
+            person = {"id": str(user["id"]), "name": str(user.get("displayName") or who)}
+        except Unreachable:
+            pass
+        except GraphError as exc:
+            failure = _unreachable(exc)
+            if isinstance(failure, TransientError):
+                raise failure from exc
+            # refused for good (not found, not allowed): named as text
+        if len(_MENTION_CACHE) >= MAX_MENTION_CACHE:
+            _MENTION_CACHE.clear()  # bounded: a process that has mentioned many people starts over
+        _MENTION_CACHE[(tenant_id, who.lower())] = (time.monotonic() + MENTION_CACHE_SECONDS, person)
+        return person
 
     async def _user(self, directory: Directory, tenant_id: str, who: str) -> dict[str, Any]:
         user = await directory.get_user(tenant_id, who)
