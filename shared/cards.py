@@ -355,13 +355,24 @@ def alert_links(state: AlertState) -> list[tuple[str, str, str]]:
     return links
 
 
+def _open_url(title: str, url: str) -> dict[str, Any]:
+    return {"type": "Action.OpenUrl", "title": title, "url": url}
+
+
+def _open_source(state: AlertState) -> dict[str, Any]:
+    """The button to the alert in its source, named by the source's system."""
+    assert state.url is not None
+    return _open_url(source_button_title(state.source, state.url), state.url)
+
+
 def alert_actions(state: AlertState) -> list[dict[str, Any]]:
     """Buttons for what can be done now, the likeliest first; links to the alert's channel and
     meeting once they exist. Past :data:`MAX_CARD_BUTTONS` the rest go into the card's
     overflow menu (``mode: secondary``; Teams: "Overflow menu on Adaptive Cards")."""
     unresolved = state.status != "resolved"
     actions = _status_buttons(state)
-    actions.extend({"type": "Action.OpenUrl", "title": title, "url": url} for title, url, _ in alert_links(state)[:1])
+    links = [_open_url(title, url) for title, url, _ in alert_links(state)]
+    actions.extend(links[:1])
     if state.silence:
         actions.append(_execute(state, Verb.EXPIRE_SILENCE, "Expire silence"))
     elif state.silenceable and unresolved:
@@ -373,18 +384,16 @@ def alert_actions(state: AlertState) -> list[dict[str, Any]]:
         actions.append(snooze_button(state))
     channel, meeting = state.channel or {}, state.meeting or {}
     if channel.get("status") == "created" and channel.get("webUrl"):
-        actions.append({"type": "Action.OpenUrl", "title": "Open channel", "url": channel["webUrl"]})
+        actions.append(_open_url("Open channel", channel["webUrl"]))
     elif unresolved:
         actions.append(_execute(state, Verb.CREATE_CHANNEL, "Create channel"))
     if meeting.get("status") == "created" and meeting.get("joinUrl"):
-        actions.append({"type": "Action.OpenUrl", "title": "Join meeting", "url": meeting["joinUrl"]})
+        actions.append(_open_url("Join meeting", meeting["joinUrl"]))
     elif unresolved:
         actions.append(_execute(state, Verb.CREATE_MEETING, "Create meeting"))
-    actions.extend({"type": "Action.OpenUrl", "title": title, "url": url} for title, url, _ in alert_links(state)[1:])
+    actions.extend(links[1:])
     if state.url:
-        actions.append(
-            {"type": "Action.OpenUrl", "title": source_button_title(state.source, state.url), "url": state.url}
-        )
+        actions.append(_open_source(state))
     return actions
 
 
@@ -511,11 +520,15 @@ MAX_MENTIONS = 20
 _NOT_IN_A_MENTION = re.compile(r"[<>\[\]\\*_`~#|&{}\x00-\x1f\x7f]+")
 
 
+def _mention_name(person: dict[str, Any]) -> str:
+    """The person's name with nothing Teams or Markdown reads as markup (a mention entity's
+    text must be its tag, character for character)."""
+    return " ".join(_NOT_IN_A_MENTION.sub(" ", str(person.get("name") or "")).split())[:100] or "someone"
+
+
 def mention_tag(person: dict[str, Any]) -> str:
-    """``<at>Name</at>`` for a person resolved in the directory: the name with nothing Teams
-    or Markdown reads as markup (the entity's text must be the same, character for character)."""
-    name = " ".join(_NOT_IN_A_MENTION.sub(" ", str(person.get("name") or "")).split())[:100] or "someone"
-    return f"<at>{name}</at>"
+    """``<at>Name</at>`` for a person resolved in the directory."""
+    return f"<at>{_mention_name(person)}</at>"
 
 
 def mention_entities(people: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -524,7 +537,7 @@ def mention_entities(people: list[dict[str, Any]]) -> list[dict[str, Any]]:
         {
             "type": "mention",
             "text": mention_tag(person),
-            "mentioned": {"id": str(person["id"]), "name": mention_tag(person)[4:-5]},
+            "mentioned": {"id": str(person["id"]), "name": _mention_name(person)},
         }
         for person in people[:MAX_MENTIONS]
     ]
@@ -742,17 +755,13 @@ def _alert_row(index: int, alert: AlertState, now: datetime | None = None, butto
     if buttons:
         actions = _status_buttons(alert, list=True)
         if alert.url:
-            actions.append(
-                {"type": "Action.OpenUrl", "title": source_button_title(alert.source, alert.url), "url": alert.url}
-            )
+            actions.append(_open_source(alert))
         items.append({"type": "ActionSet", "actions": actions, "spacing": "Small"})
     elif alert.url:
         items.append(
             {
                 "type": "ActionSet",
-                "actions": [
-                    {"type": "Action.OpenUrl", "title": source_button_title(alert.source, alert.url), "url": alert.url}
-                ],
+                "actions": [_open_source(alert)],
                 "spacing": "Small",
             }
         )
