@@ -34,15 +34,7 @@ async def connected(request, m365, queue_sink, monkeypatch):
     assert (await callback(browser(sim, await start("bot")))).status_code == 200
     sim.team = {"id": "19:ops-team-thread@thread.tacv2", "name": "Operations", "aadGroupId": tenant.ops.id}
     sim.channel = {"id": tenant.oncall.id, "name": "On call"}
-    install = sim.installation_update(
-        "channel",
-        bot_app_id=BOT_APP_ID,
-        tenant_id=TENANT_ID,
-        conversation_id=tenant.oncall.id,
-        team=sim.team,
-        channel=sim.channel,
-    )
-    assert (await post_activity(install, sim.auth_header(BOT_APP_ID, install["serviceUrl"]))).status_code in (200, 201)
+    await install_in_channel(sim)
     event = example("alert-created.json") | {"tenantid": TENANT_ID}
     event["data"] = event["data"] | {"responders": ["oncall@contoso.com", "adele.vance@contoso.com"]}
     await deliver(event)
@@ -52,13 +44,26 @@ async def connected(request, m365, queue_sink, monkeypatch):
     yield sim
 
 
-async def click(sim, verb: str, user: dict | None = None) -> dict:
-    user = user or {"id": "29:grace", "name": "Grace Hopper", "aadObjectId": sim.m365.admin.id}
-    activity = sim.invoke_adaptive_card_action(
-        verb,
-        {**sim.card_data, "verb": verb},
+async def install_in_channel(sim) -> None:
+    """Teams tells the bot it was installed in ``sim.channel`` of ``sim.team`` (a signed activity)."""
+    install = sim.installation_update(
         "channel",
-        reply_to_id=sim.card.id,
+        bot_app_id=BOT_APP_ID,
+        tenant_id=TENANT_ID,
+        conversation_id=sim.channel["id"],
+        team=sim.team,
+        channel=sim.channel,
+    )
+    assert (await post_activity(install, sim.auth_header(BOT_APP_ID, install["serviceUrl"]))).status_code in (200, 201)
+
+
+async def press(sim, card, data: dict, user: dict) -> dict:
+    """Press a button (its data) of ``card`` in ``sim.channel`` as ``user``, as Teams sends it."""
+    activity = sim.invoke_adaptive_card_action(
+        data["verb"],
+        data,
+        "channel",
+        reply_to_id=card.id,
         bot_app_id=BOT_APP_ID,
         tenant_id=TENANT_ID,
         team=sim.team,
@@ -68,6 +73,11 @@ async def click(sim, verb: str, user: dict | None = None) -> dict:
     response = await post_activity(activity, sim.auth_header(BOT_APP_ID, activity["serviceUrl"]))
     assert response.status_code == 200, response.get_body()
     return json.loads(response.get_body())
+
+
+async def click(sim, verb: str, user: dict | None = None) -> dict:
+    user = user or {"id": "29:grace", "name": "Grace Hopper", "aadObjectId": sim.m365.admin.id}
+    return await press(sim, sim.card, {**sim.card_data, "verb": verb}, user)
 
 
 def channels_named_like(sim, text: str) -> list:

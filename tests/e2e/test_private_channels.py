@@ -10,8 +10,9 @@ import pytest
 
 from tests.e2e.conftest import BOT_APP_ID, TENANT_ID
 from tests.e2e.test_alert_flow import cards, example
+from tests.e2e.test_card_actions_graph import install_in_channel, press
 from tests.e2e.test_consent import browser, callback, m365, start  # noqa: F401 - m365 is a fixture
-from tests.support.app import deliver, post_activity
+from tests.support.app import deliver
 
 pytestmark = [pytest.mark.e2e, pytest.mark.azurite]
 
@@ -62,15 +63,7 @@ async def private_channel(m365, queue_sink, monkeypatch):
 async def add_the_bot(sim) -> None:
     """The channel's owner adds the bot to the private channel: Teams tells the bot so."""
     sim.add_bot_to_channel(sim.channel["id"], BOT_APP_ID)
-    install = sim.installation_update(
-        "channel",
-        bot_app_id=BOT_APP_ID,
-        tenant_id=TENANT_ID,
-        conversation_id=sim.channel["id"],
-        team=sim.team,
-        channel=sim.channel,
-    )
-    assert (await post_activity(install, sim.auth_header(BOT_APP_ID, install["serviceUrl"]))).status_code in (200, 201)
+    await install_in_channel(sim)
 
 
 def alert(alert_id: str) -> dict:
@@ -79,22 +72,10 @@ def alert(alert_id: str) -> dict:
     return event
 
 
-async def press(sim, card, verb: str, user: dict) -> dict:
+async def press_button(sim, card, verb: str, user: dict) -> dict:
+    """Press the card's button of this verb in the private channel as ``user``."""
     data = next(a for a in card.attachments[0]["content"]["actions"] if a.get("verb") == verb)["data"]
-    activity = sim.invoke_adaptive_card_action(
-        verb,
-        data,
-        "channel",
-        reply_to_id=card.id,
-        bot_app_id=BOT_APP_ID,
-        tenant_id=TENANT_ID,
-        team=sim.team,
-        channel=sim.channel,
-        user=user,
-    )
-    response = await post_activity(activity, sim.auth_header(BOT_APP_ID, activity["serviceUrl"]))
-    assert response.status_code == 200, response.get_body()
-    return json.loads(response.get_body())
+    return await press(sim, card, data, user)
 
 
 class TestAPrivateChannel:
@@ -133,17 +114,17 @@ class TestAPrivateChannel:
 
         # Adele is in the team but not in the private channel: refused, nothing changes.
         adele = {"id": "29:adele", "name": "Adele Vance", "aadObjectId": tenant.adele.id}
-        refused = await press(sim, card, "acknowledge", adele)
+        refused = await press_button(sim, card, "acknowledge", adele)
         assert "Only members of this channel" in json.dumps(refused)
         assert queue_sink.messages == []
         # Grace is its member: acknowledged, and sent back to the source.
         grace = {"id": "29:grace", "name": "Grace Hopper", "aadObjectId": tenant.admin.id}
-        done = await press(sim, card, "acknowledge", grace)
+        done = await press_button(sim, card, "acknowledge", grace)
         assert "Acknowledged by Grace Hopper" in json.dumps(done)
         assert [e["type"] for _, _, e in queue_sink.messages] == ["teams.alert.acknowledged"]
 
         # Its alert channel is private as well, Grace its owner: the team does not see the alert.
-        made = await press(sim, card, "create_channel", grace)
+        made = await press_button(sim, card, "create_channel", grace)
         assert "created" in json.dumps(made), made
         [channel] = [c for c in tenant.ops.channels.values() if "ALRT-2" in c.display_name]
         assert channel.membership_type == "private" and channel.members[tenant.admin.id] == ["owner"]
