@@ -28,7 +28,6 @@ MEASURED: dict = {
     "table_requests_per_event_by_table": {
         "created": {
             "alerts": 1.0,
-            "openalerts": 1.0,
             "workflows": 0.05,
             "conversations": 0.05,
             "pacing": 2.0,
@@ -72,6 +71,7 @@ CONVERSATIONS_PER_ALERT = 2
 PEAK_FACTOR = 5  # the busiest hour against the day's average
 OPEN_HOURS = 1.0  # how long an alert stays open, on average
 WORKFLOWS_PER_TENANT = 3
+TENANT_LISTED_HOURS = 2  # a tenant stays in the timer's list this long after it was last listed (retention.py)
 TIMER_RUNS_PER_DAY = 288  # PERIODIC_SCHEDULE every 5 minutes
 RESOLVED_RETENTION_DAYS = 30
 BYTES_PER_ALERT = 2_000 + CONVERSATIONS_PER_ALERT * 1_000 + 500  # alert, its deliveries, index and schedule rows
@@ -167,10 +167,15 @@ def scenario(tenants: int, alerts_per_day: int, unit: PerAlert) -> dict:
     }
     binding, load = max(limits.items(), key=lambda kv: kv[1])
     open_alerts = alerts_per_day * OPEN_HOURS / 24
-    # One timer run: the open-alert index (a page per 1,000) and a read of each open alert, the
-    # workflows (digests; a page per 1,000), the outbox, and this run's share of the removals.
+    # One timer run: the tenant list (a page per 1,000: the tenants with an alert open or opened
+    # in the last TENANT_LISTED_HOURS), the open-alert index rows in each listed tenant's alert
+    # partition (a page per 1,000) and a read of each open alert, the workflows (digests; a
+    # page per 1,000), the outbox, and this run's share of the removals.
+    listed = min(tenants, alerts_per_day * (TENANT_LISTED_HOURS + OPEN_HOURS) / 24)
     timer_requests = (
-        (open_alerts // 1000 + 1)
+        (listed // 1000 + 1)
+        + listed
+        + open_alerts // 1000
         + open_alerts
         + (tenants * WORKFLOWS_PER_TENANT // 1000 + 1)
         + 1

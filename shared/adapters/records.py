@@ -42,13 +42,20 @@ def delivery_partition(tenant_id: str, alert_key: str) -> str:
     return f"{tenant_id}|{alert_key}"
 
 
-# Each alert is its own partition (docs/RETENTION.md): one tenant's storm
-# spreads over as many partitions as it has alerts instead of queueing on one.
-ALERT_ROW = "alert"
+# A tenant's alerts in one partition (docs/SCALE.md, *Partitioning*): each alert's row beside its
+# open-alert index row, so that the two are written in one entity group transaction (one
+# request), and the timer reads a tenant's open alerts with one range of rows.
+ALERT_ROW = "alert|"  # + alert key: the alert
+OPEN_ROW = "open|"  # + alert key: its open-alert index row, while it is open and a while after
 
 
-def alert_partition(tenant_id: str, alert_key: str) -> str:
-    return f"{tenant_id}|{alert_key}"
+def alert_partition(tenant_id: str) -> str:
+    return tenant_id
+
+
+def rows_starting(prefix: str) -> tuple[str, str]:
+    """The RowKey range [from, to) of the rows whose key starts with ``prefix``."""
+    return prefix, prefix[:-1] + chr(ord(prefix[-1]) + 1)
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -100,8 +107,8 @@ def conversation_from_entity(entity: Entity) -> ConversationRecord:
 
 def alert_to_entity(state: AlertState) -> Entity:
     return {
-        "PartitionKey": alert_partition(state.tenant_id, state.key),
-        "RowKey": ALERT_ROW,
+        "PartitionKey": alert_partition(state.tenant_id),
+        "RowKey": ALERT_ROW + state.key,
         "TenantId": state.tenant_id,
         "AlertKey": state.key,
         "AlertId": state.alert_id,

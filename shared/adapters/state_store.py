@@ -75,6 +75,12 @@ class EntityTable(Protocol):
         """Upsert entities of ONE partition in one request (an entity group transaction)."""
         ...
 
+    async def transact(self, writes: list[Write]) -> list[str]:
+        """Make writes to rows of ONE partition in one request, all or none (an entity group
+        transaction); their new ETags, in order. ConcurrencyConflict when one's condition fails
+        (a create of a row that exists, a replace of a row changed or gone): then none is made."""
+        ...
+
     async def delete_many(self, pk: str, rks: list[str]) -> None:
         """Delete rows of one partition, a transaction of up to 100 at a time."""
         ...
@@ -88,12 +94,24 @@ class Tables(Protocol):
 # Table Storage: an entity group transaction holds at most 100 operations, all in one partition.
 MAX_TRANSACTION = 100
 
+
+@dataclass(frozen=True)
+class Write:
+    """One write of a transaction (:meth:`EntityTable.transact`): ``create`` (the row must not
+    exist), ``upsert``, or ``replace`` (the row must still have ``etag``)."""
+
+    kind: str
+    entity: Entity
+    etag: str | None = None
+
+
 # Point reads in flight at once when a list is read through an index.
 log = logging.getLogger(__name__)
 
 READ_CONCURRENCY = 50
 WRITE_CONCURRENCY = 200  # single-row writes to as many partitions at once (a storm's folds)
 WANT_ROW = "want|"  # a budget row of an instance that wants send slots (TenantBudget)
+TENANTS_PARTITION = "tenants"  # the tenants with alerts: one row each (TableStateStore._list_tenant)
 
 # ---------------------------------------------------------------------------- in memory
 
@@ -160,6 +178,27 @@ class MemoryTable:
         self.counter.requests += 1
         for entity in entities:
             self.rows[(entity["PartitionKey"], entity["RowKey"])] = (copy.deepcopy(entity), self._etag())
+
+    async def transact(self, writes: list[Write]) -> list[str]:
+        keys = [(w.entity["PartitionKey"], w.entity["RowKey"]) for w in writes]
+        if len({pk for pk, _ in keys}) > 1 or len(writes) > MAX_TRANSACTION:
+            raise ValueError(f"a transaction holds at most {MAX_TRANSACTION} entities of one partition")
+        if len(set(keys)) < len(keys):
+            raise ValueError("a transaction holds each row at most once")  # Table Storage: InvalidDuplicateRow
+        self.counter.requests += 1
+        for write, key in zip(writes, keys, strict=True):
+            current = self.rows.get(key)
+            if write.kind == "create" and current is not None:
+                raise ConcurrencyConflict(f"entity {key} already exists")
+            if write.kind == "replace" and (current is None or current[1] != write.etag):
+                raise ConcurrencyConflict(f"entity {key} changed since it was read")
+            if write.kind not in ("create", "upsert", "replace"):
+                raise ValueError(f"unknown kind of write {write.kind!r}")
+        etags = []
+        for write, key in zip(writes, keys, strict=True):
+            etags.append(self._etag())
+            self.rows[key] = (copy.deepcopy(write.entity), etags[-1])
+        return etags
 
     async def delete_many(self, pk: str, rks: list[str]) -> None:
         for start in range(0, len(rks), MAX_TRANSACTION):
@@ -342,6 +381,34 @@ class AzureTable:
             self._client.submit_transaction([("upsert", entity, {"mode": UpdateMode.REPLACE}) for entity in entities])
         )
 
+    async def transact(self, writes: list[Write]) -> list[str]:
+        from azure.core import MatchConditions
+        from azure.data.tables import TableTransactionError, UpdateMode
+
+        operations: list[Any] = []
+        for write in writes:
+            if write.kind == "create":
+                operations.append(("create", write.entity))
+            elif write.kind == "upsert":
+                operations.append(("upsert", write.entity, {"mode": UpdateMode.REPLACE}))
+            elif write.kind == "replace":
+                conditions = {"etag": write.etag, "match_condition": MatchConditions.IfNotModified}
+                operations.append(("update", write.entity, {"mode": UpdateMode.REPLACE, **conditions}))
+            else:
+                raise ValueError(f"unknown kind of write {write.kind!r}")
+
+        async def submit() -> list[Mapping[str, Any]]:
+            try:
+                return await self._client.submit_transaction(operations)
+            except TableTransactionError as exc:
+                # The service fails the whole transaction with the first failed operation's status:
+                # 409 a create of a row that exists, 412 a replace on a changed row, 404 on a gone one.
+                if exc.status_code in (404, 409, 412):
+                    raise ConcurrencyConflict(str(exc).splitlines()[0]) from exc
+                raise
+
+        return [self._written_etag(result) for result in await self._call(submit())]
+
     async def delete_many(self, pk: str, rks: list[str]) -> None:
         from azure.data.tables import TableTransactionError
 
@@ -487,10 +554,13 @@ class TableStateStore:
     """Implements :class:`shared.ports.StateStore` over any :class:`Tables` backend.
 
     Besides the records, it keeps two indexes and a removal schedule, each written *before*
-    the record it serves (a crash leaves a harmless extra row, never a missing one):
+    the record it serves or in one transaction with it (a crash leaves a harmless extra row,
+    never a missing one):
 
-    - ``openalerts`` (partition: tenant; row: alert key): every alert not resolved. The
-      periodic work reads it, so it costs O(open alerts), not O(every alert ever stored).
+    - open-alert index rows (``open|`` + alert key, beside the alert in the tenant's partition
+      of ``alerts``, written in one transaction with it): every alert not resolved. The
+      periodic work reads them, so it costs O(open alerts), not O(every alert ever stored);
+      ``tenants`` lists the tenants whose partitions it reads.
     - ``alertids`` (partition: tenant + hash of the alert id): finds an alert by the id people
       type (``ack ALRT-1042``) with one partition read once it has left the open-alert index,
       whose rows carry the id too (a filtered read of the tenant's partition finds an open one).
@@ -504,6 +574,7 @@ class TableStateStore:
         self._tables = tables
         self.retention = retention or Retention()
         self._clock = clock or (lambda: datetime.now(UTC))
+        self._listed_tenants: dict[str, datetime] = {}  # tenant -> when this process last listed it
 
     async def _t(self, name: str) -> EntityTable:
         return await self._tables.table(name)
@@ -525,22 +596,25 @@ class TableStateStore:
 
     # alerts
     async def get_alert(self, tenant_id: str, key: str) -> AlertState | None:
-        row = await (await self._t("alerts")).get(records.alert_partition(tenant_id, key), records.ALERT_ROW)
+        row = await (await self._t("alerts")).get(records.alert_partition(tenant_id), records.ALERT_ROW + key)
         return records.alert_from_entity(*row) if row else None
 
     async def save_alert(self, state: AlertState, *, every_attempt: bool = False) -> AlertState:
-        """Create (``etag`` None) or replace if unchanged; first the index and schedule rows
-        the transition needs: into open or acknowledged → the open-alert index; a new alert →
-        its id index; into resolved → its removal, due after the retention period.
+        """Create (``etag`` None) or replace if unchanged, with what the transition needs: into
+        open or acknowledged → its open-alert index row, in the same transaction (one request),
+        and its tenant in the tenant list; a new alert that does not open → its id index row; into
+        resolved → its removal, due after the retention period. The rows of other tables are
+        written first (a crash leaves a harmless extra row, never a missing one).
 
         ``every_attempt``: the caller makes this very create on every attempt of its message
         (the insert-first of a ``*.created`` event, whose retry repeats it even when the alert
-        exists), so an index write that fails is redone by the retry: the rows are written at
-        the same time as the alert instead of before it (one round trip, not two)."""
+        exists), so a row of another table that fails is written by the retry: those rows are
+        written at the same time as the alert instead of before it (one round trip, not two)."""
         was = state.stored_status
+        opens = state.status in UNRESOLVED and was not in UNRESOLVED
         ahead = []
-        if state.status in UNRESOLVED and was not in UNRESOLVED:
-            ahead.append(self._index_open(state))
+        if opens:
+            ahead.append(self._list_tenant(state.tenant_id))
         elif state.etag is None:
             # Found by its id through the open-alert index while it is there; one that never
             # opens needs its id row now (the timer writes the others' when it prunes them).
@@ -552,30 +626,61 @@ class TableStateStore:
             )
         table = await self._t("alerts")
         entity = records.alert_to_entity(state)
+        alert = Write("create", entity) if state.etag is None else Write("replace", entity, state.etag)
+        writes = [alert, Write("upsert", self._open_row(state))] if opens else [alert]
         if every_attempt and state.etag is None:
-            *indexed, created = await asyncio.gather(*ahead, table.create(entity), return_exceptions=True)
-            # An index row that failed wins over "it exists": a retry finds the alert created by
-            # an earlier try, and unless this failure is raised, nothing writes that row again.
-            for outcome in (*indexed, created):
+            *listed, written = await asyncio.gather(*ahead, table.transact(writes), return_exceptions=True)
+            # A row that failed wins over "it exists": a retry finds the alert created by an
+            # earlier try, and unless this failure is raised, nothing writes that row again.
+            for outcome in (*listed, written):
                 if isinstance(outcome, BaseException):
                     raise outcome
-            assert isinstance(created, str)
-            return replace(state, etag=created, stored_status=state.status)
+            assert isinstance(written, list)
+            return replace(state, etag=written[0], stored_status=state.status)
         if ahead:
             await asyncio.gather(*ahead)
-        etag = await (table.create(entity) if state.etag is None else table.replace(entity, state.etag))
-        return replace(state, etag=etag, stored_status=state.status)
+        etags = await table.transact(writes)
+        return replace(state, etag=etags[0], stored_status=state.status)
 
-    async def _index_open(self, state: AlertState) -> None:
-        await (await self._t("openalerts")).upsert(
-            {
-                "PartitionKey": state.tenant_id,
-                "RowKey": state.key,
-                "AlertId": state.alert_id[:1000],
-                "AlertIdKey": self._id_key(state.alert_id),
-                "Written": self._clock().isoformat(),
-            }
+    def _open_row(self, state: AlertState) -> Entity:
+        return {
+            "PartitionKey": records.alert_partition(state.tenant_id),
+            "RowKey": records.OPEN_ROW + state.key,
+            "TenantId": state.tenant_id,
+            "AlertKey": state.key,
+            "AlertId": state.alert_id[:1000],
+            "AlertIdKey": self._id_key(state.alert_id),
+            "Written": self._clock().isoformat(),
+        }
+
+    async def _list_tenant(self, tenant_id: str) -> None:
+        """Put the tenant in the list of tenants with alerts, which the timer reads to visit each
+        one's open alerts: at most once per :data:`retention.TENANT_RELIST` per process (the
+        timer drops a tenant only when it has no open alert and was listed longer ago than
+        twice that, so no alert can be on its way in without its tenant listed)."""
+        now = self._clock()
+        listed = self._listed_tenants.get(tenant_id)
+        if listed is not None and now - listed < retention.TENANT_RELIST:
+            return
+        await (await self._t("tenants")).upsert(
+            {"PartitionKey": TENANTS_PARTITION, "RowKey": tenant_id, "Listed": now.isoformat()}
         )
+        self._listed_tenants[tenant_id] = now
+
+    async def _drop_idle_tenants(
+        self, tenants: list[tuple[Entity, str]], rows: list[tuple[Entity, str]], pruned: set[tuple[str, str]]
+    ) -> None:
+        """Take out of the tenant list the tenants left without an open-alert index row and
+        listed longer ago than twice :data:`retention.TENANT_RELIST` (if unchanged since read: one
+        listed again meanwhile stays)."""
+        busy = {entity["TenantId"] for entity, _ in rows if (entity["PartitionKey"], entity["RowKey"]) not in pruned}
+        before = self._clock() - 2 * retention.TENANT_RELIST
+        table = await self._t("tenants")
+        for entity, etag in tenants:
+            listed = records._dt(entity.get("Listed"))
+            if entity["RowKey"] not in busy and (listed is None or listed < before):
+                with contextlib.suppress(ConcurrencyConflict):
+                    await table.delete(TENANTS_PARTITION, entity["RowKey"], etag)
 
     @staticmethod
     def _id_key(alert_id: str) -> str:
@@ -599,21 +704,44 @@ class TableStateStore:
             found.extend(a for a in chunk if a is not None)
         return found
 
+    async def _open_rows(self, tenant_ids: list[str], id_key: str | None = None) -> list[tuple[Entity, str]]:
+        """The open-alert index rows of these tenants (with ``id_key``, only those of alerts
+        with that id): a range of rows in each one's alert partition, a bounded number at a time."""
+        table = await self._t("alerts")
+        partitions = [records.alert_partition(tenant_id) for tenant_id in tenant_ids]
+        found: list[tuple[Entity, str]] = []
+        for start in range(0, len(partitions), READ_CONCURRENCY):
+            pages = await asyncio.gather(
+                *(
+                    table.query(
+                        partition=p,
+                        rows=records.rows_starting(records.OPEN_ROW),
+                        any_of=("AlertIdKey", (id_key,)) if id_key is not None else None,
+                    )
+                    for p in partitions[start : start + READ_CONCURRENCY]
+                )
+            )
+            found.extend(row for page in pages for row in page)
+        return found
+
     async def list_open_alerts(
         self, tenant_id: str | None = None, *, prune_before: datetime | None = None
     ) -> list[AlertState]:
-        """The alerts not resolved (one tenant's, or all), read through the open-alert index.
+        """The alerts not resolved (one tenant's, or every listed tenant's), read through the
+        open-alert index.
 
         With ``prune_before``, index rows of alerts resolved (or removed) and written before
         that moment are deleted, if unchanged since read: an alert reopened meanwhile rewrote
         its row, so it keeps it."""
-        table = await self._t("openalerts")
-        rows = await table.query(partition=tenant_id)
-        alerts = await self._alerts([(e["PartitionKey"], e["RowKey"]) for e, _ in rows])
+        tenants = await (await self._t("tenants")).query(partition=TENANTS_PARTITION) if tenant_id is None else []
+        rows = await self._open_rows([tenant_id] if tenant_id is not None else [e["RowKey"] for e, _ in tenants])
+        alerts = await self._alerts([(e["TenantId"], e["AlertKey"]) for e, _ in rows])
         by_key = {(a.tenant_id, a.key): a for a in alerts}
         if prune_before is not None:
+            table = await self._t("alerts")
+            pruned: set[tuple[str, str]] = set()
             for entity, etag in rows:
-                state = by_key.get((entity["PartitionKey"], entity["RowKey"]))
+                state = by_key.get((entity["TenantId"], entity["AlertKey"]))
                 written = records._dt(entity.get("Written"))
                 if state is not None and (
                     state.status in UNRESOLVED or (state.status_changed and state.status_changed >= prune_before)
@@ -625,12 +753,14 @@ class TableStateStore:
                     # A conflict: rewritten just now, the alert is being reopened.
                     with contextlib.suppress(ConcurrencyConflict):
                         await table.delete(entity["PartitionKey"], entity["RowKey"], etag)
+                        pruned.add((entity["PartitionKey"], entity["RowKey"]))
+            await self._drop_idle_tenants(tenants, rows, pruned)
         return [a for a in alerts if a.status in UNRESOLVED]
 
     async def list_recent_alerts(self, tenant_id: str, limit: int = 200) -> list[AlertState]:
-        rows = await (await self._t("openalerts")).query(partition=tenant_id)
+        rows = await self._open_rows([tenant_id])
         rows.sort(key=lambda row: str(row[0].get("Written") or ""), reverse=True)
-        alerts = await self._alerts([(tenant_id, e["RowKey"]) for e, _ in rows[:limit]])
+        alerts = await self._alerts([(tenant_id, e["AlertKey"]) for e, _ in rows[:limit]])
         return sorted(alerts, key=lambda a: a.updated or a.created or datetime.min.replace(tzinfo=UTC), reverse=True)
 
     async def find_alerts(self, tenant_id: str, alert_id: str) -> list[AlertState]:
@@ -638,10 +768,10 @@ class TableStateStore:
         an open one through the open-alert index, one resolved a while ago through the id index
         (the timer writes its row when it drops the alert from the open-alert index)."""
         open_rows, id_rows = await asyncio.gather(
-            (await self._t("openalerts")).query(partition=tenant_id, any_of=("AlertIdKey", (self._id_key(alert_id),))),
+            self._open_rows([tenant_id], self._id_key(alert_id)),
             (await self._t("alertids")).query(partition=self._id_partition(tenant_id, alert_id)),
         )
-        keys = {e["RowKey"] for e, _ in open_rows} | {e["RowKey"] for e, _ in id_rows}
+        keys = {e["AlertKey"] for e, _ in open_rows} | {e["RowKey"] for e, _ in id_rows}
         found = await self._alerts([(tenant_id, key) for key in sorted(keys)])
         return [a for a in found if a.alert_id.strip().lower() == alert_id.strip().lower()]
 
@@ -1213,7 +1343,7 @@ class TableStateStore:
             assert state.etag is not None
             # The alert first, if unchanged: an event that reopens it now wins.
             await (await self._t("alerts")).delete(
-                records.alert_partition(state.tenant_id, state.key), records.ALERT_ROW, state.etag
+                records.alert_partition(state.tenant_id), records.ALERT_ROW + state.key, state.etag
             )
             await (await self._t("alertids")).delete(self._id_partition(state.tenant_id, state.alert_id), state.key)
             channel = state.channel or {}

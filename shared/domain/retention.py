@@ -44,6 +44,12 @@ CONSENT_FLOW = timedelta(hours=1)
 # removed once both are older than this, so an alert being reopened right now keeps its row.
 STALE_INDEX_GRACE = timedelta(minutes=15)
 
+# A tenant is in the list of tenants with alerts (the timer visits each one's open alerts) while
+# it has an open-alert index row, or was listed again within twice this: an instance lists a
+# tenant again at most this often as it saves a new alert, so a tenant listed longer ago than
+# twice this, with no open-alert index row, has no alert being created (the timer drops it).
+TENANT_RELIST = timedelta(hours=1)
+
 # A pending action (its publish failed) is never removed: it is looked at again after this.
 PENDING_ACTION_RECHECK = timedelta(days=1)
 

@@ -131,6 +131,21 @@ class TestAlerts:
         await store.save_alert(replace(resolved, status="open", status_changed=clock.now))
         assert [a.key for a in await store.list_open_alerts("aaaaaaaa-0000-4000-8000-00000000000a")] == ["k1"]
 
+    async def test_a_reopening_refused_for_a_stale_etag_writes_no_index_row(self, store, clock):
+        """The alert and its open-index row are one transaction: the refused write leaves the
+        alert resolved and out of the open alerts, once its old row is pruned."""
+        first = await store.save_alert(alert(key="k1"))
+        resolved = await store.save_alert(replace(first, status="resolved", status_changed=NOW))
+        clock.now = NOW + timedelta(hours=1)
+        await store.list_open_alerts(prune_before=clock.now - timedelta(minutes=15))
+        await store.save_alert(replace(resolved, title="Renamed"))  # its ETag moves on
+        with pytest.raises(ConcurrencyConflict):
+            await store.save_alert(replace(resolved, status="open", status_changed=clock.now))
+        assert await store.list_recent_alerts("aaaaaaaa-0000-4000-8000-00000000000a") == []  # no index row
+        assert [a.title for a in await store.find_alerts("aaaaaaaa-0000-4000-8000-00000000000a", "ALRT-1")] == [
+            "Renamed"
+        ]
+
     async def test_pruning_keeps_the_row_of_an_alert_resolved_or_indexed_recently(self, store, clock):
         first = await store.save_alert(alert(key="k1"))
         await store.save_alert(replace(first, status="resolved", status_changed=NOW))

@@ -100,7 +100,8 @@ class TestTheTimerCostsWhatIsOpen:
         _store, tables, *_ = await world(200)
         before = tables.counter.entities
         alerts = await (await tables.table("alerts")).query(any_of=("Status", ("open",)))
-        assert len(alerts) == 2 and tables.counter.entities - before == 203
+        # Every alert stored, and the three open ones' index rows that sit beside them.
+        assert len(alerts) == 2 and tables.counter.entities - before == 203 + 3
 
 
 class TestRemovalOnTheTimer:
@@ -113,7 +114,11 @@ class TestRemovalOnTheTimer:
         )
         clock.now = T0 + timedelta(days=40)
         await run_timer(ctx, actions, reminder_after_minutes=30)
-        assert [key for (_, _), (entity, _) in tables.rows("alerts").items() for key in [entity["AlertKey"]]] == [
+        assert [
+            entity["AlertKey"]
+            for (_, row), (entity, _) in sorted(tables.rows("alerts").items(), key=lambda kv: kv[0][1])
+            if row.startswith("alert|")
+        ] == [
             "now0",
             "now1",
             "now2",
@@ -123,7 +128,11 @@ class TestRemovalOnTheTimer:
             for entity, _ in tables.rows("deliveries").values()
             if not entity["AlertKey"].startswith("digest:")
         } == {"now0", "now1", "now2"}
-        assert {key for (_, key) in tables.rows("openalerts")} == {"now0", "now1", "now2"}
+        assert {key for (_, key) in tables.rows("alerts") if key.startswith("open|")} == {
+            "open|now0",
+            "open|now1",
+            "open|now2",
+        }
         assert not tables.rows("alertids")  # the removed alerts' rows went; an open one is found through its index row
         for key in ("now0", "now1", "now2"):
             assert [a.key for a in await store.find_alerts(TENANT, f"alrt-{key} ")] == [key]
@@ -169,14 +178,21 @@ class FlakyTables(MemoryTables):
         table = await super().table(name)
         tables = self
 
+        def fail() -> None:
+            if tables.fail.get(name):
+                tables.fail[name] -= 1
+                from shared.ports import TransientError
+
+                raise TransientError(f"{name} is unreachable")
+
         class Flaky(type(table)):  # type: ignore[misc]
             async def upsert(self, entity: dict) -> str:
-                if tables.fail.get(name):
-                    tables.fail[name] -= 1
-                    from shared.ports import TransientError
-
-                    raise TransientError(f"{name} is unreachable")
+                fail()
                 return await super().upsert(entity)
+
+            async def transact(self, writes: list) -> list[str]:
+                fail()
+                return await super().transact(writes)
 
         table.__class__ = Flaky
         return table
@@ -205,31 +221,110 @@ class TestTheIndexSurvivesAFailedWrite:
         )
         return tables, store, ctx, body
 
-    async def test_an_index_write_that_fails_on_the_retry_too_is_written_by_a_later_one(self):
-        """The first try creates the alert but not its index row; the retry finds the alert
-        there and fails the index row again: that failure, not "it exists", must be raised."""
+    async def test_a_tenant_row_that_fails_on_the_retry_too_is_written_by_a_later_one(self):
+        """The first try creates the alert but not its tenant's row in the tenant list (written
+        beside it); the retry finds the alert there and fails that row again: that failure, not
+        "it exists", must be raised, or the timer would never visit the tenant."""
         from shared.ports import TransientError
         from tests.support.fakes import process_and_deliver
 
         tables, store, ctx, body = await self._world("alert.created")
-        tables.fail["openalerts"] = 2
+        tables.fail["tenants"] = 2
         for _ in range(2):
             with pytest.raises(TransientError):
                 await process_and_deliver(body, "m-1", ctx)
         await process_and_deliver(body, "m-1", ctx)
-        assert [a.alert_id for a in await store.list_open_alerts(TENANT)] == ["ALRT-9"]
+        assert [a.alert_id for a in await store.list_open_alerts()] == ["ALRT-9"]
 
     @pytest.mark.parametrize("kind", ["alert.created", "alert.updated"])
-    async def test_an_alert_whose_index_write_failed_is_indexed_by_the_retry(self, kind):
+    @pytest.mark.parametrize("failing", ["tenants", "alerts"])
+    async def test_an_alert_whose_write_failed_is_listed_by_the_retry(self, kind, failing):
         from shared.ports import TransientError
         from tests.support.fakes import process_and_deliver
 
         tables, store, ctx, body = await self._world(kind)
-        tables.fail["openalerts"] = 1
+        tables.fail[failing] = 1
         with pytest.raises(TransientError):
             await process_and_deliver(body, "m-1", ctx)
         await process_and_deliver(body, "m-1", ctx)  # Service Bus delivers it again
-        assert [a.alert_id for a in await store.list_open_alerts(TENANT)] == ["ALRT-9"]
+        assert [a.alert_id for a in await store.list_open_alerts()] == ["ALRT-9"]
+
+    async def test_an_alert_and_its_open_index_row_are_written_together_or_not_at_all(self):
+        tables = FlakyTables()
+        store = TableStateStore(tables, clock=Clock())
+        tables.fail["alerts"] = 1
+        from shared.ports import TransientError
+
+        with pytest.raises(TransientError):
+            await store.save_alert(alert("k1", "open", T0))
+        assert not tables.rows("alerts")
+        before = tables.counter.requests
+        await store.save_alert(alert("k1", "open", T0))
+        assert tables.counter.requests - before == 1  # the tenant is listed already; the rest is one transaction
+        assert sorted(row for _, row in tables.rows("alerts")) == ["alert|k1", "open|k1"]
+
+
+class TestTheTenantList:
+    """The timer visits the tenants in the tenant list: each is there while it has an open-alert
+    index row or was listed within two hours, and listed again by a process every hour."""
+
+    @staticmethod
+    async def _timer_sees(store: TableStateStore, clock: Clock) -> list[str]:
+        from shared.domain.retention import STALE_INDEX_GRACE
+
+        return [a.key for a in await store.list_open_alerts(prune_before=clock.now - STALE_INDEX_GRACE)]
+
+    async def test_an_idle_tenant_is_dropped_and_listed_again_by_its_next_alert(self):
+        tables, clock = MemoryTables(), Clock()
+        clock.now = T0
+        store = TableStateStore(tables, clock=clock)
+        first = await store.save_alert(alert("k1", "open", T0))
+        await store.save_alert(replace(first, status="resolved", status_changed=T0))
+        clock.now = T0 + timedelta(hours=1, minutes=59)
+        assert await self._timer_sees(store, clock) == []
+        assert [row for _, row in tables.rows("tenants")] == [TENANT]  # listed within two hours: kept
+        clock.now = T0 + timedelta(hours=2, minutes=1)
+        assert await self._timer_sees(store, clock) == []
+        assert not tables.rows("tenants")  # no open alert, listed more than two hours ago
+        # A process that listed the tenant less than an hour ago would not list it again, but
+        # the timer dropped it only because every process's listing had lapsed.
+        await store.save_alert(alert("k2", "open", clock.now))
+        assert await self._timer_sees(store, clock) == ["k2"]
+
+    async def test_a_tenant_with_an_open_alert_stays_however_long_ago_it_was_listed(self):
+        tables, clock = MemoryTables(), Clock()
+        clock.now = T0
+        store = TableStateStore(tables, clock=clock)
+        await store.save_alert(alert("k1", "open", T0))
+        clock.now = T0 + timedelta(days=3)
+        assert await self._timer_sees(store, clock) == ["k1"]
+        assert [row for _, row in tables.rows("tenants")] == [TENANT]
+
+    async def test_a_process_lists_its_tenants_again_every_hour(self):
+        tables, clock = MemoryTables(), Clock()
+        clock.now = T0
+        store = TableStateStore(tables, clock=clock)
+        await store.save_alert(alert("k1", "open", T0))
+        clock.now = T0 + timedelta(minutes=59)
+        await store.save_alert(alert("k2", "open", clock.now))
+        [(row, _)] = tables.rows("tenants").values()
+        assert row["Listed"] == T0.isoformat()
+        clock.now = T0 + timedelta(hours=1)
+        await store.save_alert(alert("k3", "open", clock.now))
+        [(row, _)] = tables.rows("tenants").values()
+        assert row["Listed"] == clock.now.isoformat()
+
+    async def test_an_alert_reopened_after_its_tenant_was_dropped_lists_it_again(self):
+        tables, clock = MemoryTables(), Clock()
+        clock.now = T0
+        store = TableStateStore(tables, clock=clock)
+        first = await store.save_alert(alert("k1", "open", T0))
+        resolved = await store.save_alert(replace(first, status="resolved", status_changed=T0))
+        clock.now = T0 + timedelta(hours=3)
+        assert await self._timer_sees(store, clock) == []
+        assert not tables.rows("tenants")
+        await store.save_alert(replace(resolved, status="open", status_changed=clock.now))
+        assert await self._timer_sees(store, clock) == ["k1"]
 
 
 class TestFoundByItsId:
@@ -247,5 +342,5 @@ class TestFoundByItsId:
         later = T0 + STALE_INDEX_GRACE + timedelta(days=1)
         clock.now = later
         await store.list_open_alerts(TENANT, prune_before=later - STALE_INDEX_GRACE)
-        assert not tables.rows("openalerts")
+        assert [row for _, row in tables.rows("alerts")] == ["alert|k1"]
         assert [a.key for a in await store.find_alerts(TENANT, "alrt-K1")] == ["k1"]
