@@ -25,7 +25,12 @@ Mention = dict[str, str]
 
 
 class ConcurrencyConflict(Exception):
-    """A conditional write lost a race (ETag mismatch, or the row already exists)."""
+    """A conditional write lost a race (ETag mismatch, or the row already exists). ``write``:
+    in a transaction of several writes, the index of the one whose condition failed."""
+
+    def __init__(self, message: str = "", write: int | None = None) -> None:
+        super().__init__(message)
+        self.write = write
 
 
 class TransientError(Exception):

@@ -38,8 +38,38 @@ def encode_key(value: str) -> str:
     return _KEY_UNSAFE.sub(lambda m: f"%{ord(m.group(0)):02X}", value)
 
 
-def delivery_partition(tenant_id: str, alert_key: str) -> str:
-    return f"{tenant_id}|{alert_key}"
+# A tenant's deliveries (each alert's card in each conversation) and its conversations' send
+# windows in one partition (docs/SCALE.md, *Partitioning*): a card's claim and its record are
+# each written in one transaction with the window of its conversation; an alert's cards are one
+# range of rows.
+CARD_ROW = "card|"  # + alert key + "|" + conversation: an alert's card (or claim) in a conversation
+WINDOW_ROW = "window|"  # + conversation: its send window and storm summary (shared.domain.pacing)
+
+
+def delivery_partition(tenant_id: str) -> str:
+    return tenant_id
+
+
+def delivery_row(alert_key: str, conversation_id: str) -> str:
+    return f"{CARD_ROW}{alert_key}|{encode_key(conversation_id)}"
+
+
+def delivery_rows(alert_key: str) -> tuple[str, str]:
+    """The rows of an alert's cards (alert keys hold no "|")."""
+    return rows_starting(f"{CARD_ROW}{alert_key}|")
+
+
+def window_row(conversation_id: str) -> str:
+    return WINDOW_ROW + encode_key(conversation_id)
+
+
+def window_to_entity(tenant_id: str, conversation_id: str, window: str, summary: dict[str, Any] | None) -> Entity:
+    return {
+        "PartitionKey": delivery_partition(tenant_id),
+        "RowKey": window_row(conversation_id),
+        "Window": window,
+        "Summary": json.dumps(summary, separators=(",", ":")) if summary else "",
+    }
 
 
 # A tenant's alerts in one partition (docs/SCALE.md, *Partitioning*): each alert's row beside its
@@ -184,8 +214,8 @@ def alert_from_entity(entity: Entity, etag: str | None) -> AlertState:
 
 def delivery_to_entity(delivery: Delivery) -> Entity:
     return {
-        "PartitionKey": delivery_partition(delivery.tenant_id, delivery.alert_key),
-        "RowKey": encode_key(delivery.conversation_id),
+        "PartitionKey": delivery_partition(delivery.tenant_id),
+        "RowKey": delivery_row(delivery.alert_key, delivery.conversation_id),
         "TenantId": delivery.tenant_id,
         "AlertKey": delivery.alert_key,
         "ConversationId": delivery.conversation_id,

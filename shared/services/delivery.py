@@ -264,11 +264,22 @@ class JobReport:
 class _Conversation:
     """The batch's view of one conversation: its send window and its storm summary."""
 
-    def __init__(self, job: DeliveryJob, window: pacing.Window, summary: dict[str, Any] | None) -> None:
+    def __init__(
+        self, job: DeliveryJob, window: pacing.Window, summary: dict[str, Any] | None, etag: str | None
+    ) -> None:
         self.record = job.conversation
         self.window = window
         self.summary = summary
         self.summary_dirty = False
+        # The window's row as this batch last read or wrote it (its ETag, and what it holds);
+        # a card's claim and record write the window with them, the summary as it was read
+        # (its counts are saved at the end of the batch, with the members they count).
+        self.etag = etag
+        self.summary_read = copy.deepcopy(summary)
+        self.stored: tuple[str, dict[str, Any] | None] | None = (
+            (window.to_json(), copy.deepcopy(summary)) if etag else None
+        )
+        self.overtaken = False  # another consumer wrote the window meanwhile: the batch is run again
         # The summary's sequence as saved: a member recorded with a higher one was counted by
         # an attempt whose summary was never saved, so it is not in these counts.
         self.saved_seq = summary["seq"] if summary else 0
@@ -314,7 +325,7 @@ async def run_jobs(jobs: list[DeliveryJob], ctx: Any) -> JobReport:
         by_conversation.setdefault((job.tenant_id, job.conversation_id), []).append(job)
     for (tenant_id, conversation_id), group in by_conversation.items():
         window_text, summary, etag = await ctx.store.get_pacing(tenant_id, conversation_id)
-        conversation = _Conversation(group[0], pacing.Window.from_json(window_text), summary)
+        conversation = _Conversation(group[0], pacing.Window.from_json(window_text), summary, etag)
         await _look_up(group, conversation, ctx)
         later: list[DeliveryJob] = []
         summary_before = copy.deepcopy(summary)
@@ -343,7 +354,7 @@ async def run_jobs(jobs: list[DeliveryJob], ctx: Any) -> JobReport:
             raise
         finally:
             try:
-                await _save_pacing(ctx, tenant_id, conversation_id, conversation, etag)
+                await _save_pacing(ctx, tenant_id, conversation_id, conversation)
             except ConcurrencyConflict:
                 # Another consumer saved this conversation meanwhile (a session lock lost and taken
                 # over): overwriting would drop its sends and folds. This attempt's counts are not
@@ -362,15 +373,19 @@ async def run_jobs(jobs: list[DeliveryJob], ctx: Any) -> JobReport:
 PACING_SAVE_TRIES = 3
 
 
-async def _save_pacing(ctx: Any, tenant_id: str, conversation_id: str, conv: _Conversation, etag: str | None) -> None:
-    """Save the conversation's window and summary, tried again when Table Storage fails for now:
-    a batch delivered again because this one write failed would read a window without this
-    batch's sends, and send beyond Teams' limits. A conflict on a later try may be the earlier
-    try having landed with its answer lost: what is stored then is exactly what was written."""
+async def _save_pacing(ctx: Any, tenant_id: str, conversation_id: str, conv: _Conversation) -> None:
+    """Save the conversation's window and summary, unless the batch's last write of a card left
+    them as they are, tried again when Table Storage fails for now: a batch delivered again
+    because this one write failed would read a window without this batch's sends, and send
+    beyond Teams' limits. A conflict on a later try may be the earlier try having landed with
+    its answer lost: what is stored then is exactly what was written."""
     window = conv.window.to_json()
+    if conv.stored == (window, conv.summary) and not conv.overtaken:
+        return
     for attempt in range(PACING_SAVE_TRIES):
         try:
-            await ctx.store.save_pacing(tenant_id, conversation_id, window, conv.summary, etag)
+            conv.etag = await ctx.store.save_pacing(tenant_id, conversation_id, window, conv.summary, conv.etag)
+            conv.stored = (window, copy.deepcopy(conv.summary))
             return
         except TransientError:
             if attempt == PACING_SAVE_TRIES - 1:
@@ -382,6 +397,17 @@ async def _save_pacing(ctx: Any, tenant_id: str, conversation_id: str, conv: _Co
             if stored_window == window and stored_summary == conv.summary:
                 return
             raise
+
+
+async def _save_paced(conv: _Conversation, delivery: Delivery, ctx: Any) -> Delivery:
+    """Save a card's delivery row and its conversation's window in one transaction (one
+    request); ConcurrencyConflict ``write`` 0 when another consumer wrote the window meanwhile
+    (then nothing is written), 1 when the delivery row changed."""
+    window = conv.window.to_json()
+    written: tuple[Delivery, str] = await ctx.store.save_delivery_paced(delivery, window, conv.summary_read, conv.etag)
+    saved, conv.etag = written
+    conv.stored = (window, copy.deepcopy(conv.summary_read))
+    return saved
 
 
 def _discard_counts(before: dict[str, Any] | None, now: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -592,8 +618,10 @@ async def _card(job: DeliveryJob, conv: _Conversation, ctx: Any, report: JobRepo
         etag=delivery.etag if delivery else None,
     )
     try:
-        claim = await store.save_delivery(claim)
-    except ConcurrencyConflict:
+        claim = await _save_paced(conv, claim, ctx)
+    except ConcurrencyConflict as exc:
+        if exc.write == 0:
+            raise TransientError(f"conversation {job.conversation_id} was paced by another consumer meanwhile") from exc
         # Its slot stays taken in the window (counted, never sent: the window errs safe).
         if fresh:  # the row exists after all (a later revision's job ran first here): decide on what it says
             await _card(replace(job, new=False), conv, ctx, report, later)
@@ -625,7 +653,9 @@ async def _card(job: DeliveryJob, conv: _Conversation, ctx: Any, report: JobRepo
         await store.save_delivery(replace(claim, claimed_at=None))  # release the claim for the retry
         raise
     report.sends += 1
-    await _record_render(replace(claim, activity_id=activity_id, status="posted", rendered_version=-1), state, job, ctx)
+    await _record_render(
+        replace(claim, activity_id=activity_id, status="posted", rendered_version=-1), state, job, ctx, conv
+    )
     report.posted.append(job.conversation_id)
     _log_card("posted", state, conv.record)
     if (job.context or {}).get("mentions") or (job.context or {}).get("unresolvedMentions"):
@@ -694,7 +724,7 @@ async def _update(
         ),
     )
     report.sends += 1
-    await _record_render(replace(delivery, context=context), state, job, ctx)
+    await _record_render(replace(delivery, context=context), state, job, ctx, conv)
     report.updated.append(job.conversation_id)
     _log_card("updated", state, conv.record)
 
@@ -722,16 +752,22 @@ def _log_card(result: str, state: AlertState, record: Any) -> None:
     )
 
 
-async def _record_render(delivery: Delivery, state: AlertState, job: DeliveryJob, ctx: Any) -> None:
-    """Record that the card shows ``state.revision``, ETag-conditionally. On a conflict the
-    record is read again: a newer render recorded meanwhile means this send may have put an
-    older card over it, so the current state is rendered again (a follow-up job)."""
+async def _record_render(
+    delivery: Delivery, state: AlertState, job: DeliveryJob, ctx: Any, conv: _Conversation
+) -> None:
+    """Record that the card shows ``state.revision``, ETag-conditionally, with the window that
+    counts its send (one transaction). On a conflict the record is read again: a newer render
+    recorded meanwhile means this send may have put an older card over it, so the current state
+    is rendered again (a follow-up job). Another consumer's window write meanwhile: the record
+    is written alone (the card exists), and the batch is run again at its end."""
     transient = 0
     for _ in range(5 + RECORD_RETRIES):
+        record = replace(delivery, rendered_version=max(state.revision, delivery.rendered_version), claimed_at=None)
         try:
-            await ctx.store.save_delivery(
-                replace(delivery, rendered_version=max(state.revision, delivery.rendered_version), claimed_at=None)
-            )
+            if conv.overtaken:
+                await ctx.store.save_delivery(record)
+            else:
+                await _save_paced(conv, record, ctx)
             return
         except TransientError:
             # The card is in Teams already: losing its activity id would make a retry post it
@@ -740,7 +776,12 @@ async def _record_render(delivery: Delivery, state: AlertState, job: DeliveryJob
             if transient > RECORD_RETRIES:
                 raise
             await ctx.sleep(exponential(transient, first=0.4, cap=MAX_BACKOFF_SECONDS))
-        except ConcurrencyConflict:
+        except ConcurrencyConflict as exc:
+            if exc.write == 0:
+                if transient and await _landed(conv, ctx):
+                    return  # the try whose answer was lost wrote both rows
+                conv.overtaken = True
+                continue
             current = await ctx.store.get_delivery(delivery.tenant_id, delivery.alert_key, delivery.conversation_id)
             if current is None:
                 return
@@ -764,6 +805,16 @@ async def _record_render(delivery: Delivery, state: AlertState, job: DeliveryJob
                 context=delivery.context,
             )
     raise TransientError(f"the delivery record of {state.alert_id} in {delivery.conversation_id} kept changing")
+
+
+async def _landed(conv: _Conversation, ctx: Any) -> bool:
+    """Whether the window's row holds what this batch last wrote with a card's row: a try whose
+    answer was lost landed (the two rows are one transaction), and its ETag is taken."""
+    window, summary, etag = await ctx.store.get_pacing(conv.record.tenant_id, conv.record.conversation_id)
+    if (window, summary) != (conv.window.to_json(), conv.summary_read):
+        return False
+    conv.etag, conv.stored = etag, (window, copy.deepcopy(summary))
+    return True
 
 
 async def _comment(

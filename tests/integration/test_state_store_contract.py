@@ -173,6 +173,30 @@ class TestAlerts:
 
 
 class TestDeliveries:
+    async def test_a_card_and_its_conversations_window_are_written_together_or_not_at_all(self, store):
+        """One transaction (the connector's own $batch codec on Azurite): the ETags it answers
+        are the rows' own, and a failed condition names its write and leaves both rows as they were."""
+        tenant, conversation_id = "aaaaaaaa-0000-4000-8000-00000000000a", "19:o'brien/#x?y@thread.tacv2"
+        claim = Delivery(tenant, "k1", conversation_id, claimed_at=NOW, context={"note": "it's late"})
+        saved, window_etag = await store.save_delivery_paced(claim, '{"recent":[1.0]}', {"seq": 1}, None)
+        stored = await store.get_delivery(tenant, "k1", conversation_id)
+        assert stored is not None and stored.etag == saved.etag and stored.context == {"note": "it's late"}
+        window, summary, etag = await store.get_pacing(tenant, conversation_id)
+        assert (window, summary, etag) == ('{"recent":[1.0]}', {"seq": 1}, window_etag)
+        await store.save_pacing(tenant, conversation_id, '{"recent":[2.0]}', None, etag)  # another consumer
+        with pytest.raises(ConcurrencyConflict) as stale_window:
+            await store.save_delivery_paced(replace(saved, status="posted"), '{"recent":[3.0]}', None, window_etag)
+        assert stale_window.value.write == 0
+        _, _, etag = await store.get_pacing(tenant, conversation_id)
+        with pytest.raises(ConcurrencyConflict) as exists:
+            await store.save_delivery_paced(claim, '{"recent":[3.0]}', None, etag)
+        assert exists.value.write == 1
+        assert (await store.get_pacing(tenant, conversation_id))[0] == '{"recent":[2.0]}'
+        assert (await store.get_delivery(tenant, "k1", conversation_id)).status == "posting"
+        posted, _ = await store.save_delivery_paced(replace(saved, status="posted"), '{"recent":[3.0]}', None, etag)
+        assert [d.status for d in await store.list_deliveries(tenant, "k1")] == ["posted"]
+        assert posted.etag == (await store.get_delivery(tenant, "k1", conversation_id)).etag
+
     async def test_a_claim_can_be_taken_once(self, store):
         claim = Delivery("aaaaaaaa-0000-4000-8000-00000000000a", "k1", "19:c@thread", claimed_at=NOW)
         await store.save_delivery(claim)

@@ -182,43 +182,77 @@ class TestASlowSend:
 
 
 class TestTheWindowIsSaved:
-    async def test_a_window_whose_save_failed_for_now_is_saved_by_a_second_try_with_its_sends(self):
-        """Else the batch is delivered again and reads a window without the sends it made."""
-        store, clock = memory_store(), Clock()
-        ctx = delivering(store, RecordingMessenger(), clock=clock)
-        real, failures = store.save_pacing, {"left": 1}
+    """A card's record carries its conversation's window (one transaction); a batch whose last
+    send was not a card's (a reminder) saves the window at its end. Either write failing for now
+    is tried again: else the batch is delivered again and reads a window without its sends."""
 
-        async def flaky(*args, **kwargs):
-            if failures["left"]:
-                failures["left"] -= 1
-                raise TransientError("Table Storage is unreachable")
-            return await real(*args, **kwargs)
+    @staticmethod
+    async def _run(store, clock, failing: str, fail) -> tuple:
+        """A card posted, then a reminder in its thread; ``fail`` wraps the store's ``failing``
+        method from the reminder's batch on (the card's batch, for the record)."""
+        from shared.domain.jobs import REMINDER
 
-        store.save_pacing = flaky
+        messenger = RecordingMessenger()
+        ctx = delivering(store, messenger, clock=clock)
+        await store.save_alert(alert(1))
+        real = getattr(store, failing)
+        if failing == "save_delivery_paced":
+            setattr(store, failing, fail(real))
         await ctx.jobs.send([DeliveryJob(conversation(TENANT, CHANNEL), CARD, alert(1), new=True, request="e1")])
-        report = await ctx.jobs.drain(ctx)
+        first = await ctx.jobs.drain(ctx)
+        clock.now += timedelta(seconds=5)
+        if failing == "save_pacing":
+            setattr(store, failing, fail(real))
+        reminder = DeliveryJob(
+            conversation(TENANT, CHANNEL), REMINDER, None, text="Reminder", extra={"alertKey": "k00001"}, request="r1"
+        )
+        await ctx.jobs.send([reminder])
+        second = await ctx.jobs.drain(ctx)
         window, _summary, _etag = await store.get_pacing(TENANT, CHANNEL)
-        assert report.posted == [CHANNEL] and failures["left"] == 0
-        assert pacing.Window.from_json(window).recent == [clock.now.timestamp()]
+        return first, second, pacing.Window.from_json(window), messenger
 
-    async def test_a_save_that_landed_with_its_answer_lost_is_taken_as_saved(self):
+    @pytest.mark.parametrize("failing, call", [("save_delivery_paced", 2), ("save_pacing", 1)])
+    async def test_a_window_whose_save_failed_for_now_is_saved_by_a_second_try_with_its_sends(self, failing, call):
         store, clock = memory_store(), Clock()
-        ctx = delivering(store, RecordingMessenger(), clock=clock)
-        real, lost = store.save_pacing, {"left": 1}
+        calls = {"n": 0}
 
-        async def lands_then_fails(*args, **kwargs):
-            etag = await real(*args, **kwargs)
-            if lost["left"]:
-                lost["left"] -= 1
-                raise TransientError("the connection dropped before the answer")
-            return etag
+        def fail(real):
+            async def flaky(*args, **kwargs):
+                calls["n"] += 1
+                if calls["n"] == call:
+                    raise TransientError("Table Storage is unreachable")
+                return await real(*args, **kwargs)
 
-        store.save_pacing = lands_then_fails
-        await ctx.jobs.send([DeliveryJob(conversation(TENANT, CHANNEL), CARD, alert(1), new=True, request="e1")])
-        report = await ctx.jobs.drain(ctx)
-        window, _summary, _etag = await store.get_pacing(TENANT, CHANNEL)
-        assert report.posted == [CHANNEL] and report.rescheduled == 0
-        assert pacing.Window.from_json(window).recent == [clock.now.timestamp()]
+            return flaky
+
+        first, second, window, messenger = await self._run(store, clock, failing, fail)
+        assert first.posted == [CHANNEL] and second.sends == 1 and calls["n"] >= call
+        assert first.rescheduled == second.rescheduled == 0
+        assert len(window.recent) == 2  # the card's send and the reminder's
+        assert len(messenger.cards_in(CHANNEL)) == 1
+        assert any(m.text == "Reminder" for m in messenger.messages.values())
+
+    @pytest.mark.parametrize("failing, call", [("save_delivery_paced", 2), ("save_pacing", 1)])
+    async def test_a_save_that_landed_with_its_answer_lost_is_taken_as_saved(self, failing, call):
+        store, clock = memory_store(), Clock()
+        calls = {"n": 0}
+
+        def fail(real):
+            async def lands_then_fails(*args, **kwargs):
+                result = await real(*args, **kwargs)
+                calls["n"] += 1
+                if calls["n"] == call:
+                    raise TransientError("the connection dropped before the answer")
+                return result
+
+            return lands_then_fails
+
+        first, second, window, messenger = await self._run(store, clock, failing, fail)
+        assert first.posted == [CHANNEL] and second.sends == 1 and calls["n"] >= call
+        assert first.rescheduled == second.rescheduled == 0
+        assert len(window.recent) == 2  # the card's send and the reminder's
+        assert len(messenger.cards_in(CHANNEL)) == 1
+        assert any(m.text == "Reminder" for m in messenger.messages.values())
 
 
 class TestABatchDeliveredAgain:
@@ -778,6 +812,57 @@ class TestTwoConsumersOfOneConversation:
         await run_batch([job_from_message(b, delivery_count=2) for b in bodies], ctx)
         _, summary, _ = await inner.get_pacing(TENANT, CHANNEL)
         assert summary["counts"] == {"open:critical": 1, "open:high": 5}
+
+
+class WindowWrittenBeforeACard:
+    """The store, where another consumer writes the conversation's window just before this
+    one's card claim (``at`` 1) or record (``at`` 2) is written with it, once."""
+
+    def __init__(self, store, at: int) -> None:
+        self._store = store
+        self.at = at
+        self.calls = 0
+
+    def __getattr__(self, name):
+        return getattr(self._store, name)
+
+    async def save_delivery_paced(self, delivery_row, window, summary, etag):
+        self.calls += 1
+        if self.calls == self.at:
+            theirs, their_summary, current = await self._store.get_pacing(TENANT, CHANNEL)
+            await self._store.save_pacing(TENANT, CHANNEL, theirs or window, their_summary, current)
+        return await self._store.save_delivery_paced(delivery_row, window, summary, etag)
+
+
+class TestAnotherConsumerWritesTheWindowOfACard:
+    """A card's claim and record are each written with its conversation's window, on the ETag
+    the batch read: another consumer's write meanwhile (a session lock lost and taken over) is
+    seen before the post, or after it without losing the card's record."""
+
+    async def test_before_the_claim_nothing_is_posted_and_the_batch_is_run_again(self):
+        from shared.services.delivery import run_message
+
+        inner, clock = memory_store(), Clock()
+        store = WindowWrittenBeforeACard(inner, at=1)
+        messenger = RecordingMessenger()
+        ctx = delivering(store, messenger, clock=clock)
+        report = await run_message([DeliveryJob(conversation(TENANT, CHANNEL), CARD, alert(1), new=True)], ctx)
+        assert report.posted == [CHANNEL] and store.calls == 3  # the refused claim, then claim and record
+        assert sum(1 for kind, _ in messenger.calls if kind == "post") == 1
+
+    async def test_after_the_post_the_card_is_recorded_and_the_batch_is_run_again_without_posting_twice(self):
+        from shared.services.delivery import run_message
+
+        inner, clock = memory_store(), Clock()
+        store = WindowWrittenBeforeACard(inner, at=2)
+        messenger = RecordingMessenger()
+        ctx = delivering(store, messenger, clock=clock)
+        await run_message([DeliveryJob(conversation(TENANT, CHANNEL), CARD, alert(1), new=True)], ctx)
+        assert sum(1 for kind, _ in messenger.calls if kind == "post") == 1
+        recorded = await inner.get_delivery(TENANT, alert(1).key, CHANNEL)
+        assert recorded is not None and recorded.activity_id and recorded.status == "posted"
+        window, _summary, _etag = await inner.get_pacing(TENANT, CHANNEL)
+        assert len(pacing.Window.from_json(window).recent) == 1  # the send counted once, after the rerun
 
 
 class TestAStormOverHours:

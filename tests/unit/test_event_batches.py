@@ -177,7 +177,7 @@ class TestABriefFailure:
         store, clock, messenger = ops
         ctx = delivering(store, messenger, clock=clock)
         record = conversation(TENANT, CHANNEL)
-        real = store.save_pacing
+        real = store.save_delivery_paced  # the card's claim
         failed: list[int] = []
 
         async def once(*args, **kwargs):
@@ -186,7 +186,7 @@ class TestABriefFailure:
                 raise TransientError("Table Storage is unreachable")
             return await real(*args, **kwargs)
 
-        store.save_pacing = once
+        store.save_delivery_paced = once
         from tests.unit.test_delivery_jobs import alert
 
         report = await run_message([DeliveryJob(record, CARD, alert(1), new=True, request="e1")], ctx)

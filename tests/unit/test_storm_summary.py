@@ -160,7 +160,7 @@ def test_a_storm_needs_the_window_full() -> None:
     assert window.next_send(0.0, pacing.limits_for(False), reserve=True) > delivery.FOLD_AFTER_SECONDS
 
 
-class TestAStormsManyOneRowWrites:
+class TestAStormsFolds:
     async def test_a_write_failed_for_now_is_tried_again_not_the_whole_batch(self):
         from shared.adapters.state_store import MemoryTable, MemoryTables, TableStateStore
         from shared.domain.model import Delivery
@@ -168,18 +168,20 @@ class TestAStormsManyOneRowWrites:
 
         failed: set = set()
 
-        class FailsEachRowOnce(MemoryTable):
-            async def upsert(self, entity):
-                row = (entity["PartitionKey"], entity["RowKey"])
-                if row not in failed:
-                    failed.add(row)
+        class FailsEachTransactionOnce(MemoryTable):
+            async def upsert_many(self, entities):
+                first = (entities[0]["PartitionKey"], entities[0]["RowKey"])
+                if first not in failed:
+                    failed.add(first)
                     raise TransientError("Table Storage answered 503")
-                return await super().upsert(entity)
+                return await super().upsert_many(entities)
 
         tables = MemoryTables()
-        tables._tables["deliveries"] = FailsEachRowOnce(tables.counter)
+        tables._tables["deliveries"] = FailsEachTransactionOnce(tables.counter)
         store = TableStateStore(tables)
         marks = [Delivery(TENANT, f"k{n}", CHANNEL) for n in range(150)]
         await store.mark_folded(marks)
         assert len(await store.list_deliveries(TENANT, "k7")) == 1
         assert len(tables.rows("deliveries")) == 150
+        # A tenant's deliveries share a partition: 150 rows are two transactions (each failed once).
+        assert len(failed) == 2 and tables.counter.requests == 2 + 1
