@@ -174,6 +174,20 @@ class PacingStore(Protocol):
         consumer wrote them meanwhile); the new ETag."""
         ...
 
+    def last_pacing(self, tenant_id: str, conversation_id: str) -> tuple[str | None, dict[str, Any] | None, str] | None:
+        """The window and summary as this process last read or wrote them, with their ETag,
+        without a request (None: not remembered). Another consumer may have written them since."""
+        ...
+
+    async def save_delivery_paced(
+        self, delivery: Delivery, window: str, summary: dict[str, Any] | None, pacing_etag: str | None
+    ) -> tuple[Delivery, str]:
+        """Save a delivery (same ETag rules as :meth:`DeliveryStore.save_delivery`) and its
+        conversation's window and summary (as :meth:`save_pacing`) in one transaction, both or
+        neither: ConcurrencyConflict ``write`` 0 when the window changed, 1 when the delivery
+        did. The delivery with its new ETag, and the window's."""
+        ...
+
     async def list_budget_slots(self, tenant_id: str) -> list[tuple[int, str, datetime | None, str]]:
         """The tenant's send-budget slots: (slot, holder instance, lease end, ETag)."""
         ...

@@ -15,6 +15,7 @@ import hashlib
 import itertools
 import json
 import logging
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -111,6 +112,7 @@ log = logging.getLogger(__name__)
 READ_CONCURRENCY = 50
 WRITE_CONCURRENCY = 200  # single-row writes to as many partitions at once (a storm's folds)
 WANT_ROW = "want|"  # a budget row of an instance that wants send slots (TenantBudget)
+WINDOWS_REMEMBERED = 10_000  # conversations' window rows a process remembers (TableStateStore.last_pacing)
 TENANTS_PARTITION = "tenants"  # the tenants with alerts: one row each (TableStateStore._list_tenant)
 
 # ---------------------------------------------------------------------------- in memory
@@ -563,6 +565,8 @@ class TableStateStore:
         self.retention = retention or Retention()
         self._clock = clock or (lambda: datetime.now(UTC))
         self._listed_tenants: dict[str, datetime] = {}  # tenant -> when this process last listed it
+        # Each conversation's window row as this process last read or wrote it (last_pacing).
+        self._windows: OrderedDict[tuple[str, str], tuple[str | None, dict[str, Any] | None, str]] = OrderedDict()
 
     async def _t(self, name: str) -> EntityTable:
         return await self._tables.table(name)
@@ -791,12 +795,18 @@ class TableStateStore:
         table = await self._t("deliveries")
         paced = records.window_to_entity(delivery.tenant_id, delivery.conversation_id, window, summary)
         entity = records.delivery_to_entity(delivery)
-        etags = await table.transact(
-            [
-                Write("create", paced) if pacing_etag is None else Write("replace", paced, pacing_etag),
-                Write("create", entity) if delivery.etag is None else Write("replace", entity, delivery.etag),
-            ]
-        )
+        try:
+            etags = await table.transact(
+                [
+                    Write("create", paced) if pacing_etag is None else Write("replace", paced, pacing_etag),
+                    Write("create", entity) if delivery.etag is None else Write("replace", entity, delivery.etag),
+                ]
+            )
+        except ConcurrencyConflict as exc:
+            if exc.write == 0:
+                self._windows.pop((delivery.tenant_id, delivery.conversation_id), None)
+            raise
+        self._remember_window(delivery.tenant_id, delivery.conversation_id, window, summary, etags[0])
         return replace(delivery, etag=etags[1]), etags[0]
 
     async def mark_folded(self, deliveries: list[Delivery]) -> None:
@@ -1069,14 +1079,39 @@ class TableStateStore:
             return None, None, None
         entity, etag = row
         summary = json.loads(entity["Summary"]) if entity.get("Summary") else None
-        return entity.get("Window") or None, summary, etag
+        window = entity.get("Window") or None
+        self._remember_window(tenant_id, conversation_id, window, summary, etag)
+        return window, summary, etag
 
     async def save_pacing(
         self, tenant_id: str, conversation_id: str, window: str, summary: dict[str, Any] | None, etag: str | None
     ) -> str:
         table = await self._t("deliveries")
         entity = records.window_to_entity(tenant_id, conversation_id, window, summary)
-        return await (table.create(entity) if etag is None else table.replace(entity, etag))
+        try:
+            written = await (table.create(entity) if etag is None else table.replace(entity, etag))
+        except ConcurrencyConflict:
+            self._windows.pop((tenant_id, conversation_id), None)
+            raise
+        self._remember_window(tenant_id, conversation_id, window, summary, written)
+        return written
+
+    def last_pacing(self, tenant_id: str, conversation_id: str) -> tuple[str | None, dict[str, Any] | None, str] | None:
+        """The conversation's window row as this process last read or wrote it, without a
+        request. Another instance may have written it since: a write conditional on its ETag
+        finds out (shared.services.delivery uses it for a batch of new cards, whose claim is
+        such a write)."""
+        row = self._windows.get((tenant_id, conversation_id))
+        return (row[0], copy.deepcopy(row[1]), row[2]) if row else None
+
+    def _remember_window(
+        self, tenant_id: str, conversation_id: str, window: str | None, summary: dict[str, Any] | None, etag: str
+    ) -> None:
+        key = (tenant_id, conversation_id)
+        self._windows[key] = (window, copy.deepcopy(summary), etag)
+        self._windows.move_to_end(key)
+        while len(self._windows) > WINDOWS_REMEMBERED:
+            self._windows.popitem(last=False)
 
     # each tenant's send budget, leased in slots by the instances (shared.services.delivery.TenantBudget)
     async def list_budget_slots(self, tenant_id: str) -> list[tuple[int, str, datetime | None, str]]:

@@ -260,6 +260,15 @@ class JobReport:
     undeliverable: list[str] = field(default_factory=list)
     sends: int = 0
 
+    def add(self, other: JobReport) -> None:
+        for name, value in other.__dict__.items():
+            setattr(self, name, getattr(self, name) + value)
+
+
+class _Stale(Exception):
+    """The window row this process remembered was written by another consumer since: the
+    conversation's jobs run again on the row as it is now. Raised before anything was sent."""
+
 
 class _Conversation:
     """The batch's view of one conversation: its send window and its storm summary."""
@@ -280,6 +289,10 @@ class _Conversation:
             (window.to_json(), copy.deepcopy(summary)) if etag else None
         )
         self.overtaken = False  # another consumer wrote the window meanwhile: the batch is run again
+        # False while the window is the one this process remembered (TableStateStore.last_pacing),
+        # not yet confirmed by a read or a write on its ETag: nothing is sent until it is.
+        self.confirmed = True
+        self.stale = False
         # The summary's sequence as saved: a member recorded with a higher one was counted by
         # an attempt whose summary was never saved, so it is not in these counts.
         self.saved_seq = summary["seq"] if summary else 0
@@ -324,50 +337,83 @@ async def run_jobs(jobs: list[DeliveryJob], ctx: Any) -> JobReport:
     for job in jobs:
         by_conversation.setdefault((job.tenant_id, job.conversation_id), []).append(job)
     for (tenant_id, conversation_id), group in by_conversation.items():
-        window_text, summary, etag = await ctx.store.get_pacing(tenant_id, conversation_id)
-        conversation = _Conversation(group[0], pacing.Window.from_json(window_text), summary, etag)
-        await _look_up(group, conversation, ctx)
-        later: list[DeliveryJob] = []
-        summary_before = copy.deepcopy(summary)
-        try:
-            for job in group:
-                await _run_job(job, conversation, ctx, report, later)
-            await _write_folds(conversation, ctx, report)
-            summary_jobs = [j for j in group if j.kind == SUMMARY]
-            # A summary whose counts were saved but not rendered (an earlier attempt of a batch
-            # failed after folding) is rendered now: its alerts are visible nowhere else.
-            unrendered = conversation.summary is not None and conversation.summary["seq"] != conversation.summary.get(
-                "rendered"
-            )
-            if conversation.summary_dirty or summary_jobs or unrendered:
-                await _refresh_summary(conversation, ctx, report, later, summary_jobs[-1] if summary_jobs else None)
-        except BaseException:
-            # Service Bus delivers the batch again, first in its session, its jobs no longer "new"
-            # (jobs.job_from_message): they look up what this attempt did. What it sent stays in
-            # the window; what it counted does not stay counted: the summary is saved as it was
-            # read (with the card this attempt posted or updated, marked to be drawn again), and
-            # the members this attempt recorded go. A member left behind (its removal failed too)
-            # has a sequence above the saved summary's, which marks it uncounted; as no later
-            # save counts anything until this batch has gone through, nothing passes it.
-            conversation.summary = _discard_counts(summary_before, conversation.summary)
-            await _unrecord(conversation, ctx)
-            raise
-        finally:
+        # A batch of new cards starts from the window as this process last wrote it (no read):
+        # the first card's claim is written on its ETag, so a window written by another consumer
+        # since is found out before anything is sent, and the batch runs again on a fresh read.
+        remembered = ctx.store.last_pacing(tenant_id, conversation_id) if _new_cards(group) else None
+        while True:
+            attempt = JobReport()
+            try:
+                await _run_conversation(group, remembered, ctx, attempt)
+            except _Stale:
+                log.debug("The window of %s changed since this process wrote it; read again", conversation_id)
+                remembered = None
+                continue
+            report.add(attempt)
+            break
+    return report
+
+
+def _new_cards(group: list[DeliveryJob]) -> bool:
+    return all(job.kind == CARD and job.new and job.attempt == 0 for job in group)
+
+
+async def _run_conversation(
+    group: list[DeliveryJob],
+    remembered: tuple[str | None, dict[str, Any] | None, str] | None,
+    ctx: Any,
+    report: JobReport,
+) -> None:
+    tenant_id, conversation_id = group[0].tenant_id, group[0].conversation_id
+    window_text, summary, etag = remembered or await ctx.store.get_pacing(tenant_id, conversation_id)
+    conversation = _Conversation(group[0], pacing.Window.from_json(window_text), summary, etag)
+    conversation.confirmed = remembered is None
+    await _look_up(group, conversation, ctx)
+    later: list[DeliveryJob] = []
+    summary_before = copy.deepcopy(summary)
+    try:
+        for job in group:
+            await _run_job(job, conversation, ctx, report, later)
+        await _write_folds(conversation, ctx, report)
+        summary_jobs = [j for j in group if j.kind == SUMMARY]
+        # A summary whose counts were saved but not rendered (an earlier attempt of a batch
+        # failed after folding) is rendered now: its alerts are visible nowhere else.
+        unrendered = conversation.summary is not None and conversation.summary["seq"] != conversation.summary.get(
+            "rendered"
+        )
+        if conversation.summary_dirty or summary_jobs or unrendered:
+            await _refresh_summary(conversation, ctx, report, later, summary_jobs[-1] if summary_jobs else None)
+    except BaseException as exc:
+        # Service Bus delivers the batch again, first in its session, its jobs no longer "new"
+        # (jobs.job_from_message): they look up what this attempt did. What it sent stays in
+        # the window; what it counted does not stay counted: the summary is saved as it was
+        # read (with the card this attempt posted or updated, marked to be drawn again), and
+        # the members this attempt recorded go. A member left behind (its removal failed too)
+        # has a sequence above the saved summary's, which marks it uncounted; as no later
+        # save counts anything until this batch has gone through, nothing passes it.
+        conversation.stale = isinstance(exc, _Stale)  # nothing sent: nothing to save, run again
+        conversation.summary = _discard_counts(summary_before, conversation.summary)
+        await _unrecord(conversation, ctx)
+        raise
+    finally:
+        if not conversation.stale:
             try:
                 await _save_pacing(ctx, tenant_id, conversation_id, conversation)
             except ConcurrencyConflict:
                 # Another consumer saved this conversation meanwhile (a session lock lost and taken
-                # over): overwriting would drop its sends and folds. This attempt's counts are not
-                # saved, so its members go (they would look counted by the other's summary) and the
-                # batch is delivered again, to be decided on what the other saved.
+                # over, or since the window this process remembered): overwriting would drop its
+                # sends and folds. This attempt's counts are not saved, so its members go (they
+                # would look counted by the other's summary) and the batch is decided again on
+                # what the other saved: at once if this attempt sent nothing, else delivered again.
                 await _unrecord(conversation, ctx)
+                if not conversation.confirmed:
+                    raise _Stale() from None
                 raise TransientError(
                     f"conversation {conversation_id} was paced by another consumer meanwhile"
                 ) from None
             if later:
                 report.rescheduled += len(later)
                 await ctx.jobs.send(bundle(later))
-    return report
 
 
 PACING_SAVE_TRIES = 3
@@ -406,6 +452,7 @@ async def _save_paced(conv: _Conversation, delivery: Delivery, ctx: Any) -> Deli
     window = conv.window.to_json()
     written: tuple[Delivery, str] = await ctx.store.save_delivery_paced(delivery, window, conv.summary_read, conv.etag)
     saved, conv.etag = written
+    conv.confirmed = True
     conv.stored = (window, copy.deepcopy(conv.summary_read))
     return saved
 
@@ -491,9 +538,16 @@ async def _wait_for_send(
     *,
     reserve: bool = False,
     hold: bool = False,
+    claim_follows: bool = False,
 ) -> bool:
     """Wait (briefly) until a send fits the conversation's window and the tenant's budget and
-    take the slot; False when the job was rescheduled instead (``hold``: with its slot held)."""
+    take the slot; False when the job was rescheduled instead (``hold``: with its slot held).
+    A remembered window is confirmed first (a read), unless a claim written on its ETag follows."""
+    if not conv.confirmed and not claim_follows:
+        _, _, etag = await ctx.store.get_pacing(conv.record.tenant_id, conv.record.conversation_id)
+        if etag != conv.etag:
+            raise _Stale()
+        conv.confirmed = True
     now = ctx.clock().timestamp()
     at = conv.window.next_send(now, conv.limits, reserve=reserve)
     if at - now > MAX_WAIT_SECONDS or conv.waited + (at - now) > MAX_BATCH_WAIT_SECONDS:
@@ -603,7 +657,7 @@ async def _card(job: DeliveryJob, conv: _Conversation, ctx: Any, report: JobRepo
     # fail but the post itself, so a claim left behind always means a post that may have landed
     # (a budget that failed for now would otherwise leave one, and the job's retries would wait
     # two minutes for it to lapse as if another consumer were posting).
-    if not await _wait_for_send(job, conv, ctx, later, reserve=True, hold=True):
+    if not await _wait_for_send(job, conv, ctx, later, reserve=True, hold=True, claim_follows=True):
         return
     claim = Delivery(
         job.tenant_id,
@@ -621,6 +675,8 @@ async def _card(job: DeliveryJob, conv: _Conversation, ctx: Any, report: JobRepo
         claim = await _save_paced(conv, claim, ctx)
     except ConcurrencyConflict as exc:
         if exc.write == 0:
+            if not conv.confirmed:
+                raise _Stale() from exc
             raise TransientError(f"conversation {job.conversation_id} was paced by another consumer meanwhile") from exc
         # Its slot stays taken in the window (counted, never sent: the window errs safe).
         if fresh:  # the row exists after all (a later revision's job ran first here): decide on what it says

@@ -800,6 +800,7 @@ class TestTwoConsumersOfOneConversation:
         record = conversation(TENANT, CHANNEL)
         full = full_hour(clock.now.timestamp())  # every new alert is folded
         await inner.save_pacing(TENANT, CHANNEL, full.to_json(), None, None)
+        inner._windows.clear()  # this process never read it: the batch reads it (see the next test)
         bodies = [
             json.dumps(DeliveryJob(record, CARD, alert(n), new=True, request=f"e{n}").to_json()) for n in range(5)
         ]
@@ -812,6 +813,27 @@ class TestTwoConsumersOfOneConversation:
         await run_batch([job_from_message(b, delivery_count=2) for b in bodies], ctx)
         _, summary, _ = await inner.get_pacing(TENANT, CHANNEL)
         assert summary["counts"] == {"open:critical": 1, "open:high": 5}
+
+    async def test_a_batch_of_new_cards_on_the_remembered_window_is_decided_again_at_once(self):
+        """The window this process last wrote, taken without a read: the other consumer's save
+        is found at this batch's save, before anything was sent, so the batch runs again on
+        a fresh read within the same delivery."""
+        from shared.domain.jobs import job_from_message
+
+        inner, clock = memory_store(), Clock()
+        store = OvertakenOnce(inner)
+        messenger = RecordingMessenger()
+        ctx = delivering(store, messenger, clock=clock)
+        record = conversation(TENANT, CHANNEL)
+        full = full_hour(clock.now.timestamp())  # every new alert is folded
+        await inner.save_pacing(TENANT, CHANNEL, full.to_json(), None, None)
+        bodies = [
+            json.dumps(DeliveryJob(record, CARD, alert(n), new=True, request=f"e{n}").to_json()) for n in range(5)
+        ]
+        report = await run_batch([job_from_message(b, delivery_count=1) for b in bodies], ctx)
+        assert sorted(report.folded) == sorted(alert(n).key for n in range(5))  # once each, not twice
+        _, summary, _ = await inner.get_pacing(TENANT, CHANNEL)
+        assert summary["counts"] == {"open:critical": 1, "open:high": 5}  # theirs kept, these counted
 
 
 class WindowWrittenBeforeACard:
@@ -863,6 +885,49 @@ class TestAnotherConsumerWritesTheWindowOfACard:
         assert recorded is not None and recorded.activity_id and recorded.status == "posted"
         window, _summary, _etag = await inner.get_pacing(TENANT, CHANNEL)
         assert len(pacing.Window.from_json(window).recent) == 1  # the send counted once, after the rerun
+
+
+class TestTheWindowThisProcessWrote:
+    """A batch of new cards starts from the window as this process last wrote it, without a
+    read: its claim is written on that ETag, so another instance's write since is found before
+    anything is sent."""
+
+    async def test_a_new_card_after_this_process_wrote_the_window_reads_no_window(self):
+        from shared.adapters.state_store import MemoryTables, TableStateStore
+
+        tables, clock = MemoryTables(), Clock()
+        store = TableStateStore(tables, clock=clock)
+        ctx = delivering(store, RecordingMessenger(), clock=clock)
+        record = conversation(TENANT, CHANNEL)
+        await run_batch([DeliveryJob(record, CARD, alert(1), new=True, request="e1")], ctx)
+        clock.now += timedelta(seconds=5)
+        before = tables.counter.requests
+        report = await run_batch([DeliveryJob(record, CARD, alert(2), new=True, request="e2")], ctx)
+        assert report.posted == [CHANNEL]
+        assert tables.counter.requests - before == 2  # the claim and the record, each with the window
+
+    async def test_a_window_another_instance_wrote_since_is_read_again_and_one_card_is_posted(self):
+        from shared.adapters.state_store import MemoryTables, TableStateStore
+
+        tables, clock = MemoryTables(), Clock()
+        mine, theirs = TableStateStore(tables, clock=clock), TableStateStore(tables, clock=clock)
+        messenger = RecordingMessenger()
+        record = conversation(TENANT, CHANNEL)
+        await run_batch(
+            [DeliveryJob(record, CARD, alert(1), new=True, request="e1")], delivering(mine, messenger, clock=clock)
+        )
+        clock.now += timedelta(seconds=1)
+        await run_batch(
+            [DeliveryJob(record, CARD, alert(2), new=True, request="e2")], delivering(theirs, messenger, clock=clock)
+        )
+        clock.now += timedelta(seconds=1)
+        report = await run_batch(
+            [DeliveryJob(record, CARD, alert(3), new=True, request="e3")], delivering(mine, messenger, clock=clock)
+        )
+        assert report.posted == [CHANNEL] and report.rescheduled == 0
+        assert sum(1 for kind, _ in messenger.calls if kind == "post") == 3
+        window, _summary, _etag = await mine.get_pacing(TENANT, CHANNEL)
+        assert len(pacing.Window.from_json(window).recent) == 3  # the other instance's send was kept
 
 
 class TestAStormOverHours:
