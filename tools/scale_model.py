@@ -71,6 +71,7 @@ CONVERSATIONS_PER_ALERT = 2
 PEAK_FACTOR = 5  # the busiest hour against the day's average
 OPEN_HOURS = 1.0  # how long an alert stays open, on average
 WORKFLOWS_PER_TENANT = 3
+ALERT_PARTITIONS = 8  # a tenant's alerts and their open-alert index rows (shared/adapters/records.py)
 TENANT_LISTED_HOURS = 2  # a tenant stays in the timer's list this long after it was last listed (retention.py)
 TIMER_RUNS_PER_DAY = 288  # PERIODIC_SCHEDULE every 5 minutes
 RESOLVED_RETENTION_DAYS = 30
@@ -169,12 +170,12 @@ def scenario(tenants: int, alerts_per_day: int, unit: PerAlert) -> dict:
     open_alerts = alerts_per_day * OPEN_HOURS / 24
     # One timer run: the tenant list (a page per 1,000: the tenants with an alert open or opened
     # in the last TENANT_LISTED_HOURS), the open-alert index rows in each listed tenant's alert
-    # partition (a page per 1,000) and a read of each open alert, the workflows (digests; a
+    # partitions (a page per 1,000) and a read of each open alert, the workflows (digests; a
     # page per 1,000), the outbox, and this run's share of the removals.
     listed = min(tenants, alerts_per_day * (TENANT_LISTED_HOURS + OPEN_HOURS) / 24)
     timer_requests = (
         (listed // 1000 + 1)
-        + listed
+        + listed * ALERT_PARTITIONS
         + open_alerts // 1000
         + open_alerts
         + (tenants * WORKFLOWS_PER_TENANT // 1000 + 1)

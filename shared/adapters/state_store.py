@@ -547,8 +547,8 @@ class TableStateStore:
     the record it serves or in one transaction with it (a crash leaves a harmless extra row,
     never a missing one):
 
-    - open-alert index rows (``open|`` + alert key, beside the alert in the tenant's partition
-      of ``alerts``, written in one transaction with it): every alert not resolved. The
+    - open-alert index rows (``open|`` + alert key, beside the alert in its partition of
+      ``alerts``, one of the tenant's eight, written in one transaction with it): every alert not resolved. The
       periodic work reads them, so it costs O(open alerts), not O(every alert ever stored);
       ``tenants`` lists the tenants whose partitions it reads.
     - ``alertids`` (partition: tenant + hash of the alert id): finds an alert by the id people
@@ -588,7 +588,7 @@ class TableStateStore:
 
     # alerts
     async def get_alert(self, tenant_id: str, key: str) -> AlertState | None:
-        row = await (await self._t("alerts")).get(records.alert_partition(tenant_id), records.ALERT_ROW + key)
+        row = await (await self._t("alerts")).get(records.alert_partition(tenant_id, key), records.ALERT_ROW + key)
         return records.alert_from_entity(*row) if row else None
 
     async def save_alert(self, state: AlertState, *, every_attempt: bool = False) -> AlertState:
@@ -636,7 +636,7 @@ class TableStateStore:
 
     def _open_row(self, state: AlertState) -> Entity:
         return {
-            "PartitionKey": records.alert_partition(state.tenant_id),
+            "PartitionKey": records.alert_partition(state.tenant_id, state.key),
             "RowKey": records.OPEN_ROW + state.key,
             "TenantId": state.tenant_id,
             "AlertKey": state.key,
@@ -698,9 +698,10 @@ class TableStateStore:
 
     async def _open_rows(self, tenant_ids: list[str], id_key: str | None = None) -> list[tuple[Entity, str]]:
         """The open-alert index rows of these tenants (with ``id_key``, only those of alerts
-        with that id): a range of rows in each one's alert partition, a bounded number at a time."""
+        with that id): a range of rows in each of their alert partitions, a bounded number of
+        partitions at a time."""
         table = await self._t("alerts")
-        partitions = [records.alert_partition(tenant_id) for tenant_id in tenant_ids]
+        partitions = [p for tenant_id in tenant_ids for p in records.alert_partitions(tenant_id)]
         found: list[tuple[Entity, str]] = []
         for start in range(0, len(partitions), READ_CONCURRENCY):
             pages = await asyncio.gather(
@@ -1389,7 +1390,7 @@ class TableStateStore:
             assert state.etag is not None
             # The alert first, if unchanged: an event that reopens it now wins.
             await (await self._t("alerts")).delete(
-                records.alert_partition(state.tenant_id), records.ALERT_ROW + state.key, state.etag
+                records.alert_partition(state.tenant_id, state.key), records.ALERT_ROW + state.key, state.etag
             )
             await (await self._t("alertids")).delete(self._id_partition(state.tenant_id, state.alert_id), state.key)
             channel = state.channel or {}
