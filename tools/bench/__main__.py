@@ -249,9 +249,21 @@ class Bench:
     # ------------------------------------------------------------------ scenarios
 
     async def cpu_per_event(self) -> None:
-        """Ten tenants with one channel each; every event goes to one channel."""
-        await self.start_workers(1)
-        [worker] = self.workers
+        """Ten tenants with one channel each; every event goes to one channel. One instance
+        unless ``--events-instances`` says more: then they take the sessions as the extension
+        gives them out (a conversation's next job may run on another instance than its last)."""
+        await self.start_workers(self.args.events_instances)
+
+        async def stats() -> dict:
+            """The instances' counters, added up."""
+            total: dict = {"cpu": 0.0, "host_cpu": 0.0, "tables": 0, "by_table": {}}
+            for one in await asyncio.gather(*(w.stats() for w in self.workers)):
+                for key in ("cpu", "host_cpu", "tables"):
+                    total[key] += one[key]
+                for name, count in one["by_table"].items():
+                    total["by_table"][name] = total["by_table"].get(name, 0) + count
+            return total
+
         tenants = [tenant_id(f"cpu{i}") for i in range(10)]
         for tenant in tenants:
             await self.conversations(tenant, 1)
@@ -275,7 +287,7 @@ class Bench:
                         json.dumps(body).encode(),
                         message_id=f"again/{body['tenantid']}/{body['id']}",
                     )
-            before = await worker.stats()
+            before = await stats()
             if phase != "duplicate":
                 # In waves of one event per channel: each channel's sends stay within Teams' 7 per
                 # second, so this measures an event's cost, not pacing's (the storm does that).
@@ -283,7 +295,7 @@ class Bench:
                     self.publish(bodies[wave : wave + len(tenants)])
                     await self.idle()
             await self.idle()
-            after = await worker.stats()
+            after = await stats()
             n = len(bodies)
             by_table = {
                 name: (count - before["by_table"].get(name, 0)) / n for name, count in after["by_table"].items()
@@ -624,6 +636,7 @@ async def main() -> int:
     parser.add_argument("--race", type=int, default=200)
     parser.add_argument("--events", type=int, default=200)
     parser.add_argument("--processes", type=int, default=2)
+    parser.add_argument("--events-instances", type=int, default=1, help="instances for the events scenario")
     scenarios = ("events", "lifecycle", "patterns", "fanout", "race", "storm")
     parser.add_argument(
         "--only", default=",".join(scenarios), help=f"the scenarios to run, comma-separated ({', '.join(scenarios)})"
