@@ -30,9 +30,7 @@ if TYPE_CHECKING:
 # A write: its kind ("create", "upsert" or "replace"), the entity, and the ETag a replace needs.
 Operation = tuple[str, dict[str, Any], str | None]
 
-# Each part of the answer: "HTTP/1.1 <status> <reason>", its headers, a blank line, its body.
-_PART = re.compile(r"^HTTP/1\.1 (\d{3})[^\r\n]*\r?\n(.*?)(?:\r?\n){2}(.*?)(?=\r?\n--)", re.S | re.M)
-_ETAG = re.compile(r"^etag:\s*(.+?)\s*$", re.I | re.M)
+_STATUS = re.compile(r"^HTTP/1\.1 (\d{3})")
 
 
 class TransactionFailed(Exception):
@@ -75,11 +73,36 @@ def request_body(table_url: str, operations: Sequence[Operation], batch: str, ch
     return "\r\n".join(lines).encode()
 
 
+def _parts(body: str) -> list[tuple[int, dict[str, str], str]]:
+    """Each answer in the multipart body: its status, headers (lower-case names) and body. An
+    answer is "HTTP/1.1 <status> <reason>", its headers, a blank line and its body, which ends
+    where the next boundary line (``--...``) begins."""
+    parts: list[tuple[int, dict[str, str], str]] = []
+    lines = iter(body.splitlines())
+    for line in lines:
+        status = _STATUS.match(line)
+        if not status:
+            continue
+        headers: dict[str, str] = {}
+        for header in lines:
+            if not header.strip():
+                break
+            name, _, value = header.partition(":")
+            headers[name.strip().lower()] = value.strip()
+        content: list[str] = []
+        for text in lines:
+            if text.startswith("--"):
+                break
+            content.append(text)
+        parts.append((int(status.group(1)), headers, "\n".join(content).strip()))
+    return parts
+
+
 def read_answer(body: str, count: int) -> list[str]:
     """The new ETags of the writes, in order; TransactionFailed when a part failed."""
-    parts = _PART.findall(body)
+    parts = _parts(body)
     for status, _headers, content in parts:
-        if not 200 <= int(status) < 300:
+        if not 200 <= status < 300:
             message, index = f"Table Storage answered {status}", 0
             try:
                 value = json.loads(content)["odata.error"]["message"]["value"]
@@ -87,8 +110,8 @@ def read_answer(body: str, count: int) -> list[str]:
                 index = int(value.split(":", 1)[0])
             except (ValueError, KeyError, TypeError):
                 pass
-            raise TransactionFailed(int(status), message, index)
-    etags = [match.group(1) for _status, headers, _content in parts for match in [_ETAG.search(headers)] if match]
+            raise TransactionFailed(status, message, index)
+    etags = [headers["etag"] for _status, headers, _content in parts if "etag" in headers]
     if len(parts) != count or len(etags) != count:
         raise ValueError(f"a transaction of {count} writes was answered with {len(parts)} parts")
     return etags

@@ -269,15 +269,19 @@ class TestTheTenantList:
     index row or was listed within two hours, and listed again by a process every hour."""
 
     @staticmethod
+    def _world() -> tuple[MemoryTables, Clock, TableStateStore]:
+        tables, clock = MemoryTables(), Clock()
+        clock.now = T0
+        return tables, clock, TableStateStore(tables, clock=clock)
+
+    @staticmethod
     async def _timer_sees(store: TableStateStore, clock: Clock) -> list[str]:
         from shared.domain.retention import STALE_INDEX_GRACE
 
         return [a.key for a in await store.list_open_alerts(prune_before=clock.now - STALE_INDEX_GRACE)]
 
     async def test_an_idle_tenant_is_dropped_and_listed_again_by_its_next_alert(self):
-        tables, clock = MemoryTables(), Clock()
-        clock.now = T0
-        store = TableStateStore(tables, clock=clock)
+        tables, clock, store = self._world()
         first = await store.save_alert(alert("k1", "open", T0))
         await store.save_alert(replace(first, status="resolved", status_changed=T0))
         clock.now = T0 + timedelta(hours=1, minutes=59)
@@ -292,18 +296,14 @@ class TestTheTenantList:
         assert await self._timer_sees(store, clock) == ["k2"]
 
     async def test_a_tenant_with_an_open_alert_stays_however_long_ago_it_was_listed(self):
-        tables, clock = MemoryTables(), Clock()
-        clock.now = T0
-        store = TableStateStore(tables, clock=clock)
+        tables, clock, store = self._world()
         await store.save_alert(alert("k1", "open", T0))
         clock.now = T0 + timedelta(days=3)
         assert await self._timer_sees(store, clock) == ["k1"]
         assert [row for _, row in tables.rows("tenants")] == [TENANT]
 
     async def test_a_process_lists_its_tenants_again_every_hour(self):
-        tables, clock = MemoryTables(), Clock()
-        clock.now = T0
-        store = TableStateStore(tables, clock=clock)
+        tables, clock, store = self._world()
         await store.save_alert(alert("k1", "open", T0))
         clock.now = T0 + timedelta(minutes=59)
         await store.save_alert(alert("k2", "open", clock.now))
@@ -315,9 +315,7 @@ class TestTheTenantList:
         assert row["Listed"] == clock.now.isoformat()
 
     async def test_an_alert_reopened_after_its_tenant_was_dropped_lists_it_again(self):
-        tables, clock = MemoryTables(), Clock()
-        clock.now = T0
-        store = TableStateStore(tables, clock=clock)
+        tables, clock, store = self._world()
         first = await store.save_alert(alert("k1", "open", T0))
         resolved = await store.save_alert(replace(first, status="resolved", status_changed=T0))
         clock.now = T0 + timedelta(hours=3)
