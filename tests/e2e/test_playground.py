@@ -283,6 +283,9 @@ async def local_run_with_m365(azurite, table_prefix, monkeypatch):
     try:
         async with Playground(f"{host.url}/api/messages") as playground:
             monkeypatch.setenv("TEAMS_SERVICE_URL", f"{playground.url}/_connector")  # as make run sets it
+            # The settings are read once per container: one built since the host started (a
+            # trigger's first run) would address a person's new chat to Teams' global service URL.
+            await bootstrap.reset()
             tenant = seed(simulator.directory, playground.config, playground.url)
             answer = await asyncio.to_thread(connect_tenant, host.url, admin_key, simulator.ca_file)
             assert answer.startswith("Connected"), answer
