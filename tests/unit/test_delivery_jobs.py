@@ -775,28 +775,36 @@ class OvertakenOnce:
 
 
 class TestTwoConsumersOfOneConversation:
-    async def test_the_second_save_of_its_pacing_fails_and_its_batch_is_decided_again_never_overwrites(self):
+    @staticmethod
+    async def _world(remembered: bool):
+        """A conversation whose window is full (every new alert is folded), written by this
+        process (``remembered``) or by another, five new alerts' jobs, and a store where another
+        consumer saves the window (its own fold) just before this one does."""
+        from shared.adapters.state_store import MemoryTables, TableStateStore
         from shared.domain.jobs import job_from_message
-        from shared.ports import TransientError
 
-        inner, clock = memory_store(), Clock()
-        store = OvertakenOnce(inner)
-        messenger = RecordingMessenger()
-        ctx = delivering(store, messenger, clock=clock)
+        tables, clock = MemoryTables(), Clock()
+        inner = TableStateStore(tables, clock=clock)
+        writer = inner if remembered else TableStateStore(tables, clock=clock)
+        await writer.save_pacing(TENANT, CHANNEL, full_hour(clock.now.timestamp()).to_json(), None, None)
+        ctx = delivering(OvertakenOnce(inner), RecordingMessenger(), clock=clock)
         record = conversation(TENANT, CHANNEL)
-        full = full_hour(clock.now.timestamp())  # every new alert is folded
-        await inner.save_pacing(TENANT, CHANNEL, full.to_json(), None, None)
-        inner._windows.clear()  # this process never read it: the batch reads it (see the next test)
         bodies = [
             json.dumps(DeliveryJob(record, CARD, alert(n), new=True, request=f"e{n}").to_json()) for n in range(5)
         ]
+        return inner, ctx, lambda count: [job_from_message(b, delivery_count=count) for b in bodies]
+
+    async def test_the_second_save_of_its_pacing_fails_and_its_batch_is_decided_again_never_overwrites(self):
+        from shared.ports import TransientError
+
+        inner, ctx, jobs = await self._world(remembered=False)
         with pytest.raises(TransientError, match="another consumer"):
-            await run_batch([job_from_message(b, delivery_count=1) for b in bodies], ctx)
+            await run_batch(jobs(1), ctx)
         _, summary, _ = await inner.get_pacing(TENANT, CHANNEL)
         assert summary["counts"] == {"open:critical": 1}  # the other's fold is kept, not overwritten
         for n in range(5):  # and this attempt's members are gone: nothing looks counted that is not
             assert await inner.get_summary_member(TENANT, CHANNEL, alert(n).key) is None
-        await run_batch([job_from_message(b, delivery_count=2) for b in bodies], ctx)
+        await run_batch(jobs(2), ctx)
         _, summary, _ = await inner.get_pacing(TENANT, CHANNEL)
         assert summary["counts"] == {"open:critical": 1, "open:high": 5}
 
@@ -804,19 +812,8 @@ class TestTwoConsumersOfOneConversation:
         """The window this process last wrote, taken without a read: the other consumer's save
         is found at this batch's save, before anything was sent, so the batch runs again on
         a fresh read within the same delivery."""
-        from shared.domain.jobs import job_from_message
-
-        inner, clock = memory_store(), Clock()
-        store = OvertakenOnce(inner)
-        messenger = RecordingMessenger()
-        ctx = delivering(store, messenger, clock=clock)
-        record = conversation(TENANT, CHANNEL)
-        full = full_hour(clock.now.timestamp())  # every new alert is folded
-        await inner.save_pacing(TENANT, CHANNEL, full.to_json(), None, None)
-        bodies = [
-            json.dumps(DeliveryJob(record, CARD, alert(n), new=True, request=f"e{n}").to_json()) for n in range(5)
-        ]
-        report = await run_batch([job_from_message(b, delivery_count=1) for b in bodies], ctx)
+        inner, ctx, jobs = await self._world(remembered=True)
+        report = await run_batch(jobs(1), ctx)
         assert sorted(report.folded) == sorted(alert(n).key for n in range(5))  # once each, not twice
         _, summary, _ = await inner.get_pacing(TENANT, CHANNEL)
         assert summary["counts"] == {"open:critical": 1, "open:high": 5}  # theirs kept, these counted
