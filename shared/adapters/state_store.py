@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
 from shared.adapters import connection_records, records
 from shared.adapters.records import Entity
+from shared.adapters.table_batch import Write
 from shared.domain import retention
 from shared.domain.connections import PendingFlow, TenantConnection
 from shared.domain.events import UNRESOLVED
@@ -96,21 +97,10 @@ class Tables(Protocol):
 MAX_TRANSACTION = 100
 
 
-@dataclass(frozen=True)
-class Write:
-    """One write of a transaction (:meth:`EntityTable.transact`): ``create`` (the row must not
-    exist), ``upsert``, or ``replace`` (the row must still have ``etag``)."""
-
-    kind: str
-    entity: Entity
-    etag: str | None = None
-
-
 # Point reads in flight at once when a list is read through an index.
 log = logging.getLogger(__name__)
 
 READ_CONCURRENCY = 50
-WRITE_CONCURRENCY = 200  # single-row writes to as many partitions at once (a storm's folds)
 WANT_ROW = "want|"  # a budget row of an instance that wants send slots (TenantBudget)
 WINDOWS_REMEMBERED = 10_000  # conversations' window rows a process remembers (TableStateStore.last_pacing)
 TENANTS_PARTITION = "tenants"  # the tenants with alerts: one row each (TableStateStore._list_tenant)
@@ -173,13 +163,7 @@ class MemoryTable:
         self.rows.pop((pk, rk), None)
 
     async def upsert_many(self, entities: list[Entity]) -> None:
-        if len({e["PartitionKey"] for e in entities}) > 1 or len(entities) > MAX_TRANSACTION:
-            raise ValueError(f"a transaction holds at most {MAX_TRANSACTION} entities of one partition")
-        if len({e["RowKey"] for e in entities}) < len(entities):
-            raise ValueError("a transaction holds each row at most once")  # Table Storage: InvalidDuplicateRow
-        self.counter.requests += 1
-        for entity in entities:
-            self.rows[(entity["PartitionKey"], entity["RowKey"])] = (copy.deepcopy(entity), self._etag())
+        await self.transact([Write("upsert", entity) for entity in entities])
 
     async def transact(self, writes: list[Write]) -> list[str]:
         keys = [(w.entity["PartitionKey"], w.entity["RowKey"]) for w in writes]
@@ -377,11 +361,7 @@ class AzureTable:
         await self._call(self._client.delete_entity(pk, rk, etag=etag, match_condition=MatchConditions.IfNotModified))
 
     async def upsert_many(self, entities: list[Entity]) -> None:
-        from azure.data.tables import UpdateMode
-
-        await self._call(
-            self._client.submit_transaction([("upsert", entity, {"mode": UpdateMode.REPLACE}) for entity in entities])
-        )
+        await self.transact([Write("upsert", entity) for entity in entities])
 
     async def transact(self, writes: list[Write]) -> list[str]:
         if len(writes) == 1:  # one row: the plain request, with the same conditions (and less CPU)
@@ -397,7 +377,7 @@ class AzureTable:
                 raise ConcurrencyConflict(str(exc), 0) from exc
         from shared.adapters import table_batch
 
-        return await self._call(table_batch.submit(self._client, [(w.kind, w.entity, w.etag) for w in writes]))
+        return await self._call(table_batch.submit(self._client, writes))
 
     async def delete_many(self, pk: str, rks: list[str]) -> None:
         from azure.data.tables import TableTransactionError
@@ -548,9 +528,9 @@ class TableStateStore:
     never a missing one):
 
     - open-alert index rows (``open|`` + alert key, beside the alert in its partition of
-      ``alerts``, one of the tenant's eight, written in one transaction with it): every alert not resolved. The
-      periodic work reads them, so it costs O(open alerts), not O(every alert ever stored);
-      ``tenants`` lists the tenants whose partitions it reads.
+      ``alerts``, one of the tenant's eight, written in one transaction with it): every alert
+      not resolved. The periodic work reads them, so it costs O(open alerts), not O(every
+      alert ever stored); ``tenants`` lists the tenants whose partitions it reads.
     - ``alertids`` (partition: tenant + hash of the alert id): finds an alert by the id people
       type (``ack ALRT-1042``) with one partition read once it has left the open-alert index,
       whose rows carry the id too (a filtered read of the tenant's partition finds an open one).

@@ -19,6 +19,7 @@ import json
 import re
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -27,8 +28,16 @@ from shared.ports import ConcurrencyConflict
 if TYPE_CHECKING:
     from azure.data.tables.aio import TableClient
 
-# A write: its kind ("create", "upsert" or "replace"), the entity, and the ETag a replace needs.
-Operation = tuple[str, dict[str, Any], str | None]
+
+@dataclass(frozen=True)
+class Write:
+    """One write of a transaction: ``create`` (the row must not exist), ``upsert``, or
+    ``replace`` (the row must still have ``etag``)."""
+
+    kind: str
+    entity: dict[str, Any]
+    etag: str | None = None
+
 
 _STATUS = re.compile(r"^HTTP/1\.1 (\d{3})")
 
@@ -47,11 +56,12 @@ def _key(value: str) -> str:
     return quote(value.replace("'", "''"), safe="")
 
 
-def request_body(table_url: str, operations: Sequence[Operation], batch: str, changeset: str) -> bytes:
+def request_body(table_url: str, writes: Sequence[Write], batch: str, changeset: str) -> bytes:
     from azure.data.tables._serialize import _add_entity_properties
 
     lines = [f"--{batch}", f"Content-Type: multipart/mixed; boundary={changeset}", ""]
-    for kind, entity, etag in operations:
+    for write in writes:
+        kind, entity = write.kind, write.entity
         if kind == "create":
             start = f"POST {table_url} HTTP/1.1"
         elif kind in ("upsert", "replace"):
@@ -67,7 +77,7 @@ def request_body(table_url: str, operations: Sequence[Operation], batch: str, ch
             "DataServiceVersion: 3.0",
         ]
         if kind == "replace":
-            lines.append(f"If-Match: {etag}")
+            lines.append(f"If-Match: {write.etag}")
         lines += ["", json.dumps(_add_entity_properties(entity), separators=(",", ":"))]
     lines += [f"--{changeset}--", f"--{batch}--", ""]
     return "\r\n".join(lines).encode()
@@ -117,7 +127,7 @@ def read_answer(body: str, count: int) -> list[str]:
     return etags
 
 
-async def submit(client: TableClient, operations: Sequence[Operation]) -> list[str]:
+async def submit(client: TableClient, writes: Sequence[Write]) -> list[str]:
     """Make the writes (rows of one partition) in one transaction: their new ETags.
     ConcurrencyConflict (with the index of the write) when a condition failed."""
     from azure.core.exceptions import HttpResponseError
@@ -135,14 +145,14 @@ async def submit(client: TableClient, operations: Sequence[Operation]) -> list[s
             "Content-Type": f"multipart/mixed; boundary={batch}",
             "Accept": "application/json",
         },
-        content=request_body(f"{base}/{client.table_name}", operations, batch, changeset),
+        content=request_body(f"{base}/{client.table_name}", writes, batch, changeset),
     )
     response = await client._client.send_request(request, stream=True)  # as the SDK: no decoding of a multipart answer
     await response.read()
     if response.status_code != 202:
         raise HttpResponseError(response=response)
     try:
-        return read_answer(response.text(), len(operations))
+        return read_answer(response.text(), len(writes))
     except TransactionFailed as exc:
         if exc.status_code in (404, 409, 412):
             raise ConcurrencyConflict(str(exc), exc.index) from exc

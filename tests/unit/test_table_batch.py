@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from shared.adapters.table_batch import TransactionFailed, read_answer, request_body
+from shared.adapters.table_batch import TransactionFailed, Write, read_answer, request_body
 
 
 def answer(parts: list[str], blank_before_boundary: str) -> str:
@@ -60,9 +60,9 @@ class TestTheRequest:
         body = request_body(
             "https://acct.table.core.windows.net/tacdeliveries",
             [
-                ("create", {"PartitionKey": "t", "RowKey": "card|k|19:o'brien/x", "N": 1}, None),
-                ("replace", {"PartitionKey": "t", "RowKey": "window|c", "Window": "{}"}, 'W/"7"'),
-                ("upsert", {"PartitionKey": "t", "RowKey": "u"}, None),
+                Write("create", {"PartitionKey": "t", "RowKey": "card|k|19:o'brien/x", "N": 1}),
+                Write("replace", {"PartitionKey": "t", "RowKey": "window|c", "Window": "{}"}, 'W/"7"'),
+                Write("upsert", {"PartitionKey": "t", "RowKey": "u"}),
             ],
             "batch_b",
             "changeset_c",
@@ -78,7 +78,5 @@ class TestTheRequest:
         assert '"RowKey":"card|k|19:o\'brien/x"' in body  # the key as is in the entity, escaped only in URLs
 
     def test_a_quote_in_a_key_is_doubled_in_the_url(self):
-        body = request_body(
-            "https://a/t", [("upsert", {"PartitionKey": "p", "RowKey": "o'b"}, None)], "b", "c"
-        ).decode()
+        body = request_body("https://a/t", [Write("upsert", {"PartitionKey": "p", "RowKey": "o'b"})], "b", "c").decode()
         assert "RowKey='o%27%27b'" in body
